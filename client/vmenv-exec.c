@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmenv-exec: what Slurm execs in place of each task of a VM job. It asks
+ * vmmd to run the task's command in the job's guest, hands vmmd its stdio
+ * (vmmd relays it to and from the guest), forwards the signals Slurm sends
+ * the task, and ends the way the command in the guest ended, so Slurm
+ * records the guest's exit code or signal.
+ *
+ * Exit status 125 means vmenv itself failed (the message says why), as
+ * container runtimes do.
+ */
+#include "cleanup.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define EXIT_VMENV 125
+#define CONNECT_TIMEOUT_MS 10000
+
+static const int forwarded[] = {SIGHUP,	 SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2,
+				SIGALRM, SIGTERM, SIGCONT, SIGWINCH};
+
+static const char *job_id_str = "?";
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vmenv: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_VMENV);
+}
+
+static bool is_dev_null(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+	       major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+}
+
+/* stdout and stderr are one file (Slurm's default slurm-%j.out): the guest
+ * then writes both into one stream, so their order is kept exactly. */
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
+	       !S_ISCHR(sa.st_mode);
+}
+
+/* The task's environment minus vmenv's own plumbing. */
+static char **guest_env(size_t *n)
+{
+	extern char **environ;
+	size_t count = 0, k = 0;
+	char **v;
+
+	while (environ[count])
+		count++;
+	v = calloc(count + 1, sizeof(*v));
+	if (!v)
+		die("job %s: out of memory", job_id_str);
+	for (size_t i = 0; i < count; i++)
+		if (strncmp(environ[i], "VMENV_", 6) != 0)
+			v[k++] = environ[i];
+	*n = k;
+	return v;
+}
+
+static int block_signals(void)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&mask, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	return signalfd(-1, &mask, SFD_CLOEXEC);
+}
+
+static void send_exec(int fd, int argc, char **argv)
+{
+	const char *batch = getenv("VMENV_BATCH");
+	struct proto_request req = {.op = PROTO_OP_EXEC};
+	char cwd[VMENV_MAX_PATH];
+	int fds[4] = {0, 1, 2, -1};
+	size_t nfds = 3;
+	int r;
+
+	if (parse_u32(job_id_str, &req.job_id) < 0)
+		die("SLURM_JOB_ID is not set: vmenv-exec runs only inside a "
+		    "Slurm job");
+	if (!getcwd(cwd, sizeof(cwd)))
+		die("job %s: getcwd: %s", job_id_str, strerror(errno));
+	req.exec.cwd = cwd;
+	req.exec.argc = (size_t)argc;
+	req.exec.argv = argv;
+	req.exec.envp = guest_env(&req.exec.envc);
+	req.exec.want_stdin = !is_dev_null(0);
+	req.exec.merge_stderr = same_file(1, 2);
+	req.exec.script = batch && strcmp(batch, "1") == 0;
+	if (req.exec.script) {
+		fds[3] = open(argv[0], O_RDONLY | O_CLOEXEC);
+		if (fds[3] < 0)
+			die("job %s: cannot read the batch script %s: %s",
+			    job_id_str, argv[0], strerror(errno));
+		nfds = 4;
+	}
+	r = proto_send_request(fd, &req, fds, nfds);
+	if (r < 0)
+		die("job %s: cannot send the command to vmmd: %s", job_id_str,
+		    strerror(-r));
+	free(req.exec.envp);
+	if (fds[3] >= 0)
+		close(fds[3]);
+}
+
+static void __attribute__((noreturn)) end_like(const struct proto_reply *rep)
+{
+	if (!rep->exit_signaled)
+		exit(rep->exit_value);
+	/* Die of the same signal, so Slurm reports it; no core of ours. */
+	struct rlimit no_core = {0, 0};
+	sigset_t all;
+
+	setrlimit(RLIMIT_CORE, &no_core);
+	signal(rep->exit_value, SIG_DFL);
+	sigfillset(&all);
+	sigprocmask(SIG_UNBLOCK, &all, NULL);
+	raise(rep->exit_value);
+	exit(128 + rep->exit_value);
+}
+
+static void forward_signal(int fd, int sfd)
+{
+	struct signalfd_siginfo si;
+	struct proto_request req = {.op = PROTO_OP_SIGNAL};
+
+	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		req.signo = (int)si.ssi_signo;
+		proto_send_request(fd, &req, NULL, 0);
+	}
+}
+
+static void on_reply(const struct proto_reply *rep)
+{
+	switch (rep->kind) {
+	case PROTO_EV_STARTED:
+		return;
+	case PROTO_EV_EXIT:
+		end_like(rep);
+	case PROTO_EV_ERROR:
+	case PROTO_REPLY_ERROR:
+		die("%s", rep->error);
+	case PROTO_REPLY_OK:
+		die("job %s: unexpected reply from vmmd", job_id_str);
+	}
+}
+
+static void __attribute__((noreturn)) relay(int fd, int sfd)
+{
+	struct proto_rx rx;
+	struct proto_reply rep;
+	char err[256];
+
+	proto_rx_init(&rx);
+	fd_set_nonblock(fd, true);
+	for (;;) {
+		struct pollfd p[2] = {{fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+		int r = poll(p, sfd >= 0 ? 2 : 1, -1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("job %s: poll: %s", job_id_str, strerror(errno));
+		if (sfd >= 0 && (p[1].revents & POLLIN))
+			forward_signal(fd, sfd);
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = proto_rx_feed(&rx, fd);
+		if (r == 0)
+			continue;
+		if (r < 0)
+			die("job %s: lost the connection to vmmd: %s",
+			    job_id_str, strerror(-r));
+		if (proto_reply_decode(rx.buf, rx.got, &rep, err,
+				       sizeof(err)) < 0)
+			die("job %s: bad reply from vmmd: %s", job_id_str, err);
+		proto_rx_reset(&rx);
+		on_reply(&rep);
+		proto_reply_clear(&rep);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *argv0 = getenv("VMENV_ARGV0");
+	const char *sock = getenv("VMENV_SOCKET");
+	const char *node = getenv("SLURMD_NODENAME");
+	int fd, sfd;
+
+	job_id_str = getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "?";
+	if (!argv0 || !sock || argc < 1)
+		die("vmenv-exec is started by the vmenv SPANK plugin, not by "
+		    "hand");
+	/* Signals are blocked before connecting, so none is lost between
+	 * here and the relay loop. */
+	sfd = block_signals();
+	fd = unix_connect(sock, CONNECT_TIMEOUT_MS);
+	if (fd < 0)
+		die("job %s: cannot reach vmmd on node %s at %s: %s",
+		    job_id_str, node ? node : "?", sock, strerror(-fd));
+	argv[0] = strdup(argv0);
+	if (!argv[0])
+		die("job %s: out of memory", job_id_str);
+	send_exec(fd, argc, argv);
+	relay(fd, sfd);
+}

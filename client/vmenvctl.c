@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/* vmenvctl: ask a node's vmmd what it runs. */
+#include "cleanup.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ctl {
+	char sock[VMENV_MAX_PATH];
+	int timeout_ms;
+};
+
+static int call(const struct ctl *c, enum proto_op op, struct proto_reply *rep)
+{
+	struct proto_request req = {.op = op};
+	char err[256] = "";
+	int r = proto_call(c->sock, &req, c->timeout_ms, rep, err, sizeof(err));
+
+	if (r < 0) {
+		fprintf(stderr, "vmenvctl: vmmd at %s: %s%s%s\n", c->sock,
+			strerror(-r), *err ? ": " : "", err);
+		return 1;
+	}
+	if (rep->kind != PROTO_REPLY_OK) {
+		fprintf(stderr, "vmenvctl: %s\n", rep->error);
+		proto_reply_clear(rep);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_status(const struct ctl *c)
+{
+	struct proto_reply rep;
+	const struct proto_status *s = &rep.status;
+
+	if (call(c, PROTO_OP_STATUS, &rep))
+		return 1;
+	printf("node:        %s\nversion:     %s\ndomain type: %s\n"
+	       "libvirt:     %s\njobs:        %u\nuptime:      %llu s\n",
+	       s->node, s->version, s->domain_type, s->libvirt_uri, s->jobs,
+	       (unsigned long long)s->uptime_s);
+	proto_reply_clear(&rep);
+	return 0;
+}
+
+static int cmd_list(const struct ctl *c)
+{
+	struct proto_reply rep;
+
+	if (call(c, PROTO_OP_LIST, &rep))
+		return 1;
+	printf("%-10s %-8s %-16s %-8s %5s %8s %4s  %s\n", "JOB", "UID", "IMAGE",
+	       "STATE", "VCPUS", "MEM_MIB", "TASKS", "DOMAIN");
+	for (size_t i = 0; i < rep.njobs; i++) {
+		const struct proto_job_info *j = &rep.jobs[i];
+		printf("%-10u %-8u %-16s %-8s %5u %8u %4u  %s\n", j->job_id,
+		       j->uid, j->image, j->state, j->vcpus, j->mem_mib,
+		       j->sessions, j->domain);
+		if (j->error[0])
+			printf("           error: %s\n", j->error);
+	}
+	proto_reply_clear(&rep);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(const struct ctl *c);
+	const char *help;
+} cmds[] = {
+	{"status", cmd_status, "the daemon's node, version and domain type"},
+	{"list", cmd_list, "guests on the node (yours; all for root)"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vmenvctl [--node NAME | --socket PATH] COMMAND\n"
+		   "commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"node", required_argument, NULL, 'N'},
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct ctl c = {.timeout_ms = 10000};
+	char node[256] = "";
+	const char *sock = NULL;
+	int o;
+
+	gethostname(node, sizeof(node) - 1);
+	node[strcspn(node, ".")] = '\0';
+	while ((o = getopt_long(argc, argv, "N:s:h", lo, NULL)) != -1) {
+		switch (o) {
+		case 'N': snprintf(node, sizeof(node), "%s", optarg); break;
+		case 's': sock = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (sock)
+		snprintf(c.sock, sizeof(c.sock), "%s", sock);
+	else
+		snprintf(c.sock, sizeof(c.sock), VMENV_RUNDIR "/%s/vmmd.sock",
+			 node);
+	if (optind + 1 != argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (strcmp(cmds[i].name, argv[optind]) == 0)
+			return cmds[i].fn(&c);
+	fprintf(stderr, "vmenvctl: unknown command '%s'\n", argv[optind]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agentwire: the frame format between vmmd (host) and vmenv-agent (guest) on
+ * the virtio-serial port named AW_PORT_NAME.
+ *
+ * The same file is compiled into vmmd and into the static guest agent, so the
+ * two ends can never disagree. It does no I/O and does not log.
+ *
+ * A frame is a 12-byte header followed by `len` payload bytes:
+ *
+ *   offset 0  u32 len      payload length, big endian
+ *   offset 4  u8  type     enum aw_type
+ *   offset 5  u8  flags    must be 0
+ *   offset 6  u16 reserved must be 0
+ *   offset 8  u32 session  big endian; 0 = the channel itself
+ *
+ * The guest is untrusted: the host accepts at most AW_MAX_AGENT_PAYLOAD bytes
+ * per frame from it, and checks every field before use. Payload fields are
+ * u32 (big endian), i64 (big endian) and str (u32 length + bytes, no NUL
+ * inside, no terminator on the wire).
+ *
+ * Handshake: the host sends HELLO(version) when it connects and again every
+ * second until it hears HELLO back (a virtio-serial port drops what the host
+ * writes before the guest opened it). The agent answers each HELLO with
+ * HELLO(version, flags, info). The host then sends SETUP once; SETUP_OK means
+ * the guest is ready for EXEC.
+ *
+ * Flow control: each session has a window of AW_WINDOW bytes per direction.
+ * The agent may have at most AW_WINDOW bytes of STDOUT+STDERR payload in
+ * flight per session; the host returns window with CREDIT(n) after it has
+ * written n bytes out. The host likewise sends at most AW_WINDOW bytes of
+ * STDIN per session before the agent returns CREDIT(n).
+ */
+#ifndef VMENV_AGENTWIRE_H
+#define VMENV_AGENTWIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AW_PORT_NAME "org.vmenv.agent.0"
+#define AW_VERSION 1u
+#define AW_HDR_LEN 12u
+/* Largest frame the host accepts from the guest. */
+#define AW_MAX_AGENT_PAYLOAD (64u * 1024u)
+/* Largest frame the agent accepts from the host (EXEC carries the batch
+ * script, up to Slurm's 4 MB default, plus argv and environment). */
+#define AW_MAX_HOST_PAYLOAD (12u * 1024u * 1024u)
+#define AW_WINDOW (256u * 1024u)
+#define AW_MAX_GROUPS 64u
+#define AW_MAX_MOUNTS 8u
+#define AW_MAX_ARGS 65536u /* argv + envp entries each */
+#define AW_MAX_STR (1u * 1024u * 1024u)
+
+enum aw_type {
+	AW_HELLO = 1,  /* host: u32 version. agent: u32 version, u32 flags
+			  (AW_HELLO_SETUP_DONE), str agent description */
+	AW_SETUP,      /* host: struct aw_setup */
+	AW_SETUP_OK,   /* agent: empty */
+	AW_SETUP_FAIL, /* agent: u32 errno, str message */
+	AW_EXEC,       /* host, session != 0: struct aw_exec */
+	AW_STARTED,    /* agent: u32 pid */
+	AW_EXEC_FAIL,  /* agent: u32 errno, str message; session is over */
+	AW_STDIN,      /* host: data; empty payload = EOF */
+	AW_STDOUT,     /* agent: data; empty payload = EOF */
+	AW_STDERR,     /* agent: data; empty payload = EOF */
+	AW_CREDIT,     /* either: u32 bytes consumed (returns window) */
+	AW_SIGNAL,     /* host: u32 signal number, sent to the process group */
+	AW_EXIT,       /* agent: u32 kind (AW_EXIT_*), u32 code or signal;
+			  sent after both output EOFs; session is over */
+	AW_SHUTDOWN,   /* host, session 0: sync and power off */
+	AW_ERROR,      /* agent, session 0: str message (protocol error seen) */
+	AW_TYPE_END
+};
+
+#define AW_HELLO_SETUP_DONE 0x1u
+
+enum aw_exit_kind { AW_EXIT_CODE = 0, AW_EXIT_SIGNAL = 1 };
+
+/* EXEC flags */
+#define AW_EXEC_MERGE_STDERR 0x1u /* stderr goes to the STDOUT stream */
+#define AW_EXEC_STDIN 0x2u	  /* stdin comes in STDIN frames; else /dev/null */
+#define AW_EXEC_SCRIPT 0x4u	  /* run `script` (written to a private file)
+				     with argv[1..] as its arguments */
+
+struct aw_hdr {
+	uint32_t len;
+	uint8_t type;
+	uint32_t session;
+};
+
+/* Growable output buffer. Owned by the caller; aw_buf_free() releases it. */
+struct aw_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Bounded reader over a payload; any overrun sets err and later reads
+ * return zero values. */
+struct aw_reader {
+	const uint8_t *p;
+	size_t left;
+	int err;
+};
+
+struct aw_mount {
+	char *tag;  /* 9p mount tag */
+	char *path; /* absolute path in the guest */
+};
+
+struct aw_setup {
+	char *hostname;
+	char *user; /* passwd entry to add: name, uid, gid, home */
+	uint32_t uid;
+	uint32_t gid;
+	char *group; /* name of the primary group */
+	char *home;
+	int64_t time_sec; /* host wall clock, to step the guest clock */
+	uint32_t nmounts;
+	struct aw_mount mounts[AW_MAX_MOUNTS];
+};
+
+struct aw_exec {
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t ngroups;
+	uint32_t groups[AW_MAX_GROUPS];
+	uint32_t flags;
+	char *cwd;
+	uint32_t argc;
+	char **argv; /* argc entries + NULL */
+	uint32_t envc;
+	char **envp; /* envc entries + NULL */
+	uint32_t script_len;
+	char *script; /* script_len bytes + NUL, only with AW_EXEC_SCRIPT */
+};
+
+/* Header: encode into 12 bytes; decode checks flags/reserved/type and the
+ * length against max_payload. Returns 0 or -EPROTO / -EMSGSIZE. */
+void aw_hdr_encode(uint8_t out[AW_HDR_LEN], uint32_t len, uint8_t type,
+		   uint32_t session);
+int aw_hdr_decode(const uint8_t in[AW_HDR_LEN], size_t max_payload,
+		  struct aw_hdr *ret);
+
+/* Buffer: every put returns 0 or -ENOMEM. */
+void aw_buf_free(struct aw_buf *b);
+int aw_put_u32(struct aw_buf *b, uint32_t v);
+int aw_put_i64(struct aw_buf *b, int64_t v);
+int aw_put_bytes(struct aw_buf *b, const void *p, size_t n);
+int aw_put_str(struct aw_buf *b, const char *s);
+/* Appends a whole frame (header + payload) to b. */
+int aw_put_frame(struct aw_buf *b, uint8_t type, uint32_t session,
+		 const void *payload, size_t len);
+
+void aw_reader_init(struct aw_reader *r, const void *p, size_t n);
+uint32_t aw_get_u32(struct aw_reader *r);
+int64_t aw_get_i64(struct aw_reader *r);
+/* Returns a newly allocated NUL-terminated copy (caller frees), or NULL and
+ * sets err on overrun, embedded NUL, length > max, or no memory. */
+char *aw_get_str(struct aw_reader *r, size_t max);
+/* 0 when the whole payload was consumed without error, else -EPROTO. */
+int aw_reader_done(const struct aw_reader *r);
+
+/* Payload codecs. Encoders append the payload only (not the header).
+ * Decoders return 0 and fill *ret (free with the matching _clear), or
+ * -EPROTO / -ENOMEM leaving *ret empty. */
+int aw_setup_encode(const struct aw_setup *s, struct aw_buf *b);
+int aw_setup_decode(const void *p, size_t n, struct aw_setup *ret);
+void aw_setup_clear(struct aw_setup *s);
+
+int aw_exec_encode(const struct aw_exec *e, struct aw_buf *b);
+int aw_exec_decode(const void *p, size_t n, struct aw_exec *ret);
+void aw_exec_clear(struct aw_exec *e);
+
+const char *aw_type_name(uint8_t type);
+
+#endif

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The protocol between vmmd and its clients (SPANK plugin, vmenv-exec,
+ * vmenvctl) on vmmd's Unix socket.
+ *
+ * A message is a u32 big-endian length (at most PROTO_MAX_MSG) followed by
+ * that many bytes holding one JSON object. File descriptors (a task's stdio,
+ * the batch script) travel as SCM_RIGHTS with the first bytes of a message.
+ * JSON lives only in proto.c: callers see C structs. Unknown ops and unknown
+ * keys are refused, so both ends notice a version mismatch at once.
+ *
+ * Requests (client -> vmmd):
+ *   {"op":"start","job":N,"uid":U,"gid":G,"image":"tiny"}       root/SlurmUser
+ *   {"op":"stop","job":N}                                        root/SlurmUser
+ *   {"op":"exec","job":N,"argv":[..],"env":[..],"cwd":"/x",
+ *    "stdin":bool,"merge_stderr":bool,"script":bool}   fds: 0,1,2[,script]
+ *   {"op":"signal","signal":S}             on an exec connection, any time
+ *   {"op":"status"}   {"op":"list"}
+ * Replies (vmmd -> client):
+ *   {"ok":true} / {"ok":false,"error":"job 42: ..."}
+ *   exec: {"event":"started"} then {"event":"exit","code":C} or
+ *         {"event":"exit","signal":S} or {"event":"error","error":".."}
+ *   status: {"ok":true,"status":{...}}   list: {"ok":true,"jobs":[...]}
+ */
+#ifndef VMENV_PROTO_H
+#define VMENV_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define PROTO_MAX_MSG (4u * 1024u * 1024u)
+#define PROTO_MAX_FDS 4
+#define PROTO_MAX_ERROR 512
+#define PROTO_MAX_STRS 65536
+
+enum proto_op {
+	PROTO_OP_START = 1,
+	PROTO_OP_STOP,
+	PROTO_OP_EXEC,
+	PROTO_OP_SIGNAL,
+	PROTO_OP_STATUS,
+	PROTO_OP_LIST,
+};
+
+struct proto_start {
+	uint32_t job_id;
+	uint32_t uid;
+	uint32_t gid;
+	char image[VMENV_MAX_IMAGE_NAME];
+};
+
+struct proto_exec {
+	uint32_t job_id;
+	bool want_stdin;
+	bool merge_stderr;
+	bool script;
+	char *cwd;
+	size_t argc;
+	char **argv; /* argc + NULL */
+	size_t envc;
+	char **envp; /* envc + NULL */
+};
+
+struct proto_request {
+	enum proto_op op;
+	uint32_t job_id; /* start, stop, exec */
+	int signo;	 /* signal */
+	struct proto_start start;
+	struct proto_exec exec;
+};
+
+enum proto_kind {
+	PROTO_REPLY_OK = 1,
+	PROTO_REPLY_ERROR,
+	PROTO_EV_STARTED,
+	PROTO_EV_EXIT,
+	PROTO_EV_ERROR,
+};
+
+struct proto_job_info {
+	uint32_t job_id;
+	uint32_t uid;
+	char image[VMENV_MAX_IMAGE_NAME];
+	char state[32];
+	char domain[160];
+	char console[VMENV_MAX_PATH];
+	uint32_t vcpus;
+	uint32_t mem_mib;
+	uint32_t sessions;
+	char error[PROTO_MAX_ERROR];
+};
+
+struct proto_status {
+	char node[128];
+	char version[32];
+	char domain_type[16];
+	char libvirt_uri[256];
+	uint32_t jobs;
+	uint64_t uptime_s;
+};
+
+struct proto_reply {
+	enum proto_kind kind;
+	char error[PROTO_MAX_ERROR];
+	bool exit_signaled;
+	int exit_value; /* exit code, or signal number when exit_signaled */
+	bool has_status;
+	struct proto_status status;
+	bool has_jobs;
+	size_t njobs;
+	struct proto_job_info *jobs;
+};
+
+/* Encoding: *ret is a malloc'ed JSON text (caller frees). 0 or -errno. */
+int proto_request_encode(const struct proto_request *req, char **ret,
+			 size_t *ret_len);
+int proto_reply_encode(const struct proto_reply *rep, char **ret,
+		       size_t *ret_len);
+/* Decoding: 0, or -EBADMSG with a reason in err (never echoes more than a
+ * bounded, sanitised part of the input). *ret must be freed with _clear. */
+int proto_request_decode(const char *buf, size_t len,
+			 struct proto_request *ret, char *err, size_t errlen);
+void proto_request_clear(struct proto_request *req);
+int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
+		       char *err, size_t errlen);
+void proto_reply_clear(struct proto_reply *rep);
+
+/* Blocking send of one framed message with optional fds. 0 or -errno. */
+int proto_send(int fd, const char *msg, size_t len, const int *fds,
+	       size_t nfds);
+int proto_send_request(int fd, const struct proto_request *req,
+		       const int *fds, size_t nfds);
+int proto_send_reply(int fd, const struct proto_reply *rep);
+
+/* Incremental receiver for non-blocking sockets (vmmd). */
+struct proto_rx {
+	uint8_t hdr[4];
+	size_t hdr_got;
+	char *buf;
+	size_t need;
+	size_t got;
+	int fds[PROTO_MAX_FDS];
+	size_t nfds;
+};
+void proto_rx_init(struct proto_rx *rx);
+/* Reads what is available. Returns 1 when a whole message is in rx->buf
+ * (rx->got bytes, NUL-terminated; fds in rx->fds), 0 when more is needed,
+ * -ECONNRESET at EOF, -EMSGSIZE for an oversized length, -EPROTO for too
+ * many fds, other -errno. */
+int proto_rx_feed(struct proto_rx *rx, int fd);
+/* Releases the message (closing fds not taken) and readies the next one. */
+void proto_rx_reset(struct proto_rx *rx);
+
+/* Blocking receive of one reply, waiting at most timeout_ms (-1 forever). */
+int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret,
+		     char *err, size_t errlen);
+
+/* Connect, send req, receive one reply. */
+int proto_call(const char *sock_path, const struct proto_request *req,
+	       int timeout_ms, struct proto_reply *ret, char *err,
+	       size_t errlen);
+
+const char *proto_op_name(enum proto_op op);
+
+#endif

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmenv-agent: the guest side of agentwire. One single-threaded poll() loop
+ * serves the virtio-serial port, the pipes of every EXEC session and a
+ * signalfd for SIGCHLD. It runs as PID 1 in the tiny image and as an
+ * ordinary service in a full distribution.
+ */
+#ifndef VMENV_AGENT_H
+#define VMENV_AGENT_H
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+/* strchrnul, pipe2, asprintf; config.h defines it in the automake build. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agentwire.h"
+
+#define AGENT_MAX_SESSIONS 64
+/* Largest STDOUT/STDERR payload the agent sends. */
+#define AGENT_OUT_FRAME (32u * 1024u)
+/* Host frames are read only while less than this is waiting to go out, so
+ * a host that stops reading cannot make the agent buffer without bound. */
+#define AGENT_OUT_HIGH (1024u * 1024u)
+/* After the main process exited, how long background children may keep the
+ * output pipes open before the process group is killed. */
+#define AGENT_EXIT_GRACE_MS 2000
+/* After that kill, how long before pipes still held open by processes that
+ * left the group are treated as ended once they run dry. */
+#define AGENT_DRAIN_GRACE_MS 1000
+/* Retry interval while the port is missing or the host is away. */
+#define AGENT_RETRY_MS 100
+#define AGENT_RUNDIR "/run/vmenv-agent"
+
+/* The virtio-serial port and its framing state. */
+struct chan {
+	int fd;
+	char dev[300]; /* /dev/vportNpM */
+	bool connected; /* the host has the port open */
+	bool poisoned;	/* protocol error sent: discard input until the host
+			   disconnects, since the stream cannot be resynced */
+	bool broken;	/* out of memory queueing output: reset */
+	/* input: the frame being assembled */
+	uint8_t hdr[AW_HDR_LEN];
+	size_t hdr_got;
+	struct aw_hdr cur;
+	uint8_t *payload;
+	size_t payload_cap;
+	size_t payload_got;
+	/* output: bytes [out_off, out.len) are still to be written */
+	struct aw_buf out;
+	size_t out_off;
+};
+
+enum stream { STREAM_OUT, STREAM_ERR, STREAM_N };
+
+/* What the parent keeps to word an EXEC_FAIL until the child has exec'd. */
+struct start_info {
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t ngroups;
+	char *cwd;
+	char *exe;
+};
+
+struct session {
+	bool active;
+	uint32_t id;
+	pid_t pid; /* also the process group id (the child calls setsid) */
+	/* until the status pipe reports exec or failure, nothing but
+	   EXEC_FAIL or STARTED may be sent for this session */
+	bool starting;
+	int status_fd;
+	struct start_info start;
+	int out_fd[STREAM_N]; /* read ends; -1 once EOF was sent or absent */
+	uint32_t window;      /* output bytes the host still accepts */
+	int in_fd;	      /* write end of stdin; -1 when closed or absent */
+	uint8_t *in_buf;      /* STDIN bytes not yet written, < AW_WINDOW */
+	size_t in_len;
+	bool in_eof; /* close in_fd once in_buf is empty */
+	bool exited;
+	int wstatus;
+	int64_t exit_ms;
+	bool killed;
+	int64_t kill_ms;
+	bool draining; /* an empty pipe now counts as ended */
+	char *script_path;
+};
+
+struct agent {
+	struct chan ch;
+	int sig_fd;
+	bool is_init;
+	bool setup_done;
+	char errmsg[256]; /* reason of the last protocol error */
+	struct session sessions[AGENT_MAX_SESSIONS];
+};
+
+/* main.c */
+__attribute__((format(printf, 1, 2))) void agent_log(const char *fmt, ...);
+int64_t agent_now_ms(void);
+/* Records why the host's stream is bad; returns -EPROTO. */
+__attribute__((format(printf, 2, 3))) int
+agent_proto_error(struct agent *a, const char *fmt, ...);
+/* Frame handler: called for each complete frame from the host. Returns 0,
+ * or a negative errno that makes the channel reset. */
+int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
+		       const uint8_t *p);
+/* Queue small frames; on failure the channel is marked broken. */
+void agent_send(struct agent *a, uint8_t type, uint32_t session,
+		const void *p, size_t len);
+void agent_send_u32(struct agent *a, uint8_t type, uint32_t session,
+		    uint32_t v);
+void agent_send_u32x2(struct agent *a, uint8_t type, uint32_t session,
+		      uint32_t v1, uint32_t v2);
+/* u32 errno + str message (SETUP_FAIL, EXEC_FAIL). */
+void agent_send_fail(struct agent *a, uint8_t type, uint32_t session, int err,
+		     const char *msg);
+
+/* channel.c */
+void chan_init(struct chan *ch);
+/* Blocks until the port appears, then opens it. */
+int chan_open(struct chan *ch);
+/* Reads what the host sent and dispatches complete frames. Returns 0,
+ * -EPIPE when the host went away, or the handler's / parser's error. */
+int chan_read(struct agent *a);
+/* Writes queued output until the port would block. Returns 0 or -errno. */
+int chan_flush(struct chan *ch);
+size_t chan_pending(const struct chan *ch);
+/* Forgets partial input and queued output. */
+void chan_reset(struct chan *ch);
+/* True when the host has the port open (no POLLHUP). */
+bool chan_host_present(const struct chan *ch);
+/* Room for a frame of up to max payload bytes at the end of the output;
+ * returns where the payload goes, or NULL with the channel marked broken. */
+uint8_t *chan_reserve(struct chan *ch, size_t max);
+/* Completes the reserved frame with n payload bytes. */
+void chan_commit(struct chan *ch, uint8_t type, uint32_t session, size_t n);
+
+/* session.c */
+int session_exec(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+int session_stdin(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+int session_credit(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+int session_signal(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+void session_reaped(struct agent *a, pid_t pid, int wstatus);
+void sessions_kill_all(struct agent *a);
+/* Poll set plumbing: adds this loop's fds of every session, then handles
+ * their events. */
+struct pollset;
+void sessions_poll_add(struct agent *a, struct pollset *ps);
+void sessions_poll_handle(struct agent *a, const struct pollset *ps);
+/* Fires the exit/drain timers; returns ms until the next one, or -1. */
+int sessions_timers(struct agent *a);
+
+/* setup.c */
+int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+
+/* The poll set of one loop iteration, with what each entry belongs to. */
+enum poll_kind {
+	PK_PORT,
+	PK_SIGNAL,
+	PK_STATUS,
+	PK_STDOUT,
+	PK_STDERR,
+	PK_STDIN
+};
+
+#define POLLSET_MAX (2 + AGENT_MAX_SESSIONS * 4)
+
+struct poll_owner {
+	enum poll_kind kind;
+	int slot;
+	uint32_t session;
+};
+
+struct pollset {
+	struct pollfd fds[POLLSET_MAX];
+	struct poll_owner own[POLLSET_MAX];
+	size_t n;
+};
+
+void pollset_add(struct pollset *ps, int fd, short events,
+		 enum poll_kind kind, int slot, uint32_t session);
+
+#endif

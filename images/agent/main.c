@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vmenv-agent: startup, the poll loop, the host's session-0 requests, and
+ * what PID 1 owes the system (reaping every child, powering off).
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "dev"
+#endif
+
+void agent_log(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	/* One write per line, so lines from the agent and the jobs' own
+	 * console output do not interleave mid-line. */
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	dprintf(STDERR_FILENO, "vmenv-agent: %.*s", n, line);
+}
+
+int64_t agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int agent_proto_error(struct agent *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->errmsg, sizeof(a->errmsg), fmt, ap);
+	va_end(ap);
+	return -EPROTO;
+}
+
+/* --- sending ------------------------------------------------------------ */
+
+void agent_send(struct agent *a, uint8_t type, uint32_t session,
+		const void *p, size_t len)
+{
+	uint8_t *dst = chan_reserve(&a->ch, len);
+
+	if (!dst)
+		return;
+	if (len)
+		memcpy(dst, p, len);
+	chan_commit(&a->ch, type, session, len);
+}
+
+static void send_buf(struct agent *a, uint8_t type, uint32_t session,
+		     struct aw_buf *b, int r)
+{
+	if (r < 0)
+		a->ch.broken = true;
+	else
+		agent_send(a, type, session, b->data, b->len);
+	aw_buf_free(b);
+}
+
+void agent_send_u32(struct agent *a, uint8_t type, uint32_t session,
+		    uint32_t v)
+{
+	struct aw_buf b = {0};
+
+	send_buf(a, type, session, &b, aw_put_u32(&b, v));
+}
+
+void agent_send_u32x2(struct agent *a, uint8_t type, uint32_t session,
+		      uint32_t v1, uint32_t v2)
+{
+	struct aw_buf b = {0};
+	int r;
+
+	r = aw_put_u32(&b, v1);
+	r = r ?: aw_put_u32(&b, v2);
+	send_buf(a, type, session, &b, r);
+}
+
+void agent_send_fail(struct agent *a, uint8_t type, uint32_t session, int err,
+		     const char *msg)
+{
+	struct aw_buf b = {0};
+	int r;
+
+	r = aw_put_u32(&b, (uint32_t)err);
+	r = r ?: aw_put_str(&b, msg);
+	send_buf(a, type, session, &b, r);
+}
+
+/* --- session-0 requests ------------------------------------------------- */
+
+static int on_hello(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
+{
+	struct aw_reader r;
+	struct aw_buf b = {0};
+	struct utsname u;
+	char info[256];
+	int err;
+
+	aw_reader_init(&r, p, h->len);
+	aw_get_u32(&r);
+	if (aw_reader_done(&r) < 0)
+		return agent_proto_error(a, "malformed HELLO");
+	if (uname(&u) < 0)
+		snprintf(u.release, sizeof(u.release), "unknown");
+	snprintf(info, sizeof(info), "vmenv-agent %s %s", PACKAGE_VERSION,
+		 u.release);
+	err = aw_put_u32(&b, AW_VERSION);
+	err = err ?: aw_put_u32(&b, a->setup_done ? AW_HELLO_SETUP_DONE : 0);
+	err = err ?: aw_put_str(&b, info);
+	send_buf(a, AW_HELLO, 0, &b, err);
+	return 0;
+}
+
+static void shutdown_now(struct agent *a)
+{
+	agent_log("shutdown requested");
+	sessions_kill_all(a);
+	sync();
+	if (!a->is_init)
+		exit(0);
+	reboot(RB_POWER_OFF);
+	agent_log("reboot: %s", strerror(errno));
+	exit(1);
+}
+
+static int on_shutdown(struct agent *a, const struct aw_hdr *h,
+		       const uint8_t *p)
+{
+	if (h->len != 0)
+		return agent_proto_error(a, "malformed SHUTDOWN");
+	shutdown_now(a);
+	return 0;
+}
+
+typedef int frame_fn(struct agent *a, const struct aw_hdr *h,
+		     const uint8_t *p);
+
+/* What the host may send, and on which session. */
+static const struct {
+	frame_fn *fn;
+	bool on_session; /* needs session != 0; else session must be 0 */
+} frame_table[AW_TYPE_END] = {
+	[AW_HELLO] = {on_hello, false},
+	[AW_SETUP] = {setup_handle, false},
+	[AW_SHUTDOWN] = {on_shutdown, false},
+	[AW_EXEC] = {session_exec, true},
+	[AW_STDIN] = {session_stdin, true},
+	[AW_CREDIT] = {session_credit, true},
+	[AW_SIGNAL] = {session_signal, true},
+};
+
+int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
+		       const uint8_t *p)
+{
+	/* aw_hdr_decode already refused types outside the table. */
+	if (!frame_table[h->type].fn)
+		return agent_proto_error(a, "unexpected %s from host",
+					 aw_type_name(h->type));
+	if (frame_table[h->type].on_session != (h->session != 0))
+		return agent_proto_error(a, "%s on session %u",
+					 aw_type_name(h->type), h->session);
+	return frame_table[h->type].fn(a, h, p);
+}
+
+/* --- children and signals ----------------------------------------------- */
+
+static void reap_children(struct agent *a)
+{
+	struct signalfd_siginfo si;
+	int wstatus;
+	pid_t pid;
+
+	while (read(a->sig_fd, &si, sizeof(si)) == sizeof(si))
+		;
+	/* As PID 1 this also reaps orphans, which match no session. */
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0)
+		session_reaped(a, pid, wstatus);
+}
+
+static int setup_signals(struct agent *a)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	a->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (a->sig_fd < 0)
+		return -errno;
+	/* A child that closed its stdin must not kill the agent. */
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Pipes must not land on 0-2: the child dup2()s onto those. */
+static void ensure_std_fds(void)
+{
+	int fd;
+
+	for (;;) {
+		fd = open("/dev/null", O_RDWR);
+		if (fd < 0 || fd > STDERR_FILENO) {
+			if (fd >= 0)
+				close(fd);
+			return;
+		}
+	}
+}
+
+/* --- connection state --------------------------------------------------- */
+
+static void drop_host(struct agent *a, const char *why)
+{
+	agent_log("host %s: killing all sessions", why);
+	sessions_kill_all(a);
+	chan_reset(&a->ch);
+	a->ch.connected = false;
+}
+
+/*
+ * A malformed frame leaves the stream unsynchronised: tell the host why,
+ * drop everything, then discard input until the host reconnects.
+ */
+static void protocol_error(struct agent *a)
+{
+	struct aw_buf b = {0};
+
+	agent_log("protocol error: %s", a->errmsg);
+	sessions_kill_all(a);
+	chan_reset(&a->ch);
+	send_buf(a, AW_ERROR, 0, &b, aw_put_str(&b, a->errmsg));
+	a->ch.poisoned = true;
+}
+
+static void port_events(struct agent *a, short revents)
+{
+	int r = 0;
+
+	if (revents & POLLIN)
+		r = chan_read(a);
+	else if (revents & (POLLHUP | POLLERR))
+		r = -EPIPE;
+	if (r == -EPIPE)
+		drop_host(a, "disconnected");
+	else if (r == -EPROTO)
+		protocol_error(a);
+	else if (r < 0)
+		drop_host(a, strerror(-r));
+	else if (a->ch.broken)
+		drop_host(a, "out of memory");
+}
+
+static void check_host_back(struct agent *a)
+{
+	if (a->ch.connected || !chan_host_present(&a->ch))
+		return;
+	a->ch.connected = true;
+	agent_log("host connected on %s", a->ch.dev);
+}
+
+/* --- loop --------------------------------------------------------------- */
+
+void pollset_add(struct pollset *ps, int fd, short events,
+		 enum poll_kind kind, int slot, uint32_t session)
+{
+	ps->fds[ps->n] = (struct pollfd){.fd = fd, .events = events};
+	ps->own[ps->n] = (struct poll_owner){kind, slot, session};
+	ps->n++;
+}
+
+static int loop_timeout(struct agent *a)
+{
+	int t = sessions_timers(a);
+
+	if (!a->ch.connected && (t < 0 || t > AGENT_RETRY_MS))
+		t = AGENT_RETRY_MS;
+	return t;
+}
+
+static void loop_once(struct agent *a, struct pollset *ps)
+{
+	short ev = 0;
+	size_t i;
+
+	ps->n = 0;
+	pollset_add(ps, a->sig_fd, POLLIN, PK_SIGNAL, -1, 0);
+	if (a->ch.connected) {
+		if (chan_pending(&a->ch) < AGENT_OUT_HIGH)
+			ev |= POLLIN;
+		if (chan_pending(&a->ch))
+			ev |= POLLOUT;
+		pollset_add(ps, a->ch.fd, ev, PK_PORT, -1, 0);
+	}
+	sessions_poll_add(a, ps);
+	if (poll(ps->fds, ps->n, loop_timeout(a)) < 0) {
+		if (errno != EINTR)
+			agent_log("poll: %s", strerror(errno));
+		return;
+	}
+	if (ps->fds[0].revents)
+		reap_children(a);
+	sessions_poll_handle(a, ps);
+	for (i = 0; i < ps->n; i++)
+		if (ps->own[i].kind == PK_PORT && ps->fds[i].revents)
+			port_events(a, ps->fds[i].revents);
+	sessions_timers(a);
+	if (a->ch.connected && chan_flush(&a->ch) < 0)
+		drop_host(a, "write failed");
+	if (a->ch.broken)
+		drop_host(a, "out of memory");
+	check_host_back(a);
+}
+
+int main(void)
+{
+	static struct agent agent;
+	static struct pollset ps;
+	struct agent *a = &agent;
+	int i, r;
+
+	ensure_std_fds();
+	umask(022);
+	a->is_init = getpid() == 1;
+	for (i = 0; i < AGENT_MAX_SESSIONS; i++)
+		a->sessions[i].active = false;
+	chan_init(&a->ch);
+	r = setup_signals(a);
+	if (r < 0) {
+		agent_log("signalfd: %s", strerror(-r));
+		goto fatal;
+	}
+	agent_log("starting%s", a->is_init ? " as init" : "");
+	chan_open(&a->ch);
+	agent_log("opened %s", a->ch.dev);
+	check_host_back(a);
+	for (;;)
+		loop_once(a, &ps);
+fatal:
+	if (a->is_init) {
+		/* PID 1 must not exit: the kernel would panic. */
+		sync();
+		reboot(RB_POWER_OFF);
+	}
+	return 1;
+}

@@ -1,0 +1,795 @@
+// SPDX-License-Identifier: MIT
+/*
+ * EXEC sessions: start a process as the job's user, relay its output within
+ * the session's window, feed it STDIN, signal its process group, and report
+ * its exit once every byte of output and both EOFs have been queued.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+/* What the child was doing when it failed, sent up the status pipe. */
+enum stage {
+	STAGE_SETUP,
+	STAGE_SETGROUPS,
+	STAGE_SETGID,
+	STAGE_SETUID,
+	STAGE_CHDIR,
+	STAGE_EXEC
+};
+
+struct child_status {
+	int32_t stage;
+	int32_t err;
+};
+
+/* Both ends of every pipe of one session; -1 where there is none. */
+struct pipes {
+	int out[2];
+	int err[2];
+	int in[2];
+	int st[2];
+};
+
+/* --- lookup and teardown ------------------------------------------------ */
+
+static struct session *session_find(struct agent *a, uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < AGENT_MAX_SESSIONS; i++)
+		if (a->sessions[i].active && a->sessions[i].id == id)
+			return &a->sessions[i];
+	return NULL;
+}
+
+static struct session *session_unused(struct agent *a)
+{
+	int i;
+
+	for (i = 0; i < AGENT_MAX_SESSIONS; i++)
+		if (!a->sessions[i].active)
+			return &a->sessions[i];
+	return NULL;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void start_info_free(struct start_info *si)
+{
+	free(si->cwd);
+	free(si->exe);
+	si->cwd = NULL;
+	si->exe = NULL;
+}
+
+static void session_free(struct session *s)
+{
+	int k;
+
+	close_fd(&s->status_fd);
+	for (k = 0; k < STREAM_N; k++)
+		close_fd(&s->out_fd[k]);
+	close_fd(&s->in_fd);
+	free(s->in_buf);
+	start_info_free(&s->start);
+	if (s->script_path) {
+		unlink(s->script_path);
+		free(s->script_path);
+	}
+	memset(s, 0, sizeof(*s));
+	s->active = false;
+}
+
+/* Signals the process group; before the child's setsid() there is no group
+ * yet, so fall back to the process itself. */
+static void session_kill(const struct session *s, int sig)
+{
+	if (s->pid <= 0)
+		return;
+	if (kill(-s->pid, sig) < 0 && errno == ESRCH && !s->exited)
+		kill(s->pid, sig);
+}
+
+void sessions_kill_all(struct agent *a)
+{
+	int i;
+
+	for (i = 0; i < AGENT_MAX_SESSIONS; i++) {
+		if (!a->sessions[i].active)
+			continue;
+		session_kill(&a->sessions[i], SIGKILL);
+		session_free(&a->sessions[i]);
+	}
+}
+
+/* Sends EXIT and ends the session once the process has exited and both
+ * output streams have reached EOF. */
+static void session_check_done(struct agent *a, struct session *s)
+{
+	if (!s->active || s->starting || !s->exited)
+		return;
+	if (s->out_fd[STREAM_OUT] >= 0 || s->out_fd[STREAM_ERR] >= 0)
+		return;
+	if (WIFSIGNALED(s->wstatus))
+		agent_send_u32x2(a, AW_EXIT, s->id, AW_EXIT_SIGNAL,
+				 (uint32_t)WTERMSIG(s->wstatus));
+	else
+		agent_send_u32x2(a, AW_EXIT, s->id, AW_EXIT_CODE,
+				 (uint32_t)WEXITSTATUS(s->wstatus));
+	session_free(s);
+}
+
+/* --- the child ---------------------------------------------------------- */
+
+static __attribute__((noreturn)) void child_fail(int fd, enum stage stage,
+						 int err)
+{
+	struct child_status cs = {stage, err};
+
+	if (write(fd, &cs, sizeof(cs)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+static const char *env_path(char *const envp[])
+{
+	for (; *envp; envp++)
+		if (strncmp(*envp, "PATH=", 5) == 0)
+			return *envp + 5;
+	return DEFAULT_PATH;
+}
+
+/* Errors after which execvp() also goes on to the next PATH entry. */
+static bool try_next_dir(int err)
+{
+	return err == ENOENT || err == ENOTDIR || err == ESTALE ||
+	       err == ENODEV || err == ETIMEDOUT || err == ENAMETOOLONG ||
+	       err == ELOOP;
+}
+
+/*
+ * execvpe() with the PATH of the job's environment rather than the agent's.
+ * Returns the errno to report; on success it does not return.
+ */
+static int exec_search(char *const argv[], char *const envp[])
+{
+	const char *file = argv[0], *dir, *end;
+	size_t flen = strlen(file), dlen;
+	bool eacces = false;
+	char buf[PATH_MAX];
+
+	if (flen == 0)
+		return ENOENT;
+	if (strchr(file, '/')) {
+		execve(file, argv, envp);
+		return errno;
+	}
+	for (dir = env_path(envp);; dir = end + 1) {
+		end = strchrnul(dir, ':');
+		dlen = (size_t)(end - dir);
+		if (dlen + 1 + flen < sizeof(buf)) {
+			/* An empty entry means the current directory. */
+			snprintf(buf, sizeof(buf), "%.*s%s%s", (int)dlen, dir,
+				 dlen ? "/" : "", file);
+			execve(buf, argv, envp);
+			if (errno == EACCES)
+				eacces = true;
+			else if (!try_next_dir(errno))
+				return errno;
+		}
+		if (!*end)
+			break;
+	}
+	return eacces ? EACCES : ENOENT;
+}
+
+static int child_stdio(const struct pipes *p)
+{
+	int in = p->in[0];
+
+	if (in < 0) {
+		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (in < 0)
+			return errno;
+	}
+	if (dup2(in, STDIN_FILENO) < 0 || dup2(p->out[1], STDOUT_FILENO) < 0)
+		return errno;
+	if (dup2(p->err[1] >= 0 ? p->err[1] : p->out[1], STDERR_FILENO) < 0)
+		return errno;
+	return 0;
+}
+
+/* Runs in the forked child: never returns. Every fd of the agent is
+ * O_CLOEXEC, so only 0-2 survive the exec. */
+static __attribute__((noreturn)) void
+child_run(struct aw_exec *e, const struct pipes *p, char *script)
+{
+	gid_t groups[AW_MAX_GROUPS];
+	int st = p->st[1], err;
+	sigset_t none;
+	uint32_t i;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	if (setsid() < 0)
+		child_fail(st, STAGE_SETUP, errno);
+	err = child_stdio(p);
+	if (err)
+		child_fail(st, STAGE_SETUP, err);
+	for (i = 0; i < e->ngroups; i++)
+		groups[i] = e->groups[i];
+	/* Supplementary groups, then gid, then uid: each step needs the
+	 * privilege the next one drops. */
+	if (setgroups(e->ngroups, groups) < 0)
+		child_fail(st, STAGE_SETGROUPS, errno);
+	if (setgid(e->gid) < 0)
+		child_fail(st, STAGE_SETGID, errno);
+	if (setuid(e->uid) < 0)
+		child_fail(st, STAGE_SETUID, errno);
+	if (chdir(e->cwd) < 0)
+		child_fail(st, STAGE_CHDIR, errno);
+	if (script)
+		e->argv[0] = script;
+	child_fail(st, STAGE_EXEC, exec_search(e->argv, e->envp));
+}
+
+/* --- starting ----------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes the batch script to a file only the job's user can read. */
+static int script_write(const struct aw_exec *e, const char *path)
+{
+	int fd, r;
+
+	if (mkdir(AGENT_RUNDIR, 0711) < 0 && errno != EEXIST)
+		return -errno;
+	if (chmod(AGENT_RUNDIR, 0711) < 0)
+		return -errno;
+	/* A stale file of an earlier agent would make O_EXCL fail. */
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0700);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, e->script, e->script_len);
+	if (!r && fchown(fd, e->uid, e->gid) < 0)
+		r = -errno;
+	if (!r && fchmod(fd, 0700) < 0)
+		r = -errno;
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	if (r < 0)
+		unlink(path);
+	return r;
+}
+
+static void pipes_close(struct pipes *p)
+{
+	close_fd(&p->out[0]);
+	close_fd(&p->out[1]);
+	close_fd(&p->err[0]);
+	close_fd(&p->err[1]);
+	close_fd(&p->in[0]);
+	close_fd(&p->in[1]);
+	close_fd(&p->st[0]);
+	close_fd(&p->st[1]);
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Opens the pipes the flags call for; the agent's ends are non-blocking. */
+static int pipes_open(struct pipes *p, uint32_t flags)
+{
+	int r = 0;
+
+	*p = (struct pipes){{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+	if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->st, O_CLOEXEC) < 0)
+		return -errno;
+	if (!(flags & AW_EXEC_MERGE_STDERR) && pipe2(p->err, O_CLOEXEC) < 0)
+		return -errno;
+	if ((flags & AW_EXEC_STDIN) && pipe2(p->in, O_CLOEXEC) < 0)
+		return -errno;
+	r = r ?: set_nonblock(p->out[0]);
+	r = r ?: set_nonblock(p->st[0]);
+	if (p->err[0] >= 0)
+		r = r ?: set_nonblock(p->err[0]);
+	if (p->in[1] >= 0)
+		r = r ?: set_nonblock(p->in[1]);
+	return r;
+}
+
+/* Takes the agent's ends of the pipes into the session. */
+static void session_adopt(struct session *s, pid_t pid, struct pipes *p)
+{
+	s->pid = pid;
+	s->starting = true;
+	s->window = AW_WINDOW;
+	s->status_fd = p->st[0];
+	s->out_fd[STREAM_OUT] = p->out[0];
+	s->out_fd[STREAM_ERR] = p->err[0];
+	s->in_fd = p->in[1];
+	p->st[0] = p->out[0] = p->err[0] = p->in[1] = -1;
+	pipes_close(p);
+}
+
+static int session_prepare(struct session *s, uint32_t id,
+			   const struct aw_exec *e)
+{
+	*s = (struct session){
+		.id = id,
+		.status_fd = -1,
+		.out_fd = {-1, -1},
+		.in_fd = -1,
+		.start = {.uid = e->uid, .gid = e->gid, .ngroups = e->ngroups},
+	};
+	if (e->flags & AW_EXEC_SCRIPT) {
+		if (asprintf(&s->script_path, AGENT_RUNDIR "/script.%u", id) <
+		    0) {
+			s->script_path = NULL;
+			return -ENOMEM;
+		}
+	}
+	s->start.cwd = strdup(e->cwd);
+	s->start.exe = strdup(s->script_path ? s->script_path : e->argv[0]);
+	if (!s->start.cwd || !s->start.exe)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Starts the process; on failure fills msg and leaves s unused. */
+static int session_start(struct session *s, uint32_t id, struct aw_exec *e,
+			 char *msg, size_t size)
+{
+	struct pipes p = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+	const char *what = "out of memory";
+	pid_t pid = -1;
+	int r;
+
+	r = session_prepare(s, id, e);
+	if (r == 0 && s->script_path) {
+		what = "writing the script";
+		r = script_write(e, s->script_path);
+	}
+	if (r == 0) {
+		what = "pipe";
+		r = pipes_open(&p, e->flags);
+	}
+	if (r == 0) {
+		what = "fork";
+		pid = fork();
+		if (pid == 0)
+			child_run(e, &p, s->script_path);
+		if (pid < 0)
+			r = -errno;
+	}
+	if (r < 0) {
+		snprintf(msg, size, "%s: %s", what, strerror(-r));
+		pipes_close(&p);
+		session_free(s);
+		return r;
+	}
+	session_adopt(s, pid, &p);
+	s->active = true;
+	return 0;
+}
+
+int session_exec(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
+{
+	struct aw_exec e;
+	struct session *s;
+	char msg[512];
+	int r;
+
+	if (session_find(a, h->session))
+		return agent_proto_error(a, "EXEC on session %u, already in use",
+					 h->session);
+	r = aw_exec_decode(p, h->len, &e);
+	if (r == -EPROTO)
+		return agent_proto_error(a, "malformed EXEC on session %u",
+					 h->session);
+	if (r < 0) {
+		agent_send_fail(a, AW_EXEC_FAIL, h->session, -r,
+				"out of memory decoding EXEC");
+		return 0;
+	}
+	s = session_unused(a);
+	if (!s) {
+		snprintf(msg, sizeof(msg), "too many sessions (limit %d)",
+			 AGENT_MAX_SESSIONS);
+		agent_send_fail(a, AW_EXEC_FAIL, h->session, EAGAIN, msg);
+	} else {
+		r = session_start(s, h->session, &e, msg, sizeof(msg));
+		if (r < 0)
+			agent_send_fail(a, AW_EXEC_FAIL, h->session, -r, msg);
+	}
+	aw_exec_clear(&e);
+	return 0;
+}
+
+/* --- exec result -------------------------------------------------------- */
+
+static void start_fail_msg(const struct session *s, enum stage stage, int err,
+			   char *buf, size_t size)
+{
+	const struct start_info *si = &s->start;
+	const char *why = strerror(err);
+
+	switch (stage) {
+	case STAGE_SETGROUPS:
+		snprintf(buf, size, "setgroups (%u groups): %s", si->ngroups,
+			 why);
+		break;
+	case STAGE_SETGID:
+		snprintf(buf, size, "setgid %u: %s", si->gid, why);
+		break;
+	case STAGE_SETUID:
+		snprintf(buf, size, "setuid %u: %s", si->uid, why);
+		break;
+	case STAGE_CHDIR:
+		snprintf(buf, size, "chdir '%s': %s", si->cwd, why);
+		break;
+	case STAGE_EXEC:
+		snprintf(buf, size, "exec '%s': %s", si->exe, why);
+		break;
+	case STAGE_SETUP:
+		snprintf(buf, size, "setting up the child: %s", why);
+		break;
+	}
+}
+
+/* The status pipe reports a failure before exec, or closes on exec. */
+static void status_ready(struct agent *a, struct session *s)
+{
+	struct child_status cs;
+	char msg[600];
+	ssize_t n;
+
+	n = read(s->status_fd, &cs, sizeof(cs));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	close_fd(&s->status_fd);
+	s->starting = false;
+	if (n != 0) {
+		if (n != sizeof(cs) || cs.stage < STAGE_SETUP ||
+		    cs.stage > STAGE_EXEC)
+			cs = (struct child_status){STAGE_SETUP, EIO};
+		start_fail_msg(s, (enum stage)cs.stage, cs.err, msg,
+			       sizeof(msg));
+		agent_send_fail(a, AW_EXEC_FAIL, s->id, cs.err, msg);
+		session_kill(s, SIGKILL);
+		session_free(s);
+		return;
+	}
+	agent_send_u32(a, AW_STARTED, s->id, (uint32_t)s->pid);
+	start_info_free(&s->start);
+	session_check_done(a, s);
+}
+
+/* --- output ------------------------------------------------------------- */
+
+static void stream_eof(struct agent *a, struct session *s, enum stream k)
+{
+	close_fd(&s->out_fd[k]);
+	agent_send(a, k == STREAM_OUT ? AW_STDOUT : AW_STDERR, s->id, NULL, 0);
+	session_check_done(a, s);
+}
+
+/* Moves up to one frame from a pipe to the port, within the window. */
+static void stream_read(struct agent *a, struct session *s, enum stream k)
+{
+	size_t max = s->window < AGENT_OUT_FRAME ? s->window : AGENT_OUT_FRAME;
+	uint8_t *p;
+	ssize_t n;
+
+	if (max == 0 || s->out_fd[k] < 0)
+		return;
+	p = chan_reserve(&a->ch, max);
+	if (!p)
+		return;
+	n = read(s->out_fd[k], p, max);
+	if (n > 0) {
+		chan_commit(&a->ch, k == STREAM_OUT ? AW_STDOUT : AW_STDERR,
+			    s->id, (size_t)n);
+		s->window -= (uint32_t)n;
+		return;
+	}
+	if (n < 0 && errno == EINTR)
+		return;
+	/* Once draining, an empty pipe is held only by processes that left
+	 * the group: stop waiting for them. */
+	if (n < 0 && errno == EAGAIN && !s->draining)
+		return;
+	stream_eof(a, s, k);
+}
+
+static void session_pump(struct agent *a, struct session *s)
+{
+	int k;
+
+	for (k = 0; k < STREAM_N && s->active; k++)
+		stream_read(a, s, (enum stream)k);
+}
+
+int session_credit(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
+{
+	struct aw_reader r;
+	struct session *s;
+	uint32_t n;
+
+	aw_reader_init(&r, p, h->len);
+	n = aw_get_u32(&r);
+	if (aw_reader_done(&r) < 0)
+		return agent_proto_error(a, "malformed CREDIT");
+	s = session_find(a, h->session);
+	if (!s)
+		return 0;
+	/* More credit than was outstanding cannot widen the window. */
+	s->window = n >= AW_WINDOW - s->window ? AW_WINDOW : s->window + n;
+	if (s->draining)
+		session_pump(a, s);
+	return 0;
+}
+
+/* --- stdin -------------------------------------------------------------- */
+
+static void stdin_close(struct session *s)
+{
+	close_fd(&s->in_fd);
+	free(s->in_buf);
+	s->in_buf = NULL;
+	s->in_len = 0;
+}
+
+/* Writes buffered STDIN to the pipe and returns credit for what left the
+ * buffer; if the reader is gone the rest is discarded, and credited too. */
+static void stdin_drain(struct agent *a, struct session *s)
+{
+	size_t done = 0;
+	bool gone = false;
+	ssize_t n;
+
+	while (done < s->in_len) {
+		n = write(s->in_fd, s->in_buf + done, s->in_len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			gone = true;
+			done = s->in_len;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (done) {
+		memmove(s->in_buf, s->in_buf + done, s->in_len - done);
+		s->in_len -= done;
+		agent_send_u32(a, AW_CREDIT, s->id, (uint32_t)done);
+	}
+	if (gone || (s->in_eof && s->in_len == 0))
+		stdin_close(s);
+}
+
+int session_stdin(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
+{
+	struct session *s = session_find(a, h->session);
+
+	if (!s)
+		return 0;
+	if (h->len == 0) {
+		s->in_eof = true;
+		if (s->in_len == 0)
+			stdin_close(s);
+		return 0;
+	}
+	if (s->in_fd < 0 || s->in_eof) {
+		/* Nobody reads it, but the host's window must come back. */
+		agent_send_u32(a, AW_CREDIT, s->id, h->len);
+		return 0;
+	}
+	if (h->len > AW_WINDOW - s->in_len)
+		return agent_proto_error(a, "session %u: STDIN beyond window",
+					 s->id);
+	if (!s->in_buf) {
+		s->in_buf = malloc(AW_WINDOW);
+		if (!s->in_buf)
+			return -ENOMEM;
+	}
+	memcpy(s->in_buf + s->in_len, p, h->len);
+	s->in_len += h->len;
+	stdin_drain(a, s);
+	return 0;
+}
+
+/* --- signals and exit --------------------------------------------------- */
+
+int session_signal(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
+{
+	struct aw_reader r;
+	struct session *s;
+	uint32_t sig;
+
+	aw_reader_init(&r, p, h->len);
+	sig = aw_get_u32(&r);
+	if (aw_reader_done(&r) < 0)
+		return agent_proto_error(a, "malformed SIGNAL");
+	if (sig < 1 || sig > 64)
+		return agent_proto_error(a, "SIGNAL %u out of range", sig);
+	s = session_find(a, h->session);
+	if (s)
+		session_kill(s, (int)sig);
+	return 0;
+}
+
+void session_reaped(struct agent *a, pid_t pid, int wstatus)
+{
+	int i;
+	struct session *s;
+
+	for (i = 0; i < AGENT_MAX_SESSIONS; i++) {
+		s = &a->sessions[i];
+		if (!s->active || s->pid != pid || s->exited)
+			continue;
+		s->exited = true;
+		s->wstatus = wstatus;
+		s->exit_ms = agent_now_ms();
+		session_check_done(a, s);
+		return;
+	}
+}
+
+static int64_t min_due(int64_t next, int64_t due)
+{
+	return next < 0 || due < next ? due : next;
+}
+
+/* Background children keep the pipes open after the main process exits:
+ * kill the group after a grace period, and later stop waiting for pipes
+ * held by processes outside it. Returns the next due time or -1. */
+static int64_t session_timer(struct agent *a, struct session *s, int64_t now)
+{
+	if (!s->exited || s->starting)
+		return -1;
+	if (!s->killed) {
+		if (now < s->exit_ms + AGENT_EXIT_GRACE_MS)
+			return s->exit_ms + AGENT_EXIT_GRACE_MS;
+		session_kill(s, SIGKILL);
+		s->killed = true;
+		s->kill_ms = now;
+	}
+	if (!s->draining) {
+		if (now < s->kill_ms + AGENT_DRAIN_GRACE_MS)
+			return s->kill_ms + AGENT_DRAIN_GRACE_MS;
+		s->draining = true;
+		session_pump(a, s);
+	}
+	return -1;
+}
+
+int sessions_timers(struct agent *a)
+{
+	int64_t now = agent_now_ms(), next = -1, due;
+	int i;
+
+	for (i = 0; i < AGENT_MAX_SESSIONS; i++) {
+		if (!a->sessions[i].active)
+			continue;
+		due = session_timer(a, &a->sessions[i], now);
+		if (due >= 0)
+			next = min_due(next, due);
+	}
+	if (next < 0)
+		return -1;
+	return next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
+/* --- poll plumbing ------------------------------------------------------ */
+
+void sessions_poll_add(struct agent *a, struct pollset *ps)
+{
+	struct session *s;
+	int i, k;
+
+	for (i = 0; i < AGENT_MAX_SESSIONS; i++) {
+		s = &a->sessions[i];
+		if (!s->active)
+			continue;
+		if (s->starting)
+			pollset_add(ps, s->status_fd, POLLIN, PK_STATUS, i,
+				    s->id);
+		for (k = 0; k < STREAM_N && !s->starting && s->window; k++)
+			if (s->out_fd[k] >= 0)
+				pollset_add(ps, s->out_fd[k], POLLIN,
+					    k == STREAM_OUT ? PK_STDOUT
+							    : PK_STDERR,
+					    i, s->id);
+		if (s->in_fd >= 0 && s->in_len)
+			pollset_add(ps, s->in_fd, POLLOUT, PK_STDIN, i, s->id);
+	}
+}
+
+static void session_event(struct agent *a, struct session *s,
+			  enum poll_kind kind, int fd)
+{
+	switch (kind) {
+	case PK_STATUS:
+		if (fd == s->status_fd)
+			status_ready(a, s);
+		break;
+	case PK_STDOUT:
+		if (fd == s->out_fd[STREAM_OUT])
+			stream_read(a, s, STREAM_OUT);
+		break;
+	case PK_STDERR:
+		if (fd == s->out_fd[STREAM_ERR])
+			stream_read(a, s, STREAM_ERR);
+		break;
+	case PK_STDIN:
+		if (fd == s->in_fd)
+			stdin_drain(a, s);
+		break;
+	case PK_PORT:
+	case PK_SIGNAL:
+		break;
+	}
+}
+
+void sessions_poll_handle(struct agent *a, const struct pollset *ps)
+{
+	const struct poll_owner *o;
+	struct session *s;
+	size_t i;
+
+	for (i = 0; i < ps->n; i++) {
+		o = &ps->own[i];
+		if (o->slot < 0 || !ps->fds[i].revents)
+			continue;
+		/* An earlier event of this turn may have ended it. */
+		s = &a->sessions[o->slot];
+		if (!s->active || s->id != o->session)
+			continue;
+		session_event(a, s, o->kind, ps->fds[i].fd);
+	}
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include "cleanup.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+enum ckind { C_STR, C_PATH, C_U32, C_ENUM };
+
+struct centry {
+	const char *key;
+	enum ckind kind;
+	size_t off;
+	size_t size;
+	uint32_t min, max;   /* C_U32 */
+	const char *choices; /* C_ENUM: space separated */
+	const char *def;
+	const char *help;
+};
+
+#define S(k, kind, m, def, help)                                               \
+	{k, kind, offsetof(struct vmmd_config, m),                             \
+	 sizeof(((struct vmmd_config *)0)->m), 0, 0, NULL, def, help}
+#define N(k, m, lo, hi, def, help)                                             \
+	{k, C_U32, offsetof(struct vmmd_config, m), sizeof(uint32_t), lo, hi,  \
+	 NULL, def, help}
+#define E(k, m, choices, def, help)                                            \
+	{k, C_ENUM, offsetof(struct vmmd_config, m),                           \
+	 sizeof(((struct vmmd_config *)0)->m), 0, 0, choices, def, help}
+
+static const struct centry table[] = {
+	S("node_name", C_STR, node_name, "", "Slurm node name (default: short hostname)"),
+	S("socket", C_PATH, socket_path, VMENV_RUNDIR "/%n/vmmd.sock", "client socket"),
+	S("run_dir", C_PATH, run_dir, VMENV_RUNDIR "/%n", "per-job runtime state"),
+	S("console_dir", C_PATH, console_dir, VMENV_LOGDIR "/%n", "guest console logs"),
+	S("catalog", C_PATH, catalog, VMENV_SYSCONFDIR "/catalog.json", "image catalog"),
+	S("libvirt_uri", C_STR, libvirt_uri, "qemu:///system", "libvirt connection"),
+	E("domain_type", domain_type, "auto kvm qemu", "auto",
+	  "auto: kvm when libvirt offers it and the CPU exposes vmx/svm"),
+	S("slurm_user", C_STR, slurm_user, "slurm", "may start/stop guests besides root"),
+	E("keep_console_logs", keep_console_logs, "none failed all", "failed",
+	  "console logs kept after a job ends"),
+	E("log_level", log_level, "error warning notice info debug", "info", "log verbosity"),
+	N("boot_timeout_s", boot_timeout_s, 1, 3600, "120", "guest must reach the agent's ready by then"),
+	N("default_mem_mib", default_mem_mib, 64, 1 << 24, "512",
+	  "guest memory when Slurm allocated no memory"),
+	N("mem_headroom_mib", mem_headroom_mib, 0, 1 << 20, "64",
+	  "taken from the job's memory for QEMU itself"),
+	N("max_vcpus", max_vcpus, 1, 1024, "255", "upper bound on vCPUs per guest"),
+	N("max_clients", max_clients, 1, 65536, "1024", "concurrent client connections"),
+	N("reconcile_interval_s", reconcile_interval_s, 5, 86400, "60",
+	  "how often guests are checked against Slurm's running jobs"),
+};
+
+static int cerr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int cerr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static bool in_choices(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+
+	for (const char *c = choices; *c;) {
+		const char *e = strchr(c, ' ');
+		size_t len = e ? (size_t)(e - c) : strlen(c);
+		if (len == n && strncmp(c, v, n) == 0)
+			return true;
+		if (!e)
+			break;
+		c = e + 1;
+	}
+	return false;
+}
+
+static int set_value(struct vmmd_config *c, const struct centry *e,
+		     const char *v, char *why, size_t whylen)
+{
+	char *dst = (char *)c + e->off;
+	uint32_t n;
+
+	switch (e->kind) {
+	case C_U32:
+		if (parse_u32(v, &n) < 0 || n < e->min || n > e->max)
+			return cerr(why, whylen, "'%s' wants an integer in %u..%u",
+				    e->key, e->min, e->max);
+		*(uint32_t *)(void *)dst = n;
+		return 0;
+	case C_ENUM:
+		if (!in_choices(e->choices, v))
+			return cerr(why, whylen, "'%s' must be one of: %s",
+				    e->key, e->choices);
+		break;
+	case C_PATH:
+		/* %n is expanded later; check the shape now. */
+		if (v[0] != '/' || strstr(v, "/../") || strstr(v, "//"))
+			return cerr(why, whylen, "'%s' must be an absolute path",
+				    e->key);
+		break;
+	case C_STR:
+		break;
+	}
+	if (strlen(v) >= e->size)
+		return cerr(why, whylen, "'%s' is too long", e->key);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+void config_defaults(struct vmmd_config *c, const char *node)
+{
+	char why[128];
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < ARRAY_SIZE(table); i++)
+		set_value(c, &table[i], table[i].def, why, sizeof(why));
+	if (node && *node) {
+		snprintf(c->node_name, sizeof(c->node_name), "%s", node);
+	} else {
+		char host[256] = "";
+		gethostname(host, sizeof(host) - 1);
+		host[strcspn(host, ".")] = '\0';
+		snprintf(c->node_name, sizeof(c->node_name), "%s", host);
+	}
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int parse_line(struct vmmd_config *c, char *line, const char *name,
+		      unsigned lineno, char *err, size_t errlen)
+{
+	char why[256];
+	char *eq, *key, *val;
+
+	line[strcspn(line, "#")] = '\0';
+	key = trim(line);
+	if (!*key)
+		return 0;
+	eq = strchr(key, '=');
+	if (!eq)
+		return cerr(err, errlen, "%s:%u: expected 'key = value'", name,
+			    lineno);
+	*eq = '\0';
+	key = trim(key);
+	val = trim(eq + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
+		if (strcmp(table[i].key, key) != 0)
+			continue;
+		if (set_value(c, &table[i], val, why, sizeof(why)) < 0)
+			return cerr(err, errlen, "%s:%u: %s", name, lineno, why);
+		return 0;
+	}
+	char safe[64];
+	return cerr(err, errlen, "%s:%u: unknown key '%s'", name, lineno,
+		    printable(key, safe, sizeof(safe)));
+}
+
+int config_parse(struct vmmd_config *c, const char *text, const char *name,
+		 char *err, size_t errlen)
+{
+	_cleanup_free_ char *copy = strdup(text);
+	unsigned lineno = 0;
+	char *save = NULL;
+
+	if (!copy)
+		return -ENOMEM;
+	/* strtok_r would skip empty lines and miscount; walk by hand. */
+	for (char *line = copy; line; line = save) {
+		save = strchr(line, '\n');
+		if (save)
+			*save++ = '\0';
+		lineno++;
+		int r = parse_line(c, line, name, lineno, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int config_load(struct vmmd_config *c, const char *path, int optional,
+		char *err, size_t errlen)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = read_file_limited(path, 1 << 20, &text, NULL);
+
+	if (r == -ENOENT && optional)
+		return 0;
+	if (r < 0)
+		return cerr(err, errlen, "%s: %s", path, strerror(-r));
+	return config_parse(c, text, path, err, errlen);
+}
+
+static int expand(char *dst, size_t size, const char *node, char *err,
+		  size_t errlen, const char *key)
+{
+	char out[VMENV_MAX_PATH];
+	size_t o = 0;
+
+	for (const char *p = dst; *p; p++) {
+		const char *add = NULL;
+		char one[2] = {*p, 0};
+
+		if (p[0] == '%' && p[1] == 'n') {
+			add = node;
+			p++;
+		} else {
+			add = one;
+		}
+		size_t n = strlen(add);
+		if (o + n >= sizeof(out) || o + n >= size)
+			return cerr(err, errlen, "'%s' too long after expansion",
+				    key);
+		memcpy(out + o, add, n);
+		o += n;
+	}
+	out[o] = '\0';
+	memcpy(dst, out, o + 1);
+	return 0;
+}
+
+int config_expand(struct vmmd_config *c, char *err, size_t errlen)
+{
+	if (!valid_image_ref(c->node_name) || strchr(c->node_name, ':'))
+		return cerr(err, errlen, "node name '%s' is not a valid name",
+			    c->node_name);
+	for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
+		if (table[i].kind != C_PATH)
+			continue;
+		char *dst = (char *)c + table[i].off;
+		int r = expand(dst, table[i].size, c->node_name, err, errlen,
+			       table[i].key);
+		if (r < 0)
+			return r;
+		if (!valid_abs_path(dst))
+			return cerr(err, errlen, "'%s' is not a clean absolute path",
+				    table[i].key);
+	}
+	return 0;
+}
+
+void config_dump(const struct vmmd_config *c, FILE *f)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
+		const char *p = (const char *)c + table[i].off;
+
+		if (table[i].kind == C_U32)
+			fprintf(f, "%s = %u\n", table[i].key,
+				*(const uint32_t *)(const void *)p);
+		else
+			fprintf(f, "%s = %s\n", table[i].key, p);
+	}
+}

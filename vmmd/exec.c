@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: MIT */
+#include "exec.h"
+
+#include "agent.h"
+#include "cleanup.h"
+#include "job.h"
+#include "log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXEC_MAX_SCRIPT (8u * 1024u * 1024u)
+#define EXEC_CHUNK (32u * 1024u)
+/* Return window to the agent in chunks, not per frame. */
+#define EXEC_CREDIT_BATCH (AW_WINDOW / 4)
+/* Output queued toward a slow task before the window stops the guest. */
+#define OUT_STDOUT 0
+#define OUT_STDERR 1
+
+enum sess_state { S_WAITING, S_RUNNING };
+
+struct out_stream {
+	int fd;
+	struct loop_watch *w; /* only while output is queued */
+	struct aw_buf q;
+	size_t off;
+	bool broken; /* reader gone: discard, keep crediting */
+	bool eof;
+};
+
+struct exec_session {
+	struct exec_session *next;
+	struct job *j;
+	uint32_t id;
+	enum sess_state st;
+	int cfd;
+	struct loop_watch *cw;
+	struct proto_rx rx;
+	int in_fd;
+	struct loop_watch *in_w;
+	bool in_paused;
+	uint32_t in_window;
+	int script_fd;
+	struct out_stream out[2];
+	uint32_t inflight;
+	uint32_t credit_pending;
+	bool exit_seen;
+	bool exit_signaled;
+	int exit_value;
+	struct proto_request req;
+};
+
+static void sess_free(struct exec_session *s);
+
+uint32_t exec_count(const struct job *j)
+{
+	uint32_t n = 0;
+
+	for (const struct exec_session *s = j->sessions; s; s = s->next)
+		n++;
+	return n;
+}
+
+static void reply_event(struct exec_session *s, enum proto_kind kind,
+			const char *error)
+{
+	struct proto_reply rep = {.kind = kind};
+
+	if (error)
+		snprintf(rep.error, sizeof(rep.error), "%s", error);
+	if (kind == PROTO_EV_EXIT) {
+		rep.exit_signaled = s->exit_signaled;
+		rep.exit_value = s->exit_value;
+	}
+	if (s->cfd >= 0 && proto_send_reply(s->cfd, &rep) < 0)
+		log_debug("job %u: session %u: client gone before the reply",
+			  s->j->id, s->id);
+}
+
+static void sess_end(struct exec_session *s, const char *error)
+{
+	reply_event(s, error ? PROTO_EV_ERROR : PROTO_EV_EXIT, error);
+	sess_free(s);
+}
+
+static void sess_unlink(struct exec_session *s)
+{
+	for (struct exec_session **p = &s->j->sessions; *p; p = &(*p)->next) {
+		if (*p == s) {
+			*p = s->next;
+			return;
+		}
+	}
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void sess_free(struct exec_session *s)
+{
+	sess_unlink(s);
+	loop_del_fd(s->cw);
+	loop_del_fd(s->in_w);
+	for (int i = 0; i < 2; i++) {
+		loop_del_fd(s->out[i].w);
+		aw_buf_free(&s->out[i].q);
+		close_fd(&s->out[i].fd);
+	}
+	close_fd(&s->cfd);
+	close_fd(&s->in_fd);
+	close_fd(&s->script_fd);
+	proto_rx_reset(&s->rx);
+	proto_request_clear(&s->req);
+	free(s);
+}
+
+static struct exec_session *sess_find(struct job *j, uint32_t id)
+{
+	for (struct exec_session *s = j->sessions; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/* --- output: agent -> task ------------------------------------------- */
+
+static void give_credit(struct exec_session *s, uint32_t n, bool force)
+{
+	struct aw_buf b = {0};
+
+	s->credit_pending += n;
+	if (!s->credit_pending ||
+	    (!force && s->credit_pending < EXEC_CREDIT_BATCH))
+		return;
+	if (aw_put_u32(&b, s->credit_pending) == 0 &&
+	    agent_send(s->j, AW_CREDIT, s->id, b.data, b.len) == 0)
+		s->credit_pending = 0;
+	aw_buf_free(&b);
+}
+
+static void maybe_finish(struct exec_session *s)
+{
+	if (!s->exit_seen || s->out[0].q.len || s->out[1].q.len)
+		return;
+	sess_end(s, NULL);
+}
+
+static void out_ready(void *data, uint32_t events);
+
+/* Writes what it can; the rest waits for EPOLLOUT. Returns the number of
+ * bytes that left the queue (to be credited). */
+static size_t out_flush(struct exec_session *s, struct out_stream *o)
+{
+	size_t done = 0;
+
+	while (o->off < o->q.len && !o->broken) {
+		ssize_t n = write(o->fd, o->q.data + o->off, o->q.len - o->off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			log_debug("job %u: session %u: output lost: %m",
+				  s->j->id, s->id);
+			o->broken = true;
+			break;
+		}
+		o->off += (size_t)n;
+		done += (size_t)n;
+	}
+	if (o->broken) {
+		done += o->q.len - o->off;
+		o->off = o->q.len;
+	}
+	if (o->off == o->q.len) {
+		o->q.len = o->off = 0;
+		loop_del_fd(o->w);
+		o->w = NULL;
+	} else if (!o->w &&
+		   loop_add_fd(s->j->d->loop, o->fd, EPOLLOUT, out_ready, s,
+			       &o->w) < 0) {
+		o->broken = true;
+	}
+	return done;
+}
+
+static void out_ready(void *data, uint32_t events)
+{
+	struct exec_session *s = data;
+	size_t n = 0;
+
+	(void)events;
+	for (int i = 0; i < 2; i++)
+		n += out_flush(s, &s->out[i]);
+	s->inflight -= (uint32_t)n;
+	give_credit(s, (uint32_t)n, s->inflight == 0);
+	maybe_finish(s);
+}
+
+static int on_output(struct exec_session *s, int which, const uint8_t *p,
+		     size_t n)
+{
+	struct out_stream *o = &s->out[which];
+	size_t done;
+
+	if (o->fd < 0)
+		o = &s->out[OUT_STDOUT]; /* merged */
+	if (n == 0) {
+		o->eof = true;
+		return 0;
+	}
+	s->inflight += (uint32_t)n;
+	/* The agent must respect the window: more is a broken guest. */
+	if (s->inflight > AW_WINDOW)
+		return -EPROTO;
+	if (aw_put_bytes(&o->q, p, n) < 0)
+		return -ENOMEM;
+	done = out_flush(s, o);
+	s->inflight -= (uint32_t)done;
+	give_credit(s, (uint32_t)done, s->inflight == 0);
+	return 0;
+}
+
+/* --- input: task -> agent -------------------------------------------- */
+
+static void in_ready(void *data, uint32_t events);
+
+static void in_pause(struct exec_session *s, bool pause)
+{
+	if (!s->in_w || s->in_paused == pause)
+		return;
+	s->in_paused = pause;
+	loop_mod_fd(s->in_w, pause ? 0 : EPOLLIN);
+}
+
+static void in_eof(struct exec_session *s)
+{
+	agent_send(s->j, AW_STDIN, s->id, NULL, 0);
+	loop_del_fd(s->in_w);
+	s->in_w = NULL;
+	close_fd(&s->in_fd);
+}
+
+static void in_ready(void *data, uint32_t events)
+{
+	struct exec_session *s = data;
+	uint8_t buf[EXEC_CHUNK];
+	size_t want = s->in_window < sizeof(buf) ? s->in_window : sizeof(buf);
+	ssize_t n;
+
+	(void)events;
+	if (want == 0) {
+		in_pause(s, true);
+		return;
+	}
+	n = read(s->in_fd, buf, want);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		in_eof(s);
+		return;
+	}
+	if (agent_send(s->j, AW_STDIN, s->id, buf, (size_t)n) < 0) {
+		in_eof(s);
+		return;
+	}
+	s->in_window -= (uint32_t)n;
+	if (s->in_window == 0)
+		in_pause(s, true);
+}
+
+static int on_credit(struct exec_session *s, const uint8_t *p, size_t n)
+{
+	struct aw_reader r;
+	uint32_t c;
+
+	aw_reader_init(&r, p, n);
+	c = aw_get_u32(&r);
+	if (aw_reader_done(&r) < 0 || c > AW_WINDOW - s->in_window)
+		return -EPROTO;
+	s->in_window += c;
+	in_pause(s, false);
+	return 0;
+}
+
+/* --- launching -------------------------------------------------------- */
+
+static int read_script(struct exec_session *s, struct aw_exec *e)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int r = read_fd_limited(s->script_fd, EXEC_MAX_SCRIPT, &text, &len);
+
+	close_fd(&s->script_fd);
+	if (r < 0)
+		return r;
+	if (memchr(text, '\0', len)) {
+		free(text);
+		return -EINVAL;
+	}
+	e->script = text;
+	e->script_len = (uint32_t)len;
+	return 0;
+}
+
+static int encode_exec(struct exec_session *s, struct aw_buf *b)
+{
+	const struct job *j = s->j;
+	struct aw_exec e = {
+		.uid = (uint32_t)j->uid,
+		.gid = (uint32_t)j->gid,
+		.ngroups = j->ngroups,
+		.cwd = s->req.exec.cwd,
+		.argc = (uint32_t)s->req.exec.argc,
+		.argv = s->req.exec.argv,
+		.envc = (uint32_t)s->req.exec.envc,
+		.envp = s->req.exec.envp,
+	};
+	int r = 0;
+
+	for (uint32_t i = 0; i < j->ngroups; i++)
+		e.groups[i] = (uint32_t)j->groups[i];
+	if (s->req.exec.merge_stderr)
+		e.flags |= AW_EXEC_MERGE_STDERR;
+	if (s->in_fd >= 0)
+		e.flags |= AW_EXEC_STDIN;
+	if (s->req.exec.script) {
+		e.flags |= AW_EXEC_SCRIPT;
+		r = read_script(s, &e);
+	}
+	if (r == 0)
+		r = aw_exec_encode(&e, b);
+	free(e.script);
+	return r;
+}
+
+static void launch(struct exec_session *s)
+{
+	struct aw_buf b = {0};
+	char msg[PROTO_MAX_ERROR];
+	int r = encode_exec(s, &b);
+
+	if (r == 0)
+		r = agent_send(s->j, AW_EXEC, s->id, b.data, b.len);
+	aw_buf_free(&b);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "job %u: cannot send the command to "
+			 "the guest: %s", s->j->id,
+			 r == -EFBIG ? "batch script too large" : strerror(-r));
+		sess_end(s, msg);
+		return;
+	}
+	s->st = S_RUNNING;
+	if (s->in_fd >= 0 &&
+	    loop_add_fd(s->j->d->loop, s->in_fd, EPOLLIN, in_ready, s,
+			&s->in_w) < 0)
+		in_eof(s); /* not pollable (a file): the command sees EOF */
+}
+
+void exec_job_ready(struct job *j)
+{
+	struct exec_session *s = j->sessions, *next;
+
+	for (; s; s = next) {
+		next = s->next;
+		if (s->st == S_WAITING)
+			launch(s);
+	}
+}
+
+void exec_job_gone(struct job *j, const char *why)
+{
+	while (j->sessions)
+		sess_end(j->sessions, why);
+}
+
+/* --- frames from the agent -------------------------------------------- */
+
+static int on_exec_fail(struct exec_session *s, const uint8_t *p, size_t n)
+{
+	struct aw_reader r;
+	_cleanup_free_ char *m = NULL;
+	char msg[PROTO_MAX_ERROR], safe[300], arg0[80];
+
+	aw_reader_init(&r, p, n);
+	(void)aw_get_u32(&r);
+	m = aw_get_str(&r, 1024);
+	snprintf(msg, sizeof(msg), "job %u: cannot run '%s' in the guest: %s",
+		 s->j->id, printable(s->req.exec.argv[0], arg0, sizeof(arg0)),
+		 printable(m ? m : "unknown error", safe, sizeof(safe)));
+	sess_end(s, msg);
+	return 0;
+}
+
+static int on_exit_frame(struct exec_session *s, const uint8_t *p, size_t n)
+{
+	struct aw_reader r;
+	uint32_t kind, value;
+
+	aw_reader_init(&r, p, n);
+	kind = aw_get_u32(&r);
+	value = aw_get_u32(&r);
+	if (aw_reader_done(&r) < 0 || kind > AW_EXIT_SIGNAL || value > 255)
+		return -EPROTO;
+	s->exit_seen = true;
+	s->exit_signaled = kind == AW_EXIT_SIGNAL;
+	s->exit_value = (int)value;
+	maybe_finish(s);
+	return 0;
+}
+
+int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
+{
+	struct exec_session *s = sess_find(j, h->session);
+
+	/* Late frames of a session whose task went away are dropped. */
+	if (!s)
+		return 0;
+	if (s->st != S_RUNNING || s->exit_seen)
+		return -EPROTO;
+	switch (h->type) {
+	case AW_STARTED:
+		reply_event(s, PROTO_EV_STARTED, NULL);
+		return 0;
+	case AW_EXEC_FAIL:
+		return on_exec_fail(s, p, h->len);
+	case AW_STDOUT:
+		return on_output(s, OUT_STDOUT, p, h->len);
+	case AW_STDERR:
+		return on_output(s, OUT_STDERR, p, h->len);
+	case AW_CREDIT:
+		return on_credit(s, p, h->len);
+	case AW_EXIT:
+		return on_exit_frame(s, p, h->len);
+	default:
+		return -EPROTO;
+	}
+}
+
+/* --- the task's connection -------------------------------------------- */
+
+static void client_gone(struct exec_session *s)
+{
+	struct aw_buf b = {0};
+
+	/* The task is gone (killed, or srun went away): so is its command. */
+	if (s->st == S_RUNNING && aw_put_u32(&b, SIGKILL) == 0)
+		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
+	aw_buf_free(&b);
+	close_fd(&s->cfd);
+	sess_free(s);
+}
+
+static void on_client_msg(struct exec_session *s)
+{
+	struct proto_request req;
+	struct aw_buf b = {0};
+	char err[128];
+
+	if (proto_request_decode(s->rx.buf, s->rx.got, &req, err,
+				 sizeof(err)) < 0 ||
+	    req.op != PROTO_OP_SIGNAL) {
+		proto_request_clear(&req);
+		client_gone(s);
+		return;
+	}
+	if (s->st == S_RUNNING && aw_put_u32(&b, (uint32_t)req.signo) == 0)
+		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
+	aw_buf_free(&b);
+	proto_request_clear(&req);
+	proto_rx_reset(&s->rx);
+}
+
+static void client_io(void *data, uint32_t events)
+{
+	struct exec_session *s = data;
+	int r;
+
+	(void)events;
+	r = proto_rx_feed(&s->rx, s->cfd);
+	if (r == 0)
+		return;
+	if (r < 0 || s->rx.nfds) {
+		client_gone(s);
+		return;
+	}
+	on_client_msg(s);
+}
+
+static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
+{
+	size_t want = 3 + (s->req.exec.script ? 1 : 0);
+
+	if (nfds != want)
+		return -EINVAL;
+	s->in_fd = fds[0];
+	s->out[OUT_STDOUT].fd = fds[1];
+	s->out[OUT_STDERR].fd = fds[2];
+	s->script_fd = s->req.exec.script ? fds[3] : -1;
+	if (!s->req.exec.want_stdin)
+		close_fd(&s->in_fd);
+	if (s->req.exec.merge_stderr)
+		close_fd(&s->out[OUT_STDERR].fd);
+	for (int i = 0; i < 2; i++)
+		if (s->out[i].fd >= 0)
+			fd_set_nonblock(s->out[i].fd, true);
+	if (s->in_fd >= 0)
+		fd_set_nonblock(s->in_fd, true);
+	return 0;
+}
+
+void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
+		struct proto_request *req, int *fds, size_t nfds)
+{
+	struct exec_session *s = calloc(1, sizeof(*s));
+	char msg[PROTO_MAX_ERROR];
+
+	(void)peer_uid;
+	if (!s) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		close(cfd);
+		return;
+	}
+	s->j = j;
+	s->cfd = cfd;
+	s->in_fd = s->script_fd = s->out[0].fd = s->out[1].fd = -1;
+	s->in_window = AW_WINDOW;
+	s->req = *req;
+	memset(req, 0, sizeof(*req));
+	proto_rx_init(&s->rx);
+	if (j->next_session == 0)
+		j->next_session = 1;
+	s->id = j->next_session++;
+	s->next = j->sessions;
+	j->sessions = s;
+	if (sess_setup_fds(s, fds, nfds) < 0) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		snprintf(msg, sizeof(msg), "job %u: exec needs the task's "
+			 "stdin, stdout and stderr", j->id);
+		sess_end(s, msg);
+		return;
+	}
+	if (loop_add_fd(d->loop, cfd, EPOLLIN, client_io, s, &s->cw) < 0) {
+		sess_free(s);
+		return;
+	}
+	if (j->state == JOB_READY)
+		launch(s);
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hypervisor seam. vmmd talks to libvirt only through these operations
+ * (hv_libvirt.c is the one file that includes libvirt); unit tests plug in a
+ * fake. Errors are negative errno; a message for humans goes into err.
+ */
+#ifndef VMMD_HV_H
+#define VMMD_HV_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+enum hv_event { HV_EV_STARTED = 1, HV_EV_STOPPED, HV_EV_CRASHED, HV_EV_OTHER };
+
+struct hv_ops {
+	int (*open)(void **ctx, const char *uri, char *err, size_t errlen);
+	void (*close)(void *ctx);
+	/* Starts a transient domain from XML. */
+	int (*create)(void *ctx, const char *xml, char *err, size_t errlen);
+	/* Hard stop. -ENOENT when no such domain runs. */
+	int (*destroy)(void *ctx, const char *name, char *err, size_t errlen);
+	/* Names of running domains starting with prefix; *ret is a
+	 * NULL-terminated array the caller frees with hv_names_free(). */
+	int (*list)(void *ctx, const char *prefix, char ***ret);
+	/* 1 when the driver offers KVM domains, 0 when not. */
+	int (*kvm_offered)(void *ctx);
+	/* An fd that becomes readable when lifecycle events are pending, and
+	 * the call that hands them over (name, event) one by one. */
+	int (*event_fd)(void *ctx);
+	void (*drain_events)(void *ctx,
+			     void (*cb)(void *data, const char *name,
+					enum hv_event ev),
+			     void *data);
+};
+
+extern const struct hv_ops hv_libvirt_ops;
+
+static inline void hv_names_free(char **names)
+{
+	if (!names)
+		return;
+	for (char **p = names; *p; p++)
+		free(*p);
+	free(names);
+}
+
+#endif

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one file that includes libvirt. libvirt's default event loop runs in a
+ * thread of its own; lifecycle events cross to vmmd's loop through a pipe
+ * (fixed-size records), so no vmmd state is ever touched from that thread.
+ */
+#include "hv.h"
+
+#include "cleanup.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct hv_event_rec {
+	char name[128];
+	int event;
+};
+
+struct hv_lv {
+	virConnectPtr conn;
+	char uri[256];
+	int pipe_rd;
+	int pipe_wr;
+	int cb_id;
+};
+
+static pthread_once_t event_once = PTHREAD_ONCE_INIT;
+static bool event_ok;
+
+static void *event_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (virEventRunDefaultImpl() < 0)
+			log_err("libvirt event loop: %s", virGetLastErrorMessage());
+	return NULL;
+}
+
+/* libvirt prints errors to stderr by default; we log them ourselves, once,
+ * where they are handled. */
+static void quiet_errors(void *data, virErrorPtr e)
+{
+	(void)data;
+	(void)e;
+}
+
+static void event_init(void)
+{
+	pthread_t t;
+
+	virSetErrorFunc(NULL, quiet_errors);
+	if (virEventRegisterDefaultImpl() < 0)
+		return;
+	if (pthread_create(&t, NULL, event_thread, NULL) != 0)
+		return;
+	pthread_detach(t);
+	event_ok = true;
+}
+
+static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event,
+			int detail, void *opaque)
+{
+	struct hv_lv *h = opaque;
+	struct hv_event_rec rec = {0};
+
+	(void)conn;
+	(void)detail;
+	snprintf(rec.name, sizeof(rec.name), "%s", virDomainGetName(dom));
+	switch (event) {
+	case VIR_DOMAIN_EVENT_STARTED:
+		rec.event = HV_EV_STARTED;
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		rec.event = detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED
+				    ? HV_EV_CRASHED
+				    : HV_EV_STOPPED;
+		break;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		rec.event = HV_EV_CRASHED;
+		break;
+	default:
+		return 0;
+	}
+	/* A full pipe loses an event; the periodic reconcile catches up. */
+	if (write(h->pipe_wr, &rec, sizeof(rec)) < 0)
+		log_warn("libvirt event for %s dropped: %s", rec.name,
+			 strerror(errno));
+	return 0;
+}
+
+static void set_err(char *err, size_t errlen, const char *what)
+{
+	const char *m = virGetLastErrorMessage();
+
+	snprintf(err, errlen, "%s: %s", what, m ? m : "unknown libvirt error");
+}
+
+static int lv_connect(struct hv_lv *h, char *err, size_t errlen)
+{
+	h->conn = virConnectOpen(h->uri);
+	if (!h->conn) {
+		set_err(err, errlen, "cannot connect to libvirt");
+		return -ECONNREFUSED;
+	}
+	/* libvirtd restarts are noticed by keepalive; the next call
+	 * reconnects. */
+	virConnectSetKeepAlive(h->conn, 5, 3);
+	h->cb_id = virConnectDomainEventRegisterAny(
+		h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+		VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), h, NULL);
+	if (h->cb_id < 0)
+		log_warn("libvirt lifecycle events unavailable: %s",
+			 virGetLastErrorMessage());
+	return 0;
+}
+
+/* Reconnects when libvirtd went away since the last call. */
+static int lv_conn(struct hv_lv *h, char *err, size_t errlen)
+{
+	if (h->conn && virConnectIsAlive(h->conn) == 1)
+		return 0;
+	if (h->conn) {
+		log_warn("libvirt connection lost; reconnecting");
+		virConnectClose(h->conn);
+		h->conn = NULL;
+	}
+	return lv_connect(h, err, errlen);
+}
+
+static int lv_open(void **ctx, const char *uri, char *err, size_t errlen)
+{
+	struct hv_lv *h = calloc(1, sizeof(*h));
+	int fds[2];
+
+	if (!h)
+		return -ENOMEM;
+	pthread_once(&event_once, event_init);
+	if (!event_ok)
+		log_warn("libvirt event loop could not start");
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		free(h);
+		return -errno;
+	}
+	h->pipe_rd = fds[0];
+	h->pipe_wr = fds[1];
+	snprintf(h->uri, sizeof(h->uri), "%s", uri);
+	int r = lv_connect(h, err, errlen);
+	if (r < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		free(h);
+		return r;
+	}
+	*ctx = h;
+	return 0;
+}
+
+static void lv_close(void *ctx)
+{
+	struct hv_lv *h = ctx;
+
+	if (!h)
+		return;
+	if (h->conn) {
+		if (h->cb_id >= 0)
+			virConnectDomainEventDeregisterAny(h->conn, h->cb_id);
+		virConnectClose(h->conn);
+	}
+	close(h->pipe_rd);
+	close(h->pipe_wr);
+	free(h);
+}
+
+static int lv_create(void *ctx, const char *xml, char *err, size_t errlen)
+{
+	struct hv_lv *h = ctx;
+	virDomainPtr d;
+	int r = lv_conn(h, err, errlen);
+
+	if (r < 0)
+		return r;
+	d = virDomainCreateXML(h->conn, xml, 0 /* no AUTODESTROY: guests outlive a vmmd restart */);
+	if (!d) {
+		set_err(err, errlen, "libvirt could not start the guest");
+		return -EIO;
+	}
+	virDomainFree(d);
+	return 0;
+}
+
+static int lv_destroy(void *ctx, const char *name, char *err, size_t errlen)
+{
+	struct hv_lv *h = ctx;
+	virDomainPtr d;
+	int r = lv_conn(h, err, errlen);
+
+	if (r < 0)
+		return r;
+	d = virDomainLookupByName(h->conn, name);
+	if (!d)
+		return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? -ENOENT
+								   : -EIO;
+	/* GRACEFUL first lets libvirt give QEMU a moment to flush; a guest
+	 * that will not die is then killed outright. */
+	r = virDomainDestroyFlags(d, VIR_DOMAIN_DESTROY_GRACEFUL);
+	if (r < 0)
+		r = virDomainDestroy(d);
+	if (r < 0 && virGetLastErrorCode() != VIR_ERR_OPERATION_INVALID) {
+		set_err(err, errlen, "libvirt could not destroy the guest");
+		virDomainFree(d);
+		return -EIO;
+	}
+	virDomainFree(d);
+	return 0;
+}
+
+static int lv_list(void *ctx, const char *prefix, char ***ret)
+{
+	struct hv_lv *h = ctx;
+	virDomainPtr *doms = NULL;
+	char err[256];
+	int n, r = lv_conn(h, err, sizeof(err));
+	char **names;
+	size_t k = 0;
+
+	if (r < 0)
+		return r;
+	n = virConnectListAllDomains(h->conn, &doms,
+				     VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	if (n < 0)
+		return -EIO;
+	names = calloc((size_t)n + 1, sizeof(*names));
+	for (int i = 0; i < n; i++) {
+		const char *nm = virDomainGetName(doms[i]);
+		if (names && nm && strncmp(nm, prefix, strlen(prefix)) == 0)
+			names[k++] = strdup(nm);
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	if (!names)
+		return -ENOMEM;
+	*ret = names;
+	return 0;
+}
+
+static int lv_kvm_offered(void *ctx)
+{
+	struct hv_lv *h = ctx;
+	char err[256];
+	_cleanup_free_ char *caps = NULL;
+
+	if (lv_conn(h, err, sizeof(err)) < 0)
+		return 0;
+	caps = virConnectGetCapabilities(h->conn);
+	return caps && strstr(caps, "<domain type='kvm'") ? 1 : 0;
+}
+
+static int lv_event_fd(void *ctx)
+{
+	return ((struct hv_lv *)ctx)->pipe_rd;
+}
+
+static void lv_drain(void *ctx,
+		     void (*cb)(void *data, const char *name, enum hv_event ev),
+		     void *data)
+{
+	struct hv_lv *h = ctx;
+	struct hv_event_rec rec;
+
+	while (read(h->pipe_rd, &rec, sizeof(rec)) == (ssize_t)sizeof(rec)) {
+		rec.name[sizeof(rec.name) - 1] = '\0';
+		cb(data, rec.name, (enum hv_event)rec.event);
+	}
+}
+
+const struct hv_ops hv_libvirt_ops = {
+	.open = lv_open,
+	.close = lv_close,
+	.create = lv_create,
+	.destroy = lv_destroy,
+	.list = lv_list,
+	.kvm_offered = lv_kvm_offered,
+	.event_fd = lv_event_fd,
+	.drain_events = lv_drain,
+};

@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: MIT */
+#include "job.h"
+
+#include "agent.h"
+#include "cleanup.h"
+#include "domxml.h"
+#include "exec.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+
+
+static const char *const state_names[] = {
+	[JOB_BOOTING] = "booting", [JOB_READY] = "ready", [JOB_FAILED] = "failed"};
+
+const char *job_state_name(enum job_state s)
+{
+	return state_names[s];
+}
+
+struct job *job_find(struct vmmd *d, uint32_t id)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static int job_paths(struct job *j)
+{
+	const struct vmmd_config *c = &j->d->cfg;
+
+	if (str_printf(j->dir, sizeof(j->dir), "%s/jobs/%u", c->run_dir,
+		       j->id) < 0 ||
+	    str_printf(j->domain, sizeof(j->domain), "%s%u",
+		       j->d->domain_prefix, j->id) < 0 ||
+	    str_printf(j->console, sizeof(j->console), "%s/job-%u.log",
+		       c->console_dir, j->id) < 0 ||
+	    str_printf(j->agent_sock, sizeof(j->agent_sock), "%s/q/agent.sock",
+		       j->dir) < 0)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static struct job *job_new(struct vmmd *d, uint32_t id, uid_t uid, gid_t gid)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->d = d;
+	j->id = id;
+	j->uid = uid;
+	j->gid = gid;
+	j->next_session = 1;
+	if (job_paths(j) < 0) {
+		free(j);
+		return NULL;
+	}
+	j->next = d->jobs;
+	d->jobs = j;
+	return j;
+}
+
+static void job_unlink(struct job *j)
+{
+	for (struct job **p = &j->d->jobs; *p; p = &(*p)->next) {
+		if (*p == j) {
+			*p = j->next;
+			return;
+		}
+	}
+}
+
+/* The job user's identity as the host knows it, so the guest can show the
+ * same name, groups and home. */
+static int resolve_user(struct job *j, char *err, size_t errlen)
+{
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+	char buf[16384];
+	int n = (int)ARRAY_SIZE(j->groups);
+
+	if (getpwuid_r(j->uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp)
+		return errf(err, errlen, -ENOENT,
+			    "job %u: uid %u is unknown on node %s", j->id,
+			    (unsigned)j->uid, j->d->cfg.node_name);
+	snprintf(j->user, sizeof(j->user), "%s", pw.pw_name);
+	snprintf(j->home, sizeof(j->home), "%s",
+		 valid_abs_path(pw.pw_dir) ? pw.pw_dir : "/");
+	if (getgrgid_r(j->gid, &gr, buf, sizeof(buf), &grp) == 0 && grp)
+		snprintf(j->group, sizeof(j->group), "%s", gr.gr_name);
+	else
+		snprintf(j->group, sizeof(j->group), "g%u", (unsigned)j->gid);
+	if (getgrouplist(j->user, j->gid, j->groups, &n) < 0)
+		n = (int)ARRAY_SIZE(j->groups);
+	j->ngroups = (uint32_t)n;
+	return 0;
+}
+
+static int size_guest(struct job *j, const struct slurmjob_info *si,
+		      const struct catalog_image *img, char *err,
+		      size_t errlen)
+{
+	const struct vmmd_config *c = &j->d->cfg;
+	uint64_t mem;
+
+	j->vcpus = si->cpus ? si->cpus : 1;
+	if (j->vcpus > c->max_vcpus)
+		j->vcpus = c->max_vcpus;
+	/* QEMU itself needs memory beyond the guest's RAM; it comes out of
+	 * the job's allocation, never on top of it. */
+	mem = si->mem_mib ? si->mem_mib : c->default_mem_mib;
+	if (si->mem_mib && mem > c->mem_headroom_mib)
+		mem -= c->mem_headroom_mib;
+	if (mem > UINT32_MAX)
+		mem = UINT32_MAX;
+	j->mem_mib = (uint32_t)mem;
+	if (img->min_mem_mib && j->mem_mib < img->min_mem_mib)
+		return errf(err, errlen, -ENOMEM,
+			    "job %u: image '%s' needs %u MiB but the job has "
+			    "%u MiB for the guest on node %s (ask for more "
+			    "with --mem)", j->id, j->image, img->min_mem_mib,
+			    j->mem_mib, c->node_name);
+	return 0;
+}
+
+static int check_slurm(struct job *j, struct slurmjob_info *si, char *err,
+		       size_t errlen)
+{
+	char why[256] = "";
+	int r = j->d->slurm_lookup(j->id, j->d->cfg.node_name, si, why,
+				   sizeof(why));
+
+	if (r == -ENOENT)
+		return errf(err, errlen, r, "job %u: Slurm does not know it",
+			    j->id);
+	if (r < 0)
+		return errf(err, errlen, r, "job %u: %s", j->id, why);
+	if (si->uid != j->uid)
+		return errf(err, errlen, -EPERM,
+			    "job %u: belongs to uid %u, not %u", j->id, si->uid,
+			    (unsigned)j->uid);
+	if (!si->active || !si->on_node)
+		return errf(err, errlen, -ESRCH,
+			    "job %u: not running on node %s", j->id,
+			    j->d->cfg.node_name);
+	if (!valid_abs_path(si->work_dir))
+		return errf(err, errlen, -EINVAL,
+			    "job %u: working directory is not a clean "
+			    "absolute path", j->id);
+	snprintf(j->work_dir, sizeof(j->work_dir), "%s", si->work_dir);
+	return 0;
+}
+
+static int prepare_dir(struct job *j, const struct catalog_image *img,
+		       char *err, size_t errlen)
+{
+	char p[VMENV_MAX_PATH + 32];
+	int r;
+
+	rm_rf(j->dir);
+	if ((r = mkdir_p(j->dir, 0755)) < 0)
+		return errf(err, errlen, r, "job %u: cannot create %s: %s",
+			    j->id, j->dir, strerror(-r));
+	snprintf(p, sizeof(p), "%s/q", j->dir);
+	if (mkdir(p, 0700) < 0 || chown(p, j->uid, j->gid) < 0)
+		return errf(err, errlen, -errno, "job %u: cannot create %s: %m",
+			    j->id, p);
+	snprintf(p, sizeof(p), "%s/boot", j->dir);
+	if (mkdir(p, 0755) < 0)
+		return errf(err, errlen, -errno, "job %u: %s: %m", j->id, p);
+	snprintf(p, sizeof(p), "%s/boot/vmlinuz", j->dir);
+	if ((r = copy_file(img->kernel, p, 0644)) < 0)
+		return errf(err, errlen, r, "job %u: image '%s': kernel %s: %s",
+			    j->id, j->image, img->kernel, strerror(-r));
+	snprintf(p, sizeof(p), "%s/boot/initrd.img", j->dir);
+	if ((r = copy_file(img->initrd, p, 0644)) < 0)
+		return errf(err, errlen, r, "job %u: image '%s': initrd %s: %s",
+			    j->id, j->image, img->initrd, strerror(-r));
+	if ((r = mkdir_p(j->d->cfg.console_dir, 0755)) < 0)
+		return errf(err, errlen, r, "job %u: %s: %s", j->id,
+			    j->d->cfg.console_dir, strerror(-r));
+	unlink(j->console);
+	return 0;
+}
+
+static int write_state(struct job *j)
+{
+	char buf[4 * VMENV_MAX_PATH];
+	char path[VMENV_MAX_PATH + 16];
+	int n = snprintf(buf, sizeof(buf),
+			 "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
+			 "mem_mib=%u\nwork_dir=%s\n",
+			 j->id, (unsigned)j->uid, (unsigned)j->gid, j->image,
+			 j->vcpus, j->mem_mib, j->work_dir);
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	snprintf(path, sizeof(path), "%s/state", j->dir);
+	return write_file_atomic(path, buf, (size_t)n, 0600);
+}
+
+static int create_domain(struct job *j, const struct catalog_image *img,
+			 char *err, size_t errlen)
+{
+	char kernel[VMENV_MAX_PATH + 32], initrd[VMENV_MAX_PATH + 32];
+	_cleanup_free_ char *xml = NULL;
+	char why[512] = "";
+	struct dom_spec s = {
+		.name = j->domain,
+		.type = j->d->domain_type,
+		.job_id = j->id,
+		.node = j->d->cfg.node_name,
+		.uid = (uint32_t)j->uid,
+		.gid = (uint32_t)j->gid,
+		.vcpus = j->vcpus,
+		.mem_mib = j->mem_mib,
+		.kernel = kernel,
+		.initrd = initrd,
+		.cmdline = img->cmdline,
+		.console_log = j->console,
+		.agent_sock = j->agent_sock,
+		.share_dir = j->work_dir,
+		.share_tag = JOB_SHARE_TAG,
+	};
+	int r;
+
+	snprintf(kernel, sizeof(kernel), "%s/boot/vmlinuz", j->dir);
+	snprintf(initrd, sizeof(initrd), "%s/boot/initrd.img", j->dir);
+	r = domxml_build(&s, &xml);
+	if (r < 0)
+		return errf(err, errlen, r, "job %u: cannot build the domain",
+			    j->id);
+	log_debug("job %u: domain XML:\n%s", j->id, xml);
+	j->t_prepared = now_ms();
+	r = j->d->hv->create(j->d->hv_ctx, xml, why, sizeof(why));
+	j->t_created = now_ms();
+	if (r < 0)
+		return errf(err, errlen, r, "job %u: %s (console log: %s)",
+			    j->id, why, j->console);
+	j->domain_running = true;
+	return 0;
+}
+
+static void boot_timeout(void *data)
+{
+	struct job *j = data;
+
+	j->boot_timer = NULL;
+	job_fail(j, "job %u: guest did not become ready within %u s on node "
+		    "%s; console log: %s", j->id, j->d->cfg.boot_timeout_s,
+		 j->d->cfg.node_name, j->console);
+}
+
+static int lookup_image(struct job *j, const struct catalog_image **ret,
+			char *err, size_t errlen)
+{
+	char why[512] = "", names[512];
+	char safe[VMENV_MAX_IMAGE_NAME];
+
+	if (vmmd_catalog_refresh(j->d, why, sizeof(why)) < 0)
+		log_warn("catalog: %s (keeping the previous one)", why);
+	*ret = catalog_find(&j->d->catalog, j->image);
+	if (*ret)
+		return 0;
+	catalog_names(&j->d->catalog, names, sizeof(names));
+	return errf(err, errlen, -ENOENT,
+		    "job %u: image '%s' is not in the catalog on node %s "
+		    "(known images: %s)", j->id,
+		    printable(j->image, safe, sizeof(safe)),
+		    j->d->cfg.node_name, names);
+}
+
+static int start_steps(struct job *j, char *err, size_t errlen)
+{
+	const struct catalog_image *img;
+	struct slurmjob_info si;
+	int r;
+
+	if ((r = lookup_image(j, &img, err, errlen)) < 0 ||
+	    (r = check_slurm(j, &si, err, errlen)) < 0 ||
+	    (r = resolve_user(j, err, errlen)) < 0 ||
+	    (r = size_guest(j, &si, img, err, errlen)) < 0 ||
+	    (r = prepare_dir(j, img, err, errlen)) < 0 ||
+	    (r = create_domain(j, img, err, errlen)) < 0)
+		return r;
+	if ((r = write_state(j)) < 0)
+		return errf(err, errlen, r, "job %u: cannot write state: %s",
+			    j->id, strerror(-r));
+	j->boot_timer = loop_add_timer(j->d->loop,
+				       j->d->cfg.boot_timeout_s * 1000ull,
+				       boot_timeout, j);
+	if ((r = agent_attach(j)) < 0)
+		return errf(err, errlen, r, "job %u: agent channel: %s", j->id,
+			    strerror(-r));
+	return 0;
+}
+
+int job_start(struct vmmd *d, const struct proto_start *req, char *err,
+	      size_t errlen)
+{
+	char safe[VMENV_MAX_IMAGE_NAME];
+	struct job *j;
+	int r;
+
+	if (!valid_image_ref(req->image))
+		return errf(err, errlen, -EINVAL,
+			    "job %u: invalid image name '%s'", req->job_id,
+			    printable(req->image, safe, sizeof(safe)));
+	if (job_find(d, req->job_id))
+		return errf(err, errlen, -EEXIST,
+			    "job %u: already has a guest on node %s",
+			    req->job_id, d->cfg.node_name);
+	j = job_new(d, req->job_id, req->uid, req->gid);
+	if (!j)
+		return -ENOMEM;
+	snprintf(j->image, sizeof(j->image), "%s", req->image);
+	j->t_request = now_ms();
+	r = start_steps(j, err, errlen);
+	if (r < 0) {
+		/* Keep the record with the reason for the job's tasks; the
+		 * guest and its files go now. */
+		job_fail(j, "%s", err);
+		return r;
+	}
+	log_info("job %u: guest %s starting (image %s, %u vCPUs, %u MiB, "
+		 "prepare %llu ms, create %llu ms)", j->id, j->domain, j->image,
+		 j->vcpus, j->mem_mib,
+		 (unsigned long long)(j->t_prepared - j->t_request),
+		 (unsigned long long)(j->t_created - j->t_prepared));
+	return 0;
+}
+
+void job_set_ready(struct job *j)
+{
+	if (j->state != JOB_BOOTING)
+		return;
+	j->state = JOB_READY;
+	j->t_ready = now_ms();
+	loop_cancel_timer(j->boot_timer);
+	j->boot_timer = NULL;
+	log_info("job %u: guest ready (%llu ms after the request)", j->id,
+		 (unsigned long long)(j->t_ready - j->t_request));
+	exec_job_ready(j);
+}
+
+static void destroy_guest(struct job *j)
+{
+	char why[512] = "";
+	int r;
+
+	agent_detach(j);
+	loop_cancel_timer(j->boot_timer);
+	j->boot_timer = NULL;
+	r = j->d->hv->destroy(j->d->hv_ctx, j->domain, why, sizeof(why));
+	if (r < 0 && r != -ENOENT)
+		log_err("job %u: %s", j->id, why);
+	j->domain_running = false;
+}
+
+void job_fail(struct job *j, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->state == JOB_FAILED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(j->error, sizeof(j->error), fmt, ap);
+	va_end(ap);
+	j->state = JOB_FAILED;
+	log_err("%s", j->error);
+	exec_job_gone(j, j->error);
+	destroy_guest(j);
+}
+
+static void remove_traces(struct job *j, bool failed)
+{
+	const char *keep = j->d->cfg.keep_console_logs;
+	int r = rm_rf(j->dir);
+
+	if (r < 0)
+		log_err("job %u: cannot remove %s: %s", j->id, j->dir,
+			strerror(-r));
+	if (strcmp(keep, "all") != 0 &&
+	    !(strcmp(keep, "failed") == 0 && failed))
+		unlink(j->console);
+}
+
+int job_stop(struct vmmd *d, uint32_t id)
+{
+	struct job *j = job_find(d, id);
+	bool failed;
+
+	if (!j)
+		return -ENOENT;
+	failed = j->state == JOB_FAILED;
+	exec_job_gone(j, "job ended");
+	destroy_guest(j);
+	remove_traces(j, failed);
+	job_unlink(j);
+	log_info("job %u: guest removed", id);
+	free(j);
+	return 0;
+}
+
+void job_stop_all_records(struct vmmd *d)
+{
+	/* At shutdown: forget jobs without touching guests, which keep
+	 * running and are adopted by the next vmmd. */
+	while (d->jobs) {
+		struct job *j = d->jobs;
+		exec_job_gone(j, "vmmd is shutting down");
+		agent_detach(j);
+		loop_cancel_timer(j->boot_timer);
+		d->jobs = j->next;
+		free(j);
+	}
+}
+
+void job_on_domain_event(struct vmmd *d, const char *name, int ev)
+{
+	size_t plen = strlen(d->domain_prefix);
+	uint32_t id;
+	struct job *j;
+
+	if (strncmp(name, d->domain_prefix, plen) != 0 ||
+	    parse_u32(name + plen, &id) < 0 || !(j = job_find(d, id)))
+		return;
+	if (ev != HV_EV_STOPPED && ev != HV_EV_CRASHED)
+		return;
+	j->domain_running = false;
+	job_fail(j, "job %u: guest %s on node %s; console log: %s", j->id,
+		 ev == HV_EV_CRASHED ? "crashed" : "stopped unexpectedly",
+		 d->cfg.node_name, j->console);
+}
+
+static int state_field(struct job *j, const char *key, const char *val)
+{
+	uint32_t n;
+
+	if (strcmp(key, "image") == 0)
+		return valid_image_ref(val) ? (snprintf(j->image, sizeof(j->image),
+							"%s", val), 0)
+					    : -EINVAL;
+	if (strcmp(key, "work_dir") == 0)
+		return valid_abs_path(val) ? (snprintf(j->work_dir,
+						       sizeof(j->work_dir), "%s",
+						       val), 0)
+					   : -EINVAL;
+	if (parse_u32(val, &n) < 0)
+		return -EINVAL;
+	if (strcmp(key, "job") == 0)
+		return n == j->id ? 0 : -EINVAL;
+	if (strcmp(key, "uid") == 0)
+		j->uid = n;
+	else if (strcmp(key, "gid") == 0)
+		j->gid = n;
+	else if (strcmp(key, "vcpus") == 0)
+		j->vcpus = n;
+	else if (strcmp(key, "mem_mib") == 0)
+		j->mem_mib = n;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int read_state(struct job *j)
+{
+	char path[VMENV_MAX_PATH + 16];
+	_cleanup_free_ char *text = NULL;
+	char *line, *save = NULL;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/state", j->dir);
+	r = read_file_limited(path, 64 * 1024, &text, NULL);
+	if (r < 0)
+		return r;
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		if (!eq)
+			return -EINVAL;
+		*eq = '\0';
+		if ((r = state_field(j, line, eq + 1)) < 0)
+			return r;
+	}
+	return j->image[0] && j->work_dir[0] ? 0 : -EINVAL;
+}
+
+int job_restore(struct vmmd *d, uint32_t id)
+{
+	char err[512];
+	struct job *j = job_new(d, id, 0, 0);
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	r = read_state(j);
+	if (r == 0)
+		r = resolve_user(j, err, sizeof(err));
+	if (r < 0) {
+		job_unlink(j);
+		free(j);
+		return r;
+	}
+	j->domain_running = true;
+	j->t_request = now_ms();
+	j->boot_timer = loop_add_timer(d->loop, d->cfg.boot_timeout_s * 1000ull,
+				       boot_timeout, j);
+	r = agent_attach(j);
+	if (r < 0)
+		job_fail(j, "job %u: cannot reattach the agent: %s", id,
+			 strerror(-r));
+	log_notice("job %u: adopted running guest %s", id, j->domain);
+	return 0;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A VM job on this node: one guest per job, shared by all its steps.
+ *
+ * Life: job_start() (from the prolog) prepares the job directory, builds
+ * the domain and starts it without waiting for the boot; the agent channel
+ * then reports the guest ready (job_set_ready) or the boot timer fails the
+ * job. job_stop() (from the epilog, or reconcile) tears everything down.
+ * A job that failed keeps its record, with the reason, until it is stopped,
+ * so every task that asks learns why.
+ *
+ * On disk, under run_dir/jobs/<id>/ (root, 0755):
+ *   state.json      what reconcile needs after a vmmd restart (atomic)
+ *   boot/           the job's copies of kernel and initrd (libvirt chowns
+ *                   them to the user while the guest runs)
+ *   q/agent.sock    QEMU's end of the agent channel (dir owned by the user:
+ *                   QEMU runs as the user and binds it)
+ */
+#ifndef VMMD_JOB_H
+#define VMMD_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+#include "vmmd.h"
+
+/* 9p mount tag of the job's working directory. */
+#define JOB_SHARE_TAG "vmenv.workdir"
+
+enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED };
+
+struct agent;
+struct exec_session;
+
+struct job {
+	struct job *next;
+	struct vmmd *d;
+	uint32_t id;
+	uid_t uid;
+	gid_t gid;
+	char user[64];
+	char group[64];
+	char home[VMENV_MAX_PATH];
+	uint32_t ngroups;
+	gid_t groups[64];
+	char image[VMENV_MAX_IMAGE_NAME];
+	char work_dir[VMENV_MAX_PATH];
+	char dir[VMENV_MAX_PATH];
+	char domain[160];
+	char console[VMENV_MAX_PATH];
+	char agent_sock[VMENV_MAX_PATH];
+	uint32_t vcpus;
+	uint32_t mem_mib;
+	bool domain_running;
+	enum job_state state;
+	char error[PROTO_MAX_ERROR];
+	struct agent *agent;
+	struct exec_session *sessions;
+	uint32_t next_session;
+	struct loop_timer *boot_timer;
+	/* Timings, for the benchmark: monotonic ms. */
+	uint64_t t_request, t_prepared, t_created, t_ready;
+};
+
+struct job *job_find(struct vmmd *d, uint32_t id);
+/* 0, or -errno with a message for the requester in err ("job 42: ..."). */
+int job_start(struct vmmd *d, const struct proto_start *req, char *err,
+	      size_t errlen);
+/* Destroys the guest and every trace of the job. Idempotent. */
+int job_stop(struct vmmd *d, uint32_t id);
+void job_stop_all_records(struct vmmd *d);
+
+/* Called by the agent channel. */
+void job_set_ready(struct job *j);
+/* Marks the job failed (once), destroys its guest, tells its sessions. */
+void job_fail(struct job *j, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void job_on_domain_event(struct vmmd *d, const char *name, int ev);
+
+/* Re-creates the record of a running guest from its state file (after a
+ * vmmd restart) and reattaches the agent channel. */
+int job_restore(struct vmmd *d, uint32_t id);
+
+/* reconcile.c: at start, adopt guests whose state survived and remove
+ * the rest; periodically, remove guests of jobs Slurm no longer runs
+ * here and domains nobody owns. */
+void job_reconcile(struct vmmd *d, bool at_start);
+
+const char *job_state_name(enum job_state s);
+
+#endif

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* vmmd: the node daemon that owns every vmenv guest on its node. */
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+#include "vmmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+struct opts {
+	const char *config;
+	const char *node;
+	const char *pidfile;
+	int check;
+	int debug;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vmmd [--config FILE] [--node NAME] [--pidfile FILE]\n"
+		   "            [--check-config] [--debug]\n"
+		   "The vmenv node daemon: boots, relays to and removes the\n"
+		   "guests of Slurm jobs on this node.\n");
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"node", required_argument, NULL, 'N'},
+		{"pidfile", required_argument, NULL, 'p'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+
+	o->config = VMENV_SYSCONFDIR "/vmmd.conf";
+	while ((c = getopt_long(argc, argv, "c:N:p:Cdh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'N': o->node = optarg; break;
+		case 'p': o->pidfile = optarg; break;
+		case 'C': o->check = 1; break;
+		case 'd': o->debug = 1; break;
+		case 'h': usage(stdout); return 1;
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	return optind == argc ? 0 : -EINVAL;
+}
+
+static int level_of(const char *name)
+{
+	static const struct {
+		const char *n;
+		int l;
+	} t[] = {{"error", LOG_ERR}, {"warning", LOG_WARNING},
+		 {"notice", LOG_NOTICE}, {"info", LOG_INFO},
+		 {"debug", LOG_DEBUG}};
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		if (strcmp(t[i].n, name) == 0)
+			return t[i].l;
+	return LOG_INFO;
+}
+
+static int load_config(const struct opts *o, struct vmmd_config *c)
+{
+	char err[512];
+
+	config_defaults(c, o->node);
+	if (config_load(c, o->config, 1, err, sizeof(err)) < 0 ||
+	    (o->node && snprintf(c->node_name, sizeof(c->node_name), "%s",
+				 o->node) < 0) ||
+	    config_expand(c, err, sizeof(err)) < 0) {
+		log_err("config: %s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct sigctx {
+	struct vmmd *d;
+	int fd;
+};
+
+static void sig_io(void *data, uint32_t events)
+{
+	struct sigctx *s = data;
+	struct signalfd_siginfo si;
+	char err[256];
+
+	(void)events;
+	while (read(s->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_notice("SIGHUP: reloading the catalog");
+			if (vmmd_catalog_refresh(s->d, err, sizeof(err)) < 0)
+				log_err("catalog: %s (keeping the previous one)",
+					err);
+			continue;
+		}
+		log_notice("signal %u: shutting down (guests keep running)",
+			   si.ssi_signo);
+		loop_quit(s->d->loop);
+	}
+}
+
+static int write_pidfile(const char *path)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	return write_file_atomic(path, buf, (size_t)n, 0644);
+}
+
+int main(int argc, char **argv)
+{
+	static struct vmmd d;
+	struct opts o = {0};
+	struct sigctx sc = {.d = &d, .fd = -1};
+	struct loop_watch *sw = NULL;
+	sigset_t mask;
+	int r;
+
+	log_set_prefix_prio(!isatty(STDERR_FILENO));
+	r = parse_args(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+	if (load_config(&o, &d.cfg) < 0)
+		return 1;
+	if (o.check) {
+		config_dump(&d.cfg, stdout);
+		return 0;
+	}
+	log_set_level(o.debug ? LOG_DEBUG : level_of(d.cfg.log_level));
+	d.hv = &hv_libvirt_ops;
+	d.slurm_lookup = slurmjob_lookup;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sc.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	r = vmmd_init(&d);
+	if (r == 0 && sc.fd >= 0)
+		r = loop_add_fd(d.loop, sc.fd, EPOLLIN, sig_io, &sc, &sw);
+	if (r == 0 && o.pidfile && (r = write_pidfile(o.pidfile)) < 0)
+		log_err("pidfile %s: %s", o.pidfile, strerror(-r));
+	if (r == 0)
+		r = loop_run(d.loop);
+	loop_del_fd(sw);
+	vmmd_fini(&d);
+	if (o.pidfile)
+		unlink(o.pidfile);
+	return r < 0 ? 1 : 0;
+}

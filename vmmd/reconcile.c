@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Nothing may leak, even when vmmd, libvirtd or the epilog failed: this
+ * compares libvirt's domains, vmmd's job directories and Slurm's running
+ * jobs, and removes whatever belongs to no running job.
+ */
+#include "job.h"
+
+#include "cleanup.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int domain_job_id(struct vmmd *d, const char *name, uint32_t *id)
+{
+	size_t plen = strlen(d->domain_prefix);
+
+	if (strncmp(name, d->domain_prefix, plen) != 0)
+		return -EINVAL;
+	return parse_u32(name + plen, id);
+}
+
+static void destroy_stray(struct vmmd *d, const char *name)
+{
+	char why[512] = "";
+
+	log_warn("reconcile: destroying guest %s that belongs to no job", name);
+	if (d->hv->destroy(d->hv_ctx, name, why, sizeof(why)) < 0)
+		log_err("reconcile: %s", why);
+}
+
+static void sweep_domains(struct vmmd *d, bool adopt)
+{
+	char **names = NULL;
+	uint32_t id;
+
+	if (d->hv->list(d->hv_ctx, d->domain_prefix, &names) < 0) {
+		log_warn("reconcile: cannot list guests");
+		return;
+	}
+	for (char **n = names; *n; n++) {
+		if (domain_job_id(d, *n, &id) < 0 || job_find(d, id))
+			continue;
+		if (adopt && job_restore(d, id) == 0)
+			continue;
+		destroy_stray(d, *n);
+	}
+	hv_names_free(names);
+}
+
+static void sweep_dirs(struct vmmd *d)
+{
+	char path[VMENV_MAX_PATH + 16];
+	DIR *dir;
+	struct dirent *e;
+	uint32_t id;
+
+	snprintf(path, sizeof(path), "%s/jobs", d->cfg.run_dir);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.' || parse_u32(e->d_name, &id) < 0 ||
+		    job_find(d, id))
+			continue;
+		char sub[VMENV_MAX_PATH + 32];
+		if (str_printf(sub, sizeof(sub), "%s/%s", path, e->d_name) < 0)
+			continue;
+		log_warn("reconcile: removing leftover %s", sub);
+		rm_rf(sub);
+	}
+	closedir(dir);
+}
+
+/* Jobs that Slurm no longer runs here lost their epilog (vmmd was down, or
+ * the epilog failed): stop them now. */
+static void sweep_jobs(struct vmmd *d)
+{
+	struct job *j = d->jobs, *next;
+
+	for (; j; j = next) {
+		struct slurmjob_info si;
+		char why[256];
+		int r;
+
+		next = j->next;
+		r = d->slurm_lookup(j->id, d->cfg.node_name, &si, why,
+				    sizeof(why));
+		if (r < 0 && r != -ENOENT)
+			continue; /* slurmctld unreachable: try later */
+		if (r == 0 && si.active && si.on_node)
+			continue;
+		log_warn("reconcile: job %u no longer runs on %s; removing "
+			 "its guest", j->id, d->cfg.node_name);
+		job_stop(d, j->id);
+	}
+}
+
+void job_reconcile(struct vmmd *d, bool at_start)
+{
+	sweep_domains(d, at_start);
+	if (!at_start)
+		sweep_jobs(d);
+	sweep_dirs(d);
+}

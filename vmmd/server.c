@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+#include "server.h"
+
+#include "cleanup.h"
+#include "exec.h"
+#include "job.h"
+#include "log.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* A client must send its request this soon after connecting. */
+#define CLIENT_IDLE_MS 30000
+
+struct client {
+	struct client *next;
+	struct vmmd *d;
+	int fd;
+	struct ucred cred;
+	struct loop_watch *w;
+	struct loop_timer *idle;
+	struct proto_rx rx;
+};
+
+static void client_free(struct client *c, bool close_fd)
+{
+	for (struct client **p = &c->d->clients; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	c->d->nclients--;
+	loop_del_fd(c->w);
+	loop_cancel_timer(c->idle);
+	proto_rx_reset(&c->rx);
+	if (close_fd && c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+static void reply_error(struct client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void reply_error(struct client *c, const char *fmt, ...)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_ERROR};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rep.error, sizeof(rep.error), fmt, ap);
+	va_end(ap);
+	proto_send_reply(c->fd, &rep);
+}
+
+static void reply_ok(struct client *c)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK};
+
+	proto_send_reply(c->fd, &rep);
+}
+
+static bool is_admin(const struct client *c)
+{
+	return c->cred.uid == 0 || c->cred.uid == c->d->slurm_uid;
+}
+
+static void do_start(struct client *c, const struct proto_request *req)
+{
+	char err[PROTO_MAX_ERROR];
+
+	if (job_start(c->d, &req->start, err, sizeof(err)) < 0)
+		reply_error(c, "%s", err);
+	else
+		reply_ok(c);
+}
+
+static void fill_job_info(const struct job *j, struct proto_job_info *ji)
+{
+	ji->job_id = j->id;
+	ji->uid = (uint32_t)j->uid;
+	ji->vcpus = j->vcpus;
+	ji->mem_mib = j->mem_mib;
+	ji->sessions = exec_count(j);
+	snprintf(ji->image, sizeof(ji->image), "%s", j->image);
+	snprintf(ji->state, sizeof(ji->state), "%s", job_state_name(j->state));
+	snprintf(ji->domain, sizeof(ji->domain), "%s", j->domain);
+	snprintf(ji->console, sizeof(ji->console), "%s", j->console);
+	snprintf(ji->error, sizeof(ji->error), "%s", j->error);
+}
+
+static void do_list(struct client *c)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK, .has_jobs = true};
+	size_t n = 0;
+
+	for (struct job *j = c->d->jobs; j; j = j->next)
+		n++;
+	rep.jobs = calloc(n ? n : 1, sizeof(*rep.jobs));
+	if (!rep.jobs) {
+		reply_error(c, "out of memory");
+		return;
+	}
+	/* Users see their own jobs' guests only. */
+	for (struct job *j = c->d->jobs; j; j = j->next)
+		if (is_admin(c) || j->uid == c->cred.uid)
+			fill_job_info(j, &rep.jobs[rep.njobs++]);
+	proto_send_reply(c->fd, &rep);
+	free(rep.jobs);
+}
+
+static void do_status(struct client *c)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK, .has_status = true};
+	struct proto_status *s = &rep.status;
+	struct vmmd *d = c->d;
+
+	snprintf(s->node, sizeof(s->node), "%s", d->cfg.node_name);
+	snprintf(s->version, sizeof(s->version), "%s", PACKAGE_VERSION);
+	snprintf(s->domain_type, sizeof(s->domain_type), "%s", d->domain_type);
+	snprintf(s->libvirt_uri, sizeof(s->libvirt_uri), "%s",
+		 d->cfg.libvirt_uri);
+	for (struct job *j = d->jobs; j; j = j->next)
+		s->jobs++;
+	s->uptime_s = (now_ms() - d->started_ms) / 1000;
+	proto_send_reply(c->fd, &rep);
+}
+
+/* Hands the connection to an exec session. Returns true when the client
+ * struct must be freed without closing its fd. */
+static bool do_exec(struct client *c, struct proto_request *req)
+{
+	struct job *j = job_find(c->d, req->job_id);
+
+	if (!j) {
+		reply_error(c, "job %u has no guest on node %s (was --vm-env "
+			       "given when the job was submitted?)",
+			    req->job_id, c->d->cfg.node_name);
+		return false;
+	}
+	/* Identity comes from the kernel, never from the message. */
+	if (c->cred.uid != 0 && c->cred.uid != j->uid) {
+		log_warn("uid %u (pid %d) refused exec into job %u of uid %u",
+			 (unsigned)c->cred.uid, (int)c->cred.pid, j->id,
+			 (unsigned)j->uid);
+		reply_error(c, "job %u: permission denied: the guest belongs "
+			       "to another user", j->id);
+		return false;
+	}
+	if (j->state == JOB_FAILED) {
+		reply_error(c, "%s", j->error);
+		return false;
+	}
+	exec_begin(c->d, j, c->fd, c->cred.uid, req, c->rx.fds, c->rx.nfds);
+	/* exec_begin owns the fds now. */
+	c->rx.nfds = 0;
+	return true;
+}
+
+static void handle(struct client *c)
+{
+	struct proto_request req;
+	char err[256];
+	bool handed = false;
+
+	if (proto_request_decode(c->rx.buf, c->rx.got, &req, err,
+				 sizeof(err)) < 0) {
+		log_warn("client uid %u pid %d: bad request: %s",
+			 (unsigned)c->cred.uid, (int)c->cred.pid, err);
+		reply_error(c, "bad request: %s", err);
+		client_free(c, true);
+		return;
+	}
+	if ((req.op == PROTO_OP_START || req.op == PROTO_OP_STOP) &&
+	    !is_admin(c)) {
+		reply_error(c, "permission denied: only root and the Slurm user "
+			       "may start or stop guests");
+	} else if (req.op != PROTO_OP_EXEC && c->rx.nfds) {
+		reply_error(c, "bad request: unexpected file descriptors");
+	} else if (req.op == PROTO_OP_START) {
+		do_start(c, &req);
+	} else if (req.op == PROTO_OP_STOP) {
+		job_stop(c->d, req.job_id);
+		reply_ok(c);
+	} else if (req.op == PROTO_OP_STATUS) {
+		do_status(c);
+	} else if (req.op == PROTO_OP_LIST) {
+		do_list(c);
+	} else if (req.op == PROTO_OP_EXEC) {
+		handed = do_exec(c, &req);
+	} else {
+		reply_error(c, "bad request: '%s' outside an exec session",
+			    proto_op_name(req.op));
+	}
+	proto_request_clear(&req);
+	client_free(c, !handed);
+}
+
+static void client_io(void *data, uint32_t events)
+{
+	struct client *c = data;
+	int r;
+
+	(void)events;
+	r = proto_rx_feed(&c->rx, c->fd);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		if (r == -EMSGSIZE || r == -EPROTO)
+			log_warn("client uid %u pid %d: %s; closing",
+				 (unsigned)c->cred.uid, (int)c->cred.pid,
+				 r == -EMSGSIZE ? "oversized message"
+						: "too many file descriptors");
+		client_free(c, true);
+		return;
+	}
+	loop_cancel_timer(c->idle);
+	c->idle = NULL;
+	handle(c);
+}
+
+static void client_idle(void *data)
+{
+	struct client *c = data;
+
+	c->idle = NULL;
+	log_warn("client uid %u pid %d sent no request in %d s; closing",
+		 (unsigned)c->cred.uid, (int)c->cred.pid, CLIENT_IDLE_MS / 1000);
+	client_free(c, true);
+}
+
+static void accept_one(struct vmmd *d, int fd)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	socklen_t len = sizeof(c ? c->cred : (struct ucred){0});
+
+	if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 ||
+	    d->nclients >= d->cfg.max_clients) {
+		if (c && d->nclients >= d->cfg.max_clients)
+			log_warn("too many clients (%u); refusing one",
+				 d->nclients);
+		free(c);
+		close(fd);
+		return;
+	}
+	c->d = d;
+	c->fd = fd;
+	proto_rx_init(&c->rx);
+	if (loop_add_fd(d->loop, fd, EPOLLIN, client_io, c, &c->w) < 0) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->idle = loop_add_timer(d->loop, CLIENT_IDLE_MS, client_idle, c);
+	c->next = d->clients;
+	d->clients = c;
+	d->nclients++;
+}
+
+static void listen_io(void *data, uint32_t events)
+{
+	struct vmmd *d = data;
+
+	(void)events;
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(d->listen_fd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_warn("accept: %m");
+			return;
+		}
+		accept_one(d, fd);
+	}
+}
+
+int server_listen(struct vmmd *d)
+{
+	char dir[VMENV_MAX_PATH];
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s", d->cfg.socket_path);
+	r = mkdir_p(dirname(dir), 0755);
+	if (r < 0) {
+		log_err("cannot create %s: %s", dir, strerror(-r));
+		return r;
+	}
+	/* Anyone may connect; what each peer may do is decided per request
+	 * from its SO_PEERCRED identity. */
+	d->listen_fd = unix_listen(d->cfg.socket_path, 0666, 128);
+	if (d->listen_fd < 0) {
+		log_err("cannot listen on %s: %s", d->cfg.socket_path,
+			strerror(-d->listen_fd));
+		return d->listen_fd;
+	}
+	return loop_add_fd(d->loop, d->listen_fd, EPOLLIN, listen_io, d,
+			   &d->listen_w);
+}
+
+void server_close(struct vmmd *d)
+{
+	while (d->clients)
+		client_free(d->clients, true);
+	loop_del_fd(d->listen_w);
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		unlink(d->cfg.socket_path);
+	}
+	d->listen_fd = -1;
+}

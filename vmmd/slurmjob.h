@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What Slurm says about a job, asked of slurmctld (libslurm). The prolog
+ * only hands vmmd a job id, uid and gid; the working directory, this node's
+ * CPUs and memory and the end time come from Slurm itself, which is also the
+ * truth for "is this job still running here" when vmmd reconciles.
+ */
+#ifndef VMMD_SLURMJOB_H
+#define VMMD_SLURMJOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "util.h"
+
+struct slurmjob_info {
+	uint32_t job_id;
+	uint32_t uid;
+	uint32_t gid;
+	bool active;	     /* pending, running, suspended, or completing */
+	bool on_node;	     /* this node is in the allocation */
+	uint32_t cpus;	     /* CPUs allocated on this node */
+	uint64_t mem_mib;    /* memory allocated on this node; 0 = none set */
+	time_t end_time;
+	char work_dir[VMENV_MAX_PATH];
+};
+
+/* 0; -ENOENT when Slurm does not know the job; other -errno with err. */
+typedef int (*slurmjob_lookup_f)(uint32_t job_id, const char *node,
+				 struct slurmjob_info *ret, char *err,
+				 size_t errlen);
+
+int slurmjob_lookup(uint32_t job_id, const char *node,
+		    struct slurmjob_info *ret, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's state, shared by its modules. One instance per process. */
+#ifndef VMMD_VMMD_H
+#define VMMD_VMMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "hv.h"
+#include "loop.h"
+#include "slurmjob.h"
+
+struct job;
+struct client;
+
+struct vmmd {
+	struct vmmd_config cfg;
+	struct loop *loop;
+	const struct hv_ops *hv;
+	void *hv_ctx;
+	slurmjob_lookup_f slurm_lookup;
+	struct catalog catalog;
+	char domain_type[8]; /* resolved: "kvm" or "qemu" */
+	char domain_prefix[160]; /* "vmenv-<node>-" */
+	uid_t slurm_uid;	 /* may start/stop besides root */
+	struct job *jobs;
+	struct client *clients;
+	uint32_t nclients;
+	int listen_fd;
+	struct loop_watch *listen_w;
+	struct loop_watch *hv_w;
+	struct loop_timer *reconcile_t;
+	uint64_t started_ms;
+};
+
+/* Reloads the catalog when its file changed; keeps the old one on error. */
+int vmmd_catalog_refresh(struct vmmd *d, char *err, size_t errlen);
+
+/* daemon.c: bring the daemon up around an already filled d->cfg, d->hv
+ * and d->slurm_lookup; and take it down (guests keep running). */
+int vmmd_init(struct vmmd *d);
+void vmmd_fini(struct vmmd *d);
+/* "kvm" or "qemu" from the configured domain_type; why says what decided. */
+const char *vmmd_pick_domain_type(const char *configured, int kvm_offered,
+				  int cpu_has_virt, char *why, size_t whylen);
+
+#endif
