@@ -158,6 +158,9 @@ static bool do_exec(struct client *c, struct proto_request *req)
 		reply_error(c, "%s", j->error);
 		return false;
 	}
+	/* The session watches this fd from now on. */
+	loop_del_fd(c->w);
+	c->w = NULL;
 	exec_begin(c->d, j, c->fd, c->cred.uid, req, c->rx.fds, c->rx.nfds);
 	/* exec_begin owns the fds now. */
 	c->rx.nfds = 0;
