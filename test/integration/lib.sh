@@ -1,0 +1,106 @@
+# Helpers for the integration tests: they drive the real cluster (sbatch,
+# srun, salloc, scancel, scontrol, virsh) as ordinary users.
+# Each test file sources this, calls the t_* helpers, and prints one line per
+# check: "ok - ...", "not ok - ..." or "skip - ...".
+
+U1=${U1:-vmenv-u1}
+U2=${U2:-vmenv-u2}
+NODE=$(hostname -s)
+SOCK=/run/vmenv/$NODE/vmmd.sock
+RUN_DIR=/run/vmenv/$NODE
+VIRSH="virsh -q -c qemu:///system"
+
+pass() { echo "ok - $*"; }
+fail() { echo "not ok - $*"; }
+skip() { echo "skip - $*"; }
+
+check() { # description command...
+	local d=$1; shift
+	if "$@"; then pass "$d"; else fail "$d"; fi
+}
+
+check_eq() { # description expected actual
+	if [ "$2" = "$3" ]; then
+		pass "$1"
+	else
+		fail "$1"
+		printf '#   expected: %q\n#   actual:   %q\n' "$2" "$3"
+	fi
+}
+
+check_contains() { # description haystack needle
+	if printf '%s' "$2" | grep -qF -- "$3"; then
+		pass "$1"
+	else
+		fail "$1"
+		printf '#   %q not in:\n' "$3"
+		printf '%s\n' "$2" | head -20 | sed 's/^/#   /'
+	fi
+}
+
+home_of() { getent passwd "$1" | cut -d: -f6; }
+
+# A fresh directory owned by the user, to submit from.
+workdir() { # user name
+	local d
+	d=$(home_of "$1")/it-$2-$$
+	rm -rf "$d"
+	runuser -u "$1" -- mkdir -p "$d"
+	echo "$d"
+}
+
+as() { local u=$1; shift; runuser -u "$u" -- "$@"; }
+
+job_field() { # jobid field
+	scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}
+
+# Waits for a job to end; prints its final state.
+wait_job() { # jobid [timeout_s]
+	local t=${2:-120} s=""
+	for ((i = 0; i < t * 2; i++)); do
+		s=$(job_field "$1" JobState)
+		case "$s" in
+		COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE) break ;;
+		esac
+		sleep 0.5
+	done
+	echo "$s"
+}
+
+wait_running() { # jobid [timeout_s]
+	local t=${2:-60}
+	for ((i = 0; i < t * 2; i++)); do
+		[ "$(job_field "$1" JobState)" = RUNNING ] && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+# Waits until the guest of the job is ready (vmenvctl list).
+wait_guest_ready() { # jobid [timeout_s]
+	local t=${2:-90}
+	for ((i = 0; i < t * 2; i++)); do
+		vmenvctl list 2>/dev/null | awk -v j="$1" '$1 == j && $4 == "ready" {f=1} END {exit !f}' && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+# Nothing of the job may remain on the node: no domain, no run dir.
+no_leftovers() { # jobid
+	local i
+	for ((i = 0; i < 40; i++)); do
+		if ! $VIRSH list --name | grep -qx "vmenv-$NODE-$1" &&
+			[ ! -e "$RUN_DIR/jobs/$1" ]; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	echo "# leftovers of job $1:" >&2
+	$VIRSH list --name | sed 's/^/#   /' >&2
+	ls -la "$RUN_DIR/jobs/$1" 2>&1 | sed 's/^/#   /' >&2
+	return 1
+}
+
+vmmd_up() { vmenvctl status >/dev/null 2>&1; }

@@ -1,0 +1,30 @@
+# scancel and walltime expiry end a VM job quickly and leave nothing.
+. "$(dirname "$0")/lib.sh"
+d=$(workdir "$U1" cancel)
+cd "$d"
+cat >long.sh <<'JOB'
+#!/bin/sh
+echo started
+sleep 600
+echo not-reached
+JOB
+chown "$U1": long.sh
+
+j=$(as "$U1" sbatch --parsable --vm-env=tiny -o "$d/c.out" long.sh)
+jt=$(as "$U1" sbatch --parsable --vm-env=tiny -t 1 -o "$d/t.out" long.sh)
+for _ in $(seq 240); do grep -q started c.out 2>/dev/null && break; sleep 0.5; done
+check "the long job started in its guest" grep -q started c.out
+t0=$(date +%s.%N)
+scancel "$j"
+st=$(wait_job "$j" 30)
+t1=$(date +%s.%N)
+check_eq "scancel ends the job CANCELLED" CANCELLED "$st"
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+check "... within 10 s (took ${secs}s)" awk -v s="$secs" 'BEGIN { exit !(s < 10) }'
+check "cancelled job left no guest or state" no_leftovers "$j"
+check "the command in the guest did not go on" sh -c "! grep -q not-reached c.out"
+
+st=$(wait_job "$jt" 200)
+check_eq "walltime expiry ends the job TIMEOUT" TIMEOUT "$st"
+check "timed-out job left no guest or state" no_leftovers "$jt"
+cd / && rm -rf "$d"

@@ -1,0 +1,924 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests for common/agentwire.c: header checks, the buffer and reader
+ * primitives, SETUP and EXEC round trips, and the decoders against every
+ * truncation, huge counts, embedded NULs and trailing bytes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentwire.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --- helpers ------------------------------------------------------------ */
+
+static void assert_mem_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(b[i], 0);
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	assert_non_null(p);
+	return p;
+}
+
+/* A heap copy of a NULL-terminated list, as the decoder would return it. */
+static char **xstrv(const char *const *v, uint32_t *ret_n)
+{
+	uint32_t n = 0, i;
+	char **p;
+
+	while (v[n])
+		n++;
+	p = calloc(n + 1, sizeof(*p));
+	assert_non_null(p);
+	for (i = 0; i < n; i++)
+		p[i] = xstrdup(v[i]);
+	*ret_n = n;
+	return p;
+}
+
+/* Hand-built payloads for the malformed cases the encoders refuse to make. */
+static void raw_u32(struct aw_buf *b, uint32_t v)
+{
+	assert_int_equal(aw_put_u32(b, v), 0);
+}
+
+static void raw_str(struct aw_buf *b, const void *p, uint32_t n)
+{
+	raw_u32(b, n);
+	assert_int_equal(aw_put_bytes(b, p, n), 0);
+}
+
+static void raw_cstr(struct aw_buf *b, const char *s)
+{
+	raw_str(b, s, (uint32_t)strlen(s));
+}
+
+/* --- header ------------------------------------------------------------- */
+
+static void test_hdr_roundtrip(void **state)
+{
+	uint8_t h[AW_HDR_LEN];
+	struct aw_hdr d;
+	const uint8_t want[AW_HDR_LEN] = {0x00, 0x01, 0x02, 0x03, AW_EXEC, 0,
+					  0,	0,    0xde, 0xad, 0xbe,	   0xef};
+
+	aw_hdr_encode(h, 0x010203, AW_EXEC, 0xdeadbeef);
+	assert_memory_equal(h, want, sizeof(want));
+	assert_int_equal(aw_hdr_decode(h, 0x010203, &d), 0);
+	assert_int_equal(d.len, 0x010203);
+	assert_int_equal(d.type, AW_EXEC);
+	assert_int_equal(d.session, 0xdeadbeef);
+}
+
+static void test_hdr_every_type(void **state)
+{
+	uint8_t h[AW_HDR_LEN];
+	struct aw_hdr d;
+	unsigned t;
+
+	for (t = AW_HELLO; t < AW_TYPE_END; t++) {
+		aw_hdr_encode(h, 0, (uint8_t)t, 0);
+		assert_int_equal(aw_hdr_decode(h, 0, &d), 0);
+		assert_int_equal(d.type, t);
+	}
+}
+
+static void test_hdr_bad(void **state)
+{
+	static const struct {
+		const char *what;
+		int offset; /* byte to overwrite, -1 for none */
+		uint8_t value;
+		uint32_t len;
+		size_t max;
+		int want;
+	} cases[] = {
+		{"flags", 5, 0x01, 0, 100, -EPROTO},
+		{"flags high bit", 5, 0x80, 0, 100, -EPROTO},
+		{"reserved hi", 6, 0x01, 0, 100, -EPROTO},
+		{"reserved lo", 7, 0x01, 0, 100, -EPROTO},
+		{"type 0", 4, 0, 0, 100, -EPROTO},
+		{"type end", 4, AW_TYPE_END, 0, 100, -EPROTO},
+		{"type 255", 4, 255, 0, 100, -EPROTO},
+		{"len over max", -1, 0, 101, 100, -EMSGSIZE},
+		{"len 4G", -1, 0, UINT32_MAX, AW_MAX_AGENT_PAYLOAD, -EMSGSIZE},
+		{"len over 0", -1, 0, 1, 0, -EMSGSIZE},
+		{"len at max", -1, 0, 100, 100, 0},
+		{"len 0 max 0", -1, 0, 0, 0, 0},
+	};
+	uint8_t h[AW_HDR_LEN];
+	struct aw_hdr d;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		aw_hdr_encode(h, cases[i].len, AW_HELLO, 7);
+		if (cases[i].offset >= 0)
+			h[cases[i].offset] = cases[i].value;
+		memset(&d, 0, sizeof(d));
+		if (aw_hdr_decode(h, cases[i].max, &d) != cases[i].want)
+			fail_msg("header case '%s'", cases[i].what);
+	}
+}
+
+/* --- buffer and reader -------------------------------------------------- */
+
+static void test_put_layout(void **state)
+{
+	struct aw_buf b = {0};
+	const uint8_t want[] = {
+		0x01, 0x02, 0x03, 0x04,				/* u32 */
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, /* i64 -2 */
+		0x00, 0x00, 0x00, 0x02, 'h',  'i',		/* str */
+		0x00, 0x00, 0x00, 0x00,				/* empty */
+	};
+
+	assert_int_equal(aw_put_u32(&b, 0x01020304), 0);
+	assert_int_equal(aw_put_i64(&b, -2), 0);
+	assert_int_equal(aw_put_str(&b, "hi"), 0);
+	assert_int_equal(aw_put_str(&b, ""), 0);
+	assert_int_equal(b.len, sizeof(want));
+	assert_memory_equal(b.data, want, sizeof(want));
+	assert_int_equal(aw_put_str(&b, NULL), -EINVAL);
+	assert_int_equal(b.len, sizeof(want));
+	aw_buf_free(&b);
+	assert_null(b.data);
+	assert_int_equal(b.len, 0);
+	aw_buf_free(&b); /* twice is fine */
+}
+
+static void test_put_frame(void **state)
+{
+	struct aw_buf b = {0};
+	struct aw_hdr d;
+
+	assert_int_equal(aw_put_frame(&b, AW_STDOUT, 9, "abc", 3), 0);
+	assert_int_equal(aw_put_frame(&b, AW_STDOUT, 9, NULL, 0), 0);
+	assert_int_equal(b.len, 2 * AW_HDR_LEN + 3);
+	assert_int_equal(aw_hdr_decode(b.data, 3, &d), 0);
+	assert_int_equal(d.len, 3);
+	assert_int_equal(d.type, AW_STDOUT);
+	assert_int_equal(d.session, 9);
+	assert_memory_equal(b.data + AW_HDR_LEN, "abc", 3);
+	assert_int_equal(aw_hdr_decode(b.data + AW_HDR_LEN + 3, 0, &d), 0);
+	assert_int_equal(d.len, 0);
+	aw_buf_free(&b);
+}
+
+static void test_put_grows(void **state)
+{
+	struct aw_buf b = {0};
+	uint32_t i;
+
+	for (i = 0; i < 100000; i++)
+		assert_int_equal(aw_put_u32(&b, i), 0);
+	assert_int_equal(b.len, 400000);
+	assert_true(b.cap >= b.len);
+	for (i = 0; i < 100000; i += 9999) {
+		struct aw_reader r;
+
+		aw_reader_init(&r, b.data + 4 * i, 4);
+		assert_int_equal(aw_get_u32(&r), i);
+	}
+	aw_buf_free(&b);
+}
+
+static void test_reader_overrun(void **state)
+{
+	const uint8_t p[] = {0, 0, 0, 5, 1, 2, 3, 4, 5, 6};
+	struct aw_reader r;
+
+	aw_reader_init(&r, p, sizeof(p));
+	assert_int_equal(aw_get_u32(&r), 5);
+	assert_int_equal(aw_get_i64(&r), 0); /* 6 bytes left: overrun */
+	assert_int_not_equal(r.err, 0);
+	/* Later reads return zero even though 6 bytes would fit a u32. */
+	assert_int_equal(aw_get_u32(&r), 0);
+	assert_null(aw_get_str(&r, 10));
+	assert_int_equal(aw_reader_done(&r), -EPROTO);
+}
+
+static void test_reader_i64(void **state)
+{
+	static const int64_t vals[] = {0, 1, -1, INT64_MAX, INT64_MIN,
+				       1700000000};
+	struct aw_buf b = {0};
+	struct aw_reader r;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(vals); i++)
+		assert_int_equal(aw_put_i64(&b, vals[i]), 0);
+	aw_reader_init(&r, b.data, b.len);
+	for (i = 0; i < ARRAY_SIZE(vals); i++)
+		assert_true(aw_get_i64(&r) == vals[i]);
+	assert_int_equal(aw_reader_done(&r), 0);
+	aw_buf_free(&b);
+}
+
+static void test_reader_str(void **state)
+{
+	static const struct {
+		const char *what;
+		const char *bytes;
+		uint32_t wire_len; /* length prefix */
+		uint32_t have;	   /* bytes actually present */
+		size_t max;
+		const char *want; /* NULL: must fail */
+	} cases[] = {
+		{"plain", "abc", 3, 3, 10, "abc"},
+		{"empty", "", 0, 0, 0, ""},
+		{"at max", "abcd", 4, 4, 4, "abcd"},
+		{"over max", "abcde", 5, 5, 4, NULL},
+		{"embedded NUL", "a\0b", 3, 3, 10, NULL},
+		{"trailing NUL", "ab\0", 3, 3, 10, NULL},
+		{"leading NUL", "\0ab", 3, 3, 10, NULL},
+		{"short", "abc", 4, 3, 10, NULL},
+		{"huge length", "abc", UINT32_MAX, 3, SIZE_MAX, NULL},
+		{"utf-8", "h\xc3\xa9llo \xe2\x9c\x93", 10, 10, 10,
+		 "h\xc3\xa9llo \xe2\x9c\x93"},
+	};
+	struct aw_reader r;
+	struct aw_buf b;
+	size_t i;
+	char *s;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		b = (struct aw_buf){0};
+		raw_u32(&b, cases[i].wire_len);
+		assert_int_equal(
+			aw_put_bytes(&b, cases[i].bytes, cases[i].have), 0);
+		aw_reader_init(&r, b.data, b.len);
+		s = aw_get_str(&r, cases[i].max);
+		if (cases[i].want) {
+			if (!s || strcmp(s, cases[i].want) != 0 ||
+			    aw_reader_done(&r) != 0)
+				fail_msg("str case '%s' failed", cases[i].what);
+		} else if (s || r.err == 0 || aw_reader_done(&r) == 0) {
+			fail_msg("str case '%s' accepted", cases[i].what);
+		}
+		free(s);
+		aw_buf_free(&b);
+	}
+}
+
+static void test_reader_done_trailing(void **state)
+{
+	const uint8_t p[] = {0, 0, 0, 1, 0xff};
+	struct aw_reader r;
+
+	aw_reader_init(&r, p, sizeof(p));
+	assert_int_equal(aw_get_u32(&r), 1);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(aw_reader_done(&r), -EPROTO);
+	aw_reader_init(&r, p, 4);
+	aw_get_u32(&r);
+	assert_int_equal(aw_reader_done(&r), 0);
+}
+
+/* --- SETUP -------------------------------------------------------------- */
+
+/* Strings that must survive the trip unchanged. */
+static const char *const odd_strings[] = {
+	"",
+	"plain",
+	"with spaces  and\ttabs",
+	"quotes ' \" ` and $(dollar) \\ backslash",
+	"new\nline",
+	"gr\xc3\xbc\xc3\x9f \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+	"/a/path/with/many/../components/",
+	"\x7f\x01\xff",
+};
+
+/* A SETUP whose strings are heap copies: free with aw_setup_clear(). */
+static struct aw_setup make_setup(size_t k, uint32_t nmounts)
+{
+	size_t n = ARRAY_SIZE(odd_strings);
+	struct aw_setup s = {
+		.hostname = xstrdup(odd_strings[k % n]),
+		.user = xstrdup(odd_strings[(k + 1) % n]),
+		.uid = 2001 + (uint32_t)k,
+		.gid = UINT32_MAX - (uint32_t)k,
+		.group = xstrdup(odd_strings[(k + 2) % n]),
+		.home = xstrdup(odd_strings[(k + 3) % n]),
+		.time_sec = k % 2 ? -(int64_t)k : INT64_MAX - (int64_t)k,
+		.nmounts = nmounts,
+	};
+	uint32_t i;
+
+	for (i = 0; i < nmounts; i++) {
+		s.mounts[i].tag = xstrdup(odd_strings[(k + i + 4) % n]);
+		s.mounts[i].path = xstrdup(odd_strings[(k + i + 5) % n]);
+	}
+	return s;
+}
+
+static void assert_setup_equal(const struct aw_setup *a,
+			       const struct aw_setup *b)
+{
+	uint32_t i;
+
+	assert_string_equal(a->hostname, b->hostname);
+	assert_string_equal(a->user, b->user);
+	assert_int_equal(a->uid, b->uid);
+	assert_int_equal(a->gid, b->gid);
+	assert_string_equal(a->group, b->group);
+	assert_string_equal(a->home, b->home);
+	assert_true(a->time_sec == b->time_sec);
+	assert_int_equal(a->nmounts, b->nmounts);
+	for (i = 0; i < a->nmounts; i++) {
+		assert_string_equal(a->mounts[i].tag, b->mounts[i].tag);
+		assert_string_equal(a->mounts[i].path, b->mounts[i].path);
+	}
+}
+
+static void test_setup_roundtrip(void **state)
+{
+	struct aw_setup in, out;
+	struct aw_buf b;
+	size_t k;
+
+	for (k = 0; k < ARRAY_SIZE(odd_strings); k++) {
+		in = make_setup(k, (uint32_t)(k % (AW_MAX_MOUNTS + 1)));
+		b = (struct aw_buf){0};
+		assert_int_equal(aw_setup_encode(&in, &b), 0);
+		assert_int_equal(aw_setup_decode(b.data, b.len, &out), 0);
+		assert_setup_equal(&in, &out);
+		aw_setup_clear(&out);
+		assert_null(out.hostname);
+		aw_setup_clear(&in);
+		aw_buf_free(&b);
+	}
+	in = make_setup(3, AW_MAX_MOUNTS);
+	b = (struct aw_buf){0};
+	assert_int_equal(aw_setup_encode(&in, &b), 0);
+	assert_int_equal(aw_setup_decode(b.data, b.len, &out), 0);
+	assert_setup_equal(&in, &out);
+	aw_setup_clear(&out);
+	aw_setup_clear(&in);
+	aw_buf_free(&b);
+}
+
+/* Every strict prefix of a valid payload must fail and leave *ret empty. */
+static void test_setup_truncated(void **state)
+{
+	struct aw_setup in = make_setup(2, 3), out;
+	struct aw_buf b = {0};
+	size_t n;
+
+	assert_int_equal(aw_setup_encode(&in, &b), 0);
+	for (n = 0; n < b.len; n++) {
+		memset(&out, 0xa5, sizeof(out));
+		if (aw_setup_decode(b.data, n, &out) != -EPROTO)
+			fail_msg("setup prefix of %zu/%zu bytes accepted", n,
+				 b.len);
+		assert_mem_zero(&out, sizeof(out));
+	}
+	aw_setup_clear(&in);
+	aw_buf_free(&b);
+}
+
+static void test_setup_trailing(void **state)
+{
+	struct aw_setup in = make_setup(1, 1), out;
+	struct aw_buf b = {0};
+
+	assert_int_equal(aw_setup_encode(&in, &b), 0);
+	assert_int_equal(aw_put_bytes(&b, "x", 1), 0);
+	memset(&out, 0xa5, sizeof(out));
+	assert_int_equal(aw_setup_decode(b.data, b.len, &out), -EPROTO);
+	assert_mem_zero(&out, sizeof(out));
+	aw_setup_clear(&in);
+	aw_buf_free(&b);
+}
+
+/* Builds a SETUP payload by hand; bad_field picks a str to poison with a
+ * NUL, and nmounts/extra control the mount list. */
+static void raw_setup(struct aw_buf *b, int bad_field, uint32_t nmounts,
+		      uint32_t present)
+{
+	static const char nul[] = "a\0b";
+	int f = 0;
+	uint32_t i;
+
+#define STR(s)                                                                 \
+	(f++ == bad_field ? raw_str(b, nul, sizeof(nul) - 1) : raw_cstr(b, s))
+	STR("host");
+	STR("user");
+	raw_u32(b, 1);
+	raw_u32(b, 2);
+	STR("group");
+	STR("/home");
+	raw_u32(b, 0);
+	raw_u32(b, 0);
+	raw_u32(b, nmounts);
+	for (i = 0; i < present; i++) {
+		STR("tag");
+		STR("/path");
+	}
+#undef STR
+}
+
+static void test_setup_bad(void **state)
+{
+	static const struct {
+		const char *what;
+		int bad_field;
+		uint32_t nmounts, present;
+		int want;
+	} cases[] = {
+		{"valid", -1, 2, 2, 0},
+		{"NUL in hostname", 0, 0, 0, -EPROTO},
+		{"NUL in user", 1, 0, 0, -EPROTO},
+		{"NUL in group", 2, 0, 0, -EPROTO},
+		{"NUL in home", 3, 0, 0, -EPROTO},
+		{"NUL in tag", 4, 1, 1, -EPROTO},
+		{"NUL in path", 5, 1, 1, -EPROTO},
+		{"NUL in 2nd path", 7, 2, 2, -EPROTO},
+		{"nmounts max", -1, AW_MAX_MOUNTS, AW_MAX_MOUNTS, 0},
+		{"nmounts over max", -1, AW_MAX_MOUNTS + 1, AW_MAX_MOUNTS + 1,
+		 -EPROTO},
+		{"nmounts huge", -1, UINT32_MAX, 1, -EPROTO},
+		{"nmounts > present", -1, 3, 2, -EPROTO},
+		{"nmounts < present", -1, 1, 2, -EPROTO},
+	};
+	struct aw_setup out;
+	struct aw_buf b;
+	size_t i;
+	int r;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		b = (struct aw_buf){0};
+		raw_setup(&b, cases[i].bad_field, cases[i].nmounts,
+			  cases[i].present);
+		memset(&out, 0xa5, sizeof(out));
+		r = aw_setup_decode(b.data, b.len, &out);
+		if (r != cases[i].want)
+			fail_msg("setup case '%s': %d", cases[i].what, r);
+		if (r == 0) {
+			assert_int_equal(out.nmounts, cases[i].nmounts);
+			assert_string_equal(out.hostname, "host");
+			aw_setup_clear(&out);
+		} else {
+			assert_mem_zero(&out, sizeof(out));
+		}
+		aw_buf_free(&b);
+	}
+}
+
+static void test_setup_encode_refuses(void **state)
+{
+	struct aw_setup in = make_setup(0, 1);
+	struct aw_buf b = {0};
+	char *home = in.home;
+
+	assert_int_equal(aw_put_u32(&b, 42), 0);
+	in.nmounts = AW_MAX_MOUNTS + 1;
+	assert_int_equal(aw_setup_encode(&in, &b), -EINVAL);
+	assert_int_equal(b.len, 4);
+	in.nmounts = 1;
+	in.home = NULL;
+	assert_int_equal(aw_setup_encode(&in, &b), -EINVAL);
+	assert_int_equal(b.len, 4); /* nothing half-written is left */
+	in.home = malloc(AW_MAX_STR + 2);
+	assert_non_null(in.home);
+	memset(in.home, 'x', AW_MAX_STR + 1);
+	in.home[AW_MAX_STR + 1] = '\0';
+	assert_int_equal(aw_setup_encode(&in, &b), -EMSGSIZE);
+	assert_int_equal(b.len, 4);
+	in.home[AW_MAX_STR] = '\0';
+	assert_int_equal(aw_setup_encode(&in, &b), 0);
+	assert_true(b.len > 4 + AW_MAX_STR);
+	free(home);
+	aw_setup_clear(&in);
+	aw_buf_free(&b);
+}
+
+/* --- EXEC --------------------------------------------------------------- */
+
+static const char *const argv_odd[] = {
+	"sh", "-c", "echo \"$1\" 'single' `tick`", "", " lead space",
+	"\xe2\x9c\x93 utf-8", NULL,
+};
+static const char *const envp_odd[] = {"PATH=/usr/bin:/bin", "EMPTY=",
+				       "Q=\"'\"", "U=\xc3\xa9", NULL};
+
+/* An EXEC made of heap copies: free with aw_exec_clear(). */
+static struct aw_exec make_exec(uint32_t flags, const char *script)
+{
+	struct aw_exec e = {
+		.uid = 2001,
+		.gid = 2002,
+		.ngroups = 3,
+		.groups = {2002, 100, UINT32_MAX},
+		.flags = flags,
+		.cwd = xstrdup("/home/o'brien/with space"),
+	};
+
+	e.argv = xstrv(argv_odd, &e.argc);
+	e.envp = xstrv(envp_odd, &e.envc);
+	if (script) {
+		e.script = xstrdup(script);
+		e.script_len = (uint32_t)strlen(script);
+	}
+	return e;
+}
+
+static void assert_strv_equal(char **a, char **b, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		assert_string_equal(a[i], b[i]);
+	assert_null(b[n]);
+}
+
+static void assert_exec_equal(const struct aw_exec *a,
+			      const struct aw_exec *b)
+{
+	uint32_t i;
+
+	assert_int_equal(a->uid, b->uid);
+	assert_int_equal(a->gid, b->gid);
+	assert_int_equal(a->ngroups, b->ngroups);
+	for (i = 0; i < a->ngroups; i++)
+		assert_int_equal(a->groups[i], b->groups[i]);
+	assert_int_equal(a->flags, b->flags);
+	assert_string_equal(a->cwd, b->cwd);
+	assert_int_equal(a->argc, b->argc);
+	assert_strv_equal(a->argv, b->argv, a->argc);
+	assert_int_equal(a->envc, b->envc);
+	assert_strv_equal(a->envp, b->envp, a->envc);
+	if (a->flags & AW_EXEC_SCRIPT) {
+		assert_non_null(b->script);
+		assert_int_equal(a->script_len, b->script_len);
+		assert_memory_equal(a->script, b->script, a->script_len);
+		assert_int_equal(b->script[b->script_len], '\0');
+	} else {
+		assert_null(b->script);
+		assert_int_equal(b->script_len, 0);
+	}
+}
+
+static const struct {
+	const char *what;
+	uint32_t flags;
+	const char *script;
+} exec_variants[] = {
+	{"plain", 0, NULL},
+	{"merge", AW_EXEC_MERGE_STDERR, NULL},
+	{"stdin", AW_EXEC_STDIN, NULL},
+	{"script", AW_EXEC_SCRIPT,
+	 "#!/bin/bash\necho \"hi $1\" '\xc3\xa9'\nexit 3\n"},
+	{"empty script", AW_EXEC_SCRIPT, ""},
+	{"all flags", AW_EXEC_SCRIPT | AW_EXEC_STDIN | AW_EXEC_MERGE_STDERR,
+	 "#!/bin/sh\ncat\n"},
+};
+
+static void test_exec_roundtrip(void **state)
+{
+	struct aw_exec in, out;
+	struct aw_buf b;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(exec_variants); i++) {
+		in = make_exec(exec_variants[i].flags, exec_variants[i].script);
+		b = (struct aw_buf){0};
+		assert_int_equal(aw_exec_encode(&in, &b), 0);
+		if (aw_exec_decode(b.data, b.len, &out) != 0)
+			fail_msg("exec variant '%s'", exec_variants[i].what);
+		assert_exec_equal(&in, &out);
+		aw_exec_clear(&out);
+		assert_null(out.argv);
+		aw_exec_clear(&in);
+		aw_buf_free(&b);
+	}
+}
+
+static void test_exec_limits_roundtrip(void **state)
+{
+	static const char *const argv[] = {"true", NULL};
+	static const char *const envp[] = {NULL};
+	struct aw_exec in = {.ngroups = AW_MAX_GROUPS}, out;
+	struct aw_buf b = {0};
+	uint32_t i;
+
+	in.cwd = xstrdup("/");
+	in.argv = xstrv(argv, &in.argc);
+	in.envp = xstrv(envp, &in.envc);
+	for (i = 0; i < AW_MAX_GROUPS; i++)
+		in.groups[i] = i * 7;
+	assert_int_equal(aw_exec_encode(&in, &b), 0);
+	assert_int_equal(aw_exec_decode(b.data, b.len, &out), 0);
+	assert_int_equal(out.envc, 0);
+	assert_non_null(out.envp);
+	assert_null(out.envp[0]);
+	assert_exec_equal(&in, &out);
+	aw_exec_clear(&out);
+	aw_exec_clear(&in);
+	aw_buf_free(&b);
+}
+
+static void test_exec_truncated(void **state)
+{
+	struct aw_exec in, out;
+	struct aw_buf b;
+	size_t i, n;
+
+	for (i = 0; i < ARRAY_SIZE(exec_variants); i++) {
+		in = make_exec(exec_variants[i].flags, exec_variants[i].script);
+		b = (struct aw_buf){0};
+		assert_int_equal(aw_exec_encode(&in, &b), 0);
+		for (n = 0; n < b.len; n++) {
+			memset(&out, 0xa5, sizeof(out));
+			if (aw_exec_decode(b.data, n, &out) != -EPROTO)
+				fail_msg("exec '%s': prefix %zu/%zu accepted",
+					 exec_variants[i].what, n, b.len);
+			assert_mem_zero(&out, sizeof(out));
+		}
+		aw_exec_clear(&in);
+		aw_buf_free(&b);
+	}
+}
+
+static void test_exec_trailing(void **state)
+{
+	struct aw_exec in = make_exec(AW_EXEC_SCRIPT, "#!/bin/sh\n"), out;
+	struct aw_buf b = {0};
+
+	assert_int_equal(aw_exec_encode(&in, &b), 0);
+	assert_int_equal(aw_put_u32(&b, 0), 0);
+	memset(&out, 0xa5, sizeof(out));
+	assert_int_equal(aw_exec_decode(b.data, b.len, &out), -EPROTO);
+	assert_mem_zero(&out, sizeof(out));
+	aw_exec_clear(&in);
+	aw_buf_free(&b);
+}
+
+/* Hand-built EXEC payloads for what the encoder refuses to produce. */
+struct raw_exec {
+	uint32_t ngroups, groups_present;
+	uint32_t flags;
+	const char *cwd;
+	size_t cwd_len;
+	uint32_t argc, argv_present;
+	const char *arg;
+	size_t arg_len;
+	uint32_t envc, envp_present;
+	bool script_present;
+	const char *script;
+	size_t script_len;
+};
+
+static void raw_exec(struct aw_buf *b, const struct raw_exec *x)
+{
+	uint32_t i;
+
+	raw_u32(b, 2001);
+	raw_u32(b, 2001);
+	raw_u32(b, x->ngroups);
+	for (i = 0; i < x->groups_present; i++)
+		raw_u32(b, i);
+	raw_u32(b, x->flags);
+	raw_str(b, x->cwd, (uint32_t)x->cwd_len);
+	raw_u32(b, x->argc);
+	for (i = 0; i < x->argv_present; i++)
+		raw_str(b, x->arg, (uint32_t)x->arg_len);
+	raw_u32(b, x->envc);
+	for (i = 0; i < x->envp_present; i++)
+		raw_cstr(b, "A=b");
+	if (x->script_present)
+		raw_str(b, x->script, (uint32_t)x->script_len);
+}
+
+#define RAW_OK                                                                 \
+	.cwd = "/", .cwd_len = 1, .argc = 1, .argv_present = 1, .arg = "ls",   \
+	.arg_len = 2, .envc = 1, .envp_present = 1
+
+/* Each case overrides fields of RAW_OK: that is the point of the table. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverride-init"
+static void test_exec_bad(void **state)
+{
+	static const struct {
+		const char *what;
+		struct raw_exec x;
+		int want;
+	} cases[] = {
+		{"valid", {RAW_OK}, 0},
+		{"valid script",
+		 {RAW_OK, .flags = AW_EXEC_SCRIPT, .script_present = true,
+		  .script = "#!/bin/sh\n", .script_len = 10},
+		 0},
+		{"argc 0", {RAW_OK, .argc = 0, .argv_present = 0}, -EPROTO},
+		{"ngroups max",
+		 {RAW_OK, .ngroups = AW_MAX_GROUPS,
+		  .groups_present = AW_MAX_GROUPS},
+		 0},
+		{"ngroups over max",
+		 {RAW_OK, .ngroups = AW_MAX_GROUPS + 1,
+		  .groups_present = AW_MAX_GROUPS + 1},
+		 -EPROTO},
+		{"ngroups huge", {RAW_OK, .ngroups = UINT32_MAX}, -EPROTO},
+		{"unknown flag", {RAW_OK, .flags = 0x8}, -EPROTO},
+		{"high flag", {RAW_OK, .flags = 0x80000000u}, -EPROTO},
+		{"script flag, no script",
+		 {RAW_OK, .flags = AW_EXEC_SCRIPT},
+		 -EPROTO},
+		{"script without flag",
+		 {RAW_OK, .script_present = true, .script = "x",
+		  .script_len = 1},
+		 -EPROTO},
+		{"NUL in script",
+		 {RAW_OK, .flags = AW_EXEC_SCRIPT, .script_present = true,
+		  .script = "#!/bin/sh\n\0rm", .script_len = 13},
+		 -EPROTO},
+		{"NUL in cwd", {RAW_OK, .cwd = "/\0x", .cwd_len = 3}, -EPROTO},
+		{"NUL in argv", {RAW_OK, .arg = "l\0s", .arg_len = 3}, -EPROTO},
+		{"argc 60000, 10 bytes", {RAW_OK, .argc = 60000}, -EPROTO},
+		{"argc over max",
+		 {RAW_OK, .argc = AW_MAX_ARGS + 1, .argv_present = 1},
+		 -EPROTO},
+		{"argc huge", {RAW_OK, .argc = UINT32_MAX}, -EPROTO},
+		{"envc 60000", {RAW_OK, .envc = 60000}, -EPROTO},
+		{"envc huge", {RAW_OK, .envc = UINT32_MAX}, -EPROTO},
+		{"argc > present", {RAW_OK, .argc = 2}, -EPROTO},
+		{"envc < present", {RAW_OK, .envc = 0}, -EPROTO},
+		{"envc 0", {RAW_OK, .envc = 0, .envp_present = 0}, 0},
+	};
+	struct aw_exec out;
+	struct aw_buf b;
+	size_t i;
+	int r;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		b = (struct aw_buf){0};
+		raw_exec(&b, &cases[i].x);
+		memset(&out, 0xa5, sizeof(out));
+		r = aw_exec_decode(b.data, b.len, &out);
+		if (r != cases[i].want)
+			fail_msg("exec case '%s': %d", cases[i].what, r);
+		if (r == 0) {
+			assert_string_equal(out.argv[0], "ls");
+			aw_exec_clear(&out);
+		} else {
+			assert_mem_zero(&out, sizeof(out));
+		}
+		aw_buf_free(&b);
+	}
+}
+#pragma GCC diagnostic pop
+
+/*
+ * A count is refused against the bytes left before anything is allocated:
+ * N empty strings take exactly 4*N bytes, so N fits and N+1 does not.
+ */
+static void test_exec_count_bound_is_tight(void **state)
+{
+	const uint32_t n = 1000;
+	struct aw_exec out;
+	struct aw_buf b;
+	uint32_t argc, i;
+
+	for (argc = n; argc <= n + 1; argc++) {
+		b = (struct aw_buf){0};
+		raw_u32(&b, 0);
+		raw_u32(&b, 0);
+		raw_u32(&b, 0); /* ngroups */
+		raw_u32(&b, 0); /* flags */
+		raw_cstr(&b, "/");
+		raw_u32(&b, argc);
+		for (i = 0; i < n; i++)
+			raw_cstr(&b, "");
+		raw_u32(&b, 0); /* envc */
+		assert_int_equal(aw_exec_decode(b.data, b.len, &out),
+				 argc == n ? 0 : -EPROTO);
+		if (argc == n) {
+			assert_int_equal(out.argc, n);
+			assert_string_equal(out.argv[n - 1], "");
+			assert_null(out.argv[n]);
+		}
+		aw_exec_clear(&out);
+		aw_buf_free(&b);
+	}
+}
+
+static void test_exec_encode_refuses(void **state)
+{
+	static const struct {
+		const char *what;
+		uint32_t ngroups, flags, argc;
+		bool null_cwd, null_script;
+	} cases[] = {
+		{"ngroups over max", AW_MAX_GROUPS + 1, 0, 1, false, false},
+		{"unknown flag", 0, 0x10, 1, false, false},
+		{"argc 0", 0, 0, 0, false, false},
+		{"argc over max", 0, 0, AW_MAX_ARGS + 1, false, false},
+		{"NULL cwd", 0, 0, 1, true, false},
+		{"script flag, NULL script", 0, AW_EXEC_SCRIPT, 1, false, true},
+	};
+	struct aw_exec e;
+	struct aw_buf b = {0};
+	size_t i;
+
+	assert_int_equal(aw_put_u32(&b, 7), 0);
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		e = make_exec(cases[i].flags, cases[i].null_script ? NULL : "x");
+		e.ngroups = cases[i].ngroups;
+		/* argv holds fewer entries than an oversized argc: the
+		 * encoder must refuse the count before reading them. */
+		e.argc = cases[i].argc;
+		if (cases[i].null_cwd) {
+			free(e.cwd);
+			e.cwd = NULL;
+		}
+		if (aw_exec_encode(&e, &b) >= 0 || b.len != 4)
+			fail_msg("exec encode case '%s' accepted",
+				 cases[i].what);
+		aw_exec_clear(&e);
+	}
+	aw_buf_free(&b);
+}
+
+/* --- names -------------------------------------------------------------- */
+
+static void test_type_names(void **state)
+{
+	static const struct {
+		unsigned type;
+		const char *name;
+	} cases[] = {
+		{0, "unknown"},
+		{AW_HELLO, "HELLO"},
+		{AW_SETUP, "SETUP"},
+		{AW_SETUP_OK, "SETUP_OK"},
+		{AW_SETUP_FAIL, "SETUP_FAIL"},
+		{AW_EXEC, "EXEC"},
+		{AW_STARTED, "STARTED"},
+		{AW_EXEC_FAIL, "EXEC_FAIL"},
+		{AW_STDIN, "STDIN"},
+		{AW_STDOUT, "STDOUT"},
+		{AW_STDERR, "STDERR"},
+		{AW_CREDIT, "CREDIT"},
+		{AW_SIGNAL, "SIGNAL"},
+		{AW_EXIT, "EXIT"},
+		{AW_SHUTDOWN, "SHUTDOWN"},
+		{AW_ERROR, "ERROR"},
+		{AW_TYPE_END, "unknown"},
+		{200, "unknown"},
+		{255, "unknown"},
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++)
+		assert_string_equal(aw_type_name((uint8_t)cases[i].type),
+				    cases[i].name);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hdr_roundtrip),
+		cmocka_unit_test(test_hdr_every_type),
+		cmocka_unit_test(test_hdr_bad),
+		cmocka_unit_test(test_put_layout),
+		cmocka_unit_test(test_put_frame),
+		cmocka_unit_test(test_put_grows),
+		cmocka_unit_test(test_reader_overrun),
+		cmocka_unit_test(test_reader_i64),
+		cmocka_unit_test(test_reader_str),
+		cmocka_unit_test(test_reader_done_trailing),
+		cmocka_unit_test(test_setup_roundtrip),
+		cmocka_unit_test(test_setup_truncated),
+		cmocka_unit_test(test_setup_trailing),
+		cmocka_unit_test(test_setup_bad),
+		cmocka_unit_test(test_setup_encode_refuses),
+		cmocka_unit_test(test_exec_roundtrip),
+		cmocka_unit_test(test_exec_limits_roundtrip),
+		cmocka_unit_test(test_exec_truncated),
+		cmocka_unit_test(test_exec_trailing),
+		cmocka_unit_test(test_exec_bad),
+		cmocka_unit_test(test_exec_count_bound_is_tight),
+		cmocka_unit_test(test_exec_encode_refuses),
+		cmocka_unit_test(test_type_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
