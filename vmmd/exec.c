@@ -218,6 +218,8 @@ static int on_output(struct exec_session *s, int which, const uint8_t *p,
 		o->eof = true;
 		return 0;
 	}
+	if (!s->j->t_first_output)
+		s->j->t_first_output = now_ms();
 	s->inflight += (uint32_t)n;
 	/* The agent must respect the window: more is a broken guest. */
 	if (s->inflight > AW_WINDOW)

@@ -417,6 +417,13 @@ int job_stop(struct vmmd *d, uint32_t id)
 	if (!j)
 		return -ENOENT;
 	failed = j->state == JOB_FAILED;
+	if (j->t_first_output)
+		log_info("job %u: timings prepare=%llu create=%llu boot=%llu "
+			 "exec=%llu ms", j->id,
+			 (unsigned long long)(j->t_prepared - j->t_request),
+			 (unsigned long long)(j->t_created - j->t_prepared),
+			 (unsigned long long)(j->t_ready - j->t_created),
+			 (unsigned long long)(j->t_first_output - j->t_ready));
 	exec_job_gone(j, "job ended");
 	destroy_guest(j);
 	remove_traces(j, failed);

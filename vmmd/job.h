@@ -61,7 +61,7 @@ struct job {
 	uint32_t next_session;
 	struct loop_timer *boot_timer;
 	/* Timings, for the benchmark: monotonic ms. */
-	uint64_t t_request, t_prepared, t_created, t_ready;
+	uint64_t t_request, t_prepared, t_created, t_ready, t_first_output;
 };
 
 struct job *job_find(struct vmmd *d, uint32_t id);

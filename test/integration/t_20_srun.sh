@@ -6,7 +6,7 @@ d=$(workdir "$U1" srun)
 cd "$d"
 
 out=$(printf 'line1\nline2\n' | as "$U1" srun --vm-env=tiny sh -c \
-	'printf "[%s]" "$@"; echo; cat; uname -r; exit 5' argv0 "a b" '"q"' '' "x'y" '$HOME' 2>&1)
+	'printf "[%s]" "$@"; echo; cat; uname -r; exit 5' argv0 "a b" '"q"' '' "x'y" '$HOME' 2>"$d/srun.err")
 rc=$?
 check_eq "srun's exit status is the command's" 5 "$rc"
 check_eq "arguments and stdin reach the guest exactly" \
