@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AW_EXEC_KNOWN_FLAGS                                                    \
+#define AW_EXEC_KNOWN_FLAGS \
 	(AW_EXEC_MERGE_STDERR | AW_EXEC_STDIN | AW_EXEC_SCRIPT)
 
 /* --- header ------------------------------------------------------------- */
@@ -240,7 +240,7 @@ char *aw_get_str(struct aw_reader *r, size_t max)
 
 int aw_reader_done(const struct aw_reader *r)
 {
-	return r->err || r->left ? -EPROTO : 0;
+	return (r->err || r->left) ? -EPROTO : 0;
 }
 
 /* Error of a failed decode: the reader's own, or -EPROTO for trailing
@@ -302,13 +302,12 @@ static int setup_read_mounts(struct aw_reader *r, struct aw_setup *s)
 		return r->err;
 	if (n > AW_MAX_MOUNTS)
 		return -EPROTO;
+	/* On error the caller's aw_setup_clear() frees every slot. */
 	for (i = 0; i < n && !r->err; i++) {
 		s->mounts[i].tag = aw_get_str(r, AW_MAX_STR);
 		s->mounts[i].path = aw_get_str(r, AW_MAX_STR);
-		/* Count only complete entries; clear frees all slots anyway. */
-		if (!r->err)
-			s->nmounts = i + 1;
 	}
+	s->nmounts = n;
 	return r->err;
 }
 
@@ -500,14 +499,14 @@ int aw_exec_decode(const void *p, size_t n, struct aw_exec *ret)
 /* --- names -------------------------------------------------------------- */
 
 static const char *const aw_type_names[AW_TYPE_END] = {
-	[AW_HELLO] = "HELLO",	       [AW_SETUP] = "SETUP",
-	[AW_SETUP_OK] = "SETUP_OK",    [AW_SETUP_FAIL] = "SETUP_FAIL",
-	[AW_EXEC] = "EXEC",	       [AW_STARTED] = "STARTED",
-	[AW_EXEC_FAIL] = "EXEC_FAIL",  [AW_STDIN] = "STDIN",
-	[AW_STDOUT] = "STDOUT",	       [AW_STDERR] = "STDERR",
-	[AW_CREDIT] = "CREDIT",	       [AW_SIGNAL] = "SIGNAL",
-	[AW_EXIT] = "EXIT",	       [AW_SHUTDOWN] = "SHUTDOWN",
-	[AW_ERROR] = "ERROR",
+    [AW_HELLO] = "HELLO",	  [AW_SETUP] = "SETUP",
+    [AW_SETUP_OK] = "SETUP_OK",	  [AW_SETUP_FAIL] = "SETUP_FAIL",
+    [AW_EXEC] = "EXEC",		  [AW_STARTED] = "STARTED",
+    [AW_EXEC_FAIL] = "EXEC_FAIL", [AW_STDIN] = "STDIN",
+    [AW_STDOUT] = "STDOUT",	  [AW_STDERR] = "STDERR",
+    [AW_CREDIT] = "CREDIT",	  [AW_SIGNAL] = "SIGNAL",
+    [AW_EXIT] = "EXIT",		  [AW_SHUTDOWN] = "SHUTDOWN",
+    [AW_ERROR] = "ERROR",
 };
 
 const char *aw_type_name(uint8_t type)

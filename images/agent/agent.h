@@ -16,9 +16,9 @@
 #define _GNU_SOURCE 1
 #endif
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <poll.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -38,12 +38,12 @@
 #define AGENT_DRAIN_GRACE_MS 1000
 /* Retry interval while the port is missing or the host is away. */
 #define AGENT_RETRY_MS 100
-#define AGENT_RUNDIR "/run/vmenv-agent"
+#define AGENT_RUNDIR   "/run/vmenv-agent"
 
 /* The virtio-serial port and its framing state. */
 struct chan {
 	int fd;
-	char dev[300]; /* /dev/vportNpM */
+	char dev[300];	/* /dev/vportNpM */
 	bool connected; /* the host has the port open */
 	bool poisoned;	/* protocol error sent: discard input until the host
 			   disconnects, since the stream cannot be resynced */
@@ -104,7 +104,33 @@ struct agent {
 	struct session sessions[AGENT_MAX_SESSIONS];
 };
 
+/* The poll set of one loop iteration, with what each entry belongs to. */
+enum poll_kind {
+	PK_PORT,
+	PK_SIGNAL,
+	PK_STATUS,
+	PK_STDOUT,
+	PK_STDERR,
+	PK_STDIN
+};
+
+#define POLLSET_MAX (2 + AGENT_MAX_SESSIONS * 4)
+
+struct poll_owner {
+	enum poll_kind kind;
+	int slot;
+	uint32_t session;
+};
+
+struct pollset {
+	struct pollfd fds[POLLSET_MAX];
+	struct poll_owner own[POLLSET_MAX];
+	size_t n;
+};
+
 /* main.c */
+void pollset_add(struct pollset *ps, int fd, short events, enum poll_kind kind,
+		 int slot, uint32_t session);
 __attribute__((format(printf, 1, 2))) void agent_log(const char *fmt, ...);
 int64_t agent_now_ms(void);
 /* Records why the host's stream is bad; returns -EPROTO. */
@@ -114,9 +140,10 @@ agent_proto_error(struct agent *a, const char *fmt, ...);
  * or a negative errno that makes the channel reset. */
 int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
 		       const uint8_t *p);
-/* Queue small frames; on failure the channel is marked broken. */
-void agent_send(struct agent *a, uint8_t type, uint32_t session,
-		const void *p, size_t len);
+/* Queue frames (the payload is copied); on failure the channel is marked
+ * broken and the loop resets it. */
+void agent_send(struct agent *a, uint8_t type, uint32_t session, const void *p,
+		size_t len);
 void agent_send_u32(struct agent *a, uint8_t type, uint32_t session,
 		    uint32_t v);
 void agent_send_u32x2(struct agent *a, uint8_t type, uint32_t session,
@@ -127,8 +154,8 @@ void agent_send_fail(struct agent *a, uint8_t type, uint32_t session, int err,
 
 /* channel.c */
 void chan_init(struct chan *ch);
-/* Blocks until the port appears, then opens it. */
-int chan_open(struct chan *ch);
+/* Blocks until the port appears, then opens it; logs while it waits. */
+void chan_open(struct chan *ch);
 /* Reads what the host sent and dispatches complete frames. Returns 0,
  * -EPIPE when the host went away, or the handler's / parser's error. */
 int chan_read(struct agent *a);
@@ -154,7 +181,6 @@ void session_reaped(struct agent *a, pid_t pid, int wstatus);
 void sessions_kill_all(struct agent *a);
 /* Poll set plumbing: adds this loop's fds of every session, then handles
  * their events. */
-struct pollset;
 void sessions_poll_add(struct agent *a, struct pollset *ps);
 void sessions_poll_handle(struct agent *a, const struct pollset *ps);
 /* Fires the exit/drain timers; returns ms until the next one, or -1. */
@@ -162,32 +188,5 @@ int sessions_timers(struct agent *a);
 
 /* setup.c */
 int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
-
-/* The poll set of one loop iteration, with what each entry belongs to. */
-enum poll_kind {
-	PK_PORT,
-	PK_SIGNAL,
-	PK_STATUS,
-	PK_STDOUT,
-	PK_STDERR,
-	PK_STDIN
-};
-
-#define POLLSET_MAX (2 + AGENT_MAX_SESSIONS * 4)
-
-struct poll_owner {
-	enum poll_kind kind;
-	int slot;
-	uint32_t session;
-};
-
-struct pollset {
-	struct pollfd fds[POLLSET_MAX];
-	struct poll_owner own[POLLSET_MAX];
-	size_t n;
-};
-
-void pollset_add(struct pollset *ps, int fd, short events,
-		 enum poll_kind kind, int slot, uint32_t session);
 
 #endif

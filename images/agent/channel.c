@@ -19,7 +19,7 @@
 /* Payload and output buffers above these sizes are freed once idle, so one
  * 12 MiB EXEC does not pin 12 MiB for the life of the guest. */
 #define PAYLOAD_KEEP (1024u * 1024u)
-#define OUT_KEEP (4u * 1024u * 1024u)
+#define OUT_KEEP     (4u * 1024u * 1024u)
 
 void chan_init(struct chan *ch)
 {
@@ -80,17 +80,17 @@ static void sleep_ms(long ms)
 		;
 }
 
-int chan_open(struct chan *ch)
+void chan_open(struct chan *ch)
 {
 	bool said_wait = false;
 	int said_err = 0;
 
 	for (;;) {
 		if (find_port(ch->dev, sizeof(ch->dev)) == 0) {
-			ch->fd = open(ch->dev,
-				      O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+			ch->fd = open(ch->dev, O_RDWR | O_NONBLOCK | O_CLOEXEC |
+						   O_NOCTTY);
 			if (ch->fd >= 0)
-				return 0;
+				return;
 			/* The node may lag behind sysfs; say each new
 			 * reason once. */
 			if (errno != said_err && errno != ENOENT)
@@ -146,9 +146,9 @@ static int start_frame(struct agent *a)
 					 AW_MAX_HOST_PAYLOAD);
 	if (r < 0)
 		return agent_proto_error(
-			a, "bad frame header (type %u, flags %u, reserved %u)",
-			ch->hdr[4], ch->hdr[5],
-			(unsigned)ch->hdr[6] << 8 | ch->hdr[7]);
+		    a, "bad frame header (type %u, flags %u, reserved %u)",
+		    ch->hdr[4], ch->hdr[5],
+		    (unsigned)ch->hdr[6] << 8 | ch->hdr[7]);
 	/* Length checked against the limit above before allocating. */
 	if (ch->cur.len > ch->payload_cap) {
 		p = realloc(ch->payload, ch->cur.len);

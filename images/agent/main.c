@@ -64,8 +64,8 @@ int agent_proto_error(struct agent *a, const char *fmt, ...)
 
 /* --- sending ------------------------------------------------------------ */
 
-void agent_send(struct agent *a, uint8_t type, uint32_t session,
-		const void *p, size_t len)
+void agent_send(struct agent *a, uint8_t type, uint32_t session, const void *p,
+		size_t len)
 {
 	uint8_t *dst = chan_reserve(&a->ch, len);
 
@@ -86,8 +86,7 @@ static void send_buf(struct agent *a, uint8_t type, uint32_t session,
 	aw_buf_free(b);
 }
 
-void agent_send_u32(struct agent *a, uint8_t type, uint32_t session,
-		    uint32_t v)
+void agent_send_u32(struct agent *a, uint8_t type, uint32_t session, uint32_t v)
 {
 	struct aw_buf b = {0};
 
@@ -156,27 +155,24 @@ static void shutdown_now(struct agent *a)
 static int on_shutdown(struct agent *a, const struct aw_hdr *h,
 		       const uint8_t *p)
 {
+	(void)p;
 	if (h->len != 0)
 		return agent_proto_error(a, "malformed SHUTDOWN");
 	shutdown_now(a);
 	return 0;
 }
 
-typedef int frame_fn(struct agent *a, const struct aw_hdr *h,
-		     const uint8_t *p);
+typedef int frame_fn(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 
 /* What the host may send, and on which session. */
 static const struct {
 	frame_fn *fn;
 	bool on_session; /* needs session != 0; else session must be 0 */
 } frame_table[AW_TYPE_END] = {
-	[AW_HELLO] = {on_hello, false},
-	[AW_SETUP] = {setup_handle, false},
-	[AW_SHUTDOWN] = {on_shutdown, false},
-	[AW_EXEC] = {session_exec, true},
-	[AW_STDIN] = {session_stdin, true},
-	[AW_CREDIT] = {session_credit, true},
-	[AW_SIGNAL] = {session_signal, true},
+    [AW_HELLO] = {on_hello, false},	  [AW_SETUP] = {setup_handle, false},
+    [AW_SHUTDOWN] = {on_shutdown, false}, [AW_EXEC] = {session_exec, true},
+    [AW_STDIN] = {session_stdin, true},	  [AW_CREDIT] = {session_credit, true},
+    [AW_SIGNAL] = {session_signal, true},
 };
 
 int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
@@ -240,9 +236,12 @@ static void ensure_std_fds(void)
 
 /* --- connection state --------------------------------------------------- */
 
-static void drop_host(struct agent *a, const char *why)
+static void drop_host(struct agent *a, const char *why, int err)
 {
-	agent_log("host %s: killing all sessions", why);
+	if (err)
+		agent_log("%s: %s; killing all sessions", why, strerror(err));
+	else
+		agent_log("%s; killing all sessions", why);
 	sessions_kill_all(a);
 	chan_reset(&a->ch);
 	a->ch.connected = false;
@@ -272,13 +271,11 @@ static void port_events(struct agent *a, short revents)
 	else if (revents & (POLLHUP | POLLERR))
 		r = -EPIPE;
 	if (r == -EPIPE)
-		drop_host(a, "disconnected");
+		drop_host(a, "host disconnected", 0);
 	else if (r == -EPROTO)
 		protocol_error(a);
 	else if (r < 0)
-		drop_host(a, strerror(-r));
-	else if (a->ch.broken)
-		drop_host(a, "out of memory");
+		drop_host(a, "reading the port", -r);
 }
 
 static void check_host_back(struct agent *a)
@@ -291,8 +288,8 @@ static void check_host_back(struct agent *a)
 
 /* --- loop --------------------------------------------------------------- */
 
-void pollset_add(struct pollset *ps, int fd, short events,
-		 enum poll_kind kind, int slot, uint32_t session)
+void pollset_add(struct pollset *ps, int fd, short events, enum poll_kind kind,
+		 int slot, uint32_t session)
 {
 	ps->fds[ps->n] = (struct pollfd){.fd = fd, .events = events};
 	ps->own[ps->n] = (struct poll_owner){kind, slot, session};
@@ -312,6 +309,7 @@ static void loop_once(struct agent *a, struct pollset *ps)
 {
 	short ev = 0;
 	size_t i;
+	int r;
 
 	ps->n = 0;
 	pollset_add(ps, a->sig_fd, POLLIN, PK_SIGNAL, -1, 0);
@@ -335,10 +333,11 @@ static void loop_once(struct agent *a, struct pollset *ps)
 		if (ps->own[i].kind == PK_PORT && ps->fds[i].revents)
 			port_events(a, ps->fds[i].revents);
 	sessions_timers(a);
-	if (a->ch.connected && chan_flush(&a->ch) < 0)
-		drop_host(a, "write failed");
+	r = a->ch.connected ? chan_flush(&a->ch) : 0;
+	if (r < 0)
+		drop_host(a, "writing the port", -r);
 	if (a->ch.broken)
-		drop_host(a, "out of memory");
+		drop_host(a, "queueing output", ENOMEM);
 	check_host_back(a);
 }
 
@@ -347,13 +346,11 @@ int main(void)
 	static struct agent agent;
 	static struct pollset ps;
 	struct agent *a = &agent;
-	int i, r;
+	int r;
 
 	ensure_std_fds();
 	umask(022);
 	a->is_init = getpid() == 1;
-	for (i = 0; i < AGENT_MAX_SESSIONS; i++)
-		a->sessions[i].active = false;
 	chan_init(&a->ch);
 	r = setup_signals(a);
 	if (r < 0) {

@@ -94,8 +94,7 @@ static void session_free(struct session *s)
 		unlink(s->script_path);
 		free(s->script_path);
 	}
-	memset(s, 0, sizeof(*s));
-	s->active = false;
+	*s = (struct session){.status_fd = -1, .out_fd = {-1, -1}, .in_fd = -1};
 }
 
 /* Signals the process group; before the child's setsid() there is no group
@@ -358,11 +357,11 @@ static int session_prepare(struct session *s, uint32_t id,
 			   const struct aw_exec *e)
 {
 	*s = (struct session){
-		.id = id,
-		.status_fd = -1,
-		.out_fd = {-1, -1},
-		.in_fd = -1,
-		.start = {.uid = e->uid, .gid = e->gid, .ngroups = e->ngroups},
+	    .id = id,
+	    .status_fd = -1,
+	    .out_fd = {-1, -1},
+	    .in_fd = -1,
+	    .start = {.uid = e->uid, .gid = e->gid, .ngroups = e->ngroups},
 	};
 	if (e->flags & AW_EXEC_SCRIPT) {
 		if (asprintf(&s->script_path, AGENT_RUNDIR "/script.%u", id) <
@@ -384,12 +383,15 @@ static int session_start(struct session *s, uint32_t id, struct aw_exec *e,
 {
 	struct pipes p = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
 	const char *what = "out of memory";
+	char script_what[64];
 	pid_t pid = -1;
 	int r;
 
 	r = session_prepare(s, id, e);
 	if (r == 0 && s->script_path) {
-		what = "writing the script";
+		snprintf(script_what, sizeof(script_what), "writing '%s'",
+			 s->script_path);
+		what = script_what;
 		r = script_write(e, s->script_path);
 	}
 	if (r == 0) {
@@ -423,8 +425,8 @@ int session_exec(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	int r;
 
 	if (session_find(a, h->session))
-		return agent_proto_error(a, "EXEC on session %u, already in use",
-					 h->session);
+		return agent_proto_error(
+		    a, "EXEC on session %u, already in use", h->session);
 	r = aw_exec_decode(p, h->len, &e);
 	if (r == -EPROTO)
 		return agent_proto_error(a, "malformed EXEC on session %u",

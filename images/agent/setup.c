@@ -21,11 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PASSWD_FILE "/etc/passwd"
-#define GROUP_FILE "/etc/group"
-#define DB_MAX (64u * 1024u * 1024u)
+#define PASSWD_FILE  "/etc/passwd"
+#define GROUP_FILE   "/etc/group"
+#define DB_MAX	     (64u * 1024u * 1024u)
 #define NAME_MAX_LEN 256
-#define MOUNT_OPTS "trans=virtio,version=9p2000.L,msize=262144,access=user"
+#define MOUNT_OPTS   "trans=virtio,version=9p2000.L,msize=262144,access=user"
 
 /* Formats "<what>: <strerror(err)>" into msg; returns -err. */
 __attribute__((format(printf, 4, 5))) static int
@@ -83,8 +83,9 @@ static int setup_check(const struct aw_setup *s, char *msg, size_t size)
 
 /* Reads a whole file into a NUL-terminated buffer; a missing file reads as
  * empty, owned by root with mode 0644. Returns NULL with *err set on
- * failure. */
-static char *read_db(const char *path, struct stat *st, int *err)
+ * failure: a file that cannot be read whole must not be rewritten. */
+static char *read_db(const char *path, struct stat *st, size_t *ret_len,
+		     int *err)
 {
 	size_t len = 0, size;
 	char *buf;
@@ -101,17 +102,27 @@ static char *read_db(const char *path, struct stat *st, int *err)
 		st->st_size = -1;
 	size = st->st_size < 0 ? DB_MAX : (size_t)st->st_size;
 	buf = size < DB_MAX ? malloc(size + 1) : NULL;
-	*err = size < DB_MAX ? -ENOMEM : -EFBIG;
+	*err = !buf ? (size < DB_MAX ? -ENOMEM : -EFBIG) : 0;
 	while (buf && fd >= 0 && len < size) {
 		n = read(fd, buf + len, size - len);
-		if (n <= 0)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			*err = -errno;
+		else if (n > 0 && memchr(buf + len, '\0', (size_t)n))
+			*err = -EINVAL;
+		if (n <= 0 || *err < 0)
 			break;
 		len += (size_t)n;
 	}
 	if (fd >= 0)
 		close(fd);
-	if (buf)
-		buf[len] = '\0';
+	if (*err < 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	*ret_len = len;
 	return buf;
 }
 
@@ -173,11 +184,10 @@ static int write_all(int fd, const char *p, size_t n)
 
 /* Replaces path with old + line through a temporary file and rename(), so a
  * crash leaves either the old or the new file. */
-static int db_replace(const char *path, const char *old, const char *line,
-		      const struct stat *st)
+static int db_replace(const char *path, const char *old, size_t olen,
+		      const char *line, const struct stat *st)
 {
 	char tmp[PATH_MAX];
-	size_t olen = strlen(old);
 	int fd, r;
 
 	snprintf(tmp, sizeof(tmp), "%s.vmenv-agent.tmp", path);
@@ -211,16 +221,17 @@ static int db_add(const char *path, const char *name, uint32_t id,
 		  const char *line)
 {
 	struct stat st;
+	size_t len;
 	char *data;
 	int r = 0;
 
-	data = read_db(path, &st, &r);
+	data = read_db(path, &st, &len, &r);
 	if (!data)
 		return r;
 	r = 0;
 	switch (db_find(data, name, id)) {
 	case DB_NONE:
-		r = db_replace(path, data, line, &st);
+		r = db_replace(path, data, len, line, &st);
 		break;
 	case DB_NAME:
 		agent_log("%s: '%s' exists with an id other than %u; "
