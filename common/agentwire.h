@@ -20,8 +20,10 @@
  * inside, no terminator on the wire).
  *
  * Handshake: the host sends HELLO(version) when it connects and again every
- * second until it hears HELLO back (a virtio-serial port drops what the host
- * writes before the guest opened it). The agent answers each HELLO with
+ * second until it hears HELLO back. QEMU holds what the host writes before
+ * the guest opened the port (a blocking writer would hang, so the host
+ * writes non-blocking) and delivers it all once the port opens: the host
+ * must accept several HELLO answers. The agent answers each HELLO with
  * HELLO(version, flags, info). The host then sends SETUP once; SETUP_OK means
  * the guest is ready for EXEC.
  *

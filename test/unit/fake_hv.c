@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A hypervisor for test_vmmd: no guests, but the agent channel socket QEMU
+ * would create, so vmmd's real agent code runs against the test's fake
+ * agent.
+ */
+#include "fakes.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+struct fake_hv fake_hv = {.event_fd = -1};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void domain_down(struct fake_domain *d)
+{
+	close_fd(&d->listen_fd);
+	close_fd(&d->agent_fd);
+	if (d->agent_sock[0])
+		unlink(d->agent_sock);
+	d->running = false;
+}
+
+void fake_hv_reset(void)
+{
+	static bool initialized; /* before, the fds read 0, not -1 */
+
+	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS && initialized; i++)
+		domain_down(&fake_hv.dom[i]);
+	initialized = true;
+	close_fd(&fake_hv.event_fd);
+	free(fake_hv.last_xml);
+	memset(&fake_hv, 0, sizeof(fake_hv));
+	fake_hv.event_fd = -1;
+	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS; i++)
+		fake_hv.dom[i].listen_fd = fake_hv.dom[i].agent_fd = -1;
+}
+
+int fake_xml_unescape(const char *in, size_t n, char *out, size_t outlen)
+{
+	static const struct {
+		const char *ent;
+		char c;
+	} ents[] = {{"&amp;", '&'},
+		    {"&lt;", '<'},
+		    {"&gt;", '>'},
+		    {"&apos;", '\''},
+		    {"&quot;", '"'}};
+	size_t o = 0;
+
+	for (size_t i = 0; i < n;) {
+		char c = in[i];
+		size_t used = 1;
+
+		if (c == '&') {
+			size_t k;
+
+			for (k = 0; k < ARRAY_SIZE(ents); k++) {
+				size_t el = strlen(ents[k].ent);
+				if (el <= n - i &&
+				    memcmp(in + i, ents[k].ent, el) == 0)
+					break;
+			}
+			if (k == ARRAY_SIZE(ents))
+				return -EINVAL;
+			c = ents[k].c;
+			used = strlen(ents[k].ent);
+		}
+		if (o + 1 >= outlen)
+			return -ENAMETOOLONG;
+		out[o++] = c;
+		i += used;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* The text between start and the next end, after from; unescaped. */
+static int xml_find(const char *from, const char *start, const char *end,
+		    char *out, size_t outlen)
+{
+	const char *p = from ? strstr(from, start) : NULL, *e;
+
+	if (!p)
+		return -ENOENT;
+	p += strlen(start);
+	e = strstr(p, end);
+	if (!e)
+		return -EINVAL;
+	return fake_xml_unescape(p, (size_t)(e - p), out, outlen);
+}
+
+static int fake_open(void **ctx, const char *uri, char *err, size_t errlen)
+{
+	fake_hv.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fake_hv.event_fd < 0) {
+		snprintf(err, errlen, "fake: eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	fake_hv.open = true;
+	*ctx = &fake_hv;
+	return 0;
+}
+
+static void fake_close(void *ctx)
+{
+	close_fd(&fake_hv.event_fd);
+	fake_hv.open = false;
+}
+
+static struct fake_domain *free_slot(void)
+{
+	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS; i++)
+		if (!fake_hv.dom[i].running)
+			return &fake_hv.dom[i];
+	return NULL;
+}
+
+/* What QEMU does with <channel type='unix'><source mode='bind'
+ * path='...'/>: bind and listen there before the guest runs. */
+static int fake_create(void *ctx, const char *xml, char *err, size_t errlen)
+{
+	struct fake_domain *d = free_slot();
+	char name[160], sock[VMENV_MAX_PATH];
+	int fd;
+
+	if (fake_hv.ncreate < FAKE_HV_MAX_CALLS &&
+	    xml_find(xml, "<name>", "</name>", name, sizeof(name)) == 0)
+		snprintf(fake_hv.created[fake_hv.ncreate], sizeof(name), "%s",
+			 name);
+	fake_hv.ncreate++;
+	free(fake_hv.last_xml);
+	fake_hv.last_xml = strdup(xml);
+	if (fake_hv.fail_create) {
+		snprintf(err, errlen, "%s", fake_hv.fail_message);
+		return fake_hv.fail_create;
+	}
+	if (!d || xml_find(xml, "<name>", "</name>", name, sizeof(name)) < 0 ||
+	    xml_find(strstr(xml, "<channel"), "<source mode='bind' path='",
+		     "'", sock, sizeof(sock)) < 0) {
+		snprintf(err, errlen, "fake: no name or agent channel in XML");
+		return -EINVAL;
+	}
+	fd = unix_listen(sock, 0600, 8);
+	if (fd < 0) {
+		snprintf(err, errlen, "fake: cannot listen on %s: %s", sock,
+			 strerror(-fd));
+		return fd;
+	}
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(d->agent_sock, sizeof(d->agent_sock), "%s", sock);
+	d->listen_fd = fd;
+	d->agent_fd = -1;
+	d->running = true;
+	return 0;
+}
+
+struct fake_domain *fake_hv_domain(const char *name)
+{
+	struct fake_domain *last = NULL;
+
+	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS; i++) {
+		if (strcmp(fake_hv.dom[i].name, name) != 0)
+			continue;
+		if (fake_hv.dom[i].running)
+			return &fake_hv.dom[i];
+		last = &fake_hv.dom[i];
+	}
+	return last;
+}
+
+static int fake_destroy(void *ctx, const char *name, char *err, size_t errlen)
+{
+	struct fake_domain *d = fake_hv_domain(name);
+
+	if (fake_hv.ndestroy < FAKE_HV_MAX_CALLS)
+		snprintf(fake_hv.destroyed[fake_hv.ndestroy],
+			 sizeof(fake_hv.destroyed[0]), "%s", name);
+	fake_hv.ndestroy++;
+	if (!d || !d->running) {
+		snprintf(err, errlen, "fake: domain '%s' not running", name);
+		return -ENOENT;
+	}
+	/* QEMU dies: its end of the agent channel goes with it. */
+	domain_down(d);
+	return 0;
+}
+
+static int fake_list(void *ctx, const char *prefix, char ***ret)
+{
+	char **v = calloc(FAKE_HV_MAX_DOMAINS + 1, sizeof(*v));
+	size_t n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS; i++) {
+		const struct fake_domain *d = &fake_hv.dom[i];
+
+		if (!d->running || strncmp(d->name, prefix, strlen(prefix)))
+			continue;
+		v[n] = strdup(d->name);
+		if (!v[n++]) {
+			hv_names_free(v);
+			return -ENOMEM;
+		}
+	}
+	*ret = v;
+	return 0;
+}
+
+static int fake_kvm_offered(void *ctx)
+{
+	return fake_hv.kvm;
+}
+
+static int fake_event_fd(void *ctx)
+{
+	return fake_hv.event_fd;
+}
+
+static void fake_drain_events(void *ctx,
+			      void (*cb)(void *data, const char *name,
+					 enum hv_event ev),
+			      void *data)
+{
+	uint64_t n;
+	size_t count = fake_hv.nevents;
+
+	if (read(fake_hv.event_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	fake_hv.nevents = 0;
+	for (size_t i = 0; i < count; i++) {
+		struct fake_domain *d = fake_hv_domain(fake_hv.events[i].name);
+
+		if (d && fake_hv.events[i].ev != HV_EV_STARTED)
+			domain_down(d);
+		cb(data, fake_hv.events[i].name, fake_hv.events[i].ev);
+	}
+}
+
+void fake_hv_emit(const char *name, enum hv_event ev)
+{
+	uint64_t one = 1;
+
+	if (fake_hv.nevents >= FAKE_HV_MAX_EVENTS)
+		return;
+	snprintf(fake_hv.events[fake_hv.nevents].name,
+		 sizeof(fake_hv.events[0].name), "%s", name);
+	fake_hv.events[fake_hv.nevents++].ev = ev;
+	if (write(fake_hv.event_fd, &one, sizeof(one)) < 0)
+		fake_hv.nevents--;
+}
+
+int fake_hv_accept_agent(struct fake_domain *d, int timeout_ms)
+{
+	struct pollfd p = {.fd = d->listen_fd, .events = POLLIN};
+	int fd;
+
+	if (d->agent_fd >= 0)
+		return d->agent_fd;
+	if (d->listen_fd < 0)
+		return -ENOTCONN;
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	d->agent_fd = fd;
+	return fd;
+}
+
+const struct hv_ops fake_hv_ops = {
+	.open = fake_open,
+	.close = fake_close,
+	.create = fake_create,
+	.destroy = fake_destroy,
+	.list = fake_list,
+	.kvm_offered = fake_kvm_offered,
+	.event_fd = fake_event_fd,
+	.drain_events = fake_drain_events,
+};

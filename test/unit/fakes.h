@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-memory stand-ins for vmmd's two outside seams, for test_vmmd:
+ *
+ * - fake_hv_ops (struct hv_ops): records create/destroy calls, can be told
+ *   to fail create, and does for the agent channel what QEMU would: binds
+ *   and listens on the Unix socket named in the domain XML, so the test can
+ *   accept vmmd's connection and play the guest agent.
+ * - fake_slurm_lookup (slurmjob_lookup_f): answers from a table of jobs.
+ *
+ * One instance each per process (vmmd has one hypervisor connection too);
+ * fake_hv_reset()/fake_slurm_reset() between tests.
+ */
+#ifndef VMENV_TEST_FAKES_H
+#define VMENV_TEST_FAKES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv.h"
+#include "slurmjob.h"
+#include "util.h"
+
+#define FAKE_HV_MAX_DOMAINS 8
+#define FAKE_HV_MAX_CALLS 16
+#define FAKE_HV_MAX_EVENTS 8
+
+struct fake_domain {
+	char name[160];
+	char agent_sock[VMENV_MAX_PATH];
+	int listen_fd; /* QEMU's end of the agent channel */
+	int agent_fd;  /* the accepted connection, see fake_hv_accept_agent */
+	bool running;
+};
+
+struct fake_hv {
+	/* Set by the test. */
+	int fail_create;	  /* -errno for create to return, 0: succeed */
+	char fail_message[256];	  /* and the message it gives */
+	int kvm;		  /* what kvm_offered() answers */
+	/* Recorded. */
+	bool open;
+	unsigned ncreate, ndestroy;
+	char created[FAKE_HV_MAX_CALLS][160];	/* domain names, in order */
+	char destroyed[FAKE_HV_MAX_CALLS][160];
+	char *last_xml;				/* of the last create (owned) */
+	struct fake_domain dom[FAKE_HV_MAX_DOMAINS];
+	int event_fd;
+	size_t nevents;
+	struct {
+		char name[160];
+		enum hv_event ev;
+	} events[FAKE_HV_MAX_EVENTS];
+};
+
+extern struct fake_hv fake_hv;
+extern const struct hv_ops fake_hv_ops;
+
+/* Forgets every call, closes every socket, keeps nothing set. */
+void fake_hv_reset(void);
+/* The running (or last) domain of that name, or NULL. */
+struct fake_domain *fake_hv_domain(const char *name);
+/* Accepts vmmd's connection on the domain's agent socket (waiting at most
+ * timeout_ms); returns the fd, which stays owned by the fake. -errno on
+ * failure. */
+int fake_hv_accept_agent(struct fake_domain *dom, int timeout_ms);
+/* Queues a lifecycle event, as libvirt would report one. */
+void fake_hv_emit(const char *name, enum hv_event ev);
+/* Does an XML attribute/element value unescape: &amp; &lt; &gt; &apos;
+ * &quot;. Exposed so the test can check what the fake parsed. */
+int fake_xml_unescape(const char *in, size_t n, char *out, size_t outlen);
+
+#define FAKE_SLURM_MAX_JOBS 16
+
+/* Every lookup fails with this when set (-EHOSTUNREACH: slurmctld down). */
+extern int fake_slurm_fail;
+extern unsigned fake_slurm_calls;
+
+void fake_slurm_reset(void);
+/* Adds or replaces the job with info->job_id. */
+void fake_slurm_set(const struct slurmjob_info *info);
+int fake_slurm_lookup(uint32_t job_id, const char *node,
+		      struct slurmjob_info *ret, char *err, size_t errlen);
+
+#endif
