@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmmd's configuration: "key = value" lines, '#' comments, parsed from a
+ * declarative table. Unknown keys and bad values are errors naming the file
+ * and line. In path values "%n" stands for the node name, so several vmmd
+ * instances (one per simulated node) can share one config file.
+ */
+#ifndef VMMD_CONFIG_H
+#define VMMD_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util.h"
+
+struct vmmd_config {
+	char node_name[128];
+	char socket_path[VMENV_MAX_PATH];
+	char run_dir[VMENV_MAX_PATH];
+	char console_dir[VMENV_MAX_PATH];
+	char catalog[VMENV_MAX_PATH];
+	char libvirt_uri[256];
+	char domain_type[8]; /* auto, kvm, qemu */
+	char slurm_user[64];
+	char keep_console_logs[8]; /* none, failed, all */
+	char log_level[16];
+	uint32_t boot_timeout_s;
+	uint32_t default_mem_mib;
+	uint32_t mem_headroom_mib;
+	uint32_t max_vcpus;
+	uint32_t max_clients;
+	uint32_t reconcile_interval_s;
+};
+
+/* Fills the defaults; node may be NULL (then the host's short name). */
+void config_defaults(struct vmmd_config *c, const char *node);
+/* Applies the file over what *c holds. A missing file is not an error when
+ * optional is set. 0 or -errno with "file:line: reason" in err. */
+int config_load(struct vmmd_config *c, const char *path, int optional,
+		char *err, size_t errlen);
+int config_parse(struct vmmd_config *c, const char *text, const char *name,
+		 char *err, size_t errlen);
+/* Replaces %n with the node name in every path. */
+int config_expand(struct vmmd_config *c, char *err, size_t errlen);
+void config_dump(const struct vmmd_config *c, FILE *f);
+
+#endif
