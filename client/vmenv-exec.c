@@ -27,7 +27,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#define EXIT_VMENV 125
+#define EXIT_VMENV	   125
 #define CONNECT_TIMEOUT_MS 10000
 
 static const int forwarded[] = {SIGHUP,	 SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2,
@@ -202,8 +202,8 @@ static void __attribute__((noreturn)) relay(int fd, int sfd)
 		if (r < 0)
 			die("job %s: lost the connection to vmmd: %s",
 			    job_id_str, strerror(-r));
-		if (proto_reply_decode(rx.buf, rx.got, &rep, err,
-				       sizeof(err)) < 0)
+		if (proto_reply_decode(rx.buf, rx.got, &rep, err, sizeof(err)) <
+		    0)
 			die("job %s: bad reply from vmmd: %s", job_id_str, err);
 		proto_rx_reset(&rx);
 		on_reply(&rep);

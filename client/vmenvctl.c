@@ -73,8 +73,8 @@ static const struct {
 	int (*fn)(const struct ctl *c);
 	const char *help;
 } cmds[] = {
-	{"status", cmd_status, "the daemon's node, version and domain type"},
-	{"list", cmd_list, "guests on the node (yours; all for root)"},
+    {"status", cmd_status, "the daemon's node, version and domain type"},
+    {"list", cmd_list, "guests on the node (yours; all for root)"},
 };
 
 static void usage(FILE *f)
@@ -88,10 +88,10 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"node", required_argument, NULL, 'N'},
-		{"socket", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"node", required_argument, NULL, 'N'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct ctl c = {.timeout_ms = 10000};
 	char node[256] = "";
@@ -102,10 +102,18 @@ int main(int argc, char **argv)
 	node[strcspn(node, ".")] = '\0';
 	while ((o = getopt_long(argc, argv, "N:s:h", lo, NULL)) != -1) {
 		switch (o) {
-		case 'N': snprintf(node, sizeof(node), "%s", optarg); break;
-		case 's': sock = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'N':
+			snprintf(node, sizeof(node), "%s", optarg);
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (sock)

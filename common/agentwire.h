@@ -40,18 +40,18 @@
 #include <stdint.h>
 
 #define AW_PORT_NAME "org.vmenv.agent.0"
-#define AW_VERSION 1u
-#define AW_HDR_LEN 12u
+#define AW_VERSION   1u
+#define AW_HDR_LEN   12u
 /* Largest frame the host accepts from the guest. */
 #define AW_MAX_AGENT_PAYLOAD (64u * 1024u)
 /* Largest frame the agent accepts from the host (EXEC carries the batch
  * script, up to Slurm's 4 MB default, plus argv and environment). */
 #define AW_MAX_HOST_PAYLOAD (12u * 1024u * 1024u)
-#define AW_WINDOW (256u * 1024u)
-#define AW_MAX_GROUPS 64u
-#define AW_MAX_MOUNTS 8u
-#define AW_MAX_ARGS 65536u /* argv + envp entries each */
-#define AW_MAX_STR (1u * 1024u * 1024u)
+#define AW_WINDOW	    (256u * 1024u)
+#define AW_MAX_GROUPS	    64u
+#define AW_MAX_MOUNTS	    8u
+#define AW_MAX_ARGS	    65536u /* argv + envp entries each */
+#define AW_MAX_STR	    (1u * 1024u * 1024u)
 
 enum aw_type {
 	AW_HELLO = 1,  /* host: u32 version. agent: u32 version, u32 flags
@@ -80,8 +80,9 @@ enum aw_exit_kind { AW_EXIT_CODE = 0, AW_EXIT_SIGNAL = 1 };
 
 /* EXEC flags */
 #define AW_EXEC_MERGE_STDERR 0x1u /* stderr goes to the STDOUT stream */
-#define AW_EXEC_STDIN 0x2u	  /* stdin comes in STDIN frames; else /dev/null */
-#define AW_EXEC_SCRIPT 0x4u	  /* run `script` (written to a private file)
+#define AW_EXEC_STDIN	     0x2u /* stdin comes in STDIN frames; else /dev/null */
+#define AW_EXEC_SCRIPT \
+	0x4u /* run `script` (written to a private file)
 				     with argv[1..] as its arguments */
 
 struct aw_hdr {

@@ -11,7 +11,7 @@
 #include <string.h>
 
 static int cfail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int cfail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -32,19 +32,21 @@ struct field {
 	size_t size;
 };
 
-#define FLD(k, kind, req, m)                                                   \
-	{k, kind, req, offsetof(struct catalog_image, m),                      \
-	 sizeof(((struct catalog_image *)0)->m)}
+#define FLD(k, kind, req, m)                                     \
+	{                                                        \
+		k, kind, req, offsetof(struct catalog_image, m), \
+		    sizeof(((struct catalog_image *)0)->m)       \
+	}
 
 static const struct field fields[] = {
-	FLD("name", F_NAME, true, name),
-	FLD("version", F_NAME, true, version),
-	{"boot", F_BOOT, true, 0, 0},
-	FLD("kernel", F_PATH, true, kernel),
-	FLD("initrd", F_PATH, true, initrd),
-	FLD("cmdline", F_TEXT, false, cmdline),
-	FLD("min_mem_mib", F_U32, false, min_mem_mib),
-	FLD("description", F_TEXT, false, description),
+    FLD("name", F_NAME, true, name),
+    FLD("version", F_NAME, true, version),
+    {"boot", F_BOOT, true, 0, 0},
+    FLD("kernel", F_PATH, true, kernel),
+    FLD("initrd", F_PATH, true, initrd),
+    FLD("cmdline", F_TEXT, false, cmdline),
+    FLD("min_mem_mib", F_U32, false, min_mem_mib),
+    FLD("description", F_TEXT, false, description),
 };
 
 static bool text_ok(const char *s)
@@ -79,11 +81,12 @@ static int set_field(const struct field *f, struct json_object *v,
 	s = json_object_get_string(v);
 	if (f->kind == F_BOOT)
 		return strcmp(s, "kernel") == 0
-			       ? 0
-			       : cfail(err, errlen,
-				       "image %zu: boot method must be "
-				       "\"kernel\" (disk boot is not "
-				       "supported yet)", idx);
+			   ? 0
+			   : cfail(err, errlen,
+				   "image %zu: boot method must be "
+				   "\"kernel\" (disk boot is not "
+				   "supported yet)",
+				   idx);
 	if (strlen(s) >= f->size || !text_ok(s) ||
 	    (f->kind == F_NAME && !valid_image_ref(s)) ||
 	    (f->kind == F_PATH && !valid_abs_path(s)))
@@ -114,8 +117,9 @@ static int parse_image(struct json_object *o, struct catalog_image *img,
 		char safe[40];
 
 		if (!f)
-			return cfail(err, errlen, "image %zu: unknown field '%s'",
-				     idx, printable(key, safe, sizeof(safe)));
+			return cfail(err, errlen,
+				     "image %zu: unknown field '%s'", idx,
+				     printable(key, safe, sizeof(safe)));
 		r = set_field(f, val, img, idx, err, errlen);
 		if (r < 0)
 			return r;
@@ -123,8 +127,8 @@ static int parse_image(struct json_object *o, struct catalog_image *img,
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		if (fields[i].required &&
 		    !json_object_object_get_ex(o, fields[i].key, NULL))
-			return cfail(err, errlen, "image %zu: missing '%s'", idx,
-				     fields[i].key);
+			return cfail(err, errlen, "image %zu: missing '%s'",
+				     idx, fields[i].key);
 	if (strchr(img->name, ':') || strchr(img->version, ':'))
 		return cfail(err, errlen, "image %zu: ':' in name or version",
 			     idx);
@@ -140,7 +144,8 @@ static int parse_root(struct json_object *root, struct catalog *c, char *err,
 	if (!json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "images", &arr) ||
 	    !json_object_is_type(arr, json_type_array))
-		return cfail(err, errlen, "top level must be {\"images\": [...]}");
+		return cfail(err, errlen,
+			     "top level must be {\"images\": [...]}");
 	json_object_object_foreach(root, key, val)
 	{
 		(void)val;
@@ -164,8 +169,8 @@ static int parse_root(struct json_object *root, struct catalog *c, char *err,
 	return 0;
 }
 
-int catalog_parse(const char *text, size_t len, struct catalog *ret,
-		  char *err, size_t errlen)
+int catalog_parse(const char *text, size_t len, struct catalog *ret, char *err,
+		  size_t errlen)
 {
 	struct json_tokener *tok = json_tokener_new();
 	struct catalog c = {0};
@@ -255,7 +260,8 @@ void catalog_names(const struct catalog *c, char *buf, size_t len)
 		bool dup = false;
 
 		for (size_t j = 0; j < i; j++)
-			dup |= strcmp(c->images[i].name, c->images[j].name) == 0;
+			dup |=
+			    strcmp(c->images[i].name, c->images[j].name) == 0;
 		if (dup)
 			continue;
 		int n = snprintf(buf + used, len - used, "%s%s",

@@ -20,7 +20,7 @@
 #include "util.h"
 
 #define CATALOG_MAX_IMAGES 1024
-#define CATALOG_MAX_FILE (4u * 1024u * 1024u)
+#define CATALOG_MAX_FILE   (4u * 1024u * 1024u)
 
 struct catalog_image {
 	char name[65];
@@ -38,8 +38,8 @@ struct catalog {
 };
 
 /* 0, or -errno with a message naming the image index and field in err. */
-int catalog_parse(const char *text, size_t len, struct catalog *ret,
-		  char *err, size_t errlen);
+int catalog_parse(const char *text, size_t len, struct catalog *ret, char *err,
+		  size_t errlen);
 int catalog_load(const char *path, struct catalog *ret, char *err,
 		 size_t errlen);
 void catalog_clear(struct catalog *c);

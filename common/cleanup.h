@@ -32,22 +32,22 @@ static inline void cleanup_fclosep(FILE **f)
 		fclose(*f);
 }
 
-#define _cleanup_free_ __attribute__((cleanup(cleanup_freep)))
-#define _cleanup_close_ __attribute__((cleanup(cleanup_closep)))
+#define _cleanup_free_	 __attribute__((cleanup(cleanup_freep)))
+#define _cleanup_close_	 __attribute__((cleanup(cleanup_closep)))
 #define _cleanup_fclose_ __attribute__((cleanup(cleanup_fclosep)))
 
-#define TAKE_PTR(p)                                                            \
-	({                                                                     \
-		__typeof__(p) _tp = (p);                                       \
-		(p) = NULL;                                                    \
-		_tp;                                                           \
+#define TAKE_PTR(p)                      \
+	({                               \
+		__typeof__(p) _tp = (p); \
+		(p) = NULL;              \
+		_tp;                     \
 	})
 
-#define TAKE_FD(fd)                                                            \
-	({                                                                     \
-		int _tf = (fd);                                                \
-		(fd) = -1;                                                     \
-		_tf;                                                           \
+#define TAKE_FD(fd)             \
+	({                      \
+		int _tf = (fd); \
+		(fd) = -1;      \
+		_tf;            \
 	})
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

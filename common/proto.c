@@ -20,20 +20,20 @@ static void json_putp(struct json_object **o)
 #define _cleanup_json_ __attribute__((cleanup(json_putp)))
 
 static const char *const op_names[] = {
-	[PROTO_OP_START] = "start",   [PROTO_OP_STOP] = "stop",
-	[PROTO_OP_EXEC] = "exec",     [PROTO_OP_SIGNAL] = "signal",
-	[PROTO_OP_STATUS] = "status", [PROTO_OP_LIST] = "list",
+    [PROTO_OP_START] = "start",	  [PROTO_OP_STOP] = "stop",
+    [PROTO_OP_EXEC] = "exec",	  [PROTO_OP_SIGNAL] = "signal",
+    [PROTO_OP_STATUS] = "status", [PROTO_OP_LIST] = "list",
 };
 
 /* Keys each op may carry besides "op". */
 static const char *const op_keys[][9] = {
-	[PROTO_OP_START] = {"job", "uid", "gid", "image"},
-	[PROTO_OP_STOP] = {"job"},
-	[PROTO_OP_EXEC] = {"job", "argv", "env", "cwd", "stdin", "merge_stderr",
-			   "script"},
-	[PROTO_OP_SIGNAL] = {"signal"},
-	[PROTO_OP_STATUS] = {NULL},
-	[PROTO_OP_LIST] = {NULL},
+    [PROTO_OP_START] = {"job", "uid", "gid", "image"},
+    [PROTO_OP_STOP] = {"job"},
+    [PROTO_OP_EXEC] = {"job", "argv", "env", "cwd", "stdin", "merge_stderr",
+		       "script"},
+    [PROTO_OP_SIGNAL] = {"signal"},
+    [PROTO_OP_STATUS] = {NULL},
+    [PROTO_OP_LIST] = {NULL},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -44,7 +44,7 @@ const char *proto_op_name(enum proto_op op)
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -61,7 +61,7 @@ static int to_json_text(struct json_object *o, char **ret, size_t *ret_len)
 {
 	size_t len;
 	const char *s = json_object_to_json_string_length(
-		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *copy;
 
 	if (!s)
@@ -76,8 +76,8 @@ static int to_json_text(struct json_object *o, char **ret, size_t *ret_len)
 	return 0;
 }
 
-static int add_str_array(struct json_object *o, const char *key,
-			 char *const *v, size_t n)
+static int add_str_array(struct json_object *o, const char *key, char *const *v,
+			 size_t n)
 {
 	struct json_object *a = json_object_new_array_ext((int)n);
 
@@ -101,31 +101,38 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 			       json_object_new_string(proto_op_name(req->op)));
 	switch (req->op) {
 	case PROTO_OP_START:
-		json_object_object_add(o, "job", json_object_new_int64(req->job_id));
-		json_object_object_add(o, "uid", json_object_new_int64(req->start.uid));
-		json_object_object_add(o, "gid", json_object_new_int64(req->start.gid));
-		json_object_object_add(o, "image",
-				       json_object_new_string(req->start.image));
+		json_object_object_add(o, "job",
+				       json_object_new_int64(req->job_id));
+		json_object_object_add(o, "uid",
+				       json_object_new_int64(req->start.uid));
+		json_object_object_add(o, "gid",
+				       json_object_new_int64(req->start.gid));
+		json_object_object_add(
+		    o, "image", json_object_new_string(req->start.image));
 		break;
 	case PROTO_OP_STOP:
-		json_object_object_add(o, "job", json_object_new_int64(req->job_id));
+		json_object_object_add(o, "job",
+				       json_object_new_int64(req->job_id));
 		break;
 	case PROTO_OP_EXEC:
-		json_object_object_add(o, "job", json_object_new_int64(req->job_id));
+		json_object_object_add(o, "job",
+				       json_object_new_int64(req->job_id));
 		if (add_str_array(o, "argv", e->argv, e->argc) < 0 ||
 		    add_str_array(o, "env", e->envp, e->envc) < 0)
 			return -ENOMEM;
-		json_object_object_add(o, "cwd",
-				       json_object_new_string(e->cwd ? e->cwd : "/"));
+		json_object_object_add(
+		    o, "cwd", json_object_new_string(e->cwd ? e->cwd : "/"));
 		json_object_object_add(o, "stdin",
 				       json_object_new_boolean(e->want_stdin));
-		json_object_object_add(o, "merge_stderr",
-				       json_object_new_boolean(e->merge_stderr));
+		json_object_object_add(
+		    o, "merge_stderr",
+		    json_object_new_boolean(e->merge_stderr));
 		json_object_object_add(o, "script",
 				       json_object_new_boolean(e->script));
 		break;
 	case PROTO_OP_SIGNAL:
-		json_object_object_add(o, "signal", json_object_new_int(req->signo));
+		json_object_object_add(o, "signal",
+				       json_object_new_int(req->signo));
 		break;
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
@@ -277,11 +284,12 @@ static int get_strv(struct json_object *o, const char *key, char ***ret,
 
 		if (!json_object_is_type(s, json_type_string) ||
 		    strlen(str = json_object_get_string(s)) !=
-			    (size_t)json_object_get_string_len(s)) {
+			(size_t)json_object_get_string_len(s)) {
 			free_strv(v);
 			return fail(err, errlen,
 				    "field '%s' entry %zu must be a string "
-				    "without NUL", key, i);
+				    "without NUL",
+				    key, i);
 		}
 		v[i] = strdup(str);
 		if (!v[i]) {
@@ -324,11 +332,13 @@ static int decode_exec(struct json_object *o, struct proto_request *req,
 	    (r = get_strv(o, "env", &e->envp, &e->envc, 0, err, errlen)) < 0 ||
 	    (r = get_strdup(o, "cwd", &e->cwd, err, errlen)) < 0 ||
 	    (r = get_bool(o, "stdin", &e->want_stdin, err, errlen)) < 0 ||
-	    (r = get_bool(o, "merge_stderr", &e->merge_stderr, err, errlen)) < 0 ||
+	    (r = get_bool(o, "merge_stderr", &e->merge_stderr, err, errlen)) <
+		0 ||
 	    (r = get_bool(o, "script", &e->script, err, errlen)) < 0)
 		return r;
 	if (!valid_abs_path(e->cwd))
-		return fail(err, errlen, "cwd must be an absolute normalised path");
+		return fail(err, errlen,
+			    "cwd must be an absolute normalised path");
 	return 0;
 }
 
@@ -368,8 +378,8 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 	return -EBADMSG;
 }
 
-int proto_request_decode(const char *buf, size_t len,
-			 struct proto_request *ret, char *err, size_t errlen)
+int proto_request_decode(const char *buf, size_t len, struct proto_request *ret,
+			 char *err, size_t errlen)
 {
 	_cleanup_json_ struct json_object *o = NULL;
 	struct proto_request req = {0};
@@ -385,7 +395,8 @@ int proto_request_decode(const char *buf, size_t len,
 		(void)val;
 		if (!key_allowed(req.op, key)) {
 			char safe[40];
-			return fail(err, errlen, "unknown field '%s' for op '%s'",
+			return fail(err, errlen,
+				    "unknown field '%s' for op '%s'",
 				    printable(key, safe, sizeof(safe)),
 				    proto_op_name(req.op));
 		}
@@ -416,10 +427,12 @@ static struct json_object *job_info_json(const struct proto_job_info *j)
 	json_object_object_add(o, "image", json_object_new_string(j->image));
 	json_object_object_add(o, "state", json_object_new_string(j->state));
 	json_object_object_add(o, "domain", json_object_new_string(j->domain));
-	json_object_object_add(o, "console", json_object_new_string(j->console));
+	json_object_object_add(o, "console",
+			       json_object_new_string(j->console));
 	json_object_object_add(o, "vcpus", json_object_new_int64(j->vcpus));
 	json_object_object_add(o, "mem_mib", json_object_new_int64(j->mem_mib));
-	json_object_object_add(o, "sessions", json_object_new_int64(j->sessions));
+	json_object_object_add(o, "sessions",
+			       json_object_new_int64(j->sessions));
 	json_object_object_add(o, "error", json_object_new_string(j->error));
 	return o;
 }
@@ -429,7 +442,8 @@ static struct json_object *status_json(const struct proto_status *s)
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "node", json_object_new_string(s->node));
-	json_object_object_add(o, "version", json_object_new_string(s->version));
+	json_object_object_add(o, "version",
+			       json_object_new_string(s->version));
 	json_object_object_add(o, "domain_type",
 			       json_object_new_string(s->domain_type));
 	json_object_object_add(o, "libvirt_uri",
@@ -448,19 +462,25 @@ static int reply_body(struct json_object *o, const struct proto_reply *rep)
 		break;
 	case PROTO_REPLY_ERROR:
 		json_object_object_add(o, "ok", json_object_new_boolean(0));
-		json_object_object_add(o, "error", json_object_new_string(rep->error));
+		json_object_object_add(o, "error",
+				       json_object_new_string(rep->error));
 		break;
 	case PROTO_EV_STARTED:
-		json_object_object_add(o, "event", json_object_new_string("started"));
+		json_object_object_add(o, "event",
+				       json_object_new_string("started"));
 		break;
 	case PROTO_EV_EXIT:
-		json_object_object_add(o, "event", json_object_new_string("exit"));
-		json_object_object_add(o, rep->exit_signaled ? "signal" : "code",
+		json_object_object_add(o, "event",
+				       json_object_new_string("exit"));
+		json_object_object_add(o,
+				       rep->exit_signaled ? "signal" : "code",
 				       json_object_new_int(rep->exit_value));
 		break;
 	case PROTO_EV_ERROR:
-		json_object_object_add(o, "event", json_object_new_string("error"));
-		json_object_object_add(o, "error", json_object_new_string(rep->error));
+		json_object_object_add(o, "event",
+				       json_object_new_string("error"));
+		json_object_object_add(o, "error",
+				       json_object_new_string(rep->error));
 		break;
 	default:
 		return -EINVAL;
@@ -618,8 +638,7 @@ void proto_reply_clear(struct proto_reply *rep)
 	memset(rep, 0, sizeof(*rep));
 }
 
-int proto_send(int fd, const char *msg, size_t len, const int *fds,
-	       size_t nfds)
+int proto_send(int fd, const char *msg, size_t len, const int *fds, size_t nfds)
 {
 	uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
 			  (uint8_t)(len >> 8), (uint8_t)len};
@@ -663,7 +682,7 @@ int proto_send(int fd, const char *msg, size_t len, const int *fds,
 				mh.msg_iovlen--;
 			} else {
 				mh.msg_iov[0].iov_base =
-					(char *)mh.msg_iov[0].iov_base + n;
+				    (char *)mh.msg_iov[0].iov_base + n;
 				mh.msg_iov[0].iov_len -= (size_t)n;
 				n = 0;
 			}
@@ -672,8 +691,8 @@ int proto_send(int fd, const char *msg, size_t len, const int *fds,
 	return 0;
 }
 
-int proto_send_request(int fd, const struct proto_request *req,
-		       const int *fds, size_t nfds)
+int proto_send_request(int fd, const struct proto_request *req, const int *fds,
+		       size_t nfds)
 {
 	_cleanup_free_ char *msg = NULL;
 	size_t len;
@@ -787,11 +806,12 @@ int proto_rx_feed(struct proto_rx *rx, int fd)
 	return 1;
 }
 
-int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret,
-		     char *err, size_t errlen)
+int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret, char *err,
+		     size_t errlen)
 {
 	struct proto_rx rx;
-	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	uint64_t deadline =
+	    now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
 	int r;
 
 	proto_rx_init(&rx);
@@ -818,7 +838,8 @@ int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret,
 		if (r == 0 || r == -EAGAIN)
 			continue;
 		if (r > 0)
-			r = proto_reply_decode(rx.buf, rx.got, ret, err, errlen);
+			r = proto_reply_decode(rx.buf, rx.got, ret, err,
+					       errlen);
 		break;
 	}
 	proto_rx_reset(&rx);

@@ -31,10 +31,10 @@
 
 #include "util.h"
 
-#define PROTO_MAX_MSG (4u * 1024u * 1024u)
-#define PROTO_MAX_FDS 4
+#define PROTO_MAX_MSG	(4u * 1024u * 1024u)
+#define PROTO_MAX_FDS	4
 #define PROTO_MAX_ERROR 512
-#define PROTO_MAX_STRS 65536
+#define PROTO_MAX_STRS	65536
 
 enum proto_op {
 	PROTO_OP_START = 1,
@@ -121,8 +121,8 @@ int proto_reply_encode(const struct proto_reply *rep, char **ret,
 		       size_t *ret_len);
 /* Decoding: 0, or -EBADMSG with a reason in err (never echoes more than a
  * bounded, sanitised part of the input). *ret must be freed with _clear. */
-int proto_request_decode(const char *buf, size_t len,
-			 struct proto_request *ret, char *err, size_t errlen);
+int proto_request_decode(const char *buf, size_t len, struct proto_request *ret,
+			 char *err, size_t errlen);
 void proto_request_clear(struct proto_request *req);
 int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 		       char *err, size_t errlen);
@@ -131,8 +131,8 @@ void proto_reply_clear(struct proto_reply *rep);
 /* Blocking send of one framed message with optional fds. 0 or -errno. */
 int proto_send(int fd, const char *msg, size_t len, const int *fds,
 	       size_t nfds);
-int proto_send_request(int fd, const struct proto_request *req,
-		       const int *fds, size_t nfds);
+int proto_send_request(int fd, const struct proto_request *req, const int *fds,
+		       size_t nfds);
 int proto_send_reply(int fd, const struct proto_reply *rep);
 
 /* Incremental receiver for non-blocking sockets (vmmd). */
@@ -155,8 +155,8 @@ int proto_rx_feed(struct proto_rx *rx, int fd);
 void proto_rx_reset(struct proto_rx *rx);
 
 /* Blocking receive of one reply, waiting at most timeout_ms (-1 forever). */
-int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret,
-		     char *err, size_t errlen);
+int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret, char *err,
+		     size_t errlen);
 
 /* Connect, send req, receive one reply. */
 int proto_call(const char *sock_path, const struct proto_request *req,

@@ -83,8 +83,7 @@ int read_fd_limited(int fd, size_t max, char **ret, size_t *ret_len)
 	return 0;
 }
 
-int read_file_limited(const char *path, size_t max, char **ret,
-		      size_t *ret_len)
+int read_file_limited(const char *path, size_t max, char **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
@@ -121,7 +120,7 @@ int write_file_atomic(const char *path, const void *data, size_t len,
 	    (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	_cleanup_close_ int fd =
-		open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	    open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
 	r = write_full(fd, data, len);
@@ -193,7 +192,8 @@ int copy_file(const char *src, const char *dst, mode_t mode)
 	if (out < 0)
 		return -errno;
 	for (left = st.st_size; left > 0;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+		ssize_t n =
+		    copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -225,7 +225,7 @@ int unix_connect(const char *path, int timeout_ms)
 	if (r < 0)
 		return r;
 	_cleanup_close_ int fd =
-		socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -259,7 +259,7 @@ int unix_listen(const char *path, mode_t mode, int backlog)
 	if (r < 0)
 		return r;
 	_cleanup_close_ int fd =
-		socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (unlink(path) < 0 && errno != ENOENT)
@@ -382,8 +382,8 @@ const char *printable(const char *s, char *buf, size_t len)
 	if (!s)
 		return "(null)";
 	for (i = 0; s[i] && i + 4 < len; i++)
-		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?'
-								       : s[i];
+		buf[i] =
+		    ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
 	if (s[i] && len >= 4) {
 		memcpy(buf + i, "...", 3);
 		i += 3;

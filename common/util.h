@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #define VMENV_MAX_IMAGE_NAME 128
-#define VMENV_MAX_PATH 4096
+#define VMENV_MAX_PATH	     4096
 
 int fd_set_nonblock(int fd, bool on);
 /* Loops over EINTR and short transfers on blocking fds. 0 or -errno. */
@@ -36,7 +36,7 @@ int unix_listen(const char *path, mode_t mode, int backlog);
 /* snprintf that reports truncation: 0, or -ENAMETOOLONG (buf then holds a
  * truncated string that must not be used as a path). */
 int str_printf(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 uint64_t now_ms(void);
 int parse_u32(const char *s, uint32_t *ret);

@@ -38,7 +38,8 @@ static int call(const char *phase, uint32_t job, struct proto_request *req)
 			phase, job);
 		return -1;
 	}
-	r = proto_call(sock, req, plugin_cfg.timeout_ms, &rep, err, sizeof(err));
+	r = proto_call(sock, req, plugin_cfg.timeout_ms, &rep, err,
+		       sizeof(err));
 	if (r < 0) {
 		log_err("vmenv: %s: job %u: vmmd on node %s at %s: %s%s%s",
 			phase, job, node ? node : "?", sock, strerror(-r),

@@ -60,8 +60,10 @@ int submit_opt_cb(int val, const char *optarg, int remote)
 	img = catalog_find(&cat, optarg);
 	if (!img) {
 		catalog_names(&cat, names, sizeof(names));
-		log_err("vmenv: image '%s' is not in the catalog (known images: "
-			"%s)", optarg, names);
+		log_err(
+		    "vmenv: image '%s' is not in the catalog (known images: "
+		    "%s)",
+		    optarg, names);
 	}
 	catalog_clear(&cat);
 	return img ? 0 : -1;

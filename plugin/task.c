@@ -48,7 +48,8 @@ int task_init(spank_t sp)
 	shim = strdup(plugin_cfg.exec);
 	if (!shim || set(sp, "VMENV_ARGV0", argv[0]) < 0 ||
 	    set(sp, "VMENV_SOCKET", sock) < 0 ||
-	    set(sp, "VMENV_BATCH", step == SLURM_BATCH_SCRIPT ? "1" : "0") < 0) {
+	    set(sp, "VMENV_BATCH", step == SLURM_BATCH_SCRIPT ? "1" : "0") <
+		0) {
 		free(shim);
 		return -1;
 	}

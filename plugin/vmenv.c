@@ -10,22 +10,22 @@
 SPANK_PLUGIN(vmenv, 1);
 
 struct plugin_cfg plugin_cfg = {
-	.catalog = VMENV_SYSCONFDIR "/catalog.json",
-	.socket = VMENV_RUNDIR "/%n/vmmd.sock",
-	.exec = VMENV_LIBEXECDIR "/vmenv-exec",
-	.timeout_ms = 8000,
+    .catalog = VMENV_SYSCONFDIR "/catalog.json",
+    .socket = VMENV_RUNDIR "/%n/vmmd.sock",
+    .exec = VMENV_LIBEXECDIR "/vmenv-exec",
+    .timeout_ms = 8000,
 };
 
 /* struct spank_option wants char *, and string literals are const. */
 static char opt_name[] = "vm-env";
 static char opt_arg[] = "IMAGE[:VERSION]";
 static char opt_usage[] =
-	"Run the job inside a virtual machine booted from IMAGE on every "
-	"allocated node. Also set by SBATCH_VM_ENV, SALLOC_VM_ENV or "
-	"SLURM_VM_ENV.";
+    "Run the job inside a virtual machine booted from IMAGE on every "
+    "allocated node. Also set by SBATCH_VM_ENV, SALLOC_VM_ENV or "
+    "SLURM_VM_ENV.";
 
-struct spank_option plugin_opt_vm_env = {opt_name, opt_arg, opt_usage, 1, 0,
-					 submit_opt_cb};
+struct spank_option plugin_opt_vm_env = {opt_name, opt_arg, opt_usage,
+					 1,	   0,	    submit_opt_cb};
 
 static void slurm_sink(int prio, const char *msg)
 {
@@ -50,7 +50,8 @@ static int set_cfg(const char *arg)
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		size_t kl = strlen(paths[i].key);
 		if (strncmp(arg, paths[i].key, kl) == 0) {
-			if (arg[kl] != '/' || strlen(arg + kl) >= VMENV_MAX_PATH)
+			if (arg[kl] != '/' ||
+			    strlen(arg + kl) >= VMENV_MAX_PATH)
 				return -1;
 			strcpy(paths[i].dst, arg + kl);
 			return 0;
@@ -88,7 +89,8 @@ int plugin_socket_path(const char *node, char *buf, size_t len)
 	else if (!node || !*node || strchr(node, '/'))
 		return -EINVAL;
 	else
-		r = snprintf(buf, len, "%.*s%s%s", (int)(n - p), p, node, n + 2);
+		r = snprintf(buf, len, "%.*s%s%s", (int)(n - p), p, node,
+			     n + 2);
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -97,7 +99,8 @@ const char *plugin_image(spank_t sp)
 	static char image[VMENV_MAX_IMAGE_NAME];
 	char *val = NULL;
 
-	if (spank_option_getopt(sp, &plugin_opt_vm_env, &val) != ESPANK_SUCCESS ||
+	if (spank_option_getopt(sp, &plugin_opt_vm_env, &val) !=
+		ESPANK_SUCCESS ||
 	    !val || !*val)
 		return NULL;
 	snprintf(image, sizeof(image), "%s", val);

@@ -98,15 +98,15 @@ static int send_setup(struct job *j)
 {
 	char tag[] = JOB_SHARE_TAG;
 	struct aw_setup s = {
-		.hostname = j->d->cfg.node_name,
-		.user = j->user,
-		.uid = (uint32_t)j->uid,
-		.gid = (uint32_t)j->gid,
-		.group = j->group,
-		.home = j->home,
-		.time_sec = (int64_t)time(NULL),
-		.nmounts = 1,
-		.mounts = {{.tag = tag, .path = j->work_dir}},
+	    .hostname = j->d->cfg.node_name,
+	    .user = j->user,
+	    .uid = (uint32_t)j->uid,
+	    .gid = (uint32_t)j->gid,
+	    .group = j->group,
+	    .home = j->home,
+	    .time_sec = (int64_t)time(NULL),
+	    .nmounts = 1,
+	    .mounts = {{.tag = tag, .path = j->work_dir}},
 	};
 	struct aw_buf b = {0};
 	int r = aw_setup_encode(&s, &b);
@@ -246,9 +246,9 @@ static void read_some(struct agent *a)
 			return;
 		if (r < 0) {
 			agent_fail(a, r == -ECONNRESET
-					      ? "the guest's agent channel closed"
-					      : "the guest's agent sent a "
-						"malformed frame");
+					  ? "the guest's agent channel closed"
+					  : "the guest's agent sent a "
+					    "malformed frame");
 			return;
 		}
 		r = dispatch(a);

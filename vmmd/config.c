@@ -24,42 +24,59 @@ struct centry {
 	const char *help;
 };
 
-#define S(k, kind, m, def, help)                                               \
-	{k, kind, offsetof(struct vmmd_config, m),                             \
-	 sizeof(((struct vmmd_config *)0)->m), 0, 0, NULL, def, help}
-#define N(k, m, lo, hi, def, help)                                             \
-	{k, C_U32, offsetof(struct vmmd_config, m), sizeof(uint32_t), lo, hi,  \
-	 NULL, def, help}
-#define E(k, m, choices, def, help)                                            \
-	{k, C_ENUM, offsetof(struct vmmd_config, m),                           \
-	 sizeof(((struct vmmd_config *)0)->m), 0, 0, choices, def, help}
+#define S(k, kind, m, def, help)                                           \
+	{                                                                  \
+		k, kind, offsetof(struct vmmd_config, m),                  \
+		    sizeof(((struct vmmd_config *)0)->m), 0, 0, NULL, def, \
+		    help                                                   \
+	}
+#define N(k, m, lo, hi, def, help)                                           \
+	{                                                                    \
+		k, C_U32, offsetof(struct vmmd_config, m), sizeof(uint32_t), \
+		    lo, hi, NULL, def, help                                  \
+	}
+#define E(k, m, choices, def, help)                                           \
+	{                                                                     \
+		k, C_ENUM, offsetof(struct vmmd_config, m),                   \
+		    sizeof(((struct vmmd_config *)0)->m), 0, 0, choices, def, \
+		    help                                                      \
+	}
 
 static const struct centry table[] = {
-	S("node_name", C_STR, node_name, "", "Slurm node name (default: short hostname)"),
-	S("socket", C_PATH, socket_path, VMENV_RUNDIR "/%n/vmmd.sock", "client socket"),
-	S("run_dir", C_PATH, run_dir, VMENV_RUNDIR "/%n", "per-job runtime state"),
-	S("console_dir", C_PATH, console_dir, VMENV_LOGDIR "/%n", "guest console logs"),
-	S("catalog", C_PATH, catalog, VMENV_SYSCONFDIR "/catalog.json", "image catalog"),
-	S("libvirt_uri", C_STR, libvirt_uri, "qemu:///system", "libvirt connection"),
-	E("domain_type", domain_type, "auto kvm qemu", "auto",
-	  "auto: kvm when libvirt offers it and the CPU exposes vmx/svm"),
-	S("slurm_user", C_STR, slurm_user, "slurm", "may start/stop guests besides root"),
-	E("keep_console_logs", keep_console_logs, "none failed all", "failed",
-	  "console logs kept after a job ends"),
-	E("log_level", log_level, "error warning notice info debug", "info", "log verbosity"),
-	N("boot_timeout_s", boot_timeout_s, 1, 3600, "120", "guest must reach the agent's ready by then"),
-	N("default_mem_mib", default_mem_mib, 64, 1 << 24, "512",
-	  "guest memory when Slurm allocated no memory"),
-	N("mem_headroom_mib", mem_headroom_mib, 0, 1 << 20, "64",
-	  "taken from the job's memory for QEMU itself"),
-	N("max_vcpus", max_vcpus, 1, 1024, "255", "upper bound on vCPUs per guest"),
-	N("max_clients", max_clients, 1, 65536, "1024", "concurrent client connections"),
-	N("reconcile_interval_s", reconcile_interval_s, 5, 86400, "60",
-	  "how often guests are checked against Slurm's running jobs"),
+    S("node_name", C_STR, node_name, "",
+      "Slurm node name (default: short hostname)"),
+    S("socket", C_PATH, socket_path, VMENV_RUNDIR "/%n/vmmd.sock",
+      "client socket"),
+    S("run_dir", C_PATH, run_dir, VMENV_RUNDIR "/%n", "per-job runtime state"),
+    S("console_dir", C_PATH, console_dir, VMENV_LOGDIR "/%n",
+      "guest console logs"),
+    S("catalog", C_PATH, catalog, VMENV_SYSCONFDIR "/catalog.json",
+      "image catalog"),
+    S("libvirt_uri", C_STR, libvirt_uri, "qemu:///system",
+      "libvirt connection"),
+    E("domain_type", domain_type, "auto kvm qemu", "auto",
+      "auto: kvm when libvirt offers it and the CPU exposes vmx/svm"),
+    S("slurm_user", C_STR, slurm_user, "slurm",
+      "may start/stop guests besides root"),
+    E("keep_console_logs", keep_console_logs, "none failed all", "failed",
+      "console logs kept after a job ends"),
+    E("log_level", log_level, "error warning notice info debug", "info",
+      "log verbosity"),
+    N("boot_timeout_s", boot_timeout_s, 1, 3600, "120",
+      "guest must reach the agent's ready by then"),
+    N("default_mem_mib", default_mem_mib, 64, 1 << 24, "512",
+      "guest memory when Slurm allocated no memory"),
+    N("mem_headroom_mib", mem_headroom_mib, 0, 1 << 20, "64",
+      "taken from the job's memory for QEMU itself"),
+    N("max_vcpus", max_vcpus, 1, 1024, "255", "upper bound on vCPUs per guest"),
+    N("max_clients", max_clients, 1, 65536, "1024",
+      "concurrent client connections"),
+    N("reconcile_interval_s", reconcile_interval_s, 5, 86400, "60",
+      "how often guests are checked against Slurm's running jobs"),
 };
 
 static int cerr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int cerr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -95,8 +112,9 @@ static int set_value(struct vmmd_config *c, const struct centry *e,
 	switch (e->kind) {
 	case C_U32:
 		if (parse_u32(v, &n) < 0 || n < e->min || n > e->max)
-			return cerr(why, whylen, "'%s' wants an integer in %u..%u",
-				    e->key, e->min, e->max);
+			return cerr(why, whylen,
+				    "'%s' wants an integer in %u..%u", e->key,
+				    e->min, e->max);
 		*(uint32_t *)(void *)dst = n;
 		return 0;
 	case C_ENUM:
@@ -107,8 +125,8 @@ static int set_value(struct vmmd_config *c, const struct centry *e,
 	case C_PATH:
 		/* %n is expanded later; check the shape now. */
 		if (v[0] != '/' || strstr(v, "/../") || strstr(v, "//"))
-			return cerr(why, whylen, "'%s' must be an absolute path",
-				    e->key);
+			return cerr(why, whylen,
+				    "'%s' must be an absolute path", e->key);
 		break;
 	case C_STR:
 		break;
@@ -169,7 +187,8 @@ static int parse_line(struct vmmd_config *c, char *line, const char *name,
 		if (strcmp(table[i].key, key) != 0)
 			continue;
 		if (set_value(c, &table[i], val, why, sizeof(why)) < 0)
-			return cerr(err, errlen, "%s:%u: %s", name, lineno, why);
+			return cerr(err, errlen, "%s:%u: %s", name, lineno,
+				    why);
 		return 0;
 	}
 	char safe[64];
@@ -230,8 +249,8 @@ static int expand(char *dst, size_t size, const char *node, char *err,
 		}
 		size_t n = strlen(add);
 		if (o + n >= sizeof(out) || o + n >= size)
-			return cerr(err, errlen, "'%s' too long after expansion",
-				    key);
+			return cerr(err, errlen,
+				    "'%s' too long after expansion", key);
 		memcpy(out + o, add, n);
 		o += n;
 	}
@@ -254,7 +273,8 @@ int config_expand(struct vmmd_config *c, char *err, size_t errlen)
 		if (r < 0)
 			return r;
 		if (!valid_abs_path(dst))
-			return cerr(err, errlen, "'%s' is not a clean absolute path",
+			return cerr(err, errlen,
+				    "'%s' is not a clean absolute path",
 				    table[i].key);
 	}
 	return 0;

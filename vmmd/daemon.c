@@ -21,7 +21,8 @@ int vmmd_catalog_refresh(struct vmmd *d, char *err, size_t errlen)
 	int r;
 
 	if (stat(d->cfg.catalog, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", d->cfg.catalog, strerror(errno));
+		snprintf(err, errlen, "%s: %s", d->cfg.catalog,
+			 strerror(errno));
 		return -errno;
 	}
 	if (st.st_mtim.tv_sec == catalog_mtime.tv_sec &&
@@ -57,12 +58,14 @@ const char *vmmd_pick_domain_type(const char *configured, int kvm_offered,
 		return strcmp(configured, "kvm") == 0 ? "kvm" : "qemu";
 	}
 	if (kvm_offered && cpu_virt) {
-		snprintf(why, whylen, "auto: libvirt offers KVM and the CPU "
-				      "has vmx/svm");
+		snprintf(why, whylen,
+			 "auto: libvirt offers KVM and the CPU "
+			 "has vmx/svm");
 		return "kvm";
 	}
 	snprintf(why, whylen, "auto: %s; guests run under TCG emulation",
-		 !kvm_offered ? "libvirt offers no KVM" : "the CPU shows no vmx/svm");
+		 !kvm_offered ? "libvirt offers no KVM"
+			      : "the CPU shows no vmx/svm");
 	return "qemu";
 }
 
@@ -84,9 +87,8 @@ static void reconcile_tick(void *data)
 	struct vmmd *d = data;
 
 	job_reconcile(d, false);
-	d->reconcile_t = loop_add_timer(d->loop,
-					d->cfg.reconcile_interval_s * 1000ull,
-					reconcile_tick, d);
+	d->reconcile_t = loop_add_timer(
+	    d->loop, d->cfg.reconcile_interval_s * 1000ull, reconcile_tick, d);
 }
 
 static int resolve_slurm_uid(struct vmmd *d)
@@ -142,9 +144,8 @@ int vmmd_init(struct vmmd *d)
 	job_reconcile(d, true);
 	if ((r = server_listen(d)) < 0)
 		return r;
-	d->reconcile_t = loop_add_timer(d->loop,
-					d->cfg.reconcile_interval_s * 1000ull,
-					reconcile_tick, d);
+	d->reconcile_t = loop_add_timer(
+	    d->loop, d->cfg.reconcile_interval_s * 1000ull, reconcile_tick, d);
 	log_notice("vmmd %s on node %s listening on %s", PACKAGE_VERSION,
 		   d->cfg.node_name, d->cfg.socket_path);
 	return 0;

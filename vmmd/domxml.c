@@ -47,7 +47,7 @@ static void sb_raw(struct sbuf *b, const char *s, size_t n)
 /* Literal XML with %s/%u arguments that are never user strings: numbers and
  * fixed words. User-derived strings go through sb_esc(). */
 static void sb_fmt(struct sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void sb_fmt(struct sbuf *b, const char *fmt, ...)
 {
 	char tmp[512];
@@ -100,10 +100,13 @@ static void sb_elem(struct sbuf *b, const char *indent, const char *tag,
 
 static void build_head(struct sbuf *b, const struct dom_spec *s)
 {
-	sb_fmt(b, "<domain type='%s'>\n", strcmp(s->type, "kvm") ? "qemu" : "kvm");
+	sb_fmt(b, "<domain type='%s'>\n",
+	       strcmp(s->type, "kvm") ? "qemu" : "kvm");
 	sb_elem(b, "  ", "name", s->name);
-	sb_fmt(b, "  <metadata>\n    <vmenv:job xmlns:vmenv='" DOMXML_NS
-		  "' id='%u' node='", s->job_id);
+	sb_fmt(b,
+	       "  <metadata>\n    <vmenv:job xmlns:vmenv='" DOMXML_NS
+	       "' id='%u' node='",
+	       s->job_id);
 	sb_esc(b, s->node);
 	sb_fmt(b, "'/>\n  </metadata>\n");
 	sb_fmt(b, "  <memory unit='MiB'>%u</memory>\n", s->mem_mib);
@@ -120,8 +123,10 @@ static void build_head(struct sbuf *b, const struct dom_spec *s)
 	sb_fmt(b, "  <on_poweroff>destroy</on_poweroff>\n"
 		  "  <on_reboot>destroy</on_reboot>\n"
 		  "  <on_crash>destroy</on_crash>\n");
-	sb_fmt(b, "  <seclabel type='static' model='dac' relabel='yes'>"
-		  "<label>+%u:+%u</label></seclabel>\n", s->uid, s->gid);
+	sb_fmt(b,
+	       "  <seclabel type='static' model='dac' relabel='yes'>"
+	       "<label>+%u:+%u</label></seclabel>\n",
+	       s->uid, s->gid);
 }
 
 static void build_devices(struct sbuf *b, const struct dom_spec *s)
@@ -131,13 +136,15 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 	sb_fmt(b, "' append='on'/>\n      <target port='0'/>\n    </serial>\n"
 		  "    <console type='pty'><target type='serial' port='0'/>"
 		  "</console>\n");
-	sb_fmt(b, "    <channel type='unix'>\n      <source mode='bind' path='");
+	sb_fmt(b,
+	       "    <channel type='unix'>\n      <source mode='bind' path='");
 	sb_esc(b, s->agent_sock);
 	sb_fmt(b, "'/>\n      <target type='virtio' name='org.vmenv.agent.0'/>"
 		  "\n    </channel>\n");
 	if (s->share_dir) {
-		sb_fmt(b, "    <filesystem type='mount' accessmode='passthrough'>"
-			  "\n      <source dir='");
+		sb_fmt(b,
+		       "    <filesystem type='mount' accessmode='passthrough'>"
+		       "\n      <source dir='");
 		sb_esc(b, s->share_dir);
 		sb_fmt(b, "'/>\n      <target dir='");
 		sb_esc(b, s->share_tag);

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #define EXEC_MAX_SCRIPT (8u * 1024u * 1024u)
-#define EXEC_CHUNK (32u * 1024u)
+#define EXEC_CHUNK	(32u * 1024u)
 /* Return window to the agent in chunks, not per frame. */
 #define EXEC_CREDIT_BATCH (AW_WINDOW / 4)
 /* Output queued toward a slow task before the window stops the guest. */
@@ -185,9 +185,8 @@ static size_t out_flush(struct exec_session *s, struct out_stream *o)
 		o->q.len = o->off = 0;
 		loop_del_fd(o->w);
 		o->w = NULL;
-	} else if (!o->w &&
-		   loop_add_fd(s->j->d->loop, o->fd, EPOLLOUT, out_ready, s,
-			       &o->w) < 0) {
+	} else if (!o->w && loop_add_fd(s->j->d->loop, o->fd, EPOLLOUT,
+					out_ready, s, &o->w) < 0) {
 		o->broken = true;
 	}
 	return done;
@@ -318,14 +317,14 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 {
 	const struct job *j = s->j;
 	struct aw_exec e = {
-		.uid = (uint32_t)j->uid,
-		.gid = (uint32_t)j->gid,
-		.ngroups = j->ngroups,
-		.cwd = s->req.exec.cwd,
-		.argc = (uint32_t)s->req.exec.argc,
-		.argv = s->req.exec.argv,
-		.envc = (uint32_t)s->req.exec.envc,
-		.envp = s->req.exec.envp,
+	    .uid = (uint32_t)j->uid,
+	    .gid = (uint32_t)j->gid,
+	    .ngroups = j->ngroups,
+	    .cwd = s->req.exec.cwd,
+	    .argc = (uint32_t)s->req.exec.argc,
+	    .argv = s->req.exec.argv,
+	    .envc = (uint32_t)s->req.exec.envc,
+	    .envp = s->req.exec.envp,
 	};
 	int r = 0;
 
@@ -355,16 +354,17 @@ static void launch(struct exec_session *s)
 		r = agent_send(s->j, AW_EXEC, s->id, b.data, b.len);
 	aw_buf_free(&b);
 	if (r < 0) {
-		snprintf(msg, sizeof(msg), "job %u: cannot send the command to "
-			 "the guest: %s", s->j->id,
+		snprintf(msg, sizeof(msg),
+			 "job %u: cannot send the command to "
+			 "the guest: %s",
+			 s->j->id,
 			 r == -EFBIG ? "batch script too large" : strerror(-r));
 		sess_end(s, msg);
 		return;
 	}
 	s->st = S_RUNNING;
-	if (s->in_fd >= 0 &&
-	    loop_add_fd(s->j->d->loop, s->in_fd, EPOLLIN, in_ready, s,
-			&s->in_w) < 0)
+	if (s->in_fd >= 0 && loop_add_fd(s->j->d->loop, s->in_fd, EPOLLIN,
+					 in_ready, s, &s->in_w) < 0)
 		in_eof(s); /* not pollable (a file): the command sees EOF */
 }
 
@@ -464,12 +464,12 @@ static void client_gone(struct exec_session *s)
 
 static void on_client_msg(struct exec_session *s)
 {
-	struct proto_request req;
+	struct proto_request req = {0};
 	struct aw_buf b = {0};
 	char err[128];
 
-	if (proto_request_decode(s->rx.buf, s->rx.got, &req, err,
-				 sizeof(err)) < 0 ||
+	if (proto_request_decode(s->rx.buf, s->rx.got, &req, err, sizeof(err)) <
+		0 ||
 	    req.op != PROTO_OP_SIGNAL) {
 		proto_request_clear(&req);
 		client_gone(s);
@@ -548,8 +548,10 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	if (sess_setup_fds(s, fds, nfds) < 0) {
 		for (size_t i = 0; i < nfds; i++)
 			close(fds[i]);
-		snprintf(msg, sizeof(msg), "job %u: exec needs the task's "
-			 "stdin, stdout and stderr", j->id);
+		snprintf(msg, sizeof(msg),
+			 "job %u: exec needs the task's "
+			 "stdin, stdout and stderr",
+			 j->id);
 		sess_end(s, msg);
 		return;
 	}

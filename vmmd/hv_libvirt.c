@@ -40,7 +40,8 @@ static void *event_thread(void *arg)
 	(void)arg;
 	for (;;)
 		if (virEventRunDefaultImpl() < 0)
-			log_err("libvirt event loop: %s", virGetLastErrorMessage());
+			log_err("libvirt event loop: %s",
+				virGetLastErrorMessage());
 	return NULL;
 }
 
@@ -80,8 +81,8 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event,
 		break;
 	case VIR_DOMAIN_EVENT_STOPPED:
 		rec.event = detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED
-				    ? HV_EV_CRASHED
-				    : HV_EV_STOPPED;
+				? HV_EV_CRASHED
+				: HV_EV_STOPPED;
 		break;
 	case VIR_DOMAIN_EVENT_CRASHED:
 		rec.event = HV_EV_CRASHED;
@@ -114,8 +115,8 @@ static int lv_connect(struct hv_lv *h, char *err, size_t errlen)
 	 * reconnects. */
 	virConnectSetKeepAlive(h->conn, 5, 3);
 	h->cb_id = virConnectDomainEventRegisterAny(
-		h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-		VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), h, NULL);
+	    h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	    VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), h, NULL);
 	if (h->cb_id < 0)
 		log_warn("libvirt lifecycle events unavailable: %s",
 			 virGetLastErrorMessage());
@@ -187,7 +188,9 @@ static int lv_create(void *ctx, const char *xml, char *err, size_t errlen)
 
 	if (r < 0)
 		return r;
-	d = virDomainCreateXML(h->conn, xml, 0 /* no AUTODESTROY: guests outlive a vmmd restart */);
+	d = virDomainCreateXML(
+	    h->conn, xml,
+	    0 /* no AUTODESTROY: guests outlive a vmmd restart */);
 	if (!d) {
 		set_err(err, errlen, "libvirt could not start the guest");
 		return -EIO;
@@ -207,7 +210,7 @@ static int lv_destroy(void *ctx, const char *name, char *err, size_t errlen)
 	d = virDomainLookupByName(h->conn, name);
 	if (!d)
 		return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? -ENOENT
-								   : -EIO;
+								  : -EIO;
 	/* GRACEFUL first lets libvirt give QEMU a moment to flush; a guest
 	 * that will not die is then killed outright. */
 	r = virDomainDestroyFlags(d, VIR_DOMAIN_DESTROY_GRACEFUL);
@@ -282,12 +285,12 @@ static void lv_drain(void *ctx,
 }
 
 const struct hv_ops hv_libvirt_ops = {
-	.open = lv_open,
-	.close = lv_close,
-	.create = lv_create,
-	.destroy = lv_destroy,
-	.list = lv_list,
-	.kvm_offered = lv_kvm_offered,
-	.event_fd = lv_event_fd,
-	.drain_events = lv_drain,
+    .open = lv_open,
+    .close = lv_close,
+    .create = lv_create,
+    .destroy = lv_destroy,
+    .list = lv_list,
+    .kvm_offered = lv_kvm_offered,
+    .event_fd = lv_event_fd,
+    .drain_events = lv_drain,
 };

@@ -18,10 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
-
 static const char *const state_names[] = {
-	[JOB_BOOTING] = "booting", [JOB_READY] = "ready", [JOB_FAILED] = "failed"};
+    [JOB_BOOTING] = "booting", [JOB_READY] = "ready", [JOB_FAILED] = "failed"};
 
 const char *job_state_name(enum job_state s)
 {
@@ -37,7 +35,7 @@ struct job *job_find(struct vmmd *d, uint32_t id)
 }
 
 static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
 {
 	va_list ap;
@@ -121,8 +119,7 @@ static int resolve_user(struct job *j, char *err, size_t errlen)
 }
 
 static int size_guest(struct job *j, const struct slurmjob_info *si,
-		      const struct catalog_image *img, char *err,
-		      size_t errlen)
+		      const struct catalog_image *img, char *err, size_t errlen)
 {
 	const struct vmmd_config *c = &j->d->cfg;
 	uint64_t mem;
@@ -142,8 +139,9 @@ static int size_guest(struct job *j, const struct slurmjob_info *si,
 		return errf(err, errlen, -ENOMEM,
 			    "job %u: image '%s' needs %u MiB but the job has "
 			    "%u MiB for the guest on node %s (ask for more "
-			    "with --mem)", j->id, j->image, img->min_mem_mib,
-			    j->mem_mib, c->node_name);
+			    "with --mem)",
+			    j->id, j->image, img->min_mem_mib, j->mem_mib,
+			    c->node_name);
 	return 0;
 }
 
@@ -170,7 +168,8 @@ static int check_slurm(struct job *j, struct slurmjob_info *si, char *err,
 	if (!valid_abs_path(si->work_dir))
 		return errf(err, errlen, -EINVAL,
 			    "job %u: working directory is not a clean "
-			    "absolute path", j->id);
+			    "absolute path",
+			    j->id);
 	snprintf(j->work_dir, sizeof(j->work_dir), "%s", si->work_dir);
 	return 0;
 }
@@ -230,21 +229,21 @@ static int create_domain(struct job *j, const struct catalog_image *img,
 	_cleanup_free_ char *xml = NULL;
 	char why[512] = "";
 	struct dom_spec s = {
-		.name = j->domain,
-		.type = j->d->domain_type,
-		.job_id = j->id,
-		.node = j->d->cfg.node_name,
-		.uid = (uint32_t)j->uid,
-		.gid = (uint32_t)j->gid,
-		.vcpus = j->vcpus,
-		.mem_mib = j->mem_mib,
-		.kernel = kernel,
-		.initrd = initrd,
-		.cmdline = img->cmdline,
-		.console_log = j->console,
-		.agent_sock = j->agent_sock,
-		.share_dir = j->work_dir,
-		.share_tag = JOB_SHARE_TAG,
+	    .name = j->domain,
+	    .type = j->d->domain_type,
+	    .job_id = j->id,
+	    .node = j->d->cfg.node_name,
+	    .uid = (uint32_t)j->uid,
+	    .gid = (uint32_t)j->gid,
+	    .vcpus = j->vcpus,
+	    .mem_mib = j->mem_mib,
+	    .kernel = kernel,
+	    .initrd = initrd,
+	    .cmdline = img->cmdline,
+	    .console_log = j->console,
+	    .agent_sock = j->agent_sock,
+	    .share_dir = j->work_dir,
+	    .share_tag = JOB_SHARE_TAG,
 	};
 	int r;
 
@@ -270,9 +269,11 @@ static void boot_timeout(void *data)
 	struct job *j = data;
 
 	j->boot_timer = NULL;
-	job_fail(j, "job %u: guest did not become ready within %u s on node "
-		    "%s; console log: %s", j->id, j->d->cfg.boot_timeout_s,
-		 j->d->cfg.node_name, j->console);
+	job_fail(j,
+		 "job %u: guest did not become ready within %u s on node "
+		 "%s; console log: %s",
+		 j->id, j->d->cfg.boot_timeout_s, j->d->cfg.node_name,
+		 j->console);
 }
 
 static int lookup_image(struct job *j, const struct catalog_image **ret,
@@ -289,8 +290,8 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 	catalog_names(&j->d->catalog, names, sizeof(names));
 	return errf(err, errlen, -ENOENT,
 		    "job %u: image '%s' is not in the catalog on node %s "
-		    "(known images: %s)", j->id,
-		    printable(j->image, safe, sizeof(safe)),
+		    "(known images: %s)",
+		    j->id, printable(j->image, safe, sizeof(safe)),
 		    j->d->cfg.node_name, names);
 }
 
@@ -310,9 +311,8 @@ static int start_steps(struct job *j, char *err, size_t errlen)
 	if ((r = write_state(j)) < 0)
 		return errf(err, errlen, r, "job %u: cannot write state: %s",
 			    j->id, strerror(-r));
-	j->boot_timer = loop_add_timer(j->d->loop,
-				       j->d->cfg.boot_timeout_s * 1000ull,
-				       boot_timeout, j);
+	j->boot_timer = loop_add_timer(
+	    j->d->loop, j->d->cfg.boot_timeout_s * 1000ull, boot_timeout, j);
 	if ((r = agent_attach(j)) < 0)
 		return errf(err, errlen, r, "job %u: agent channel: %s", j->id,
 			    strerror(-r));
@@ -347,8 +347,8 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 		return r;
 	}
 	log_info("job %u: guest %s starting (image %s, %u vCPUs, %u MiB, "
-		 "prepare %llu ms, create %llu ms)", j->id, j->domain, j->image,
-		 j->vcpus, j->mem_mib,
+		 "prepare %llu ms, create %llu ms)",
+		 j->id, j->domain, j->image, j->vcpus, j->mem_mib,
 		 (unsigned long long)(j->t_prepared - j->t_request),
 		 (unsigned long long)(j->t_created - j->t_prepared));
 	return 0;
@@ -419,7 +419,8 @@ int job_stop(struct vmmd *d, uint32_t id)
 	failed = j->state == JOB_FAILED;
 	if (j->t_first_output)
 		log_info("job %u: timings prepare=%llu create=%llu boot=%llu "
-			 "exec=%llu ms", j->id,
+			 "exec=%llu ms",
+			 j->id,
 			 (unsigned long long)(j->t_prepared - j->t_request),
 			 (unsigned long long)(j->t_created - j->t_prepared),
 			 (unsigned long long)(j->t_ready - j->t_created),
@@ -469,14 +470,16 @@ static int state_field(struct job *j, const char *key, const char *val)
 	uint32_t n;
 
 	if (strcmp(key, "image") == 0)
-		return valid_image_ref(val) ? (snprintf(j->image, sizeof(j->image),
-							"%s", val), 0)
-					    : -EINVAL;
+		return valid_image_ref(val)
+			   ? (snprintf(j->image, sizeof(j->image), "%s", val),
+			      0)
+			   : -EINVAL;
 	if (strcmp(key, "work_dir") == 0)
-		return valid_abs_path(val) ? (snprintf(j->work_dir,
-						       sizeof(j->work_dir), "%s",
-						       val), 0)
-					   : -EINVAL;
+		return valid_abs_path(val)
+			   ? (snprintf(j->work_dir, sizeof(j->work_dir), "%s",
+				       val),
+			      0)
+			   : -EINVAL;
 	if (parse_u32(val, &n) < 0)
 		return -EINVAL;
 	if (strcmp(key, "job") == 0)

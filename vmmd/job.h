@@ -76,7 +76,7 @@ void job_stop_all_records(struct vmmd *d);
 void job_set_ready(struct job *j);
 /* Marks the job failed (once), destroys its guest, tells its sessions. */
 void job_fail(struct job *j, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void job_on_domain_event(struct vmmd *d, const char *name, int ev);
 
 /* Re-creates the record of a running guest from its state file (after a

@@ -104,7 +104,7 @@ int loop_mod_fd(struct loop_watch *w, uint32_t events)
 	struct epoll_event ev = {.events = events, .data.ptr = w};
 
 	return epoll_ctl(w->loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0 ? -errno
-									: 0;
+								       : 0;
 }
 
 void loop_del_fd(struct loop_watch *w)
@@ -125,7 +125,7 @@ struct loop_timer *loop_add_timer(struct loop *l, uint64_t delay_ms,
 	if (!t)
 		return NULL;
 	*t = (struct loop_timer){
-		.loop = l, .due_ms = now_ms() + delay_ms, .cb = cb, .data = data};
+	    .loop = l, .due_ms = now_ms() + delay_ms, .cb = cb, .data = data};
 	for (p = &l->timers; *p && (*p)->due_ms <= t->due_ms; p = &(*p)->next)
 		;
 	t->next = *p;

@@ -24,35 +24,50 @@ struct opts {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vmmd [--config FILE] [--node NAME] [--pidfile FILE]\n"
-		   "            [--check-config] [--debug]\n"
-		   "The vmenv node daemon: boots, relays to and removes the\n"
-		   "guests of Slurm jobs on this node.\n");
+	fprintf(f,
+		"usage: vmmd [--config FILE] [--node NAME] [--pidfile FILE]\n"
+		"            [--check-config] [--debug]\n"
+		"The vmenv node daemon: boots, relays to and removes the\n"
+		"guests of Slurm jobs on this node.\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"node", required_argument, NULL, 'N'},
-		{"pidfile", required_argument, NULL, 'p'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"debug", no_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"node", required_argument, NULL, 'N'},
+	    {"pidfile", required_argument, NULL, 'p'},
+	    {"check-config", no_argument, NULL, 'C'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 
 	o->config = VMENV_SYSCONFDIR "/vmmd.conf";
 	while ((c = getopt_long(argc, argv, "c:N:p:Cdh", lo, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 'N': o->node = optarg; break;
-		case 'p': o->pidfile = optarg; break;
-		case 'C': o->check = 1; break;
-		case 'd': o->debug = 1; break;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return -EINVAL;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'N':
+			o->node = optarg;
+			break;
+		case 'p':
+			o->pidfile = optarg;
+			break;
+		case 'C':
+			o->check = 1;
+			break;
+		case 'd':
+			o->debug = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return -EINVAL;
 		}
 	}
 	return optind == argc ? 0 : -EINVAL;
@@ -63,8 +78,10 @@ static int level_of(const char *name)
 	static const struct {
 		const char *n;
 		int l;
-	} t[] = {{"error", LOG_ERR}, {"warning", LOG_WARNING},
-		 {"notice", LOG_NOTICE}, {"info", LOG_INFO},
+	} t[] = {{"error", LOG_ERR},
+		 {"warning", LOG_WARNING},
+		 {"notice", LOG_NOTICE},
+		 {"info", LOG_INFO},
 		 {"debug", LOG_DEBUG}};
 
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
@@ -79,8 +96,8 @@ static int load_config(const struct opts *o, struct vmmd_config *c)
 
 	config_defaults(c, o->node);
 	if (config_load(c, o->config, 1, err, sizeof(err)) < 0 ||
-	    (o->node && snprintf(c->node_name, sizeof(c->node_name), "%s",
-				 o->node) < 0) ||
+	    (o->node &&
+	     snprintf(c->node_name, sizeof(c->node_name), "%s", o->node) < 0) ||
 	    config_expand(c, err, sizeof(err)) < 0) {
 		log_err("config: %s", err);
 		return -EINVAL;
@@ -104,8 +121,9 @@ static void sig_io(void *data, uint32_t events)
 		if (si.ssi_signo == SIGHUP) {
 			log_notice("SIGHUP: reloading the catalog");
 			if (vmmd_catalog_refresh(s->d, err, sizeof(err)) < 0)
-				log_err("catalog: %s (keeping the previous one)",
-					err);
+				log_err(
+				    "catalog: %s (keeping the previous one)",
+				    err);
 			continue;
 		}
 		log_notice("signal %u: shutting down (guests keep running)",

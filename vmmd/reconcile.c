@@ -94,7 +94,8 @@ static void sweep_jobs(struct vmmd *d)
 		if (r == 0 && si.active && si.on_node)
 			continue;
 		log_warn("reconcile: job %u no longer runs on %s; removing "
-			 "its guest", j->id, d->cfg.node_name);
+			 "its guest",
+			 j->id, d->cfg.node_name);
 		job_stop(d, j->id);
 	}
 }

@@ -48,7 +48,7 @@ static void client_free(struct client *c, bool close_fd)
 }
 
 static void reply_error(struct client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void reply_error(struct client *c, const char *fmt, ...)
 {
 	struct proto_reply rep = {.kind = PROTO_REPLY_ERROR};
@@ -140,8 +140,9 @@ static bool do_exec(struct client *c, struct proto_request *req)
 	struct job *j = job_find(c->d, req->job_id);
 
 	if (!j) {
-		reply_error(c, "job %u has no guest on node %s (was --vm-env "
-			       "given when the job was submitted?)",
+		reply_error(c,
+			    "job %u has no guest on node %s (was --vm-env "
+			    "given when the job was submitted?)",
 			    req->job_id, c->d->cfg.node_name);
 		return false;
 	}
@@ -150,8 +151,10 @@ static bool do_exec(struct client *c, struct proto_request *req)
 		log_warn("uid %u (pid %d) refused exec into job %u of uid %u",
 			 (unsigned)c->cred.uid, (int)c->cred.pid, j->id,
 			 (unsigned)j->uid);
-		reply_error(c, "job %u: permission denied: the guest belongs "
-			       "to another user", j->id);
+		reply_error(c,
+			    "job %u: permission denied: the guest belongs "
+			    "to another user",
+			    j->id);
 		return false;
 	}
 	if (j->state == JOB_FAILED) {
@@ -173,8 +176,8 @@ static void handle(struct client *c)
 	char err[256];
 	bool handed = false;
 
-	if (proto_request_decode(c->rx.buf, c->rx.got, &req, err,
-				 sizeof(err)) < 0) {
+	if (proto_request_decode(c->rx.buf, c->rx.got, &req, err, sizeof(err)) <
+	    0) {
 		log_warn("client uid %u pid %d: bad request: %s",
 			 (unsigned)c->cred.uid, (int)c->cred.pid, err);
 		reply_error(c, "bad request: %s", err);
@@ -183,8 +186,9 @@ static void handle(struct client *c)
 	}
 	if ((req.op == PROTO_OP_START || req.op == PROTO_OP_STOP) &&
 	    !is_admin(c)) {
-		reply_error(c, "permission denied: only root and the Slurm user "
-			       "may start or stop guests");
+		reply_error(c,
+			    "permission denied: only root and the Slurm user "
+			    "may start or stop guests");
 	} else if (req.op != PROTO_OP_EXEC && c->rx.nfds) {
 		reply_error(c, "bad request: unexpected file descriptors");
 	} else if (req.op == PROTO_OP_START) {
@@ -235,7 +239,8 @@ static void client_idle(void *data)
 
 	c->idle = NULL;
 	log_warn("client uid %u pid %d sent no request in %d s; closing",
-		 (unsigned)c->cred.uid, (int)c->cred.pid, CLIENT_IDLE_MS / 1000);
+		 (unsigned)c->cred.uid, (int)c->cred.pid,
+		 CLIENT_IDLE_MS / 1000);
 	client_free(c, true);
 }
 

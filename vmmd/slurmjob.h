@@ -19,10 +19,10 @@ struct slurmjob_info {
 	uint32_t job_id;
 	uint32_t uid;
 	uint32_t gid;
-	bool active;	     /* pending, running, suspended, or completing */
-	bool on_node;	     /* this node is in the allocation */
-	uint32_t cpus;	     /* CPUs allocated on this node */
-	uint64_t mem_mib;    /* memory allocated on this node; 0 = none set */
+	bool active;	  /* pending, running, suspended, or completing */
+	bool on_node;	  /* this node is in the allocation */
+	uint32_t cpus;	  /* CPUs allocated on this node */
+	uint64_t mem_mib; /* memory allocated on this node; 0 = none set */
 	time_t end_time;
 	char work_dir[VMENV_MAX_PATH];
 };

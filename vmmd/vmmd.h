@@ -23,7 +23,7 @@ struct vmmd {
 	void *hv_ctx;
 	slurmjob_lookup_f slurm_lookup;
 	struct catalog catalog;
-	char domain_type[8]; /* resolved: "kvm" or "qemu" */
+	char domain_type[8];	 /* resolved: "kvm" or "qemu" */
 	char domain_prefix[160]; /* "vmenv-<node>-" */
 	uid_t slurm_uid;	 /* may start/stop besides root */
 	struct job *jobs;

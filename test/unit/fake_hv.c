@@ -150,8 +150,8 @@ static int fake_create(void *ctx, const char *xml, char *err, size_t errlen)
 		return fake_hv.fail_create;
 	}
 	if (!d || xml_find(xml, "<name>", "</name>", name, sizeof(name)) < 0 ||
-	    xml_find(strstr(xml, "<channel"), "<source mode='bind' path='",
-		     "'", sock, sizeof(sock)) < 0) {
+	    xml_find(strstr(xml, "<channel"), "<source mode='bind' path='", "'",
+		     sock, sizeof(sock)) < 0) {
 		snprintf(err, errlen, "fake: no name or agent channel in XML");
 		return -EINVAL;
 	}
@@ -285,12 +285,12 @@ int fake_hv_accept_agent(struct fake_domain *d, int timeout_ms)
 }
 
 const struct hv_ops fake_hv_ops = {
-	.open = fake_open,
-	.close = fake_close,
-	.create = fake_create,
-	.destroy = fake_destroy,
-	.list = fake_list,
-	.kvm_offered = fake_kvm_offered,
-	.event_fd = fake_event_fd,
-	.drain_events = fake_drain_events,
+    .open = fake_open,
+    .close = fake_close,
+    .create = fake_create,
+    .destroy = fake_destroy,
+    .list = fake_list,
+    .kvm_offered = fake_kvm_offered,
+    .event_fd = fake_event_fd,
+    .drain_events = fake_drain_events,
 };

@@ -23,8 +23,8 @@
 #include "util.h"
 
 #define FAKE_HV_MAX_DOMAINS 8
-#define FAKE_HV_MAX_CALLS 16
-#define FAKE_HV_MAX_EVENTS 8
+#define FAKE_HV_MAX_CALLS   16
+#define FAKE_HV_MAX_EVENTS  8
 
 struct fake_domain {
 	char name[160];
@@ -36,15 +36,15 @@ struct fake_domain {
 
 struct fake_hv {
 	/* Set by the test. */
-	int fail_create;	  /* -errno for create to return, 0: succeed */
-	char fail_message[256];	  /* and the message it gives */
-	int kvm;		  /* what kvm_offered() answers */
+	int fail_create;	/* -errno for create to return, 0: succeed */
+	char fail_message[256]; /* and the message it gives */
+	int kvm;		/* what kvm_offered() answers */
 	/* Recorded. */
 	bool open;
 	unsigned ncreate, ndestroy;
-	char created[FAKE_HV_MAX_CALLS][160];	/* domain names, in order */
+	char created[FAKE_HV_MAX_CALLS][160]; /* domain names, in order */
 	char destroyed[FAKE_HV_MAX_CALLS][160];
-	char *last_xml;				/* of the last create (owned) */
+	char *last_xml; /* of the last create (owned) */
 	struct fake_domain dom[FAKE_HV_MAX_DOMAINS];
 	int event_fd;
 	size_t nevents;

@@ -26,14 +26,14 @@
 /* A check that documents a bug in the code under test: reported as skipped
  * while the bug is there (as failed with VMENV_STRICT_BUGS=1), a plain
  * check once it is fixed. */
-#define KNOWN_BUG(cond, ...)                                                   \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_message("KNOWN BUG: " __VA_ARGS__);              \
-			if (getenv("VMENV_STRICT_BUGS"))                       \
-				fail();                                        \
-			skip();                                                \
-		}                                                              \
+#define KNOWN_BUG(cond, ...)                                      \
+	do {                                                      \
+		if (!(cond)) {                                    \
+			print_message("KNOWN BUG: " __VA_ARGS__); \
+			if (getenv("VMENV_STRICT_BUGS"))          \
+				fail();                           \
+			skip();                                   \
+		}                                                 \
 	} while (0)
 
 static void assert_contains(const char *hay, const char *needle)
@@ -53,15 +53,16 @@ static void load_ok(const char *path, struct catalog *c)
 /* --- the valid catalog -------------------------------------------------- */
 
 static const struct catalog_image want_valid[] = {
-	{"tiny", "1", "/var/lib/vmenv/images/tiny-1/vmlinuz",
-	 "/var/lib/vmenv/images/tiny-1/initrd.img", "console=ttyS0 quiet", 128,
-	 "BusyBox guest, first build"},
-	{"debian12", "2024.1", "/var/lib/vmenv/images/debian12/vmlinuz",
-	 "/var/lib/vmenv/images/debian12/initrd.img", "", 0, ""},
-	{"tiny", "2", "/var/lib/vmenv/images/tiny-2/vmlinuz",
-	 "/var/lib/vmenv/images/tiny-2/initrd.img",
-	 "console=ttyS0 \"quoted\" caf\xc3\xa9", 0,
-	 "BusyBox guest, \xc3\xa9" "dition 2"},
+    {"tiny", "1", "/var/lib/vmenv/images/tiny-1/vmlinuz",
+     "/var/lib/vmenv/images/tiny-1/initrd.img", "console=ttyS0 quiet", 128,
+     "BusyBox guest, first build"},
+    {"debian12", "2024.1", "/var/lib/vmenv/images/debian12/vmlinuz",
+     "/var/lib/vmenv/images/debian12/initrd.img", "", 0, ""},
+    {"tiny", "2", "/var/lib/vmenv/images/tiny-2/vmlinuz",
+     "/var/lib/vmenv/images/tiny-2/initrd.img",
+     "console=ttyS0 \"quoted\" caf\xc3\xa9", 0,
+     "BusyBox guest, \xc3\xa9"
+     "dition 2"},
 };
 
 static void test_valid(void **state)
@@ -71,7 +72,8 @@ static void test_valid(void **state)
 	load_ok(DATA("valid.json"), &c);
 	assert_int_equal(c.n, ARRAY_SIZE(want_valid));
 	for (size_t i = 0; i < c.n; i++) {
-		const struct catalog_image *g = &c.images[i], *w = &want_valid[i];
+		const struct catalog_image *g = &c.images[i],
+					   *w = &want_valid[i];
 
 		assert_string_equal(g->name, w->name);
 		assert_string_equal(g->version, w->version);
@@ -92,20 +94,29 @@ static void test_find(void **state)
 		const char *ref;
 		int want; /* index in valid.json, -1 for not found */
 	} cases[] = {
-		{"tiny", 2},	 /* without a version the last entry wins */
-		{"tiny:1", 0},	 {"tiny:2", 2},	   {"tiny.img", 2},
-		{"debian12", 1}, {"debian12:2024.1", 1},
-		{"debian12.img", 1},
-		{"zepto", -1},	 {"tiny:9", -1},   {"tiny:", -1},
-		{"", -1},	 {":1", -1},	   {"TINY", -1},
-		{"tin", -1},	 {"tiny.img:1", -1},
+	    {"tiny", 2}, /* without a version the last entry wins */
+	    {"tiny:1", 0},
+	    {"tiny:2", 2},
+	    {"tiny.img", 2},
+	    {"debian12", 1},
+	    {"debian12:2024.1", 1},
+	    {"debian12.img", 1},
+	    {"zepto", -1},
+	    {"tiny:9", -1},
+	    {"tiny:", -1},
+	    {"", -1},
+	    {":1", -1},
+	    {"TINY", -1},
+	    {"tin", -1},
+	    {"tiny.img:1", -1},
 	};
 	struct catalog c;
 	char longref[300];
 
 	load_ok(DATA("valid.json"), &c);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		const struct catalog_image *img = catalog_find(&c, cases[i].ref);
+		const struct catalog_image *img =
+		    catalog_find(&c, cases[i].ref);
 
 		print_message("ref '%s'\n", cases[i].ref);
 		if (cases[i].want < 0)
@@ -161,23 +172,23 @@ static const struct {
 	const char *file;
 	const char *want[2]; /* the error names the image and the field */
 } bad_files[] = {
-	{"missing_kernel.json", {"image 1", "missing 'kernel'"}},
-	{"unknown_field.json", {"image 0", "unknown field 'kernal'"}},
-	{"relative_path.json", {"image 0", "invalid 'kernel'"}},
-	{"dotdot_path.json", {"image 0", "invalid 'initrd'"}},
-	{"name_traversal.json", {"image 0", "invalid 'name'"}},
-	{"name_space.json", {"image 0", "invalid 'name'"}},
-	{"name_control.json", {"image 0", "invalid 'name'"}},
-	{"name_colon.json", {"image 0", "':' in name"}},
-	{"version_number.json", {"image 0", "'version' must be a string"}},
-	{"boot_disk.json", {"image 0", "boot method must be \"kernel\""}},
-	{"cmdline_newline.json", {"image 0", "invalid 'cmdline'"}},
-	{"min_mem_negative.json", {"image 0", "'min_mem_mib'"}},
-	{"image_not_object.json", {"image 0", "not an object"}},
-	{"not_json.json", {"not valid JSON"}},
-	{"top_array.json", {"top level must be {\"images\": [...]}"}},
-	{"images_not_array.json", {"top level must be"}},
-	{"top_unknown.json", {"unknown top-level field"}},
+    {"missing_kernel.json", {"image 1", "missing 'kernel'"}},
+    {"unknown_field.json", {"image 0", "unknown field 'kernal'"}},
+    {"relative_path.json", {"image 0", "invalid 'kernel'"}},
+    {"dotdot_path.json", {"image 0", "invalid 'initrd'"}},
+    {"name_traversal.json", {"image 0", "invalid 'name'"}},
+    {"name_space.json", {"image 0", "invalid 'name'"}},
+    {"name_control.json", {"image 0", "invalid 'name'"}},
+    {"name_colon.json", {"image 0", "':' in name"}},
+    {"version_number.json", {"image 0", "'version' must be a string"}},
+    {"boot_disk.json", {"image 0", "boot method must be \"kernel\""}},
+    {"cmdline_newline.json", {"image 0", "invalid 'cmdline'"}},
+    {"min_mem_negative.json", {"image 0", "'min_mem_mib'"}},
+    {"image_not_object.json", {"image 0", "not an object"}},
+    {"not_json.json", {"not valid JSON"}},
+    {"top_array.json", {"top level must be {\"images\": [...]}"}},
+    {"images_not_array.json", {"top level must be"}},
+    {"top_unknown.json", {"unknown top-level field"}},
 };
 
 static void test_refusals(void **state)
@@ -205,22 +216,22 @@ static void test_refusals_inline(void **state)
 	static const struct {
 		const char *what, *json, *want;
 	} cases[] = {
-		{"empty text", "", "not valid JSON"},
-		{"truncated", "{\"images\": [", "not valid JSON"},
-		{"name too long",
-		 "{\"images\":[{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"version\":\"1\","
-		 "\"boot\":\"kernel\",\"kernel\":\"/k\",\"initrd\":\"/i\"}]}",
-		 "invalid 'name'"},
-		{"min_mem_mib a string",
-		 "{\"images\":[{\"name\":\"t\",\"version\":\"1\","
-		 "\"boot\":\"kernel\",\"kernel\":\"/k\",\"initrd\":\"/i\","
-		 "\"min_mem_mib\":\"128\"}]}",
-		 "'min_mem_mib' must be an integer"},
-		{"boot missing",
-		 "{\"images\":[{\"name\":\"t\",\"version\":\"1\","
-		 "\"kernel\":\"/k\",\"initrd\":\"/i\"}]}",
-		 "missing 'boot'"},
+	    {"empty text", "", "not valid JSON"},
+	    {"truncated", "{\"images\": [", "not valid JSON"},
+	    {"name too long",
+	     "{\"images\":[{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"version\":\"1\","
+	     "\"boot\":\"kernel\",\"kernel\":\"/k\",\"initrd\":\"/i\"}]}",
+	     "invalid 'name'"},
+	    {"min_mem_mib a string",
+	     "{\"images\":[{\"name\":\"t\",\"version\":\"1\","
+	     "\"boot\":\"kernel\",\"kernel\":\"/k\",\"initrd\":\"/i\","
+	     "\"min_mem_mib\":\"128\"}]}",
+	     "'min_mem_mib' must be an integer"},
+	    {"boot missing",
+	     "{\"images\":[{\"name\":\"t\",\"version\":\"1\","
+	     "\"kernel\":\"/k\",\"initrd\":\"/i\"}]}",
+	     "missing 'boot'"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -239,8 +250,9 @@ static void test_refusals_inline(void **state)
 
 static void test_too_many_images(void **state)
 {
-	const char *one = "{\"name\":\"t\",\"version\":\"1\",\"boot\":\"kernel\","
-			  "\"kernel\":\"/k\",\"initrd\":\"/i\"}";
+	const char *one =
+	    "{\"name\":\"t\",\"version\":\"1\",\"boot\":\"kernel\","
+	    "\"kernel\":\"/k\",\"initrd\":\"/i\"}";
 	size_t n = CATALOG_MAX_IMAGES + 1, len = 0;
 	_cleanup_free_ char *text = malloc(n * (strlen(one) + 1) + 64);
 	char err[512] = "";
@@ -267,9 +279,9 @@ static void test_load_missing_file(void **state)
 	char err[512] = "";
 	struct catalog c = {0};
 
-	assert_int_equal(catalog_load(DATA("no-such-file.json"), &c, err,
-				      sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(
+	    catalog_load(DATA("no-such-file.json"), &c, err, sizeof(err)),
+	    -ENOENT);
 	assert_contains(err, "no-such-file.json");
 	assert_null(c.images);
 }
@@ -280,8 +292,8 @@ static void test_trailing_garbage(void **state)
 {
 	char err[512] = "";
 	struct catalog c = {0};
-	int r = catalog_load(DATA("trailing_garbage.json"), &c, err,
-			     sizeof(err));
+	int r =
+	    catalog_load(DATA("trailing_garbage.json"), &c, err, sizeof(err));
 
 	catalog_clear(&c);
 	KNOWN_BUG(r == -EINVAL,
@@ -293,11 +305,11 @@ static void test_trailing_garbage(void **state)
 static void test_nul_in_string(void **state)
 {
 	static const char *const cases[] = {
-		"{\"images\":[{\"name\":\"ti\\u0000ny\",\"version\":\"1\","
-		"\"boot\":\"kernel\",\"kernel\":\"/k\",\"initrd\":\"/i\"}]}",
-		"{\"images\":[{\"name\":\"t\",\"version\":\"1\","
-		"\"boot\":\"kernel\",\"kernel\":\"/k\\u0000/../../x\","
-		"\"initrd\":\"/i\"}]}",
+	    "{\"images\":[{\"name\":\"ti\\u0000ny\",\"version\":\"1\","
+	    "\"boot\":\"kernel\",\"kernel\":\"/k\",\"initrd\":\"/i\"}]}",
+	    "{\"images\":[{\"name\":\"t\",\"version\":\"1\","
+	    "\"boot\":\"kernel\",\"kernel\":\"/k\\u0000/../../x\","
+	    "\"initrd\":\"/i\"}]}",
 	};
 	int r[ARRAY_SIZE(cases)];
 
@@ -318,22 +330,23 @@ static void test_nul_in_string(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		KNOWN_BUG(r[i] == -EINVAL,
 			  "catalog_parse() truncates a string at an embedded "
-			  "NUL instead of refusing it (case %zu)\n", i);
+			  "NUL instead of refusing it (case %zu)\n",
+			  i);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid),
-		cmocka_unit_test(test_find),
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_names_truncated),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_refusals_inline),
-		cmocka_unit_test(test_too_many_images),
-		cmocka_unit_test(test_load_missing_file),
-		cmocka_unit_test(test_trailing_garbage),
-		cmocka_unit_test(test_nul_in_string),
+	    cmocka_unit_test(test_valid),
+	    cmocka_unit_test(test_find),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_names_truncated),
+	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_refusals_inline),
+	    cmocka_unit_test(test_too_many_images),
+	    cmocka_unit_test(test_load_missing_file),
+	    cmocka_unit_test(test_trailing_garbage),
+	    cmocka_unit_test(test_nul_in_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,26 +25,26 @@
 
 /* Reported as skipped while the bug is there (failed with
  * VMENV_STRICT_BUGS=1), a plain check once it is fixed. */
-#define KNOWN_BUG(cond, ...)                                                   \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_message("KNOWN BUG: " __VA_ARGS__);              \
-			if (getenv("VMENV_STRICT_BUGS"))                       \
-				fail();                                        \
-			skip();                                                \
-		}                                                              \
+#define KNOWN_BUG(cond, ...)                                      \
+	do {                                                      \
+		if (!(cond)) {                                    \
+			print_message("KNOWN BUG: " __VA_ARGS__); \
+			if (getenv("VMENV_STRICT_BUGS"))          \
+				fail();                           \
+			skip();                                   \
+		}                                                 \
 	} while (0)
 
 /* Every key, as an operator would write it. */
 static const char *const all_keys[] = {
-	"node_name",	    "socket",
-	"run_dir",	    "console_dir",
-	"catalog",	    "libvirt_uri",
-	"domain_type",	    "slurm_user",
-	"keep_console_logs", "log_level",
-	"boot_timeout_s",   "default_mem_mib",
-	"mem_headroom_mib", "max_vcpus",
-	"max_clients",	    "reconcile_interval_s",
+    "node_name",	 "socket",
+    "run_dir",		 "console_dir",
+    "catalog",		 "libvirt_uri",
+    "domain_type",	 "slurm_user",
+    "keep_console_logs", "log_level",
+    "boot_timeout_s",	 "default_mem_mib",
+    "mem_headroom_mib",	 "max_vcpus",
+    "max_clients",	 "reconcile_interval_s",
 };
 
 static void assert_contains(const char *hay, const char *needle)
@@ -160,18 +160,23 @@ static void test_parse_syntax(void **state)
 
 static void test_parse_limits(void **state)
 {
+#define U32(line, field, v)                                  \
+	{                                                    \
+		line, offsetof(struct vmmd_config, field), v \
+	}
 	static const struct {
 		const char *line;
 		size_t off; /* of the uint32_t in struct vmmd_config */
 		uint32_t want;
 	} cases[] = {
-		{"boot_timeout_s = 1", offsetof(struct vmmd_config, boot_timeout_s), 1},
-		{"boot_timeout_s = 3600", offsetof(struct vmmd_config, boot_timeout_s), 3600},
-		{"mem_headroom_mib = 0", offsetof(struct vmmd_config, mem_headroom_mib), 0},
-		{"max_vcpus = 1024", offsetof(struct vmmd_config, max_vcpus), 1024},
-		{"reconcile_interval_s = 5", offsetof(struct vmmd_config, reconcile_interval_s), 5},
-		{"default_mem_mib = 16777216", offsetof(struct vmmd_config, default_mem_mib), 16777216},
+	    U32("boot_timeout_s = 1", boot_timeout_s, 1),
+	    U32("boot_timeout_s = 3600", boot_timeout_s, 3600),
+	    U32("mem_headroom_mib = 0", mem_headroom_mib, 0),
+	    U32("max_vcpus = 1024", max_vcpus, 1024),
+	    U32("reconcile_interval_s = 5", reconcile_interval_s, 5),
+	    U32("default_mem_mib = 16777216", default_mem_mib, 16777216),
 	};
+#undef U32
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct vmmd_config c;
@@ -192,49 +197,49 @@ static const struct {
 	const char *where; /* file:line */
 	const char *want;  /* names the key */
 } bad_configs[] = {
-	{"unknown key", "# x\n\nfrobnicate = 1\n", "t.conf:3:",
-	 "unknown key 'frobnicate'"},
-	{"key that differs in case", "Boot_Timeout_S = 5\n", "t.conf:1:",
-	 "unknown key 'Boot_Timeout_S'"},
-	{"control char in key", "bad\x01key = 1\n", "t.conf:1:",
-	 "unknown key 'bad?key'"},
-	{"bad integer", "max_vcpus = 4\nboot_timeout_s = abc\n", "t.conf:2:",
-	 "'boot_timeout_s' wants an integer in 1..3600"},
-	{"integer with junk", "max_vcpus = 4x\n", "t.conf:1:",
-	 "'max_vcpus' wants an integer"},
-	{"negative integer", "max_clients = -1\n", "t.conf:1:",
-	 "'max_clients' wants an integer"},
-	{"hex integer", "max_clients = 0x10\n", "t.conf:1:",
-	 "'max_clients' wants an integer"},
-	{"empty integer", "max_clients =\n", "t.conf:1:",
-	 "'max_clients' wants an integer"},
-	{"below range", "boot_timeout_s = 0\n", "t.conf:1:",
-	 "'boot_timeout_s' wants an integer in 1..3600"},
-	{"above range", "\n\n\n\nboot_timeout_s = 3601\n", "t.conf:5:",
-	 "'boot_timeout_s' wants an integer in 1..3600"},
-	{"above u32", "max_vcpus = 4294967296\n", "t.conf:1:",
-	 "'max_vcpus' wants an integer"},
-	{"bad enum", "domain_type = xen\n", "t.conf:1:",
-	 "'domain_type' must be one of: auto kvm qemu"},
-	{"enum prefix", "keep_console_logs = fail\n", "t.conf:1:",
-	 "'keep_console_logs' must be one of"},
-	{"enum two words", "log_level = info debug\n", "t.conf:1:",
-	 "'log_level' must be one of"},
-	{"relative path", "run_dir = run/vmenv\n", "t.conf:1:",
-	 "'run_dir' must be an absolute path"},
-	{"path with ..", "catalog = /etc/../tmp/c.json\n", "t.conf:1:",
-	 "'catalog' must be an absolute path"},
-	{"path with //", "socket = /run//vmmd.sock\n", "t.conf:1:",
-	 "'socket' must be an absolute path"},
-	{"empty path", "console_dir =\n", "t.conf:1:",
-	 "'console_dir' must be an absolute path"},
-	{"value too long",
-	 "domain_type = auto\nnode_name = "
-	 "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
-	 "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\n",
-	 "t.conf:2:", "'node_name' is too long"},
-	{"missing '='", "max_vcpus = 2\nboot_timeout_s 30\n", "t.conf:2:",
-	 "expected 'key = value'"},
+    {"unknown key", "# x\n\nfrobnicate = 1\n",
+     "t.conf:3:", "unknown key 'frobnicate'"},
+    {"key that differs in case", "Boot_Timeout_S = 5\n",
+     "t.conf:1:", "unknown key 'Boot_Timeout_S'"},
+    {"control char in key", "bad\x01key = 1\n",
+     "t.conf:1:", "unknown key 'bad?key'"},
+    {"bad integer", "max_vcpus = 4\nboot_timeout_s = abc\n",
+     "t.conf:2:", "'boot_timeout_s' wants an integer in 1..3600"},
+    {"integer with junk", "max_vcpus = 4x\n",
+     "t.conf:1:", "'max_vcpus' wants an integer"},
+    {"negative integer", "max_clients = -1\n",
+     "t.conf:1:", "'max_clients' wants an integer"},
+    {"hex integer", "max_clients = 0x10\n",
+     "t.conf:1:", "'max_clients' wants an integer"},
+    {"empty integer", "max_clients =\n",
+     "t.conf:1:", "'max_clients' wants an integer"},
+    {"below range", "boot_timeout_s = 0\n",
+     "t.conf:1:", "'boot_timeout_s' wants an integer in 1..3600"},
+    {"above range", "\n\n\n\nboot_timeout_s = 3601\n",
+     "t.conf:5:", "'boot_timeout_s' wants an integer in 1..3600"},
+    {"above u32", "max_vcpus = 4294967296\n",
+     "t.conf:1:", "'max_vcpus' wants an integer"},
+    {"bad enum", "domain_type = xen\n",
+     "t.conf:1:", "'domain_type' must be one of: auto kvm qemu"},
+    {"enum prefix", "keep_console_logs = fail\n",
+     "t.conf:1:", "'keep_console_logs' must be one of"},
+    {"enum two words", "log_level = info debug\n",
+     "t.conf:1:", "'log_level' must be one of"},
+    {"relative path", "run_dir = run/vmenv\n",
+     "t.conf:1:", "'run_dir' must be an absolute path"},
+    {"path with ..", "catalog = /etc/../tmp/c.json\n",
+     "t.conf:1:", "'catalog' must be an absolute path"},
+    {"path with //", "socket = /run//vmmd.sock\n",
+     "t.conf:1:", "'socket' must be an absolute path"},
+    {"empty path", "console_dir =\n",
+     "t.conf:1:", "'console_dir' must be an absolute path"},
+    {"value too long",
+     "domain_type = auto\nnode_name = "
+     "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+     "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\n",
+     "t.conf:2:", "'node_name' is too long"},
+    {"missing '='", "max_vcpus = 2\nboot_timeout_s 30\n",
+     "t.conf:2:", "expected 'key = value'"},
 };
 
 static void test_parse_errors(void **state)
@@ -264,9 +269,9 @@ static void test_missing_equals_names_key(void **state)
 	char err[512] = "";
 
 	defaults(&c);
-	assert_int_equal(config_parse(&c, "boot_timeout_s 30\n", "t.conf", err,
-				      sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+	    config_parse(&c, "boot_timeout_s 30\n", "t.conf", err, sizeof(err)),
+	    -EINVAL);
 	assert_contains(err, "t.conf:1:");
 	KNOWN_BUG(strstr(err, "boot_timeout_s") != NULL,
 		  "a line without '=' is reported without its key: %s\n", err);
@@ -283,9 +288,9 @@ static void test_parse_error_keeps_value(void **state)
 				      err, sizeof(err)),
 			 -EINVAL);
 	assert_int_equal(c.boot_timeout_s, 120);
-	assert_int_equal(config_parse(&c, "domain_type = xen\n", "t.conf", err,
-				      sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+	    config_parse(&c, "domain_type = xen\n", "t.conf", err, sizeof(err)),
+	    -EINVAL);
 	assert_string_equal(c.domain_type, "auto");
 }
 
@@ -340,9 +345,18 @@ static void test_expand(void **state)
 static void test_expand_bad_node(void **state)
 {
 	static const char *const nodes[] = {
-		"a/b", "../etc", "a b", "a:b", ".hidden", "-n", "n\n1", "n\t1",
-		"n;rm", "n%n", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-			       "aaaaaaaaaaaaaaa",
+	    "a/b",
+	    "../etc",
+	    "a b",
+	    "a:b",
+	    ".hidden",
+	    "-n",
+	    "n\n1",
+	    "n\t1",
+	    "n;rm",
+	    "n%n",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaa",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
@@ -427,19 +441,19 @@ static void test_every_key_settable(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_default_node_is_hostname),
-		cmocka_unit_test(test_parse_syntax),
-		cmocka_unit_test(test_parse_limits),
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_missing_equals_names_key),
-		cmocka_unit_test(test_parse_error_keeps_value),
-		cmocka_unit_test(test_load),
-		cmocka_unit_test(test_expand),
-		cmocka_unit_test(test_expand_bad_node),
-		cmocka_unit_test(test_expand_bad_result),
-		cmocka_unit_test(test_dump),
-		cmocka_unit_test(test_every_key_settable),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_default_node_is_hostname),
+	    cmocka_unit_test(test_parse_syntax),
+	    cmocka_unit_test(test_parse_limits),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_missing_equals_names_key),
+	    cmocka_unit_test(test_parse_error_keeps_value),
+	    cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_expand),
+	    cmocka_unit_test(test_expand_bad_node),
+	    cmocka_unit_test(test_expand_bad_result),
+	    cmocka_unit_test(test_dump),
+	    cmocka_unit_test(test_every_key_settable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

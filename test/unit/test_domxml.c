@@ -26,9 +26,9 @@
 #include "domxml.h"
 #include "util.h"
 
-#define XMLLINT "/usr/bin/xmllint"
+#define XMLLINT		  "/usr/bin/xmllint"
 #define VIRT_XML_VALIDATE "virt-xml-validate"
-#define SPECIAL "/tmp/a&b<c>'d\""
+#define SPECIAL		  "/tmp/a&b<c>'d\""
 
 static void assert_contains(const char *hay, const char *needle)
 {
@@ -45,21 +45,21 @@ static void assert_lacks(const char *hay, const char *needle)
 static struct dom_spec base_spec(void)
 {
 	return (struct dom_spec){
-		.name = "vmenv-n1-42",
-		.type = "qemu",
-		.job_id = 42,
-		.node = "n1",
-		.uid = 1000,
-		.gid = 1001,
-		.vcpus = 2,
-		.mem_mib = 960,
-		.kernel = "/run/vmenv/n1/jobs/42/boot/vmlinuz",
-		.initrd = "/run/vmenv/n1/jobs/42/boot/initrd.img",
-		.cmdline = "console=ttyS0 quiet",
-		.console_log = "/var/log/vmenv/n1/job-42.log",
-		.agent_sock = "/run/vmenv/n1/jobs/42/q/agent.sock",
-		.share_dir = "/home/alice/work",
-		.share_tag = "vmenv.workdir",
+	    .name = "vmenv-n1-42",
+	    .type = "qemu",
+	    .job_id = 42,
+	    .node = "n1",
+	    .uid = 1000,
+	    .gid = 1001,
+	    .vcpus = 2,
+	    .mem_mib = 960,
+	    .kernel = "/run/vmenv/n1/jobs/42/boot/vmlinuz",
+	    .initrd = "/run/vmenv/n1/jobs/42/boot/initrd.img",
+	    .cmdline = "console=ttyS0 quiet",
+	    .console_log = "/var/log/vmenv/n1/job-42.log",
+	    .agent_sock = "/run/vmenv/n1/jobs/42/q/agent.sock",
+	    .share_dir = "/home/alice/work",
+	    .share_tag = "vmenv.workdir",
 	};
 }
 
@@ -147,15 +147,15 @@ static const struct {
 	const char *file;
 	void (*adjust)(struct dom_spec *s);
 } goldens[] = {
-	{"basic.xml", NULL},
-	{"kvm.xml", spec_kvm},
-	{"noshare.xml", spec_noshare},
+    {"basic.xml", NULL},
+    {"kvm.xml", spec_kvm},
+    {"noshare.xml", spec_noshare},
 };
 
 static void golden_path(char *buf, size_t len, const char *file)
 {
 	assert_int_equal(
-		str_printf(buf, len, "%s/domxml/%s", TEST_DATADIR, file), 0);
+	    str_printf(buf, len, "%s/domxml/%s", TEST_DATADIR, file), 0);
 }
 
 /* Names the first line that differs, which says more than two dumps. */
@@ -191,9 +191,8 @@ static void test_golden(void **state)
 		xml = build(&s);
 		golden_path(path, sizeof(path), goldens[i].file);
 		if (regen && strcmp(regen, "1") == 0) {
-			assert_int_equal(write_file_atomic(path, xml,
-							   strlen(xml), 0644),
-					 0);
+			assert_int_equal(
+			    write_file_atomic(path, xml, strlen(xml), 0644), 0);
 			print_message("regenerated %s\n", path);
 			continue;
 		}
@@ -275,7 +274,8 @@ static void test_values(void **state)
 	assert_contains(xml, "<vcpu placement='static'>255</vcpu>");
 	assert_contains(xml, "<memory unit='MiB'>16777216</memory>");
 	assert_contains(xml, "id='4294967295'");
-	assert_contains(xml, "<target type='virtio' name='org.vmenv.agent.0'/>");
+	assert_contains(xml,
+			"<target type='virtio' name='org.vmenv.agent.0'/>");
 }
 
 /* --- escaping ----------------------------------------------------------- */
@@ -285,19 +285,19 @@ static const struct {
 	const char *xpath;
 	size_t off; /* of the const char * in struct dom_spec */
 } escaped_fields[] = {
-	{"string(/domain/os/kernel)", offsetof(struct dom_spec, kernel)},
-	{"string(/domain/os/initrd)", offsetof(struct dom_spec, initrd)},
-	{"string(/domain/os/cmdline)", offsetof(struct dom_spec, cmdline)},
-	{"string(/domain/devices/serial/log/@file)",
-	 offsetof(struct dom_spec, console_log)},
-	{"string(/domain/devices/channel/source/@path)",
-	 offsetof(struct dom_spec, agent_sock)},
-	{"string(/domain/devices/filesystem/source/@dir)",
-	 offsetof(struct dom_spec, share_dir)},
-	{"string(/domain/devices/filesystem/target/@dir)",
-	 offsetof(struct dom_spec, share_tag)},
-	{"string(/domain/name)", offsetof(struct dom_spec, name)},
-	{"string(/domain/metadata/*/@node)", offsetof(struct dom_spec, node)},
+    {"string(/domain/os/kernel)", offsetof(struct dom_spec, kernel)},
+    {"string(/domain/os/initrd)", offsetof(struct dom_spec, initrd)},
+    {"string(/domain/os/cmdline)", offsetof(struct dom_spec, cmdline)},
+    {"string(/domain/devices/serial/log/@file)",
+     offsetof(struct dom_spec, console_log)},
+    {"string(/domain/devices/channel/source/@path)",
+     offsetof(struct dom_spec, agent_sock)},
+    {"string(/domain/devices/filesystem/source/@dir)",
+     offsetof(struct dom_spec, share_dir)},
+    {"string(/domain/devices/filesystem/target/@dir)",
+     offsetof(struct dom_spec, share_tag)},
+    {"string(/domain/name)", offsetof(struct dom_spec, name)},
+    {"string(/domain/metadata/*/@node)", offsetof(struct dom_spec, node)},
 };
 
 static struct dom_spec special_spec(void)
@@ -353,8 +353,8 @@ static void test_escaping_wellformed(void **state)
 		out[strcspn(out, "\n")] = '\0'; /* xmllint ends the line */
 		if (strcmp(out, SPECIAL) != 0) {
 			unlink(path);
-			fail_msg("%s reads back as '%s'", escaped_fields[i].xpath,
-				 out);
+			fail_msg("%s reads back as '%s'",
+				 escaped_fields[i].xpath, out);
 		}
 	}
 	unlink(path);
@@ -369,18 +369,18 @@ static void test_missing_fields(void **state)
 		size_t off; /* pointer to clear, or */
 		int which;  /* 1 vcpus=0, 2 mem=0, 3 tag without dir */
 	} cases[] = {
-		{"name", offsetof(struct dom_spec, name)},
-		{"type", offsetof(struct dom_spec, type)},
-		{"node", offsetof(struct dom_spec, node)},
-		{"kernel", offsetof(struct dom_spec, kernel)},
-		{"initrd", offsetof(struct dom_spec, initrd)},
-		{"cmdline", offsetof(struct dom_spec, cmdline)},
-		{"console_log", offsetof(struct dom_spec, console_log)},
-		{"agent_sock", offsetof(struct dom_spec, agent_sock)},
-		{"share_tag with a share_dir",
-		 offsetof(struct dom_spec, share_tag)},
-		{"no vCPUs", 0, 1},
-		{"no memory", 0, 2},
+	    {"name", offsetof(struct dom_spec, name)},
+	    {"type", offsetof(struct dom_spec, type)},
+	    {"node", offsetof(struct dom_spec, node)},
+	    {"kernel", offsetof(struct dom_spec, kernel)},
+	    {"initrd", offsetof(struct dom_spec, initrd)},
+	    {"cmdline", offsetof(struct dom_spec, cmdline)},
+	    {"console_log", offsetof(struct dom_spec, console_log)},
+	    {"agent_sock", offsetof(struct dom_spec, agent_sock)},
+	    {"share_tag with a share_dir",
+	     offsetof(struct dom_spec, share_tag)},
+	    {"no vCPUs", 0, 1},
+	    {"no memory", 0, 2},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -403,14 +403,14 @@ static void test_missing_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden),
-		cmocka_unit_test(test_golden_schema),
-		cmocka_unit_test(test_kvm_vs_qemu),
-		cmocka_unit_test(test_share),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_escaping_wellformed),
-		cmocka_unit_test(test_missing_fields),
+	    cmocka_unit_test(test_golden),
+	    cmocka_unit_test(test_golden_schema),
+	    cmocka_unit_test(test_kvm_vs_qemu),
+	    cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_escaping),
+	    cmocka_unit_test(test_escaping_wellformed),
+	    cmocka_unit_test(test_missing_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

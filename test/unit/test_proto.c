@@ -33,8 +33,8 @@
 /* The ASan runtime's allocator hooks (no header declares them): they let a
  * test see the largest allocation the receiver made. */
 int __sanitizer_install_malloc_and_free_hooks(
-	void (*malloc_hook)(const volatile void *, size_t),
-	void (*free_hook)(const volatile void *));
+    void (*malloc_hook)(const volatile void *, size_t),
+    void (*free_hook)(const volatile void *));
 
 static size_t largest_alloc;
 
@@ -102,8 +102,8 @@ static int count_fds(void)
 /* A socketpair whose receiving end [1] is non-blocking, as in vmmd. */
 static void xsocketpair(int sv[2])
 {
-	assert_int_equal(
-		socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
 	assert_int_equal(fd_set_nonblock(sv[1], true), 0);
 }
 
@@ -158,24 +158,20 @@ static void send_with_fds(int fd, const void *buf, size_t len, const int *fds,
 /* --- request round trips ------------------------------------------------ */
 
 static const char *const tricky_argv[] = {
-	"/bin/sh",
-	"-c",
-	"echo 'single' \"double\" `tick` $HOME \\back",
-	"",
-	"with space",
-	"line1\nline2\ttab",
-	"UTF-8: gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x90\xa7",
-	"{\"json\":[1,2]}",
-	NULL,
+    "/bin/sh",
+    "-c",
+    "echo 'single' \"double\" `tick` $HOME \\back",
+    "",
+    "with space",
+    "line1\nline2\ttab",
+    "UTF-8: gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x90\xa7",
+    "{\"json\":[1,2]}",
+    NULL,
 };
 static const char *const tricky_env[] = {
-	"EMPTY=",
-	"SPACES=a b  c",
-	"QUOTES=\"'\"",
-	"NL=a\nb",
-	"U=\xc3\xa9t\xc3\xa9",
-	"=novar",
-	NULL,
+    "EMPTY=",  "SPACES=a b  c",	      "QUOTES=\"'\"",
+    "NL=a\nb", "U=\xc3\xa9t\xc3\xa9", "=novar",
+    NULL,
 };
 static const char *const one_argv[] = {"true", NULL};
 static const char *const no_env[] = {NULL};
@@ -192,23 +188,22 @@ struct req_case {
 };
 
 static const struct req_case req_cases[] = {
-	{"start", PROTO_OP_START, 42, 1000, 100, "tiny"},
-	{"start versioned", PROTO_OP_START, 7, 0, 0, "debian12:2024.1"},
-	{"start max ids", PROTO_OP_START, UINT32_MAX, UINT32_MAX, UINT32_MAX,
-	 "a"},
-	{"stop", PROTO_OP_STOP, 42},
-	{"stop job 0", PROTO_OP_STOP, 0},
-	{"status", PROTO_OP_STATUS},
-	{"list", PROTO_OP_LIST},
-	{"signal 1", PROTO_OP_SIGNAL, .signo = 1},
-	{"signal 64", PROTO_OP_SIGNAL, .signo = 64},
-	{"exec tricky", PROTO_OP_EXEC, 42, .argv = tricky_argv,
-	 .env = tricky_env, .cwd = "/home/u/dir with space/\xc3\xa9",
-	 .want_stdin = true, .merge_stderr = true},
-	{"exec minimal", PROTO_OP_EXEC, 1, .argv = one_argv, .env = no_env,
-	 .cwd = "/"},
-	{"exec script", PROTO_OP_EXEC, 9, .argv = one_argv, .env = tricky_env,
-	 .cwd = "/tmp", .script = true},
+    {"start", PROTO_OP_START, 42, 1000, 100, "tiny"},
+    {"start versioned", PROTO_OP_START, 7, 0, 0, "debian12:2024.1"},
+    {"start max ids", PROTO_OP_START, UINT32_MAX, UINT32_MAX, UINT32_MAX, "a"},
+    {"stop", PROTO_OP_STOP, 42},
+    {"stop job 0", PROTO_OP_STOP, 0},
+    {"status", PROTO_OP_STATUS},
+    {"list", PROTO_OP_LIST},
+    {"signal 1", PROTO_OP_SIGNAL, .signo = 1},
+    {"signal 64", PROTO_OP_SIGNAL, .signo = 64},
+    {"exec tricky", PROTO_OP_EXEC, 42, .argv = tricky_argv, .env = tricky_env,
+     .cwd = "/home/u/dir with space/\xc3\xa9", .want_stdin = true,
+     .merge_stderr = true},
+    {"exec minimal", PROTO_OP_EXEC, 1, .argv = one_argv, .env = no_env,
+     .cwd = "/"},
+    {"exec script", PROTO_OP_EXEC, 9, .argv = one_argv, .env = tricky_env,
+     .cwd = "/tmp", .script = true},
 };
 
 static void build_request(const struct req_case *c, struct proto_request *r)
@@ -271,8 +266,7 @@ static void test_request_roundtrip(void **state)
 		assert_int_equal(proto_request_encode(&in, &json, &len), 0);
 		assert_int_equal(strlen(json), len);
 		assert_int_equal(
-			proto_request_decode(json, len, &out, err, sizeof(err)),
-			0);
+		    proto_request_decode(json, len, &out, err, sizeof(err)), 0);
 		assert_request_equal(&in, &out);
 		proto_request_clear(&in);
 		proto_request_clear(&out);
@@ -286,9 +280,9 @@ static void test_request_decode_uses_length(void **state)
 	struct proto_request r;
 	char err[PROTO_MAX_ERROR];
 
-	assert_int_equal(proto_request_decode(text, strlen(text) - 7, &r, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+	    proto_request_decode(text, strlen(text) - 7, &r, err, sizeof(err)),
+	    0);
 	assert_int_equal(r.op, PROTO_OP_STOP);
 	assert_int_equal(r.job_id, 5);
 	proto_request_clear(&r);
@@ -315,140 +309,136 @@ static const struct {
 	const char *json;
 	const char *want; /* the error must contain this (the field) */
 } bad_requests[] = {
-	{"empty input", "", "not valid JSON"},
-	{"not JSON", "hello", "not valid JSON"},
-	{"truncated", "{\"op\":\"stop\",\"job\":", "not valid JSON"},
-	{"JSON array", "[{\"op\":\"status\"}]", "not a single JSON object"},
-	{"JSON string", "\"status\"", "not a single JSON object"},
-	{"two objects", "{\"op\":\"status\"}{\"op\":\"status\"}",
-	 "not a single JSON object"},
-	{"trailing garbage", "{\"op\":\"status\"}xyz",
-	 "not a single JSON object"},
-	{"no op", "{\"job\":1}", "missing field 'op'"},
-	{"op not a string", "{\"op\":5}", "field 'op' must be a string"},
-	{"unknown op", "{\"op\":\"reboot\"}", "unknown op 'reboot'"},
-	{"op with NUL", "{\"op\":\"sto\\u0000p\",\"job\":1}", "'op'"},
-	{"image in stop", "{\"op\":\"stop\",\"job\":1,\"image\":\"tiny\"}",
-	 "unknown field 'image' for op 'stop'"},
-	{"key in status", "{\"op\":\"status\",\"verbose\":true}",
-	 "unknown field 'verbose' for op 'status'"},
-	{"argv in signal", "{\"op\":\"signal\",\"signal\":9,\"argv\":[]}",
-	 "unknown field 'argv' for op 'signal'"},
-	{"signal in exec",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
-	 ",\"signal\":9}",
-	 "unknown field 'signal' for op 'exec'"},
-	{"control char in key", "{\"op\":\"status\",\"a\\u0001b\":1}",
-	 "unknown field 'a?b'"},
-	{"job a string", "{\"op\":\"stop\",\"job\":\"42\"}",
-	 "field 'job' must be an integer"},
-	{"job a float", "{\"op\":\"stop\",\"job\":4.5}",
-	 "field 'job' must be an integer"},
-	{"job a bool", "{\"op\":\"stop\",\"job\":true}",
-	 "field 'job' must be an integer"},
-	{"job null", "{\"op\":\"stop\",\"job\":null}", "'job'"},
-	{"job negative", "{\"op\":\"stop\",\"job\":-1}",
-	 "field 'job' out of range"},
-	{"job 2^32", "{\"op\":\"stop\",\"job\":4294967296}",
-	 "field 'job' out of range"},
-	{"job 2^64-1", "{\"op\":\"stop\",\"job\":18446744073709551615}",
-	 "'job'"},
-	{"job huge", "{\"op\":\"stop\",\"job\":123456789012345678901234567890}",
-	 "'job'"},
-	{"job missing", "{\"op\":\"stop\"}", "missing field 'job'"},
-	{"start uid negative",
-	 "{\"op\":\"start\",\"job\":1,\"uid\":-5,\"gid\":0,\"image\":\"t\"}",
-	 "field 'uid' out of range"},
-	{"start gid missing",
-	 "{\"op\":\"start\",\"job\":1,\"uid\":0,\"image\":\"t\"}",
-	 "missing field 'gid'"},
-	{"start image a number",
-	 "{\"op\":\"start\",\"job\":1,\"uid\":0,\"gid\":0,\"image\":7}",
-	 "field 'image' must be a string"},
-	{"start image with NUL",
-	 "{\"op\":\"start\",\"job\":1,\"uid\":0,\"gid\":0,"
-	 "\"image\":\"ti\\u0000ny\"}",
-	 "field 'image' too long or has NUL"},
-	{"signal 0", "{\"op\":\"signal\",\"signal\":0}",
-	 "signal 0 out of range"},
-	{"signal 65", "{\"op\":\"signal\",\"signal\":65}",
-	 "signal 65 out of range"},
-	{"signal negative", "{\"op\":\"signal\",\"signal\":-9}",
-	 "field 'signal' out of range"},
-	{"signal a name", "{\"op\":\"signal\",\"signal\":\"TERM\"}",
-	 "field 'signal' must be an integer"},
-	{"exec argv missing", "{\"op\":\"exec\",\"job\":1," EXEC_OK_TAIL "}",
-	 "missing field 'argv'"},
-	{"exec argv empty",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[]," EXEC_OK_TAIL "}",
-	 "field 'argv' has 0 entries"},
-	{"exec argv a string",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":\"ls\"," EXEC_OK_TAIL "}",
-	 "field 'argv' must be an array"},
-	{"exec argv entry a number",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"ls\",1]," EXEC_OK_TAIL "}",
-	 "field 'argv' entry 1 must be a string"},
-	{"exec argv entry with NUL",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"l\\u0000s\"]," EXEC_OK_TAIL
-	 "}",
-	 "field 'argv' entry 0"},
-	{"exec env missing",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"cwd\":\"/\"}",
-	 "missing field 'env'"},
-	{"exec env entry with NUL",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],"
-	 "\"env\":[\"A=1\",\"B=\\u0000\"],\"cwd\":\"/\"}",
-	 "field 'env' entry 1"},
-	{"exec env entry null",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],"
-	 "\"env\":[null],\"cwd\":\"/\"}",
-	 "field 'env' entry 0"},
-	{"exec cwd missing",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[]}",
-	 "missing field 'cwd'"},
-	{"exec cwd relative",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
-	 "\"cwd\":\"home/u\"}",
-	 "cwd"},
-	{"exec cwd empty",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
-	 "\"cwd\":\"\"}",
-	 "cwd"},
-	{"exec cwd with ..",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
-	 "\"cwd\":\"/home/../etc\"}",
-	 "cwd"},
-	{"exec cwd ending in ..",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
-	 "\"cwd\":\"/home/..\"}",
-	 "cwd"},
-	{"exec cwd with //",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
-	 "\"cwd\":\"/home//u\"}",
-	 "cwd"},
-	{"exec cwd with newline",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
-	 "\"cwd\":\"/tmp/a\\nb\"}",
-	 "cwd"},
-	{"exec cwd with NUL",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
-	 "\"cwd\":\"/tmp\\u0000/x\"}",
-	 "field 'cwd' too long or has NUL"},
-	{"exec cwd a number",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],\"cwd\":1}",
-	 "field 'cwd' must be a string"},
-	{"exec stdin not a bool",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
-	 ",\"stdin\":1}",
-	 "field 'stdin' must be a boolean"},
-	{"exec merge_stderr a string",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
-	 ",\"merge_stderr\":\"yes\"}",
-	 "field 'merge_stderr' must be a boolean"},
-	{"exec script null",
-	 "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
-	 ",\"script\":null}",
-	 "field 'script' must be a boolean"},
+    {"empty input", "", "not valid JSON"},
+    {"not JSON", "hello", "not valid JSON"},
+    {"truncated", "{\"op\":\"stop\",\"job\":", "not valid JSON"},
+    {"JSON array", "[{\"op\":\"status\"}]", "not a single JSON object"},
+    {"JSON string", "\"status\"", "not a single JSON object"},
+    {"two objects", "{\"op\":\"status\"}{\"op\":\"status\"}",
+     "not a single JSON object"},
+    {"trailing garbage", "{\"op\":\"status\"}xyz", "not a single JSON object"},
+    {"no op", "{\"job\":1}", "missing field 'op'"},
+    {"op not a string", "{\"op\":5}", "field 'op' must be a string"},
+    {"unknown op", "{\"op\":\"reboot\"}", "unknown op 'reboot'"},
+    {"op with NUL", "{\"op\":\"sto\\u0000p\",\"job\":1}", "'op'"},
+    {"image in stop", "{\"op\":\"stop\",\"job\":1,\"image\":\"tiny\"}",
+     "unknown field 'image' for op 'stop'"},
+    {"key in status", "{\"op\":\"status\",\"verbose\":true}",
+     "unknown field 'verbose' for op 'status'"},
+    {"argv in signal", "{\"op\":\"signal\",\"signal\":9,\"argv\":[]}",
+     "unknown field 'argv' for op 'signal'"},
+    {"signal in exec",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
+     ",\"signal\":9}",
+     "unknown field 'signal' for op 'exec'"},
+    {"control char in key", "{\"op\":\"status\",\"a\\u0001b\":1}",
+     "unknown field 'a?b'"},
+    {"job a string", "{\"op\":\"stop\",\"job\":\"42\"}",
+     "field 'job' must be an integer"},
+    {"job a float", "{\"op\":\"stop\",\"job\":4.5}",
+     "field 'job' must be an integer"},
+    {"job a bool", "{\"op\":\"stop\",\"job\":true}",
+     "field 'job' must be an integer"},
+    {"job null", "{\"op\":\"stop\",\"job\":null}", "'job'"},
+    {"job negative", "{\"op\":\"stop\",\"job\":-1}",
+     "field 'job' out of range"},
+    {"job 2^32", "{\"op\":\"stop\",\"job\":4294967296}",
+     "field 'job' out of range"},
+    {"job 2^64-1", "{\"op\":\"stop\",\"job\":18446744073709551615}", "'job'"},
+    {"job huge", "{\"op\":\"stop\",\"job\":123456789012345678901234567890}",
+     "'job'"},
+    {"job missing", "{\"op\":\"stop\"}", "missing field 'job'"},
+    {"start uid negative",
+     "{\"op\":\"start\",\"job\":1,\"uid\":-5,\"gid\":0,\"image\":\"t\"}",
+     "field 'uid' out of range"},
+    {"start gid missing",
+     "{\"op\":\"start\",\"job\":1,\"uid\":0,\"image\":\"t\"}",
+     "missing field 'gid'"},
+    {"start image a number",
+     "{\"op\":\"start\",\"job\":1,\"uid\":0,\"gid\":0,\"image\":7}",
+     "field 'image' must be a string"},
+    {"start image with NUL",
+     "{\"op\":\"start\",\"job\":1,\"uid\":0,\"gid\":0,"
+     "\"image\":\"ti\\u0000ny\"}",
+     "field 'image' too long or has NUL"},
+    {"signal 0", "{\"op\":\"signal\",\"signal\":0}", "signal 0 out of range"},
+    {"signal 65", "{\"op\":\"signal\",\"signal\":65}",
+     "signal 65 out of range"},
+    {"signal negative", "{\"op\":\"signal\",\"signal\":-9}",
+     "field 'signal' out of range"},
+    {"signal a name", "{\"op\":\"signal\",\"signal\":\"TERM\"}",
+     "field 'signal' must be an integer"},
+    {"exec argv missing", "{\"op\":\"exec\",\"job\":1," EXEC_OK_TAIL "}",
+     "missing field 'argv'"},
+    {"exec argv empty",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[]," EXEC_OK_TAIL "}",
+     "field 'argv' has 0 entries"},
+    {"exec argv a string",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":\"ls\"," EXEC_OK_TAIL "}",
+     "field 'argv' must be an array"},
+    {"exec argv entry a number",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"ls\",1]," EXEC_OK_TAIL "}",
+     "field 'argv' entry 1 must be a string"},
+    {"exec argv entry with NUL",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"l\\u0000s\"]," EXEC_OK_TAIL "}",
+     "field 'argv' entry 0"},
+    {"exec env missing",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"cwd\":\"/\"}",
+     "missing field 'env'"},
+    {"exec env entry with NUL",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],"
+     "\"env\":[\"A=1\",\"B=\\u0000\"],\"cwd\":\"/\"}",
+     "field 'env' entry 1"},
+    {"exec env entry null",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],"
+     "\"env\":[null],\"cwd\":\"/\"}",
+     "field 'env' entry 0"},
+    {"exec cwd missing",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[]}",
+     "missing field 'cwd'"},
+    {"exec cwd relative",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
+     "\"cwd\":\"home/u\"}",
+     "cwd"},
+    {"exec cwd empty",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
+     "\"cwd\":\"\"}",
+     "cwd"},
+    {"exec cwd with ..",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
+     "\"cwd\":\"/home/../etc\"}",
+     "cwd"},
+    {"exec cwd ending in ..",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
+     "\"cwd\":\"/home/..\"}",
+     "cwd"},
+    {"exec cwd with //",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
+     "\"cwd\":\"/home//u\"}",
+     "cwd"},
+    {"exec cwd with newline",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
+     "\"cwd\":\"/tmp/a\\nb\"}",
+     "cwd"},
+    {"exec cwd with NUL",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],"
+     "\"cwd\":\"/tmp\\u0000/x\"}",
+     "field 'cwd' too long or has NUL"},
+    {"exec cwd a number",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"],\"env\":[],\"cwd\":1}",
+     "field 'cwd' must be a string"},
+    {"exec stdin not a bool",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
+     ",\"stdin\":1}",
+     "field 'stdin' must be a boolean"},
+    {"exec merge_stderr a string",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
+     ",\"merge_stderr\":\"yes\"}",
+     "field 'merge_stderr' must be a boolean"},
+    {"exec script null",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
+     ",\"script\":null}",
+     "field 'script' must be a boolean"},
 };
 
 static void test_request_refusals(void **state)
@@ -477,8 +467,8 @@ static void test_request_error_bounded(void **state)
 	key[sizeof(key) - 1] = '\0';
 	snprintf(json, sizeof(json), "{\"op\":\"status\",\"%s\":1}", key);
 	assert_int_equal(
-		proto_request_decode(json, strlen(json), &r, err, sizeof(err)),
-		-EBADMSG);
+	    proto_request_decode(json, strlen(json), &r, err, sizeof(err)),
+	    -EBADMSG);
 	assert_contains(err, "unknown field 'kkkk");
 	assert_true(strlen(err) < 120);
 	/* A NULL error buffer is allowed. */
@@ -534,34 +524,34 @@ static void assert_reply_equal(const struct proto_reply *a,
 }
 
 static struct proto_job_info sample_jobs[] = {
-	{42, 1000, "tiny:1", "ready", "vmenv-n1-42", "/var/log/vmenv/job-42.log",
-	 2, 960, 3, ""},
-	{UINT32_MAX, 0, "debian12", "failed", "vmenv-n1-4294967295", "/x", 1,
-	 64, 0, "job 4294967295: guest did not \"boot\"\n\xc3\xa9"},
+    {42, 1000, "tiny:1", "ready", "vmenv-n1-42", "/var/log/vmenv/job-42.log", 2,
+     960, 3, ""},
+    {UINT32_MAX, 0, "debian12", "failed", "vmenv-n1-4294967295", "/x", 1, 64, 0,
+     "job 4294967295: guest did not \"boot\"\n\xc3\xa9"},
 };
 
 static void test_reply_roundtrip(void **state)
 {
 	static const struct proto_reply cases[] = {
-		{.kind = PROTO_REPLY_OK},
-		{.kind = PROTO_REPLY_ERROR,
-		 .error = "job 42: image 'z\"e\\pto' not in catalog\n\xe2\x82\xac"},
-		{.kind = PROTO_REPLY_ERROR, .error = ""},
-		{.kind = PROTO_EV_STARTED},
-		{.kind = PROTO_EV_EXIT, .exit_value = 7},
-		{.kind = PROTO_EV_EXIT, .exit_value = 0},
-		{.kind = PROTO_EV_EXIT, .exit_value = 255},
-		{.kind = PROTO_EV_EXIT, .exit_signaled = true, .exit_value = 9},
-		{.kind = PROTO_EV_ERROR, .error = "did not become ready"},
-		{.kind = PROTO_REPLY_OK,
-		 .has_status = true,
-		 .status = {"node-1", "0.1.0", "kvm", "qemu:///system", 3,
-			    UINT64_C(1) << 40}},
-		{.kind = PROTO_REPLY_OK,
-		 .has_jobs = true,
-		 .njobs = ARRAY_SIZE(sample_jobs),
-		 .jobs = sample_jobs},
-		{.kind = PROTO_REPLY_OK, .has_jobs = true, .njobs = 0},
+	    {.kind = PROTO_REPLY_OK},
+	    {.kind = PROTO_REPLY_ERROR,
+	     .error = "job 42: image 'z\"e\\pto' not in catalog\n\xe2\x82\xac"},
+	    {.kind = PROTO_REPLY_ERROR, .error = ""},
+	    {.kind = PROTO_EV_STARTED},
+	    {.kind = PROTO_EV_EXIT, .exit_value = 7},
+	    {.kind = PROTO_EV_EXIT, .exit_value = 0},
+	    {.kind = PROTO_EV_EXIT, .exit_value = 255},
+	    {.kind = PROTO_EV_EXIT, .exit_signaled = true, .exit_value = 9},
+	    {.kind = PROTO_EV_ERROR, .error = "did not become ready"},
+	    {.kind = PROTO_REPLY_OK,
+	     .has_status = true,
+	     .status = {"node-1", "0.1.0", "kvm", "qemu:///system", 3,
+			UINT64_C(1) << 40}},
+	    {.kind = PROTO_REPLY_OK,
+	     .has_jobs = true,
+	     .njobs = ARRAY_SIZE(sample_jobs),
+	     .jobs = sample_jobs},
+	    {.kind = PROTO_REPLY_OK, .has_jobs = true, .njobs = 0},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -573,8 +563,7 @@ static void test_reply_roundtrip(void **state)
 		print_message("reply case %zu\n", i);
 		assert_int_equal(proto_reply_encode(&cases[i], &json, &len), 0);
 		assert_int_equal(
-			proto_reply_decode(json, len, &out, err, sizeof(err)),
-			0);
+		    proto_reply_decode(json, len, &out, err, sizeof(err)), 0);
 		assert_reply_equal(&cases[i], &out);
 		proto_reply_clear(&out);
 	}
@@ -585,13 +574,13 @@ static void test_reply_refusals(void **state)
 	static const struct {
 		const char *json, *want;
 	} cases[] = {
-		{"nope", "not valid JSON"},
-		{"[true]", "not a single JSON object"},
-		{"{\"ok\":true} {}", "not a single JSON object"},
-		{"{\"event\":\"exploded\"}", "unknown event"},
-		{"{}", "unknown event"},
-		{"{\"event\":\"exit\"}", "exit event without code"},
-		{"{\"ok\":true,\"jobs\":[1]}", "malformed job list"},
+	    {"nope", "not valid JSON"},
+	    {"[true]", "not a single JSON object"},
+	    {"{\"ok\":true} {}", "not a single JSON object"},
+	    {"{\"event\":\"exploded\"}", "unknown event"},
+	    {"{}", "unknown event"},
+	    {"{\"event\":\"exit\"}", "exit event without code"},
+	    {"{\"ok\":true,\"jobs\":[1]}", "malformed job list"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -760,7 +749,7 @@ static void test_max_size_accepted(void **state)
 			_exit(2);
 		memset(big, 'x', PROTO_MAX_MSG);
 		_exit(proto_send(sv[0], big, PROTO_MAX_MSG, NULL, 0) == 0 ? 0
-									   : 1);
+									  : 1);
 	}
 	close(sv[0]);
 	proto_rx_init(&rx);
@@ -795,10 +784,10 @@ static void test_eof_mid_message(void **state)
 		const char *what;
 		size_t bytes; /* of "\0\0\0\x0a0123456789" sent before EOF */
 	} cases[] = {
-		{"EOF before anything", 0},
-		{"EOF inside the header", 2},
-		{"EOF after the header", 4},
-		{"EOF inside the body", 7},
+	    {"EOF before anything", 0},
+	    {"EOF inside the header", 2},
+	    {"EOF after the header", 4},
+	    {"EOF inside the body", 7},
 	};
 	const char wire[] = "\0\0\0\x0a"
 			    "0123456789";
@@ -829,9 +818,9 @@ static void test_too_many_fds(void **state)
 		const char *what;
 		size_t first, second; /* fds on the first and second chunk */
 	} cases[] = {
-		{"one chunk", PROTO_MAX_FDS + 1, 0},
-		{"two chunks", PROTO_MAX_FDS, 1},
-		{"many", 12, 0},
+	    {"one chunk", PROTO_MAX_FDS + 1, 0},
+	    {"two chunks", PROTO_MAX_FDS, 1},
+	    {"many", 12, 0},
 	};
 	const char wire[] = "\0\0\0\x02{}";
 
@@ -886,23 +875,23 @@ static void test_recv_reply(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_roundtrip),
-		cmocka_unit_test(test_request_decode_uses_length),
-		cmocka_unit_test(test_request_encode_bad_op),
-		cmocka_unit_test(test_request_refusals),
-		cmocka_unit_test(test_request_error_bounded),
-		cmocka_unit_test(test_request_oversized_text),
-		cmocka_unit_test(test_reply_roundtrip),
-		cmocka_unit_test(test_reply_refusals),
-		cmocka_unit_test(test_send_and_feed),
-		cmocka_unit_test(test_fd_passing),
-		cmocka_unit_test(test_one_byte_writes),
-		cmocka_unit_test(test_oversized_length),
-		cmocka_unit_test(test_max_size_accepted),
-		cmocka_unit_test(test_send_refuses_limits),
-		cmocka_unit_test(test_eof_mid_message),
-		cmocka_unit_test(test_too_many_fds),
-		cmocka_unit_test(test_recv_reply),
+	    cmocka_unit_test(test_request_roundtrip),
+	    cmocka_unit_test(test_request_decode_uses_length),
+	    cmocka_unit_test(test_request_encode_bad_op),
+	    cmocka_unit_test(test_request_refusals),
+	    cmocka_unit_test(test_request_error_bounded),
+	    cmocka_unit_test(test_request_oversized_text),
+	    cmocka_unit_test(test_reply_roundtrip),
+	    cmocka_unit_test(test_reply_refusals),
+	    cmocka_unit_test(test_send_and_feed),
+	    cmocka_unit_test(test_fd_passing),
+	    cmocka_unit_test(test_one_byte_writes),
+	    cmocka_unit_test(test_oversized_length),
+	    cmocka_unit_test(test_max_size_accepted),
+	    cmocka_unit_test(test_send_refuses_limits),
+	    cmocka_unit_test(test_eof_mid_message),
+	    cmocka_unit_test(test_too_many_fds),
+	    cmocka_unit_test(test_recv_reply),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
