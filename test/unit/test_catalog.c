@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,25 +24,6 @@
 #include "cleanup.h"
 
 #define DATA(f) TEST_DATADIR "/catalog/" f
-
-/* A check that documents a bug in the code under test: reported as skipped
- * while the bug is there (as failed with VMENV_STRICT_BUGS=1), a plain
- * check once it is fixed. */
-#define KNOWN_BUG(cond, ...)                                      \
-	do {                                                      \
-		if (!(cond)) {                                    \
-			print_message("KNOWN BUG: " __VA_ARGS__); \
-			if (getenv("VMENV_STRICT_BUGS"))          \
-				fail();                           \
-			skip();                                   \
-		}                                                 \
-	} while (0)
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!strstr(hay, needle))
-		fail_msg("'%s' does not contain '%s'", hay, needle);
-}
 
 static void load_ok(const char *path, struct catalog *c)
 {

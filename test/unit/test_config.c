@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,18 +24,6 @@
 #include "cleanup.h"
 /* By path: "config.h" alone is autoconf's, found first on -I. */
 #include "../../vmmd/config.h"
-
-/* Reported as skipped while the bug is there (failed with
- * VMENV_STRICT_BUGS=1), a plain check once it is fixed. */
-#define KNOWN_BUG(cond, ...)                                      \
-	do {                                                      \
-		if (!(cond)) {                                    \
-			print_message("KNOWN BUG: " __VA_ARGS__); \
-			if (getenv("VMENV_STRICT_BUGS"))          \
-				fail();                           \
-			skip();                                   \
-		}                                                 \
-	} while (0)
 
 /* Every key, as an operator would write it. */
 static const char *const all_keys[] = {
@@ -46,12 +36,6 @@ static const char *const all_keys[] = {
     "mem_headroom_mib",	 "max_vcpus",
     "max_clients",	 "reconcile_interval_s",
 };
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!strstr(hay, needle))
-		fail_msg("'%s' does not contain '%s'", hay, needle);
-}
 
 static void defaults(struct vmmd_config *c)
 {

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -51,23 +53,6 @@ static void note_free(const volatile void *p)
 
 /* --- helpers ------------------------------------------------------------ */
 
-static char **xstrv(const char *const *v, size_t *ret_n)
-{
-	size_t n = 0;
-	char **p;
-
-	while (v[n])
-		n++;
-	p = calloc(n + 1, sizeof(*p));
-	assert_non_null(p);
-	for (size_t i = 0; i < n; i++) {
-		p[i] = strdup(v[i]);
-		assert_non_null(p[i]);
-	}
-	*ret_n = n;
-	return p;
-}
-
 static void assert_strv_equal(char *const *a, size_t an, char *const *b,
 			      size_t bn)
 {
@@ -76,12 +61,6 @@ static void assert_strv_equal(char *const *a, size_t an, char *const *b,
 		assert_string_equal(a[i], b[i]);
 	assert_null(a[an]);
 	assert_null(b[bn]);
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!strstr(hay, needle))
-		fail_msg("'%s' does not contain '%s'", hay, needle);
 }
 
 /* Entries in /proc/self/fd: equal before and after means nothing leaked. */

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -49,18 +51,6 @@
 #define WAIT_MS	  5000
 #define OTHER_UID 65534 /* nobody: the second identity when run as root */
 
-/* Reported as skipped while the bug is there (failed with
- * VMENV_STRICT_BUGS=1), a plain check once it is fixed. */
-#define KNOWN_BUG(cond, ...)                                      \
-	do {                                                      \
-		if (!(cond)) {                                    \
-			print_message("KNOWN BUG: " __VA_ARGS__); \
-			if (getenv("VMENV_STRICT_BUGS"))          \
-				fail();                           \
-			skip();                                   \
-		}                                                 \
-	} while (0)
-
 struct fx {
 	char dir[64];
 	char work[128];
@@ -89,12 +79,6 @@ static void log_sink(int prio, const char *msg)
 
 /* --- small helpers ------------------------------------------------------ */
 
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!strstr(hay, needle))
-		fail_msg("'%s' does not contain '%s'", hay, needle);
-}
-
 static int count_fds(void)
 {
 	char path[64];
@@ -117,23 +101,6 @@ static bool exists(const char *path)
 	struct stat st;
 
 	return lstat(path, &st) == 0;
-}
-
-static char **xstrv(const char *const *v, size_t *ret_n)
-{
-	size_t n = 0;
-	char **p;
-
-	while (v[n])
-		n++;
-	p = calloc(n + 1, sizeof(*p));
-	assert_non_null(p);
-	for (size_t i = 0; i < n; i++) {
-		p[i] = strdup(v[i]);
-		assert_non_null(p[i]);
-	}
-	*ret_n = n;
-	return p;
 }
 
 /* --- the fixture -------------------------------------------------------- */
