@@ -10,7 +10,8 @@
  * so every task that asks learns why.
  *
  * On disk, under run_dir/jobs/<id>/ (root, 0755):
- *   state.json      what reconcile needs after a vmmd restart (atomic)
+ *   state           key=value lines reconcile needs after a vmmd restart
+ *                   (written atomically)
  *   boot/           the job's copies of kernel and initrd (libvirt chowns
  *                   them to the user while the guest runs)
  *   q/agent.sock    QEMU's end of the agent channel (dir owned by the user:
