@@ -47,7 +47,7 @@
 /* Largest frame the agent accepts from the host (EXEC carries the batch
  * script, up to Slurm's 4 MB default, plus argv and environment). */
 #define AW_MAX_HOST_PAYLOAD (12u * 1024u * 1024u)
-#define AW_WINDOW	    (256u * 1024u)
+#define AW_WINDOW	    (2u * 1024u * 1024u)
 #define AW_MAX_GROUPS	    64u
 #define AW_MAX_MOUNTS	    8u
 #define AW_MAX_ARGS	    65536u /* argv + envp entries each */

@@ -17,7 +17,7 @@
 #define EXEC_MAX_SCRIPT (8u * 1024u * 1024u)
 #define EXEC_CHUNK	(32u * 1024u)
 /* Return window to the agent in chunks, not per frame. */
-#define EXEC_CREDIT_BATCH (AW_WINDOW / 4)
+#define EXEC_CREDIT_BATCH (AW_WINDOW / 8)
 /* Output queued toward a slow task before the window stops the guest. */
 #define OUT_STDOUT 0
 #define OUT_STDERR 1

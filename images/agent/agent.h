@@ -26,7 +26,11 @@
 
 #define AGENT_MAX_SESSIONS 64
 /* Largest STDOUT/STDERR payload the agent sends. */
-#define AGENT_OUT_FRAME (32u * 1024u)
+#define AGENT_OUT_FRAME (64u * 1024u)
+/* Most output moved from one pipe per wakeup. */
+#define AGENT_READ_BATCH (512u * 1024u)
+/* Size asked for the job's stdout/stderr pipes. */
+#define AGENT_PIPE_SIZE (1024 * 1024)
 /* Host frames are read only while less than this is waiting to go out, so
  * a host that stops reading cannot make the agent buffer without bound. */
 #define AGENT_OUT_HIGH (1024u * 1024u)

@@ -334,6 +334,12 @@ static int pipes_open(struct pipes *p, uint32_t flags)
 	r = r ?: set_nonblock(p->st[0]);
 	if (p->err[0] >= 0)
 		r = r ?: set_nonblock(p->err[0]);
+	/* Larger output pipes let a fast writer run on while the agent is
+	 * descheduled: under TCG each wakeup of either side is costly. Best
+	 * effort: the default size works, only slower. */
+	(void)fcntl(p->out[0], F_SETPIPE_SZ, AGENT_PIPE_SIZE);
+	if (p->err[0] >= 0)
+		(void)fcntl(p->err[0], F_SETPIPE_SZ, AGENT_PIPE_SIZE);
 	if (p->in[1] >= 0)
 		r = r ?: set_nonblock(p->in[1]);
 	return r;
@@ -518,32 +524,45 @@ static void stream_eof(struct agent *a, struct session *s, enum stream k)
 	session_check_done(a, s);
 }
 
-/* Moves up to one frame from a pipe to the port, within the window. */
-static void stream_read(struct agent *a, struct session *s, enum stream k)
+/* Moves up to one frame from a pipe to the port, within the window.
+ * Returns true when a full frame was read (there may be more). */
+static bool stream_read_frame(struct agent *a, struct session *s, enum stream k)
 {
 	size_t max = s->window < AGENT_OUT_FRAME ? s->window : AGENT_OUT_FRAME;
 	uint8_t *p;
 	ssize_t n;
 
 	if (max == 0 || s->out_fd[k] < 0)
-		return;
+		return false;
 	p = chan_reserve(&a->ch, max);
 	if (!p)
-		return;
+		return false;
 	n = read(s->out_fd[k], p, max);
 	if (n > 0) {
 		chan_commit(&a->ch, k == STREAM_OUT ? AW_STDOUT : AW_STDERR,
 			    s->id, (size_t)n);
 		s->window -= (uint32_t)n;
-		return;
+		return (size_t)n == max;
 	}
 	if (n < 0 && errno == EINTR)
-		return;
+		return false;
 	/* Once draining, an empty pipe is held only by processes that left
 	 * the group: stop waiting for them. */
 	if (n < 0 && errno == EAGAIN && !s->draining)
-		return;
+		return false;
 	stream_eof(a, s, k);
+	return false;
+}
+
+/* Drains a pipe by whole frames, up to AGENT_READ_BATCH per wakeup: each
+ * poll round trip costs far more than a read under emulation, and the cap
+ * keeps one busy session from starving the others. */
+static void stream_read(struct agent *a, struct session *s, enum stream k)
+{
+	for (size_t i = 0; i < AGENT_READ_BATCH / AGENT_OUT_FRAME; i++)
+		if (!stream_read_frame(a, s, k) ||
+		    chan_pending(&a->ch) >= AGENT_OUT_HIGH)
+			return;
 }
 
 static void session_pump(struct agent *a, struct session *s)
