@@ -12,6 +12,12 @@
 #define VMENV_MAX_PATH	     4096
 
 int fd_set_nonblock(int fd, bool on);
+/* Makes *fd non-blocking without touching a description another process
+ * shares: pipes, FIFOs and terminals are reopened through /proc/self/fd with
+ * O_NONBLOCK (a new description of the same object) and the old fd closed;
+ * regular files are left alone (they never block); anything else (a socket)
+ * falls back to fd_set_nonblock. accmode: O_RDONLY or O_WRONLY. */
+int fd_own_nonblock(int *fd, int accmode);
 /* Loops over EINTR and short transfers on blocking fds. 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
 /* Reads at most max bytes until EOF into a new NUL-terminated buffer.

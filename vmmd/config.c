@@ -178,8 +178,9 @@ static int parse_line(struct vmmd_config *c, char *line, const char *name,
 		return 0;
 	eq = strchr(key, '=');
 	if (!eq)
-		return cerr(err, errlen, "%s:%u: expected 'key = value'", name,
-			    lineno);
+		return cerr(err, errlen,
+			    "%s:%u: '%.*s': expected 'key = value'", name,
+			    lineno, (int)strcspn(key, " \t"), key);
 	*eq = '\0';
 	key = trim(key);
 	val = trim(eq + 1);

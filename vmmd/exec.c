@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,6 +44,8 @@ struct exec_session {
 	struct proto_rx rx;
 	int in_fd;
 	struct loop_watch *in_w;
+	struct loop_timer *in_tick; /* stdin is a regular file: no epoll */
+	bool in_file;
 	bool in_paused;
 	uint32_t in_window;
 	int script_fd;
@@ -110,6 +113,7 @@ static void sess_free(struct exec_session *s)
 	sess_unlink(s);
 	loop_del_fd(s->cw);
 	loop_del_fd(s->in_w);
+	loop_cancel_timer(s->in_tick);
 	for (int i = 0; i < 2; i++) {
 		loop_del_fd(s->out[i].w);
 		aw_buf_free(&s->out[i].q);
@@ -235,8 +239,28 @@ static int on_output(struct exec_session *s, int which, const uint8_t *p,
 
 static void in_ready(void *data, uint32_t events);
 
+static void in_file_tick(void *data);
+static void in_eof(struct exec_session *s);
+
+/* A regular file is always readable and epoll refuses it: it is read from
+ * a zero-delay timer instead, one chunk per loop turn, so a large file
+ * never holds up other sessions. */
+static void in_file_schedule(struct exec_session *s)
+{
+	if (s->in_tick || s->in_fd < 0 || s->in_window == 0)
+		return;
+	s->in_tick = loop_add_timer(s->j->d->loop, 0, in_file_tick, s);
+	if (!s->in_tick)
+		in_eof(s);
+}
+
 static void in_pause(struct exec_session *s, bool pause)
 {
+	if (s->in_file) {
+		if (!pause)
+			in_file_schedule(s);
+		return;
+	}
 	if (!s->in_w || s->in_paused == pause)
 		return;
 	s->in_paused = pause;
@@ -248,6 +272,9 @@ static void in_eof(struct exec_session *s)
 	agent_send(s->j, AW_STDIN, s->id, NULL, 0);
 	loop_del_fd(s->in_w);
 	s->in_w = NULL;
+	loop_cancel_timer(s->in_tick);
+	s->in_tick = NULL;
+	s->in_file = false;
 	close_fd(&s->in_fd);
 }
 
@@ -277,6 +304,16 @@ static void in_ready(void *data, uint32_t events)
 	s->in_window -= (uint32_t)n;
 	if (s->in_window == 0)
 		in_pause(s, true);
+	else if (s->in_file)
+		in_file_schedule(s);
+}
+
+static void in_file_tick(void *data)
+{
+	struct exec_session *s = data;
+
+	s->in_tick = NULL;
+	in_ready(s, EPOLLIN);
 }
 
 static int on_credit(struct exec_session *s, const uint8_t *p, size_t n)
@@ -363,9 +400,16 @@ static void launch(struct exec_session *s)
 		return;
 	}
 	s->st = S_RUNNING;
-	if (s->in_fd >= 0 && loop_add_fd(s->j->d->loop, s->in_fd, EPOLLIN,
-					 in_ready, s, &s->in_w) < 0)
-		in_eof(s); /* not pollable (a file): the command sees EOF */
+	if (s->in_fd < 0)
+		return;
+	r = loop_add_fd(s->j->d->loop, s->in_fd, EPOLLIN, in_ready, s,
+			&s->in_w);
+	if (r == -EPERM) {
+		s->in_file = true;
+		in_file_schedule(s);
+	} else if (r < 0) {
+		in_eof(s);
+	}
 }
 
 void exec_job_ready(struct job *j)
@@ -512,11 +556,13 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 		close_fd(&s->in_fd);
 	if (s->req.exec.merge_stderr)
 		close_fd(&s->out[OUT_STDERR].fd);
+	/* The task shares these descriptions with vmmd: non-blocking mode is
+	 * taken on private reopened copies, never set on the shared ones. */
 	for (int i = 0; i < 2; i++)
 		if (s->out[i].fd >= 0)
-			fd_set_nonblock(s->out[i].fd, true);
+			fd_own_nonblock(&s->out[i].fd, O_WRONLY);
 	if (s->in_fd >= 0)
-		fd_set_nonblock(s->in_fd, true);
+		fd_own_nonblock(&s->in_fd, O_RDONLY);
 	return 0;
 }
 

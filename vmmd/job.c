@@ -367,7 +367,9 @@ void job_set_ready(struct job *j)
 	exec_job_ready(j);
 }
 
-static void destroy_guest(struct job *j)
+/* Returns whether the guest is gone (false: libvirt could not destroy it
+ * and its files must stay for the next attempt). */
+static bool destroy_guest(struct job *j)
 {
 	char why[512] = "";
 	int r;
@@ -376,9 +378,12 @@ static void destroy_guest(struct job *j)
 	loop_cancel_timer(j->boot_timer);
 	j->boot_timer = NULL;
 	r = j->d->hv->destroy(j->d->hv_ctx, j->domain, why, sizeof(why));
-	if (r < 0 && r != -ENOENT)
+	if (r < 0 && r != -ENOENT) {
 		log_err("job %u: %s", j->id, why);
+		return false;
+	}
 	j->domain_running = false;
+	return true;
 }
 
 void job_fail(struct job *j, const char *fmt, ...)
@@ -393,7 +398,10 @@ void job_fail(struct job *j, const char *fmt, ...)
 	j->state = JOB_FAILED;
 	log_err("%s", j->error);
 	exec_job_gone(j, j->error);
-	destroy_guest(j);
+	/* The record stays (with the reason) for the job's tasks; the guest
+	 * and the job's files go now, not at the epilog. */
+	if (destroy_guest(j) && rm_rf(j->dir) < 0)
+		log_err("job %u: cannot remove %s", j->id, j->dir);
 }
 
 static void remove_traces(struct job *j, bool failed)
