@@ -94,7 +94,7 @@ static int block_signals(void)
 	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
 		sigaddset(&mask, forwarded[i]);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	return signalfd(-1, &mask, SFD_CLOEXEC);
+	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 static void send_exec(int fd, int argc, char **argv)
@@ -155,6 +155,8 @@ static void forward_signal(int fd, int sfd)
 	struct signalfd_siginfo si;
 	struct proto_request req = {.op = PROTO_OP_SIGNAL};
 
+	/* sfd is non-blocking: a blocking read after the last pending signal
+	 * would stop the relay (and a scancel would wait for KillWait). */
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		req.signo = (int)si.ssi_signo;
 		proto_send_request(fd, &req, NULL, 0);

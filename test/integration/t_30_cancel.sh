@@ -21,6 +21,10 @@ t1=$(date +%s.%N)
 check_eq "scancel ends the job CANCELLED" CANCELLED "$st"
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 check "... within 10 s (took ${secs}s)" awk -v s="$secs" 'BEGIN { exit !(s < 10) }'
+# The task shim forwards SIGTERM to the guest: the job must not need
+# Slurm's SIGKILL after KillWait (5 s in the test cluster).
+check "... before KillWait: the guest got the SIGTERM (took ${secs}s)" \
+	awk -v s="$secs" 'BEGIN { exit !(s < 4.5) }'
 check "cancelled job left no guest or state" no_leftovers "$j"
 check "the command in the guest did not go on" sh -c "! grep -q not-reached c.out"
 
