@@ -20,9 +20,10 @@ static void json_putp(struct json_object **o)
 #define _cleanup_json_ __attribute__((cleanup(json_putp)))
 
 static const char *const op_names[] = {
-    [PROTO_OP_START] = "start",	  [PROTO_OP_STOP] = "stop",
-    [PROTO_OP_EXEC] = "exec",	  [PROTO_OP_SIGNAL] = "signal",
-    [PROTO_OP_STATUS] = "status", [PROTO_OP_LIST] = "list",
+    [PROTO_OP_START] = "start",	      [PROTO_OP_STOP] = "stop",
+    [PROTO_OP_EXEC] = "exec",	      [PROTO_OP_SIGNAL] = "signal",
+    [PROTO_OP_STATUS] = "status",     [PROTO_OP_LIST] = "list",
+    [PROTO_OP_STEP_END] = "step_end",
 };
 
 /* Keys each op may carry besides "op". */
@@ -34,6 +35,7 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_SIGNAL] = {"signal"},
     [PROTO_OP_STATUS] = {NULL},
     [PROTO_OP_LIST] = {NULL},
+    [PROTO_OP_STEP_END] = {"job"},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -111,6 +113,7 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 		    o, "image", json_object_new_string(req->start.image));
 		break;
 	case PROTO_OP_STOP:
+	case PROTO_OP_STEP_END:
 		json_object_object_add(o, "job",
 				       json_object_new_int64(req->job_id));
 		break;
@@ -359,6 +362,7 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 		req->start.job_id = req->job_id;
 		return 0;
 	case PROTO_OP_STOP:
+	case PROTO_OP_STEP_END:
 		return get_u32(o, "job", &req->job_id, err, errlen);
 	case PROTO_OP_EXEC:
 		r = get_u32(o, "job", &req->job_id, err, errlen);

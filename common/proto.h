@@ -12,6 +12,8 @@
  * Requests (client -> vmmd):
  *   {"op":"start","job":N,"uid":U,"gid":G,"image":"tiny"}       root/SlurmUser
  *   {"op":"stop","job":N}                                        root/SlurmUser
+ *   {"op":"step_end","job":N}   a step of N ended here; vmmd stops the guest
+ *                               once Slurm says the job is over  root/SlurmUser
  *   {"op":"exec","job":N,"argv":[..],"env":[..],"cwd":"/x",
  *    "stdin":bool,"merge_stderr":bool,"script":bool}   fds: 0,1,2[,script]
  *   {"op":"signal","signal":S}             on an exec connection, any time
@@ -43,6 +45,7 @@ enum proto_op {
 	PROTO_OP_SIGNAL,
 	PROTO_OP_STATUS,
 	PROTO_OP_LIST,
+	PROTO_OP_STEP_END,
 };
 
 struct proto_start {

@@ -2,8 +2,8 @@
 /*
  * The vmenv SPANK plugin. vmenv.c owns the entry points and dispatches by
  * context to one file each: submit.c (sbatch/salloc/srun: options and
- * submit-time checks), jobctl.c (prolog/epilog in slurmd: start and stop
- * the job's guest through vmmd), task.c (slurmstepd, as the user: send the
+ * submit-time checks), jobctl.c (slurmstepd, root: start and stop the
+ * job's guest through vmmd as steps begin and end), task.c (slurmstepd, as the user: send the
  * task into the guest through vmenv-exec).
  *
  * The plugin lives inside slurmd, slurmstepd, srun and sbatch: it never
@@ -18,7 +18,8 @@
 
 struct plugin_cfg {
 	char catalog[VMENV_MAX_PATH];
-	char socket[VMENV_MAX_PATH]; /* may contain %n (node name) */
+	char socket[VMENV_MAX_PATH];  /* may contain %n (node name) */
+	char run_dir[VMENV_MAX_PATH]; /* vmmd's run_dir, may contain %n */
 	char exec[VMENV_MAX_PATH];
 	int timeout_ms;
 };
@@ -26,21 +27,28 @@ struct plugin_cfg {
 extern struct plugin_cfg plugin_cfg;
 extern struct spank_option plugin_opt_vm_env;
 
-/* plugstack.conf arguments: catalog=, socket=, exec=, timeout_ms=. */
+/* plugstack.conf arguments: catalog=, socket=, run_dir=, exec=,
+ * timeout_ms=. */
 int plugin_parse_args(int ac, char **av);
 /* The image the job asked for, or NULL when this is not a VM job. The
  * result points into a static buffer. */
 const char *plugin_image(spank_t sp);
+/* In slurmstepd the option reaches the plugin through its callback (the
+ * value is not available to spank_option_getopt before the task hooks). */
+void plugin_remember_image(const char *image);
 /* cfg.socket with %n replaced by node; 0 or -errno. */
 int plugin_socket_path(const char *node, char *buf, size_t len);
+/* pattern with %n replaced by node; 0 or -errno. */
+int plugin_expand_node(const char *pattern, const char *node, char *buf,
+		       size_t len);
 
 /* submit.c */
 int submit_init(spank_t sp);
 int submit_opt_cb(int val, const char *optarg, int remote);
 
 /* jobctl.c */
-int jobctl_prolog(spank_t sp);
-int jobctl_epilog(spank_t sp);
+int jobctl_step_init(spank_t sp);
+int jobctl_step_exit(spank_t sp);
 
 /* task.c */
 int task_init(spank_t sp);

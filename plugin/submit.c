@@ -43,8 +43,10 @@ int submit_opt_cb(int val, const char *optarg, int remote)
 	char err[512], names[512], safe[VMENV_MAX_IMAGE_NAME];
 
 	(void)val;
-	if (remote)
+	if (remote) {
+		plugin_remember_image(optarg);
 		return 0;
+	}
 	if (!optarg || !valid_image_ref(optarg)) {
 		log_err("vmenv: invalid image name '%s': use NAME or "
 			"NAME:VERSION (letters, digits, '.', '_', '+', '-')",

@@ -12,6 +12,7 @@ SPANK_PLUGIN(vmenv, 1);
 struct plugin_cfg plugin_cfg = {
     .catalog = VMENV_SYSCONFDIR "/catalog.json",
     .socket = VMENV_RUNDIR "/%n/vmmd.sock",
+    .run_dir = VMENV_RUNDIR "/%n",
     .exec = VMENV_LIBEXECDIR "/vmenv-exec",
     .timeout_ms = 8000,
 };
@@ -44,6 +45,7 @@ static int set_cfg(const char *arg)
 		char *dst;
 	} paths[] = {{"catalog=", plugin_cfg.catalog},
 		     {"socket=", plugin_cfg.socket},
+		     {"run_dir=", plugin_cfg.run_dir},
 		     {"exec=", plugin_cfg.exec}};
 	uint32_t ms;
 
@@ -81,7 +83,12 @@ int plugin_parse_args(int ac, char **av)
 
 int plugin_socket_path(const char *node, char *buf, size_t len)
 {
-	const char *p = plugin_cfg.socket, *n = strstr(p, "%n");
+	return plugin_expand_node(plugin_cfg.socket, node, buf, len);
+}
+
+int plugin_expand_node(const char *p, const char *node, char *buf, size_t len)
+{
+	const char *n = strstr(p, "%n");
 	int r;
 
 	if (!n)
@@ -94,6 +101,14 @@ int plugin_socket_path(const char *node, char *buf, size_t len)
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
+static char remembered_image[VMENV_MAX_IMAGE_NAME];
+
+void plugin_remember_image(const char *image)
+{
+	snprintf(remembered_image, sizeof(remembered_image), "%s",
+		 image ? image : "");
+}
+
 const char *plugin_image(spank_t sp)
 {
 	static char image[VMENV_MAX_IMAGE_NAME];
@@ -102,7 +117,7 @@ const char *plugin_image(spank_t sp)
 	if (spank_option_getopt(sp, &plugin_opt_vm_env, &val) !=
 		ESPANK_SUCCESS ||
 	    !val || !*val)
-		return NULL;
+		return *remembered_image ? remembered_image : NULL;
 	snprintf(image, sizeof(image), "%s", val);
 	return image;
 }
@@ -127,18 +142,19 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	return 0;
 }
 
-int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
+/* No slurm_spank_job_prolog/epilog on purpose: see jobctl.c. */
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
-	return jobctl_prolog(sp);
+	return spank_context() == S_CTX_REMOTE ? jobctl_step_init(sp) : 0;
 }
 
-int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
-	return jobctl_epilog(sp);
+	return spank_context() == S_CTX_REMOTE ? jobctl_step_exit(sp) : 0;
 }
 
 int slurm_spank_task_init(spank_t sp, int ac, char **av)

@@ -330,10 +330,16 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 		return errf(err, errlen, -EINVAL,
 			    "job %u: invalid image name '%s'", req->job_id,
 			    printable(req->image, safe, sizeof(safe)));
-	if (job_find(d, req->job_id))
+	j = job_find(d, req->job_id);
+	/* Every step of a job asks for its guest: the first one starts it,
+	 * the others find it (booting, ready or failed with the reason). */
+	if (j && j->uid == req->uid && strcmp(j->image, req->image) == 0)
+		return 0;
+	if (j)
 		return errf(err, errlen, -EEXIST,
-			    "job %u: already has a guest on node %s",
-			    req->job_id, d->cfg.node_name);
+			    "job %u: already has a guest on node %s (image "
+			    "'%s')",
+			    req->job_id, d->cfg.node_name, j->image);
 	j = job_new(d, req->job_id, req->uid, req->gid);
 	if (!j)
 		return -ENOMEM;

@@ -88,6 +88,11 @@ int job_restore(struct vmmd *d, uint32_t id);
  * the rest; periodically, remove guests of jobs Slurm no longer runs
  * here and domains nobody owns. */
 void job_reconcile(struct vmmd *d, bool at_start);
+/* A step of the job ended on this node: the job may be over (an srun that
+ * made its own allocation) or not (salloc, more steps to come). Asks Slurm
+ * a few times over the next seconds and stops the guest once the job is
+ * no longer running here. */
+void job_watch_end(struct vmmd *d, uint32_t id);
 
 const char *job_state_name(enum job_state s);
 

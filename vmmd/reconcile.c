@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int domain_job_id(struct vmmd *d, const char *name, uint32_t *id)
@@ -98,6 +99,57 @@ static void sweep_jobs(struct vmmd *d)
 			 j->id, d->cfg.node_name);
 		job_stop(d, j->id);
 	}
+}
+
+/* Delays of the checks after a step ended, in ms from the end: the last
+ * step of an srun-made job is followed within about a second by the job's
+ * completion in slurmctld. After these, the periodic reconcile takes over. */
+static const uint32_t watch_delays_ms[] = {500, 1500, 4000, 10000};
+
+struct end_watch {
+	struct vmmd *d;
+	uint32_t job_id;
+	size_t n;
+};
+
+static void end_watch_tick(void *data)
+{
+	struct end_watch *w = data;
+	struct slurmjob_info si;
+	char why[256];
+	int r;
+
+	if (!job_find(w->d, w->job_id))
+		goto done;
+	r = w->d->slurm_lookup(w->job_id, w->d->cfg.node_name, &si, why,
+			       sizeof(why));
+	if (r == -ENOENT || (r == 0 && (si.ending || !si.on_node))) {
+		log_info("job %u: over on %s; removing its guest", w->job_id,
+			 w->d->cfg.node_name);
+		job_stop(w->d, w->job_id);
+		goto done;
+	}
+	if (++w->n < ARRAY_SIZE(watch_delays_ms) &&
+	    loop_add_timer(w->d->loop,
+			   watch_delays_ms[w->n] - watch_delays_ms[w->n - 1],
+			   end_watch_tick, w))
+		return;
+done:
+	free(w);
+}
+
+void job_watch_end(struct vmmd *d, uint32_t id)
+{
+	struct end_watch *w;
+
+	if (!job_find(d, id))
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	*w = (struct end_watch){d, id, 0};
+	if (!loop_add_timer(d->loop, watch_delays_ms[0], end_watch_tick, w))
+		free(w);
 }
 
 void job_reconcile(struct vmmd *d, bool at_start)

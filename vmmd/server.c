@@ -184,7 +184,8 @@ static void handle(struct client *c)
 		client_free(c, true);
 		return;
 	}
-	if ((req.op == PROTO_OP_START || req.op == PROTO_OP_STOP) &&
+	if ((req.op == PROTO_OP_START || req.op == PROTO_OP_STOP ||
+	     req.op == PROTO_OP_STEP_END) &&
 	    !is_admin(c)) {
 		reply_error(c,
 			    "permission denied: only root and the Slurm user "
@@ -195,6 +196,9 @@ static void handle(struct client *c)
 		do_start(c, &req);
 	} else if (req.op == PROTO_OP_STOP) {
 		job_stop(c->d, req.job_id);
+		reply_ok(c);
+	} else if (req.op == PROTO_OP_STEP_END) {
+		job_watch_end(c->d, req.job_id);
 		reply_ok(c);
 	} else if (req.op == PROTO_OP_STATUS) {
 		do_status(c);

@@ -35,6 +35,7 @@ static void fill(const slurm_job_info_t *j, const char *node,
 	ret->uid = j->user_id;
 	ret->gid = j->group_id;
 	ret->active = state_active(j->job_state);
+	ret->ending = (j->job_state & JOB_COMPLETING) || !ret->active;
 	ret->end_time = j->end_time;
 	if (j->job_resrcs)
 		cpus = slurm_job_cpus_allocated_on_node(j->job_resrcs, node);

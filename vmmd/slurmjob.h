@@ -20,6 +20,7 @@ struct slurmjob_info {
 	uint32_t uid;
 	uint32_t gid;
 	bool active;	  /* pending, running, suspended, or completing */
+	bool ending;	  /* completing or done: no new step will come */
 	bool on_node;	  /* this node is in the allocation */
 	uint32_t cpus;	  /* CPUs allocated on this node */
 	uint64_t mem_mib; /* memory allocated on this node; 0 = none set */

@@ -709,16 +709,54 @@ static void test_start(void **state)
 	status_ok(f, 1);
 }
 
+/* Every step of a job asks for the guest: the same request finds it, a
+ * different image is refused. */
 static void test_start_twice(void **state)
 {
 	struct fx *f = *state;
 	struct proto_reply rep;
 
 	start_ok(f);
-	start_job(f, JOB, "tiny", &rep);
-	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
-	assert_contains(rep.error, "job 42: already has a guest on node n1");
+	start_ok(f);
 	assert_int_equal(fake_hv.ncreate, 1);
+	start_job(f, JOB, "other", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: already has a guest on node n1 "
+				   "(image 'tiny')");
+	assert_int_equal(fake_hv.ncreate, 1);
+}
+
+static void step_end(struct fx *f, uint32_t id)
+{
+	struct proto_request req = {.op = PROTO_OP_STEP_END, .job_id = id};
+	struct proto_reply rep;
+
+	call(f, &req, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+}
+
+/* After a step ends, the guest stays while Slurm runs the job (salloc) and
+ * goes as soon as Slurm says the job is ending (an srun-made job). */
+static void test_step_end(void **state)
+{
+	struct fx *f = *state;
+	struct slurmjob_info si;
+	char err[128];
+	uint64_t end;
+
+	start_ok(f);
+	step_end(f, JOB);
+	pump(f, 800); /* first check at 500 ms: still running */
+	assert_non_null(job_find(&f->d, JOB));
+	assert_int_equal(fake_slurm_lookup(JOB, "n1", &si, err, sizeof(err)),
+			 0);
+	si.ending = true;
+	fake_slurm_set(&si);
+	end = now_ms() + 3000;
+	while (job_find(&f->d, JOB) && now_ms() < end)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_null(job_find(&f->d, JOB));
+	assert_int_equal(fake_hv.ndestroy, 1);
 }
 
 static void assert_no_guest(struct fx *f)
@@ -1709,6 +1747,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	    T(test_start),
 	    T(test_start_twice),
+	    T(test_step_end),
 	    T(test_start_unknown_image),
 	    T(test_start_refusals),
 	    T(test_start_create_fails),
