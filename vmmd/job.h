@@ -2,10 +2,12 @@
 /*
  * A VM job on this node: one guest per job, shared by all its steps.
  *
- * Life: job_start() (from the prolog) prepares the job directory, builds
+ * Life: job_start() (from each step's start; idempotent) prepares the job
+ * directory, builds
  * the domain and starts it without waiting for the boot; the agent channel
  * then reports the guest ready (job_set_ready) or the boot timer fails the
- * job. job_stop() (from the epilog, or reconcile) tears everything down.
+ * job. job_stop() (at the batch or extern step's end, job_watch_end, or
+ * reconcile) tears everything down.
  * A job that failed keeps its record, with the reason, until it is stopped,
  * so every task that asks learns why.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What Slurm says about a job, asked of slurmctld (libslurm). The prolog
+ * What Slurm says about a job, asked of slurmctld (libslurm). The plugin
  * only hands vmmd a job id, uid and gid; the working directory, this node's
  * CPUs and memory and the end time come from Slurm itself, which is also the
  * truth for "is this job still running here" when vmmd reconciles.
