@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* vmenvctl: ask a node's vmmd what it runs. */
+#include "vmenvctl.h"
+
 #include "cleanup.h"
 #include "proto.h"
 
@@ -83,6 +85,14 @@ static void usage(FILE *f)
 		   "commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
 		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "  policy check [FILE|DIR]\n"
+		   "           validate policy files (default: the site's)\n"
+		   "  policy explain --user U [--partition P] [--account A] "
+		   "[--qos Q]\n"
+		   "           [--group G]... [--mem MIB] [--policies PATH] -- "
+		   "OPTIONS\n"
+		   "           the spec a job with these sbatch options gets, "
+		   "and why\n");
 }
 
 int main(int argc, char **argv)
@@ -100,7 +110,7 @@ int main(int argc, char **argv)
 
 	gethostname(node, sizeof(node) - 1);
 	node[strcspn(node, ".")] = '\0';
-	while ((o = getopt_long(argc, argv, "N:s:h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+N:s:h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'N':
 			snprintf(node, sizeof(node), "%s", optarg);
@@ -121,6 +131,9 @@ int main(int argc, char **argv)
 	else
 		snprintf(c.sock, sizeof(c.sock), VMENV_RUNDIR "/%s/vmmd.sock",
 			 node);
+	/* Policies are files: no vmmd needed. */
+	if (optind < argc && strcmp(argv[optind], "policy") == 0)
+		return vmenvctl_policy(argc - optind, argv + optind);
 	if (optind + 1 != argc) {
 		usage(stderr);
 		return 2;

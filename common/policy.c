@@ -226,6 +226,19 @@ static bool mount_allowed(const struct policy_patterns *pat,
 	return false;
 }
 
+static bool mounts_allowed(const struct policy_patterns *pat,
+			   const struct vmspec_mounts *ms, uint32_t *bad)
+{
+	for (uint32_t i = 0; i < ms->n; i++) {
+		if (!mount_allowed(pat, &ms->m[i])) {
+			if (bad)
+				*bad = i;
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Does p's allow rule for f admit v's value? For mounts, *bad is the
  * first mount it does not admit. */
 static bool allows(const struct policy *p, int f, const struct vmspec_values *v,
@@ -247,14 +260,7 @@ static bool allows(const struct policy *p, int f, const struct vmspec_values *v,
 				return true;
 		return false;
 	case VMSPEC_K_MOUNTS:
-		for (uint32_t i = 0; i < v->mounts.n; i++) {
-			if (!mount_allowed(pat, &v->mounts.m[i])) {
-				if (bad)
-					*bad = i;
-				return false;
-			}
-		}
-		return true;
+		return mounts_allowed(pat, &v->mounts, bad);
 	case VMSPEC_K_U32:
 		break;
 	}
@@ -308,6 +314,7 @@ struct merge {
 	/* For each field and rule, the policy whose rule applies. */
 	const struct policy *eff[VMSPEC_NFIELDS][POLICY_NRULES];
 	const struct policy *ums; /* user_may_set */
+	struct vmspec_mounts user_mounts;
 };
 
 static int refuse(struct merge *m, int f, const char *fmt, ...)
@@ -381,22 +388,16 @@ static int not_settable(struct merge *m, int f)
 		      pname(m->ums, pn, sizeof(pn)), any ? list : "nothing");
 }
 
-/* The user's value of a field (not mounts) against the rules. */
+/* The user's value of a field (not mounts) against allow, max and min
+ * (the enforced value was checked before). */
 static int check_user(struct merge *m, int f)
 {
 	const struct policy *const *e = m->eff[f];
 	const struct vmspec_values *u = &m->req->v;
-	char pn[256], uv[VMSPEC_MAX_IMAGE + 16], ev[VMSPEC_MAX_IMAGE + 16];
-	char list[1024];
+	char pn[256], uv[VMSPEC_MAX_IMAGE + 16], list[1024];
 	uint32_t n = vmspec_get_num(u, f);
 
 	quoted(u, f, uv, sizeof(uv));
-	if (e[POLICY_ENFORCE] &&
-	    !vmspec_field_equal(u, e[POLICY_ENFORCE]->enforce, f)) {
-		quoted(e[POLICY_ENFORCE]->enforce, f, ev, sizeof(ev));
-		return refuse(m, f, "%s contradicts %s enforced by %s", uv, ev,
-			      pname(e[POLICY_ENFORCE], pn, sizeof(pn)));
-	}
 	if (e[POLICY_ALLOW] && !allows(e[POLICY_ALLOW], f, u, NULL)) {
 		allow_list(e[POLICY_ALLOW], f, list, sizeof(list));
 		return refuse(m, f, "%s is not allowed by %s; allowed: %s", uv,
@@ -461,6 +462,56 @@ static int check_default(struct merge *m, int f)
 		      vmspec_field(f)->option);
 }
 
+/* The enforced number after the caps, and the policy that capped it. */
+static uint32_t enforced_num(const struct merge *m, int f,
+			     const struct policy **capper)
+{
+	const struct policy *const *e = m->eff[f];
+	uint32_t n = vmspec_get_num(e[POLICY_ENFORCE]->enforce, f);
+
+	*capper = NULL;
+	if (e[POLICY_MAX] && n > e[POLICY_MAX]->max[f]) {
+		n = e[POLICY_MAX]->max[f];
+		*capper = e[POLICY_MAX];
+	}
+	if (e[POLICY_MIN] && n < e[POLICY_MIN]->min[f]) {
+		n = e[POLICY_MIN]->min[f];
+		*capper = e[POLICY_MIN];
+	}
+	return n;
+}
+
+/* The user's value against the enforced one. Numbers are compared after
+ * the caps: a user who asks for what the job gets contradicts nothing. */
+static int check_enforced(struct merge *m, int f)
+{
+	const struct policy *ep = m->eff[f][POLICY_ENFORCE], *capper;
+	char uv[VMSPEC_MAX_IMAGE + 16], ev[VMSPEC_MAX_IMAGE + 16];
+	char pn[256], cn[256];
+	uint32_t n;
+
+	if (vmspec_field(f)->kind != VMSPEC_K_U32) {
+		if (vmspec_field_equal(&m->req->v, ep->enforce, f))
+			return 0;
+		quoted(&m->req->v, f, uv, sizeof(uv));
+		quoted(ep->enforce, f, ev, sizeof(ev));
+		return refuse(m, f, "%s contradicts %s enforced by %s", uv, ev,
+			      pname(ep, pn, sizeof(pn)));
+	}
+	n = enforced_num(m, f, &capper);
+	if (vmspec_get_num(&m->req->v, f) == n)
+		return 0;
+	if (!capper)
+		return refuse(m, f, "%u contradicts %u enforced by %s",
+			      vmspec_get_num(&m->req->v, f), n,
+			      pname(ep, pn, sizeof(pn)));
+	return refuse(m, f, "%u contradicts %u (%u enforced by %s, limited "
+			    "by %s)",
+		      vmspec_get_num(&m->req->v, f), n,
+		      vmspec_get_num(ep->enforce, f), pname(ep, pn, sizeof(pn)),
+		      pname(capper, cn, sizeof(cn)));
+}
+
 static int resolve_field(struct merge *m, int f)
 {
 	const struct policy *const *e = m->eff[f];
@@ -478,6 +529,9 @@ static int resolve_field(struct merge *m, int f)
 
 		if (!fi->option)
 			return refuse(m, f, "users cannot set it");
+		/* A contradiction says most, whoever may set the field. */
+		if (e[POLICY_ENFORCE] && (r = check_enforced(m, f)) != 0)
+			return r;
 		if (!user_may_set(m, f)) {
 			/* Saying what the policy says anyway is fine. */
 			if (!vmspec_field_equal(&m->req->v, without, f))
@@ -508,38 +562,45 @@ static int find_dst(const struct vmspec_mounts *ms, const char *dst)
 	return -1;
 }
 
-/* The user's mounts against the rules (enf: the enforced mounts). */
+/* The user's mounts against the rules (enf: the enforced mounts). A user
+ * mount identical to an enforced one is dropped: it asks for what the job
+ * gets anyway. What remains is in m->user_mounts. */
 static int check_user_mounts(struct merge *m, const struct vmspec_mounts *enf)
 {
 	const int f = VMSPEC_MOUNTS;
 	const struct policy *const *e = m->eff[f];
-	const struct vmspec_mounts *u = &m->req->v.mounts;
+	const struct vmspec_mounts *req = &m->req->v.mounts;
+	struct vmspec_mounts *u = &m->user_mounts;
 	char pn[256], one[2 * VMSPEC_MAX_MOUNT_PATH + 8], list[1024];
 	uint32_t bad = 0;
 
+	u->n = 0;
+	for (uint32_t i = 0; i < req->n; i++) {
+		int j = enf ? find_dst(enf, req->m[i].dst) : -1;
+
+		if (j < 0) {
+			u->m[u->n++] = req->m[i];
+			continue;
+		}
+		if (strcmp(enf->m[j].src, req->m[i].src) == 0 &&
+		    enf->m[j].ro == req->m[i].ro)
+			continue;
+		vmspec_format_mount(&req->m[i], one, sizeof(one));
+		return refuse(m, f, "'%s' covers %s, where %s mounts %s", one,
+			      req->m[i].dst,
+			      pname(e[POLICY_ENFORCE], pn, sizeof(pn)),
+			      enf->m[j].src);
+	}
 	if (e[POLICY_MAX] && u->n > e[POLICY_MAX]->max[f])
 		return refuse(m, f, "%u mounts are more than the %u of %s",
 			      u->n, e[POLICY_MAX]->max[f],
 			      pname(e[POLICY_MAX], pn, sizeof(pn)));
-	for (uint32_t i = 0; enf && i < u->n; i++) {
-		int j = find_dst(enf, u->m[i].dst);
-
-		if (j < 0 || (strcmp(enf->m[j].src, u->m[i].src) == 0 &&
-			      enf->m[j].ro == u->m[i].ro))
-			continue;
-		vmspec_format_mount(&u->m[i], one, sizeof(one));
-		return refuse(m, f,
-			      "'%s' covers %s, where %s mounts %s",
-			      one, u->m[i].dst,
-			      pname(e[POLICY_ENFORCE], pn, sizeof(pn)),
-			      enf->m[j].src);
-	}
 	if (!u->n)
 		return 0;
 	if (!e[POLICY_ALLOW])
 		return refuse(m, f,
 			      "no policy lets you mount host directories");
-	if (allows(e[POLICY_ALLOW], f, &m->req->v, &bad))
+	if (mounts_allowed(&e[POLICY_ALLOW]->allow[f], u, &bad))
 		return 0;
 	vmspec_format_mount(&u->m[bad], one, sizeof(one));
 	allow_list(e[POLICY_ALLOW], f, list, sizeof(list));
@@ -567,7 +628,7 @@ static int pick_mounts(struct merge *m, const struct vmspec_mounts *enf,
 		if ((r = check_user_mounts(m, enf)) != 0)
 			return r;
 		set_src(src, VMSPEC_USER, NULL);
-		*ret = &m->req->v.mounts;
+		*ret = &m->user_mounts;
 		return 0;
 	}
 	m->out->v.mounts = *dflt;

@@ -329,11 +329,14 @@ static int get_u32(struct pctx *c, const char *path, int f,
 	if (!json_object_is_type(v, json_type_int))
 		return perr(c, path, "must be an integer, not %s",
 			    type_name(v));
-	errno = 0;
 	n = json_object_get_int64(v);
-	if (errno || n < 0 || n > limit)
-		return perr(c, path, "%s is out of range 0..%u",
-			    json_object_to_json_string(v), limit);
+	/* json-c saturates what does not fit in 64 bits: never quote the
+	 * saturated number back as if the admin had written it. */
+	if (n == INT64_MAX)
+		return perr(c, path, "too large (0..%u)", limit);
+	if (n < 0 || n > limit)
+		return perr(c, path, "%lld is out of range 0..%u",
+			    (long long)n, limit);
 	*ret = (uint32_t)n;
 	return 0;
 }

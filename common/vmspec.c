@@ -414,6 +414,11 @@ static int parse_str(struct vmspec_values *v, enum vmspec_field f,
 		ok = cpu_model_ok(t);
 	else
 		ok = clean_path(t, fields[f].size);
+	if (!ok && fields[f].kind == VMSPEC_K_PATH)
+		return inval(err, errlen,
+			     "'%s' is not a clean absolute path (no '.', '..', "
+			     "'//', trailing '/', ':' or ',')",
+			     safe);
 	if (!ok)
 		return inval(err, errlen, "invalid %s '%s'", fields[f].name,
 			     safe);
@@ -480,7 +485,7 @@ void vmspec_format_src(const struct vmspec_src *s, char *buf, size_t len)
 	    [VMSPEC_DEFAULT] = "default of",
 	    [VMSPEC_USER] = "user",
 	    [VMSPEC_ENFORCED] = "enforced by",
-	    [VMSPEC_CAP] = "capped by",
+	    [VMSPEC_CAP] = "limited by",
 	};
 
 	if (s->origin == VMSPEC_BUILTIN || s->origin == VMSPEC_USER)
