@@ -46,6 +46,17 @@ static int cmd_status(const struct ctl *c)
 	       "libvirt:     %s\njobs:        %u\nuptime:      %llu s\n",
 	       s->node, s->version, s->domain_type, s->libvirt_uri, s->jobs,
 	       (unsigned long long)s->uptime_s);
+	if (s->policy_error[0] && s->policy_loaded)
+		printf("policies:    %u in force from %s: the files were "
+		       "changed and are refused, the last good set stays in "
+		       "force: %s\n",
+		       s->policies, s->policy_dir, s->policy_error);
+	else if (!s->policy_loaded)
+		printf("policies:    %s REFUSED, every VM job is refused "
+		       "until it is fixed: %s\n",
+		       s->policy_dir, s->policy_error);
+	else
+		printf("policies:    %u from %s\n", s->policies, s->policy_dir);
 	proto_reply_clear(&rep);
 	return 0;
 }

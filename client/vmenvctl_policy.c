@@ -182,7 +182,8 @@ static int resolve_print(const struct policy_set *s, const struct explain *x,
 		return 1;
 	}
 	if (r < 0 || vmspec_explain(spec, &text) < 0) {
-		fprintf(stderr, "vmenvctl: %s\n", strerror(r < 0 ? -r : ENOMEM));
+		fprintf(stderr, "vmenvctl: %s\n",
+			strerror(r < 0 ? -r : ENOMEM));
 		return 1;
 	}
 	printf("\n%s", text);
@@ -214,8 +215,7 @@ static int cmd_explain(int argc, char **argv)
 	}
 	if (!x.ngroups)
 		user_groups(&x);
-	r = vmspec_request_from_argv(req, argc - i, argv + i, err,
-				     sizeof(err));
+	r = vmspec_request_from_argv(req, argc - i, argv + i, err, sizeof(err));
 	if (r < 0)
 		fprintf(stderr, "vmenvctl: %s\n", err);
 	/* Every problem of the policies is printed as it is found. */

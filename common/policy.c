@@ -216,8 +216,8 @@ static bool mount_allowed(const struct policy_patterns *pat,
 {
 	for (size_t i = 0; i < pat->n; i++) {
 		const char *colon = strchr(pat->v[i], ':');
-		size_t n = colon ? (size_t)(colon - pat->v[i])
-				 : strlen(pat->v[i]);
+		size_t n =
+		    colon ? (size_t)(colon - pat->v[i]) : strlen(pat->v[i]);
 
 		/* "PREFIX:ro": only read-only mounts below PREFIX. */
 		if (under_n(m->src, pat->v[i], n) && (!colon || m->ro))
@@ -267,8 +267,7 @@ static bool allows(const struct policy *p, int f, const struct vmspec_values *v,
 	return true;
 }
 
-bool policy_allows(const struct policy *p, int f,
-		   const struct vmspec_values *v)
+bool policy_allows(const struct policy *p, int f, const struct vmspec_values *v)
 {
 	return allows(p, f, v, NULL);
 }
@@ -281,15 +280,15 @@ static void allow_list(const struct policy *p, int f, char *buf, size_t len)
 	buf[0] = '\0';
 	if (fi->kind == VMSPEC_K_BOOL || fi->kind == VMSPEC_K_ENUM) {
 		for (uint32_t i = 0; i < 32; i++) {
-			const char *name =
-			    fi->kind == VMSPEC_K_BOOL
-				? (i == 0 ? "no" : i == 1 ? "yes" : NULL)
-				: fi->choices[i];
+			const char *name = fi->kind == VMSPEC_K_BOOL
+					       ? (i == 0   ? "no"
+						  : i == 1 ? "yes"
+							   : NULL)
+					       : fi->choices[i];
 			if (!name)
 				break;
 			if (p->allow_mask[f] & (1u << i)) {
-				append(buf, len, "%s%s", any ? ", " : "",
-				       name);
+				append(buf, len, "%s%s", any ? ", " : "", name);
 				any = true;
 			}
 		}
@@ -505,8 +504,9 @@ static int check_enforced(struct merge *m, int f)
 		return refuse(m, f, "%u contradicts %u enforced by %s",
 			      vmspec_get_num(&m->req->v, f), n,
 			      pname(ep, pn, sizeof(pn)));
-	return refuse(m, f, "%u contradicts %u (%u enforced by %s, limited "
-			    "by %s)",
+	return refuse(m, f,
+		      "%u contradicts %u (%u enforced by %s, limited "
+		      "by %s)",
 		      vmspec_get_num(&m->req->v, f), n,
 		      vmspec_get_num(ep->enforce, f), pname(ep, pn, sizeof(pn)),
 		      pname(capper, cn, sizeof(cn)));

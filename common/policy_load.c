@@ -107,8 +107,7 @@ static void free_names(char **names, size_t n)
 /* The policy file names in dir, sorted (the order of ties). Bounded
  * before anything is read: the directory is the admin's, but a runaway
  * script should not exhaust the daemon. */
-static int list_dir(struct load *l, const char *dir, char ***ret,
-		    size_t *ret_n)
+static int list_dir(struct load *l, const char *dir, char ***ret, size_t *ret_n)
 {
 	DIR *d = opendir(dir);
 	char **names = NULL, **nn;

@@ -21,13 +21,15 @@
 #define MAX_DESCRIPTION 1024
 
 const char *const policy_key_names[POLICY_NKEYS] = {
-    [POLICY_PARTITION] = "partition", [POLICY_ACCOUNT] = "account",
-    [POLICY_USER] = "user",	      [POLICY_GROUP] = "group",
+    [POLICY_PARTITION] = "partition",
+    [POLICY_ACCOUNT] = "account",
+    [POLICY_USER] = "user",
+    [POLICY_GROUP] = "group",
     [POLICY_QOS] = "qos",
 };
 
 const char *const policy_rule_names[POLICY_NRULES] = {
-    [POLICY_ALLOW] = "allow", [POLICY_DEFAULT] = "default",
+    [POLICY_ALLOW] = "allow",	  [POLICY_DEFAULT] = "default",
     [POLICY_ENFORCE] = "enforce", [POLICY_MAX] = "max",
     [POLICY_MIN] = "min",
 };
@@ -35,7 +37,7 @@ const char *const policy_rule_names[POLICY_NRULES] = {
 /* Specificity weight of each match key: a user beats any combination of
  * the others, and so on down. */
 static const unsigned key_weight[POLICY_NKEYS] = {
-    [POLICY_USER] = 16, [POLICY_GROUP] = 8, [POLICY_ACCOUNT] = 4,
+    [POLICY_USER] = 16, [POLICY_GROUP] = 8,	[POLICY_ACCOUNT] = 4,
     [POLICY_QOS] = 2,	[POLICY_PARTITION] = 1,
 };
 
@@ -129,9 +131,9 @@ void policy_free(struct policy *p)
 typedef bool (*entry_ok_f)(const char *s);
 
 /* A string or an array of strings into *ret (each under max bytes). */
-static int get_patterns(struct pctx *c, const char *path,
-			struct json_object *v, bool single_ok, entry_ok_f check,
-			const char *what, struct policy_patterns *ret)
+static int get_patterns(struct pctx *c, const char *path, struct json_object *v,
+			bool single_ok, entry_ok_f check, const char *what,
+			struct policy_patterns *ret)
 {
 	size_t n = 1;
 	bool arr = json_object_is_type(v, json_type_array);
@@ -150,15 +152,17 @@ static int get_patterns(struct pctx *c, const char *path,
 	if (!ret->v)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		struct json_object *e = arr ? json_object_array_get_idx(v, i) : v;
+		struct json_object *e =
+		    arr ? json_object_array_get_idx(v, i) : v;
 		const char *s = get_text(e, POLICY_MAX_PATTERN);
 		char safe[64];
 
 		if (!s || !*s)
-			return perr(c, path,
-				    "entry %zu must be a non-empty string of at "
-				    "most %d printable bytes",
-				    i, POLICY_MAX_PATTERN - 1);
+			return perr(
+			    c, path,
+			    "entry %zu must be a non-empty string of at "
+			    "most %d printable bytes",
+			    i, POLICY_MAX_PATTERN - 1);
 		if (check && !check(s))
 			return perr(c, path, "'%s' is not %s",
 				    printable(s, safe, sizeof(safe)), what);
@@ -254,16 +258,14 @@ static int allow_bool(struct pctx *c, const char *path, int f,
 			    type_name(v));
 	n = json_object_array_length(v);
 	if (n > 2)
-		return perr(c, path, "%zu entries (at most true and false)",
-			    n);
+		return perr(c, path, "%zu entries (at most true and false)", n);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(v, i);
 
 		if (!json_object_is_type(e, json_type_boolean))
-			return perr(c, path, "entry %zu must be a boolean",
-				    i);
-		c->p->allow_mask[f] |= 1u << (json_object_get_boolean(e) ? 1
-									 : 0);
+			return perr(c, path, "entry %zu must be a boolean", i);
+		c->p->allow_mask[f] |= 1u
+				       << (json_object_get_boolean(e) ? 1 : 0);
 	}
 	return 0;
 }
@@ -335,8 +337,8 @@ static int get_u32(struct pctx *c, const char *path, int f,
 	if (n == INT64_MAX)
 		return perr(c, path, "too large (0..%u)", limit);
 	if (n < 0 || n > limit)
-		return perr(c, path, "%lld is out of range 0..%u",
-			    (long long)n, limit);
+		return perr(c, path, "%lld is out of range 0..%u", (long long)n,
+			    limit);
 	*ret = (uint32_t)n;
 	return 0;
 }
@@ -352,8 +354,10 @@ static int value_mounts(struct pctx *c, const char *path, int f,
 	joined[0] = '\0';
 	for (size_t i = 0; r == 0 && i < items.n; i++) {
 		if (strchr(items.v[i], ',') || i >= VMSPEC_MAX_MOUNTS) {
-			r = perr(c, path, "entry %zu: one SRC:DST[:ro] each, "
-				 "at most %d", i, VMSPEC_MAX_MOUNTS);
+			r = perr(c, path,
+				 "entry %zu: one SRC:DST[:ro] each, "
+				 "at most %d",
+				 i, VMSPEC_MAX_MOUNTS);
 			break;
 		}
 		size_t used = strlen(joined);
@@ -473,10 +477,12 @@ static int check_field(struct pctx *c, int f)
 				    "not admitted by this policy's allow");
 		if (fi->kind != VMSPEC_K_U32)
 			continue;
-		if ((p->has[POLICY_MAX] & b) && vmspec_get_num(v, f) > p->max[f])
+		if ((p->has[POLICY_MAX] & b) &&
+		    vmspec_get_num(v, f) > p->max[f])
 			return perr(c, path, "%u is above this policy's max %u",
 				    vmspec_get_num(v, f), p->max[f]);
-		if ((p->has[POLICY_MIN] & b) && vmspec_get_num(v, f) < p->min[f])
+		if ((p->has[POLICY_MIN] & b) &&
+		    vmspec_get_num(v, f) < p->min[f])
 			return perr(c, path, "%u is below this policy's min %u",
 				    vmspec_get_num(v, f), p->min[f]);
 	}
@@ -512,8 +518,9 @@ static int parse_field(struct pctx *c, int f, struct json_object *o)
 		rules++;
 	}
 	if (!rules)
-		return perr(c, name, "no rule (allow, default, enforce, max, "
-				     "min)");
+		return perr(c, name,
+			    "no rule (allow, default, enforce, max, "
+			    "min)");
 	return check_field(c, f);
 }
 

@@ -37,7 +37,7 @@ struct policy {
 	unsigned specificity;
 	struct policy_patterns match[POLICY_NKEYS];
 	bool has_user_may_set;
-	uint32_t user_may_set; /* bit per field */
+	uint32_t user_may_set;	     /* bit per field */
 	uint32_t has[POLICY_NRULES]; /* bit per field: rule given */
 	/* Allocated when the policy has a default / enforced value. */
 	struct vmspec_values *dflt;

@@ -28,7 +28,7 @@ static const char *const op_names[] = {
 
 /* Keys each op may carry besides "op". */
 static const char *const op_keys[][9] = {
-    [PROTO_OP_START] = {"job", "uid", "gid", "image"},
+    [PROTO_OP_START] = {"job", "uid", "gid", "image", "request"},
     [PROTO_OP_STOP] = {"job"},
     [PROTO_OP_EXEC] = {"job", "argv", "env", "cwd", "stdin", "merge_stderr",
 		       "script"},
@@ -91,6 +91,24 @@ static int add_str_array(struct json_object *o, const char *key, char *const *v,
 	return 0;
 }
 
+/* "request": the options given, by name; absent when none was. */
+static int add_options(struct json_object *o, const struct proto_start *s)
+{
+	struct json_object *r = NULL;
+
+	for (int i = 0; i < VMSPEC_NOPTS; i++) {
+		if (i == VMSPEC_OPT_ENV || !s->opts[i])
+			continue;
+		if (!r && !(r = json_object_new_object()))
+			return -ENOMEM;
+		json_object_object_add(r, vmspec_option(i)->name,
+				       json_object_new_string(s->opts[i]));
+	}
+	if (r)
+		json_object_object_add(o, "request", r);
+	return 0;
+}
+
 int proto_request_encode(const struct proto_request *req, char **ret,
 			 size_t *ret_len)
 {
@@ -111,6 +129,8 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 				       json_object_new_int64(req->start.gid));
 		json_object_object_add(
 		    o, "image", json_object_new_string(req->start.image));
+		if (add_options(o, &req->start) < 0)
+			return -ENOMEM;
 		break;
 	case PROTO_OP_STOP:
 	case PROTO_OP_STEP_END:
@@ -345,6 +365,44 @@ static int decode_exec(struct json_object *o, struct proto_request *req,
 	return 0;
 }
 
+/* Names must be options (not vm-env: that is "image"), values bounded
+ * strings; what they say is for vmmd to judge. */
+static int decode_options(struct json_object *o, struct proto_start *s,
+			  char *err, size_t errlen)
+{
+	struct json_object *r;
+	char safe[40];
+
+	if (!json_object_object_get_ex(o, "request", &r))
+		return 0;
+	if (!json_object_is_type(r, json_type_object))
+		return fail(err, errlen, "field 'request' must be an object");
+	json_object_object_foreach(r, key, val)
+	{
+		int i = vmspec_option_by_name(key);
+		const char *v;
+
+		if (i < 0 || i == VMSPEC_OPT_ENV)
+			return fail(err, errlen,
+				    "unknown option '%s' in "
+				    "'request'",
+				    printable(key, safe, sizeof(safe)));
+		if (!json_object_is_type(val, json_type_string))
+			return fail(err, errlen, "option '%s' must be a string",
+				    key);
+		v = json_object_get_string(val);
+		if ((size_t)json_object_get_string_len(val) >=
+			VMSPEC_MAX_OPTARG ||
+		    strlen(v) != (size_t)json_object_get_string_len(val))
+			return fail(err, errlen,
+				    "option '%s' too long or has NUL", key);
+		free(s->opts[i]);
+		if (!(s->opts[i] = strdup(v)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int decode_body(struct json_object *o, struct proto_request *req,
 		       char *err, size_t errlen)
 {
@@ -360,7 +418,7 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 				 sizeof(req->start.image), err, errlen)) < 0)
 			return r;
 		req->start.job_id = req->job_id;
-		return 0;
+		return decode_options(o, &req->start, err, errlen);
 	case PROTO_OP_STOP:
 	case PROTO_OP_STEP_END:
 		return get_u32(o, "job", &req->job_id, err, errlen);
@@ -416,6 +474,8 @@ int proto_request_decode(const char *buf, size_t len, struct proto_request *ret,
 
 void proto_request_clear(struct proto_request *req)
 {
+	for (int i = 0; i < VMSPEC_NOPTS; i++)
+		free(req->start.opts[i]);
 	free_strv(req->exec.argv);
 	free_strv(req->exec.envp);
 	free(req->exec.cwd);
@@ -455,6 +515,14 @@ static struct json_object *status_json(const struct proto_status *s)
 	json_object_object_add(o, "jobs", json_object_new_int64(s->jobs));
 	json_object_object_add(o, "uptime_s",
 			       json_object_new_int64((int64_t)s->uptime_s));
+	json_object_object_add(o, "policy_dir",
+			       json_object_new_string(s->policy_dir));
+	json_object_object_add(o, "policy_loaded",
+			       json_object_new_boolean(s->policy_loaded));
+	json_object_object_add(o, "policies",
+			       json_object_new_int64(s->policies));
+	json_object_object_add(o, "policy_error",
+			       json_object_new_string(s->policy_error));
 	return o;
 }
 
@@ -615,6 +683,8 @@ int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 	}
 	if (json_object_object_get_ex(o, "status", &v) &&
 	    json_object_is_type(v, json_type_object)) {
+		struct json_object *pl;
+
 		rep.has_status = true;
 		opt_str(v, "node", rep.status.node, sizeof(rep.status.node));
 		opt_str(v, "version", rep.status.version,
@@ -625,6 +695,14 @@ int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 			sizeof(rep.status.libvirt_uri));
 		rep.status.jobs = (uint32_t)opt_u64(v, "jobs");
 		rep.status.uptime_s = opt_u64(v, "uptime_s");
+		opt_str(v, "policy_dir", rep.status.policy_dir,
+			sizeof(rep.status.policy_dir));
+		rep.status.policies = (uint32_t)opt_u64(v, "policies");
+		rep.status.policy_loaded =
+		    json_object_object_get_ex(v, "policy_loaded", &pl) &&
+		    json_object_get_boolean(pl);
+		opt_str(v, "policy_error", rep.status.policy_error,
+			sizeof(rep.status.policy_error));
 	}
 	if (json_object_object_get_ex(o, "jobs", &v) &&
 	    json_object_is_type(v, json_type_array) &&

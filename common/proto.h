@@ -10,7 +10,9 @@
  * keys are refused, so both ends notice a version mismatch at once.
  *
  * Requests (client -> vmmd):
- *   {"op":"start","job":N,"uid":U,"gid":G,"image":"tiny"}       root/SlurmUser
+ *   {"op":"start","job":N,"uid":U,"gid":G,"image":"tiny",       root/SlurmUser
+ *    "request":{"vm-hugepages":"2M",...}}   the user's other --vm-* options
+ *                                           as given (optional)
  *   {"op":"stop","job":N}                                        root/SlurmUser
  *   {"op":"step_end","job":N}   a step of N ended here; vmmd stops the guest
  *                               once Slurm says the job is over  root/SlurmUser
@@ -32,6 +34,7 @@
 #include <stdint.h>
 
 #include "util.h"
+#include "vmspec.h"
 
 #define PROTO_MAX_MSG	(4u * 1024u * 1024u)
 #define PROTO_MAX_FDS	4
@@ -53,6 +56,12 @@ struct proto_start {
 	uint32_t uid;
 	uint32_t gid;
 	char image[VMENV_MAX_IMAGE_NAME];
+	/* The user's other options, indexed by enum vmspec_opt, as the user
+	 * wrote them (malloc'ed; NULL: not given; opts[VMSPEC_OPT_ENV] is
+	 * never used: that is image). The protocol only bounds them; vmmd
+	 * parses them and checks them against its own policies, so a bad
+	 * value fails the job with the reason. */
+	char *opts[VMSPEC_NOPTS];
 };
 
 struct proto_exec {
@@ -103,6 +112,10 @@ struct proto_status {
 	char libvirt_uri[256];
 	uint32_t jobs;
 	uint64_t uptime_s;
+	char policy_dir[VMENV_MAX_PATH];
+	bool policy_loaded;		    /* a good set is in force */
+	uint32_t policies;		    /* files in that set */
+	char policy_error[PROTO_MAX_ERROR]; /* why the last load failed */
 };
 
 struct proto_reply {

@@ -15,13 +15,13 @@
 static const char *const hugepages_names[] = {"none", "2M", "1G", NULL};
 static const char *const emulator_names[] = {"job", "housekeeping", NULL};
 
-#define MEMBER(m)                                                   \
-	offsetof(struct vmspec_values, m),                          \
+#define MEMBER(m)                          \
+	offsetof(struct vmspec_values, m), \
 	    sizeof(((struct vmspec_values *)0)->m)
 
 static const struct vmspec_field_info fields[VMSPEC_NFIELDS] = {
-    [VMSPEC_IMAGE] = {"image", VMSPEC_K_STR, MEMBER(image), 0, NULL,
-		      "vm-env", false},
+    [VMSPEC_IMAGE] = {"image", VMSPEC_K_STR, MEMBER(image), 0, NULL, "vm-env",
+		      false},
     [VMSPEC_IMAGE_PATHS] = {"image_paths", VMSPEC_K_BOOL, MEMBER(image_paths),
 			    0, NULL, NULL, false},
     [VMSPEC_CHECKPOINT] = {"checkpoint", VMSPEC_K_BOOL, MEMBER(checkpoint), 0,
@@ -51,8 +51,8 @@ static const struct vmspec_field_info fields[VMSPEC_NFIELDS] = {
     [VMSPEC_KEEP_OVERLAY] = {"keep_overlay", VMSPEC_K_BOOL,
 			     MEMBER(keep_overlay), 0, NULL, "vm-keep-overlay",
 			     false},
-    [VMSPEC_CPU_MODEL] = {"cpu_model", VMSPEC_K_STR, MEMBER(cpu_model), 0,
-			  NULL, "vm-cpu-model", false},
+    [VMSPEC_CPU_MODEL] = {"cpu_model", VMSPEC_K_STR, MEMBER(cpu_model), 0, NULL,
+			  "vm-cpu-model", false},
     [VMSPEC_EMULATOR_THREADS] = {"emulator_threads", VMSPEC_K_ENUM,
 				 MEMBER(emulator_threads), 0, emulator_names,
 				 "vm-emulator-threads", false},
@@ -322,8 +322,8 @@ int vmspec_parse_mount(const char *text, struct vmspec_mount *ret, char *err,
 	strcpy(buf, text);
 	dst = strchr(buf, ':');
 	if (!dst)
-		return inval(err, errlen,
-			     "mount '%s' is not SRC:DST[:ro|:rw]", safe);
+		return inval(err, errlen, "mount '%s' is not SRC:DST[:ro|:rw]",
+			     safe);
 	*dst++ = '\0';
 	mode = strchr(dst, ':');
 	if (mode)
@@ -349,8 +349,8 @@ int vmspec_parse_mount(const char *text, struct vmspec_mount *ret, char *err,
 	return 0;
 }
 
-static int parse_mounts(struct vmspec_mounts *ret, const char *text,
-			char *err, size_t errlen)
+static int parse_mounts(struct vmspec_mounts *ret, const char *text, char *err,
+			size_t errlen)
 {
 	struct vmspec_mounts m = {0};
 	char *save = NULL, *item;
@@ -408,8 +408,7 @@ static int parse_str(struct vmspec_values *v, enum vmspec_field f,
 
 	if (f == VMSPEC_IMAGE)
 		ok = strlen(t) < VMSPEC_MAX_IMAGE &&
-		     (valid_image_ref(t) ||
-		      clean_path(t, VMSPEC_MAX_IMAGE));
+		     (valid_image_ref(t) || clean_path(t, VMSPEC_MAX_IMAGE));
 	else if (f == VMSPEC_CPU_MODEL)
 		ok = cpu_model_ok(t);
 	else
@@ -566,8 +565,7 @@ int vmspec_explain(const struct vmspec *s, char **ret)
 	return 0;
 }
 
-uint32_t vmspec_guest_mem_mib(const struct vmspec_values *v,
-			      uint64_t alloc_mib)
+uint32_t vmspec_guest_mem_mib(const struct vmspec_values *v, uint64_t alloc_mib)
 {
 	uint64_t pct = (alloc_mib * v->mem_headroom_pct + 99) / 100;
 	uint64_t headroom =

@@ -151,8 +151,8 @@ enum vmspec_kind {
 struct vmspec_field_info {
 	const char *name; /* policy key and explain label */
 	enum vmspec_kind kind;
-	size_t off;  /* of the member in struct vmspec_values */
-	size_t size; /* STR, PATH: buffer size */
+	size_t off;	/* of the member in struct vmspec_values */
+	size_t size;	/* STR, PATH: buffer size */
 	uint32_t limit; /* U32: largest value; MOUNTS: most entries */
 	const char *const *choices; /* ENUM: names by value, NULL-terminated */
 	const char *option;	    /* the user's option, NULL: policy only */

@@ -67,8 +67,7 @@ static const struct vmspec_option options[VMSPEC_NOPTS] = {
 			      "Guest CPU: host-passthrough, host-model or a "
 			      "QEMU CPU model name.",
 			      false},
-    [VMSPEC_OPT_EMULATOR_THREADS] = {"vm-emulator-threads",
-				     "job|housekeeping",
+    [VMSPEC_OPT_EMULATOR_THREADS] = {"vm-emulator-threads", "job|housekeeping",
 				     "Where QEMU's own threads run: on the "
 				     "job's cores or the node's housekeeping "
 				     "cores.",

@@ -52,6 +52,8 @@ static const struct centry table[] = {
       "guest console logs"),
     S("catalog", C_PATH, catalog, VMENV_SYSCONFDIR "/catalog.json",
       "image catalog"),
+    S("policy_dir", C_PATH, policy_dir, VMENV_SYSCONFDIR "/policies.d",
+      "site policies (*.json); re-read on SIGHUP"),
     S("libvirt_uri", C_STR, libvirt_uri, "qemu:///system",
       "libvirt connection"),
     E("domain_type", domain_type, "auto kvm qemu", "auto",
@@ -67,7 +69,8 @@ static const struct centry table[] = {
     N("default_mem_mib", default_mem_mib, 64, 1 << 24, "512",
       "guest memory when Slurm allocated no memory"),
     N("mem_headroom_mib", mem_headroom_mib, 0, 1 << 20, "64",
-      "taken from the job's memory for QEMU itself"),
+      "taken from the job's memory for QEMU itself, unless a policy or "
+      "the user says otherwise"),
     N("max_vcpus", max_vcpus, 1, 1024, "255", "upper bound on vCPUs per guest"),
     N("max_clients", max_clients, 1, 65536, "1024",
       "concurrent client connections"),

@@ -19,6 +19,7 @@ struct vmmd_config {
 	char run_dir[VMENV_MAX_PATH];
 	char console_dir[VMENV_MAX_PATH];
 	char catalog[VMENV_MAX_PATH];
+	char policy_dir[VMENV_MAX_PATH];
 	char libvirt_uri[256];
 	char domain_type[8]; /* auto, kvm, qemu */
 	char slurm_user[64];

@@ -5,6 +5,7 @@
 #include "job.h"
 #include "log.h"
 #include "server.h"
+#include "spec.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -139,6 +140,7 @@ int vmmd_init(struct vmmd *d)
 	if (vmmd_catalog_refresh(d, err, sizeof(err)) < 0)
 		log_warn("catalog: %s (every job will fail until it is fixed)",
 			 err);
+	spec_policies_load(d);
 	if ((r = open_hv(d)) < 0)
 		return r;
 	job_reconcile(d, true);
@@ -162,6 +164,7 @@ void vmmd_fini(struct vmmd *d)
 		d->hv_ctx = NULL;
 	}
 	catalog_clear(&d->catalog);
+	spec_policies_free(d);
 	loop_free(d->loop);
 	d->loop = NULL;
 }

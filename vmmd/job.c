@@ -6,6 +6,7 @@
 #include "domxml.h"
 #include "exec.h"
 #include "log.h"
+#include "spec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -128,13 +129,20 @@ static int size_guest(struct job *j, const struct slurmjob_info *si,
 	if (j->vcpus > c->max_vcpus)
 		j->vcpus = c->max_vcpus;
 	/* QEMU itself needs memory beyond the guest's RAM; it comes out of
-	 * the job's allocation, never on top of it. */
-	mem = si->mem_mib ? si->mem_mib : c->default_mem_mib;
-	if (si->mem_mib && mem > c->mem_headroom_mib)
-		mem -= c->mem_headroom_mib;
+	 * the job's allocation, never on top of it (headroom: the spec). */
+	mem = si->mem_mib ? vmspec_guest_mem_mib(&j->spec.v, si->mem_mib)
+			  : c->default_mem_mib;
 	if (mem > UINT32_MAX)
 		mem = UINT32_MAX;
 	j->mem_mib = (uint32_t)mem;
+	if (!j->mem_mib)
+		return errf(err, errlen, -ENOMEM,
+			    "job %u: a memory headroom of %u%% / %u MiB leaves "
+			    "nothing of the job's %llu MiB for the guest on "
+			    "node %s",
+			    j->id, j->spec.v.mem_headroom_pct,
+			    j->spec.v.mem_headroom_mib,
+			    (unsigned long long)si->mem_mib, c->node_name);
 	if (img->min_mem_mib && j->mem_mib < img->min_mem_mib)
 		return errf(err, errlen, -ENOMEM,
 			    "job %u: image '%s' needs %u MiB but the job has "
@@ -282,6 +290,12 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 	char why[512] = "", names[512];
 	char safe[VMENV_MAX_IMAGE_NAME];
 
+	if (j->image[0] == '/')
+		return errf(err, errlen, -EOPNOTSUPP,
+			    "job %u: booting your own image '%s' is not "
+			    "supported on node %s yet",
+			    j->id, printable(j->image, safe, sizeof(safe)),
+			    j->d->cfg.node_name);
 	if (vmmd_catalog_refresh(j->d, why, sizeof(why)) < 0)
 		log_warn("catalog: %s (keeping the previous one)", why);
 	*ret = catalog_find(&j->d->catalog, j->image);
@@ -295,20 +309,23 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 		    j->d->cfg.node_name, names);
 }
 
-static int start_steps(struct job *j, char *err, size_t errlen)
+static int start_steps(struct job *j, const struct proto_start *req, char *err,
+		       size_t errlen)
 {
 	const struct catalog_image *img;
 	struct slurmjob_info si;
 	int r;
 
-	if ((r = lookup_image(j, &img, err, errlen)) < 0 ||
-	    (r = check_slurm(j, &si, err, errlen)) < 0 ||
+	/* Policy before anything of the guest exists. */
+	if ((r = check_slurm(j, &si, err, errlen)) < 0 ||
 	    (r = resolve_user(j, err, errlen)) < 0 ||
+	    (r = spec_resolve(j, req, &si, err, errlen)) < 0 ||
+	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
 	    (r = size_guest(j, &si, img, err, errlen)) < 0 ||
 	    (r = prepare_dir(j, img, err, errlen)) < 0 ||
 	    (r = create_domain(j, img, err, errlen)) < 0)
 		return r;
-	if ((r = write_state(j)) < 0)
+	if ((r = write_state(j)) < 0 || (r = spec_save(j)) < 0)
 		return errf(err, errlen, r, "job %u: cannot write state: %s",
 			    j->id, strerror(-r));
 	j->boot_timer = loop_add_timer(
@@ -326,7 +343,7 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 	struct job *j;
 	int r;
 
-	if (!valid_image_ref(req->image))
+	if (!valid_image_ref(req->image) && !valid_abs_path(req->image))
 		return errf(err, errlen, -EINVAL,
 			    "job %u: invalid image name '%s'", req->job_id,
 			    printable(req->image, safe, sizeof(safe)));
@@ -345,7 +362,7 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 		return -ENOMEM;
 	snprintf(j->image, sizeof(j->image), "%s", req->image);
 	j->t_request = now_ms();
-	r = start_steps(j, err, errlen);
+	r = start_steps(j, req, err, errlen);
 	if (r < 0) {
 		/* Keep the record with the reason for the job's tasks; the
 		 * guest and its files go now. */
@@ -545,6 +562,11 @@ int job_restore(struct vmmd *d, uint32_t id)
 	r = read_state(j);
 	if (r == 0)
 		r = resolve_user(j, err, sizeof(err));
+	/* A guest started by a vmmd without policies has no spec file. */
+	if (r == 0 && spec_load(j) < 0) {
+		log_warn("job %u: no readable spec; assuming the defaults", id);
+		vmspec_defaults(&j->spec);
+	}
 	if (r < 0) {
 		job_unlink(j);
 		free(j);

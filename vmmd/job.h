@@ -14,6 +14,7 @@
  * On disk, under run_dir/jobs/<id>/ (root, 0755):
  *   state           key=value lines reconcile needs after a vmmd restart
  *                   (written atomically)
+ *   spec            the merged spec with its origins (vmmd/spec.h)
  *   boot/           the job's copies of kernel and initrd (libvirt chowns
  *                   them to the user while the guest runs)
  *   q/agent.sock    QEMU's end of the agent channel (dir owned by the user:
@@ -28,6 +29,7 @@
 
 #include "proto.h"
 #include "vmmd.h"
+#include "vmspec.h"
 
 /* 9p mount tag of the job's working directory. */
 #define JOB_SHARE_TAG "vmenv.workdir"
@@ -56,6 +58,9 @@ struct job {
 	char agent_sock[VMENV_MAX_PATH];
 	uint32_t vcpus;
 	uint32_t mem_mib;
+	/* The user's request merged with the site's policies (vmmd/spec.c):
+	 * what every part of vmmd builds the guest from. */
+	struct vmspec spec;
 	bool domain_running;
 	enum job_state state;
 	char error[PROTO_MAX_ERROR];

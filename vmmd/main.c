@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "spec.h"
 #include "vmmd.h"
 
 #include <errno.h>
@@ -119,11 +120,13 @@ static void sig_io(void *data, uint32_t events)
 	(void)events;
 	while (read(s->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			log_notice("SIGHUP: reloading the catalog");
+			log_notice("SIGHUP: reloading the catalog and the "
+				   "policies");
 			if (vmmd_catalog_refresh(s->d, err, sizeof(err)) < 0)
 				log_err(
 				    "catalog: %s (keeping the previous one)",
 				    err);
+			spec_policies_load(s->d);
 			continue;
 		}
 		log_notice("signal %u: shutting down (guests keep running)",

@@ -130,6 +130,11 @@ static void do_status(struct client *c)
 	for (struct job *j = d->jobs; j; j = j->next)
 		s->jobs++;
 	s->uptime_s = (now_ms() - d->started_ms) / 1000;
+	snprintf(s->policy_dir, sizeof(s->policy_dir), "%s", d->cfg.policy_dir);
+	s->policy_loaded = d->policies != NULL;
+	s->policies = (uint32_t)policy_set_count(d->policies);
+	snprintf(s->policy_error, sizeof(s->policy_error), "%s",
+		 d->policy_error);
 	proto_send_reply(c->fd, &rep);
 }
 

@@ -44,6 +44,11 @@ static void fill(const slurm_job_info_t *j, const char *node,
 	ret->mem_mib = mem_on_node(j, ret->cpus);
 	snprintf(ret->work_dir, sizeof(ret->work_dir), "%s",
 		 j->work_dir ? j->work_dir : "");
+	snprintf(ret->partition, sizeof(ret->partition), "%s",
+		 j->partition ? j->partition : "");
+	snprintf(ret->account, sizeof(ret->account), "%s",
+		 j->account ? j->account : "");
+	snprintf(ret->qos, sizeof(ret->qos), "%s", j->qos ? j->qos : "");
 }
 
 int slurmjob_lookup(uint32_t job_id, const char *node,

@@ -26,6 +26,10 @@ struct slurmjob_info {
 	uint64_t mem_mib; /* memory allocated on this node; 0 = none set */
 	time_t end_time;
 	char work_dir[VMENV_MAX_PATH];
+	/* What site policies match on ("" when Slurm has none). */
+	char partition[128];
+	char account[128];
+	char qos[128];
 };
 
 /* 0; -ENOENT when Slurm does not know the job; other -errno with err. */

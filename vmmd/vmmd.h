@@ -11,6 +11,8 @@
 #include "config.h"
 #include "hv.h"
 #include "loop.h"
+#include "policy.h"
+#include "proto.h"
 #include "slurmjob.h"
 
 struct job;
@@ -23,6 +25,10 @@ struct vmmd {
 	void *hv_ctx;
 	slurmjob_lookup_f slurm_lookup;
 	struct catalog catalog;
+	/* The policy set in force (NULL: none ever loaded; every VM job is
+	 * refused) and why the last load failed ("" when it did not). */
+	struct policy_set *policies;
+	char policy_error[PROTO_MAX_ERROR];
 	char domain_type[8];	 /* resolved: "kvm" or "qemu" */
 	char domain_prefix[160]; /* "vmenv-<node>-" */
 	uid_t slurm_uid;	 /* may start/stop besides root */

@@ -27,14 +27,23 @@
 
 /* Every key, as an operator would write it. */
 static const char *const all_keys[] = {
-    "node_name",	 "socket",
-    "run_dir",		 "console_dir",
-    "catalog",		 "libvirt_uri",
-    "domain_type",	 "slurm_user",
-    "keep_console_logs", "log_level",
-    "boot_timeout_s",	 "default_mem_mib",
-    "mem_headroom_mib",	 "max_vcpus",
-    "max_clients",	 "reconcile_interval_s",
+    "node_name",
+    "socket",
+    "run_dir",
+    "console_dir",
+    "catalog",
+    "policy_dir",
+    "libvirt_uri",
+    "domain_type",
+    "slurm_user",
+    "keep_console_logs",
+    "log_level",
+    "boot_timeout_s",
+    "default_mem_mib",
+    "mem_headroom_mib",
+    "max_vcpus",
+    "max_clients",
+    "reconcile_interval_s",
 };
 
 static void defaults(struct vmmd_config *c)
@@ -79,6 +88,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.run_dir, VMENV_RUNDIR "/n1");
 	assert_string_equal(c.console_dir, VMENV_LOGDIR "/n1");
 	assert_string_equal(c.catalog, VMENV_SYSCONFDIR "/catalog.json");
+	assert_string_equal(c.policy_dir, VMENV_SYSCONFDIR "/policies.d");
 	assert_string_equal(c.libvirt_uri, "qemu:///system");
 	assert_string_equal(c.domain_type, "auto");
 	assert_string_equal(c.slurm_user, "slurm");

@@ -65,14 +65,14 @@ static const struct rcase cases[] = {
      "--vm-env=zeptoos:1 --vm-ib=1"},
     {"site_physics_ib_ok", "site", "bob", "prod", "physics", NULL, "bob",
      "--vm-env=debian12 --vm-ib=2"},
-    {"site_physics_ib_over_max", "site", "bob", "prod", "physics", NULL,
-     "bob", "--vm-env=debian12 --vm-ib=3"},
+    {"site_physics_ib_over_max", "site", "bob", "prod", "physics", NULL, "bob",
+     "--vm-env=debian12 --vm-ib=3"},
     {"site_physics_default_ib", "site", "bob", "prod", "physics", NULL, "bob",
      "--vm-env=rocky9.img"},
     {"site_alice_below_min", "site", "alice", "debug", NULL, NULL, "alice",
      "--vm-env=tiny --vm-mem-headroom=64M"},
-    {"site_alice_default_raised", "site", "alice", "debug", NULL, NULL,
-     "alice", "--vm-env=tiny"},
+    {"site_alice_default_raised", "site", "alice", "debug", NULL, NULL, "alice",
+     "--vm-env=tiny"},
     {"site_alice_prod_physics", "site", "alice", "prod", "physics", NULL,
      "alice,users", "--vm-env=debian12:12.5"},
     {"site_group_contradicts", "site", "carol", "debug", NULL, NULL,
@@ -101,8 +101,8 @@ static const struct rcase cases[] = {
      * it states; a more specific policy beats both. */
     {"conflict_later_file_wins", "conflict", "bob", "p", NULL, NULL, "bob",
      "--vm-env=tiny --vm-cpu-model=Skylake-Server"},
-    {"conflict_default_not_allowed", "conflict", "bob", "p", NULL, NULL,
-     "bob", "--vm-env=tiny"},
+    {"conflict_default_not_allowed", "conflict", "bob", "p", NULL, NULL, "bob",
+     "--vm-env=tiny"},
     {"conflict_user_vs_winner", "conflict", "bob", "p", NULL, NULL, "bob",
      "--vm-env=tiny --vm-hugepages=2M --vm-cpu-model=host-passthrough"},
     {"conflict_more_specific", "conflict", "bob", "p", NULL, "debug", "bob",
@@ -117,8 +117,8 @@ static const struct rcase cases[] = {
      "--vm-emulator-threads=housekeeping"},
     {"empty_mount_closed", "empty", "bob", "debug", NULL, NULL, "bob",
      "--vm-env=tiny --vm-mount=/home/bob:/home/bob"},
-    {"empty_checkpoint_dir_closed", "empty", "bob", "debug", NULL, NULL,
-     "bob", "--vm-env=tiny --vm-checkpoint-dir=/scratch"},
+    {"empty_checkpoint_dir_closed", "empty", "bob", "debug", NULL, NULL, "bob",
+     "--vm-env=tiny --vm-checkpoint-dir=/scratch"},
     {"empty_image_path", "empty", "bob", "debug", NULL, NULL, "bob",
      "--vm-env=/home/bob/my.img"},
     {"empty_no_image", "empty", "bob", "debug", NULL, NULL, "bob", ""},
@@ -127,23 +127,22 @@ static const struct rcase cases[] = {
      "bob", "--vm-env=tiny --vm-gpus=no"},
     {"patterns_partition_list", "patterns", "bob", "a100", NULL, NULL, "bob",
      "--vm-env=tiny"},
-    {"patterns_partition_no_match", "patterns", "bob", "gp", NULL, NULL,
-     "bob", "--vm-env=tiny --vm-gpus=no"},
+    {"patterns_partition_no_match", "patterns", "bob", "gp", NULL, NULL, "bob",
+     "--vm-env=tiny --vm-gpus=no"},
     {"patterns_user_and_qos", "patterns", "stud42", "debug", NULL, "lowprio",
      "stud42", "--vm-env=tiny --vm-ib=1"},
     {"patterns_user_other_qos", "patterns", "stud42", "debug", NULL, "high",
      "stud42", "--vm-env=tiny --vm-ib=1 --vm-checkpoint"},
-    {"patterns_user_no_match", "patterns", "student", "debug", NULL,
-     "normal", "student", "--vm-env=tiny --vm-ib=1"},
+    {"patterns_user_no_match", "patterns", "student", "debug", NULL, "normal",
+     "student", "--vm-env=tiny --vm-ib=1"},
     {"patterns_image_version", "patterns", "bob", "debug", "bio-lab", NULL,
      "bob", "--vm-env=bio-tools:2"},
-    {"patterns_image_no_version", "patterns", "bob", "debug", "bio-lab",
-     NULL, "bob", "--vm-env=bio-tools"},
+    {"patterns_image_no_version", "patterns", "bob", "debug", "bio-lab", NULL,
+     "bob", "--vm-env=bio-tools"},
     {"patterns_unknown_qos", "patterns", "bob", NULL, NULL, NULL, NULL,
      "--vm-env=tiny"},
     /* Caps: defaults and enforced values are capped, users refused. */
-    {"caps_wide", "caps", "bob", "debug", NULL, NULL, "bob",
-     "--vm-env=tiny"},
+    {"caps_wide", "caps", "bob", "debug", NULL, NULL, "bob", "--vm-env=tiny"},
     {"caps_narrow_capped", "caps", "bob", "small", NULL, NULL, "bob",
      "--vm-env=tiny"},
     {"caps_user_over_max", "caps", "bob", "small", NULL, NULL, "bob",
@@ -161,8 +160,8 @@ static const struct rcase cases[] = {
      "--vm-env=tiny"},
     {"mounts_user_added", "mounts", "bob", "debug", NULL, NULL, "bob",
      "--vm-env=tiny --vm-mount=/home/bob:/home/bob,/data/x:/x:ro"},
-    {"mounts_user_covers_enforced", "mounts", "bob", "debug", NULL, NULL,
-     "bob", "--vm-env=tiny --vm-mount=/home/bob/apps:/apps"},
+    {"mounts_user_covers_enforced", "mounts", "bob", "debug", NULL, NULL, "bob",
+     "--vm-env=tiny --vm-mount=/home/bob/apps:/apps"},
     {"mounts_user_repeats_enforced", "mounts", "bob", "debug", NULL, NULL,
      "bob", "--vm-env=tiny --vm-mount=/sw/apps:/apps:ro,/home/b:/b"},
     {"mounts_data_rw", "mounts", "bob", "debug", NULL, NULL, "bob",
@@ -172,8 +171,8 @@ static const struct rcase cases[] = {
     {"mounts_lab_user_none", "mounts", "bob", "debug", "lab", NULL, "bob",
      "--vm-env=tiny --vm-mount=none"},
     /* Images: paths only where a policy switches them on. */
-    {"images_path_ok", "images", "bob", "debug", NULL, NULL,
-     "bob,imagemakers", "--vm-env=/home/bob/my.img"},
+    {"images_path_ok", "images", "bob", "debug", NULL, NULL, "bob,imagemakers",
+     "--vm-env=/home/bob/my.img"},
     {"images_path_pattern", "images", "bob", "debug", NULL, NULL,
      "bob,imagemakers", "--vm-env=/scratch/my.img"},
     {"images_path_not_on", "images", "bob", "debug", NULL, NULL, "bob",
@@ -214,8 +213,8 @@ static void check_golden(const char *name, const char *got)
 
 	snprintf(path, sizeof(path), DATA("golden/%s"), name);
 	if (regen && strcmp(regen, "1") == 0) {
-		assert_int_equal(write_file_atomic(path, got, strlen(got), 0644),
-				 0);
+		assert_int_equal(
+		    write_file_atomic(path, got, strlen(got), 0644), 0);
 		print_message("regenerated %s\n", path);
 		return;
 	}
@@ -230,8 +229,7 @@ static struct policy_set *load_set(const char *set)
 	char path[VMENV_MAX_PATH], err[1024] = "";
 
 	snprintf(path, sizeof(path), DATA("sets/%s"), set);
-	if (policy_set_load(path, false, NULL, NULL, &s, err, sizeof(err)) !=
-	    0)
+	if (policy_set_load(path, false, NULL, NULL, &s, err, sizeof(err)) != 0)
 		fail_msg("%s: %s", path, err);
 	return s;
 }
@@ -269,7 +267,8 @@ static char *run_case(const struct policy_set *s, const struct rcase *c)
 	const char *gcv[16];
 	char err[1024] = "", why[1024] = "", matches[1024];
 	struct vmspec_request *req = calloc(1, sizeof(*req));
-	struct vmspec *base = malloc(sizeof(*base)), *spec = malloc(sizeof(*spec));
+	struct vmspec *base = malloc(sizeof(*base)),
+		      *spec = malloc(sizeof(*spec));
 	char *out = NULL, *text = NULL;
 	int argc, ng = 0, r;
 
@@ -286,8 +285,8 @@ static char *run_case(const struct policy_set *s, const struct rcase *c)
 	}
 	for (int i = 0; i < ng; i++)
 		gcv[i] = gv[i];
-	struct policy_ctx ctx = {c->user,	 c->partition, c->account,
-				 c->qos,	 gcv,	       (size_t)ng};
+	struct policy_ctx ctx = {c->user, c->partition, c->account,
+				 c->qos,  gcv,		(size_t)ng};
 	r = vmspec_request_from_argv(req, argc, argv, err, sizeof(err));
 	if (r != 0)
 		fail_msg("%s: options: %s", c->name, err);
@@ -391,8 +390,8 @@ static void test_all_or_nothing(void **state)
 	struct errs e = {.n = 0};
 	char err[1024];
 
-	assert_int_equal(policy_set_load(DATA("broken"), false, collect_err,
-					 &e, &s, err, sizeof(err)),
+	assert_int_equal(policy_set_load(DATA("broken"), false, collect_err, &e,
+					 &s, err, sizeof(err)),
 			 -EINVAL);
 	assert_null(s);
 	assert_int_equal(e.n, 2);
@@ -471,13 +470,12 @@ static void test_order_independent(void **state)
 		snprintf(path, sizeof(path), DATA("sets/site/%s"), files[i]);
 		assert_int_equal(read_file_limited(path, 1 << 20, &text, &len),
 				 0);
-		assert_int_equal(policy_parse(text, len, files[i], &p[i], err,
-					      sizeof(err)),
-				 0);
+		assert_int_equal(
+		    policy_parse(text, len, files[i], &p[i], err, sizeof(err)),
+		    0);
 	}
-	assert_int_equal(policy_set_new(p, ARRAY_SIZE(p), &rev, err,
-					sizeof(err)),
-			 0);
+	assert_int_equal(
+	    policy_set_new(p, ARRAY_SIZE(p), &rev, err, sizeof(err)), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		if (strcmp(cases[i].set, "site") != 0)
 			continue;
@@ -515,13 +513,12 @@ static void test_refusal_names_policy(void **state)
 	char *argv[] = {a0, a1};
 	struct policy_ctx ctx = {.user = "bob", .partition = "prod"};
 
-	assert_int_equal(vmspec_request_from_argv(&req, 2, argv, err,
-						  sizeof(err)),
-			 0);
+	assert_int_equal(
+	    vmspec_request_from_argv(&req, 2, argv, err, sizeof(err)), 0);
 	vmspec_defaults(&base);
-	assert_int_equal(policy_resolve(s, &ctx, &req, &base, &spec, why,
-					sizeof(why)),
-			 POLICY_REFUSED);
+	assert_int_equal(
+	    policy_resolve(s, &ctx, &req, &base, &spec, why, sizeof(why)),
+	    POLICY_REFUSED);
 	assert_string_equal(why, "hugepages: '1G' contradicts '2M' enforced "
 				 "by policy 'prod' (10-prod.json)");
 	policy_set_free(s);

@@ -340,6 +340,21 @@ static const struct {
      "{\"op\":\"start\",\"job\":1,\"uid\":0,\"gid\":0,"
      "\"image\":\"ti\\u0000ny\"}",
      "field 'image' too long or has NUL"},
+#define START_HEAD \
+	"{\"op\":\"start\",\"job\":1,\"uid\":0,\"gid\":0,\"image\":\"t\","
+    {"start request unknown option",
+     START_HEAD "\"request\":{\"vm-nope\":\"1\"}}",
+     "unknown option 'vm-nope' in 'request'"},
+    {"start request with vm-env", START_HEAD "\"request\":{\"vm-env\":\"x\"}}",
+     "unknown option 'vm-env' in 'request'"},
+    {"start request not an object", START_HEAD "\"request\":[\"vm-ib\"]}",
+     "field 'request' must be an object"},
+    {"start request number", START_HEAD "\"request\":{\"vm-ib\":2}}",
+     "option 'vm-ib' must be a string"},
+    {"start request NUL", START_HEAD "\"request\":{\"vm-ib\":\"2\\u0000x\"}}",
+     "option 'vm-ib' too long or has NUL"},
+    {"start request in stop", "{\"op\":\"stop\",\"job\":1,\"request\":{}}",
+     "unknown field 'request' for op 'stop'"},
     {"signal 0", "{\"op\":\"signal\",\"signal\":0}", "signal 0 out of range"},
     {"signal 65", "{\"op\":\"signal\",\"signal\":65}",
      "signal 65 out of range"},
@@ -454,6 +469,51 @@ static void test_request_error_bounded(void **state)
 	assert_int_equal(proto_request_decode("x", 1, &r, NULL, 0), -EBADMSG);
 }
 
+/* The user's options travel as written, bounded; vmmd judges them. */
+static void test_start_options(void **state)
+{
+	struct proto_request in = {.op = PROTO_OP_START, .job_id = 3}, out;
+	_cleanup_free_ char *json = NULL, *big = NULL;
+	char err[PROTO_MAX_ERROR] = "";
+	size_t len;
+
+	in.start.job_id = 3;
+	snprintf(in.start.image, sizeof(in.start.image), "tiny");
+	in.start.opts[VMSPEC_OPT_HUGEPAGES] = strdup("not-checked-here");
+	in.start.opts[VMSPEC_OPT_MOUNT] = strdup("/a:/b:ro,/c:/\"d\"");
+	in.start.opts[VMSPEC_OPT_GPUS] = strdup("");
+	assert_int_equal(proto_request_encode(&in, &json, &len), 0);
+	assert_int_equal(
+	    proto_request_decode(json, len, &out, err, sizeof(err)), 0);
+	for (int i = 0; i < VMSPEC_NOPTS; i++) {
+		if (!in.start.opts[i]) {
+			assert_null(out.start.opts[i]);
+			continue;
+		}
+		assert_non_null(out.start.opts[i]);
+		assert_string_equal(in.start.opts[i], out.start.opts[i]);
+	}
+	proto_request_clear(&out);
+	/* No options: no "request" at all (an old vmmd accepts it). */
+	proto_request_clear(&in);
+	in = (struct proto_request){.op = PROTO_OP_START};
+	free(json);
+	assert_int_equal(proto_request_encode(&in, &json, &len), 0);
+	assert_null(strstr(json, "request"));
+	/* An option value is bounded. */
+	big = malloc(VMSPEC_MAX_OPTARG + 256);
+	assert_non_null(big);
+	snprintf(big, 256, START_HEAD "\"request\":{\"vm-ib\":\"");
+	len = strlen(big);
+	assert_true(len < 200);
+	memset(big + len, '1', VMSPEC_MAX_OPTARG);
+	snprintf(big + len + VMSPEC_MAX_OPTARG, 8, "\"}}");
+	assert_int_equal(
+	    proto_request_decode(big, strlen(big), &out, err, sizeof(err)),
+	    -EBADMSG);
+	assert_contains(err, "option 'vm-ib' too long");
+}
+
 static void test_request_oversized_text(void **state)
 {
 	size_t len = PROTO_MAX_MSG + 1;
@@ -484,6 +544,10 @@ static void assert_reply_equal(const struct proto_reply *a,
 	assert_string_equal(a->status.libvirt_uri, b->status.libvirt_uri);
 	assert_int_equal(a->status.jobs, b->status.jobs);
 	assert_int_equal(a->status.uptime_s, b->status.uptime_s);
+	assert_string_equal(a->status.policy_dir, b->status.policy_dir);
+	assert_int_equal(a->status.policies, b->status.policies);
+	assert_int_equal(a->status.policy_loaded, b->status.policy_loaded);
+	assert_string_equal(a->status.policy_error, b->status.policy_error);
 	assert_int_equal(a->has_jobs, b->has_jobs);
 	assert_int_equal(a->njobs, b->njobs);
 	for (size_t i = 0; i < a->njobs; i++) {
@@ -525,7 +589,8 @@ static void test_reply_roundtrip(void **state)
 	    {.kind = PROTO_REPLY_OK,
 	     .has_status = true,
 	     .status = {"node-1", "0.1.0", "kvm", "qemu:///system", 3,
-			UINT64_C(1) << 40}},
+			UINT64_C(1) << 40, "/etc/vmenv/policies.d", true, 4,
+			"x.json: ib_vfs.max: must be an integer"}},
 	    {.kind = PROTO_REPLY_OK,
 	     .has_jobs = true,
 	     .njobs = ARRAY_SIZE(sample_jobs),
@@ -859,6 +924,7 @@ int main(void)
 	    cmocka_unit_test(test_request_encode_bad_op),
 	    cmocka_unit_test(test_request_refusals),
 	    cmocka_unit_test(test_request_error_bounded),
+	    cmocka_unit_test(test_start_options),
 	    cmocka_unit_test(test_request_oversized_text),
 	    cmocka_unit_test(test_reply_roundtrip),
 	    cmocka_unit_test(test_reply_refusals),

@@ -43,6 +43,7 @@
 #include "job.h"
 #include "log.h"
 #include "proto.h"
+#include "spec.h"
 #include "vmmd.h"
 
 #define JOB	  42
@@ -174,6 +175,8 @@ static struct fx *fx_new(void)
 	fixture_path(f, c->socket_path, sizeof(c->socket_path),
 		     "run/vmmd.sock");
 	fixture_path(f, c->catalog, sizeof(c->catalog), "catalog.json");
+	/* Absent until a test writes policies: no site policies. */
+	fixture_path(f, c->policy_dir, sizeof(c->policy_dir), "policies");
 	/* Whoever runs the test may start and stop guests, as root or the
 	 * Slurm user may. */
 	pw = getpwuid(getuid());
@@ -1741,6 +1744,157 @@ static void test_exec_other_user(void **state)
 	assert_int_equal(exec_count(job(f)), 0);
 }
 
+/* ======================================================================= */
+/* site policies                                                            */
+/* ======================================================================= */
+
+static void write_policy(struct fx *f, const char *name, const char *text)
+{
+	char path[512];
+
+	fixture_path(f, path, sizeof(path), "policies");
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/policies/%s", f->dir, name);
+	write_text(path, text);
+}
+
+static void start_with(struct fx *f, enum vmspec_opt o, const char *value,
+		       struct proto_reply *rep)
+{
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = JOB,
+	    .start = {.job_id = JOB,
+		      .uid = (uint32_t)getuid(),
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+
+	req.start.opts[o] = strdup(value);
+	call(f, &req, rep);
+	proto_request_clear(&req);
+}
+
+/* vmmd judges the request itself: a value the policy refuses fails the
+ * job with the reason before any guest exists. */
+static void test_policy_refuses_start(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+
+	write_policy(f, "10-hp.json", "{\"hugepages\": {\"enforce\": \"2M\"}}");
+	assert_int_equal(spec_policies_load(&f->d), 0);
+	start_with(f, VMSPEC_OPT_HUGEPAGES, "none", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_string_equal(rep.error,
+			    "job 42: refused by site policy on node n1: "
+			    "hugepages: 'none' contradicts '2M' enforced by "
+			    "policy '10-hp' (10-hp.json)");
+	assert_no_guest(f);
+	assert_int_equal(job(f)->state, JOB_FAILED);
+	assert_string_equal(job(f)->error, rep.error);
+
+	/* A malformed value smuggled past the submit side fails the same
+	 * way. */
+	f = fx_renew(state);
+	start_with(f, VMSPEC_OPT_HUGEPAGES, "3M", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: --vm-hugepages: '3M' is not one "
+				   "of: none, 2M, 1G");
+	assert_no_guest(f);
+	assert_int_equal(job(f)->state, JOB_FAILED);
+}
+
+/* The merged spec is the job's, sizes the guest, and survives a vmmd
+ * restart in the job's directory. */
+static void test_policy_spec_applied(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	_cleanup_free_ char *before = NULL, *after = NULL;
+	char path[512];
+
+	write_policy(f, "10-mem.json",
+		     "{\"mem_headroom_pct\": {\"enforce\": 50},"
+		     " \"mounts\": {\"enforce\": [\"/sw:/apps:ro\"]}}");
+	assert_int_equal(spec_policies_load(&f->d), 0);
+	start_with(f, VMSPEC_OPT_GPUS, "no", &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start refused: %s", rep.error);
+	/* 1024 MiB allocated, half of it left to QEMU. */
+	assert_contains(fake_hv.last_xml, "<memory unit='MiB'>512</memory>");
+	assert_int_equal(job(f)->spec.v.mem_headroom_pct, 50);
+	assert_int_equal(job(f)->spec.src[VMSPEC_MEM_HEADROOM_PCT].origin,
+			 VMSPEC_ENFORCED);
+	assert_false(job(f)->spec.v.gpus);
+	assert_int_equal(job(f)->spec.src[VMSPEC_GPUS].origin, VMSPEC_USER);
+	assert_string_equal(job(f)->spec.v.image, "tiny");
+	snprintf(path, sizeof(path), "%s/run/jobs/%u/spec", f->dir, JOB);
+	assert_true(exists(path));
+	assert_int_equal(vmspec_explain(&job(f)->spec, &before), 0);
+	memset(&job(f)->spec, 0, sizeof(job(f)->spec));
+	assert_int_equal(spec_load(job(f)), 0);
+	assert_int_equal(vmspec_explain(&job(f)->spec, &after), 0);
+	assert_string_equal(before, after);
+	assert_contains(after, "/sw:/apps:ro             enforced by policy "
+			       "'10-mem' (10-mem.json)");
+}
+
+static void status_policies(struct fx *f, bool loaded, uint32_t n,
+			    const char *error)
+{
+	struct proto_request req = {.op = PROTO_OP_STATUS};
+	struct proto_reply rep;
+
+	call(f, &req, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_int_equal(rep.status.policy_loaded, loaded);
+	assert_int_equal(rep.status.policies, n);
+	assert_contains(rep.status.policy_error, error);
+	assert_contains(rep.status.policy_dir, "/policies");
+}
+
+/* A bad file never loosens anything: the last good set stays in force,
+ * and with none at all every VM job is refused. */
+static void test_policy_bad_file(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+
+	status_policies(f, true, 0, "");
+	write_policy(f, "10-hp.json", "{\"hugepages\": {\"enforce\": \"2M\"}}");
+	assert_int_equal(spec_policies_load(&f->d), 0);
+	status_policies(f, true, 1, "");
+	write_policy(f, "20-bad.json", "{\"hugepages\": {\"enforce\": 2}}");
+	assert_int_equal(spec_policies_load(&f->d), -EINVAL);
+	assert_contains(logbuf, "policy: ");
+	assert_contains(logbuf, "20-bad.json: hugepages.enforce: must be a "
+				"string");
+	assert_contains(logbuf, "keeping the last good set (1 policies)");
+	status_policies(f, true, 1, "20-bad.json: hugepages.enforce");
+	start_with(f, VMSPEC_OPT_HUGEPAGES, "none", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "contradicts '2M' enforced");
+	assert_no_guest(f);
+
+	/* As if vmmd started with the bad file: nothing is in force. */
+	f = fx_renew(state);
+	write_policy(f, "20-bad.json", "{\"hugepages\": {\"enforce\": 2}}");
+	spec_policies_free(&f->d);
+	assert_int_equal(spec_policies_load(&f->d), -EINVAL);
+	status_policies(f, false, 0, "20-bad.json");
+	start_job(f, JOB, "tiny", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: the site policies on node n1 do "
+				   "not load (");
+	assert_no_guest(f);
+	/* Fixed: jobs run again. */
+	write_policy(f, "20-bad.json",
+		     "{\"hugepages\": {\"enforce\": \"2M\"}}");
+	assert_int_equal(spec_policies_load(&f->d), 0);
+	status_policies(f, true, 1, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1766,6 +1920,9 @@ int main(void)
 	    T(test_stop),
 	    T(test_stop_console_logs),
 	    T(test_exec_other_user),
+	    T(test_policy_refuses_start),
+	    T(test_policy_spec_applied),
+	    T(test_policy_bad_file),
 #undef T
 	};
 

@@ -98,8 +98,7 @@ static const struct ocase ocases[] = {
     {"vm-cpu-model",
      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL,
      "invalid cpu_model"},
-    {"vm-emulator-threads", "housekeeping", "emulator_threads",
-     "housekeeping"},
+    {"vm-emulator-threads", "housekeeping", "emulator_threads", "housekeeping"},
     {"vm-emulator-threads", "Job", "emulator_threads", "job"},
     {"vm-emulator-threads", "io", NULL, "not one of: job, housekeeping"},
 };
@@ -190,9 +189,9 @@ static void test_argv(void **state)
 	char *big = malloc(VMSPEC_MAX_OPTARG + 16);
 	memset(big, 'a', VMSPEC_MAX_OPTARG + 15);
 	big[VMSPEC_MAX_OPTARG + 15] = '\0';
-	assert_int_equal(vmspec_request_set(r, VMSPEC_OPT_CPU_MODEL, big, err,
-					    sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+	    vmspec_request_set(r, VMSPEC_OPT_CPU_MODEL, big, err, sizeof(err)),
+	    -EINVAL);
 	assert_contains(err, "longer than 4095 bytes");
 	free(big);
 	free(r);
@@ -205,10 +204,11 @@ static void test_guest_mem(void **state)
 		uint64_t alloc;
 		uint32_t want;
 	} t[] = {
-	    {0, 64, 512, 448},	    {15, 0, 1000, 850},	 {15, 0, 1001, 850},
-	    {15, 64, 100, 36},	    {15, 256, 4096, 3481}, {50, 64, 512, 256},
-	    {0, 0, 512, 512},	    {0, 512, 512, 0},	 {90, 0, 100, 10},
-	    {0, 64, 1ull << 40, UINT32_MAX},
+	    {0, 64, 512, 448},	   {15, 0, 1000, 850},
+	    {15, 0, 1001, 850},	   {15, 64, 100, 36},
+	    {15, 256, 4096, 3481}, {50, 64, 512, 256},
+	    {0, 0, 512, 512},	   {0, 512, 512, 0},
+	    {90, 0, 100, 10},	   {0, 64, 1ull << 40, UINT32_MAX},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
@@ -224,15 +224,15 @@ static void test_env_names(void **state)
 {
 	char buf[64];
 
-	assert_int_equal(vmspec_option_env(VMSPEC_OPT_CHECKPOINT_LEAD, "SBATCH_",
-					   buf, sizeof(buf)),
+	assert_int_equal(vmspec_option_env(VMSPEC_OPT_CHECKPOINT_LEAD,
+					   "SBATCH_", buf, sizeof(buf)),
 			 0);
 	assert_string_equal(buf, "SBATCH_VM_CHECKPOINT_LEAD");
 	assert_int_equal(
 	    vmspec_option_env(VMSPEC_OPT_ENV, "SLURM_", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "SLURM_VM_ENV");
-	assert_int_equal(
-	    vmspec_option_env(VMSPEC_OPT_ENV, "SLURM_", buf, 10), -ENAMETOOLONG);
+	assert_int_equal(vmspec_option_env(VMSPEC_OPT_ENV, "SLURM_", buf, 10),
+			 -ENAMETOOLONG);
 	/* Every option has a name, an argument and help; every user field
 	 * has an option. */
 	for (int o = 0; o < VMSPEC_NOPTS; o++) {
@@ -244,7 +244,8 @@ static void test_env_names(void **state)
 	}
 	for (int f = 0; f < VMSPEC_NFIELDS; f++) {
 		const char *opt = vmspec_field(f)->option;
-		assert_int_equal(vmspec_field_by_name(vmspec_field(f)->name), f);
+		assert_int_equal(vmspec_field_by_name(vmspec_field(f)->name),
+				 f);
 		if (opt)
 			assert_true(vmspec_option_by_name(opt) >= 0);
 	}
@@ -255,10 +256,8 @@ static void test_env_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_options),
-	    cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_argv),
-	    cmocka_unit_test(test_guest_mem),
+	    cmocka_unit_test(test_options),   cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_argv),      cmocka_unit_test(test_guest_mem),
 	    cmocka_unit_test(test_env_names),
 	};
 
