@@ -27,23 +27,15 @@
 
 /* Every key, as an operator would write it. */
 static const char *const all_keys[] = {
-    "node_name",
-    "socket",
-    "run_dir",
-    "console_dir",
-    "catalog",
+    "node_name",	 "socket",
+    "run_dir",		 "console_dir",
+    "catalog",		 "libvirt_uri",
+    "domain_type",	 "slurm_user",
+    "keep_console_logs", "log_level",
+    "boot_timeout_s",	 "default_mem_mib",
+    "mem_headroom_mib",	 "max_vcpus",
+    "max_clients",	 "reconcile_interval_s",
     "policy_dir",
-    "libvirt_uri",
-    "domain_type",
-    "slurm_user",
-    "keep_console_logs",
-    "log_level",
-    "boot_timeout_s",
-    "default_mem_mib",
-    "mem_headroom_mib",
-    "max_vcpus",
-    "max_clients",
-    "reconcile_interval_s",
 };
 
 static void defaults(struct vmmd_config *c)
