@@ -97,7 +97,11 @@ int jobctl_step_init(spank_t sp)
 	req.start.uid = (uint32_t)uid;
 	req.start.gid = (uint32_t)gid;
 	snprintf(req.start.image, sizeof(req.start.image), "%s", image);
+	/* The other --vm-* options, for vmmd to judge against its policies. */
+	if (plugin_request_from_spank(sp, &req.start) < 0)
+		log_err("vmenv: start: job %u: out of memory", req.job_id);
 	call(sp, "start", &req);
+	proto_request_clear(&req);
 	return 0;
 }
 

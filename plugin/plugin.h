@@ -14,13 +14,16 @@
 
 #include <slurm/spank.h>
 
+#include "proto.h"
 #include "util.h"
+#include "vmspec.h"
 
 struct plugin_cfg {
 	char catalog[VMENV_MAX_PATH];
 	char socket[VMENV_MAX_PATH];  /* may contain %n (node name) */
 	char run_dir[VMENV_MAX_PATH]; /* vmmd's run_dir, may contain %n */
 	char exec[VMENV_MAX_PATH];
+	char policies[VMENV_MAX_PATH]; /* site policies for submit checks */
 	int timeout_ms;
 };
 
@@ -28,7 +31,7 @@ extern struct plugin_cfg plugin_cfg;
 extern struct spank_option plugin_opt_vm_env;
 
 /* plugstack.conf arguments: catalog=, socket=, run_dir=, exec=,
- * timeout_ms=. */
+ * policies=, timeout_ms=. */
 int plugin_parse_args(int ac, char **av);
 /* The image the job asked for, or NULL when this is not a VM job. The
  * result points into a static buffer. */
@@ -42,9 +45,26 @@ int plugin_socket_path(const char *node, char *buf, size_t len);
 int plugin_expand_node(const char *pattern, const char *node, char *buf,
 		       size_t len);
 
+/* options.c: the --vm-* options besides --vm-env. */
+int plugin_register_options(spank_t sp);
+/* Keeps an option's value as given (value NULL: given bare). */
+void plugin_remember_option(enum vmspec_opt o, const char *value);
+/* The value given ("" for a bare yes/no option), NULL when not given. */
+const char *plugin_option_given(enum vmspec_opt o);
+/* SBATCH_VM_X / SALLOC_VM_X / SLURM_VM_X into the variable Slurm reads
+ * SPANK options from, unless that is set already (prog: sbatch, salloc,
+ * srun). */
+void plugin_mirror_env(const char *prog);
+/* Copies the options of the step (all but --vm-env, which is image) into
+ * start->opts, as the user wrote them: vmmd judges them. 0 or -ENOMEM. */
+int plugin_request_from_spank(spank_t sp, struct proto_start *start);
+
 /* submit.c */
 int submit_init(spank_t sp);
 int submit_opt_cb(int val, const char *optarg, int remote);
+/* Once every option is known: the request against the site's policies,
+ * for a good message before anything is queued. -1 refuses. */
+int submit_post_opt(spank_t sp);
 
 /* jobctl.c */
 int jobctl_step_init(spank_t sp);

@@ -14,6 +14,7 @@ struct plugin_cfg plugin_cfg = {
     .socket = VMENV_RUNDIR "/%n/vmmd.sock",
     .run_dir = VMENV_RUNDIR "/%n",
     .exec = VMENV_LIBEXECDIR "/vmenv-exec",
+    .policies = VMENV_SYSCONFDIR "/policies.d",
     .timeout_ms = 8000,
 };
 
@@ -46,7 +47,8 @@ static int set_cfg(const char *arg)
 	} paths[] = {{"catalog=", plugin_cfg.catalog},
 		     {"socket=", plugin_cfg.socket},
 		     {"run_dir=", plugin_cfg.run_dir},
-		     {"exec=", plugin_cfg.exec}};
+		     {"exec=", plugin_cfg.exec},
+		     {"policies=", plugin_cfg.policies}};
 	uint32_t ms;
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -137,6 +139,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 		log_err("vmenv: init: cannot register --vm-env");
 		return -1;
 	}
+	if (plugin_register_options(sp) < 0)
+		return -1;
 	if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR)
 		return submit_init(sp);
 	return 0;
@@ -147,7 +151,18 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
-	return spank_context() == S_CTX_REMOTE ? jobctl_step_init(sp) : 0;
+	switch (spank_context()) {
+	case S_CTX_REMOTE:
+		return jobctl_step_init(sp);
+	case S_CTX_LOCAL:
+	case S_CTX_ALLOCATOR:
+		return submit_post_opt(sp);
+	case S_CTX_ERROR:
+	case S_CTX_SLURMD:
+	case S_CTX_JOB_SCRIPT:
+		break;
+	}
+	return 0;
 }
 
 int slurm_spank_exit(spank_t sp, int ac, char **av)
