@@ -682,12 +682,18 @@ static void collect(struct merge *m, const struct policy_set *s,
 
 		if (!policy_matches(p, c))
 			continue;
-		for (int f = 0; f < VMSPEC_NFIELDS; f++)
-			for (int r = 0; r < POLICY_NRULES; r++)
+		for (int f = 0; f < VMSPEC_NFIELDS; f++) {
+			for (int r = 0; r < POLICY_NRULES; r++) {
 				if (p->has[r] & POLICY_BIT(f))
 					m->eff[f][r] = p;
+				else if (p->cleared[r] & POLICY_BIT(f))
+					m->eff[f][r] = NULL;
+			}
+		}
 		if (p->has_user_may_set)
 			m->ums = p;
+		else if (p->clears_user_may_set)
+			m->ums = NULL;
 	}
 }
 

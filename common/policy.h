@@ -21,6 +21,8 @@
  *   and mounts; values for yes/no and named fields), "default", "enforce",
  *   "max", "min" (numbers; for mounts "max" is how many a user may add).
  * user_may_set: the only fields a user may choose (absent: all).
+ * A rule (or user_may_set) given as null removes what a policy before it
+ * said: {"hugepages": {"enforce": null, "allow": ["2M", "1G"]}}.
  *
  * Order: matching policies are applied by increasing specificity (user 16,
  * group 8, account 4, qos 2, partition 1, summed over the keys "match"

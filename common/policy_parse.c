@@ -421,6 +421,11 @@ static int parse_rule(struct pctx *c, int f, int rule, struct json_object *v)
 
 	snprintf(path, sizeof(path), "%s.%s", fi->name,
 		 policy_rule_names[rule]);
+	/* null: this rule no longer applies (set by a policy before). */
+	if (json_object_is_type(v, json_type_null)) {
+		c->p->cleared[rule] |= POLICY_BIT(f);
+		return 0;
+	}
 	c->p->has[rule] |= POLICY_BIT(f);
 	switch (rule) {
 	case POLICY_ALLOW:
@@ -550,6 +555,11 @@ static int parse_top(struct pctx *c, const char *key, struct json_object *val)
 				  MAX_DESCRIPTION - 1);
 	if (strcmp(key, "match") == 0)
 		return parse_match(c, val);
+	if (strcmp(key, "user_may_set") == 0 &&
+	    json_object_is_type(val, json_type_null)) {
+		c->p->clears_user_may_set = true;
+		return 0;
+	}
 	if (strcmp(key, "user_may_set") == 0)
 		return parse_user_may_set(c, val);
 	if ((f = vmspec_field_by_name(key)) >= 0)

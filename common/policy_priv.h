@@ -37,8 +37,10 @@ struct policy {
 	unsigned specificity;
 	struct policy_patterns match[POLICY_NKEYS];
 	bool has_user_may_set;
-	uint32_t user_may_set;	     /* bit per field */
-	uint32_t has[POLICY_NRULES]; /* bit per field: rule given */
+	bool clears_user_may_set;	 /* "user_may_set": null */
+	uint32_t user_may_set;		 /* bit per field */
+	uint32_t has[POLICY_NRULES];	 /* bit per field: rule given */
+	uint32_t cleared[POLICY_NRULES]; /* bit per field: rule is null */
 	/* Allocated when the policy has a default / enforced value. */
 	struct vmspec_values *dflt;
 	struct vmspec_values *enforce;
