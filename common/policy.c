@@ -41,7 +41,8 @@ int policy_set_new(struct policy **p, size_t n, struct policy_set **ret,
 			policy_free(p[i]);
 		return -ENOMEM;
 	}
-	memcpy(s->p, p, n * sizeof(*p));
+	if (n)
+		memcpy(s->p, p, n * sizeof(*p));
 	s->n = n;
 	qsort(s->p, n, sizeof(*s->p), by_order);
 	for (size_t i = 0; i < n; i++) {
