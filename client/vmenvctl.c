@@ -46,7 +46,9 @@ static int cmd_status(const struct ctl *c)
 	       "libvirt:     %s\njobs:        %u\nuptime:      %llu s\n",
 	       s->node, s->version, s->domain_type, s->libvirt_uri, s->jobs,
 	       (unsigned long long)s->uptime_s);
-	if (s->policy_error[0] && s->policy_loaded)
+	if (!s->policy_dir[0])
+		; /* a vmmd without policies */
+	else if (s->policy_error[0] && s->policy_loaded)
 		printf("policies:    %u in force from %s: the files were "
 		       "changed and are refused, the last good set stays in "
 		       "force: %s\n",
