@@ -10,7 +10,8 @@
 . "$(dirname "$0")/lib.sh"
 PIDFILE=/run/vmenv-cluster/vmmd.pid
 VMMD_LOG=/var/log/vmenv-cluster/vmmd.log
-POLDIR=$(vmmd --check-config --config /etc/vmenv/vmmd.conf 2>/dev/null | sed -n 's/^policy_dir = //p')
+VMMD=$(command -v vmmd || echo /usr/local/sbin/vmmd)
+POLDIR=$("$VMMD" --check-config --config /etc/vmenv/vmmd.conf 2>/dev/null | sed -n 's/^policy_dir = //p')
 PLUGDIR=$(sed -n 's/^[^#].* policies=\([^ ]*\).*/\1/p' /etc/slurm/plugstack.conf.d/vmenv.conf)
 case "$POLDIR" in
 "" | /etc/*)
