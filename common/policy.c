@@ -537,7 +537,9 @@ static int resolve_field(struct merge *m, int f)
 			/* Saying what the policy says anyway is fine. */
 			if (!vmspec_field_equal(&m->req->v, without, f))
 				return not_settable(m, f);
-		} else {
+		} else if (!e[POLICY_ENFORCE]) {
+			/* (Agreeing with an enforced value needs no more
+			 * checks: the enforced value applies below.) */
 			if ((r = check_user(m, f)) != 0)
 				return r;
 			vmspec_copy_field(out, &m->req->v, f);
