@@ -1840,6 +1840,54 @@ static void test_policy_spec_applied(void **state)
 			       "'10-mem' (10-mem.json)");
 }
 
+/* What policies match comes from Slurm: the partition, account and QOS
+ * slurmctld reports for the job. */
+static void test_policy_matches_slurm(void **state)
+{
+	static const struct {
+		const char *partition, *account, *qos;
+		bool refused;
+	} cases[] = {
+	    {"prod", "phys", "high", true},
+	    {"debug", "phys", "high", false},
+	    {"prod", "chem", "high", false},
+	    {"prod", "phys", "normal", false},
+	    {"", "", "", false},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct fx *f = i ? fx_renew(state) : *state;
+		struct slurmjob_info si;
+		struct proto_reply rep;
+		char why[64];
+
+		print_message("case: %s/%s/%s\n", cases[i].partition,
+			      cases[i].account, cases[i].qos);
+		write_policy(f, "10-p.json",
+			     "{\"match\": {\"partition\": \"prod\", "
+			     "\"account\": \"ph*\", \"qos\": \"high\"},"
+			     " \"gpus\": {\"enforce\": true}}");
+		assert_int_equal(spec_policies_load(&f->d), 0);
+		assert_int_equal(
+		    fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)), 0);
+		snprintf(si.partition, sizeof(si.partition), "%s",
+			 cases[i].partition);
+		snprintf(si.account, sizeof(si.account), "%s",
+			 cases[i].account);
+		snprintf(si.qos, sizeof(si.qos), "%s", cases[i].qos);
+		fake_slurm_set(&si);
+		start_with(f, VMSPEC_OPT_GPUS, "no", &rep);
+		if (cases[i].refused) {
+			assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+			assert_contains(rep.error,
+					"gpus: 'no' contradicts 'yes'");
+			assert_no_guest(f);
+		} else if (rep.kind != PROTO_REPLY_OK) {
+			fail_msg("start refused: %s", rep.error);
+		}
+	}
+}
+
 static void status_policies(struct fx *f, bool loaded, uint32_t n,
 			    const char *error)
 {
@@ -1922,6 +1970,7 @@ int main(void)
 	    T(test_exec_other_user),
 	    T(test_policy_refuses_start),
 	    T(test_policy_spec_applied),
+	    T(test_policy_matches_slurm),
 	    T(test_policy_bad_file),
 #undef T
 	};
