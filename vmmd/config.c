@@ -68,14 +68,32 @@ static const struct centry table[] = {
       "guest must reach the agent's ready by then"),
     N("default_mem_mib", default_mem_mib, 64, 1 << 24, "512",
       "guest memory when Slurm allocated no memory"),
-    N("mem_headroom_mib", mem_headroom_mib, 0, 1 << 20, "64",
+    N("mem_headroom_mib", mem_headroom_mib, 0, 1 << 20, "128",
       "taken from the job's memory for QEMU itself, unless a policy or "
-      "the user says otherwise"),
+      "the user says otherwise (measured: bench/qemu-mem)"),
     N("max_vcpus", max_vcpus, 1, 1024, "255", "upper bound on vCPUs per guest"),
     N("max_clients", max_clients, 1, 65536, "1024",
       "concurrent client connections"),
     N("reconcile_interval_s", reconcile_interval_s, 5, 86400, "60",
       "how often guests are checked against Slurm's running jobs"),
+    S("sysfs_root", C_PATH, sysfs_root, "/sys",
+      "where CPUs, NUMA nodes and PCI devices are read"),
+    S("proc_root", C_PATH, proc_root, "/proc", "procfs (NVIDIA GPU minors)"),
+    S("gres_conf", C_PATH, gres_conf, "/etc/slurm/gres.conf",
+      "maps Slurm's GPU indices to device files"),
+    S("housekeeping_cpus", C_STR, housekeeping_cpus, "",
+      "CPUs for QEMU's non-vCPU threads of jobs whose spec says "
+      "emulator_threads = housekeeping (a list; empty: none)"),
+    E("mem_limit", mem_limit, "auto domain live", "auto",
+      "memory hard limit: in the domain XML, or set live after start "
+      "(auto: live when libvirtd cannot raise RLIMIT_MEMLOCK)"),
+    S("ib_pfs", C_STR, ib_pfs, "",
+      "InfiniBand PFs whose VFs jobs get (IB devices or PCI addresses)"),
+    N("max_ib_vfs", max_ib_vfs, 0, 64, "8", "upper bound on VFs per job"),
+    S("ib_guid_prefix", C_STR, ib_guid_prefix, "",
+      "4 hex digits: set per-job VF GUIDs (empty: leave them)"),
+    N("ib_guid_node_id", ib_guid_node_id, 0, 255, "0",
+      "this node's byte in per-job VF GUIDs"),
 };
 
 static int cerr(char *err, size_t errlen, const char *fmt, ...)

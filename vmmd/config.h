@@ -31,6 +31,16 @@ struct vmmd_config {
 	uint32_t max_vcpus;
 	uint32_t max_clients;
 	uint32_t reconcile_interval_s;
+	/* Placement and devices (devices.h checks them at start). */
+	char sysfs_root[VMENV_MAX_PATH];
+	char proc_root[VMENV_MAX_PATH];
+	char gres_conf[VMENV_MAX_PATH];
+	char housekeeping_cpus[256]; /* a CPU list, or "" */
+	char mem_limit[8];	 /* auto, domain, live */
+	char ib_pfs[512];	 /* PF names or PCI addresses */
+	uint32_t max_ib_vfs;
+	char ib_guid_prefix[8]; /* "" or 4 hex digits */
+	uint32_t ib_guid_node_id;
 };
 
 /* Fills the defaults; node may be NULL (then the host's short name). */

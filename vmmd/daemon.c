@@ -2,6 +2,7 @@
 #include "vmmd.h"
 
 #include "cleanup.h"
+#include "devices.h"
 #include "job.h"
 #include "log.h"
 #include "server.h"
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -70,6 +72,35 @@ const char *vmmd_pick_domain_type(const char *configured, int kvm_offered,
 	return "qemu";
 }
 
+bool vmmd_pick_mem_limit_live(const char *configured, bool can_raise_memlock,
+			      char *why, size_t whylen)
+{
+	if (strcmp(configured, "auto") != 0) {
+		snprintf(why, whylen, "configured");
+		return strcmp(configured, "live") == 0;
+	}
+	snprintf(why, whylen,
+		 can_raise_memlock
+		     ? "auto: in the domain XML"
+		     : "auto: set on the paused domain, because libvirt "
+		       "would raise RLIMIT_MEMLOCK to the limit and this host "
+		       "denies CAP_SYS_RESOURCE");
+	return !can_raise_memlock;
+}
+
+/* CAP_SYS_RESOURCE (24) in our effective set: libvirtd, root on the same
+ * host, then normally has it too. */
+static bool can_raise_memlock(void)
+{
+	_cleanup_free_ char *text = NULL;
+	const char *p;
+
+	if (read_file_limited("/proc/self/status", 1 << 16, &text, NULL) < 0 ||
+	    !(p = strstr(text, "\nCapEff:")))
+		return true;
+	return (strtoull(p + 8, NULL, 16) >> 24) & 1;
+}
+
 static void on_hv_event(void *data, const char *name, enum hv_event ev)
 {
 	job_on_domain_event(data, name, (int)ev);
@@ -121,6 +152,9 @@ static int open_hv(struct vmmd *d)
 				       d->hv->kvm_offered(d->hv_ctx),
 				       cpu_has_virt(), why, sizeof(why)));
 	log_notice("guests use domain type '%s' (%s)", d->domain_type, why);
+	d->mem_limit_live = vmmd_pick_mem_limit_live(
+	    d->cfg.mem_limit, can_raise_memlock(), why, sizeof(why));
+	log_notice("guest memory limit: %s", why);
 	return loop_add_fd(d->loop, d->hv->event_fd(d->hv_ctx), EPOLLIN, hv_io,
 			   d, &d->hv_w);
 }
@@ -137,6 +171,10 @@ int vmmd_init(struct vmmd *d)
 	if ((r = loop_new(&d->loop)) < 0)
 		return r;
 	resolve_slurm_uid(d);
+	if ((r = devices_config_check(&d->cfg, err, sizeof(err))) < 0) {
+		log_err("config: %s", err);
+		return r;
+	}
 	if (vmmd_catalog_refresh(d, err, sizeof(err)) < 0)
 		log_warn("catalog: %s (every job will fail until it is fixed)",
 			 err);

@@ -98,6 +98,186 @@ static void sb_elem(struct sbuf *b, const char *indent, const char *tag,
 	sb_fmt(b, "</%s>\n", tag);
 }
 
+/* --- placement and devices (struct dom_placement) ------------------ */
+
+static void sb_cpuset(struct sbuf *b, const struct cpuset *set)
+{
+	char list[8 * CPUSET_MAX];
+
+	if (cpuset_format(set, list, sizeof(list)) < 0)
+		b->oom = true;
+	else
+		sb_raw(b, list, strlen(list));
+}
+
+/* vCPU i on host CPU pin[i]; QEMU's other threads (main loop, I/O,
+ * workers) on the emulator set. */
+static void build_cputune(struct sbuf *b, const struct dom_placement *p)
+{
+	if (!p->nvcpus)
+		return;
+	sb_fmt(b, "  <cputune>\n");
+	for (uint32_t i = 0; i < p->nvcpus; i++)
+		sb_fmt(b, "    <vcpupin vcpu='%u' cpuset='%u'/>\n", i,
+		       (unsigned)p->pin[i]);
+	sb_fmt(b, "    <emulatorpin cpuset='");
+	sb_cpuset(b, &p->emulator);
+	sb_fmt(b, "'/>\n  </cputune>\n");
+}
+
+/* The cgroup limit on everything QEMU uses: guest RAM and QEMU itself. */
+static void build_memtune(struct sbuf *b, const struct dom_placement *p)
+{
+	if (p->hard_limit_mib)
+		sb_fmt(b,
+		       "  <memtune>\n    <hard_limit unit='MiB'>%u</hard_limit>"
+		       "\n  </memtune>\n",
+		       p->hard_limit_mib);
+}
+
+/* Hugepages from memfd (no hugetlbfs mount needed), allocated when QEMU
+ * starts, so a shortage shows at start and not as a guest crash later. */
+static void build_memory_backing(struct sbuf *b, const struct dom_placement *p)
+{
+	if (!p->hugepage_kib)
+		return;
+	sb_fmt(b,
+	       "  <memoryBacking>\n    <hugepages>\n"
+	       "      <page size='%u' unit='KiB'/>\n    </hugepages>\n"
+	       "    <source type='memfd'/>\n"
+	       "    <allocation mode='immediate'/>\n  </memoryBacking>\n",
+	       p->hugepage_kib);
+}
+
+static void build_numatune(struct sbuf *b, const struct dom_placement *p)
+{
+	struct cpuset nodes;
+
+	if (!p->ncells)
+		return;
+	cpuset_zero(&nodes);
+	for (uint32_t i = 0; i < p->ncells; i++)
+		cpuset_set(&nodes, p->cell[i].host_node);
+	sb_fmt(b, "  <numatune>\n    <memory mode='strict' nodeset='");
+	sb_cpuset(b, &nodes);
+	sb_fmt(b, "'/>\n");
+	for (uint32_t i = 0; i < p->ncells; i++)
+		sb_fmt(
+		    b,
+		    "    <memnode cellid='%u' mode='strict' nodeset='%u'/>\n",
+		    i, p->cell[i].host_node);
+	sb_fmt(b, "  </numatune>\n");
+}
+
+static void build_placement(struct sbuf *b, const struct dom_spec *s)
+{
+	if (!s->place)
+		return;
+	build_cputune(b, s->place);
+	build_memtune(b, s->place);
+	build_memory_backing(b, s->place);
+	build_numatune(b, s->place);
+}
+
+/* <cpu>: the host's CPU model under KVM, the guest topology, and the
+ * guest NUMA cells. */
+static void build_cpu(struct sbuf *b, const struct dom_spec *s)
+{
+	const struct dom_placement *p = s->place;
+	bool kvm = strcmp(s->type, "kvm") == 0;
+
+	if (!p || (!p->sockets && !p->ncells)) {
+		if (kvm)
+			sb_fmt(b, "  <cpu mode='host-passthrough'/>\n");
+		return;
+	}
+	if (kvm)
+		sb_fmt(b, "  <cpu mode='host-passthrough'>\n");
+	else
+		sb_fmt(b, "  <cpu>\n");
+	if (p->sockets)
+		sb_fmt(b,
+		       "    <topology sockets='%u' dies='1' cores='%u' "
+		       "threads='%u'/>\n",
+		       p->sockets, p->cores, p->threads);
+	if (p->ncells) {
+		sb_fmt(b, "    <numa>\n");
+		for (uint32_t i = 0; i < p->ncells; i++) {
+			sb_fmt(b, "      <cell id='%u' cpus='", i);
+			sb_cpuset(b, &p->cell[i].vcpus);
+			sb_fmt(b, "' memory='%u' unit='MiB'/>\n",
+			       p->cell[i].mem_mib);
+		}
+		sb_fmt(b, "    </numa>\n");
+	}
+	sb_fmt(b, "  </cpu>\n");
+}
+
+/* A PCI expander bus per guest NUMA cell that has devices (controller
+ * index cell+1; libvirt numbers the buses), then the devices: VFIO,
+ * managed (libvirt detaches them from their host driver for the guest's
+ * life and gives them back after). */
+static void build_hostdevs(struct sbuf *b, const struct dom_spec *s)
+{
+	const struct dom_placement *p = s->place;
+	uint32_t next_slot[DOM_MAX_CELLS + 1] = {0};
+	bool bus[DOM_MAX_CELLS] = {false};
+
+	if (!p)
+		return;
+	for (uint32_t i = 0; i < p->ndevs; i++)
+		if (p->dev[i].cell >= 0 && p->dev[i].cell < DOM_MAX_CELLS)
+			bus[p->dev[i].cell] = true;
+	for (uint32_t c = 0; c < p->ncells && c < DOM_MAX_CELLS; c++)
+		if (bus[c])
+			sb_fmt(b,
+			       "    <controller type='pci' index='%u' "
+			       "model='pci-expander-bus'>\n"
+			       "      <target><node>%u</node></target>\n"
+			       "    </controller>\n",
+			       c + 1, c);
+	for (uint32_t i = 0; i < p->ndevs; i++) {
+		const struct dom_hostdev *d = &p->dev[i];
+		uint32_t idx = d->cell >= 0 ? (uint32_t)d->cell + 1 : 0;
+
+		sb_fmt(b,
+		       "    <hostdev mode='subsystem' type='pci' "
+		       "managed='yes'>\n"
+		       "      <driver name='vfio'/>\n"
+		       "      <source><address domain='0x%04x' bus='0x%02x' "
+		       "slot='0x%02x' function='0x%x'/></source>\n",
+		       d->host.domain, d->host.bus, d->host.slot, d->host.func);
+		if (idx)
+			sb_fmt(b,
+			       "      <address type='pci' domain='0x0000' "
+			       "bus='0x%02x' slot='0x%02x' function='0x0'/>\n",
+			       idx, next_slot[idx]++);
+		sb_fmt(b, "    </hostdev>\n");
+	}
+}
+
+static bool placement_ok(const struct dom_spec *s)
+{
+	const struct dom_placement *p = s->place;
+	uint32_t mem = 0;
+
+	if (!p)
+		return true;
+	if (p->ncells > DOM_MAX_CELLS || p->ndevs > DOM_MAX_HOSTDEVS ||
+	    p->nvcpus > CPUSET_MAX)
+		return false;
+	if (p->nvcpus && p->nvcpus != s->vcpus)
+		return false;
+	for (uint32_t i = 0; i < p->ndevs; i++)
+		if (p->dev[i].cell >= (int)p->ncells)
+			return false;
+	for (uint32_t i = 0; i < p->ncells; i++)
+		mem += p->cell[i].mem_mib;
+	if (p->ncells && mem != s->mem_mib)
+		return false;
+	return !p->sockets || p->sockets * p->cores * p->threads == s->vcpus;
+}
+
 static void build_head(struct sbuf *b, const struct dom_spec *s)
 {
 	sb_fmt(b, "<domain type='%s'>\n",
@@ -111,13 +291,13 @@ static void build_head(struct sbuf *b, const struct dom_spec *s)
 	sb_fmt(b, "'/>\n  </metadata>\n");
 	sb_fmt(b, "  <memory unit='MiB'>%u</memory>\n", s->mem_mib);
 	sb_fmt(b, "  <vcpu placement='static'>%u</vcpu>\n", s->vcpus);
+	build_placement(b, s);
 	sb_fmt(b, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
 	sb_elem(b, "    ", "kernel", s->kernel);
 	sb_elem(b, "    ", "initrd", s->initrd);
 	sb_elem(b, "    ", "cmdline", s->cmdline);
 	sb_fmt(b, "  </os>\n  <features><acpi/></features>\n");
-	if (strcmp(s->type, "kvm") == 0)
-		sb_fmt(b, "  <cpu mode='host-passthrough'/>\n");
+	build_cpu(b, s);
 	/* A guest that stops for any reason is gone: vmmd sees the event and
 	 * fails the job instead of leaving a paused domain behind. */
 	sb_fmt(b, "  <on_poweroff>destroy</on_poweroff>\n"
@@ -150,6 +330,7 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 		sb_esc(b, s->share_tag);
 		sb_fmt(b, "'/>\n    </filesystem>\n");
 	}
+	build_hostdevs(b, s);
 	sb_fmt(b, "    <memballoon model='none'/>\n  </devices>\n</domain>\n");
 }
 
@@ -157,7 +338,8 @@ static bool spec_ok(const struct dom_spec *s)
 {
 	return s->name && s->type && s->node && s->kernel && s->initrd &&
 	       s->cmdline && s->console_log && s->agent_sock && s->vcpus > 0 &&
-	       s->mem_mib > 0 && (!s->share_dir || s->share_tag);
+	       s->mem_mib > 0 && (!s->share_dir || s->share_tag) &&
+	       placement_ok(s);
 }
 
 int domxml_build(const struct dom_spec *s, char **ret)

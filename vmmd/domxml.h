@@ -18,6 +18,48 @@
 
 #include <stdint.h>
 
+#include "cpuset.h"
+#include "pcidev.h"
+
+#define DOM_MAX_CELLS	 64
+#define DOM_MAX_HOSTDEVS 32
+
+/* A guest NUMA cell mirroring one host node. */
+struct dom_cell {
+	uint32_t host_node;
+	struct cpuset vcpus; /* guest vCPU numbers */
+	uint32_t mem_mib;
+};
+
+/* A PCI device passed through (VFIO, managed: libvirt binds it to
+ * vfio-pci for the guest's life). cell >= 0 puts it behind a PCI expander
+ * bus on that guest NUMA cell, so the guest sees the device's locality. */
+struct dom_hostdev {
+	struct pci_addr host;
+	int cell;
+};
+
+/*
+ * Where the guest runs and what it holds (placement.c fills it from
+ * Slurm's allocation and the host's topology). Each part is optional:
+ * pin[] when nvcpus > 0, topology when sockets > 0, cells when ncells > 0,
+ * hugepages when hugepage_kib > 0, <memtune> when hard_limit_mib > 0.
+ * nvcpus, when set, equals dom_spec.vcpus; the cells' memory adds up to
+ * dom_spec.mem_mib.
+ */
+struct dom_placement {
+	uint32_t nvcpus;
+	uint16_t pin[CPUSET_MAX]; /* vCPU i runs on host CPU pin[i] */
+	struct cpuset emulator;	  /* QEMU's other threads */
+	uint32_t sockets, cores, threads;
+	uint32_t ncells;
+	struct dom_cell cell[DOM_MAX_CELLS];
+	uint32_t hugepage_kib;
+	uint32_t hard_limit_mib;
+	uint32_t ndevs;
+	struct dom_hostdev dev[DOM_MAX_HOSTDEVS];
+};
+
 struct dom_spec {
 	const char *name;
 	const char *type; /* "kvm" or "qemu" */
@@ -27,6 +69,7 @@ struct dom_spec {
 	uint32_t gid;
 	uint32_t vcpus;
 	uint32_t mem_mib;
+	const struct dom_placement *place; /* NULL: unpinned, no devices */
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;

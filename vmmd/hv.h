@@ -8,6 +8,7 @@
 #define VMMD_HV_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 enum hv_event { HV_EV_STARTED = 1, HV_EV_STOPPED, HV_EV_CRASHED, HV_EV_OTHER };
@@ -17,6 +18,13 @@ struct hv_ops {
 	void (*close)(void *ctx);
 	/* Starts a transient domain from XML. */
 	int (*create)(void *ctx, const char *xml, char *err, size_t errlen);
+	/* The same, with a memory hard limit (KiB) set on the domain before
+	 * its vCPUs run (created paused, limited, resumed): for hosts where
+	 * libvirt cannot take <memtune> from the XML (it then also raises
+	 * RLIMIT_MEMLOCK to the limit, which needs CAP_SYS_RESOURCE). */
+	int (*create_limited)(void *ctx, const char *xml,
+			      uint64_t hard_limit_kib, char *err,
+			      size_t errlen);
 	/* Hard stop. -ENOENT when no such domain runs. */
 	int (*destroy)(void *ctx, const char *name, char *err, size_t errlen);
 	/* Names of running domains starting with prefix; *ret is a

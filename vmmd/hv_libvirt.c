@@ -199,6 +199,43 @@ static int lv_create(void *ctx, const char *xml, char *err, size_t errlen)
 	return 0;
 }
 
+static int set_hard_limit(virDomainPtr d, uint64_t kib)
+{
+	virTypedParameter p = {.type = VIR_TYPED_PARAM_ULLONG};
+
+	snprintf(p.field, sizeof(p.field), "%s", VIR_DOMAIN_MEMORY_HARD_LIMIT);
+	p.value.ul = kib;
+	return virDomainSetMemoryParameters(d, &p, 1, VIR_DOMAIN_AFFECT_LIVE);
+}
+
+static int lv_create_limited(void *ctx, const char *xml,
+			     uint64_t hard_limit_kib, char *err, size_t errlen)
+{
+	struct hv_lv *h = ctx;
+	virDomainPtr d;
+	int r = lv_conn(h, err, errlen);
+
+	if (r < 0)
+		return r;
+	d = virDomainCreateXML(h->conn, xml, VIR_DOMAIN_START_PAUSED);
+	if (!d) {
+		set_err(err, errlen, "libvirt could not start the guest");
+		return -EIO;
+	}
+	if (set_hard_limit(d, hard_limit_kib) < 0) {
+		set_err(err, errlen,
+			"libvirt could not limit the guest's memory");
+		r = -EIO;
+	} else if (virDomainResume(d) < 0) {
+		set_err(err, errlen, "libvirt could not resume the guest");
+		r = -EIO;
+	}
+	if (r < 0)
+		virDomainDestroy(d);
+	virDomainFree(d);
+	return r;
+}
+
 static int lv_destroy(void *ctx, const char *name, char *err, size_t errlen)
 {
 	struct hv_lv *h = ctx;
@@ -288,6 +325,7 @@ const struct hv_ops hv_libvirt_ops = {
     .open = lv_open,
     .close = lv_close,
     .create = lv_create,
+    .create_limited = lv_create_limited,
     .destroy = lv_destroy,
     .list = lv_list,
     .kvm_offered = lv_kvm_offered,

@@ -5,6 +5,7 @@
 #include "cleanup.h"
 #include "domxml.h"
 #include "exec.h"
+#include "jobplace.h"
 #include "log.h"
 #include "spec.h"
 
@@ -119,22 +120,30 @@ static int resolve_user(struct job *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* The guest's RAM and the job's memory on the node (*alloc_mib, the hard
+ * limit on everything QEMU uses). */
 static int size_guest(struct job *j, const struct slurmjob_info *si,
-		      const struct catalog_image *img, char *err, size_t errlen)
+		      const struct catalog_image *img, uint32_t *alloc_mib,
+		      char *err, size_t errlen)
 {
 	const struct vmmd_config *c = &j->d->cfg;
-	uint64_t mem;
+	uint64_t alloc, mem;
 
 	j->vcpus = si->cpus ? si->cpus : 1;
 	if (j->vcpus > c->max_vcpus)
 		j->vcpus = c->max_vcpus;
 	/* QEMU itself needs memory beyond the guest's RAM; it comes out of
-	 * the job's allocation, never on top of it (headroom: the spec). */
-	mem = si->mem_mib ? vmspec_guest_mem_mib(&j->spec.v, si->mem_mib)
+	 * the job's allocation, never on top of it (headroom: the spec). The
+	 * allocation is the hard limit on all QEMU uses. */
+	alloc = si->mem_mib ? si->mem_mib
+			    : (uint64_t)c->default_mem_mib +
+				  j->spec.v.mem_headroom_mib;
+	if (alloc > UINT32_MAX)
+		alloc = UINT32_MAX;
+	mem = si->mem_mib ? vmspec_guest_mem_mib(&j->spec.v, alloc)
 			  : c->default_mem_mib;
-	if (mem > UINT32_MAX)
-		mem = UINT32_MAX;
 	j->mem_mib = (uint32_t)mem;
+	*alloc_mib = (uint32_t)alloc;
 	if (!j->mem_mib)
 		return errf(err, errlen, -ENOMEM,
 			    "job %u: a memory headroom of %u%% / %u MiB leaves "
@@ -230,11 +239,37 @@ static int write_state(struct job *j)
 	return write_file_atomic(path, buf, (size_t)n, 0600);
 }
 
+/* libvirt's create, with the memory limit in the XML or set on the paused
+ * domain (mem_limit = live, where libvirtd cannot raise RLIMIT_MEMLOCK). */
+static int hv_create(struct job *j, struct dom_spec *s,
+		     struct dom_placement *place, char *why, size_t whylen)
+{
+	_cleanup_free_ char *xml = NULL;
+	uint32_t limit = place->hard_limit_mib;
+	int r;
+
+	if (j->d->mem_limit_live)
+		place->hard_limit_mib = 0;
+	s->place = place;
+	r = domxml_build(s, &xml);
+	place->hard_limit_mib = limit;
+	if (r < 0) {
+		snprintf(why, whylen, "cannot build the domain: %s",
+			 strerror(-r));
+		return r;
+	}
+	log_debug("job %u: domain XML:\n%s", j->id, xml);
+	j->t_prepared = now_ms();
+	if (j->d->mem_limit_live && limit)
+		return j->d->hv->create_limited(
+		    j->d->hv_ctx, xml, (uint64_t)limit * 1024, why, whylen);
+	return j->d->hv->create(j->d->hv_ctx, xml, why, whylen);
+}
+
 static int create_domain(struct job *j, const struct catalog_image *img,
-			 char *err, size_t errlen)
+			 struct dom_placement *place, char *err, size_t errlen)
 {
 	char kernel[VMENV_MAX_PATH + 32], initrd[VMENV_MAX_PATH + 32];
-	_cleanup_free_ char *xml = NULL;
 	char why[512] = "";
 	struct dom_spec s = {
 	    .name = j->domain,
@@ -257,13 +292,7 @@ static int create_domain(struct job *j, const struct catalog_image *img,
 
 	snprintf(kernel, sizeof(kernel), "%s/boot/vmlinuz", j->dir);
 	snprintf(initrd, sizeof(initrd), "%s/boot/initrd.img", j->dir);
-	r = domxml_build(&s, &xml);
-	if (r < 0)
-		return errf(err, errlen, r, "job %u: cannot build the domain",
-			    j->id);
-	log_debug("job %u: domain XML:\n%s", j->id, xml);
-	j->t_prepared = now_ms();
-	r = j->d->hv->create(j->d->hv_ctx, xml, why, sizeof(why));
+	r = hv_create(j, &s, place, why, sizeof(why));
 	j->t_created = now_ms();
 	if (r < 0)
 		return errf(err, errlen, r, "job %u: %s (console log: %s)",
@@ -312,8 +341,10 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 static int start_steps(struct job *j, const struct proto_start *req, char *err,
 		       size_t errlen)
 {
+	_cleanup_free_ struct dom_placement *place = NULL;
 	const struct catalog_image *img;
 	struct slurmjob_info si;
+	uint32_t alloc_mib = 0;
 	int r;
 
 	/* Policy before anything of the guest exists. */
@@ -321,9 +352,11 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 	    (r = resolve_user(j, err, errlen)) < 0 ||
 	    (r = spec_resolve(j, req, &si, err, errlen)) < 0 ||
 	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
-	    (r = size_guest(j, &si, img, err, errlen)) < 0 ||
+	    (r = size_guest(j, &si, img, &alloc_mib, err, errlen)) < 0 ||
+	    (r = job_place(j, &si, &j->spec.v, alloc_mib, &place, err,
+			   errlen)) < 0 ||
 	    (r = prepare_dir(j, img, err, errlen)) < 0 ||
-	    (r = create_domain(j, img, err, errlen)) < 0)
+	    (r = create_domain(j, img, place, err, errlen)) < 0)
 		return r;
 	if ((r = write_state(j)) < 0 || (r = spec_save(j)) < 0)
 		return errf(err, errlen, r, "job %u: cannot write state: %s",
@@ -406,6 +439,9 @@ static bool destroy_guest(struct job *j)
 		return false;
 	}
 	j->domain_running = false;
+	/* libvirt has given the passed-through devices back to their host
+	 * drivers by now. */
+	job_release_devices(j);
 	return true;
 }
 

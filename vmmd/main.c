@@ -2,6 +2,7 @@
 /* vmmd: the node daemon that owns every vmenv guest on its node. */
 #include "cleanup.h"
 #include "config.h"
+#include "devices.h"
 #include "log.h"
 #include "spec.h"
 #include "vmmd.h"
@@ -99,7 +100,8 @@ static int load_config(const struct opts *o, struct vmmd_config *c)
 	if (config_load(c, o->config, 1, err, sizeof(err)) < 0 ||
 	    (o->node &&
 	     snprintf(c->node_name, sizeof(c->node_name), "%s", o->node) < 0) ||
-	    config_expand(c, err, sizeof(err)) < 0) {
+	    config_expand(c, err, sizeof(err)) < 0 ||
+	    devices_config_check(c, err, sizeof(err)) < 0) {
 		log_err("config: %s", err);
 		return -EINVAL;
 	}

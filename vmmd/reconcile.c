@@ -7,6 +7,7 @@
 #include "job.h"
 
 #include "cleanup.h"
+#include "jobplace.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -158,4 +159,7 @@ void job_reconcile(struct vmmd *d, bool at_start)
 	if (!at_start)
 		sweep_jobs(d);
 	sweep_dirs(d);
+	/* After the guests: a device goes back only once no guest of its
+	 * job runs. */
+	job_sweep_devices(d);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,43 @@ static uint64_t mem_on_node(const slurm_job_info_t *j, uint32_t cpus)
 	return j->pn_min_memory;
 }
 
+/* The job's GRES detail for node: gres_detail_str has one entry per node
+ * of the allocation, in the order of its node list. */
+static void gres_on_node(const slurm_job_info_t *j, const char *node,
+			 struct slurmjob_info *ret)
+{
+	hostlist_t hl;
+	int idx;
+
+	if (!j->nodes || !j->gres_detail_str || !j->gres_detail_cnt)
+		return;
+	hl = slurm_hostlist_create(j->nodes);
+	if (!hl)
+		return;
+	idx = slurm_hostlist_find(hl, node);
+	slurm_hostlist_destroy(hl);
+	if (idx >= 0 && (uint32_t)idx < j->gres_detail_cnt &&
+	    j->gres_detail_str[idx])
+		snprintf(ret->gres, sizeof(ret->gres), "%s",
+			 j->gres_detail_str[idx]);
+}
+
+/* Slurm's idea of the node's cores, which numbers the job's cores. */
+static uint32_t node_cores(const char *node)
+{
+	node_info_msg_t *msg = NULL;
+	uint32_t n = 0;
+
+	if (slurm_load_node_single(&msg, (char *)(uintptr_t)node, SHOW_ALL) !=
+	    SLURM_SUCCESS)
+		return 0;
+	if (msg->record_count > 0)
+		n = (uint32_t)msg->node_array[0].sockets *
+		    msg->node_array[0].cores;
+	slurm_free_node_info_msg(msg);
+	return n;
+}
+
 static void fill(const slurm_job_info_t *j, const char *node,
 		 struct slurmjob_info *ret)
 {
@@ -41,6 +79,11 @@ static void fill(const slurm_job_info_t *j, const char *node,
 		cpus = slurm_job_cpus_allocated_on_node(j->job_resrcs, node);
 	ret->on_node = cpus > 0;
 	ret->cpus = cpus > 0 ? (uint32_t)cpus : 0;
+	if (cpus > 0 &&
+	    slurm_job_cpus_allocated_str_on_node(
+		ret->cpu_ids, sizeof(ret->cpu_ids), j->job_resrcs, node) != 0)
+		ret->cpu_ids[0] = '\0';
+	gres_on_node(j, node, ret);
 	ret->mem_mib = mem_on_node(j, ret->cpus);
 	snprintf(ret->work_dir, sizeof(ret->work_dir), "%s",
 		 j->work_dir ? j->work_dir : "");
@@ -71,6 +114,8 @@ int slurmjob_lookup(uint32_t job_id, const char *node,
 		if (msg->job_array[i].job_id != job_id)
 			continue;
 		fill(&msg->job_array[i], node, ret);
+		if (ret->on_node)
+			ret->node_cores = node_cores(node);
 		r = 0;
 		break;
 	}

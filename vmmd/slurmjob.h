@@ -2,8 +2,10 @@
 /*
  * What Slurm says about a job, asked of slurmctld (libslurm). The plugin
  * only hands vmmd a job id, uid and gid; the working directory, this node's
- * CPUs and memory and the end time come from Slurm itself, which is also the
- * truth for "is this job still running here" when vmmd reconciles.
+ * CPUs (which ones, not only how many), memory and GPUs, and the end time
+ * come from Slurm itself, which is also the truth for "is this job still
+ * running here" when vmmd reconciles. Nothing a user could set decides
+ * which host devices or CPUs a guest gets.
  */
 #ifndef VMMD_SLURMJOB_H
 #define VMMD_SLURMJOB_H
@@ -30,6 +32,13 @@ struct slurmjob_info {
 	char partition[128];
 	char account[128];
 	char qos[128];
+	/* This node's share, as slurmctld allocated it: core indices in
+	 * Slurm's numbering ("0-3,8"; hostinfo_slurm_cpus() maps them to
+	 * Linux CPUs), Slurm's core count of the node (Sockets x
+	 * CoresPerSocket), and the GRES detail ("gpu:a100:2(IDX:0-1)"). */
+	char cpu_ids[1024];
+	uint32_t node_cores;
+	char gres[512];
 };
 
 /* 0; -ENOENT when Slurm does not know the job; other -errno with err. */

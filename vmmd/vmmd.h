@@ -30,6 +30,7 @@ struct vmmd {
 	struct policy_set *policies;
 	char policy_error[PROTO_MAX_ERROR];
 	char domain_type[8];	 /* resolved: "kvm" or "qemu" */
+	bool mem_limit_live;	 /* resolved mem_limit: set after create */
 	char domain_prefix[160]; /* "vmenv-<node>-" */
 	uid_t slurm_uid;	 /* may start/stop besides root */
 	struct job *jobs;
@@ -52,5 +53,10 @@ void vmmd_fini(struct vmmd *d);
 /* "kvm" or "qemu" from the configured domain_type; why says what decided. */
 const char *vmmd_pick_domain_type(const char *configured, int kvm_offered,
 				  int cpu_has_virt, char *why, size_t whylen);
+/* Whether the memory hard limit is set live (true) or in the XML, from the
+ * configured mem_limit and whether this process (root, like libvirtd) may
+ * raise RLIMIT_MEMLOCK, which libvirt does to the limit from the XML. */
+bool vmmd_pick_mem_limit_live(const char *configured, bool can_raise_memlock,
+			      char *why, size_t whylen);
 
 #endif

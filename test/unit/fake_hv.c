@@ -170,6 +170,14 @@ static int fake_create(void *ctx, const char *xml, char *err, size_t errlen)
 	return 0;
 }
 
+static int fake_create_limited(void *ctx, const char *xml,
+			       uint64_t hard_limit_kib, char *err,
+			       size_t errlen)
+{
+	fake_hv.last_limit_kib = hard_limit_kib;
+	return fake_create(ctx, xml, err, errlen);
+}
+
 struct fake_domain *fake_hv_domain(const char *name)
 {
 	struct fake_domain *last = NULL;
@@ -288,6 +296,7 @@ const struct hv_ops fake_hv_ops = {
     .open = fake_open,
     .close = fake_close,
     .create = fake_create,
+    .create_limited = fake_create_limited,
     .destroy = fake_destroy,
     .list = fake_list,
     .kvm_offered = fake_kvm_offered,

@@ -44,7 +44,8 @@ struct fake_hv {
 	unsigned ncreate, ndestroy;
 	char created[FAKE_HV_MAX_CALLS][160]; /* domain names, in order */
 	char destroyed[FAKE_HV_MAX_CALLS][160];
-	char *last_xml; /* of the last create (owned) */
+	char *last_xml;		 /* of the last create (owned) */
+	uint64_t last_limit_kib; /* of the last create_limited, else 0 */
 	struct fake_domain dom[FAKE_HV_MAX_DOMAINS];
 	int event_fd;
 	size_t nevents;

@@ -36,6 +36,11 @@ static const char *const all_keys[] = {
     "mem_headroom_mib",	 "max_vcpus",
     "max_clients",	 "reconcile_interval_s",
     "policy_dir",
+    "sysfs_root",	 "proc_root",
+    "gres_conf",	 "housekeeping_cpus",
+    "mem_limit",	 "ib_pfs",
+    "max_ib_vfs",	 "ib_guid_prefix",
+    "ib_guid_node_id",
 };
 
 static void defaults(struct vmmd_config *c)
@@ -88,10 +93,20 @@ static void test_defaults(void **state)
 	assert_string_equal(c.log_level, "info");
 	assert_int_equal(c.boot_timeout_s, 120);
 	assert_int_equal(c.default_mem_mib, 512);
-	assert_int_equal(c.mem_headroom_mib, 64);
+	/* Measured by bench/qemu-mem; docs/placement.md. */
+	assert_int_equal(c.mem_headroom_mib, 128);
 	assert_int_equal(c.max_vcpus, 255);
 	assert_int_equal(c.max_clients, 1024);
 	assert_int_equal(c.reconcile_interval_s, 60);
+	assert_string_equal(c.sysfs_root, "/sys");
+	assert_string_equal(c.proc_root, "/proc");
+	assert_string_equal(c.gres_conf, "/etc/slurm/gres.conf");
+	assert_string_equal(c.housekeeping_cpus, "");
+	assert_string_equal(c.mem_limit, "auto");
+	assert_string_equal(c.ib_pfs, "");
+	assert_int_equal(c.max_ib_vfs, 8);
+	assert_string_equal(c.ib_guid_prefix, "");
+	assert_int_equal(c.ib_guid_node_id, 0);
 }
 
 /* Without a node name the host's short name is used. */

@@ -143,13 +143,113 @@ static void spec_noshare(struct dom_spec *s)
 	s->share_tag = NULL;
 }
 
+/* Placements as placement.c makes them for the fixture nodes of
+ * test/data/sysfs (test_placement checks that side). Static: a spec only
+ * points at its placement. */
+static struct dom_placement place_plain, place_numa, place_devs;
+
+static struct cpuset cs(const char *list)
+{
+	struct cpuset c;
+
+	assert_int_equal(cpuset_parse(list, &c), 0);
+	return c;
+}
+
+static struct pci_addr pci(const char *a)
+{
+	struct pci_addr p;
+
+	assert_int_equal(pci_addr_parse(a, &p), 0);
+	return p;
+}
+
+/* This development node: 2 CPUs, one NUMA node, the limit at Slurm's
+ * 1024 MiB. */
+static void spec_pinned(struct dom_spec *s)
+{
+	struct dom_placement *p = &place_plain;
+
+	memset(p, 0, sizeof(*p));
+	p->nvcpus = 2;
+	p->pin[0] = 0;
+	p->pin[1] = 1;
+	p->emulator = cs("0-1");
+	p->sockets = 1;
+	p->cores = 2;
+	p->threads = 1;
+	p->ncells = 1;
+	p->cell[0] = (struct dom_cell){0, cs("0-1"), 960};
+	p->hard_limit_mib = 1024;
+	s->place = p;
+}
+
+/* node2s, one core (two threads) on each socket, 2 MiB hugepages, a VF
+ * and a GPU on each side's expander bus, an unknown-locality GPU on the
+ * root bus, emulator on housekeeping CPU 0, KVM. */
+static void spec_numa(struct dom_spec *s)
+{
+	struct dom_placement *p = &place_numa;
+	static const uint16_t pins[] = {1, 9, 5, 13};
+
+	memset(p, 0, sizeof(*p));
+	p->nvcpus = 4;
+	memcpy(p->pin, pins, sizeof(pins));
+	p->emulator = cs("0");
+	p->sockets = 2;
+	p->cores = 1;
+	p->threads = 2;
+	p->ncells = 2;
+	p->cell[0] = (struct dom_cell){0, cs("0-1"), 2048};
+	p->cell[1] = (struct dom_cell){1, cs("2-3"), 2048};
+	p->hugepage_kib = 2048;
+	p->hard_limit_mib = 4224;
+	p->ndevs = 4;
+	p->dev[0] = (struct dom_hostdev){pci("0000:3b:00.1"), 0};
+	p->dev[1] = (struct dom_hostdev){pci("0000:18:00.0"), 0};
+	p->dev[2] = (struct dom_hostdev){pci("0000:af:00.0"), 1};
+	p->dev[3] = (struct dom_hostdev){pci("0000:86:00.0"), -1};
+	s->type = "kvm";
+	s->vcpus = 4;
+	s->mem_mib = 4096;
+	s->place = p;
+}
+
+/* node2s, socket 0 only: 1 GiB pages, a GPU with its audio function and
+ * two VFs, all local (one cell: no expander bus). */
+static void spec_devs(struct dom_spec *s)
+{
+	struct dom_placement *p = &place_devs;
+
+	memset(p, 0, sizeof(*p));
+	p->nvcpus = 2;
+	p->pin[0] = 2;
+	p->pin[1] = 10;
+	p->emulator = cs("2,10");
+	p->sockets = 1;
+	p->cores = 1;
+	p->threads = 2;
+	p->ncells = 1;
+	p->cell[0] = (struct dom_cell){0, cs("0-1"), 2048};
+	p->hugepage_kib = 1048576;
+	p->hard_limit_mib = 2176;
+	p->ndevs = 4;
+	p->dev[0] = (struct dom_hostdev){pci("0000:af:00.0"), -1};
+	p->dev[1] = (struct dom_hostdev){pci("0000:af:00.1"), -1};
+	p->dev[2] = (struct dom_hostdev){pci("0000:3b:00.2"), -1};
+	p->dev[3] = (struct dom_hostdev){pci("0000:3b:01.0"), -1};
+	s->vcpus = 2;
+	s->mem_mib = 2048;
+	s->place = p;
+}
+
 static const struct {
 	const char *file;
 	void (*adjust)(struct dom_spec *s);
 } goldens[] = {
-    {"basic.xml", NULL},
-    {"kvm.xml", spec_kvm},
-    {"noshare.xml", spec_noshare},
+    {"basic.xml", NULL},	   {"kvm.xml", spec_kvm},
+    {"noshare.xml", spec_noshare}, {"pinned.xml", spec_pinned},
+    {"numa.xml", spec_numa},	   {"devices.xml", spec_devs},
 };
 
 static void golden_path(char *buf, size_t len, const char *file)
@@ -360,6 +460,219 @@ static void test_escaping_wellformed(void **state)
 	unlink(path);
 }
 
+/* --- placement and devices ------------------------------------------- */
+
+static void test_placement_sections(void **state)
+{
+	struct dom_spec s = base_spec();
+	_cleanup_free_ char *none = NULL, *pinned = NULL, *numa = NULL;
+
+	none = build(&s);
+	assert_lacks(none, "<cputune>");
+	assert_lacks(none, "<numatune>");
+	assert_lacks(none, "<memtune>");
+	assert_lacks(none, "<hostdev");
+	spec_pinned(&s);
+	pinned = build(&s);
+	assert_contains(pinned, "<vcpupin vcpu='0' cpuset='0'/>");
+	assert_contains(pinned, "<vcpupin vcpu='1' cpuset='1'/>");
+	assert_contains(pinned, "<emulatorpin cpuset='0-1'/>");
+	assert_contains(pinned, "<hard_limit unit='MiB'>1024</hard_limit>");
+	/* TCG: a <cpu> for topology and cells, no host CPU model. */
+	assert_contains(pinned, "  <cpu>\n    <topology sockets='1' dies='1' "
+				"cores='2' threads='1'/>");
+	assert_lacks(pinned, "host-passthrough");
+	assert_lacks(pinned, "<memoryBacking>");
+	assert_lacks(pinned, "<hostdev");
+	s = base_spec();
+	spec_numa(&s);
+	numa = build(&s);
+	assert_contains(numa, "<cpu mode='host-passthrough'>\n");
+	assert_contains(numa, "<memory mode='strict' nodeset='0-1'/>");
+	assert_contains(numa,
+			"<memnode cellid='1' mode='strict' nodeset='1'/>");
+	assert_contains(numa, "<page size='2048' unit='KiB'/>");
+	assert_contains(numa, "<allocation mode='immediate'/>");
+	/* Devices on cell 1 sit behind controller index 2 (node 1). */
+	assert_contains(numa, "<controller type='pci' index='2' "
+			      "model='pci-expander-bus'>\n"
+			      "      <target><node>1</node></target>");
+	assert_contains(numa, "bus='0xaf' slot='0x00' function='0x0'/></source>"
+			      "\n      <address type='pci' domain='0x0000' "
+			      "bus='0x02' slot='0x00' function='0x0'/>");
+	assert_contains(numa, "<driver name='vfio'/>");
+}
+
+/* A placement that does not add up with the spec is refused. */
+static void test_placement_refusals(void **state)
+{
+	for (int i = 0; i < 6; i++) {
+		struct dom_spec s = base_spec();
+		char *xml = NULL;
+
+		spec_numa(&s);
+		print_message("case %d\n", i);
+		if (i == 0)
+			s.vcpus = 3; /* pins for 4 */
+		else if (i == 1)
+			s.mem_mib = 4095; /* cells hold 4096 */
+		else if (i == 2)
+			place_numa.threads = 1; /* 2x1x1 != 4 */
+		else if (i == 3)
+			place_numa.ncells = DOM_MAX_CELLS + 1;
+		else if (i == 4)
+			place_numa.ndevs = DOM_MAX_HOSTDEVS + 1;
+		else
+			place_numa.dev[0].cell = 2; /* no such cell */
+		assert_int_equal(domxml_build(&s, &xml), -EINVAL);
+		assert_null(xml);
+	}
+}
+
+/* libvirt's own reading of the generated domains: its conversion to the
+ * QEMU command line must hold the devices, memory backing and NUMA layout.
+ * vCPU and emulator pinning are not on the command line (libvirt applies
+ * them to the threads once QEMU runs): the XML checks above and the live
+ * test (test/integration/t_70_placement) cover them. */
+static const struct {
+	const char *file;
+	const char *want[12];
+} conversions[] = {
+    {"pinned.xml",
+     {"-accel tcg", "-smp 2,sockets=1,dies=1,cores=2,threads=1",
+      "{\"qom-type\":\"memory-backend-ram\",\"id\":\"ram-node0\","
+      "\"size\":1006632960,\"host-nodes\":[0],\"policy\":\"bind\"}",
+      "-numa node,nodeid=0,cpus=0-1,memdev=ram-node0"}},
+    {"devices.xml",
+     {"-smp 2,sockets=1,dies=1,cores=1,threads=2",
+      "\"id\":\"ram-node0\",\"hugetlb\":true,\"hugetlbsize\":1073741824,"
+      "\"prealloc\":true,\"size\":2147483648,\"host-nodes\":[0],"
+      "\"policy\":\"bind\"",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:af:00.0\",",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:af:00.1\",",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:3b:00.2\",",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:3b:01.0\","}},
+    {"numa.xml",
+     {"-smp 4,sockets=2,dies=1,cores=1,threads=2",
+      "\"id\":\"ram-node0\",\"hugetlb\":true,\"hugetlbsize\":2097152,"
+      "\"prealloc\":true,\"size\":2147483648,\"host-nodes\":[0],"
+      "\"policy\":\"bind\"",
+      "\"id\":\"ram-node1\",\"hugetlb\":true,\"hugetlbsize\":2097152,"
+      "\"prealloc\":true,\"size\":2147483648,\"host-nodes\":[@1],"
+      "\"policy\":\"bind\"",
+      "-numa node,nodeid=0,cpus=0-1,memdev=ram-node0",
+      "-numa node,nodeid=1,cpus=2-3,memdev=ram-node1",
+      "{\"driver\":\"pxb\",\"bus_nr\":254,\"id\":\"pci.1\",\"numa_node\":0,",
+      "{\"driver\":\"pxb\",\"bus_nr\":252,\"id\":\"pci.2\",\"numa_node\":1,",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:3b:00.1\",\"id\":\"hostdev0\","
+      "\"bus\":\"pci.1\"",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:18:00.0\",\"id\":\"hostdev1\","
+      "\"bus\":\"pci.1\"",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:af:00.0\",\"id\":\"hostdev2\","
+      "\"bus\":\"pci.2\"",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:86:00.0\",\"id\":\"hostdev3\","
+      "\"bus\":\"pci.0\""}},
+};
+
+static bool libvirt_reachable(void)
+{
+	const char *argv[] = {"virsh",		"-q",  "-c",
+			      "qemu:///system", "uri", NULL};
+	char out[256];
+
+	return have_prog("virsh") && run(argv, out, sizeof(out)) == 0;
+}
+
+/* Replaces every "from" in *text by "to" (same or shorter length). */
+static void replace_all(char *text, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to);
+
+	for (char *p = strstr(text, from); p; p = strstr(p + tl, from)) {
+		memmove(p + tl, p + fl, strlen(p + fl) + 1);
+		memcpy(p, to, tl);
+	}
+}
+
+/* The golden, adapted to what this host's libvirt can convert: host NUMA
+ * node 1 mapped onto node 0 when the host has no node 1 (libvirt checks
+ * nodesets against the host), TCG when libvirt offers no KVM. What was
+ * adapted is printed, and the expectations follow. */
+static char *convertible(const char *file, bool *node1_remapped)
+{
+	char path[VMENV_MAX_PATH];
+	char *text = NULL;
+
+	golden_path(path, sizeof(path), file);
+	if (read_file_limited(path, 1 << 20, &text, NULL) < 0)
+		fail_msg("cannot read %s", path);
+	*node1_remapped = false;
+	if (strstr(text, "nodeset='1'") &&
+	    access("/sys/devices/system/node/node1", F_OK) != 0) {
+		replace_all(text, "nodeset='0-1'", "nodeset='0'");
+		replace_all(text, "nodeset='1'", "nodeset='0'");
+		*node1_remapped = true;
+		print_message("%s: this host has no NUMA node 1; its cells are "
+			      "bound to node 0 for the conversion\n",
+			      file);
+	}
+	return text;
+}
+
+static char *to_native(const char *xml, char *out, size_t outlen)
+{
+	char path[] = "/tmp/vmenv-domxml-XXXXXX";
+	const char *argv[] = {
+	    "virsh",	 "-q", "-c", "qemu:///system", "domxml-to-native",
+	    "qemu-argv", path, NULL};
+	int r;
+
+	write_temp(path, xml);
+	r = run(argv, out, outlen);
+	unlink(path);
+	return r == 0 ? out : NULL;
+}
+
+static void test_libvirt_conversion(void **state)
+{
+	static char out[1 << 16];
+
+	if (!libvirt_reachable()) {
+		print_message("libvirtd (qemu:///system) not reachable\n");
+		skip();
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(conversions); i++) {
+		bool remapped;
+		_cleanup_free_ char *xml =
+		    convertible(conversions[i].file, &remapped);
+
+		if (!to_native(xml, out, sizeof(out)) &&
+		    strstr(xml, "<domain type='kvm'>")) {
+			print_message("%s: libvirt offers no KVM here; "
+				      "converted as TCG\n",
+				      conversions[i].file);
+			replace_all(xml, "<domain type='kvm'>",
+				    "<domain type='qemu'>");
+			replace_all(xml, "<cpu mode='host-passthrough'>",
+				    "<cpu>");
+		}
+		if (!to_native(xml, out, sizeof(out)))
+			fail_msg("libvirt cannot convert %s:\n%s",
+				 conversions[i].file, out);
+		for (size_t k = 0; conversions[i].want[k]; k++) {
+			char want[512];
+
+			snprintf(want, sizeof(want), "%s",
+				 conversions[i].want[k]);
+			replace_all(want, "@1", remapped ? "0" : "1");
+			if (!strstr(out, want))
+				fail_msg("%s: libvirt's command line lacks "
+					 "'%s':\n%s",
+					 conversions[i].file, want, out);
+		}
+	}
+}
+
 /* --- refusals ----------------------------------------------------------- */
 
 static void test_missing_fields(void **state)
@@ -411,6 +724,9 @@ int main(void)
 	    cmocka_unit_test(test_escaping),
 	    cmocka_unit_test(test_escaping_wellformed),
 	    cmocka_unit_test(test_missing_fields),
+	    cmocka_unit_test(test_placement_sections),
+	    cmocka_unit_test(test_placement_refusals),
+	    cmocka_unit_test(test_libvirt_conversion),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

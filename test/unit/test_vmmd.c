@@ -20,6 +20,7 @@
 
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -41,6 +42,7 @@
 #include "exec.h"
 #include "fakes.h"
 #include "job.h"
+#include "jobplace.h"
 #include "log.h"
 #include "proto.h"
 #include "spec.h"
@@ -139,6 +141,8 @@ static void slurm_job(const struct fx *f, uint32_t id, uint32_t uid)
 	    .on_node = true,
 	    .cpus = 2,
 	    .mem_mib = 1024,
+	    .cpu_ids = "0-1",
+	    .node_cores = 2,
 	};
 
 	snprintf(si.work_dir, sizeof(si.work_dir), "%s", f->work);
@@ -177,6 +181,14 @@ static struct fx *fx_new(void)
 	fixture_path(f, c->catalog, sizeof(c->catalog), "catalog.json");
 	/* Absent until a test writes policies: no site policies. */
 	fixture_path(f, c->policy_dir, sizeof(c->policy_dir), "policies");
+	/* A node shaped like this development machine (2 CPUs, one NUMA
+	 * node, no GPUs, no InfiniBand): test/data/sysfs/plain. */
+	snprintf(c->sysfs_root, sizeof(c->sysfs_root), "%s",
+		 TEST_DATADIR "/sysfs/plain/sys");
+	snprintf(c->proc_root, sizeof(c->proc_root), "%s",
+		 TEST_DATADIR "/sysfs/plain/proc");
+	fixture_path(f, c->gres_conf, sizeof(c->gres_conf), "gres.conf");
+	snprintf(c->mem_limit, sizeof(c->mem_limit), "domain");
 	/* Whoever runs the test may start and stop guests, as root or the
 	 * Slurm user may. */
 	pw = getpwuid(getuid());
@@ -702,8 +714,8 @@ static void test_start(void **state)
 	assert_contains(fake_hv.last_xml, "/run/jobs/42/q/agent.sock'/>");
 	assert_contains(fake_hv.last_xml, f->work);
 	assert_contains(fake_hv.last_xml, "<vcpu placement='static'>2</vcpu>");
-	/* 1024 MiB allocated by Slurm, less the 64 MiB headroom. */
-	assert_contains(fake_hv.last_xml, "<memory unit='MiB'>960</memory>");
+	/* 1024 MiB allocated by Slurm, less the 128 MiB headroom. */
+	assert_contains(fake_hv.last_xml, "<memory unit='MiB'>896</memory>");
 	/* vmmd connected to the agent channel at once and says HELLO. */
 	assert_int_equal(job(f)->state, JOB_BOOTING);
 	afd = agent_connect(f);
@@ -892,6 +904,298 @@ static void test_start_create_fails(void **state)
 	if (exists(path))
 		fail_msg("a job whose start failed keeps its directory %s",
 			 path);
+}
+
+/* ======================================================================= */
+/* placement and devices                                                   */
+/* ======================================================================= */
+
+/* A start whose request asks for IB VFs and hugepages ("" / 0: not). */
+static void start_devices(struct fx *f, uint32_t id, uint32_t ib_vfs,
+			  const char *hugepages, struct proto_reply *rep)
+{
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = id,
+	    .start = {.job_id = id,
+		      .uid = (uint32_t)getuid(),
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+	char n[16];
+
+	snprintf(n, sizeof(n), "%u", ib_vfs);
+	if (ib_vfs)
+		req.start.opts[VMSPEC_OPT_IB] = strdup(n);
+	if (hugepages && *hugepages)
+		req.start.opts[VMSPEC_OPT_HUGEPAGES] = strdup(hugepages);
+	call(f, &req, rep);
+	proto_request_clear(&req);
+}
+
+static size_t count_leases(const struct fx *f)
+{
+	char dir[512];
+	DIR *d;
+	struct dirent *e;
+	size_t n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/run/devices", f->dir);
+	if (!(d = opendir(dir)))
+		return 0;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Slurm's CPUs 0-1 of this 2-CPU node: one vCPU each, pinned, the guest's
+ * NUMA cell on the host's node 0, the hard limit at Slurm's 1024 MiB. */
+static void test_start_placement(void **state)
+{
+	struct fx *f = *state;
+
+	start_ok(f);
+	assert_contains(fake_hv.last_xml, "<vcpupin vcpu='0' cpuset='0'/>");
+	assert_contains(fake_hv.last_xml, "<vcpupin vcpu='1' cpuset='1'/>");
+	assert_contains(fake_hv.last_xml, "<emulatorpin cpuset='0-1'/>");
+	assert_contains(fake_hv.last_xml,
+			"<hard_limit unit='MiB'>1024</hard_limit>");
+	assert_contains(fake_hv.last_xml,
+			"<memnode cellid='0' mode='strict' nodeset='0'/>");
+	assert_contains(fake_hv.last_xml,
+			"<cell id='0' cpus='0-1' memory='896' unit='MiB'/>");
+	assert_int_equal(fake_hv.last_limit_kib, 0);
+	assert_int_equal(job(f)->vcpus, 2);
+	assert_int_equal(job(f)->mem_mib, 896);
+}
+
+/* A second job on the other CPU: disjoint pinning, as Slurm's cores. */
+static void test_start_two_jobs_disjoint(void **state)
+{
+	struct fx *f = *state;
+	struct slurmjob_info si;
+	struct proto_reply rep;
+	char why[64];
+
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	snprintf(si.cpu_ids, sizeof(si.cpu_ids), "1");
+	si.cpus = 1;
+	fake_slurm_set(&si);
+	si.job_id = JOB + 1;
+	snprintf(si.cpu_ids, sizeof(si.cpu_ids), "0");
+	fake_slurm_set(&si);
+	start_ok(f);
+	assert_contains(fake_hv.last_xml, "<vcpupin vcpu='0' cpuset='1'/>");
+	assert_contains(fake_hv.last_xml, "<vcpu placement='static'>1</vcpu>");
+	start_job(f, JOB + 1, "tiny", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_contains(fake_hv.last_xml, "<vcpupin vcpu='0' cpuset='0'/>");
+	assert_contains(fake_hv.last_xml, "<emulatorpin cpuset='0'/>");
+	stop_ok(f, JOB + 1);
+}
+
+/* mem_limit = live: the limit is set on the paused domain, not in the
+ * XML (libvirt would raise RLIMIT_MEMLOCK to it). */
+static void test_start_live_limit(void **state)
+{
+	struct fx *f = *state;
+
+	f->d.mem_limit_live = true;
+	start_ok(f);
+	assert_int_equal(fake_hv.last_limit_kib, 1024 * 1024);
+	assert_false(strstr(fake_hv.last_xml, "<memtune>"));
+	assert_contains(fake_hv.last_xml, "<vcpupin vcpu='1' cpuset='1'/>");
+}
+
+static void slurm_no_cpu_ids(struct slurmjob_info *si)
+{
+	si->cpu_ids[0] = '\0';
+}
+
+static void slurm_wrong_cores(struct slurmjob_info *si)
+{
+	si->node_cores = 4;
+}
+
+static void slurm_gpu(struct slurmjob_info *si)
+{
+	snprintf(si->gres, sizeof(si->gres), "gpu:1(IDX:0)");
+}
+
+static void slurm_tiny_mem(struct slurmjob_info *si)
+{
+	si->mem_mib = 100;
+}
+
+/* What this node cannot give fails the start with the reason, and leaves
+ * nothing: no domain, no job directory, no device lease. */
+static void test_start_cannot_give(void **state)
+{
+	static const struct {
+		const char *what;
+		uint32_t ib_vfs;
+		const char *hugepages;
+		void (*slurm)(struct slurmjob_info *si);
+		const char *want;
+	} cases[] = {
+	    {"IB VFs on a node without", 1, NULL, NULL,
+	     "job 42: asked for 1 InfiniBand VFs but node n1 has none"},
+	    {"more hugepages than free", 0, "2M", NULL,
+	     "job 42: the guest needs 448 hugepages of 2048 KiB on NUMA node "
+	     "0 but node n1 has 0 free there"},
+	    {"GPUs on a GPU-less node", 0, NULL, slurm_gpu,
+	     "job 42: Slurm allocated GPUs 0 on node n1 but"},
+	    {"no CPU ids from Slurm", 0, NULL, slurm_no_cpu_ids,
+	     "job 42: Slurm did not say which CPUs of node n1"},
+	    {"slurm.conf and host disagree", 0, NULL, slurm_wrong_cores,
+	     "job 42: node n1: Slurm describes this node with 4 cores but the "
+	     "host has 2"},
+	    {"less memory than QEMU needs", 0, NULL, slurm_tiny_mem,
+	     "job 42: a memory headroom of 0% / 128 MiB leaves nothing of the "
+	     "job's 100 MiB"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct fx *f = i ? fx_renew(state) : *state;
+		struct proto_reply rep;
+
+		print_message("case: %s\n", cases[i].what);
+		if (cases[i].slurm) {
+			struct slurmjob_info si;
+			char why[64];
+
+			assert_int_equal(
+			    fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			    0);
+			cases[i].slurm(&si);
+			fake_slurm_set(&si);
+		}
+		start_devices(f, JOB, cases[i].ib_vfs, cases[i].hugepages,
+			      &rep);
+		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		assert_contains(rep.error, cases[i].want);
+		assert_no_guest(f);
+		assert_int_equal(count_leases(f), 0);
+		assert_int_equal(job(f)->state, JOB_FAILED);
+	}
+}
+
+/* vmmd stops (its guests keep running) and starts again, as after a
+ * crash: the adopted job keeps its VFs, which no new job can get. */
+static void restart_vmmd(struct fx *f)
+{
+	struct vmmd_config c = f->d.cfg;
+
+	vmmd_fini(&f->d);
+	memset(&f->d, 0, sizeof(f->d));
+	f->d.cfg = c;
+	f->d.hv = &fake_hv_ops;
+	f->d.slurm_lookup = fake_slurm_lookup;
+	assert_int_equal(vmmd_init(&f->d), 0);
+}
+
+static void on_node2s(struct fx *f)
+{
+	struct vmmd_config *c = &f->d.cfg;
+	struct slurmjob_info si;
+	char why[64];
+
+	snprintf(c->sysfs_root, sizeof(c->sysfs_root), "%s",
+		 TEST_DATADIR "/sysfs/node2s/sys");
+	snprintf(c->proc_root, sizeof(c->proc_root), "%s",
+		 TEST_DATADIR "/sysfs/node2s/proc");
+	snprintf(c->ib_pfs, sizeof(c->ib_pfs), "mlx5_0");
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	si.node_cores = 8;
+	snprintf(si.cpu_ids, sizeof(si.cpu_ids), "0");
+	fake_slurm_set(&si);
+	si.job_id = JOB + 1;
+	snprintf(si.cpu_ids, sizeof(si.cpu_ids), "4");
+	fake_slurm_set(&si);
+}
+
+static void test_vfs_across_restart(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	const char *p;
+	int n = 0;
+
+	on_node2s(f);
+	restart_vmmd(f);
+	start_devices(f, JOB, 6, NULL, &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("%s", rep.error);
+	for (p = fake_hv.last_xml; (p = strstr(p, "<hostdev ")); p++)
+		n++;
+	assert_int_equal(n, 6);
+	assert_contains(fake_hv.last_xml,
+			"<source><address domain='0x0000' bus='0x3b' "
+			"slot='0x00' function='0x1'/></source>");
+	/* core 0 of node2s: CPUs 0 and 8 */
+	assert_contains(fake_hv.last_xml, "<vcpupin vcpu='1' cpuset='8'/>");
+	assert_int_equal(count_leases(f), 6);
+	restart_vmmd(f);
+	assert_non_null(job(f)); /* adopted */
+	assert_int_equal(count_leases(f), 6);
+	start_devices(f, JOB + 1, 3, NULL, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 43: asked for 3 InfiniBand VFs but "
+				   "only 2 of the 8 on node n1 are free");
+	assert_int_equal(count_leases(f), 6);
+	stop_ok(f, JOB + 1);
+	/* The end of job 42 gives its six back. */
+	stop_ok(f, JOB);
+	assert_int_equal(count_leases(f), 0);
+	start_devices(f, JOB + 1, 8, NULL, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_int_equal(count_leases(f), 8);
+}
+
+/* Reconcile: the guest of a job vmmd does not know is destroyed at
+ * start, and its devices go with it. */
+static void test_reconcile_frees_devices(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char path[512];
+
+	on_node2s(f);
+	restart_vmmd(f);
+	start_devices(f, JOB, 2, NULL, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	/* vmmd dies and the job's state with it: nothing to adopt. */
+	snprintf(path, sizeof(path), "%s/run/jobs/%u/state", f->dir, JOB);
+	assert_int_equal(unlink(path), 0);
+	restart_vmmd(f);
+	assert_null(job(f));
+	assert_int_equal(count_leases(f), 0);
+}
+
+/* Devices stay leased while their guest runs, even when vmmd has lost the
+ * job's record (a guest libvirt failed to destroy); they go once the guest
+ * is gone. */
+static void test_devices_follow_the_guest(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char why[128];
+
+	on_node2s(f);
+	restart_vmmd(f);
+	start_devices(f, JOB, 2, NULL, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	job_stop_all_records(&f->d); /* the record goes, the guest runs */
+	assert_null(job(f));
+	job_sweep_devices(&f->d);
+	assert_int_equal(count_leases(f), 2);
+	assert_int_equal(
+	    fake_hv_ops.destroy(&fake_hv, DOMAIN, why, sizeof(why)), 0);
+	job_sweep_devices(&f->d);
+	assert_int_equal(count_leases(f), 0);
 }
 
 /* ======================================================================= */
@@ -1953,6 +2257,13 @@ int main(void)
 	    T(test_start_unknown_image),
 	    T(test_start_refusals),
 	    T(test_start_create_fails),
+	    T(test_start_placement),
+	    T(test_start_two_jobs_disjoint),
+	    T(test_start_live_limit),
+	    T(test_start_cannot_give),
+	    T(test_vfs_across_restart),
+	    T(test_reconcile_frees_devices),
+	    T(test_devices_follow_the_guest),
 	    T(test_exec_waits_then_runs),
 	    T(test_exec_stdin_merge_signal),
 	    T(test_exec_script),
