@@ -36,8 +36,8 @@ struct vmmd_config {
 	char proc_root[VMENV_MAX_PATH];
 	char gres_conf[VMENV_MAX_PATH];
 	char housekeeping_cpus[256]; /* a CPU list, or "" */
-	char mem_limit[8];	 /* auto, domain, live */
-	char ib_pfs[512];	 /* PF names or PCI addresses */
+	char mem_limit[8];	     /* auto, domain, live */
+	char ib_pfs[512];	     /* PF names or PCI addresses */
 	uint32_t max_ib_vfs;
 	char ib_guid_prefix[8]; /* "" or 4 hex digits */
 	uint32_t ib_guid_node_id;

@@ -104,8 +104,9 @@ int devices_config_check(const struct vmmd_config *c, char *err, size_t errlen)
 	int r;
 
 	if (devices_housekeeping(c, &hk) < 0)
-		return errf(err, errlen, -EINVAL,
-			    "housekeeping_cpus: a CPU list like 0-1,8 (or empty)");
+		return errf(
+		    err, errlen, -EINVAL,
+		    "housekeeping_cpus: a CPU list like 0-1,8 (or empty)");
 	if (c->ib_guid_prefix[0] && guid_prefix(c, &prefix) < 0)
 		return errf(err, errlen, -EINVAL,
 			    "ib_guid_prefix: 4 hex digits, e.g. fa16");

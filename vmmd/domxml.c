@@ -179,28 +179,52 @@ static void build_placement(struct sbuf *b, const struct dom_spec *s)
 	build_numatune(b, s->place);
 }
 
-/* <cpu>: the host's CPU model under KVM, the guest topology, and the
- * guest NUMA cells. */
+/* The <cpu> start for the spec's model. Returns whether the element is
+ * left open for children and its end tag (false: nothing was written, or
+ * a complete empty element). */
+static bool cpu_open(struct sbuf *b, const struct dom_spec *s, bool inner)
+{
+	const char *m = s->cpu_model && *s->cpu_model ? s->cpu_model : NULL;
+	bool kvm = strcmp(s->type, "kvm") == 0;
+
+	if (!m && kvm)
+		m = "host-passthrough";
+	if (!m) {
+		if (inner)
+			sb_fmt(b, "  <cpu>\n");
+		return inner;
+	}
+	if (strcmp(m, "host-passthrough") == 0) {
+		/* TCG cannot pass the host's CPU through; "maximum" is QEMU's
+		 * "max", every feature it can emulate. */
+		sb_fmt(b, "  <cpu mode='%s'", kvm ? m : "maximum");
+	} else if (strcmp(m, "host-model") == 0) {
+		sb_fmt(b, "  <cpu mode='host-model'");
+	} else {
+		sb_fmt(b, "  <cpu mode='custom' match='exact'>\n"
+			  "    <model fallback='forbid'>");
+		sb_esc(b, m);
+		sb_fmt(b, "</model>\n");
+		return true;
+	}
+	sb_fmt(b, inner ? ">\n" : "/>\n");
+	return inner;
+}
+
+/* <cpu>: the model, the guest topology, and the guest NUMA cells. */
 static void build_cpu(struct sbuf *b, const struct dom_spec *s)
 {
 	const struct dom_placement *p = s->place;
-	bool kvm = strcmp(s->type, "kvm") == 0;
+	bool inner = p && (p->sockets || p->ncells);
 
-	if (!p || (!p->sockets && !p->ncells)) {
-		if (kvm)
-			sb_fmt(b, "  <cpu mode='host-passthrough'/>\n");
+	if (!cpu_open(b, s, inner))
 		return;
-	}
-	if (kvm)
-		sb_fmt(b, "  <cpu mode='host-passthrough'>\n");
-	else
-		sb_fmt(b, "  <cpu>\n");
-	if (p->sockets)
+	if (inner && p->sockets)
 		sb_fmt(b,
 		       "    <topology sockets='%u' dies='1' cores='%u' "
 		       "threads='%u'/>\n",
 		       p->sockets, p->cores, p->threads);
-	if (p->ncells) {
+	if (inner && p->ncells) {
 		sb_fmt(b, "    <numa>\n");
 		for (uint32_t i = 0; i < p->ncells; i++) {
 			sb_fmt(b, "      <cell id='%u' cpus='", i);

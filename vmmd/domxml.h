@@ -70,6 +70,11 @@ struct dom_spec {
 	uint32_t vcpus;
 	uint32_t mem_mib;
 	const struct dom_placement *place; /* NULL: unpinned, no devices */
+	/* The spec's cpu_model: NULL or "" the node's default (the host's CPU
+	 * under KVM, QEMU's default under TCG), "host-passthrough" (under TCG:
+	 * QEMU's "max"), "host-model", or a QEMU model name (validated by the
+	 * spec: [A-Za-z0-9_.+-]). */
+	const char *cpu_model;
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;

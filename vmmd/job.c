@@ -135,9 +135,9 @@ static int size_guest(struct job *j, const struct slurmjob_info *si,
 	/* QEMU itself needs memory beyond the guest's RAM; it comes out of
 	 * the job's allocation, never on top of it (headroom: the spec). The
 	 * allocation is the hard limit on all QEMU uses. */
-	alloc = si->mem_mib ? si->mem_mib
-			    : (uint64_t)c->default_mem_mib +
-				  j->spec.v.mem_headroom_mib;
+	alloc = si->mem_mib
+		    ? si->mem_mib
+		    : (uint64_t)c->default_mem_mib + j->spec.v.mem_headroom_mib;
 	if (alloc > UINT32_MAX)
 		alloc = UINT32_MAX;
 	mem = si->mem_mib ? vmspec_guest_mem_mib(&j->spec.v, alloc)
@@ -280,6 +280,7 @@ static int create_domain(struct job *j, const struct catalog_image *img,
 	    .gid = (uint32_t)j->gid,
 	    .vcpus = j->vcpus,
 	    .mem_mib = j->mem_mib,
+	    .cpu_model = j->spec.v.cpu_model,
 	    .kernel = kernel,
 	    .initrd = initrd,
 	    .cmdline = img->cmdline,

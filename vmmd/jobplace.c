@@ -128,8 +128,10 @@ int job_place(struct job *j, const struct slurmjob_info *si,
 	_cleanup_free_ struct host_topo *t = malloc(sizeof(*t));
 	_cleanup_free_ struct place_req *q = calloc(1, sizeof(*q));
 	_cleanup_free_ struct dev_grant *g = malloc(sizeof(*g));
-	struct dev_request dq = {
-	    .job_id = j->id, .ib_vfs = w->ib_vfs, .gres = si->gres};
+	/* The spec may decline the GPUs Slurm allocated (gpus = false). */
+	struct dev_request dq = {.job_id = j->id,
+				 .ib_vfs = spec->ib_vfs,
+				 .gres = spec->gpus ? si->gres : NULL};
 	uint64_t t0 = now_ms();
 	char why[512];
 	int r;

@@ -243,6 +243,13 @@ static void spec_devs(struct dom_spec *s)
 	s->place = p;
 }
 
+/* TCG with a named CPU model over the pinned placement. */
+static void spec_model(struct dom_spec *s)
+{
+	spec_pinned(s);
+	s->cpu_model = "Skylake-Server";
+}
+
 static const struct {
 	const char *file;
 	void (*adjust)(struct dom_spec *s);
@@ -250,6 +257,7 @@ static const struct {
     {"basic.xml", NULL},	   {"kvm.xml", spec_kvm},
     {"noshare.xml", spec_noshare}, {"pinned.xml", spec_pinned},
     {"numa.xml", spec_numa},	   {"devices.xml", spec_devs},
+    {"model.xml", spec_model},
 };
 
 static void golden_path(char *buf, size_t len, const char *file)
@@ -398,6 +406,7 @@ static const struct {
      offsetof(struct dom_spec, share_tag)},
     {"string(/domain/name)", offsetof(struct dom_spec, name)},
     {"string(/domain/metadata/*/@node)", offsetof(struct dom_spec, node)},
+    {"string(/domain/cpu/model)", offsetof(struct dom_spec, cpu_model)},
 };
 
 static struct dom_spec special_spec(void)
@@ -503,6 +512,50 @@ static void test_placement_sections(void **state)
 	assert_contains(numa, "<driver name='vfio'/>");
 }
 
+static void test_cpu_models(void **state)
+{
+	static const struct {
+		const char *type, *model;
+		bool placed;
+		const char *want, *lacks;
+	} cases[] = {
+	    {"qemu", NULL, false, NULL, "<cpu"},
+	    {"qemu", "", false, NULL, "<cpu"},
+	    {"kvm", NULL, false, "  <cpu mode='host-passthrough'/>\n", NULL},
+	    {"kvm", "host-passthrough", false,
+	     "  <cpu mode='host-passthrough'/>\n", NULL},
+	    {"qemu", "host-passthrough", false, "  <cpu mode='maximum'/>\n",
+	     "host-passthrough"},
+	    {"qemu", "host-model", true,
+	     "  <cpu mode='host-model'>\n    <topology", NULL},
+	    {"kvm", "Skylake-Server", false,
+	     "  <cpu mode='custom' match='exact'>\n"
+	     "    <model fallback='forbid'>Skylake-Server</model>\n"
+	     "  </cpu>\n",
+	     "host-passthrough"},
+	    {"kvm", NULL, true,
+	     "  <cpu mode='host-passthrough'>\n    <topology", NULL},
+	    {"qemu", NULL, true, "  <cpu>\n    <topology", NULL},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct dom_spec s = base_spec();
+		_cleanup_free_ char *xml = NULL;
+
+		print_message("case %zu: %s %s\n", i, cases[i].type,
+			      cases[i].model ? cases[i].model : "(none)");
+		if (cases[i].placed)
+			spec_pinned(&s);
+		s.type = cases[i].type;
+		s.cpu_model = cases[i].model;
+		xml = build(&s);
+		if (cases[i].want)
+			assert_contains(xml, cases[i].want);
+		if (cases[i].lacks)
+			assert_lacks(xml, cases[i].lacks);
+	}
+}
+
 /* A placement that does not add up with the spec is refused. */
 static void test_placement_refusals(void **state)
 {
@@ -543,6 +596,7 @@ static const struct {
       "{\"qom-type\":\"memory-backend-ram\",\"id\":\"ram-node0\","
       "\"size\":1006632960,\"host-nodes\":[0],\"policy\":\"bind\"}",
       "-numa node,nodeid=0,cpus=0-1,memdev=ram-node0"}},
+    {"model.xml", {"-cpu Skylake-Server", "-smp 2,sockets=1,dies=1,cores=2"}},
     {"devices.xml",
      {"-smp 2,sockets=1,dies=1,cores=1,threads=2",
       "\"id\":\"ram-node0\",\"hugetlb\":true,\"hugetlbsize\":1073741824,"
@@ -725,6 +779,7 @@ int main(void)
 	    cmocka_unit_test(test_escaping_wellformed),
 	    cmocka_unit_test(test_missing_fields),
 	    cmocka_unit_test(test_placement_sections),
+	    cmocka_unit_test(test_cpu_models),
 	    cmocka_unit_test(test_placement_refusals),
 	    cmocka_unit_test(test_libvirt_conversion),
 	};

@@ -1175,6 +1175,83 @@ static void test_reconcile_frees_devices(void **state)
 	assert_int_equal(count_leases(f), 0);
 }
 
+/* A start with one request option (start_with() of the policy tests is
+ * for job 42 too; this one takes any job). */
+static void start_opt(struct fx *f, uint32_t id, enum vmspec_opt o,
+		      const char *value, struct proto_reply *rep)
+{
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = id,
+	    .start = {.job_id = id,
+		      .uid = (uint32_t)getuid(),
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+
+	req.start.opts[o] = strdup(value);
+	call(f, &req, rep);
+	proto_request_clear(&req);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* The spec decides what the guest gets beyond Slurm's allocation:
+ * hugepages, whether Slurm's GPUs go in, where QEMU's threads run. */
+static void test_spec_drives_placement(void **state)
+{
+	struct fx *f = *state;
+	struct slurmjob_info si;
+	struct proto_reply rep;
+	char why[64], gres[PATH_MAX];
+
+	on_node2s(f);
+	snprintf(gres, sizeof(gres), "%s/gres.conf", f->dir);
+	write_text(gres, "Name=gpu File=/dev/nvidia[0-3]\n");
+	snprintf(f->d.cfg.gres_conf, sizeof(f->d.cfg.gres_conf), "%s", gres);
+	restart_vmmd(f);
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	snprintf(si.gres, sizeof(si.gres), "gpu:1(IDX:0)");
+	fake_slurm_set(&si);
+	/* Default spec: Slurm's GPU goes in, QEMU's threads on the job's
+	 * CPUs (core 0: CPUs 0 and 8). */
+	start_opt(f, JOB, VMSPEC_OPT_HUGEPAGES, "2M", &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("%s", rep.error);
+	assert_contains(fake_hv.last_xml, "<page size='2048' unit='KiB'/>");
+	assert_contains(fake_hv.last_xml, "bus='0x18' slot='0x00' "
+					  "function='0x0'/></source>");
+	assert_contains(fake_hv.last_xml, "<emulatorpin cpuset='0,8'/>");
+	stop_ok(f, JOB);
+	/* gpus = no: the guest goes without. */
+	start_opt(f, JOB, VMSPEC_OPT_GPUS, "no", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_int_equal(count(fake_hv.last_xml, "<hostdev "), 0);
+	assert_int_equal(count_leases(f), 0);
+	stop_ok(f, JOB);
+	/* Housekeeping CPUs the node does not have: refused with why. */
+	start_opt(f, JOB, VMSPEC_OPT_EMULATOR_THREADS, "housekeeping", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: its spec puts QEMU's threads on "
+				   "housekeeping CPUs but node n1 has none");
+	assert_int_equal(count_leases(f), 0);
+	stop_ok(f, JOB);
+	snprintf(f->d.cfg.housekeeping_cpus, sizeof(f->d.cfg.housekeeping_cpus),
+		 "15");
+	start_opt(f, JOB, VMSPEC_OPT_EMULATOR_THREADS, "housekeeping", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_contains(fake_hv.last_xml, "<emulatorpin cpuset='15'/>");
+	assert_contains(fake_hv.last_xml, "<vcpupin vcpu='0' cpuset='0'/>");
+}
+
 /* Devices stay leased while their guest runs, even when vmmd has lost the
  * job's record (a guest libvirt failed to destroy); they go once the guest
  * is gone. */
@@ -2264,6 +2341,7 @@ int main(void)
 	    T(test_vfs_across_restart),
 	    T(test_reconcile_frees_devices),
 	    T(test_devices_follow_the_guest),
+	    T(test_spec_drives_placement),
 	    T(test_exec_waits_then_runs),
 	    T(test_exec_stdin_merge_signal),
 	    T(test_exec_script),
