@@ -137,8 +137,8 @@ static int load_catalog(struct ictx *x)
 		r = catalog_load(x->cfg.catalog, &x->cat, err, sizeof(err));
 		return r < 0 ? fail("catalog: %s", err) : 0;
 	}
-	r = fetch_text(x->cfg.catalog, &x->opts, CATALOG_MAX_FILE, &text, &len,
-		       err, sizeof(err));
+	r = fetch_text(x->cfg.catalog, &x->opts, CATALOG_MAX_FILE, NULL, &text,
+		       &len, err, sizeof(err));
 	if (r < 0)
 		return fail("catalog: %s", err);
 	catalog_base_of(x->cfg.catalog, base, sizeof(base));

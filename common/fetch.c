@@ -13,6 +13,7 @@
 
 struct xctx {
 	struct fetch_xfer *x;
+	const atomic_int *cancel; /* fetch_text */
 	CURL *h;
 	bool checked_range;
 	int write_error;
@@ -161,12 +162,13 @@ static int on_progress(void *data, curl_off_t dltotal, curl_off_t dlnow,
 {
 	struct xctx *c = data;
 	struct fetch_xfer *x = c->x;
+	const atomic_int *cancel = x ? x->cancel : c->cancel;
 
 	(void)dltotal;
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	if (x && x->cancel && atomic_load(x->cancel))
+	if (cancel && atomic_load(cancel))
 		return 1;
 	if (x && x->progress)
 		x->progress(x->progress_data, x->offset, x->max_size);
@@ -350,17 +352,18 @@ static int text_once(const char *url, const struct fetch_opts *o, size_t max,
 }
 
 int fetch_text(const char *url, const struct fetch_opts *opts, size_t max,
-	       char **ret, size_t *ret_len, char *err, size_t errlen)
+	       const atomic_int *cancel, char **ret, size_t *ret_len, char *err,
+	       size_t errlen)
 {
-	struct xctx c = {0};
+	struct xctx c = {.cancel = cancel};
 	uint32_t delay = opts->retry_delay_ms;
 	int r;
 
 	for (uint32_t attempt = 0;; attempt++) {
 		r = text_once(url, opts, max, &c, err, errlen);
-		if (r == 0 || !fetch_retryable(r) || attempt >= opts->retries)
+		if (r == 0 || !fetch_retryable(r) || attempt >= opts->retries ||
+		    fetch_sleep(delay, cancel) < 0)
 			break;
-		fetch_sleep(delay, NULL);
 		delay = delay > 15000 ? 30000 : delay * 2;
 	}
 	if (r < 0) {

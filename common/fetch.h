@@ -56,9 +56,11 @@ bool fetch_retryable(int r);
 /* One attempt. 0, or -errno as above with a message in err. */
 int fetch_once(struct fetch_xfer *x, char *err, size_t errlen);
 /* A small document (the catalog) into memory, at most max bytes, with the
- * retries of opts. *ret is malloc'ed and NUL-terminated. */
+ * retries of opts; cancel may be NULL. *ret is malloc'ed and
+ * NUL-terminated. */
 int fetch_text(const char *url, const struct fetch_opts *opts, size_t max,
-	       char **ret, size_t *ret_len, char *err, size_t errlen);
+	       const atomic_int *cancel, char **ret, size_t *ret_len, char *err,
+	       size_t errlen);
 /* Sleeps ms, waking early when *cancel is set. -ECANCELED then. */
 int fetch_sleep(uint32_t ms, const atomic_int *cancel);
 

@@ -95,9 +95,9 @@ static void *fetch_main(void *arg)
 	if (f->kind == FK_BLOB)
 		pull_blob(f);
 	else
-		f->result =
-		    fetch_text(f->file.source, &f->im->opts, CATALOG_MAX_FILE,
-			       &f->text, &f->text_len, f->err, sizeof(f->err));
+		f->result = fetch_text(f->file.source, &f->im->opts,
+				       CATALOG_MAX_FILE, &f->cancel, &f->text,
+				       &f->text_len, f->err, sizeof(f->err));
 	/* A pointer is 8 bytes: a pipe write that small is atomic. If it
 	 * fails the loop never learns, so it must not: the pipe holds 8192
 	 * of them and at most one per file is in flight. */
@@ -522,8 +522,8 @@ int images_catalog_initial(struct vmmd *d, char *err, size_t errlen)
 	/* vmmd is not serving yet: one quick attempt, then the copy saved
 	 * by the last good fetch. */
 	o.retries = 0;
-	r = fetch_text(d->cfg.catalog, &o, CATALOG_MAX_FILE, &text, &len, err,
-		       errlen);
+	r = fetch_text(d->cfg.catalog, &o, CATALOG_MAX_FILE, NULL, &text, &len,
+		       err, errlen);
 	if (r == 0)
 		return adopt_catalog(d, text, len, true, err, errlen);
 	log_warn("catalog %s: %s; trying the saved copy", d->cfg.catalog, err);
