@@ -25,18 +25,24 @@
 /* By path: "config.h" alone is autoconf's, found first on -I. */
 #include "../../vmmd/config.h"
 
-/* Every key, as an operator would write it; one a line from policy_dir on,
- * so that branches adding keys touch separate lines. */
-// clang-format off
+/* Every key, as an operator would write it. */
 static const char *const all_keys[] = {
-    "node_name",	 "socket",
-    "run_dir",		 "console_dir",
-    "catalog",		 "libvirt_uri",
-    "domain_type",	 "slurm_user",
-    "keep_console_logs", "log_level",
-    "boot_timeout_s",	 "default_mem_mib",
-    "mem_headroom_mib",	 "max_vcpus",
-    "max_clients",	 "reconcile_interval_s",
+    "node_name",
+    "socket",
+    "run_dir",
+    "console_dir",
+    "catalog",
+    "libvirt_uri",
+    "domain_type",
+    "slurm_user",
+    "keep_console_logs",
+    "log_level",
+    "boot_timeout_s",
+    "default_mem_mib",
+    "mem_headroom_mib",
+    "max_vcpus",
+    "max_clients",
+    "reconcile_interval_s",
     "policy_dir",
     "sysfs_root",
     "proc_root",
@@ -60,7 +66,6 @@ static const char *const all_keys[] = {
     "fetch_retries",
     "fetch_retry_delay_ms",
 };
-// clang-format on
 
 static void defaults(struct vmmd_config *c)
 {
