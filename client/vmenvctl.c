@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* vmenvctl: ask a node's vmmd what it runs. */
+/* vmenvctl: ask a node's vmmd what it runs; check policies; manage the
+ * node's image cache. */
 #include "vmenvctl.h"
 
 #include "cleanup.h"
+#include "ctlimage.h"
 #include "proto.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,7 +97,8 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vmenvctl [--node NAME | --socket PATH] COMMAND\n"
+	fprintf(f, "usage: vmenvctl [--node NAME | --socket PATH] "
+		   "[--config FILE] COMMAND\n"
 		   "commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
 		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
@@ -106,6 +110,12 @@ static void usage(FILE *f)
 		   "OPTIONS\n"
 		   "           the spec a job with these sbatch options gets, "
 		   "and why\n");
+	fprintf(f, "  image list            the catalog's images, what is "
+		   "cached, what jobs use\n"
+		   "  image pull NAME       fetch into the cache (root)\n"
+		   "  image rm NAME|SHA256  remove from the cache (root)\n"
+		   "  image verify [NAME]   re-hash cached files, remove "
+		   "corrupt ones (root)\n");
 }
 
 int main(int argc, char **argv)
@@ -113,20 +123,27 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 	    {"node", required_argument, NULL, 'N'},
 	    {"socket", required_argument, NULL, 's'},
+	    {"config", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	struct ctl c = {.timeout_ms = 10000};
 	char node[256] = "";
 	const char *sock = NULL;
+	const char *config = VMENV_SYSCONFDIR "/vmmd.conf";
+	bool node_given = false;
 	int o;
 
 	gethostname(node, sizeof(node) - 1);
 	node[strcspn(node, ".")] = '\0';
-	while ((o = getopt_long(argc, argv, "+N:s:h", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+N:s:c:h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'N':
 			snprintf(node, sizeof(node), "%s", optarg);
+			node_given = true;
+			break;
+		case 'c':
+			config = optarg;
 			break;
 		case 's':
 			sock = optarg;
@@ -147,6 +164,11 @@ int main(int argc, char **argv)
 	/* Policies are files: no vmmd needed. */
 	if (optind < argc && strcmp(argv[optind], "policy") == 0)
 		return vmenvctl_policy(argc - optind, argv + optind);
+	/* The image cache is shared by the node's vmmds and locked with
+	 * flock: vmenvctl works on it directly (docs/images.md). */
+	if (optind < argc && strcmp(argv[optind], "image") == 0)
+		return ctl_image(argc - optind - 1, argv + optind + 1, config,
+				 node_given ? node : NULL);
 	if (optind + 1 != argc) {
 		usage(stderr);
 		return 2;

@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum ckind { C_STR, C_PATH, C_U32, C_ENUM };
+/* C_STR: one word; C_LIST: words separated by spaces (or commas). */
+enum ckind { C_STR, C_LIST, C_PATH, C_U32, C_ENUM, C_LOC };
 
 struct centry {
 	const char *key;
@@ -50,8 +51,8 @@ static const struct centry table[] = {
     S("run_dir", C_PATH, run_dir, VMENV_RUNDIR "/%n", "per-job runtime state"),
     S("console_dir", C_PATH, console_dir, VMENV_LOGDIR "/%n",
       "guest console logs"),
-    S("catalog", C_PATH, catalog, VMENV_SYSCONFDIR "/catalog.json",
-      "image catalog"),
+    S("catalog", C_LOC, catalog, VMENV_SYSCONFDIR "/catalog.json",
+      "image catalog: a file, or an http(s):// URL"),
     S("policy_dir", C_PATH, policy_dir, VMENV_SYSCONFDIR "/policies.d",
       "site policies (*.json); re-read on SIGHUP"),
     S("libvirt_uri", C_STR, libvirt_uri, "qemu:///system",
@@ -87,13 +88,37 @@ static const struct centry table[] = {
     E("mem_limit", mem_limit, "auto domain live", "auto",
       "memory hard limit: in the domain XML, or set live after start "
       "(auto: live when libvirtd cannot raise RLIMIT_MEMLOCK)"),
-    S("ib_pfs", C_STR, ib_pfs, "",
+    S("ib_pfs", C_LIST, ib_pfs, "",
       "InfiniBand PFs whose VFs jobs get (IB devices or PCI addresses)"),
     N("max_ib_vfs", max_ib_vfs, 0, 64, "8", "upper bound on VFs per job"),
     S("ib_guid_prefix", C_STR, ib_guid_prefix, "",
       "4 hex digits: set per-job VF GUIDs (empty: leave them)"),
     N("ib_guid_node_id", ib_guid_node_id, 0, 255, "0",
       "this node's byte in per-job VF GUIDs"),
+    S("image_cache", C_PATH, image_cache, VMENV_CACHEDIR,
+      "node-local image cache, shared by every vmmd of the machine"),
+    N("image_cache_max_mib", image_cache_max_mib, 64, 1u << 30, "51200",
+      "bound on the cache; least recently used images go first"),
+    E("allow_user_images", allow_user_images, "no yes", "no",
+      "--vm-env=/abs/path to an image the job's user owns"),
+    S("qemu_img", C_PATH, qemu_img, "/usr/bin/qemu-img",
+      "creates the per-job overlays"),
+    S("fetch_proxy", C_STR, fetch_proxy, "",
+      "HTTP proxy for image downloads (empty: the environment's)"),
+    N("catalog_refresh_s", catalog_refresh_s, 0, 86400, "300",
+      "how often a catalog URL is fetched again (0: at SIGHUP only)"),
+    N("image_prepare_timeout_s", image_prepare_timeout_s, 10, 86400, "3600",
+      "fetching and preparing a job's image must end by then"),
+    N("fetch_connect_timeout_s", fetch_connect_timeout_s, 1, 600, "15",
+      "connecting to an image server"),
+    N("fetch_low_speed_time_s", fetch_low_speed_time_s, 1, 3600, "60",
+      "a download slower than fetch_low_speed_bps for this long fails"),
+    N("fetch_low_speed_bps", fetch_low_speed_bps, 1, 1u << 30, "1024",
+      "see fetch_low_speed_time_s"),
+    N("fetch_retries", fetch_retries, 0, 100, "4",
+      "attempts after the first (resuming where the last one stopped)"),
+    N("fetch_retry_delay_ms", fetch_retry_delay_ms, 0, 600000, "1000",
+      "first back-off between attempts; doubles each time"),
 };
 
 static int cerr(char *err, size_t errlen, const char *fmt, ...)
@@ -124,6 +149,39 @@ static bool in_choices(const char *choices, const char *v)
 	return false;
 }
 
+static bool is_url(const char *v)
+{
+	return strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0;
+}
+
+static bool str_ok(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v <= 0x20 || *v == 0x7f)
+			return false;
+	return true;
+}
+
+static bool list_ok(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7f)
+			return false;
+	return true;
+}
+
+static bool url_ok(const char *v)
+{
+	const char *host = strstr(v, "://") + 3;
+
+	return str_ok(v) && *host && *host != '/' && !strpbrk(v, "\"<>\\`");
+}
+
+int config_catalog_is_url(const struct vmmd_config *c)
+{
+	return is_url(c->catalog);
+}
+
 static int set_value(struct vmmd_config *c, const struct centry *e,
 		     const char *v, char *why, size_t whylen)
 {
@@ -143,13 +201,32 @@ static int set_value(struct vmmd_config *c, const struct centry *e,
 			return cerr(why, whylen, "'%s' must be one of: %s",
 				    e->key, e->choices);
 		break;
+	case C_LOC:
+		if (is_url(v)) {
+			if (!url_ok(v))
+				return cerr(why, whylen,
+					    "'%s' is not a usable URL", e->key);
+			break;
+		}
+		/* fall through */
 	case C_PATH:
 		/* %n is expanded later; check the shape now. */
 		if (v[0] != '/' || strstr(v, "/../") || strstr(v, "//"))
 			return cerr(why, whylen,
 				    "'%s' must be an absolute path", e->key);
 		break;
+	case C_LIST:
+		if (!list_ok(v))
+			return cerr(why, whylen,
+				    "'%s' must not contain control characters",
+				    e->key);
+		break;
 	case C_STR:
+		if (!str_ok(v))
+			return cerr(why, whylen,
+				    "'%s' must not contain spaces or control "
+				    "characters",
+				    e->key);
 		break;
 	}
 	if (strlen(v) >= e->size)
@@ -287,14 +364,15 @@ int config_expand(struct vmmd_config *c, char *err, size_t errlen)
 		return cerr(err, errlen, "node name '%s' is not a valid name",
 			    c->node_name);
 	for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
-		if (table[i].kind != C_PATH)
+		if (table[i].kind != C_PATH && table[i].kind != C_LOC)
 			continue;
 		char *dst = (char *)c + table[i].off;
 		int r = expand(dst, table[i].size, c->node_name, err, errlen,
 			       table[i].key);
 		if (r < 0)
 			return r;
-		if (!valid_abs_path(dst))
+		if (!(table[i].kind == C_LOC && is_url(dst)) &&
+		    !valid_abs_path(dst))
 			return cerr(err, errlen,
 				    "'%s' is not a clean absolute path",
 				    table[i].key);

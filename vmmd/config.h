@@ -18,7 +18,7 @@ struct vmmd_config {
 	char socket_path[VMENV_MAX_PATH];
 	char run_dir[VMENV_MAX_PATH];
 	char console_dir[VMENV_MAX_PATH];
-	char catalog[VMENV_MAX_PATH];
+	char catalog[VMENV_MAX_PATH]; /* a path or an http(s):// URL */
 	char policy_dir[VMENV_MAX_PATH];
 	char libvirt_uri[256];
 	char domain_type[8]; /* auto, kvm, qemu */
@@ -41,7 +41,23 @@ struct vmmd_config {
 	uint32_t max_ib_vfs;
 	char ib_guid_prefix[8]; /* "" or 4 hex digits */
 	uint32_t ib_guid_node_id;
+	/* Images (docs/images.md). */
+	char image_cache[VMENV_MAX_PATH];
+	uint32_t image_cache_max_mib;
+	char allow_user_images[4]; /* no, yes */
+	char qemu_img[VMENV_MAX_PATH];
+	char fetch_proxy[256];
+	uint32_t catalog_refresh_s;
+	uint32_t image_prepare_timeout_s;
+	uint32_t fetch_connect_timeout_s;
+	uint32_t fetch_low_speed_time_s;
+	uint32_t fetch_low_speed_bps;
+	uint32_t fetch_retries;
+	uint32_t fetch_retry_delay_ms;
 };
+
+/* Is the catalog setting a URL (else a local path)? */
+int config_catalog_is_url(const struct vmmd_config *c);
 
 /* Fills the defaults; node may be NULL (then the host's short name). */
 void config_defaults(struct vmmd_config *c, const char *node);

@@ -3,6 +3,7 @@
 
 #include "cleanup.h"
 #include "devices.h"
+#include "image.h"
 #include "job.h"
 #include "log.h"
 #include "server.h"
@@ -23,6 +24,8 @@ int vmmd_catalog_refresh(struct vmmd *d, char *err, size_t errlen)
 	struct stat st;
 	int r;
 
+	if (config_catalog_is_url(&d->cfg))
+		return 0;
 	if (stat(d->cfg.catalog, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", d->cfg.catalog,
 			 strerror(errno));
@@ -175,7 +178,13 @@ int vmmd_init(struct vmmd *d)
 		log_err("config: %s", err);
 		return r;
 	}
-	if (vmmd_catalog_refresh(d, err, sizeof(err)) < 0)
+	if ((r = images_init(d)) < 0) {
+		log_err("image cache %s: %s", d->cfg.image_cache, strerror(-r));
+		return r;
+	}
+	if ((config_catalog_is_url(&d->cfg)
+		 ? images_catalog_initial(d, err, sizeof(err))
+		 : vmmd_catalog_refresh(d, err, sizeof(err))) < 0)
 		log_warn("catalog: %s (every job will fail until it is fixed)",
 			 err);
 	spec_policies_load(d);
@@ -196,6 +205,7 @@ void vmmd_fini(struct vmmd *d)
 	if (d->loop)
 		server_close(d);
 	job_stop_all_records(d);
+	images_fini(d);
 	if (d->hv_ctx) {
 		loop_del_fd(d->hv_w);
 		d->hv->close(d->hv_ctx);

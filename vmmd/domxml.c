@@ -302,6 +302,41 @@ static bool placement_ok(const struct dom_spec *s)
 	return !p->sockets || p->sockets * p->cores * p->threads == s->vcpus;
 }
 
+static void build_kernel(struct sbuf *b, const struct dom_spec *s)
+{
+	sb_elem(b, "    ", "kernel", s->kernel);
+	sb_elem(b, "    ", "initrd", s->initrd);
+	sb_elem(b, "    ", "cmdline", s->cmdline);
+}
+
+/* The job's overlay, backed by the shared base that libvirt must leave
+ * alone (relabel='no', see domxml.h). */
+static void build_disk(struct sbuf *b, const struct dom_spec *s)
+{
+	sb_fmt(b, "    <disk type='file' device='disk'>\n"
+		  "      <driver name='qemu' type='qcow2'/>\n"
+		  "      <source file='");
+	sb_esc(b, s->disk_overlay);
+	sb_fmt(b,
+	       "'/>\n      <backingStore type='file'>\n"
+	       "        <format type='%s'/>\n        <source file='",
+	       strcmp(s->disk_base_format, "raw") == 0 ? "raw" : "qcow2");
+	sb_esc(b, s->disk_base);
+	sb_fmt(b, "'>\n          <seclabel model='dac' relabel='no'/>\n"
+		  "        </source>\n        <backingStore/>\n"
+		  "      </backingStore>\n"
+		  "      <target dev='vda' bus='virtio'/>\n    </disk>\n");
+}
+
+static bool disk_ok(const struct dom_spec *s)
+{
+	if (!s->disk_overlay)
+		return !s->disk_base && !s->disk_base_format;
+	return s->disk_base && s->disk_base_format &&
+	       (strcmp(s->disk_base_format, "qcow2") == 0 ||
+		strcmp(s->disk_base_format, "raw") == 0);
+}
+
 static void build_head(struct sbuf *b, const struct dom_spec *s)
 {
 	sb_fmt(b, "<domain type='%s'>\n",
@@ -317,9 +352,10 @@ static void build_head(struct sbuf *b, const struct dom_spec *s)
 	sb_fmt(b, "  <vcpu placement='static'>%u</vcpu>\n", s->vcpus);
 	build_placement(b, s);
 	sb_fmt(b, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
-	sb_elem(b, "    ", "kernel", s->kernel);
-	sb_elem(b, "    ", "initrd", s->initrd);
-	sb_elem(b, "    ", "cmdline", s->cmdline);
+	if (s->kernel)
+		build_kernel(b, s);
+	else
+		sb_fmt(b, "    <boot dev='hd'/>\n");
 	sb_fmt(b, "  </os>\n  <features><acpi/></features>\n");
 	build_cpu(b, s);
 	/* A guest that stops for any reason is gone: vmmd sees the event and
@@ -335,7 +371,10 @@ static void build_head(struct sbuf *b, const struct dom_spec *s)
 
 static void build_devices(struct sbuf *b, const struct dom_spec *s)
 {
-	sb_fmt(b, "  <devices>\n    <serial type='pty'>\n      <log file='");
+	sb_fmt(b, "  <devices>\n");
+	if (s->disk_overlay)
+		build_disk(b, s);
+	sb_fmt(b, "    <serial type='pty'>\n      <log file='");
 	sb_esc(b, s->console_log);
 	sb_fmt(b, "' append='on'/>\n      <target port='0'/>\n    </serial>\n"
 		  "    <console type='pty'><target type='serial' port='0'/>"
@@ -360,10 +399,13 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 
 static bool spec_ok(const struct dom_spec *s)
 {
-	return s->name && s->type && s->node && s->kernel && s->initrd &&
-	       s->cmdline && s->console_log && s->agent_sock && s->vcpus > 0 &&
-	       s->mem_mib > 0 && (!s->share_dir || s->share_tag) &&
-	       placement_ok(s);
+	bool kernel = s->kernel && s->initrd && s->cmdline;
+	bool no_kernel = !s->kernel && !s->initrd && !s->cmdline;
+
+	return s->name && s->type && s->node && (kernel || no_kernel) &&
+	       (kernel || s->disk_overlay) && disk_ok(s) && s->console_log &&
+	       s->agent_sock && s->vcpus > 0 && s->mem_mib > 0 &&
+	       (!s->share_dir || s->share_tag) && placement_ok(s);
 }
 
 int domxml_build(const struct dom_spec *s, char **ret)

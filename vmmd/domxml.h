@@ -12,6 +12,12 @@
  * - The agent channel is a virtio-serial port whose host end QEMU listens on
  *   (a Unix socket in the job's directory); vmmd connects to it.
  * - The console goes to a file through virtlogd, for "guest never booted".
+ * - A disk image is the job's own qcow2 overlay (virtio-blk, vda) on the
+ *   cached base. The base is named as the overlay's backing store with
+ *   <seclabel relabel='no'>: libvirt would otherwise chown the shared,
+ *   root-owned base to the job's user (and back), making it writable by
+ *   one user's guest while others boot from it. QEMU only reads it (it is
+ *   0644 in a 0755 directory).
  */
 #ifndef VMMD_DOMXML_H
 #define VMMD_DOMXML_H
@@ -82,9 +88,15 @@ struct dom_spec {
 	const char *agent_sock;
 	const char *share_dir; /* NULL: no share */
 	const char *share_tag;
+	/* The disk: the job's overlay and its read-only base (NULL: no
+	 * disk). Without a kernel the guest boots from the disk. */
+	const char *disk_overlay;
+	const char *disk_base;
+	const char *disk_base_format; /* "qcow2" or "raw" */
 };
 
-/* *ret is malloc'ed (caller frees). 0, -EINVAL for a bad spec, -ENOMEM. */
+/* *ret is malloc'ed (caller frees). 0, -EINVAL for a bad spec, -ENOMEM.
+ * kernel, initrd and cmdline may be NULL when a disk is given. */
 int domxml_build(const struct dom_spec *s, char **ret);
 
 #define DOMXML_NS "https://vmenv.invalid/xmlns/domain/1"

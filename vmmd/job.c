@@ -5,6 +5,7 @@
 #include "cleanup.h"
 #include "domxml.h"
 #include "exec.h"
+#include "jobimage.h"
 #include "jobplace.h"
 #include "log.h"
 #include "spec.h"
@@ -20,8 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const state_names[] = {
-    [JOB_BOOTING] = "booting", [JOB_READY] = "ready", [JOB_FAILED] = "failed"};
+static const char *const state_names[] = {[JOB_BOOTING] = "booting",
+					  [JOB_READY] = "ready",
+					  [JOB_FAILED] = "failed",
+					  [JOB_PREPARING] = "preparing"};
 
 const char *job_state_name(enum job_state s)
 {
@@ -152,7 +155,7 @@ static int size_guest(struct job *j, const struct slurmjob_info *si,
 			    j->id, j->spec.v.mem_headroom_pct,
 			    j->spec.v.mem_headroom_mib,
 			    (unsigned long long)si->mem_mib, c->node_name);
-	if (img->min_mem_mib && j->mem_mib < img->min_mem_mib)
+	if (img && img->min_mem_mib && j->mem_mib < img->min_mem_mib)
 		return errf(err, errlen, -ENOMEM,
 			    "job %u: image '%s' needs %u MiB but the job has "
 			    "%u MiB for the guest on node %s (ask for more "
@@ -191,9 +194,9 @@ static int check_slurm(struct job *j, struct slurmjob_info *si, char *err,
 	return 0;
 }
 
-static int prepare_dir(struct job *j, const struct catalog_image *img,
-		       char *err, size_t errlen)
+static int prepare_dir(struct job *j, char *err, size_t errlen)
 {
+	static const char *const subs[] = {"boot", "disk"};
 	char p[VMENV_MAX_PATH + 32];
 	int r;
 
@@ -205,17 +208,12 @@ static int prepare_dir(struct job *j, const struct catalog_image *img,
 	if (mkdir(p, 0700) < 0 || chown(p, j->uid, j->gid) < 0)
 		return errf(err, errlen, -errno, "job %u: cannot create %s: %m",
 			    j->id, p);
-	snprintf(p, sizeof(p), "%s/boot", j->dir);
-	if (mkdir(p, 0755) < 0)
-		return errf(err, errlen, -errno, "job %u: %s: %m", j->id, p);
-	snprintf(p, sizeof(p), "%s/boot/vmlinuz", j->dir);
-	if ((r = copy_file(img->kernel, p, 0644)) < 0)
-		return errf(err, errlen, r, "job %u: image '%s': kernel %s: %s",
-			    j->id, j->image, img->kernel, strerror(-r));
-	snprintf(p, sizeof(p), "%s/boot/initrd.img", j->dir);
-	if ((r = copy_file(img->initrd, p, 0644)) < 0)
-		return errf(err, errlen, r, "job %u: image '%s': initrd %s: %s",
-			    j->id, j->image, img->initrd, strerror(-r));
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+		snprintf(p, sizeof(p), "%s/%s", j->dir, subs[i]);
+		if (mkdir(p, 0755) < 0)
+			return errf(err, errlen, -errno, "job %u: %s: %m",
+				    j->id, p);
+	}
 	if ((r = mkdir_p(j->d->cfg.console_dir, 0755)) < 0)
 		return errf(err, errlen, r, "job %u: %s: %s", j->id,
 			    j->d->cfg.console_dir, strerror(-r));
@@ -227,11 +225,13 @@ static int write_state(struct job *j)
 {
 	char buf[4 * VMENV_MAX_PATH];
 	char path[VMENV_MAX_PATH + 16];
+	const char *base = jobimg_base(j);
 	int n = snprintf(buf, sizeof(buf),
 			 "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
-			 "mem_mib=%u\nwork_dir=%s\n",
+			 "mem_mib=%u\nwork_dir=%s\n%s%s%s",
 			 j->id, (unsigned)j->uid, (unsigned)j->gid, j->image,
-			 j->vcpus, j->mem_mib, j->work_dir);
+			 j->vcpus, j->mem_mib, j->work_dir, base ? "base=" : "",
+			 base ? base : "", base ? "\n" : "");
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -ENAMETOOLONG;
@@ -266,10 +266,9 @@ static int hv_create(struct job *j, struct dom_spec *s,
 	return j->d->hv->create(j->d->hv_ctx, xml, why, whylen);
 }
 
-static int create_domain(struct job *j, const struct catalog_image *img,
-			 struct dom_placement *place, char *err, size_t errlen)
+static int create_domain(struct job *j, struct dom_placement *place, char *err,
+			 size_t errlen)
 {
-	char kernel[VMENV_MAX_PATH + 32], initrd[VMENV_MAX_PATH + 32];
 	char why[512] = "";
 	struct dom_spec s = {
 	    .name = j->domain,
@@ -281,9 +280,6 @@ static int create_domain(struct job *j, const struct catalog_image *img,
 	    .vcpus = j->vcpus,
 	    .mem_mib = j->mem_mib,
 	    .cpu_model = j->spec.v.cpu_model,
-	    .kernel = kernel,
-	    .initrd = initrd,
-	    .cmdline = img->cmdline,
 	    .console_log = j->console,
 	    .agent_sock = j->agent_sock,
 	    .share_dir = j->work_dir,
@@ -291,8 +287,7 @@ static int create_domain(struct job *j, const struct catalog_image *img,
 	};
 	int r;
 
-	snprintf(kernel, sizeof(kernel), "%s/boot/vmlinuz", j->dir);
-	snprintf(initrd, sizeof(initrd), "%s/boot/initrd.img", j->dir);
+	jobimg_fill_spec(j, &s);
 	r = hv_create(j, &s, place, why, sizeof(why));
 	j->t_created = now_ms();
 	if (r < 0)
@@ -318,46 +313,66 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 			char *err, size_t errlen)
 {
 	char why[512] = "", names[512];
-	char safe[VMENV_MAX_IMAGE_NAME];
-
-	if (j->image[0] == '/')
-		return errf(err, errlen, -EOPNOTSUPP,
-			    "job %u: booting your own image '%s' is not "
-			    "supported on node %s yet",
-			    j->id, printable(j->image, safe, sizeof(safe)),
-			    j->d->cfg.node_name);
-	if (vmmd_catalog_refresh(j->d, why, sizeof(why)) < 0)
-		log_warn("catalog: %s (keeping the previous one)", why);
-	*ret = catalog_find(&j->d->catalog, j->image);
-	if (*ret)
-		return 0;
-	catalog_names(&j->d->catalog, names, sizeof(names));
-	return errf(err, errlen, -ENOENT,
-		    "job %u: image '%s' is not in the catalog on node %s "
-		    "(known images: %s)",
-		    j->id, printable(j->image, safe, sizeof(safe)),
-		    j->d->cfg.node_name, names);
-}
-
-static int start_steps(struct job *j, const struct proto_start *req, char *err,
-		       size_t errlen)
-{
-	_cleanup_free_ struct dom_placement *place = NULL;
-	const struct catalog_image *img;
-	struct slurmjob_info si;
-	uint32_t alloc_mib = 0;
 	int r;
 
-	/* Policy before anything of the guest exists. */
-	if ((r = check_slurm(j, &si, err, errlen)) < 0 ||
-	    (r = resolve_user(j, err, errlen)) < 0 ||
-	    (r = spec_resolve(j, req, &si, err, errlen)) < 0 ||
-	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
-	    (r = size_guest(j, &si, img, &alloc_mib, err, errlen)) < 0 ||
-	    (r = job_place(j, &si, &j->spec.v, alloc_mib, &place, err,
+	*ret = NULL;
+	/* A user's own image (the policy allowed a path: image_paths): the
+	 * node must allow it too; jobimage.c checks the file. */
+	if (j->image[0] == '/')
+		return strcmp(j->d->cfg.allow_user_images, "yes") == 0
+			   ? 0
+			   : errf(err, errlen, -EPERM,
+				  "job %u: image paths are not allowed on node "
+				  "%s (allow_user_images = no); use an image "
+				  "of the catalog",
+				  j->id, j->d->cfg.node_name);
+	if (vmmd_catalog_refresh(j->d, why, sizeof(why)) < 0)
+		log_warn("catalog: %s (keeping the previous one)", why);
+	r = catalog_resolve(&j->d->catalog, j->image, ret, why, sizeof(why));
+	if (r == 0)
+		return 0;
+	/* why quotes the name safely: it passed valid_image_ref. */
+	catalog_names(&j->d->catalog, names, sizeof(names));
+	return errf(err, errlen, r, "job %u: %s on node %s (known images: %s)",
+		    j->id, why, j->d->cfg.node_name, names);
+}
+
+static void prepare_timeout(void *data)
+{
+	struct job *j = data;
+
+	j->boot_timer = NULL;
+	job_fail(j, "job %u: image '%s' was not ready within %u s on node %s",
+		 j->id, j->image, j->d->cfg.image_prepare_timeout_s,
+		 j->d->cfg.node_name);
+}
+
+/* 0: ready now; 1: preparing (job_image_ready follows). */
+static int start_image(struct job *j, const struct catalog_image *img,
+		       char *err, size_t errlen)
+{
+	int r = img ? jobimg_start(j, img, err, errlen)
+		    : jobimg_start_user(j, j->image, err, errlen);
+
+	if (r != 1)
+		return r;
+	j->state = JOB_PREPARING;
+	j->boot_timer = loop_add_timer(
+	    j->d->loop, j->d->cfg.image_prepare_timeout_s * 1000ull,
+	    prepare_timeout, j);
+	return 1;
+}
+
+/* Placement right before the domain: devices and hugepages are taken
+ * when QEMU needs them, not while the image is fetched. */
+static int boot_steps(struct job *j, char *err, size_t errlen)
+{
+	_cleanup_free_ struct dom_placement *place = NULL;
+	int r;
+
+	if ((r = job_place(j, &j->slurm, &j->spec.v, j->alloc_mib, &place, err,
 			   errlen)) < 0 ||
-	    (r = prepare_dir(j, img, err, errlen)) < 0 ||
-	    (r = create_domain(j, img, place, err, errlen)) < 0)
+	    (r = create_domain(j, place, err, errlen)) < 0)
 		return r;
 	if ((r = write_state(j)) < 0 || (r = spec_save(j)) < 0)
 		return errf(err, errlen, r, "job %u: cannot write state: %s",
@@ -368,6 +383,48 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 		return errf(err, errlen, r, "job %u: agent channel: %s", j->id,
 			    strerror(-r));
 	return 0;
+}
+
+static int start_steps(struct job *j, const struct proto_start *req, char *err,
+		       size_t errlen)
+{
+	/* Kept in the job: placement follows once the image is ready. */
+	struct slurmjob_info *si = &j->slurm;
+	const struct catalog_image *img;
+	int r;
+
+	/* Policy before anything of the guest exists. */
+	if ((r = check_slurm(j, si, err, errlen)) < 0 ||
+	    (r = resolve_user(j, err, errlen)) < 0 ||
+	    (r = spec_resolve(j, req, si, err, errlen)) < 0 ||
+	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
+	    (r = size_guest(j, si, img, &j->alloc_mib, err, errlen)) < 0 ||
+	    (r = prepare_dir(j, err, errlen)) < 0 ||
+	    (r = start_image(j, img, err, errlen)) < 0)
+		return r;
+	return r == 1 ? 0 : boot_steps(j, err, errlen);
+}
+
+static void log_started(const struct job *j)
+{
+	log_info("job %u: guest %s starting (image %s, %u vCPUs, %u MiB, "
+		 "prepare %llu ms, create %llu ms)",
+		 j->id, j->domain, j->image, j->vcpus, j->mem_mib,
+		 (unsigned long long)(j->t_prepared - j->t_request),
+		 (unsigned long long)(j->t_created - j->t_prepared));
+}
+
+void job_image_ready(struct job *j)
+{
+	char err[PROTO_MAX_ERROR];
+
+	loop_cancel_timer(j->boot_timer);
+	j->boot_timer = NULL;
+	j->state = JOB_BOOTING;
+	if (boot_steps(j, err, sizeof(err)) < 0)
+		job_fail(j, "%s", err);
+	else
+		log_started(j);
 }
 
 int job_start(struct vmmd *d, const struct proto_start *req, char *err,
@@ -403,11 +460,10 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 		job_fail(j, "%s", err);
 		return r;
 	}
-	log_info("job %u: guest %s starting (image %s, %u vCPUs, %u MiB, "
-		 "prepare %llu ms, create %llu ms)",
-		 j->id, j->domain, j->image, j->vcpus, j->mem_mib,
-		 (unsigned long long)(j->t_prepared - j->t_request),
-		 (unsigned long long)(j->t_created - j->t_prepared));
+	if (j->state == JOB_PREPARING)
+		log_info("job %u: preparing image %s", j->id, j->image);
+	else
+		log_started(j);
 	return 0;
 }
 
@@ -457,6 +513,7 @@ void job_fail(struct job *j, const char *fmt, ...)
 	va_end(ap);
 	j->state = JOB_FAILED;
 	log_err("%s", j->error);
+	jobimg_abort(j);
 	exec_job_gone(j, j->error);
 	/* The record stays (with the reason) for the job's tasks; the guest
 	 * and the job's files go now, not at the epilog. */
@@ -495,6 +552,7 @@ int job_stop(struct vmmd *d, uint32_t id)
 			 (unsigned long long)(j->t_first_output - j->t_ready));
 	exec_job_gone(j, "job ended");
 	destroy_guest(j);
+	jobimg_release(j);
 	remove_traces(j, failed);
 	job_unlink(j);
 	log_info("job %u: guest removed", id);
@@ -511,6 +569,7 @@ void job_stop_all_records(struct vmmd *d)
 		exec_job_gone(j, "vmmd is shutting down");
 		agent_detach(j);
 		loop_cancel_timer(j->boot_timer);
+		jobimg_forget(j);
 		d->jobs = j->next;
 		free(j);
 	}
@@ -537,8 +596,10 @@ static int state_field(struct job *j, const char *key, const char *val)
 {
 	uint32_t n;
 
+	if (strcmp(key, "base") == 0)
+		return jobimg_restore(j, val);
 	if (strcmp(key, "image") == 0)
-		return valid_image_ref(val)
+		return valid_image_ref(val) || valid_abs_path(val)
 			   ? (snprintf(j->image, sizeof(j->image), "%s", val),
 			      0)
 			   : -EINVAL;
@@ -605,6 +666,7 @@ int job_restore(struct vmmd *d, uint32_t id)
 		vmspec_defaults(&j->spec);
 	}
 	if (r < 0) {
+		jobimg_forget(j);
 		job_unlink(j);
 		free(j);
 		return r;

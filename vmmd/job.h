@@ -3,8 +3,10 @@
  * A VM job on this node: one guest per job, shared by all its steps.
  *
  * Life: job_start() (from each step's start; idempotent) prepares the job
- * directory, builds
- * the domain and starts it without waiting for the boot; the agent channel
+ * directory and the image (jobimage.h; a fetch runs in the background, state
+ * preparing, then job_image_ready), places the guest (jobplace.h: CPUs,
+ * NUMA, devices), builds the domain and starts it without waiting for the
+ * boot; the agent channel
  * then reports the guest ready (job_set_ready) or the boot timer fails the
  * job. job_stop() (at the batch or extern step's end, job_watch_end, or
  * reconcile) tears everything down.
@@ -17,6 +19,8 @@
  *   spec            the merged spec with its origins (vmmd/spec.h)
  *   boot/           the job's copies of kernel and initrd (libvirt chowns
  *                   them to the user while the guest runs)
+ *   disk/           the job's qcow2 overlay on the cached disk image
+ *                   (jobimage.h)
  *   q/agent.sock    QEMU's end of the agent channel (dir owned by the user:
  *                   QEMU runs as the user and binds it)
  */
@@ -28,16 +32,20 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "slurmjob.h"
 #include "vmmd.h"
 #include "vmspec.h"
 
 /* 9p mount tag of the job's working directory. */
 #define JOB_SHARE_TAG "vmenv.workdir"
 
-enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED };
+/* PREPARING: the image is being fetched or its overlay made; the guest
+ * does not exist yet (tasks wait as they do while it boots). */
+enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED, JOB_PREPARING };
 
 struct agent;
 struct exec_session;
+struct jobimg;
 
 struct job {
 	struct job *next;
@@ -58,6 +66,10 @@ struct job {
 	char agent_sock[VMENV_MAX_PATH];
 	uint32_t vcpus;
 	uint32_t mem_mib;
+	/* Slurm's view of the job and its memory on the node (the hard
+	 * limit): placement needs them once the image is ready. */
+	struct slurmjob_info slurm;
+	uint32_t alloc_mib;
 	/* The user's request merged with the site's policies (vmmd/spec.c):
 	 * what every part of vmmd builds the guest from. */
 	struct vmspec spec;
@@ -67,7 +79,8 @@ struct job {
 	struct agent *agent;
 	struct exec_session *sessions;
 	uint32_t next_session;
-	struct loop_timer *boot_timer;
+	struct loop_timer *boot_timer; /* also the image's, while preparing */
+	struct jobimg *img;
 	/* Timings, for the benchmark: monotonic ms. */
 	uint64_t t_request, t_prepared, t_created, t_ready, t_first_output;
 };
@@ -80,6 +93,8 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 int job_stop(struct vmmd *d, uint32_t id);
 void job_stop_all_records(struct vmmd *d);
 
+/* Called by jobimage.c when the image is in place: boots the guest. */
+void job_image_ready(struct job *j);
 /* Called by the agent channel. */
 void job_set_ready(struct job *j);
 /* Marks the job failed (once), destroys its guest, tells its sessions. */

@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "devices.h"
+#include "image.h"
 #include "log.h"
 #include "spec.h"
 #include "vmmd.h"
@@ -124,6 +125,7 @@ static void sig_io(void *data, uint32_t events)
 		if (si.ssi_signo == SIGHUP) {
 			log_notice("SIGHUP: reloading the catalog and the "
 				   "policies");
+			images_catalog_refresh(s->d);
 			if (vmmd_catalog_refresh(s->d, err, sizeof(err)) < 0)
 				log_err(
 				    "catalog: %s (keeping the previous one)",

@@ -7,6 +7,7 @@
 #include "job.h"
 
 #include "cleanup.h"
+#include "image.h"
 #include "jobplace.h"
 #include "log.h"
 
@@ -153,6 +154,26 @@ void job_watch_end(struct vmmd *d, uint32_t id)
 		free(w);
 }
 
+static bool job_known(void *data, uint32_t id)
+{
+	return job_find(data, id) != NULL;
+}
+
+/* Image leases of this node's jobs that are gone (vmmd was down when they
+ * ended): the images may be evicted again. */
+static void sweep_leases(struct vmmd *d)
+{
+	int n;
+
+	if (!d->images)
+		return;
+	n = imgcache_lease_sweep(images_cache(d), d->cfg.node_name, job_known,
+				 d);
+	if (n > 0)
+		log_warn("reconcile: dropped %d image lease(s) of ended jobs",
+			 n);
+}
+
 void job_reconcile(struct vmmd *d, bool at_start)
 {
 	sweep_domains(d, at_start);
@@ -162,4 +183,5 @@ void job_reconcile(struct vmmd *d, bool at_start)
 	/* After the guests: a device goes back only once no guest of its
 	 * job runs. */
 	job_sweep_devices(d);
+	sweep_leases(d);
 }

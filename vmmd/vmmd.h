@@ -17,6 +17,7 @@
 
 struct job;
 struct client;
+struct images;
 
 struct vmmd {
 	struct vmmd_config cfg;
@@ -41,9 +42,11 @@ struct vmmd {
 	struct loop_watch *hv_w;
 	struct loop_timer *reconcile_t;
 	uint64_t started_ms;
+	struct images *images; /* image.h */
 };
 
-/* Reloads the catalog when its file changed; keeps the old one on error. */
+/* Reloads the catalog when its file changed; keeps the old one on error.
+ * A catalog URL is refreshed in the background instead (image.h). */
 int vmmd_catalog_refresh(struct vmmd *d, char *err, size_t errlen);
 
 /* daemon.c: bring the daemon up around an already filled d->cfg, d->hv

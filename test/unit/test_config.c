@@ -53,6 +53,18 @@ static const char *const all_keys[] = {
     "max_ib_vfs",
     "ib_guid_prefix",
     "ib_guid_node_id",
+    "image_cache",
+    "image_cache_max_mib",
+    "allow_user_images",
+    "qemu_img",
+    "fetch_proxy",
+    "catalog_refresh_s",
+    "image_prepare_timeout_s",
+    "fetch_connect_timeout_s",
+    "fetch_low_speed_time_s",
+    "fetch_low_speed_bps",
+    "fetch_retries",
+    "fetch_retry_delay_ms",
 };
 
 static void defaults(struct vmmd_config *c)
@@ -435,6 +447,69 @@ static void test_dump(void **state)
 	assert_string_equal(text, text2);
 }
 
+/* The image keys: the catalog may be a URL (not %n-checked as a path),
+ * user images are off unless said otherwise. */
+static void test_image_keys(void **state)
+{
+	static const struct {
+		const char *line, *want;
+	} bad[] = {
+	    {"catalog = ftp://h/c.json", "'catalog' must be an absolute path"},
+	    {"catalog = http:///c.json", "'catalog' is not a usable URL"},
+	    {"catalog = http://h/a b.json", "'catalog' is not a usable URL"},
+	    {"catalog = http://h/a\"b", "'catalog' is not a usable URL"},
+	    {"catalog = c.json", "'catalog' must be an absolute path"},
+	    {"allow_user_images = maybe", "'allow_user_images' must be one of"},
+	    {"image_cache = cache", "'image_cache' must be an absolute path"},
+	    {"image_cache_max_mib = 1",
+	     "'image_cache_max_mib' wants an integer"},
+	    {"fetch_proxy = http://a b", "'fetch_proxy' must not contain"},
+	    {"fetch_connect_timeout_s = 0", "wants an integer in 1..600"},
+	};
+	struct vmmd_config c;
+	char err[512] = "";
+
+	defaults(&c);
+	assert_string_equal(c.allow_user_images, "no");
+	assert_string_equal(c.image_cache, VMENV_CACHEDIR);
+	assert_string_equal(c.qemu_img, "/usr/bin/qemu-img");
+	assert_false(config_catalog_is_url(&c));
+	parse_ok(&c, "catalog = https://images.example.org/%n/catalog.json\n"
+		     "fetch_proxy = http://proxy:3128\n");
+	assert_int_equal(config_expand(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.catalog,
+			    "https://images.example.org/n1/catalog.json");
+	assert_true(config_catalog_is_url(&c));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		defaults(&c);
+		print_message("%s\n", bad[i].line);
+		assert_int_equal(
+		    config_parse(&c, bad[i].line, "t.conf", err, sizeof(err)),
+		    -EINVAL);
+		assert_contains(err, bad[i].want);
+	}
+}
+
+/* A list key takes words separated by spaces; a string key is one word
+ * (a proxy URL with a space in it is a typo). */
+static void test_list_and_word_keys(void **state)
+{
+	struct vmmd_config c;
+	char err[512] = "";
+
+	defaults(&c);
+	parse_ok(&c, "ib_pfs = 0000:3b:00.0 0000:af:00.0\n");
+	assert_string_equal(c.ib_pfs, "0000:3b:00.0 0000:af:00.0");
+	assert_int_equal(config_parse(&c, "ib_pfs = mlx5_0\x01\n", "t.conf",
+				      err, sizeof(err)),
+			 -EINVAL);
+	assert_contains(err, "'ib_pfs' must not contain control characters");
+	assert_int_equal(config_parse(&c, "housekeeping_cpus = 0 1\n", "t.conf",
+				      err, sizeof(err)),
+			 -EINVAL);
+	assert_contains(err, "'housekeeping_cpus' must not contain spaces");
+}
+
 /* Every key in the dump can be set by the parser (no key is dump-only). */
 static void test_every_key_settable(void **state)
 {
@@ -465,6 +540,8 @@ int main(void)
 	    cmocka_unit_test(test_expand_bad_node),
 	    cmocka_unit_test(test_expand_bad_result),
 	    cmocka_unit_test(test_dump),
+	    cmocka_unit_test(test_image_keys),
+	    cmocka_unit_test(test_list_and_word_keys),
 	    cmocka_unit_test(test_every_key_settable),
 	};
 

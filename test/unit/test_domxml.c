@@ -250,14 +250,48 @@ static void spec_model(struct dom_spec *s)
 	s->cpu_model = "Skylake-Server";
 }
 
+/* A disk image booted with its own kernel: the job's overlay on the
+ * cached qcow2 base. */
+static void spec_disk(struct dom_spec *s)
+{
+	s->cmdline = "root=/dev/vda rw console=ttyS0";
+	s->disk_overlay = "/run/vmenv/n1/jobs/42/disk/overlay.qcow2";
+	s->disk_base = "/var/cache/vmenv/sha256/"
+		       "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e"
+		       "846f6be03";
+	s->disk_base_format = "qcow2";
+}
+
+/* A raw disk with its own bootloader: no kernel. */
+static void spec_diskboot(struct dom_spec *s)
+{
+	spec_disk(s);
+	s->kernel = s->initrd = s->cmdline = NULL;
+	s->disk_base_format = "raw";
+}
+
+/* Both at once: the overlay disk on the root bus beside node2s's
+ * expander buses and hostdevs. */
+static void spec_disk_numa(struct dom_spec *s)
+{
+	spec_numa(s);
+	spec_disk(s);
+}
+
 static const struct {
 	const char *file;
 	void (*adjust)(struct dom_spec *s);
 } goldens[] = {
-    {"basic.xml", NULL},	   {"kvm.xml", spec_kvm},
-    {"noshare.xml", spec_noshare}, {"pinned.xml", spec_pinned},
-    {"numa.xml", spec_numa},	   {"devices.xml", spec_devs},
+    {"basic.xml", NULL},
+    {"kvm.xml", spec_kvm},
+    {"noshare.xml", spec_noshare},
+    {"pinned.xml", spec_pinned},
+    {"numa.xml", spec_numa},
+    {"devices.xml", spec_devs},
     {"model.xml", spec_model},
+    {"disk.xml", spec_disk},
+    {"diskboot.xml", spec_diskboot},
+    {"disknuma.xml", spec_disk_numa},
 };
 
 static void golden_path(char *buf, size_t len, const char *file)
@@ -405,6 +439,10 @@ static const struct {
     {"string(/domain/devices/filesystem/target/@dir)",
      offsetof(struct dom_spec, share_tag)},
     {"string(/domain/name)", offsetof(struct dom_spec, name)},
+    {"string(/domain/devices/disk/source/@file)",
+     offsetof(struct dom_spec, disk_overlay)},
+    {"string(/domain/devices/disk/backingStore/source/@file)",
+     offsetof(struct dom_spec, disk_base)},
     {"string(/domain/metadata/*/@node)", offsetof(struct dom_spec, node)},
     {"string(/domain/cpu/model)", offsetof(struct dom_spec, cpu_model)},
 };
@@ -413,6 +451,7 @@ static struct dom_spec special_spec(void)
 {
 	struct dom_spec s = base_spec();
 
+	spec_disk(&s);
 	for (size_t i = 0; i < ARRAY_SIZE(escaped_fields); i++)
 		memcpy((char *)&s + escaped_fields[i].off,
 		       &(const char *){SPECIAL}, sizeof(const char *));
@@ -626,6 +665,17 @@ static const struct {
       "\"bus\":\"pci.2\"",
       "{\"driver\":\"vfio-pci\",\"host\":\"0000:86:00.0\",\"id\":\"hostdev3\","
       "\"bus\":\"pci.0\""}},
+    /* The overlay on its read-only base, on the root bus beside the
+     * expander buses and their hostdevs. */
+    {"disknuma.xml",
+     {"\"node-name\":\"libvirt-2-format\",\"read-only\":true,"
+      "\"driver\":\"qcow2\"",
+      "\"filename\":\"/run/vmenv/n1/jobs/42/disk/overlay.qcow2\"",
+      "\"backing\":\"libvirt-2-format\"",
+      "{\"driver\":\"virtio-blk-pci\",\"bus\":\"pci.0\"",
+      "{\"driver\":\"pxb\",\"bus_nr\":252,\"id\":\"pci.2\",\"numa_node\":1,",
+      "{\"driver\":\"vfio-pci\",\"host\":\"0000:af:00.0\",\"id\":\"hostdev2\","
+      "\"bus\":\"pci.2\""}},
 };
 
 static bool libvirt_reachable(void)
@@ -727,6 +777,118 @@ static void test_libvirt_conversion(void **state)
 	}
 }
 
+/* --- disks --------------------------------------------------------------- */
+
+static void test_disk(void **state)
+{
+	struct dom_spec s = base_spec();
+	_cleanup_free_ char *none = NULL, *disk = NULL, *boot = NULL;
+
+	none = build(&s);
+	assert_lacks(none, "<disk");
+	assert_lacks(none, "<boot dev=");
+	spec_disk(&s);
+	disk = build(&s);
+	assert_contains(disk, "<disk type='file' device='disk'>");
+	assert_contains(disk, "<driver name='qemu' type='qcow2'/>");
+	assert_contains(disk, "<format type='qcow2'/>");
+	/* The shared base is never relabelled (chowned) to the user. */
+	assert_contains(disk, "<seclabel model='dac' relabel='no'/>");
+	assert_contains(disk, "<target dev='vda' bus='virtio'/>");
+	assert_contains(disk, "<kernel>");
+	assert_lacks(disk, "<boot dev=");
+	spec_diskboot(&s);
+	boot = build(&s);
+	assert_contains(boot, "<boot dev='hd'/>");
+	assert_contains(boot, "<format type='raw'/>");
+	assert_lacks(boot, "<kernel>");
+	assert_lacks(boot, "<cmdline>");
+}
+
+static void no_kernel(struct dom_spec *s)
+{
+	s->kernel = s->initrd = s->cmdline = NULL;
+}
+
+static void disk_no_initrd(struct dom_spec *s)
+{
+	spec_disk(s);
+	s->initrd = NULL;
+}
+
+static void disk_no_base(struct dom_spec *s)
+{
+	spec_disk(s);
+	s->disk_base = NULL;
+}
+
+static void base_no_overlay(struct dom_spec *s)
+{
+	s->disk_base = "/b";
+	s->disk_base_format = "qcow2";
+}
+
+static void disk_vmdk(struct dom_spec *s)
+{
+	spec_disk(s);
+	s->disk_base_format = "vmdk";
+}
+
+static void test_disk_refusals(void **state)
+{
+	static const struct {
+		const char *what;
+		void (*adjust)(struct dom_spec *s);
+	} cases[] = {
+	    {"no kernel and no disk", no_kernel},
+	    {"a kernel without initrd", disk_no_initrd},
+	    {"overlay without base", disk_no_base},
+	    {"base without overlay", base_no_overlay},
+	    {"unknown base format", disk_vmdk},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct dom_spec s = base_spec();
+		char *xml = NULL;
+
+		print_message("case: %s\n", cases[i].what);
+		cases[i].adjust(&s);
+		assert_int_equal(domxml_build(&s, &xml), -EINVAL);
+		assert_null(xml);
+	}
+}
+
+/* libvirt itself turns the disk into QEMU's command line: the overlay as
+ * the drive, the base as its read-only backing node (read-only libvirt
+ * call, no domain is defined). */
+static void test_disk_libvirt_argv(void **state)
+{
+	struct dom_spec s = base_spec();
+	_cleanup_free_ char *xml = NULL;
+	char path[] = "/tmp/vmenv-domxml-XXXXXX", out[16384];
+	const char *argv[] = {
+	    "virsh",	 "-q", "-c", "qemu:///system", "domxml-to-native",
+	    "qemu-argv", path, NULL};
+
+	if (!have_prog("virsh") || getenv("VMENV_NO_LIBVIRT")) {
+		print_message("virsh not available\n");
+		skip();
+	}
+	spec_disk(&s);
+	xml = build(&s);
+	write_temp(path, xml);
+	if (run(argv, out, sizeof(out)) != 0) {
+		unlink(path);
+		print_message("libvirtd not reachable (or refused): skipped\n");
+		skip();
+	}
+	unlink(path);
+	assert_contains(out, "overlay.qcow2");
+	assert_contains(out, "/var/cache/vmenv/sha256/5891b5b5");
+	assert_contains(out, "\"read-only\":true");
+	assert_contains(out, "virtio-blk-pci");
+}
+
 /* --- refusals ----------------------------------------------------------- */
 
 static void test_missing_fields(void **state)
@@ -782,6 +944,9 @@ int main(void)
 	    cmocka_unit_test(test_cpu_models),
 	    cmocka_unit_test(test_placement_refusals),
 	    cmocka_unit_test(test_libvirt_conversion),
+	    cmocka_unit_test(test_disk),
+	    cmocka_unit_test(test_disk_refusals),
+	    cmocka_unit_test(test_disk_libvirt_argv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -434,6 +434,40 @@ static void test_all_or_nothing(void **state)
 				"of a.json");
 }
 
+/* Editors' and package managers' leftovers next to the policies are not
+ * read (made here, not tracked: the repository ignores *~), while the same
+ * content as a *.json is refused. */
+static void test_leftovers_ignored(void **state)
+{
+	static const char *const leftovers[] = {"old.json~", ".old.json.swp",
+						"old.json.dpkg-old"};
+	static const char bad[] = "{\"not\": \"read either\"}\n";
+	char dir[] = "/tmp/vmenv-policy-XXXXXX", path[256], err[512] = "";
+	struct policy_set *s = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	for (size_t i = 0; i < ARRAY_SIZE(leftovers); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, leftovers[i]);
+		assert_int_equal(
+		    write_file_atomic(path, bad, sizeof(bad) - 1, 0644), 0);
+	}
+	assert_int_equal(
+	    policy_set_load(dir, false, NULL, NULL, &s, err, sizeof(err)), 0);
+	assert_non_null(s);
+	assert_int_equal(policy_set_count(s), 0);
+	policy_set_free(s);
+	s = NULL;
+	snprintf(path, sizeof(path), "%s/old.json", dir);
+	assert_int_equal(write_file_atomic(path, bad, sizeof(bad) - 1, 0644),
+			 0);
+	assert_int_equal(
+	    policy_set_load(dir, false, NULL, NULL, &s, err, sizeof(err)),
+	    -EINVAL);
+	assert_null(s);
+	assert_contains(err, "old.json");
+	assert_int_equal(rm_rf(dir), 0);
+}
+
 static void test_missing(void **state)
 {
 	struct policy_set *s = NULL;
@@ -554,6 +588,7 @@ int main(void)
 	    cmocka_unit_test(test_cases),
 	    cmocka_unit_test(test_bad_files),
 	    cmocka_unit_test(test_all_or_nothing),
+	    cmocka_unit_test(test_leftovers_ignored),
 	    cmocka_unit_test(test_missing),
 	    cmocka_unit_test(test_describe),
 	    cmocka_unit_test(test_order_independent),

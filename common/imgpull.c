@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+#include "imgpull.h"
+
+#include "catalog.h"
+#include "cleanup.h"
+#include "digest.h"
+#include "hashfollow.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct pull {
+	const struct imgcache *c;
+	const struct fetch_opts *o;
+	const struct imgpull_req *req;
+	struct imgpull_stats *st;
+	char part[VMENV_MAX_PATH];
+	char blob[VMENV_MAX_PATH];
+	int fd;
+	struct digest *dg;
+	struct hashfollow *hf; /* hashes what transfer() writes */
+	uint64_t have;	       /* bytes in the partial file, all hashed */
+	char *err;
+	size_t errlen;
+};
+
+static int pfail(struct pull *p, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int pfail(struct pull *p, int r, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(p->err, p->errlen, "%s: %s", p->req->what, msg);
+	return r;
+}
+
+/* Back-off with jitter, so many nodes retrying one server spread out. */
+static uint32_t next_delay(uint32_t delay, unsigned *seed)
+{
+	uint32_t d = delay > 15000 ? 30000 : delay * 2;
+
+	return d + (uint32_t)(rand_r(seed) % (d / 4 + 1));
+}
+
+/* Opens (or reopens) the partial file and hashes what it already holds,
+ * so a resumed download is verified as a whole. */
+static int open_part(struct pull *p)
+{
+	struct stat st;
+	int r;
+
+	p->fd = open(p->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p->fd < 0 || fstat(p->fd, &st) < 0)
+		return pfail(p, -errno, "cannot open %s: %m", p->part);
+	p->have = (uint64_t)st.st_size;
+	if (p->have > p->req->size) {
+		if (ftruncate(p->fd, 0) < 0)
+			return pfail(p, -errno, "cannot truncate %s: %m",
+				     p->part);
+		p->have = 0;
+	}
+	if ((r = digest_fd(p->dg, p->fd, p->have, NULL, NULL)) < 0)
+		return pfail(p, r, "cannot read %s: %s", p->part, strerror(-r));
+	if (p->have)
+		p->st->resumed = true;
+	return 0;
+}
+
+static void sink_written(void *data, uint64_t end)
+{
+	hashfollow_written(data, end);
+}
+
+static void sink_restart(void *data)
+{
+	hashfollow_restart(data);
+}
+
+static int transfer(struct pull *p)
+{
+	const struct imgpull_req *q = p->req;
+	uint32_t delay = p->o->retry_delay_ms;
+	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	char why[640] = "";
+	bool restart_free = true;
+	int r = 0;
+
+	for (uint32_t attempt = 0; p->have < q->size; attempt++) {
+		struct fetch_xfer x = {
+		    .url = q->url,
+		    .fd = p->fd,
+		    .offset = p->have,
+		    .max_size = q->size,
+		    .written = sink_written,
+		    .restart = sink_restart,
+		    .sink_data = p->hf,
+		    .opts = p->o,
+		    .progress = q->progress,
+		    .progress_data = q->progress_data,
+		    .cancel = q->cancel,
+		};
+		uint64_t before = p->have;
+
+		if (p->have)
+			p->st->resumed = true;
+		p->st->attempts++;
+		r = fetch_once(&x, why, sizeof(why));
+		p->have = x.offset;
+		p->st->bytes += x.restarted ? x.offset : x.offset - before;
+		if (r == 0 && p->have < q->size)
+			return pfail(p, -EIO,
+				     "%s ended after %llu of %llu bytes",
+				     q->url, (unsigned long long)p->have,
+				     (unsigned long long)q->size);
+		if (r == 0)
+			break;
+		/* The server cannot continue a partial file: starting over at
+		 * once is not a failed attempt (once). */
+		if (r == -EAGAIN && x.restarted && restart_free) {
+			restart_free = false;
+			attempt--;
+			continue;
+		}
+		if (r == -ENOSPC)
+			return pfail(p, r,
+				     "no space left in the image cache %s "
+				     "while downloading %s",
+				     p->c->dir, q->url);
+		if (!fetch_retryable(r) || attempt >= p->o->retries)
+			return pfail(p, r, "%s%s", why,
+				     attempt ? " (after retries)" : "");
+		if (fetch_sleep(delay, q->cancel) < 0)
+			return pfail(p, -ECANCELED, "cancelled");
+		delay = next_delay(delay, &seed);
+	}
+	return 0;
+}
+
+static int verify(struct pull *p)
+{
+	char hex[DIGEST_HEX_LEN + 1];
+	int r = digest_final_hex(p->dg, hex);
+
+	if (r < 0)
+		return pfail(p, r, "cannot compute sha256");
+	if (strcmp(hex, p->req->sha256) == 0)
+		return 0;
+	return pfail(p, -EBADMSG,
+		     "sha256 mismatch for %s: the catalog says %s, the "
+		     "file has %s; refused, not cached",
+		     p->req->url, p->req->sha256, hex);
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[VMENV_MAX_PATH];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* The blob appears under its final name complete and durable, or not at
+ * all: data synced before the rename, the directory after. */
+static int install(struct pull *p)
+{
+	if (fsync(p->fd) < 0 || fchmod(p->fd, 0644) < 0)
+		return pfail(p, -errno, "cannot sync %s: %m", p->part);
+	if (rename(p->part, p->blob) < 0)
+		return pfail(p, -errno, "cannot install %s: %m", p->blob);
+	fsync_dir_of(p->blob);
+	return 0;
+}
+
+/* One transfer with its hashing thread; then the hash is complete. */
+static int transfer_hashed(struct pull *p)
+{
+	int r = hashfollow_start(p->fd, p->dg, p->have, &p->hf), h;
+
+	if (r < 0)
+		return pfail(p, r, "cannot start hashing: %s", strerror(-r));
+	r = transfer(p);
+	h = hashfollow_finish(p->hf);
+	p->hf = NULL;
+	if (r == 0 && h < 0)
+		r = pfail(p, h, "cannot read back %s: %s", p->part,
+			  strerror(-h));
+	return r;
+}
+
+/* With the blob's lock held: fetch unless another puller just did. */
+static int pull_locked(struct pull *p)
+{
+	char why[512] = "";
+	int r;
+
+	if (imgcache_stat(p->c, p->req->sha256, NULL) == 0) {
+		p->st->cached = true;
+		return 0;
+	}
+	if ((r = imgcache_make_room(p->c, p->req->size, why, sizeof(why))) < 0)
+		return pfail(p, r, "%s", why);
+	if ((r = digest_new(&p->dg)) < 0 || (r = open_part(p)) < 0)
+		return r;
+	r = transfer_hashed(p);
+	if (r == 0 && (r = verify(p)) < 0 && p->st->resumed) {
+		/* A partial file from an earlier, different download: one
+		 * clean attempt before giving up. */
+		p->st->resumed = false;
+		if (ftruncate(p->fd, 0) == 0) {
+			p->have = 0;
+			digest_reset(p->dg);
+			r = transfer_hashed(p);
+			if (r == 0)
+				r = verify(p);
+		}
+	}
+	if (r == 0)
+		r = install(p);
+	if (r < 0)
+		unlink(p->part);
+	return r;
+}
+
+static int lease(struct pull *p)
+{
+	int r;
+
+	if (!p->req->lease_owner)
+		return imgcache_touch(p->c, p->req->sha256);
+	r = imgcache_lease(p->c, p->req->sha256, p->req->lease_owner);
+	if (r < 0 && r != -ENOENT)
+		return pfail(p, r, "cannot lease the cached file: %s",
+			     strerror(-r));
+	return r;
+}
+
+int imgpull(const struct imgcache *c, const struct fetch_opts *o,
+	    const struct imgpull_req *req, struct imgpull_stats *st, char *err,
+	    size_t errlen)
+{
+	struct imgpull_stats dummy;
+	struct pull p = {
+	    .c = c, .o = o, .req = req, .fd = -1, .err = err, .errlen = errlen};
+	int lock = -1, r;
+
+	p.st = st ? st : &dummy;
+	memset(p.st, 0, sizeof(*p.st));
+	if (!catalog_valid_sha256(req->sha256) ||
+	    imgcache_blob_path(c, req->sha256, p.blob, sizeof(p.blob)) < 0 ||
+	    imgcache_part_path(c, req->sha256, p.part, sizeof(p.part)) < 0)
+		return pfail(&p, -EINVAL, "bad sha256 or cache path");
+	/* Fast path: present already; the lease (under the cache lock)
+	 * fails with -ENOENT if it was evicted meanwhile. */
+	if (imgcache_stat(c, req->sha256, NULL) == 0 && (r = lease(&p)) == 0) {
+		p.st->cached = true;
+		return 0;
+	}
+	if ((r = imgcache_lock(c, req->sha256, true, req->cancel, &lock)) < 0)
+		return pfail(&p, r, "%s",
+			     r == -ECANCELED ? "cancelled"
+					     : "cannot lock the image cache");
+	r = pull_locked(&p);
+	if (r == 0 && (r = lease(&p)) == -ENOENT)
+		r = pfail(&p, r, "evicted from the cache while in use");
+	if (p.fd >= 0)
+		close(p.fd);
+	digest_free(p.dg);
+	imgcache_unlock(lock);
+	return r;
+}

@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: MIT */
+#include "jobimage.h"
+
+#include "cleanup.h"
+#include "image.h"
+#include "job.h"
+#include "log.h"
+#include "overlay.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { F_DISK, F_KERNEL, F_INITRD, F_N };
+
+static const char *const slot_names[F_N] = {"disk", "kernel", "initrd"};
+
+struct jobimg;
+
+struct slot {
+	struct jobimg *ji;
+	struct imgfetch_waiter *w;
+	char hex[65];
+	bool leased;
+};
+
+struct jobimg {
+	struct job *j;
+	struct catalog_image img;
+	char ref[140]; /* "debian12:2025.1" or the user's path */
+	char owner[160];
+	struct slot slot[F_N];
+	unsigned pending;
+	bool has_kernel, has_disk, user_image;
+	struct overlay_proc proc;
+	struct loop_watch *proc_w;
+	char out[1024];
+	size_t outlen;
+	char base[VMENV_MAX_PATH];
+	char base_fmt[8];
+	char overlay[VMENV_MAX_PATH];
+	char kernel[VMENV_MAX_PATH];
+	char initrd[VMENV_MAX_PATH];
+	uint64_t t_start;
+};
+
+static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static struct jobimg *ji_new(struct job *j)
+{
+	struct jobimg *ji = calloc(1, sizeof(*ji));
+
+	if (!ji)
+		return NULL;
+	ji->j = j;
+	ji->proc.out_fd = -1;
+	for (int i = 0; i < F_N; i++)
+		ji->slot[i].ji = ji;
+	if (str_printf(ji->kernel, sizeof(ji->kernel), "%s/boot/vmlinuz",
+		       j->dir) < 0 ||
+	    str_printf(ji->initrd, sizeof(ji->initrd), "%s/boot/initrd.img",
+		       j->dir) < 0 ||
+	    str_printf(ji->overlay, sizeof(ji->overlay),
+		       "%s/disk/overlay.qcow2", j->dir) < 0 ||
+	    imgcache_owner(j->d->cfg.node_name, j->id, ji->owner,
+			   sizeof(ji->owner)) < 0) {
+		free(ji);
+		return NULL;
+	}
+	j->img = ji;
+	return ji;
+}
+
+/* --- the last steps: boot files, then ready ------------------------------ */
+
+static void unlease(struct jobimg *ji, int i)
+{
+	struct slot *s = &ji->slot[i];
+	int r;
+
+	if (!s->leased)
+		return;
+	r = imgcache_unlease(images_cache(ji->j->d), s->hex, ji->owner);
+	if (r < 0)
+		log_warn("job %u: cannot drop the lease on %s: %s", ji->j->id,
+			 s->hex, strerror(-r));
+	s->leased = false;
+}
+
+static int copy_boot_file(struct jobimg *ji, int i, const char *dst, char *err,
+			  size_t errlen)
+{
+	const struct catalog_file *f =
+	    i == F_KERNEL ? &ji->img.kernel : &ji->img.initrd;
+	char src[VMENV_MAX_PATH];
+	int r;
+
+	if (ji->img.legacy)
+		snprintf(src, sizeof(src), "%s", f->source);
+	else if ((r = imgcache_blob_path(images_cache(ji->j->d),
+					 ji->slot[i].hex, src, sizeof(src))) <
+		 0)
+		return errf(err, errlen, r, "bad cache path");
+	r = copy_file(src, dst, 0644);
+	if (r < 0)
+		return errf(err, errlen, r, "job %u: image '%s': %s %s: %s",
+			    ji->j->id, ji->ref, slot_names[i], src,
+			    strerror(-r));
+	return 0;
+}
+
+static int copy_boot_files(struct jobimg *ji, char *err, size_t errlen)
+{
+	int r;
+
+	if (!ji->has_kernel)
+		return 0;
+	if ((r = copy_boot_file(ji, F_KERNEL, ji->kernel, err, errlen)) < 0 ||
+	    (r = copy_boot_file(ji, F_INITRD, ji->initrd, err, errlen)) < 0)
+		return r;
+	/* Copied: the cache may evict them from now on. */
+	unlease(ji, F_KERNEL);
+	unlease(ji, F_INITRD);
+	return 0;
+}
+
+static void ready(struct jobimg *ji)
+{
+	char err[PROTO_MAX_ERROR];
+	struct job *j = ji->j;
+
+	if (copy_boot_files(ji, err, sizeof(err)) < 0) {
+		job_fail(j, "%s", err);
+		return;
+	}
+	log_info("job %u: image '%s' ready in %llu ms", j->id, ji->ref,
+		 (unsigned long long)(now_ms() - ji->t_start));
+	job_image_ready(j);
+}
+
+/* --- the overlay ------------------------------------------------------------ */
+
+static void stop_proc(struct jobimg *ji, bool kill_it)
+{
+	char why[16];
+
+	loop_del_fd(ji->proc_w);
+	ji->proc_w = NULL;
+	if (ji->proc.pid > 0) {
+		if (kill_it)
+			kill(ji->proc.pid, SIGKILL);
+		overlay_reap(&ji->proc, NULL, why, sizeof(why));
+	}
+}
+
+static void proc_io(void *data, uint32_t events)
+{
+	struct jobimg *ji = data;
+	char err[PROTO_MAX_ERROR];
+	ssize_t n;
+	int r;
+
+	(void)events;
+	n = read(ji->proc.out_fd, ji->out + ji->outlen,
+		 sizeof(ji->out) - 1 - ji->outlen);
+	if (n > 0) {
+		ji->outlen += (size_t)n;
+		if (ji->outlen < sizeof(ji->out) - 1)
+			return;
+	} else if (n < 0 && errno == EINTR) {
+		return;
+	}
+	/* EOF (or the output is full): qemu-img is done. */
+	ji->out[ji->outlen] = '\0';
+	loop_del_fd(ji->proc_w);
+	ji->proc_w = NULL;
+	r = overlay_reap(&ji->proc, ji->out, err, sizeof(err));
+	if (r < 0) {
+		job_fail(ji->j,
+			 "job %u: image '%s': cannot create the overlay "
+			 "%s: %s",
+			 ji->j->id, ji->ref, ji->overlay, err);
+		return;
+	}
+	ready(ji);
+}
+
+static int start_overlay(struct jobimg *ji, uid_t uid, gid_t gid, char *err,
+			 size_t errlen)
+{
+	struct job *j = ji->j;
+	int r = overlay_spawn(j->d->cfg.qemu_img, ji->base, ji->base_fmt,
+			      ji->overlay, uid, gid, &ji->proc);
+
+	if (r < 0)
+		return errf(err, errlen, r,
+			    "job %u: image '%s': cannot run %s: %s", j->id,
+			    ji->ref, j->d->cfg.qemu_img, strerror(-r));
+	r = loop_add_fd(j->d->loop, ji->proc.out_fd, EPOLLIN, proc_io, ji,
+			&ji->proc_w);
+	if (r < 0) {
+		stop_proc(ji, true);
+		return errf(err, errlen, r, "job %u: cannot watch qemu-img",
+			    j->id);
+	}
+	return 0;
+}
+
+/* The shared base must stay root's and read-only for everyone else. If
+ * something (a libvirt that relabelled it) changed that, say so loudly
+ * and take it back: a user's guest could have written to it. */
+static void guard_base(struct jobimg *ji)
+{
+	struct stat st;
+
+	if (lstat(ji->base, &st) < 0 ||
+	    (st.st_uid == 0 && st.st_gid == 0 && (st.st_mode & 07777) == 0644))
+		return;
+	log_err("job %u: cached base %s was owned by %u:%u mode %o; "
+		"restoring root 0644 (run 'vmenvctl image verify')",
+		ji->j->id, ji->base, (unsigned)st.st_uid, (unsigned)st.st_gid,
+		(unsigned)(st.st_mode & 07777));
+	if (chown(ji->base, 0, 0) < 0 || chmod(ji->base, 0644) < 0)
+		log_err("job %u: %s: %m", ji->j->id, ji->base);
+}
+
+static void fetched(struct jobimg *ji)
+{
+	char err[PROTO_MAX_ERROR];
+	int r;
+
+	if (!ji->has_disk) {
+		ready(ji);
+		return;
+	}
+	r = imgcache_blob_path(images_cache(ji->j->d), ji->slot[F_DISK].hex,
+			       ji->base, sizeof(ji->base));
+	snprintf(ji->base_fmt, sizeof(ji->base_fmt), "%s",
+		 catalog_format_name(ji->img.disk_format));
+	if (r == 0 && geteuid() == 0)
+		guard_base(ji);
+	if (r < 0 || (r = start_overlay(ji, 0, 0, err, sizeof(err))) < 0)
+		job_fail(ji->j, "%s", r == -EINVAL ? "bad cache path" : err);
+}
+
+/* --- fetching ---------------------------------------------------------------- */
+
+static void file_done(void *data, int r, const char *err)
+{
+	struct slot *s = data;
+	struct jobimg *ji = s->ji;
+
+	s->w = NULL;
+	if (r < 0) {
+		job_fail(ji->j, "job %u: %s", ji->j->id, err);
+		return;
+	}
+	s->leased = true;
+	if (--ji->pending == 0)
+		fetched(ji);
+}
+
+static const struct catalog_file *file_of(const struct jobimg *ji, int i)
+{
+	const struct catalog_file *f[F_N] = {&ji->img.disk, &ji->img.kernel,
+					     &ji->img.initrd};
+	return f[i];
+}
+
+static int request_files(struct jobimg *ji, char *err, size_t errlen)
+{
+	struct job *j = ji->j;
+	int r;
+
+	for (int i = 0; i < F_N; i++) {
+		const struct catalog_file *f = file_of(ji, i);
+		struct slot *s = &ji->slot[i];
+		char what[200];
+
+		if (!catalog_file_present(f))
+			continue;
+		snprintf(what, sizeof(what), "image '%s' %s", ji->ref,
+			 slot_names[i]);
+		snprintf(s->hex, sizeof(s->hex), "%s", f->sha256);
+		/* Counted first: a callback never comes from inside the
+		 * request, but an error below unwinds the count too. */
+		ji->pending++;
+		r = images_request(j->d, f, what, ji->owner, file_done, s,
+				   &s->w);
+		if (r < 0) {
+			ji->pending--;
+			return errf(err, errlen, r,
+				    "job %u: %s: cannot start the download: "
+				    "%s",
+				    j->id, what, strerror(-r));
+		}
+	}
+	return 1;
+}
+
+int jobimg_start(struct job *j, const struct catalog_image *img, char *err,
+		 size_t errlen)
+{
+	struct jobimg *ji = ji_new(j);
+
+	if (!ji)
+		return errf(err, errlen, -ENOMEM, "job %u: out of memory",
+			    j->id);
+	ji->img = *img;
+	ji->t_start = now_ms();
+	catalog_image_ref(img, ji->ref, sizeof(ji->ref));
+	ji->has_kernel = catalog_file_present(&img->kernel);
+	ji->has_disk = catalog_file_present(&img->disk);
+	if (img->legacy) {
+		int r = copy_boot_files(ji, err, errlen);
+		return r < 0 ? r : 0;
+	}
+	return request_files(ji, err, errlen);
+}
+
+/* --- a user's own image ------------------------------------------------------ */
+
+/* qcow2 header fields that could make QEMU open another file: a backing
+ * file, or an external data file (v3 incompatible feature bit 2). */
+static int user_format(int fd, char *fmt, size_t fmtlen)
+{
+	unsigned char h[104] = {0};
+	uint64_t backing, incompat = 0;
+	uint32_t version;
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+
+	if (n < 0)
+		return -errno;
+	if (n < 8 || memcmp(h, "QFI\xfb", 4) != 0) {
+		snprintf(fmt, fmtlen, "raw");
+		return 0;
+	}
+	if (n < 72)
+		return -EINVAL;
+	memcpy(&version, h + 4, 4);
+	memcpy(&backing, h + 8, 8);
+	if (be32toh(version) >= 3 && n >= 80) {
+		memcpy(&incompat, h + 72, 8);
+		incompat = be64toh(incompat);
+	}
+	if (be64toh(backing) != 0 || (incompat & 4))
+		return -EPERM;
+	snprintf(fmt, fmtlen, "qcow2");
+	return 0;
+}
+
+static int check_user_image(struct jobimg *ji, const char *path, char *err,
+			    size_t errlen)
+{
+	struct job *j = ji->j;
+	struct stat st;
+	int r;
+
+	if (!valid_abs_path(path))
+		return errf(err, errlen, -EINVAL,
+			    "job %u: image path '%s' is not a clean absolute "
+			    "path",
+			    j->id, path);
+	_cleanup_close_ int fd =
+	    open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return errf(err, errlen, -errno, "job %u: image '%s': %m",
+			    j->id, path);
+	if (!S_ISREG(st.st_mode) || st.st_uid != j->uid)
+		return errf(err, errlen, -EPERM,
+			    "job %u: image '%s' must be a regular file owned "
+			    "by the job's user (uid %u)",
+			    j->id, path, (unsigned)j->uid);
+	r = user_format(fd, ji->base_fmt, sizeof(ji->base_fmt));
+	if (r == -EPERM)
+		return errf(err, errlen, r,
+			    "job %u: image '%s' refers to other files "
+			    "(qcow2 backing or data file): not allowed",
+			    j->id, path);
+	if (r < 0)
+		return errf(err, errlen, r,
+			    "job %u: image '%s': unreadable header", j->id,
+			    path);
+	return 0;
+}
+
+int jobimg_start_user(struct job *j, const char *path, char *err, size_t errlen)
+{
+	struct jobimg *ji = ji_new(j);
+	char dir[VMENV_MAX_PATH + 8];
+	int r;
+
+	if (!ji)
+		return errf(err, errlen, -ENOMEM, "job %u: out of memory",
+			    j->id);
+	ji->t_start = now_ms();
+	ji->user_image = true;
+	ji->has_disk = true;
+	snprintf(ji->ref, sizeof(ji->ref), "%s", path);
+	snprintf(ji->base, sizeof(ji->base), "%s", path);
+	if ((r = check_user_image(ji, path, err, errlen)) < 0)
+		return r;
+	/* qemu-img runs as the user, so it reads only what the user can
+	 * and writes the overlay into a directory of the user's. */
+	snprintf(dir, sizeof(dir), "%s/disk", j->dir);
+	if (chown(dir, j->uid, j->gid) < 0)
+		return errf(err, errlen, -errno, "job %u: %s: %m", j->id, dir);
+	r = start_overlay(ji, j->uid, j->gid, err, errlen);
+	return r < 0 ? r : 1;
+}
+
+/* --- the rest of the job's life ---------------------------------------------- */
+
+void jobimg_abort(struct job *j)
+{
+	struct jobimg *ji = j->img;
+
+	if (!ji)
+		return;
+	for (int i = 0; i < F_N; i++) {
+		images_cancel(ji->slot[i].w);
+		ji->slot[i].w = NULL;
+	}
+	ji->pending = 0;
+	stop_proc(ji, true);
+}
+
+void jobimg_release(struct job *j)
+{
+	struct jobimg *ji = j->img;
+
+	if (!ji)
+		return;
+	jobimg_abort(j);
+	for (int i = 0; i < F_N; i++)
+		unlease(ji, i);
+	free(ji);
+	j->img = NULL;
+}
+
+void jobimg_forget(struct job *j)
+{
+	jobimg_abort(j);
+	free(j->img);
+	j->img = NULL;
+}
+
+void jobimg_fill_spec(const struct job *j, struct dom_spec *s)
+{
+	const struct jobimg *ji = j->img;
+
+	s->kernel = s->initrd = s->cmdline = NULL;
+	s->disk_overlay = s->disk_base = s->disk_base_format = NULL;
+	if (!ji)
+		return;
+	if (ji->has_kernel) {
+		s->kernel = ji->kernel;
+		s->initrd = ji->initrd;
+		s->cmdline = ji->img.cmdline;
+	}
+	if (ji->has_disk) {
+		s->disk_overlay = ji->overlay;
+		s->disk_base = ji->base;
+		s->disk_base_format = ji->base_fmt;
+	}
+}
+
+const char *jobimg_base(const struct job *j)
+{
+	const struct jobimg *ji = j->img;
+
+	return ji && ji->slot[F_DISK].leased ? ji->slot[F_DISK].hex : NULL;
+}
+
+int jobimg_restore(struct job *j, const char *hex)
+{
+	struct jobimg *ji;
+
+	if (!catalog_valid_sha256(hex))
+		return -EINVAL;
+	if (!j->img && !ji_new(j))
+		return -ENOMEM;
+	ji = j->img;
+	snprintf(ji->slot[F_DISK].hex, sizeof(ji->slot[F_DISK].hex), "%s", hex);
+	ji->slot[F_DISK].leased = true;
+	return 0;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The image part of a job's start, asynchronous: the image's files are
+ * fetched into the cache (image.c, worker threads) and leased for the job,
+ * then qemu-img makes the job's overlay on the cached disk (a child process
+ * the loop watches), then the kernel and initrd are copied into the job's
+ * directory (libvirt chowns those to the user, so the cache's copies are
+ * never handed over). Then job_image_ready(); on any failure job_fail()
+ * with a message naming the image.
+ *
+ * In the job's directory: boot/vmlinuz, boot/initrd.img, disk/overlay.qcow2.
+ * The disk's lease (cache/leases/<hex>/NODE.JOB) lasts until the job ends;
+ * the kernel's and initrd's only until they are copied.
+ */
+#ifndef VMMD_JOBIMAGE_H
+#define VMMD_JOBIMAGE_H
+
+#include <stddef.h>
+
+#include "catalog.h"
+#include "domxml.h"
+
+struct job;
+
+/* 0: the image is ready already (first-format entries: local files
+ * copied); 1: preparing, job_image_ready() or job_fail() follows on the
+ * loop; -errno with a message in err. */
+int jobimg_start(struct job *j, const struct catalog_image *img, char *err,
+		 size_t errlen);
+/* --vm-env=/abs/path (allow_user_images): a disk image the job's user owns,
+ * with its own bootloader. Same returns. */
+int jobimg_start_user(struct job *j, const char *path, char *err,
+		      size_t errlen);
+/* Stops what is in flight (downloads, qemu-img). Leases stay. NULL-safe. */
+void jobimg_abort(struct job *j);
+/* At the job's end: abort, drop the leases, free. */
+void jobimg_release(struct job *j);
+/* At vmmd's shutdown: abort and free, keeping the leases (the guest keeps
+ * running and the next vmmd adopts it). */
+void jobimg_forget(struct job *j);
+/* The boot part of the domain: kernel/initrd/cmdline and the disk. */
+void jobimg_fill_spec(const struct job *j, struct dom_spec *s);
+/* The leased base (for the state file), or NULL. */
+const char *jobimg_base(const struct job *j);
+/* After a vmmd restart: the job holds a lease on hex. */
+int jobimg_restore(struct job *j, const char *hex);
+
+#endif
