@@ -43,6 +43,9 @@
 /* Retry interval while the port is missing or the host is away. */
 #define AGENT_RETRY_MS 100
 #define AGENT_RUNDIR   "/run/vmenv-agent"
+/* Cap of the tmpfs mounted there when /run is noexec: 64 scripts of up to
+ * Slurm's 4 MB default. */
+#define AGENT_RUNDIR_SIZE "320m"
 
 /* The virtio-serial port and its framing state. */
 struct chan {

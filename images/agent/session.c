@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -270,15 +272,34 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* The directory of batch scripts, on a file system that lets them run:
+ * images mount /run noexec (Debian's initramfs does), so the agent then
+ * mounts its own small tmpfs there. */
+static int rundir_ready(void)
+{
+	struct statvfs st;
+
+	if (mkdir(AGENT_RUNDIR, 0711) < 0 && errno != EEXIST)
+		return -errno;
+	if (statvfs(AGENT_RUNDIR, &st) < 0)
+		return -errno;
+	if ((st.f_flag & ST_NOEXEC) &&
+	    mount("vmenv-agent", AGENT_RUNDIR, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "mode=0711,size=" AGENT_RUNDIR_SIZE) < 0)
+		return -errno;
+	if (chmod(AGENT_RUNDIR, 0711) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Writes the batch script to a file only the job's user can read. */
 static int script_write(const struct aw_exec *e, const char *path)
 {
 	int fd, r;
 
-	if (mkdir(AGENT_RUNDIR, 0711) < 0 && errno != EEXIST)
-		return -errno;
-	if (chmod(AGENT_RUNDIR, 0711) < 0)
-		return -errno;
+	r = rundir_ready();
+	if (r < 0)
+		return r;
 	/* A stale file of an earlier agent would make O_EXCL fail. */
 	unlink(path);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,

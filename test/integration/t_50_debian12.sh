@@ -25,10 +25,15 @@ exit 3
 JOB
 cat >mpi.sh <<'JOB'
 #!/bin/bash
+# Each rank writes its line in one write(2): Open MPI forwards the ranks'
+# output as it reads it, so pieces of lines of two ranks may interleave.
 mpirun --oversubscribe -np 2 python3 -c '
+import sys
 from mpi4py import MPI
 c = MPI.COMM_WORLD
-print("rank", c.Get_rank(), "of", c.Get_size(), "sum", c.allreduce(c.Get_rank() + 1))' | sort
+s = c.allreduce(c.Get_rank() + 1)
+sys.stdout.write("rank %d of %d sum %d\n" % (c.Get_rank(), c.Get_size(), s))
+sys.stdout.flush()' | sort
 JOB
 chown "$U1": ./*.sh
 
