@@ -372,6 +372,9 @@ static void build_head(struct sbuf *b, const struct dom_spec *s)
 static void build_devices(struct sbuf *b, const struct dom_spec *s)
 {
 	sb_fmt(b, "  <devices>\n");
+	/* No USB controller: nothing uses it, and the guest kernel would probe
+	 * it at every boot (libvirt adds one to 'pc' machines otherwise). */
+	sb_fmt(b, "    <controller type='usb' model='none'/>\n");
 	if (s->disk_overlay)
 		build_disk(b, s);
 	sb_fmt(b, "    <serial type='pty'>\n      <log file='");
