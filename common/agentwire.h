@@ -49,9 +49,12 @@
 #define AW_MAX_HOST_PAYLOAD (12u * 1024u * 1024u)
 #define AW_WINDOW	    (2u * 1024u * 1024u)
 #define AW_MAX_GROUPS	    64u
-#define AW_MAX_MOUNTS	    8u
-#define AW_MAX_ARGS	    65536u /* argv + envp entries each */
-#define AW_MAX_STR	    (1u * 1024u * 1024u)
+/* Commands running at once in one guest (the agent's table; vmmd refuses
+ * more, which also bounds what it buffers per job: AW_WINDOW each). */
+#define AW_MAX_SESSIONS 64u
+#define AW_MAX_MOUNTS	8u
+#define AW_MAX_ARGS	65536u /* argv + envp entries each */
+#define AW_MAX_STR	(1u * 1024u * 1024u)
 
 enum aw_type {
 	AW_HELLO = 1,  /* host: u32 version. agent: u32 version, u32 flags

@@ -591,6 +591,17 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	s->id = j->next_session++;
 	s->next = j->sessions;
 	j->sessions = s;
+	/* This one is already counted. */
+	if (exec_count(j) > AW_MAX_SESSIONS) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		snprintf(msg, sizeof(msg),
+			 "job %u: too many commands running in the guest "
+			 "(limit %u)",
+			 j->id, AW_MAX_SESSIONS);
+		sess_end(s, msg);
+		return;
+	}
 	if (sess_setup_fds(s, fds, nfds) < 0) {
 		for (size_t i = 0; i < nfds; i++)
 			close(fds[i]);

@@ -24,7 +24,7 @@
 
 #include "agentwire.h"
 
-#define AGENT_MAX_SESSIONS 64
+#define AGENT_MAX_SESSIONS ((int)AW_MAX_SESSIONS)
 /* Largest STDOUT/STDERR payload the agent sends. */
 #define AGENT_OUT_FRAME (64u * 1024u)
 /* Most output moved from one pipe per wakeup. */

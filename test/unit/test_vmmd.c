@@ -2111,6 +2111,31 @@ static void other_user_as_user(struct fx *f)
 	exec_close(&c);
 }
 
+/* A job runs at most AW_MAX_SESSIONS commands at once: each can hold a
+ * window of output in vmmd. The next one is refused with the reason. */
+static void test_exec_session_limit(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct exec_client c[AW_MAX_SESSIONS + 1];
+	struct proto_reply rep;
+
+	start_ok(f);
+	for (size_t i = 0; i < AW_MAX_SESSIONS; i++)
+		exec_start(f, JOB, &o, &c[i]);
+	while (exec_count(job(f)) != AW_MAX_SESSIONS)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	exec_start(f, JOB, &o, &c[AW_MAX_SESSIONS]);
+	client_reply(f, c[AW_MAX_SESSIONS].fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	assert_contains(rep.error,
+			"job 42: too many commands running in the guest "
+			"(limit 64)");
+	assert_int_equal(exec_count(job(f)), AW_MAX_SESSIONS);
+	for (size_t i = 0; i <= AW_MAX_SESSIONS; i++)
+		exec_close(&c[i]);
+}
+
 static void test_exec_other_user(void **state)
 {
 	struct fx *f = *state;
@@ -2331,6 +2356,7 @@ int main(void)
 	    T(test_start),
 	    T(test_start_twice),
 	    T(test_step_end),
+	    T(test_exec_session_limit),
 	    T(test_start_unknown_image),
 	    T(test_start_refusals),
 	    T(test_start_create_fails),
