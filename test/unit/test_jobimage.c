@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "testlog.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -50,32 +51,6 @@ struct fx {
 	struct vmmd d;
 	char hex_kernel[65], hex_initrd[65], hex_disk[65], hex_raw[65];
 };
-
-static char logbuf[512 * 1024];
-static size_t loglen;
-
-static void log_sink(int prio, const char *msg)
-{
-	size_t n = strlen(msg);
-
-	if (getenv("VMENV_TEST_VERBOSE"))
-		fprintf(stderr, "vmmd<%d> %s\n", prio, msg);
-	if (loglen + n + 2 < sizeof(logbuf)) {
-		memcpy(logbuf + loglen, msg, n);
-		loglen += n;
-		logbuf[loglen++] = '\n';
-		logbuf[loglen] = '\0';
-	}
-}
-
-static unsigned log_count(const char *needle)
-{
-	unsigned n = 0;
-
-	for (const char *p = logbuf; (p = strstr(p, needle)); p++)
-		n++;
-	return n;
-}
 
 static void path_of(const struct fx *f, char *buf, size_t len, const char *fmt,
 		    ...) __attribute__((format(printf, 4, 5)));
@@ -275,8 +250,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	f->fds_before = count_fds();
-	loglen = 0;
-	logbuf[0] = '\0';
+	log_reset();
 	log_set_sink(log_sink);
 	log_set_level(LOG_DEBUG);
 	strcpy(f->dir, "/tmp/vmenv-jobimg-XXXXXX");

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "testlog.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -60,25 +61,6 @@ struct fx {
 	int fds_before;
 	struct vmmd d;
 };
-
-/* --- vmmd's log, kept for assertions ------------------------------------ */
-
-static char logbuf[256 * 1024];
-static size_t loglen;
-
-static void log_sink(int prio, const char *msg)
-{
-	size_t n = strlen(msg);
-
-	if (getenv("VMENV_TEST_VERBOSE"))
-		fprintf(stderr, "vmmd<%d> %s\n", prio, msg);
-	if (loglen + n + 2 < sizeof(logbuf)) {
-		memcpy(logbuf + loglen, msg, n);
-		loglen += n;
-		logbuf[loglen++] = '\n';
-		logbuf[loglen] = '\0';
-	}
-}
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -158,8 +140,7 @@ static struct fx *fx_new(void)
 
 	assert_non_null(f);
 	f->fds_before = count_fds();
-	loglen = 0;
-	logbuf[0] = '\0';
+	log_reset();
 	strcpy(f->dir, "/tmp/vmenv-vmmd-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	fixture_path(f, f->work, sizeof(f->work), "work");
@@ -1175,8 +1156,7 @@ static void test_reconcile_frees_devices(void **state)
 	assert_int_equal(count_leases(f), 0);
 }
 
-/* A start with one request option (start_with() of the policy tests is
- * for job 42 too; this one takes any job). */
+/* A start of job id with one request option. */
 static void start_opt(struct fx *f, uint32_t id, enum vmspec_opt o,
 		      const char *value, struct proto_reply *rep)
 {
@@ -2164,23 +2144,6 @@ static void write_policy(struct fx *f, const char *name, const char *text)
 	write_text(path, text);
 }
 
-static void start_with(struct fx *f, enum vmspec_opt o, const char *value,
-		       struct proto_reply *rep)
-{
-	struct proto_request req = {
-	    .op = PROTO_OP_START,
-	    .job_id = JOB,
-	    .start = {.job_id = JOB,
-		      .uid = (uint32_t)getuid(),
-		      .gid = (uint32_t)getgid(),
-		      .image = "tiny"},
-	};
-
-	req.start.opts[o] = strdup(value);
-	call(f, &req, rep);
-	proto_request_clear(&req);
-}
-
 /* vmmd judges the request itself: a value the policy refuses fails the
  * job with the reason before any guest exists. */
 static void test_policy_refuses_start(void **state)
@@ -2190,7 +2153,7 @@ static void test_policy_refuses_start(void **state)
 
 	write_policy(f, "10-hp.json", "{\"hugepages\": {\"enforce\": \"2M\"}}");
 	assert_int_equal(spec_policies_load(&f->d), 0);
-	start_with(f, VMSPEC_OPT_HUGEPAGES, "none", &rep);
+	start_opt(f, JOB, VMSPEC_OPT_HUGEPAGES, "none", &rep);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_string_equal(rep.error,
 			    "job 42: refused by site policy on node n1: "
@@ -2203,7 +2166,7 @@ static void test_policy_refuses_start(void **state)
 	/* A malformed value smuggled past the submit side fails the same
 	 * way. */
 	f = fx_renew(state);
-	start_with(f, VMSPEC_OPT_HUGEPAGES, "3M", &rep);
+	start_opt(f, JOB, VMSPEC_OPT_HUGEPAGES, "3M", &rep);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_contains(rep.error, "job 42: --vm-hugepages: '3M' is not one "
 				   "of: none, 2M, 1G");
@@ -2224,7 +2187,7 @@ static void test_policy_spec_applied(void **state)
 		     "{\"mem_headroom_pct\": {\"enforce\": 50},"
 		     " \"mounts\": {\"enforce\": [\"/sw:/apps:ro\"]}}");
 	assert_int_equal(spec_policies_load(&f->d), 0);
-	start_with(f, VMSPEC_OPT_GPUS, "no", &rep);
+	start_opt(f, JOB, VMSPEC_OPT_GPUS, "no", &rep);
 	if (rep.kind != PROTO_REPLY_OK)
 		fail_msg("start refused: %s", rep.error);
 	/* 1024 MiB allocated, half of it left to QEMU. */
@@ -2282,7 +2245,7 @@ static void test_policy_matches_slurm(void **state)
 			 cases[i].account);
 		snprintf(si.qos, sizeof(si.qos), "%s", cases[i].qos);
 		fake_slurm_set(&si);
-		start_with(f, VMSPEC_OPT_GPUS, "no", &rep);
+		start_opt(f, JOB, VMSPEC_OPT_GPUS, "no", &rep);
 		if (cases[i].refused) {
 			assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 			assert_contains(rep.error,
@@ -2326,7 +2289,7 @@ static void test_policy_bad_file(void **state)
 				"string");
 	assert_contains(logbuf, "keeping the last good set (1 policies)");
 	status_policies(f, true, 1, "20-bad.json: hugepages.enforce");
-	start_with(f, VMSPEC_OPT_HUGEPAGES, "none", &rep);
+	start_opt(f, JOB, VMSPEC_OPT_HUGEPAGES, "none", &rep);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_contains(rep.error, "contradicts '2M' enforced");
 	assert_no_guest(f);
