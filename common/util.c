@@ -292,6 +292,16 @@ int unix_listen(const char *path, mode_t mode, int backlog)
 	return TAKE_FD(fd);
 }
 
+int err_set(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 int str_printf(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;

@@ -41,6 +41,10 @@ int unix_listen(const char *path, mode_t mode, int backlog);
 
 /* snprintf that reports truncation: 0, or -ENAMETOOLONG (buf then holds a
  * truncated string that must not be used as a path). */
+/* Formats a message into err (for the caller to log or send) and returns
+ * r: `return err_set(err, errlen, -EINVAL, "job %u: ...", id);`. */
+int err_set(char *err, size_t errlen, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int str_printf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -5,6 +5,7 @@
 #include "devlease.h"
 #include "gres.h"
 #include "pcidev.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,18 +17,6 @@
 #define MAX_PFS	       8
 #define MAX_VFS_PER_PF 256
 #define MAX_GPU_FUNCS  8 /* PCI functions one GPU device file brings */
-
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 int devices_lease_dir(const struct vmmd_config *c, char *buf, size_t len)
 {
@@ -48,8 +37,8 @@ static int parse_pfs(const struct vmmd_config *c, struct pci_addr *ret,
 	     t = strtok_r(NULL, " ,\t", &save))
 		n++;
 	if (n > MAX_PFS)
-		return errf(err, errlen, -EINVAL, "ib_pfs: more than %d PFs",
-			    MAX_PFS);
+		return err_set(err, errlen, -EINVAL, "ib_pfs: more than %d PFs",
+			       MAX_PFS);
 	n = 0;
 	snprintf(copy, sizeof(copy), "%s", c->ib_pfs);
 	for (char *t = strtok_r(copy, " ,\t", &save); t;
@@ -59,11 +48,11 @@ static int parse_pfs(const struct vmmd_config *c, struct pci_addr *ret,
 
 		r = pci_resolve_pf(c->sysfs_root, t, &ret[n]);
 		if (r < 0)
-			return errf(err, errlen, -EINVAL,
-				    "ib_pfs: '%s' is neither an InfiniBand "
-				    "device nor a PCI device under %s",
-				    printable(t, safe, sizeof(safe)),
-				    c->sysfs_root);
+			return err_set(err, errlen, -EINVAL,
+				       "ib_pfs: '%s' is neither an InfiniBand "
+				       "device nor a PCI device under %s",
+				       printable(t, safe, sizeof(safe)),
+				       c->sysfs_root);
 		n++;
 	}
 	*ret_n = n;
@@ -104,12 +93,12 @@ int devices_config_check(const struct vmmd_config *c, char *err, size_t errlen)
 	int r;
 
 	if (devices_housekeeping(c, &hk) < 0)
-		return errf(
+		return err_set(
 		    err, errlen, -EINVAL,
 		    "housekeeping_cpus: a CPU list like 0-1,8 (or empty)");
 	if (c->ib_guid_prefix[0] && guid_prefix(c, &prefix) < 0)
-		return errf(err, errlen, -EINVAL,
-			    "ib_guid_prefix: 4 hex digits, e.g. fa16");
+		return err_set(err, errlen, -EINVAL,
+			       "ib_guid_prefix: 4 hex digits, e.g. fa16");
 	if ((r = parse_pfs(c, pfs, &n, err, errlen)) < 0)
 		return r;
 	return 0;
@@ -149,18 +138,19 @@ static int set_identity(const struct vmmd_config *c, const char *dir,
 	pci_addr_format(&vf->addr, a);
 	r = ib_vf_get_guids(c->sysfs_root, vf, &l->node_guid, &l->port_guid);
 	if (r < 0)
-		return errf(err, errlen, r,
-			    "job %u: ib_guid_prefix is set but VF %s offers no "
-			    "per-VF GUIDs (sriov/%u/node): %s",
-			    l->job_id, a, vf->index, strerror(-r));
+		return err_set(
+		    err, errlen, r,
+		    "job %u: ib_guid_prefix is set but VF %s offers no "
+		    "per-VF GUIDs (sriov/%u/node): %s",
+		    l->job_id, a, vf->index, strerror(-r));
 	l->has_guids = true;
 	if ((r = devlease_update(dir, l)) < 0 ||
 	    (r = ib_vf_set_guids(c->sysfs_root, vf,
 				 job_guid(c, l->job_id, slot, false),
 				 job_guid(c, l->job_id, slot, true))) < 0)
-		return errf(err, errlen, r,
-			    "job %u: cannot set the GUIDs of VF %s: %s",
-			    l->job_id, a, strerror(-r));
+		return err_set(err, errlen, r,
+			       "job %u: cannot set the GUIDs of VF %s: %s",
+			       l->job_id, a, strerror(-r));
 	return 0;
 }
 
@@ -179,8 +169,8 @@ static int take_vf(const struct vmmd_config *c, const char *dir,
 	if (r == -EBUSY)
 		return 1;
 	if (r < 0)
-		return errf(err, errlen, r, "job %u: cannot lease a VF: %s",
-			    job, strerror(-r));
+		return err_set(err, errlen, r, "job %u: cannot lease a VF: %s",
+			       job, strerror(-r));
 	grant_add(g, &vf->addr, vf->numa_node, "IB VF");
 	if (c->ib_guid_prefix[0])
 		return set_identity(c, dir, &l, vf, slot, err, errlen);
@@ -211,9 +201,9 @@ static int all_vfs(const struct vmmd_config *c, struct pci_vf **ret,
 		r = pci_list_vfs(c->sysfs_root, &pfs[i], v + n, MAX_VFS_PER_PF,
 				 &k);
 		if (r < 0 && r != -E2BIG)
-			return errf(err, errlen, r,
-				    "ib_pfs: cannot list VFs: %s",
-				    strerror(-r));
+			return err_set(err, errlen, r,
+				       "ib_pfs: cannot list VFs: %s",
+				       strerror(-r));
 		n += k < MAX_VFS_PER_PF ? k : MAX_VFS_PER_PF;
 	}
 	*ret = TAKE_PTR(v);
@@ -233,10 +223,11 @@ static int acquire_vfs(const struct vmmd_config *c, const char *dir,
 	if (q->ib_vfs == 0)
 		return 0;
 	if (q->ib_vfs > c->max_ib_vfs)
-		return errf(err, errlen, -EINVAL,
-			    "job %u: %u InfiniBand VFs asked, at most %u per "
-			    "job on node %s",
-			    q->job_id, q->ib_vfs, c->max_ib_vfs, c->node_name);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "job %u: %u InfiniBand VFs asked, at most %u per "
+		    "job on node %s",
+		    q->job_id, q->ib_vfs, c->max_ib_vfs, c->node_name);
 	if ((r = all_vfs(c, &vfs, &n, err, errlen)) < 0)
 		return r;
 	/* Pass 0 takes VFs on the job's NUMA nodes, pass 1 any. */
@@ -245,9 +236,9 @@ static int acquire_vfs(const struct vmmd_config *c, const char *dir,
 			if (vf_local(&vfs[i], &q->numa_nodes) != (pass == 0))
 				continue;
 			if (g->ndevs == DOM_MAX_HOSTDEVS)
-				return errf(err, errlen, -E2BIG,
-					    "job %u: too many devices",
-					    q->job_id);
+				return err_set(err, errlen, -E2BIG,
+					       "job %u: too many devices",
+					       q->job_id);
 			r = take_vf(c, dir, &vfs[i], q->job_id, g, got, err,
 				    errlen);
 			if (r < 0)
@@ -258,16 +249,17 @@ static int acquire_vfs(const struct vmmd_config *c, const char *dir,
 	if (got == q->ib_vfs)
 		return 0;
 	if (n == 0)
-		return errf(err, errlen, -ENODEV,
-			    "job %u: asked for %u InfiniBand VFs but node %s "
-			    "has none%s",
-			    q->job_id, q->ib_vfs, c->node_name,
-			    c->ib_pfs[0] ? " (its PFs have no VFs enabled)"
-					 : " (ib_pfs is not set)");
-	return errf(err, errlen, -EBUSY,
-		    "job %u: asked for %u InfiniBand VFs but only %u of the "
-		    "%zu on node %s are free",
-		    q->job_id, q->ib_vfs, got, n, c->node_name);
+		return err_set(
+		    err, errlen, -ENODEV,
+		    "job %u: asked for %u InfiniBand VFs but node %s "
+		    "has none%s",
+		    q->job_id, q->ib_vfs, c->node_name,
+		    c->ib_pfs[0] ? " (its PFs have no VFs enabled)"
+				 : " (ib_pfs is not set)");
+	return err_set(err, errlen, -EBUSY,
+		       "job %u: asked for %u InfiniBand VFs but only %u of the "
+		       "%zu on node %s are free",
+		       q->job_id, q->ib_vfs, got, n, c->node_name);
 }
 
 /* --- GPUs ------------------------------------------------------------- */
@@ -284,11 +276,11 @@ static int node_gpu_files(const struct vmmd_config *c, struct gres_gpus *ret,
 		return 0;
 	}
 	if (r < 0)
-		return errf(err, errlen, r, "job %u: %s: %s", job, c->gres_conf,
-			    strerror(-r));
+		return err_set(err, errlen, r, "job %u: %s: %s", job,
+			       c->gres_conf, strerror(-r));
 	if ((r = gres_conf_gpus(text, c->node_name, ret, why, sizeof(why))) < 0)
-		return errf(err, errlen, r, "job %u: %s: %s", job, c->gres_conf,
-			    why);
+		return err_set(err, errlen, r, "job %u: %s: %s", job,
+			       c->gres_conf, why);
 	return 0;
 }
 
@@ -304,16 +296,18 @@ static int take_gpu(const char *dir, const struct vmmd_config *c, uint32_t job,
 
 	pci_addr_format(a, s);
 	if (g->ndevs == DOM_MAX_HOSTDEVS)
-		return errf(err, errlen, -E2BIG, "job %u: too many devices",
-			    job);
+		return err_set(err, errlen, -E2BIG, "job %u: too many devices",
+			       job);
 	r = devlease_take(dir, &l, &holder);
 	if (r == -EBUSY)
-		return errf(err, errlen, -EBUSY,
-			    "job %u: GPU %s (%s) on node %s is held by job %u",
-			    job, s, file, c->node_name, holder.job_id);
+		return err_set(
+		    err, errlen, -EBUSY,
+		    "job %u: GPU %s (%s) on node %s is held by job %u", job, s,
+		    file, c->node_name, holder.job_id);
 	if (r < 0)
-		return errf(err, errlen, r, "job %u: cannot lease GPU %s: %s",
-			    job, s, strerror(-r));
+		return err_set(err, errlen, r,
+			       "job %u: cannot lease GPU %s: %s", job, s,
+			       strerror(-r));
 	if (pci_numa_node(c->sysfs_root, a, &numa) < 0)
 		numa = -1;
 	grant_add(g, a, numa, "GPU");
@@ -330,7 +324,7 @@ static int acquire_gpus(const struct vmmd_config *c, const char *dir,
 	int r;
 
 	if ((r = gres_detail_gpus(q->gres, &idx, why, sizeof(why))) < 0)
-		return errf(err, errlen, r, "job %u: %s", q->job_id, why);
+		return err_set(err, errlen, r, "job %u: %s", q->job_id, why);
 	if (cpuset_empty(&idx))
 		return 0;
 	cpuset_format(&idx, list, sizeof(list));
@@ -339,10 +333,10 @@ static int acquire_gpus(const struct vmmd_config *c, const char *dir,
 		return -ENOMEM;
 	r = node_gpu_files(c, files, q->job_id, err, errlen);
 	if (r == 0 && files->n == 0)
-		r = errf(err, errlen, -ENODEV,
-			 "job %u: Slurm allocated GPUs %s on node %s but %s "
-			 "lists no GPUs for it",
-			 q->job_id, list, c->node_name, c->gres_conf);
+		r = err_set(err, errlen, -ENODEV,
+			    "job %u: Slurm allocated GPUs %s on node %s but %s "
+			    "lists no GPUs for it",
+			    q->job_id, list, c->node_name, c->gres_conf);
 	for (int i = cpuset_next(&idx, -1); r == 0 && i >= 0;
 	     i = cpuset_next(&idx, i)) {
 		struct pci_addr fn[MAX_GPU_FUNCS];
@@ -350,19 +344,20 @@ static int acquire_gpus(const struct vmmd_config *c, const char *dir,
 		const char *file;
 
 		if ((uint32_t)i >= files->n) {
-			r = errf(err, errlen, -ENODEV,
-				 "job %u: GPU index %d is not in %s for node "
-				 "%s",
-				 q->job_id, i, c->gres_conf, c->node_name);
+			r = err_set(
+			    err, errlen, -ENODEV,
+			    "job %u: GPU index %d is not in %s for node "
+			    "%s",
+			    q->job_id, i, c->gres_conf, c->node_name);
 			break;
 		}
 		file = files->file[i];
 		r = pci_from_devfile(c->sysfs_root, c->proc_root, file, fn,
 				     MAX_GPU_FUNCS, &nfn);
 		if (r < 0) {
-			r = errf(err, errlen, r,
-				 "job %u: GPU %s: no PCI device found (%s)",
-				 q->job_id, file, strerror(-r));
+			r = err_set(err, errlen, r,
+				    "job %u: GPU %s: no PCI device found (%s)",
+				    q->job_id, file, strerror(-r));
 			break;
 		}
 		for (size_t k = 0; r == 0 && k < nfn; k++)
@@ -408,11 +403,12 @@ static int release_one(const struct vmmd_config *c, const char *dir,
 	if (l->kind == DEVLEASE_VF && l->has_guids &&
 	    (r = ib_vf_set_guids(c->sysfs_root, &vf, l->node_guid,
 				 l->port_guid)) < 0)
-		errf(err, errlen, r, "job %u: VF %s: cannot restore GUIDs: %s",
-		     l->job_id, a, strerror(-r));
+		err_set(err, errlen, r,
+			"job %u: VF %s: cannot restore GUIDs: %s", l->job_id, a,
+			strerror(-r));
 	if (devlease_drop(dir, &l->addr, l->job_id) < 0)
-		r = errf(err, errlen, -EIO, "job %u: cannot drop lease of %s",
-			 l->job_id, a);
+		r = err_set(err, errlen, -EIO,
+			    "job %u: cannot drop lease of %s", l->job_id, a);
 	return r;
 }
 

@@ -30,18 +30,6 @@ int hostinfo_hp_from_kib(uint32_t kib, enum host_hp *ret)
 	return -EINVAL;
 }
 
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 static int read_cpus(const char *root, struct host_topo *t, char *err,
 		     size_t errlen)
 {
@@ -51,24 +39,24 @@ static int read_cpus(const char *root, struct host_topo *t, char *err,
 	    sysfs_read_cpuset(root, "devices/system/cpu/online", &t->online);
 
 	if (r < 0)
-		return errf(err, errlen, r, "%s/devices/system/cpu/online: %s",
-			    root,
-			    r == -ERANGE ? "a CPU number beyond vmmd's limit"
-					 : strerror(-r));
+		return err_set(err, errlen, r,
+			       "%s/devices/system/cpu/online: %s", root,
+			       r == -ERANGE ? "a CPU number beyond vmmd's limit"
+					    : strerror(-r));
 	for (int c = cpuset_next(&t->online, -1); c >= 0;
 	     c = cpuset_next(&t->online, c)) {
 		snprintf(
 		    rel, sizeof(rel),
 		    "devices/system/cpu/cpu%d/topology/physical_package_id", c);
 		if ((r = sysfs_read_u64(root, rel, &v)) < 0)
-			return errf(err, errlen, r, "%s/%s: %s", root, rel,
-				    strerror(-r));
+			return err_set(err, errlen, r, "%s/%s: %s", root, rel,
+				       strerror(-r));
 		t->cpu[c].package = (uint32_t)v;
 		snprintf(rel, sizeof(rel),
 			 "devices/system/cpu/cpu%d/topology/core_id", c);
 		if ((r = sysfs_read_u64(root, rel, &v)) < 0)
-			return errf(err, errlen, r, "%s/%s: %s", root, rel,
-				    strerror(-r));
+			return err_set(err, errlen, r, "%s/%s: %s", root, rel,
+				       strerror(-r));
 		t->cpu[c].core = (uint32_t)v;
 	}
 	return 0;
@@ -123,27 +111,29 @@ static int read_nodes(const char *root, struct host_topo *t, char *err,
 		return 0;
 	}
 	if (r < 0)
-		return errf(err, errlen, r, "%s/devices/system/node/online: %s",
-			    root, strerror(-r));
+		return err_set(err, errlen, r,
+			       "%s/devices/system/node/online: %s", root,
+			       strerror(-r));
 	for (int n = cpuset_next(&t->nodes, -1); n >= 0;
 	     n = cpuset_next(&t->nodes, n)) {
 		if (n >= HOST_MAX_NODES)
-			return errf(err, errlen, -ERANGE,
-				    "%s: NUMA node %d beyond vmmd's limit of "
-				    "%d",
-				    root, n, HOST_MAX_NODES);
+			return err_set(
+			    err, errlen, -ERANGE,
+			    "%s: NUMA node %d beyond vmmd's limit of "
+			    "%d",
+			    root, n, HOST_MAX_NODES);
 		snprintf(rel, sizeof(rel), "devices/system/node/node%d/cpulist",
 			 n);
 		if ((r = sysfs_read_cpuset(root, rel, &t->node[n].cpus)) < 0)
-			return errf(err, errlen, r, "%s/%s: %s", root, rel,
-				    strerror(-r));
+			return err_set(err, errlen, r, "%s/%s: %s", root, rel,
+				       strerror(-r));
 		cpuset_and(&t->node[n].cpus, &t->online);
 		for (int c = cpuset_next(&t->node[n].cpus, -1); c >= 0;
 		     c = cpuset_next(&t->node[n].cpus, c))
 			t->cpu[c].node = (uint32_t)n;
 		if ((r = read_node_mem(root, (uint32_t)n, &t->node[n])) < 0)
-			return errf(err, errlen, r, "%s: node%d/meminfo: %s",
-				    root, n, strerror(-r));
+			return err_set(err, errlen, r, "%s: node%d/meminfo: %s",
+				       root, n, strerror(-r));
 	}
 	return 0;
 }
@@ -238,15 +228,16 @@ int hostinfo_slurm_cpus(const struct host_topo *t, const struct cpuset *ids,
 	for (int c = last; c >= 0; c = cpuset_next(ids, c))
 		last = c;
 	if (slurm_cores != ncores && slurm_cores != n)
-		return errf(err, errlen, -EINVAL,
-			    "Slurm describes this node with %u cores but the "
-			    "host has %u cores (%u CPUs); make NodeName in "
-			    "slurm.conf match the hardware",
-			    slurm_cores, ncores, n);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "Slurm describes this node with %u cores but the "
+		    "host has %u cores (%u CPUs); make NodeName in "
+		    "slurm.conf match the hardware",
+		    slurm_cores, ncores, n);
 	if (last >= 0 && (uint32_t)last >= slurm_cores)
-		return errf(err, errlen, -EINVAL,
-			    "Slurm allocated core index %d of only %u", last,
-			    slurm_cores);
+		return err_set(err, errlen, -EINVAL,
+			       "Slurm allocated core index %d of only %u", last,
+			       slurm_cores);
 	cpuset_zero(ret);
 	for (uint32_t i = 0; i < n; i++) {
 		k = slurm_cores == ncores ? core_of[i] : i;

@@ -39,18 +39,6 @@ struct job *job_find(struct vmmd *d, uint32_t id)
 	return NULL;
 }
 
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 static int job_paths(struct job *j)
 {
 	const struct vmmd_config *c = &j->d->cfg;
@@ -107,9 +95,9 @@ static int resolve_user(struct job *j, char *err, size_t errlen)
 	int n = (int)ARRAY_SIZE(j->groups);
 
 	if (getpwuid_r(j->uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp)
-		return errf(err, errlen, -ENOENT,
-			    "job %u: uid %u is unknown on node %s", j->id,
-			    (unsigned)j->uid, j->d->cfg.node_name);
+		return err_set(err, errlen, -ENOENT,
+			       "job %u: uid %u is unknown on node %s", j->id,
+			       (unsigned)j->uid, j->d->cfg.node_name);
 	snprintf(j->user, sizeof(j->user), "%s", pw.pw_name);
 	snprintf(j->home, sizeof(j->home), "%s",
 		 valid_abs_path(pw.pw_dir) ? pw.pw_dir : "/");
@@ -148,20 +136,22 @@ static int size_guest(struct job *j, const struct slurmjob_info *si,
 	j->mem_mib = (uint32_t)mem;
 	*alloc_mib = (uint32_t)alloc;
 	if (!j->mem_mib)
-		return errf(err, errlen, -ENOMEM,
-			    "job %u: a memory headroom of %u%% / %u MiB leaves "
-			    "nothing of the job's %llu MiB for the guest on "
-			    "node %s",
-			    j->id, j->spec.v.mem_headroom_pct,
-			    j->spec.v.mem_headroom_mib,
-			    (unsigned long long)si->mem_mib, c->node_name);
+		return err_set(
+		    err, errlen, -ENOMEM,
+		    "job %u: a memory headroom of %u%% / %u MiB leaves "
+		    "nothing of the job's %llu MiB for the guest on "
+		    "node %s",
+		    j->id, j->spec.v.mem_headroom_pct,
+		    j->spec.v.mem_headroom_mib, (unsigned long long)si->mem_mib,
+		    c->node_name);
 	if (img && img->min_mem_mib && j->mem_mib < img->min_mem_mib)
-		return errf(err, errlen, -ENOMEM,
-			    "job %u: image '%s' needs %u MiB but the job has "
-			    "%u MiB for the guest on node %s (ask for more "
-			    "with --mem)",
-			    j->id, j->image, img->min_mem_mib, j->mem_mib,
-			    c->node_name);
+		return err_set(
+		    err, errlen, -ENOMEM,
+		    "job %u: image '%s' needs %u MiB but the job has "
+		    "%u MiB for the guest on node %s (ask for more "
+		    "with --mem)",
+		    j->id, j->image, img->min_mem_mib, j->mem_mib,
+		    c->node_name);
 	return 0;
 }
 
@@ -173,23 +163,23 @@ static int check_slurm(struct job *j, struct slurmjob_info *si, char *err,
 				   sizeof(why));
 
 	if (r == -ENOENT)
-		return errf(err, errlen, r, "job %u: Slurm does not know it",
-			    j->id);
+		return err_set(err, errlen, r, "job %u: Slurm does not know it",
+			       j->id);
 	if (r < 0)
-		return errf(err, errlen, r, "job %u: %s", j->id, why);
+		return err_set(err, errlen, r, "job %u: %s", j->id, why);
 	if (si->uid != j->uid)
-		return errf(err, errlen, -EPERM,
-			    "job %u: belongs to uid %u, not %u", j->id, si->uid,
-			    (unsigned)j->uid);
+		return err_set(err, errlen, -EPERM,
+			       "job %u: belongs to uid %u, not %u", j->id,
+			       si->uid, (unsigned)j->uid);
 	if (!si->active || !si->on_node)
-		return errf(err, errlen, -ESRCH,
-			    "job %u: not running on node %s", j->id,
-			    j->d->cfg.node_name);
+		return err_set(err, errlen, -ESRCH,
+			       "job %u: not running on node %s", j->id,
+			       j->d->cfg.node_name);
 	if (!valid_abs_path(si->work_dir))
-		return errf(err, errlen, -EINVAL,
-			    "job %u: working directory is not a clean "
-			    "absolute path",
-			    j->id);
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: working directory is not a clean "
+			       "absolute path",
+			       j->id);
 	snprintf(j->work_dir, sizeof(j->work_dir), "%s", si->work_dir);
 	return 0;
 }
@@ -202,21 +192,21 @@ static int prepare_dir(struct job *j, char *err, size_t errlen)
 
 	rm_rf(j->dir);
 	if ((r = mkdir_p(j->dir, 0755)) < 0)
-		return errf(err, errlen, r, "job %u: cannot create %s: %s",
-			    j->id, j->dir, strerror(-r));
+		return err_set(err, errlen, r, "job %u: cannot create %s: %s",
+			       j->id, j->dir, strerror(-r));
 	snprintf(p, sizeof(p), "%s/q", j->dir);
 	if (mkdir(p, 0700) < 0 || chown(p, j->uid, j->gid) < 0)
-		return errf(err, errlen, -errno, "job %u: cannot create %s: %m",
-			    j->id, p);
+		return err_set(err, errlen, -errno,
+			       "job %u: cannot create %s: %m", j->id, p);
 	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
 		snprintf(p, sizeof(p), "%s/%s", j->dir, subs[i]);
 		if (mkdir(p, 0755) < 0)
-			return errf(err, errlen, -errno, "job %u: %s: %m",
-				    j->id, p);
+			return err_set(err, errlen, -errno, "job %u: %s: %m",
+				       j->id, p);
 	}
 	if ((r = mkdir_p(j->d->cfg.console_dir, 0755)) < 0)
-		return errf(err, errlen, r, "job %u: %s: %s", j->id,
-			    j->d->cfg.console_dir, strerror(-r));
+		return err_set(err, errlen, r, "job %u: %s: %s", j->id,
+			       j->d->cfg.console_dir, strerror(-r));
 	unlink(j->console);
 	return 0;
 }
@@ -291,8 +281,8 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 	r = hv_create(j, &s, place, why, sizeof(why));
 	j->t_created = now_ms();
 	if (r < 0)
-		return errf(err, errlen, r, "job %u: %s (console log: %s)",
-			    j->id, why, j->console);
+		return err_set(err, errlen, r, "job %u: %s (console log: %s)",
+			       j->id, why, j->console);
 	j->domain_running = true;
 	return 0;
 }
@@ -321,11 +311,12 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 	if (j->image[0] == '/')
 		return strcmp(j->d->cfg.allow_user_images, "yes") == 0
 			   ? 0
-			   : errf(err, errlen, -EPERM,
-				  "job %u: image paths are not allowed on node "
-				  "%s (allow_user_images = no); use an image "
-				  "of the catalog",
-				  j->id, j->d->cfg.node_name);
+			   : err_set(
+				 err, errlen, -EPERM,
+				 "job %u: image paths are not allowed on node "
+				 "%s (allow_user_images = no); use an image "
+				 "of the catalog",
+				 j->id, j->d->cfg.node_name);
 	if (vmmd_catalog_refresh(j->d, why, sizeof(why)) < 0)
 		log_warn("catalog: %s (keeping the previous one)", why);
 	r = catalog_resolve(&j->d->catalog, j->image, ret, why, sizeof(why));
@@ -333,8 +324,9 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 		return 0;
 	/* why quotes the name safely: it passed valid_image_ref. */
 	catalog_names(&j->d->catalog, names, sizeof(names));
-	return errf(err, errlen, r, "job %u: %s on node %s (known images: %s)",
-		    j->id, why, j->d->cfg.node_name, names);
+	return err_set(err, errlen, r,
+		       "job %u: %s on node %s (known images: %s)", j->id, why,
+		       j->d->cfg.node_name, names);
 }
 
 static void prepare_timeout(void *data)
@@ -375,13 +367,13 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 	    (r = create_domain(j, place, err, errlen)) < 0)
 		return r;
 	if ((r = write_state(j)) < 0 || (r = spec_save(j)) < 0)
-		return errf(err, errlen, r, "job %u: cannot write state: %s",
-			    j->id, strerror(-r));
+		return err_set(err, errlen, r, "job %u: cannot write state: %s",
+			       j->id, strerror(-r));
 	j->boot_timer = loop_add_timer(
 	    j->d->loop, j->d->cfg.boot_timeout_s * 1000ull, boot_timeout, j);
 	if ((r = agent_attach(j)) < 0)
-		return errf(err, errlen, r, "job %u: agent channel: %s", j->id,
-			    strerror(-r));
+		return err_set(err, errlen, r, "job %u: agent channel: %s",
+			       j->id, strerror(-r));
 	return 0;
 }
 
@@ -435,19 +427,19 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 	int r;
 
 	if (!valid_image_ref(req->image) && !valid_abs_path(req->image))
-		return errf(err, errlen, -EINVAL,
-			    "job %u: invalid image name '%s'", req->job_id,
-			    printable(req->image, safe, sizeof(safe)));
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: invalid image name '%s'", req->job_id,
+			       printable(req->image, safe, sizeof(safe)));
 	j = job_find(d, req->job_id);
 	/* Every step of a job asks for its guest: the first one starts it,
 	 * the others find it (booting, ready or failed with the reason). */
 	if (j && j->uid == req->uid && strcmp(j->image, req->image) == 0)
 		return 0;
 	if (j)
-		return errf(err, errlen, -EEXIST,
-			    "job %u: already has a guest on node %s (image "
-			    "'%s')",
-			    req->job_id, d->cfg.node_name, j->image);
+		return err_set(err, errlen, -EEXIST,
+			       "job %u: already has a guest on node %s (image "
+			       "'%s')",
+			       req->job_id, d->cfg.node_name, j->image);
 	j = job_new(d, req->job_id, req->uid, req->gid);
 	if (!j)
 		return -ENOMEM;

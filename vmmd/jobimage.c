@@ -52,18 +52,6 @@ struct jobimg {
 	uint64_t t_start;
 };
 
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 static struct jobimg *ji_new(struct job *j)
 {
 	struct jobimg *ji = calloc(1, sizeof(*ji));
@@ -118,12 +106,12 @@ static int copy_boot_file(struct jobimg *ji, int i, const char *dst, char *err,
 	else if ((r = imgcache_blob_path(images_cache(ji->j->d),
 					 ji->slot[i].hex, src, sizeof(src))) <
 		 0)
-		return errf(err, errlen, r, "bad cache path");
+		return err_set(err, errlen, r, "bad cache path");
 	r = copy_file(src, dst, 0644);
 	if (r < 0)
-		return errf(err, errlen, r, "job %u: image '%s': %s %s: %s",
-			    ji->j->id, ji->ref, slot_names[i], src,
-			    strerror(-r));
+		return err_set(err, errlen, r, "job %u: image '%s': %s %s: %s",
+			       ji->j->id, ji->ref, slot_names[i], src,
+			       strerror(-r));
 	return 0;
 }
 
@@ -211,15 +199,15 @@ static int start_overlay(struct jobimg *ji, uid_t uid, gid_t gid, char *err,
 			      ji->overlay, uid, gid, &ji->proc);
 
 	if (r < 0)
-		return errf(err, errlen, r,
-			    "job %u: image '%s': cannot run %s: %s", j->id,
-			    ji->ref, j->d->cfg.qemu_img, strerror(-r));
+		return err_set(err, errlen, r,
+			       "job %u: image '%s': cannot run %s: %s", j->id,
+			       ji->ref, j->d->cfg.qemu_img, strerror(-r));
 	r = loop_add_fd(j->d->loop, ji->proc.out_fd, EPOLLIN, proc_io, ji,
 			&ji->proc_w);
 	if (r < 0) {
 		stop_proc(ji, true);
-		return errf(err, errlen, r, "job %u: cannot watch qemu-img",
-			    j->id);
+		return err_set(err, errlen, r, "job %u: cannot watch qemu-img",
+			       j->id);
 	}
 	return 0;
 }
@@ -307,10 +295,10 @@ static int request_files(struct jobimg *ji, char *err, size_t errlen)
 				   &s->w);
 		if (r < 0) {
 			ji->pending--;
-			return errf(err, errlen, r,
-				    "job %u: %s: cannot start the download: "
-				    "%s",
-				    j->id, what, strerror(-r));
+			return err_set(err, errlen, r,
+				       "job %u: %s: cannot start the download: "
+				       "%s",
+				       j->id, what, strerror(-r));
 		}
 	}
 	return 1;
@@ -322,8 +310,8 @@ int jobimg_start(struct job *j, const struct catalog_image *img, char *err,
 	struct jobimg *ji = ji_new(j);
 
 	if (!ji)
-		return errf(err, errlen, -ENOMEM, "job %u: out of memory",
-			    j->id);
+		return err_set(err, errlen, -ENOMEM, "job %u: out of memory",
+			       j->id);
 	ji->img = *img;
 	ji->t_start = now_ms();
 	catalog_image_ref(img, ji->ref, sizeof(ji->ref));
@@ -375,30 +363,32 @@ static int check_user_image(struct jobimg *ji, const char *path, char *err,
 	int r;
 
 	if (!valid_abs_path(path))
-		return errf(err, errlen, -EINVAL,
-			    "job %u: image path '%s' is not a clean absolute "
-			    "path",
-			    j->id, path);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "job %u: image path '%s' is not a clean absolute "
+		    "path",
+		    j->id, path);
 	_cleanup_close_ int fd =
 	    open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return errf(err, errlen, -errno, "job %u: image '%s': %m",
-			    j->id, path);
+		return err_set(err, errlen, -errno, "job %u: image '%s': %m",
+			       j->id, path);
 	if (!S_ISREG(st.st_mode) || st.st_uid != j->uid)
-		return errf(err, errlen, -EPERM,
-			    "job %u: image '%s' must be a regular file owned "
-			    "by the job's user (uid %u)",
-			    j->id, path, (unsigned)j->uid);
+		return err_set(
+		    err, errlen, -EPERM,
+		    "job %u: image '%s' must be a regular file owned "
+		    "by the job's user (uid %u)",
+		    j->id, path, (unsigned)j->uid);
 	r = user_format(fd, ji->base_fmt, sizeof(ji->base_fmt));
 	if (r == -EPERM)
-		return errf(err, errlen, r,
-			    "job %u: image '%s' refers to other files "
-			    "(qcow2 backing or data file): not allowed",
-			    j->id, path);
+		return err_set(err, errlen, r,
+			       "job %u: image '%s' refers to other files "
+			       "(qcow2 backing or data file): not allowed",
+			       j->id, path);
 	if (r < 0)
-		return errf(err, errlen, r,
-			    "job %u: image '%s': unreadable header", j->id,
-			    path);
+		return err_set(err, errlen, r,
+			       "job %u: image '%s': unreadable header", j->id,
+			       path);
 	return 0;
 }
 
@@ -409,8 +399,8 @@ int jobimg_start_user(struct job *j, const char *path, char *err, size_t errlen)
 	int r;
 
 	if (!ji)
-		return errf(err, errlen, -ENOMEM, "job %u: out of memory",
-			    j->id);
+		return err_set(err, errlen, -ENOMEM, "job %u: out of memory",
+			       j->id);
 	ji->t_start = now_ms();
 	ji->user_image = true;
 	ji->has_disk = true;
@@ -422,7 +412,8 @@ int jobimg_start_user(struct job *j, const char *path, char *err, size_t errlen)
 	 * and writes the overlay into a directory of the user's. */
 	snprintf(dir, sizeof(dir), "%s/disk", j->dir);
 	if (chown(dir, j->uid, j->gid) < 0)
-		return errf(err, errlen, -errno, "job %u: %s: %m", j->id, dir);
+		return err_set(err, errlen, -errno, "job %u: %s: %m", j->id,
+			       dir);
 	r = start_overlay(ji, j->uid, j->gid, err, errlen);
 	return r < 0 ? r : 1;
 }

@@ -13,18 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* The job's Linux CPUs from Slurm's core indices. */
 static int job_cpus(struct job *j, const struct host_topo *t,
 		    const struct slurmjob_info *si, struct cpuset *ret,
@@ -37,19 +25,20 @@ static int job_cpus(struct job *j, const struct host_topo *t,
 
 	if (!si->cpu_ids[0] || cpuset_parse(si->cpu_ids, &ids) < 0 ||
 	    cpuset_empty(&ids))
-		return errf(err, errlen, -EINVAL,
-			    "job %u: Slurm did not say which CPUs of node %s "
-			    "the job has ('%.64s')",
-			    j->id, c->node_name, si->cpu_ids);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "job %u: Slurm did not say which CPUs of node %s "
+		    "the job has ('%.64s')",
+		    j->id, c->node_name, si->cpu_ids);
 	r = hostinfo_slurm_cpus(t, &ids, si->node_cores, ret, why, sizeof(why));
 	if (r < 0)
-		return errf(err, errlen, r, "job %u: node %s: %s", j->id,
-			    c->node_name, why);
+		return err_set(err, errlen, r, "job %u: node %s: %s", j->id,
+			       c->node_name, why);
 	if (cpuset_count(ret) > c->max_vcpus)
-		return errf(err, errlen, -E2BIG,
-			    "job %u: %u CPUs on node %s exceed max_vcpus %u",
-			    j->id, cpuset_count(ret), c->node_name,
-			    c->max_vcpus);
+		return err_set(err, errlen, -E2BIG,
+			       "job %u: %u CPUs on node %s exceed max_vcpus %u",
+			       j->id, cpuset_count(ret), c->node_name,
+			       c->max_vcpus);
 	return 0;
 }
 
@@ -112,11 +101,11 @@ static int emulator_set(struct job *j, const struct vmspec_values *spec,
 	if (spec->emulator_threads != VMSPEC_EMU_HOUSEKEEPING)
 		return 0;
 	if (devices_housekeeping(c, ret) < 0 || cpuset_empty(ret))
-		return errf(err, errlen, -EINVAL,
-			    "job %u: its spec puts QEMU's threads on "
-			    "housekeeping CPUs but node %s has none "
-			    "(housekeeping_cpus in vmmd.conf)",
-			    j->id, c->node_name);
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: its spec puts QEMU's threads on "
+			       "housekeeping CPUs but node %s has none "
+			       "(housekeeping_cpus in vmmd.conf)",
+			       j->id, c->node_name);
 	return 0;
 }
 
@@ -139,8 +128,8 @@ int job_place(struct job *j, const struct slurmjob_info *si,
 	if (!t || !q || !g)
 		return -ENOMEM;
 	if ((r = hostinfo_read(c->sysfs_root, t, why, sizeof(why))) < 0)
-		return errf(err, errlen, r, "job %u: node %s: %s", j->id,
-			    c->node_name, why);
+		return err_set(err, errlen, r, "job %u: node %s: %s", j->id,
+			       c->node_name, why);
 	q->job_id = j->id;
 	q->node = c->node_name;
 	if ((r = job_cpus(j, t, si, &q->cpus, err, errlen)) < 0)

@@ -1,23 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include "placement.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 static int check_cpus(const struct host_topo *t, const struct place_req *q,
 		      char *err, size_t errlen)
@@ -26,9 +16,9 @@ static int check_cpus(const struct host_topo *t, const struct place_req *q,
 	char list[256];
 
 	if (cpuset_empty(&q->cpus))
-		return errf(err, errlen, -EINVAL,
-			    "job %u: Slurm allocated no CPUs on node %s",
-			    q->job_id, q->node);
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: Slurm allocated no CPUs on node %s",
+			       q->job_id, q->node);
 	for (int i = 0; i < 2; i++) {
 		off = i ? q->housekeeping : q->cpus;
 		for (int c = cpuset_next(&t->online, -1); c >= 0;
@@ -37,10 +27,10 @@ static int check_cpus(const struct host_topo *t, const struct place_req *q,
 		if (cpuset_empty(&off))
 			continue;
 		cpuset_format(&off, list, sizeof(list));
-		return errf(err, errlen, -EINVAL,
-			    "job %u: %s CPUs %s are not online on node %s",
-			    q->job_id, i ? "housekeeping" : "allocated", list,
-			    q->node);
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: %s CPUs %s are not online on node %s",
+			       q->job_id, i ? "housekeeping" : "allocated",
+			       list, q->node);
 	}
 	return 0;
 }
@@ -149,17 +139,17 @@ static int check_hugepages(const struct host_topo *t, const struct place_req *q,
 	enum host_hp hp;
 
 	if (hostinfo_hp_from_kib(q->hugepage_kib, &hp) < 0)
-		return errf(err, errlen, -EINVAL,
-			    "job %u: hugepages of %u KiB are not supported "
-			    "(2048 or 1048576)",
-			    q->job_id, q->hugepage_kib);
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: hugepages of %u KiB are not supported "
+			       "(2048 or 1048576)",
+			       q->job_id, q->hugepage_kib);
 	for (uint32_t i = 0; i < p->ncells; i++) {
 		const struct dom_cell *c = &p->cell[i];
 		uint64_t need = (uint64_t)c->mem_mib * 1024 / q->hugepage_kib;
 		uint64_t have = t->node[c->host_node].hp_free[hp];
 
 		if (need > have)
-			return errf(
+			return err_set(
 			    err, errlen, -ENOMEM,
 			    "job %u: the guest needs %llu hugepages of "
 			    "%u KiB on NUMA node %u but node %s has %llu "
@@ -217,10 +207,11 @@ int placement_build(const struct host_topo *t, const struct place_req *q,
 	if ((r = check_cpus(t, q, err, errlen)) < 0)
 		return r;
 	if (q->hard_limit_mib && q->hard_limit_mib < q->mem_mib)
-		return errf(err, errlen, -EINVAL,
-			    "job %u: memory limit %u MiB is below the guest's "
-			    "%u MiB",
-			    q->job_id, q->hard_limit_mib, q->mem_mib);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "job %u: memory limit %u MiB is below the guest's "
+		    "%u MiB",
+		    q->job_id, q->hard_limit_mib, q->mem_mib);
 	{
 		uint32_t order[CPUSET_MAX];
 		p->nvcpus = hostinfo_order(t, &q->cpus, order, CPUSET_MAX);
@@ -232,23 +223,24 @@ int placement_build(const struct host_topo *t, const struct place_req *q,
 	topology(t, p);
 	make_cells(t, p);
 	if (cells_vcpus(p) != p->nvcpus)
-		return errf(err, errlen, -EINVAL,
-			    "job %u: some allocated CPUs are on no online NUMA "
-			    "node of node %s",
-			    q->job_id, q->node);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "job %u: some allocated CPUs are on no online NUMA "
+		    "node of node %s",
+		    q->job_id, q->node);
 	if (split_mem(p, q->mem_mib, unit) < 0)
-		return errf(err, errlen, -EINVAL,
-			    "job %u: %u MiB for the guest is less than one "
-			    "hugepage of %u KiB",
-			    q->job_id, q->mem_mib, q->hugepage_kib);
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: %u MiB for the guest is less than one "
+			       "hugepage of %u KiB",
+			       q->job_id, q->mem_mib, q->hugepage_kib);
 	p->hugepage_kib = q->hugepage_kib;
 	if (q->hugepage_kib && (r = check_hugepages(t, q, p, err, errlen)) < 0)
 		return r;
 	p->hard_limit_mib = q->hard_limit_mib;
 	if (q->ndevs > DOM_MAX_HOSTDEVS)
-		return errf(err, errlen, -E2BIG,
-			    "job %u: %u devices exceed vmmd's limit of %d",
-			    q->job_id, q->ndevs, DOM_MAX_HOSTDEVS);
+		return err_set(err, errlen, -E2BIG,
+			       "job %u: %u devices exceed vmmd's limit of %d",
+			       q->job_id, q->ndevs, DOM_MAX_HOSTDEVS);
 	place_devices(q, p, note, notelen);
 	return 0;
 }

@@ -14,18 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* --- the policy set --------------------------------------------------------
  */
 
@@ -85,14 +73,14 @@ static int parse_request(const struct job *j, const struct proto_start *req,
 
 	if (vmspec_request_set(r, VMSPEC_OPT_ENV, req->image, why,
 			       sizeof(why)) < 0)
-		return errf(err, errlen, -EINVAL, "job %u: %s", j->id, why);
+		return err_set(err, errlen, -EINVAL, "job %u: %s", j->id, why);
 	for (int o = 0; o < VMSPEC_NOPTS; o++) {
 		if (o == VMSPEC_OPT_ENV || !req->opts[o])
 			continue;
 		if (vmspec_request_set(r, o, req->opts[o], why, sizeof(why)) <
 		    0)
-			return errf(err, errlen, -EINVAL, "job %u: %s", j->id,
-				    why);
+			return err_set(err, errlen, -EINVAL, "job %u: %s",
+				       j->id, why);
 	}
 	return 0;
 }
@@ -142,13 +130,14 @@ int spec_resolve(struct job *j, const struct proto_start *req,
 	int rc;
 
 	if (!r || !base || !groups)
-		return errf(err, errlen, -ENOMEM, "job %u: out of memory",
-			    j->id);
+		return err_set(err, errlen, -ENOMEM, "job %u: out of memory",
+			       j->id);
 	if (!d->policies)
-		return errf(err, errlen, -EPERM,
-			    "job %u: the site policies on node %s do not load "
-			    "(%s); VM jobs are refused until they are fixed",
-			    j->id, d->cfg.node_name, d->policy_error);
+		return err_set(
+		    err, errlen, -EPERM,
+		    "job %u: the site policies on node %s do not load "
+		    "(%s); VM jobs are refused until they are fixed",
+		    j->id, d->cfg.node_name, d->policy_error);
 	if ((rc = parse_request(j, req, r, err, errlen)) < 0)
 		return rc;
 	ctx.ngroups = group_names(j, groups);
@@ -158,13 +147,13 @@ int spec_resolve(struct job *j, const struct proto_start *req,
 	rc = policy_resolve(d->policies, &ctx, r, base, &j->spec, why,
 			    sizeof(why));
 	if (rc == POLICY_REFUSED)
-		return errf(err, errlen, -EPERM,
-			    "job %u: refused by site policy on node %s: %s",
-			    j->id, d->cfg.node_name, why);
+		return err_set(err, errlen, -EPERM,
+			       "job %u: refused by site policy on node %s: %s",
+			       j->id, d->cfg.node_name, why);
 	if (rc < 0)
-		return errf(err, errlen, rc,
-			    "job %u: cannot apply site policies: %s", j->id,
-			    strerror(-rc));
+		return err_set(err, errlen, rc,
+			       "job %u: cannot apply site policies: %s", j->id,
+			       strerror(-rc));
 	policy_set_matches(d->policies, &ctx, matches, sizeof(matches));
 	log_info("job %u: user %s partition '%s' account '%s' qos '%s': "
 		 "policies %s",
