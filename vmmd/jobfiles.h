@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * jobfiles: how the job's files (its working directory, shared with the
+ * host) reach the guest, and how they cross a checkpoint.
+ *
+ * QEMU's own 9p server (virtio-9p) keeps its open files inside QEMU and
+ * blocks a save while the share is mounted, so a job that holds a file
+ * open in its working directory could never be checkpointed with it.
+ * Two kinds, chosen per job:
+ *
+ *   JOBFILES_VIRTIO_9P  QEMU's virtio-9p device (the default for jobs
+ *                       that do not checkpoint). Across a checkpoint the
+ *                       agent must unmount the share first; a busy share
+ *                       refuses the checkpoint with the reason.
+ *   JOBFILES_SERVED     a 9P2000.L server outside QEMU (vmenv-9p, run as
+ *                       the job's user), reached through a virtio-serial
+ *                       port; the guest kernel's 9p client keeps its state
+ *                       in guest memory and the server's state (its fids)
+ *                       is written into the checkpoint, so open files and
+ *                       the cwd survive save and restore.
+ *
+ * Calls, in the order job.c and the checkpoint code make them. Each
+ * returns 0 or a negative errno with the reason in err (naming the job).
+ */
+#ifndef VMMD_JOBFILES_H
+#define VMMD_JOBFILES_H
+
+#include <stddef.h>
+
+struct job;
+struct dom_spec;
+
+enum jobfiles_kind { JOBFILES_VIRTIO_9P = 0, JOBFILES_SERVED = 1 };
+
+/* Before the domain is created: start what serves the files (if any). */
+int jobfiles_prepare(struct job *j, char *err, size_t errlen);
+
+/* What the domain needs for the job's files: fills the share fields of
+ * the domain spec (vmmd/domxml.h: a <filesystem>, or a virtio-serial port
+ * for the served kind; add fields there as the kind needs). */
+int jobfiles_domspec(const struct job *j, struct dom_spec *s);
+
+/* After the domain started: connect the server to QEMU's end. */
+int jobfiles_attach(struct job *j, char *err, size_t errlen);
+
+/* The job's processes in the guest are frozen (no request in flight):
+ * make the files' state saveable and write it under ckpt_dir. */
+int jobfiles_freeze(struct job *j, const char *ckpt_dir, char *err,
+		    size_t errlen);
+
+/* After a restore from ckpt_dir (or after a save that failed, ckpt_dir
+ * NULL): serve the files again with the state that was frozen. */
+int jobfiles_thaw(struct job *j, const char *ckpt_dir, char *err,
+		  size_t errlen);
+
+/* Job end: stop serving, nothing left behind. */
+void jobfiles_stop(struct job *j);
+
+#endif
