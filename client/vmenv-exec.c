@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_VMENV	   125
@@ -213,6 +214,96 @@ static void __attribute__((noreturn)) relay(int fd, int sfd)
 	}
 }
 
+#define SPANK_OPT_ENV "SLURM_SPANK__SLURM_SPANK_OPTION_vmenv_"
+
+/* The job's --vm-* options, from the batch environment, as srun options:
+ * a step on other nodes does see options srun takes from its
+ * environment, but SPANK hands them to the plugin only at task start
+ * there, too late to start the guest. */
+static size_t vm_options(char **out, size_t max)
+{
+	extern char **environ;
+	size_t n = 0, plen = strlen(SPANK_OPT_ENV);
+
+	for (char **e = environ; *e && n < max; e++) {
+		const char *eq = strchr(*e, '=');
+		char *opt;
+
+		if (strncmp(*e, SPANK_OPT_ENV, plen) != 0 || !eq)
+			continue;
+		if (asprintf(&opt, "--%.*s=%s", (int)(eq - *e - (long)plen),
+			     *e + plen, eq + 1) < 0)
+			die("job %s: out of memory", job_id_str);
+		for (char *c = opt + 2; *c && *c != '='; c++)
+			if (*c == '_')
+				*c = '-';
+		out[n++] = opt;
+	}
+	return n;
+}
+
+/* A batch script on several nodes runs in the first node's guest. Slurm
+ * starts nothing of the job on the other nodes but its extern step, which
+ * sees none of the job's options, so the batch shim starts their guests
+ * itself: one step over all the job's nodes, one task per node, running
+ * `true` in that node's guest. The step ends when every guest is ready,
+ * or fails with the message of the node whose guest did not come up, and
+ * then the script does not run at all. */
+static void start_other_guests(void)
+{
+	const char *n = getenv("SLURM_JOB_NUM_NODES");
+	const char *srun = getenv("VMENV_SRUN");
+	char count[16], *argv[48];
+	size_t k = 0;
+	uint32_t nodes;
+	int status;
+	pid_t pid;
+
+	if (!n || parse_u32(n, &nodes) < 0 || nodes < 2)
+		return;
+	if (!srun || !*srun)
+		die("job %s: no srun to start the guests of its %u nodes",
+		    job_id_str, nodes);
+	snprintf(count, sizeof(count), "%u", nodes);
+	const char *fixed[] = {srun,
+			       "--overlap",
+			       "--quiet",
+			       "--nodes",
+			       count,
+			       "--ntasks",
+			       count,
+			       "--ntasks-per-node=1",
+			       "--kill-on-bad-exit=1",
+			       "--job-name=vmenv-start"};
+	/* Copies: execv wants char *, and the child execs right away. */
+	for (; k < ARRAY_SIZE(fixed); k++)
+		if (!(argv[k] = strdup(fixed[k])))
+			die("job %s: out of memory", job_id_str);
+	k += vm_options(argv + k, ARRAY_SIZE(argv) - k - 2);
+	argv[k++] = strdup("true");
+	argv[k] = NULL;
+	pid = fork();
+	if (pid < 0)
+		die("job %s: fork: %s", job_id_str, strerror(errno));
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(srun, argv);
+		fprintf(stderr, "vmenv: job %s: cannot run %s: %s\n",
+			job_id_str, srun, strerror(errno));
+		_exit(EXIT_VMENV);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die("job %s: waitpid: %s", job_id_str, strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("job %s: the guests of its %u nodes did not all start (the "
+		    "reason is above); the batch script did not run",
+		    job_id_str, nodes);
+}
+
 int main(int argc, char **argv)
 {
 	const char *argv0 = getenv("VMENV_ARGV0");
@@ -227,6 +318,8 @@ int main(int argc, char **argv)
 	/* Signals are blocked before connecting, so none is lost between
 	 * here and the relay loop. */
 	sfd = block_signals();
+	if (getenv("VMENV_BATCH") && strcmp(getenv("VMENV_BATCH"), "1") == 0)
+		start_other_guests();
 	fd = unix_connect(sock, CONNECT_TIMEOUT_MS);
 	if (fd < 0)
 		die("job %s: cannot reach vmmd on node %s at %s: %s",

@@ -85,3 +85,28 @@ int digest_fd(struct digest *d, int fd, uint64_t len,
 	free(buf);
 	return r;
 }
+
+static void to_hex(const unsigned char *b, size_t n, char *hex)
+{
+	static const char x[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		hex[2 * i] = x[b[i] >> 4];
+		hex[2 * i + 1] = x[b[i] & 15];
+	}
+	hex[2 * n] = '\0';
+}
+
+int digest_hmac_hex(const void *key, size_t keylen, const void *msg,
+		    size_t msglen, char *hex)
+{
+	unsigned char out[32];
+	size_t outlen = 0;
+
+	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, keylen, msg,
+		       msglen, out, sizeof(out), &outlen) ||
+	    outlen != sizeof(out))
+		return -EIO;
+	to_hex(out, outlen, hex);
+	return 0;
+}

@@ -29,4 +29,9 @@ int digest_fd(struct digest *d, int fd, uint64_t len,
 	      void (*progress)(void *data, uint64_t done, uint64_t total),
 	      void *data);
 
+/* HMAC-SHA256 of msg under key, lowercase hex into hex[DIGEST_HEX_LEN + 1].
+ * 0 or -EIO. */
+int digest_hmac_hex(const void *key, size_t keylen, const void *msg,
+		    size_t msglen, char *hex);
+
 #endif

@@ -42,23 +42,13 @@ static int ids(spank_t sp, uint32_t *job, uint32_t *step, uid_t *uid,
 	return 0;
 }
 
-static void node_name(spank_t sp, char *buf, size_t len)
-{
-	if (spank_getenv(sp, "SLURMD_NODENAME", buf, (int)len) !=
-	    ESPANK_SUCCESS) {
-		const char *n = getenv("SLURMD_NODENAME");
-
-		snprintf(buf, len, "%s", n ? n : "");
-	}
-}
-
 static void call(spank_t sp, const char *phase, struct proto_request *req)
 {
 	char node[256], sock[VMENV_MAX_PATH], err[PROTO_MAX_ERROR] = "";
 	struct proto_reply rep;
 	int r;
 
-	node_name(sp, node, sizeof(node));
+	plugin_node_name(sp, node, sizeof(node));
 	if (plugin_socket_path(node, sock, sizeof(sock)) < 0) {
 		log_err("vmenv: %s: job %u: cannot form vmmd's socket path",
 			phase, req->job_id);
@@ -112,7 +102,7 @@ static bool has_guest(spank_t sp, uint32_t job)
 	char node[256], dir[VMENV_MAX_PATH], path[VMENV_MAX_PATH + 32];
 	struct stat st;
 
-	node_name(sp, node, sizeof(node));
+	plugin_node_name(sp, node, sizeof(node));
 	if (plugin_expand_node(plugin_cfg.run_dir, node, dir, sizeof(dir)) < 0)
 		return true; /* cannot tell: ask vmmd */
 	snprintf(path, sizeof(path), "%s/jobs/%u", dir, job);

@@ -24,6 +24,7 @@ struct plugin_cfg {
 	char run_dir[VMENV_MAX_PATH]; /* vmmd's run_dir, may contain %n */
 	char exec[VMENV_MAX_PATH];
 	char policies[VMENV_MAX_PATH]; /* site policies for submit checks */
+	char srun[VMENV_MAX_PATH];     /* starts a multi-node job's guests */
 	int timeout_ms;
 };
 
@@ -31,7 +32,7 @@ extern struct plugin_cfg plugin_cfg;
 extern struct spank_option plugin_opt_vm_env;
 
 /* plugstack.conf arguments: catalog=, socket=, run_dir=, exec=,
- * policies=, timeout_ms=. */
+ * policies=, srun=, timeout_ms=. */
 int plugin_parse_args(int ac, char **av);
 /* The image the job asked for, or NULL when this is not a VM job. The
  * result points into a static buffer. */
@@ -40,6 +41,8 @@ const char *plugin_image(spank_t sp);
  * value is not available to spank_option_getopt before the task hooks). */
 void plugin_remember_image(const char *image);
 /* cfg.socket with %n replaced by node; 0 or -errno. */
+/* The node this slurmstepd serves (several slurmd may share a host). */
+void plugin_node_name(spank_t sp, char *buf, size_t len);
 int plugin_socket_path(const char *node, char *buf, size_t len);
 /* pattern with %n replaced by node; 0 or -errno. */
 int plugin_expand_node(const char *pattern, const char *node, char *buf,

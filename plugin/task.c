@@ -40,7 +40,7 @@ int task_init(spank_t sp)
 		return -1;
 	}
 	spank_get_item(sp, S_JOB_STEPID, &step);
-	spank_getenv(sp, "SLURMD_NODENAME", node, sizeof(node));
+	plugin_node_name(sp, node, sizeof(node));
 	if (plugin_socket_path(node, sock, sizeof(sock)) < 0) {
 		log_err("vmenv: task: cannot form vmmd's socket path");
 		return -1;
@@ -49,7 +49,8 @@ int task_init(spank_t sp)
 	if (!shim || set(sp, "VMENV_ARGV0", argv[0]) < 0 ||
 	    set(sp, "VMENV_SOCKET", sock) < 0 ||
 	    set(sp, "VMENV_BATCH", step == SLURM_BATCH_SCRIPT ? "1" : "0") <
-		0) {
+		0 ||
+	    set(sp, "VMENV_SRUN", plugin_cfg.srun) < 0) {
 		free(shim);
 		return -1;
 	}

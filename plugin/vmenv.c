@@ -15,6 +15,7 @@ struct plugin_cfg plugin_cfg = {
     .run_dir = VMENV_RUNDIR "/%n",
     .exec = VMENV_LIBEXECDIR "/vmenv-exec",
     .policies = VMENV_SYSCONFDIR "/policies.d",
+    .srun = VMENV_SRUN,
     .timeout_ms = 8000,
 };
 
@@ -44,11 +45,10 @@ static int set_cfg(const char *arg)
 	static const struct {
 		const char *key;
 		char *dst;
-	} paths[] = {{"catalog=", plugin_cfg.catalog},
-		     {"socket=", plugin_cfg.socket},
-		     {"run_dir=", plugin_cfg.run_dir},
-		     {"exec=", plugin_cfg.exec},
-		     {"policies=", plugin_cfg.policies}};
+	} paths[] = {
+	    {"catalog=", plugin_cfg.catalog},	{"socket=", plugin_cfg.socket},
+	    {"run_dir=", plugin_cfg.run_dir},	{"exec=", plugin_cfg.exec},
+	    {"policies=", plugin_cfg.policies}, {"srun=", plugin_cfg.srun}};
 	uint32_t ms;
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {

@@ -119,6 +119,13 @@ static const struct centry table[] = {
       "attempts after the first (resuming where the last one stopped)"),
     N("fetch_retry_delay_ms", fetch_retry_delay_ms, 0, 600000, "1000",
       "first back-off between attempts; doubles each time"),
+    S("guest_net", C_STR, guest_net, "10.77.0.0/16",
+      "private subnet of a multi-node job's guests (node i gets .i+1)"),
+    N("net_mcast_port", net_mcast_port, 1024, 65535, "7700",
+      "UDP port of the per-job multicast segments"),
+    S("job_key_file", C_PATH, job_key_file, VMENV_SYSCONFDIR "/job.key",
+      "site secret (the same on every node, root only) that per-job "
+      "tokens are derived from"),
 };
 
 static int cerr(char *err, size_t errlen, const char *fmt, ...)

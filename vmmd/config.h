@@ -54,6 +54,10 @@ struct vmmd_config {
 	uint32_t fetch_low_speed_bps;
 	uint32_t fetch_retries;
 	uint32_t fetch_retry_delay_ms;
+	/* Multi-node jobs (docs/multinode.md). */
+	char guest_net[32]; /* the guests' private subnet, a.b.c.d/len */
+	uint32_t net_mcast_port;
+	char job_key_file[VMENV_MAX_PATH];
 };
 
 /* Is the catalog setting a URL (else a local path)? */

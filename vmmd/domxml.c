@@ -241,6 +241,18 @@ static void build_cpu(struct sbuf *b, const struct dom_spec *s)
  * index cell+1; libvirt numbers the buses), then the devices: VFIO,
  * managed (libvirt detaches them from their host driver for the guest's
  * life and gives them back after). */
+static void build_net(struct sbuf *b, const struct dom_spec *s)
+{
+	sb_fmt(b, "    <interface type='mcast'>\n      <mac address='");
+	sb_esc(b, s->net_mac);
+	sb_fmt(b, "'/>\n      <source address='");
+	sb_esc(b, s->net_mcast_group);
+	sb_fmt(b,
+	       "' port='%u'/>\n      <model type='virtio'/>\n"
+	       "    </interface>\n",
+	       (unsigned)s->net_mcast_port);
+}
+
 static void build_hostdevs(struct sbuf *b, const struct dom_spec *s)
 {
 	const struct dom_placement *p = s->place;
@@ -396,6 +408,8 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 		sb_esc(b, s->share_tag);
 		sb_fmt(b, "'/>\n    </filesystem>\n");
 	}
+	if (s->net_mcast_group)
+		build_net(b, s);
 	build_hostdevs(b, s);
 	sb_fmt(b, "    <memballoon model='none'/>\n  </devices>\n</domain>\n");
 }

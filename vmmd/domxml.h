@@ -88,6 +88,11 @@ struct dom_spec {
 	const char *agent_sock;
 	const char *share_dir; /* NULL: no share */
 	const char *share_tag;
+	/* A multi-node job's private segment (vmmd/jobnet.h): a virtio NIC
+	 * on QEMU's multicast socket group:port. NULL: no NIC. */
+	const char *net_mcast_group;
+	uint16_t net_mcast_port;
+	const char *net_mac;
 	/* The disk: the job's overlay and its read-only base (NULL: no
 	 * disk). Without a kernel the guest boots from the disk. */
 	const char *disk_overlay;

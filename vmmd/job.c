@@ -75,6 +75,13 @@ static struct job *job_new(struct vmmd *d, uint32_t id, uid_t uid, gid_t gid)
 	return j;
 }
 
+static void job_free(struct job *j)
+{
+	if (j->has_net)
+		jobnet_clear(&j->net);
+	free(j);
+}
+
 static void job_unlink(struct job *j)
 {
 	for (struct job **p = &j->d->jobs; *p; p = &(*p)->next) {
@@ -277,6 +284,11 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 	};
 	int r;
 
+	if (j->has_net) {
+		s.net_mcast_group = j->net.mcast_group;
+		s.net_mcast_port = j->net.mcast_port;
+		s.net_mac = j->net.mac;
+	}
 	jobimg_fill_spec(j, &s);
 	r = hv_create(j, &s, place, why, sizeof(why));
 	j->t_created = now_ms();
@@ -377,6 +389,32 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* A job on several nodes: its guests' private segment and addresses,
+ * worked out from Slurm's node list and the site key (vmmd/jobnet.h). */
+static int plan_net(struct job *j, const struct slurmjob_info *si, char *err,
+		    size_t errlen)
+{
+	unsigned char key[4096];
+	size_t keylen = 0;
+	char why[512] = "";
+	int r;
+
+	if (si->nnodes < 2)
+		return 0;
+	r = jobnet_read_key(j->d->cfg.job_key_file, key, sizeof(key), &keylen,
+			    why, sizeof(why));
+	if (r == 0)
+		r = jobnet_plan(&j->d->cfg, j->id, si, key, keylen, &j->net,
+				why, sizeof(why));
+	explicit_bzero(key, sizeof(key));
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "job %u: multi-node guests on node %s: %s",
+			       j->id, j->d->cfg.node_name, why);
+	j->has_net = true;
+	return 0;
+}
+
 static int start_steps(struct job *j, const struct proto_start *req, char *err,
 		       size_t errlen)
 {
@@ -387,6 +425,7 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 
 	/* Policy before anything of the guest exists. */
 	if ((r = check_slurm(j, si, err, errlen)) < 0 ||
+	    (r = plan_net(j, si, err, errlen)) < 0 ||
 	    (r = resolve_user(j, err, errlen)) < 0 ||
 	    (r = spec_resolve(j, req, si, err, errlen)) < 0 ||
 	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
@@ -548,7 +587,7 @@ int job_stop(struct vmmd *d, uint32_t id)
 	remove_traces(j, failed);
 	job_unlink(j);
 	log_info("job %u: guest removed", id);
-	free(j);
+	job_free(j);
 	return 0;
 }
 
@@ -563,7 +602,7 @@ void job_stop_all_records(struct vmmd *d)
 		loop_cancel_timer(j->boot_timer);
 		jobimg_forget(j);
 		d->jobs = j->next;
-		free(j);
+		job_free(j);
 	}
 }
 
@@ -660,7 +699,7 @@ int job_restore(struct vmmd *d, uint32_t id)
 	if (r < 0) {
 		jobimg_forget(j);
 		job_unlink(j);
-		free(j);
+		job_free(j);
 		return r;
 	}
 	j->domain_running = true;

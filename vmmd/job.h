@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "jobnet.h"
 #include "proto.h"
 #include "slurmjob.h"
 #include "vmmd.h"
@@ -81,6 +82,9 @@ struct job {
 	uint32_t next_session;
 	struct loop_timer *boot_timer; /* also the image's, while preparing */
 	struct jobimg *img;
+	/* A multi-node job's private network (nnodes > 1 only). */
+	bool has_net;
+	struct jobnet net;
 	/* Timings, for the benchmark: monotonic ms. */
 	uint64_t t_request, t_prepared, t_created, t_ready, t_first_output;
 };

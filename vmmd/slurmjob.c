@@ -7,6 +7,7 @@
 #include <slurm/slurm_errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool state_active(uint32_t st)
@@ -26,23 +27,34 @@ static uint64_t mem_on_node(const slurm_job_info_t *j, uint32_t cpus)
 	return j->pn_min_memory;
 }
 
-/* The job's GRES detail for node: gres_detail_str has one entry per node
- * of the allocation, in the order of its node list. */
-static void gres_on_node(const slurm_job_info_t *j, const char *node,
-			 struct slurmjob_info *ret)
+/* Where node is in the allocation's node list, and how many nodes. */
+static void node_position(const slurm_job_info_t *j, const char *node,
+			  struct slurmjob_info *ret)
 {
 	hostlist_t hl;
 	int idx;
 
-	if (!j->nodes || !j->gres_detail_str || !j->gres_detail_cnt)
+	if (!j->nodes)
 		return;
+	snprintf(ret->nodes, sizeof(ret->nodes), "%s", j->nodes);
 	hl = slurm_hostlist_create(j->nodes);
 	if (!hl)
 		return;
 	idx = slurm_hostlist_find(hl, node);
+	ret->nnodes = (uint32_t)slurm_hostlist_count(hl);
+	ret->node_index = idx >= 0 ? (uint32_t)idx : 0;
 	slurm_hostlist_destroy(hl);
-	if (idx >= 0 && (uint32_t)idx < j->gres_detail_cnt &&
-	    j->gres_detail_str[idx])
+}
+
+/* The job's GRES detail for node: gres_detail_str has one entry per node
+ * of the allocation, in the order of its node list. */
+static void gres_on_node(const slurm_job_info_t *j, struct slurmjob_info *ret)
+{
+	uint32_t idx = ret->node_index;
+
+	if (!ret->nnodes || !j->gres_detail_str || !j->gres_detail_cnt)
+		return;
+	if (idx < j->gres_detail_cnt && j->gres_detail_str[idx])
 		snprintf(ret->gres, sizeof(ret->gres), "%s",
 			 j->gres_detail_str[idx]);
 }
@@ -83,7 +95,9 @@ static void fill(const slurm_job_info_t *j, const char *node,
 	    slurm_job_cpus_allocated_str_on_node(
 		ret->cpu_ids, sizeof(ret->cpu_ids), j->job_resrcs, node) != 0)
 		ret->cpu_ids[0] = '\0';
-	gres_on_node(j, node, ret);
+	node_position(j, node, ret);
+	ret->start_time = j->start_time;
+	gres_on_node(j, ret);
 	ret->mem_mib = mem_on_node(j, ret->cpus);
 	snprintf(ret->work_dir, sizeof(ret->work_dir), "%s",
 		 j->work_dir ? j->work_dir : "");
@@ -120,5 +134,52 @@ int slurmjob_lookup(uint32_t job_id, const char *node,
 		break;
 	}
 	slurm_free_job_info_msg(msg);
+	return r;
+}
+
+void slurmjob_names_free(char **names)
+{
+	if (!names)
+		return;
+	for (char **p = names; *p; p++)
+		free(*p);
+	free(names);
+}
+
+int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
+			     uint32_t *n)
+{
+	hostlist_t hl = slurm_hostlist_create(hostlist);
+	char **v = NULL, *h;
+	uint32_t k = 0;
+	int count, r = 0;
+
+	if (!hl)
+		return -EINVAL;
+	count = slurm_hostlist_count(hl);
+	if (count <= 0 || (uint32_t)count > max) {
+		slurm_hostlist_destroy(hl);
+		return count <= 0 ? -EINVAL : -E2BIG;
+	}
+	v = calloc((size_t)count + 1, sizeof(*v));
+	while (v && (h = slurm_hostlist_shift(hl))) {
+		/* libslurm's string: freed with free() like its other
+		 * hostlist results. */
+		if (k < (uint32_t)count)
+			v[k++] = h;
+		else
+			free(h);
+	}
+	slurm_hostlist_destroy(hl);
+	if (!v)
+		r = -ENOMEM;
+	else if (k != (uint32_t)count) {
+		slurmjob_names_free(v);
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		*names = v;
+		*n = k;
+	}
 	return r;
 }

@@ -39,6 +39,13 @@ struct slurmjob_info {
 	char cpu_ids[1024];
 	uint32_t node_cores;
 	char gres[512];
+	/* The allocation's nodes (Slurm's hostlist form, "n[1-3],m4"), this
+	 * node's index in it, their count, and when this run of the job
+	 * started (a requeued job starts again). */
+	char nodes[1024];
+	uint32_t node_index;
+	uint32_t nnodes;
+	time_t start_time;
 };
 
 /* 0; -ENOENT when Slurm does not know the job; other -errno with err. */
@@ -48,5 +55,12 @@ typedef int (*slurmjob_lookup_f)(uint32_t job_id, const char *node,
 
 int slurmjob_lookup(uint32_t job_id, const char *node,
 		    struct slurmjob_info *ret, char *err, size_t errlen);
+
+/* Slurm's hostlist expanded: *names (NULL-terminated, malloc'ed, free with
+ * slurmjob_names_free) and *n. 0, -EINVAL for a bad list, -E2BIG past
+ * max names, -ENOMEM. */
+int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
+			     uint32_t *n);
+void slurmjob_names_free(char **names);
 
 #endif

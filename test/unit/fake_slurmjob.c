@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int fake_slurm_fail;
@@ -48,4 +49,41 @@ int fake_slurm_lookup(uint32_t job_id, const char *node,
 		}
 	}
 	return -ENOENT;
+}
+
+void slurmjob_names_free(char **names)
+{
+	if (!names)
+		return;
+	for (char **p = names; *p; p++)
+		free(*p);
+	free(names);
+}
+
+/* Comma-separated names only: the fakes' jobs use no ranges. */
+int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
+			     uint32_t *n)
+{
+	char *copy = strdup(hostlist), *save = NULL, *t;
+	char **v = calloc((size_t)max + 1, sizeof(*v));
+	uint32_t k = 0;
+
+	if (!copy || !v) {
+		free(copy);
+		free(v);
+		return -ENOMEM;
+	}
+	for (t = strtok_r(copy, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		if (k == max) {
+			free(copy);
+			slurmjob_names_free(v);
+			return -E2BIG;
+		}
+		v[k++] = strdup(t);
+	}
+	free(copy);
+	*names = v;
+	*n = k;
+	return k ? 0 : -EINVAL;
 }

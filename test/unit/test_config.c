@@ -65,6 +65,9 @@ static const char *const all_keys[] = {
     "fetch_low_speed_bps",
     "fetch_retries",
     "fetch_retry_delay_ms",
+    "guest_net",
+    "net_mcast_port",
+    "job_key_file",
 };
 
 static void defaults(struct vmmd_config *c)
