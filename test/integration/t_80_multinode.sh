@@ -155,4 +155,10 @@ st=$(wait_job "$j" 30)
 check_eq "scancel ends it CANCELLED" CANCELLED "$st"
 check "... leaving nothing on any node" none_anywhere "$j"
 
+# --- walltime expiry of a multi-node job -----------------------------------
+j=$(as "$U1" sbatch --parsable -p multi -N3 -t 1 --vm-env=tiny -o "$d/t.out" long.sh)
+st=$(wait_job "$j" 200)
+check_eq "walltime expiry ends a 3-node job TIMEOUT" TIMEOUT "$st"
+check "... leaving nothing on any node" none_anywhere "$j"
+
 cd / && rm -rf "$d"
