@@ -278,6 +278,15 @@ static void spec_disk_numa(struct dom_spec *s)
 	spec_disk(s);
 }
 
+/* A guest of a multi-node job: a virtio NIC on the job's multicast
+ * segment (vmmd/jobnet.h). */
+static void spec_net(struct dom_spec *s)
+{
+	s->net_mcast_group = "239.192.0.42";
+	s->net_mcast_port = 7700;
+	s->net_mac = "52:54:00:00:00:02";
+}
+
 static const struct {
 	const char *file;
 	void (*adjust)(struct dom_spec *s);
@@ -292,6 +301,7 @@ static const struct {
     {"disk.xml", spec_disk},
     {"diskboot.xml", spec_diskboot},
     {"disknuma.xml", spec_disk_numa},
+    {"net.xml", spec_net},
 };
 
 static void golden_path(char *buf, size_t len, const char *file)
