@@ -72,6 +72,30 @@ for n in $NODES; do
 done
 check "nothing of the job is left on any node (took $((t1 - t0)) s)" none_anywhere "$j"
 
+# --- MPI across the guests of a job (debian12: Open MPI, mpi4py) ----------
+cat >mpi.sh <<'JOB'
+#!/bin/sh
+mpirun --oversubscribe --hostfile "$VMENV_NODEFILE" --map-by node -np 3 \
+	python3 -c '
+from mpi4py import MPI
+import socket
+c = MPI.COMM_WORLD
+s = c.allreduce(c.rank + 1)
+print("rank %d of %d on %s sum %d" % (c.rank, c.size, socket.gethostname(), s))
+' | sort
+JOB
+chown "$U1": mpi.sh
+j=$(as "$U1" sbatch --parsable -p multi -N3 --vm-env=debian12 -o "$d/mpi.out" mpi.sh)
+st=$(wait_job "$j" 300)
+out=$(cat mpi.out)
+check_eq "a 3-node MPI job in debian12 guests completes" COMPLETED "$st"
+check_eq "... one line per rank, each from its own node's guest, allreduce right" \
+	"rank 0 of 3 on $N1 sum 6
+rank 1 of 3 on $N2 sum 6
+rank 2 of 3 on $N3 sum 6" "$(grep '^rank' mpi.out)"
+[ "$st" = COMPLETED ] || printf '%s\n' "$out" | tail -20 | sed 's/^/#   /'
+check "... and left nothing on any node" none_anywhere "$j"
+
 # --- srun -N3 from a batch script on the host ----------------------------
 cat >host.sh <<'JOB'
 #!/bin/sh
