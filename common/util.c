@@ -422,3 +422,12 @@ const char *printable(const char *s, char *buf, size_t len)
 	buf[i] = '\0';
 	return buf;
 }
+
+void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}

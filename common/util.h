@@ -11,6 +11,10 @@
 #define VMENV_MAX_IMAGE_NAME 128
 #define VMENV_MAX_PATH	     4096
 
+/* Frees a NULL-terminated array of malloc'ed strings and the array;
+ * accepts NULL. */
+void strv_free(char **v);
+
 int fd_set_nonblock(int fd, bool on);
 /* Makes *fd non-blocking without touching a description another process
  * shares: pipes, FIFOs and terminals are reopened through /proc/self/fd with

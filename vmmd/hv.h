@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "util.h"
+
 enum hv_event { HV_EV_STARTED = 1, HV_EV_STOPPED, HV_EV_CRASHED, HV_EV_OTHER };
 
 struct hv_ops {
@@ -45,11 +47,7 @@ extern const struct hv_ops hv_libvirt_ops;
 
 static inline void hv_names_free(char **names)
 {
-	if (!names)
-		return;
-	for (char **p = names; *p; p++)
-		free(*p);
-	free(names);
+	strv_free(names);
 }
 
 #endif

@@ -48,9 +48,8 @@ static int make_token(uint32_t job_id, int64_t start, const void *key,
 	return digest_hmac_hex(key, keylen, msg, (size_t)n, out);
 }
 
-static int peers(uint32_t base,
-		 const struct slurmjob_info *si, struct jobnet *n, char *err,
-		 size_t errlen)
+static int peers(uint32_t base, const struct slurmjob_info *si,
+		 struct jobnet *n, char *err, size_t errlen)
 {
 	uint32_t count = 0;
 	int r = slurmjob_hostlist_expand(si->nodes, JOBNET_MAX_NODES,
@@ -123,8 +122,8 @@ int jobnet_read_key(const char *path, unsigned char *buf, size_t size,
 	if (fd < 0)
 		return err_set(err, errlen, -errno,
 			       "the site key %s (job_key_file): %m", path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (st.st_mode & 0077) || st.st_uid != 0) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0077) ||
+	    st.st_uid != 0) {
 		close(fd);
 		return err_set(err, errlen, -EPERM,
 			       "the site key %s must be a regular file of "
@@ -143,7 +142,7 @@ int jobnet_read_key(const char *path, unsigned char *buf, size_t size,
 
 void jobnet_clear(struct jobnet *n)
 {
-	slurmjob_names_free(n->peer_names);
+	strv_free(n->peer_names);
 	free(n->peer_addrs);
 	n->peer_names = NULL;
 	n->peer_addrs = NULL;

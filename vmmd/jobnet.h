@@ -41,7 +41,7 @@ struct jobnet {
 	char mac[18];
 	char addr[20]; /* this guest's a.b.c.d/len */
 	char token[65];
-	char **peer_names;  /* nnodes names, NULL-terminated */
+	char **peer_names;	/* nnodes names, NULL-terminated */
 	char (*peer_addrs)[16]; /* nnodes dotted quads */
 };
 

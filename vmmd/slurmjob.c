@@ -137,15 +137,6 @@ int slurmjob_lookup(uint32_t job_id, const char *node,
 	return r;
 }
 
-void slurmjob_names_free(char **names)
-{
-	if (!names)
-		return;
-	for (char **p = names; *p; p++)
-		free(*p);
-	free(names);
-}
-
 int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 			     uint32_t *n)
 {
@@ -174,7 +165,7 @@ int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 	if (!v)
 		r = -ENOMEM;
 	else if (k != (uint32_t)count) {
-		slurmjob_names_free(v);
+		strv_free(v);
 		r = -EINVAL;
 	}
 	if (r == 0) {

@@ -57,10 +57,9 @@ int slurmjob_lookup(uint32_t job_id, const char *node,
 		    struct slurmjob_info *ret, char *err, size_t errlen);
 
 /* Slurm's hostlist expanded: *names (NULL-terminated, malloc'ed, free with
- * slurmjob_names_free) and *n. 0, -EINVAL for a bad list, -E2BIG past
+ * strv_free) and *n. 0, -EINVAL for a bad list, -E2BIG past
  * max names, -ENOMEM. */
 int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 			     uint32_t *n);
-void slurmjob_names_free(char **names);
 
 #endif

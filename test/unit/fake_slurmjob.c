@@ -51,15 +51,6 @@ int fake_slurm_lookup(uint32_t job_id, const char *node,
 	return -ENOENT;
 }
 
-void slurmjob_names_free(char **names)
-{
-	if (!names)
-		return;
-	for (char **p = names; *p; p++)
-		free(*p);
-	free(names);
-}
-
 /* Comma-separated names only: the fakes' jobs use no ranges. */
 int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 			     uint32_t *n)
@@ -77,7 +68,7 @@ int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 	     t = strtok_r(NULL, ",", &save)) {
 		if (k == max) {
 			free(copy);
-			slurmjob_names_free(v);
+			strv_free(v);
 			return -E2BIG;
 		}
 		v[k++] = strdup(t);

@@ -29,10 +29,8 @@ static const char key[] = "0123456789abcdef0123456789abcdef";
 
 static struct slurmjob_info job(uint32_t id, uint32_t idx, time_t start)
 {
-	struct slurmjob_info si = {.job_id = id,
-				   .node_index = idx,
-				   .nnodes = 3,
-				   .start_time = start};
+	struct slurmjob_info si = {
+	    .job_id = id, .node_index = idx, .nnodes = 3, .start_time = start};
 
 	snprintf(si.nodes, sizeof(si.nodes), "n1,n2,n3");
 	return si;
@@ -151,9 +149,9 @@ static void test_key_file(void **state)
 		assert_int_equal(len, 32);
 	}
 	unlink(path);
-	assert_int_equal(jobnet_read_key(path, buf, sizeof(buf), &len, err,
-					 sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(
+	    jobnet_read_key(path, buf, sizeof(buf), &len, err, sizeof(err)),
+	    -ENOENT);
 	assert_non_null(strstr(err, "job_key_file"));
 	rmdir(dir);
 }
