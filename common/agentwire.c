@@ -9,6 +9,7 @@
  */
 #include "agentwire.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -16,6 +17,11 @@
 
 #define AW_EXEC_KNOWN_FLAGS \
 	(AW_EXEC_MERGE_STDERR | AW_EXEC_STDIN | AW_EXEC_SCRIPT)
+
+static bool isdigit_c(char c)
+{
+	return c >= '0' && c <= '9';
+}
 
 /* --- header ------------------------------------------------------------- */
 
@@ -254,9 +260,8 @@ static int reader_status(const struct aw_reader *r)
 
 /* --- SETUP -------------------------------------------------------------- */
 
-int aw_setup_encode(const struct aw_setup *s, struct aw_buf *b)
+static int setup_encode_v1(const struct aw_setup *s, struct aw_buf *b)
 {
-	size_t start = b->len;
 	int r = 0;
 	uint32_t i;
 
@@ -274,6 +279,50 @@ int aw_setup_encode(const struct aw_setup *s, struct aw_buf *b)
 		r = aw_put_str(b, s->mounts[i].tag);
 		r = r ?: aw_put_str(b, s->mounts[i].path);
 	}
+	return r;
+}
+
+static const char *or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+static int setup_encode_v2(const struct aw_setup *s, struct aw_buf *b)
+{
+	int r;
+	uint32_t i;
+
+	r = aw_setup_check_net(s);
+	r = r ?: aw_put_u32(b, s->node_index);
+	r = r ?: aw_put_str(b, or_empty(s->net_addr));
+	r = r ?: aw_put_str(b, or_empty(s->job_token));
+	r = r ?: aw_put_u32(b, s->ngroups);
+	for (i = 0; i < s->ngroups && !r; i++)
+		r = aw_put_u32(b, s->groups[i]);
+	r = r ?: aw_put_u32(b, s->npeers);
+	for (i = 0; i < s->npeers && !r; i++) {
+		r = aw_put_str(b, s->peers[i].name);
+		r = r ?: aw_put_str(b, s->peers[i].addr);
+	}
+	return r;
+}
+
+static bool version_ok(uint32_t version)
+{
+	return version >= AW_VERSION_MIN && version <= AW_VERSION;
+}
+
+int aw_setup_encode(const struct aw_setup *s, uint32_t version,
+		    struct aw_buf *b)
+{
+	size_t start = b->len;
+	int r;
+
+	if (!version_ok(version))
+		return -EINVAL;
+	r = setup_encode_v1(s, b);
+	if (!r && version >= 2)
+		r = setup_encode_v2(s, b);
 	if (r < 0)
 		b->len = start;
 	return r;
@@ -291,6 +340,13 @@ void aw_setup_clear(struct aw_setup *s)
 		free(s->mounts[i].tag);
 		free(s->mounts[i].path);
 	}
+	free(s->net_addr);
+	free(s->job_token);
+	for (i = 0; s->peers && i < s->npeers; i++) {
+		free(s->peers[i].name);
+		free(s->peers[i].addr);
+	}
+	free(s->peers);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -311,12 +367,86 @@ static int setup_read_mounts(struct aw_reader *r, struct aw_setup *s)
 	return r->err;
 }
 
-int aw_setup_decode(const void *p, size_t n, struct aw_setup *ret)
+static void setup_read_groups(struct aw_reader *r, struct aw_setup *s)
+{
+	uint32_t n = aw_get_u32(r), i;
+
+	if (r->err)
+		return;
+	if (n > AW_MAX_GROUPS) {
+		r->err = -EPROTO;
+		return;
+	}
+	for (i = 0; i < n; i++)
+		s->groups[i] = aw_get_u32(r);
+	if (!r->err)
+		s->ngroups = n;
+}
+
+/* A valid peer takes at least 16 bytes (two str lengths, a 1-char name,
+ * a 7-char address "1.2.3.4"): a larger count than left/16 cannot be
+ * honest, so it is refused before allocating. */
+#define PEER_MIN_BYTES 16u
+
+static void setup_read_peers(struct aw_reader *r, struct aw_setup *s)
+{
+	uint32_t n = aw_get_u32(r), i;
+
+	if (r->err)
+		return;
+	if (n > AW_MAX_PEERS || n > r->left / PEER_MIN_BYTES) {
+		r->err = -EPROTO;
+		return;
+	}
+	s->peers = calloc(n ? n : 1, sizeof(*s->peers));
+	if (!s->peers) {
+		r->err = -ENOMEM;
+		return;
+	}
+	/* npeers counts the slots to free, filled or not. */
+	s->npeers = n;
+	for (i = 0; i < n && !r->err; i++) {
+		s->peers[i].name = aw_get_str(r, AW_MAX_HOSTNAME);
+		s->peers[i].addr = aw_get_str(r, 15);
+	}
+}
+
+static char *empty_str(struct aw_reader *r)
+{
+	char *s = r->err ? NULL : strdup("");
+
+	if (!s && !r->err)
+		r->err = -ENOMEM;
+	return s;
+}
+
+static void setup_read_v2(struct aw_reader *r, struct aw_setup *s,
+			  uint32_t version)
+{
+	if (version < 2) {
+		s->net_addr = empty_str(r);
+		s->job_token = empty_str(r);
+		return;
+	}
+	s->node_index = aw_get_u32(r);
+	s->net_addr = aw_get_str(r, 18); /* 255.255.255.255/32 */
+	s->job_token = aw_get_str(r, AW_TOKEN_LEN);
+	setup_read_groups(r, s);
+	setup_read_peers(r, s);
+	if (!r->err && aw_setup_check_net(s) < 0)
+		r->err = -EPROTO;
+}
+
+int aw_setup_decode(const void *p, size_t n, uint32_t version,
+		    struct aw_setup *ret)
 {
 	struct aw_setup s = {0};
 	struct aw_reader r;
 	int err;
 
+	memset(ret, 0, sizeof(*ret));
+	if (!version_ok(version))
+		return -EINVAL;
 	aw_reader_init(&r, p, n);
 	s.hostname = aw_get_str(&r, AW_MAX_STR);
 	s.user = aw_get_str(&r, AW_MAX_STR);
@@ -327,13 +457,132 @@ int aw_setup_decode(const void *p, size_t n, struct aw_setup *ret)
 	s.time_sec = aw_get_i64(&r);
 	err = setup_read_mounts(&r, &s);
 	if (!err)
+		setup_read_v2(&r, &s, version);
+	if (!err)
 		err = reader_status(&r);
 	if (err < 0) {
 		aw_setup_clear(&s);
-		memset(ret, 0, sizeof(*ret));
 		return err;
 	}
 	*ret = s;
+	return 0;
+}
+
+/* --- SETUP v2 validation ------------------------------------------------ */
+
+static bool is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+bool aw_hostname_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0, i;
+
+	if (n == 0 || n > AW_MAX_HOSTNAME || s[0] == '-' || s[0] == '.')
+		return false;
+	for (i = 0; i < n; i++)
+		if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '.')
+			return false;
+	return true;
+}
+
+bool aw_ipv4_ok(const char *s)
+{
+	struct in_addr a;
+
+	return s && inet_pton(AF_INET, s, &a) == 1;
+}
+
+bool aw_token_ok(const char *s)
+{
+	size_t i;
+
+	if (!s || strlen(s) != AW_TOKEN_LEN)
+		return false;
+	for (i = 0; i < AW_TOKEN_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int aw_cidr_parse(const char *s, uint32_t *ret_addr_be, unsigned *ret_prefix)
+{
+	char ip[16];
+	const char *slash = s ? strchr(s, '/') : NULL;
+	struct in_addr a;
+	unsigned prefix = 0;
+	size_t n;
+	const char *p;
+
+	if (!slash || (size_t)(slash - s) >= sizeof(ip))
+		return -EINVAL;
+	n = (size_t)(slash - s);
+	memcpy(ip, s, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return -EINVAL;
+	/* 1 or 2 digits, no sign, no leading zero. */
+	p = slash + 1;
+	if (!p[0] || strlen(p) > 2 || (p[0] == '0') || !isdigit_c(p[0]) ||
+	    (p[1] && !isdigit_c(p[1])))
+		return -EINVAL;
+	for (; *p; p++)
+		prefix = prefix * 10 + (unsigned)(*p - '0');
+	if (prefix < 1 || prefix > 32)
+		return -EINVAL;
+	*ret_addr_be = a.s_addr;
+	*ret_prefix = prefix;
+	return 0;
+}
+
+/* net_addr's address equals addr (a dotted quad). */
+static bool same_addr(const char *cidr, const char *addr)
+{
+	uint32_t a;
+	unsigned prefix;
+	struct in_addr b;
+
+	if (aw_cidr_parse(cidr, &a, &prefix) < 0 ||
+	    inet_pton(AF_INET, addr, &b) != 1)
+		return false;
+	return a == b.s_addr;
+}
+
+static int check_peers(const struct aw_setup *s)
+{
+	uint32_t i;
+
+	if (s->npeers > AW_MAX_PEERS || (s->npeers && !s->peers))
+		return -EINVAL;
+	for (i = 0; i < s->npeers; i++)
+		if (!aw_hostname_ok(s->peers[i].name) ||
+		    !aw_ipv4_ok(s->peers[i].addr))
+			return -EINVAL;
+	return 0;
+}
+
+int aw_setup_check_net(const struct aw_setup *s)
+{
+	const char *net = or_empty(s->net_addr), *tok = or_empty(s->job_token);
+	uint32_t a;
+	unsigned prefix;
+
+	if (s->ngroups > AW_MAX_GROUPS || check_peers(s) < 0)
+		return -EINVAL;
+	if (s->npeers ? s->node_index >= s->npeers : s->node_index != 0)
+		return -EINVAL;
+	if (tok[0] && (!aw_token_ok(tok) || !net[0]))
+		return -EINVAL;
+	if (!net[0])
+		return 0;
+	if (aw_cidr_parse(net, &a, &prefix) < 0 || !s->npeers)
+		return -EINVAL;
+	/* This guest's own entry must name the address its NIC gets. */
+	if (!same_addr(net, s->peers[s->node_index].addr))
+		return -EINVAL;
 	return 0;
 }
 

@@ -27,6 +27,13 @@
  * HELLO(version, flags, info). The host then sends SETUP once; SETUP_OK means
  * the guest is ready for EXEC.
  *
+ * Versions: the agent answers HELLO with the lower of the host's version and
+ * its own, and both ends then speak that version. So a version 1 vmmd (which
+ * refuses any other answer) keeps working with a newer agent, and a newer
+ * vmmd with an old image's agent. Version 2 adds the multi-node fields at
+ * the end of SETUP (struct aw_setup); a version 1 SETUP ends after the
+ * mounts, and the v2 fields then read as empty.
+ *
  * Flow control: each session has a window of AW_WINDOW bytes per direction.
  * The agent may have at most AW_WINDOW bytes of STDOUT+STDERR payload in
  * flight per session; the host returns window with CREDIT(n) after it has
@@ -36,12 +43,14 @@
 #ifndef VMENV_AGENTWIRE_H
 #define VMENV_AGENTWIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define AW_PORT_NAME "org.vmenv.agent.0"
-#define AW_VERSION   1u
-#define AW_HDR_LEN   12u
+#define AW_PORT_NAME   "org.vmenv.agent.0"
+#define AW_VERSION     2u
+#define AW_VERSION_MIN 1u
+#define AW_HDR_LEN     12u
 /* Largest frame the host accepts from the guest. */
 #define AW_MAX_AGENT_PAYLOAD (64u * 1024u)
 /* Largest frame the agent accepts from the host (EXEC carries the batch
@@ -55,6 +64,14 @@
 #define AW_MAX_MOUNTS	8u
 #define AW_MAX_ARGS	65536u /* argv + envp entries each */
 #define AW_MAX_STR	(1u * 1024u * 1024u)
+/* Nodes of one job (SETUP v2 peers): 65536 peers of the longest name fit in
+ * AW_MAX_HOST_PAYLOAD. */
+#define AW_MAX_PEERS 65536u
+/* Longest peer or host name (HOST_NAME_MAX) and the job token's length. */
+#define AW_MAX_HOSTNAME 64u
+#define AW_TOKEN_LEN	64u
+/* TCP port of the agent's rsh service on the job's private network. */
+#define AW_RSH_PORT 7022u
 
 enum aw_type {
 	AW_HELLO = 1,  /* host: u32 version. agent: u32 version, u32 flags
@@ -114,6 +131,20 @@ struct aw_mount {
 	char *path; /* absolute path in the guest */
 };
 
+struct aw_peer {
+	char *name; /* host name chars only (aw_hostname_ok) */
+	char *addr; /* IPv4 dotted quad */
+};
+
+/*
+ * SETUP. Version 2 appends, after the mounts:
+ *   u32 node_index, str net_addr, str job_token, u32 ngroups + ngroups u32,
+ *   u32 npeers + npeers x (str name, str addr)
+ * and both codecs check them (aw_setup_check_net): net_addr is "" (no
+ * network) or "a.b.c.d/prefix" and then peers[node_index] has that address;
+ * job_token is "" or AW_TOKEN_LEN lowercase hex digits and needs net_addr;
+ * node_index < npeers (or 0 without peers); npeers <= AW_MAX_PEERS.
+ */
 struct aw_setup {
 	char *hostname;
 	char *user; /* passwd entry to add: name, uid, gid, home */
@@ -124,6 +155,14 @@ struct aw_setup {
 	int64_t time_sec; /* host wall clock, to step the guest clock */
 	uint32_t nmounts;
 	struct aw_mount mounts[AW_MAX_MOUNTS];
+	/* version 2; a version 1 decode leaves strings "" and counts 0 */
+	uint32_t node_index;
+	char *net_addr;	  /* CIDR of this guest's NIC, "" = no network */
+	char *job_token;  /* secret of the job's rsh service, "" = none */
+	uint32_t ngroups; /* the job user's supplementary groups, for rsh */
+	uint32_t groups[AW_MAX_GROUPS];
+	uint32_t npeers;
+	struct aw_peer *peers; /* npeers entries, in node index order */
 };
 
 struct aw_exec {
@@ -170,9 +209,26 @@ int aw_reader_done(const struct aw_reader *r);
 /* Payload codecs. Encoders append the payload only (not the header).
  * Decoders return 0 and fill *ret (free with the matching _clear), or
  * -EPROTO / -ENOMEM leaving *ret empty. */
-int aw_setup_encode(const struct aw_setup *s, struct aw_buf *b);
-int aw_setup_decode(const void *p, size_t n, struct aw_setup *ret);
+/* SETUP takes the version both ends agreed on (AW_VERSION_MIN..AW_VERSION,
+ * else -EINVAL); the encoder leaves out the v2 fields for version 1, and
+ * refuses (-EINVAL) v2 values that the decoder would refuse. NULL strings
+ * of the v2 fields encode as "". */
+int aw_setup_encode(const struct aw_setup *s, uint32_t version,
+		    struct aw_buf *b);
+int aw_setup_decode(const void *p, size_t n, uint32_t version,
+		    struct aw_setup *ret);
 void aw_setup_clear(struct aw_setup *s);
+
+/* Validators of the v2 fields, for both ends and for vmmd's own checks. */
+bool aw_hostname_ok(const char *s); /* 1..AW_MAX_HOSTNAME of [A-Za-z0-9.-],
+				     not starting with - or . */
+bool aw_ipv4_ok(const char *s);	    /* dotted quad, as inet_pton takes it */
+bool aw_token_ok(const char *s);    /* AW_TOKEN_LEN of [0-9a-f] */
+/* "a.b.c.d/N", 1 <= N <= 32; fills the address (network byte order) and
+ * the prefix length. Returns 0 or -EINVAL. */
+int aw_cidr_parse(const char *s, uint32_t *ret_addr_be, unsigned *ret_prefix);
+/* The consistency rules above; 0 or -EINVAL. */
+int aw_setup_check_net(const struct aw_setup *s);
 
 int aw_exec_encode(const struct aw_exec *e, struct aw_buf *b);
 int aw_exec_decode(const void *p, size_t n, struct aw_exec *ret);

@@ -34,6 +34,7 @@ struct agent {
 	size_t out_off;
 	bool hello_seen;
 	bool setup_sent;
+	uint32_t version; /* what the agent's HELLO answered */
 };
 
 static void agent_io(void *data, uint32_t events);
@@ -94,7 +95,9 @@ static int send_hello(struct job *j)
 	return r;
 }
 
-static int send_setup(struct job *j)
+/* The multi-node fields (SETUP v2) are empty until vmmd knows a job's
+ * network; only the job user's groups are known already. */
+static int send_setup(struct job *j, uint32_t version)
 {
 	char tag[] = JOB_SHARE_TAG;
 	struct aw_setup s = {
@@ -107,9 +110,14 @@ static int send_setup(struct job *j)
 	    .time_sec = (int64_t)time(NULL),
 	    .nmounts = 1,
 	    .mounts = {{.tag = tag, .path = j->work_dir}},
+	    .ngroups = j->ngroups,
 	};
 	struct aw_buf b = {0};
-	int r = aw_setup_encode(&s, &b);
+	int r;
+
+	for (uint32_t i = 0; i < j->ngroups && i < AW_MAX_GROUPS; i++)
+		s.groups[i] = (uint32_t)j->groups[i];
+	r = aw_setup_encode(&s, version, &b);
 
 	if (r == 0)
 		r = agent_send(j, AW_SETUP, 0, b.data, b.len);
@@ -129,7 +137,8 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	info = aw_get_str(&r, 256);
 	if (aw_reader_done(&r) < 0)
 		return -EPROTO;
-	if (version != AW_VERSION) {
+	/* The agent answers with the lower of our version and its own. */
+	if (version < AW_VERSION_MIN || version > AW_VERSION) {
 		agent_fail(a, "the guest's agent speaks another protocol "
 			      "version");
 		return -EPROTO;
@@ -137,13 +146,14 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	if (a->hello_seen)
 		return 0;
 	a->hello_seen = true;
+	a->version = version;
 	log_info("job %u: agent up (%s)", a->j->id, info ? info : "?");
 	if (flags & AW_HELLO_SETUP_DONE) {
 		job_set_ready(a->j);
 		return 0;
 	}
 	a->setup_sent = true;
-	return send_setup(a->j);
+	return send_setup(a->j, version);
 }
 
 static int on_setup_fail(struct agent *a, const uint8_t *p, size_t n)

@@ -107,6 +107,7 @@ struct agent {
 	int sig_fd;
 	bool is_init;
 	bool setup_done;
+	uint32_t version; /* agreed with the host's HELLO */
 	char errmsg[256]; /* reason of the last protocol error */
 	struct session sessions[AGENT_MAX_SESSIONS];
 };
@@ -192,6 +193,29 @@ void sessions_poll_add(struct agent *a, struct pollset *ps);
 void sessions_poll_handle(struct agent *a, const struct pollset *ps);
 /* Fires the exit/drain timers; returns ms until the next one, or -1. */
 int sessions_timers(struct agent *a);
+
+/* spawn.c */
+/* Both ends of every pipe of one command; -1 where there is none. */
+struct spawn_pipes {
+	int out[2];
+	int err[2];
+	int in[2];
+	int st[2];
+};
+/* Opens the pipes the AW_EXEC_* flags call for (stdin, stderr apart); the
+ * parent's ends are non-blocking, all are close-on-exec. 0 or -errno. */
+int spawn_pipes_open(struct spawn_pipes *p, uint32_t flags);
+void spawn_pipes_close(struct spawn_pipes *p);
+int spawn_set_nonblock(int fd);
+/* In the forked child: new session, stdio from the pipes, groups, gid,
+ * uid, cwd, exec with e's PATH (script replaces argv[0] when set). Reports
+ * a failure on the status pipe and exits. */
+__attribute__((noreturn)) void
+spawn_child(struct aw_exec *e, const struct spawn_pipes *p, char *script);
+/* Reads the status pipe: 0 when the child exec'd (EOF), -EAGAIN when it
+ * has not said yet, else the child's errno (> 0) with the reason in msg. */
+int spawn_status_read(int fd, const struct start_info *si, char *msg,
+		      size_t size);
 
 /* setup.c */
 int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p);

@@ -123,17 +123,24 @@ static int on_hello(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	struct aw_buf b = {0};
 	struct utsname u;
 	char info[256];
+	uint32_t host_version;
 	int err;
 
 	aw_reader_init(&r, p, h->len);
-	aw_get_u32(&r);
+	host_version = aw_get_u32(&r);
 	if (aw_reader_done(&r) < 0)
 		return agent_proto_error(a, "malformed HELLO");
+	if (host_version < AW_VERSION_MIN)
+		return agent_proto_error(a, "HELLO of version %u",
+					 host_version);
+	/* Both ends speak the lower version: an older vmmd refuses any
+	 * version but its own, and sends the SETUP it knows. */
+	a->version = host_version < AW_VERSION ? host_version : AW_VERSION;
 	if (uname(&u) < 0)
 		snprintf(u.release, sizeof(u.release), "unknown");
 	snprintf(info, sizeof(info), "vmenv-agent %s %s", PACKAGE_VERSION,
 		 u.release);
-	err = aw_put_u32(&b, AW_VERSION);
+	err = aw_put_u32(&b, a->version);
 	err = err ?: aw_put_u32(&b, a->setup_done ? AW_HELLO_SETUP_DONE : 0);
 	err = err ?: aw_put_str(&b, info);
 	send_buf(a, AW_HELLO, 0, &b, err);
@@ -351,6 +358,7 @@ int main(void)
 	ensure_std_fds();
 	umask(022);
 	a->is_init = getpid() == 1;
+	a->version = AW_VERSION_MIN;
 	chan_init(&a->ch);
 	r = setup_signals(a);
 	if (r < 0) {

@@ -20,31 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
-
-/* What the child was doing when it failed, sent up the status pipe. */
-enum stage {
-	STAGE_SETUP,
-	STAGE_SETGROUPS,
-	STAGE_SETGID,
-	STAGE_SETUID,
-	STAGE_CHDIR,
-	STAGE_EXEC
-};
-
-struct child_status {
-	int32_t stage;
-	int32_t err;
-};
-
-/* Both ends of every pipe of one session; -1 where there is none. */
-struct pipes {
-	int out[2];
-	int err[2];
-	int in[2];
-	int st[2];
-};
-
 /* --- lookup and teardown ------------------------------------------------ */
 
 static struct session *session_find(struct agent *a, uint32_t id)
@@ -138,121 +113,6 @@ static void session_check_done(struct agent *a, struct session *s)
 	session_free(s);
 }
 
-/* --- the child ---------------------------------------------------------- */
-
-static __attribute__((noreturn)) void child_fail(int fd, enum stage stage,
-						 int err)
-{
-	struct child_status cs = {stage, err};
-
-	if (write(fd, &cs, sizeof(cs)) < 0)
-		_exit(126);
-	_exit(127);
-}
-
-static const char *env_path(char *const envp[])
-{
-	for (; *envp; envp++)
-		if (strncmp(*envp, "PATH=", 5) == 0)
-			return *envp + 5;
-	return DEFAULT_PATH;
-}
-
-/* Errors after which execvp() also goes on to the next PATH entry. */
-static bool try_next_dir(int err)
-{
-	return err == ENOENT || err == ENOTDIR || err == ESTALE ||
-	       err == ENODEV || err == ETIMEDOUT || err == ENAMETOOLONG ||
-	       err == ELOOP;
-}
-
-/*
- * execvpe() with the PATH of the job's environment rather than the agent's.
- * Returns the errno to report; on success it does not return.
- */
-static int exec_search(char *const argv[], char *const envp[])
-{
-	const char *file = argv[0], *dir, *end;
-	size_t flen = strlen(file), dlen;
-	bool eacces = false;
-	char buf[PATH_MAX];
-
-	if (flen == 0)
-		return ENOENT;
-	if (strchr(file, '/')) {
-		execve(file, argv, envp);
-		return errno;
-	}
-	for (dir = env_path(envp);; dir = end + 1) {
-		end = strchrnul(dir, ':');
-		dlen = (size_t)(end - dir);
-		if (dlen + 1 + flen < sizeof(buf)) {
-			/* An empty entry means the current directory. */
-			snprintf(buf, sizeof(buf), "%.*s%s%s", (int)dlen, dir,
-				 dlen ? "/" : "", file);
-			execve(buf, argv, envp);
-			if (errno == EACCES)
-				eacces = true;
-			else if (!try_next_dir(errno))
-				return errno;
-		}
-		if (!*end)
-			break;
-	}
-	return eacces ? EACCES : ENOENT;
-}
-
-static int child_stdio(const struct pipes *p)
-{
-	int in = p->in[0];
-
-	if (in < 0) {
-		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (in < 0)
-			return errno;
-	}
-	if (dup2(in, STDIN_FILENO) < 0 || dup2(p->out[1], STDOUT_FILENO) < 0)
-		return errno;
-	if (dup2(p->err[1] >= 0 ? p->err[1] : p->out[1], STDERR_FILENO) < 0)
-		return errno;
-	return 0;
-}
-
-/* Runs in the forked child: never returns. Every fd of the agent is
- * O_CLOEXEC, so only 0-2 survive the exec. */
-static __attribute__((noreturn)) void
-child_run(struct aw_exec *e, const struct pipes *p, char *script)
-{
-	gid_t groups[AW_MAX_GROUPS];
-	int st = p->st[1], err;
-	sigset_t none;
-	uint32_t i;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	if (setsid() < 0)
-		child_fail(st, STAGE_SETUP, errno);
-	err = child_stdio(p);
-	if (err)
-		child_fail(st, STAGE_SETUP, err);
-	for (i = 0; i < e->ngroups; i++)
-		groups[i] = e->groups[i];
-	/* Supplementary groups, then gid, then uid: each step needs the
-	 * privilege the next one drops. */
-	if (setgroups(e->ngroups, groups) < 0)
-		child_fail(st, STAGE_SETGROUPS, errno);
-	if (setgid(e->gid) < 0)
-		child_fail(st, STAGE_SETGID, errno);
-	if (setuid(e->uid) < 0)
-		child_fail(st, STAGE_SETUID, errno);
-	if (chdir(e->cwd) < 0)
-		child_fail(st, STAGE_CHDIR, errno);
-	if (script)
-		e->argv[0] = script;
-	child_fail(st, STAGE_EXEC, exec_search(e->argv, e->envp));
-}
-
 /* --- starting ----------------------------------------------------------- */
 
 static int write_all(int fd, const char *p, size_t n)
@@ -318,56 +178,8 @@ static int script_write(const struct aw_exec *e, const char *path)
 	return r;
 }
 
-static void pipes_close(struct pipes *p)
-{
-	close_fd(&p->out[0]);
-	close_fd(&p->out[1]);
-	close_fd(&p->err[0]);
-	close_fd(&p->err[1]);
-	close_fd(&p->in[0]);
-	close_fd(&p->in[1]);
-	close_fd(&p->st[0]);
-	close_fd(&p->st[1]);
-}
-
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
-}
-
-/* Opens the pipes the flags call for; the agent's ends are non-blocking. */
-static int pipes_open(struct pipes *p, uint32_t flags)
-{
-	int r = 0;
-
-	*p = (struct pipes){{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
-	if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->st, O_CLOEXEC) < 0)
-		return -errno;
-	if (!(flags & AW_EXEC_MERGE_STDERR) && pipe2(p->err, O_CLOEXEC) < 0)
-		return -errno;
-	if ((flags & AW_EXEC_STDIN) && pipe2(p->in, O_CLOEXEC) < 0)
-		return -errno;
-	r = r ?: set_nonblock(p->out[0]);
-	r = r ?: set_nonblock(p->st[0]);
-	if (p->err[0] >= 0)
-		r = r ?: set_nonblock(p->err[0]);
-	/* Larger output pipes let a fast writer run on while the agent is
-	 * descheduled: under TCG each wakeup of either side is costly. Best
-	 * effort: the default size works, only slower. */
-	(void)fcntl(p->out[0], F_SETPIPE_SZ, AGENT_PIPE_SIZE);
-	if (p->err[0] >= 0)
-		(void)fcntl(p->err[0], F_SETPIPE_SZ, AGENT_PIPE_SIZE);
-	if (p->in[1] >= 0)
-		r = r ?: set_nonblock(p->in[1]);
-	return r;
-}
-
 /* Takes the agent's ends of the pipes into the session. */
-static void session_adopt(struct session *s, pid_t pid, struct pipes *p)
+static void session_adopt(struct session *s, pid_t pid, struct spawn_pipes *p)
 {
 	s->pid = pid;
 	s->starting = true;
@@ -377,7 +189,7 @@ static void session_adopt(struct session *s, pid_t pid, struct pipes *p)
 	s->out_fd[STREAM_ERR] = p->err[0];
 	s->in_fd = p->in[1];
 	p->st[0] = p->out[0] = p->err[0] = p->in[1] = -1;
-	pipes_close(p);
+	spawn_pipes_close(p);
 }
 
 static int session_prepare(struct session *s, uint32_t id,
@@ -408,7 +220,7 @@ static int session_prepare(struct session *s, uint32_t id,
 static int session_start(struct session *s, uint32_t id, struct aw_exec *e,
 			 char *msg, size_t size)
 {
-	struct pipes p = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+	struct spawn_pipes p = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
 	const char *what = "out of memory";
 	char script_what[64];
 	pid_t pid = -1;
@@ -423,19 +235,19 @@ static int session_start(struct session *s, uint32_t id, struct aw_exec *e,
 	}
 	if (r == 0) {
 		what = "pipe";
-		r = pipes_open(&p, e->flags);
+		r = spawn_pipes_open(&p, e->flags);
 	}
 	if (r == 0) {
 		what = "fork";
 		pid = fork();
 		if (pid == 0)
-			child_run(e, &p, s->script_path);
+			spawn_child(e, &p, s->script_path);
 		if (pid < 0)
 			r = -errno;
 	}
 	if (r < 0) {
 		snprintf(msg, size, "%s: %s", what, strerror(-r));
-		pipes_close(&p);
+		spawn_pipes_close(&p);
 		session_free(s);
 		return r;
 	}
@@ -479,54 +291,19 @@ int session_exec(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 
 /* --- exec result -------------------------------------------------------- */
 
-static void start_fail_msg(const struct session *s, enum stage stage, int err,
-			   char *buf, size_t size)
-{
-	const struct start_info *si = &s->start;
-	const char *why = strerror(err);
-
-	switch (stage) {
-	case STAGE_SETGROUPS:
-		snprintf(buf, size, "setgroups (%u groups): %s", si->ngroups,
-			 why);
-		break;
-	case STAGE_SETGID:
-		snprintf(buf, size, "setgid %u: %s", si->gid, why);
-		break;
-	case STAGE_SETUID:
-		snprintf(buf, size, "setuid %u: %s", si->uid, why);
-		break;
-	case STAGE_CHDIR:
-		snprintf(buf, size, "chdir '%s': %s", si->cwd, why);
-		break;
-	case STAGE_EXEC:
-		snprintf(buf, size, "exec '%s': %s", si->exe, why);
-		break;
-	case STAGE_SETUP:
-		snprintf(buf, size, "setting up the child: %s", why);
-		break;
-	}
-}
-
 /* The status pipe reports a failure before exec, or closes on exec. */
 static void status_ready(struct agent *a, struct session *s)
 {
-	struct child_status cs;
 	char msg[600];
-	ssize_t n;
+	int err;
 
-	n = read(s->status_fd, &cs, sizeof(cs));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	err = spawn_status_read(s->status_fd, &s->start, msg, sizeof(msg));
+	if (err == -EAGAIN)
 		return;
 	close_fd(&s->status_fd);
 	s->starting = false;
-	if (n != 0) {
-		if (n != sizeof(cs) || cs.stage < STAGE_SETUP ||
-		    cs.stage > STAGE_EXEC)
-			cs = (struct child_status){STAGE_SETUP, EIO};
-		start_fail_msg(s, (enum stage)cs.stage, cs.err, msg,
-			       sizeof(msg));
-		agent_send_fail(a, AW_EXEC_FAIL, s->id, cs.err, msg);
+	if (err > 0) {
+		agent_send_fail(a, AW_EXEC_FAIL, s->id, err, msg);
 		session_kill(s, SIGKILL);
 		session_free(s);
 		return;

@@ -355,7 +355,7 @@ int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	char msg[1024];
 	int r;
 
-	r = aw_setup_decode(p, h->len, &s);
+	r = aw_setup_decode(p, h->len, a->version, &s);
 	if (r == -EPROTO)
 		return agent_proto_error(a, "malformed SETUP");
 	if (r < 0) {

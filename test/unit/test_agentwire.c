@@ -11,8 +11,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -367,7 +369,39 @@ static struct aw_setup make_setup(size_t k, uint32_t nmounts)
 		s.mounts[i].tag = xstrdup(odd_strings[(k + i + 4) % n]);
 		s.mounts[i].path = xstrdup(odd_strings[(k + i + 5) % n]);
 	}
+	s.net_addr = xstrdup("");
+	s.job_token = xstrdup("");
 	return s;
+}
+
+#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* Adds a k-node network to a SETUP; this guest is node `index`. */
+static void add_net(struct aw_setup *s, uint32_t k, uint32_t index)
+{
+	char name[32], addr[32];
+	uint32_t i;
+
+	s->npeers = k;
+	s->node_index = index;
+	s->peers = calloc(k ? k : 1, sizeof(*s->peers));
+	assert_non_null(s->peers);
+	for (i = 0; i < k; i++) {
+		snprintf(name, sizeof(name), "node-%u.cluster", i);
+		snprintf(addr, sizeof(addr), "10.77.%u.%u", (i + 2) / 256,
+			 (i + 2) % 256);
+		s->peers[i].name = xstrdup(name);
+		s->peers[i].addr = xstrdup(addr);
+	}
+	free(s->net_addr);
+	free(s->job_token);
+	snprintf(addr, sizeof(addr), "%s/16", k ? s->peers[index].addr : "");
+	s->net_addr = xstrdup(k ? addr : "");
+	s->job_token = xstrdup(k ? TOKEN : "");
+	s->ngroups = 3;
+	s->groups[0] = 100;
+	s->groups[1] = 0;
+	s->groups[2] = UINT32_MAX;
 }
 
 static void assert_setup_equal(const struct aw_setup *a,
@@ -387,6 +421,17 @@ static void assert_setup_equal(const struct aw_setup *a,
 		assert_string_equal(a->mounts[i].tag, b->mounts[i].tag);
 		assert_string_equal(a->mounts[i].path, b->mounts[i].path);
 	}
+	assert_int_equal(a->node_index, b->node_index);
+	assert_string_equal(a->net_addr, b->net_addr);
+	assert_string_equal(a->job_token, b->job_token);
+	assert_int_equal(a->ngroups, b->ngroups);
+	for (i = 0; i < a->ngroups; i++)
+		assert_int_equal(a->groups[i], b->groups[i]);
+	assert_int_equal(a->npeers, b->npeers);
+	for (i = 0; i < a->npeers; i++) {
+		assert_string_equal(a->peers[i].name, b->peers[i].name);
+		assert_string_equal(a->peers[i].addr, b->peers[i].addr);
+	}
 }
 
 static void test_setup_roundtrip(void **state)
@@ -398,9 +443,11 @@ static void test_setup_roundtrip(void **state)
 	(void)state;
 	for (k = 0; k < ARRAY_SIZE(odd_strings); k++) {
 		in = make_setup(k, (uint32_t)(k % (AW_MAX_MOUNTS + 1)));
+		add_net(&in, (uint32_t)k, k ? (uint32_t)k - 1 : 0);
 		b = (struct aw_buf){0};
-		assert_int_equal(aw_setup_encode(&in, &b), 0);
-		assert_int_equal(aw_setup_decode(b.data, b.len, &out), 0);
+		assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), 0);
+		assert_int_equal(
+		    aw_setup_decode(b.data, b.len, AW_VERSION, &out), 0);
 		assert_setup_equal(&in, &out);
 		aw_setup_clear(&out);
 		assert_null(out.hostname);
@@ -409,8 +456,8 @@ static void test_setup_roundtrip(void **state)
 	}
 	in = make_setup(3, AW_MAX_MOUNTS);
 	b = (struct aw_buf){0};
-	assert_int_equal(aw_setup_encode(&in, &b), 0);
-	assert_int_equal(aw_setup_decode(b.data, b.len, &out), 0);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), 0);
+	assert_int_equal(aw_setup_decode(b.data, b.len, AW_VERSION, &out), 0);
 	assert_setup_equal(&in, &out);
 	aw_setup_clear(&out);
 	aw_setup_clear(&in);
@@ -425,10 +472,11 @@ static void test_setup_truncated(void **state)
 	size_t n;
 
 	(void)state;
-	assert_int_equal(aw_setup_encode(&in, &b), 0);
+	add_net(&in, 3, 1);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), 0);
 	for (n = 0; n < b.len; n++) {
 		memset(&out, 0xa5, sizeof(out));
-		if (aw_setup_decode(b.data, n, &out) != -EPROTO)
+		if (aw_setup_decode(b.data, n, AW_VERSION, &out) != -EPROTO)
 			fail_msg("setup prefix of %zu/%zu bytes accepted", n,
 				 b.len);
 		assert_mem_zero(&out, sizeof(out));
@@ -443,10 +491,11 @@ static void test_setup_trailing(void **state)
 	struct aw_buf b = {0};
 
 	(void)state;
-	assert_int_equal(aw_setup_encode(&in, &b), 0);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), 0);
 	assert_int_equal(aw_put_bytes(&b, "x", 1), 0);
 	memset(&out, 0xa5, sizeof(out));
-	assert_int_equal(aw_setup_decode(b.data, b.len, &out), -EPROTO);
+	assert_int_equal(aw_setup_decode(b.data, b.len, AW_VERSION, &out),
+			 -EPROTO);
 	assert_mem_zero(&out, sizeof(out));
 	aw_setup_clear(&in);
 	aw_buf_free(&b);
@@ -513,7 +562,7 @@ static void test_setup_bad(void **state)
 		raw_setup(&b, cases[i].bad_field, cases[i].nmounts,
 			  cases[i].present);
 		memset(&out, 0xa5, sizeof(out));
-		r = aw_setup_decode(b.data, b.len, &out);
+		r = aw_setup_decode(b.data, b.len, 1, &out);
 		if (r != cases[i].want)
 			fail_msg("setup case '%s': %d", cases[i].what, r);
 		if (r == 0) {
@@ -536,22 +585,372 @@ static void test_setup_encode_refuses(void **state)
 	(void)state;
 	assert_int_equal(aw_put_u32(&b, 42), 0);
 	in.nmounts = AW_MAX_MOUNTS + 1;
-	assert_int_equal(aw_setup_encode(&in, &b), -EINVAL);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), -EINVAL);
 	assert_int_equal(b.len, 4);
 	in.nmounts = AW_MAX_MOUNTS;
 	in.home = NULL;
-	assert_int_equal(aw_setup_encode(&in, &b), -EINVAL);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), -EINVAL);
 	assert_int_equal(b.len, 4); /* nothing half-written is left */
 	in.home = malloc(AW_MAX_STR + 2);
 	assert_non_null(in.home);
 	memset(in.home, 'x', AW_MAX_STR + 1);
 	in.home[AW_MAX_STR + 1] = '\0';
-	assert_int_equal(aw_setup_encode(&in, &b), -EMSGSIZE);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), -EMSGSIZE);
 	assert_int_equal(b.len, 4);
 	in.home[AW_MAX_STR] = '\0';
-	assert_int_equal(aw_setup_encode(&in, &b), 0);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION, &b), 0);
 	assert_true(b.len > 4 + AW_MAX_STR);
 	free(home);
+	aw_setup_clear(&in);
+	aw_buf_free(&b);
+}
+
+/* --- SETUP v2 ----------------------------------------------------------- */
+
+/* A version 1 SETUP is the v2 one without the trailing fields, decodes with
+ * them empty, and neither layout decodes as the other version. */
+static void test_setup_versions(void **state)
+{
+	struct aw_setup in = make_setup(1, 2), out;
+	struct aw_buf v1 = {0}, v2 = {0};
+
+	(void)state;
+	add_net(&in, 4, 2);
+	assert_int_equal(aw_setup_encode(&in, 1, &v1), 0);
+	assert_int_equal(aw_setup_encode(&in, 2, &v2), 0);
+	assert_true(v2.len > v1.len);
+	assert_memory_equal(v1.data, v2.data, v1.len);
+	assert_int_equal(aw_setup_decode(v1.data, v1.len, 1, &out), 0);
+	assert_string_equal(out.hostname, in.hostname);
+	assert_int_equal(out.nmounts, 2);
+	assert_string_equal(out.net_addr, "");
+	assert_string_equal(out.job_token, "");
+	assert_int_equal(out.npeers, 0);
+	assert_int_equal(out.ngroups, 0);
+	aw_setup_clear(&out);
+	assert_int_equal(aw_setup_decode(v1.data, v1.len, 2, &out), -EPROTO);
+	assert_int_equal(aw_setup_decode(v2.data, v2.len, 1, &out), -EPROTO);
+	assert_int_equal(aw_setup_decode(v2.data, v2.len, 2, &out), 0);
+	assert_setup_equal(&in, &out);
+	aw_setup_clear(&out);
+	/* Versions nobody speaks. */
+	assert_int_equal(aw_setup_decode(v2.data, v2.len, 0, &out), -EINVAL);
+	assert_int_equal(aw_setup_decode(v2.data, v2.len, 3, &out), -EINVAL);
+	assert_int_equal(aw_setup_encode(&in, 0, &v1), -EINVAL);
+	assert_int_equal(aw_setup_encode(&in, AW_VERSION + 1, &v1), -EINVAL);
+	aw_setup_clear(&in);
+	aw_buf_free(&v1);
+	aw_buf_free(&v2);
+}
+
+/* NULL v2 strings (a caller that does not know them) encode as empty. */
+static void test_setup_v2_null_strings(void **state)
+{
+	struct aw_setup in = make_setup(0, 0), out;
+	struct aw_buf b = {0};
+
+	(void)state;
+	free(in.net_addr);
+	free(in.job_token);
+	in.net_addr = in.job_token = NULL;
+	assert_int_equal(aw_setup_encode(&in, 2, &b), 0);
+	assert_int_equal(aw_setup_decode(b.data, b.len, 2, &out), 0);
+	assert_string_equal(out.net_addr, "");
+	assert_string_equal(out.job_token, "");
+	aw_setup_clear(&out);
+	aw_setup_clear(&in);
+	aw_buf_free(&b);
+}
+
+static void test_validators(void **state)
+{
+	static const struct {
+		const char *s;
+		bool host, ipv4, token;
+	} cases[] = {
+	    {"node1", true, false, false},
+	    {"n-1.cluster.example", true, false, false},
+	    {"A", true, false, false},
+	    {"-node", false, false, false},
+	    {".node", false, false, false},
+	    {"no de", false, false, false},
+	    {"node_1", false, false, false},
+	    {"n\node", false, false, false},
+	    {"x'y", false, false, false},
+	    {"", false, false, false},
+	    {"0123456789012345678901234567890123456789012345678901234567890123",
+	     true, false, true},
+	    {"0123456789012345678901234567890123456789012345678901234567890123"
+	     "4",
+	     false, false, false},
+	    {"10.77.0.2", true, true, false},
+	    {"255.255.255.255", true, true, false},
+	    {"10.77.0", true, false, false},
+	    {"10.77.0.256", true, false, false},
+	    {"010.77.0.2", true, false, false},
+	    {" 10.77.0.2", false, false, false},
+	    {TOKEN, true, false, true},
+	    {"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+	     true, false, false},
+	    {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+	     true, false, false},
+	    {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+	     true, false, false},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (aw_hostname_ok(cases[i].s) != cases[i].host)
+			fail_msg("aw_hostname_ok('%s')", cases[i].s);
+		if (aw_ipv4_ok(cases[i].s) != cases[i].ipv4)
+			fail_msg("aw_ipv4_ok('%s')", cases[i].s);
+		if (aw_token_ok(cases[i].s) != cases[i].token)
+			fail_msg("aw_token_ok('%s')", cases[i].s);
+	}
+	assert_false(aw_hostname_ok(NULL));
+	assert_false(aw_ipv4_ok(NULL));
+	assert_false(aw_token_ok(NULL));
+}
+
+static void test_cidr_parse(void **state)
+{
+	static const struct {
+		const char *s;
+		int want;
+		uint32_t addr_host;
+		unsigned prefix;
+	} cases[] = {
+	    {"10.77.0.2/16", 0, 0x0a4d0002, 16},
+	    {"192.168.1.1/32", 0, 0xc0a80101, 32},
+	    {"1.2.3.4/1", 0, 0x01020304, 1},
+	    {"1.2.3.4/0", -EINVAL, 0, 0},
+	    {"1.2.3.4/33", -EINVAL, 0, 0},
+	    {"1.2.3.4/016", -EINVAL, 0, 0},
+	    {"1.2.3.4/08", -EINVAL, 0, 0},
+	    {"1.2.3.4/+8", -EINVAL, 0, 0},
+	    {"1.2.3.4/", -EINVAL, 0, 0},
+	    {"1.2.3.4", -EINVAL, 0, 0},
+	    {"1.2.3/8", -EINVAL, 0, 0},
+	    {"/8", -EINVAL, 0, 0},
+	    {"1.2.3.4/8 ", -EINVAL, 0, 0},
+	    {"1111.2.3.4/8", -EINVAL, 0, 0},
+	    {"255.255.255.255.1/8", -EINVAL, 0, 0},
+	    {"", -EINVAL, 0, 0},
+	};
+	uint32_t addr;
+	unsigned prefix;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		addr = 0;
+		prefix = 0;
+		if (aw_cidr_parse(cases[i].s, &addr, &prefix) != cases[i].want)
+			fail_msg("aw_cidr_parse('%s')", cases[i].s);
+		if (cases[i].want == 0) {
+			assert_int_equal(ntohl(addr), cases[i].addr_host);
+			assert_int_equal(prefix, cases[i].prefix);
+		}
+	}
+	assert_int_equal(aw_cidr_parse(NULL, &addr, &prefix), -EINVAL);
+}
+
+enum net_field { NF_NONE, NF_INDEX, NF_NET, NF_TOKEN, NF_NAME, NF_ADDR };
+
+/* Every rule of aw_setup_check_net, at the encoder (-EINVAL) and at the
+ * decoder (-EPROTO, on a payload built by hand). */
+static void test_setup_v2_bad(void **state)
+{
+	static const struct {
+		const char *what;
+		uint32_t npeers, index;
+		enum net_field field;
+		const char *value;
+	} cases[] = {
+	    {"valid", 3, 1, NF_NONE, NULL},
+	    {"valid, no network", 0, 0, NF_NET, ""},
+	    {"index past the peers", 3, 3, NF_NONE, NULL},
+	    {"index without peers", 0, 1, NF_NONE, NULL},
+	    {"address not this node's", 3, 1, NF_NET, "10.77.0.2/16"},
+	    {"address without prefix", 3, 1, NF_NET, "10.77.0.3"},
+	    {"address with a bad prefix", 3, 1, NF_NET, "10.77.0.3/40"},
+	    {"address, no peers", 0, 0, NF_NET, "10.77.0.2/16"},
+	    {"token without network", 0, 0, NF_TOKEN, TOKEN},
+	    {"token too short", 3, 1, NF_TOKEN, "abcdef"},
+	    {"token upper case", 3, 1, NF_TOKEN,
+	     "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcde"
+	     "f"},
+	    {"token not hex", 3, 1, NF_TOKEN,
+	     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"
+	     "X"},
+	    {"peer name with a space", 3, 1, NF_NAME, "node 1"},
+	    {"peer name with a newline", 3, 1, NF_NAME, "node\n10.0.0.1 evil"},
+	    {"peer name empty", 3, 1, NF_NAME, ""},
+	    {"peer address not IPv4", 3, 1, NF_ADDR, "::1"},
+	    {"peer address with a name", 3, 1, NF_ADDR, "10.0.0.x"},
+	};
+	struct aw_setup in, out;
+	struct aw_buf b;
+	size_t i;
+	int want_enc, r;
+
+	(void)state;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		in = make_setup(1, 1);
+		add_net(&in, cases[i].npeers, 0);
+		in.node_index = cases[i].index;
+		if (cases[i].npeers && cases[i].index < cases[i].npeers) {
+			free(in.net_addr);
+			in.net_addr = malloc(32);
+			assert_non_null(in.net_addr);
+			snprintf(in.net_addr, 32, "%s/16",
+				 in.peers[cases[i].index].addr);
+		}
+		switch (cases[i].field) {
+		case NF_NET:
+			free(in.net_addr);
+			in.net_addr = xstrdup(cases[i].value);
+			if (!cases[i].value[0]) {
+				free(in.job_token);
+				in.job_token = xstrdup("");
+			}
+			break;
+		case NF_TOKEN:
+			free(in.job_token);
+			in.job_token = xstrdup(cases[i].value);
+			break;
+		case NF_NAME:
+			free(in.peers[2].name);
+			in.peers[2].name = xstrdup(cases[i].value);
+			break;
+		case NF_ADDR:
+			free(in.peers[0].addr);
+			in.peers[0].addr = xstrdup(cases[i].value);
+			break;
+		case NF_INDEX:
+		case NF_NONE:
+			break;
+		}
+		want_enc = i < 2 ? 0 : -EINVAL;
+		b = (struct aw_buf){0};
+		r = aw_setup_encode(&in, 2, &b);
+		if (r != want_enc)
+			fail_msg("encode '%s': %d", cases[i].what, r);
+		/* The decoder sees the same values through a v1 encoding
+		 * followed by hand-written v2 fields. */
+		b.len = 0;
+		assert_int_equal(aw_setup_encode(&in, 1, &b), 0);
+		raw_u32(&b, in.node_index);
+		raw_cstr(&b, in.net_addr);
+		raw_cstr(&b, in.job_token);
+		raw_u32(&b, 0);
+		raw_u32(&b, in.npeers);
+		for (uint32_t k = 0; k < in.npeers; k++) {
+			raw_cstr(&b, in.peers[k].name);
+			raw_cstr(&b, in.peers[k].addr);
+		}
+		memset(&out, 0xa5, sizeof(out));
+		r = aw_setup_decode(b.data, b.len, 2, &out);
+		if (r != (i < 2 ? 0 : -EPROTO))
+			fail_msg("decode '%s': %d", cases[i].what, r);
+		if (r == 0)
+			aw_setup_clear(&out);
+		else
+			assert_mem_zero(&out, sizeof(out));
+		aw_setup_clear(&in);
+		aw_buf_free(&b);
+	}
+}
+
+/* Hand-made v2 tails after a valid v1 SETUP. */
+static void v2_tail(struct aw_buf *b, uint32_t ngroups, uint32_t npeers,
+		    uint32_t present)
+{
+	struct aw_setup s = make_setup(0, 0);
+
+	assert_int_equal(aw_setup_encode(&s, 1, b), 0);
+	aw_setup_clear(&s);
+	raw_u32(b, 0);
+	raw_cstr(b, "");
+	raw_cstr(b, "");
+	raw_u32(b, ngroups);
+	for (uint32_t i = 0; i < ngroups && i < 100; i++)
+		raw_u32(b, i);
+	raw_u32(b, npeers);
+	for (uint32_t i = 0; i < present; i++) {
+		raw_cstr(b, "n");
+		raw_cstr(b, "1.2.3.4");
+	}
+}
+
+static void test_setup_v2_counts(void **state)
+{
+	static const struct {
+		const char *what;
+		uint32_t ngroups, npeers, present;
+		int want;
+	} cases[] = {
+	    {"empty", 0, 0, 0, 0},
+	    {"groups max", AW_MAX_GROUPS, 0, 0, 0},
+	    {"groups over max", AW_MAX_GROUPS + 1, 0, 0, -EPROTO},
+	    {"peers as counted", 0, 5, 5, 0},
+	    {"peers fewer than counted", 0, 5, 4, -EPROTO},
+	    {"peers more than counted", 0, 4, 5, -EPROTO},
+	    {"peers huge count", 0, UINT32_MAX, 2, -EPROTO},
+	    {"peers over AW_MAX_PEERS", 0, AW_MAX_PEERS + 1, 0, -EPROTO},
+	};
+	struct aw_setup out;
+	struct aw_buf b;
+	size_t i;
+	int r;
+
+	(void)state;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		b = (struct aw_buf){0};
+		v2_tail(&b, cases[i].ngroups, cases[i].npeers,
+			cases[i].present);
+		r = aw_setup_decode(b.data, b.len, 2, &out);
+		if (r != cases[i].want)
+			fail_msg("'%s': %d", cases[i].what, r);
+		if (r == 0) {
+			assert_int_equal(out.npeers, cases[i].npeers);
+			assert_int_equal(out.ngroups, cases[i].ngroups);
+			aw_setup_clear(&out);
+		}
+		aw_buf_free(&b);
+	}
+}
+
+/* AW_MAX_PEERS peers with the longest names fit in one host frame, and
+ * every one of them comes back. */
+static void test_setup_max_peers(void **state)
+{
+	struct aw_setup in = make_setup(0, 0), out;
+	struct aw_buf b = {0};
+	char name[AW_MAX_HOSTNAME + 1];
+	uint32_t i;
+
+	(void)state;
+	add_net(&in, AW_MAX_PEERS, AW_MAX_PEERS - 1);
+	for (i = 0; i < AW_MAX_PEERS; i++) {
+		snprintf(name, sizeof(name), "%060u-%03u", i, i % 1000);
+		free(in.peers[i].name);
+		in.peers[i].name = xstrdup(name);
+		assert_int_equal(strlen(name), AW_MAX_HOSTNAME);
+		free(in.peers[i].addr);
+		in.peers[i].addr = xstrdup("255.255.255.255");
+	}
+	free(in.net_addr);
+	in.net_addr = xstrdup("255.255.255.255/32");
+	assert_int_equal(aw_setup_encode(&in, 2, &b), 0);
+	assert_true(b.len <= AW_MAX_HOST_PAYLOAD);
+	assert_int_equal(aw_setup_decode(b.data, b.len, 2, &out), 0);
+	assert_setup_equal(&in, &out);
+	aw_setup_clear(&out);
+	in.npeers = AW_MAX_PEERS + 1; /* the encoder refuses one more */
+	assert_int_equal(aw_setup_encode(&in, 2, &b), -EINVAL);
+	in.npeers = AW_MAX_PEERS;
 	aw_setup_clear(&in);
 	aw_buf_free(&b);
 }
@@ -1029,6 +1428,13 @@ int main(void)
 	    cmocka_unit_test(test_setup_trailing),
 	    cmocka_unit_test(test_setup_bad),
 	    cmocka_unit_test(test_setup_encode_refuses),
+	    cmocka_unit_test(test_setup_versions),
+	    cmocka_unit_test(test_setup_v2_null_strings),
+	    cmocka_unit_test(test_validators),
+	    cmocka_unit_test(test_cidr_parse),
+	    cmocka_unit_test(test_setup_v2_bad),
+	    cmocka_unit_test(test_setup_v2_counts),
+	    cmocka_unit_test(test_setup_max_peers),
 	    cmocka_unit_test(test_exec_roundtrip),
 	    cmocka_unit_test(test_exec_limits_roundtrip),
 	    cmocka_unit_test(test_exec_truncated),

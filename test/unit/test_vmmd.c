@@ -602,8 +602,9 @@ static void agent_hello(struct fx *f, int fd, uint32_t version)
 	aw_buf_free(&b);
 }
 
-/* HELLO/HELLO, SETUP/SETUP_OK, checking what vmmd says in between. */
-static void agent_handshake(struct fx *f, int fd)
+/* HELLO/HELLO, SETUP/SETUP_OK, checking what vmmd says in between; the
+ * agent answers HELLO with version. */
+static void agent_handshake_v(struct fx *f, int fd, uint32_t version)
 {
 	struct frame fr;
 	struct aw_setup s;
@@ -615,11 +616,21 @@ static void agent_handshake(struct fx *f, int fd)
 	assert_int_equal(aw_get_u32(&r), AW_VERSION);
 	assert_int_equal(aw_reader_done(&r), 0);
 	free(fr.p);
-	agent_hello(f, fd, AW_VERSION);
+	agent_hello(f, fd, version);
 
 	agent_expect(f, fd, AW_SETUP, &fr);
-	assert_int_equal(aw_setup_decode(fr.p, fr.h.len, &s), 0);
+	/* Only the agreed version's layout decodes. */
+	if (version == 1)
+		assert_int_equal(aw_setup_decode(fr.p, fr.h.len, 2, &s),
+				 -EPROTO);
+	else
+		assert_int_equal(aw_setup_decode(fr.p, fr.h.len, 1, &s),
+				 -EPROTO);
+	assert_int_equal(aw_setup_decode(fr.p, fr.h.len, version, &s), 0);
 	free(fr.p);
+	assert_string_equal(s.net_addr, "");
+	assert_string_equal(s.job_token, "");
+	assert_int_equal(s.npeers, 0);
 	assert_int_equal(s.uid, getuid());
 	assert_int_equal(s.gid, getgid());
 	assert_string_equal(s.hostname, NODE);
@@ -629,6 +640,11 @@ static void agent_handshake(struct fx *f, int fd)
 	aw_setup_clear(&s);
 	agent_send(f, fd, AW_SETUP_OK, 0, NULL, 0);
 	pump_until_state(f, JOB_READY);
+}
+
+static void agent_handshake(struct fx *f, int fd)
+{
+	agent_handshake_v(f, fd, AW_VERSION);
 }
 
 static uint32_t agent_expect_exec(struct fx *f, int fd, struct aw_exec *e)
@@ -1328,6 +1344,19 @@ static void test_exec_waits_then_runs(void **state)
 	assert_int_equal(job(f)->state, JOB_READY);
 }
 
+/* An image with a version 1 agent: vmmd speaks version 1 to it (a SETUP
+ * without the multi-node fields) and the job becomes ready. */
+static void test_agent_v1(void **state)
+{
+	struct fx *f = *state;
+	int afd;
+
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_handshake_v(f, afd, 1);
+	assert_int_equal(job(f)->state, JOB_READY);
+}
+
 /* stdin relayed, stderr merged into stdout, a signal exit. */
 static void test_exec_stdin_merge_signal(void **state)
 {
@@ -1586,6 +1615,11 @@ static void bad_hello_version(struct fx *f, int fd, uint32_t sid)
 	agent_hello(f, fd, AW_VERSION + 1);
 }
 
+static void bad_hello_version0(struct fx *f, int fd, uint32_t sid)
+{
+	agent_hello(f, fd, 0);
+}
+
 static void bad_error_frame(struct fx *f, int fd, uint32_t sid)
 {
 	struct aw_buf b = {0};
@@ -1679,6 +1713,8 @@ static const struct {
     {"HELLO with trailing bytes", BEFORE_HELLO, bad_hello_trailing,
      "broke the protocol"},
     {"HELLO of another version", BEFORE_HELLO, bad_hello_version,
+     "another protocol version"},
+    {"HELLO of version 0", BEFORE_HELLO, bad_hello_version0,
      "another protocol version"},
     {"ERROR from the agent", AFTER_SETUP, bad_error_frame,
      "reported a protocol error"},
@@ -2332,6 +2368,7 @@ int main(void)
 	    T(test_devices_follow_the_guest),
 	    T(test_spec_drives_placement),
 	    T(test_exec_waits_then_runs),
+	    T(test_agent_v1),
 	    T(test_exec_stdin_merge_signal),
 	    T(test_exec_script),
 	    T(test_exec_signal_and_client_gone),
