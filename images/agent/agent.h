@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "agentwire.h"
+#include "rshwire.h"
 
 #define AGENT_MAX_SESSIONS ((int)AW_MAX_SESSIONS)
 /* Largest STDOUT/STDERR payload the agent sends. */
@@ -46,6 +47,18 @@
 /* Cap of the tmpfs mounted there when /run is noexec: 64 scripts of up to
  * Slurm's 4 MB default. */
 #define AGENT_RUNDIR_SIZE "320m"
+/* What a multi-node job finds in the guest (docs/multinode.md). */
+#define AGENT_JOBDIR	 "/run/vmenv"
+#define AGENT_NODEFILE	 AGENT_JOBDIR "/nodefile"
+#define AGENT_TOKEN_FILE AGENT_JOBDIR "/job-token"
+/* rsh service: connections at once (authenticated or not), how long a
+ * client has to send its request, how long a finished session's last
+ * frames may wait for a client that stopped reading, and how much output
+ * is queued per connection before the command's pipes are left alone. */
+#define RSH_MAX_CONNS 16
+#define RSH_AUTH_MS   10000
+#define RSH_LINGER_MS 10000
+#define RSH_OUT_HIGH  (256u * 1024u)
 
 /* The virtio-serial port and its framing state. */
 struct chan {
@@ -102,6 +115,70 @@ struct session {
 	char *script_path;
 };
 
+/* The job's nodes, from SETUP v2 (nnodes 0: not a multi-node job). */
+struct agent_job {
+	uint32_t node_index;
+	uint32_t nnodes;
+};
+
+/* What the rsh service runs commands as, and where it listens. */
+struct rsh_config {
+	uint32_t addr_be; /* listen address, network byte order */
+	uint16_t port;	  /* 0 = any (tests) */
+	char token[AW_TOKEN_LEN + 1];
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t ngroups;
+	uint32_t groups[AW_MAX_GROUPS];
+	char user[257];
+	char home[1024];
+	struct agent_job job;
+};
+
+enum rsh_state { RC_AUTH, RC_RUN, RC_CLOSING };
+
+struct rsh_conn {
+	bool active;
+	uint32_t gen; /* tells a reused slot from the one a poll entry saw */
+	enum rsh_state state;
+	int sock;
+	char peer[32];
+	int64_t deadline_ms; /* RC_AUTH and RC_CLOSING */
+	/* input: the frame being assembled */
+	uint8_t hdr[RSH_HDR_LEN];
+	size_t hdr_got;
+	struct rsh_hdr cur;
+	uint8_t *payload;
+	size_t payload_got;
+	/* output: bytes [out_off, out.len) still to be sent */
+	struct aw_buf out;
+	size_t out_off;
+	/* the command */
+	pid_t pid;
+	bool starting;
+	int status_fd;
+	struct start_info start;
+	int out_fd[STREAM_N];
+	int in_fd;
+	uint8_t *in_buf; /* one STDIN frame being written to the pipe */
+	size_t in_len;
+	size_t in_off;
+	bool in_eof;
+	bool exited;
+	int wstatus;
+	int64_t exit_ms;
+	bool killed;
+	bool draining; /* an empty pipe now counts as ended */
+	bool wr_shut;  /* RC_CLOSING: all sent, waiting for the client's EOF */
+};
+
+struct rsh_server {
+	int listen_fd;
+	struct rsh_config cfg;
+	uint32_t next_gen;
+	struct rsh_conn conns[RSH_MAX_CONNS];
+};
+
 struct agent {
 	struct chan ch;
 	int sig_fd;
@@ -110,6 +187,8 @@ struct agent {
 	uint32_t version; /* agreed with the host's HELLO */
 	char errmsg[256]; /* reason of the last protocol error */
 	struct session sessions[AGENT_MAX_SESSIONS];
+	struct agent_job job;
+	struct rsh_server rsh;
 };
 
 /* The poll set of one loop iteration, with what each entry belongs to. */
@@ -119,10 +198,17 @@ enum poll_kind {
 	PK_STATUS,
 	PK_STDOUT,
 	PK_STDERR,
-	PK_STDIN
+	PK_STDIN,
+	/* the rsh service's; slot is a connection */
+	PK_RSH_LISTEN,
+	PK_RSH_SOCK,
+	PK_RSH_STATUS,
+	PK_RSH_STDOUT,
+	PK_RSH_STDERR,
+	PK_RSH_STDIN
 };
 
-#define POLLSET_MAX (2 + AGENT_MAX_SESSIONS * 4)
+#define POLLSET_MAX (3 + AGENT_MAX_SESSIONS * 4 + RSH_MAX_CONNS * 5)
 
 struct poll_owner {
 	enum poll_kind kind;
@@ -136,11 +222,20 @@ struct pollset {
 	size_t n;
 };
 
-/* main.c */
+/* util.c */
 void pollset_add(struct pollset *ps, int fd, short events, enum poll_kind kind,
 		 int slot, uint32_t session);
 __attribute__((format(printf, 1, 2))) void agent_log(const char *fmt, ...);
 int64_t agent_now_ms(void);
+/* Formats "<what>: <strerror(err)>" into msg; returns -err. */
+__attribute__((format(printf, 4, 5))) int
+agent_fail(char *msg, size_t size, int err, const char *fmt, ...);
+int agent_write_all(int fd, const void *p, size_t n);
+/* Replaces path whole: temporary file, owner and mode, fsync, rename. */
+int agent_write_file(const char *path, const void *p, size_t n, mode_t mode,
+		     uid_t uid, gid_t gid);
+
+/* main.c */
 /* Records why the host's stream is bad; returns -EPROTO. */
 __attribute__((format(printf, 2, 3))) int
 agent_proto_error(struct agent *a, const char *fmt, ...);
@@ -219,5 +314,35 @@ int spawn_status_read(int fd, const struct start_info *si, char *msg,
 
 /* setup.c */
 int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+
+/* net.c: lo up, and the first Ethernet interface (name into nic) up with
+ * the address and prefix of cidr. 0 or -errno with the reason in msg. */
+int net_setup(const char *cidr, char *nic, size_t nic_size, char *msg,
+	      size_t size);
+
+/* jobfiles.c */
+/* /etc/hosts, the node file and the token file of a SETUP with peers. */
+int jobfiles_write(const struct aw_setup *s, char *msg, size_t size);
+/* Replaces envp (envc entries) with a copy in which the VMENV_NODEFILE,
+ * VMENV_NODEID and VMENV_NNODES of job j are set. 0 or -ENOMEM (envp
+ * unchanged). Without nodes (nnodes 0) nothing changes. */
+int jobfiles_env(const struct agent_job *j, char ***envp, uint32_t *envc);
+
+/* rsh.c: the rsh service (common/rshwire.h). */
+void rsh_init(struct rsh_server *srv);
+/* Listens on cfg's address; when already listening there, only the
+ * credentials are taken over. 0 or -errno with the reason in msg. */
+int rsh_start(struct rsh_server *srv, const struct rsh_config *cfg, char *msg,
+	      size_t size);
+/* The port listened on (for tests that asked for any). */
+int rsh_port(const struct rsh_server *srv);
+void rsh_poll_add(struct rsh_server *srv, struct pollset *ps);
+void rsh_poll_handle(struct rsh_server *srv, const struct pollset *ps);
+/* Fires the auth/exit/linger timers; returns ms until the next, or -1. */
+int rsh_timers(struct rsh_server *srv);
+/* A child was reaped; true if it was an rsh command. */
+bool rsh_reaped(struct rsh_server *srv, pid_t pid, int wstatus);
+/* Kills every command and closes every connection and the listener. */
+void rsh_stop(struct rsh_server *srv);
 
 #endif

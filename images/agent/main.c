@@ -25,33 +25,6 @@
 #define PACKAGE_VERSION "dev"
 #endif
 
-void agent_log(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n;
-
-	/* One write per line, so lines from the agent and the jobs' own
-	 * console output do not interleave mid-line. */
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	dprintf(STDERR_FILENO, "vmenv-agent: %.*s", n, line);
-}
-
-int64_t agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int agent_proto_error(struct agent *a, const char *fmt, ...)
 {
 	va_list ap;
@@ -151,6 +124,7 @@ static void shutdown_now(struct agent *a)
 {
 	agent_log("shutdown requested");
 	sessions_kill_all(a);
+	rsh_stop(&a->rsh);
 	sync();
 	if (!a->is_init)
 		exit(0);
@@ -207,7 +181,8 @@ static void reap_children(struct agent *a)
 		;
 	/* As PID 1 this also reaps orphans, which match no session. */
 	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0)
-		session_reaped(a, pid, wstatus);
+		if (!rsh_reaped(&a->rsh, pid, wstatus))
+			session_reaped(a, pid, wstatus);
 }
 
 static int setup_signals(struct agent *a)
@@ -295,18 +270,12 @@ static void check_host_back(struct agent *a)
 
 /* --- loop --------------------------------------------------------------- */
 
-void pollset_add(struct pollset *ps, int fd, short events, enum poll_kind kind,
-		 int slot, uint32_t session)
-{
-	ps->fds[ps->n] = (struct pollfd){.fd = fd, .events = events};
-	ps->own[ps->n] = (struct poll_owner){kind, slot, session};
-	ps->n++;
-}
-
 static int loop_timeout(struct agent *a)
 {
-	int t = sessions_timers(a);
+	int t = sessions_timers(a), t2 = rsh_timers(&a->rsh);
 
+	if (t2 >= 0 && (t < 0 || t2 < t))
+		t = t2;
 	if (!a->ch.connected && (t < 0 || t > AGENT_RETRY_MS))
 		t = AGENT_RETRY_MS;
 	return t;
@@ -328,6 +297,7 @@ static void loop_once(struct agent *a, struct pollset *ps)
 		pollset_add(ps, a->ch.fd, ev, PK_PORT, -1, 0);
 	}
 	sessions_poll_add(a, ps);
+	rsh_poll_add(&a->rsh, ps);
 	if (poll(ps->fds, ps->n, loop_timeout(a)) < 0) {
 		if (errno != EINTR)
 			agent_log("poll: %s", strerror(errno));
@@ -336,10 +306,12 @@ static void loop_once(struct agent *a, struct pollset *ps)
 	if (ps->fds[0].revents)
 		reap_children(a);
 	sessions_poll_handle(a, ps);
+	rsh_poll_handle(&a->rsh, ps);
 	for (i = 0; i < ps->n; i++)
 		if (ps->own[i].kind == PK_PORT && ps->fds[i].revents)
 			port_events(a, ps->fds[i].revents);
 	sessions_timers(a);
+	rsh_timers(&a->rsh);
 	r = a->ch.connected ? chan_flush(&a->ch) : 0;
 	if (r < 0)
 		drop_host(a, "writing the port", -r);
@@ -360,6 +332,7 @@ int main(void)
 	a->is_init = getpid() == 1;
 	a->version = AW_VERSION_MIN;
 	chan_init(&a->ch);
+	rsh_init(&a->rsh);
 	r = setup_signals(a);
 	if (r < 0) {
 		agent_log("signalfd: %s", strerror(-r));

@@ -270,6 +270,11 @@ int session_exec(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	if (r == -EPROTO)
 		return agent_proto_error(a, "malformed EXEC on session %u",
 					 h->session);
+	/* A multi-node job's commands find their nodes (VMENV_*). */
+	if (r == 0 && jobfiles_env(&a->job, &e.envp, &e.envc) < 0) {
+		aw_exec_clear(&e);
+		r = -ENOMEM;
+	}
 	if (r < 0) {
 		agent_send_fail(a, AW_EXEC_FAIL, h->session, -r,
 				"out of memory decoding EXEC");
@@ -591,6 +596,12 @@ static void session_event(struct agent *a, struct session *s,
 		break;
 	case PK_PORT:
 	case PK_SIGNAL:
+	case PK_RSH_LISTEN:
+	case PK_RSH_SOCK:
+	case PK_RSH_STATUS:
+	case PK_RSH_STDOUT:
+	case PK_RSH_STDERR:
+	case PK_RSH_STDIN:
 		break;
 	}
 }
@@ -603,7 +614,8 @@ void sessions_poll_handle(struct agent *a, const struct pollset *ps)
 
 	for (i = 0; i < ps->n; i++) {
 		o = &ps->own[i];
-		if (o->slot < 0 || !ps->fds[i].revents)
+		if (o->slot < 0 || !ps->fds[i].revents ||
+		    o->kind >= PK_RSH_LISTEN)
 			continue;
 		/* An earlier event of this turn may have ended it. */
 		s = &a->sessions[o->slot];

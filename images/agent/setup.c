@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,21 +27,6 @@
 #define DB_MAX	     (64u * 1024u * 1024u)
 #define NAME_MAX_LEN 256
 #define MOUNT_OPTS   "trans=virtio,version=9p2000.L,msize=262144,access=user"
-
-/* Formats "<what>: <strerror(err)>" into msg; returns -err. */
-__attribute__((format(printf, 4, 5))) static int
-failf(char *msg, size_t size, int err, const char *fmt, ...)
-{
-	va_list ap;
-	size_t n;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, size, fmt, ap);
-	va_end(ap);
-	n = strlen(msg);
-	snprintf(msg + n, size - n, ": %s", strerror(err));
-	return -err;
-}
 
 /* --- validation --------------------------------------------------------- */
 
@@ -60,21 +46,24 @@ static int setup_check(const struct aw_setup *s, char *msg, size_t size)
 	uint32_t i;
 
 	if (strlen(s->hostname) > HOST_NAME_MAX)
-		return failf(msg, size, EINVAL, "hostname '%s'", s->hostname);
+		return agent_fail(msg, size, EINVAL, "hostname '%s'",
+				  s->hostname);
 	if (!db_field_ok(s->user, false) || strlen(s->user) > NAME_MAX_LEN)
-		return failf(msg, size, EINVAL, "user name '%s'", s->user);
+		return agent_fail(msg, size, EINVAL, "user name '%s'", s->user);
 	if (!db_field_ok(s->group, false) || strlen(s->group) > NAME_MAX_LEN)
-		return failf(msg, size, EINVAL, "group name '%s'", s->group);
+		return agent_fail(msg, size, EINVAL, "group name '%s'",
+				  s->group);
 	if (!db_field_ok(s->home, true))
-		return failf(msg, size, EINVAL, "home '%s'", s->home);
+		return agent_fail(msg, size, EINVAL, "home '%s'", s->home);
 	for (i = 0; i < s->nmounts; i++) {
 		if (!s->mounts[i].tag[0])
-			return failf(msg, size, EINVAL, "mount %u: empty tag",
-				     i);
+			return agent_fail(msg, size, EINVAL,
+					  "mount %u: empty tag", i);
 		if (s->mounts[i].path[0] != '/')
-			return failf(msg, size, EINVAL,
-				     "mount '%s': path '%s' is not absolute",
-				     s->mounts[i].tag, s->mounts[i].path);
+			return agent_fail(
+			    msg, size, EINVAL,
+			    "mount '%s': path '%s' is not absolute",
+			    s->mounts[i].tag, s->mounts[i].path);
 	}
 	return 0;
 }
@@ -254,13 +243,13 @@ static int add_user_group(const struct aw_setup *s, char *msg, size_t size)
 		 s->uid, s->gid, s->home[0] ? s->home : "/");
 	r = db_add(PASSWD_FILE, s->user, s->uid, line);
 	if (r < 0)
-		return failf(msg, size, -r, "adding user '%s' to " PASSWD_FILE,
-			     s->user);
+		return agent_fail(msg, size, -r,
+				  "adding user '%s' to " PASSWD_FILE, s->user);
 	snprintf(line, sizeof(line), "%s:x:%u:\n", s->group, s->gid);
 	r = db_add(GROUP_FILE, s->group, s->gid, line);
 	if (r < 0)
-		return failf(msg, size, -r, "adding group '%s' to " GROUP_FILE,
-			     s->group);
+		return agent_fail(msg, size, -r,
+				  "adding group '%s' to " GROUP_FILE, s->group);
 	return 0;
 }
 
@@ -311,12 +300,13 @@ static int mount_all(const struct aw_setup *s, char *msg, size_t size)
 		m = &s->mounts[i];
 		r = mkdir_p(m->path);
 		if (r < 0) {
-			r = failf(msg, size, -r, "mkdir '%s'", m->path);
+			r = agent_fail(msg, size, -r, "mkdir '%s'", m->path);
 			break;
 		}
 		if (mount(m->tag, m->path, "9p", 0, MOUNT_OPTS) < 0) {
-			r = failf(msg, size, errno, "mount 9p '%s' on '%s'",
-				  m->tag, m->path);
+			r = agent_fail(msg, size, errno,
+				       "mount 9p '%s' on '%s'", m->tag,
+				       m->path);
 			break;
 		}
 	}
@@ -328,9 +318,58 @@ static int mount_all(const struct aw_setup *s, char *msg, size_t size)
 	return r;
 }
 
+/* --- the job's network (SETUP v2) ------------------------------------- */
+
+static int rsh_config_make(const struct aw_setup *s, struct rsh_config *c)
+{
+	unsigned prefix;
+	int r;
+
+	*c = (struct rsh_config){.port = AW_RSH_PORT,
+				 .uid = s->uid,
+				 .gid = s->gid,
+				 .ngroups = s->ngroups,
+				 .job = {s->node_index, s->npeers}};
+	r = aw_cidr_parse(s->net_addr, &c->addr_be, &prefix);
+	if (r < 0)
+		return r;
+	memcpy(c->groups, s->groups, sizeof(c->groups));
+	snprintf(c->token, sizeof(c->token), "%s", s->job_token);
+	snprintf(c->user, sizeof(c->user), "%s", s->user);
+	if (strlen(s->home) >= sizeof(c->home))
+		return -ENAMETOOLONG;
+	snprintf(c->home, sizeof(c->home), "%s", s->home);
+	return 0;
+}
+
+/* NIC, hosts, node file, token, rsh service: each step can be redone, so
+ * a SETUP retried after a later failure converges. */
+static int setup_net(struct agent *a, const struct aw_setup *s, char *msg,
+		     size_t size)
+{
+	struct rsh_config cfg;
+	char nic[IF_NAMESIZE] = "";
+	int r;
+
+	if (s->net_addr[0]) {
+		r = net_setup(s->net_addr, nic, sizeof(nic), msg, size);
+		if (r < 0)
+			return r;
+		agent_log("network: %s is %s", nic, s->net_addr);
+	}
+	r = jobfiles_write(s, msg, size);
+	if (r < 0 || !s->job_token[0])
+		return r;
+	r = rsh_config_make(s, &cfg);
+	if (r < 0)
+		return agent_fail(msg, size, -r, "rsh: home '%s'", s->home);
+	return rsh_start(&a->rsh, &cfg, msg, size);
+}
+
 /* --- SETUP -------------------------------------------------------------- */
 
-static int setup_apply(const struct aw_setup *s, char *msg, size_t size)
+static int setup_apply(struct agent *a, const struct aw_setup *s, char *msg,
+		       size_t size)
 {
 	struct timespec ts = {.tv_sec = (time_t)s->time_sec};
 	int r;
@@ -339,11 +378,15 @@ static int setup_apply(const struct aw_setup *s, char *msg, size_t size)
 	if (r < 0)
 		return r;
 	if (s->hostname[0] && sethostname(s->hostname, strlen(s->hostname)))
-		return failf(msg, size, errno, "sethostname '%s'", s->hostname);
+		return agent_fail(msg, size, errno, "sethostname '%s'",
+				  s->hostname);
 	/* The guest has no RTC worth trusting: take the host's time. */
 	if (s->time_sec > 0 && clock_settime(CLOCK_REALTIME, &ts) < 0)
-		return failf(msg, size, errno, "clock_settime");
+		return agent_fail(msg, size, errno, "clock_settime");
 	r = add_user_group(s, msg, size);
+	if (r < 0)
+		return r;
+	r = setup_net(a, s, msg, size);
 	if (r < 0)
 		return r;
 	return mount_all(s, msg, size);
@@ -364,14 +407,16 @@ int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 		return 0;
 	}
 	if (!a->setup_done) {
-		r = setup_apply(&s, msg, sizeof(msg));
+		r = setup_apply(a, &s, msg, sizeof(msg));
 		if (r < 0) {
 			agent_log("setup failed: %s", msg);
 			agent_send_fail(a, AW_SETUP_FAIL, 0, -r, msg);
 		} else {
 			agent_log("setup done: host '%s', user '%s' (%u:%u), "
-				  "%u mount(s)",
-				  s.hostname, s.user, s.uid, s.gid, s.nmounts);
+				  "%u mount(s), node %u of %u",
+				  s.hostname, s.user, s.uid, s.gid, s.nmounts,
+				  s.node_index, s.npeers);
+			a->job = (struct agent_job){s.node_index, s.npeers};
 			a->setup_done = true;
 		}
 	}
