@@ -42,6 +42,11 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* --- connections -------------------------------------------------------- */
+
+static const struct rsh_conn conn_empty = {
+    .sock = -1, .status_fd = -1, .out_fd = {-1, -1}, .in_fd = -1};
+
 void rsh_init(struct rsh_server *srv)
 {
 	int i;
@@ -49,10 +54,8 @@ void rsh_init(struct rsh_server *srv)
 	memset(srv, 0, sizeof(*srv));
 	srv->listen_fd = -1;
 	for (i = 0; i < RSH_MAX_CONNS; i++)
-		srv->conns[i].sock = -1;
+		srv->conns[i] = conn_empty;
 }
-
-/* --- connections -------------------------------------------------------- */
 
 static void conn_free(struct rsh_conn *c)
 {
@@ -68,8 +71,7 @@ static void conn_free(struct rsh_conn *c)
 	free(c->start.cwd);
 	free(c->start.exe);
 	aw_buf_free(&c->out);
-	*c = (struct rsh_conn){
-	    .sock = -1, .status_fd = -1, .out_fd = {-1, -1}, .in_fd = -1};
+	*c = conn_empty;
 }
 
 static void conn_kill(const struct rsh_conn *c, int sig)

@@ -1,0 +1,580 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The rsh service of the agent (images/agent/rsh.c) and the vmenv-rsh
+ * client, end to end on 127.0.0.1: a forked process runs the service in a
+ * poll loop like the agent's, and each test runs the real client binary.
+ * Needs root (commands run as nobody, as they run as the job's user in a
+ * guest); reports SKIPPED otherwise.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+/* By path: vmmd/ has an agent.h too, and UNIT_CFLAGS searches there. */
+#include "../../images/agent/agent.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define TOKEN	      "5f1e0d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0918273645546372819a"
+#define BAD_TOKEN \
+	"5f1e0d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0918273645546372819b"
+#define NOBODY	   65534u
+#define TIMEOUT_MS 20000
+
+static struct {
+	char dir[64];
+	char token_file[128];
+	char bad_token_file[128];
+	char log[128];
+	pid_t server;
+	int port;
+} fx;
+
+/* --- the server: the agent's rsh service in its own poll loop ----------- */
+
+static __attribute__((noreturn)) void server_run(int report_fd)
+{
+	static struct rsh_server srv;
+	static struct pollset ps;
+	struct rsh_config cfg = {.uid = NOBODY,
+				 .gid = NOBODY,
+				 .ngroups = 1,
+				 .groups = {NOBODY},
+				 .user = "nobody",
+				 .home = "/",
+				 .job = {1, 3}};
+	struct signalfd_siginfo si;
+	char msg[256];
+	sigset_t set;
+	int sfd, port, w;
+	pid_t pid;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	signal(SIGPIPE, SIG_IGN);
+	inet_pton(AF_INET, "127.0.0.1", &cfg.addr_be);
+	snprintf(cfg.token, sizeof(cfg.token), "%s", TOKEN);
+	rsh_init(&srv);
+	if (rsh_start(&srv, &cfg, msg, sizeof(msg)) < 0) {
+		dprintf(STDERR_FILENO, "server: %s\n", msg);
+		_exit(1);
+	}
+	port = rsh_port(&srv);
+	if (write(report_fd, &port, sizeof(port)) != sizeof(port))
+		_exit(1);
+	close(report_fd);
+	for (;;) {
+		int t = rsh_timers(&srv);
+
+		ps.n = 0;
+		pollset_add(&ps, sfd, POLLIN, PK_SIGNAL, -1, 0);
+		rsh_poll_add(&srv, &ps);
+		if (poll(ps.fds, ps.n, t) < 0)
+			continue;
+		while (read(sfd, &si, sizeof(si)) == sizeof(si))
+			if (si.ssi_signo == SIGTERM) {
+				rsh_stop(&srv);
+				_exit(0);
+			}
+		while ((pid = waitpid(-1, &w, WNOHANG)) > 0)
+			rsh_reaped(&srv, pid, w);
+		rsh_poll_handle(&srv, &ps);
+	}
+}
+
+static void write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static int group_setup(void **state)
+{
+	int p[2], logfd;
+
+	(void)state;
+	if (geteuid() != 0)
+		return 0;
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/vmenv-test-rsh.XXXXXX");
+	if (!mkdtemp(fx.dir))
+		return -1;
+	chmod(fx.dir, 0755);
+	snprintf(fx.token_file, sizeof(fx.token_file), "%s/token", fx.dir);
+	snprintf(fx.bad_token_file, sizeof(fx.bad_token_file), "%s/bad",
+		 fx.dir);
+	snprintf(fx.log, sizeof(fx.log), "%s/server.log", fx.dir);
+	write_text(fx.token_file, TOKEN "\n");
+	write_text(fx.bad_token_file, BAD_TOKEN);
+	if (pipe(p) < 0)
+		return -1;
+	fx.server = fork();
+	if (fx.server == 0) {
+		close(p[0]);
+		logfd = open(fx.log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(logfd, STDERR_FILENO);
+		server_run(p[1]);
+	}
+	close(p[1]);
+	if (read(p[0], &fx.port, sizeof(fx.port)) != sizeof(fx.port))
+		return -1;
+	close(p[0]);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[256];
+
+	(void)state;
+	if (fx.server > 0) {
+		kill(fx.server, SIGTERM);
+		waitpid(fx.server, NULL, 0);
+	}
+	if (fx.dir[0] && !getenv("VMENV_TEST_KEEP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir);
+		if (system(cmd) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void need_root(void)
+{
+	if (geteuid() != 0) {
+		print_message("needs root: commands run as nobody\n");
+		skip();
+	}
+}
+
+/* --- running the client ------------------------------------------------- */
+
+struct run {
+	pid_t pid;
+	int in, out, err;
+};
+
+static int client_env_port = -1;
+
+static struct run client_start(const char *const *words, const char *token)
+{
+	int in[2], out[2], err[2];
+	char port[16];
+	struct run r;
+	size_t n = 0;
+	const char *argv[64];
+
+	argv[n++] = RSH_CLIENT;
+	for (; *words && n < ARRAY_SIZE(argv) - 1; words++)
+		argv[n++] = *words;
+	argv[n] = NULL;
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+	snprintf(port, sizeof(port), "%d",
+		 client_env_port >= 0 ? client_env_port : fx.port);
+	r.pid = fork();
+	assert_true(r.pid >= 0);
+	if (r.pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		setenv("VMENV_RSH_PORT", port, 1);
+		setenv("VMENV_RSH_TOKEN_FILE", token, 1);
+		setenv("PATH", "/usr/bin:/bin", 1);
+		execv(RSH_CLIENT, (char *const *)(uintptr_t)argv);
+		_exit(99);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	r.in = in[1];
+	r.out = out[0];
+	r.err = err[0];
+	return r;
+}
+
+/* Reads out and err to EOF (both at once: either may fill first), then
+ * the exit status. Returns the exit code, or 1000 + signal. */
+static int client_finish(struct run *r, char *out, size_t out_size,
+			 size_t *out_len, char *err, size_t err_size)
+{
+	struct pollfd p[2] = {{.fd = r->out, .events = POLLIN},
+			      {.fd = r->err, .events = POLLIN}};
+	size_t got[2] = {0, 0}, size[2] = {out_size - 1, err_size - 1};
+	char *buf[2] = {out, err}, sink[65536];
+	int open_n = 2, w, i;
+	ssize_t n;
+
+	if (r->in >= 0)
+		close(r->in);
+	r->in = -1;
+	while (open_n > 0) {
+		if (poll(p, 2, TIMEOUT_MS) <= 0)
+			fail_msg("client output timed out");
+		for (i = 0; i < 2; i++) {
+			if (p[i].fd < 0 || !p[i].revents)
+				continue;
+			if (got[i] < size[i])
+				n = read(p[i].fd, buf[i] + got[i],
+					 size[i] - got[i]);
+			else
+				n = read(p[i].fd, sink, sizeof(sink));
+			if (n <= 0) {
+				close(p[i].fd);
+				p[i].fd = -1;
+				open_n--;
+			} else if (got[i] < size[i]) {
+				got[i] += (size_t)n;
+			} else if (i == 0 && out_len) {
+				*out_len += (size_t)n;
+			}
+		}
+	}
+	out[got[0]] = '\0';
+	err[got[1]] = '\0';
+	if (out_len)
+		*out_len += got[0];
+	assert_int_equal(waitpid(r->pid, &w, 0), r->pid);
+	return WIFEXITED(w) ? WEXITSTATUS(w) : 1000 + WTERMSIG(w);
+}
+
+static int run_client(const char *const *words, const char *input,
+		      const char *token, char *out, size_t out_size, char *err,
+		      size_t err_size)
+{
+	struct run r = client_start(words, token);
+
+	if (input)
+		assert_int_equal(write(r.in, input, strlen(input)),
+				 (ssize_t)strlen(input));
+	return client_finish(&r, out, out_size, NULL, err, err_size);
+}
+
+/* --- tests -------------------------------------------------------------- */
+
+/* ssh semantics: the words are joined with spaces and run by sh -c on the
+ * other side, so quoting done for ssh survives and bare words split. */
+static void test_words_like_ssh(void **state)
+{
+	static const struct {
+		const char *words[16];
+		const char *out;
+	} cases[] = {
+	    {{"127.0.0.1", "echo", "hello", NULL}, "hello\n"},
+	    {{"127.0.0.1", "printf", "'[%s]'", "'a b'", "\"c'd\"", "''", NULL},
+	     "[a b][c'd][]"},
+	    {{"127.0.0.1", "printf '[%s]' 'x  y' \"$((6*7))\"", NULL},
+	     "[x  y][42]"},
+	    {{"127.0.0.1", "printf", "'[%s]'", "a b", "", NULL}, "[a][b]"},
+	    {{"-x", "-T", "-o", "BatchMode=yes", "-oStrictHostKeyChecking=no",
+	      "-p", "22", "-l", "someone", "127.0.0.1", "echo", "opts", NULL},
+	     "opts\n"},
+	    {{"user@127.0.0.1", "echo", "at", NULL}, "at\n"},
+	    {{"-q", "--", "localhost", "echo", "by name", NULL}, "by name\n"},
+	};
+	char out[256], err[1024];
+	size_t i;
+	int rc;
+
+	(void)state;
+	need_root();
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		rc = run_client(cases[i].words, NULL, fx.token_file, out,
+				sizeof(out), err, sizeof(err));
+		if (rc != 0 || strcmp(out, cases[i].out) != 0)
+			fail_msg("case %zu: rc %d out '%s' err '%s'", i, rc,
+				 out, err);
+	}
+}
+
+static void test_identity_and_env(void **state)
+{
+	const char *words[] = {
+	    "127.0.0.1",
+	    "id -u; id -g; echo \"$HOME|$USER|$VMENV_NODEID|$VMENV_NNODES|"
+	    "$VMENV_NODEFILE|$LC_ALL|${LD_PRELOAD-unset}\"",
+	    NULL};
+	char out[512], err[512];
+
+	(void)state;
+	need_root();
+	setenv("LC_ALL", "C", 1);
+	setenv("LD_PRELOAD", "", 1);
+	assert_int_equal(run_client(words, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 0);
+	unsetenv("LD_PRELOAD");
+	assert_string_equal(out, "65534\n65534\n/|nobody|1|3|"
+				 "/run/vmenv/nodefile|C|unset\n");
+}
+
+static void test_stdin_and_streams(void **state)
+{
+	const char *cat[] = {"127.0.0.1", "cat", NULL};
+	const char *split[] = {"127.0.0.1", "echo out; echo err >&2", NULL};
+	char out[256], err[256];
+
+	(void)state;
+	need_root();
+	assert_int_equal(run_client(cat, "line 1\nline 2\n", fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 0);
+	assert_string_equal(out, "line 1\nline 2\n");
+	assert_int_equal(run_client(split, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 0);
+	assert_string_equal(out, "out\n");
+	assert_string_equal(err, "err\n");
+}
+
+/* Megabytes each way, through the bounded buffers of both ends. */
+static void test_bulk(void **state)
+{
+	const char *count[] = {"127.0.0.1", "wc -c", NULL};
+	const char *gen[] = {"127.0.0.1", "head -c 4194304 /dev/zero", NULL};
+	static char big[3 * 1024 * 1024 + 1];
+	struct run r;
+	char out[64], err[256];
+	size_t len = 0;
+	pid_t writer;
+
+	(void)state;
+	need_root();
+	memset(big, 'z', sizeof(big) - 1);
+	r = client_start(count, fx.token_file);
+	/* A writer of its own: the client may block on stdin meanwhile. */
+	writer = fork();
+	if (writer == 0) {
+		_exit(write(r.in, big, sizeof(big) - 1) ==
+			      (ssize_t)sizeof(big) - 1
+			  ? 0
+			  : 1);
+	}
+	assert_int_equal(
+	    client_finish(&r, out, sizeof(out), NULL, err, sizeof(err)), 0);
+	assert_int_equal(atoi(out), sizeof(big) - 1);
+	waitpid(writer, NULL, 0);
+	r = client_start(gen, fx.token_file);
+	assert_int_equal(
+	    client_finish(&r, out, sizeof(out), &len, err, sizeof(err)), 0);
+	assert_int_equal(len, 4194304);
+}
+
+static void test_exit_status(void **state)
+{
+	const char *code[] = {"127.0.0.1", "exit 7", NULL};
+	const char *sig[] = {"127.0.0.1", "kill -TERM $$", NULL};
+	const char *missing[] = {"127.0.0.1", "no-such-command-here", NULL};
+	char out[256], err[256];
+
+	(void)state;
+	need_root();
+	assert_int_equal(run_client(code, NULL, fx.token_file, out, sizeof(out),
+				    err, sizeof(err)),
+			 7);
+	assert_int_equal(run_client(sig, NULL, fx.token_file, out, sizeof(out),
+				    err, sizeof(err)),
+			 128 + SIGTERM);
+	assert_int_equal(run_client(missing, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 127);
+	assert_contains(err, "no-such-command-here");
+}
+
+/* A signal to the client reaches the remote command. */
+static void test_signal_forwarded(void **state)
+{
+	const char *words[] = {"127.0.0.1", "echo started; exec sleep 30",
+			       NULL};
+	struct timespec t0, t1;
+	char out[256], err[256], c;
+	struct run r;
+
+	(void)state;
+	need_root();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = client_start(words, fx.token_file);
+	assert_int_equal(read(r.out, &c, 1), 1); /* "started" */
+	kill(r.pid, SIGINT);
+	assert_int_equal(
+	    client_finish(&r, out, sizeof(out), NULL, err, sizeof(err)),
+	    128 + SIGINT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 10);
+}
+
+static void test_wrong_token(void **state)
+{
+	const char *words[] = {"127.0.0.1", "echo should not run", NULL};
+	char out[256], err[512];
+
+	(void)state;
+	need_root();
+	assert_int_equal(run_client(words, NULL, fx.bad_token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 255);
+	assert_string_equal(out, "");
+	assert_contains(err, "vmenv-rsh: 127.0.0.1: refused");
+	assert_contains(err, "wrong job token");
+}
+
+static void test_unreachable(void **state)
+{
+	const char *words[] = {"127.0.0.1", "true", NULL};
+	const char *unknown[] = {"no-such-peer", "true", NULL};
+	const char *no_cmd[] = {"127.0.0.1", NULL};
+	char out[256], err[512];
+	int fd, one = 1;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+
+	(void)state;
+	need_root();
+	/* A port nobody listens on: bound, never listened. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	getsockname(fd, (struct sockaddr *)&sin, &len);
+	client_env_port = ntohs(sin.sin_port);
+	assert_int_equal(run_client(words, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 255);
+	client_env_port = -1;
+	close(fd);
+	assert_contains(err, "vmenv-rsh: 127.0.0.1: connecting");
+	assert_int_equal(run_client(unknown, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 255);
+	assert_contains(err, "vmenv-rsh: no-such-peer: unknown host");
+	assert_int_equal(run_client(no_cmd, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 255);
+	assert_contains(err, "usage");
+}
+
+/* A session waiting on its stdin does not hold up a second one. */
+static void test_concurrent(void **state)
+{
+	const char *waits[] = {"127.0.0.1", "read x; echo got $x", NULL};
+	const char *quick[] = {"127.0.0.1", "echo second", NULL};
+	char out[256], err[256];
+	struct run a;
+
+	(void)state;
+	need_root();
+	a = client_start(waits, fx.token_file);
+	if (run_client(quick, NULL, fx.token_file, out, sizeof(out), err,
+		       sizeof(err)) != 0)
+		fail_msg("second session: %s", err);
+	assert_string_equal(out, "second\n");
+	if (write(a.in, "first\n", 6) != 6) {
+		int rc =
+		    client_finish(&a, out, sizeof(out), NULL, err, sizeof(err));
+		fail_msg("first session gone: rc %d out '%s' err '%s'", rc, out,
+			 err);
+	}
+	assert_int_equal(
+	    client_finish(&a, out, sizeof(out), NULL, err, sizeof(err)), 0);
+	assert_string_equal(out, "got first\n");
+}
+
+static int raw_connect(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)fx.port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/* RSH_MAX_CONNS connections that never authenticate: the next client is
+ * refused with the limit named; garbage closes a connection; afterwards
+ * the service works again. */
+static void test_limits_and_garbage(void **state)
+{
+	const char *words[] = {"127.0.0.1", "echo back", NULL};
+	int fds[RSH_MAX_CONNS], i, g;
+	char out[256], err[512], buf[16];
+	struct timeval tv = {5, 0};
+
+	(void)state;
+	need_root();
+	for (i = 0; i < RSH_MAX_CONNS; i++)
+		fds[i] = raw_connect();
+	assert_int_equal(run_client(words, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 255);
+	assert_contains(err, "too many rsh sessions (limit 16)");
+	for (i = 0; i < RSH_MAX_CONNS; i++)
+		close(fds[i]);
+	/* A header with a nonzero reserved byte: the service closes the
+	 * connection (a reset, as the rest is unread), once it has seen the
+	 * 16 closes above and has room again. */
+	for (int tries = 0;; tries++) {
+		ssize_t n;
+
+		assert_true(tries < 100);
+		g = raw_connect();
+		setsockopt(g, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		assert_int_equal(write(g, "\0\0\0\4\1\0\0\1xxxx", 12), 12);
+		n = read(g, buf, sizeof(buf));
+		if (n > 0 && buf[4] == RSH_REFUSE) { /* still full */
+			close(g);
+			usleep(50000);
+			continue;
+		}
+		if (n != 0 && !(n < 0 && errno == ECONNRESET))
+			fail_msg("garbage: read %zd (%s)", n, strerror(errno));
+		break;
+	}
+	close(g);
+	assert_int_equal(run_client(words, NULL, fx.token_file, out,
+				    sizeof(out), err, sizeof(err)),
+			 0);
+	assert_string_equal(out, "back\n");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_words_like_ssh),
+	    cmocka_unit_test(test_identity_and_env),
+	    cmocka_unit_test(test_stdin_and_streams),
+	    cmocka_unit_test(test_bulk),
+	    cmocka_unit_test(test_exit_status),
+	    cmocka_unit_test(test_signal_forwarded),
+	    cmocka_unit_test(test_wrong_token),
+	    cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_concurrent),
+	    cmocka_unit_test(test_limits_and_garbage),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
