@@ -7,6 +7,8 @@
 #   agent-client.pl --socket PATH [--start EPOCH] [--timeout S]
 #       [--setup] [--hostname H] [--user NAME --uid N --gid N --group NAME
 #       --home DIR] [--mount TAG:PATH]...
+#       [--node-index N --net-addr CIDR --token HEX --peer NAME=ADDR...
+#       --group-id GID...]
 #       [--cwd DIR] [--env K=V]... [--out DIR] [--exec 'SHELL COMMAND']...
 #       [--shutdown]
 #
@@ -16,6 +18,8 @@
 #   setup 6.201
 #   exec 1 exit 0 0.412 python3 -c 'print(6*7)'
 # With --out DIR, exec N's stdout and stderr go to DIR/N.out and DIR/N.err.
+# Any of the multi-node options (protocol version 2) makes it speak version
+# 2, whose SETUP carries them; otherwise it speaks version 1.
 # Exits 0 when every step worked (a command's own exit status is reported,
 # not judged), 1 otherwise.
 use strict;
@@ -32,12 +36,16 @@ my %NAME = reverse %T;
 
 my %o = (start => time(), timeout => 300, uid => 0, gid => 0, user => 'root',
 	group => 'root', home => '/root', hostname => '', cwd => '/',
-	mount => [], env => [], exec => []);
+	mount => [], env => [], exec => [], peer => [], 'group-id' => [],
+	'node-index' => 0, 'net-addr' => '', token => '');
 GetOptions(\%o, 'socket=s', 'start=f', 'timeout=f', 'setup', 'hostname=s',
 	'user=s', 'uid=i', 'gid=i', 'group=s', 'home=s', 'mount=s@', 'cwd=s',
-	'env=s@', 'out=s', 'exec=s@', 'shutdown') or exit 2;
+	'env=s@', 'out=s', 'exec=s@', 'shutdown', 'node-index=i', 'net-addr=s',
+	'token=s', 'peer=s@', 'group-id=i@') or exit 2;
 die "agent-client: --socket PATH is required\n" unless $o{socket};
 $o{setup} = 1 if @{$o{exec}};
+my $version = (@{$o{peer}} || $o{'net-addr'} ne '' || $o{token} ne '' ||
+	@{$o{'group-id'}}) ? 2 : 1;
 my $deadline = $o{start} + $o{timeout};
 
 sub fail { print "error $_[0]\n"; exit 1; }
@@ -99,13 +107,14 @@ sub get_str { my ($p) = @_; my $l = unpack 'N', $$p; my $s = substr $$p, 4, $l; 
 sub hello {
 	for (;;) {
 		fail 'no HELLO from the agent' if time() > $deadline;
-		send_frame('HELLO', 0, u32(1));
+		send_frame('HELLO', 0, u32($version));
 		my $f = read_frame(1) or next;
 		next unless $f->[0] eq 'HELLO';
 		my $p = $f->[2];
 		my ($ver, $flags) = unpack 'N N', $p;
 		substr($p, 0, 8, '');
 		print 'hello ', since(), " version $ver flags $flags ", get_str(\$p), "\n";
+		fail "the agent speaks version $ver, not $version" if $ver != $version;
 		return;
 	}
 }
@@ -115,6 +124,13 @@ sub setup {
 	my $p = str($o{hostname}) . str($o{user}) . u32($o{uid}) . u32($o{gid}) .
 		str($o{group}) . str($o{home}) . pack('q>', int(time())) .
 		u32(scalar @m) . join('', @m);
+	if ($version >= 2) {
+		my @peers = map { my ($n, $a) = split /=/, $_, 2; str($n) . str($a) } @{$o{peer}};
+		my @g = @{$o{'group-id'}};
+		$p .= u32($o{'node-index'}) . str($o{'net-addr'}) . str($o{token}) .
+			u32(scalar @g) . join('', map { u32($_) } @g) .
+			u32(scalar @peers) . join('', @peers);
+	}
 	send_frame('SETUP', 0, $p);
 	for (;;) {
 		fail 'no answer to SETUP' if time() > $deadline;
