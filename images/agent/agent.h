@@ -345,4 +345,9 @@ bool rsh_reaped(struct rsh_server *srv, pid_t pid, int wstatus);
 /* Kills every command and closes every connection and the listener. */
 void rsh_stop(struct rsh_server *srv);
 
+/* rshcmd.c: starts q's command as cfg's user, with a login-like
+ * environment; the parent's ends of its pipes go into c. 0 or -errno. */
+int rsh_cmd_start(const struct rsh_config *cfg, const struct rsh_request *q,
+		  struct rsh_conn *c);
+
 #endif
