@@ -118,7 +118,6 @@ static int send_setup(struct job *j, uint32_t version)
 	for (uint32_t i = 0; i < j->ngroups && i < AW_MAX_GROUPS; i++)
 		s.groups[i] = (uint32_t)j->groups[i];
 	r = aw_setup_encode(&s, version, &b);
-
 	if (r == 0)
 		r = agent_send(j, AW_SETUP, 0, b.data, b.len);
 	aw_buf_free(&b);
