@@ -323,6 +323,16 @@ int net_setup(const char *cidr, char *nic, size_t nic_size, char *msg,
 /* jobfiles.c */
 /* /etc/hosts, the node file and the token file of a SETUP with peers. */
 int jobfiles_write(const struct aw_setup *s, char *msg, size_t size);
+/* The same with other paths (tests). */
+struct jobfiles_paths {
+	const char *hosts;
+	const char *dir; /* holds nodefile and token */
+	const char *nodefile;
+	const char *token;
+};
+extern const struct jobfiles_paths jobfiles_default_paths;
+int jobfiles_write_at(const struct jobfiles_paths *p, const struct aw_setup *s,
+		      char *msg, size_t size);
 /* Replaces envp (envc entries) with a copy in which the VMENV_NODEFILE,
  * VMENV_NODEID and VMENV_NNODES of job j are set. 0 or -ENOMEM (envp
  * unchanged). Without nodes (nnodes 0) nothing changes. */

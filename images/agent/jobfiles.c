@@ -17,7 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HOSTS_FILE "/etc/hosts"
+const struct jobfiles_paths jobfiles_default_paths = {
+    .hosts = "/etc/hosts",
+    .dir = AGENT_JOBDIR,
+    .nodefile = AGENT_NODEFILE,
+    .token = AGENT_TOKEN_FILE,
+};
 #define HOSTS_HEAD \
 	"127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -68,39 +73,45 @@ static int write_text(const char *path, const struct aw_setup *s,
 	return 0;
 }
 
-static int rundir_make(char *msg, size_t size)
+/* The directory is root's (the agent's), 0755. */
+static int rundir_make(const char *dir, char *msg, size_t size)
 {
 	struct stat st;
 
-	if (mkdir(AGENT_JOBDIR, 0755) < 0 && errno != EEXIST)
-		return agent_fail(msg, size, errno, "mkdir %s", AGENT_JOBDIR);
-	if (lstat(AGENT_JOBDIR, &st) < 0)
-		return agent_fail(msg, size, errno, "stat %s", AGENT_JOBDIR);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return agent_fail(msg, size, errno, "mkdir %s", dir);
+	if (lstat(dir, &st) < 0)
+		return agent_fail(msg, size, errno, "stat %s", dir);
 	if (!S_ISDIR(st.st_mode))
-		return agent_fail(msg, size, ENOTDIR, "%s", AGENT_JOBDIR);
-	if (chown(AGENT_JOBDIR, 0, 0) < 0 || chmod(AGENT_JOBDIR, 0755) < 0)
-		return agent_fail(msg, size, errno, "chmod %s", AGENT_JOBDIR);
+		return agent_fail(msg, size, ENOTDIR, "%s", dir);
+	if (chown(dir, geteuid(), getegid()) < 0 || chmod(dir, 0755) < 0)
+		return agent_fail(msg, size, errno, "chmod %s", dir);
 	return 0;
 }
 
-int jobfiles_write(const struct aw_setup *s, char *msg, size_t size)
+int jobfiles_write_at(const struct jobfiles_paths *p, const struct aw_setup *s,
+		      char *msg, size_t size)
 {
 	int r;
 
 	if (!s->npeers)
 		return 0;
-	r = rundir_make(msg, size);
-	r = r ?: write_text(HOSTS_FILE, s, hosts_text, 0644, msg, size);
-	r = r ?: write_text(AGENT_NODEFILE, s, nodefile_text, 0644, msg, size);
+	r = rundir_make(p->dir, msg, size);
+	r = r ?: write_text(p->hosts, s, hosts_text, 0644, msg, size);
+	r = r ?: write_text(p->nodefile, s, nodefile_text, 0644, msg, size);
 	if (r < 0 || !s->job_token[0])
 		return r;
 	/* The token is the job user's key to the other guests: 0400, his. */
-	r = agent_write_file(AGENT_TOKEN_FILE, s->job_token,
-			     strlen(s->job_token), 0400, s->uid, s->gid);
+	r = agent_write_file(p->token, s->job_token, strlen(s->job_token), 0400,
+			     s->uid, s->gid);
 	if (r < 0)
-		return agent_fail(msg, size, -r, "writing %s",
-				  AGENT_TOKEN_FILE);
+		return agent_fail(msg, size, -r, "writing %s", p->token);
 	return 0;
+}
+
+int jobfiles_write(const struct aw_setup *s, char *msg, size_t size)
+{
+	return jobfiles_write_at(&jobfiles_default_paths, s, msg, size);
 }
 
 /* --- the job's environment ---------------------------------------------- */

@@ -560,6 +560,107 @@ static void test_limits_and_garbage(void **state)
 	assert_string_equal(out, "back\n");
 }
 
+/* --- the job's files and environment (no root needed) ----------------- */
+
+static char *slurp(const char *path)
+{
+	static char buf[4096];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
+
+static void test_jobfiles(void **state)
+{
+	char dir[] = "/tmp/vmenv-test-jobfiles.XXXXXX", hosts[96], sub[96],
+	     nodefile[128], token[128], msg[256], cmd[160];
+	char n0[] = "n0", n1[] = "n-1.x", n2[] = "n2", a0[] = "10.77.0.1",
+	     a1[] = "10.77.0.2", a2[] = "10.77.0.3", net[] = "10.77.0.2/16",
+	     tok[] = TOKEN;
+	struct aw_peer peers[3] = {{n0, a0}, {n1, a1}, {n2, a2}};
+	struct aw_setup s = {.uid = getuid(),
+			     .gid = getgid(),
+			     .node_index = 1,
+			     .net_addr = net,
+			     .job_token = tok,
+			     .npeers = 3,
+			     .peers = peers};
+	struct jobfiles_paths p = {hosts, sub, nodefile, token};
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(hosts, sizeof(hosts), "%s/hosts", dir);
+	snprintf(sub, sizeof(sub), "%s/run", dir);
+	snprintf(nodefile, sizeof(nodefile), "%s/nodefile", sub);
+	snprintf(token, sizeof(token), "%s/job-token", sub);
+	write_text(hosts, "10.0.0.9 stale\n");
+	assert_int_equal(jobfiles_write_at(&p, &s, msg, sizeof(msg)), 0);
+	assert_string_equal(slurp(hosts),
+			    "127.0.0.1\tlocalhost\n"
+			    "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+			    "10.77.0.1\tn0\n10.77.0.2\tn-1.x\n10.77.0.3\tn2\n");
+	assert_string_equal(slurp(nodefile), "n0\nn-1.x\nn2\n");
+	assert_string_equal(slurp(token), TOKEN);
+	assert_int_equal(stat(token, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0400);
+	assert_int_equal(st.st_uid, getuid());
+	assert_int_equal(stat(sub, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	assert_int_equal(stat(hosts, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	/* Again (a retried SETUP): the same files, no temporaries left. */
+	assert_int_equal(jobfiles_write_at(&p, &s, msg, sizeof(msg)), 0);
+	assert_string_equal(slurp(nodefile), "n0\nn-1.x\nn2\n");
+	snprintf(cmd, sizeof(cmd),
+		 "test -z \"$(ls %s %s | grep vmenv-agent.tmp)\"", dir, sub);
+	assert_int_equal(system(cmd), 0);
+	/* Without peers nothing is written. */
+	s.npeers = 0;
+	write_text(hosts, "kept\n");
+	assert_int_equal(jobfiles_write_at(&p, &s, msg, sizeof(msg)), 0);
+	assert_string_equal(slurp(hosts), "kept\n");
+	/* A failure names the file. */
+	s.npeers = 3;
+	snprintf(sub, sizeof(sub), "%s/hosts/x", dir);
+	assert_true(jobfiles_write_at(&p, &s, msg, sizeof(msg)) < 0);
+	assert_contains(msg, "/hosts/x");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_job_env(void **state)
+{
+	const char *const in[] = {"PATH=/bin", "VMENV_NODEID=7", "X=1",
+				  "VMENV_NNODES=9", NULL};
+	struct agent_job none = {0, 0}, j = {2, 5};
+	size_t n;
+	char **v = xstrv(in, &n);
+	uint32_t envc = (uint32_t)n;
+
+	(void)state;
+	assert_int_equal(jobfiles_env(&none, &v, &envc), 0);
+	assert_int_equal(envc, 4); /* no nodes: unchanged */
+	assert_string_equal(v[1], "VMENV_NODEID=7");
+	assert_int_equal(jobfiles_env(&j, &v, &envc), 0);
+	assert_int_equal(envc, 5);
+	assert_string_equal(v[0], "VMENV_NODEFILE=/run/vmenv/nodefile");
+	assert_string_equal(v[1], "VMENV_NODEID=2");
+	assert_string_equal(v[2], "VMENV_NNODES=5");
+	assert_string_equal(v[3], "PATH=/bin");
+	assert_string_equal(v[4], "X=1");
+	assert_null(v[5]);
+	for (uint32_t i = 0; i < envc; i++)
+		free(v[i]);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +674,8 @@ int main(void)
 	    cmocka_unit_test(test_unreachable),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_limits_and_garbage),
+	    cmocka_unit_test(test_jobfiles),
+	    cmocka_unit_test(test_job_env),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
