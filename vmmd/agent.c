@@ -95,8 +95,31 @@ static int send_hello(struct job *j)
 	return r;
 }
 
-/* The multi-node fields (SETUP v2) are empty until vmmd knows a job's
- * network; only the job user's groups are known already. */
+/* The job's network (vmmd/jobnet.h) into SETUP v2's fields; the peers
+ * array (owned by the caller) points into j->net. */
+static int setup_net(struct job *j, struct aw_setup *s,
+		     struct aw_peer **ret_peers)
+{
+	struct aw_peer *p;
+
+	if (!j->has_net)
+		return 0;
+	p = calloc(j->net.nnodes ? j->net.nnodes : 1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < j->net.nnodes; i++) {
+		p[i].name = j->net.peer_names[i];
+		p[i].addr = j->net.peer_addrs[i];
+	}
+	s->node_index = j->net.node_index;
+	s->net_addr = j->net.addr;
+	s->job_token = j->net.token;
+	s->npeers = j->net.nnodes;
+	s->peers = p;
+	*ret_peers = p;
+	return 0;
+}
+
 static int send_setup(struct job *j, uint32_t version)
 {
 	char tag[] = JOB_SHARE_TAG;
@@ -112,12 +135,15 @@ static int send_setup(struct job *j, uint32_t version)
 	    .mounts = {{.tag = tag, .path = j->work_dir}},
 	    .ngroups = j->ngroups,
 	};
+	_cleanup_free_ struct aw_peer *peers = NULL;
 	struct aw_buf b = {0};
 	int r;
 
 	for (uint32_t i = 0; i < j->ngroups && i < AW_MAX_GROUPS; i++)
 		s.groups[i] = (uint32_t)j->groups[i];
-	r = aw_setup_encode(&s, version, &b);
+	r = setup_net(j, &s, &peers);
+	if (r == 0)
+		r = aw_setup_encode(&s, version, &b);
 	if (r == 0)
 		r = agent_send(j, AW_SETUP, 0, b.data, b.len);
 	aw_buf_free(&b);
@@ -150,6 +176,13 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	if (flags & AW_HELLO_SETUP_DONE) {
 		job_set_ready(a->j);
 		return 0;
+	}
+	/* A version 1 agent knows nothing of networks: the job's other
+	 * guests could never reach this one. */
+	if (a->j->has_net && version < 2) {
+		agent_fail(a, "the image's agent is too old for a multi-node "
+			      "job (agent protocol 1, needs 2)");
+		return -ECANCELED;
 	}
 	a->setup_sent = true;
 	return send_setup(a->j, version);

@@ -1357,6 +1357,68 @@ static void test_agent_v1(void **state)
 	assert_int_equal(job(f)->state, JOB_READY);
 }
 
+/* A job on 3 nodes, this one the second: its SETUP carries the network
+ * jobnet planned; an agent of protocol 1 cannot take it and fails the job. */
+static void multinode_job(struct fx *f)
+{
+	struct slurmjob_info si;
+	char why[256], key[256];
+
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	snprintf(si.nodes, sizeof(si.nodes), "n0,%s,n2", NODE);
+	si.node_index = 1;
+	si.nnodes = 3;
+	si.start_time = 1700000000;
+	fake_slurm_set(&si);
+	fixture_path(f, key, sizeof(key), "job.key");
+	write_text(key, "0123456789abcdef-site-key");
+	assert_int_equal(chmod(key, 0600), 0);
+	snprintf(f->d.cfg.job_key_file, sizeof(f->d.cfg.job_key_file), "%s",
+		 key);
+}
+
+static void test_agent_multinode(void **state)
+{
+	struct fx *f = *state;
+	struct aw_setup s;
+	struct frame fr;
+	int afd;
+
+	multinode_job(f);
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello(f, afd, 2);
+	agent_expect(f, afd, AW_SETUP, &fr);
+	assert_int_equal(aw_setup_decode(fr.p, fr.h.len, 2, &s), 0);
+	free(fr.p);
+	assert_int_equal(s.node_index, 1);
+	assert_int_equal(s.npeers, 3);
+	assert_string_equal(s.peers[0].name, "n0");
+	assert_string_equal(s.peers[1].name, NODE);
+	assert_string_equal(s.peers[2].name, "n2");
+	assert_string_equal(s.net_addr, job(f)->net.addr);
+	assert_string_equal(s.peers[1].addr, job(f)->net.peer_addrs[1]);
+	assert_string_equal(s.job_token, job(f)->net.token);
+	assert_true(aw_token_ok(s.job_token));
+	assert_int_equal(s.ngroups, job(f)->ngroups);
+	aw_setup_clear(&s);
+	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
+	pump_until_state(f, JOB_READY);
+
+	f = fx_renew(state);
+	multinode_job(f);
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello(f, afd, 1);
+	pump_until_state(f, JOB_FAILED);
+	assert_contains(job(f)->error, "too old for a multi-node job");
+}
+
 /* stdin relayed, stderr merged into stdout, a signal exit. */
 static void test_exec_stdin_merge_signal(void **state)
 {
@@ -2369,6 +2431,7 @@ int main(void)
 	    T(test_spec_drives_placement),
 	    T(test_exec_waits_then_runs),
 	    T(test_agent_v1),
+	    T(test_agent_multinode),
 	    T(test_exec_stdin_merge_signal),
 	    T(test_exec_script),
 	    T(test_exec_signal_and_client_gone),
