@@ -64,7 +64,7 @@ out=$(cat b.out)
 check_eq "a 3-node VM batch job ends with the script's exit code" "FAILED 3:0" "$st $(job_field "$j" ExitCode)"
 check_contains "the batch script ran in the first node's guest" "$out" "batch in $N1 1"
 check_eq "while it ran, each node had its guest" \
-	"vmenv-$N1-$j vmenv-$N2-$j vmenv-$N3-$j " "$seen"
+	"$(printf '%s\n' "vmenv-$N1-$j" "vmenv-$N2-$j" "vmenv-$N3-$j" | sort | tr '\n' ' ')" "$seen"
 check_contains "the guest finds its peers in \$VMENV_NODEFILE" "$out" "nodefile: $N1 $N2 $N3 "
 check_contains "... and its own index" "$out" "node 0 of 3"
 for n in $NODES; do
