@@ -58,6 +58,10 @@ struct vmmd_config {
 	char guest_net[32]; /* the guests' private subnet, a.b.c.d/len */
 	uint32_t net_mcast_port;
 	char job_key_file[VMENV_MAX_PATH];
+	/* Checkpoints (docs/checkpoint.md). */
+	char checkpoint_dir[VMENV_MAX_PATH];
+	uint32_t checkpoint_probe_mib;
+	uint32_t checkpoint_requery_s;
 };
 
 /* Is the catalog setting a URL (else a local path)? */

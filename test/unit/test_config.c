@@ -68,6 +68,9 @@ static const char *const all_keys[] = {
     "guest_net",
     "net_mcast_port",
     "job_key_file",
+    "checkpoint_dir",
+    "checkpoint_probe_mib",
+    "checkpoint_requery_s",
 };
 
 static void defaults(struct vmmd_config *c)
