@@ -748,14 +748,25 @@ int aw_exec_decode(const void *p, size_t n, struct aw_exec *ret)
 /* --- names -------------------------------------------------------------- */
 
 static const char *const aw_type_names[AW_TYPE_END] = {
-    [AW_HELLO] = "HELLO",	  [AW_SETUP] = "SETUP",
-    [AW_SETUP_OK] = "SETUP_OK",	  [AW_SETUP_FAIL] = "SETUP_FAIL",
-    [AW_EXEC] = "EXEC",		  [AW_STARTED] = "STARTED",
-    [AW_EXEC_FAIL] = "EXEC_FAIL", [AW_STDIN] = "STDIN",
-    [AW_STDOUT] = "STDOUT",	  [AW_STDERR] = "STDERR",
-    [AW_CREDIT] = "CREDIT",	  [AW_SIGNAL] = "SIGNAL",
-    [AW_EXIT] = "EXIT",		  [AW_SHUTDOWN] = "SHUTDOWN",
+    [AW_HELLO] = "HELLO",
+    [AW_SETUP] = "SETUP",
+    [AW_SETUP_OK] = "SETUP_OK",
+    [AW_SETUP_FAIL] = "SETUP_FAIL",
+    [AW_EXEC] = "EXEC",
+    [AW_STARTED] = "STARTED",
+    [AW_EXEC_FAIL] = "EXEC_FAIL",
+    [AW_STDIN] = "STDIN",
+    [AW_STDOUT] = "STDOUT",
+    [AW_STDERR] = "STDERR",
+    [AW_CREDIT] = "CREDIT",
+    [AW_SIGNAL] = "SIGNAL",
+    [AW_EXIT] = "EXIT",
+    [AW_SHUTDOWN] = "SHUTDOWN",
     [AW_ERROR] = "ERROR",
+    [AW_CKPT_PREPARE] = "CKPT_PREPARE",
+    [AW_CKPT_RESUME] = "CKPT_RESUME",
+    [AW_CKPT_OK] = "CKPT_OK",
+    [AW_CKPT_REFUSED] = "CKPT_REFUSED",
 };
 
 const char *aw_type_name(uint8_t type)

@@ -91,10 +91,32 @@ enum aw_type {
 			  sent after both output EOFs; session is over */
 	AW_SHUTDOWN,   /* host, session 0: sync and power off */
 	AW_ERROR,      /* agent, session 0: str message (protocol error seen) */
+	/* Checkpoint (docs/checkpoint.md), session 0, only to an agent that
+	 * set AW_HELLO_CKPT: */
+	AW_CKPT_PREPARE, /* host: u32 flags (AW_CKPT_*). The agent runs the
+			    image's prepare hook, freezes the job's processes,
+			    releases the 9p mounts (AW_CKPT_MOUNTS), stops
+			    reading the sessions' output and answers CKPT_OK
+			    (all output before it was sent) or CKPT_REFUSED
+			    (everything as before) */
+	AW_CKPT_RESUME,	 /* host: i64 wall clock (s), u32 flags. Steps the
+			    clock, remounts, thaws, runs the resume hook, reads
+			    output again; answers CKPT_OK or CKPT_REFUSED */
+	AW_CKPT_OK,	 /* agent: u32 the request's type */
+	AW_CKPT_REFUSED, /* agent: u32 the request's type, u32 errno, str
+			    reason */
 	AW_TYPE_END
 };
 
 #define AW_HELLO_SETUP_DONE 0x1u
+/* The agent knows the CKPT_* frames. */
+#define AW_HELLO_CKPT 0x2u
+/* The agent holds a prepared checkpoint (frozen, output paused): the host
+ * it now talks to is a restored guest's, and must send CKPT_RESUME. */
+#define AW_HELLO_CKPT_HELD 0x4u
+
+/* CKPT_PREPARE / CKPT_RESUME flags */
+#define AW_CKPT_MOUNTS 0x1u /* unmount the SETUP mounts / mount them again */
 
 enum aw_exit_kind { AW_EXIT_CODE = 0, AW_EXIT_SIGNAL = 1 };
 

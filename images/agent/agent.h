@@ -59,6 +59,8 @@
 #define RSH_AUTH_MS   10000
 #define RSH_LINGER_MS 10000
 #define RSH_OUT_HIGH  (256u * 1024u)
+/* Every session's processes, for the checkpoint freezer (ckpt.c). */
+#define AGENT_CGROUP "/sys/fs/cgroup/vmenv.job"
 
 /* The virtio-serial port and its framing state. */
 struct chan {
@@ -189,6 +191,15 @@ struct agent {
 	struct session sessions[AGENT_MAX_SESSIONS];
 	struct agent_job job;
 	struct rsh_server rsh;
+	/* SETUP's mounts, released and re-established across a checkpoint. */
+	uint32_t nmounts;
+	char *mount_tag[AW_MAX_MOUNTS];
+	char *mount_path[AW_MAX_MOUNTS];
+	/* A checkpoint is prepared: processes frozen, output not read, and a
+	 * host that goes away does not end the sessions. */
+	bool ckpt_held;
+	bool ckpt_mounts_released;
+	bool ckpt_sigstop; /* frozen with SIGSTOP (no cgroup v2) */
 };
 
 /* The poll set of one loop iteration, with what each entry belongs to. */
@@ -314,6 +325,16 @@ int spawn_status_read(int fd, const struct start_info *si, char *msg,
 
 /* setup.c */
 int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+/* Mounts one 9p share (tag on path). 0 or -errno. */
+int setup_mount_one(const char *tag, const char *path);
+
+/* ckpt.c */
+int ckpt_prepare(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+int ckpt_resume(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+/* Creates AGENT_CGROUP (mounting cgroup2 first when needed). */
+void ckpt_cgroup_init(void);
+/* In a session's child: join AGENT_CGROUP. */
+void ckpt_cgroup_join(void);
 
 /* net.c: lo up, and the first Ethernet interface (name into nic) up with
  * the address and prefix of cidr. 0 or -errno with the reason in msg. */

@@ -114,7 +114,9 @@ static int on_hello(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	snprintf(info, sizeof(info), "vmenv-agent %s %s", PACKAGE_VERSION,
 		 u.release);
 	err = aw_put_u32(&b, a->version);
-	err = err ?: aw_put_u32(&b, a->setup_done ? AW_HELLO_SETUP_DONE : 0);
+	err = err ?: aw_put_u32(&b, (a->setup_done ? AW_HELLO_SETUP_DONE : 0) |
+					AW_HELLO_CKPT |
+					(a->ckpt_held ? AW_HELLO_CKPT_HELD : 0));
 	err = err ?: aw_put_str(&b, info);
 	send_buf(a, AW_HELLO, 0, &b, err);
 	return 0;
@@ -150,10 +152,15 @@ static const struct {
 	frame_fn *fn;
 	bool on_session; /* needs session != 0; else session must be 0 */
 } frame_table[AW_TYPE_END] = {
-    [AW_HELLO] = {on_hello, false},	  [AW_SETUP] = {setup_handle, false},
-    [AW_SHUTDOWN] = {on_shutdown, false}, [AW_EXEC] = {session_exec, true},
-    [AW_STDIN] = {session_stdin, true},	  [AW_CREDIT] = {session_credit, true},
+    [AW_HELLO] = {on_hello, false},
+    [AW_SETUP] = {setup_handle, false},
+    [AW_SHUTDOWN] = {on_shutdown, false},
+    [AW_EXEC] = {session_exec, true},
+    [AW_STDIN] = {session_stdin, true},
+    [AW_CREDIT] = {session_credit, true},
     [AW_SIGNAL] = {session_signal, true},
+    [AW_CKPT_PREPARE] = {ckpt_prepare, false},
+    [AW_CKPT_RESUME] = {ckpt_resume, false},
 };
 
 int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
@@ -220,6 +227,14 @@ static void ensure_std_fds(void)
 
 static void drop_host(struct agent *a, const char *why, int err)
 {
+	/* Saved for a checkpoint: the sessions wait, frozen, for the host
+	 * of the restored guest. */
+	if (a->ckpt_held) {
+		agent_log("%s; sessions held for the checkpoint", why);
+		chan_reset(&a->ch);
+		a->ch.connected = false;
+		return;
+	}
 	if (err)
 		agent_log("%s: %s; killing all sessions", why, strerror(err));
 	else

@@ -558,7 +558,8 @@ void sessions_poll_add(struct agent *a, struct pollset *ps)
 
 	for (i = 0; i < AGENT_MAX_SESSIONS; i++) {
 		s = &a->sessions[i];
-		if (!s->active)
+		/* Held for a checkpoint: nothing moves until it resumes. */
+		if (!s->active || a->ckpt_held)
 			continue;
 		if (s->starting)
 			pollset_add(ps, s->status_fd, POLLIN, PK_STATUS, i,

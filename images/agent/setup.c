@@ -290,6 +290,26 @@ static int mkdir_p(const char *path)
 	}
 }
 
+int setup_mount_one(const char *tag, const char *path)
+{
+	return mount(tag, path, "9p", 0, MOUNT_OPTS) < 0 ? -errno : 0;
+}
+
+/* The checkpoint releases and re-establishes these (ckpt.c). */
+static void remember_mounts(struct agent *a, const struct aw_setup *s)
+{
+	for (uint32_t i = 0; i < s->nmounts; i++) {
+		a->mount_tag[a->nmounts] = strdup(s->mounts[i].tag);
+		a->mount_path[a->nmounts] = strdup(s->mounts[i].path);
+		if (!a->mount_tag[a->nmounts] || !a->mount_path[a->nmounts]) {
+			free(a->mount_tag[a->nmounts]);
+			free(a->mount_path[a->nmounts]);
+			continue;
+		}
+		a->nmounts++;
+	}
+}
+
 static int mount_all(const struct aw_setup *s, char *msg, size_t size)
 {
 	const struct aw_mount *m;
@@ -418,6 +438,8 @@ int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 				  s.node_index, s.npeers);
 			a->job = (struct agent_job){s.node_index, s.npeers};
 			a->setup_done = true;
+			remember_mounts(a, &s);
+			ckpt_cgroup_init();
 		}
 	}
 	if (a->setup_done)

@@ -135,6 +135,7 @@ void spawn_child(struct aw_exec *e, const struct spawn_pipes *p, char *script)
 	signal(SIGPIPE, SIG_DFL);
 	if (setsid() < 0)
 		child_fail(st, STAGE_SETUP, errno);
+	ckpt_cgroup_join();
 	err = child_stdio(p);
 	if (err)
 		child_fail(st, STAGE_SETUP, err);
