@@ -171,6 +171,12 @@ static void on_reply(const struct proto_reply *rep)
 		return;
 	case PROTO_EV_EXIT:
 		end_like(rep);
+	case PROTO_EV_CHECKPOINTED:
+		/* The guest is saved and gone: nothing of ours runs any more,
+		 * and the SIGTERM Slurm sends at the requeue must not reach a
+		 * restored guest. A task of the restarted job re-attaches. */
+		fprintf(stderr, "vmenv: %s\n", rep->error);
+		exit(rep->exit_value);
 	case PROTO_EV_ERROR:
 	case PROTO_REPLY_ERROR:
 		die("%s", rep->error);

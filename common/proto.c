@@ -23,7 +23,7 @@ static const char *const op_names[] = {
     [PROTO_OP_START] = "start",	      [PROTO_OP_STOP] = "stop",
     [PROTO_OP_EXEC] = "exec",	      [PROTO_OP_SIGNAL] = "signal",
     [PROTO_OP_STATUS] = "status",     [PROTO_OP_LIST] = "list",
-    [PROTO_OP_STEP_END] = "step_end",
+    [PROTO_OP_STEP_END] = "step_end", [PROTO_OP_CHECKPOINT] = "checkpoint",
 };
 
 /* Keys each op may carry besides "op". */
@@ -36,6 +36,7 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_STATUS] = {NULL},
     [PROTO_OP_LIST] = {NULL},
     [PROTO_OP_STEP_END] = {"job"},
+    [PROTO_OP_CHECKPOINT] = {"job"},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -134,6 +135,7 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 		break;
 	case PROTO_OP_STOP:
 	case PROTO_OP_STEP_END:
+	case PROTO_OP_CHECKPOINT:
 		json_object_object_add(o, "job",
 				       json_object_new_int64(req->job_id));
 		break;
@@ -421,6 +423,7 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 		return decode_options(o, &req->start, err, errlen);
 	case PROTO_OP_STOP:
 	case PROTO_OP_STEP_END:
+	case PROTO_OP_CHECKPOINT:
 		return get_u32(o, "job", &req->job_id, err, errlen);
 	case PROTO_OP_EXEC:
 		r = get_u32(o, "job", &req->job_id, err, errlen);
@@ -498,6 +501,10 @@ static struct json_object *job_info_json(const struct proto_job_info *j)
 	json_object_object_add(o, "sessions",
 			       json_object_new_int64(j->sessions));
 	json_object_object_add(o, "error", json_object_new_string(j->error));
+	json_object_object_add(o, "ckpt_due",
+			       json_object_new_int64(j->ckpt_due));
+	json_object_object_add(o, "ckpt_lead_s",
+			       json_object_new_int64(j->ckpt_lead_s));
 	return o;
 }
 
@@ -553,6 +560,14 @@ static int reply_body(struct json_object *o, const struct proto_reply *rep)
 				       json_object_new_string("error"));
 		json_object_object_add(o, "error",
 				       json_object_new_string(rep->error));
+		break;
+	case PROTO_EV_CHECKPOINTED:
+		json_object_object_add(o, "event",
+				       json_object_new_string("checkpointed"));
+		json_object_object_add(o, "error",
+				       json_object_new_string(rep->error));
+		json_object_object_add(o, "code",
+				       json_object_new_int(rep->exit_value));
 		break;
 	default:
 		return -EINVAL;
@@ -632,6 +647,8 @@ static int decode_jobs(struct json_object *a, struct proto_reply *rep)
 		opt_str(j, "domain", ji->domain, sizeof(ji->domain));
 		opt_str(j, "console", ji->console, sizeof(ji->console));
 		opt_str(j, "error", ji->error, sizeof(ji->error));
+		ji->ckpt_due = (int64_t)opt_u64(j, "ckpt_due");
+		ji->ckpt_lead_s = (uint32_t)opt_u64(j, "ckpt_lead_s");
 	}
 	return 0;
 }
@@ -648,6 +665,12 @@ static int decode_event(struct json_object *o, struct proto_reply *rep,
 	} else if (strcmp(ev, "error") == 0) {
 		rep->kind = PROTO_EV_ERROR;
 		opt_str(o, "error", rep->error, sizeof(rep->error));
+	} else if (strcmp(ev, "checkpointed") == 0) {
+		rep->kind = PROTO_EV_CHECKPOINTED;
+		opt_str(o, "error", rep->error, sizeof(rep->error));
+		if (!json_object_object_get_ex(o, "code", &v))
+			return fail(err, errlen, "checkpointed without code");
+		rep->exit_value = json_object_get_int(v);
 	} else if (strcmp(ev, "exit") == 0) {
 		rep->kind = PROTO_EV_EXIT;
 		if (json_object_object_get_ex(o, "signal", &v)) {

@@ -20,10 +20,14 @@
  *    "stdin":bool,"merge_stderr":bool,"script":bool}   fds: 0,1,2[,script]
  *   {"op":"signal","signal":S}             on an exec connection, any time
  *   {"op":"status"}   {"op":"list"}
+ *   {"op":"checkpoint","job":N}   save now, go on (the job's owner or root)
  * Replies (vmmd -> client):
  *   {"ok":true} / {"ok":false,"error":"job 42: ..."}
  *   exec: {"event":"started"} then {"event":"exit","code":C} or
  *         {"event":"exit","signal":S} or {"event":"error","error":".."}
+ *         or {"event":"checkpointed","error":"job 42: checkpointed on
+ *         node n1, requeued","code":C}: the guest was saved; the task
+ *         ends (with C) and a task of the restarted job re-attaches
  *   status: {"ok":true,"status":{...}}   list: {"ok":true,"jobs":[...]}
  */
 #ifndef VMENV_PROTO_H
@@ -49,6 +53,7 @@ enum proto_op {
 	PROTO_OP_STATUS,
 	PROTO_OP_LIST,
 	PROTO_OP_STEP_END,
+	PROTO_OP_CHECKPOINT,
 };
 
 struct proto_start {
@@ -90,6 +95,7 @@ enum proto_kind {
 	PROTO_EV_STARTED,
 	PROTO_EV_EXIT,
 	PROTO_EV_ERROR,
+	PROTO_EV_CHECKPOINTED, /* error: the message; exit_value: the code */
 };
 
 struct proto_job_info {
@@ -103,6 +109,8 @@ struct proto_job_info {
 	uint32_t mem_mib;
 	uint32_t sessions;
 	char error[PROTO_MAX_ERROR];
+	int64_t ckpt_due;     /* next checkpoint (wall clock s), 0: none */
+	uint32_t ckpt_lead_s; /* the lead it was computed with */
 };
 
 struct proto_status {

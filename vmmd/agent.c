@@ -2,6 +2,7 @@
 #include "agent.h"
 
 #include "agentwire.h"
+#include "ckpt.h"
 #include "cleanup.h"
 #include "exec.h"
 #include "job.h"
@@ -173,6 +174,12 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	a->hello_seen = true;
 	a->version = version;
 	log_info("job %u: agent up (%s)", a->j->id, info ? info : "?");
+	a->j->agent_ckpt = flags & AW_HELLO_CKPT;
+	/* A restored guest (or one whose save failed) waits, frozen. */
+	if ((flags & AW_HELLO_CKPT_HELD) || ckpt_busy(a->j)) {
+		ckpt_on_agent_held(a->j);
+		return 0;
+	}
 	if (flags & AW_HELLO_SETUP_DONE) {
 		job_set_ready(a->j);
 		return 0;
@@ -226,6 +233,9 @@ static int dispatch(struct agent *a)
 	case AW_ERROR:
 		agent_fail(a, "the guest's agent reported a protocol error");
 		return -ECANCELED;
+	case AW_CKPT_OK:
+	case AW_CKPT_REFUSED:
+		return ckpt_on_agent_frame(j, h->type, a->payload, h->len);
 	default:
 		return -EPROTO;
 	}

@@ -7,6 +7,7 @@
  */
 #include "ckpt_store.h"
 
+#include "agentwire.h"
 #include "cleanup.h"
 
 #include <errno.h>
@@ -16,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const file_names[] = {CKPT_MEMORY, CKPT_DISK, CKPT_FILES};
+static const char *const file_names[] = {CKPT_MEMORY, CKPT_DISK, CKPT_FILES,
+					 CKPT_OUTPUT};
 
 void ckpt_manifest_clear(struct ckpt_manifest *m)
 {
@@ -64,7 +66,8 @@ static struct json_object *enc_session(const struct ckpt_session *s)
 	    add(o, "stdout_bytes", json_object_new_uint64(s->out_bytes[0])) <
 		0 ||
 	    add(o, "stderr_bytes", json_object_new_uint64(s->out_bytes[1])) <
-		0) {
+		0 ||
+	    add(o, "credit", json_object_new_uint64(s->credit)) < 0) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -299,11 +302,15 @@ static int dec_session(struct dctx *c, struct json_object *o,
 			r = get_u64(c, v, k, INT64_MAX, &s->out_bytes[0]);
 		else if (strcmp(k, "stderr_bytes") == 0)
 			r = get_u64(c, v, k, INT64_MAX, &s->out_bytes[1]);
+		else if (strcmp(k, "credit") == 0)
+			r = get_u32(c, v, k, &s->credit);
 		else
 			r = bad(c, k, "is not a session field");
 		if (r < 0)
 			return r;
 	}
+	if (s->credit > AW_WINDOW)
+		return bad(c, "sessions.credit", "is larger than the window");
 	return s->id ? 0 : bad(c, "sessions.id", "is missing or 0");
 }
 

@@ -20,6 +20,7 @@ static const struct {
     {CKPT_MEMORY, true},
     {CKPT_DISK, true},
     {CKPT_FILES, false},
+    {CKPT_OUTPUT, false},
 };
 
 int ckpt_store_job_dir(const char *root, uint32_t job_id, char *buf, size_t len)

@@ -7,6 +7,8 @@
  *                        disk.qcow2     the job's overlay (on the cached base
  *                                       image named in the manifest)
  *                        files          jobfiles_freeze()'s state (optional)
+ *                        output         the batch output file as it was
+ *                                       (optional; exec_ckpt_adopt)
  *                        manifest.json  written LAST, atomically
  *
  * A <seq> directory without a complete manifest does not exist: it is what
@@ -36,7 +38,8 @@
 #define CKPT_MEMORY	  "memory"
 #define CKPT_DISK	  "disk.qcow2"
 #define CKPT_FILES	  "files"
-#define CKPT_MAX_FILES	  4
+#define CKPT_OUTPUT	  "output"
+#define CKPT_MAX_FILES	  5
 #define CKPT_MAX_SESSIONS 64
 #define CKPT_MAX_MANIFEST (4u * 1024u * 1024u)
 #define CKPT_MAX_TEXT	  (1u * 1024u * 1024u) /* spec, domain XML */
@@ -59,6 +62,9 @@ struct ckpt_session {
 	 * the save (vmmd's count), so a re-attach neither loses nor repeats
 	 * a byte. */
 	uint64_t out_bytes[2];
+	/* Output window the agent counts as in flight (returned with CREDIT
+	 * after the restore). */
+	uint32_t credit;
 };
 
 struct ckpt_manifest {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "vmmd.h"
 
+#include "ckpt.h"
 #include "cleanup.h"
 #include "devices.h"
 #include "image.h"
@@ -188,6 +189,7 @@ int vmmd_init(struct vmmd *d)
 		log_warn("catalog: %s (every job will fail until it is fixed)",
 			 err);
 	spec_policies_load(d);
+	ckpt_init(d);
 	if ((r = open_hv(d)) < 0)
 		return r;
 	job_reconcile(d, true);

@@ -2,6 +2,7 @@
 #include "exec.h"
 
 #include "agent.h"
+#include "ckpt.h"
 #include "cleanup.h"
 #include "job.h"
 #include "log.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXEC_MAX_SCRIPT (8u * 1024u * 1024u)
@@ -23,7 +25,9 @@
 #define OUT_STDOUT 0
 #define OUT_STDERR 1
 
-enum sess_state { S_WAITING, S_RUNNING };
+/* S_DETACHED: a session of a restored guest whose task has not re-attached
+ * yet (its output waits in the queue, within the window). */
+enum sess_state { S_WAITING, S_RUNNING, S_DETACHED };
 
 struct out_stream {
 	int fd;
@@ -56,6 +60,14 @@ struct exec_session {
 	bool exit_signaled;
 	int exit_value;
 	struct proto_request req;
+	/* Checkpoints: the batch script's session re-attaches after a
+	 * restore; written[] counts what reached the task's stdout/stderr. */
+	bool batch;
+	uint64_t written[2];
+	/* The batch output as it was at the save, for a restarted batch step
+	 * whose output file Slurm truncated (exec_ckpt_adopt). */
+	char *replay_path;
+	uint64_t replay_size;
 };
 
 static void sess_free(struct exec_session *s);
@@ -124,6 +136,9 @@ static void sess_free(struct exec_session *s)
 	close_fd(&s->script_fd);
 	proto_rx_reset(&s->rx);
 	proto_request_clear(&s->req);
+	if (s->replay_path)
+		unlink(s->replay_path);
+	free(s->replay_path);
 	free(s);
 }
 
@@ -153,7 +168,9 @@ static void give_credit(struct exec_session *s, uint32_t n, bool force)
 
 static void maybe_finish(struct exec_session *s)
 {
-	if (!s->exit_seen || s->out[0].q.len || s->out[1].q.len)
+	/* A detached session keeps its exit for the task that re-attaches. */
+	if (!s->exit_seen || s->out[0].q.len || s->out[1].q.len ||
+	    s->st == S_DETACHED)
 		return;
 	sess_end(s, NULL);
 }
@@ -166,6 +183,9 @@ static size_t out_flush(struct exec_session *s, struct out_stream *o)
 {
 	size_t done = 0;
 
+	/* No task yet: the output waits for the one that re-attaches. */
+	if (o->fd < 0 && s->st == S_DETACHED)
+		return 0;
 	while (o->off < o->q.len && !o->broken) {
 		ssize_t n = write(o->fd, o->q.data + o->off, o->q.len - o->off);
 		if (n < 0 && errno == EINTR)
@@ -180,6 +200,7 @@ static size_t out_flush(struct exec_session *s, struct out_stream *o)
 		}
 		o->off += (size_t)n;
 		done += (size_t)n;
+		s->written[o == &s->out[OUT_STDERR]] += (uint64_t)n;
 	}
 	if (o->broken) {
 		done += o->q.len - o->off;
@@ -215,7 +236,7 @@ static int on_output(struct exec_session *s, int which, const uint8_t *p,
 	struct out_stream *o = &s->out[which];
 	size_t done;
 
-	if (o->fd < 0)
+	if (o->fd < 0 && (s->st != S_DETACHED || s->req.exec.merge_stderr))
 		o = &s->out[OUT_STDOUT]; /* merged */
 	if (n == 0) {
 		o->eof = true;
@@ -286,7 +307,9 @@ static void in_ready(void *data, uint32_t events)
 	ssize_t n;
 
 	(void)events;
-	if (want == 0) {
+	/* Nothing goes to a guest being checkpointed: it would be lost with
+	 * the channel; exec_ckpt_resumed() reads on. */
+	if (want == 0 || ckpt_busy(s->j)) {
 		in_pause(s, true);
 		return;
 	}
@@ -471,7 +494,7 @@ int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
 	/* Late frames of a session whose task went away are dropped. */
 	if (!s)
 		return 0;
-	if (s->st != S_RUNNING || s->exit_seen)
+	if ((s->st != S_RUNNING && s->st != S_DETACHED) || s->exit_seen)
 		return -EPROTO;
 	switch (h->type) {
 	case AW_STARTED:
@@ -519,7 +542,10 @@ static void on_client_msg(struct exec_session *s)
 		client_gone(s);
 		return;
 	}
-	if (s->st == S_RUNNING && aw_put_u32(&b, (uint32_t)req.signo) == 0)
+	/* During a checkpoint the guest is frozen or gone: the SIGTERM Slurm
+	 * sends at the requeue must not reach it. */
+	if (s->st == S_RUNNING && !ckpt_busy(s->j) &&
+	    aw_put_u32(&b, (uint32_t)req.signo) == 0)
 		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
 	aw_buf_free(&b);
 	proto_request_clear(&req);
@@ -565,6 +591,8 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 		fd_own_nonblock(&s->in_fd, O_RDONLY);
 	return 0;
 }
+
+static bool attach_batch(struct job *j, struct exec_session *n);
 
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds)
@@ -612,10 +640,210 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		sess_end(s, msg);
 		return;
 	}
+	s->batch = s->req.exec.script;
+	if (attach_batch(j, s))
+		return;
 	if (loop_add_fd(d->loop, cfd, EPOLLIN, client_io, s, &s->cw) < 0) {
 		sess_free(s);
 		return;
 	}
 	if (j->state == JOB_READY)
 		launch(s);
+}
+
+/* --- checkpoints -------------------------------------------------------- */
+
+bool exec_ckpt_flushed(const struct job *j)
+{
+	for (const struct exec_session *s = j->sessions; s; s = s->next)
+		if (s->out[0].q.len || s->out[1].q.len)
+			return false;
+	return true;
+}
+
+int exec_ckpt_collect(struct job *j, struct ckpt_manifest *m, int *ret_fd)
+{
+	*ret_fd = -1;
+	m->nsessions = 0;
+	m->next_session = j->next_session;
+	for (struct exec_session *s = j->sessions; s; s = s->next) {
+		struct ckpt_session *c;
+
+		if (s->st != S_RUNNING || s->exit_seen)
+			continue;
+		if (m->nsessions == CKPT_MAX_SESSIONS)
+			return -E2BIG;
+		c = &m->sessions[m->nsessions++];
+		c->id = s->id;
+		c->batch = s->batch;
+		c->merge_stderr = s->req.exec.merge_stderr;
+		c->out_bytes[0] = s->written[0];
+		c->out_bytes[1] = s->written[1];
+		/* The window the agent still counts as in flight: returned
+		 * after the restore, so the session's output flows again. */
+		c->credit = s->credit_pending + s->inflight;
+		if (s->batch && *ret_fd < 0 && s->out[OUT_STDOUT].fd >= 0)
+			*ret_fd = dup(s->out[OUT_STDOUT].fd);
+	}
+	return 0;
+}
+
+void exec_ckpt_resumed(struct job *j)
+{
+	for (struct exec_session *s = j->sessions; s; s = s->next) {
+		if (s->st != S_RUNNING)
+			continue;
+		give_credit(s, 0, true);
+		in_pause(s, false);
+	}
+}
+
+void exec_ckpt_end(struct job *j, const char *msg, int code)
+{
+	while (j->sessions) {
+		struct exec_session *s = j->sessions;
+		struct proto_reply rep = {.kind = PROTO_EV_CHECKPOINTED,
+					  .exit_value = code};
+
+		snprintf(rep.error, sizeof(rep.error), "%s", msg);
+		if (s->cfd >= 0)
+			proto_send_reply(s->cfd, &rep);
+		sess_free(s);
+	}
+}
+
+static struct exec_session *detached_new(struct job *j,
+					 const struct ckpt_session *c)
+{
+	struct exec_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->j = j;
+	s->id = c->id;
+	s->st = S_DETACHED;
+	s->batch = c->batch;
+	s->req.exec.merge_stderr = c->merge_stderr;
+	s->cfd = s->in_fd = s->script_fd = s->out[0].fd = s->out[1].fd = -1;
+	s->in_window = AW_WINDOW;
+	s->written[0] = c->out_bytes[0];
+	s->written[1] = c->out_bytes[1];
+	proto_rx_init(&s->rx);
+	s->next = j->sessions;
+	j->sessions = s;
+	return s;
+}
+
+int exec_ckpt_adopt(struct job *j, const struct ckpt_manifest *m,
+		    const char *replay_path)
+{
+	struct aw_buf b = {0};
+	int r = 0;
+
+	if (m->next_session > j->next_session)
+		j->next_session = m->next_session;
+	for (size_t i = 0; i < m->nsessions && r == 0; i++) {
+		const struct ckpt_session *c = &m->sessions[i];
+		struct exec_session *s;
+
+		/* Only the batch script's task comes back (a requeue starts
+		 * the batch step again); anything else has no one to talk
+		 * to and ends. */
+		if (!c->batch) {
+			b.len = 0;
+			if (aw_put_u32(&b, SIGKILL) == 0)
+				agent_send(j, AW_SIGNAL, c->id, b.data, b.len);
+			continue;
+		}
+		if (!(s = detached_new(j, c))) {
+			r = -ENOMEM;
+			break;
+		}
+		if (replay_path && !(s->replay_path = strdup(replay_path)))
+			r = -ENOMEM;
+		s->replay_size = c->out_bytes[0];
+		replay_path = NULL;
+		if (c->credit)
+			give_credit(s, c->credit, true);
+	}
+	aw_buf_free(&b);
+	return r;
+}
+
+static struct exec_session *detached_batch(struct job *j)
+{
+	for (struct exec_session *s = j->sessions; s; s = s->next)
+		if (s->st == S_DETACHED && s->batch)
+			return s;
+	return NULL;
+}
+
+/* Slurm opens the batch output of a restarted job with O_TRUNC unless the
+ * job asked for --open-mode=append (or JobFileAppend=1): what the job wrote
+ * before the checkpoint is then gone from the file. vmmd kept a copy in
+ * the checkpoint; it goes back first, so the file ends up as if the job
+ * had never stopped. An appended file (already that long) is left alone. */
+static int copy_fd(int in, int out)
+{
+	char buf[64 * 1024];
+	ssize_t n;
+
+	/* Not copy_file_range: the output is opened O_APPEND. */
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		int r = write_full(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+	return n < 0 ? -errno : 0;
+}
+
+static void replay_output(struct exec_session *s, int fd)
+{
+	struct stat st;
+	int in;
+
+	if (!s->replay_path || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size >= s->replay_size)
+		return;
+	in = open(s->replay_path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return;
+	if (st.st_size == 0 && copy_fd(in, fd) < 0)
+		log_err("job %u: cannot put the output before the checkpoint "
+			"back: %m",
+			s->j->id);
+	close(in);
+}
+
+/* A restarted batch step's task takes over the session that ran the batch
+ * script before the checkpoint: same process in the guest, output goes on
+ * where it stopped. */
+static bool attach_batch(struct job *j, struct exec_session *n)
+{
+	struct exec_session *s = detached_batch(j);
+
+	if (!s || !n->batch)
+		return false;
+	for (int i = 0; i < 2; i++) {
+		s->out[i].fd = n->out[i].fd;
+		n->out[i].fd = -1;
+	}
+	if (s->out[OUT_STDOUT].fd >= 0)
+		replay_output(s, s->out[OUT_STDOUT].fd);
+	s->cfd = n->cfd;
+	n->cfd = -1;
+	loop_del_fd(n->cw);
+	n->cw = NULL;
+	sess_free(n);
+	s->st = S_RUNNING;
+	if (loop_add_fd(j->d->loop, s->cfd, EPOLLIN, client_io, s, &s->cw) <
+	    0) {
+		client_gone(s);
+		return true;
+	}
+	log_info("job %u: the batch step re-attached to session %u", j->id,
+		 s->id);
+	reply_event(s, PROTO_EV_STARTED, NULL);
+	out_ready(s, EPOLLOUT);
+	return true;
 }

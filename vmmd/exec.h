@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "agentwire.h"
+#include "ckpt_store.h"
 #include "proto.h"
 
 struct job;
@@ -29,5 +30,23 @@ void exec_job_gone(struct job *j, const char *why);
 /* A session frame from the agent (already size-checked). */
 int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p);
 uint32_t exec_count(const struct job *j);
+
+/* Checkpoints (ckpt.c). */
+/* No output of any session is still queued toward its task. */
+bool exec_ckpt_flushed(const struct job *j);
+/* Records the running sessions into m; *ret_fd: a dup of the batch
+ * session's stdout (or -1), for the copy the restore may need. */
+int exec_ckpt_collect(struct job *j, struct ckpt_manifest *m, int *ret_fd);
+/* The guest goes on after a checkpoint (or one that failed): window and
+ * stdin flow again. */
+void exec_ckpt_resumed(struct job *j);
+/* The guest is saved: every session ends with PROTO_EV_CHECKPOINTED. */
+void exec_ckpt_end(struct job *j, const char *msg, int code);
+/* After a restore: the batch session waits (detached) for the restarted
+ * batch step's task; the others are killed. replay_path: the batch output
+ * as it was at the save (may be NULL), written back when the restarted
+ * step's output file turns out truncated. */
+int exec_ckpt_adopt(struct job *j, const struct ckpt_manifest *m,
+		    const char *replay_path);
 
 #endif

@@ -41,6 +41,31 @@ struct hv_ops {
 			     void (*cb)(void *data, const char *name,
 					enum hv_event ev),
 			     void *data);
+	/* Checkpoints (vmmd/ckpt.c). save and restore are called from a
+	 * worker thread (they take seconds): they touch nothing but their
+	 * arguments and the connection (libvirt's is thread-safe). */
+	/* Writes the running domain's memory and device state to path,
+	 * bypassing the page cache; the domain is gone afterwards. */
+	int (*save)(void *ctx, const char *name, const char *path, char *err,
+		    size_t errlen);
+	/* Starts a domain from a save image with xml (this allocation's
+	 * pinning and paths) instead of the saved XML; with a memory hard
+	 * limit (KiB, 0: none) set before its vCPUs run, as create_limited. */
+	int (*restore)(void *ctx, const char *path, const char *xml,
+		       uint64_t hard_limit_kib, char *err, size_t errlen);
+	/* Hot-unplugs a device (its XML) and waits at most timeout_ms until
+	 * the guest released it (gone: a text of the device's XML that is
+	 * absent from the domain's XML once it is removed). */
+	int (*detach)(void *ctx, const char *name, const char *dev_xml,
+		      const char *gone, int timeout_ms, char *err,
+		      size_t errlen);
+	int (*attach)(void *ctx, const char *name, const char *dev_xml,
+		      char *err, size_t errlen);
+	/* Whether this host can give a guest of domain type type the CPU
+	 * model (NULL/"": the node's default, always): 1 yes, 0 no (why
+	 * says so), -errno. */
+	int (*cpu_ok)(void *ctx, const char *type, const char *cpu_model,
+		      char *why, size_t whylen);
 };
 
 extern const struct hv_ops hv_libvirt_ops;

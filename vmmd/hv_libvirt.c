@@ -30,6 +30,9 @@ struct hv_lv {
 	int pipe_rd;
 	int pipe_wr;
 	int cb_id;
+	/* A checkpoint's save runs in a worker thread: (re)connecting is
+	 * serialised. */
+	pthread_mutex_t lock;
 };
 
 static pthread_once_t event_once = PTHREAD_ONCE_INIT;
@@ -124,7 +127,7 @@ static int lv_connect(struct hv_lv *h, char *err, size_t errlen)
 }
 
 /* Reconnects when libvirtd went away since the last call. */
-static int lv_conn(struct hv_lv *h, char *err, size_t errlen)
+static int lv_conn_locked(struct hv_lv *h, char *err, size_t errlen)
 {
 	if (h->conn && virConnectIsAlive(h->conn) == 1)
 		return 0;
@@ -134,6 +137,16 @@ static int lv_conn(struct hv_lv *h, char *err, size_t errlen)
 		h->conn = NULL;
 	}
 	return lv_connect(h, err, errlen);
+}
+
+static int lv_conn(struct hv_lv *h, char *err, size_t errlen)
+{
+	int r;
+
+	pthread_mutex_lock(&h->lock);
+	r = lv_conn_locked(h, err, errlen);
+	pthread_mutex_unlock(&h->lock);
+	return r;
 }
 
 static int lv_open(void **ctx, const char *uri, char *err, size_t errlen)
@@ -152,6 +165,7 @@ static int lv_open(void **ctx, const char *uri, char *err, size_t errlen)
 	}
 	h->pipe_rd = fds[0];
 	h->pipe_wr = fds[1];
+	pthread_mutex_init(&h->lock, NULL);
 	snprintf(h->uri, sizeof(h->uri), "%s", uri);
 	int r = lv_connect(h, err, errlen);
 	if (r < 0) {
@@ -321,6 +335,171 @@ static void lv_drain(void *ctx,
 	}
 }
 
+/* --- checkpoints --------------------------------------------------------- */
+
+static virDomainPtr lv_lookup(struct hv_lv *h, const char *name, char *err,
+			      size_t errlen)
+{
+	virDomainPtr d;
+
+	if (lv_conn(h, err, errlen) < 0)
+		return NULL;
+	d = virDomainLookupByName(h->conn, name);
+	if (!d)
+		set_err(err, errlen, "no such guest");
+	return d;
+}
+
+static int lv_save(void *ctx, const char *name, const char *path, char *err,
+		   size_t errlen)
+{
+	virDomainPtr d = lv_lookup(ctx, name, err, errlen);
+	int r = 0;
+
+	if (!d)
+		return -ENOENT;
+	/* The image is read once, at the restore, maybe on another node:
+	 * keeping it in this node's page cache only evicts the jobs'. */
+	if (virDomainSaveFlags(d, path, NULL, VIR_DOMAIN_SAVE_BYPASS_CACHE) <
+	    0) {
+		set_err(err, errlen, "libvirt could not save the guest");
+		r = virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID ? -EBUSY
+								       : -EIO;
+	}
+	virDomainFree(d);
+	return r;
+}
+
+/* The domain named in xml (our own XML: <name> holds no escapes). */
+static virDomainPtr lookup_xml_name(struct hv_lv *h, const char *xml)
+{
+	const char *p = strstr(xml, "<name>"), *e;
+	char name[160];
+
+	if (!p || !(e = strstr(p, "</name>")) || e - p - 6 >= 160)
+		return NULL;
+	snprintf(name, sizeof(name), "%.*s", (int)(e - p - 6), p + 6);
+	return virDomainLookupByName(h->conn, name);
+}
+
+static int lv_restore(void *ctx, const char *path, const char *xml,
+		      uint64_t hard_limit_kib, char *err, size_t errlen)
+{
+	struct hv_lv *h = ctx;
+	unsigned flags = VIR_DOMAIN_SAVE_BYPASS_CACHE;
+	virDomainPtr d;
+	int r = lv_conn(h, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (hard_limit_kib)
+		flags |= VIR_DOMAIN_SAVE_PAUSED;
+	if (virDomainRestoreFlags(h->conn, path, xml, flags) < 0) {
+		set_err(err, errlen, "libvirt could not restore the guest");
+		return -EIO;
+	}
+	if (!hard_limit_kib)
+		return 0;
+	d = lookup_xml_name(h, xml);
+	if (!d) {
+		set_err(err, errlen, "the restored guest vanished");
+		return -EIO;
+	}
+	if (set_hard_limit(d, hard_limit_kib) < 0 || virDomainResume(d) < 0) {
+		set_err(err, errlen,
+			"libvirt could not limit and resume the "
+			"restored guest");
+		virDomainDestroy(d);
+		r = -EIO;
+	}
+	virDomainFree(d);
+	return r;
+}
+
+/* Device removal is asynchronous (the guest must let go): poll the live
+ * XML until the device is gone, bounded. */
+static int wait_gone(virDomainPtr d, const char *gone, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		char *xml = virDomainGetXMLDesc(d, 0);
+		bool present = xml && strstr(xml, gone);
+
+		free(xml);
+		if (!present)
+			return 0;
+		usleep(100 * 1000);
+	}
+	return -ETIMEDOUT;
+}
+
+static int lv_detach(void *ctx, const char *name, const char *dev_xml,
+		     const char *gone, int timeout_ms, char *err, size_t errlen)
+{
+	virDomainPtr d = lv_lookup(ctx, name, err, errlen);
+	int r = 0;
+
+	if (!d)
+		return -ENOENT;
+	if (virDomainDetachDeviceFlags(d, dev_xml, VIR_DOMAIN_AFFECT_LIVE) <
+	    0) {
+		set_err(err, errlen, "libvirt could not unplug the device");
+		r = -EIO;
+	} else if ((r = wait_gone(d, gone, timeout_ms)) < 0) {
+		snprintf(err, errlen,
+			 "the guest did not release the device within %d ms",
+			 timeout_ms);
+	}
+	virDomainFree(d);
+	return r;
+}
+
+static int lv_attach(void *ctx, const char *name, const char *dev_xml,
+		     char *err, size_t errlen)
+{
+	virDomainPtr d = lv_lookup(ctx, name, err, errlen);
+	int r = 0;
+
+	if (!d)
+		return -ENOENT;
+	if (virDomainAttachDeviceFlags(d, dev_xml, VIR_DOMAIN_AFFECT_LIVE) <
+	    0) {
+		set_err(err, errlen, "libvirt could not plug the device");
+		r = -EIO;
+	}
+	virDomainFree(d);
+	return r;
+}
+
+static int lv_cpu_ok(void *ctx, const char *type, const char *cpu_model,
+		     char *why, size_t whylen)
+{
+	struct hv_lv *h = ctx;
+	char xml[256];
+	int r = lv_conn(h, why, whylen);
+
+	if (r < 0)
+		return r;
+	if (!cpu_model || !cpu_model[0] || strncmp(cpu_model, "host-", 5) == 0)
+		return 1;
+	/* cpu_model passed the spec's check: [A-Za-z0-9_.+-] only. */
+	snprintf(xml, sizeof(xml),
+		 "<cpu mode='custom' match='exact'><model fallback='forbid'>"
+		 "%s</model></cpu>",
+		 cpu_model);
+	r = virConnectCompareHypervisorCPU(h->conn, NULL, NULL, NULL, type, xml,
+					   0);
+	if (r == VIR_CPU_COMPARE_IDENTICAL || r == VIR_CPU_COMPARE_SUPERSET)
+		return 1;
+	if (r == VIR_CPU_COMPARE_INCOMPATIBLE) {
+		snprintf(why, whylen,
+			 "this node cannot give the guest CPU model '%s'",
+			 cpu_model);
+		return 0;
+	}
+	set_err(why, whylen, "cannot compare the CPU model");
+	return -EIO;
+}
+
 const struct hv_ops hv_libvirt_ops = {
     .open = lv_open,
     .close = lv_close,
@@ -331,4 +510,9 @@ const struct hv_ops hv_libvirt_ops = {
     .kvm_offered = lv_kvm_offered,
     .event_fd = lv_event_fd,
     .drain_events = lv_drain,
+    .save = lv_save,
+    .restore = lv_restore,
+    .detach = lv_detach,
+    .attach = lv_attach,
+    .cpu_ok = lv_cpu_ok,
 };

@@ -2,6 +2,7 @@
 #include "job.h"
 
 #include "agent.h"
+#include "ckpt.h"
 #include "cleanup.h"
 #include "domxml.h"
 #include "exec.h"
@@ -24,7 +25,8 @@
 static const char *const state_names[] = {[JOB_BOOTING] = "booting",
 					  [JOB_READY] = "ready",
 					  [JOB_FAILED] = "failed",
-					  [JOB_PREPARING] = "preparing"};
+					  [JOB_PREPARING] = "preparing",
+					  [JOB_SAVED] = "checkpointed"};
 
 const char *job_state_name(enum job_state s)
 {
@@ -257,6 +259,12 @@ static int hv_create(struct job *j, struct dom_spec *s,
 	}
 	log_debug("job %u: domain XML:\n%s", j->id, xml);
 	j->t_prepared = now_ms();
+	ckpt_note_xml(j, xml,
+		      j->d->mem_limit_live ? (uint64_t)limit * 1024 : 0);
+	if (ckpt_job_restoring(j))
+		return ckpt_job_restore(
+		    j, xml, j->d->mem_limit_live ? (uint64_t)limit * 1024 : 0,
+		    why, whylen);
 	if (j->d->mem_limit_live && limit)
 		return j->d->hv->create_limited(
 		    j->d->hv_ctx, xml, (uint64_t)limit * 1024, why, whylen);
@@ -279,8 +287,6 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 	    .cpu_model = j->spec.v.cpu_model,
 	    .console_log = j->console,
 	    .agent_sock = j->agent_sock,
-	    .share_dir = j->work_dir,
-	    .share_tag = JOB_SHARE_TAG,
 	};
 	int r;
 
@@ -290,6 +296,11 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 		s.net_mac = j->net.mac;
 	}
 	jobimg_fill_spec(j, &s);
+	if ((r = jobfiles_domspec(j, &s)) < 0)
+		return err_set(err, errlen, r,
+			       "job %u: the job's files cannot reach the "
+			       "guest: %s",
+			       j->id, strerror(-r));
 	r = hv_create(j, &s, place, why, sizeof(why));
 	j->t_created = now_ms();
 	if (r < 0)
@@ -429,7 +440,9 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 	    (r = resolve_user(j, err, errlen)) < 0 ||
 	    (r = spec_resolve(j, req, si, err, errlen)) < 0 ||
 	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
+	    (r = ckpt_job_lookup(j, err, errlen)) < 0 ||
 	    (r = size_guest(j, si, img, &j->alloc_mib, err, errlen)) < 0 ||
+	    (r = ckpt_job_check(j, err, errlen)) < 0 ||
 	    (r = prepare_dir(j, err, errlen)) < 0 ||
 	    (r = start_image(j, img, err, errlen)) < 0)
 		return r;
@@ -509,6 +522,7 @@ void job_set_ready(struct job *j)
 	log_info("job %u: guest ready (%llu ms after the request)", j->id,
 		 (unsigned long long)(j->t_ready - j->t_request));
 	exec_job_ready(j);
+	ckpt_job_ready(j);
 }
 
 /* Returns whether the guest is gone (false: libvirt could not destroy it
@@ -546,6 +560,7 @@ void job_fail(struct job *j, const char *fmt, ...)
 	log_err("%s", j->error);
 	jobimg_abort(j);
 	exec_job_gone(j, j->error);
+	ckpt_job_free(j);
 	/* The record stays (with the reason) for the job's tasks; the guest
 	 * and the job's files go now, not at the epilog. */
 	if (destroy_guest(j) && rm_rf(j->dir) < 0)
@@ -582,6 +597,7 @@ int job_stop(struct vmmd *d, uint32_t id)
 			 (unsigned long long)(j->t_ready - j->t_created),
 			 (unsigned long long)(j->t_first_output - j->t_ready));
 	exec_job_gone(j, "job ended");
+	ckpt_job_free(j);
 	destroy_guest(j);
 	jobimg_release(j);
 	remove_traces(j, failed);
@@ -598,6 +614,7 @@ void job_stop_all_records(struct vmmd *d)
 	while (d->jobs) {
 		struct job *j = d->jobs;
 		exec_job_gone(j, "vmmd is shutting down");
+		ckpt_job_free(j);
 		agent_detach(j);
 		loop_cancel_timer(j->boot_timer);
 		jobimg_forget(j);

@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "jobnet.h"
+#include "jobfiles.h"
 #include "proto.h"
 #include "slurmjob.h"
 #include "vmmd.h"
@@ -42,9 +43,12 @@
 
 /* PREPARING: the image is being fetched or its overlay made; the guest
  * does not exist yet (tasks wait as they do while it boots). */
-enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED, JOB_PREPARING };
+/* SAVED: the guest went into the checkpoint store (ckpt.h); the record
+ * stays, with the message, until the job's end here. */
+enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED, JOB_PREPARING, JOB_SAVED };
 
 struct agent;
+struct ckpt_job;
 struct exec_session;
 struct jobimg;
 
@@ -78,6 +82,10 @@ struct job {
 	enum job_state state;
 	char error[PROTO_MAX_ERROR];
 	struct agent *agent;
+	bool agent_ckpt; /* the guest's agent knows checkpoints */
+	/* How the working directory reaches the guest (jobfiles.h). */
+	enum jobfiles_kind files_kind;
+	struct ckpt_job *ckpt; /* ckpt.c's state; NULL until needed */
 	struct exec_session *sessions;
 	uint32_t next_session;
 	struct loop_timer *boot_timer; /* also the image's, while preparing */

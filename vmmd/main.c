@@ -169,6 +169,7 @@ int main(int argc, char **argv)
 	log_set_level(o.debug ? LOG_DEBUG : level_of(d.cfg.log_level));
 	d.hv = &hv_libvirt_ops;
 	d.slurm_lookup = slurmjob_lookup;
+	d.slurm_requeue = slurmjob_requeue;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

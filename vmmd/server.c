@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "server.h"
 
+#include "ckpt.h"
 #include "cleanup.h"
 #include "exec.h"
 #include "job.h"
@@ -94,6 +95,7 @@ static void fill_job_info(const struct job *j, struct proto_job_info *ji)
 	snprintf(ji->domain, sizeof(ji->domain), "%s", j->domain);
 	snprintf(ji->console, sizeof(ji->console), "%s", j->console);
 	snprintf(ji->error, sizeof(ji->error), "%s", j->error);
+	ckpt_job_due(j, &ji->ckpt_due, &ji->ckpt_lead_s);
 }
 
 static void do_list(struct client *c)
@@ -175,6 +177,29 @@ static bool do_exec(struct client *c, struct proto_request *req)
 	return true;
 }
 
+/* vmenvctl checkpoint JOB: the job's owner or root; the connection waits
+ * for the outcome (ckpt.c answers and closes it). */
+static bool do_checkpoint(struct client *c, const struct proto_request *req)
+{
+	struct job *j = job_find(c->d, req->job_id);
+	char err[PROTO_MAX_ERROR];
+
+	if (!j || (c->cred.uid != 0 && c->cred.uid != j->uid)) {
+		reply_error(c, "job %u has no guest of yours on node %s",
+			    req->job_id, c->d->cfg.node_name);
+		return false;
+	}
+	loop_del_fd(c->w);
+	c->w = NULL;
+	if (ckpt_job_save(j, true, c->fd, err, sizeof(err)) < 0) {
+		reply_error(c, "%s", err);
+		return false;
+	}
+	log_notice("job %u: checkpoint asked by uid %u", j->id,
+		   (unsigned)c->cred.uid);
+	return true;
+}
+
 static void handle(struct client *c)
 {
 	struct proto_request req;
@@ -211,6 +236,8 @@ static void handle(struct client *c)
 		do_list(c);
 	} else if (req.op == PROTO_OP_EXEC) {
 		handed = do_exec(c, &req);
+	} else if (req.op == PROTO_OP_CHECKPOINT) {
+		handed = do_checkpoint(c, &req);
 	} else {
 		reply_error(c, "bad request: '%s' outside an exec session",
 			    proto_op_name(req.op));

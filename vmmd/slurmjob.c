@@ -87,6 +87,7 @@ static void fill(const slurm_job_info_t *j, const char *node,
 	ret->active = state_active(j->job_state);
 	ret->ending = (j->job_state & JOB_COMPLETING) || !ret->active;
 	ret->end_time = j->end_time;
+	ret->restart_count = j->restart_cnt;
 	if (j->job_resrcs)
 		cpus = slurm_job_cpus_allocated_on_node(j->job_resrcs, node);
 	ret->on_node = cpus > 0;
@@ -173,4 +174,13 @@ int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 		*n = k;
 	}
 	return r;
+}
+
+int slurmjob_requeue(uint32_t job_id, char *err, size_t errlen)
+{
+	if (slurm_requeue(job_id, 0) == SLURM_SUCCESS)
+		return 0;
+	snprintf(err, errlen, "Slurm refused to requeue job %u: %s", job_id,
+		 slurm_strerror(slurm_get_errno()));
+	return -EPERM;
 }

@@ -27,6 +27,9 @@ struct slurmjob_info {
 	uint32_t cpus;	  /* CPUs allocated on this node */
 	uint64_t mem_mib; /* memory allocated on this node; 0 = none set */
 	time_t end_time;
+	/* How often Slurm started the job again (requeue): > 0 means a
+	 * checkpoint of it may wait in the store. */
+	uint32_t restart_count;
 	char work_dir[VMENV_MAX_PATH];
 	/* What site policies match on ("" when Slurm has none). */
 	char partition[128];
@@ -61,5 +64,10 @@ int slurmjob_lookup(uint32_t job_id, const char *node,
  * max names, -ENOMEM. */
 int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 			     uint32_t *n);
+/* Puts a job back in the queue (after its checkpoint): 0 or -errno with
+ * Slurm's reason in err. */
+typedef int (*slurmjob_requeue_f)(uint32_t job_id, char *err, size_t errlen);
+
+int slurmjob_requeue(uint32_t job_id, char *err, size_t errlen);
 
 #endif

@@ -25,6 +25,7 @@ struct vmmd {
 	const struct hv_ops *hv;
 	void *hv_ctx;
 	slurmjob_lookup_f slurm_lookup;
+	slurmjob_requeue_f slurm_requeue; /* NULL: checkpoints end the job */
 	struct catalog catalog;
 	/* The policy set in force (NULL: none ever loaded; every VM job is
 	 * refused) and why the last load failed ("" when it did not). */
@@ -43,6 +44,7 @@ struct vmmd {
 	struct loop_timer *reconcile_t;
 	uint64_t started_ms;
 	struct images *images; /* image.h */
+	uint64_t ckpt_bw_bps;  /* measured save bandwidth (ckpt_lead.h) */
 };
 
 /* Reloads the catalog when its file changed; keeps the old one on error.

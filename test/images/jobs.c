@@ -134,8 +134,11 @@ static int setup(struct vmmd *d, const char *conf, uint32_t njobs)
 	if (pw)
 		snprintf(d->cfg.slurm_user, sizeof(d->cfg.slurm_user), "%s",
 			 pw->pw_name);
-	if (str_printf(work, sizeof(work), "%s/work", d->cfg.run_dir) < 0)
+	if (str_printf(work, sizeof(work), "%s/work", d->cfg.run_dir) < 0 ||
+	    str_printf(d->cfg.checkpoint_dir, sizeof(d->cfg.checkpoint_dir),
+		       "%s/ckpt", d->cfg.run_dir) < 0)
 		return -ENAMETOOLONG;
+	d->cfg.checkpoint_probe_mib = 0;
 	mkdir_p(work, 0755);
 	d->hv = &fake_hv_ops;
 	d->slurm_lookup = fake_slurm_lookup;

@@ -44,6 +44,7 @@ void fake_hv_reset(void)
 	initialized = true;
 	close_fd(&fake_hv.event_fd);
 	free(fake_hv.last_xml);
+	free(fake_hv.restore_xml);
 	memset(&fake_hv, 0, sizeof(fake_hv));
 	fake_hv.event_fd = -1;
 	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS; i++)
@@ -132,23 +133,12 @@ static struct fake_domain *free_slot(void)
 
 /* What QEMU does with <channel type='unix'><source mode='bind'
  * path='...'/>: bind and listen there before the guest runs. */
-static int fake_create(void *ctx, const char *xml, char *err, size_t errlen)
+static int fake_start(const char *xml, char *err, size_t errlen)
 {
 	struct fake_domain *d = free_slot();
 	char name[160], sock[VMENV_MAX_PATH];
 	int fd;
 
-	if (fake_hv.ncreate < FAKE_HV_MAX_CALLS &&
-	    xml_find(xml, "<name>", "</name>", name, sizeof(name)) == 0)
-		snprintf(fake_hv.created[fake_hv.ncreate], sizeof(name), "%s",
-			 name);
-	fake_hv.ncreate++;
-	free(fake_hv.last_xml);
-	fake_hv.last_xml = strdup(xml);
-	if (fake_hv.fail_create) {
-		snprintf(err, errlen, "%s", fake_hv.fail_message);
-		return fake_hv.fail_create;
-	}
 	if (!d || xml_find(xml, "<name>", "</name>", name, sizeof(name)) < 0 ||
 	    xml_find(strstr(xml, "<channel"), "<source mode='bind' path='", "'",
 		     sock, sizeof(sock)) < 0) {
@@ -168,6 +158,24 @@ static int fake_create(void *ctx, const char *xml, char *err, size_t errlen)
 	d->agent_fd = -1;
 	d->running = true;
 	return 0;
+}
+
+static int fake_create(void *ctx, const char *xml, char *err, size_t errlen)
+{
+	char name[160];
+
+	if (fake_hv.ncreate < FAKE_HV_MAX_CALLS &&
+	    xml_find(xml, "<name>", "</name>", name, sizeof(name)) == 0)
+		snprintf(fake_hv.created[fake_hv.ncreate], sizeof(name), "%s",
+			 name);
+	fake_hv.ncreate++;
+	free(fake_hv.last_xml);
+	fake_hv.last_xml = strdup(xml);
+	if (fake_hv.fail_create) {
+		snprintf(err, errlen, "%s", fake_hv.fail_message);
+		return fake_hv.fail_create;
+	}
+	return fake_start(xml, err, errlen);
 }
 
 static int fake_create_limited(void *ctx, const char *xml,
@@ -292,6 +300,91 @@ int fake_hv_accept_agent(struct fake_domain *d, int timeout_ms)
 	return fd;
 }
 
+/* What libvirt's save does: the state goes into path, QEMU ends. A
+ * failure leaves half a file, as a full disk would. */
+static int fake_save(void *ctx, const char *name, const char *path, char *err,
+		     size_t errlen)
+{
+	struct fake_domain *d = fake_hv_domain(name);
+	char text[256];
+
+	fake_hv.nsave++;
+	snprintf(fake_hv.saved_path, sizeof(fake_hv.saved_path), "%s", path);
+	if (!d || !d->running) {
+		snprintf(err, errlen, "fake: domain '%s' not running", name);
+		return -ENOENT;
+	}
+	snprintf(text, sizeof(text), "SAVED %s\n", name);
+	if (fake_hv.fail_save) {
+		write_file_atomic(path, "SAV", 3, 0600);
+		snprintf(err, errlen, "fake: cannot save: %s",
+			 strerror(-fake_hv.fail_save));
+		return fake_hv.fail_save;
+	}
+	if (write_file_atomic(path, text, strlen(text), 0600) < 0) {
+		snprintf(err, errlen, "fake: cannot write %s", path);
+		return -EIO;
+	}
+	domain_down(d);
+	return 0;
+}
+
+static int fake_restore(void *ctx, const char *path, const char *xml,
+			uint64_t hard_limit_kib, char *err, size_t errlen)
+{
+	_cleanup_free_ char *text = NULL;
+
+	fake_hv.nrestore++;
+	free(fake_hv.restore_xml);
+	fake_hv.restore_xml = strdup(xml);
+	fake_hv.restore_limit_kib = hard_limit_kib;
+	if (fake_hv.fail_restore) {
+		snprintf(err, errlen, "fake: cannot restore");
+		return fake_hv.fail_restore;
+	}
+	if (read_file_limited(path, 4096, &text, NULL) < 0 ||
+	    strncmp(text, "SAVED ", 6) != 0) {
+		snprintf(err, errlen, "fake: %s is no save image", path);
+		return -EINVAL;
+	}
+	/* The restored QEMU binds the agent socket anew. */
+	return fake_start(xml, err, errlen);
+}
+
+static int fake_detach(void *ctx, const char *name, const char *dev_xml,
+		       const char *gone, int timeout_ms, char *err,
+		       size_t errlen)
+{
+	if (fake_hv.ndetach < FAKE_HV_MAX_CALLS)
+		snprintf(fake_hv.detached[fake_hv.ndetach],
+			 sizeof(fake_hv.detached[0]), "%s", dev_xml);
+	fake_hv.ndetach++;
+	return 0;
+}
+
+static int fake_attach(void *ctx, const char *name, const char *dev_xml,
+		       char *err, size_t errlen)
+{
+	if (fake_hv.nattach < FAKE_HV_MAX_CALLS)
+		snprintf(fake_hv.attached[fake_hv.nattach],
+			 sizeof(fake_hv.attached[0]), "%s", dev_xml);
+	fake_hv.nattach++;
+	return 0;
+}
+
+static int fake_cpu_ok(void *ctx, const char *type, const char *cpu_model,
+		       char *why, size_t whylen)
+{
+	if (cpu_model && fake_hv.cpu_refuse[0] &&
+	    strcmp(cpu_model, fake_hv.cpu_refuse) == 0) {
+		snprintf(why, whylen,
+			 "this node cannot give the guest CPU model '%s'",
+			 cpu_model);
+		return 0;
+	}
+	return 1;
+}
+
 const struct hv_ops fake_hv_ops = {
     .open = fake_open,
     .close = fake_close,
@@ -302,4 +395,9 @@ const struct hv_ops fake_hv_ops = {
     .kvm_offered = fake_kvm_offered,
     .event_fd = fake_event_fd,
     .drain_events = fake_drain_events,
+    .save = fake_save,
+    .restore = fake_restore,
+    .detach = fake_detach,
+    .attach = fake_attach,
+    .cpu_ok = fake_cpu_ok,
 };

@@ -9,6 +9,8 @@
 
 int fake_slurm_fail;
 unsigned fake_slurm_calls;
+unsigned fake_slurm_requeues;
+int fake_slurm_requeue_fail;
 
 static struct slurmjob_info jobs[FAKE_SLURM_MAX_JOBS];
 static size_t njobs;
@@ -19,6 +21,8 @@ void fake_slurm_reset(void)
 	njobs = 0;
 	fake_slurm_fail = 0;
 	fake_slurm_calls = 0;
+	fake_slurm_requeues = 0;
+	fake_slurm_requeue_fail = 0;
 }
 
 void fake_slurm_set(const struct slurmjob_info *info)
@@ -77,4 +81,15 @@ int slurmjob_hostlist_expand(const char *hostlist, uint32_t max, char ***names,
 	*names = v;
 	*n = k;
 	return k ? 0 : -EINVAL;
+}
+
+int fake_slurm_requeue(uint32_t job_id, char *err, size_t errlen)
+{
+	if (fake_slurm_requeue_fail) {
+		snprintf(err, errlen, "fake: Slurm refused to requeue job %u",
+			 job_id);
+		return fake_slurm_requeue_fail;
+	}
+	fake_slurm_requeues++;
+	return 0;
 }

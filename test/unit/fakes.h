@@ -47,6 +47,17 @@ struct fake_hv {
 	char *last_xml;		 /* of the last create (owned) */
 	uint64_t last_limit_kib; /* of the last create_limited, else 0 */
 	struct fake_domain dom[FAKE_HV_MAX_DOMAINS];
+	/* Checkpoints: set by the test. */
+	int fail_save;	     /* -errno for save (after writing half) */
+	int fail_restore;    /* -errno for restore */
+	char cpu_refuse[64]; /* cpu_ok says no to this model */
+	/* Recorded. */
+	unsigned nsave, nrestore, ndetach, nattach;
+	char saved_path[VMENV_MAX_PATH];
+	char *restore_xml; /* of the last restore (owned) */
+	uint64_t restore_limit_kib;
+	char detached[FAKE_HV_MAX_CALLS][256]; /* the devices' XML */
+	char attached[FAKE_HV_MAX_CALLS][256];
 	int event_fd;
 	size_t nevents;
 	struct {
@@ -83,5 +94,10 @@ void fake_slurm_reset(void);
 void fake_slurm_set(const struct slurmjob_info *info);
 int fake_slurm_lookup(uint32_t job_id, const char *node,
 		      struct slurmjob_info *ret, char *err, size_t errlen);
+/* Requeues: counted; the job's restart count goes up when it starts
+ * again (fake_slurm_set by the test). fake_slurm_requeue_fail: -errno. */
+extern unsigned fake_slurm_requeues;
+extern int fake_slurm_requeue_fail;
+int fake_slurm_requeue(uint32_t job_id, char *err, size_t errlen);
 
 #endif

@@ -264,6 +264,8 @@ static int setup(void **state)
 	config_defaults(c, NODE);
 	path_of(f, c->run_dir, sizeof(c->run_dir), "run");
 	path_of(f, c->console_dir, sizeof(c->console_dir), "console");
+	path_of(f, c->checkpoint_dir, sizeof(c->checkpoint_dir), "ckpt");
+	c->checkpoint_probe_mib = 0;
 	path_of(f, c->socket_path, sizeof(c->socket_path), "run/vmmd.sock");
 	path_of(f, c->catalog, sizeof(c->catalog), "catalog.json");
 	path_of(f, c->image_cache, sizeof(c->image_cache), "cache");

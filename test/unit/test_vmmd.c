@@ -157,6 +157,9 @@ static struct fx *fx_new(void)
 	config_defaults(c, NODE);
 	fixture_path(f, c->run_dir, sizeof(c->run_dir), "run");
 	fixture_path(f, c->console_dir, sizeof(c->console_dir), "console");
+	/* Never the node's real store; no 128 MiB probe per test. */
+	fixture_path(f, c->checkpoint_dir, sizeof(c->checkpoint_dir), "ckpt");
+	c->checkpoint_probe_mib = 0;
 	fixture_path(f, c->socket_path, sizeof(c->socket_path),
 		     "run/vmmd.sock");
 	fixture_path(f, c->catalog, sizeof(c->catalog), "catalog.json");

@@ -1,0 +1,831 @@
+/* SPDX-License-Identifier: MIT */
+#include "ckpt.h"
+
+#include "agent.h"
+#include "agentwire.h"
+#include "ckpt_lead.h"
+#include "ckpt_store.h"
+#include "ckpt_work.h"
+#include "cleanup.h"
+#include "exec.h"
+#include "job.h"
+#include "jobfiles.h"
+#include "jobimage.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The agent's prepare hook may take up to 120 s, freezing up to 10 s. */
+#define CKPT_PREPARE_TIMEOUT_MS 150000u
+/* Output still queued toward a task when the guest froze. */
+#define CKPT_FLUSH_WAIT_MS 10000u
+#define CKPT_FLUSH_TICK_MS 50u
+/* vmenv-exec's exit code when the job ends checkpointed (not requeued). */
+#define CKPT_EXIT_ENDED 125
+
+enum ckpt_phase {
+	PH_IDLE,
+	PH_PREPARING, /* CKPT_PREPARE sent, waiting for the agent */
+	PH_FLUSHING,  /* agent frozen; vmmd's queues toward tasks drain */
+	PH_SAVING,    /* worker: save, overlay, manifest */
+	PH_RESTORING, /* worker: verify, overlay, restore */
+	PH_RESUMING,  /* restored; waiting for the agent's CKPT_OK(RESUME) */
+	PH_SAVED,     /* the guest is in the store; the job is over here */
+};
+
+struct ckpt_job {
+	enum ckpt_phase phase;
+	/* On demand: restore right after the save, keep the checkpoint. */
+	bool go_on;
+	int cfd;
+	struct loop_timer *due_t, *requery_t, *phase_t;
+	time_t due;
+	uint32_t lead_s;
+	uint64_t t0;
+	char *xml; /* the domain as last built (for the manifest) */
+	uint64_t limit_kib;
+	/* A failed on-demand save: the guest is thawed, then this goes to
+	 * the client. */
+	bool resume_only;
+	char fail[PROTO_MAX_ERROR];
+	struct ckpt_work *work;
+	/* The checkpoint being written, or restored from. */
+	char root[VMENV_MAX_PATH];
+	char dir[VMENV_MAX_PATH];
+	uint32_t job_id, seq;
+	struct ckpt_manifest man;
+	bool restore;
+	bool keep; /* after the restore */
+	char replay[VMENV_MAX_PATH];
+};
+
+static struct ckpt_job *cj(struct job *j)
+{
+	if (!j->ckpt) {
+		j->ckpt = calloc(1, sizeof(*j->ckpt));
+		if (j->ckpt)
+			j->ckpt->cfd = -1;
+	}
+	return j->ckpt;
+}
+
+const char *ckpt_root(const struct job *j)
+{
+	return j->spec.v.checkpoint_dir[0] ? j->spec.v.checkpoint_dir
+					   : j->d->cfg.checkpoint_dir;
+}
+
+bool ckpt_busy(const struct job *j)
+{
+	return j->ckpt && j->ckpt->phase != PH_IDLE;
+}
+
+bool ckpt_job_restoring(const struct job *j)
+{
+	return j->ckpt && j->ckpt->restore;
+}
+
+void ckpt_job_due(const struct job *j, int64_t *due, uint32_t *lead_s)
+{
+	*due = j->ckpt && j->ckpt->due_t ? (int64_t)j->ckpt->due : 0;
+	*lead_s = j->ckpt ? j->ckpt->lead_s : 0;
+}
+
+void ckpt_note_xml(struct job *j, const char *xml, uint64_t hard_limit_kib)
+{
+	struct ckpt_job *c = cj(j);
+
+	if (!c)
+		return;
+	free(c->xml);
+	c->xml = strdup(xml);
+	c->limit_kib = hard_limit_kib;
+}
+
+/* --- the client of an on-demand checkpoint ------------------------------- */
+
+static void answer(struct ckpt_job *c, const char *error)
+{
+	struct proto_reply rep = {.kind = error ? PROTO_REPLY_ERROR
+						: PROTO_REPLY_OK};
+
+	if (c->cfd < 0)
+		return;
+	if (error)
+		snprintf(rep.error, sizeof(rep.error), "%s", error);
+	proto_send_reply(c->cfd, &rep);
+	close(c->cfd);
+	c->cfd = -1;
+}
+
+static void phase_done(struct ckpt_job *c, enum ckpt_phase next)
+{
+	loop_cancel_timer(c->phase_t);
+	c->phase_t = NULL;
+	c->phase = next;
+}
+
+/* --- the bandwidth ------------------------------------------------------- */
+
+static void bw_path(const struct vmmd *d, char *buf, size_t len)
+{
+	if (str_printf(buf, len, "%s/.bandwidth-%s", d->cfg.checkpoint_dir,
+		       d->cfg.node_name) < 0)
+		buf[0] = '\0';
+}
+
+void ckpt_init(struct vmmd *d)
+{
+	char path[VMENV_MAX_PATH], err[512];
+	uint64_t bps = 0, probed = 0;
+	struct stat st;
+	int r;
+
+	if (stat(d->cfg.checkpoint_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_info("checkpoints: %s does not exist yet; the save "
+			 "bandwidth is assumed until a save measures it",
+			 d->cfg.checkpoint_dir);
+		return;
+	}
+	r = ckpt_store_gc(d->cfg.checkpoint_dir, 0);
+	if (r > 0)
+		log_notice("checkpoints: removed %d incomplete save(s) in %s",
+			   r, d->cfg.checkpoint_dir);
+	bw_path(d, path, sizeof(path));
+	if (path[0])
+		ckpt_bw_load(path, &bps);
+	if (d->cfg.checkpoint_probe_mib &&
+	    ckpt_bw_probe(d->cfg.checkpoint_dir,
+			  (uint64_t)d->cfg.checkpoint_probe_mib << 20, &probed,
+			  err, sizeof(err)) < 0)
+		log_warn("checkpoints: %s", err);
+	if (probed)
+		bps = bps ? bps / 2 + probed / 2 : probed;
+	d->ckpt_bw_bps = bps;
+	if (bps && path[0])
+		ckpt_bw_save(path, bps);
+	log_info("checkpoints: store %s, save bandwidth %llu MiB/s%s",
+		 d->cfg.checkpoint_dir, (unsigned long long)(bps >> 20),
+		 probed ? " (probed)" : "");
+}
+
+static void bw_refine(struct vmmd *d, uint64_t bytes, uint64_t ms)
+{
+	char path[VMENV_MAX_PATH];
+
+	d->ckpt_bw_bps = ckpt_bw_refine(d->ckpt_bw_bps, bytes, ms);
+	bw_path(d, path, sizeof(path));
+	if (path[0] && ckpt_bw_save(path, d->ckpt_bw_bps) < 0)
+		log_warn("checkpoints: cannot write %s", path);
+}
+
+/* --- the schedule ---------------------------------------------------------- */
+
+static void due_fire(void *data);
+static void requery_fire(void *data);
+
+static uint64_t overlay_bytes(const struct job *j)
+{
+	char p[VMENV_MAX_PATH];
+	struct stat st;
+
+	if (str_printf(p, sizeof(p), "%s/disk/overlay.qcow2", j->dir) < 0 ||
+	    stat(p, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void schedule(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	time_t now = time(NULL);
+
+	loop_cancel_timer(c->due_t);
+	c->due_t = NULL;
+	c->lead_s =
+	    ckpt_lead_s(j->spec.v.checkpoint_lead_s, (uint64_t)j->mem_mib << 20,
+			overlay_bytes(j), j->d->ckpt_bw_bps);
+	c->due = ckpt_due(j->slurm.end_time, c->lead_s, now);
+	if (!c->due)
+		return;
+	c->due_t = loop_add_timer(
+	    j->d->loop, (uint64_t)(c->due - now) * 1000ull, due_fire, j);
+	log_info("job %u: next checkpoint in %lld s (end time in %lld s, "
+		 "lead %u s)",
+		 j->id, (long long)(c->due - now),
+		 (long long)(j->slurm.end_time - now), c->lead_s);
+}
+
+/* Asks Slurm for the end time again: an admin's scontrol update
+ * TimeLimit= moves the checkpoint. true when it changed. */
+static bool requery(struct job *j)
+{
+	struct slurmjob_info si;
+	char why[256] = "";
+
+	if (j->d->slurm_lookup(j->id, j->d->cfg.node_name, &si, why,
+			       sizeof(why)) < 0) {
+		log_debug("job %u: end time not re-read: %s", j->id, why);
+		return false;
+	}
+	if (si.end_time == j->slurm.end_time)
+		return false;
+	log_info("job %u: end time moved by %lld s", j->id,
+		 (long long)(si.end_time - j->slurm.end_time));
+	j->slurm.end_time = si.end_time;
+	return true;
+}
+
+static void requery_fire(void *data)
+{
+	struct job *j = data;
+	struct ckpt_job *c = j->ckpt;
+
+	c->requery_t =
+	    loop_add_timer(j->d->loop, j->d->cfg.checkpoint_requery_s * 1000ull,
+			   requery_fire, j);
+	if (c->phase == PH_IDLE && requery(j))
+		schedule(j);
+}
+
+static void due_fire(void *data)
+{
+	struct job *j = data;
+	struct ckpt_job *c = j->ckpt;
+	char err[PROTO_MAX_ERROR];
+
+	c->due_t = NULL;
+	/* Just before firing: the time limit may have grown since. */
+	if (requery(j) &&
+	    ckpt_due(j->slurm.end_time, c->lead_s, time(NULL)) > time(NULL)) {
+		schedule(j);
+		return;
+	}
+	if (ckpt_job_save(j, false, -1, err, sizeof(err)) < 0)
+		log_err("%s", err);
+}
+
+void ckpt_job_ready(struct job *j)
+{
+	struct ckpt_job *c;
+
+	if (!j->spec.v.checkpoint || !(c = cj(j)) || c->phase != PH_IDLE)
+		return;
+	schedule(j);
+	if (!c->requery_t)
+		c->requery_t = loop_add_timer(
+		    j->d->loop, j->d->cfg.checkpoint_requery_s * 1000ull,
+		    requery_fire, j);
+}
+
+void ckpt_job_free(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	if (!c)
+		return;
+	loop_cancel_timer(c->due_t);
+	loop_cancel_timer(c->requery_t);
+	loop_cancel_timer(c->phase_t);
+	ckpt_work_cancel(c->work);
+	answer(c, "the job ended during the checkpoint");
+	ckpt_manifest_clear(&c->man);
+	if (c->replay[0])
+		unlink(c->replay);
+	free(c->xml);
+	free(c);
+	j->ckpt = NULL;
+}
+
+/* --- saving ---------------------------------------------------------------- */
+
+static void resume_guest(struct job *j)
+{
+	struct aw_buf b = {0};
+
+	/* Thaw (the agent ignores it when nothing is held). */
+	if (aw_put_i64(&b, (int64_t)time(NULL)) == 0 && aw_put_u32(&b, 0) == 0)
+		agent_send(j, AW_CKPT_RESUME, 0, b.data, b.len);
+	aw_buf_free(&b);
+}
+
+/* The checkpoint did not happen; the guest (thawed) goes on. A scheduled
+ * one that failed ends the job: its time is up. */
+static void save_failed(struct job *j, const char *why, bool guest_gone)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	phase_done(c, PH_IDLE);
+	if (!c->go_on || guest_gone) {
+		answer(c, why);
+		job_fail(j, "%s", why);
+		return;
+	}
+	log_warn("%s", why);
+	if (j->agent) {
+		resume_guest(j);
+		exec_ckpt_resumed(j);
+		answer(c, why);
+		schedule(j);
+		return;
+	}
+	/* libvirt gave the guest its vCPUs back after the failed save; its
+	 * agent, still holding, answers the new channel's HELLO. */
+	snprintf(c->fail, sizeof(c->fail), "%s", why);
+	c->resume_only = true;
+	c->phase = PH_RESUMING;
+	if (agent_attach(j) < 0) {
+		answer(c, why);
+		job_fail(j, "%s", why);
+	}
+}
+
+static int fill_manifest(struct job *j, struct ckpt_manifest *m)
+{
+	struct ckpt_job *c = j->ckpt;
+	const char *base = jobimg_base(j);
+	char p[VMENV_MAX_PATH + 16];
+
+	memset(m, 0, sizeof(*m));
+	m->job_id = j->id;
+	m->uid = (uint32_t)j->uid;
+	m->restart_count = j->slurm.restart_count;
+	m->seq = c->seq;
+	snprintf(m->node, sizeof(m->node), "%s", j->d->cfg.node_name);
+	snprintf(m->image, sizeof(m->image), "%s", j->image);
+	snprintf(m->base_sha256, sizeof(m->base_sha256), "%s",
+		 base ? base : "");
+	snprintf(m->cpu_model, sizeof(m->cpu_model), "%s", j->spec.v.cpu_model);
+	m->vcpus = j->vcpus;
+	m->mem_mib = j->mem_mib;
+	m->created = (int64_t)time(NULL);
+	m->domain_xml = strdup(c->xml ? c->xml : "");
+	snprintf(p, sizeof(p), "%s/spec", j->dir);
+	if (read_file_limited(p, CKPT_MAX_TEXT - 1, &m->spec, NULL) < 0)
+		m->spec = strdup("");
+	return m->spec && m->domain_xml ? 0 : -ENOMEM;
+}
+
+static void save_done(struct job *j, struct ckpt_work *w);
+
+static void do_save(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	struct ckpt_work_save ws = {0};
+	char err[PROTO_MAX_ERROR], why[PROTO_MAX_ERROR];
+	int out_fd = -1, r;
+
+	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
+	r = ckpt_store_begin(c->root, j->id, &c->seq, c->dir, sizeof(c->dir),
+			     err, sizeof(err));
+	if (r == 0)
+		r = jobfiles_freeze(j, c->dir, err, sizeof(err));
+	if (r == 0 && (r = fill_manifest(j, &ws.man)) < 0)
+		snprintf(err, sizeof(err), "job %u: out of memory", j->id);
+	if (r == 0 && (r = exec_ckpt_collect(j, &ws.man, &out_fd)) < 0)
+		snprintf(err, sizeof(err), "job %u: too many sessions", j->id);
+	if (r < 0) {
+		ckpt_manifest_clear(&ws.man);
+		if (c->dir[0])
+			rm_rf(c->dir);
+		str_printf(why, sizeof(why),
+			   "job %u: checkpoint failed on node %s: %s", j->id,
+			   j->d->cfg.node_name, err);
+		save_failed(j, why, false);
+		return;
+	}
+	/* QEMU's end of the channel closes with the save: not a failure. */
+	agent_detach(j);
+	ws.domain = j->domain;
+	ws.root = c->root;
+	ws.dir = c->dir;
+	ws.job_dir = j->dir;
+	ws.out_fd = out_fd;
+	c->phase = PH_SAVING;
+	c->t0 = now_ms();
+	log_info("job %u: saving the guest to %s", j->id, c->dir);
+	r = ckpt_work_save(j, &ws, save_done, &c->work);
+	if (r < 0) {
+		snprintf(why, sizeof(why),
+			 "job %u: checkpoint failed on node %s: cannot start "
+			 "the save: %s",
+			 j->id, j->d->cfg.node_name, strerror(-r));
+		rm_rf(c->dir);
+		save_failed(j, why, false);
+	}
+}
+
+static void flush_tick(void *data)
+{
+	struct job *j = data;
+	struct ckpt_job *c = j->ckpt;
+
+	c->phase_t = NULL;
+	if (!exec_ckpt_flushed(j) && now_ms() - c->t0 < CKPT_FLUSH_WAIT_MS) {
+		c->phase_t = loop_add_timer(j->d->loop, CKPT_FLUSH_TICK_MS,
+					    flush_tick, j);
+		return;
+	}
+	/* A task that reads nothing for 10 s loses what is queued for it:
+	 * its restarted self would not read it either. */
+	do_save(j);
+}
+
+static void prepare_timeout(void *data)
+{
+	struct job *j = data;
+	char why[PROTO_MAX_ERROR];
+
+	j->ckpt->phase_t = NULL;
+	snprintf(why, sizeof(why),
+		 "job %u: checkpoint refused: the guest did not get ready "
+		 "for it within %u s",
+		 j->id, CKPT_PREPARE_TIMEOUT_MS / 1000);
+	save_failed(j, why, false);
+}
+
+int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
+{
+	struct ckpt_job *c = cj(j);
+	struct aw_buf b = {0};
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	if (j->state != JOB_READY || c->phase != PH_IDLE)
+		return err_set(err, errlen, -EBUSY,
+			       "job %u: no checkpoint now: the guest is %s%s",
+			       j->id, job_state_name(j->state),
+			       c->phase != PH_IDLE ? " (checkpointing)" : "");
+	if (!j->agent_ckpt)
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "job %u: checkpoint refused: the guest's agent "
+			       "does not know checkpoints (image too old)",
+			       j->id);
+	r = aw_put_u32(&b, j->files_kind == JOBFILES_VIRTIO_9P ? AW_CKPT_MOUNTS
+							       : 0);
+	if (r == 0)
+		r = agent_send(j, AW_CKPT_PREPARE, 0, b.data, b.len);
+	aw_buf_free(&b);
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "job %u: cannot reach the guest's agent: %s",
+			       j->id, strerror(-r));
+	loop_cancel_timer(c->due_t);
+	c->due_t = NULL;
+	c->go_on = go_on;
+	c->cfd = cfd;
+	c->phase = PH_PREPARING;
+	c->t0 = now_ms();
+	c->phase_t = loop_add_timer(j->d->loop, CKPT_PREPARE_TIMEOUT_MS,
+				    prepare_timeout, j);
+	log_info("job %u: checkpoint: preparing the guest", j->id);
+	return 0;
+}
+
+static int start_restore(struct job *j);
+
+static void saved_requeue(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char msg[PROTO_MAX_ERROR], why[256] = "";
+	bool requeued = false;
+
+	if (j->spec.v.requeue && j->d->slurm_requeue) {
+		requeued = j->d->slurm_requeue(j->id, why, sizeof(why)) == 0;
+		if (!requeued)
+			log_err("job %u: %s", j->id, why);
+	}
+	if (requeued)
+		snprintf(msg, sizeof(msg),
+			 "job %u: checkpointed on node %s, requeued", j->id,
+			 j->d->cfg.node_name);
+	else
+		str_printf(msg, sizeof(msg),
+			   "job %u: checkpointed on node %s%s%s (checkpoint "
+			   "%s)",
+			   j->id, j->d->cfg.node_name, why[0] ? "; " : "", why,
+			   c->dir);
+	log_notice("%s", msg);
+	exec_ckpt_end(j, msg, requeued ? 0 : CKPT_EXIT_ENDED);
+	snprintf(j->error, sizeof(j->error), "%s", msg);
+	j->state = JOB_SAVED;
+	c->phase = PH_SAVED;
+}
+
+static void save_done(struct job *j, struct ckpt_work *w)
+{
+	struct ckpt_job *c = j->ckpt;
+	const struct ckpt_work_result *res = ckpt_work_result(w);
+	char why[PROTO_MAX_ERROR];
+
+	c->work = NULL;
+	if (res->r < 0) {
+		str_printf(why, sizeof(why),
+			   "job %u: checkpoint failed on node %s: %s", j->id,
+			   j->d->cfg.node_name, res->err);
+		save_failed(j, why, res->guest_gone);
+		return;
+	}
+	j->domain_running = false;
+	bw_refine(j->d, res->bytes, res->ms);
+	log_notice(
+	    "job %u: checkpoint %u saved in %s (%llu MiB in %llu ms, "
+	    "%llu MiB/s)",
+	    j->id, c->seq, c->dir, (unsigned long long)(res->bytes >> 20),
+	    (unsigned long long)res->ms,
+	    (unsigned long long)(res->bytes / (res->ms ? res->ms : 1) * 1000 >>
+				 20));
+	if (!c->go_on) {
+		saved_requeue(j);
+		return;
+	}
+	/* On demand: the job goes on from the checkpoint just written,
+	 * which stays. */
+	c->restore = true;
+	c->keep = true;
+	c->job_id = j->id;
+	ckpt_manifest_clear(&c->man);
+	if (ckpt_store_load(c->dir, &c->man, why, sizeof(why)) < 0 ||
+	    start_restore(j) < 0) {
+		answer(c, why);
+		job_fail(j, "job %u: cannot go on after the checkpoint: %s",
+			 j->id, why);
+	}
+}
+
+/* --- the agent's answers --------------------------------------------------- */
+
+static int on_refused(struct job *j, const uint8_t *p, size_t n)
+{
+	struct ckpt_job *c = j->ckpt;
+	_cleanup_free_ char *reason = NULL;
+	char why[PROTO_MAX_ERROR], safe[300];
+	struct aw_reader r;
+	uint32_t what;
+
+	aw_reader_init(&r, p, n);
+	what = aw_get_u32(&r);
+	(void)aw_get_u32(&r);
+	reason = aw_get_str(&r, 1024);
+	if (aw_reader_done(&r) < 0)
+		return -EPROTO;
+	printable(reason, safe, sizeof(safe));
+	if (what == AW_CKPT_PREPARE && c->phase == PH_PREPARING) {
+		snprintf(why, sizeof(why), "job %u: %s", j->id, safe);
+		/* Refused by the guest: the job goes on (it ends at its time
+		 * limit unless the refusal goes away); the reason is
+		 * logged and answered. */
+		phase_done(c, PH_IDLE);
+		answer(c, why);
+		log_warn("%s", why);
+		schedule(j);
+		return 0;
+	}
+	if (what == AW_CKPT_RESUME && c->phase == PH_RESUMING) {
+		answer(c, safe);
+		job_fail(j, "job %u: the restored guest did not resume: %s",
+			 j->id, safe);
+		return 0;
+	}
+	return -EPROTO;
+}
+
+static void resumed(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char err[256] = "";
+
+	phase_done(c, PH_IDLE);
+	if (c->resume_only) {
+		c->resume_only = false;
+		exec_ckpt_resumed(j);
+		answer(c, c->fail);
+		schedule(j);
+		return;
+	}
+	if (c->go_on)
+		exec_ckpt_resumed(j);
+	else if (exec_ckpt_adopt(j, &c->man, c->replay[0] ? c->replay : NULL) <
+		 0)
+		log_err("job %u: cannot keep the sessions of the checkpoint",
+			j->id);
+	c->replay[0] = '\0';
+	log_notice("job %u: restored from checkpoint %u (%s) in %llu ms", j->id,
+		   c->man.seq, c->dir, (unsigned long long)(now_ms() - c->t0));
+	if (!c->keep && ckpt_store_remove(c->root, c->job_id, c->man.seq) < 0)
+		log_err("job %u: cannot remove the used checkpoint %s", j->id,
+			c->dir);
+	c->restore = false;
+	c->go_on = false;
+	if (jobfiles_thaw(j, c->dir, err, sizeof(err)) < 0)
+		log_err("%s", err);
+	answer(c, NULL);
+	job_set_ready(j);
+}
+
+int ckpt_on_agent_frame(struct job *j, uint8_t type, const uint8_t *p, size_t n)
+{
+	struct ckpt_job *c = j->ckpt;
+	struct aw_reader r;
+	uint32_t what;
+
+	if (!c)
+		return -EPROTO;
+	if (type == AW_CKPT_REFUSED)
+		return on_refused(j, p, n);
+	aw_reader_init(&r, p, n);
+	what = aw_get_u32(&r);
+	if (aw_reader_done(&r) < 0)
+		return -EPROTO;
+	if (what == AW_CKPT_PREPARE && c->phase == PH_PREPARING) {
+		phase_done(c, PH_FLUSHING);
+		flush_tick(j);
+		return 0;
+	}
+	if (what == AW_CKPT_RESUME && c->phase == PH_RESUMING) {
+		resumed(j);
+		return 0;
+	}
+	/* An answer to a request we gave up on (a timeout's RESUME). */
+	return 0;
+}
+
+void ckpt_on_agent_held(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	struct aw_buf b = {0};
+
+	if (!c || c->phase != PH_RESUMING) {
+		/* Held but not restored by us: let it go on. */
+		resume_guest(j);
+		return;
+	}
+	/* Step the clock: the guest slept from the save until now. */
+	if (aw_put_i64(&b, (int64_t)time(NULL)) == 0 &&
+	    aw_put_u32(&b, j->files_kind == JOBFILES_VIRTIO_9P ? AW_CKPT_MOUNTS
+							       : 0) == 0)
+		agent_send(j, AW_CKPT_RESUME, 0, b.data, b.len);
+	aw_buf_free(&b);
+}
+
+/* --- restoring ------------------------------------------------------------- */
+
+int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
+{
+	struct ckpt_job *c;
+	uint32_t seq;
+	int r;
+
+	if (!j->spec.v.checkpoint || j->slurm.restart_count == 0)
+		return 0;
+	if (!(c = cj(j)))
+		return -ENOMEM;
+	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
+	if (ckpt_store_latest(c->root, j->id, &seq) < 0) {
+		log_info("job %u: restart %u without a checkpoint: booting",
+			 j->id, j->slurm.restart_count);
+		return 0;
+	}
+	if (ckpt_store_seq_dir(c->root, j->id, seq, c->dir, sizeof(c->dir)) < 0)
+		return -ENAMETOOLONG;
+	r = ckpt_store_load(c->dir, &c->man, err, errlen);
+	if (r < 0)
+		return r;
+	if (c->man.job_id != j->id || c->man.uid != (uint32_t)j->uid)
+		return err_set(err, errlen, -EPERM,
+			       "job %u: checkpoint %s is not this job's", j->id,
+			       c->dir);
+	c->job_id = j->id;
+	c->restore = true;
+	log_info("job %u: restart %u restores checkpoint %u from %s", j->id,
+		 j->slurm.restart_count, seq, c->dir);
+	return 1;
+}
+
+int ckpt_job_check(struct job *j, char *err, size_t errlen)
+{
+	const struct ckpt_manifest *m;
+	char why[256] = "";
+	int r;
+
+	if (!ckpt_job_restoring(j))
+		return 0;
+	m = &j->ckpt->man;
+	if (m->vcpus != j->vcpus || m->mem_mib != j->mem_mib)
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "job %u: checkpoint %s holds a guest of %u vCPUs "
+		    "and %u MiB, but this allocation gives %u vCPUs "
+		    "and %u MiB on node %s",
+		    j->id, j->ckpt->dir, m->vcpus, m->mem_mib, j->vcpus,
+		    j->mem_mib, j->d->cfg.node_name);
+	if (strcmp(m->image, j->image) != 0)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: checkpoint %s is of image '%s', not "
+			       "'%s'",
+			       j->id, j->ckpt->dir, m->image, j->image);
+	if (strcmp(m->cpu_model, j->spec.v.cpu_model) != 0)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: checkpoint %s was taken with CPU model "
+			       "'%s', the policy now gives '%s'",
+			       j->id, j->ckpt->dir, m->cpu_model,
+			       j->spec.v.cpu_model);
+	r = j->d->hv->cpu_ok(j->d->hv_ctx, j->d->domain_type, m->cpu_model, why,
+			     sizeof(why));
+	if (r <= 0)
+		return err_set(err, errlen, r < 0 ? r : -EINVAL,
+			       "job %u: cannot restore checkpoint %s on node "
+			       "%s: %s",
+			       j->id, j->ckpt->dir, j->d->cfg.node_name, why);
+	return 0;
+}
+
+static void restore_done(struct job *j, struct ckpt_work *w)
+{
+	struct ckpt_job *c = j->ckpt;
+	const struct ckpt_work_result *res = ckpt_work_result(w);
+
+	c->work = NULL;
+	if (res->r < 0) {
+		answer(c, res->err);
+		job_fail(j,
+			 "job %u: cannot restore checkpoint %s on node %s: "
+			 "%s",
+			 j->id, c->dir, j->d->cfg.node_name, res->err);
+		return;
+	}
+	c->phase = PH_RESUMING;
+	j->domain_running = true;
+	log_info("job %u: guest restored from %s in %llu ms; resuming", j->id,
+		 c->dir, (unsigned long long)res->ms);
+	/* The agent channel connects (agent_attach retries) and the agent
+	 * says it holds the checkpoint: ckpt_on_agent_held. */
+	if (!j->agent && agent_attach(j) < 0)
+		job_fail(j, "job %u: agent channel after the restore", j->id);
+}
+
+static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
+		       char *err, size_t errlen)
+{
+	struct ckpt_job *c = j->ckpt;
+	struct ckpt_work_restore wr = {
+	    .dir = c->dir,
+	    .job_dir = j->dir,
+	    .xml = xml,
+	    .hard_limit_kib = limit_kib,
+	    .job_id = c->job_id,
+	    .uid = (uint32_t)j->uid,
+	    .replay = c->replay,
+	};
+	int r;
+
+	if (str_printf(c->replay, sizeof(c->replay), "%s/ckpt-output", j->dir) <
+	    0)
+		c->replay[0] = '\0';
+	c->phase = PH_RESTORING;
+	c->t0 = now_ms();
+	r = ckpt_work_restore(j, &wr, restore_done, &c->work);
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "job %u: cannot start the restore: %s", j->id,
+			       strerror(-r));
+	return 0;
+}
+
+int ckpt_job_restore(struct job *j, const char *xml, uint64_t hard_limit_kib,
+		     char *err, size_t errlen)
+{
+	struct ckpt_job *c = j->ckpt;
+	const char *base = jobimg_base(j);
+
+	if (strcmp(c->man.base_sha256, base ? base : "") != 0)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: checkpoint %s was taken on image base "
+			       "%.12s, this node prepared %.12s",
+			       j->id, c->dir, c->man.base_sha256,
+			       base ? base : "(none)");
+	return run_restore(j, xml, hard_limit_kib, err, errlen);
+}
+
+/* On demand, after the save: the same domain comes back from the XML it
+ * was saved with. */
+static int start_restore(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char err[PROTO_MAX_ERROR];
+	int r;
+
+	j->state = JOB_BOOTING;
+	r = run_restore(j, c->xml ? c->xml : "", c->limit_kib, err,
+			sizeof(err));
+	if (r < 0)
+		log_err("%s", err);
+	return r;
+}

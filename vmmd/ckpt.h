@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A job's checkpoint: when (the schedule: end time - lead, re-read from
+ * Slurm), the save (agent prepare, files, libvirt save, overlay, manifest),
+ * what follows (requeue, end, or go on at once), and the restore of a
+ * restarted job (instead of a boot) with its batch session re-attached.
+ * docs/checkpoint.md has the whole story.
+ *
+ * The slow parts (libvirt's save and restore, copying the overlay, hashing)
+ * run in a worker thread that touches only its own copy of what it needs;
+ * its result comes back to the loop through a pipe. Everything else runs
+ * on vmmd's loop.
+ */
+#ifndef VMMD_CKPT_H
+#define VMMD_CKPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct job;
+struct vmmd;
+
+/* vmmd start: incomplete checkpoints go, the save bandwidth is loaded or
+ * measured. */
+void ckpt_init(struct vmmd *d);
+
+/* The store a job's checkpoints go to (its spec's, else the node's). */
+const char *ckpt_root(const struct job *j);
+
+/* Job start, after Slurm and the spec are known: a requeued job with a
+ * checkpoint in the store (or --vm-restore) restores instead of booting.
+ * 0: boot, 1: restore (the guest's size is then checked against the
+ * checkpoint by ckpt_job_check), -errno with the reason. */
+int ckpt_job_lookup(struct job *j, char *err, size_t errlen);
+/* After the guest was sized: vCPUs, memory, CPU model and image must
+ * match the checkpoint. */
+int ckpt_job_check(struct job *j, char *err, size_t errlen);
+/* The job restores (rather than boots) its guest. */
+bool ckpt_job_restoring(const struct job *j);
+/* Starts the restore with this allocation's domain XML (instead of
+ * creating the domain). 0: under way. */
+int ckpt_job_restore(struct job *j, const char *xml, uint64_t hard_limit_kib,
+		     char *err, size_t errlen);
+
+/* The guest is ready (booted, or resumed after a restore): schedule the
+ * next checkpoint when the spec asks for them. */
+void ckpt_job_ready(struct job *j);
+/* Job teardown: timers, worker (waited for), restore state. */
+void ckpt_job_free(struct job *j);
+
+/* Saves the guest now. go_on: restore it at once and keep the
+ * checkpoint (vmenvctl checkpoint). cfd >= 0: a client that gets the
+ * outcome (ok or the reason) and is then closed. */
+int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen);
+/* A checkpoint is in progress: signals to the guest are held back. */
+bool ckpt_busy(const struct job *j);
+
+/* From agent.c: the agent answered CKPT_OK / CKPT_REFUSED; a restored
+ * guest's agent said it holds a prepared checkpoint (HELLO). */
+int ckpt_on_agent_frame(struct job *j, uint8_t type, const uint8_t *p,
+			size_t n);
+void ckpt_on_agent_held(struct job *j);
+
+/* hv_create: the domain XML as built (the manifest records it; an
+ * on-demand checkpoint restores it). */
+void ckpt_note_xml(struct job *j, const char *xml, uint64_t hard_limit_kib);
+
+/* For vmenvctl status/list: the next checkpoint (0: none) and its lead. */
+void ckpt_job_due(const struct job *j, int64_t *due, uint32_t *lead_s);
+
+#endif
