@@ -18,7 +18,8 @@ static const struct {
 	bool required;
 } store_files[] = {
     {CKPT_MEMORY, true},
-    {CKPT_DISK, true},
+    /* A guest booted from kernel + initrd has no disk. */
+    {CKPT_DISK, false},
     {CKPT_FILES, false},
     {CKPT_OUTPUT, false},
 };

@@ -118,8 +118,8 @@ int ckpt_store_latest(const char *root, uint32_t job_id, uint32_t *ret_seq);
 int ckpt_store_begin(const char *root, uint32_t job_id, uint32_t *ret_seq,
 		     char *dir, size_t dirlen, char *err, size_t errlen);
 
-/* Completes a save in dir: hashes each present file (memory and disk.qcow2
- * must be there, files may not), fills m->files, writes the manifest
+/* Completes a save in dir: hashes each present file (memory must be
+ * there; disk.qcow2, files and output may not), fills m->files, writes the manifest
  * atomically, then removes the job's older seqs. On failure the seq
  * directory is removed and the older checkpoint stays. */
 int ckpt_store_commit(const char *root, const char *dir,

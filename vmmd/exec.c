@@ -653,6 +653,16 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 
 /* --- checkpoints -------------------------------------------------------- */
 
+/* The task's stdout is write-only: the copy for the checkpoint reads the
+ * same file through a description of its own. */
+static int reopen_read(int fd)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	return open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
 bool exec_ckpt_flushed(const struct job *j)
 {
 	for (const struct exec_session *s = j->sessions; s; s = s->next)
@@ -683,7 +693,7 @@ int exec_ckpt_collect(struct job *j, struct ckpt_manifest *m, int *ret_fd)
 		 * after the restore, so the session's output flows again. */
 		c->credit = s->credit_pending + s->inflight;
 		if (s->batch && *ret_fd < 0 && s->out[OUT_STDOUT].fd >= 0)
-			*ret_fd = dup(s->out[OUT_STDOUT].fd);
+			*ret_fd = reopen_read(s->out[OUT_STDOUT].fd);
 	}
 	return 0;
 }

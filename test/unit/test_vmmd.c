@@ -36,9 +36,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agentwire.h"
+#include "ckpt.h"
+#include "ckpt_store.h"
 #include "cleanup.h"
 #include "exec.h"
 #include "fakes.h"
@@ -2413,6 +2416,491 @@ static void test_policy_bad_file(void **state)
 	status_policies(f, true, 1, "");
 }
 
+/* ======================================================================= */
+/* checkpoints (ckpt.c)                                                     */
+/* ======================================================================= */
+
+/* A start with --vm-checkpoint (and --vm-requeue when asked). */
+static void start_ckpt(struct fx *f, bool requeue, const char *lead)
+{
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = JOB,
+	    .start = {.job_id = JOB,
+		      .uid = (uint32_t)getuid(),
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+	struct proto_reply rep;
+
+	req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
+	if (requeue)
+		req.start.opts[VMSPEC_OPT_REQUEUE] = strdup("yes");
+	if (lead)
+		req.start.opts[VMSPEC_OPT_CHECKPOINT_LEAD] = strdup(lead);
+	call(f, &req, &rep);
+	proto_request_clear(&req);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start refused: %s", rep.error);
+}
+
+static void agent_hello_flags(struct fx *f, int fd, uint32_t flags)
+{
+	struct aw_buf b = {0};
+
+	assert_int_equal(aw_put_u32(&b, AW_VERSION), 0);
+	assert_int_equal(aw_put_u32(&b, flags), 0);
+	assert_int_equal(aw_put_str(&b, "fake agent"), 0);
+	agent_send(f, fd, AW_HELLO, 0, b.data, b.len);
+	aw_buf_free(&b);
+}
+
+/* The handshake of an agent that knows checkpoints. */
+static int ckpt_agent(struct fx *f)
+{
+	struct frame fr;
+	int fd = agent_connect(f);
+
+	agent_expect(f, fd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello_flags(f, fd, AW_HELLO_CKPT);
+	agent_expect(f, fd, AW_SETUP, &fr);
+	free(fr.p);
+	agent_send(f, fd, AW_SETUP_OK, 0, NULL, 0);
+	pump_until_state(f, JOB_READY);
+	assert_true(job(f)->agent_ckpt);
+	return fd;
+}
+
+/* The agent's side of a prepare: CKPT_PREPARE arrives with the flags;
+ * answered OK. */
+static void agent_prepare_ok(struct fx *f, int fd)
+{
+	struct frame fr;
+	struct aw_reader r;
+
+	agent_expect(f, fd, AW_CKPT_PREPARE, &fr);
+	aw_reader_init(&r, fr.p, fr.h.len);
+	/* virtio-9p: the agent must release the share. */
+	assert_int_equal(aw_get_u32(&r), AW_CKPT_MOUNTS);
+	assert_int_equal(aw_reader_done(&r), 0);
+	free(fr.p);
+	agent_send_u32(f, fd, AW_CKPT_OK, 0, AW_CKPT_PREPARE, 0, 1);
+}
+
+/* A restored guest: QEMU listens again, vmmd connects, the agent says it
+ * holds the checkpoint, vmmd resumes it with the clock and the mounts. */
+static int agent_resume(struct fx *f, unsigned nrestore)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+	struct fake_domain *dom;
+	struct frame fr;
+	struct aw_reader r;
+	int64_t t;
+	int fd;
+
+	/* The restore runs in vmmd's worker thread. */
+	while (fake_hv.nrestore < nrestore || !(dom = fake_hv_domain(DOMAIN)) ||
+	       !dom->running || dom->agent_fd >= 0) {
+		if (now_ms() >= end)
+			fail_msg("the guest was never restored");
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	}
+	fd = agent_connect(f);
+	agent_expect(f, fd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello_flags(
+	    f, fd, AW_HELLO_SETUP_DONE | AW_HELLO_CKPT | AW_HELLO_CKPT_HELD);
+	agent_expect(f, fd, AW_CKPT_RESUME, &fr);
+	aw_reader_init(&r, fr.p, fr.h.len);
+	t = aw_get_i64(&r);
+	assert_true(t >= (int64_t)time(NULL) - 5);
+	assert_int_equal(aw_get_u32(&r), AW_CKPT_MOUNTS);
+	assert_int_equal(aw_reader_done(&r), 0);
+	free(fr.p);
+	agent_send_u32(f, fd, AW_CKPT_OK, 0, AW_CKPT_RESUME, 0, 1);
+	pump_until_state(f, JOB_READY);
+	return fd;
+}
+
+static void ckpt_path(struct fx *f, char *buf, size_t len, uint32_t seq,
+		      const char *file)
+{
+	if (seq)
+		assert_int_equal(str_printf(buf, len, "%s/ckpt/%u/%u/%s",
+					    f->dir, JOB, seq, file),
+				 0);
+	else
+		assert_int_equal(
+		    str_printf(buf, len, "%s/ckpt/%u", f->dir, JOB), 0);
+}
+
+static int checkpoint_request(struct fx *f)
+{
+	struct proto_request req = {.op = PROTO_OP_CHECKPOINT, .job_id = JOB};
+
+	return client_send(f, &req, NULL, 0);
+}
+
+/* vmenvctl checkpoint: save, restore at once, the session goes on, the
+ * checkpoint stays. */
+static void test_ckpt_on_demand(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct exec_client c;
+	struct proto_reply rep;
+	struct aw_exec e;
+	char path[512], buf[64];
+	uint32_t sid;
+	int afd, cfd;
+
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	exec_start(f, JOB, &o, &c);
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
+	agent_send(f, afd, AW_STARTED, sid, "\0\0\0\1", 4);
+	agent_send(f, afd, AW_STDOUT, sid, "one\n", 4);
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	/* Saved, then restored with the XML it was created with. */
+	afd = agent_resume(f, 1);
+	client_reply(f, cfd, &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("checkpoint: %s", rep.error);
+	close(cfd);
+	assert_int_equal(fake_hv.nsave, 1);
+	assert_int_equal(fake_hv.nrestore, 1);
+	assert_string_equal(fake_hv.restore_xml, fake_hv.last_xml);
+	ckpt_path(f, path, sizeof(path), 1, "manifest.json");
+	assert_true(exists(path));
+	/* The same session goes on. */
+	agent_send(f, afd, AW_STDOUT, sid, "two\n", 4);
+	agent_send(f, afd, AW_STDOUT, sid, NULL, 0);
+	agent_send(f, afd, AW_STDERR, sid, NULL, 0);
+	agent_send_u32(f, afd, AW_EXIT, sid, AW_EXIT_CODE, 3, 2);
+	client_reply(f, c.fd, &rep); /* started */
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(rep.exit_value, 3);
+	read_to_eof(f, c.out, buf, sizeof(buf));
+	assert_string_equal(buf, "one\ntwo\n");
+	exec_close(&c);
+	assert_int_equal(log_count("checkpoint 1 saved in"), 1);
+}
+
+/* The batch script's task with its stdout and stderr in one file, as
+ * Slurm's default slurm-%j.out. */
+static void batch_start(struct fx *f, const char *out, struct exec_client *c)
+{
+	static const char *const argv[] = {"/tmp/job.sh", NULL};
+	struct proto_request req = {.op = PROTO_OP_EXEC, .job_id = JOB};
+	struct proto_exec *e = &req.exec;
+	int fds[4];
+
+	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fds[1] = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	fds[2] = dup(fds[1]);
+	fds[3] = script_fd("#!/bin/sh\ncount\n");
+	assert_true(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
+	e->job_id = JOB;
+	e->argv = xstrv(argv, &e->argc);
+	e->envp = xstrv(default_env, &e->envc);
+	e->cwd = strdup(f->work);
+	e->merge_stderr = true;
+	e->script = true;
+	c->fd = client_send(f, &req, fds, 4);
+	proto_request_clear(&req);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	c->in = c->out = c->err = -1;
+}
+
+static void file_is(struct fx *f, const char *path, const char *want)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	for (;;) {
+		_cleanup_free_ char *text = NULL;
+
+		if (read_file_limited(path, 4096, &text, NULL) == 0 &&
+		    strcmp(text, want) == 0)
+			return;
+		if (now_ms() >= end)
+			fail_msg("%s holds '%s', not '%s'", path,
+				 text ? text : "(nothing)", want);
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	}
+}
+
+static void restart_slurm(struct fx *f, uint32_t restarts, uint32_t cpus)
+{
+	struct slurmjob_info si;
+	char why[128];
+
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	si.restart_count = restarts;
+	si.cpus = cpus;
+	fake_slurm_set(&si);
+}
+
+/* Saved before the time limit, requeued; the restarted job restores
+ * instead of booting, the restarted batch step re-attaches to the running
+ * script, and its output file (truncated by Slurm) holds every byte once. */
+static void requeued_job(struct fx *f, const char *out, int *afd, uint32_t *sid)
+{
+	struct exec_client c;
+	struct proto_reply rep;
+	struct aw_exec e;
+	char err[256];
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	start_ckpt(f, true, NULL);
+	*afd = ckpt_agent(f);
+	batch_start(f, out, &c);
+	*sid = agent_expect_exec(f, *afd, &e);
+	aw_exec_clear(&e);
+	agent_send(f, *afd, AW_STARTED, *sid, "\0\0\0\1", 4);
+	agent_send(f, *afd, AW_STDOUT, *sid, "1\n2\n", 4);
+	file_is(f, out, "1\n2\n");
+	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, *afd);
+	client_reply(f, c.fd, &rep); /* started */
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
+	assert_string_equal(rep.error,
+			    "job 42: checkpointed on node n1, requeued");
+	assert_int_equal(rep.exit_value, 0);
+	exec_close(&c);
+	close(*afd);
+	assert_int_equal(fake_slurm_requeues, 1);
+	assert_int_equal(job(f)->state, JOB_SAVED);
+	/* The epilog of this run. */
+	stop_ok(f, JOB);
+}
+
+static void test_ckpt_requeue_restore(void **state)
+{
+	struct fx *f = *state;
+	struct exec_client c;
+	struct proto_reply rep;
+	struct ckpt_manifest m;
+	char out[256], path[512], err[512];
+	uint32_t sid;
+	int afd;
+
+	assert_int_equal(
+	    str_printf(out, sizeof(out), "%s/slurm-42.out", f->work), 0);
+	requeued_job(f, out, &afd, &sid);
+	ckpt_path(f, path, sizeof(path), 1, "");
+	assert_int_equal(ckpt_store_verify(path, JOB, (uint32_t)getuid(), &m,
+					   err, sizeof(err)),
+			 0);
+	assert_int_equal(m.nsessions, 1);
+	assert_int_equal(m.sessions[0].id, sid);
+	assert_true(m.sessions[0].batch);
+	assert_int_equal(m.sessions[0].out_bytes[0], 4);
+	assert_int_equal(m.vcpus, 2);
+	ckpt_manifest_clear(&m);
+	/* Slurm starts the job again and truncates its output file. */
+	assert_int_equal(truncate(out, 0), 0);
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = agent_resume(f, 1);
+	assert_int_equal(fake_hv.nrestore, 1);
+	assert_int_equal(fake_hv.ncreate, 1); /* restored, not booted */
+	batch_start(f, out, &c);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	file_is(f, out, "1\n2\n");
+	/* The script goes on in the same session. */
+	agent_send(f, afd, AW_STDOUT, sid, "3\n", 2);
+	agent_send(f, afd, AW_STDOUT, sid, NULL, 0);
+	agent_send_u32(f, afd, AW_EXIT, sid, AW_EXIT_CODE, 7, 2);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(rep.exit_value, 7);
+	file_is(f, out, "1\n2\n3\n");
+	exec_close(&c);
+	/* Used once: gone from the store. */
+	ckpt_path(f, path, sizeof(path), 0, "");
+	assert_false(exists(path));
+}
+
+/* An output file opened for append (--open-mode=append) already holds
+ * everything: nothing is written twice. */
+static void test_ckpt_restore_append_mode(void **state)
+{
+	struct fx *f = *state;
+	struct exec_client c;
+	struct proto_reply rep;
+	char out[256];
+	uint32_t sid;
+	int afd;
+
+	assert_int_equal(
+	    str_printf(out, sizeof(out), "%s/slurm-42.out", f->work), 0);
+	requeued_job(f, out, &afd, &sid);
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = agent_resume(f, 1);
+	batch_start(f, out, &c);
+	client_reply(f, c.fd, &rep);
+	agent_send(f, afd, AW_STDOUT, sid, "3\n", 2);
+	file_is(f, out, "1\n2\n3\n");
+	exec_close(&c);
+}
+
+static void test_ckpt_restore_refused(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char out[256], path[512];
+	uint32_t sid;
+	int afd;
+
+	assert_int_equal(str_printf(out, sizeof(out), "%s/o", f->work), 0);
+	requeued_job(f, out, &afd, &sid);
+	/* A smaller allocation cannot take the guest. */
+	restart_slurm(f, 1, 1);
+	{
+		struct proto_request req = {
+		    .op = PROTO_OP_START,
+		    .job_id = JOB,
+		    .start = {.job_id = JOB,
+			      .uid = (uint32_t)getuid(),
+			      .gid = (uint32_t)getgid(),
+			      .image = "tiny"},
+		};
+		req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
+		call(f, &req, &rep);
+		proto_request_clear(&req);
+	}
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "holds a guest of 2 vCPUs");
+	assert_contains(rep.error, "this allocation gives 1 vCPUs");
+	stop_ok(f, JOB);
+	/* A corrupted memory image is refused by its checksum. */
+	restart_slurm(f, 1, 2);
+	ckpt_path(f, path, sizeof(path), 1, CKPT_MEMORY);
+	write_text(path, "SAVED vmenv-n1-43\n"); /* same size */
+	start_ckpt(f, true, NULL);
+	pump_until_state(f, JOB_FAILED);
+	assert_contains(job(f)->error, "file 'memory' is corrupted (sha256");
+	assert_int_equal(fake_hv.nrestore, 0);
+}
+
+/* The guest refuses (a busy share, a failing prepare hook): no save, the
+ * job goes on, the asker learns why. */
+static void test_ckpt_guest_refuses(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	struct aw_buf b = {0};
+	struct frame fr;
+	int afd, cfd;
+
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	cfd = checkpoint_request(f);
+	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
+	free(fr.p);
+	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
+	assert_int_equal(aw_put_u32(&b, EBUSY), 0);
+	assert_int_equal(
+	    aw_put_str(&b, "checkpoint refused: files open in /home/u"), 0);
+	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
+	aw_buf_free(&b);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_string_equal(rep.error, "job 42: checkpoint refused: files "
+				       "open in /home/u");
+	assert_int_equal(fake_hv.nsave, 0);
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_false(ckpt_busy(job(f)));
+	/* An agent without checkpoints is refused before anything. */
+	job(f)->agent_ckpt = false;
+	cfd = checkpoint_request(f);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_contains(rep.error, "does not know checkpoints");
+}
+
+/* Disk full during the save: the previous checkpoint stays complete, the
+ * half one is gone, the job ends with the reason. */
+static void test_ckpt_disk_full(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char path[512], err[256];
+	uint32_t seq = 0;
+	int afd, cfd;
+
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	afd = agent_resume(f, 1);
+	client_reply(f, cfd, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	close(cfd);
+	fake_hv.fail_save = -ENOSPC;
+	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	pump_until_state(f, JOB_FAILED);
+	assert_string_equal(job(f)->error,
+			    "job 42: checkpoint failed on node n1: fake: "
+			    "cannot save: No space left on device");
+	ckpt_path(f, path, sizeof(path), 0, "");
+	assert_int_equal(ckpt_store_latest(path, JOB, &seq), -ENOENT);
+	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt", f->dir), 0);
+	assert_int_equal(ckpt_store_latest(path, JOB, &seq), 0);
+	assert_int_equal(seq, 1);
+	ckpt_path(f, path, sizeof(path), 2, "");
+	assert_false(exists(path));
+}
+
+/* The checkpoint time follows the end time Slurm reports, re-read while
+ * the job runs (scontrol update TimeLimit=), and fires. */
+static void test_ckpt_schedule(void **state)
+{
+	struct fx *f = *state;
+	struct slurmjob_info si;
+	char why[128];
+	int64_t due;
+	uint32_t lead;
+	time_t now = time(NULL);
+	int afd;
+
+	f->d.cfg.checkpoint_requery_s = 1;
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	si.end_time = now + 3600;
+	fake_slurm_set(&si);
+	start_ckpt(f, false, "60");
+	afd = ckpt_agent(f);
+	ckpt_job_due(job(f), &due, &lead);
+	/* 896 MiB at the default 100 MiB/s: 14 s x1.5 ... + 15 < 60. */
+	assert_int_equal(lead, 60);
+	assert_true(due >= now + 3540 - 2 && due <= now + 3540 + 2);
+	/* The admin gives the job another hour. */
+	si.end_time = now + 7200;
+	fake_slurm_set(&si);
+	pump(f, 1500);
+	ckpt_job_due(job(f), &due, &lead);
+	assert_true(due >= now + 7140 - 2 && due <= now + 7140 + 2);
+	/* And takes it back: the checkpoint is due at once. */
+	si.end_time = time(NULL) + 61;
+	fake_slurm_set(&si);
+	pump(f, 1500);
+	agent_prepare_ok(f, afd);
+	(void)afd;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2453,6 +2941,13 @@ int main(void)
 	    T(test_policy_spec_applied),
 	    T(test_policy_matches_slurm),
 	    T(test_policy_bad_file),
+	    T(test_ckpt_on_demand),
+	    T(test_ckpt_requeue_restore),
+	    T(test_ckpt_restore_append_mode),
+	    T(test_ckpt_restore_refused),
+	    T(test_ckpt_guest_refuses),
+	    T(test_ckpt_disk_full),
+	    T(test_ckpt_schedule),
 #undef T
 	};
 
