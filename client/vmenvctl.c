@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct ctl {
@@ -36,6 +37,43 @@ static int call(const struct ctl *c, enum proto_op op, struct proto_reply *rep)
 		return 1;
 	}
 	return 0;
+}
+
+static void print_ckpt(const struct proto_job_info *j)
+{
+	long long in = (long long)(j->ckpt_due - (int64_t)time(NULL));
+	char when[64];
+	struct tm tm;
+	time_t t = (time_t)j->ckpt_due;
+
+	if (!j->ckpt_due)
+		return;
+	localtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	printf("           checkpoint: %s (in %lld s), lead %u s\n", when,
+	       in < 0 ? 0 : in, j->ckpt_lead_s);
+}
+
+/* Each job's next checkpoint, for status. */
+static void status_ckpts(const struct ctl *c)
+{
+	struct proto_request req = {.op = PROTO_OP_LIST};
+	struct proto_reply rep;
+	char err[256] = "";
+
+	if (proto_call(c->sock, &req, c->timeout_ms, &rep, err, sizeof(err)) <
+		0 ||
+	    rep.kind != PROTO_REPLY_OK) {
+		proto_reply_clear(&rep);
+		return;
+	}
+	for (size_t i = 0; i < rep.njobs; i++) {
+		if (!rep.jobs[i].ckpt_due)
+			continue;
+		printf("job %-6u", rep.jobs[i].job_id);
+		print_ckpt(&rep.jobs[i]);
+	}
+	proto_reply_clear(&rep);
 }
 
 static int cmd_status(const struct ctl *c)
@@ -63,6 +101,7 @@ static int cmd_status(const struct ctl *c)
 	else
 		printf("policies:    %u from %s\n", s->policies, s->policy_dir);
 	proto_reply_clear(&rep);
+	status_ckpts(c);
 	return 0;
 }
 
@@ -81,8 +120,36 @@ static int cmd_list(const struct ctl *c)
 		       j->sessions, j->domain);
 		if (j->error[0])
 			printf("           error: %s\n", j->error);
+		print_ckpt(j);
 	}
 	proto_reply_clear(&rep);
+	return 0;
+}
+
+/* Saves the job's guest now and lets it go on (its owner or root); the
+ * save of a large guest takes a while. */
+static int cmd_checkpoint(struct ctl *c, const char *job)
+{
+	struct proto_request req = {.op = PROTO_OP_CHECKPOINT};
+	struct proto_reply rep;
+	char err[256] = "";
+	int r;
+
+	if (parse_u32(job, &req.job_id) < 0 || !req.job_id) {
+		fprintf(stderr, "vmenvctl: '%s' is not a job id\n", job);
+		return 2;
+	}
+	r = proto_call(c->sock, &req, 3600 * 1000, &rep, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vmenvctl: vmmd at %s: %s%s%s\n", c->sock,
+			strerror(-r), *err ? ": " : "", err);
+		return 1;
+	}
+	if (rep.kind != PROTO_REPLY_OK) {
+		fprintf(stderr, "vmenvctl: %s\n", rep.error);
+		return 1;
+	}
+	printf("job %u: checkpointed; the job goes on\n", req.job_id);
 	return 0;
 }
 
@@ -115,7 +182,9 @@ static void usage(FILE *f)
 		   "  image pull NAME       fetch into the cache (root)\n"
 		   "  image rm NAME|SHA256  remove from the cache (root)\n"
 		   "  image verify [NAME]   re-hash cached files, remove "
-		   "corrupt ones (root)\n");
+		   "corrupt ones (root)\n"
+		   "  checkpoint JOBID      save the job's guest now; it goes "
+		   "on (owner or root)\n");
 }
 
 int main(int argc, char **argv)
@@ -169,6 +238,8 @@ int main(int argc, char **argv)
 	if (optind < argc && strcmp(argv[optind], "image") == 0)
 		return ctl_image(argc - optind - 1, argv + optind + 1, config,
 				 node_given ? node : NULL);
+	if (optind + 2 == argc && strcmp(argv[optind], "checkpoint") == 0)
+		return cmd_checkpoint(&c, argv[optind + 1]);
 	if (optind + 1 != argc) {
 		usage(stderr);
 		return 2;
