@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("%" PRIu32 "\n",
-	       ckpt_lead_s(v[0] > UINT32_MAX ? UINT32_MAX : (uint32_t)v[0], v[1],
-			   v[2], v[3]));
+	       ckpt_lead_s(v[0] > UINT32_MAX ? UINT32_MAX : (uint32_t)v[0],
+			   v[1], v[2], v[3]));
 	return 0;
 }

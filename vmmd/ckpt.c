@@ -7,6 +7,7 @@
 #include "ckpt_store.h"
 #include "ckpt_work.h"
 #include "cleanup.h"
+#include "domxml.h"
 #include "exec.h"
 #include "job.h"
 #include "jobfiles.h"
@@ -48,8 +49,12 @@ struct ckpt_job {
 	time_t due;
 	uint32_t lead_s;
 	uint64_t t0;
-	char *xml; /* the domain as last built (for the manifest) */
+	char *xml; /* the domain as last built, without hostdevs */
 	uint64_t limit_kib;
+	/* Passed-through devices: unplugged before the save, plugged
+	 * (this allocation's) after the restore. */
+	uint32_t ndevs;
+	struct dom_hostdev devs[DOM_MAX_HOSTDEVS];
 	/* A failed on-demand save: the guest is thawed, then this goes to
 	 * the client. */
 	bool resume_only;
@@ -97,15 +102,63 @@ void ckpt_job_due(const struct job *j, int64_t *due, uint32_t *lead_s)
 	*lead_s = j->ckpt ? j->ckpt->lead_s : 0;
 }
 
-void ckpt_note_xml(struct job *j, const char *xml, uint64_t hard_limit_kib)
+static bool wants_ckpt(const struct job *j)
 {
-	struct ckpt_job *c = cj(j);
+	return j->spec.v.checkpoint || ckpt_job_restoring(j);
+}
 
-	if (!c)
+void ckpt_job_placed(struct job *j, struct dom_placement *place)
+{
+	struct ckpt_job *c;
+
+	if (!wants_ckpt(j) || !(c = cj(j)))
 		return;
+	c->ndevs = place->ndevs;
+	for (uint32_t i = 0; i < place->ndevs; i++) {
+		place->dev[i].cell = -1;
+		c->devs[i] = place->dev[i];
+	}
+}
+
+int ckpt_job_built(struct job *j, struct dom_spec *s,
+		   struct dom_placement *place, uint64_t hard_limit_kib,
+		   char *why, size_t whylen)
+{
+	struct ckpt_job *c;
+	char *xml = NULL;
+	uint32_t n = place->ndevs;
+	int r;
+
+	if (!wants_ckpt(j) || !(c = cj(j)))
+		return 0;
+	place->ndevs = 0;
+	r = domxml_build(s, &xml);
+	place->ndevs = n;
+	if (r < 0)
+		return err_set(why, whylen, r,
+			       "cannot build the domain for checkpoints: %s",
+			       strerror(-r));
 	free(c->xml);
-	c->xml = strdup(xml);
+	c->xml = xml;
 	c->limit_kib = hard_limit_kib;
+	if (!ckpt_job_restoring(j))
+		return 0;
+	r = ckpt_job_restore(j, xml, hard_limit_kib, why, whylen);
+	return r < 0 ? r : 1;
+}
+
+/* The devices' XML for the worker (it owns the strings). */
+static int devs_xml(const struct ckpt_job *c, struct ckpt_work_devs *wd)
+{
+	wd->n = 0;
+	for (uint32_t i = 0; i < c->ndevs; i++) {
+		if (domxml_hostdev(&c->devs[i], &wd->xml[i]) < 0)
+			return -ENOMEM;
+		domxml_hostdev_gone(&c->devs[i], wd->gone[i],
+				    sizeof(wd->gone[i]));
+		wd->n++;
+	}
+	return 0;
 }
 
 /* --- the client of an on-demand checkpoint ------------------------------- */
@@ -390,8 +443,13 @@ static void do_save(struct job *j)
 		snprintf(err, sizeof(err), "job %u: out of memory", j->id);
 	if (r == 0 && (r = exec_ckpt_collect(j, &ws.man, &out_fd)) < 0)
 		snprintf(err, sizeof(err), "job %u: too many sessions", j->id);
+	if (r == 0 && (r = devs_xml(c, &ws.devs)) < 0)
+		snprintf(err, sizeof(err), "job %u: out of memory", j->id);
 	if (r < 0) {
 		ckpt_manifest_clear(&ws.man);
+		ckpt_work_devs_clear(&ws.devs);
+		if (out_fd >= 0)
+			close(out_fd);
 		if (c->dir[0])
 			rm_rf(c->dir);
 		str_printf(why, sizeof(why),
@@ -776,6 +834,7 @@ static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
 {
 	struct ckpt_job *c = j->ckpt;
 	struct ckpt_work_restore wr = {
+	    .domain = j->domain,
 	    .dir = c->dir,
 	    .job_dir = j->dir,
 	    .xml = xml,
@@ -791,6 +850,11 @@ static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
 		c->replay[0] = '\0';
 	c->phase = PH_RESTORING;
 	c->t0 = now_ms();
+	if (devs_xml(c, &wr.devs) < 0) {
+		ckpt_work_devs_clear(&wr.devs);
+		return err_set(err, errlen, -ENOMEM, "job %u: out of memory",
+			       j->id);
+	}
 	r = ckpt_work_restore(j, &wr, restore_done, &c->work);
 	if (r < 0)
 		return err_set(err, errlen, r,

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct dom_placement;
+struct dom_spec;
 struct job;
 struct vmmd;
 
@@ -62,9 +64,19 @@ int ckpt_on_agent_frame(struct job *j, uint8_t type, const uint8_t *p,
 			size_t n);
 void ckpt_on_agent_held(struct job *j);
 
-/* hv_create: the domain XML as built (the manifest records it; an
- * on-demand checkpoint restores it). */
-void ckpt_note_xml(struct job *j, const char *xml, uint64_t hard_limit_kib);
+/* job.c, before the domain XML is built from the placement: a job that
+ * checkpoints gets its passed-through devices on the root PCI bus (no
+ * expander: what is unplugged before a save must leave the saved
+ * guest's buses as a restore rebuilds them), and its devices are noted
+ * for the unplug and the replug. */
+void ckpt_job_placed(struct job *j, struct dom_placement *place);
+/* After: notes the domain XML without those devices (the manifest records
+ * it; a restore uses it, then plugs the devices). Returns 1 when the job
+ * restores (the restore is under way: no create), 0 to create, -errno
+ * (why says it). */
+int ckpt_job_built(struct job *j, struct dom_spec *s,
+		   struct dom_placement *place, uint64_t hard_limit_kib,
+		   char *why, size_t whylen);
 
 /* For vmenvctl status/list: the next checkpoint (0: none) and its lead. */
 void ckpt_job_due(const struct job *j, int64_t *due, uint32_t *lead_s);

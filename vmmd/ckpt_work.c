@@ -41,8 +41,54 @@ struct ckpt_work {
 	uint32_t src_job; /* the checkpoint's job */
 	int out_fd;
 	struct ckpt_manifest man;
+	struct ckpt_work_devs devs;
 	struct ckpt_work_result res;
 };
+
+void ckpt_work_devs_clear(struct ckpt_work_devs *d)
+{
+	for (uint32_t i = 0; i < d->n && i < CKPT_MAX_DEVS; i++)
+		free(d->xml[i]);
+	d->n = 0;
+}
+
+/* Unplugs every device; on a refusal the ones already out go back in and
+ * the guest keeps running. */
+static int detach_all(struct ckpt_work *w)
+{
+	char why[400];
+
+	for (uint32_t i = 0; i < w->devs.n; i++) {
+		int r = w->hv->detach(w->hv_ctx, w->domain, w->devs.xml[i],
+				      w->devs.gone[i], CKPT_DETACH_WAIT_MS, why,
+				      sizeof(why));
+		if (r == 0)
+			continue;
+		err_set(w->res.err, sizeof(w->res.err), -EBUSY,
+			"checkpoint refused: device %s: %s", w->devs.gone[i],
+			why);
+		while (i-- > 0)
+			w->hv->attach(w->hv_ctx, w->domain, w->devs.xml[i], why,
+				      sizeof(why));
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static int attach_all(struct ckpt_work *w)
+{
+	char why[400];
+
+	for (uint32_t i = 0; i < w->devs.n; i++) {
+		int r = w->hv->attach(w->hv_ctx, w->domain, w->devs.xml[i], why,
+				      sizeof(why));
+		if (r < 0)
+			return err_set(w->res.err, sizeof(w->res.err), r,
+				       "cannot plug device %s: %s",
+				       w->devs.gone[i], why);
+	}
+	return 0;
+}
 
 static uint64_t file_size(const char *dir, const char *name)
 {
@@ -124,9 +170,11 @@ static void *save_thread(void *arg)
 
 	if (str_printf(path, sizeof(path), "%s/%s", w->dir, CKPT_MEMORY) < 0)
 		res->r = -ENAMETOOLONG;
-	else
-		res->r = w->hv->save(w->hv_ctx, w->domain, path, res->err,
-				     sizeof(res->err));
+	else if ((res->r = detach_all(w)) == 0 &&
+		 (res->r = w->hv->save(w->hv_ctx, w->domain, path, res->err,
+				       sizeof(res->err))) < 0)
+		/* The guest goes on (libvirt resumed it): with its devices. */
+		attach_all(w);
 	if (res->r == 0) {
 		res->guest_gone = true;
 		res->bytes = file_size(w->dir, CKPT_MEMORY);
@@ -191,6 +239,10 @@ static void *restore_thread(void *arg)
 			r = w->hv->restore(w->hv_ctx, p, w->xml, w->limit_kib,
 					   res->err, sizeof(res->err));
 	}
+	/* Fresh devices of this allocation; the resume hook (at CKPT_RESUME)
+	 * brings them up in the guest. */
+	if (r >= 0)
+		r = attach_all(w);
 	res->r = r < 0 ? r : 0;
 	res->ms = now_ms() - t0;
 	notify(w);
@@ -205,6 +257,7 @@ static void work_free(struct ckpt_work *w)
 	if (w->out_fd >= 0)
 		close(w->out_fd);
 	ckpt_manifest_clear(&w->man);
+	ckpt_work_devs_clear(&w->devs);
 	free(w->xml);
 	free(w);
 }
@@ -272,6 +325,7 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 
 	if (!w) {
 		ckpt_manifest_clear(&ws->man);
+		ckpt_work_devs_clear(&ws->devs);
 		if (ws->out_fd >= 0)
 			close(ws->out_fd);
 		return -ENOMEM;
@@ -284,17 +338,24 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 	w->out_fd = ws->out_fd;
 	w->man = ws->man;
 	memset(&ws->man, 0, sizeof(ws->man));
+	w->devs = ws->devs;
+	ws->devs.n = 0;
 	return work_start(w, save_thread, ret);
 }
 
-int ckpt_work_restore(struct job *j, const struct ckpt_work_restore *wr,
+int ckpt_work_restore(struct job *j, struct ckpt_work_restore *wr,
 		      ckpt_work_done_f done, struct ckpt_work **ret)
 {
 	struct ckpt_work *w = work_new(j, done);
 
-	if (!w)
+	if (!w) {
+		ckpt_work_devs_clear(&wr->devs);
 		return -ENOMEM;
+	}
+	snprintf(w->domain, sizeof(w->domain), "%s", wr->domain);
 	snprintf(w->dir, sizeof(w->dir), "%s", wr->dir);
+	w->devs = wr->devs;
+	wr->devs.n = 0;
 	snprintf(w->job_dir, sizeof(w->job_dir), "%s", wr->job_dir);
 	snprintf(w->replay, sizeof(w->replay), "%s", wr->replay);
 	w->xml = strdup(wr->xml);

@@ -19,16 +19,29 @@
 struct job;
 struct ckpt_work;
 
+/* Passed-through devices: unplugged (waiting for the guest, bounded)
+ * before the save; plugged after the restore. */
+#define CKPT_MAX_DEVS	    32
+#define CKPT_DETACH_WAIT_MS 30000
+struct ckpt_work_devs {
+	uint32_t n;
+	char *xml[CKPT_MAX_DEVS]; /* owned */
+	char gone[CKPT_MAX_DEVS][128];
+};
+void ckpt_work_devs_clear(struct ckpt_work_devs *d);
+
 struct ckpt_work_save {
 	const char *domain;
-	const char *root;	  /* the store */
-	const char *dir;	  /* the new seq directory */
-	const char *job_dir;	  /* holds disk/overlay.qcow2 */
-	int out_fd;		  /* the batch output (taken over), or -1 */
-	struct ckpt_manifest man; /* taken over; files filled by the worker */
+	const char *root;	    /* the store */
+	const char *dir;	    /* the new seq directory */
+	const char *job_dir;	    /* holds disk/overlay.qcow2 */
+	int out_fd;		    /* the batch output (taken over), or -1 */
+	struct ckpt_manifest man;   /* taken over; files filled by the worker */
+	struct ckpt_work_devs devs; /* taken over */
 };
 
 struct ckpt_work_restore {
+	const char *domain;
 	const char *dir; /* the checkpoint */
 	const char *job_dir;
 	const char *xml;
@@ -36,6 +49,7 @@ struct ckpt_work_restore {
 	uint32_t job_id; /* whose checkpoint it must be */
 	uint32_t uid;
 	const char *replay; /* where the saved output goes ("" : nowhere) */
+	struct ckpt_work_devs devs; /* taken over */
 };
 
 struct ckpt_work_result {
@@ -50,7 +64,7 @@ typedef void (*ckpt_work_done_f)(struct job *j, struct ckpt_work *w);
 
 int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 		   ckpt_work_done_f done, struct ckpt_work **ret);
-int ckpt_work_restore(struct job *j, const struct ckpt_work_restore *wr,
+int ckpt_work_restore(struct job *j, struct ckpt_work_restore *wr,
 		      ckpt_work_done_f done, struct ckpt_work **ret);
 const struct ckpt_work_result *ckpt_work_result(const struct ckpt_work *w);
 /* Waits for the thread and frees it; done() is not called. NULL-safe. */

@@ -425,6 +425,36 @@ static bool spec_ok(const struct dom_spec *s)
 	       (!s->share_dir || s->share_tag) && placement_ok(s);
 }
 
+int domxml_hostdev(const struct dom_hostdev *d, char **ret)
+{
+	struct sbuf b = {0};
+
+	sb_fmt(&b,
+	       "<hostdev mode='subsystem' type='pci' managed='yes'>\n"
+	       "  <driver name='vfio'/>\n"
+	       "  <source><address domain='0x%04x' bus='0x%02x' slot='0x%02x' "
+	       "function='0x%x'/></source>\n"
+	       "</hostdev>\n",
+	       d->host.domain, d->host.bus, d->host.slot, d->host.func);
+	if (b.oom) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	*ret = b.p;
+	return 0;
+}
+
+int domxml_hostdev_gone(const struct dom_hostdev *d, char *buf, size_t len)
+{
+	int n =
+	    snprintf(buf, len,
+		     "<address domain='0x%04x' bus='0x%02x' slot='0x%02x' "
+		     "function='0x%x'/></source>",
+		     d->host.domain, d->host.bus, d->host.slot, d->host.func);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 int domxml_build(const struct dom_spec *s, char **ret)
 {
 	struct sbuf b = {0};

@@ -104,6 +104,12 @@ struct dom_spec {
  * kernel, initrd and cmdline may be NULL when a disk is given. */
 int domxml_build(const struct dom_spec *s, char **ret);
 
+/* One passed-through device on its own, for hot-(un)plug across a
+ * checkpoint (ckpt.c): *ret is malloc'ed. And the text of its source that
+ * the domain's XML holds exactly while the device is attached. */
+int domxml_hostdev(const struct dom_hostdev *d, char **ret);
+int domxml_hostdev_gone(const struct dom_hostdev *d, char *buf, size_t len);
+
 #define DOMXML_NS "https://vmenv.invalid/xmlns/domain/1"
 
 #endif

@@ -249,22 +249,25 @@ static int hv_create(struct job *j, struct dom_spec *s,
 
 	if (j->d->mem_limit_live)
 		place->hard_limit_mib = 0;
+	ckpt_job_placed(j, place);
 	s->place = place;
 	r = domxml_build(s, &xml);
-	place->hard_limit_mib = limit;
 	if (r < 0) {
+		place->hard_limit_mib = limit;
 		snprintf(why, whylen, "cannot build the domain: %s",
 			 strerror(-r));
 		return r;
 	}
+	/* The checkpoint's own XML (without passed-through devices), and a
+	 * restore instead of a create (1). */
+	r = ckpt_job_built(j, s, place,
+			   j->d->mem_limit_live ? (uint64_t)limit * 1024 : 0,
+			   why, whylen);
+	place->hard_limit_mib = limit;
+	if (r != 0)
+		return r < 0 ? r : 0;
 	log_debug("job %u: domain XML:\n%s", j->id, xml);
 	j->t_prepared = now_ms();
-	ckpt_note_xml(j, xml,
-		      j->d->mem_limit_live ? (uint64_t)limit * 1024 : 0);
-	if (ckpt_job_restoring(j))
-		return ckpt_job_restore(
-		    j, xml, j->d->mem_limit_live ? (uint64_t)limit * 1024 : 0,
-		    why, whylen);
 	if (j->d->mem_limit_live && limit)
 		return j->d->hv->create_limited(
 		    j->d->hv_ctx, xml, (uint64_t)limit * 1024, why, whylen);

@@ -2901,6 +2901,48 @@ static void test_ckpt_schedule(void **state)
 	(void)afd;
 }
 
+/* Passed-through devices cannot be saved: unplugged before, this
+ * allocation's plugged after; the saved guest never had them. */
+static void test_ckpt_devices(void **state)
+{
+	struct fx *f = *state;
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = JOB,
+	    .start = {.job_id = JOB,
+		      .uid = (uint32_t)getuid(),
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+	struct proto_reply rep;
+	int afd, cfd;
+
+	on_node2s(f);
+	restart_vmmd(f);
+	req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
+	req.start.opts[VMSPEC_OPT_IB] = strdup("2");
+	call(f, &req, &rep);
+	proto_request_clear(&req);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start: %s", rep.error);
+	assert_int_equal(count(fake_hv.last_xml, "<hostdev "), 2);
+	/* On the root bus: no expander to rebuild at the restore. */
+	assert_int_equal(count(fake_hv.last_xml, "pci-expander-bus"), 0);
+	afd = ckpt_agent(f);
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	afd = agent_resume(f, 1);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_int_equal(fake_hv.ndetach, 2);
+	assert_int_equal(fake_hv.nattach, 2);
+	assert_contains(fake_hv.detached[0], "<driver name='vfio'/>");
+	assert_string_equal(fake_hv.detached[0], fake_hv.attached[0]);
+	assert_int_equal(count(fake_hv.restore_xml, "<hostdev "), 0);
+	(void)afd;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2948,6 +2990,7 @@ int main(void)
 	    T(test_ckpt_guest_refuses),
 	    T(test_ckpt_disk_full),
 	    T(test_ckpt_schedule),
+	    T(test_ckpt_devices),
 #undef T
 	};
 
