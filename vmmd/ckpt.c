@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A refused scheduled checkpoint is tried again this much later. */
+#define CKPT_RETRY_S 60u
 /* The agent's prepare hook may take up to 120 s, freezing up to 10 s. */
 #define CKPT_PREPARE_TIMEOUT_MS 150000u
 /* Output still queued toward a task when the guest froze. */
@@ -620,6 +622,18 @@ static void save_done(struct job *j, struct ckpt_work *w)
 
 /* --- the agent's answers --------------------------------------------------- */
 
+/* A refused scheduled checkpoint: again in a minute (the refusal may go
+ * away: a file closed, a hook's condition gone), never in a busy loop. */
+static void retry_later(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	loop_cancel_timer(c->due_t);
+	c->due = time(NULL) + CKPT_RETRY_S;
+	c->due_t =
+	    loop_add_timer(j->d->loop, CKPT_RETRY_S * 1000ull, due_fire, j);
+}
+
 static int on_refused(struct job *j, const uint8_t *p, size_t n)
 {
 	struct ckpt_job *c = j->ckpt;
@@ -641,9 +655,13 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 		 * limit unless the refusal goes away); the reason is
 		 * logged and answered. */
 		phase_done(c, PH_IDLE);
-		answer(c, why);
 		log_warn("%s", why);
-		schedule(j);
+		if (c->cfd >= 0) {
+			answer(c, why);
+			schedule(j);
+		} else {
+			retry_later(j);
+		}
 		return 0;
 	}
 	if (what == AW_CKPT_RESUME && c->phase == PH_RESUMING) {
@@ -694,8 +712,10 @@ int ckpt_on_agent_frame(struct job *j, uint8_t type, const uint8_t *p, size_t n)
 	struct aw_reader r;
 	uint32_t what;
 
+	/* Answers to a resume_guest() of a vmmd that had no checkpoint
+	 * under way (restarted while the guest was held). */
 	if (!c)
-		return -EPROTO;
+		return 0;
 	if (type == AW_CKPT_REFUSED)
 		return on_refused(j, p, n);
 	aw_reader_init(&r, p, n);
@@ -721,8 +741,10 @@ void ckpt_on_agent_held(struct job *j)
 	struct aw_buf b = {0};
 
 	if (!c || c->phase != PH_RESUMING) {
-		/* Held but not restored by us: let it go on. */
+		/* Held, but no checkpoint of ours is under way (vmmd was
+		 * restarted in the middle): the guest goes on. */
 		resume_guest(j);
+		job_set_ready(j);
 		return;
 	}
 	/* Step the clock: the guest slept from the save until now. */

@@ -2822,6 +2822,29 @@ static void test_ckpt_guest_refuses(void **state)
 	assert_int_equal(fake_hv.nsave, 0);
 	assert_int_equal(job(f)->state, JOB_READY);
 	assert_false(ckpt_busy(job(f)));
+	/* A scheduled one that is refused is tried again in a minute, not
+	 * at once over and over. */
+	{
+		char err[256];
+		int64_t due;
+		uint32_t lead;
+
+		assert_int_equal(
+		    ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+		agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
+		free(fr.p);
+		assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
+		assert_int_equal(aw_put_u32(&b, ECANCELED), 0);
+		assert_int_equal(aw_put_str(&b, "checkpoint refused: mpi busy"),
+				 0);
+		agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
+		aw_buf_free(&b);
+		pump(f, 200);
+		assert_int_equal(job(f)->state, JOB_READY);
+		ckpt_job_due(job(f), &due, &lead);
+		assert_true(due >= (int64_t)time(NULL) + 55);
+		assert_false(readable(afd));
+	}
 	/* An agent without checkpoints is refused before anything. */
 	job(f)->agent_ckpt = false;
 	cfd = checkpoint_request(f);

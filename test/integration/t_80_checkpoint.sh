@@ -1,0 +1,145 @@
+# Checkpoint before the time limit, requeue, restore, re-attach
+# (docs/checkpoint.md). Needs: vmmd with a checkpoint store (checkpoint_dir,
+# default /var/lib/vmenv/checkpoints), policies that let users ask for
+# --vm-checkpoint and --vm-requeue, and the tiny image built with this
+# branch's agent (CKPT_* frames). A requeued job is eligible again only
+# after ~2 min: this file takes about 10 minutes.
+#
+# The jobs `cd /` first: with the virtio-9p share (the default way the
+# working directory reaches the guest) a process whose cwd or open file is
+# in the share keeps it busy and the guest refuses the checkpoint; the
+# refusal has its own check below.
+. "$(dirname "$0")/lib.sh"
+STORE=${CKPT_STORE:-/var/lib/vmenv/checkpoints}
+d=$(workdir "$U1" ckpt)
+cd "$d"
+
+cat >counter.sh <<'JOB'
+#!/bin/sh
+cd /
+i=0
+while [ $i -lt 100 ]; do
+	echo "count $i"
+	i=$((i + 1))
+	sleep 1
+done
+exit 3
+JOB
+cat >busy.sh <<'JOB'
+#!/bin/sh
+echo started
+sleep 600
+JOB
+chown "$U1": counter.sh busy.sh
+
+# --- 1. the counter goes on across the requeue --------------------------
+j=$(as "$U1" sbatch --parsable --vm-env=tiny -t 2 --vm-checkpoint \
+	--vm-requeue --vm-checkpoint-lead=50 -o "$d/c.out" counter.sh)
+check "the counter job started" wait_running "$j" 120
+for _ in $(seq 240); do
+	[ "$(job_field "$j" Restarts)" -ge 1 ] 2>/dev/null && break
+	sleep 1
+done
+check "it was checkpointed and requeued (Restarts >= 1)" \
+	test "$(job_field "$j" Restarts)" -ge 1
+st=$(wait_job "$j" 600)
+check_eq "the job ends with its own exit code (FAILED 3:0)" "FAILED 3:0" \
+	"$st $(job_field "$j" ExitCode)"
+counts=$(grep '^count ' c.out | awk '{print $2}')
+check_eq "every count 0..99 once, in order (no restart from 0, no duplicate)" \
+	"$(seq 0 99)" "$counts"
+check "the checkpoint was consumed (not kept in $STORE/$j)" \
+	sh -c "! ls $STORE/$j/*/manifest.json 2>/dev/null"
+check "the job left no guest or state" no_leftovers "$j"
+
+# --- 2. scontrol update TimeLimit= moves the checkpoint -------------------
+j2=$(as "$U1" sbatch --parsable --vm-env=tiny -t 10 --vm-checkpoint \
+	--vm-checkpoint-lead=60 -o "$d/b.out" counter.sh)
+check "the second job's guest is ready" wait_guest_ready "$j2" 120
+due() { vmenvctl list | awk -v j="$1" '$1 == j {f=1} f && /checkpoint:/ {print $0; exit}' |
+	sed -n 's/.*(in \([0-9]*\) s).*/\1/p'; }
+before=$(due "$j2")
+check "vmenvctl list shows the next checkpoint (in ${before:-?} s)" test -n "$before"
+scontrol update JobId="$j2" TimeLimit=20
+sleep 35 # vmmd re-reads the end time every checkpoint_requery_s (30 s)
+after=$(due "$j2")
+check "TimeLimit 10 -> 20 min moves it by ~600 s (${before:-?} -> ${after:-?})" \
+	awk -v a="${before:-0}" -v b="${after:-0}" 'BEGIN { d = b - a; exit !(d > 520 && d < 620) }'
+
+# --- 3. on demand; a corrupted checkpoint is refused by its checksum -------
+out=$(vmenvctl checkpoint "$j2" 2>&1)
+check_contains "vmenvctl checkpoint saves and the job goes on" "$out" "checkpointed; the job goes on"
+check "the on-demand checkpoint is kept" sh -c "ls $STORE/$j2/*/manifest.json >/dev/null"
+mem=$(ls "$STORE/$j2"/*/memory | tail -1)
+printf 'X' | dd of="$mem" bs=1 seek=4096 conv=notrunc status=none
+scontrol requeue "$j2"
+for _ in $(seq 240); do grep -q "corrupted" b.out 2>/dev/null && break; sleep 1; done
+check_contains "the restart refuses the corrupted checkpoint, naming the file" \
+	"$(cat b.out)" "file 'memory' is corrupted"
+scancel "$j2"
+wait_job "$j2" 60 >/dev/null
+rm -rf "${STORE:?}/$j2"
+
+# --- 4. the guest refuses: a busy share -----------------------------------
+j3=$(as "$U1" sbatch --parsable --vm-env=tiny -t 5 --vm-checkpoint \
+	-o "$d/r.out" busy.sh)
+for _ in $(seq 240); do grep -q started r.out 2>/dev/null && break; sleep 0.5; done
+out=$(vmenvctl checkpoint "$j3" 2>&1)
+check_contains "a job working in its share refuses with the reason" "$out" \
+	"checkpoint refused: files open in $d"
+check_eq "... and goes on" RUNNING "$(job_field "$j3" JobState)"
+scancel "$j3"
+wait_job "$j3" 60 >/dev/null
+
+# --- 5. disk full during the save: previous checkpoint intact, job ends ----
+# The store is a small tmpfs: a first checkpoint on demand fits, then the
+# tmpfs is filled and the scheduled one (-t 2, lead 80 s: ~40 s in) fails.
+if [ "$(id -u)" = 0 ] && mkdir -p /tmp/ckfull-$$ &&
+	mount -t tmpfs -o size=512m tmpfs /tmp/ckfull-$$; then
+	j4=$(as "$U1" sbatch --parsable --vm-env=tiny -t 2 --vm-checkpoint \
+		--vm-checkpoint-lead=80 --vm-checkpoint-dir=/tmp/ckfull-$$ \
+		-o "$d/f.out" counter.sh)
+	if wait_guest_ready "$j4" 60; then
+		vmenvctl checkpoint "$j4" >/dev/null 2>&1
+		first=$(ls /tmp/ckfull-$$/"$j4" 2>/dev/null)
+		dd if=/dev/zero of=/tmp/ckfull-$$/fill bs=1M status=none 2>/dev/null
+		st=$(wait_job "$j4" 180)
+		check_contains "disk full: the job ends with the reason" "$(cat f.out)" \
+			"No space left on device"
+		check "... and the previous checkpoint is intact ($first)" \
+			test -n "$first" -a -e "/tmp/ckfull-$$/$j4/$first/manifest.json"
+		check_eq "... and only it" "$first" "$(ls /tmp/ckfull-$$/"$j4" 2>/dev/null)"
+	else
+		skip "disk full: job refused (the policy may not allow --vm-checkpoint-dir)"
+		scancel "$j4"
+	fi
+	umount /tmp/ckfull-$$
+	rmdir /tmp/ckfull-$$
+else
+	skip "disk full: needs root to mount a small tmpfs"
+fi
+
+# --- 6. vmmd killed during the save: no half checkpoint is ever restored ---
+# Needs a way to restart vmmd on this node: VMMD_RESTART='command'.
+if [ -n "${VMMD_RESTART:-}" ]; then
+	j5=$(as "$U1" sbatch --parsable --vm-env=tiny -t 10 --vm-checkpoint \
+		-o "$d/k.out" counter.sh)
+	wait_guest_ready "$j5" 120
+	vmenvctl checkpoint "$j5" >/dev/null 2>&1 &
+	for _ in $(seq 100); do ls "$STORE/$j5"/*/memory >/dev/null 2>&1 && break; sleep 0.05; done
+	pkill -KILL -x vmmd
+	half=$(ls -d "$STORE/$j5"/* 2>/dev/null | head -1)
+	check "the interrupted save has no manifest" test ! -e "$half/manifest.json"
+	eval "$VMMD_RESTART"
+	sleep 3
+	check "vmmd removed the half checkpoint at start" test ! -e "$half"
+	scancel "$j5"
+else
+	skip "vmmd killed during the save: set VMMD_RESTART to run it"
+fi
+
+# --- 7. devices and open files -------------------------------------------
+skip "hostdev unplug/replug: needs a node with VFs (unit-tested with the fake hv; libvirt path checked with ckdev-* domains, docs/checkpoint.md)"
+skip "a file held open across the checkpoint: needs the served 9P kind (ninep branch)"
+
+cd / && rm -rf "$d"
