@@ -757,6 +757,31 @@ void ckpt_on_agent_held(struct job *j)
 
 /* --- restoring ------------------------------------------------------------- */
 
+/* libvirt restores a domain only under the name it was saved with
+ * ("Target domain name ... does not match source"): a job restored on
+ * another node keeps its old node's domain name. */
+static void saved_name(struct job *j)
+{
+	const char *x = j->ckpt->man.domain_xml;
+	const char *p = x ? strstr(x, "<name>") : NULL, *e;
+	size_t n;
+
+	if (!p || !(e = strstr(p, "</name>")))
+		return;
+	p += 6;
+	n = (size_t)(e - p);
+	if (n >= sizeof(j->domain) || strncmp(p, "vmenv-", 6) != 0 ||
+	    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789._-") < n)
+		return;
+	if (strncmp(p, j->domain, n) != 0 || j->domain[n])
+		log_notice("job %u: restored as %.*s (the name it was saved "
+			   "with)",
+			   j->id, (int)n, p);
+	memcpy(j->domain, p, n);
+	j->domain[n] = '\0';
+}
+
 int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
 {
 	struct ckpt_job *c;
@@ -784,6 +809,7 @@ int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
 			       c->dir);
 	c->job_id = j->id;
 	c->restore = true;
+	saved_name(j);
 	log_info("job %u: restart %u restores checkpoint %u from %s", j->id,
 		 j->slurm.restart_count, seq, c->dir);
 	return 1;

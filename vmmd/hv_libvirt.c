@@ -382,19 +382,43 @@ static virDomainPtr lookup_xml_name(struct hv_lv *h, const char *xml)
 	return virDomainLookupByName(h->conn, name);
 }
 
+/* libvirt refuses a restore XML whose UUID differs from the saved
+ * domain's (its ABI check; the error then shows only as the iohelper's
+ * SIGPIPE). Ours has none: the saved one goes in after <name>. */
+static char *with_saved_uuid(struct hv_lv *h, const char *path, const char *xml)
+{
+	_cleanup_free_ char *saved =
+	    virDomainSaveImageGetXMLDesc(h->conn, path, 0);
+	const char *u = saved ? strstr(saved, "<uuid>") : NULL;
+	const char *n = strstr(xml, "</name>");
+	char *out = NULL;
+
+	if (!u || !n || strstr(xml, "<uuid>") || strlen(u) < 6 + 36 + 7 ||
+	    strncmp(u + 6 + 36, "</uuid>", 7) != 0)
+		return strdup(xml);
+	n += strlen("</name>");
+	if (asprintf(&out, "%.*s<uuid>%.36s</uuid>%s", (int)(n - xml), xml,
+		     u + 6, n) < 0)
+		return NULL;
+	return out;
+}
+
 static int lv_restore(void *ctx, const char *path, const char *xml,
 		      uint64_t hard_limit_kib, char *err, size_t errlen)
 {
 	struct hv_lv *h = ctx;
 	unsigned flags = VIR_DOMAIN_SAVE_BYPASS_CACHE;
+	_cleanup_free_ char *dxml = NULL;
 	virDomainPtr d;
 	int r = lv_conn(h, err, errlen);
 
 	if (r < 0)
 		return r;
+	if (!(dxml = with_saved_uuid(h, path, xml)))
+		return -ENOMEM;
 	if (hard_limit_kib)
 		flags |= VIR_DOMAIN_SAVE_PAUSED;
-	if (virDomainRestoreFlags(h->conn, path, xml, flags) < 0) {
+	if (virDomainRestoreFlags(h->conn, path, dxml, flags) < 0) {
 		set_err(err, errlen, "libvirt could not restore the guest");
 		return -EIO;
 	}
