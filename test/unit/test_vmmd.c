@@ -2506,6 +2506,10 @@ static int agent_resume(struct fx *f, unsigned nrestore)
 			fail_msg("the guest was never restored");
 		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
 	}
+	/* vmmd connects from its loop (retrying every 200 ms): pump until
+	 * the connection waits on QEMU's socket. */
+	if (!pump_until_readable(f, dom->listen_fd, WAIT_MS))
+		fail_msg("vmmd never connected to the restored guest");
 	fd = agent_connect(f);
 	agent_expect(f, fd, AW_HELLO, &fr);
 	free(fr.p);
