@@ -195,6 +195,29 @@ static void bw_path(const struct vmmd *d, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
+/* Checkpoints of jobs Slurm no longer knows (cancelled while requeued,
+ * or long finished) will never be restored. Only a definite "unknown"
+ * counts: slurmctld being away removes nothing. */
+static void forget_dead_jobs(struct vmmd *d)
+{
+	_cleanup_free_ uint32_t *ids = NULL;
+	struct slurmjob_info si;
+	char why[256];
+	size_t n = 0;
+
+	if (ckpt_store_jobs(d->cfg.checkpoint_dir, &ids, &n, 65536) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (d->slurm_lookup(ids[i], d->cfg.node_name, &si, why,
+				    sizeof(why)) != -ENOENT)
+			continue;
+		log_notice("checkpoints: job %u is unknown to Slurm; its "
+			   "checkpoints go",
+			   ids[i]);
+		ckpt_store_remove_job(d->cfg.checkpoint_dir, ids[i]);
+	}
+}
+
 void ckpt_init(struct vmmd *d)
 {
 	char path[VMENV_MAX_PATH], err[512];
@@ -212,6 +235,7 @@ void ckpt_init(struct vmmd *d)
 	if (r > 0)
 		log_notice("checkpoints: removed %d incomplete save(s) in %s",
 			   r, d->cfg.checkpoint_dir);
+	forget_dead_jobs(d);
 	bw_path(d, path, sizeof(path));
 	if (path[0])
 		ckpt_bw_load(path, &bps);

@@ -347,3 +347,48 @@ int ckpt_store_remove(const char *root, uint32_t job_id, uint32_t seq)
 	rmdir(jdir);
 	return r;
 }
+
+struct job_list {
+	uint32_t *ids;
+	size_t n, max;
+};
+
+static int add_job(void *data, const char *path, uint32_t id)
+{
+	struct job_list *l = data;
+
+	(void)path;
+	if (l->n == l->max)
+		return -E2BIG;
+	l->ids[l->n++] = id;
+	return 0;
+}
+
+int ckpt_store_jobs(const char *root, uint32_t **ret, size_t *n, size_t max)
+{
+	struct job_list l = {.ids = calloc(max ? max : 1, sizeof(uint32_t)),
+			     .max = max};
+	int r;
+
+	if (!l.ids)
+		return -ENOMEM;
+	r = each_numbered(root, add_job, &l);
+	if (r < 0 && r != -E2BIG) {
+		free(l.ids);
+		return r;
+	}
+	*ret = l.ids;
+	*n = l.n;
+	return 0;
+}
+
+int ckpt_store_remove_job(const char *root, uint32_t job_id)
+{
+	struct older o = {.keep = UINT32_MAX};
+	char jdir[VMENV_MAX_PATH];
+
+	if (ckpt_store_job_dir(root, job_id, jdir, sizeof(jdir)) < 0)
+		return -ENAMETOOLONG;
+	each_numbered(jdir, drop_older, &o);
+	return rm_rf(jdir);
+}

@@ -134,6 +134,12 @@ int ckpt_store_load(const char *dir, struct ckpt_manifest *ret, char *err,
 int ckpt_store_verify(const char *dir, uint32_t job_id, uint32_t uid,
 		      struct ckpt_manifest *ret, char *err, size_t errlen);
 
+/* The job ids with a directory in the store: *ret malloc'ed (caller
+ * frees), *n entries, at most max. */
+int ckpt_store_jobs(const char *root, uint32_t **ret, size_t *n, size_t max);
+/* Removes every checkpoint of the job (manifests first). */
+int ckpt_store_remove_job(const char *root, uint32_t job_id);
+
 /* Removes one checkpoint (the manifest first, so a crash in between leaves
  * an incomplete directory, never a broken complete one). */
 int ckpt_store_remove(const char *root, uint32_t job_id, uint32_t seq);

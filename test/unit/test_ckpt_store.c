@@ -238,6 +238,16 @@ static void test_store_life(void **state)
 	assert_contains(err, "belongs to job 42 of uid 1000");
 	assert_int_equal(ckpt_store_verify(dir, 42, 0, &m, err, sizeof(err)),
 			 -EPERM);
+	/* Listed among the store's jobs. */
+	{
+		uint32_t *ids = NULL;
+		size_t n = 0;
+
+		assert_int_equal(ckpt_store_jobs(s->root, &ids, &n, 8), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(ids[0], 42);
+		free(ids);
+	}
 	/* Consumed: gone, job directory too. */
 	assert_int_equal(ckpt_store_remove(s->root, 42, 2), 0);
 	assert_int_equal(ckpt_store_latest(s->root, 42, &seq), -ENOENT);
@@ -286,6 +296,10 @@ static void test_store_interrupted(void **state)
 	ckpt_store_job_dir(s->root, 7, dir, sizeof(dir));
 	assert_false(exists(dir, "."));
 	assert_true(exists(dir1, CKPT_MANIFEST));
+	/* A job that will never come back loses all of them. */
+	assert_int_equal(ckpt_store_remove_job(s->root, 42), 0);
+	assert_int_equal(ckpt_store_latest(s->root, 42, &seq), -ENOENT);
+	assert_false(exists(dir1, "."));
 }
 
 static void corrupt(const char *dir, const char *name, bool grow)
