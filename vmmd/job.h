@@ -31,8 +31,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "jobnet.h"
 #include "jobfiles.h"
+#include "jobnet.h"
 #include "proto.h"
 #include "slurmjob.h"
 #include "vmmd.h"

@@ -62,13 +62,6 @@ void ckpt_cgroup_init(void)
 			  AGENT_CGROUP, strerror(errno));
 }
 
-/* In the child, before it drops privileges: its whole tree is frozen with
- * the cgroup. Failing is not fatal (the SIGSTOP fallback covers it). */
-void ckpt_cgroup_join(void)
-{
-	write_text(AGENT_CGROUP "/cgroup.procs", "0");
-}
-
 static bool cgroup_frozen(void)
 {
 	char buf[256];

@@ -43,6 +43,21 @@ static void close_fd(int *fd)
 
 /* --- the child ---------------------------------------------------------- */
 
+/* Before the child drops privileges: its whole tree is frozen with the
+ * checkpoint's cgroup (ckpt.c). Failing is not fatal: the freezer falls
+ * back to SIGSTOP. */
+static void join_job_cgroup(void)
+{
+	int fd = open(AGENT_CGROUP "/cgroup.procs", O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	n = write(fd, "0", 1);
+	(void)n;
+	close(fd);
+}
+
 static __attribute__((noreturn)) void child_fail(int fd, enum stage stage,
 						 int err)
 {
@@ -135,7 +150,7 @@ void spawn_child(struct aw_exec *e, const struct spawn_pipes *p, char *script)
 	signal(SIGPIPE, SIG_DFL);
 	if (setsid() < 0)
 		child_fail(st, STAGE_SETUP, errno);
-	ckpt_cgroup_join();
+	join_job_cgroup();
 	err = child_stdio(p);
 	if (err)
 		child_fail(st, STAGE_SETUP, err);

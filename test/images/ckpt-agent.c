@@ -230,7 +230,7 @@ static int setup(int fd)
 	struct frame *f = malloc(sizeof(*f));
 	int r;
 
-	aw_setup_encode(&s, &b);
+	aw_setup_encode(&s, AW_VERSION, &b);
 	send_frame(fd, AW_SETUP, 0, &b);
 	aw_buf_free(&b);
 	r = expect(fd, AW_SETUP_OK, f, NULL, 0, 20000);
