@@ -5,6 +5,11 @@
 # branch's agent (CKPT_* frames). A requeued job is eligible again only
 # after ~2 min: this file takes about 10 minutes.
 #
+# Every job is pinned to this node (-w): vmenvctl talks to this node's
+# vmmd, and the restored guest must come back where the store is (a
+# store on a shared file system lifts that; libvirt keeps the domain's
+# old name then, docs/checkpoint.md).
+#
 # The jobs `cd /` first: with the virtio-9p share (the default way the
 # working directory reaches the guest) a process whose cwd or open file is
 # in the share keeps it busy and the guest refuses the checkpoint; the
@@ -33,7 +38,7 @@ JOB
 chown "$U1": counter.sh busy.sh
 
 # --- 1. the counter goes on across the requeue --------------------------
-j=$(as "$U1" sbatch --parsable --vm-env=tiny -t 2 --vm-checkpoint \
+j=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 2 --vm-checkpoint \
 	--vm-requeue --vm-checkpoint-lead=50 -o "$d/c.out" counter.sh)
 check "the counter job started" wait_running "$j" 120
 for _ in $(seq 240); do
@@ -53,7 +58,7 @@ check "the checkpoint was consumed (not kept in $STORE/$j)" \
 check "the job left no guest or state" no_leftovers "$j"
 
 # --- 2. scontrol update TimeLimit= moves the checkpoint -------------------
-j2=$(as "$U1" sbatch --parsable --vm-env=tiny -t 10 --vm-checkpoint \
+j2=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 10 --vm-checkpoint \
 	--vm-checkpoint-lead=60 -o "$d/b.out" counter.sh)
 check "the second job's guest is ready" wait_guest_ready "$j2" 120
 due() { vmenvctl list | awk -v j="$1" '$1 == j {f=1} f && /checkpoint:/ {print $0; exit}' |
@@ -81,7 +86,7 @@ wait_job "$j2" 60 >/dev/null
 rm -rf "${STORE:?}/$j2"
 
 # --- 4. the guest refuses: a busy share -----------------------------------
-j3=$(as "$U1" sbatch --parsable --vm-env=tiny -t 5 --vm-checkpoint \
+j3=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 5 --vm-checkpoint \
 	-o "$d/r.out" busy.sh)
 for _ in $(seq 240); do grep -q started r.out 2>/dev/null && break; sleep 0.5; done
 out=$(vmenvctl checkpoint "$j3" 2>&1)
@@ -96,7 +101,7 @@ wait_job "$j3" 60 >/dev/null
 # tmpfs is filled and the scheduled one (-t 2, lead 80 s: ~40 s in) fails.
 if [ "$(id -u)" = 0 ] && mkdir -p /tmp/ckfull-$$ &&
 	mount -t tmpfs -o size=512m tmpfs /tmp/ckfull-$$; then
-	j4=$(as "$U1" sbatch --parsable --vm-env=tiny -t 2 --vm-checkpoint \
+	j4=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 2 --vm-checkpoint \
 		--vm-checkpoint-lead=80 --vm-checkpoint-dir=/tmp/ckfull-$$ \
 		-o "$d/f.out" counter.sh)
 	if wait_guest_ready "$j4" 60; then
@@ -122,7 +127,7 @@ fi
 # --- 6. vmmd killed during the save: no half checkpoint is ever restored ---
 # Needs a way to restart vmmd on this node: VMMD_RESTART='command'.
 if [ -n "${VMMD_RESTART:-}" ]; then
-	j5=$(as "$U1" sbatch --parsable --vm-env=tiny -t 10 --vm-checkpoint \
+	j5=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 10 --vm-checkpoint \
 		-o "$d/k.out" counter.sh)
 	wait_guest_ready "$j5" 120
 	vmenvctl checkpoint "$j5" >/dev/null 2>&1 &
