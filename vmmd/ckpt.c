@@ -225,9 +225,11 @@ void ckpt_init(struct vmmd *d)
 	struct stat st;
 	int r;
 
-	if (stat(d->cfg.checkpoint_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_info("checkpoints: %s does not exist yet; the save "
-			 "bandwidth is assumed until a save measures it",
+	/* The store holds guests' memory: root's only. */
+	if (mkdir_p(d->cfg.checkpoint_dir, 0700) < 0 ||
+	    stat(d->cfg.checkpoint_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_warn("checkpoints: cannot use %s; the save bandwidth is "
+			 "assumed until a save measures it",
 			 d->cfg.checkpoint_dir);
 		return;
 	}
