@@ -233,7 +233,7 @@ void ckpt_init(struct vmmd *d)
 			 d->cfg.checkpoint_dir);
 		return;
 	}
-	r = ckpt_store_gc(d->cfg.checkpoint_dir, 0);
+	r = ckpt_store_gc(d->cfg.checkpoint_dir, 0, CKPT_GC_IDLE_S);
 	if (r > 0)
 		log_notice("checkpoints: removed %d incomplete save(s) in %s",
 			   r, d->cfg.checkpoint_dir);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const struct {
@@ -68,15 +69,42 @@ static int each_numbered(const char *dir,
 	return r;
 }
 
+struct gc {
+	int removed;
+	time_t older_than; /* only what nothing touched since */
+};
+
+/* The newest mtime of dir and its files: a save in progress (another
+ * vmmd's, on a shared store) keeps writing there. */
+static time_t last_touched(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	struct stat st;
+	time_t t = 0;
+
+	if (!dp)
+		return 0;
+	if (fstat(dirfd(dp), &st) == 0)
+		t = st.st_mtime;
+	while ((e = readdir(dp)))
+		if (fstatat(dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			0 &&
+		    st.st_mtime > t)
+			t = st.st_mtime;
+	closedir(dp);
+	return t;
+}
+
 static int gc_seq(void *data, const char *path, uint32_t seq)
 {
-	int *removed = data;
+	struct gc *g = data;
 
 	(void)seq;
-	if (has_manifest(path))
+	if (has_manifest(path) || last_touched(path) > g->older_than)
 		return 0;
 	if (rm_rf(path) == 0)
-		(*removed)++;
+		g->removed++;
 	return 0;
 }
 
@@ -88,18 +116,17 @@ static int gc_job(void *data, const char *path, uint32_t job_id)
 	return 0;
 }
 
-int ckpt_store_gc(const char *root, uint32_t job_id)
+int ckpt_store_gc(const char *root, uint32_t job_id, uint32_t idle_s)
 {
+	struct gc g = {.older_than = time(NULL) - (time_t)idle_s};
 	char dir[VMENV_MAX_PATH];
-	int removed = 0;
 
 	if (job_id == 0)
-		return each_numbered(root, gc_job, &removed) < 0 ? -EIO
-								 : removed;
+		return each_numbered(root, gc_job, &g) < 0 ? -EIO : g.removed;
 	if (ckpt_store_job_dir(root, job_id, dir, sizeof(dir)) < 0)
 		return -ENAMETOOLONG;
-	gc_job(&removed, dir, job_id);
-	return removed;
+	gc_job(&g, dir, job_id);
+	return g.removed;
 }
 
 static int find_latest(void *data, const char *path, uint32_t seq)
@@ -135,7 +162,7 @@ int ckpt_store_begin(const char *root, uint32_t job_id, uint32_t *ret_seq,
 	if (ckpt_store_job_dir(root, job_id, jdir, sizeof(jdir)) < 0)
 		return err_set(err, errlen, -ENAMETOOLONG,
 			       "job %u: checkpoint path too long", job_id);
-	ckpt_store_gc(root, job_id);
+	ckpt_store_gc(root, job_id, CKPT_GC_IDLE_S);
 	/* The store holds the guest's memory: root only. */
 	if ((r = mkdir_p(jdir, 0700)) < 0)
 		return err_set(err, errlen, r, "job %u: cannot create %s: %s",

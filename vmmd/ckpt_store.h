@@ -106,9 +106,12 @@ int ckpt_store_seq_dir(const char *root, uint32_t job_id, uint32_t seq,
 		       char *buf, size_t len);
 
 /* Removes every incomplete <seq> directory of the job (job_id 0: of every
- * job under root) and the job's directory when nothing is left. Returns the
- * number removed or -errno. */
-int ckpt_store_gc(const char *root, uint32_t job_id);
+ * job under root) that nothing wrote to for idle_s seconds (a save in
+ * progress, maybe another node's on a shared store, keeps writing), and
+ * the job's directory when nothing is left. Returns the number removed or
+ * -errno. */
+#define CKPT_GC_IDLE_S 600u
+int ckpt_store_gc(const char *root, uint32_t job_id, uint32_t idle_s);
 
 /* The highest seq of the job with a manifest: 0 and *ret_seq, or -ENOENT. */
 int ckpt_store_latest(const char *root, uint32_t job_id, uint32_t *ret_seq);
