@@ -358,6 +358,14 @@ void ckpt_job_ready(struct job *j)
 
 	if (!j->spec.v.checkpoint || !(c = cj(j)) || c->phase != PH_IDLE)
 		return;
+	/* Each node would save and requeue on its own, with no common
+	 * point in time across the job's guests (and their network). */
+	if (j->slurm.nnodes > 1) {
+		log_warn("job %u: no checkpoints for a job of %u nodes (not "
+			 "supported yet)",
+			 j->id, j->slurm.nnodes);
+		return;
+	}
 	schedule(j);
 	if (!c->requery_t)
 		c->requery_t = loop_add_timer(
@@ -549,6 +557,12 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 			       "job %u: no checkpoint now: the guest is %s%s",
 			       j->id, job_state_name(j->state),
 			       c->phase != PH_IDLE ? " (checkpointing)" : "");
+	if (j->slurm.nnodes > 1)
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "job %u: checkpoint refused: the job has %u "
+			       "nodes; checkpoints of multi-node jobs are not "
+			       "supported yet",
+			       j->id, j->slurm.nnodes);
 	if (!j->agent_ckpt)
 		return err_set(err, errlen, -EOPNOTSUPP,
 			       "job %u: checkpoint refused: the guest's agent "
@@ -814,7 +828,8 @@ int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
 	uint32_t seq;
 	int r;
 
-	if (!j->spec.v.checkpoint || j->slurm.restart_count == 0)
+	if (!j->spec.v.checkpoint || j->slurm.restart_count == 0 ||
+	    j->slurm.nnodes > 1)
 		return 0;
 	if (!(c = cj(j)))
 		return -ENOMEM;
