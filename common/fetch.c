@@ -67,28 +67,12 @@ int fetch_sleep(uint32_t ms, const atomic_int *cancel)
 	return cancel && atomic_load(cancel) ? -ECANCELED : 0;
 }
 
-static int pwrite_full(int fd, const char *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 static int start_over(struct fetch_xfer *x)
 {
-	if (x->restart)
-		x->restart(x->sink_data);
-	if (ftruncate(x->fd, 0) < 0)
-		return -errno;
+	int r = x->restart(x->sink);
+
+	if (r < 0)
+		return r;
 	x->offset = 0;
 	x->restarted = true;
 	return 0;
@@ -125,13 +109,11 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *data)
 		c->write_error = -EFBIG;
 		return 0;
 	}
-	if ((r = pwrite_full(x->fd, ptr, n, x->offset)) < 0) {
+	if ((r = x->write(x->sink, ptr, n)) < 0) {
 		c->write_error = r;
 		return 0;
 	}
 	x->offset += n;
-	if (x->written)
-		x->written(x->sink_data, x->offset);
 	return n;
 }
 

@@ -7,7 +7,7 @@
  *   -ENOENT 404/410 or a missing file://   -EACCES 401/403, TLS refused
  *   -EPROTO other 4xx, bad protocol        -ETIMEDOUT connect/low speed
  *   -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EAGAIN (5xx, 408, 429)
- *   -ENOSPC/-EIO/-EFBIG writing            -ECANCELED
+ *   -EFBIG, or the sink's -errno writing   -ECANCELED
  */
 #ifndef VMENV_FETCH_H
 #define VMENV_FETCH_H
@@ -33,20 +33,20 @@ typedef void (*fetch_progress_f)(void *data, uint64_t done, uint64_t total);
 
 struct fetch_xfer {
 	const char *url;
-	int fd;		   /* the bytes go here, at offset */
-	uint64_t offset;   /* in: resume from; out: bytes now in fd */
+	uint64_t offset;   /* in: resume from; out: bytes taken by the sink */
 	uint64_t max_size; /* the expected size: more is an error */
-	/* Told when bytes [0, end) are in fd, and just before fd is emptied
-	 * to start over (both may be NULL). */
-	void (*written)(void *data, uint64_t end);
-	void (*restart)(void *data);
-	void *sink_data;
+	/* The bytes from offset on go to write() (0, or -errno to end the
+	 * transfer); restart() empties the sink to start over at 0 (the
+	 * server ignored the range). */
+	int (*write)(void *sink, const void *p, size_t n);
+	int (*restart)(void *sink);
+	void *sink;
 	const struct fetch_opts *opts;
 	fetch_progress_f progress; /* may be NULL */
 	void *progress_data;
 	const atomic_int *cancel; /* may be NULL */
 	/* out */
-	bool restarted; /* the server ignored the range: fd was emptied */
+	bool restarted; /* the server ignored the range: the sink was emptied */
 };
 
 /* Once per process, before any thread transfers. 0 or -EIO. */

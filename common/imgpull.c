@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "imgpull.h"
 
+#include "blobsink.h"
 #include "catalog.h"
 #include "cleanup.h"
 #include "digest.h"
-#include "hashfollow.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,7 @@ struct pull {
 	char blob[VMENV_MAX_PATH];
 	int fd;
 	struct digest *dg;
-	struct hashfollow *hf; /* hashes what transfer() writes */
+	struct blobsink *sink; /* writes and hashes what transfer() gets */
 	uint64_t have;	       /* bytes in the partial file, all hashed */
 	char *err;
 	size_t errlen;
@@ -77,14 +77,36 @@ static int open_part(struct pull *p)
 	return 0;
 }
 
-static void sink_written(void *data, uint64_t end)
+static int sink_write(void *sink, const void *buf, size_t n)
 {
-	hashfollow_written(data, end);
+	return blobsink_write(sink, buf, n);
 }
 
-static void sink_restart(void *data)
+static int sink_restart(void *sink)
 {
-	hashfollow_restart(data);
+	return blobsink_restart(sink);
+}
+
+static int no_space(struct pull *p)
+{
+	return pfail(p, -ENOSPC,
+		     "no space left in the image cache %s while downloading %s",
+		     p->c->dir, p->req->url);
+}
+
+/* After an attempt: what it got is in the file and hashed. A failed write
+ * or read of the cache ends the pull (not a transfer error to retry). */
+static int settle(struct pull *p)
+{
+	int r = blobsink_flush(p->sink);
+
+	if (r == -ENOSPC)
+		return no_space(p);
+	if (r < 0)
+		return pfail(p, r, "cannot write %s: %s", p->part,
+			     strerror(-r));
+	p->have = blobsink_offset(p->sink);
+	return 0;
 }
 
 static int transfer(struct pull *p)
@@ -94,17 +116,16 @@ static int transfer(struct pull *p)
 	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	char why[640] = "";
 	bool restart_free = true;
-	int r = 0;
+	int r = 0, w;
 
 	for (uint32_t attempt = 0; p->have < q->size; attempt++) {
 		struct fetch_xfer x = {
 		    .url = q->url,
-		    .fd = p->fd,
 		    .offset = p->have,
 		    .max_size = q->size,
-		    .written = sink_written,
+		    .write = sink_write,
 		    .restart = sink_restart,
-		    .sink_data = p->hf,
+		    .sink = p->sink,
 		    .opts = p->o,
 		    .progress = q->progress,
 		    .progress_data = q->progress_data,
@@ -116,8 +137,9 @@ static int transfer(struct pull *p)
 			p->st->resumed = true;
 		p->st->attempts++;
 		r = fetch_once(&x, why, sizeof(why));
-		p->have = x.offset;
-		p->st->bytes += x.restarted ? x.offset : x.offset - before;
+		if ((w = settle(p)) < 0)
+			return w;
+		p->st->bytes += x.restarted ? p->have : p->have - before;
 		if (r == 0 && p->have < q->size)
 			return pfail(p, -EIO,
 				     "%s ended after %llu of %llu bytes",
@@ -132,11 +154,6 @@ static int transfer(struct pull *p)
 			attempt--;
 			continue;
 		}
-		if (r == -ENOSPC)
-			return pfail(p, r,
-				     "no space left in the image cache %s "
-				     "while downloading %s",
-				     p->c->dir, q->url);
 		if (!fetch_retryable(r) || attempt >= p->o->retries)
 			return pfail(p, r, "%s%s", why,
 				     attempt ? " (after retries)" : "");
@@ -193,16 +210,15 @@ static int install(struct pull *p)
 /* One transfer with its hashing thread; then the hash is complete. */
 static int transfer_hashed(struct pull *p)
 {
-	int r = hashfollow_start(p->fd, p->dg, p->have, &p->hf), h;
+	int r = blobsink_new(p->fd, p->dg, p->have, p->req->size, &p->sink);
 
+	if (r == -ENOSPC)
+		return no_space(p);
 	if (r < 0)
 		return pfail(p, r, "cannot start hashing: %s", strerror(-r));
 	r = transfer(p);
-	h = hashfollow_finish(p->hf);
-	p->hf = NULL;
-	if (r == 0 && h < 0)
-		r = pfail(p, h, "cannot read back %s: %s", p->part,
-			  strerror(-h));
+	blobsink_free(p->sink);
+	p->sink = NULL;
 	return r;
 }
 
