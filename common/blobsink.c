@@ -11,14 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Four buffers of 1 MiB: enough for the receiver to run ahead of a
- * momentarily descheduled hashing thread, small enough to stay in the
- * CPU's cache between the copy in and the hash. */
+/* Four buffers of 1 MiB: the receiver can run a few ms ahead of a
+ * descheduled hashing thread; one pwrite per MiB instead of 64. (256 KiB
+ * and 4 MiB buffers measured the same here, within the noise.) */
 #define NBUF  4u
 #define BUFSZ (1u << 20)
 /* Start writing to disk every 64 MiB, so that the fsync before the rename
- * has little left to wait for (the kernel alone would keep a whole image
- * dirty: its background threshold is a tenth of the memory). */
+ * has little left to wait for: the kernel alone keeps a whole image dirty
+ * (its background threshold is a tenth of the memory), and that fsync then
+ * took 0.7 s per GiB. Every 16 MiB cost the receiver more CPU and did not
+ * shorten the final fsync measurably. */
 #define SYNC_EVERY (64u << 20)
 
 struct blobsink {
@@ -201,8 +203,10 @@ int blobsink_restart(struct blobsink *s)
 }
 
 /* Reserves the rest of the file's blocks: a full cache fails now rather
- * than after most of the transfer, and the file's extents are laid out
- * once. The size stays as it is (a partial file's size is how much of it
+ * than after most of the transfer, and the blocks are allocated once
+ * instead of by each writeback (on ext4 the 16 sync_file_range calls of
+ * 1 GiB took 30 ms in all instead of 75-180 ms, and the receiver ~10% less
+ * CPU). The size stays as it is (a partial file's size is how much of it
  * is there). File systems without fallocate just go on. */
 static int reserve(int fd, uint64_t offset, uint64_t size)
 {
