@@ -95,7 +95,8 @@ static int no_space(struct pull *p)
 }
 
 /* After an attempt: what it got is in the file and hashed. A failed write
- * or read of the cache ends the pull (not a transfer error to retry). */
+ * (or hash) ends the pull at once: the disk, not the transfer, failed, and
+ * retrying the transfer would not help. */
 static int settle(struct pull *p)
 {
 	int r = blobsink_flush(p->sink);
@@ -103,7 +104,7 @@ static int settle(struct pull *p)
 	if (r == -ENOSPC)
 		return no_space(p);
 	if (r < 0)
-		return pfail(p, r, "cannot write %s: %s", p->part,
+		return pfail(p, r, "cannot write or hash %s: %s", p->part,
 			     strerror(-r));
 	p->have = blobsink_offset(p->sink);
 	return 0;
