@@ -12,62 +12,43 @@
 #include <unistd.h>
 
 /* Four buffers of 1 MiB: the receiver can run a few ms ahead of a
- * descheduled hashing thread; one pwrite per MiB instead of 64. (256 KiB
- * and 4 MiB buffers measured the same here, within the noise.) */
+ * descheduled consumer; one write per MiB instead of 64. (256 KiB and
+ * 4 MiB buffers measured the same here, within the noise.) */
 #define NBUF  4u
 #define BUFSZ (1u << 20)
-/* Start writing to disk every 64 MiB, so that the fsync before the rename
- * has little left to wait for: the kernel alone keeps a whole image dirty
- * (its background threshold is a tenth of the memory), and that fsync then
- * took 0.7 s per GiB. Every 16 MiB cost the receiver more CPU and did not
- * shorten the final fsync measurably. */
+/* O_DIRECT wants the file offset, length and memory aligned to the
+ * device's logical block; 4096 covers every current device. */
+#define ALIGN 4096u
+/* Without O_DIRECT (a file system that refuses it): start writing to disk
+ * every 64 MiB, so that the fsync before the rename has little left to
+ * wait for: the kernel alone keeps a whole image dirty (its background
+ * threshold is a tenth of the memory), and that fsync then took 0.7 s per
+ * GiB. */
 #define SYNC_EVERY (64u << 20)
+
+enum { HASHER, WRITER, NCONS };
 
 struct blobsink {
 	int fd;
 	struct digest *dg;
 	char *buf[NBUF];
+	uint64_t off[NBUF]; /* where buffer i goes in the file */
 	size_t len[NBUF];
-	uint64_t offset;  /* bytes taken, buffered ones included */
-	uint64_t written; /* bytes in the file: offset minus buffered */
-	uint64_t synced;  /* writeback started up to here */
-	unsigned fill;	  /* the buffer being filled (the receiver's) */
-	pthread_t thread;
+	uint64_t offset; /* bytes taken, buffered ones included */
+	/* The writer's: */
+	uint64_t synced; /* writeback started up to here */
+	bool direct;	 /* fd has O_DIRECT now */
+	bool no_direct;	 /* the file system refused it */
+	pthread_t thread[NCONS];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	/* Under mu: */
-	unsigned next;	 /* the next buffer to hash */
-	unsigned queued; /* buffers given to the thread, not yet hashed */
+	/* Under mu. Buffer k (counting from 0) is slot k % NBUF; the receiver
+	 * fills slot shipped % NBUF once both consumers are done with it. */
+	uint64_t shipped;     /* buffers handed over */
+	uint64_t done[NCONS]; /* buffers each consumer has finished */
 	bool stop;
 	int error;
 };
-
-static void *hash_loop(void *arg)
-{
-	struct blobsink *s = arg;
-
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		while (s->queued == 0 && !s->stop)
-			pthread_cond_wait(&s->cv, &s->mu);
-		if (s->queued == 0)
-			break;
-		unsigned i = s->next;
-		bool skip = s->error != 0; /* nothing more will be used */
-		/* The receiver does not touch buffer i until it is handed
-		 * back below: hash it without the lock. */
-		pthread_mutex_unlock(&s->mu);
-		int r = skip ? 0 : digest_update(s->dg, s->buf[i], s->len[i]);
-		pthread_mutex_lock(&s->mu);
-		if (r < 0 && !s->error)
-			s->error = r;
-		s->next = (i + 1) % NBUF;
-		s->queued--;
-		pthread_cond_broadcast(&s->cv);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
-}
 
 static int pwrite_full(int fd, const char *p, size_t n, uint64_t off)
 {
@@ -83,6 +64,84 @@ static int pwrite_full(int fd, const char *p, size_t n, uint64_t off)
 		off += (uint64_t)w;
 	}
 	return 0;
+}
+
+/* Only the writer thread writes to fd, and the receiver touches it only
+ * when both consumers are idle: switching O_DIRECT races with nothing. */
+static int set_direct(struct blobsink *s, bool on)
+{
+	int fl;
+
+	on = on && !s->no_direct;
+	if (on == s->direct)
+		return 0;
+	if ((fl = fcntl(s->fd, F_GETFL)) < 0)
+		return -errno;
+	if (fcntl(s->fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) < 0) {
+		if (!on || errno != EINVAL)
+			return -errno;
+		s->no_direct = true;
+		return 0;
+	}
+	s->direct = on;
+	return 0;
+}
+
+/* Aligned buffers (all but the first after an unaligned resume and the
+ * last) go straight to the disk: no copy into the page cache and no
+ * writeback for the kernel to do afterwards. */
+static int write_buf(struct blobsink *s, unsigned i)
+{
+	uint64_t end = s->off[i] + s->len[i];
+	int r = set_direct(s, s->off[i] % ALIGN == 0 && s->len[i] % ALIGN == 0);
+
+	if (r == 0)
+		r = pwrite_full(s->fd, s->buf[i], s->len[i], s->off[i]);
+	if (r == 0 && !s->direct && end - s->synced >= SYNC_EVERY) {
+		sync_file_range(s->fd, (off_t)s->synced,
+				(off_t)(end - s->synced),
+				SYNC_FILE_RANGE_WRITE);
+		s->synced = end;
+	}
+	return r;
+}
+
+static void consume(struct blobsink *s, unsigned who)
+{
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->done[who] == s->shipped && !s->stop)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->done[who] == s->shipped)
+			break;
+		unsigned i = (unsigned)(s->done[who] % NBUF);
+		bool skip = s->error != 0; /* nothing more will be used */
+		/* The receiver does not touch slot i until both consumers
+		 * are done with it: use it without the lock. */
+		pthread_mutex_unlock(&s->mu);
+		int r = skip ? 0
+			: who == HASHER
+			    ? digest_update(s->dg, s->buf[i], s->len[i])
+			    : write_buf(s, i);
+		pthread_mutex_lock(&s->mu);
+		if (r < 0 && !s->error)
+			s->error = r;
+		s->done[who]++;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void *hash_main(void *arg)
+{
+	consume(arg, HASHER);
+	return NULL;
+}
+
+static void *write_main(void *arg)
+{
+	consume(arg, WRITER);
+	return NULL;
 }
 
 static int set_error(struct blobsink *s, int r)
@@ -103,42 +162,33 @@ static int get_error(struct blobsink *s)
 	return r;
 }
 
-/* Starts the writeback of the last SYNC_EVERY bytes written (not the
- * whole file: that would wait for pages already in flight). */
-static void start_writeback(struct blobsink *s)
+static uint64_t slowest(const struct blobsink *s)
 {
-	if (s->written - s->synced < SYNC_EVERY)
-		return;
-	sync_file_range(s->fd, (off_t)s->synced,
-			(off_t)(s->written - s->synced), SYNC_FILE_RANGE_WRITE);
-	s->synced = s->written;
+	return s->done[HASHER] < s->done[WRITER] ? s->done[HASHER]
+						 : s->done[WRITER];
 }
 
-/* Hands the buffer being filled to the thread and writes it meanwhile
- * (both only read it), then waits for a free buffer to fill next. */
+/* Hands the buffer being filled to both consumers, then waits until the
+ * next slot is free (both done with it) and starts it where this one
+ * ends. */
 static int ship(struct blobsink *s)
 {
-	unsigned i = s->fill;
-	size_t n = s->len[i];
+	unsigned i = (unsigned)(s->shipped % NBUF), j;
+	uint64_t end = s->off[i] + s->len[i];
 	int r;
 
-	if (n == 0)
+	if (s->len[i] == 0)
 		return 0;
 	pthread_mutex_lock(&s->mu);
-	s->queued++;
+	s->shipped++;
 	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	if ((r = pwrite_full(s->fd, s->buf[i], n, s->written)) < 0)
-		return set_error(s, r);
-	s->written += n;
-	start_writeback(s);
-	s->fill = (i + 1) % NBUF;
-	pthread_mutex_lock(&s->mu);
-	while (s->queued == NBUF)
+	while (s->shipped - slowest(s) == NBUF)
 		pthread_cond_wait(&s->cv, &s->mu);
 	r = s->error;
 	pthread_mutex_unlock(&s->mu);
-	s->len[s->fill] = 0;
+	j = (unsigned)(s->shipped % NBUF);
+	s->off[j] = end;
+	s->len[j] = 0;
 	return r;
 }
 
@@ -148,25 +198,28 @@ int blobsink_write(struct blobsink *s, const void *p, size_t n)
 	int r = get_error(s);
 
 	while (r == 0 && n > 0) {
-		unsigned i = s->fill;
-		size_t k = BUFSZ - s->len[i] < n ? BUFSZ - s->len[i] : n;
+		unsigned i = (unsigned)(s->shipped % NBUF);
+		/* A buffer ends on an aligned offset, so that after an
+		 * unaligned start the next ones are aligned. */
+		size_t room = BUFSZ - s->off[i] % ALIGN - s->len[i];
+		size_t k = room < n ? room : n;
 
 		memcpy(s->buf[i] + s->len[i], c, k);
 		s->len[i] += k;
 		s->offset += k;
 		c += k;
 		n -= k;
-		if (s->len[i] == BUFSZ)
+		if (k == room)
 			r = ship(s);
 	}
 	return r;
 }
 
-/* Waits until the thread has hashed everything it was given. */
+/* Waits until both consumers have finished everything handed over. */
 static int drain(struct blobsink *s)
 {
 	pthread_mutex_lock(&s->mu);
-	while (s->queued > 0)
+	while (slowest(s) != s->shipped)
 		pthread_cond_wait(&s->cv, &s->mu);
 	int r = s->error;
 	pthread_mutex_unlock(&s->mu);
@@ -189,17 +242,30 @@ uint64_t blobsink_offset(const struct blobsink *s)
 
 int blobsink_restart(struct blobsink *s)
 {
+	unsigned i = (unsigned)(s->shipped % NBUF);
 	int r;
 
-	s->len[s->fill] = 0;
+	s->len[i] = 0;
 	if ((r = drain(s)) < 0)
 		return r;
 	if ((r = digest_reset(s->dg)) < 0)
 		return set_error(s, r);
 	if (ftruncate(s->fd, 0) < 0)
 		return set_error(s, -errno);
-	s->offset = s->written = s->synced = 0;
+	s->offset = s->off[i] = s->synced = 0;
 	return 0;
+}
+
+/* Stops the first n threads once they have finished what they were
+ * given. */
+static void stop(struct blobsink *s, unsigned n)
+{
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(s->thread[i], NULL);
 }
 
 /* Reserves the rest of the file's blocks: a full cache fails now rather
@@ -220,15 +286,17 @@ int blobsink_new(int fd, struct digest *dg, uint64_t offset, uint64_t size,
 		 struct blobsink **ret)
 {
 	struct blobsink *s = calloc(1, sizeof(*s));
-	int r;
+	int fl, r;
 
 	if (!s)
 		return -ENOMEM;
 	s->fd = fd;
 	s->dg = dg;
-	s->offset = s->written = s->synced = offset;
+	s->offset = s->off[0] = s->synced = offset;
+	fl = fcntl(fd, F_GETFL);
+	s->direct = fl >= 0 && (fl & O_DIRECT);
 	for (unsigned i = 0; i < NBUF; i++)
-		if (!(s->buf[i] = malloc(BUFSZ))) {
+		if (posix_memalign((void **)&s->buf[i], ALIGN, BUFSZ) != 0) {
 			r = -ENOMEM;
 			goto fail;
 		}
@@ -236,13 +304,18 @@ int blobsink_new(int fd, struct digest *dg, uint64_t offset, uint64_t size,
 		goto fail;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	if ((r = -pthread_create(&s->thread, NULL, hash_loop, s)) < 0) {
-		pthread_cond_destroy(&s->cv);
-		pthread_mutex_destroy(&s->mu);
-		goto fail;
+	if ((r = -pthread_create(&s->thread[HASHER], NULL, hash_main, s)) < 0)
+		goto fail_sync;
+	if ((r = -pthread_create(&s->thread[WRITER], NULL, write_main, s)) <
+	    0) {
+		stop(s, 1);
+		goto fail_sync;
 	}
 	*ret = s;
 	return 0;
+fail_sync:
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 fail:
 	for (unsigned i = 0; i < NBUF; i++)
 		free(s->buf[i]);
@@ -254,11 +327,9 @@ void blobsink_free(struct blobsink *s)
 {
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->mu);
-	s->stop = true;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	pthread_join(s->thread, NULL);
+	stop(s, NCONS);
+	/* The caller goes on with fd (fsync, another attempt) without it. */
+	set_direct(s, false);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	for (unsigned i = 0; i < NBUF; i++)

@@ -1,25 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Where a download's bytes go: appended to the partial file and hashed, the
- * hashing on a thread of its own so that it overlaps the network.
+ * Where a download's bytes go: appended to the partial file and hashed,
+ * both on threads of their own, so that they overlap the network.
  *
- * Why a thread: SHA-256 costs about as much CPU as receiving and writing
- * the bytes (~0.9 CPU-s per GiB with SHA-NI, against ~0.7 for the rest of
- * the download and ~0.9-1.1 for all of `curl -o`), so hashing inline
- * halves the rate; on a second core it costs no time. Why a copy: curl
- * hands the bytes over 16 KiB at a time and reuses its buffer when the
- * callback returns. Copying them into a few large buffers (0.1 CPU-s per
- * GiB) makes one write of 64, and the hashing thread reads them from
- * memory. The previous design (16 KiB writes, the hashing thread mapping
- * the written pages back and starting their writeback) spent 2.0-2.4 CPU-s
- * per GiB against 1.6-1.8 now, and its hashing thread waited on the file's
- * locks and on writeback throttling. The thread gets the buffers in order
- * through a bounded queue (a ring), so the receiver waits when hashing
- * falls behind and memory stays bounded (4 MiB per download).
+ * The receiving thread (curl's write callback) copies the bytes into one of
+ * four 1 MiB buffers; a full buffer goes through a bounded ring to two
+ * consumers, a hashing thread and a writing thread, and comes back to the
+ * receiver when both are done with it (the receiver waits when the ring is
+ * full, so memory stays at 4 MiB per download).
  *
- * One thread writes (the receiver), one hashes; a sink is not shared by
- * other threads. Errors are sticky: after a failed write or hash every call
- * returns the same error.
+ * Why a hashing thread: SHA-256 costs about as much CPU as all the rest
+ * (~0.9 CPU-s per GiB with SHA-NI, against ~1.0 for the whole of
+ * `curl -o`); inline it halves the rate, on a second core it costs no time.
+ * Why a copy: curl hands the bytes over 16 KiB at a time and reuses its
+ * buffer when the callback returns; the copy (0.1 CPU-s per GiB) makes one
+ * write of 64 and lets the two consumers read the same bytes at leisure.
+ * Why a writing thread: aligned buffers are written with O_DIRECT, which
+ * skips the copy into the page cache and the kernel's writeback work (0.25
+ * CPU-s per GiB in all, the difference when other work keeps the cores busy),
+ * but waits for the disk; on its own thread that wait overlaps the network
+ * and the hash instead of stalling the receiver. File systems that refuse
+ * O_DIRECT get buffered writes with writeback started every 64 MiB.
+ *
+ * One thread calls these functions (the receiver). Errors are sticky:
+ * after a failed write or hash every call returns the same error; a write
+ * error shows at the latest at the next flush.
  */
 #ifndef VMENV_BLOBSINK_H
 #define VMENV_BLOBSINK_H
@@ -36,19 +41,20 @@ struct blobsink;
  * 0, -ENOMEM, -ENOSPC, or what pthread_create failed with. */
 int blobsink_new(int fd, struct digest *dg, uint64_t offset, uint64_t size,
 		 struct blobsink **ret);
-/* Stops the thread (after hashing what it was given) and frees. Accepts
- * NULL. Does not close fd. */
+/* Stops the threads (after they finish what they were given) and frees.
+ * Accepts NULL. Does not close fd; leaves it without O_DIRECT. */
 void blobsink_free(struct blobsink *s);
-/* Takes n bytes: copies them, writes a full buffer to the file and queues
- * it for hashing. Waits when the hashing thread is NBUF buffers behind.
- * 0, or -errno of pwrite (-ENOSPC, -EIO...) or of the digest. */
+/* Takes n bytes: copies them and hands a full buffer to the writing and
+ * hashing threads. Waits while the ring is full. 0, or the sticky -errno
+ * of a write (-ENOSPC, -EIO...) or of the digest. */
 int blobsink_write(struct blobsink *s, const void *p, size_t n);
-/* Writes what is buffered and waits until everything is hashed: then the
- * file and the digest hold blobsink_offset() bytes. 0 or the sticky error. */
+/* Hands over what is buffered and waits until everything is written and
+ * hashed: then the file and the digest hold blobsink_offset() bytes. 0 or
+ * the sticky error. */
 int blobsink_flush(struct blobsink *s);
 /* Bytes taken so far (written or still buffered). */
 uint64_t blobsink_offset(const struct blobsink *s);
-/* Starts over: drops what is buffered, waits for the thread, resets the
+/* Starts over: drops what is buffered, waits for the threads, resets the
  * digest and empties the file. 0 or -errno. */
 int blobsink_restart(struct blobsink *s);
 
