@@ -97,6 +97,11 @@ static int write_buf(struct blobsink *s, unsigned i)
 
 	if (r == 0)
 		r = pwrite_full(s->fd, s->buf[i], s->len[i], s->off[i]);
+	/* A device that wants more alignment than ALIGN: buffered from now. */
+	if (r == -EINVAL && s->direct && (r = set_direct(s, false)) == 0) {
+		s->no_direct = true;
+		r = pwrite_full(s->fd, s->buf[i], s->len[i], s->off[i]);
+	}
 	if (r == 0 && !s->direct && end - s->synced >= SYNC_EVERY) {
 		sync_file_range(s->fd, (off_t)s->synced,
 				(off_t)(end - s->synced),
