@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmenv-9p: the 9P2000.L server of a job's files (vmmd/jobfiles.h, kind
+ * JOBFILES_SERVED). One process per job, run as the job's user, serving
+ * one directory (the share's root) to the guest kernel's 9p client over
+ * one connected stream (QEMU's end of a virtio-serial port).
+ *
+ * A fid is a path relative to the root, never a kernel object: every use
+ * resolves it again with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+ * from the root, so no symlink, ".." or rename on the host can lead a
+ * request outside the root, and the whole table can be written to a file
+ * and re-opened by another vmenv-9p after a restore (state.c). Open fids
+ * also hold the open file (fd), which is what I/O uses.
+ */
+#ifndef VMENV_NINEP_SRV_H
+#define VMENV_NINEP_SRV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "ninep.h"
+
+#define SRV_DEFAULT_MSIZE    (512u * 1024u)
+#define SRV_DEFAULT_MAX_FIDS 16384u
+#define SRV_FID_BUCKETS	     4096u
+#define SRV_MAX_PATH	     4096u
+
+enum fid_kind {
+	FID_PATH = 'n', /* walked, not open */
+	FID_FILE = 'f', /* open file: fd */
+	FID_DIR = 'd',	/* open directory: fd (readdir) */
+	FID_LOST = 'l', /* could not be re-opened after a restore */
+};
+
+struct fid {
+	struct fid *next; /* hash chain */
+	uint32_t fid;
+	enum fid_kind kind;
+	uint32_t oflags; /* 9P open flags, when open */
+	int fd;		 /* when open, else -1 */
+	char *path;	 /* relative to the root, "" for the root */
+};
+
+struct srv {
+	int root;  /* O_PATH fd of the share's root */
+	int sock;  /* the connection to QEMU */
+	dev_t dev; /* the root's device, for qids */
+	uint32_t msize, max_msize;
+	uint32_t max_fids, nfids;
+	struct fid *bucket[SRV_FID_BUCKETS];
+	uint8_t *out; /* one reply, max_msize bytes */
+};
+
+/* fids.c */
+struct fid *fid_get(struct srv *s, uint32_t fid);
+/* -EEXIST when taken, -EMFILE over max_fids, -ENOMEM. path is copied. */
+int fid_add(struct srv *s, uint32_t fid, const char *path, struct fid **ret);
+void fid_del(struct srv *s, uint32_t fid);
+void fid_del_all(struct srv *s);
+int fid_set_path(struct fid *f, const char *path);
+/* After a rename of from to to: every fid at or under from follows. */
+int fid_renamed(struct srv *s, const char *from, const char *to);
+/* Calls fn on every fid (for the state dump); stops at an error. */
+int fid_each(struct srv *s, int (*fn)(struct fid *f, void *arg), void *arg);
+
+/* resolve.c: every lookup below the root. */
+/* Opens path (relative, "" = root) with flags (O_NOFOLLOW and O_CLOEXEC
+ * are added): -errno, ELOOP for any symlink on the way, EXDEV for an
+ * escape. */
+int res_open(const struct srv *s, const char *path, int flags, mode_t mode);
+/* The parent directory of path (O_PATH) and a pointer to its last
+ * component in path. -EINVAL for the root. */
+int res_parent(const struct srv *s, const char *path, const char **ret_base);
+/* path + "/" + name (name: one checked component) into buf. */
+int res_join(char *buf, size_t len, const char *path,
+	     const struct ninep_str *name);
+/* The parent of path ("" stays ""). */
+void res_dirname(char *buf, size_t len, const char *path);
+int res_stat(const struct srv *s, const char *path, struct stat *st);
+void res_qid(const struct srv *s, const struct stat *st, struct ninep_qid *q);
+
+/* ops.c: serves one decoded request, the reply into s->out. Returns the
+ * reply's length. */
+size_t srv_handle(struct srv *s, const struct ninep_req *q);
+/* Maps 9P open flags to open(2)'s (only those that make sense here). */
+int srv_open_flags(uint32_t oflags);
+/* Opens fid f (its path) with 9P flags: the common part of lopen and of
+ * re-opening after a restore. */
+int srv_open_fid(struct srv *s, struct fid *f, uint32_t oflags);
+
+/* state.c */
+int state_dump(struct srv *s, const char *path, char *err, size_t errlen);
+/* text: the file's content (NUL-terminated; parsed in place). */
+int state_parse(struct srv *s, char *text, char *err, size_t errlen);
+
+#endif
