@@ -381,6 +381,16 @@ static void build_head(struct sbuf *b, const struct dom_spec *s)
 	       s->uid, s->gid);
 }
 
+static void build_files_port(struct sbuf *b, const struct dom_spec *s)
+{
+	sb_fmt(b,
+	       "    <channel type='unix'>\n      <source mode='bind' path='");
+	sb_esc(b, s->files_sock);
+	sb_fmt(b, "'/>\n      <target type='virtio' name='");
+	sb_esc(b, s->files_port);
+	sb_fmt(b, "'/>\n    </channel>\n");
+}
+
 static void build_devices(struct sbuf *b, const struct dom_spec *s)
 {
 	sb_fmt(b, "  <devices>\n");
@@ -410,6 +420,8 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 	}
 	if (s->net_mcast_group)
 		build_net(b, s);
+	if (s->files_sock)
+		build_files_port(b, s);
 	build_hostdevs(b, s);
 	sb_fmt(b, "    <memballoon model='none'/>\n  </devices>\n</domain>\n");
 }
@@ -422,7 +434,8 @@ static bool spec_ok(const struct dom_spec *s)
 	return s->name && s->type && s->node && (kernel || no_kernel) &&
 	       (kernel || s->disk_overlay) && disk_ok(s) && s->console_log &&
 	       s->agent_sock && s->vcpus > 0 && s->mem_mib > 0 &&
-	       (!s->share_dir || s->share_tag) && placement_ok(s);
+	       (!s->share_dir || s->share_tag) &&
+	       (!s->files_sock || s->files_port) && placement_ok(s);
 }
 
 int domxml_hostdev(const struct dom_hostdev *d, char **ret)

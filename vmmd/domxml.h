@@ -93,6 +93,11 @@ struct dom_spec {
 	const char *net_mcast_group;
 	uint16_t net_mcast_port;
 	const char *net_mac;
+	/* The job's files served outside QEMU (vmmd/jobfiles.h): a second
+	 * virtio-serial port named files_port whose host end QEMU binds at
+	 * files_sock (NULL: none). */
+	const char *files_sock;
+	const char *files_port;
 	/* The disk: the job's overlay and its read-only base (NULL: no
 	 * disk). Without a kernel the guest boots from the disk. */
 	const char *disk_overlay;

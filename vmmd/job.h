@@ -50,6 +50,7 @@ enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED, JOB_PREPARING, JOB_SAVED };
 struct agent;
 struct ckpt_job;
 struct exec_session;
+struct jobfiles_served;
 struct jobimg;
 
 struct job {
@@ -93,6 +94,8 @@ struct job {
 	/* A multi-node job's private network (nnodes > 1 only). */
 	bool has_net;
 	struct jobnet net;
+	/* The job's files served by vmenv-9p (vmmd/jobfiles_served.h). */
+	struct jobfiles_served *served;
 	/* Timings, for the benchmark: monotonic ms. */
 	uint64_t t_request, t_prepared, t_created, t_ready, t_first_output;
 };

@@ -143,6 +143,14 @@ static void spec_noshare(struct dom_spec *s)
 	s->share_tag = NULL;
 }
 
+/* The job's files served by vmenv-9p instead of virtio-9p. */
+static void spec_served(struct dom_spec *s)
+{
+	spec_noshare(s);
+	s->files_sock = "/run/vmenv/jobs/42/q/files.sock";
+	s->files_port = "org.vmenv.files.0";
+}
+
 /* Placements as placement.c makes them for the fixture nodes of
  * test/data/sysfs (test_placement checks that side). Static: a spec only
  * points at its placement. */
@@ -294,6 +302,7 @@ static const struct {
     {"basic.xml", NULL},
     {"kvm.xml", spec_kvm},
     {"noshare.xml", spec_noshare},
+    {"served.xml", spec_served},
     {"pinned.xml", spec_pinned},
     {"numa.xml", spec_numa},
     {"devices.xml", spec_devs},

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+#include "jobfiles_served.h"
+
+#include "domxml.h"
+#include "job.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int jobfiles_served_prepare(struct job *j, char *err, size_t errlen)
+{
+	struct jobfiles_served *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->ctl = -1;
+	if (str_printf(f->sock, sizeof(f->sock), "%s/q/files.sock", j->dir) <
+		0 ||
+	    str_printf(f->state, sizeof(f->state), "%s/q/files.state", j->dir) <
+		0) {
+		free(f);
+		return err_set(err, errlen, -ENAMETOOLONG,
+			       "job %u: job directory path too long", j->id);
+	}
+	free(j->served);
+	j->served = f;
+	return 0;
+}
+
+int jobfiles_served_domspec(const struct job *j, struct dom_spec *s)
+{
+	if (!j->served)
+		return -EINVAL;
+	s->share_dir = NULL;
+	s->share_tag = NULL;
+	s->files_sock = j->served->sock;
+	s->files_port = JOBFILES_PORT_NAME;
+	return 0;
+}
+
+int jobfiles_served_argv(struct job *j, const char *state_in, const char **argv)
+{
+	struct jobfiles_served *f = j->served;
+	size_t n = 0, len = 0;
+
+	snprintf(f->ids[0], sizeof(f->ids[0]), "%u", (unsigned)j->uid);
+	snprintf(f->ids[1], sizeof(f->ids[1]), "%u", (unsigned)j->gid);
+	f->groups[0] = '\0';
+	for (uint32_t i = 0; i < j->ngroups && i < 64; i++)
+		len += (size_t)snprintf(f->groups + len,
+					sizeof(f->groups) - len, "%s%u",
+					i ? "," : "", (unsigned)j->groups[i]);
+	argv[n++] = JOBFILES_SERVER;
+	argv[n++] = "--root", argv[n++] = j->work_dir;
+	argv[n++] = "--connect", argv[n++] = f->sock;
+	argv[n++] = "--uid", argv[n++] = f->ids[0];
+	argv[n++] = "--gid", argv[n++] = f->ids[1];
+	if (f->groups[0])
+		argv[n++] = "--groups", argv[n++] = f->groups;
+	argv[n++] = "--state-out", argv[n++] = f->state;
+	argv[n++] = "--ctl-fd", argv[n++] = "3";
+	if (state_in)
+		argv[n++] = "--state-in", argv[n++] = state_in;
+	argv[n] = NULL;
+	return 0;
+}
+
+/* Clean environment, fds 0-2 on /dev/null but stderr (vmmd's, for the
+ * journal), the control pipe as fd 3, nothing else. */
+static void child(const char **argv, int ctl_w)
+{
+	static const char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
+					   NULL};
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	int devnull = open("/dev/null", O_RDWR);
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
+	    dup2(devnull, STDOUT_FILENO) < 0 || dup2(ctl_w, 3) < 0)
+		_exit(126);
+	close_range(4, ~0u, 0);
+	execve(argv[0], (char *const *)(uintptr_t)argv,
+	       (char *const *)(uintptr_t)envp);
+	_exit(127);
+}
+
+static int spawn(struct job *j, const char *state_in, char *err, size_t errlen)
+{
+	struct jobfiles_served *f = j->served;
+	const char *argv[JOBFILES_SERVED_ARGV];
+	int p[2];
+	pid_t pid;
+
+	jobfiles_served_argv(j, state_in, argv);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_set(err, errlen, -errno, "job %u: pipe: %m", j->id);
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return err_set(err, errlen, -errno, "job %u: fork: %m", j->id);
+	}
+	if (pid == 0)
+		child(argv, p[1]);
+	close(p[1]);
+	f->pid = pid;
+	f->ctl = p[0];
+	log_info("job %u: vmenv-9p %d serves %s%s", j->id, (int)pid,
+		 j->work_dir, state_in ? " (restored state)" : "");
+	return 0;
+}
+
+int jobfiles_served_attach(struct job *j, char *err, size_t errlen)
+{
+	if (!j->served)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: files not prepared", j->id);
+	return spawn(j, NULL, err, errlen);
+}
+
+/* One line from the control pipe within timeout_ms. */
+static int ctl_read(struct jobfiles_served *f, char *line, size_t len,
+		    int timeout_ms)
+{
+	struct pollfd p = {.fd = f->ctl, .events = POLLIN};
+	size_t got = 0;
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	while (got + 1 < len) {
+		int64_t left = (int64_t)(end - now_ms());
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return -ETIMEDOUT;
+		n = read(f->ctl, line + got, 1);
+		if (n <= 0)
+			return n == 0 ? -EPIPE : -errno;
+		if (line[got] == '\n')
+			break;
+		got++;
+	}
+	line[got] = '\0';
+	return 0;
+}
+
+int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
+			   size_t errlen)
+{
+	struct jobfiles_served *f = j->served;
+	char line[600], dst[VMENV_MAX_PATH + 16];
+	int r;
+
+	if (!f || f->pid <= 0)
+		return err_set(err, errlen, -ESRCH,
+			       "job %u: no file server to freeze", j->id);
+	if (kill(f->pid, SIGUSR1) < 0)
+		return err_set(err, errlen, -errno, "job %u: vmenv-9p: %m",
+			       j->id);
+	r = ctl_read(f, line, sizeof(line), JOBFILES_FREEZE_MS);
+	if (r < 0 || strcmp(line, "frozen") != 0)
+		return err_set(err, errlen, r < 0 ? r : -EIO,
+			       "job %u: vmenv-9p did not freeze: %s", j->id,
+			       r < 0 ? strerror(-r) : line);
+	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
+	r = copy_file(f->state, dst, 0600);
+	if (r < 0)
+		return err_set(err, errlen, r, "job %u: copying %s to %s: %s",
+			       j->id, f->state, dst, strerror(-r));
+	return 0;
+}
+
+/* Waits up to ms for pid; then kills it. */
+static void reap(pid_t pid, int ms)
+{
+	int status;
+
+	for (int waited = 0; waited < ms; waited += 20) {
+		if (waitpid(pid, &status, WNOHANG) != 0)
+			return;
+		nanosleep(&(struct timespec){0, 20000000}, NULL);
+	}
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
+static void server_gone(struct jobfiles_served *f)
+{
+	if (f->pid > 0)
+		reap(f->pid, JOBFILES_STOP_MS);
+	if (f->ctl >= 0)
+		close(f->ctl);
+	f->pid = 0;
+	f->ctl = -1;
+}
+
+int jobfiles_served_saved(struct job *j, const char *ckpt_dir, char *err,
+			  size_t errlen)
+{
+	struct jobfiles_served *f = j->served;
+	char src[VMENV_MAX_PATH + 16], dst[VMENV_MAX_PATH + 16];
+	int r;
+
+	if (!f)
+		return 0;
+	/* QEMU is gone: the server reads to the end, keeps what it got and
+	 * exits. */
+	server_gone(f);
+	snprintf(src, sizeof(src), "%s.pending", f->state);
+	snprintf(dst, sizeof(dst), "%s/files.pending", ckpt_dir);
+	r = copy_file(src, dst, 0600);
+	if (r < 0 && r != -ENOENT)
+		return err_set(err, errlen, r, "job %u: copying %s: %s", j->id,
+			       src, strerror(-r));
+	return 0;
+}
+
+int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
+			 size_t errlen)
+{
+	struct jobfiles_served *f = j->served;
+	char line[64], state[VMENV_MAX_PATH + 16];
+	int r;
+
+	if (!f)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: files not prepared", j->id);
+	if (!ckpt_dir) {
+		if (f->pid <= 0 || kill(f->pid, SIGUSR2) < 0 ||
+		    (r = ctl_read(f, line, sizeof(line), JOBFILES_FREEZE_MS)) <
+			0 ||
+		    strcmp(line, "thawed") != 0)
+			return err_set(err, errlen, -EIO,
+				       "job %u: vmenv-9p did not resume",
+				       j->id);
+		return 0;
+	}
+	/* The guest's relay waits while no server is there: the new one
+	 * can start after the restore. */
+	server_gone(f);
+	snprintf(state, sizeof(state), "%s/files", ckpt_dir);
+	return spawn(j, state, err, errlen);
+}
+
+void jobfiles_served_stop(struct job *j)
+{
+	struct jobfiles_served *f = j->served;
+
+	if (!f)
+		return;
+	if (f->pid > 0)
+		kill(f->pid, SIGTERM);
+	server_gone(f);
+	free(f);
+	j->served = NULL;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * JOBFILES_SERVED behind vmmd/jobfiles.h: the job's working directory
+ * served by vmenv-9p (ninep/main.c), one process per job, through a
+ * second virtio-serial port (JOBFILES_PORT_NAME) whose host end QEMU
+ * binds at q/files.sock; in the guest the agent mounts it with the
+ * kernel's 9p client over its relay (images/agent/relay.h).
+ *
+ *   prepare  the paths (nothing runs yet: QEMU makes the socket)
+ *   domspec  the port in the domain
+ *   attach   starts vmenv-9p as root with the job's ids: it connects,
+ *            then becomes the job's user for good
+ *   freeze   SIGUSR1: vmenv-9p writes its fids to q/files.state, stops
+ *            reading and answers on its control pipe (bounded wait); the
+ *            state is copied to <ckpt_dir>/files
+ *   saved    after the save stopped QEMU: the old vmenv-9p exits, having
+ *            kept anything the guest sent after the freeze in
+ *            q/files.state.pending; copied to <ckpt_dir>/files.pending
+ *   thaw     ckpt_dir NULL (the save failed): SIGUSR2, serve again; else
+ *            (after a restore) a new vmenv-9p with --state-in
+ *            <ckpt_dir>/files re-opens every fid by path
+ *   stop     SIGTERM, reaped (SIGKILL after a grace period)
+ *
+ * The jobfiles.c dispatch calls these for j->files_kind == JOBFILES_SERVED.
+ */
+#ifndef VMMD_JOBFILES_SERVED_H
+#define VMMD_JOBFILES_SERVED_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+#define JOBFILES_PORT_NAME   "org.vmenv.files.0"
+#define JOBFILES_FREEZE_MS   10000
+#define JOBFILES_STOP_MS     2000
+#define JOBFILES_SERVED_ARGV 32
+#define JOBFILES_SERVER	     VMENV_LIBEXECDIR "/vmenv-9p"
+
+struct job;
+struct dom_spec;
+
+/* Per job; owned by the job (j->served), freed by _stop. */
+struct jobfiles_served {
+	pid_t pid; /* vmenv-9p, or 0 */
+	int ctl;   /* read end of its control pipe, or -1 */
+	char sock[VMENV_MAX_PATH];
+	char state[VMENV_MAX_PATH];
+	/* argv strings */
+	char ids[3][32];
+	char groups[64 * 11];
+};
+
+int jobfiles_served_prepare(struct job *j, char *err, size_t errlen);
+int jobfiles_served_domspec(const struct job *j, struct dom_spec *s);
+int jobfiles_served_attach(struct job *j, char *err, size_t errlen);
+int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
+			   size_t errlen);
+int jobfiles_served_saved(struct job *j, const char *ckpt_dir, char *err,
+			  size_t errlen);
+int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
+			 size_t errlen);
+void jobfiles_served_stop(struct job *j);
+
+/* The server's command line (pure; for the tests): state_in may be NULL.
+ * Fills argv (JOBFILES_SERVED_ARGV entries, NULL-terminated). */
+int jobfiles_served_argv(struct job *j, const char *state_in,
+			 const char **argv);
+
+#endif
