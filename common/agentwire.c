@@ -307,6 +307,40 @@ static int setup_encode_v2(const struct aw_setup *s, struct aw_buf *b)
 	return r;
 }
 
+static bool setup_has_transports(const struct aw_setup *s)
+{
+	for (uint32_t i = 0; i < s->nmounts; i++)
+		if (s->mounts[i].transport != AW_MOUNT_VIRTIO_9P)
+			return true;
+	return false;
+}
+
+/* The optional transports, last (see agentwire.h): present only when
+ * some mount is not virtio-9p, so there is one encoding of each SETUP. */
+static int setup_encode_transports(const struct aw_setup *s, struct aw_buf *b)
+{
+	int r = 0;
+
+	if (!setup_has_transports(s))
+		return 0;
+	for (uint32_t i = 0; i < s->nmounts && !r; i++)
+		r = aw_put_u32(b, s->mounts[i].transport);
+	return r;
+}
+
+static void setup_read_transports(struct aw_reader *r, struct aw_setup *s)
+{
+	if (r->err || r->left == 0)
+		return;
+	for (uint32_t i = 0; i < s->nmounts && !r->err; i++) {
+		s->mounts[i].transport = aw_get_u32(r);
+		if (s->mounts[i].transport >= AW_MOUNT_TRANSPORT_END)
+			r->err = -EPROTO;
+	}
+	if (!r->err && !setup_has_transports(s))
+		r->err = -EPROTO;
+}
+
 static bool version_ok(uint32_t version)
 {
 	return version >= AW_VERSION_MIN && version <= AW_VERSION;
@@ -323,6 +357,7 @@ int aw_setup_encode(const struct aw_setup *s, uint32_t version,
 	r = setup_encode_v1(s, b);
 	if (!r && version >= 2)
 		r = setup_encode_v2(s, b);
+	r = r ?: setup_encode_transports(s, b);
 	if (r < 0)
 		b->len = start;
 	return r;
@@ -458,6 +493,8 @@ int aw_setup_decode(const void *p, size_t n, uint32_t version,
 	err = setup_read_mounts(&r, &s);
 	if (!err)
 		setup_read_v2(&r, &s, version);
+	if (!err)
+		setup_read_transports(&r, &s);
 	if (!err)
 		err = reader_status(&r);
 	if (err < 0) {

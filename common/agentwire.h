@@ -148,9 +148,23 @@ struct aw_reader {
 	int err;
 };
 
+/* How a share reaches the guest (vmmd/jobfiles.h). */
+enum aw_mount_transport {
+	AW_MOUNT_VIRTIO_9P = 0, /* tag: QEMU's virtio-9p mount tag */
+	AW_MOUNT_SERVED = 1,	/* tag: the virtio-serial port vmenv-9p
+				   serves; the agent relays (relay.h) */
+	AW_MOUNT_TRANSPORT_END
+};
+
+/* On the wire: tag and path per mount; last in SETUP (after the version
+ * 2 fields when there are), only when some
+ * mount is not AW_MOUNT_VIRTIO_9P, one u32 transport per mount (an agent
+ * that predates it refuses such a SETUP as malformed, rather than
+ * mounting the wrong thing). */
 struct aw_mount {
-	char *tag;  /* 9p mount tag */
+	char *tag;  /* 9p mount tag, or the port's name */
 	char *path; /* absolute path in the guest */
+	uint32_t transport;
 };
 
 struct aw_peer {

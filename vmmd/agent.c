@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "agent.h"
+#include "jobfiles_served.h"
 
 #include "agentwire.h"
 #include "ckpt.h"
@@ -138,8 +139,14 @@ static int send_setup(struct job *j, uint32_t version)
 	};
 	_cleanup_free_ struct aw_peer *peers = NULL;
 	struct aw_buf b = {0};
+	char port[] = JOBFILES_PORT_NAME;
 	int r;
 
+	/* The job's files served by vmenv-9p: the agent relays a port. */
+	if (j->served)
+		s.mounts[0] = (struct aw_mount){.tag = port,
+						.path = j->work_dir,
+						.transport = AW_MOUNT_SERVED};
 	for (uint32_t i = 0; i < j->ngroups && i < AW_MAX_GROUPS; i++)
 		s.groups[i] = (uint32_t)j->groups[i];
 	r = setup_net(j, &s, &peers);

@@ -8,6 +8,7 @@
  * directly instead of through NSS.
  */
 #include "agent.h"
+#include "relay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -295,10 +296,14 @@ int setup_mount_one(const char *tag, const char *path)
 	return mount(tag, path, "9p", 0, MOUNT_OPTS) < 0 ? -errno : 0;
 }
 
-/* The checkpoint releases and re-establishes these (ckpt.c). */
+/* The checkpoint releases and re-establishes these (ckpt.c). Not the
+ * served ones: their state is in guest memory and in vmenv-9p's dump, and
+ * they stay mounted (and busy) across a checkpoint. */
 static void remember_mounts(struct agent *a, const struct aw_setup *s)
 {
 	for (uint32_t i = 0; i < s->nmounts; i++) {
+		if (s->mounts[i].transport == AW_MOUNT_SERVED)
+			continue;
 		a->mount_tag[a->nmounts] = strdup(s->mounts[i].tag);
 		a->mount_path[a->nmounts] = strdup(s->mounts[i].path);
 		if (!a->mount_tag[a->nmounts] || !a->mount_path[a->nmounts]) {
@@ -323,7 +328,16 @@ static int mount_all(const struct aw_setup *s, char *msg, size_t size)
 			r = agent_fail(msg, size, -r, "mkdir '%s'", m->path);
 			break;
 		}
-		if (mount(m->tag, m->path, "9p", 0, MOUNT_OPTS) < 0) {
+		if (m->transport == AW_MOUNT_SERVED) {
+			pid_t pid = relay_start(m->tag, m->path, msg, size);
+
+			if (pid < 0) {
+				r = (int)pid;
+				break;
+			}
+			agent_log("share '%s': relay %d for port '%s'", m->path,
+				  (int)pid, m->tag);
+		} else if (mount(m->tag, m->path, "9p", 0, MOUNT_OPTS) < 0) {
 			r = agent_fail(msg, size, errno,
 				       "mount 9p '%s' on '%s'", m->tag,
 				       m->path);
