@@ -6,7 +6,7 @@
 #
 #   agent-client.pl --socket PATH [--start EPOCH] [--timeout S]
 #       [--setup] [--hostname H] [--user NAME --uid N --gid N --group NAME
-#       --home DIR] [--mount TAG:PATH]...
+#       --home DIR] [--mount TAG:PATH]... [--served PORT:PATH]...
 #       [--node-index N --net-addr CIDR --token HEX --peer NAME=ADDR...
 #       --group-id GID...]
 #       [--cwd DIR] [--env K=V]... [--out DIR] [--exec 'SHELL COMMAND']...
@@ -36,10 +36,10 @@ my %NAME = reverse %T;
 
 my %o = (start => time(), timeout => 300, uid => 0, gid => 0, user => 'root',
 	group => 'root', home => '/root', hostname => '', cwd => '/',
-	mount => [], env => [], exec => [], peer => [], 'group-id' => [],
+	mount => [], served => [], env => [], exec => [], peer => [], 'group-id' => [],
 	'node-index' => 0, 'net-addr' => '', token => '');
 GetOptions(\%o, 'socket=s', 'start=f', 'timeout=f', 'setup', 'hostname=s',
-	'user=s', 'uid=i', 'gid=i', 'group=s', 'home=s', 'mount=s@', 'cwd=s',
+	'user=s', 'uid=i', 'gid=i', 'group=s', 'home=s', 'mount=s@', 'served=s@', 'cwd=s',
 	'env=s@', 'out=s', 'exec=s@', 'shutdown', 'node-index=i', 'net-addr=s',
 	'token=s', 'peer=s@', 'group-id=i@') or exit 2;
 die "agent-client: --socket PATH is required\n" unless $o{socket};
@@ -120,7 +120,8 @@ sub hello {
 }
 
 sub setup {
-	my @m = map { my ($t, $path) = split /:/, $_, 2; str($t) . str($path) } @{$o{mount}};
+	my @all = ((map { [$_, 0] } @{$o{mount}}), (map { [$_, 1] } @{$o{served}}));
+	my @m = map { my ($t, $path) = split /:/, $_->[0], 2; str($t) . str($path) } @all;
 	my $p = str($o{hostname}) . str($o{user}) . u32($o{uid}) . u32($o{gid}) .
 		str($o{group}) . str($o{home}) . pack('q>', int(time())) .
 		u32(scalar @m) . join('', @m);
@@ -131,6 +132,8 @@ sub setup {
 			u32(scalar @g) . join('', map { u32($_) } @g) .
 			u32(scalar @peers) . join('', @peers);
 	}
+	# Served mounts (AW_MOUNT_SERVED): one transport per mount, last.
+	$p .= join('', map { u32($_->[1]) } @all) if @{$o{served}};
 	send_frame('SETUP', 0, $p);
 	for (;;) {
 		fail 'no answer to SETUP' if time() > $deadline;
