@@ -124,27 +124,41 @@ size_t relay_poll(struct relay *r, struct pollfd *fds)
 	return n;
 }
 
-/* Reads into buf[*len..cap) from fd; -1 on EOF or error. */
+/* Reads into buf[*len..RELAY_BUF) from fd until it would block (a port
+ * gives one 4 KiB buffer per read: one read per wakeup would cost a poll
+ * per page); -1 on EOF or error. */
 static int fill(int fd, uint8_t *buf, size_t *len)
 {
-	ssize_t n = read(fd, buf + *len, RELAY_BUF - *len);
+	while (*len < RELAY_BUF) {
+		ssize_t n = read(fd, buf + *len, RELAY_BUF - *len);
 
-	if (n > 0)
-		*len += (size_t)n;
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-		return -1;
+		if (n > 0) {
+			*len += (size_t)n;
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			return -1;
+		if (errno == EAGAIN)
+			break;
+	}
 	return 0;
 }
 
-/* Writes buf[0..*len) to fd as far as it goes. */
+/* Writes buf[0..*len) to fd until it would block. */
 static void drain(int fd, uint8_t *buf, size_t *len)
 {
-	ssize_t n = write(fd, buf, *len);
+	size_t off = 0;
 
-	if (n <= 0)
-		return;
-	memmove(buf, buf + n, *len - (size_t)n);
-	*len -= (size_t)n;
+	while (off < *len) {
+		ssize_t n = write(fd, buf + off, *len - off);
+
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			break;
+		if (n > 0)
+			off += (size_t)n;
+	}
+	memmove(buf, buf + off, *len - off);
+	*len -= off;
 }
 
 /* The host's end: present when the port polls without POLLHUP. */
