@@ -293,47 +293,9 @@ static int loop_timeout(struct agent *a)
 
 	if (t2 >= 0 && (t < 0 || t2 < t))
 		t = t2;
-	if ((!a->ch.connected || relays_host_away(a)) &&
-	    (t < 0 || t > AGENT_RETRY_MS))
+	if (!a->ch.connected && (t < 0 || t > AGENT_RETRY_MS))
 		t = AGENT_RETRY_MS;
 	return t;
-}
-
-void relays_poll_add(struct agent *a, struct pollset *ps)
-{
-	for (int i = 0; i < RELAY_MAX; i++) {
-		struct pollfd fds[2];
-		size_t n = relay_poll(&a->relays[i], fds);
-
-		for (size_t k = 0; k < n; k++)
-			pollset_add(ps, fds[k].fd, fds[k].events, PK_RELAY, i,
-				    (uint32_t)k);
-	}
-}
-
-/* Every relay looks at its fds (and, while the host is away, whether it
- * came back) after each poll. */
-void relays_poll_handle(struct agent *a, const struct pollset *ps)
-{
-	for (int i = 0; i < RELAY_MAX; i++) {
-		struct pollfd fds[2];
-		size_t n = relay_poll(&a->relays[i], fds);
-
-		for (size_t k = 0; k < ps->n; k++)
-			if (ps->own[k].kind == PK_RELAY &&
-			    ps->own[k].slot == i && ps->own[k].session < n)
-				fds[ps->own[k].session].revents =
-				    ps->fds[k].revents;
-		relay_events(&a->relays[i], fds, n);
-	}
-}
-
-bool relays_host_away(const struct agent *a)
-{
-	for (int i = 0; i < RELAY_MAX; i++)
-		if (a->relays[i].port >= 0 && !a->relays[i].host)
-			return true;
-	return false;
 }
 
 static void loop_once(struct agent *a, struct pollset *ps)
@@ -353,7 +315,6 @@ static void loop_once(struct agent *a, struct pollset *ps)
 	}
 	sessions_poll_add(a, ps);
 	rsh_poll_add(&a->rsh, ps);
-	relays_poll_add(a, ps);
 	if (poll(ps->fds, ps->n, loop_timeout(a)) < 0) {
 		if (errno != EINTR)
 			agent_log("poll: %s", strerror(errno));
@@ -363,7 +324,6 @@ static void loop_once(struct agent *a, struct pollset *ps)
 		reap_children(a);
 	sessions_poll_handle(a, ps);
 	rsh_poll_handle(&a->rsh, ps);
-	relays_poll_handle(a, ps);
 	for (i = 0; i < ps->n; i++)
 		if (ps->own[i].kind == PK_PORT && ps->fds[i].revents)
 			port_events(a, ps->fds[i].revents);
@@ -390,8 +350,6 @@ int main(void)
 	a->version = AW_VERSION_MIN;
 	chan_init(&a->ch);
 	rsh_init(&a->rsh);
-	for (int i = 0; i < RELAY_MAX; i++)
-		a->relays[i] = (struct relay){.port = -1, .sock = -1};
 	r = setup_signals(a);
 	if (r < 0) {
 		agent_log("signalfd: %s", strerror(-r));

@@ -4,7 +4,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +48,6 @@ static int port_by_name(const char *name, char *dev, size_t size)
 	return r;
 }
 
-static void check_host(struct relay *r);
-static int mount_relaying(struct relay *r, const char *port_name,
-			  const char *path, const char *opts);
-
 static int fail(char *msg, size_t size, int err, const char *what,
 		const char *arg)
 {
@@ -56,73 +55,14 @@ static int fail(char *msg, size_t size, int err, const char *what,
 	return -err;
 }
 
-int relay_mount(struct relay *r, const char *port_name, const char *path,
-		char *msg, size_t size)
-{
-	char dev[300], opts[256];
-	int sv[2], e;
-
-	*r = (struct relay){.port = -1, .sock = -1};
-	if ((e = -port_by_name(port_name, dev, sizeof(dev))) > 0)
-		return fail(msg, size, e, "no virtio-serial port", port_name);
-	r->up = malloc(RELAY_BUF);
-	r->down = malloc(RELAY_BUF);
-	if (!r->up || !r->down) {
-		e = ENOMEM;
-		goto err;
-	}
-	r->port = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (r->port < 0) {
-		e = errno;
-		goto err;
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		e = errno;
-		goto err;
-	}
-	snprintf(opts, sizeof(opts),
-		 "trans=fd,rfdno=%d,wfdno=%d," RELAY_MOUNT_OPTS, sv[1], sv[1]);
-	r->sock = sv[0];
-	if (fcntl(r->sock, F_SETFL, O_NONBLOCK) < 0) {
-		e = errno;
-		close(sv[1]);
-		goto err;
-	}
-	check_host(r);
-	e = mount_relaying(r, port_name, path, opts);
-	/* The client holds its own reference to sv[1] now. */
-	close(sv[1]);
-	if (e)
-		goto err;
-	return 0;
-err:
-	if (r->sock >= 0)
-		close(r->sock);
-	if (r->port >= 0)
-		close(r->port);
-	free(r->up);
-	free(r->down);
-	*r = (struct relay){.port = -1, .sock = -1};
-	return fail(msg, size, e, "mount 9p over port", port_name);
-}
-
-size_t relay_poll(struct relay *r, struct pollfd *fds)
-{
-	size_t n = 0;
-
-	if (r->port < 0)
-		return 0;
-	fds[n++] = (struct pollfd){
-	    .fd = r->sock,
-	    .events = (short)((r->host && r->up_len < RELAY_BUF ? POLLIN : 0) |
-			      (r->down_len ? POLLOUT : 0))};
-	if (r->host)
-		fds[n++] = (struct pollfd){
-		    .fd = r->port,
-		    .events = (short)((r->down_len < RELAY_BUF ? POLLIN : 0) |
-				      (r->up_len ? POLLOUT : 0))};
-	return n;
-}
+struct relay {
+	int port, sock;
+	bool host;   /* the host's end is open (no POLLHUP) */
+	uint8_t *up; /* client -> host */
+	size_t up_len;
+	uint8_t *down; /* host -> client */
+	size_t down_len;
+};
 
 /* Reads into buf[*len..RELAY_BUF) from fd until it would block (a port
  * gives one 4 KiB buffer per read: one read per wakeup would cost a poll
@@ -169,59 +109,95 @@ static void check_host(struct relay *r)
 	r->host = poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP);
 }
 
-/* The client's end closed (the share was unmounted): the relay ends. */
-static void relay_close(struct relay *r)
+/* One turn: poll, then move what can move. Returns -1 once the client's
+ * end closed (the share was unmounted). */
+static int relay_turn(struct relay *r)
 {
-	close(r->sock);
-	close(r->port);
-	free(r->up);
-	free(r->down);
-	*r = (struct relay){.port = -1, .sock = -1};
-}
+	struct pollfd fds[2] = {
+	    {.fd = r->sock,
+	     .events = (short)((r->host && r->up_len < RELAY_BUF ? POLLIN : 0) |
+			       (r->down_len ? POLLOUT : 0))},
+	    {.fd = r->port,
+	     .events = (short)((r->down_len < RELAY_BUF ? POLLIN : 0) |
+			       (r->up_len ? POLLOUT : 0))}};
+	/* While the host is away the port would poll POLLHUP at once:
+	 * look again every 100 ms instead. */
+	nfds_t n = r->host ? 2 : 1;
 
-void relay_events(struct relay *r, const struct pollfd *fds, size_t n)
-{
-	if (r->port < 0)
-		return;
+	if (poll(fds, n, r->host ? -1 : 100) < 0 && errno != EINTR)
+		return -1;
 	/* A read of 0 from the port means the host is away, not an end. */
-	if (n >= 2 && (fds[1].revents & POLLIN))
+	if (n == 2 && (fds[1].revents & POLLIN))
 		fill(r->port, r->down, &r->down_len);
-	if (n >= 1 && (fds[0].revents & (POLLIN | POLLHUP)) &&
-	    fill(r->sock, r->up, &r->up_len) < 0) {
-		relay_close(r);
-		return;
-	}
+	if ((fds[0].revents & (POLLIN | POLLHUP)) &&
+	    fill(r->sock, r->up, &r->up_len) < 0)
+		return -1;
 	if (r->down_len)
 		drain(r->sock, r->down, &r->down_len);
 	check_host(r);
 	if (r->host && r->up_len)
 		drain(r->port, r->up, &r->up_len);
+	return 0;
 }
 
-/* mount() waits for the server's answer to Tversion, which only the relay
- * can bring: a child mounts (same mount namespace) while this process
- * relays. 0 or the errno of mount. */
-static int mount_relaying(struct relay *r, const char *port_name,
-			  const char *path, const char *opts)
+static _Noreturn void relay_main(int sock, int port)
 {
-	struct pollfd fds[2];
-	int status, waited;
-	pid_t pid = fork();
+	struct relay r = {.port = port, .sock = sock};
+	sigset_t none;
 
-	if (pid < 0)
-		return errno;
-	if (pid == 0)
-		_exit(mount(port_name, path, "9p", 0, opts) < 0 ? errno : 0);
-	for (waited = 0; waited < RELAY_MOUNT_TIMEOUT_MS; waited += 50) {
-		size_t n = relay_poll(r, fds);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	r.up = malloc(RELAY_BUF);
+	r.down = malloc(RELAY_BUF);
+	if (!r.up || !r.down || fcntl(sock, F_SETFL, O_NONBLOCK) < 0)
+		_exit(1);
+	check_host(&r);
+	while (relay_turn(&r) == 0)
+		;
+	_exit(0);
+}
 
-		poll(fds, n, 50);
-		relay_events(r, fds, n);
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+pid_t relay_start(const char *port_name, const char *path, char *msg,
+		  size_t size)
+{
+	char dev[300], opts[256];
+	int sv[2], port, e;
+	pid_t pid;
+
+	if ((e = -port_by_name(port_name, dev, sizeof(dev))) > 0)
+		return fail(msg, size, e, "no virtio-serial port", port_name);
+	port = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (port < 0)
+		return fail(msg, size, errno, "open port", dev);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		e = errno;
+		close(port);
+		return fail(msg, size, e, "socketpair for", port_name);
 	}
-	/* No server answered: the child stays in mount() until the port
-	 * goes away; the caller reports the timeout. */
-	kill(pid, SIGKILL);
-	return ETIMEDOUT;
+	pid = fork();
+	if (pid == 0) {
+		/* Only its two descriptors, as 3 and 4 (through higher
+		 * numbers: either may be 3 or 4 already). Not the client's
+		 * end, or an unmount would never reach the relay as EOF. */
+		int s = fcntl(sv[0], F_DUPFD, 10), p = fcntl(port, F_DUPFD, 10);
+
+		if (s < 0 || p < 0 || dup2(s, 3) < 0 || dup2(p, 4) < 0)
+			_exit(1);
+		close_range(5, ~0u, 0);
+		relay_main(3, 4);
+	}
+	e = pid < 0 ? errno : 0;
+	close(sv[0]);
+	close(port);
+	snprintf(opts, sizeof(opts),
+		 "trans=fd,rfdno=%d,wfdno=%d," RELAY_MOUNT_OPTS, sv[1], sv[1]);
+	if (!e && mount(port_name, path, "9p", 0, opts) < 0)
+		e = errno;
+	/* The client holds its own reference to sv[1] now. */
+	close(sv[1]);
+	if (e && pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	return e ? fail(msg, size, e, "mount 9p over port", port_name) : pid;
 }

@@ -656,7 +656,6 @@ static void conn_event(struct rsh_server *srv, struct rsh_conn *c,
 	case PK_STDOUT:
 	case PK_STDERR:
 	case PK_STDIN:
-	case PK_RELAY:
 		break;
 	}
 }

@@ -603,7 +603,6 @@ static void session_event(struct agent *a, struct session *s,
 	case PK_RSH_STDOUT:
 	case PK_RSH_STDERR:
 	case PK_RSH_STDIN:
-	case PK_RELAY:
 		break;
 	}
 }
@@ -617,7 +616,7 @@ void sessions_poll_handle(struct agent *a, const struct pollset *ps)
 	for (i = 0; i < ps->n; i++) {
 		o = &ps->own[i];
 		if (o->slot < 0 || !ps->fds[i].revents ||
-		    o->kind >= PK_RSH_LISTEN || o->kind == PK_RELAY)
+		    o->kind >= PK_RSH_LISTEN)
 			continue;
 		/* An earlier event of this turn may have ended it. */
 		s = &a->sessions[o->slot];
