@@ -4,7 +4,7 @@
  * served by vmenv-9p (ninep/main.c), one process per job, through a
  * second virtio-serial port (JOBFILES_PORT_NAME) whose host end QEMU
  * binds at q/files.sock; in the guest the agent mounts it with the
- * kernel's 9p client over its relay (images/agent/relay.h).
+ * kernel's 9p client through a relay process (images/agent/relay.h).
  *
  *   prepare  the paths (nothing runs yet: QEMU makes the socket)
  *   domspec  the port in the domain
