@@ -390,7 +390,9 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 
 	if ((r = job_place(j, &j->slurm, &j->spec.v, j->alloc_mib, &place, err,
 			   errlen)) < 0 ||
-	    (r = create_domain(j, place, err, errlen)) < 0)
+	    (r = jobfiles_prepare(j, err, errlen)) < 0 ||
+	    (r = create_domain(j, place, err, errlen)) < 0 ||
+	    (r = jobfiles_attach(j, err, errlen)) < 0)
 		return r;
 	if ((r = write_state(j)) < 0 || (r = spec_save(j)) < 0)
 		return err_set(err, errlen, r, "job %u: cannot write state: %s",
@@ -545,8 +547,9 @@ static bool destroy_guest(struct job *j)
 	}
 	j->domain_running = false;
 	/* libvirt has given the passed-through devices back to their host
-	 * drivers by now. */
+	 * drivers by now; QEMU's end of the files port is closed. */
 	job_release_devices(j);
+	jobfiles_stop(j);
 	return true;
 }
 

@@ -16,8 +16,7 @@
 
 static const struct jobfiles_ops *const kinds[] = {
     [JOBFILES_VIRTIO_9P] = &jobfiles_9p_ops,
-    [JOBFILES_SERVED] =
-	NULL, /* the 9P server outside QEMU: vmmd/jobfiles_served.c */
+    [JOBFILES_SERVED] = &jobfiles_served_ops,
 };
 
 static const struct jobfiles_ops *ops(const struct job *j)

@@ -21,5 +21,6 @@ struct jobfiles_ops {
 };
 
 extern const struct jobfiles_ops jobfiles_9p_ops;
+extern const struct jobfiles_ops jobfiles_served_ops;
 
 #endif

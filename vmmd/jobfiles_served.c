@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "jobfiles_served.h"
 
+#include "jobfiles_priv.h"
+
 #include "domxml.h"
 #include "job.h"
 #include "log.h"
@@ -234,6 +236,9 @@ int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 	char line[64], state[VMENV_MAX_PATH + 16];
 	int r;
 
+	/* A job restored instead of booted was never prepared here. */
+	if (!f && ckpt_dir && jobfiles_served_prepare(j, err, errlen) == 0)
+		f = j->served;
 	if (!f)
 		return err_set(err, errlen, -EINVAL,
 			       "job %u: files not prepared", j->id);
@@ -266,3 +271,12 @@ void jobfiles_served_stop(struct job *j)
 	free(f);
 	j->served = NULL;
 }
+
+const struct jobfiles_ops jobfiles_served_ops = {
+    .prepare = jobfiles_served_prepare,
+    .domspec = jobfiles_served_domspec,
+    .attach = jobfiles_served_attach,
+    .freeze = jobfiles_served_freeze,
+    .thaw = jobfiles_served_thaw,
+    .stop = jobfiles_served_stop,
+};
