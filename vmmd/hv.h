@@ -13,7 +13,14 @@
 
 #include "util.h"
 
-enum hv_event { HV_EV_STARTED = 1, HV_EV_STOPPED, HV_EV_CRASHED, HV_EV_OTHER };
+/* SAVED: stopped because it was saved (a checkpoint), not a failure. */
+enum hv_event {
+	HV_EV_STARTED = 1,
+	HV_EV_STOPPED,
+	HV_EV_CRASHED,
+	HV_EV_OTHER,
+	HV_EV_SAVED
+};
 
 struct hv_ops {
 	int (*open)(void **ctx, const char *uri, char *err, size_t errlen);

@@ -640,6 +640,10 @@ void job_on_domain_event(struct vmmd *d, const char *name, int ev)
 		return;
 	if (ev != HV_EV_STOPPED && ev != HV_EV_CRASHED)
 		return;
+	/* A checkpoint stops the guest on purpose (libvirt says SAVED, but
+	 * a save that fails half way may say less): ckpt.c decides. */
+	if (ckpt_busy(j))
+		return;
 	j->domain_running = false;
 	job_fail(j, "job %u: guest %s on node %s; console log: %s", j->id,
 		 ev == HV_EV_CRASHED ? "crashed" : "stopped unexpectedly",

@@ -86,7 +86,7 @@ wait_job "$j2" 60 >/dev/null
 rm -rf "${STORE:?}/$j2"
 
 # --- 4. the guest refuses: a busy share -----------------------------------
-j3=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 5 --vm-checkpoint \
+j3=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 10 --vm-checkpoint \
 	-o "$d/r.out" busy.sh)
 for _ in $(seq 240); do grep -q started r.out 2>/dev/null && break; sleep 0.5; done
 out=$(vmenvctl checkpoint "$j3" 2>&1)
@@ -99,6 +99,18 @@ wait_job "$j3" 60 >/dev/null
 # --- 5. disk full during the save: previous checkpoint intact, job ends ----
 # The store is a small tmpfs: a first checkpoint on demand fits, then the
 # tmpfs is filled and the scheduled one (-t 2, lead 80 s: ~40 s in) fails.
+# A test policy lets users put checkpoints under /tmp (vmmd and the plugin
+# read the same directory; vmmd re-reads it on SIGHUP).
+POLDIR=$(vmmd --check-config --config /etc/vmenv/vmmd.conf 2>/dev/null | sed -n 's/^policy_dir = //p')
+POLDIR=${POLDIR:-/etc/vmenv/policies.d}
+policy_hup() {
+	local n
+	for n in /run/vmenv-cluster/vmmd*.pid; do kill -HUP "$(cat "$n")" 2>/dev/null; done
+	sleep 1
+}
+mkdir -p "$POLDIR"
+printf '{"name": "it-ckpt", "checkpoint_dir": {"allow": ["/tmp"]}}\n' >"$POLDIR/80-it-ckpt.json"
+policy_hup
 if [ "$(id -u)" = 0 ] && mkdir -p /tmp/ckfull-$$ &&
 	mount -t tmpfs -o size=512m tmpfs /tmp/ckfull-$$; then
 	j4=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 2 --vm-checkpoint \
@@ -123,16 +135,20 @@ if [ "$(id -u)" = 0 ] && mkdir -p /tmp/ckfull-$$ &&
 else
 	skip "disk full: needs root to mount a small tmpfs"
 fi
+rm -f "$POLDIR/80-it-ckpt.json"
+policy_hup
 
 # --- 6. vmmd killed during the save: no half checkpoint is ever restored ---
-# Needs a way to restart vmmd on this node: VMMD_RESTART='command'.
+# Needs a way to restart vmmd on this node: VMMD_RESTART='command' (the
+# one-machine cluster's script by default).
+VMMD_RESTART=${VMMD_RESTART-"$(cd "$(dirname "$0")/../.." && pwd)/contrib/cluster/vmenv-cluster up >/dev/null 2>&1"}
 if [ -n "${VMMD_RESTART:-}" ]; then
 	j5=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 10 --vm-checkpoint \
 		-o "$d/k.out" counter.sh)
 	wait_guest_ready "$j5" 120
 	vmenvctl checkpoint "$j5" >/dev/null 2>&1 &
 	for _ in $(seq 100); do ls "$STORE/$j5"/*/memory >/dev/null 2>&1 && break; sleep 0.05; done
-	pkill -KILL -x vmmd
+	kill -KILL "$(cat /run/vmenv-cluster/vmmd.pid)"
 	half=$(ls -d "$STORE/$j5"/* 2>/dev/null | head -1)
 	check "the interrupted save has no manifest" test ! -e "$half/manifest.json"
 	eval "$VMMD_RESTART"
