@@ -435,14 +435,33 @@ static void launch(struct exec_session *s)
 	}
 }
 
+static bool attach_batch(struct job *j, struct exec_session *n);
+
+static bool id_taken(const struct job *j, const struct exec_session *s)
+{
+	for (const struct exec_session *o = j->sessions; o; o = o->next)
+		if (o != s && o->id == s->id)
+			return true;
+	return false;
+}
+
+/* Tasks that came while the guest was restored from a checkpoint got
+ * their ids before the restored sessions were known: the batch step's
+ * takes over the batch script's session, the others get ids the guest
+ * does not use. */
 void exec_job_ready(struct job *j)
 {
 	struct exec_session *s = j->sessions, *next;
 
 	for (; s; s = next) {
 		next = s->next;
-		if (s->st == S_WAITING)
-			launch(s);
+		if (s->st != S_WAITING)
+			continue;
+		if (s->batch && attach_batch(j, s))
+			continue;
+		if (id_taken(j, s))
+			s->id = j->next_session++;
+		launch(s);
 	}
 }
 
@@ -592,7 +611,6 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 	return 0;
 }
 
-static bool attach_batch(struct job *j, struct exec_session *n);
 
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds)
