@@ -62,7 +62,8 @@ check_contains "policy explain shows the enforced headroom and its source" "$out
 	"mem_headroom_pct   50                       enforced by policy 'it-u1' (50-it.json)"
 
 # --- refused before anything is queued --------------------------------------
-before=$(squeue -h -u "$U1" | wc -l)
+# Jobs of earlier tests may still be ending: compare ids, not counts.
+before=$(squeue -h -u "$U1" -o %i | sort)
 why="refused by site policy in partition 'debug'"
 out=$(as "$U1" sbatch --vm-env=tiny --vm-hugepages=2M --wrap true 2>&1)
 rc=$?
@@ -97,7 +98,8 @@ check_contains "a --vm-* option without --vm-env is refused" "$out" \
 out=$(as "$U1" sbatch --vm-env=tiny --vm-ib=lots --wrap true 2>&1)
 check_contains "a malformed value is refused with the option" "$out" \
 	"--vm-ib: 'lots' is not a number in 0..64"
-check_eq "nothing was queued" "$before" "$(squeue -h -u "$U1" | wc -l)"
+check_eq "nothing was queued" "" \
+	"$(comm -13 <(printf '%s\n' "$before") <(squeue -h -u "$U1" -o %i | sort) | grep . || true)"
 out=$(as "$U2" sbatch --test-only --vm-env=tiny --vm-hugepages=2M --wrap true 2>&1)
 rc=$?
 check "the policy does not touch another user (rc $rc)" test "$rc" -eq 0
