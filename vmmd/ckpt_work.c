@@ -119,13 +119,11 @@ int ckpt_work_move_overlay(const char *job_dir, const char *dir,
 		return 0;
 	/* Another file system (a shared store): copy, keep the original
 	 * until the checkpoint is complete. */
-	if (errno != EXDEV || (r = copy_file(from, to, 0600)) < 0) {
-		r = errno == EXDEV ? r : -errno;
+	r = errno == EXDEV ? copy_file(from, to, 0600) : -errno;
+	if (r < 0)
 		return err_set(err, errlen, r,
-			       "cannot put the overlay into %s: "
-			       "%s",
-			       dir, strerror(-r));
-	}
+			       "cannot put the overlay into %s: %s", dir,
+			       strerror(-r));
 	return 0;
 }
 

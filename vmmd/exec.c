@@ -611,7 +611,6 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 	return 0;
 }
 
-
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds)
 {

@@ -83,11 +83,10 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event,
 		rec.event = HV_EV_STARTED;
 		break;
 	case VIR_DOMAIN_EVENT_STOPPED:
-		rec.event = detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED
-				? HV_EV_CRASHED
-			    : detail == VIR_DOMAIN_EVENT_STOPPED_SAVED
-				? HV_EV_SAVED
-				: HV_EV_STOPPED;
+		rec.event =
+		    detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? HV_EV_CRASHED
+		    : detail == VIR_DOMAIN_EVENT_STOPPED_SAVED ? HV_EV_SAVED
+							       : HV_EV_STOPPED;
 		break;
 	case VIR_DOMAIN_EVENT_CRASHED:
 		rec.event = HV_EV_CRASHED;
