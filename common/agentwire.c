@@ -696,19 +696,17 @@ void aw_exec_clear(struct aw_exec *e)
 	memset(e, 0, sizeof(*e));
 }
 
-/*
- * Reads a u32 count and that many strs into a NULL-terminated array. Each
- * str takes at least 4 bytes, so a count larger than left/4 cannot be
- * honest: refuse it before allocating the array.
- */
-static char **get_strv(struct aw_reader *r, uint32_t *ret_n)
+char **aw_get_strv(struct aw_reader *r, uint32_t max_n, size_t max_len,
+		   uint32_t *ret_n)
 {
 	uint32_t n = aw_get_u32(r), i;
 	char **v;
 
 	if (r->err)
 		return NULL;
-	if (n > AW_MAX_ARGS || n > r->left / 4) {
+	/* Each str takes at least 4 bytes: a larger count cannot be honest,
+	 * and is refused before the array is allocated. */
+	if (n > max_n || n > r->left / 4) {
 		r->err = -EPROTO;
 		return NULL;
 	}
@@ -718,7 +716,7 @@ static char **get_strv(struct aw_reader *r, uint32_t *ret_n)
 		return NULL;
 	}
 	for (i = 0; i < n; i++) {
-		v[i] = aw_get_str(r, AW_MAX_STR);
+		v[i] = aw_get_str(r, max_len);
 		if (!v[i]) {
 			strv_free(v);
 			return NULL;
@@ -767,10 +765,10 @@ int aw_exec_decode(const void *p, size_t n, struct aw_exec *ret)
 	if (!r.err && (e.flags & ~AW_EXEC_KNOWN_FLAGS))
 		r.err = -EPROTO;
 	e.cwd = aw_get_str(&r, AW_MAX_STR);
-	e.argv = get_strv(&r, &e.argc);
+	e.argv = aw_get_strv(&r, AW_MAX_ARGS, AW_MAX_STR, &e.argc);
 	if (!r.err && e.argc < 1)
 		r.err = -EPROTO;
-	e.envp = get_strv(&r, &e.envc);
+	e.envp = aw_get_strv(&r, AW_MAX_ARGS, AW_MAX_STR, &e.envc);
 	exec_read_script(&r, &e);
 	err = reader_status(&r);
 	if (err < 0) {

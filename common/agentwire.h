@@ -239,6 +239,10 @@ int64_t aw_get_i64(struct aw_reader *r);
 /* Returns a newly allocated NUL-terminated copy (caller frees), or NULL and
  * sets err on overrun, embedded NUL, length > max, or no memory. */
 char *aw_get_str(struct aw_reader *r, size_t max);
+/* A u32 count (at most max_n) and that many strs (each at most max_len)
+ * into a NULL-terminated array (free with strv_free), or NULL and err. */
+char **aw_get_strv(struct aw_reader *r, uint32_t max_n, size_t max_len,
+		   uint32_t *ret_n);
 /* 0 when the whole payload was consumed without error, else -EPROTO. */
 int aw_reader_done(const struct aw_reader *r);
 

@@ -148,35 +148,6 @@ void rsh_request_clear(struct rsh_request *q)
 	memset(q, 0, sizeof(*q));
 }
 
-/* A u32 count and that many strs (each at least 4 bytes: a count above
- * left/4 is refused before allocating). */
-static char **get_strv(struct aw_reader *r, uint32_t max, uint32_t *ret_n)
-{
-	uint32_t n = aw_get_u32(r), i;
-	char **v;
-
-	if (r->err)
-		return NULL;
-	if (n > max || n > r->left / 4) {
-		r->err = -EPROTO;
-		return NULL;
-	}
-	v = calloc((size_t)n + 1, sizeof(*v));
-	if (!v) {
-		r->err = -ENOMEM;
-		return NULL;
-	}
-	for (i = 0; i < n; i++) {
-		v[i] = aw_get_str(r, RSH_MAX_REQUEST);
-		if (!v[i]) {
-			strv_free(v);
-			return NULL;
-		}
-	}
-	*ret_n = n;
-	return v;
-}
-
 int rsh_request_decode(const void *p, size_t n, struct rsh_request *ret)
 {
 	struct rsh_request q = {0};
@@ -190,8 +161,8 @@ int rsh_request_decode(const void *p, size_t n, struct rsh_request *ret)
 		r.err = -EPROTO;
 	q.token = aw_get_str(&r, AW_TOKEN_LEN);
 	q.cwd = aw_get_str(&r, RSH_MAX_REQUEST);
-	q.argv = get_strv(&r, RSH_MAX_ARGS, &q.argc);
-	q.envp = get_strv(&r, RSH_MAX_ENV, &q.envc);
+	q.argv = aw_get_strv(&r, RSH_MAX_ARGS, RSH_MAX_REQUEST, &q.argc);
+	q.envp = aw_get_strv(&r, RSH_MAX_ENV, RSH_MAX_REQUEST, &q.envc);
 	err = r.err ? r.err : aw_reader_done(&r);
 	if (!err && request_check(&q) < 0)
 		err = -EPROTO;
