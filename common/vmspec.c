@@ -14,6 +14,7 @@
 
 static const char *const hugepages_names[] = {"none", "2M", "1G", NULL};
 static const char *const emulator_names[] = {"job", "housekeeping", NULL};
+static const char *const ckpt_files_names[] = {"node", "served", "9p", NULL};
 
 #define MEMBER(m)                          \
 	offsetof(struct vmspec_values, m), \
@@ -56,6 +57,9 @@ static const struct vmspec_field_info fields[VMSPEC_NFIELDS] = {
     [VMSPEC_EMULATOR_THREADS] = {"emulator_threads", VMSPEC_K_ENUM,
 				 MEMBER(emulator_threads), 0, emulator_names,
 				 "vm-emulator-threads", false},
+    [VMSPEC_CHECKPOINT_FILES] = {"checkpoint_files", VMSPEC_K_ENUM,
+				 MEMBER(checkpoint_files), 0, ckpt_files_names,
+				 "vm-checkpoint-files", false},
 };
 
 const struct vmspec_field_info *vmspec_field(enum vmspec_field f)

@@ -76,11 +76,19 @@ enum vmspec_field {
 	VMSPEC_KEEP_OVERLAY,
 	VMSPEC_CPU_MODEL,
 	VMSPEC_EMULATOR_THREADS,
+	VMSPEC_CHECKPOINT_FILES,
 	VMSPEC_NFIELDS
 };
 
 enum vmspec_hugepages { VMSPEC_HP_NONE, VMSPEC_HP_2M, VMSPEC_HP_1G };
 enum vmspec_emulator { VMSPEC_EMU_JOB, VMSPEC_EMU_HOUSEKEEPING };
+/* How a checkpointing job's working directory reaches its guest
+ * (vmmd/jobfiles.h): the node's checkpoint_files, vmenv-9p, virtio-9p. */
+enum vmspec_ckpt_files {
+	VMSPEC_CF_NODE,
+	VMSPEC_CF_SERVED,
+	VMSPEC_CF_9P,
+};
 
 struct vmspec_mount {
 	char src[VMSPEC_MAX_MOUNT_PATH]; /* on the host */
@@ -109,6 +117,7 @@ struct vmspec_values {
 	bool keep_overlay;
 	char cpu_model[VMSPEC_MAX_CPU_MODEL];
 	uint32_t emulator_threads; /* enum vmspec_emulator */
+	uint32_t checkpoint_files; /* enum vmspec_ckpt_files */
 };
 
 enum vmspec_origin {
@@ -221,6 +230,7 @@ enum vmspec_opt {
 	VMSPEC_OPT_KEEP_OVERLAY,
 	VMSPEC_OPT_CPU_MODEL,
 	VMSPEC_OPT_EMULATOR_THREADS,
+	VMSPEC_OPT_CHECKPOINT_FILES,
 	VMSPEC_NOPTS
 };
 

@@ -72,6 +72,13 @@ static const struct vmspec_option options[VMSPEC_NOPTS] = {
 				     "job's cores or the node's housekeeping "
 				     "cores.",
 				     false},
+    [VMSPEC_OPT_CHECKPOINT_FILES] = {"vm-checkpoint-files", "served|9p",
+				     "How a checkpointing job's working "
+				     "directory reaches the guest: served "
+				     "(open files survive a checkpoint) or 9p "
+				     "(faster; the job must hold no file "
+				     "there when it is saved).",
+				     false},
 };
 
 /* The field each option sets (headroom sets two: see parse_headroom). */
@@ -89,6 +96,7 @@ static const enum vmspec_field option_field[VMSPEC_NOPTS] = {
     [VMSPEC_OPT_KEEP_OVERLAY] = VMSPEC_KEEP_OVERLAY,
     [VMSPEC_OPT_CPU_MODEL] = VMSPEC_CPU_MODEL,
     [VMSPEC_OPT_EMULATOR_THREADS] = VMSPEC_EMULATOR_THREADS,
+    [VMSPEC_OPT_CHECKPOINT_FILES] = VMSPEC_CHECKPOINT_FILES,
 };
 
 const struct vmspec_option *vmspec_option(enum vmspec_opt o)

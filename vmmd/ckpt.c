@@ -451,6 +451,8 @@ static int fill_manifest(struct job *j, struct ckpt_manifest *m)
 	snprintf(m->base_sha256, sizeof(m->base_sha256), "%s",
 		 base ? base : "");
 	snprintf(m->cpu_model, sizeof(m->cpu_model), "%s", j->spec.v.cpu_model);
+	snprintf(m->files_kind, sizeof(m->files_kind), "%s",
+		 jobfiles_kind_name(j->files_kind));
 	m->vcpus = j->vcpus;
 	m->mem_mib = j->mem_mib;
 	m->created = (int64_t)time(NULL);
@@ -501,6 +503,7 @@ static void do_save(struct job *j)
 	ws.dir = c->dir;
 	ws.job_dir = j->dir;
 	ws.out_fd = out_fd;
+	jobfiles_after_save_plan(j, &ws.files);
 	c->phase = PH_SAVING;
 	c->t0 = now_ms();
 	log_info("job %u: saving the guest to %s", j->id, c->dir);
@@ -626,6 +629,9 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	char why[PROTO_MAX_ERROR];
 
 	c->work = NULL;
+	/* The worker waited for the file server that QEMU's end let go. */
+	if (res->guest_gone)
+		jobfiles_saved(j);
 	if (res->r < 0) {
 		str_printf(why, sizeof(why),
 			   "job %u: checkpoint failed on node %s: %s", j->id,
@@ -884,6 +890,12 @@ int ckpt_job_check(struct job *j, char *err, size_t errlen)
 			       "'%s', the policy now gives '%s'",
 			       j->id, j->ckpt->dir, m->cpu_model,
 			       j->spec.v.cpu_model);
+	/* The share's device is part of the guest: the restored one keeps
+	 * the kind it was saved with, whatever the node's config says now. */
+	if (jobfiles_kind_parse(m->files_kind, &j->files_kind) < 0)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: checkpoint %s: unknown files kind '%s'",
+			       j->id, j->ckpt->dir, m->files_kind);
 	r = j->d->hv->cpu_ok(j->d->hv_ctx, j->d->domain_type, m->cpu_model, why,
 			     sizeof(why));
 	if (r <= 0)

@@ -18,7 +18,7 @@
 #include <string.h>
 
 static const char *const file_names[] = {CKPT_MEMORY, CKPT_DISK, CKPT_FILES,
-					 CKPT_OUTPUT};
+					 CKPT_FILES_PENDING, CKPT_OUTPUT};
 
 void ckpt_manifest_clear(struct ckpt_manifest *m)
 {
@@ -120,6 +120,7 @@ static int enc_scalars(struct json_object *o, const struct ckpt_manifest *m)
 	    {"image", json_object_new_string(m->image)},
 	    {"base_sha256", json_object_new_string(m->base_sha256)},
 	    {"cpu_model", json_object_new_string(m->cpu_model)},
+	    {"files_kind", json_object_new_string(m->files_kind)},
 	    {"vcpus", json_object_new_uint64(m->vcpus)},
 	    {"mem_mib", json_object_new_uint64(m->mem_mib)},
 	    {"created", json_object_new_int64(m->created)},
@@ -363,6 +364,7 @@ static const struct mkey {
     M_STR("image", image),
     M_STR("base_sha256", base_sha256),
     M_STR("cpu_model", cpu_model),
+    M_STR("files_kind", files_kind),
     M_U32("vcpus", vcpus),
     M_U32("mem_mib", mem_mib),
     {"created", 'i', offsetof(struct ckpt_manifest, created), 0},

@@ -22,6 +22,7 @@ static const struct {
     /* A guest booted from kernel + initrd has no disk. */
     {CKPT_DISK, false},
     {CKPT_FILES, false},
+    {CKPT_FILES_PENDING, false},
     {CKPT_OUTPUT, false},
 };
 

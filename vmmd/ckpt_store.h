@@ -38,6 +38,8 @@
 #define CKPT_MEMORY	  "memory"
 #define CKPT_DISK	  "disk.qcow2"
 #define CKPT_FILES	  "files"
+/* What the file server got from the guest after its state was taken. */
+#define CKPT_FILES_PENDING "files.pending"
 #define CKPT_OUTPUT	  "output"
 #define CKPT_MAX_FILES	  5
 #define CKPT_MAX_SESSIONS 64
@@ -77,6 +79,7 @@ struct ckpt_manifest {
 	char image[VMENV_MAX_IMAGE_NAME];
 	char base_sha256[DIGEST_HEX_LEN + 1]; /* "" for a user's image path */
 	char cpu_model[64];
+	char files_kind[8]; /* vmmd/jobfiles.h's kind name: the guest's ABI */
 	uint32_t vcpus;
 	uint32_t mem_mib;
 	int64_t created;  /* wall clock, s */

@@ -42,6 +42,7 @@ struct ckpt_work {
 	int out_fd;
 	struct ckpt_manifest man;
 	struct ckpt_work_devs devs;
+	struct jobfiles_after_save files;
 	struct ckpt_work_result res;
 };
 
@@ -179,6 +180,9 @@ static void *save_thread(void *arg)
 		res->r = ckpt_work_move_overlay(w->job_dir, w->dir, &res->bytes,
 						res->err, sizeof(res->err));
 	}
+	if (res->r == 0)
+		res->r = jobfiles_after_save_run(&w->files, w->dir, res->err,
+						 sizeof(res->err));
 	/* Best effort: without the copy, a truncated output file stays
 	 * truncated (the job can ask for --open-mode=append). */
 	if (res->r == 0 && w->out_fd >= 0 &&
@@ -338,6 +342,7 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 	memset(&ws->man, 0, sizeof(ws->man));
 	w->devs = ws->devs;
 	ws->devs.n = 0;
+	w->files = ws->files;
 	return work_start(w, save_thread, ret);
 }
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "ckpt_store.h"
+#include "jobfiles.h"
 #include "proto.h"
 
 struct job;
@@ -38,6 +39,7 @@ struct ckpt_work_save {
 	int out_fd;		    /* the batch output (taken over), or -1 */
 	struct ckpt_manifest man;   /* taken over; files filled by the worker */
 	struct ckpt_work_devs devs; /* taken over */
+	struct jobfiles_after_save files;
 };
 
 struct ckpt_work_restore {

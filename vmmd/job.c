@@ -227,9 +227,10 @@ static int write_state(struct job *j)
 	const char *base = jobimg_base(j);
 	int n = snprintf(buf, sizeof(buf),
 			 "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
-			 "mem_mib=%u\nwork_dir=%s\n%s%s%s",
+			 "mem_mib=%u\nwork_dir=%s\nfiles=%s\n%s%s%s",
 			 j->id, (unsigned)j->uid, (unsigned)j->gid, j->image,
-			 j->vcpus, j->mem_mib, j->work_dir, base ? "base=" : "",
+			 j->vcpus, j->mem_mib, j->work_dir,
+			 jobfiles_kind_name(j->files_kind), base ? "base=" : "",
 			 base ? base : "", base ? "\n" : "");
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
@@ -405,6 +406,14 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* How the working directory reaches the guest follows from the spec; a
+ * restore takes the checkpoint's kind instead (ckpt_job_check). */
+static int pick_files(struct job *j)
+{
+	j->files_kind = jobfiles_kind_for(j);
+	return 0;
+}
+
 /* A job on several nodes: its guests' private segment and addresses,
  * worked out from Slurm's node list and the site key (vmmd/jobnet.h). */
 static int plan_net(struct job *j, const struct slurmjob_info *si, char *err,
@@ -444,6 +453,7 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 	    (r = plan_net(j, si, err, errlen)) < 0 ||
 	    (r = resolve_user(j, err, errlen)) < 0 ||
 	    (r = spec_resolve(j, req, si, err, errlen)) < 0 ||
+	    (r = pick_files(j)) < 0 ||
 	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
 	    (r = ckpt_job_lookup(j, err, errlen)) < 0 ||
 	    (r = size_guest(j, si, img, &j->alloc_mib, err, errlen)) < 0 ||
@@ -667,6 +677,8 @@ static int state_field(struct job *j, const char *key, const char *val)
 				       val),
 			      0)
 			   : -EINVAL;
+	if (strcmp(key, "files") == 0)
+		return jobfiles_kind_parse(val, &j->files_kind);
 	if (parse_u32(val, &n) < 0)
 		return -EINVAL;
 	if (strcmp(key, "job") == 0)

@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "job.h"
 #include "jobfiles_priv.h"
+#include "jobfiles_served.h"
 #include "log.h"
 
 #include <errno.h>
@@ -18,6 +19,42 @@ static const struct jobfiles_ops *const kinds[] = {
     [JOBFILES_VIRTIO_9P] = &jobfiles_9p_ops,
     [JOBFILES_SERVED] = &jobfiles_served_ops,
 };
+
+static const char *const kind_names[] = {
+    [JOBFILES_VIRTIO_9P] = "9p",
+    [JOBFILES_SERVED] = "served",
+};
+
+enum jobfiles_kind jobfiles_kind_for(const struct job *j)
+{
+	if (!j->spec.v.checkpoint)
+		return JOBFILES_VIRTIO_9P;
+	switch (j->spec.v.checkpoint_files) {
+	case VMSPEC_CF_SERVED:
+		return JOBFILES_SERVED;
+	case VMSPEC_CF_9P:
+		return JOBFILES_VIRTIO_9P;
+	default:
+		return strcmp(j->d->cfg.checkpoint_files, "served") == 0
+			   ? JOBFILES_SERVED
+			   : JOBFILES_VIRTIO_9P;
+	}
+}
+
+const char *jobfiles_kind_name(enum jobfiles_kind k)
+{
+	return (size_t)k < ARRAY_SIZE(kind_names) ? kind_names[k] : "?";
+}
+
+int jobfiles_kind_parse(const char *s, enum jobfiles_kind *k)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(kind_names); i++)
+		if (strcmp(s, kind_names[i]) == 0) {
+			*k = (enum jobfiles_kind)i;
+			return 0;
+		}
+	return -EINVAL;
+}
 
 static const struct jobfiles_ops *ops(const struct job *j)
 {
@@ -86,4 +123,26 @@ void jobfiles_stop(struct job *j)
 
 	if (o && o->stop)
 		o->stop(j);
+}
+
+/* Only the served kind has a server that outlives QEMU's end by a moment;
+ * no table entry: these run on plain values (the worker thread). */
+void jobfiles_after_save_plan(const struct job *j,
+			      struct jobfiles_after_save *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (j->files_kind == JOBFILES_SERVED)
+		jobfiles_served_plan(j, p);
+}
+
+int jobfiles_after_save_run(const struct jobfiles_after_save *p,
+			    const char *ckpt_dir, char *err, size_t errlen)
+{
+	return jobfiles_served_after_save(p, ckpt_dir, err, errlen);
+}
+
+void jobfiles_saved(struct job *j)
+{
+	if (j->files_kind == JOBFILES_SERVED)
+		jobfiles_served_forget(j);
 }

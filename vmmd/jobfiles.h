@@ -26,11 +26,22 @@
 #define VMMD_JOBFILES_H
 
 #include <stddef.h>
+#include <sys/types.h>
+
+#include "util.h"
 
 struct job;
 struct dom_spec;
 
 enum jobfiles_kind { JOBFILES_VIRTIO_9P = 0, JOBFILES_SERVED = 1 };
+
+/* The kind for a job whose spec is resolved: for a job that checkpoints,
+ * its spec's checkpoint_files, or the node's when the spec says "node"
+ * (served unless the node's config says 9p); virtio-9p otherwise. */
+enum jobfiles_kind jobfiles_kind_for(const struct job *j);
+/* "9p" or "served"; and back (-EINVAL for anything else). */
+const char *jobfiles_kind_name(enum jobfiles_kind k);
+int jobfiles_kind_parse(const char *s, enum jobfiles_kind *k);
 
 /* Before the domain is created: start what serves the files (if any). */
 int jobfiles_prepare(struct job *j, char *err, size_t errlen);
@@ -47,6 +58,22 @@ int jobfiles_attach(struct job *j, char *err, size_t errlen);
  * make the files' state saveable and write it under ckpt_dir. */
 int jobfiles_freeze(struct job *j, const char *ckpt_dir, char *err,
 		    size_t errlen);
+
+/* After the save ended QEMU and before the checkpoint's manifest, the
+ * files' last state (what the guest sent after the freeze) goes into the
+ * checkpoint. The worker thread does it from values taken on the loop
+ * (it never touches the job): _plan on the loop before the save, _run in
+ * the worker after it, jobfiles_saved on the loop once the worker ended
+ * (the server it waited for is gone). */
+struct jobfiles_after_save {
+	pid_t pid;			   /* the server to wait for, or 0 */
+	char pending[VMENV_MAX_PATH + 16]; /* what it keeps on leaving */
+};
+void jobfiles_after_save_plan(const struct job *j,
+			      struct jobfiles_after_save *p);
+int jobfiles_after_save_run(const struct jobfiles_after_save *p,
+			    const char *ckpt_dir, char *err, size_t errlen);
+void jobfiles_saved(struct job *j);
 
 /* After a restore from ckpt_dir (or after a save that failed, ckpt_dir
  * NULL): serve the files again with the state that was frozen. */

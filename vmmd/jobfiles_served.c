@@ -3,6 +3,7 @@
 
 #include "jobfiles_priv.h"
 
+#include "ckpt_store.h"
 #include "domxml.h"
 #include "job.h"
 #include "log.h"
@@ -208,25 +209,49 @@ static void server_gone(struct jobfiles_served *f)
 	f->ctl = -1;
 }
 
-int jobfiles_served_saved(struct job *j, const char *ckpt_dir, char *err,
-			  size_t errlen)
+void jobfiles_served_plan(const struct job *j, struct jobfiles_after_save *p)
 {
-	struct jobfiles_served *f = j->served;
-	char src[VMENV_MAX_PATH + 16], dst[VMENV_MAX_PATH + 16];
+	const struct jobfiles_served *f = j->served;
+
+	memset(p, 0, sizeof(*p));
+	if (!f)
+		return;
+	p->pid = f->pid;
+	snprintf(p->pending, sizeof(p->pending), "%s.pending", f->state);
+}
+
+int jobfiles_served_after_save(const struct jobfiles_after_save *p,
+			       const char *ckpt_dir, char *err, size_t errlen)
+{
+	char dst[VMENV_MAX_PATH + 32];
 	int r;
 
-	if (!f)
+	if (p->pid <= 0)
 		return 0;
 	/* QEMU is gone: the server reads to the end, keeps what it got and
 	 * exits. */
-	server_gone(f);
-	snprintf(src, sizeof(src), "%s.pending", f->state);
-	snprintf(dst, sizeof(dst), "%s/files.pending", ckpt_dir);
-	r = copy_file(src, dst, 0600);
+	reap(p->pid, JOBFILES_STOP_MS);
+	if (str_printf(dst, sizeof(dst), "%s/" CKPT_FILES_PENDING, ckpt_dir) <
+	    0)
+		return err_set(err, errlen, -ENAMETOOLONG, "%s: too long",
+			       ckpt_dir);
+	r = copy_file(p->pending, dst, 0600);
 	if (r < 0 && r != -ENOENT)
-		return err_set(err, errlen, r, "job %u: copying %s: %s", j->id,
-			       src, strerror(-r));
+		return err_set(err, errlen, r, "copying %s: %s", p->pending,
+			       strerror(-r));
 	return 0;
+}
+
+void jobfiles_served_forget(struct job *j)
+{
+	struct jobfiles_served *f = j->served;
+
+	if (!f)
+		return;
+	if (f->ctl >= 0)
+		close(f->ctl);
+	f->pid = 0;
+	f->ctl = -1;
 }
 
 int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,

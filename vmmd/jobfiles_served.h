@@ -13,9 +13,11 @@
  *   freeze   SIGUSR1: vmenv-9p writes its fids to q/files.state, stops
  *            reading and answers on its control pipe (bounded wait); the
  *            state is copied to <ckpt_dir>/files
- *   saved    after the save stopped QEMU: the old vmenv-9p exits, having
- *            kept anything the guest sent after the freeze in
- *            q/files.state.pending; copied to <ckpt_dir>/files.pending
+ *   plan/after_save/forget (jobfiles.h's after-save steps): once the save
+ *            stopped QEMU the old vmenv-9p exits, having kept anything
+ *            the guest sent after the freeze in q/files.state.pending;
+ *            the worker waits for it and copies that to
+ *            <ckpt_dir>/files.pending, the loop then forgets the server
  *   thaw     ckpt_dir NULL (the save failed): SIGUSR2, serve again; else
  *            (after a restore) a new vmenv-9p with --state-in
  *            <ckpt_dir>/files re-opens every fid by path
@@ -29,6 +31,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "jobfiles.h"
 #include "util.h"
 
 #define JOBFILES_PORT_NAME   "org.vmenv.files.0"
@@ -56,8 +59,10 @@ int jobfiles_served_domspec(const struct job *j, struct dom_spec *s);
 int jobfiles_served_attach(struct job *j, char *err, size_t errlen);
 int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
 			   size_t errlen);
-int jobfiles_served_saved(struct job *j, const char *ckpt_dir, char *err,
-			  size_t errlen);
+void jobfiles_served_plan(const struct job *j, struct jobfiles_after_save *p);
+int jobfiles_served_after_save(const struct jobfiles_after_save *p,
+			       const char *ckpt_dir, char *err, size_t errlen);
+void jobfiles_served_forget(struct job *j);
 int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 			 size_t errlen);
 void jobfiles_served_stop(struct job *j);

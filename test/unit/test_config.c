@@ -71,6 +71,7 @@ static const char *const all_keys[] = {
     "checkpoint_dir",
     "checkpoint_probe_mib",
     "checkpoint_requery_s",
+    "checkpoint_files",
 };
 
 static void defaults(struct vmmd_config *c)

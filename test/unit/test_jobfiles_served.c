@@ -2,7 +2,8 @@
 /*
  * Unit tests for vmmd/jobfiles_served.c without a guest: the paths, the
  * domain fields, vmenv-9p's command line (ids, groups, restored state),
- * and freeze/thaw refusing cleanly when no server runs. test/ninep/
+ * freeze/thaw refusing cleanly when no server runs, which jobs get the
+ * served kind, and the after-save step. test/ninep/
  * host-test runs the real thing against a guest.
  */
 #include <setjmp.h>
@@ -13,11 +14,18 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "ckpt_store.h"
+#include "cleanup.h"
 #include "domxml.h"
 #include "job.h"
+#include "jobfiles.h"
 #include "jobfiles_served.h"
+#include "vmmd.h"
 #include "testutil.h"
 
 static void job_init(struct job *j)
@@ -92,12 +100,118 @@ static void test_no_server(void **state)
 	jobfiles_served_stop(&j);
 }
 
+/* A checkpointing job gets its files served (open files survive), unless
+ * the job or the node says checkpoint_files = 9p; other jobs keep
+ * virtio-9p. The
+ * names round-trip (state file, manifest) and nothing else parses. */
+static void test_kind(void **state)
+{
+	static struct vmmd d;
+	struct job j;
+	enum jobfiles_kind k = JOBFILES_SERVED;
+	const struct {
+		const char *cfg;
+		bool checkpoint;
+		uint32_t spec;
+		enum jobfiles_kind want;
+	} cases[] = {
+	    {"served", true, VMSPEC_CF_NODE, JOBFILES_SERVED},
+	    {"served", false, VMSPEC_CF_NODE, JOBFILES_VIRTIO_9P},
+	    {"9p", true, VMSPEC_CF_NODE, JOBFILES_VIRTIO_9P},
+	    {"9p", false, VMSPEC_CF_NODE, JOBFILES_VIRTIO_9P},
+	    /* the job's own choice wins over the node's default */
+	    {"served", true, VMSPEC_CF_9P, JOBFILES_VIRTIO_9P},
+	    {"9p", true, VMSPEC_CF_SERVED, JOBFILES_SERVED},
+	    /* ... and means nothing without checkpoints */
+	    {"9p", false, VMSPEC_CF_SERVED, JOBFILES_VIRTIO_9P},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		job_init(&j);
+		j.d = &d;
+		snprintf(d.cfg.checkpoint_files, sizeof(d.cfg.checkpoint_files),
+			 "%s", cases[i].cfg);
+		j.spec.v.checkpoint = cases[i].checkpoint;
+		j.spec.v.checkpoint_files = cases[i].spec;
+		assert_int_equal(jobfiles_kind_for(&j), cases[i].want);
+	}
+	assert_int_equal(jobfiles_kind_parse("9p", &k), 0);
+	assert_int_equal(k, JOBFILES_VIRTIO_9P);
+	assert_int_equal(jobfiles_kind_parse(jobfiles_kind_name(JOBFILES_SERVED),
+					     &k),
+			 0);
+	assert_int_equal(k, JOBFILES_SERVED);
+	assert_int_equal(jobfiles_kind_parse("virtiofs", &k), -EINVAL);
+	assert_int_equal(jobfiles_kind_parse("", &k), -EINVAL);
+}
+
+/* After the save: the worker waits for the server and keeps what it got
+ * after the freeze under the checkpoint (absent: nothing, no error); the
+ * loop then forgets the server. The 9p kind plans nothing. */
+static void test_after_save(void **state)
+{
+	struct job j;
+	struct jobfiles_after_save p;
+	char err[256], dir[] = "/tmp/vmenv-afterXXXXXX", path[VMENV_MAX_PATH + 32];
+	char *text = NULL;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	job_init(&j);
+	j.files_kind = JOBFILES_VIRTIO_9P;
+	jobfiles_after_save_plan(&j, &p);
+	assert_int_equal(p.pid, 0);
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
+			 0);
+
+	snprintf(j.dir, sizeof(j.dir), "%s", dir);
+	snprintf(path, sizeof(path), "%s/q", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	j.files_kind = JOBFILES_SERVED;
+	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
+	/* A stand-in server that leaves at once, having kept some bytes. */
+	snprintf(path, sizeof(path), "%s.pending", j.served->state);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	j.served->pid = pid;
+	jobfiles_after_save_plan(&j, &p);
+	assert_int_equal(p.pid, pid);
+	assert_string_equal(p.pending, path);
+	/* Nothing pending: fine. */
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
+			 0);
+	snprintf(path, sizeof(path), "%s/" CKPT_FILES_PENDING, dir);
+	assert_int_equal(access(path, F_OK), -1);
+	/* Something pending: copied. */
+	assert_int_equal(write_file_atomic(p.pending, "Tversion\n", 9, 0600), 0);
+	p.pid = 0;
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
+			 0);
+	p.pid = pid; /* reaped already: waitpid says ECHILD, no hang */
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
+			 0);
+	assert_int_equal(read_file_limited(path, 64, &text, NULL), 0);
+	assert_string_equal(text, "Tversion\n");
+	free(text);
+	/* The loop forgets the reaped server: stop kills nothing. */
+	jobfiles_saved(&j);
+	assert_int_equal(j.served->pid, 0);
+	jobfiles_served_stop(&j);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_prepare_domspec),
 	    cmocka_unit_test(test_argv),
 	    cmocka_unit_test(test_no_server),
+	    cmocka_unit_test(test_kind),
+	    cmocka_unit_test(test_after_save),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

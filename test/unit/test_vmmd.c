@@ -163,6 +163,9 @@ static struct fx *fx_new(void)
 	/* Never the node's real store; no 128 MiB probe per test. */
 	fixture_path(f, c->checkpoint_dir, sizeof(c->checkpoint_dir), "ckpt");
 	c->checkpoint_probe_mib = 0;
+	/* These tests drive the virtio-9p kind (no vmenv-9p here); the
+	 * served kind: test_jobfiles_served and t_80_checkpoint. */
+	snprintf(c->checkpoint_files, sizeof(c->checkpoint_files), "9p");
 	fixture_path(f, c->socket_path, sizeof(c->socket_path),
 		     "run/vmmd.sock");
 	fixture_path(f, c->catalog, sizeof(c->catalog), "catalog.json");

@@ -101,6 +101,9 @@ static const struct ocase ocases[] = {
     {"vm-emulator-threads", "housekeeping", "emulator_threads", "housekeeping"},
     {"vm-emulator-threads", "Job", "emulator_threads", "job"},
     {"vm-emulator-threads", "io", NULL, "not one of: job, housekeeping"},
+    {"vm-checkpoint-files", "served", "checkpoint_files", "served"},
+    {"vm-checkpoint-files", "9P", "checkpoint_files", "9p"},
+    {"vm-checkpoint-files", "virtiofs", NULL, "not one of: node, served, 9p"},
 };
 
 static void test_options(void **state)
@@ -147,8 +150,9 @@ static void test_round_trip(void **state)
 	     g[] = "--vm-mem-headroom=12%,100M", h[] = "--vm-ib=4",
 	     i[] = "--vm-gpus=no", j[] = "--vm-mount=/x:/y:ro,/p:/q",
 	     k[] = "--vm-keep-overlay=yes", l[] = "--vm-cpu-model=host-model",
-	     m[] = "--vm-emulator-threads=housekeeping";
-	char *argv[] = {a, b, c, d, e, f, g, h, i, j, k, l, m};
+	     m[] = "--vm-emulator-threads=housekeeping",
+	     n[] = "--vm-checkpoint-files=9p";
+	char *argv[] = {a, b, c, d, e, f, g, h, i, j, k, l, m, n};
 	char err[256], text[2048];
 
 	assert_int_equal(vmspec_request_from_argv(r, ARRAY_SIZE(argv), argv,
