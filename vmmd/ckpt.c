@@ -60,6 +60,9 @@ struct ckpt_job {
 	/* A failed on-demand save: the guest is thawed, then this goes to
 	 * the client. */
 	bool resume_only;
+	/* jobfiles_freeze succeeded: a save that fails with the guest alive
+	 * must let the file server serve again. */
+	bool files_frozen;
 	char fail[PROTO_MAX_ERROR];
 	struct ckpt_work *work;
 	/* The checkpoint being written, or restored from. */
@@ -411,6 +414,13 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	struct ckpt_job *c = j->ckpt;
 
 	phase_done(c, PH_IDLE);
+	if (c->files_frozen && !guest_gone) {
+		char err[PROTO_MAX_ERROR] = "";
+
+		if (jobfiles_thaw(j, NULL, err, sizeof(err)) < 0)
+			log_err("%s", err);
+	}
+	c->files_frozen = false;
 	if (!c->go_on || guest_gone) {
 		answer(c, why);
 		job_fail(j, "%s", why);
@@ -475,8 +485,8 @@ static void do_save(struct job *j)
 	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
 	r = ckpt_store_begin(c->root, j->id, &c->seq, c->dir, sizeof(c->dir),
 			     err, sizeof(err));
-	if (r == 0)
-		r = jobfiles_freeze(j, c->dir, err, sizeof(err));
+	if (r == 0 && (r = jobfiles_freeze(j, c->dir, err, sizeof(err))) == 0)
+		c->files_frozen = true;
 	if (r == 0 && (r = fill_manifest(j, &ws.man)) < 0)
 		snprintf(err, sizeof(err), "job %u: out of memory", j->id);
 	if (r == 0 && (r = exec_ckpt_collect(j, &ws.man, &out_fd)) < 0)
@@ -722,7 +732,6 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 static void resumed(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
-	char err[256] = "";
 
 	phase_done(c, PH_IDLE);
 	if (c->resume_only) {
@@ -746,8 +755,6 @@ static void resumed(struct job *j)
 			c->dir);
 	c->restore = false;
 	c->go_on = false;
-	if (jobfiles_thaw(j, c->dir, err, sizeof(err)) < 0)
-		log_err("%s", err);
 	answer(c, NULL);
 	job_set_ready(j);
 }
@@ -910,6 +917,7 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 {
 	struct ckpt_job *c = j->ckpt;
 	const struct ckpt_work_result *res = ckpt_work_result(w);
+	char err[PROTO_MAX_ERROR];
 
 	c->work = NULL;
 	if (res->r < 0) {
@@ -924,6 +932,15 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	j->domain_running = true;
 	log_info("job %u: guest restored from %s in %llu ms; resuming", j->id,
 		 c->dir, (unsigned long long)res->ms);
+	/* The files are served again (from the state in the checkpoint)
+	 * before the guest's processes are thawed. */
+	c->files_frozen = false;
+	if (jobfiles_thaw(j, c->dir, err, sizeof(err)) < 0) {
+		answer(c, err);
+		job_fail(j, "job %u: the restored guest's files: %s", j->id,
+			 err);
+		return;
+	}
 	/* The agent channel connects (agent_attach retries) and the agent
 	 * says it holds the checkpoint: ckpt_on_agent_held. */
 	if (!j->agent && agent_attach(j) < 0)

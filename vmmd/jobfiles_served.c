@@ -4,6 +4,7 @@
 #include "jobfiles_priv.h"
 
 #include "ckpt_store.h"
+#include "cleanup.h"
 #include "domxml.h"
 #include "job.h"
 #include "log.h"
@@ -254,6 +255,39 @@ void jobfiles_served_forget(struct job *j)
 	f->ctl = -1;
 }
 
+/* <ckpt_dir>/files (and files.pending when there) into q/files.in: the
+ * state a restored server starts from. */
+static int take_state(struct job *j, const char *ckpt_dir, char *state,
+		      size_t len, char *err, size_t errlen)
+{
+	const char *const names[] = {CKPT_FILES, CKPT_FILES_PENDING};
+	const char *const suffix[] = {"", ".pending"};
+	char src[VMENV_MAX_PATH + 32], dst[VMENV_MAX_PATH + 32];
+	int r;
+
+	if (str_printf(state, len, "%s/q/files.in", j->dir) < 0)
+		return err_set(err, errlen, -ENAMETOOLONG,
+			       "job %u: job directory path too long", j->id);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (str_printf(src, sizeof(src), "%s/%s", ckpt_dir, names[i]) <
+			0 ||
+		    str_printf(dst, sizeof(dst), "%s%s", state, suffix[i]) < 0)
+			return err_set(err, errlen, -ENAMETOOLONG,
+				       "job %u: %s: path too long", j->id,
+				       ckpt_dir);
+		unlink(dst);
+		r = copy_file(src, dst, 0600);
+		/* No pending requests is the usual case. */
+		if (r == -ENOENT && i > 0)
+			continue;
+		if (r < 0)
+			return err_set(err, errlen, r,
+				       "job %u: the file server's state %s: %s",
+				       j->id, src, strerror(-r));
+	}
+	return 0;
+}
+
 int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 			 size_t errlen)
 {
@@ -278,9 +312,13 @@ int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 		return 0;
 	}
 	/* The guest's relay waits while no server is there: the new one
-	 * can start after the restore. */
+	 * can start after the restore. It reads its state from the job's
+	 * own directory: the checkpoint may be consumed (removed) while it
+	 * starts. */
 	server_gone(f);
-	snprintf(state, sizeof(state), "%s/files", ckpt_dir);
+	if ((r = take_state(j, ckpt_dir, state, sizeof(state), err, errlen)) <
+	    0)
+		return r;
 	return spawn(j, state, err, errlen);
 }
 
