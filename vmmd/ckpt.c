@@ -125,6 +125,12 @@ void ckpt_job_placed(struct job *j, struct dom_placement *place)
 	}
 }
 
+bool ckpt_job_standin(const struct job *j)
+{
+	return wants_ckpt(j) &&
+	       strcmp(j->d->cfg.checkpoint_standin_device, "yes") == 0;
+}
+
 int ckpt_job_built(struct job *j, struct dom_spec *s,
 		   struct dom_placement *place, uint64_t hard_limit_kib,
 		   char *why, size_t whylen)
@@ -136,9 +142,13 @@ int ckpt_job_built(struct job *j, struct dom_spec *s,
 
 	if (!wants_ckpt(j) || !(c = cj(j)))
 		return 0;
+	/* The checkpoint's XML has no device that cannot be saved: they are
+	 * unplugged before the save and plugged after the restore. */
 	place->ndevs = 0;
+	s->standin = false;
 	r = domxml_build(s, &xml);
 	place->ndevs = n;
+	s->standin = ckpt_job_standin(j);
 	if (r < 0)
 		return err_set(why, whylen, r,
 			       "cannot build the domain for checkpoints: %s",
@@ -153,14 +163,23 @@ int ckpt_job_built(struct job *j, struct dom_spec *s,
 }
 
 /* The devices' XML for the worker (it owns the strings). */
-static int devs_xml(const struct ckpt_job *c, struct ckpt_work_devs *wd)
+static int devs_xml(const struct job *j, struct ckpt_work_devs *wd)
 {
+	const struct ckpt_job *c = j->ckpt;
+
 	wd->n = 0;
 	for (uint32_t i = 0; i < c->ndevs; i++) {
 		if (domxml_hostdev(&c->devs[i], &wd->xml[i]) < 0)
 			return -ENOMEM;
 		domxml_hostdev_gone(&c->devs[i], wd->gone[i],
 				    sizeof(wd->gone[i]));
+		wd->n++;
+	}
+	if (ckpt_job_standin(j) && wd->n < CKPT_MAX_DEVS) {
+		if (!(wd->xml[wd->n] = strdup(DOMXML_STANDIN_XML)))
+			return -ENOMEM;
+		snprintf(wd->gone[wd->n], sizeof(wd->gone[0]), "%s",
+			 DOMXML_STANDIN_GONE);
 		wd->n++;
 	}
 	return 0;
@@ -491,7 +510,7 @@ static void do_save(struct job *j)
 		snprintf(err, sizeof(err), "job %u: out of memory", j->id);
 	if (r == 0 && (r = exec_ckpt_collect(j, &ws.man, &out_fd)) < 0)
 		snprintf(err, sizeof(err), "job %u: too many sessions", j->id);
-	if (r == 0 && (r = devs_xml(c, &ws.devs)) < 0)
+	if (r == 0 && (r = devs_xml(j, &ws.devs)) < 0)
 		snprintf(err, sizeof(err), "job %u: out of memory", j->id);
 	if (r < 0) {
 		ckpt_manifest_clear(&ws.man);
@@ -968,7 +987,7 @@ static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
 		c->replay[0] = '\0';
 	c->phase = PH_RESTORING;
 	c->t0 = now_ms();
-	if (devs_xml(c, &wr.devs) < 0) {
+	if (devs_xml(j, &wr.devs) < 0) {
 		ckpt_work_devs_clear(&wr.devs);
 		return err_set(err, errlen, -ENOMEM, "job %u: out of memory",
 			       j->id);

@@ -70,6 +70,9 @@ void ckpt_on_agent_held(struct job *j);
  * guest's buses as a restore rebuilds them), and its devices are noted
  * for the unplug and the replug. */
 void ckpt_job_placed(struct job *j, struct dom_placement *place);
+/* The guest gets the emulated stand-in device (vmmd.conf
+ * checkpoint_standin_device, for tests): a checkpointing job only. */
+bool ckpt_job_standin(const struct job *j);
 /* After: notes the domain XML without those devices (the manifest records
  * it; a restore uses it, then plugs the devices). Returns 1 when the job
  * restores (the restore is under way: no create), 0 to create, -errno

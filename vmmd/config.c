@@ -132,6 +132,10 @@ static const struct centry table[] = {
       "O_DIRECT write measured at start for the checkpoint lead (0: none)"),
     N("checkpoint_requery_s", checkpoint_requery_s, 1, 3600, "30",
       "how often a job's end time is asked of Slurm again"),
+    E("checkpoint_standin_device", checkpoint_standin_device, "no yes", "no",
+      "tests: give every checkpointing guest an emulated virtio-rng PCI "
+      "device handled like a passed-through one (unplugged before each "
+      "save, plugged after each restore), on nodes without VFs"),
     E("checkpoint_files", checkpoint_files, "served 9p", "served",
       "how a checkpointing job's working directory reaches its guest: "
       "served (vmenv-9p: open files survive a checkpoint) or 9p (QEMU's "

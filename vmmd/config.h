@@ -63,6 +63,7 @@ struct vmmd_config {
 	uint32_t checkpoint_probe_mib;
 	uint32_t checkpoint_requery_s;
 	char checkpoint_files[8]; /* served, 9p */
+	char checkpoint_standin_device[4]; /* no, yes */
 };
 
 /* Is the catalog setting a URL (else a local path)? */

@@ -423,6 +423,8 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 	if (s->files_sock)
 		build_files_port(b, s);
 	build_hostdevs(b, s);
+	if (s->standin)
+		sb_fmt(b, "    " DOMXML_STANDIN_XML "\n");
 	sb_fmt(b, "    <memballoon model='none'/>\n  </devices>\n</domain>\n");
 }
 

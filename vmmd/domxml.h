@@ -103,6 +103,9 @@ struct dom_spec {
 	const char *disk_overlay;
 	const char *disk_base;
 	const char *disk_base_format; /* "qcow2" or "raw" */
+	/* An emulated PCI device standing in for a VF (vmmd.conf
+	 * checkpoint_standin_device): DOMXML_STANDIN_XML. */
+	bool standin;
 };
 
 /* *ret is malloc'ed (caller frees). 0, -EINVAL for a bad spec, -ENOMEM.
@@ -116,5 +119,13 @@ int domxml_hostdev(const struct dom_hostdev *d, char **ret);
 int domxml_hostdev_gone(const struct dom_hostdev *d, char *buf, size_t len);
 
 #define DOMXML_NS "https://vmenv.invalid/xmlns/domain/1"
+
+/* The stand-in device on its own (hot-plug), and what is in the live
+ * domain's XML while it is there. */
+#define DOMXML_STANDIN_ALIAS "ua-vmenv-standin"
+#define DOMXML_STANDIN_XML                                                  \
+	"<rng model='virtio'><backend model='random'>/dev/urandom</backend>" \
+	"<alias name='" DOMXML_STANDIN_ALIAS "'/></rng>"
+#define DOMXML_STANDIN_GONE "<alias name='" DOMXML_STANDIN_ALIAS "'/>"
 
 #endif

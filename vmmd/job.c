@@ -300,6 +300,7 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 		s.net_mac = j->net.mac;
 	}
 	jobimg_fill_spec(j, &s);
+	s.standin = ckpt_job_standin(j);
 	if ((r = jobfiles_domspec(j, &s)) < 0)
 		return err_set(err, errlen, r,
 			       "job %u: the job's files cannot reach the "
@@ -604,7 +605,10 @@ int job_stop(struct vmmd *d, uint32_t id)
 	if (!j)
 		return -ENOENT;
 	failed = j->state == JOB_FAILED;
-	if (j->t_first_output)
+	/* A restored or adopted guest was not prepared and created here. */
+	if (j->t_first_output && j->t_request && j->t_prepared >= j->t_request &&
+	    j->t_created >= j->t_prepared && j->t_ready >= j->t_created &&
+	    j->t_first_output >= j->t_ready)
 		log_info("job %u: timings prepare=%llu create=%llu boot=%llu "
 			 "exec=%llu ms",
 			 j->id,

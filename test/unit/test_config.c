@@ -72,6 +72,7 @@ static const char *const all_keys[] = {
     "checkpoint_probe_mib",
     "checkpoint_requery_s",
     "checkpoint_files",
+    "checkpoint_standin_device",
 };
 
 static void defaults(struct vmmd_config *c)

@@ -151,6 +151,12 @@ static void spec_served(struct dom_spec *s)
 	s->files_port = "org.vmenv.files.0";
 }
 
+/* The emulated device that stands in for a VF in the checkpoint tests. */
+static void spec_standin(struct dom_spec *s)
+{
+	s->standin = true;
+}
+
 /* Placements as placement.c makes them for the fixture nodes of
  * test/data/sysfs (test_placement checks that side). Static: a spec only
  * points at its placement. */
@@ -303,6 +309,7 @@ static const struct {
     {"kvm.xml", spec_kvm},
     {"noshare.xml", spec_noshare},
     {"served.xml", spec_served},
+    {"standin.xml", spec_standin},
     {"pinned.xml", spec_pinned},
     {"numa.xml", spec_numa},
     {"devices.xml", spec_devs},

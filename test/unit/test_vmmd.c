@@ -2973,6 +2973,46 @@ static void test_ckpt_devices(void **state)
 	(void)afd;
 }
 
+/* The stand-in device of the live tests (checkpoint_standin_device): in
+ * the created guest, out of the saved one, unplugged and plugged like a
+ * VF; jobs that do not checkpoint never get it. */
+static void test_ckpt_standin(void **state)
+{
+	struct fx *f = *state;
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = JOB,
+	    .start = {.job_id = JOB,
+		      .uid = (uint32_t)getuid(),
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+	struct proto_reply rep;
+	int afd, cfd;
+
+	snprintf(f->d.cfg.checkpoint_standin_device,
+		 sizeof(f->d.cfg.checkpoint_standin_device), "yes");
+	req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
+	call(f, &req, &rep);
+	proto_request_clear(&req);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start: %s", rep.error);
+	assert_int_equal(count(fake_hv.last_xml, DOMXML_STANDIN_GONE), 1);
+	afd = ckpt_agent(f);
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	afd = agent_resume(f, 1);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_int_equal(fake_hv.ndetach, 1);
+	assert_int_equal(fake_hv.nattach, 1);
+	assert_string_equal(fake_hv.detached[0], DOMXML_STANDIN_XML);
+	assert_string_equal(fake_hv.attached[0], DOMXML_STANDIN_XML);
+	assert_int_equal(count(fake_hv.restore_xml, DOMXML_STANDIN_GONE), 0);
+	(void)afd;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3021,6 +3061,7 @@ int main(void)
 	    T(test_ckpt_disk_full),
 	    T(test_ckpt_schedule),
 	    T(test_ckpt_devices),
+	    T(test_ckpt_standin),
 #undef T
 	};
 
