@@ -34,18 +34,18 @@
 #include "digest.h"
 #include "util.h"
 
-#define CKPT_MANIFEST	  "manifest.json"
-#define CKPT_MEMORY	  "memory"
-#define CKPT_DISK	  "disk.qcow2"
-#define CKPT_FILES	  "files"
+#define CKPT_MANIFEST "manifest.json"
+#define CKPT_MEMORY   "memory"
+#define CKPT_DISK     "disk.qcow2"
+#define CKPT_FILES    "files"
 /* What the file server got from the guest after its state was taken. */
 #define CKPT_FILES_PENDING "files.pending"
-#define CKPT_OUTPUT	  "output"
-#define CKPT_MAX_FILES	  5
-#define CKPT_MAX_SESSIONS 64
-#define CKPT_MAX_MANIFEST (4u * 1024u * 1024u)
-#define CKPT_MAX_TEXT	  (1u * 1024u * 1024u) /* spec, domain XML */
-#define CKPT_FORMAT	  1u
+#define CKPT_OUTPUT	   "output"
+#define CKPT_MAX_FILES	   5
+#define CKPT_MAX_SESSIONS  64
+#define CKPT_MAX_MANIFEST  (4u * 1024u * 1024u)
+#define CKPT_MAX_TEXT	   (1u * 1024u * 1024u) /* spec, domain XML */
+#define CKPT_FORMAT	   1u
 
 struct ckpt_file {
 	char name[16]; /* one of CKPT_MEMORY, CKPT_DISK, CKPT_FILES */

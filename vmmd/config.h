@@ -62,7 +62,7 @@ struct vmmd_config {
 	char checkpoint_dir[VMENV_MAX_PATH];
 	uint32_t checkpoint_probe_mib;
 	uint32_t checkpoint_requery_s;
-	char checkpoint_files[8]; /* served, 9p */
+	char checkpoint_files[8];	   /* served, 9p */
 	char checkpoint_standin_device[4]; /* no, yes */
 };
 

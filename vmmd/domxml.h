@@ -123,7 +123,7 @@ int domxml_hostdev_gone(const struct dom_hostdev *d, char *buf, size_t len);
 /* The stand-in device on its own (hot-plug), and what is in the live
  * domain's XML while it is there. */
 #define DOMXML_STANDIN_ALIAS "ua-vmenv-standin"
-#define DOMXML_STANDIN_XML                                                  \
+#define DOMXML_STANDIN_XML                                                   \
 	"<rng model='virtio'><backend model='random'>/dev/urandom</backend>" \
 	"<alias name='" DOMXML_STANDIN_ALIAS "'/></rng>"
 #define DOMXML_STANDIN_GONE "<alias name='" DOMXML_STANDIN_ALIAS "'/>"

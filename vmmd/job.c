@@ -606,9 +606,9 @@ int job_stop(struct vmmd *d, uint32_t id)
 		return -ENOENT;
 	failed = j->state == JOB_FAILED;
 	/* A restored or adopted guest was not prepared and created here. */
-	if (j->t_first_output && j->t_request && j->t_prepared >= j->t_request &&
-	    j->t_created >= j->t_prepared && j->t_ready >= j->t_created &&
-	    j->t_first_output >= j->t_ready)
+	if (j->t_first_output && j->t_request &&
+	    j->t_prepared >= j->t_request && j->t_created >= j->t_prepared &&
+	    j->t_ready >= j->t_created && j->t_first_output >= j->t_ready)
 		log_info("job %u: timings prepare=%llu create=%llu boot=%llu "
 			 "exec=%llu ms",
 			 j->id,

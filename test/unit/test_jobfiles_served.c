@@ -25,8 +25,8 @@
 #include "job.h"
 #include "jobfiles.h"
 #include "jobfiles_served.h"
-#include "vmmd.h"
 #include "testutil.h"
+#include "vmmd.h"
 
 static void job_init(struct job *j)
 {
@@ -138,9 +138,8 @@ static void test_kind(void **state)
 	}
 	assert_int_equal(jobfiles_kind_parse("9p", &k), 0);
 	assert_int_equal(k, JOBFILES_VIRTIO_9P);
-	assert_int_equal(jobfiles_kind_parse(jobfiles_kind_name(JOBFILES_SERVED),
-					     &k),
-			 0);
+	assert_int_equal(
+	    jobfiles_kind_parse(jobfiles_kind_name(JOBFILES_SERVED), &k), 0);
 	assert_int_equal(k, JOBFILES_SERVED);
 	assert_int_equal(jobfiles_kind_parse("virtiofs", &k), -EINVAL);
 	assert_int_equal(jobfiles_kind_parse("", &k), -EINVAL);
@@ -153,7 +152,8 @@ static void test_after_save(void **state)
 {
 	struct job j;
 	struct jobfiles_after_save p;
-	char err[256], dir[] = "/tmp/vmenv-afterXXXXXX", path[VMENV_MAX_PATH + 32];
+	char err[256], dir[] = "/tmp/vmenv-afterXXXXXX",
+		       path[VMENV_MAX_PATH + 32];
 	char *text = NULL;
 	pid_t pid;
 
@@ -163,8 +163,7 @@ static void test_after_save(void **state)
 	j.files_kind = JOBFILES_VIRTIO_9P;
 	jobfiles_after_save_plan(&j, &p);
 	assert_int_equal(p.pid, 0);
-	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
-			 0);
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
 
 	snprintf(j.dir, sizeof(j.dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/q", dir);
@@ -182,18 +181,16 @@ static void test_after_save(void **state)
 	assert_int_equal(p.pid, pid);
 	assert_string_equal(p.pending, path);
 	/* Nothing pending: fine. */
-	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
-			 0);
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
 	snprintf(path, sizeof(path), "%s/" CKPT_FILES_PENDING, dir);
 	assert_int_equal(access(path, F_OK), -1);
 	/* Something pending: copied. */
-	assert_int_equal(write_file_atomic(p.pending, "Tversion\n", 9, 0600), 0);
+	assert_int_equal(write_file_atomic(p.pending, "Tversion\n", 9, 0600),
+			 0);
 	p.pid = 0;
-	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
-			 0);
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
 	p.pid = pid; /* reaped already: waitpid says ECHILD, no hang */
-	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)),
-			 0);
+	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
 	assert_int_equal(read_file_limited(path, 64, &text, NULL), 0);
 	assert_string_equal(text, "Tversion\n");
 	free(text);
@@ -207,10 +204,8 @@ static void test_after_save(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_prepare_domspec),
-	    cmocka_unit_test(test_argv),
-	    cmocka_unit_test(test_no_server),
-	    cmocka_unit_test(test_kind),
+	    cmocka_unit_test(test_prepare_domspec), cmocka_unit_test(test_argv),
+	    cmocka_unit_test(test_no_server),	    cmocka_unit_test(test_kind),
 	    cmocka_unit_test(test_after_save),
 	};
 

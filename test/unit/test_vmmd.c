@@ -2423,8 +2423,10 @@ static void test_policy_bad_file(void **state)
 /* checkpoints (ckpt.c)                                                     */
 /* ======================================================================= */
 
-/* A start with --vm-checkpoint (and --vm-requeue when asked). */
-static void start_ckpt(struct fx *f, bool requeue, const char *lead)
+/* A start with --vm-checkpoint, --vm-requeue when asked, and one more
+ * option (VMSPEC_NOPTS: none). */
+static void start_ckpt_with(struct fx *f, bool requeue, const char *lead,
+			    enum vmspec_opt o, const char *v)
 {
 	struct proto_request req = {
 	    .op = PROTO_OP_START,
@@ -2441,10 +2443,22 @@ static void start_ckpt(struct fx *f, bool requeue, const char *lead)
 		req.start.opts[VMSPEC_OPT_REQUEUE] = strdup("yes");
 	if (lead)
 		req.start.opts[VMSPEC_OPT_CHECKPOINT_LEAD] = strdup(lead);
+	if (o < VMSPEC_NOPTS)
+		req.start.opts[o] = strdup(v);
 	call(f, &req, &rep);
 	proto_request_clear(&req);
 	if (rep.kind != PROTO_REPLY_OK)
 		fail_msg("start refused: %s", rep.error);
+}
+
+static void start_ckpt(struct fx *f, bool requeue, const char *lead)
+{
+	start_ckpt_with(f, requeue, lead, VMSPEC_NOPTS, NULL);
+}
+
+static void start_ckpt_opt(struct fx *f, enum vmspec_opt o, const char *v)
+{
+	start_ckpt_with(f, false, NULL, o, v);
 }
 
 static void agent_hello_flags(struct fx *f, int fd, uint32_t flags)
@@ -2931,86 +2945,56 @@ static void test_ckpt_schedule(void **state)
 	(void)afd;
 }
 
+/* An on-demand checkpoint that goes through: saved, restored, answered. */
+static void on_demand_ok(struct fx *f, int afd)
+{
+	struct proto_reply rep;
+	int cfd = checkpoint_request(f);
+
+	agent_prepare_ok(f, afd);
+	(void)agent_resume(f, 1);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+}
+
 /* Passed-through devices cannot be saved: unplugged before, this
  * allocation's plugged after; the saved guest never had them. */
 static void test_ckpt_devices(void **state)
 {
 	struct fx *f = *state;
-	struct proto_request req = {
-	    .op = PROTO_OP_START,
-	    .job_id = JOB,
-	    .start = {.job_id = JOB,
-		      .uid = (uint32_t)getuid(),
-		      .gid = (uint32_t)getgid(),
-		      .image = "tiny"},
-	};
-	struct proto_reply rep;
-	int afd, cfd;
 
 	on_node2s(f);
 	restart_vmmd(f);
-	req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
-	req.start.opts[VMSPEC_OPT_IB] = strdup("2");
-	call(f, &req, &rep);
-	proto_request_clear(&req);
-	if (rep.kind != PROTO_REPLY_OK)
-		fail_msg("start: %s", rep.error);
+	start_ckpt_opt(f, VMSPEC_OPT_IB, "2");
 	assert_int_equal(count(fake_hv.last_xml, "<hostdev "), 2);
 	/* On the root bus: no expander to rebuild at the restore. */
 	assert_int_equal(count(fake_hv.last_xml, "pci-expander-bus"), 0);
-	afd = ckpt_agent(f);
-	cfd = checkpoint_request(f);
-	agent_prepare_ok(f, afd);
-	afd = agent_resume(f, 1);
-	client_reply(f, cfd, &rep);
-	close(cfd);
-	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	on_demand_ok(f, ckpt_agent(f));
 	assert_int_equal(fake_hv.ndetach, 2);
 	assert_int_equal(fake_hv.nattach, 2);
 	assert_contains(fake_hv.detached[0], "<driver name='vfio'/>");
 	assert_string_equal(fake_hv.detached[0], fake_hv.attached[0]);
 	assert_int_equal(count(fake_hv.restore_xml, "<hostdev "), 0);
-	(void)afd;
 }
 
 /* The stand-in device of the live tests (checkpoint_standin_device): in
  * the created guest, out of the saved one, unplugged and plugged like a
- * VF; jobs that do not checkpoint never get it. */
+ * VF. */
 static void test_ckpt_standin(void **state)
 {
 	struct fx *f = *state;
-	struct proto_request req = {
-	    .op = PROTO_OP_START,
-	    .job_id = JOB,
-	    .start = {.job_id = JOB,
-		      .uid = (uint32_t)getuid(),
-		      .gid = (uint32_t)getgid(),
-		      .image = "tiny"},
-	};
-	struct proto_reply rep;
-	int afd, cfd;
 
 	snprintf(f->d.cfg.checkpoint_standin_device,
 		 sizeof(f->d.cfg.checkpoint_standin_device), "yes");
-	req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
-	call(f, &req, &rep);
-	proto_request_clear(&req);
-	if (rep.kind != PROTO_REPLY_OK)
-		fail_msg("start: %s", rep.error);
+	start_ckpt(f, false, NULL);
 	assert_int_equal(count(fake_hv.last_xml, DOMXML_STANDIN_GONE), 1);
-	afd = ckpt_agent(f);
-	cfd = checkpoint_request(f);
-	agent_prepare_ok(f, afd);
-	afd = agent_resume(f, 1);
-	client_reply(f, cfd, &rep);
-	close(cfd);
-	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	on_demand_ok(f, ckpt_agent(f));
 	assert_int_equal(fake_hv.ndetach, 1);
 	assert_int_equal(fake_hv.nattach, 1);
 	assert_string_equal(fake_hv.detached[0], DOMXML_STANDIN_XML);
 	assert_string_equal(fake_hv.attached[0], DOMXML_STANDIN_XML);
 	assert_int_equal(count(fake_hv.restore_xml, DOMXML_STANDIN_GONE), 0);
-	(void)afd;
 }
 
 int main(void)
