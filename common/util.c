@@ -198,12 +198,34 @@ int rm_rf(const char *path)
 	return 0;
 }
 
+/* Plain read/write from where copy_file_range stopped: it refuses files
+ * on different file systems (EXDEV since Linux 5.19) and some file
+ * systems altogether. */
+static int copy_rest(int in, int out, off_t left)
+{
+	char buf[64 * 1024];
+
+	while (left > 0) {
+		ssize_t n = read(in, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		if (write_full(out, buf, (size_t)n) < 0)
+			return -errno;
+		left -= n;
+	}
+	return 0;
+}
+
 int copy_file(const char *src, const char *dst, mode_t mode)
 {
 	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int out = -1;
 	struct stat st;
 	off_t left;
+	int r = 0;
 
 	if (in < 0 || fstat(in, &st) < 0)
 		return -errno;
@@ -218,14 +240,20 @@ int copy_file(const char *src, const char *dst, mode_t mode)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP ||
+			      errno == ENOSYS || errno == EINVAL)) {
+			r = copy_rest(in, out, left);
+			break;
+		}
 		if (n <= 0) {
-			int r = n < 0 ? -errno : -EIO;
-			unlink(dst);
-			return r;
+			r = n < 0 ? -errno : -EIO;
+			break;
 		}
 		left -= n;
 	}
-	return 0;
+	if (r < 0)
+		unlink(dst);
+	return r;
 }
 
 static int unix_addr(const char *path, struct sockaddr_un *sa)

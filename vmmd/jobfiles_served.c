@@ -179,9 +179,15 @@ int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
 			       r < 0 ? strerror(-r) : line);
 	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
 	r = copy_file(f->state, dst, 0600);
-	if (r < 0)
+	if (r < 0) {
+		char ignored[64];
+
+		/* No checkpoint without the state: the server serves again
+		 * (the guest's processes are thawed by the failed save). */
+		jobfiles_served_thaw(j, NULL, ignored, sizeof(ignored));
 		return err_set(err, errlen, r, "job %u: copying %s to %s: %s",
 			       j->id, f->state, dst, strerror(-r));
+	}
 	return 0;
 }
 
