@@ -7,6 +7,8 @@
 #include "hv.h"
 
 #include "cleanup.h"
+#include "domowner.h"
+#include "domxml.h"
 #include "log.h"
 
 #include <errno.h>
@@ -495,6 +497,23 @@ static int lv_attach(void *ctx, const char *name, const char *dev_xml,
 	return r;
 }
 
+static int lv_owner(void *ctx, const char *name, uint32_t *job_id, char *node,
+		    size_t nodelen)
+{
+	char err[256];
+	virDomainPtr d = lv_lookup(ctx, name, err, sizeof(err));
+	_cleanup_free_ char *meta = NULL;
+
+	if (!d)
+		return -ENOENT;
+	meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS,
+				    VIR_DOMAIN_AFFECT_LIVE);
+	virDomainFree(d);
+	if (!meta)
+		return -ENOENT;
+	return domowner_parse(meta, job_id, node, nodelen);
+}
+
 static int lv_cpu_ok(void *ctx, const char *type, const char *cpu_model,
 		     char *why, size_t whylen)
 {
@@ -540,4 +559,5 @@ const struct hv_ops hv_libvirt_ops = {
     .detach = lv_detach,
     .attach = lv_attach,
     .cpu_ok = lv_cpu_ok,
+    .owner = lv_owner,
 };

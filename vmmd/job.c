@@ -41,6 +41,14 @@ struct job *job_find(struct vmmd *d, uint32_t id)
 	return NULL;
 }
 
+struct job *job_find_domain(struct vmmd *d, const char *name)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (strcmp(j->domain, name) == 0)
+			return j;
+	return NULL;
+}
+
 static int job_paths(struct job *j)
 {
 	const struct vmmd_config *c = &j->d->cfg;
@@ -227,11 +235,12 @@ static int write_state(struct job *j)
 	const char *base = jobimg_base(j);
 	int n = snprintf(buf, sizeof(buf),
 			 "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
-			 "mem_mib=%u\nwork_dir=%s\nfiles=%s\n%s%s%s",
+			 "mem_mib=%u\nwork_dir=%s\nfiles=%s\ndomain=%s\n%s%s%s",
 			 j->id, (unsigned)j->uid, (unsigned)j->gid, j->image,
 			 j->vcpus, j->mem_mib, j->work_dir,
-			 jobfiles_kind_name(j->files_kind), base ? "base=" : "",
-			 base ? base : "", base ? "\n" : "");
+			 jobfiles_kind_name(j->files_kind), j->domain,
+			 base ? "base=" : "", base ? base : "",
+			 base ? "\n" : "");
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -ENAMETOOLONG;
@@ -617,6 +626,7 @@ int job_stop(struct vmmd *d, uint32_t id)
 			 (unsigned long long)(j->t_ready - j->t_created),
 			 (unsigned long long)(j->t_first_output - j->t_ready));
 	exec_job_gone(j, "job ended");
+	ckpt_job_ended(j);
 	ckpt_job_free(j);
 	destroy_guest(j);
 	jobimg_release(j);
@@ -645,12 +655,11 @@ void job_stop_all_records(struct vmmd *d)
 
 void job_on_domain_event(struct vmmd *d, const char *name, int ev)
 {
-	size_t plen = strlen(d->domain_prefix);
-	uint32_t id;
-	struct job *j;
+	/* By name, not by the name's job id: a restored guest keeps the
+	 * name it was saved with (docs/checkpoint.md). */
+	struct job *j = job_find_domain(d, name);
 
-	if (strncmp(name, d->domain_prefix, plen) != 0 ||
-	    parse_u32(name + plen, &id) < 0 || !(j = job_find(d, id)))
+	if (!j)
 		return;
 	if (ev != HV_EV_STOPPED && ev != HV_EV_CRASHED)
 		return;
@@ -673,6 +682,17 @@ static int state_field(struct job *j, const char *key, const char *val)
 	if (strcmp(key, "image") == 0)
 		return valid_image_ref(val) || valid_abs_path(val)
 			   ? (snprintf(j->image, sizeof(j->image), "%s", val),
+			      0)
+			   : -EINVAL;
+	/* A restored guest's saved name (vmenv-<node>-<job>, maybe another
+	 * node's or job's); absent in older state files. */
+	if (strcmp(key, "domain") == 0)
+		return strncmp(val, "vmenv-", 6) == 0 &&
+			       strlen(val) < sizeof(j->domain) &&
+			       strspn(val, "abcdefghijklmnopqrstuvwxyz"
+					   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					   "0123456789._-") == strlen(val)
+			   ? (snprintf(j->domain, sizeof(j->domain), "%s", val),
 			      0)
 			   : -EINVAL;
 	if (strcmp(key, "work_dir") == 0)

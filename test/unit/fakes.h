@@ -32,6 +32,7 @@ struct fake_domain {
 	int listen_fd; /* QEMU's end of the agent channel */
 	int agent_fd;  /* the accepted connection, see fake_hv_accept_agent */
 	bool running;
+	char *xml; /* what it was started with (owned) */
 };
 
 struct fake_hv {
