@@ -75,6 +75,7 @@ struct ckpt_job {
 	bool restore;
 	bool keep;     /* after the restore */
 	bool requeued; /* by vmmd, after the save */
+	char name[sizeof(((struct job *)0)->domain)]; /* saved_name() */
 	char replay[VMENV_MAX_PATH];
 };
 
@@ -121,6 +122,12 @@ void ckpt_job_placed(struct job *j, struct dom_placement *place)
 
 	if (!wants_ckpt(j) || !(c = cj(j)))
 		return;
+	if (ckpt_job_restoring(j) && c->name[0] && strcmp(c->name, j->domain)) {
+		log_notice("job %u: restored as %s (the name it was saved "
+			   "with)",
+			   j->id, c->name);
+		snprintf(j->domain, sizeof(j->domain), "%s", c->name);
+	}
 	c->ndevs = place->ndevs;
 	for (uint32_t i = 0; i < place->ndevs; i++) {
 		place->dev[i].cell = -1;
@@ -833,27 +840,28 @@ void ckpt_on_agent_held(struct job *j)
 
 /* libvirt restores a domain only under the name it was saved with
  * ("Target domain name ... does not match source"): a job restored on
- * another node keeps its old node's domain name. */
+ * another node keeps its old node's domain name, a --vm-restore job the
+ * old job's. Noted here; the job takes it only when its domain is built
+ * (ckpt_job_placed): until then a failing job's teardown must not touch a
+ * guest of that name, which may be another job's. */
 static void saved_name(struct job *j)
 {
-	const char *x = j->ckpt->man.domain_xml;
+	struct ckpt_job *c = j->ckpt;
+	const char *x = c->man.domain_xml;
 	const char *p = x ? strstr(x, "<name>") : NULL, *e;
 	size_t n;
 
+	snprintf(c->name, sizeof(c->name), "%s", j->domain);
 	if (!p || !(e = strstr(p, "</name>")))
 		return;
 	p += 6;
 	n = (size_t)(e - p);
-	if (n >= sizeof(j->domain) || strncmp(p, "vmenv-", 6) != 0 ||
+	if (n >= sizeof(c->name) || strncmp(p, "vmenv-", 6) != 0 ||
 	    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		      "0123456789._-") < n)
 		return;
-	if (strncmp(p, j->domain, n) != 0 || j->domain[n])
-		log_notice("job %u: restored as %.*s (the name it was saved "
-			   "with)",
-			   j->id, (int)n, p);
-	memcpy(j->domain, p, n);
-	j->domain[n] = '\0';
+	memcpy(c->name, p, n);
+	c->name[n] = '\0';
 }
 
 /* A restarted job's own checkpoint: 1 found, 0 none. */
@@ -893,10 +901,10 @@ static bool domain_taken(struct job *j)
 	char **names = NULL;
 	bool taken = false;
 
-	if (j->d->hv->list(j->d->hv_ctx, j->domain, &names) < 0)
+	if (j->d->hv->list(j->d->hv_ctx, j->ckpt->name, &names) < 0)
 		return false;
 	for (char **n = names; *n && !taken; n++)
-		taken = strcmp(*n, j->domain) == 0;
+		taken = strcmp(*n, j->ckpt->name) == 0;
 	hv_names_free(names);
 	return taken;
 }
@@ -931,7 +939,7 @@ static int other_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 		    err, errlen, -EEXIST,
 		    "job %u: --vm-restore=%u: the guest of checkpoint "
 		    "%s (%s) already runs on node %s",
-		    j->id, s.from, c->dir, j->domain, j->d->cfg.node_name);
+		    j->id, s.from, c->dir, c->name, j->d->cfg.node_name);
 	log_notice("job %u: restores job %u's checkpoint %u from %s", j->id,
 		   s.from, c->man.seq, c->dir);
 	return 1;
@@ -1023,6 +1031,11 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 
 	c->work = NULL;
 	if (res->r < 0) {
+		/* No guest of ours runs under the saved name: the teardown
+		 * must not destroy one that another job started meanwhile. */
+		if (!c->go_on)
+			str_printf(j->domain, sizeof(j->domain), "%s%u",
+				   j->d->domain_prefix, j->id);
 		answer(c, res->err);
 		job_fail(j,
 			 "job %u: cannot restore checkpoint %s on node %s: "
