@@ -1033,7 +1033,7 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	if (res->r < 0) {
 		/* No guest of ours runs under the saved name: the teardown
 		 * must not destroy one that another job started meanwhile. */
-		if (!c->go_on)
+		if (!c->go_on && !res->restored)
 			str_printf(j->domain, sizeof(j->domain), "%s%u",
 				   j->d->domain_prefix, j->id);
 		answer(c, res->err);

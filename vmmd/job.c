@@ -43,10 +43,33 @@ struct job *job_find(struct vmmd *d, uint32_t id)
 
 struct job *job_find_domain(struct vmmd *d, const char *name)
 {
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (strcmp(j->domain, name) == 0)
+	struct job *saved = NULL;
+
+	/* Two records may name one domain for a moment: a job whose guest
+	 * went into a kept checkpoint (awaiting its epilog) and the job that
+	 * restored it (--vm-restore). The running guest is the latter's. */
+	for (struct job *j = d->jobs; j; j = j->next) {
+		if (strcmp(j->domain, name) != 0)
+			continue;
+		if (j->domain_running)
 			return j;
-	return NULL;
+		saved = saved ? saved : j;
+	}
+	return saved;
+}
+
+/* Whether the domain of the job's name is still this job's guest: a guest
+ * restored from the job's kept checkpoint by another job (--vm-restore)
+ * carries the same name, but that job in its metadata. */
+static bool guest_is_ours(struct job *j)
+{
+	char node[sizeof(j->d->cfg.node_name)];
+	uint32_t id;
+
+	if (!j->d->hv->owner || j->d->hv->owner(j->d->hv_ctx, j->domain, &id,
+						node, sizeof(node)) < 0)
+		return true; /* gone, or no metadata: the name decides */
+	return id == j->id && strcmp(node, j->d->cfg.node_name) == 0;
 }
 
 static int job_paths(struct job *j)
@@ -555,12 +578,19 @@ void job_set_ready(struct job *j)
 static bool destroy_guest(struct job *j)
 {
 	char why[512] = "";
+	bool ours;
 	int r;
 
 	agent_detach(j);
 	loop_cancel_timer(j->boot_timer);
 	j->boot_timer = NULL;
-	r = j->d->hv->destroy(j->d->hv_ctx, j->domain, why, sizeof(why));
+	ours = guest_is_ours(j);
+	if (!ours)
+		log_notice("job %u: guest %s now belongs to another job; left "
+			   "alone",
+			   j->id, j->domain);
+	r = ours ? j->d->hv->destroy(j->d->hv_ctx, j->domain, why, sizeof(why))
+		 : 0;
 	if (r < 0 && r != -ENOENT) {
 		log_err("job %u: %s", j->id, why);
 		return false;

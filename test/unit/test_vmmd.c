@@ -3143,9 +3143,8 @@ static void test_ckpt_restore_other_job(void **state)
 	assert_int_equal(
 	    str_printf(out43, sizeof(out43), "%s/slurm-43.out", f->work), 0);
 	sid = ended_with_checkpoint(f, true, out42);
-	stop_ok(f, JOB);
-	/* Kept past the job's end. */
-	assert_true(has_ckpt(f, JOB));
+	/* Job 42's epilog has not come yet: its record (checkpointed) stays
+	 * while job 43 starts. */
 	slurm_job(f, 43, (uint32_t)getuid());
 	start_with(f, 43, (uint32_t)getuid(), opts, &rep);
 	if (rep.kind != PROTO_REPLY_OK)
@@ -3163,7 +3162,13 @@ static void test_ckpt_restore_other_job(void **state)
 	agent_send(f, afd, AW_STDOUT, sid, "3\n", 2);
 	file_is(f, out43, "3\n");
 	file_is(f, out42, "1\n2\n");
-	/* Kept: restoring does not consume it. */
+	/* Job 42's epilog: the guest of its name is job 43's now. */
+	stop_ok(f, JOB);
+	assert_true(fake_hv_domain(DOMAIN)->running);
+	assert_int_equal(log_count("job 42: guest " DOMAIN " now belongs to "
+				   "another job; left alone"),
+			 1);
+	/* Kept: neither the restore nor the old job's end removes it. */
 	assert_true(has_ckpt(f, JOB));
 	/* Another job cannot restore it while this guest runs under the
 	 * saved name. */
