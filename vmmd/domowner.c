@@ -43,8 +43,9 @@ int domowner_parse(const char *xml, uint32_t *job_id, char *node,
 	const char *p = xml ? strstr(xml, "<vmenv:job") : NULL, *end;
 	char id[16];
 
-	if (!p && xml && (p = strstr(xml, "<job")) &&
-	    (p[4] != ' ' || !strstr(p, "vmenv")))
+	/* virDomainGetMetadata gives the element without its prefix and
+	 * namespace: <job id="42" node="n1"/>. */
+	if (!p && xml && (p = strstr(xml, "<job")) && p[4] != ' ')
 		p = NULL;
 	if (!p || !(end = strchr(p, '>')))
 		return -ENOENT;

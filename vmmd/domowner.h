@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 /* Finds the vmenv job element in xml (a whole domain's XML, or the element
- * alone as virDomainGetMetadata returns it, with either quote style) and
+ * alone as virDomainGetMetadata returns it: <job id="42" node="n1"/>, no
+ * prefix, no namespace; either quote style) and
  * returns its id and node. -ENOENT without one; -EINVAL when its id is not
  * a job id or its node is not a plain node name. */
 int domowner_parse(const char *xml, uint32_t *job_id, char *node,

@@ -487,8 +487,8 @@ static struct dom_spec special_spec(void)
 
 /* The owner vmmd writes into <metadata> reads back (vmmd/domowner.h),
  * from the whole domain and from the element alone as libvirt's
- * virDomainGetMetadata returns it (double quotes); anything else is not an
- * owner. */
+ * virDomainGetMetadata returns it (no prefix, double quotes); anything
+ * else is not an owner. */
 static void test_owner(void **state)
 {
 	static const struct {
@@ -501,6 +501,9 @@ static void test_owner(void **state)
 	     "node=\"vm-2\"/>",
 	     0, 43, "vm-2"},
 	    {"<job xmlns=\"" DOMXML_NS "\" node='n1' id='7'/>", 0, 7, "n1"},
+	    /* what libvirt 9.0's virDomainGetMetadata returned here */
+	    {"<job id=\"42\" node=\"ck42\"/>", 0, 42, "ck42"},
+	    {"<jobs id='4' node='n1'/>", -ENOENT, 0, NULL},
 	    {"<domain><name>vmenv-n1-42</name></domain>", -ENOENT, 0, NULL},
 	    {"<vmenv:job id='0' node='n1'/>", -EINVAL, 0, NULL},
 	    {"<vmenv:job id='x1' node='n1'/>", -EINVAL, 0, NULL},
