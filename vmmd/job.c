@@ -256,14 +256,13 @@ static int write_state(struct job *j)
 	char buf[4 * VMENV_MAX_PATH];
 	char path[VMENV_MAX_PATH + 16];
 	const char *base = jobimg_base(j);
-	int n = snprintf(buf, sizeof(buf),
-			 "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
-			 "mem_mib=%u\nwork_dir=%s\nfiles=%s\ndomain=%s\n%s%s%s",
-			 j->id, (unsigned)j->uid, (unsigned)j->gid, j->image,
-			 j->vcpus, j->mem_mib, j->work_dir,
-			 jobfiles_kind_name(j->files_kind), j->domain,
-			 base ? "base=" : "", base ? base : "",
-			 base ? "\n" : "");
+	int n = snprintf(
+	    buf, sizeof(buf),
+	    "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
+	    "mem_mib=%u\nwork_dir=%s\nfiles=%s\ndomain=%s\n%s%s%s",
+	    j->id, (unsigned)j->uid, (unsigned)j->gid, j->image, j->vcpus,
+	    j->mem_mib, j->work_dir, jobfiles_kind_name(j->files_kind),
+	    j->domain, base ? "base=" : "", base ? base : "", base ? "\n" : "");
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -ENAMETOOLONG;
