@@ -74,7 +74,9 @@ struct hv_ops {
 	int (*cpu_ok)(void *ctx, const char *type, const char *cpu_model,
 		      char *why, size_t whylen);
 	/* The job and node in a running domain's vmenv metadata
-	 * (domowner.h): 0, -ENOENT when it has none or is gone, -errno. */
+	 * (domowner.h): 0; -ENODATA when it has none (or none vmmd can
+	 * read); -ENOENT when no such domain runs; -EIO when libvirt did
+	 * not answer. */
 	int (*owner)(void *ctx, const char *name, uint32_t *job_id, char *node,
 		     size_t nodelen);
 };

@@ -500,18 +500,28 @@ static int lv_attach(void *ctx, const char *name, const char *dev_xml,
 static int lv_owner(void *ctx, const char *name, uint32_t *job_id, char *node,
 		    size_t nodelen)
 {
-	char err[256];
-	virDomainPtr d = lv_lookup(ctx, name, err, sizeof(err));
+	struct hv_lv *h = ctx;
 	_cleanup_free_ char *meta = NULL;
+	char err[256];
+	virDomainPtr d;
+	int code = 0;
 
+	if (lv_conn(h, err, sizeof(err)) < 0)
+		return -EIO;
+	d = virDomainLookupByName(h->conn, name);
 	if (!d)
-		return -ENOENT;
+		return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? -ENOENT
+								  : -EIO;
+	/* libvirt 9.0 gives the element without prefix or namespace:
+	 * <job id="42" node="n1"/>. */
 	meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS,
 				    VIR_DOMAIN_AFFECT_LIVE);
+	if (!meta)
+		code = virGetLastErrorCode();
 	virDomainFree(d);
 	if (!meta)
-		return -ENOENT;
-	return domowner_parse(meta, job_id, node, nodelen);
+		return code == VIR_ERR_NO_DOMAIN_METADATA ? -ENODATA : -EIO;
+	return domowner_parse(meta, job_id, node, nodelen) == 0 ? 0 : -ENODATA;
 }
 
 static int lv_cpu_ok(void *ctx, const char *type, const char *cpu_model,

@@ -20,15 +20,21 @@
 /* Whose guest a domain is: the job in its metadata when it names this
  * node (a restored guest keeps its saved name, maybe another job's or
  * another node's: docs/checkpoint.md), else the job in a name with this
- * node's prefix (a domain without metadata). -EXDEV: another node's. */
+ * node's prefix (a domain without metadata). -EXDEV: another node's;
+ * libvirt not answering: not judged now (a restored guest must not be
+ * taken for its name's job). */
 static int domain_job_id(struct vmmd *d, const char *name, uint32_t *id)
 {
 	size_t plen = strlen(d->domain_prefix);
 	char node[sizeof(d->cfg.node_name)];
+	int r = d->hv->owner
+		    ? d->hv->owner(d->hv_ctx, name, id, node, sizeof(node))
+		    : -ENODATA;
 
-	if (d->hv->owner &&
-	    d->hv->owner(d->hv_ctx, name, id, node, sizeof(node)) == 0)
+	if (r == 0)
 		return strcmp(node, d->cfg.node_name) == 0 ? 0 : -EXDEV;
+	if (r != -ENODATA)
+		return r;
 	if (strncmp(name, d->domain_prefix, plen) != 0)
 		return -EINVAL;
 	return parse_u32(name + plen, id);

@@ -397,9 +397,13 @@ static int fake_owner(void *ctx, const char *name, uint32_t *job_id, char *node,
 {
 	struct fake_domain *d = fake_hv_domain(name);
 
-	if (!d || !d->running || !d->xml)
+	if (!d || !d->running)
 		return -ENOENT;
-	return domowner_parse(d->xml, job_id, node, nodelen);
+	if (fake_hv.fail_owner)
+		return fake_hv.fail_owner;
+	return d->xml && domowner_parse(d->xml, job_id, node, nodelen) == 0
+		   ? 0
+		   : -ENODATA;
 }
 
 const struct hv_ops fake_hv_ops = {

@@ -44,6 +44,7 @@
 #include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
+#include "domxml.h"
 #include "exec.h"
 #include "fakes.h"
 #include "job.h"
@@ -3436,6 +3437,70 @@ static void test_ckpt_job_end(void **state)
 	}
 }
 
+/* A guest vmmd did not start: a name, maybe vmenv metadata (id, node). */
+static void stray_guest(struct fx *f, const char *name, uint32_t id,
+			const char *node)
+{
+	char xml[1024], meta[256] = "", err[256];
+
+	if (id)
+		snprintf(meta, sizeof(meta),
+			 "<metadata><vmenv:job xmlns:vmenv='" DOMXML_NS
+			 "' id='%u' node='%s'/></metadata>",
+			 id, node);
+	snprintf(xml, sizeof(xml),
+		 "<domain><name>%s</name>%s<devices><channel type='unix'>"
+		 "<source mode='bind' path='%s/%s.sock'/></channel></devices>"
+		 "</domain>",
+		 name, meta, f->dir, name);
+	if (fake_hv_ops.create(&fake_hv, xml, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+}
+
+/* Reconcile judges a guest by the owner in its metadata (a restored guest
+ * keeps another job's or node's name), by its name only without one, and
+ * not at all while libvirt does not answer. */
+static void test_reconcile_owner(void **state)
+{
+	static const struct {
+		const char *name;
+		uint32_t id;
+		const char *node;
+		bool stays;
+	} cases[] = {
+	    {"vmenv-n1-77", 77, "n1", false}, /* no such job here */
+	    {"vmenv-n2-5", 5, "n2", true},    /* another node's */
+	    {"vmenv-n1-78", 79, "n1", false}, /* job 79's, which is gone */
+	    {"vmenv-n2-6", JOB, "n1", true},  /* job 42's, restored */
+	    {"vmenv-n1-80", 0, NULL, false},  /* no metadata: by name */
+	    {"vmenv-n2-81", 0, NULL, true},   /* ... another node's name */
+	};
+	struct fx *f = *state;
+
+	start_ok(f);
+	/* Job 42's own guest has another name now (as after a restore). */
+	snprintf(job(f)->domain, sizeof(job(f)->domain), "vmenv-n2-6");
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		stray_guest(f, cases[i].name, cases[i].id, cases[i].node);
+	fake_hv.fail_owner = -EIO;
+	job_reconcile(&f->d, false);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		if (cases[i].id)
+			assert_true(fake_hv_domain(cases[i].name)->running);
+	fake_hv.fail_owner = 0;
+	job_reconcile(&f->d, false);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		print_message("%s\n", cases[i].name);
+		assert_int_equal(fake_hv_domain(cases[i].name)->running,
+				 cases[i].stays);
+	}
+	assert_true(fake_hv_domain(DOMAIN)->running);
+	assert_int_equal(log_count("destroying guest vmenv-n1-"), 3);
+	/* Job 42 ends: its guest is the one of its recorded name. */
+	stop_ok(f, JOB);
+	assert_false(fake_hv_domain("vmenv-n2-6")->running);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3491,6 +3556,7 @@ int main(void)
 	    T(test_ckpt_fate),
 	    T(test_ckpt_retention),
 	    T(test_ckpt_job_end),
+	    T(test_reconcile_owner),
 #undef T
 	};
 
