@@ -209,6 +209,16 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	r = hv_libvirt_ops.save(ctx, "ckdev-none", mem, err, sizeof(err));
 	step("save of an unknown domain fails", r < 0 ? 0 : -EINVAL, err, t0);
+	{
+		char node[64];
+		uint32_t id;
+
+		t0 = now_ms();
+		r = hv_libvirt_ops.owner(ctx, "ckdev-none", &id, node,
+					 sizeof(node));
+		step("owner of an unknown domain: -ENOENT",
+		     r == -ENOENT ? 0 : -EINVAL, "other answer", t0);
+	}
 out:
 	hv_libvirt_ops.destroy(ctx, name, err, sizeof(err));
 	hv_libvirt_ops.destroy(ctx, name2, err, sizeof(err));
