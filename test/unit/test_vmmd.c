@@ -3249,6 +3249,25 @@ static void test_ckpt_restore_refused_other(void **state)
 	ended_with_checkpoint(f, true, out);
 	stop_ok(f, JOB);
 	assert_true(has_ckpt(f, JOB));
+	/* The checks of a requeue restore, naming both jobs and the value. */
+	{
+		struct slurmjob_info si;
+		char why[128], want[1024];
+
+		assert_int_equal(
+		    fake_slurm_lookup(43, NODE, &si, why, sizeof(why)), 0);
+		si.cpus = 1;
+		fake_slurm_set(&si);
+		fixture_path(f, path, sizeof(path), "ckpt/42/1");
+		snprintf(want, sizeof(want),
+			 "job 43: job 42's checkpoint %s holds a guest of 2 "
+			 "vCPUs and 896 MiB, but this allocation gives 1 vCPUs "
+			 "and 896 MiB on node n1",
+			 path);
+		restore_refused(f, 43, me, "42", want);
+		si.cpus = 2;
+		fake_slurm_set(&si);
+	}
 	slurm_job(f, 44, OTHER_UID);
 	restore_refused(f, 44, OTHER_UID, "42",
 			"job 44: --vm-restore=42: job 42 is another user's");
