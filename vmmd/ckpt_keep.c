@@ -56,7 +56,8 @@ static void decide(struct vmmd *d, const char *root, uint32_t job_id,
 	newest(root, job_id, in);
 	f = ckpt_fate(in, (int64_t)time(NULL), keep_s);
 	if (f == CKPT_STAYS) {
-		if (in->complete && in->keep && in->lookup != 0)
+		if (in->complete && in->keep &&
+		    (in->lookup == -ENOENT || in->finished))
 			log_debug("checkpoints: job %u has ended; its kept "
 				  "checkpoint stays %lld s more",
 				  job_id,
@@ -64,7 +65,14 @@ static void decide(struct vmmd *d, const char *root, uint32_t job_id,
 					      (int64_t)time(NULL)));
 		return;
 	}
-	if (f == CKPT_GOES_EXPIRED)
+	if (!in->complete)
+		log_notice("checkpoints: job %u %s; removing what an "
+			   "interrupted save left in %s",
+			   job_id,
+			   in->lookup == -ENOENT ? "is unknown to Slurm"
+						 : "has ended",
+			   root);
+	else if (f == CKPT_GOES_EXPIRED)
 		log_notice("checkpoints: job %u has ended and its kept "
 			   "checkpoint is older than %u s; removing it from %s",
 			   job_id, keep_s, root);
