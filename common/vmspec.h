@@ -26,6 +26,12 @@
  *   checkpoint_dir    --vm-checkpoint-dir   where ("" = the node's default)
  *   requeue           --vm-requeue          requeue the job after a
  *                                           checkpoint
+ *   checkpoint_keep   --vm-checkpoint-keep  keep the newest checkpoint after
+ *                                           its restore and the job's end
+ *                                           (for --vm-restore), up to the
+ *                                           node's retention time
+ *   restore_from      --vm-restore          a job id (0: none): start from
+ *                                           that job's kept checkpoint
  *   hugepages         --vm-hugepages        none, 2M or 1G guest memory
  *                                           backing (preallocated)
  *   mem_headroom_pct  --vm-mem-headroom=N%  memory left to QEMU: the larger
@@ -59,6 +65,8 @@
 #define VMSPEC_MAX_OPTARG     4096 /* one option's text as the user wrote it */
 #define VMSPEC_MAX_POLICY     64   /* a policy's name */
 #define VMSPEC_MAX_FILE	      128  /* a policy file's base name */
+/* Slurm's largest job id (MaxJobId cannot be set higher). */
+#define VMSPEC_MAX_JOB_ID 0x03ff0000u
 
 enum vmspec_field {
 	VMSPEC_IMAGE,
@@ -67,6 +75,8 @@ enum vmspec_field {
 	VMSPEC_CHECKPOINT_LEAD_S,
 	VMSPEC_CHECKPOINT_DIR,
 	VMSPEC_REQUEUE,
+	VMSPEC_CHECKPOINT_KEEP,
+	VMSPEC_RESTORE_FROM,
 	VMSPEC_HUGEPAGES,
 	VMSPEC_MEM_HEADROOM_PCT,
 	VMSPEC_MEM_HEADROOM_MIB,
@@ -108,7 +118,9 @@ struct vmspec_values {
 	uint32_t checkpoint_lead_s;
 	char checkpoint_dir[VMSPEC_MAX_PATH];
 	bool requeue;
-	uint32_t hugepages; /* enum vmspec_hugepages */
+	bool checkpoint_keep;
+	uint32_t restore_from; /* a job id, 0: none */
+	uint32_t hugepages;    /* enum vmspec_hugepages */
 	uint32_t mem_headroom_pct;
 	uint32_t mem_headroom_mib;
 	uint32_t ib_vfs;
@@ -222,6 +234,8 @@ enum vmspec_opt {
 	VMSPEC_OPT_CHECKPOINT_LEAD,
 	VMSPEC_OPT_CHECKPOINT_DIR,
 	VMSPEC_OPT_REQUEUE,
+	VMSPEC_OPT_CHECKPOINT_KEEP,
+	VMSPEC_OPT_RESTORE,
 	VMSPEC_OPT_HUGEPAGES,
 	VMSPEC_OPT_MEM_HEADROOM,
 	VMSPEC_OPT_IB,

@@ -38,6 +38,17 @@ static const struct vmspec_option options[VMSPEC_NOPTS] = {
 			    "Requeue the job after its guest was saved, to "
 			    "continue from the checkpoint.",
 			    true},
+    [VMSPEC_OPT_CHECKPOINT_KEEP] = {"vm-checkpoint-keep", "yes|no",
+				    "Keep the job's newest checkpoint after "
+				    "it was restored and after the job ended, "
+				    "for a later --vm-restore (up to the "
+				    "site's retention time).",
+				    true},
+    [VMSPEC_OPT_RESTORE] = {"vm-restore", "JOBID",
+			    "Start from the kept checkpoint of an earlier "
+			    "job of yours instead of booting: its guest goes "
+			    "on in this job.",
+			    false},
     [VMSPEC_OPT_HUGEPAGES] = {"vm-hugepages", "none|2M|1G",
 			      "Back the guest's memory with preallocated huge "
 			      "pages of this size.",
@@ -88,6 +99,8 @@ static const enum vmspec_field option_field[VMSPEC_NOPTS] = {
     [VMSPEC_OPT_CHECKPOINT_LEAD] = VMSPEC_CHECKPOINT_LEAD_S,
     [VMSPEC_OPT_CHECKPOINT_DIR] = VMSPEC_CHECKPOINT_DIR,
     [VMSPEC_OPT_REQUEUE] = VMSPEC_REQUEUE,
+    [VMSPEC_OPT_CHECKPOINT_KEEP] = VMSPEC_CHECKPOINT_KEEP,
+    [VMSPEC_OPT_RESTORE] = VMSPEC_RESTORE_FROM,
     [VMSPEC_OPT_HUGEPAGES] = VMSPEC_HUGEPAGES,
     [VMSPEC_OPT_MEM_HEADROOM] = VMSPEC_MEM_HEADROOM_PCT,
     [VMSPEC_OPT_IB] = VMSPEC_IB_VFS,
@@ -192,6 +205,29 @@ static int parse_lead(struct vmspec_request *r, const char *t, char *err,
 	return 0;
 }
 
+/* A job id as squeue shows it for a plain job: 1..VMSPEC_MAX_JOB_ID. An
+ * array task or a het job component has its own plain id (squeue %A). */
+static int parse_restore(struct vmspec_request *r, const char *t, char *err,
+			 size_t errlen)
+{
+	size_t len = strlen(t);
+	uint64_t n = 0;
+	char safe[40];
+
+	if (strspn(t, "0123456789") == len && len <= 10)
+		for (size_t i = 0; i < len; i++)
+			n = n * 10 + (uint64_t)(t[i] - '0');
+	if (len == 0 || len > 10 || n == 0 || n > VMSPEC_MAX_JOB_ID)
+		return opt_fail(err, errlen, VMSPEC_OPT_RESTORE,
+				"'%s' is not a job id (1..%u; an array task "
+				"or het job part by its own id, squeue -o %%A)",
+				printable(t, safe, sizeof(safe)),
+				VMSPEC_MAX_JOB_ID);
+	r->v.restore_from = (uint32_t)n;
+	r->set[VMSPEC_RESTORE_FROM] = true;
+	return 0;
+}
+
 /* One item of --vm-mem-headroom: "15%", "256", "256M", "1G", "1GiB". */
 static int headroom_item(struct vmspec_request *r, const char *t)
 {
@@ -279,6 +315,8 @@ int vmspec_request_set(struct vmspec_request *r, enum vmspec_opt o,
 		return parse_lead(r, value, err, errlen);
 	if (o == VMSPEC_OPT_MEM_HEADROOM)
 		return parse_headroom(r, value, err, errlen);
+	if (o == VMSPEC_OPT_RESTORE)
+		return parse_restore(r, value, err, errlen);
 	f = option_field[o];
 	rc = vmspec_parse_field(&r->v, f, value, why, sizeof(why));
 	if (rc < 0)

@@ -3,7 +3,9 @@
 
 #include "agent.h"
 #include "agentwire.h"
+#include "ckpt_keep.h"
 #include "ckpt_lead.h"
+#include "ckpt_source.h"
 #include "ckpt_store.h"
 #include "ckpt_work.h"
 #include "cleanup.h"
@@ -71,7 +73,9 @@ struct ckpt_job {
 	uint32_t job_id, seq;
 	struct ckpt_manifest man;
 	bool restore;
-	bool keep; /* after the restore */
+	bool keep;     /* after the restore */
+	bool requeued; /* by vmmd, after the save */
+	char name[sizeof(((struct job *)0)->domain)]; /* saved_name() */
 	char replay[VMENV_MAX_PATH];
 };
 
@@ -118,6 +122,12 @@ void ckpt_job_placed(struct job *j, struct dom_placement *place)
 
 	if (!wants_ckpt(j) || !(c = cj(j)))
 		return;
+	if (ckpt_job_restoring(j) && c->name[0] && strcmp(c->name, j->domain)) {
+		log_notice("job %u: restored as %s (the name it was saved "
+			   "with)",
+			   j->id, c->name);
+		snprintf(j->domain, sizeof(j->domain), "%s", c->name);
+	}
 	c->ndevs = place->ndevs;
 	for (uint32_t i = 0; i < place->ndevs; i++) {
 		place->dev[i].cell = -1;
@@ -217,27 +227,12 @@ static void bw_path(const struct vmmd *d, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-/* Checkpoints of jobs Slurm no longer knows (cancelled while requeued,
- * or long finished) will never be restored. Only a definite "unknown"
- * counts: slurmctld being away removes nothing. */
-static void forget_dead_jobs(struct vmmd *d)
+static void sweep_tick(void *data)
 {
-	_cleanup_free_ uint32_t *ids = NULL;
-	struct slurmjob_info si;
-	char why[256];
-	size_t n = 0;
+	struct vmmd *d = data;
 
-	if (ckpt_store_jobs(d->cfg.checkpoint_dir, &ids, &n, 65536) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		if (d->slurm_lookup(ids[i], d->cfg.node_name, &si, why,
-				    sizeof(why)) != -ENOENT)
-			continue;
-		log_notice("checkpoints: job %u is unknown to Slurm; its "
-			   "checkpoints go",
-			   ids[i]);
-		ckpt_store_remove_job(d->cfg.checkpoint_dir, ids[i]);
-	}
+	ckpt_sweep(d);
+	loop_add_timer(d->loop, CKPT_SWEEP_S * 1000ull, sweep_tick, d);
 }
 
 void ckpt_init(struct vmmd *d)
@@ -259,7 +254,10 @@ void ckpt_init(struct vmmd *d)
 	if (r > 0)
 		log_notice("checkpoints: removed %d incomplete save(s) in %s",
 			   r, d->cfg.checkpoint_dir);
-	forget_dead_jobs(d);
+	/* Checkpoints of ended jobs (cancelled while requeued, or finished
+	 * while this vmmd was down) and kept ones past their time. */
+	ckpt_sweep(d);
+	loop_add_timer(d->loop, CKPT_SWEEP_S * 1000ull, sweep_tick, d);
 	bw_path(d, path, sizeof(path));
 	if (path[0])
 		ckpt_bw_load(path, &bps);
@@ -395,6 +393,12 @@ void ckpt_job_ready(struct job *j)
 		    requery_fire, j);
 }
 
+void ckpt_job_ended(struct job *j)
+{
+	ckpt_keep_job_ended(j->d, ckpt_root(j), j->id,
+			    j->ckpt && j->ckpt->requeued);
+}
+
 void ckpt_job_free(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
@@ -485,6 +489,7 @@ static int fill_manifest(struct job *j, struct ckpt_manifest *m)
 	m->vcpus = j->vcpus;
 	m->mem_mib = j->mem_mib;
 	m->created = (int64_t)time(NULL);
+	m->keep = j->spec.v.checkpoint_keep;
 	m->domain_xml = strdup(c->xml ? c->xml : "");
 	snprintf(p, sizeof(p), "%s/spec", j->dir);
 	if (read_file_limited(p, CKPT_MAX_TEXT - 1, &m->spec, NULL) < 0)
@@ -634,6 +639,7 @@ static void saved_requeue(struct job *j)
 		if (!requeued)
 			log_err("job %u: %s", j->id, why);
 	}
+	c->requeued = requeued;
 	if (requeued)
 		snprintf(msg, sizeof(msg),
 			 "job %u: checkpointed on node %s, requeued", j->id,
@@ -641,9 +647,12 @@ static void saved_requeue(struct job *j)
 	else
 		str_printf(msg, sizeof(msg),
 			   "job %u: checkpointed on node %s%s%s (checkpoint "
-			   "%s)",
+			   "%s, %s)",
 			   j->id, j->d->cfg.node_name, why[0] ? "; " : "", why,
-			   c->dir);
+			   c->dir,
+			   j->spec.v.checkpoint_keep
+			       ? "kept for --vm-restore"
+			       : "removed at the job's end: not kept");
 	log_notice("%s", msg);
 	exec_ckpt_end(j, msg, requeued ? 0 : CKPT_EXIT_ENDED);
 	snprintf(j->error, sizeof(j->error), "%s", msg);
@@ -831,43 +840,39 @@ void ckpt_on_agent_held(struct job *j)
 
 /* libvirt restores a domain only under the name it was saved with
  * ("Target domain name ... does not match source"): a job restored on
- * another node keeps its old node's domain name. */
+ * another node keeps its old node's domain name, a --vm-restore job the
+ * old job's. Noted here; the job takes it only when its domain is built
+ * (ckpt_job_placed): until then a failing job's teardown must not touch a
+ * guest of that name, which may be another job's. */
 static void saved_name(struct job *j)
 {
-	const char *x = j->ckpt->man.domain_xml;
+	struct ckpt_job *c = j->ckpt;
+	const char *x = c->man.domain_xml;
 	const char *p = x ? strstr(x, "<name>") : NULL, *e;
 	size_t n;
 
+	snprintf(c->name, sizeof(c->name), "%s", j->domain);
 	if (!p || !(e = strstr(p, "</name>")))
 		return;
 	p += 6;
 	n = (size_t)(e - p);
-	if (n >= sizeof(j->domain) || strncmp(p, "vmenv-", 6) != 0 ||
+	if (n >= sizeof(c->name) || strncmp(p, "vmenv-", 6) != 0 ||
 	    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		      "0123456789._-") < n)
 		return;
-	if (strncmp(p, j->domain, n) != 0 || j->domain[n])
-		log_notice("job %u: restored as %.*s (the name it was saved "
-			   "with)",
-			   j->id, (int)n, p);
-	memcpy(j->domain, p, n);
-	j->domain[n] = '\0';
+	memcpy(c->name, p, n);
+	c->name[n] = '\0';
 }
 
-int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
+/* A restarted job's own checkpoint: 1 found, 0 none. */
+static int own_checkpoint(struct job *j, struct ckpt_job *c, char *err,
+			  size_t errlen)
 {
-	struct ckpt_job *c;
 	uint32_t seq;
 	int r;
 
-	if (!j->spec.v.checkpoint || j->slurm.restart_count == 0 ||
-	    j->slurm.nnodes > 1)
-		return 0;
-	if (!(c = cj(j)))
-		return -ENOMEM;
-	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
 	if (ckpt_store_latest(c->root, j->id, &seq) < 0) {
-		log_info("job %u: restart %u without a checkpoint: booting",
+		log_info("job %u: restart %u without a checkpoint of its own",
 			 j->id, j->slurm.restart_count);
 		return 0;
 	}
@@ -882,53 +887,139 @@ int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
 			       c->dir);
 	c->job_id = j->id;
 	c->restore = true;
+	c->keep = c->man.keep;
 	saved_name(j);
 	log_info("job %u: restart %u restores checkpoint %u from %s", j->id,
 		 j->slurm.restart_count, seq, c->dir);
 	return 1;
 }
 
+/* libvirt keeps the saved name: a guest restored from the same kept
+ * checkpoint by another job (or the old job's guest) may run already. */
+static bool domain_taken(struct job *j)
+{
+	char **names = NULL;
+	bool taken = false;
+
+	if (j->d->hv->list(j->d->hv_ctx, j->ckpt->name, &names) < 0)
+		return false;
+	for (char **n = names; *n && !taken; n++)
+		taken = strcmp(*n, j->ckpt->name) == 0;
+	hv_names_free(names);
+	return taken;
+}
+
+/* --vm-restore: another (ended) job's kept checkpoint. 1 found, 0 boot. */
+static int other_checkpoint(struct job *j, struct ckpt_job *c, char *err,
+			    size_t errlen)
+{
+	struct ckpt_source s = {
+	    .root = c->root,
+	    .job_id = j->id,
+	    .uid = (uint32_t)j->uid,
+	    .from = j->spec.v.restore_from,
+	};
+	int r = ckpt_source_find(j->d, &s, c->dir, sizeof(c->dir), &c->man, err,
+				 errlen);
+
+	/* Restored once already (and not kept): a later restart of this
+	 * job boots, like a requeued job without a checkpoint. */
+	if (r == -ENOENT && j->slurm.restart_count > 0) {
+		log_info("%s; restart %u boots", err, j->slurm.restart_count);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	c->job_id = s.from;
+	c->restore = true;
+	c->keep = c->man.keep;
+	saved_name(j);
+	if (domain_taken(j))
+		return err_set(
+		    err, errlen, -EEXIST,
+		    "job %u: --vm-restore=%u: the guest of checkpoint "
+		    "%s (%s) already runs on node %s",
+		    j->id, s.from, c->dir, c->name, j->d->cfg.node_name);
+	log_notice("job %u: restores job %u's checkpoint %u from %s", j->id,
+		   s.from, c->man.seq, c->dir);
+	return 1;
+}
+
+int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
+{
+	uint32_t from = j->spec.v.restore_from;
+	bool own = j->spec.v.checkpoint && j->slurm.restart_count > 0;
+	struct ckpt_job *c;
+	int r;
+
+	if (j->slurm.nnodes > 1)
+		return from ? err_set(err, errlen, -EOPNOTSUPP,
+				      "job %u: --vm-restore=%u: a job of %u "
+				      "nodes cannot restore a checkpoint "
+				      "(not supported yet)",
+				      j->id, from, j->slurm.nnodes)
+			    : 0;
+	if (!own && !from)
+		return 0;
+	if (!(c = cj(j)))
+		return -ENOMEM;
+	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
+	if (own && (r = own_checkpoint(j, c, err, errlen)) != 0)
+		return r;
+	return from ? other_checkpoint(j, c, err, errlen) : 0;
+}
+
+/* "checkpoint DIR", or "job 42's checkpoint DIR" (--vm-restore). */
+static const char *ckpt_label(const struct job *j, char *buf, size_t len)
+{
+	const struct ckpt_job *c = j->ckpt;
+
+	if (c->job_id == j->id)
+		str_printf(buf, len, "checkpoint %s", c->dir);
+	else
+		str_printf(buf, len, "job %u's checkpoint %s", c->job_id,
+			   c->dir);
+	return buf;
+}
+
 int ckpt_job_check(struct job *j, char *err, size_t errlen)
 {
 	const struct ckpt_manifest *m;
-	char why[256] = "";
+	char why[256] = "", what[VMENV_MAX_PATH + 32];
 	int r;
 
 	if (!ckpt_job_restoring(j))
 		return 0;
 	m = &j->ckpt->man;
+	ckpt_label(j, what, sizeof(what));
 	if (m->vcpus != j->vcpus || m->mem_mib != j->mem_mib)
-		return err_set(
-		    err, errlen, -EINVAL,
-		    "job %u: checkpoint %s holds a guest of %u vCPUs "
-		    "and %u MiB, but this allocation gives %u vCPUs "
-		    "and %u MiB on node %s",
-		    j->id, j->ckpt->dir, m->vcpus, m->mem_mib, j->vcpus,
-		    j->mem_mib, j->d->cfg.node_name);
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: %s holds a guest of %u vCPUs "
+			       "and %u MiB, but this allocation gives %u vCPUs "
+			       "and %u MiB on node %s",
+			       j->id, what, m->vcpus, m->mem_mib, j->vcpus,
+			       j->mem_mib, j->d->cfg.node_name);
 	if (strcmp(m->image, j->image) != 0)
 		return err_set(err, errlen, -EINVAL,
-			       "job %u: checkpoint %s is of image '%s', not "
-			       "'%s'",
-			       j->id, j->ckpt->dir, m->image, j->image);
+			       "job %u: %s is of image '%s', not '%s'", j->id,
+			       what, m->image, j->image);
 	if (strcmp(m->cpu_model, j->spec.v.cpu_model) != 0)
 		return err_set(err, errlen, -EINVAL,
-			       "job %u: checkpoint %s was taken with CPU model "
+			       "job %u: %s was taken with CPU model "
 			       "'%s', the policy now gives '%s'",
-			       j->id, j->ckpt->dir, m->cpu_model,
-			       j->spec.v.cpu_model);
+			       j->id, what, m->cpu_model, j->spec.v.cpu_model);
 	/* The share's device is part of the guest: the restored one keeps
 	 * the kind it was saved with, whatever the node's config says now. */
 	if (jobfiles_kind_parse(m->files_kind, &j->files_kind) < 0)
 		return err_set(err, errlen, -EINVAL,
-			       "job %u: checkpoint %s: unknown files kind '%s'",
-			       j->id, j->ckpt->dir, m->files_kind);
+			       "job %u: %s: unknown files kind '%s'", j->id,
+			       what, m->files_kind);
 	r = j->d->hv->cpu_ok(j->d->hv_ctx, j->d->domain_type, m->cpu_model, why,
 			     sizeof(why));
 	if (r <= 0)
 		return err_set(err, errlen, r < 0 ? r : -EINVAL,
-			       "job %u: cannot restore checkpoint %s on node "
-			       "%s: %s",
-			       j->id, j->ckpt->dir, j->d->cfg.node_name, why);
+			       "job %u: cannot restore %s on node %s: %s",
+			       j->id, what, j->d->cfg.node_name, why);
 	return 0;
 }
 
@@ -940,6 +1031,11 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 
 	c->work = NULL;
 	if (res->r < 0) {
+		/* No guest of ours runs under the saved name: the teardown
+		 * must not destroy one that another job started meanwhile. */
+		if (!c->go_on && !res->restored)
+			str_printf(j->domain, sizeof(j->domain), "%s%u",
+				   j->d->domain_prefix, j->id);
 		answer(c, res->err);
 		job_fail(j,
 			 "job %u: cannot restore checkpoint %s on node %s: "
@@ -982,8 +1078,10 @@ static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
 	};
 	int r;
 
-	if (str_printf(c->replay, sizeof(c->replay), "%s/ckpt-output", j->dir) <
-	    0)
+	/* Another job's output (--vm-restore) is not this job's: its file
+	 * starts with what the restored guest prints from now on. */
+	if (c->job_id != j->id || str_printf(c->replay, sizeof(c->replay),
+					     "%s/ckpt-output", j->dir) < 0)
 		c->replay[0] = '\0';
 	c->phase = PH_RESTORING;
 	c->t0 = now_ms();
@@ -1005,13 +1103,14 @@ int ckpt_job_restore(struct job *j, const char *xml, uint64_t hard_limit_kib,
 {
 	struct ckpt_job *c = j->ckpt;
 	const char *base = jobimg_base(j);
+	char what[VMENV_MAX_PATH + 32];
 
 	if (strcmp(c->man.base_sha256, base ? base : "") != 0)
 		return err_set(err, errlen, -EINVAL,
-			       "job %u: checkpoint %s was taken on image base "
+			       "job %u: %s was taken on image base "
 			       "%.12s, this node prepared %.12s",
-			       j->id, c->dir, c->man.base_sha256,
-			       base ? base : "(none)");
+			       j->id, ckpt_label(j, what, sizeof(what)),
+			       c->man.base_sha256, base ? base : "(none)");
 	return run_restore(j, xml, hard_limit_kib, err, errlen);
 }
 

@@ -48,6 +48,9 @@ int ckpt_job_restore(struct job *j, const char *xml, uint64_t hard_limit_kib,
 /* The guest is ready (booted, or resumed after a restore): schedule the
  * next checkpoint when the spec asks for them. */
 void ckpt_job_ready(struct job *j);
+/* The job is over on this node (job_stop): its checkpoints stay while
+ * Slurm may run it again, else they go unless kept (ckpt_keep.h). */
+void ckpt_job_ended(struct job *j);
 /* Job teardown: timers, worker (waited for), restore state. */
 void ckpt_job_free(struct job *j);
 

@@ -128,6 +128,7 @@ static int enc_scalars(struct json_object *o, const struct ckpt_manifest *m)
 	    {"domain_xml",
 	     json_object_new_string(m->domain_xml ? m->domain_xml : "")},
 	    {"next_session", json_object_new_uint64(m->next_session)},
+	    {"keep", json_object_new_boolean(m->keep)},
 	};
 	int r = 0;
 
@@ -351,9 +352,11 @@ static int dec_array(struct dctx *c, struct json_object *v, const char *key,
 
 static const struct mkey {
 	const char *key;
-	char kind; /* u: u32, s: char[], t: owned text, i: i64, a: array */
+	char kind; /* u: u32, s: char[], t: owned text, i: i64, a: array,
+		      b: bool */
 	size_t off;
 	size_t size;
+	bool optional; /* added after format 1 was first written */
 } mkeys[] = {
     M_U32("format", format),
     M_U32("job", job_id),
@@ -373,6 +376,7 @@ static const struct mkey {
     M_U32("next_session", next_session),
     {"files", 'a', 0, 0},
     {"sessions", 'a', 0, 0},
+    {"keep", 'b', offsetof(struct ckpt_manifest, keep), 0, true},
 };
 
 static int dec_key(struct dctx *c, const struct mkey *k, struct json_object *v,
@@ -387,6 +391,8 @@ static int dec_key(struct dctx *c, const struct mkey *k, struct json_object *v,
 		return get_str(c, v, k->key, base + k->off, k->size);
 	case 't':
 		return get_text(c, v, k->key, (char **)(base + k->off));
+	case 'b':
+		return get_bool(c, v, k->key, (bool *)(base + k->off));
 	case 'i':
 		if (!json_object_is_type(v, json_type_int))
 			return bad(c, k->key, "is not a number");
@@ -417,7 +423,7 @@ static int dec_object(struct dctx *c, struct json_object *o,
 		seen |= 1u << i;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(mkeys); i++)
-		if (!(seen & (1u << i)))
+		if (!(seen & (1u << i)) && !mkeys[i].optional)
 			return bad(c, mkeys[i].key, "is missing");
 	if (m->format != CKPT_FORMAT)
 		return bad(c, "format", "is not a format this vmmd reads");

@@ -82,7 +82,11 @@ struct ckpt_manifest {
 	char files_kind[8]; /* vmmd/jobfiles.h's kind name: the guest's ABI */
 	uint32_t vcpus;
 	uint32_t mem_mib;
-	int64_t created;  /* wall clock, s */
+	int64_t created; /* wall clock, s */
+	/* The job's checkpoint_keep: the newest checkpoint outlives its
+	 * restores and the job's end, up to the node's retention time from
+	 * created (absent in older manifests: false). */
+	bool keep;
 	char *spec;	  /* vmmd/spec.h's serialised merged spec (owned) */
 	char *domain_xml; /* owned */
 	uint32_t next_session;

@@ -243,6 +243,7 @@ static void *restore_thread(void *arg)
 	}
 	/* Fresh devices of this allocation; the resume hook (at CKPT_RESUME)
 	 * brings them up in the guest. */
+	res->restored = r >= 0;
 	if (r >= 0)
 		r = attach_all(w);
 	res->r = r < 0 ? r : 0;

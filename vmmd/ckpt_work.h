@@ -58,6 +58,7 @@ struct ckpt_work_result {
 	int r;
 	char err[PROTO_MAX_ERROR];
 	bool guest_gone; /* the save ended QEMU (a later step failed) */
+	bool restored;	 /* the restore started QEMU (a later step failed) */
 	uint64_t bytes;	 /* written by the save: memory + overlay */
 	uint64_t ms;
 };

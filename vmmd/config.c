@@ -140,6 +140,10 @@ static const struct centry table[] = {
       "how a checkpointing job's working directory reaches its guest: "
       "served (vmenv-9p: open files survive a checkpoint) or 9p (QEMU's "
       "virtio-9p: faster, the share must be idle at a checkpoint)"),
+    N("checkpoint_retention_s", checkpoint_retention_s, 0, 366u * 86400u,
+      "604800",
+      "how long a kept checkpoint (checkpoint_keep) outlives its job, "
+      "from its save"),
 };
 
 static int cerr(char *err, size_t errlen, const char *fmt, ...)

@@ -64,6 +64,7 @@ struct vmmd_config {
 	uint32_t checkpoint_requery_s;
 	char checkpoint_files[8];	   /* served, 9p */
 	char checkpoint_standin_device[4]; /* no, yes */
+	uint32_t checkpoint_retention_s;
 };
 
 /* Is the catalog setting a URL (else a local path)? */

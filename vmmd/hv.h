@@ -73,6 +73,12 @@ struct hv_ops {
 	 * says so), -errno. */
 	int (*cpu_ok)(void *ctx, const char *type, const char *cpu_model,
 		      char *why, size_t whylen);
+	/* The job and node in a running domain's vmenv metadata
+	 * (domowner.h): 0; -ENODATA when it has none (or none vmmd can
+	 * read); -ENOENT when no such domain runs; -EIO when libvirt did
+	 * not answer. */
+	int (*owner)(void *ctx, const char *name, uint32_t *job_id, char *node,
+		     size_t nodelen);
 };
 
 extern const struct hv_ops hv_libvirt_ops;

@@ -7,6 +7,8 @@
 #include "hv.h"
 
 #include "cleanup.h"
+#include "domowner.h"
+#include "domxml.h"
 #include "log.h"
 
 #include <errno.h>
@@ -495,6 +497,33 @@ static int lv_attach(void *ctx, const char *name, const char *dev_xml,
 	return r;
 }
 
+static int lv_owner(void *ctx, const char *name, uint32_t *job_id, char *node,
+		    size_t nodelen)
+{
+	struct hv_lv *h = ctx;
+	_cleanup_free_ char *meta = NULL;
+	char err[256];
+	virDomainPtr d;
+	int code = 0;
+
+	if (lv_conn(h, err, sizeof(err)) < 0)
+		return -EIO;
+	d = virDomainLookupByName(h->conn, name);
+	if (!d)
+		return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? -ENOENT
+								  : -EIO;
+	/* libvirt 9.0 gives the element without prefix or namespace:
+	 * <job id="42" node="n1"/>. */
+	meta = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS,
+				    VIR_DOMAIN_AFFECT_LIVE);
+	if (!meta)
+		code = virGetLastErrorCode();
+	virDomainFree(d);
+	if (!meta)
+		return code == VIR_ERR_NO_DOMAIN_METADATA ? -ENODATA : -EIO;
+	return domowner_parse(meta, job_id, node, nodelen) == 0 ? 0 : -ENODATA;
+}
+
 static int lv_cpu_ok(void *ctx, const char *type, const char *cpu_model,
 		     char *why, size_t whylen)
 {
@@ -540,4 +569,5 @@ const struct hv_ops hv_libvirt_ops = {
     .detach = lv_detach,
     .attach = lv_attach,
     .cpu_ok = lv_cpu_ok,
+    .owner = lv_owner,
 };

@@ -41,6 +41,37 @@ struct job *job_find(struct vmmd *d, uint32_t id)
 	return NULL;
 }
 
+struct job *job_find_domain(struct vmmd *d, const char *name)
+{
+	struct job *saved = NULL;
+
+	/* Two records may name one domain for a moment: a job whose guest
+	 * went into a kept checkpoint (awaiting its epilog) and the job that
+	 * restored it (--vm-restore). The running guest is the latter's. */
+	for (struct job *j = d->jobs; j; j = j->next) {
+		if (strcmp(j->domain, name) != 0)
+			continue;
+		if (j->domain_running)
+			return j;
+		saved = saved ? saved : j;
+	}
+	return saved;
+}
+
+/* Whether the domain of the job's name is still this job's guest: a guest
+ * restored from the job's kept checkpoint by another job (--vm-restore)
+ * carries the same name, but that job in its metadata. */
+static bool guest_is_ours(struct job *j)
+{
+	char node[sizeof(j->d->cfg.node_name)];
+	uint32_t id;
+
+	if (!j->d->hv->owner || j->d->hv->owner(j->d->hv_ctx, j->domain, &id,
+						node, sizeof(node)) < 0)
+		return true; /* gone, or no metadata: the name decides */
+	return id == j->id && strcmp(node, j->d->cfg.node_name) == 0;
+}
+
 static int job_paths(struct job *j)
 {
 	const struct vmmd_config *c = &j->d->cfg;
@@ -225,13 +256,13 @@ static int write_state(struct job *j)
 	char buf[4 * VMENV_MAX_PATH];
 	char path[VMENV_MAX_PATH + 16];
 	const char *base = jobimg_base(j);
-	int n = snprintf(buf, sizeof(buf),
-			 "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
-			 "mem_mib=%u\nwork_dir=%s\nfiles=%s\n%s%s%s",
-			 j->id, (unsigned)j->uid, (unsigned)j->gid, j->image,
-			 j->vcpus, j->mem_mib, j->work_dir,
-			 jobfiles_kind_name(j->files_kind), base ? "base=" : "",
-			 base ? base : "", base ? "\n" : "");
+	int n = snprintf(
+	    buf, sizeof(buf),
+	    "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
+	    "mem_mib=%u\nwork_dir=%s\nfiles=%s\ndomain=%s\n%s%s%s",
+	    j->id, (unsigned)j->uid, (unsigned)j->gid, j->image, j->vcpus,
+	    j->mem_mib, j->work_dir, jobfiles_kind_name(j->files_kind),
+	    j->domain, base ? "base=" : "", base ? base : "", base ? "\n" : "");
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -ENAMETOOLONG;
@@ -546,12 +577,19 @@ void job_set_ready(struct job *j)
 static bool destroy_guest(struct job *j)
 {
 	char why[512] = "";
+	bool ours;
 	int r;
 
 	agent_detach(j);
 	loop_cancel_timer(j->boot_timer);
 	j->boot_timer = NULL;
-	r = j->d->hv->destroy(j->d->hv_ctx, j->domain, why, sizeof(why));
+	ours = guest_is_ours(j);
+	if (!ours)
+		log_notice("job %u: guest %s now belongs to another job; left "
+			   "alone",
+			   j->id, j->domain);
+	r = ours ? j->d->hv->destroy(j->d->hv_ctx, j->domain, why, sizeof(why))
+		 : 0;
 	if (r < 0 && r != -ENOENT) {
 		log_err("job %u: %s", j->id, why);
 		return false;
@@ -617,6 +655,7 @@ int job_stop(struct vmmd *d, uint32_t id)
 			 (unsigned long long)(j->t_ready - j->t_created),
 			 (unsigned long long)(j->t_first_output - j->t_ready));
 	exec_job_gone(j, "job ended");
+	ckpt_job_ended(j);
 	ckpt_job_free(j);
 	destroy_guest(j);
 	jobimg_release(j);
@@ -645,12 +684,11 @@ void job_stop_all_records(struct vmmd *d)
 
 void job_on_domain_event(struct vmmd *d, const char *name, int ev)
 {
-	size_t plen = strlen(d->domain_prefix);
-	uint32_t id;
-	struct job *j;
+	/* By name, not by the name's job id: a restored guest keeps the
+	 * name it was saved with (docs/checkpoint.md). */
+	struct job *j = job_find_domain(d, name);
 
-	if (strncmp(name, d->domain_prefix, plen) != 0 ||
-	    parse_u32(name + plen, &id) < 0 || !(j = job_find(d, id)))
+	if (!j)
 		return;
 	if (ev != HV_EV_STOPPED && ev != HV_EV_CRASHED)
 		return;
@@ -673,6 +711,17 @@ static int state_field(struct job *j, const char *key, const char *val)
 	if (strcmp(key, "image") == 0)
 		return valid_image_ref(val) || valid_abs_path(val)
 			   ? (snprintf(j->image, sizeof(j->image), "%s", val),
+			      0)
+			   : -EINVAL;
+	/* A restored guest's saved name (vmenv-<node>-<job>, maybe another
+	 * node's or job's); absent in older state files. */
+	if (strcmp(key, "domain") == 0)
+		return strncmp(val, "vmenv-", 6) == 0 &&
+			       strlen(val) < sizeof(j->domain) &&
+			       strspn(val, "abcdefghijklmnopqrstuvwxyz"
+					   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					   "0123456789._-") == strlen(val)
+			   ? (snprintf(j->domain, sizeof(j->domain), "%s", val),
 			      0)
 			   : -EINVAL;
 	if (strcmp(key, "work_dir") == 0)

@@ -101,6 +101,9 @@ struct job {
 };
 
 struct job *job_find(struct vmmd *d, uint32_t id);
+/* The job whose guest is the domain called name (a restored guest keeps
+ * the name it was saved with: maybe another job's), or NULL. */
+struct job *job_find_domain(struct vmmd *d, const char *name);
 /* 0, or -errno with a message for the requester in err ("job 42: ..."). */
 int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 	      size_t errlen);

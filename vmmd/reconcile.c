@@ -17,10 +17,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whose guest a domain is: the job in its metadata when it names this
+ * node (a restored guest keeps its saved name, maybe another job's or
+ * another node's: docs/checkpoint.md), else the job in a name with this
+ * node's prefix (a domain without metadata). -EXDEV: another node's;
+ * libvirt not answering: not judged now (a restored guest must not be
+ * taken for its name's job). */
 static int domain_job_id(struct vmmd *d, const char *name, uint32_t *id)
 {
 	size_t plen = strlen(d->domain_prefix);
+	char node[sizeof(d->cfg.node_name)];
+	int r = d->hv->owner
+		    ? d->hv->owner(d->hv_ctx, name, id, node, sizeof(node))
+		    : -ENODATA;
 
+	if (r == 0)
+		return strcmp(node, d->cfg.node_name) == 0 ? 0 : -EXDEV;
+	if (r != -ENODATA)
+		return r;
 	if (strncmp(name, d->domain_prefix, plen) != 0)
 		return -EINVAL;
 	return parse_u32(name + plen, id);
@@ -40,12 +54,14 @@ static void sweep_domains(struct vmmd *d, bool adopt)
 	char **names = NULL;
 	uint32_t id;
 
-	if (d->hv->list(d->hv_ctx, d->domain_prefix, &names) < 0) {
+	/* Every vmenv guest: a restored one may carry another node's name. */
+	if (d->hv->list(d->hv_ctx, "vmenv-", &names) < 0) {
 		log_warn("reconcile: cannot list guests");
 		return;
 	}
 	for (char **n = names; *n; n++) {
-		if (domain_job_id(d, *n, &id) < 0 || job_find(d, id))
+		if (job_find_domain(d, *n) || domain_job_id(d, *n, &id) < 0 ||
+		    job_find(d, id))
 			continue;
 		if (adopt && job_restore(d, id) == 0)
 			continue;

@@ -10,14 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool state_active(uint32_t st)
+/* Pending (also a requeued job while it completes), running or
+ * suspended. */
+static bool state_runs(uint32_t st)
 {
 	uint32_t base = st & JOB_STATE_BASE;
 
-	if (st & JOB_COMPLETING)
-		return true;
 	return base == JOB_PENDING || base == JOB_RUNNING ||
 	       base == JOB_SUSPENDED;
+}
+
+static bool state_active(uint32_t st)
+{
+	return (st & JOB_COMPLETING) || state_runs(st);
 }
 
 static uint64_t mem_on_node(const slurm_job_info_t *j, uint32_t cpus)
@@ -86,6 +91,7 @@ static void fill(const slurm_job_info_t *j, const char *node,
 	ret->gid = j->group_id;
 	ret->active = state_active(j->job_state);
 	ret->ending = (j->job_state & JOB_COMPLETING) || !ret->active;
+	ret->finished = !state_runs(j->job_state);
 	ret->end_time = j->end_time;
 	ret->restart_count = j->restart_cnt;
 	if (j->job_resrcs)

@@ -21,9 +21,12 @@ struct slurmjob_info {
 	uint32_t job_id;
 	uint32_t uid;
 	uint32_t gid;
-	bool active;	  /* pending, running, suspended, or completing */
-	bool ending;	  /* completing or done: no new step will come */
-	bool on_node;	  /* this node is in the allocation */
+	bool active;  /* pending, running, suspended, or completing */
+	bool ending;  /* completing or done: no new step will come */
+	bool on_node; /* this node is in the allocation */
+	/* It will not run again: done, or completing without a requeue (a
+	 * requeued job completes as pending). */
+	bool finished;
 	uint32_t cpus;	  /* CPUs allocated on this node */
 	uint64_t mem_mib; /* memory allocated on this node; 0 = none set */
 	time_t end_time;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * ckpt-hv: vmmd's libvirt checkpoint calls (hv_libvirt.c: save, restore
- * with a new XML, detach with the wait for the removal, attach, cpu_ok)
+ * with a new XML, detach with the wait for the removal, attach, cpu_ok,
+ * the owner in the domain's metadata, which a restore takes from its XML)
  * against the real libvirtd, on a transient domain named ckdev-hv-<pid>
  * booting the tiny image, with an emulated virtio-rng PCI device standing
  * in for a VF. Prints one line per step; exit 0 when every step worked.
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "agentwire.h"
+#include "domxml.h"
 #include "hv.h"
 #include "log.h"
 #include "util.h"
@@ -36,12 +38,16 @@ static void step(const char *what, int r, const char *err, uint64_t t0)
 		failures++;
 }
 
-static char *domain_xml(const char *name, const char *dir, bool rng)
+/* owner: the job id in vmmd's <metadata> (node "ck<owner>"). */
+static char *domain_xml(const char *name, const char *dir, bool rng,
+			unsigned owner)
 {
 	char *x = NULL;
 
 	if (asprintf(&x,
 		     "<domain type='qemu'><name>%s</name>"
+		     "<metadata><vmenv:job xmlns:vmenv='" DOMXML_NS "' id='%u' "
+		     "node='ck%u'/></metadata>"
 		     "<memory unit='MiB'>256</memory><vcpu>1</vcpu>"
 		     "<os><type arch='x86_64' machine='pc'>hvm</type>"
 		     "<kernel>%s/vmlinuz</kernel><initrd>%s/initrd.img</initrd>"
@@ -56,7 +62,8 @@ static char *domain_xml(const char *name, const char *dir, bool rng)
 		     "path='%s/agent.sock'/><target type='virtio' "
 		     "name='" AW_PORT_NAME "'/></channel>"
 		     "%s<memballoon model='none'/></devices></domain>",
-		     name, dir, dir, dir, dir, rng ? rng_xml : "") < 0)
+		     name, owner, owner, dir, dir, dir, dir,
+		     rng ? rng_xml : "") < 0)
 		return NULL;
 	return x;
 }
@@ -89,6 +96,18 @@ static int wait_agent(const char *sock, int timeout_s)
 		close(fd);
 	}
 	return -ETIMEDOUT;
+}
+
+static int owner_is(void *ctx, const char *name, uint32_t want,
+		    const char *want_node)
+{
+	char node[128] = "";
+	uint32_t id = 0;
+	int r = hv_libvirt_ops.owner(ctx, name, &id, node, sizeof(node));
+
+	printf("     owner of %s: %d, job %u, node '%s'\n", name, r, id, node);
+	return r == 0 && id == want && strcmp(node, want_node) == 0 ? 0
+								    : -EINVAL;
 }
 
 static int copy_in(const char *tiny, const char *dir, const char *name)
@@ -125,8 +144,9 @@ int main(int argc, char **argv)
 	/* libvirt refuses another name at the restore (as on another node):
 	 * checked below; the restore proper keeps the name. */
 	snprintf(name2, sizeof(name2), "%s-b", name);
-	xml = domain_xml(name, dir, true);
-	xml_norng = domain_xml(name, dir, false);
+	xml = domain_xml(name, dir, true, 42);
+	/* Restored for another job on another node (--vm-restore). */
+	xml_norng = domain_xml(name, dir, false, 43);
 	if (!xml || !xml_norng)
 		return 2;
 	t0 = now_ms();
@@ -150,6 +170,9 @@ int main(int argc, char **argv)
 	step("boot until the agent answers", wait_agent(sock, 120), "timeout",
 	     t0);
 	t0 = now_ms();
+	step("owner from the metadata: job 42 on ck42",
+	     owner_is(ctx, name, 42, "ck42"), "other owner", t0);
+	t0 = now_ms();
 	r = hv_libvirt_ops.detach(ctx, name, rng_xml, "ua-ckdev-rng", 30000,
 				  err, sizeof(err));
 	step("detach the device, wait for its removal", r, err, t0);
@@ -159,7 +182,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	{
-		char *renamed = domain_xml(name2, dir, false);
+		char *renamed = domain_xml(name2, dir, false, 43);
 
 		t0 = now_ms();
 		r = renamed ? hv_libvirt_ops.restore(ctx, mem, renamed, 0, err,
@@ -176,6 +199,9 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	t0 = now_ms();
+	step("the restored owner is our XML's: job 43 on ck43",
+	     owner_is(ctx, name, 43, "ck43"), "other owner", t0);
+	t0 = now_ms();
 	step("the restored agent answers", wait_agent(sock, 30), "timeout", t0);
 	t0 = now_ms();
 	r = hv_libvirt_ops.attach(ctx, name, rng_xml, err, sizeof(err));
@@ -183,6 +209,16 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	r = hv_libvirt_ops.save(ctx, "ckdev-none", mem, err, sizeof(err));
 	step("save of an unknown domain fails", r < 0 ? 0 : -EINVAL, err, t0);
+	{
+		char node[64];
+		uint32_t id;
+
+		t0 = now_ms();
+		r = hv_libvirt_ops.owner(ctx, "ckdev-none", &id, node,
+					 sizeof(node));
+		step("owner of an unknown domain: -ENOENT",
+		     r == -ENOENT ? 0 : -EINVAL, "other answer", t0);
+	}
 out:
 	hv_libvirt_ops.destroy(ctx, name, err, sizeof(err));
 	hv_libvirt_ops.destroy(ctx, name2, err, sizeof(err));

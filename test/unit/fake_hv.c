@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "domowner.h"
 
 struct fake_hv fake_hv = {.event_fd = -1};
 
@@ -39,8 +40,10 @@ void fake_hv_reset(void)
 {
 	static bool initialized; /* before, the fds read 0, not -1 */
 
-	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS && initialized; i++)
+	for (size_t i = 0; i < FAKE_HV_MAX_DOMAINS && initialized; i++) {
 		domain_down(&fake_hv.dom[i]);
+		free(fake_hv.dom[i].xml);
+	}
 	initialized = true;
 	close_fd(&fake_hv.event_fd);
 	free(fake_hv.last_xml);
@@ -151,7 +154,9 @@ static int fake_start(const char *xml, char *err, size_t errlen)
 			 strerror(-fd));
 		return fd;
 	}
+	free(d->xml);
 	memset(d, 0, sizeof(*d));
+	d->xml = strdup(xml);
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	snprintf(d->agent_sock, sizeof(d->agent_sock), "%s", sock);
 	d->listen_fd = fd;
@@ -385,6 +390,22 @@ static int fake_cpu_ok(void *ctx, const char *type, const char *cpu_model,
 	return 1;
 }
 
+/* The metadata of the XML the domain was started with (created or
+ * restored), as libvirt keeps it. */
+static int fake_owner(void *ctx, const char *name, uint32_t *job_id, char *node,
+		      size_t nodelen)
+{
+	struct fake_domain *d = fake_hv_domain(name);
+
+	if (!d || !d->running)
+		return -ENOENT;
+	if (fake_hv.fail_owner)
+		return fake_hv.fail_owner;
+	return d->xml && domowner_parse(d->xml, job_id, node, nodelen) == 0
+		   ? 0
+		   : -ENODATA;
+}
+
 const struct hv_ops fake_hv_ops = {
     .open = fake_open,
     .close = fake_close,
@@ -400,4 +421,5 @@ const struct hv_ops fake_hv_ops = {
     .detach = fake_detach,
     .attach = fake_attach,
     .cpu_ok = fake_cpu_ok,
+    .owner = fake_owner,
 };

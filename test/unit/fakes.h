@@ -32,6 +32,7 @@ struct fake_domain {
 	int listen_fd; /* QEMU's end of the agent channel */
 	int agent_fd;  /* the accepted connection, see fake_hv_accept_agent */
 	bool running;
+	char *xml; /* what it was started with (owned) */
 };
 
 struct fake_hv {
@@ -51,6 +52,7 @@ struct fake_hv {
 	int fail_save;	     /* -errno for save (after writing half) */
 	int fail_restore;    /* -errno for restore */
 	char cpu_refuse[64]; /* cpu_ok says no to this model */
+	int fail_owner;	     /* -errno for owner (libvirt not answering) */
 	/* Recorded. */
 	unsigned nsave, nrestore, ndetach, nattach;
 	char saved_path[VMENV_MAX_PATH];

@@ -44,6 +44,7 @@ static void sample(struct ckpt_manifest *m)
 	m->vcpus = 2;
 	m->mem_mib = 512;
 	m->created = 1700000000;
+	m->keep = true;
 	m->spec = strdup("mem_headroom_pct\t15\tdefault\t\t\n");
 	m->domain_xml = strdup("<domain type='qemu'><name>x</name></domain>");
 	m->next_session = 4;
@@ -82,6 +83,7 @@ static void test_manifest_roundtrip(void **state)
 	assert_int_equal(b.nfiles, 1);
 	assert_int_equal(b.files[0].size, 123);
 	assert_int_equal(b.created, 1700000000);
+	assert_true(b.keep);
 	/* Encoding what was decoded gives the same text. */
 	assert_int_equal(ckpt_manifest_encode(&b, &again), 0);
 	assert_string_equal(text, again);
@@ -128,6 +130,7 @@ static void test_manifest_refused(void **state)
 	    {"\"id\":2", "\"id\":0", "'sessions.id' is missing or 0"},
 	    {"\"image\":\"tiny:1\"", "\"image\":\"a\\u0000b\"",
 	     "'image' holds a NUL byte"},
+	    {"\"keep\":true", "\"keep\":1", "'keep' is not true or false"},
 	    {"{", "[", "not one JSON object"},
 	    {"\"seq\":3", "\"seq\":3 } {", "not one JSON object"},
 	};
@@ -143,6 +146,35 @@ static void test_manifest_refused(void **state)
 			fail_msg("case %zu accepted:\n%s", i, t);
 		assert_contains(err, cases[i].want);
 		assert_null(m.spec);
+	}
+}
+
+/* A manifest written before checkpoint_keep existed has no "keep": read
+ * as not kept; "keep": false reads back too. */
+static void test_manifest_keep_optional(void **state)
+{
+	struct ckpt_manifest m;
+	char err[256] = "";
+
+	(void)state;
+	{
+		_cleanup_free_ char *t = mutate("\"keep\":true,", "");
+		assert_null(strstr(t, "keep"));
+		if (ckpt_manifest_decode(t, strlen(t), &m, err, sizeof(err)) !=
+		    0)
+			fail_msg("%s\n%s", err, t);
+		assert_false(m.keep);
+		assert_int_equal(m.job_id, 42);
+		ckpt_manifest_clear(&m);
+	}
+	{
+		_cleanup_free_ char *t =
+		    mutate("\"keep\":true", "\"keep\":false");
+		assert_int_equal(
+		    ckpt_manifest_decode(t, strlen(t), &m, err, sizeof(err)),
+		    0);
+		assert_false(m.keep);
+		ckpt_manifest_clear(&m);
 	}
 }
 
@@ -475,6 +507,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_manifest_roundtrip),
 	    cmocka_unit_test(test_manifest_refused),
+	    cmocka_unit_test(test_manifest_keep_optional),
 	    cmocka_unit_test_setup_teardown(test_store_life, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_store_interrupted, st_setup,

@@ -73,6 +73,7 @@ static const char *const all_keys[] = {
     "checkpoint_requery_s",
     "checkpoint_files",
     "checkpoint_standin_device",
+    "checkpoint_retention_s",
 };
 
 static void defaults(struct vmmd_config *c)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "domowner.h"
 #include "domxml.h"
 #include "util.h"
 
@@ -482,6 +483,57 @@ static struct dom_spec special_spec(void)
 		memcpy((char *)&s + escaped_fields[i].off,
 		       &(const char *){SPECIAL}, sizeof(const char *));
 	return s;
+}
+
+/* The owner vmmd writes into <metadata> reads back (vmmd/domowner.h),
+ * from the whole domain and from the element alone as libvirt's
+ * virDomainGetMetadata returns it (no prefix, double quotes); anything
+ * else is not an owner. */
+static void test_owner(void **state)
+{
+	static const struct {
+		const char *xml;
+		int r;
+		uint32_t id;
+		const char *node;
+	} cases[] = {
+	    {"<vmenv:job xmlns:vmenv=\"" DOMXML_NS "\" id=\"43\" "
+	     "node=\"vm-2\"/>",
+	     0, 43, "vm-2"},
+	    {"<job xmlns=\"" DOMXML_NS "\" node='n1' id='7'/>", 0, 7, "n1"},
+	    /* what libvirt 9.0's virDomainGetMetadata returned here */
+	    {"<job id=\"42\" node=\"ck42\"/>", 0, 42, "ck42"},
+	    {"<jobs id='4' node='n1'/>", -ENOENT, 0, NULL},
+	    {"<domain><name>vmenv-n1-42</name></domain>", -ENOENT, 0, NULL},
+	    {"<vmenv:job id='0' node='n1'/>", -EINVAL, 0, NULL},
+	    {"<vmenv:job id='x1' node='n1'/>", -EINVAL, 0, NULL},
+	    {"<vmenv:job id='4' node='a b'/>", -EINVAL, 0, NULL},
+	    {"<vmenv:job id='4' node='a&amp;b'/>", -EINVAL, 0, NULL},
+	    {"<vmenv:job id='4'/>", -EINVAL, 0, NULL},
+	    {"<vmenv:job xid='4' node='n1'/>", -EINVAL, 0, NULL},
+	    {"<vmenv:job id='4' node='n1'", -ENOENT, 0, NULL},
+	};
+	struct dom_spec s = base_spec();
+	_cleanup_free_ char *xml = build(&s);
+	char node[64];
+	uint32_t id = 0;
+
+	assert_int_equal(domowner_parse(xml, &id, node, sizeof(node)), 0);
+	assert_int_equal(id, s.job_id);
+	assert_string_equal(node, "n1");
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		print_message("%s\n", cases[i].xml);
+		id = 0;
+		assert_int_equal(
+		    domowner_parse(cases[i].xml, &id, node, sizeof(node)),
+		    cases[i].r);
+		if (cases[i].r == 0) {
+			assert_int_equal(id, cases[i].id);
+			assert_string_equal(node, cases[i].node);
+		}
+	}
+	/* A node name that does not fit is refused, not cut. */
+	assert_int_equal(domowner_parse(cases[0].xml, &id, node, 4), -EINVAL);
 }
 
 static void test_escaping(void **state)
@@ -963,6 +1015,7 @@ int main(void)
 	    cmocka_unit_test(test_kvm_vs_qemu),
 	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_owner),
 	    cmocka_unit_test(test_escaping),
 	    cmocka_unit_test(test_escaping_wellformed),
 	    cmocka_unit_test(test_missing_fields),

@@ -142,6 +142,15 @@ static const struct rcase cases[] = {
     {"patterns_unknown_qos", "patterns", "bob", NULL, NULL, NULL, NULL,
      "--vm-env=tiny"},
     /* Caps: defaults and enforced values are capped, users refused. */
+    /* Checkpoint retention and --vm-restore. */
+    {"ckpt_keep_user", "ckpt", "bob", "debug", NULL, NULL, "bob",
+     "--vm-env=tiny --vm-checkpoint --vm-checkpoint-keep"},
+    {"ckpt_restore_forbidden", "ckpt", "bob", "debug", NULL, NULL, "bob",
+     "--vm-env=tiny --vm-restore=42"},
+    {"ckpt_restore_allowed", "ckpt", "bob", "long", NULL, NULL, "bob",
+     "--vm-env=tiny --vm-restore=42"},
+    {"ckpt_keep_contradicts", "ckpt", "bob", "long", NULL, NULL, "bob",
+     "--vm-env=tiny --vm-checkpoint-keep=no"},
     {"caps_wide", "caps", "bob", "debug", NULL, NULL, "bob", "--vm-env=tiny"},
     {"caps_narrow_capped", "caps", "bob", "small", NULL, NULL, "bob",
      "--vm-env=tiny"},

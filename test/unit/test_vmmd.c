@@ -41,8 +41,10 @@
 
 #include "agentwire.h"
 #include "ckpt.h"
+#include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
+#include "domxml.h"
 #include "exec.h"
 #include "fakes.h"
 #include "job.h"
@@ -260,16 +262,21 @@ static struct job *job(struct fx *f)
 	return job_find(&f->d, JOB);
 }
 
-static void pump_until_state(struct fx *f, enum job_state st)
+static void pump_until_job_state(struct fx *f, uint32_t id, enum job_state st)
 {
 	uint64_t end = now_ms() + WAIT_MS;
 
-	while (!job(f) || job(f)->state != st) {
+	while (!job_find(&f->d, id) || job_find(&f->d, id)->state != st) {
 		if (now_ms() >= end)
-			fail_msg("job %u never became %s", JOB,
+			fail_msg("job %u never became %s", id,
 				 job_state_name(st));
 		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
 	}
+}
+
+static void pump_until_state(struct fx *f, enum job_state st)
+{
+	pump_until_job_state(f, JOB, st);
 }
 
 /* --- the client side ---------------------------------------------------- */
@@ -2507,7 +2514,7 @@ static void agent_prepare_ok(struct fx *f, int fd)
 
 /* A restored guest: QEMU listens again, vmmd connects, the agent says it
  * holds the checkpoint, vmmd resumes it with the clock and the mounts. */
-static int agent_resume(struct fx *f, unsigned nrestore)
+static int agent_resume_as(struct fx *f, unsigned nrestore, uint32_t id)
 {
 	uint64_t end = now_ms() + WAIT_MS;
 	struct fake_domain *dom;
@@ -2540,8 +2547,13 @@ static int agent_resume(struct fx *f, unsigned nrestore)
 	assert_int_equal(aw_reader_done(&r), 0);
 	free(fr.p);
 	agent_send_u32(f, fd, AW_CKPT_OK, 0, AW_CKPT_RESUME, 0, 1);
-	pump_until_state(f, JOB_READY);
+	pump_until_job_state(f, id, JOB_READY);
 	return fd;
+}
+
+static int agent_resume(struct fx *f, unsigned nrestore)
+{
+	return agent_resume_as(f, nrestore, JOB);
 }
 
 static void ckpt_path(struct fx *f, char *buf, size_t len, uint32_t seq,
@@ -2614,10 +2626,11 @@ static void test_ckpt_on_demand(void **state)
 
 /* The batch script's task with its stdout and stderr in one file, as
  * Slurm's default slurm-%j.out. */
-static void batch_start(struct fx *f, const char *out, struct exec_client *c)
+static void batch_start_as(struct fx *f, uint32_t id, const char *out,
+			   struct exec_client *c)
 {
 	static const char *const argv[] = {"/tmp/job.sh", NULL};
-	struct proto_request req = {.op = PROTO_OP_EXEC, .job_id = JOB};
+	struct proto_request req = {.op = PROTO_OP_EXEC, .job_id = id};
 	struct proto_exec *e = &req.exec;
 	int fds[4];
 
@@ -2626,7 +2639,7 @@ static void batch_start(struct fx *f, const char *out, struct exec_client *c)
 	fds[2] = dup(fds[1]);
 	fds[3] = script_fd("#!/bin/sh\ncount\n");
 	assert_true(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
-	e->job_id = JOB;
+	e->job_id = id;
 	e->argv = xstrv(argv, &e->argc);
 	e->envp = xstrv(default_env, &e->envc);
 	e->cwd = strdup(f->work);
@@ -2637,6 +2650,11 @@ static void batch_start(struct fx *f, const char *out, struct exec_client *c)
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
 	c->in = c->out = c->err = -1;
+}
+
+static void batch_start(struct fx *f, const char *out, struct exec_client *c)
+{
+	batch_start_as(f, JOB, out, c);
 }
 
 static void file_is(struct fx *f, const char *path, const char *want)
@@ -2997,6 +3015,511 @@ static void test_ckpt_standin(void **state)
 	assert_int_equal(count(fake_hv.restore_xml, DOMXML_STANDIN_GONE), 0);
 }
 
+/* --- retention and --vm-restore (ckpt_keep.c, ckpt_source.c) ------------- */
+
+/* Slurm's word on a job: over (it will not run again) or still to run. */
+static void slurm_state(uint32_t id, bool finished)
+{
+	struct slurmjob_info si;
+	char why[128];
+
+	assert_int_equal(fake_slurm_lookup(id, NODE, &si, why, sizeof(why)), 0);
+	si.finished = finished;
+	si.active = !finished;
+	si.ending = finished;
+	fake_slurm_set(&si);
+}
+
+/* A start with options given as name, value, ..., NULL. */
+static void start_with(struct fx *f, uint32_t id, uint32_t uid,
+		       const char *const *kv, struct proto_reply *rep)
+{
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = id,
+	    .start = {.job_id = id,
+		      .uid = uid,
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+
+	for (; kv && kv[0]; kv += 2) {
+		int o = vmspec_option_by_name(kv[0]);
+
+		assert_true(o >= 0);
+		req.start.opts[o] = strdup(kv[1]);
+	}
+	call(f, &req, rep);
+	proto_request_clear(&req);
+}
+
+/* Job 42's batch script wrote "1\n2\n", the guest was saved at its time
+ * limit and the job ends (not requeued); Slurm then says it is over. The
+ * record stays until the caller stops it. Returns the script's session. */
+static uint32_t ended_with_checkpoint(struct fx *f, bool keep, const char *out)
+{
+	const char *const opts[] = {"vm-checkpoint", "yes",
+				    "vm-checkpoint-keep", keep ? "yes" : "no",
+				    NULL};
+	struct exec_client c;
+	struct proto_reply rep;
+	struct aw_exec e;
+	char err[256];
+	uint32_t sid;
+	int afd;
+
+	slurm_state(JOB, false);
+	start_with(f, JOB, (uint32_t)getuid(), opts, &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start refused: %s", rep.error);
+	afd = ckpt_agent(f);
+	batch_start(f, out, &c);
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
+	agent_send(f, afd, AW_STARTED, sid, "\0\0\0\1", 4);
+	agent_send(f, afd, AW_STDOUT, sid, "1\n2\n", 4);
+	file_is(f, out, "1\n2\n");
+	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	client_reply(f, c.fd, &rep); /* started */
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
+	assert_contains(rep.error,
+			"job 42: checkpointed on node n1 (checkpoint ");
+	assert_contains(rep.error, keep ? "kept for --vm-restore"
+					: "removed at the job's end: not kept");
+	assert_int_equal(rep.exit_value, 125);
+	exec_close(&c);
+	slurm_state(JOB, true);
+	return sid;
+}
+
+static bool has_ckpt(struct fx *f, uint32_t id)
+{
+	char root[512];
+	uint32_t seq;
+
+	fixture_path(f, root, sizeof(root), "ckpt");
+	return ckpt_store_latest(root, id, &seq) == 0;
+}
+
+/* A start with --vm-restore that fails before anything of a guest exists;
+ * the record (with the reason) is then stopped. */
+static void restore_refused(struct fx *f, uint32_t id, uint32_t uid,
+			    const char *from, const char *want)
+{
+	const char *const opts[] = {"vm-restore", from, NULL};
+	unsigned nrestore = fake_hv.nrestore, ncreate = fake_hv.ncreate;
+	struct proto_reply rep;
+	char path[512];
+
+	print_message("--vm-restore=%s: %s\n", from, want);
+	start_with(f, id, uid, opts, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, want);
+	assert_int_equal(fake_hv.nrestore, nrestore);
+	assert_int_equal(fake_hv.ncreate, ncreate);
+	snprintf(path, sizeof(path), "%s/run/jobs/%u", f->dir, id);
+	assert_false(exists(path));
+	stop_ok(f, id);
+}
+
+/* Job 43 goes on from job 42's kept checkpoint: the guest (under the name
+ * libvirt insists on, owned by job 43 in its metadata) is restored, the
+ * batch step of job 43 takes over the script's session, its output file
+ * gets only what the script prints from now on; reconcile, a vmmd restart
+ * and the guest's events treat the guest as job 43's. */
+static void test_ckpt_restore_other_job(void **state)
+{
+	struct fx *f = *state;
+	const char *const opts[] = {"vm-restore", "42", NULL};
+	struct exec_client c;
+	struct proto_reply rep;
+	char out42[256], out43[256];
+	uint32_t sid;
+	int afd;
+
+	assert_int_equal(
+	    str_printf(out42, sizeof(out42), "%s/slurm-42.out", f->work), 0);
+	assert_int_equal(
+	    str_printf(out43, sizeof(out43), "%s/slurm-43.out", f->work), 0);
+	sid = ended_with_checkpoint(f, true, out42);
+	/* Job 42's epilog has not come yet: its record (checkpointed) stays
+	 * while job 43 starts. */
+	slurm_job(f, 43, (uint32_t)getuid());
+	start_with(f, 43, (uint32_t)getuid(), opts, &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start refused: %s", rep.error);
+	afd = agent_resume_as(f, 1, 43);
+	assert_int_equal(fake_hv.ncreate, 1); /* job 42's boot only */
+	assert_contains(fake_hv.restore_xml, "<name>" DOMAIN "</name>");
+	assert_contains(fake_hv.restore_xml, "id='43' node='n1'");
+	assert_string_equal(job_find(&f->d, 43)->domain, DOMAIN);
+	assert_int_equal(log_count("job 43: restores job 42's checkpoint 1"),
+			 1);
+	batch_start_as(f, 43, out43, &c);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	agent_send(f, afd, AW_STDOUT, sid, "3\n", 2);
+	file_is(f, out43, "3\n");
+	file_is(f, out42, "1\n2\n");
+	/* Job 42's epilog: the guest of its name is job 43's now. */
+	stop_ok(f, JOB);
+	assert_true(fake_hv_domain(DOMAIN)->running);
+	assert_int_equal(log_count("job 42: guest " DOMAIN " now belongs to "
+				   "another job; left alone"),
+			 1);
+	/* Kept: neither the restore nor the old job's end removes it. */
+	assert_true(has_ckpt(f, JOB));
+	/* Another job cannot restore it while this guest runs under the
+	 * saved name. */
+	slurm_job(f, 44, (uint32_t)getuid());
+	restore_refused(f, 44, (uint32_t)getuid(), "42",
+			"job 44: --vm-restore=42: the guest of checkpoint ");
+	assert_int_equal(log_count("(" DOMAIN ") already runs on node n1"), 1);
+	/* ... and its failure left that guest alone. */
+	assert_true(fake_hv_domain(DOMAIN)->running);
+	/* Reconcile knows the guest is job 43's. */
+	job_reconcile(&f->d, false);
+	assert_true(fake_hv_domain(DOMAIN)->running);
+	agent_send(f, afd, AW_STDOUT, sid, NULL, 0);
+	agent_send_u32(f, afd, AW_EXIT, sid, AW_EXIT_CODE, 0, 2);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	exec_close(&c);
+	/* A restarted vmmd adopts it as job 43's. */
+	restart_vmmd(f);
+	assert_true(fake_hv_domain(DOMAIN)->running);
+	assert_non_null(job_find(&f->d, 43));
+	assert_string_equal(job_find(&f->d, 43)->domain, DOMAIN);
+	assert_null(job_find(&f->d, JOB));
+	/* Its events are job 43's. */
+	fake_hv_emit(DOMAIN, HV_EV_CRASHED);
+	pump_until_job_state(f, 43, JOB_FAILED);
+	assert_contains(job_find(&f->d, 43)->error,
+			"job 43: guest crashed on node n1");
+	stop_ok(f, 43);
+	assert_true(has_ckpt(f, JOB));
+}
+
+/* What cannot be restored fails the new job at its start with the reason,
+ * before anything of a guest exists. */
+static void test_ckpt_restore_refused_other(void **state)
+{
+	struct fx *f = *state;
+	uint32_t me = (uint32_t)getuid();
+	char out[256], path[512];
+
+	assert_int_equal(str_printf(out, sizeof(out), "%s/o", f->work), 0);
+	slurm_job(f, 43, me);
+	restore_refused(f, 43, me, "42",
+			"job 43: --vm-restore=42: job 42 has not ended "
+			"(pending or running)");
+	restore_refused(f, 43, me, "43",
+			"job 43: --vm-restore=43 names the job itself");
+	slurm_state(JOB, true);
+	fixture_path(f, path, sizeof(path), "ckpt");
+	{
+		char want[1024];
+
+		snprintf(want, sizeof(want),
+			 "job 43: --vm-restore=42: no checkpoint of job 42 in "
+			 "%s (none taken, not kept with --vm-checkpoint-keep, "
+			 "already restored, or past the retention time)",
+			 path);
+		restore_refused(f, 43, me, "42", want);
+	}
+	/* What an interrupted save leaves. */
+	fixture_path(f, path, sizeof(path), "ckpt/42/5");
+	assert_int_equal(mkdir_p(path, 0700), 0);
+	restore_refused(f, 43, me, "42",
+			"ckpt/42 holds no complete checkpoint "
+			"of job 42 (an interrupted save)");
+	fixture_path(f, path, sizeof(path), "ckpt/42");
+	assert_int_equal(rm_rf(path), 0);
+	/* Not kept: removed at the job's end. */
+	ended_with_checkpoint(f, false, out);
+	stop_ok(f, JOB);
+	assert_false(has_ckpt(f, JOB));
+	assert_int_equal(log_count("job 42 has ended and did not ask to keep "
+				   "its checkpoints"),
+			 1);
+	restore_refused(f, 43, me, "42", "no checkpoint of job 42 in ");
+	/* Kept, but another user's. */
+	ended_with_checkpoint(f, true, out);
+	stop_ok(f, JOB);
+	assert_true(has_ckpt(f, JOB));
+	/* The checks of a requeue restore, naming both jobs and the value. */
+	{
+		struct slurmjob_info si;
+		char why[128], want[1024];
+
+		assert_int_equal(
+		    fake_slurm_lookup(43, NODE, &si, why, sizeof(why)), 0);
+		si.cpus = 1;
+		fake_slurm_set(&si);
+		fixture_path(f, path, sizeof(path), "ckpt/42/1");
+		snprintf(want, sizeof(want),
+			 "job 43: job 42's checkpoint %s holds a guest of 2 "
+			 "vCPUs and 896 MiB, but this allocation gives 1 vCPUs "
+			 "and 896 MiB on node n1",
+			 path);
+		restore_refused(f, 43, me, "42", want);
+		si.cpus = 2;
+		fake_slurm_set(&si);
+	}
+	slurm_job(f, 44, OTHER_UID);
+	restore_refused(f, 44, OTHER_UID, "42",
+			"job 44: --vm-restore=42: job 42 is another user's");
+	/* Slurm has forgotten job 42: the manifest's owner decides. */
+	fake_slurm_reset();
+	slurm_job(f, 44, OTHER_UID);
+	restore_refused(f, 44, OTHER_UID, "42", "/ckpt/42/1 is not yours");
+	/* A site policy may forbid restores. */
+	slurm_job(f, 43, me);
+	write_policy(f, "10-no.json", "{\"restore_from\": {\"enforce\": 0}}");
+	assert_int_equal(spec_policies_load(&f->d), 0);
+	restore_refused(f, 43, me, "42",
+			"restore_from: 42 contradicts 0 enforced by policy");
+	assert_true(has_ckpt(f, JOB));
+	assert_int_equal(fake_hv.nrestore, 0);
+}
+
+/* A checkpoint that is not kept but survived its job's end (slurmctld
+ * away at the time) is consumed by the restore that uses it. */
+static void test_ckpt_restore_consumes(void **state)
+{
+	struct fx *f = *state;
+	const char *const opts[] = {"vm-restore", "42", NULL};
+	struct proto_reply rep;
+	char out[256];
+
+	assert_int_equal(str_printf(out, sizeof(out), "%s/o", f->work), 0);
+	ended_with_checkpoint(f, false, out);
+	fake_slurm_fail = -EHOSTUNREACH;
+	stop_ok(f, JOB);
+	fake_slurm_fail = 0;
+	assert_true(has_ckpt(f, JOB));
+	slurm_job(f, 43, (uint32_t)getuid());
+	start_with(f, 43, (uint32_t)getuid(), opts, &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start refused: %s", rep.error);
+	agent_resume_as(f, 1, 43);
+	assert_false(has_ckpt(f, JOB));
+	slurm_job(f, 44, (uint32_t)getuid());
+	restore_refused(f, 44, (uint32_t)getuid(), "42",
+			"no checkpoint of job 42 in ");
+}
+
+static void test_ckpt_fate(void **state)
+{
+	static const struct {
+		struct ckpt_fate_in in;
+		enum ckpt_fate want;
+	} cases[] = {
+	    /* slurmctld away: nothing goes */
+	    {{-EHOSTUNREACH, false, true, false, 0}, CKPT_STAYS},
+	    {{-EHOSTUNREACH, false, false, false, 0}, CKPT_STAYS},
+	    /* the job may still run (pending, requeued, running) */
+	    {{0, false, true, false, 0}, CKPT_STAYS},
+	    {{0, false, true, true, 0}, CKPT_STAYS},
+	    /* over: not kept */
+	    {{0, true, true, false, 1000}, CKPT_GOES_ENDED},
+	    {{-ENOENT, false, true, false, 1000}, CKPT_GOES_ENDED},
+	    {{-ENOENT, false, false, true, 1000}, CKPT_GOES_ENDED},
+	    /* over, kept: until the retention time from its save */
+	    {{0, true, true, true, 1000}, CKPT_STAYS},
+	    {{-ENOENT, false, true, true, 1000 - 99}, CKPT_STAYS},
+	    {{-ENOENT, false, true, true, 1000 - 100}, CKPT_GOES_EXPIRED},
+	    {{0, true, true, true, 0}, CKPT_GOES_EXPIRED},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		print_message("case %zu\n", i);
+		assert_int_equal(ckpt_fate(&cases[i].in, 1000, 100),
+				 cases[i].want);
+	}
+}
+
+/* A complete checkpoint of job id in the node's store. */
+static void put_ckpt(struct fx *f, uint32_t id, bool keep, int64_t created)
+{
+	struct ckpt_manifest m = {0};
+	char root[512], dir[512], p[600], err[512] = "";
+	uint32_t seq;
+
+	fixture_path(f, root, sizeof(root), "ckpt");
+	assert_int_equal(ckpt_store_begin(root, id, &seq, dir, sizeof(dir), err,
+					  sizeof(err)),
+			 0);
+	snprintf(p, sizeof(p), "%s/%s", dir, CKPT_MEMORY);
+	write_text(p, "SAVED x\n");
+	m.job_id = id;
+	m.uid = (uint32_t)getuid();
+	m.seq = seq;
+	m.keep = keep;
+	m.created = created;
+	m.spec = strdup("");
+	m.domain_xml = strdup("");
+	if (ckpt_store_commit(root, dir, &m, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	ckpt_manifest_clear(&m);
+}
+
+/* The store's sweep (vmmd start, hourly): ended jobs' checkpoints go
+ * unless kept; kept ones go after the retention time; nothing goes while
+ * Slurm may run the job or cannot be asked. */
+static void test_ckpt_retention(void **state)
+{
+	struct fx *f = *state;
+	int64_t now = (int64_t)time(NULL);
+	int64_t old = now - f->d.cfg.checkpoint_retention_s - 1;
+
+	assert_int_equal(f->d.cfg.checkpoint_retention_s, 7 * 86400);
+	put_ckpt(f, 50, false, now); /* unknown to Slurm */
+	put_ckpt(f, 51, true, now);
+	put_ckpt(f, 52, true, old);
+	put_ckpt(f, 53, false, now); /* over */
+	put_ckpt(f, 54, false, old); /* running */
+	put_ckpt(f, 55, true, old);  /* pending */
+	slurm_job(f, 53, (uint32_t)getuid());
+	slurm_state(53, true);
+	slurm_job(f, 54, (uint32_t)getuid());
+	slurm_job(f, 55, (uint32_t)getuid());
+	slurm_state(55, false);
+	fake_slurm_fail = -EHOSTUNREACH;
+	ckpt_sweep(&f->d);
+	fake_slurm_fail = 0;
+	for (uint32_t id = 50; id <= 55; id++)
+		assert_true(has_ckpt(f, id));
+	ckpt_sweep(&f->d);
+	assert_false(has_ckpt(f, 50));
+	assert_true(has_ckpt(f, 51));
+	assert_false(has_ckpt(f, 52));
+	assert_false(has_ckpt(f, 53));
+	assert_true(has_ckpt(f, 54));
+	assert_true(has_ckpt(f, 55));
+	assert_int_equal(log_count("checkpoints: job 50 is unknown to Slurm "
+				   "and did not ask to keep"),
+			 1);
+	assert_int_equal(log_count("checkpoints: job 52 has ended and its "
+				   "kept checkpoint is older than 604800 s"),
+			 1);
+	assert_int_equal(log_count("checkpoints: job 53 has ended and did "
+				   "not ask"),
+			 1);
+	/* A vmmd start sweeps too. */
+	put_ckpt(f, 56, false, now);
+	restart_vmmd(f);
+	assert_false(has_ckpt(f, 56));
+	assert_true(has_ckpt(f, 51));
+}
+
+/* An on-demand checkpoint of a job that does not keep its checkpoints
+ * stays while the job may still run (a requeue after a node failure
+ * restores it) and goes at the job's end; kept, it outlives the job. */
+static void test_ckpt_job_end(void **state)
+{
+	static const struct {
+		bool keep, finished, stays;
+	} cases[] = {
+	    {false, false, true}, /* requeued: Slurm says pending */
+	    {false, true, false},
+	    {true, true, true},
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *const opts[] = {"vm-checkpoint", "yes",
+					    "vm-checkpoint-keep",
+					    cases[i].keep ? "yes" : "no", NULL};
+		struct proto_reply rep;
+		int afd, cfd;
+
+		if (i)
+			f = fx_renew(state);
+		start_with(f, JOB, (uint32_t)getuid(), opts, &rep);
+		assert_int_equal(rep.kind, PROTO_REPLY_OK);
+		afd = ckpt_agent(f);
+		cfd = checkpoint_request(f);
+		agent_prepare_ok(f, afd);
+		agent_resume(f, 1);
+		client_reply(f, cfd, &rep);
+		assert_int_equal(rep.kind, PROTO_REPLY_OK);
+		close(cfd);
+		/* Not consumed by the job's own going on. */
+		assert_true(has_ckpt(f, JOB));
+		slurm_state(JOB, cases[i].finished);
+		stop_ok(f, JOB);
+		assert_int_equal(has_ckpt(f, JOB), cases[i].stays);
+	}
+}
+
+/* A guest vmmd did not start: a name, maybe vmenv metadata (id, node). */
+static void stray_guest(struct fx *f, const char *name, uint32_t id,
+			const char *node)
+{
+	char xml[1024], meta[256] = "", err[256];
+
+	if (id)
+		snprintf(meta, sizeof(meta),
+			 "<metadata><vmenv:job xmlns:vmenv='" DOMXML_NS
+			 "' id='%u' node='%s'/></metadata>",
+			 id, node);
+	snprintf(xml, sizeof(xml),
+		 "<domain><name>%s</name>%s<devices><channel type='unix'>"
+		 "<source mode='bind' path='%s/%s.sock'/></channel></devices>"
+		 "</domain>",
+		 name, meta, f->dir, name);
+	if (fake_hv_ops.create(&fake_hv, xml, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+}
+
+/* Reconcile judges a guest by the owner in its metadata (a restored guest
+ * keeps another job's or node's name), by its name only without one, and
+ * not at all while libvirt does not answer. */
+static void test_reconcile_owner(void **state)
+{
+	static const struct {
+		const char *name;
+		uint32_t id;
+		const char *node;
+		bool stays;
+	} cases[] = {
+	    {"vmenv-n1-77", 77, "n1", false}, /* no such job here */
+	    {"vmenv-n2-5", 5, "n2", true},    /* another node's */
+	    {"vmenv-n1-78", 79, "n1", false}, /* job 79's, which is gone */
+	    {"vmenv-n2-6", JOB, "n1", true},  /* job 42's, restored */
+	    {"vmenv-n1-80", 0, NULL, false},  /* no metadata: by name */
+	    {"vmenv-n2-81", 0, NULL, true},   /* ... another node's name */
+	};
+	struct fx *f = *state;
+
+	start_ok(f);
+	/* Job 42's own guest has another name now (as after a restore). */
+	snprintf(job(f)->domain, sizeof(job(f)->domain), "vmenv-n2-6");
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		stray_guest(f, cases[i].name, cases[i].id, cases[i].node);
+	fake_hv.fail_owner = -EIO;
+	job_reconcile(&f->d, false);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		if (cases[i].id)
+			assert_true(fake_hv_domain(cases[i].name)->running);
+	fake_hv.fail_owner = 0;
+	job_reconcile(&f->d, false);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		print_message("%s\n", cases[i].name);
+		assert_int_equal(fake_hv_domain(cases[i].name)->running,
+				 cases[i].stays);
+	}
+	assert_true(fake_hv_domain(DOMAIN)->running);
+	assert_int_equal(log_count("destroying guest vmenv-n1-"), 3);
+	/* Job 42 ends: its guest is the one of its recorded name. */
+	stop_ok(f, JOB);
+	assert_false(fake_hv_domain("vmenv-n2-6")->running);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3046,6 +3569,13 @@ int main(void)
 	    T(test_ckpt_schedule),
 	    T(test_ckpt_devices),
 	    T(test_ckpt_standin),
+	    T(test_ckpt_restore_other_job),
+	    T(test_ckpt_restore_refused_other),
+	    T(test_ckpt_restore_consumes),
+	    T(test_ckpt_fate),
+	    T(test_ckpt_retention),
+	    T(test_ckpt_job_end),
+	    T(test_reconcile_owner),
 #undef T
 	};
 

@@ -104,6 +104,21 @@ static const struct ocase ocases[] = {
     {"vm-checkpoint-files", "served", "checkpoint_files", "served"},
     {"vm-checkpoint-files", "9P", "checkpoint_files", "9p"},
     {"vm-checkpoint-files", "virtiofs", NULL, "not one of: node, served, 9p"},
+    {"vm-checkpoint-keep", NULL, "checkpoint_keep", "yes"},
+    {"vm-checkpoint-keep", "off", "checkpoint_keep", "no"},
+    {"vm-checkpoint-keep", "later", NULL, "--vm-checkpoint-keep: 'later'"},
+    {"vm-restore", "4711", "restore_from", "4711"},
+    {"vm-restore", "67043328", "restore_from", "67043328"},
+    {"vm-restore", "67043329", NULL,
+     "--vm-restore: '67043329' is not a job id (1..67043328"},
+    {"vm-restore", "0", NULL, "'0' is not a job id"},
+    {"vm-restore", "42_3", NULL, "'42_3' is not a job id"},
+    {"vm-restore", "42+1", NULL, "'42+1' is not a job id"},
+    {"vm-restore", "-1", NULL, "'-1' is not a job id"},
+    {"vm-restore", " 42", NULL, "' 42' is not a job id"},
+    {"vm-restore", "99999999999", NULL, "is not a job id"},
+    {"vm-restore", "", NULL, "--vm-restore: needs a value (JOBID)"},
+    {"vm-restore", NULL, NULL, "--vm-restore: needs a value (JOBID)"},
 };
 
 static void test_options(void **state)
@@ -151,8 +166,9 @@ static void test_round_trip(void **state)
 	     i[] = "--vm-gpus=no", j[] = "--vm-mount=/x:/y:ro,/p:/q",
 	     k[] = "--vm-keep-overlay=yes", l[] = "--vm-cpu-model=host-model",
 	     m[] = "--vm-emulator-threads=housekeeping",
-	     n[] = "--vm-checkpoint-files=9p";
-	char *argv[] = {a, b, c, d, e, f, g, h, i, j, k, l, m, n};
+	     n[] = "--vm-checkpoint-files=9p", o[] = "--vm-checkpoint-keep",
+	     q[] = "--vm-restore=4711";
+	char *argv[] = {a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, q};
 	char err[256], text[2048];
 
 	assert_int_equal(vmspec_request_from_argv(r, ARRAY_SIZE(argv), argv,
