@@ -467,9 +467,8 @@ static void test_bw(void **state)
  * refused, nothing left of a failed copy. */
 static void test_copy_across(void **state)
 {
-	const char *const dirs[][2] = {{"/tmp", "/dev/shm"},
-				       {"/dev/shm", "/tmp"},
-				       {"/tmp", "/tmp"}};
+	const char *const dirs[][2] = {
+	    {"/tmp", "/dev/shm"}, {"/dev/shm", "/tmp"}, {"/tmp", "/tmp"}};
 	char from[128], to[128], *got = NULL;
 	_cleanup_free_ char *data = malloc(300 * 1024);
 	size_t n = 0;
@@ -479,15 +478,16 @@ static void test_copy_across(void **state)
 	for (size_t i = 0; i < 300 * 1024; i++)
 		data[i] = (char)(i * 7 + i / 1024);
 	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
-		if (access(dirs[k][0], W_OK) < 0 || access(dirs[k][1], W_OK) < 0)
+		if (access(dirs[k][0], W_OK) < 0 ||
+		    access(dirs[k][1], W_OK) < 0)
 			continue;
 		snprintf(from, sizeof(from), "%s/vmenv-cp-%d-a", dirs[k][0],
 			 (int)getpid());
 		snprintf(to, sizeof(to), "%s/vmenv-cp-%d-b", dirs[k][1],
 			 (int)getpid());
 		unlink(to);
-		assert_int_equal(write_file_atomic(from, data, 300 * 1024, 0600),
-				 0);
+		assert_int_equal(
+		    write_file_atomic(from, data, 300 * 1024, 0600), 0);
 		assert_int_equal(copy_file(from, to, 0600), 0);
 		assert_int_equal(read_file_limited(to, 1 << 20, &got, &n), 0);
 		assert_int_equal(n, 300 * 1024);
