@@ -486,6 +486,7 @@ static int fill_manifest(struct job *j, struct ckpt_manifest *m)
 	snprintf(m->cpu_model, sizeof(m->cpu_model), "%s", j->spec.v.cpu_model);
 	snprintf(m->files_kind, sizeof(m->files_kind), "%s",
 		 jobfiles_kind_name(j->files_kind));
+	snprintf(m->work_dir, sizeof(m->work_dir), "%s", j->work_dir);
 	m->vcpus = j->vcpus;
 	m->mem_mib = j->mem_mib;
 	m->created = (int64_t)time(NULL);
@@ -1008,6 +1009,15 @@ int ckpt_job_check(struct job *j, char *err, size_t errlen)
 			       "job %u: %s was taken with CPU model "
 			       "'%s', the policy now gives '%s'",
 			       j->id, what, m->cpu_model, j->spec.v.cpu_model);
+	/* The guest has the old job's working directory mounted at its path,
+	 * with its processes' cwd and open files in it: another directory
+	 * under that path would be a different set of files. */
+	if (m->work_dir[0] && strcmp(m->work_dir, j->work_dir) != 0)
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "job %u: %s was taken with the working directory "
+		    "%s; this job's is %s (submit it from there)",
+		    j->id, what, m->work_dir, j->work_dir);
 	/* The share's device is part of the guest: the restored one keeps
 	 * the kind it was saved with, whatever the node's config says now. */
 	if (jobfiles_kind_parse(m->files_kind, &j->files_kind) < 0)

@@ -129,6 +129,7 @@ static int enc_scalars(struct json_object *o, const struct ckpt_manifest *m)
 	     json_object_new_string(m->domain_xml ? m->domain_xml : "")},
 	    {"next_session", json_object_new_uint64(m->next_session)},
 	    {"keep", json_object_new_boolean(m->keep)},
+	    {"work_dir", json_object_new_string(m->work_dir)},
 	};
 	int r = 0;
 
@@ -377,6 +378,8 @@ static const struct mkey {
     {"files", 'a', 0, 0},
     {"sessions", 'a', 0, 0},
     {"keep", 'b', offsetof(struct ckpt_manifest, keep), 0, true},
+    {"work_dir", 's', offsetof(struct ckpt_manifest, work_dir),
+     sizeof(((struct ckpt_manifest *)0)->work_dir), true},
 };
 
 static int dec_key(struct dctx *c, const struct mkey *k, struct json_object *v,

@@ -45,6 +45,7 @@ static void sample(struct ckpt_manifest *m)
 	m->mem_mib = 512;
 	m->created = 1700000000;
 	m->keep = true;
+	snprintf(m->work_dir, sizeof(m->work_dir), "/home/u/run 1");
 	m->spec = strdup("mem_headroom_pct\t15\tdefault\t\t\n");
 	m->domain_xml = strdup("<domain type='qemu'><name>x</name></domain>");
 	m->next_session = 4;
@@ -84,6 +85,7 @@ static void test_manifest_roundtrip(void **state)
 	assert_int_equal(b.files[0].size, 123);
 	assert_int_equal(b.created, 1700000000);
 	assert_true(b.keep);
+	assert_string_equal(b.work_dir, "/home/u/run 1");
 	/* Encoding what was decoded gives the same text. */
 	assert_int_equal(ckpt_manifest_encode(&b, &again), 0);
 	assert_string_equal(text, again);

@@ -3266,6 +3266,17 @@ static void test_ckpt_restore_refused_other(void **state)
 			 path);
 		restore_refused(f, 43, me, "42", want);
 		si.cpus = 2;
+		/* Another working directory: the guest has the old one
+		 * mounted, its processes' cwd and open files in it. */
+		snprintf(si.work_dir, sizeof(si.work_dir), "/tmp");
+		fake_slurm_set(&si);
+		snprintf(want, sizeof(want),
+			 "job 43: job 42's checkpoint %s was taken with the "
+			 "working directory %s; this job's is /tmp (submit it "
+			 "from there)",
+			 path, f->work);
+		restore_refused(f, 43, me, "42", want);
+		snprintf(si.work_dir, sizeof(si.work_dir), "%s", f->work);
 		fake_slurm_set(&si);
 	}
 	slurm_job(f, 44, OTHER_UID);
