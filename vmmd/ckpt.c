@@ -65,6 +65,9 @@ struct ckpt_job {
 	/* jobfiles_freeze succeeded: a save that fails with the guest alive
 	 * must let the file server serve again. */
 	bool files_frozen;
+	/* The restored guest's agent said it holds before the loop saw the
+	 * restore end: answered from restore_done. */
+	bool held_early;
 	char fail[PROTO_MAX_ERROR];
 	struct ckpt_work *work;
 	/* The checkpoint being written, or restored from. */
@@ -822,6 +825,10 @@ void ckpt_on_agent_held(struct job *j)
 	struct ckpt_job *c = j->ckpt;
 	struct aw_buf b = {0};
 
+	if (c && c->phase == PH_RESTORING) {
+		c->held_early = true;
+		return;
+	}
 	if (!c || c->phase != PH_RESUMING) {
 		/* Held, but no checkpoint of ours is under way (vmmd was
 		 * restarted in the middle): the guest goes on. */
@@ -1064,6 +1071,11 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 		answer(c, err);
 		job_fail(j, "job %u: the restored guest's files: %s", j->id,
 			 err);
+		return;
+	}
+	if (c->held_early) {
+		c->held_early = false;
+		ckpt_on_agent_held(j);
 		return;
 	}
 	/* The agent channel connects (agent_attach retries) and the agent

@@ -338,6 +338,7 @@ static int fake_restore(void *ctx, const char *path, const char *xml,
 			uint64_t hard_limit_kib, char *err, size_t errlen)
 {
 	_cleanup_free_ char *text = NULL;
+	int r;
 
 	fake_hv.nrestore++;
 	free(fake_hv.restore_xml);
@@ -353,7 +354,10 @@ static int fake_restore(void *ctx, const char *path, const char *xml,
 		return -EINVAL;
 	}
 	/* The restored QEMU binds the agent socket anew. */
-	return fake_start(xml, err, errlen);
+	r = fake_start(xml, err, errlen);
+	if (r == 0 && fake_hv.restore_delay_ms)
+		usleep(fake_hv.restore_delay_ms * 1000u);
+	return r;
 }
 
 static int fake_detach(void *ctx, const char *name, const char *dev_xml,

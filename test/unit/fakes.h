@@ -51,6 +51,9 @@ struct fake_hv {
 	/* Checkpoints: set by the test. */
 	int fail_save;	     /* -errno for save (after writing half) */
 	int fail_restore;    /* -errno for restore */
+	/* A restore that returns this long after QEMU runs again (the
+	 * guest's agent may say hello before vmmd's loop hears of it). */
+	unsigned restore_delay_ms;
 	char cpu_refuse[64]; /* cpu_ok says no to this model */
 	int fail_owner;	     /* -errno for owner (libvirt not answering) */
 	/* Recorded. */

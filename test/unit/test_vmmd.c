@@ -2770,7 +2770,9 @@ static void test_ckpt_requeue_restore(void **state)
 }
 
 /* An output file opened for append (--open-mode=append) already holds
- * everything: nothing is written twice. */
+ * everything: nothing is written twice. And the restored guest's agent
+ * says it holds before vmmd's loop heard that the restore ended: its
+ * RESUME (with the share to mount again) waits for the restore's end. */
 static void test_ckpt_restore_append_mode(void **state)
 {
 	struct fx *f = *state;
@@ -2784,6 +2786,7 @@ static void test_ckpt_restore_append_mode(void **state)
 	    str_printf(out, sizeof(out), "%s/slurm-42.out", f->work), 0);
 	requeued_job(f, out, &afd, &sid);
 	restart_slurm(f, 1, 2);
+	fake_hv.restore_delay_ms = 600;
 	start_ckpt(f, true, NULL);
 	afd = agent_resume(f, 1);
 	batch_start(f, out, &c);
