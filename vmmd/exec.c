@@ -251,6 +251,7 @@ bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n)
 
 	if (!s->j->t_first_output)
 		s->j->t_first_output = now_ms();
+	s->j->bulk_bytes += n;
 	if (o->broken)
 		return true; /* the task is gone: drop, keep the guest going */
 	if (aw_put_bytes(&o->q, p, n) < 0) {

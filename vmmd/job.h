@@ -103,6 +103,8 @@ struct job {
 	struct jobfiles_served *served;
 	/* Timings, for the benchmark: monotonic ms. */
 	uint64_t t_request, t_prepared, t_created, t_ready, t_first_output;
+	/* Output that came through bulk ports (tests, the benchmark). */
+	uint64_t bulk_bytes;
 };
 
 struct job *job_find(struct vmmd *d, uint32_t id);
