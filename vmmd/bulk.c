@@ -177,7 +177,9 @@ void bulk_attach(struct job *j)
 		up += r == 0;
 	}
 	j->bulk = b;
-	log_debug("job %u: %u of %u bulk ports connected", j->id, up, b->n);
+	if (up < b->n)
+		log_info("job %u: %u of %u bulk ports connected", j->id, up,
+			 b->n);
 }
 
 void bulk_detach(struct job *j)

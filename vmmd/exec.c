@@ -439,7 +439,8 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 		e.flags |= AW_EXEC_SCRIPT;
 		r = read_script(s, &e);
 	}
-	if (r == 0 && j->agent_bulk && bulk_claim(s->j, s, &e) == 0) {
+	if (r == 0 && j->agent_bulk && !s->req.exec.relay &&
+	    bulk_claim(s->j, s, &e) == 0) {
 		s->bulk_port = (int)e.bulk_port;
 		s->bulk_open = true;
 		s->out[OUT_STDOUT].bulk = true;
