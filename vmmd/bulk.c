@@ -21,7 +21,8 @@
  * rest of vmmd. */
 #define BULK_READ	(256u * 1024u)
 #define BULK_READS_TURN 8
-/* A port the guest found in use is not offered for this long. */
+/* A port the guest could not open (in use) is not offered for this
+ * long. */
 #define BULK_BUSY_MS 10000u
 
 struct bulk_port {
@@ -232,7 +233,7 @@ static struct bulk_port *port_of(struct job *j, uint32_t port)
 	return j->bulk && port < j->bulk->n ? &j->bulk->port[port] : NULL;
 }
 
-void bulk_release(struct job *j, uint32_t port, bool busy)
+void bulk_release(struct job *j, uint32_t port, int guest_err)
 {
 	struct bulk_port *p = port_of(j, port);
 
@@ -241,11 +242,13 @@ void bulk_release(struct job *j, uint32_t port, bool busy)
 	p->owner = NULL;
 	bulkscan_idle(&p->scan);
 	port_pause(p, false);
-	if (busy) {
+	if (guest_err) {
 		p->busy_until_ms = now_ms() + BULK_BUSY_MS;
-		log_info("job %u: bulk port %u still held in the guest; "
-			 "output goes through the agent",
-			 j->id, port);
+		log_info("job %u: bulk port %u cannot be opened in the guest "
+			 "(%s); output goes through the agent",
+			 j->id, port,
+			 guest_err == EBUSY ? "still held by an earlier session"
+					    : strerror(guest_err));
 	}
 }
 

@@ -37,10 +37,10 @@ void bulk_detach(struct job *j);
  * AW_EXEC_BULK, bulk_port and the markers in e. -ENOENT when the job has
  * no free port (s then uses the relay). */
 int bulk_claim(struct job *j, struct exec_session *s, struct aw_exec *e);
-/* The session no longer owns the port; busy: the guest could not open it
- * (a process of an earlier session holds it), so it is not offered again
- * for a while. */
-void bulk_release(struct job *j, uint32_t port, bool busy);
+/* The session no longer owns the port. guest_err: the errno with which
+ * the guest could not open it (EBUSY: a process of an earlier session
+ * holds it), and then it is not offered again for a while; 0: it can. */
+void bulk_release(struct job *j, uint32_t port, int guest_err);
 /* The owner's queue has room again: read on. */
 void bulk_resume(struct job *j, uint32_t port);
 

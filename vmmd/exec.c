@@ -131,7 +131,7 @@ static void close_fd(int *fd)
 static void sess_free(struct exec_session *s)
 {
 	if (s->bulk_port >= 0)
-		bulk_release(s->j, (uint32_t)s->bulk_port, false);
+		bulk_release(s->j, (uint32_t)s->bulk_port, 0);
 	sess_unlink(s);
 	loop_del_fd(s->cw);
 	loop_del_fd(s->in_w);
@@ -550,9 +550,8 @@ static int on_started(struct exec_session *s, const uint8_t *p, size_t n)
 	if (aw_reader_done(&r) < 0)
 		return -EPROTO;
 	if (err) {
-		log_debug("job %u: session %u: no bulk port: %s", s->j->id,
-			  s->id, strerror(err < 4096 ? (int)err : EINVAL));
-		bulk_release(s->j, (uint32_t)s->bulk_port, err == EBUSY);
+		bulk_release(s->j, (uint32_t)s->bulk_port,
+			     err < 4096 ? (int)err : EINVAL);
 		s->bulk_port = -1;
 		s->bulk_open = false;
 		s->out[OUT_STDOUT].bulk = false;
