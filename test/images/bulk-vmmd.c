@@ -519,6 +519,30 @@ static void raw_cmd(char *buf, size_t len, bool pipe)
 		 pipe ? "" : "if=/dev/zero count=" BENCH_BLOCKS);
 }
 
+/* What the markers cost a short command: `true`, request to exit. */
+static double rtt_ms(int n)
+{
+	uint64_t t0 = now_ms();
+
+	for (int i = 0; i < n; i++)
+		run("true", false);
+	return (double)(now_ms() - t0) / n;
+}
+
+static void bench_rtt(void)
+{
+	double bulk, relay;
+
+	rtt_ms(2);
+	bulk = rtt_ms(20);
+	job()->agent_bulk = false;
+	relay = rtt_ms(20);
+	job()->agent_bulk = true;
+	printf("   exec round trip of 'true' (x20): bulk port %.1f ms, "
+	       "relay %.1f ms\n",
+	       bulk, relay);
+}
+
 static void bench(void)
 {
 	static const char *const what[] = {
@@ -556,6 +580,7 @@ static void bench(void)
 	if (med[0] > 0)
 		printf("   bulk / raw: %.3f   relay / raw: %.3f\n",
 		       med[2] / med[0], med[3] / med[0]);
+	bench_rtt();
 }
 
 int main(int argc, char **argv)
