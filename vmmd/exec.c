@@ -240,7 +240,8 @@ static void out_ready(void *data, uint32_t events)
 	}
 	s->inflight -= (uint32_t)n;
 	give_credit(s, (uint32_t)n, s->inflight == 0);
-	if (s->bulk_port >= 0 && s->out[OUT_STDOUT].q.len < EXEC_BULK_QUEUE)
+	if (s->bulk_port >= 0 &&
+	    s->out[OUT_STDOUT].q.len - s->out[OUT_STDOUT].off < EXEC_BULK_QUEUE)
 		bulk_resume(s->j, (uint32_t)s->bulk_port);
 	maybe_finish(s);
 }
@@ -254,6 +255,13 @@ bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n)
 	s->j->bulk_bytes += n;
 	if (o->broken)
 		return true; /* the task is gone: drop, keep the guest going */
+	/* A task that keeps up only partly never empties the queue: what it
+	 * took goes, so the buffer stays within twice the bound. */
+	if (o->off && o->off >= o->q.len / 2) {
+		memmove(o->q.data, o->q.data + o->off, o->q.len - o->off);
+		o->q.len -= o->off;
+		o->off = 0;
+	}
 	if (aw_put_bytes(&o->q, p, n) < 0) {
 		log_err("job %u: session %u: output lost: out of memory",
 			s->j->id, s->id);
