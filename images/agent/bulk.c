@@ -21,19 +21,38 @@
 #include <stdio.h>
 #include <unistd.h>
 
+/* The ports' devices, found once: a port's name never changes while the
+ * guest runs, and reading sysfs at every EXEC costs more than the rest of
+ * it under emulation. */
+static char port_dev[AW_MAX_BULK_PORTS][300];
+
+static int port_path(uint32_t port, bool fresh)
+{
+	char name[64];
+
+	if (port >= AW_MAX_BULK_PORTS)
+		return -EINVAL;
+	if (port_dev[port][0] && !fresh)
+		return 0;
+	snprintf(name, sizeof(name), AW_BULK_PORT_FMT, port);
+	return relay_port_by_name(name, port_dev[port], sizeof(port_dev[0]));
+}
+
 int bulk_open(uint32_t port, int *ret_fd)
 {
-	char name[64], dev[300];
-	int fd, r;
+	int fd = -1, r;
 
-	snprintf(name, sizeof(name), AW_BULK_PORT_FMT, port);
-	r = relay_port_by_name(name, dev, sizeof(dev));
-	if (r < 0)
-		return r;
-	/* EBUSY: a process of an earlier session still has it open. */
-	fd = open(dev, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	for (int fresh = 0; fresh < 2 && fd < 0; fresh++) {
+		r = port_path(port, fresh);
+		if (r < 0)
+			return r;
+		/* EBUSY: a process of an earlier session still has it. */
+		fd = open(port_dev[port], O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0 && errno != ENOENT && errno != ENXIO)
+			return -errno;
+	}
 	if (fd < 0)
-		return -errno;
+		return -ENOENT;
 	*ret_fd = fd;
 	return 0;
 }
