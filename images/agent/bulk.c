@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 /* The ports' devices, found once: a port's name never changes while the
- * guest runs, and reading sysfs at every EXEC costs more than the rest of
- * it under emulation. */
+ * guest runs, and looking it up in sysfs takes a dozen system calls, each
+ * slow under emulation, at every EXEC. */
 static char port_dev[AW_MAX_BULK_PORTS][300];
 
 static int port_path(uint32_t port, bool fresh)
