@@ -5,6 +5,7 @@
 #include "bulk.h"
 
 #include "bulkscan.h"
+#include "ckpt.h"
 #include "domxml.h"
 #include "exec.h"
 #include "job.h"
@@ -46,9 +47,12 @@ struct bulk_job {
 	struct bulk_port port[AW_MAX_BULK_PORTS];
 };
 
+/* Not for a guest that is or may become a checkpoint, nor one restored
+ * from one: a restore needs the saved guest's very devices. */
 static bool job_may_use(const struct job *j)
 {
-	return j->d->cfg.bulk_ports > 0 && !j->spec.v.checkpoint;
+	return j->d->cfg.bulk_ports > 0 && !j->spec.v.checkpoint &&
+	       !j->spec.v.restore_from && !ckpt_job_restoring(j);
 }
 
 void bulk_domspec(const struct job *j, struct dom_spec *s)

@@ -11,8 +11,10 @@
  * task has room; QEMU then stops taking the guest's writes, and the
  * command blocks. A port without a session is always read, and what comes
  * is dropped: a hostile guest can make vmmd neither buffer nor block.
- * Checkpointing jobs get no ports (their output stays on the relay, which
- * the checkpoint knows how to hold and resume).
+ * Checkpointing jobs, and jobs restored from a checkpoint (--vm-restore,
+ * a requeue), get no ports: their output stays on the relay, which the
+ * checkpoint knows how to hold and resume, and a restored guest must have
+ * the saved one's devices.
  */
 #ifndef VMMD_BULK_H
 #define VMMD_BULK_H

@@ -3092,6 +3092,8 @@ static uint32_t ended_with_checkpoint(struct fx *f, bool keep, const char *out)
 	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
 	assert_contains(rep.error,
 			"job 42: checkpointed on node n1 (checkpoint ");
+	/* A checkpointing guest has no bulk ports (bulk.h). */
+	assert_int_equal(count(fake_hv.last_xml, "org.vmenv.bulk."), 0);
 	assert_contains(rep.error, keep ? "kept for --vm-restore"
 					: "removed at the job's end: not kept");
 	assert_int_equal(rep.exit_value, 125);
@@ -3160,6 +3162,8 @@ static void test_ckpt_restore_other_job(void **state)
 	assert_int_equal(fake_hv.ncreate, 1); /* job 42's boot only */
 	assert_contains(fake_hv.restore_xml, "<name>" DOMAIN "</name>");
 	assert_contains(fake_hv.restore_xml, "id='43' node='n1'");
+	/* A restored guest has the saved one's devices: no bulk ports. */
+	assert_int_equal(count(fake_hv.restore_xml, "org.vmenv.bulk."), 0);
 	assert_string_equal(job_find(&f->d, 43)->domain, DOMAIN);
 	assert_int_equal(log_count("job 43: restores job 42's checkpoint 1"),
 			 1);
@@ -3633,6 +3637,7 @@ static void test_bulk_output_then_exit(void **state)
 	char out[128];
 
 	bulk_running(f, &b, &o);
+	assert_int_equal(count(fake_hv.last_xml, "org.vmenv.bulk."), 4);
 	bulk_started(f, &b, 0);
 	bulk_write(f, b.bfd, "lingering", 9);
 	bulk_write(f, b.bfd, b.start, 5);
