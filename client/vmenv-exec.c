@@ -101,6 +101,8 @@ static int block_signals(void)
 static void send_exec(int fd, int argc, char **argv)
 {
 	const char *batch = getenv("VMENV_BATCH");
+	/* The agent's relay instead of a bulk port (bench/run compares). */
+	const char *relay = getenv("VMENV_EXEC_RELAY");
 	struct proto_request req = {.op = PROTO_OP_EXEC};
 	char cwd[VMENV_MAX_PATH];
 	int fds[4] = {0, 1, 2, -1};
@@ -119,6 +121,7 @@ static void send_exec(int fd, int argc, char **argv)
 	req.exec.want_stdin = !is_dev_null(0);
 	req.exec.merge_stderr = same_file(1, 2);
 	req.exec.script = batch && strcmp(batch, "1") == 0;
+	req.exec.relay = relay && strcmp(relay, "1") == 0;
 	if (req.exec.script) {
 		fds[3] = open(argv[0], O_RDONLY | O_CLOEXEC);
 		if (fds[3] < 0)

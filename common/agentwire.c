@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define AW_EXEC_KNOWN_FLAGS \
-	(AW_EXEC_MERGE_STDERR | AW_EXEC_STDIN | AW_EXEC_SCRIPT)
+	(AW_EXEC_MERGE_STDERR | AW_EXEC_STDIN | AW_EXEC_SCRIPT | AW_EXEC_BULK)
 
 static bool isdigit_c(char c)
 {
@@ -638,6 +638,40 @@ static int put_strv(struct aw_buf *b, uint32_t n, char *const *v)
 	return r;
 }
 
+/* The port exists and the end marker cannot be mistaken for the start. */
+static bool exec_bulk_ok(const struct aw_exec *e)
+{
+	return e->bulk_port < AW_MAX_BULK_PORTS &&
+	       memcmp(e->bulk_start, e->bulk_end, AW_BULK_MARK_LEN) != 0;
+}
+
+static int exec_encode_bulk(const struct aw_exec *e, struct aw_buf *b)
+{
+	int r;
+
+	if (!(e->flags & AW_EXEC_BULK))
+		return 0;
+	r = aw_put_u32(b, e->bulk_port);
+	r = r ?: aw_put_bytes(b, e->bulk_start, AW_BULK_MARK_LEN);
+	return r ?: aw_put_bytes(b, e->bulk_end, AW_BULK_MARK_LEN);
+}
+
+static void exec_read_bulk(struct aw_reader *r, struct aw_exec *e)
+{
+	const uint8_t *p;
+
+	if (!(e->flags & AW_EXEC_BULK))
+		return;
+	e->bulk_port = aw_get_u32(r);
+	p = reader_take(r, 2 * AW_BULK_MARK_LEN);
+	if (!p)
+		return;
+	memcpy(e->bulk_start, p, AW_BULK_MARK_LEN);
+	memcpy(e->bulk_end, p + AW_BULK_MARK_LEN, AW_BULK_MARK_LEN);
+	if (!exec_bulk_ok(e))
+		r->err = -EPROTO;
+}
+
 static int exec_encode_check(const struct aw_exec *e)
 {
 	if (e->ngroups > AW_MAX_GROUPS)
@@ -647,6 +681,8 @@ static int exec_encode_check(const struct aw_exec *e)
 	if (e->argc < 1)
 		return -EINVAL;
 	if ((e->flags & AW_EXEC_SCRIPT) && !e->script)
+		return -EINVAL;
+	if ((e->flags & AW_EXEC_BULK) && !exec_bulk_ok(e))
 		return -EINVAL;
 	return 0;
 }
@@ -671,6 +707,7 @@ int aw_exec_encode(const struct aw_exec *e, struct aw_buf *b)
 	r = r ?: put_strv(b, e->envc, e->envp);
 	if (!r && (e->flags & AW_EXEC_SCRIPT))
 		r = put_str_max(b, e->script, AW_MAX_HOST_PAYLOAD);
+	r = r ?: exec_encode_bulk(e, b);
 	if (r < 0)
 		b->len = start;
 	return r;
@@ -770,6 +807,7 @@ int aw_exec_decode(const void *p, size_t n, struct aw_exec *ret)
 		r.err = -EPROTO;
 	e.envp = aw_get_strv(&r, AW_MAX_ARGS, AW_MAX_STR, &e.envc);
 	exec_read_script(&r, &e);
+	exec_read_bulk(&r, &e);
 	err = reader_status(&r);
 	if (err < 0) {
 		aw_exec_clear(&e);

@@ -34,6 +34,17 @@
  * the end of SETUP (struct aw_setup); a version 1 SETUP ends after the
  * mounts, and the v2 fields then read as empty.
  *
+ * Bulk ports (docs/design.md §9): an agent that sets AW_HELLO_BULK knows
+ * EXEC's AW_EXEC_BULK. The guest then has up to AW_MAX_BULK_PORTS more
+ * virtio-serial ports named AW_BULK_PORT_FMT; such an EXEC names one, and
+ * the session's stdout (and stderr when merged) is that port itself: no
+ * frames, no window. The agent writes bulk_start into the port before the
+ * command's first byte and bulk_end after the command (and its process
+ * group) ended, then sends EXIT. STARTED then carries a second u32: 0 when
+ * the port is the command's stdout, else the errno of opening it (EBUSY:
+ * an earlier session's process still holds it), and the session's output
+ * comes in STDOUT/STDERR frames as without the flag.
+ *
  * Flow control: each session has a window of AW_WINDOW bytes per direction.
  * The agent may have at most AW_WINDOW bytes of STDOUT+STDERR payload in
  * flight per session; the host returns window with CREDIT(n) after it has
@@ -70,6 +81,11 @@
 /* Longest peer or host name (HOST_NAME_MAX) and the job token's length. */
 #define AW_MAX_HOSTNAME 64u
 #define AW_TOKEN_LEN	64u
+/* Bulk ports: most per guest, and the length of each marker (random,
+ * drawn by the host per session: unguessable for other sessions). */
+#define AW_MAX_BULK_PORTS 16u
+#define AW_BULK_MARK_LEN  16u
+#define AW_BULK_PORT_FMT  "org.vmenv.bulk.%u"
 /* TCP port of the agent's rsh service on the job's private network. */
 #define AW_RSH_PORT 7022u
 
@@ -80,7 +96,8 @@ enum aw_type {
 	AW_SETUP_OK,   /* agent: empty */
 	AW_SETUP_FAIL, /* agent: u32 errno, str message */
 	AW_EXEC,       /* host, session != 0: struct aw_exec */
-	AW_STARTED,    /* agent: u32 pid */
+	AW_STARTED,    /* agent: u32 pid [, u32 bulk errno: only after an
+			  EXEC with AW_EXEC_BULK] */
 	AW_EXEC_FAIL,  /* agent: u32 errno, str message; session is over */
 	AW_STDIN,      /* host: data; empty payload = EOF */
 	AW_STDOUT,     /* agent: data; empty payload = EOF */
@@ -114,6 +131,8 @@ enum aw_type {
 /* The agent holds a prepared checkpoint (frozen, output paused): the host
  * it now talks to is a restored guest's, and must send CKPT_RESUME. */
 #define AW_HELLO_CKPT_HELD 0x4u
+/* The agent knows AW_EXEC_BULK. */
+#define AW_HELLO_BULK 0x8u
 
 /* CKPT_PREPARE / CKPT_RESUME flags */
 #define AW_CKPT_MOUNTS 0x1u /* unmount the SETUP mounts / mount them again */
@@ -126,6 +145,9 @@ enum aw_exit_kind { AW_EXIT_CODE = 0, AW_EXIT_SIGNAL = 1 };
 #define AW_EXEC_SCRIPT \
 	0x4u /* run `script` (written to a private file)
 				     with argv[1..] as its arguments */
+/* stdout (and a merged stderr) is bulk port `bulk_port`, between the
+ * markers (see above) */
+#define AW_EXEC_BULK 0x8u
 
 struct aw_hdr {
 	uint32_t len;
@@ -214,6 +236,11 @@ struct aw_exec {
 	char **envp; /* envc entries + NULL */
 	uint32_t script_len;
 	char *script; /* script_len bytes + NUL, only with AW_EXEC_SCRIPT */
+	/* Only with AW_EXEC_BULK, last on the wire: u32 port (below
+	 * AW_MAX_BULK_PORTS), then the two markers, which differ. */
+	uint32_t bulk_port;
+	uint8_t bulk_start[AW_BULK_MARK_LEN];
+	uint8_t bulk_end[AW_BULK_MARK_LEN];
 };
 
 /* Header: encode into 12 bytes; decode checks flags/reserved/type and the

@@ -74,6 +74,7 @@ struct proto_exec {
 	bool want_stdin;
 	bool merge_stderr;
 	bool script;
+	bool relay; /* output through the agent, not a bulk port (benchmarks) */
 	char *cwd;
 	size_t argc;
 	char **argv; /* argc + NULL */

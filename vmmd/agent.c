@@ -3,6 +3,7 @@
 #include "jobfiles_served.h"
 
 #include "agentwire.h"
+#include "bulk.h"
 #include "ckpt.h"
 #include "cleanup.h"
 #include "exec.h"
@@ -182,6 +183,9 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	a->version = version;
 	log_info("job %u: agent up (%s)", a->j->id, info ? info : "?");
 	a->j->agent_ckpt = flags & AW_HELLO_CKPT;
+	a->j->agent_bulk = flags & AW_HELLO_BULK;
+	if (a->j->agent_bulk)
+		bulk_attach(a->j);
 	/* A restored guest (or one whose save failed) waits, frozen. */
 	if ((flags & AW_HELLO_CKPT_HELD) || ckpt_busy(a->j)) {
 		ckpt_on_agent_held(a->j);
@@ -400,6 +404,7 @@ void agent_detach(struct job *j)
 	if (!a)
 		return;
 	j->agent = NULL;
+	bulk_detach(j);
 	loop_cancel_timer(a->timer);
 	loop_del_fd(a->w);
 	if (a->fd >= 0)

@@ -144,6 +144,9 @@ static const struct centry table[] = {
       "604800",
       "how long a kept checkpoint (checkpoint_keep) outlives its job, "
       "from its save"),
+    N("bulk_ports", bulk_ports, 0, 16, "4",
+      "extra virtio-serial ports per guest that commands write their "
+      "stdout to directly (0: none, all output through the agent)"),
 };
 
 static int cerr(char *err, size_t errlen, const char *fmt, ...)

@@ -65,6 +65,9 @@ struct vmmd_config {
 	char checkpoint_files[8];	   /* served, 9p */
 	char checkpoint_standin_device[4]; /* no, yes */
 	uint32_t checkpoint_retention_s;
+	/* Stdout straight to a port (docs/design.md §9); at most
+	 * AW_MAX_BULK_PORTS. */
+	uint32_t bulk_ports;
 };
 
 /* Is the catalog setting a URL (else a local path)? */

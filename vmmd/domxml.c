@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "domxml.h"
 
+#include "agentwire.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -391,6 +393,19 @@ static void build_files_port(struct sbuf *b, const struct dom_spec *s)
 	sb_fmt(b, "'/>\n    </channel>\n");
 }
 
+static void build_bulk_ports(struct sbuf *b, const struct dom_spec *s)
+{
+	for (uint32_t i = 0; i < s->bulk_ports; i++) {
+		sb_fmt(b,
+		       "    <channel type='unix'>\n      <source mode='bind' "
+		       "path='");
+		sb_esc(b, s->bulk_sock_prefix);
+		sb_fmt(b, "%u.sock'/>\n      <target type='virtio' name='", i);
+		sb_fmt(b, AW_BULK_PORT_FMT, i);
+		sb_fmt(b, "'/>\n    </channel>\n");
+	}
+}
+
 static void build_devices(struct sbuf *b, const struct dom_spec *s)
 {
 	sb_fmt(b, "  <devices>\n");
@@ -422,6 +437,7 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 		build_net(b, s);
 	if (s->files_sock)
 		build_files_port(b, s);
+	build_bulk_ports(b, s);
 	build_hostdevs(b, s);
 	if (s->standin)
 		sb_fmt(b, "    " DOMXML_STANDIN_XML "\n");
@@ -437,7 +453,9 @@ static bool spec_ok(const struct dom_spec *s)
 	       (kernel || s->disk_overlay) && disk_ok(s) && s->console_log &&
 	       s->agent_sock && s->vcpus > 0 && s->mem_mib > 0 &&
 	       (!s->share_dir || s->share_tag) &&
-	       (!s->files_sock || s->files_port) && placement_ok(s);
+	       (!s->files_sock || s->files_port) &&
+	       s->bulk_ports <= AW_MAX_BULK_PORTS &&
+	       (!s->bulk_ports || s->bulk_sock_prefix) && placement_ok(s);
 }
 
 int domxml_hostdev(const struct dom_hostdev *d, char **ret)

@@ -98,6 +98,11 @@ struct dom_spec {
 	 * files_sock (NULL: none). */
 	const char *files_sock;
 	const char *files_port;
+	/* Bulk ports (docs/design.md §9): bulk_ports more virtio-serial
+	 * ports, AW_BULK_PORT_FMT 0..n-1, whose host ends QEMU binds at
+	 * <bulk_sock_prefix><i>.sock. 0: none. */
+	uint32_t bulk_ports;
+	const char *bulk_sock_prefix;
 	/* The disk: the job's overlay and its read-only base (NULL: no
 	 * disk). Without a kernel the guest boots from the disk. */
 	const char *disk_overlay;

@@ -2,6 +2,7 @@
 #include "exec.h"
 
 #include "agent.h"
+#include "bulk.h"
 #include "ckpt.h"
 #include "cleanup.h"
 #include "job.h"
@@ -21,9 +22,11 @@
 #define EXEC_CHUNK	(32u * 1024u)
 /* Return window to the agent in chunks, not per frame. */
 #define EXEC_CREDIT_BATCH (AW_WINDOW / 8)
-/* Output queued toward a slow task before the window stops the guest. */
-#define OUT_STDOUT 0
-#define OUT_STDERR 1
+/* Output from a bulk port queued toward a slow task before vmmd stops
+ * reading the port (and QEMU the guest's writer). */
+#define EXEC_BULK_QUEUE (1024u * 1024u)
+#define OUT_STDOUT	0
+#define OUT_STDERR	1
 
 /* S_DETACHED: a session of a restored guest whose task has not re-attached
  * yet (its output waits in the queue, within the window). */
@@ -36,6 +39,7 @@ struct out_stream {
 	size_t off;
 	bool broken; /* reader gone: discard, keep crediting */
 	bool eof;
+	bool bulk; /* fed from a bulk port: nothing to credit */
 };
 
 struct exec_session {
@@ -56,6 +60,10 @@ struct exec_session {
 	struct out_stream out[2];
 	uint32_t inflight;
 	uint32_t credit_pending;
+	/* The session's bulk port (bulk.h), -1: none; bulk_open until its
+	 * end marker came (the exit waits for it). */
+	int bulk_port;
+	bool bulk_open;
 	bool exit_seen;
 	bool exit_signaled;
 	int exit_value;
@@ -122,6 +130,8 @@ static void close_fd(int *fd)
 
 static void sess_free(struct exec_session *s)
 {
+	if (s->bulk_port >= 0)
+		bulk_release(s->j, (uint32_t)s->bulk_port, 0);
 	sess_unlink(s);
 	loop_del_fd(s->cw);
 	loop_del_fd(s->in_w);
@@ -170,7 +180,7 @@ static void maybe_finish(struct exec_session *s)
 {
 	/* A detached session keeps its exit for the task that re-attaches. */
 	if (!s->exit_seen || s->out[0].q.len || s->out[1].q.len ||
-	    s->st == S_DETACHED)
+	    s->st == S_DETACHED || s->bulk_open)
 		return;
 	sess_end(s, NULL);
 }
@@ -223,10 +233,49 @@ static void out_ready(void *data, uint32_t events)
 	size_t n = 0;
 
 	(void)events;
-	for (int i = 0; i < 2; i++)
-		n += out_flush(s, &s->out[i]);
+	for (int i = 0; i < 2; i++) {
+		size_t done = out_flush(s, &s->out[i]);
+
+		n += s->out[i].bulk ? 0 : done;
+	}
 	s->inflight -= (uint32_t)n;
 	give_credit(s, (uint32_t)n, s->inflight == 0);
+	if (s->bulk_port >= 0 &&
+	    s->out[OUT_STDOUT].q.len - s->out[OUT_STDOUT].off < EXEC_BULK_QUEUE)
+		bulk_resume(s->j, (uint32_t)s->bulk_port);
+	maybe_finish(s);
+}
+
+bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n)
+{
+	struct out_stream *o = &s->out[OUT_STDOUT];
+
+	if (!s->j->t_first_output)
+		s->j->t_first_output = now_ms();
+	s->j->bulk_bytes += n;
+	if (o->broken)
+		return true; /* the task is gone: drop, keep the guest going */
+	/* A task that keeps up only partly never empties the queue: what it
+	 * took goes, so the buffer stays within twice the bound. */
+	if (o->off && o->off >= o->q.len / 2) {
+		memmove(o->q.data, o->q.data + o->off, o->q.len - o->off);
+		o->q.len -= o->off;
+		o->off = 0;
+	}
+	if (aw_put_bytes(&o->q, p, n) < 0) {
+		log_err("job %u: session %u: output lost: out of memory",
+			s->j->id, s->id);
+		o->broken = true;
+		return true;
+	}
+	out_flush(s, o);
+	return o->q.len - o->off < EXEC_BULK_QUEUE;
+}
+
+void exec_bulk_end(struct exec_session *s)
+{
+	s->bulk_port = -1;
+	s->bulk_open = false;
 	maybe_finish(s);
 }
 
@@ -398,6 +447,12 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 		e.flags |= AW_EXEC_SCRIPT;
 		r = read_script(s, &e);
 	}
+	if (r == 0 && j->agent_bulk && !s->req.exec.relay &&
+	    bulk_claim(s->j, s, &e) == 0) {
+		s->bulk_port = (int)e.bulk_port;
+		s->bulk_open = true;
+		s->out[OUT_STDOUT].bulk = true;
+	}
 	if (r == 0)
 		r = aw_exec_encode(&e, b);
 	free(e.script);
@@ -489,6 +544,30 @@ static int on_exec_fail(struct exec_session *s, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* STARTED: u32 pid, and after a bulk EXEC whether the port is in use
+ * (0) or why not: the output then comes through the agent. */
+static int on_started(struct exec_session *s, const uint8_t *p, size_t n)
+{
+	struct aw_reader r;
+	uint32_t err = 0;
+
+	aw_reader_init(&r, p, n);
+	(void)aw_get_u32(&r);
+	if (s->bulk_open)
+		err = aw_get_u32(&r);
+	if (aw_reader_done(&r) < 0)
+		return -EPROTO;
+	if (err) {
+		bulk_release(s->j, (uint32_t)s->bulk_port,
+			     err < 4096 ? (int)err : EINVAL);
+		s->bulk_port = -1;
+		s->bulk_open = false;
+		s->out[OUT_STDOUT].bulk = false;
+	}
+	reply_event(s, PROTO_EV_STARTED, NULL);
+	return 0;
+}
+
 static int on_exit_frame(struct exec_session *s, const uint8_t *p, size_t n)
 {
 	struct aw_reader r;
@@ -517,8 +596,7 @@ int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
 		return -EPROTO;
 	switch (h->type) {
 	case AW_STARTED:
-		reply_event(s, PROTO_EV_STARTED, NULL);
-		return 0;
+		return on_started(s, p, h->len);
 	case AW_EXEC_FAIL:
 		return on_exec_fail(s, p, h->len);
 	case AW_STDOUT:
@@ -627,6 +705,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	s->j = j;
 	s->cfd = cfd;
 	s->in_fd = s->script_fd = s->out[0].fd = s->out[1].fd = -1;
+	s->bulk_port = -1;
 	s->in_window = AW_WINDOW;
 	s->req = *req;
 	memset(req, 0, sizeof(*req));
@@ -752,6 +831,7 @@ static struct exec_session *detached_new(struct job *j,
 	s->batch = c->batch;
 	s->req.exec.merge_stderr = c->merge_stderr;
 	s->cfd = s->in_fd = s->script_fd = s->out[0].fd = s->out[1].fd = -1;
+	s->bulk_port = -1;
 	s->in_window = AW_WINDOW;
 	s->written[0] = c->out_bytes[0];
 	s->written[1] = c->out_bytes[1];

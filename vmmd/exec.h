@@ -8,6 +8,7 @@
 #ifndef VMMD_EXEC_H
 #define VMMD_EXEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@
 #include "ckpt_store.h"
 #include "proto.h"
 
+struct exec_session;
 struct job;
 struct vmmd;
 
@@ -30,6 +32,13 @@ void exec_job_gone(struct job *j, const char *why);
 /* A session frame from the agent (already size-checked). */
 int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p);
 uint32_t exec_count(const struct job *j);
+
+/* Bulk ports (bulk.c): output of session s read from its port. Returns
+ * false when its queue toward the task is full: the port is then not read
+ * until bulk_resume(). */
+bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n);
+/* The port's end marker came: all of s's output is in (may end s). */
+void exec_bulk_end(struct exec_session *s);
 
 /* Checkpoints (ckpt.c). */
 /* No output of any session is still queued toward its task. */

@@ -2,6 +2,7 @@
 #include "job.h"
 
 #include "agent.h"
+#include "bulk.h"
 #include "ckpt.h"
 #include "cleanup.h"
 #include "domxml.h"
@@ -83,6 +84,8 @@ static int job_paths(struct job *j)
 	    str_printf(j->console, sizeof(j->console), "%s/job-%u.log",
 		       c->console_dir, j->id) < 0 ||
 	    str_printf(j->agent_sock, sizeof(j->agent_sock), "%s/q/agent.sock",
+		       j->dir) < 0 ||
+	    str_printf(j->bulk_prefix, sizeof(j->bulk_prefix), "%s/q/bulk.",
 		       j->dir) < 0)
 		return -ENAMETOOLONG;
 	return 0;
@@ -332,6 +335,7 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 	}
 	jobimg_fill_spec(j, &s);
 	s.standin = ckpt_job_standin(j);
+	bulk_domspec(j, &s);
 	if ((r = jobfiles_domspec(j, &s)) < 0)
 		return err_set(err, errlen, r,
 			       "job %u: the job's files cannot reach the "

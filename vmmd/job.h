@@ -23,6 +23,7 @@
  *                   (jobimage.h)
  *   q/agent.sock    QEMU's end of the agent channel (dir owned by the user:
  *                   QEMU runs as the user and binds it)
+ *   q/bulk.<i>.sock QEMU's ends of the bulk ports (bulk.h)
  */
 #ifndef VMMD_JOB_H
 #define VMMD_JOB_H
@@ -48,6 +49,7 @@
 enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED, JOB_PREPARING, JOB_SAVED };
 
 struct agent;
+struct bulk_job;
 struct ckpt_job;
 struct exec_session;
 struct jobfiles_served;
@@ -84,6 +86,9 @@ struct job {
 	char error[PROTO_MAX_ERROR];
 	struct agent *agent;
 	bool agent_ckpt; /* the guest's agent knows checkpoints */
+	bool agent_bulk; /* ... and bulk ports (bulk.h) */
+	struct bulk_job *bulk;
+	char bulk_prefix[VMENV_MAX_PATH]; /* q/bulk. : QEMU binds <i>.sock */
 	/* How the working directory reaches the guest (jobfiles.h). */
 	enum jobfiles_kind files_kind;
 	struct ckpt_job *ckpt; /* ckpt.c's state; NULL until needed */
@@ -98,6 +103,8 @@ struct job {
 	struct jobfiles_served *served;
 	/* Timings, for the benchmark: monotonic ms. */
 	uint64_t t_request, t_prepared, t_created, t_ready, t_first_output;
+	/* Output that came through bulk ports (tests, the benchmark). */
+	uint64_t bulk_bytes;
 };
 
 struct job *job_find(struct vmmd *d, uint32_t id);

@@ -41,6 +41,9 @@
 /* After that kill, how long before pipes still held open by processes that
  * left the group are treated as ended once they run dry. */
 #define AGENT_DRAIN_GRACE_MS 1000
+/* How often the agent looks whether a bulk session's process group is
+ * gone (then it writes the end marker). */
+#define AGENT_BULK_POLL_MS 20
 /* Retry interval while the port is missing or the host is away. */
 #define AGENT_RETRY_MS 100
 #define AGENT_RUNDIR   "/run/vmenv-agent"
@@ -115,6 +118,15 @@ struct session {
 	int64_t kill_ms;
 	bool draining; /* an empty pipe now counts as ended */
 	char *script_path;
+	/* AW_EXEC_BULK: STARTED then carries bulk_err (0: the port is the
+	 * command's stdout). bulk_fd: the agent's copy of the port, kept for
+	 * the end marker until mark_pid (its writer) takes it; EXIT waits
+	 * for that writer. */
+	bool bulk;
+	int bulk_err;
+	int bulk_fd;
+	uint8_t bulk_end[AW_BULK_MARK_LEN];
+	pid_t mark_pid;
 };
 
 /* The job's nodes, from SETUP v2 (nnodes 0: not a multi-node job). */
@@ -311,6 +323,9 @@ struct spawn_pipes {
 /* Opens the pipes the AW_EXEC_* flags call for (stdin, stderr apart); the
  * parent's ends are non-blocking, all are close-on-exec. 0 or -errno. */
 int spawn_pipes_open(struct spawn_pipes *p, uint32_t flags);
+/* The command's stdout is port_fd (a bulk port; a copy is taken), not a
+ * pipe. 0 or -errno. */
+int spawn_pipes_use_port(struct spawn_pipes *p, int port_fd);
 void spawn_pipes_close(struct spawn_pipes *p);
 int spawn_set_nonblock(int fd);
 /* In the forked child: new session, stdio from the pipes, groups, gid,
@@ -322,6 +337,16 @@ spawn_child(struct aw_exec *e, const struct spawn_pipes *p, char *script);
  * has not said yet, else the child's errno (> 0) with the reason in msg. */
 int spawn_status_read(int fd, const struct start_info *si, char *msg,
 		      size_t size);
+
+/* bulk.c: bulk ports (agentwire.h). */
+/* Opens port number `port` for writing (blocking, close-on-exec). 0 or
+ * -errno (-EBUSY: still open elsewhere, -ENOENT: no such port). */
+int bulk_open(uint32_t port, int *ret_fd);
+/* No process is left in the process group. */
+bool bulk_group_gone(pid_t pgid);
+/* Forks a child that writes the end marker to fd and exits. The child's
+ * pid or -errno. */
+pid_t bulk_write_end(int fd, const uint8_t mark[AW_BULK_MARK_LEN]);
 
 /* setup.c */
 int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p);

@@ -18,7 +18,7 @@
 
 #define PORTS_DIR "/sys/class/virtio-ports"
 
-static int port_by_name(const char *name, char *dev, size_t size)
+int relay_port_by_name(const char *name, char *dev, size_t size)
 {
 	char path[512], got[128];
 	struct dirent *e;
@@ -164,7 +164,7 @@ pid_t relay_start(const char *port_name, const char *path, char *msg,
 	int sv[2], port, e;
 	pid_t pid;
 
-	if ((e = -port_by_name(port_name, dev, sizeof(dev))) > 0)
+	if ((e = -relay_port_by_name(port_name, dev, sizeof(dev))) > 0)
 		return fail(msg, size, e, "no virtio-serial port", port_name);
 	port = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (port < 0)

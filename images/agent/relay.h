@@ -33,6 +33,10 @@
 /* The client's mount options, after rfdno/wfdno. */
 #define RELAY_MOUNT_OPTS "version=9p2000.L,msize=" RELAY_MSIZE ",access=user"
 
+/* The device (/dev/vportNpM) of the virtio-serial port named name. 0 or
+ * -ENOENT (or the errno of reading sysfs). */
+int relay_port_by_name(const char *name, char *dev, size_t size);
+
 /* Finds the virtio-serial port named port_name, starts the relay process
  * and mounts a 9p client on path over it. Returns the relay's pid (it
  * runs until the share is unmounted), or -errno with the reason in msg. */

@@ -65,13 +65,15 @@ static void session_free(struct session *s)
 	for (k = 0; k < STREAM_N; k++)
 		close_fd(&s->out_fd[k]);
 	close_fd(&s->in_fd);
+	close_fd(&s->bulk_fd);
 	free(s->in_buf);
 	start_info_free(&s->start);
 	if (s->script_path) {
 		unlink(s->script_path);
 		free(s->script_path);
 	}
-	*s = (struct session){.status_fd = -1, .out_fd = {-1, -1}, .in_fd = -1};
+	*s = (struct session){
+	    .status_fd = -1, .out_fd = {-1, -1}, .in_fd = -1, .bulk_fd = -1};
 }
 
 /* Signals the process group; before the child's setsid() there is no group
@@ -103,6 +105,9 @@ static void session_check_done(struct agent *a, struct session *s)
 	if (!s->active || s->starting || !s->exited)
 		return;
 	if (s->out_fd[STREAM_OUT] >= 0 || s->out_fd[STREAM_ERR] >= 0)
+		return;
+	/* All output first: the end marker must be in the port. */
+	if (s->bulk_fd >= 0 || s->mark_pid > 0)
 		return;
 	if (WIFSIGNALED(s->wstatus))
 		agent_send_u32x2(a, AW_EXIT, s->id, AW_EXIT_SIGNAL,
@@ -200,6 +205,7 @@ static int session_prepare(struct session *s, uint32_t id,
 	    .status_fd = -1,
 	    .out_fd = {-1, -1},
 	    .in_fd = -1,
+	    .bulk_fd = -1,
 	    .start = {.uid = e->uid, .gid = e->gid, .ngroups = e->ngroups},
 	};
 	if (e->flags & AW_EXEC_SCRIPT) {
@@ -214,6 +220,25 @@ static int session_prepare(struct session *s, uint32_t id,
 	if (!s->start.cwd || !s->start.exe)
 		return -ENOMEM;
 	return 0;
+}
+
+/* The session's port, when the host gave one and it is free; else the
+ * command's output goes through the pipes as without one, and STARTED
+ * says why (e->flags loses AW_EXEC_BULK). */
+static void session_bulk_open(struct session *s, struct aw_exec *e)
+{
+	int r;
+
+	if (!(e->flags & AW_EXEC_BULK))
+		return;
+	s->bulk = true;
+	r = bulk_open(e->bulk_port, &s->bulk_fd);
+	if (r < 0) {
+		s->bulk_err = -r;
+		e->flags &= ~AW_EXEC_BULK;
+		return;
+	}
+	memcpy(s->bulk_end, e->bulk_end, AW_BULK_MARK_LEN);
 }
 
 /* Starts the process; on failure fills msg and leaves s unused. */
@@ -235,7 +260,10 @@ static int session_start(struct session *s, uint32_t id, struct aw_exec *e,
 	}
 	if (r == 0) {
 		what = "pipe";
+		session_bulk_open(s, e);
 		r = spawn_pipes_open(&p, e->flags);
+		if (r == 0 && s->bulk_fd >= 0)
+			r = spawn_pipes_use_port(&p, s->bulk_fd);
 	}
 	if (r == 0) {
 		what = "fork";
@@ -313,7 +341,11 @@ static void status_ready(struct agent *a, struct session *s)
 		session_free(s);
 		return;
 	}
-	agent_send_u32(a, AW_STARTED, s->id, (uint32_t)s->pid);
+	if (s->bulk)
+		agent_send_u32x2(a, AW_STARTED, s->id, (uint32_t)s->pid,
+				 (uint32_t)s->bulk_err);
+	else
+		agent_send_u32(a, AW_STARTED, s->id, (uint32_t)s->pid);
 	start_info_free(&s->start);
 	session_check_done(a, s);
 }
@@ -487,6 +519,26 @@ int session_signal(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	return 0;
 }
 
+/* Once the command's process group is gone (or, like the pipes, after the
+ * kill and the drain grace: what left the group is not waited for), the
+ * end marker goes into the port. Returns when to look again, or -1. */
+static int64_t session_bulk_end(struct session *s, int64_t now)
+{
+	pid_t pid;
+
+	if (s->bulk_fd < 0 || !s->exited || s->starting)
+		return -1;
+	if (!s->draining && !bulk_group_gone(s->pid))
+		return now + AGENT_BULK_POLL_MS;
+	pid = bulk_write_end(s->bulk_fd, s->bulk_end);
+	if (pid < 0)
+		agent_log("session %u: no end marker: fork: %s", s->id,
+			  strerror((int)-pid));
+	s->mark_pid = pid > 0 ? pid : 0;
+	close_fd(&s->bulk_fd);
+	return -1;
+}
+
 void session_reaped(struct agent *a, pid_t pid, int wstatus)
 {
 	int i;
@@ -494,11 +546,17 @@ void session_reaped(struct agent *a, pid_t pid, int wstatus)
 
 	for (i = 0; i < AGENT_MAX_SESSIONS; i++) {
 		s = &a->sessions[i];
+		if (s->active && s->mark_pid == pid) {
+			s->mark_pid = 0;
+			session_check_done(a, s);
+			return;
+		}
 		if (!s->active || s->pid != pid || s->exited)
 			continue;
 		s->exited = true;
 		s->wstatus = wstatus;
 		s->exit_ms = agent_now_ms();
+		session_bulk_end(s, s->exit_ms);
 		session_check_done(a, s);
 		return;
 	}
@@ -514,22 +572,31 @@ static int64_t min_due(int64_t next, int64_t due)
  * held by processes outside it. Returns the next due time or -1. */
 static int64_t session_timer(struct agent *a, struct session *s, int64_t now)
 {
+	int64_t due = -1, bulk_due;
+
 	if (!s->exited || s->starting)
 		return -1;
-	if (!s->killed) {
-		if (now < s->exit_ms + AGENT_EXIT_GRACE_MS)
-			return s->exit_ms + AGENT_EXIT_GRACE_MS;
+	if (!s->killed && now < s->exit_ms + AGENT_EXIT_GRACE_MS) {
+		due = s->exit_ms + AGENT_EXIT_GRACE_MS;
+	} else if (!s->killed) {
 		session_kill(s, SIGKILL);
 		s->killed = true;
 		s->kill_ms = now;
 	}
-	if (!s->draining) {
-		if (now < s->kill_ms + AGENT_DRAIN_GRACE_MS)
-			return s->kill_ms + AGENT_DRAIN_GRACE_MS;
-		s->draining = true;
-		session_pump(a, s);
+	if (s->killed && !s->draining) {
+		if (now < s->kill_ms + AGENT_DRAIN_GRACE_MS) {
+			due = s->kill_ms + AGENT_DRAIN_GRACE_MS;
+		} else {
+			s->draining = true;
+			session_pump(a, s);
+		}
 	}
-	return -1;
+	if (!s->active)
+		return -1;
+	bulk_due = session_bulk_end(s, now);
+	if (bulk_due >= 0)
+		due = min_due(due, bulk_due);
+	return due;
 }
 
 int sessions_timers(struct agent *a)

@@ -136,6 +136,15 @@ static int child_stdio(const struct spawn_pipes *p)
 	return 0;
 }
 
+/* A bulk port's start marker goes before anything the command writes
+ * (blocking: the host reads an armed port). */
+static int child_bulk_start(const struct aw_exec *e)
+{
+	if (!(e->flags & AW_EXEC_BULK))
+		return 0;
+	return -agent_write_all(STDOUT_FILENO, e->bulk_start, AW_BULK_MARK_LEN);
+}
+
 /* Runs in the forked child: never returns. Every fd of the agent is
  * O_CLOEXEC, so only 0-2 survive the exec. */
 void spawn_child(struct aw_exec *e, const struct spawn_pipes *p, char *script)
@@ -152,6 +161,7 @@ void spawn_child(struct aw_exec *e, const struct spawn_pipes *p, char *script)
 		child_fail(st, STAGE_SETUP, errno);
 	join_job_cgroup();
 	err = child_stdio(p);
+	err = err ?: child_bulk_start(e);
 	if (err)
 		child_fail(st, STAGE_SETUP, err);
 	for (i = 0; i < e->ngroups; i++)
@@ -219,6 +229,18 @@ int spawn_pipes_open(struct spawn_pipes *p, uint32_t flags)
 	if (p->in[1] >= 0)
 		r = r ?: spawn_set_nonblock(p->in[1]);
 	return r;
+}
+
+int spawn_pipes_use_port(struct spawn_pipes *p, int port_fd)
+{
+	int fd = fcntl(port_fd, F_DUPFD_CLOEXEC, 3);
+
+	if (fd < 0)
+		return -errno;
+	close_fd(&p->out[0]);
+	close_fd(&p->out[1]);
+	p->out[1] = fd;
+	return 0;
 }
 
 /* --- exec result -------------------------------------------------------- */

@@ -5,15 +5,19 @@
  * sends, vmmd's side is the reverse) and EXEC, rshwire's REQUEST (anyone
  * on the job's segment sends it before the token is checked) and both
  * headers. The first input byte picks the decoder; what decodes must
- * encode again to the very same bytes.
+ * encode again to the very same bytes. Selector 5 feeds a bulk port's
+ * stream (common/bulkscan.c) in pieces the input chooses, and compares
+ * with a plain search over the whole stream.
  * Built and run by test/fuzz/run-wire-fuzz.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentwire.h"
+#include "bulkscan.h"
 #include "rshwire.h"
 
 static void same_bytes(const struct aw_buf *b, const uint8_t *p, size_t n)
@@ -64,6 +68,66 @@ static void request(const uint8_t *p, size_t n)
 	rsh_request_clear(&q);
 }
 
+/* Markers the seeds contain (run-wire-fuzz). */
+static const uint8_t mark_s[AW_BULK_MARK_LEN + 1] = "\xffSTARTmarker....";
+static const uint8_t mark_e[AW_BULK_MARK_LEN + 1] = "\xff"
+						    "ENDmarker......";
+
+/* What the scanner must give: the bytes between the first start marker
+ * and the next end marker. *ended: the end marker is there. */
+static size_t reference(const uint8_t *p, size_t n, size_t *off, bool *ended)
+{
+	const uint8_t *s = memmem(p, n, mark_s, AW_BULK_MARK_LEN), *e;
+
+	*ended = false;
+	*off = 0;
+	if (!s)
+		return 0;
+	*off = (size_t)(s - p) + AW_BULK_MARK_LEN;
+	e = memmem(p + *off, n - *off, mark_e, AW_BULK_MARK_LEN);
+	*ended = e != NULL;
+	return e ? (size_t)(e - (p + *off)) : n - *off;
+}
+
+static void bulk_stream(const uint8_t *p, size_t n)
+{
+	uint8_t *buf, *got;
+	size_t piece, done = 0, ngot = 0, off, want;
+	struct bulkscan sc;
+	bool ended = false, want_end;
+
+	if (n < 1)
+		return;
+	piece = 1 + p[0] % 64;
+	p++, n--;
+	buf = malloc(BULKSCAN_HEADROOM + n + 1);
+	got = malloc(n + 1);
+	if (!buf || !got)
+		abort();
+	bulkscan_arm(&sc, mark_s, mark_e);
+	while (done < n && !ended) {
+		size_t k = piece < n - done ? piece : n - done, len;
+		const uint8_t *out;
+
+		memcpy(buf + BULKSCAN_HEADROOM, p + done, k);
+		bulkscan_feed(&sc, buf + BULKSCAN_HEADROOM, k, &out, &len,
+			      &ended);
+		memcpy(got + ngot, out, len);
+		ngot += len;
+		done += k;
+		if (sc.nheld > BULKSCAN_HEADROOM)
+			abort();
+	}
+	want = reference(p, n, &off, &want_end);
+	/* Without the end yet, at most a marker's prefix is held back. */
+	if (ended != want_end || ngot > want ||
+	    (ended ? ngot != want : want - ngot > BULKSCAN_HEADROOM) ||
+	    memcmp(got, p + off, ngot) != 0)
+		abort();
+	free(buf);
+	free(got);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -73,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		setup(data + 1, size - 1, 1);
 		break;
@@ -85,6 +149,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 3:
 		request(data + 1, size - 1);
+		break;
+	case 5:
+		bulk_stream(data + 1, size - 1);
 		break;
 	default:
 		if (size >= 1 + AW_HDR_LEN)

@@ -33,6 +33,12 @@ static void domain_down(struct fake_domain *d)
 	close_fd(&d->agent_fd);
 	if (d->agent_sock[0])
 		unlink(d->agent_sock);
+	for (unsigned i = 0; i < d->nbulk; i++) {
+		close_fd(&d->bulk_listen[i]);
+		close_fd(&d->bulk_fd[i]);
+		unlink(d->bulk_sock[i]);
+	}
+	d->nbulk = 0;
 	d->running = false;
 }
 
@@ -134,6 +140,48 @@ static struct fake_domain *free_slot(void)
 	return NULL;
 }
 
+/* The bulk ports' sockets (vmmd/bulk.h) of the XML, up to
+ * FAKE_HV_MAX_BULK, listened on as QEMU would. */
+static void fake_bulk_listen(struct fake_domain *d, const char *xml)
+{
+	static const char tag[] = "<source mode='bind' path='";
+	const char *p = xml;
+	char path[VMENV_MAX_PATH];
+
+	while ((p = strstr(p, tag)) && d->nbulk < FAKE_HV_MAX_BULK) {
+		if (xml_find(p, tag, "'", path, sizeof(path)) == 0 &&
+		    strstr(path, "/q/bulk.")) {
+			unsigned i = d->nbulk;
+
+			d->bulk_listen[i] = unix_listen(path, 0600, 8);
+			d->bulk_fd[i] = -1;
+			snprintf(d->bulk_sock[i], sizeof(d->bulk_sock[i]), "%s",
+				 path);
+			d->nbulk++;
+		}
+		p += strlen(tag);
+	}
+}
+
+int fake_hv_accept_bulk(struct fake_domain *d, unsigned i, int timeout_ms)
+{
+	struct pollfd p = {.events = POLLIN};
+	int fd;
+
+	if (i >= d->nbulk || d->bulk_listen[i] < 0)
+		return -ENOTCONN;
+	if (d->bulk_fd[i] >= 0)
+		return d->bulk_fd[i];
+	p.fd = d->bulk_listen[i];
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	fd = accept4(p.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	d->bulk_fd[i] = fd;
+	return fd;
+}
+
 /* What QEMU does with <channel type='unix'><source mode='bind'
  * path='...'/>: bind and listen there before the guest runs. */
 static int fake_start(const char *xml, char *err, size_t errlen)
@@ -162,6 +210,7 @@ static int fake_start(const char *xml, char *err, size_t errlen)
 	d->listen_fd = fd;
 	d->agent_fd = -1;
 	d->running = true;
+	fake_bulk_listen(d, xml);
 	return 0;
 }
 

@@ -26,6 +26,8 @@
 #define FAKE_HV_MAX_CALLS   16
 #define FAKE_HV_MAX_EVENTS  8
 
+#define FAKE_HV_MAX_BULK 4
+
 struct fake_domain {
 	char name[160];
 	char agent_sock[VMENV_MAX_PATH];
@@ -33,6 +35,11 @@ struct fake_domain {
 	int agent_fd;  /* the accepted connection, see fake_hv_accept_agent */
 	bool running;
 	char *xml; /* what it was started with (owned) */
+	/* The first bulk ports' sockets (vmmd/bulk.h), as QEMU binds them. */
+	unsigned nbulk;
+	char bulk_sock[FAKE_HV_MAX_BULK][VMENV_MAX_PATH];
+	int bulk_listen[FAKE_HV_MAX_BULK];
+	int bulk_fd[FAKE_HV_MAX_BULK]; /* fake_hv_accept_bulk */
 };
 
 struct fake_hv {
@@ -82,6 +89,8 @@ struct fake_domain *fake_hv_domain(const char *name);
  * timeout_ms); returns the fd, which stays owned by the fake. -errno on
  * failure. */
 int fake_hv_accept_agent(struct fake_domain *dom, int timeout_ms);
+/* Accepts vmmd's connection to bulk port i (the fake keeps the fd). */
+int fake_hv_accept_bulk(struct fake_domain *dom, unsigned i, int timeout_ms);
 /* Queues a lifecycle event, as libvirt would report one. */
 void fake_hv_emit(const char *name, enum hv_event ev);
 /* Does an XML attribute/element value unescape: &amp; &lt; &gt; &apos;

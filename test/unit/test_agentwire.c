@@ -1020,6 +1020,13 @@ static struct aw_exec make_exec(uint32_t flags, const char *script)
 		e.script = xstrdup(script);
 		e.script_len = (uint32_t)strlen(script);
 	}
+	if (flags & AW_EXEC_BULK) {
+		e.bulk_port = AW_MAX_BULK_PORTS - 1;
+		for (uint32_t i = 0; i < AW_BULK_MARK_LEN; i++) {
+			e.bulk_start[i] = (uint8_t)(0xf0 + i);
+			e.bulk_end[i] = (uint8_t)(0x10 * i);
+		}
+	}
 	return e;
 }
 
@@ -1056,6 +1063,9 @@ static void assert_exec_equal(const struct aw_exec *a, const struct aw_exec *b)
 		assert_null(b->script);
 		assert_int_equal(b->script_len, 0);
 	}
+	assert_int_equal(a->bulk_port, b->bulk_port);
+	assert_memory_equal(a->bulk_start, b->bulk_start, AW_BULK_MARK_LEN);
+	assert_memory_equal(a->bulk_end, b->bulk_end, AW_BULK_MARK_LEN);
 }
 
 static const struct {
@@ -1071,6 +1081,9 @@ static const struct {
     {"empty script", AW_EXEC_SCRIPT, ""},
     {"all flags", AW_EXEC_SCRIPT | AW_EXEC_STDIN | AW_EXEC_MERGE_STDERR,
      "#!/bin/sh\ncat\n"},
+    {"bulk", AW_EXEC_BULK, NULL},
+    {"bulk, script, merged",
+     AW_EXEC_BULK | AW_EXEC_SCRIPT | AW_EXEC_MERGE_STDERR, "#!/bin/sh\n"},
 };
 
 static void test_exec_roundtrip(void **state)
@@ -1142,6 +1155,23 @@ static void test_exec_truncated(void **state)
 	}
 }
 
+/* What the agent would refuse, the host cannot send. */
+static void test_exec_bulk_encode_refused(void **state)
+{
+	struct aw_exec e = make_exec(AW_EXEC_BULK, NULL);
+	struct aw_buf b = {0};
+
+	(void)state;
+	e.bulk_port = AW_MAX_BULK_PORTS;
+	assert_int_equal(aw_exec_encode(&e, &b), -EINVAL);
+	e.bulk_port = 0;
+	memcpy(e.bulk_end, e.bulk_start, AW_BULK_MARK_LEN);
+	assert_int_equal(aw_exec_encode(&e, &b), -EINVAL);
+	assert_int_equal(b.len, 0);
+	aw_exec_clear(&e);
+	aw_buf_free(&b);
+}
+
 static void test_exec_trailing(void **state)
 {
 	struct aw_exec in = make_exec(AW_EXEC_SCRIPT, "#!/bin/sh\n"), out;
@@ -1170,6 +1200,9 @@ struct raw_exec {
 	bool script_present;
 	const char *script;
 	size_t script_len;
+	uint32_t bulk_port;
+	size_t bulk_len; /* marker bytes present: 0, or up to 32 */
+	bool bulk_same;	 /* the end marker repeats the start marker */
 };
 
 static void raw_exec(struct aw_buf *b, const struct raw_exec *x)
@@ -1191,6 +1224,14 @@ static void raw_exec(struct aw_buf *b, const struct raw_exec *x)
 		raw_cstr(b, "A=b");
 	if (x->script_present)
 		raw_str(b, x->script, (uint32_t)x->script_len);
+	if (x->bulk_len)
+		raw_u32(b, x->bulk_port);
+	for (i = 0; i < x->bulk_len; i++) {
+		uint8_t c = (uint8_t)(i % AW_BULK_MARK_LEN);
+
+		c += (i >= AW_BULK_MARK_LEN && !x->bulk_same) ? 0x40 : 0;
+		assert_int_equal(aw_put_bytes(b, &c, 1), 0);
+	}
 }
 
 #define RAW_OK                                                               \
@@ -1222,7 +1263,24 @@ static void test_exec_bad(void **state)
 	      .groups_present = AW_MAX_GROUPS + 1},
 	     -EPROTO},
 	    {"ngroups huge", {RAW_OK, .ngroups = UINT32_MAX}, -EPROTO},
-	    {"unknown flag", {RAW_OK, .flags = 0x8}, -EPROTO},
+	    {"unknown flag", {RAW_OK, .flags = 0x10}, -EPROTO},
+	    {"bulk", {RAW_OK, .flags = AW_EXEC_BULK, .bulk_len = 32}, 0},
+	    {"bulk, last port",
+	     {RAW_OK, .flags = AW_EXEC_BULK, .bulk_len = 32,
+	      .bulk_port = AW_MAX_BULK_PORTS - 1},
+	     0},
+	    {"bulk, port over max",
+	     {RAW_OK, .flags = AW_EXEC_BULK, .bulk_len = 32,
+	      .bulk_port = AW_MAX_BULK_PORTS},
+	     -EPROTO},
+	    {"bulk, same markers",
+	     {RAW_OK, .flags = AW_EXEC_BULK, .bulk_len = 32, .bulk_same = true},
+	     -EPROTO},
+	    {"bulk, short markers",
+	     {RAW_OK, .flags = AW_EXEC_BULK, .bulk_len = 31},
+	     -EPROTO},
+	    {"bulk flag, no fields", {RAW_OK, .flags = AW_EXEC_BULK}, -EPROTO},
+	    {"bulk fields, no flag", {RAW_OK, .bulk_len = 32}, -EPROTO},
 	    {"high flag", {RAW_OK, .flags = 0x80000000u}, -EPROTO},
 	    {"script flag, no script",
 	     {RAW_OK, .flags = AW_EXEC_SCRIPT},
@@ -1477,6 +1535,7 @@ int main(void)
 	    cmocka_unit_test(test_exec_limits_roundtrip),
 	    cmocka_unit_test(test_exec_truncated),
 	    cmocka_unit_test(test_exec_trailing),
+	    cmocka_unit_test(test_exec_bulk_encode_refused),
 	    cmocka_unit_test(test_exec_bad),
 	    cmocka_unit_test(test_exec_count_bound_is_tight),
 	    cmocka_unit_test(test_exec_huge_count_allocates_nothing_big),

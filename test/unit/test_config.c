@@ -74,6 +74,7 @@ static const char *const all_keys[] = {
     "checkpoint_files",
     "checkpoint_standin_device",
     "checkpoint_retention_s",
+    "bulk_ports",
 };
 
 static void defaults(struct vmmd_config *c)

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agentwire.h"
 #include "cleanup.h"
 #include "domowner.h"
 #include "domxml.h"
@@ -302,6 +303,13 @@ static void spec_net(struct dom_spec *s)
 	s->net_mac = "52:54:00:00:00:02";
 }
 
+/* Bulk ports (docs/design.md §9), as vmmd's default bulk_ports gives. */
+static void spec_bulk(struct dom_spec *s)
+{
+	s->bulk_ports = 4;
+	s->bulk_sock_prefix = "/run/vmenv/n1/jobs/42/q/bulk.";
+}
+
 static const struct {
 	const char *file;
 	void (*adjust)(struct dom_spec *s);
@@ -319,6 +327,7 @@ static const struct {
     {"diskboot.xml", spec_diskboot},
     {"disknuma.xml", spec_disk_numa},
     {"net.xml", spec_net},
+    {"bulk.xml", spec_bulk},
 };
 
 static void golden_path(char *buf, size_t len, const char *file)
@@ -754,6 +763,11 @@ static const struct {
       "{\"driver\":\"pxb\",\"bus_nr\":252,\"id\":\"pci.2\",\"numa_node\":1,",
       "{\"driver\":\"vfio-pci\",\"host\":\"0000:af:00.0\",\"id\":\"hostdev2\","
       "\"bus\":\"pci.2\""}},
+    {"bulk.xml",
+     {"socket,id=charchannel1,path=/run/vmenv/n1/jobs/42/q/bulk.0.sock,"
+      "server=on,wait=off",
+      "\"chardev\":\"charchannel4\",\"id\":\"channel4\","
+      "\"name\":\"org.vmenv.bulk.3\""}},
 };
 
 static bool libvirt_reachable(void)
@@ -974,7 +988,7 @@ static void test_missing_fields(void **state)
 	static const struct {
 		const char *what;
 		size_t off; /* pointer to clear, or */
-		int which;  /* 1 vcpus=0, 2 mem=0, 3 tag without dir */
+		int which;  /* 1 vcpus=0, 2 mem=0, 3-4 bulk ports */
 	} cases[] = {
 	    {"name", offsetof(struct dom_spec, name)},
 	    {"type", offsetof(struct dom_spec, type)},
@@ -988,6 +1002,8 @@ static void test_missing_fields(void **state)
 	     offsetof(struct dom_spec, share_tag)},
 	    {"no vCPUs", 0, 1},
 	    {"no memory", 0, 2},
+	    {"bulk ports without a socket prefix", 0, 3},
+	    {"more bulk ports than the protocol names", 0, 4},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -999,7 +1015,12 @@ static void test_missing_fields(void **state)
 			s.vcpus = 0;
 		else if (cases[i].which == 2)
 			s.mem_mib = 0;
-		else
+		else if (cases[i].which == 3)
+			s.bulk_ports = 1;
+		else if (cases[i].which == 4) {
+			spec_bulk(&s);
+			s.bulk_ports = AW_MAX_BULK_PORTS + 1;
+		} else
 			memset((char *)&s + cases[i].off, 0,
 			       sizeof(const char *));
 		assert_int_equal(domxml_build(&s, &xml), -EINVAL);

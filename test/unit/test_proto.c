@@ -163,7 +163,7 @@ struct req_case {
 	int signo;
 	const char *const *argv, *const *env;
 	const char *cwd;
-	bool want_stdin, merge_stderr, script;
+	bool want_stdin, merge_stderr, script, relay;
 };
 
 static const struct req_case req_cases[] = {
@@ -183,6 +183,8 @@ static const struct req_case req_cases[] = {
      .cwd = "/"},
     {"exec script", PROTO_OP_EXEC, 9, .argv = one_argv, .env = tricky_env,
      .cwd = "/tmp", .script = true},
+    {"exec relay", PROTO_OP_EXEC, 9, .argv = one_argv, .env = no_env,
+     .cwd = "/", .relay = true},
 };
 
 static void build_request(const struct req_case *c, struct proto_request *r)
@@ -206,6 +208,7 @@ static void build_request(const struct req_case *c, struct proto_request *r)
 		r->exec.want_stdin = c->want_stdin;
 		r->exec.merge_stderr = c->merge_stderr;
 		r->exec.script = c->script;
+		r->exec.relay = c->relay;
 	}
 }
 
@@ -225,6 +228,7 @@ static void assert_request_equal(const struct proto_request *a,
 	assert_int_equal(a->exec.want_stdin, b->exec.want_stdin);
 	assert_int_equal(a->exec.merge_stderr, b->exec.merge_stderr);
 	assert_int_equal(a->exec.script, b->exec.script);
+	assert_int_equal(a->exec.relay, b->exec.relay);
 	assert_string_equal(a->exec.cwd, b->exec.cwd);
 	assert_strv_equal(a->exec.argv, a->exec.argc, b->exec.argv,
 			  b->exec.argc);
@@ -433,6 +437,10 @@ static const struct {
      "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
      ",\"script\":null}",
      "field 'script' must be a boolean"},
+    {"exec relay a number",
+     "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
+     ",\"relay\":1}",
+     "field 'relay' must be a boolean"},
 };
 
 static void test_request_refusals(void **state)

@@ -60,6 +60,9 @@
 #define WAIT_MS	  5000
 #define OTHER_UID 65534 /* nobody: the second identity when run as root */
 
+/* What the fake agent's HELLO says it knows (the bulk tests set it). */
+static uint32_t agent_flags;
+
 struct fx {
 	char dir[64];
 	char work[128];
@@ -146,6 +149,7 @@ static struct fx *fx_new(void)
 	assert_non_null(f);
 	f->fds_before = count_fds();
 	log_reset();
+	agent_flags = 0;
 	strcpy(f->dir, "/tmp/vmenv-vmmd-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	fixture_path(f, f->work, sizeof(f->work), "work");
@@ -366,6 +370,7 @@ struct exec_opts {
 	int stdin_fd;	    /* used instead of a pipe when >= 0 */
 	bool fill_stdout;   /* stdout pipe shrunk and full already */
 	size_t nfds;	    /* send only this many fds (0: all) */
+	bool relay;	    /* ask for the agent's relay, no bulk port */
 };
 
 struct exec_client {
@@ -427,6 +432,7 @@ static void exec_start(struct fx *f, uint32_t id, const struct exec_opts *o,
 	e->want_stdin = o->want_stdin;
 	e->merge_stderr = o->merge_stderr;
 	e->script = o->script != NULL;
+	e->relay = o->relay;
 	fds[0] = in[0];
 	fds[1] = out[1];
 	fds[2] = err[1];
@@ -612,7 +618,7 @@ static void agent_hello(struct fx *f, int fd, uint32_t version)
 	struct aw_buf b = {0};
 
 	assert_int_equal(aw_put_u32(&b, version), 0);
-	assert_int_equal(aw_put_u32(&b, 0), 0);
+	assert_int_equal(aw_put_u32(&b, agent_flags), 0);
 	assert_int_equal(aw_put_str(&b, "fake agent"), 0);
 	agent_send(f, fd, AW_HELLO, 0, b.data, b.len);
 	aw_buf_free(&b);
@@ -3089,6 +3095,8 @@ static uint32_t ended_with_checkpoint(struct fx *f, bool keep, const char *out)
 	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
 	assert_contains(rep.error,
 			"job 42: checkpointed on node n1 (checkpoint ");
+	/* A checkpointing guest has no bulk ports (bulk.h). */
+	assert_int_equal(count(fake_hv.last_xml, "org.vmenv.bulk."), 0);
 	assert_contains(rep.error, keep ? "kept for --vm-restore"
 					: "removed at the job's end: not kept");
 	assert_int_equal(rep.exit_value, 125);
@@ -3157,6 +3165,8 @@ static void test_ckpt_restore_other_job(void **state)
 	assert_int_equal(fake_hv.ncreate, 1); /* job 42's boot only */
 	assert_contains(fake_hv.restore_xml, "<name>" DOMAIN "</name>");
 	assert_contains(fake_hv.restore_xml, "id='43' node='n1'");
+	/* A restored guest has the saved one's devices: no bulk ports. */
+	assert_int_equal(count(fake_hv.restore_xml, "org.vmenv.bulk."), 0);
 	assert_string_equal(job_find(&f->d, 43)->domain, DOMAIN);
 	assert_int_equal(log_count("job 43: restores job 42's checkpoint 1"),
 			 1);
@@ -3534,6 +3544,313 @@ static void test_reconcile_owner(void **state)
 	assert_false(fake_hv_domain("vmenv-n2-6")->running);
 }
 
+/* ======================================================================= */
+/* bulk ports                                                               */
+/* ======================================================================= */
+
+/* A session of a guest whose agent knows bulk ports: its EXEC names a
+ * port and markers; bfd is the port's QEMU end. */
+struct bulk_sess {
+	int afd, bfd;
+	uint32_t sid, port;
+	uint8_t start[AW_BULK_MARK_LEN], end[AW_BULK_MARK_LEN];
+	struct exec_client c;
+};
+
+static int bulk_accept(uint32_t port)
+{
+	int fd = fake_hv_accept_bulk(fake_hv_domain(DOMAIN), port, WAIT_MS);
+
+	if (fd < 0)
+		fail_msg("vmmd never connected to bulk port %u: %s", port,
+			 strerror(-fd));
+	return fd;
+}
+
+/* The next EXEC, which must name a bulk port. */
+static void bulk_exec(struct fx *f, struct bulk_sess *b,
+		      const struct exec_opts *o)
+{
+	struct aw_exec e;
+
+	exec_start(f, JOB, o, &b->c);
+	b->sid = agent_expect_exec(f, b->afd, &e);
+	assert_true(e.flags & AW_EXEC_BULK);
+	assert_true(e.bulk_port < 4);
+	assert_memory_not_equal(e.bulk_start, e.bulk_end, AW_BULK_MARK_LEN);
+	b->port = e.bulk_port;
+	memcpy(b->start, e.bulk_start, AW_BULK_MARK_LEN);
+	memcpy(b->end, e.bulk_end, AW_BULK_MARK_LEN);
+	aw_exec_clear(&e);
+	b->bfd = bulk_accept(b->port);
+}
+
+static void bulk_running(struct fx *f, struct bulk_sess *b,
+			 const struct exec_opts *o)
+{
+	agent_flags = AW_HELLO_BULK;
+	start_ok(f);
+	b->afd = agent_connect(f);
+	agent_handshake(f, b->afd);
+	assert_true(job(f)->agent_bulk);
+	bulk_exec(f, b, o);
+}
+
+static void bulk_started(struct fx *f, struct bulk_sess *b, uint32_t err)
+{
+	struct proto_reply rep;
+
+	agent_send_u32(f, b->afd, AW_STARTED, b->sid, 77, err, 2);
+	client_reply(f, b->c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+}
+
+/* The guest's command writes into its port (vmmd reads meanwhile). */
+static void bulk_write(struct fx *f, int fd, const void *p, size_t n)
+{
+	agent_write(f, fd, p, n);
+	pump(f, 20);
+}
+
+/* Stderr's EOF and EXIT on the agent channel, as the agent sends them
+ * once the end marker is in the port. */
+static void bulk_agent_exit(struct fx *f, struct bulk_sess *b, uint32_t code)
+{
+	agent_send(f, b->afd, AW_STDERR, b->sid, NULL, 0);
+	agent_send_u32(f, b->afd, AW_EXIT, b->sid, AW_EXIT_CODE, code, 2);
+}
+
+static size_t read_some(int fd, char *buf, size_t len)
+{
+	ssize_t n = read(fd, buf, len - 1);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* Bytes before the start marker are dropped, the output shows as it
+ * comes (nothing held back that cannot be a marker), and the exit waits
+ * for the end marker even when the agent's EXIT came first. */
+static void test_bulk_output_then_exit(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct bulk_sess b, b2;
+	struct proto_reply rep;
+	char out[128];
+
+	bulk_running(f, &b, &o);
+	assert_int_equal(count(fake_hv.last_xml, "org.vmenv.bulk."), 4);
+	bulk_started(f, &b, 0);
+	bulk_write(f, b.bfd, "lingering", 9);
+	bulk_write(f, b.bfd, b.start, 5);
+	bulk_write(f, b.bfd, b.start + 5, AW_BULK_MARK_LEN - 5);
+	bulk_write(f, b.bfd, "hello ", 6);
+	assert_true(pump_until_readable(f, b.c.out, WAIT_MS));
+	assert_int_equal(read_some(b.c.out, out, sizeof(out)), 6);
+	assert_string_equal(out, "hello ");
+	bulk_write(f, b.bfd, "world\n", 6);
+	bulk_agent_exit(f, &b, 3);
+	pump(f, 200);
+	assert_false(readable(b.c.fd)); /* the exit waits for the marker */
+	assert_int_equal(exec_count(job(f)), 1);
+	bulk_write(f, b.bfd, b.end, AW_BULK_MARK_LEN);
+	bulk_write(f, b.bfd, "after the end", 13);
+	client_reply(f, b.c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(rep.exit_value, 3);
+	assert_int_equal(read_to_eof(f, b.c.out, out, sizeof(out)), 6);
+	assert_string_equal(out, "world\n");
+	assert_int_equal(read_to_eof(f, b.c.err, out, sizeof(out)), 0);
+	assert_int_equal(job(f)->bulk_bytes, 12);
+	exec_close(&b.c);
+	/* The next session gets another port and other markers. */
+	b2.afd = b.afd;
+	bulk_exec(f, &b2, &o);
+	assert_int_not_equal(b2.port, b.port);
+	assert_memory_not_equal(b2.start, b.start, AW_BULK_MARK_LEN);
+	exec_close(&b2.c);
+	assert_int_equal(job(f)->state, JOB_READY);
+}
+
+/* The guest writes what it likes where it likes: a session's markers on
+ * another port, another session's marker inside the output. */
+static void test_bulk_foreign_bytes(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1, .merge_stderr = true};
+	uint8_t fake[AW_BULK_MARK_LEN];
+	struct bulk_sess b;
+	struct proto_reply rep;
+	char out[128], want[64];
+	int other;
+
+	bulk_running(f, &b, &o);
+	other = bulk_accept((b.port + 1) % 4);
+	bulk_started(f, &b, 0);
+	bulk_write(f, other, b.start, AW_BULK_MARK_LEN);
+	bulk_write(f, other, "wrong port", 10);
+	bulk_write(f, other, b.end, AW_BULK_MARK_LEN);
+	memset(fake, 0xff, sizeof(fake));
+	bulk_write(f, b.bfd, b.start, AW_BULK_MARK_LEN);
+	bulk_write(f, b.bfd, "a", 1);
+	bulk_write(f, b.bfd, fake, sizeof(fake));
+	bulk_write(f, b.bfd, "b", 1);
+	bulk_write(f, b.bfd, b.end, AW_BULK_MARK_LEN);
+	agent_send_u32(f, b.afd, AW_EXIT, b.sid, AW_EXIT_CODE, 0, 2);
+	client_reply(f, b.c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(read_to_eof(f, b.c.out, out, sizeof(out)),
+			 2 + sizeof(fake));
+	want[0] = 'a';
+	memcpy(want + 1, fake, sizeof(fake));
+	want[1 + sizeof(fake)] = 'b';
+	assert_memory_equal(out, want, 2 + sizeof(fake));
+	exec_close(&b.c);
+}
+
+/* Bytes a socket holds before its writer would block. */
+static size_t write_until_full(struct fx *f, int fd, size_t max)
+{
+	static const char buf[65536];
+	size_t total = 0;
+	int idle = 0;
+
+	while (total < max && idle < 30) {
+		ssize_t n = send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
+
+		if (n > 0) {
+			total += (size_t)n;
+			idle = 0;
+			continue;
+		}
+		assert_int_equal(errno, EAGAIN);
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+		idle++;
+	}
+	return total;
+}
+
+/* A task that does not read: vmmd stops reading the port after a bounded
+ * queue (the guest's writer then blocks in QEMU), and serves the other
+ * sessions meanwhile; once the task reads, everything arrives. */
+static void test_bulk_backpressure(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1, .fill_stdout = true};
+	struct exec_opts o2 = {.stdin_fd = -1};
+	struct bulk_sess b, b2;
+	struct proto_reply rep;
+	static char buf[1 << 16];
+	size_t sent, got = 0;
+	uint64_t end;
+	ssize_t n;
+
+	bulk_running(f, &b, &o);
+	bulk_started(f, &b, 0);
+	bulk_write(f, b.bfd, b.start, AW_BULK_MARK_LEN);
+	sent = write_until_full(f, b.bfd, 64u << 20);
+	print_message("the port took %zu bytes before it blocked\n", sent);
+	assert_true(sent >= 1u << 20);
+	assert_true(sent < 3u << 20);
+	/* Another session's output flows all the same. */
+	b2.afd = b.afd;
+	bulk_exec(f, &b2, &o2);
+	bulk_started(f, &b2, 0);
+	bulk_write(f, b2.bfd, b2.start, AW_BULK_MARK_LEN);
+	bulk_write(f, b2.bfd, "ok\n", 3);
+	bulk_write(f, b2.bfd, b2.end, AW_BULK_MARK_LEN);
+	bulk_agent_exit(f, &b2, 0);
+	client_reply(f, b2.c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(read_to_eof(f, b2.c.out, buf, sizeof(buf)), 3);
+	exec_close(&b2.c);
+	/* The task reads: the rest comes (after the 4 KiB filler). */
+	bulk_agent_exit(f, &b, 0);
+	end = now_ms() + WAIT_MS;
+	while (got < sent + 4096 && now_ms() < end) {
+		n = read(b.c.out, buf, sizeof(buf));
+		if (n > 0)
+			got += (size_t)n;
+		if (got >= sent && b.end[0]) {
+			bulk_write(f, b.bfd, b.end, AW_BULK_MARK_LEN);
+			b.end[0] = 0; /* sent */
+		}
+		assert_int_equal(loop_run_once(f->d.loop, 1), 0);
+	}
+	assert_int_equal(got, sent + 4096);
+	client_reply(f, b.c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	exec_close(&b.c);
+}
+
+/* The guest could not open the port (an earlier session's process holds
+ * it): the output comes through the agent, and the port rests. */
+static void test_bulk_busy_falls_back(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1, .merge_stderr = true};
+	struct bulk_sess b, n;
+	struct proto_reply rep;
+	char out[64];
+
+	bulk_running(f, &b, &o);
+	bulk_started(f, &b, EBUSY);
+	agent_send(f, b.afd, AW_STDOUT, b.sid, "relayed\n", 8);
+	agent_send(f, b.afd, AW_STDOUT, b.sid, NULL, 0);
+	agent_send_u32(f, b.afd, AW_EXIT, b.sid, AW_EXIT_CODE, 0, 2);
+	client_reply(f, b.c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(read_to_eof(f, b.c.out, out, sizeof(out)), 8);
+	assert_string_equal(out, "relayed\n");
+	exec_close(&b.c);
+	assert_int_equal(log_count("still held by an earlier session"), 1);
+	n.afd = b.afd;
+	for (int i = 0; i < 6; i++) {
+		bulk_exec(f, &n, &o);
+		assert_int_not_equal(n.port, b.port);
+		agent_send(f, n.afd, AW_EXEC_FAIL, n.sid, "\0\0\0\2\0\0\0\0",
+			   8);
+		client_reply(f, n.c.fd, &rep);
+		assert_int_equal(rep.kind, PROTO_EV_ERROR);
+		exec_close(&n.c);
+	}
+}
+
+/* After a bulk EXEC, STARTED must say whether the port is used. */
+static void test_bulk_started_without_status(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct bulk_sess b;
+
+	bulk_running(f, &b, &o);
+	agent_send_u32(f, b.afd, AW_STARTED, b.sid, 77, 0, 1);
+	pump_until_state(f, JOB_FAILED);
+	exec_close(&b.c);
+}
+
+/* No port for a task that asks for the relay, nor for an agent that does
+ * not know them (every other test), nor for a checkpointing job. */
+static void test_bulk_not_asked(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1, .relay = true};
+	struct exec_client c;
+	struct aw_exec e;
+	int afd;
+
+	agent_flags = AW_HELLO_BULK;
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_handshake(f, afd);
+	exec_start(f, JOB, &o, &c);
+	agent_expect_exec(f, afd, &e);
+	assert_false(e.flags & AW_EXEC_BULK);
+	aw_exec_clear(&e);
+	exec_close(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3590,6 +3907,12 @@ int main(void)
 	    T(test_ckpt_retention),
 	    T(test_ckpt_job_end),
 	    T(test_reconcile_owner),
+	    T(test_bulk_output_then_exit),
+	    T(test_bulk_foreign_bytes),
+	    T(test_bulk_backpressure),
+	    T(test_bulk_busy_falls_back),
+	    T(test_bulk_started_without_status),
+	    T(test_bulk_not_asked),
 #undef T
 	};
 
