@@ -56,8 +56,8 @@ struct fake_hv {
 	uint64_t last_limit_kib; /* of the last create_limited, else 0 */
 	struct fake_domain dom[FAKE_HV_MAX_DOMAINS];
 	/* Checkpoints: set by the test. */
-	int fail_save;	     /* -errno for save (after writing half) */
-	int fail_restore;    /* -errno for restore */
+	int fail_save;	  /* -errno for save (after writing half) */
+	int fail_restore; /* -errno for restore */
 	/* A restore that returns this long after QEMU runs again (the
 	 * guest's agent may say hello before vmmd's loop hears of it). */
 	unsigned restore_delay_ms;
