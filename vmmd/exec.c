@@ -20,6 +20,7 @@
 
 #define EXEC_MAX_SCRIPT (8u * 1024u * 1024u)
 #define EXEC_CHUNK	(32u * 1024u)
+#define EXEC_PIPE_SIZE	(1 << 20)
 /* Return window to the agent in chunks, not per frame. */
 #define EXEC_CREDIT_BATCH (AW_WINDOW / 8)
 /* Output from a bulk port queued toward a slow task before vmmd stops
@@ -665,6 +666,18 @@ static void client_io(void *data, uint32_t events)
 	on_client_msg(s);
 }
 
+/* A task's stdout is mostly a pipe to slurmstepd (srun) or to the
+ * command the job pipes into: at 64 KiB (the default) vmmd wakes the
+ * reader for every 64 KiB of a guest that writes hundreds of MB/s. */
+static void widen_pipe(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+	    fcntl(fd, F_GETPIPE_SZ) < EXEC_PIPE_SIZE)
+		(void)fcntl(fd, F_SETPIPE_SZ, EXEC_PIPE_SIZE);
+}
+
 static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 {
 	size_t want = 3 + (s->req.exec.script ? 1 : 0);
@@ -682,8 +695,10 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 	/* The task shares these descriptions with vmmd: non-blocking mode is
 	 * taken on private reopened copies, never set on the shared ones. */
 	for (int i = 0; i < 2; i++)
-		if (s->out[i].fd >= 0)
+		if (s->out[i].fd >= 0) {
 			fd_own_nonblock(&s->out[i].fd, O_WRONLY);
+			widen_pipe(s->out[i].fd);
+		}
 	if (s->in_fd >= 0)
 		fd_own_nonblock(&s->in_fd, O_RDONLY);
 	return 0;

@@ -383,11 +383,14 @@ struct exec_client {
 static const char *const default_argv[] = {"/bin/true", NULL};
 static const char *const default_env[] = {"PATH=/bin", NULL};
 
+/* A task that reads nothing: its stdout pipe full at the size vmmd would
+ * widen it to (vmmd/exec.c widens smaller ones). */
+#define FILL_BYTES (1 << 20)
 static void fill_pipe(int wfd)
 {
 	char buf[4096];
 
-	assert_true(fcntl(wfd, F_SETPIPE_SZ, 4096) >= 4096);
+	assert_int_equal(fcntl(wfd, F_SETPIPE_SZ, FILL_BYTES), FILL_BYTES);
 	assert_int_equal(fd_set_nonblock(wfd, true), 0);
 	memset(buf, 'f', sizeof(buf));
 	while (write(wfd, buf, sizeof(buf)) > 0)
@@ -1325,6 +1328,9 @@ static void test_exec_waits_then_runs(void **state)
 	assert_false(readable(c.fd));
 	agent_only_hellos(f, afd);
 	assert_int_equal(exec_count(job(f)), 1);
+	/* The task's stdout pipe is widened: the guest writes faster than a
+	 * 64 KiB pipe wakes its reader. */
+	assert_true(fcntl(c.out, F_GETPIPE_SZ) >= 1 << 20);
 
 	agent_handshake(f, afd);
 	sid = agent_expect_exec(f, afd, &e);
@@ -3765,10 +3771,10 @@ static void test_bulk_backpressure(void **state)
 	assert_int_equal(rep.kind, PROTO_EV_EXIT);
 	assert_int_equal(read_to_eof(f, b2.c.out, buf, sizeof(buf)), 3);
 	exec_close(&b2.c);
-	/* The task reads: the rest comes (after the 4 KiB filler). */
+	/* The task reads: the rest comes (after the filler). */
 	bulk_agent_exit(f, &b, 0);
 	end = now_ms() + WAIT_MS;
-	while (got < sent + 4096 && now_ms() < end) {
+	while (got < sent + FILL_BYTES && now_ms() < end) {
 		n = read(b.c.out, buf, sizeof(buf));
 		if (n > 0)
 			got += (size_t)n;
@@ -3778,7 +3784,7 @@ static void test_bulk_backpressure(void **state)
 		}
 		assert_int_equal(loop_run_once(f->d.loop, 1), 0);
 	}
-	assert_int_equal(got, sent + 4096);
+	assert_int_equal(got, sent + FILL_BYTES);
 	client_reply(f, b.c.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_EXIT);
 	exec_close(&b.c);
