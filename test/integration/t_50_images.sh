@@ -77,6 +77,8 @@ else
 	fail "the guest of job $j (imgtest) did not become ready"
 	vmenvctl list | sed 's/^/#   /'
 fi
+# The script may not have printed yet when the guest is ready.
+for _ in $(seq 60); do grep -q . img.out 2>/dev/null && break; sleep 0.5; done
 scancel "$j"
 wait_job "$j" 60 >/dev/null
 check_contains "the guest saw the 64 MiB disk" "$(cat img.out)" "131072"
