@@ -156,7 +156,13 @@ void spawn_child(struct aw_exec *e, const struct spawn_pipes *p, char *script)
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
+	/* The job starts with every signal at its default, whatever the agent
+	 * inherited or ignores (SIGPIPE; an agent started with SIGINT ignored,
+	 * as a background command of a shell is, would pass that on: the job
+	 * could not be interrupted). */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	if (setsid() < 0)
 		child_fail(st, STAGE_SETUP, errno);
 	join_job_cgroup();

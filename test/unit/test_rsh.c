@@ -204,6 +204,11 @@ static struct run client_start(const char *const *words, const char *token)
 		setenv("VMENV_RSH_PORT", port, 1);
 		setenv("VMENV_RSH_TOKEN_FILE", token, 1);
 		setenv("PATH", "/usr/bin:/bin", 1);
+		/* As from an interactive shell: a test run in the background
+		 * of a script inherits SIGINT ignored, which the client (like
+		 * ssh) honours, and then there is nothing to forward. */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
 		execv(RSH_CLIENT, (char *const *)(uintptr_t)argv);
 		_exit(99);
 	}
