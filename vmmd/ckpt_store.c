@@ -208,6 +208,11 @@ static int hash_file(const char *dir, const char *name, struct ckpt_file *f)
 	if (r == 0)
 		r = digest_final_hex(d, f->sha256);
 	digest_free(d);
+	/* The save went through the page cache (hv.h) and this read it
+	 * again: a checkpoint is read once more, at its restore, maybe on
+	 * another node. Its pages (clean since the fsync) would only evict
+	 * the node's other jobs' files. */
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (r < 0)
 		return r;
 	snprintf(f->name, sizeof(f->name), "%s", name);

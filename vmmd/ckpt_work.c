@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "ckpt_work.h"
 
+#include "ckpt_save.h"
 #include "cleanup.h"
 #include "job.h"
 #include "log.h"
@@ -170,8 +171,8 @@ static void *save_thread(void *arg)
 	if (str_printf(path, sizeof(path), "%s/%s", w->dir, CKPT_MEMORY) < 0)
 		res->r = -ENAMETOOLONG;
 	else if ((res->r = detach_all(w)) == 0 &&
-		 (res->r = w->hv->save(w->hv_ctx, w->domain, path, res->err,
-				       sizeof(res->err))) < 0)
+		 (res->r = ckpt_save_domain(w->hv, w->hv_ctx, w->domain, path,
+					    res->err, sizeof(res->err))) < 0)
 		/* The guest goes on (libvirt resumed it): with its devices. */
 		attach_all(w);
 	if (res->r == 0) {

@@ -52,7 +52,8 @@ struct hv_ops {
 	 * worker thread (they take seconds): they touch nothing but their
 	 * arguments and the connection (libvirt's is thread-safe). */
 	/* Writes the running domain's memory and device state to path,
-	 * bypassing the page cache; the domain is gone afterwards. */
+	 * through the page cache (durable when it returns: libvirt's helper
+	 * syncs it); the domain is gone afterwards. */
 	int (*save)(void *ctx, const char *name, const char *path, char *err,
 		    size_t errlen);
 	/* Starts a domain from a save image with xml (this allocation's

@@ -27,6 +27,7 @@
 #include "ckpt_store.h"
 #include "cleanup.h"
 #include "util.h"
+#include "wbfollow.h"
 
 #define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
@@ -504,6 +505,76 @@ static void test_copy_across(void **state)
 	}
 }
 
+static void append(const char *path, size_t n)
+{
+	_cleanup_free_ char *buf = malloc(n);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+	assert_non_null(buf);
+	assert_true(fd >= 0);
+	memset(buf, 0x5a, n);
+	assert_int_equal(write_full(fd, buf, n), 0);
+	close(fd);
+}
+
+/* Waits (5 s at most) until f has handed want bytes to writeback. */
+static uint64_t kicked_reaches(struct wbfollow *f, uint64_t want)
+{
+	for (int i = 0; i < 500 && wbfollow_kicked(f) < want; i++)
+		usleep(10000);
+	return wbfollow_kicked(f);
+}
+
+/* The save image's writer creates it after the follower starts; every
+ * step it grows by goes to writeback, less than a step waits for more. */
+static void test_wbfollow_grows(void **state)
+{
+	struct st *s = *state;
+	const uint64_t mib = 1 << 20;
+	struct wbfollow *f = NULL;
+	char p[VMENV_MAX_PATH];
+
+	assert_int_equal(str_printf(p, sizeof(p), "%s/memory.save", s->root),
+			 0);
+	assert_int_equal(wbfollow_start(&f, p, mib), 0);
+	usleep(20000); /* not there yet: it keeps looking */
+	for (int i = 0; i < 4; i++)
+		append(p, mib);
+	assert_int_equal(kicked_reaches(f, 4 * mib), 4 * mib);
+	append(p, mib / 2);
+	usleep(50000);
+	assert_int_equal(wbfollow_kicked(f), 4 * mib);
+	append(p, mib / 2);
+	assert_int_equal(kicked_reaches(f, 5 * mib), 5 * mib);
+	assert_int_equal(wbfollow_stop(f), 5 * mib);
+}
+
+/* A link in its place is not followed (O_NOFOLLOW), a file that never
+ * comes is no reason to wait, and stopping is at once. */
+static void test_wbfollow_refuses(void **state)
+{
+	struct st *s = *state;
+	char p[VMENV_MAX_PATH], target[VMENV_MAX_PATH];
+	struct wbfollow *f = NULL;
+	uint64_t t0;
+
+	assert_int_equal(
+	    str_printf(target, sizeof(target), "%s/elsewhere", s->root), 0);
+	assert_int_equal(str_printf(p, sizeof(p), "%s/memory.save", s->root),
+			 0);
+	append(target, 4 << 20);
+	assert_int_equal(symlink(target, p), 0);
+	assert_int_equal(wbfollow_start(&f, p, 1 << 20), 0);
+	usleep(100000);
+	assert_int_equal(wbfollow_stop(f), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(wbfollow_start(&f, p, 1 << 20), 0);
+	t0 = now_ms();
+	assert_int_equal(wbfollow_stop(f), 0);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(wbfollow_stop(NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +591,10 @@ int main(void)
 	    cmocka_unit_test(test_due),
 	    cmocka_unit_test(test_copy_across),
 	    cmocka_unit_test_setup_teardown(test_bw, st_setup, st_teardown),
+	    cmocka_unit_test_setup_teardown(test_wbfollow_grows, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_wbfollow_refuses, st_setup,
+					    st_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
