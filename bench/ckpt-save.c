@@ -61,8 +61,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		t0 = now_ns();
-		r = ckpt_save_domain(&hv_libvirt_ops, ctx, argv[1], argv[2], err,
-				     sizeof(err));
+		r = ckpt_save_domain(&hv_libvirt_ops, ctx, argv[1], argv[2],
+				     err, sizeof(err));
 	}
 	if (r < 0) {
 		fprintf(stderr, "ckpt-save: %s: %s\n", argv[1],
