@@ -3,7 +3,8 @@
  * Unit tests for vmmd/jobfiles_served.c without a guest: the paths, the
  * domain fields, vmenv-9p's command line (ids, groups, restored state),
  * freeze/thaw refusing cleanly when no server runs, which jobs get the
- * served kind, and the after-save step. test/ninep/
+ * served kind, the after-save step, and a restarted vmmd adopting a
+ * running server (the real vmenv-9p of this build). test/ninep/
  * host-test runs the real thing against a guest.
  */
 #include <setjmp.h>
@@ -14,9 +15,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ckpt_store.h"
@@ -177,6 +183,7 @@ static void test_after_save(void **state)
 	if (pid == 0)
 		_exit(0);
 	j.served->pid = pid;
+	j.served->child = true;
 	jobfiles_after_save_plan(&j, &p);
 	assert_int_equal(p.pid, pid);
 	assert_string_equal(p.pending, path);
@@ -201,12 +208,139 @@ static void test_after_save(void **state)
 	rm_rf(dir);
 }
 
+/* Until pid blocks SIGUSR1 (vmenv-9p's signalfd is set up): a freeze sent
+ * earlier would find the default action. */
+static void wait_signals_blocked(pid_t pid)
+{
+	char p[64], *text = NULL, *blk;
+	unsigned long long mask = 0;
+
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+	for (int i = 0; i < 500; i++) {
+		if (read_file_limited(p, 1 << 16, &text, NULL) == 0 &&
+		    (blk = strstr(text, "SigBlk:")) &&
+		    sscanf(blk + 7, "%llx", &mask) == 1 &&
+		    (mask & (1ull << (SIGUSR1 - 1))))
+			i = 500;
+		free(text);
+		text = NULL;
+		if (i < 500)
+			usleep(10000);
+	}
+	assert_true(mask & (1ull << (SIGUSR1 - 1)));
+}
+
+/* What a vmmd that exits leaves: the server runs on, unowned. */
+static void vmmd_exits(struct job *j)
+{
+	if (j->served->ctl >= 0)
+		close(j->served->ctl);
+	if (j->served->pidfd >= 0)
+		close(j->served->pidfd);
+	free(j->served);
+	j->served = NULL;
+}
+
+static void put_pid(const char *dir, pid_t pid)
+{
+	char p[VMENV_MAX_PATH + 16], buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+
+	snprintf(p, sizeof(p), "%s/files.pid", dir);
+	assert_int_equal(write_file_atomic(p, buf, (size_t)n, 0600), 0);
+}
+
+/* A vmmd restarted while a served job runs takes its vmenv-9p over: the
+ * server is found by its pid file and checked, answers through the FIFO,
+ * freezes and thaws for the new vmmd, and is stopped at the job's end.
+ * A pid file naming another process, or the server of another job, or
+ * none, is refused with the job named. */
+static void test_adopt(void **state)
+{
+	char dir[] = "/tmp/vmenv-adoptXXXXXX",
+	     other[] = "/tmp/vmenv-adopt2XXXXXX";
+	char err[1024], p[VMENV_MAX_PATH + 32];
+	struct job j, k;
+	int lfd, conn, status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* vmenv-9p starts as root and drops to the job's ids */
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(other));
+	jobfiles_server_path = TEST_BUILDDIR "/ninep/vmenv-9p";
+	job_init(&j);
+	j.uid = 65534; /* vmenv-9p refuses to serve as root */
+	j.gid = 65534;
+	j.ngroups = 0;
+	j.files_kind = JOBFILES_SERVED;
+	snprintf(j.dir, sizeof(j.dir), "%s", dir);
+	snprintf(j.work_dir, sizeof(j.work_dir), "%s", dir);
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(p, sizeof(p), "%s/q", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(chown(p, j.uid, j.gid), 0);
+	snprintf(p, sizeof(p), "%s/ck", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
+	/* QEMU's end of the port: the server connects to it. */
+	lfd = unix_listen(j.served->sock, 0600, 1);
+	assert_true(lfd >= 0);
+	assert_int_equal(jobfiles_served_attach(&j, err, sizeof(err)), 0);
+	pid = j.served->pid;
+	assert_int_equal(poll(&(struct pollfd){lfd, POLLIN, 0}, 1, 10000), 1);
+	conn = accept(lfd, NULL, NULL);
+	assert_true(conn >= 0);
+	wait_signals_blocked(pid);
+	/* Frozen by the old vmmd, which then dies before the thaw. */
+	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
+	vmmd_exits(&j);
+
+	/* Not adopted: no pid file, another process, another job's server. */
+	memcpy(&k, &j, sizeof(k));
+	snprintf(k.dir, sizeof(k.dir), "%s", other);
+	assert_int_equal(jobfiles_served_adopt(&k, err, sizeof(err)), -ENOENT);
+	assert_contains(err, "job 42: the file server was not adopted");
+	put_pid(other, getpid());
+	assert_int_equal(jobfiles_served_adopt(&k, err, sizeof(err)), -ESRCH);
+	assert_contains(err, "is not vmenv-9p serving");
+	put_pid(other, pid);
+	assert_int_equal(jobfiles_served_adopt(&k, err, sizeof(err)), -ESRCH);
+	assert_int_equal(k.served->pid, 0);
+	jobfiles_served_stop(&k);
+	assert_int_equal(kill(pid, 0), 0); /* untouched */
+
+	/* Adopted: thawed at once, then frozen and thawed again. */
+	assert_int_equal(jobfiles_served_adopt(&j, err, sizeof(err)), 0);
+	assert_int_equal(j.served->pid, pid);
+	assert_false(j.served->child);
+	snprintf(p, sizeof(p), "%s/ck/files", dir); /* a new checkpoint */
+	assert_int_equal(unlink(p), 0);
+	snprintf(p, sizeof(p), "%s/ck", dir);
+	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
+	assert_int_equal(jobfiles_served_thaw(&j, NULL, err, sizeof(err)), 0);
+	/* The job ends: the server is stopped, its files are gone. */
+	jobfiles_served_stop(&j);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) || WIFSIGNALED(status));
+	snprintf(p, sizeof(p), "%s/files.pid", dir);
+	assert_int_equal(access(p, F_OK), -1);
+	close(conn);
+	close(lfd);
+	rm_rf(dir);
+	rm_rf(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_prepare_domspec), cmocka_unit_test(test_argv),
-	    cmocka_unit_test(test_no_server),	    cmocka_unit_test(test_kind),
+	    cmocka_unit_test(test_prepare_domspec),
+	    cmocka_unit_test(test_argv),
+	    cmocka_unit_test(test_no_server),
+	    cmocka_unit_test(test_kind),
 	    cmocka_unit_test(test_after_save),
+	    cmocka_unit_test(test_adopt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
