@@ -70,6 +70,7 @@ struct jobfiles_after_save {
 	pid_t pid;			   /* the server to wait for, or 0 */
 	int pidfd;			   /* its pidfd (the job's), or -1 */
 	bool child;			   /* a child of this vmmd */
+	uid_t uid;			   /* the job's: owns what it keeps */
 	char pending[VMENV_MAX_PATH + 16]; /* what it keeps on leaving */
 };
 void jobfiles_after_save_plan(const struct job *j,

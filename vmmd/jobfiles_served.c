@@ -24,6 +24,8 @@
 
 const char *jobfiles_server_path = JOBFILES_SERVER;
 
+static void server_forget(struct jobfiles_served *f);
+
 int jobfiles_served_prepare(struct job *j, char *err, size_t errlen)
 {
 	struct jobfiles_served *f = calloc(1, sizeof(*f));
@@ -44,6 +46,8 @@ int jobfiles_served_prepare(struct job *j, char *err, size_t errlen)
 		return err_set(err, errlen, -ENAMETOOLONG,
 			       "job %u: job directory path too long", j->id);
 	}
+	if (j->served)
+		server_forget(j->served);
 	free(j->served);
 	j->served = f;
 	return 0;
@@ -101,7 +105,8 @@ static void child(const char **argv, int ctl_w)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	sigaction(SIGPIPE, &dfl, NULL);
 	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
-	    dup2(devnull, STDOUT_FILENO) < 0 || dup2(ctl_w, 3) < 0)
+	    dup2(devnull, STDOUT_FILENO) < 0 || dup2(ctl_w, 3) < 0 ||
+	    fcntl(3, F_SETFD, 0) < 0) /* dup2(3, 3) keeps O_CLOEXEC */
 		_exit(126);
 	close_range(4, ~0u, 0);
 	execve(argv[0], (char *const *)(uintptr_t)argv,
@@ -116,7 +121,9 @@ static int ctl_open(struct jobfiles_served *f, int *wfd)
 	unlink(f->ctl_path);
 	if (mkfifo(f->ctl_path, 0600) < 0)
 		return -errno;
-	*wfd = open(f->ctl_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	/* Non-blocking: answers nobody reads fill the FIFO and then fail,
+	 * they never hang the server. */
+	*wfd = open(f->ctl_path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
 	if (*wfd < 0)
 		return -errno;
 	f->ctl =
@@ -159,6 +166,8 @@ static int spawn(struct job *j, const char *state_in, char *err, size_t errlen)
 	if (pid < 0) {
 		r = -errno;
 		close(wfd);
+		close(f->ctl);
+		f->ctl = -1;
 		return err_set(err, errlen, r, "job %u: fork: %s", j->id,
 			       strerror(-r));
 	}
@@ -185,21 +194,33 @@ int jobfiles_served_attach(struct job *j, char *err, size_t errlen)
 	return spawn(j, NULL, err, errlen);
 }
 
-/* One line from the control pipe within timeout_ms. */
-static int ctl_read(struct jobfiles_served *f, char *line, size_t len,
-		    int timeout_ms)
+/* Drops what is in the FIFO: an answer that came after its exchange gave
+ * up, or one to a signal the job's user sent their own server. Bounded:
+ * the server writes a few bytes per signal. */
+static void ctl_drain(struct jobfiles_served *f)
+{
+	char junk[256];
+
+	for (int i = 0; i < 64 && read(f->ctl, junk, sizeof(junk)) > 0; i++)
+		;
+}
+
+/* One line from the control FIFO by deadline (now_ms() clock). */
+static int ctl_line(struct jobfiles_served *f, char *line, size_t len,
+		    uint64_t deadline)
 {
 	struct pollfd p = {.fd = f->ctl, .events = POLLIN};
 	size_t got = 0;
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
 
 	while (got + 1 < len) {
-		int64_t left = (int64_t)(end - now_ms());
+		int64_t left = (int64_t)(deadline - now_ms());
 		ssize_t n;
 
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
 			return -ETIMEDOUT;
 		n = read(f->ctl, line + got, 1);
+		if (n < 0 && errno == EAGAIN)
+			continue;
 		if (n <= 0)
 			return n == 0 ? -EPIPE : -errno;
 		if (line[got] == '\n')
@@ -208,6 +229,53 @@ static int ctl_read(struct jobfiles_served *f, char *line, size_t len,
 	}
 	line[got] = '\0';
 	return 0;
+}
+
+/* Signals the server and waits within timeout_ms for want, or for
+ * "error ..." (then in line): lines before either are late answers to an
+ * earlier exchange, skipped. */
+static int ctl_exchange(struct jobfiles_served *f, int sig, const char *want,
+			char *line, size_t len, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	int r;
+
+	ctl_drain(f);
+	if (signal_server(f, sig) < 0)
+		return -errno;
+	while ((r = ctl_line(f, line, len, deadline)) == 0) {
+		if (strcmp(line, want) == 0)
+			return 0;
+		if (strncmp(line, "error", 5) == 0)
+			return -EIO;
+	}
+	snprintf(line, len, "%s", strerror(-r));
+	return r;
+}
+
+int jobfiles_served_resume(struct job *j, int timeout_ms, char *err,
+			   size_t errlen)
+{
+	struct jobfiles_served *f = j->served;
+	char line[600];
+
+	if (!f || f->pid <= 0)
+		return err_set(err, errlen, -ESRCH,
+			       "job %u: no file server to resume", j->id);
+	if (ctl_exchange(f, SIGUSR2, "thawed", line, sizeof(line), timeout_ms) <
+	    0)
+		return err_set(err, errlen, -EIO,
+			       "job %u: vmenv-9p did not resume: %s", j->id,
+			       line);
+	return 0;
+}
+
+static void resume_quietly(struct job *j)
+{
+	char ignored[64];
+
+	(void)jobfiles_served_resume(j, JOBFILES_FREEZE_MS, ignored,
+				     sizeof(ignored));
 }
 
 int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
@@ -220,22 +288,24 @@ int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
 	if (!f || f->pid <= 0)
 		return err_set(err, errlen, -ESRCH,
 			       "job %u: no file server to freeze", j->id);
-	if (signal_server(f, SIGUSR1) < 0)
-		return err_set(err, errlen, -errno, "job %u: vmenv-9p: %m",
-			       j->id);
-	r = ctl_read(f, line, sizeof(line), JOBFILES_FREEZE_MS);
-	if (r < 0 || strcmp(line, "frozen") != 0)
-		return err_set(err, errlen, r < 0 ? r : -EIO,
-			       "job %u: vmenv-9p did not freeze: %s", j->id,
-			       r < 0 ? strerror(-r) : line);
-	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
-	r = copy_file(f->state, dst, 0600);
+	r = ctl_exchange(f, SIGUSR1, "frozen", line, sizeof(line),
+			 JOBFILES_FREEZE_MS);
 	if (r < 0) {
-		char ignored[64];
-
+		/* It may freeze late, after we gave up: a checkpoint refused
+		 * must leave the files served. */
+		resume_quietly(j);
+		return err_set(err, errlen, r,
+			       "job %u: vmenv-9p did not freeze: %s", j->id,
+			       line);
+	}
+	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
+	/* q/ is the job's user's: the state file must be theirs, a plain
+	 * file, not a link or a FIFO put in its place. */
+	r = copy_user_file(f->state, dst, 0600, j->uid);
+	if (r < 0) {
 		/* No checkpoint without the state: the server serves again
 		 * (the guest's processes are thawed by the failed save). */
-		jobfiles_served_thaw(j, NULL, ignored, sizeof(ignored));
+		resume_quietly(j);
 		return err_set(err, errlen, r, "job %u: copying %s to %s: %s",
 			       j->id, f->state, dst, strerror(-r));
 	}
@@ -309,6 +379,7 @@ void jobfiles_served_plan(const struct job *j, struct jobfiles_after_save *p)
 	p->pid = f->pid;
 	p->pidfd = f->pidfd;
 	p->child = f->child;
+	p->uid = j->uid;
 	snprintf(p->pending, sizeof(p->pending), "%s.pending", f->state);
 }
 
@@ -327,7 +398,7 @@ int jobfiles_served_after_save(const struct jobfiles_after_save *p,
 	    0)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: too long",
 			       ckpt_dir);
-	r = copy_file(p->pending, dst, 0600);
+	r = copy_user_file(p->pending, dst, 0600, p->uid);
 	if (r < 0 && r != -ENOENT)
 		return err_set(err, errlen, r, "copying %s: %s", p->pending,
 			       strerror(-r));
@@ -380,7 +451,7 @@ int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 			 size_t errlen)
 {
 	struct jobfiles_served *f = j->served;
-	char line[64], state[VMENV_MAX_PATH + 16];
+	char state[VMENV_MAX_PATH + 16];
 	int r;
 
 	/* A job restored instead of booted was never prepared here. */
@@ -389,16 +460,9 @@ int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 	if (!f)
 		return err_set(err, errlen, -EINVAL,
 			       "job %u: files not prepared", j->id);
-	if (!ckpt_dir) {
-		if (f->pid <= 0 || signal_server(f, SIGUSR2) < 0 ||
-		    (r = ctl_read(f, line, sizeof(line), JOBFILES_FREEZE_MS)) <
-			0 ||
-		    strcmp(line, "thawed") != 0)
-			return err_set(err, errlen, -EIO,
-				       "job %u: vmenv-9p did not resume",
-				       j->id);
-		return 0;
-	}
+	if (!ckpt_dir)
+		return jobfiles_served_resume(j, JOBFILES_FREEZE_MS, err,
+					      errlen);
 	/* The guest's relay waits while no server is there: the new one
 	 * can start after the restore. It reads its state from the job's
 	 * own directory: the checkpoint may be consumed (removed) while it

@@ -43,9 +43,11 @@
 #include "jobfiles.h"
 #include "util.h"
 
-#define JOBFILES_PORT_NAME   "org.vmenv.files.0"
-#define JOBFILES_FREEZE_MS   10000
-#define JOBFILES_STOP_MS     2000
+#define JOBFILES_PORT_NAME "org.vmenv.files.0"
+#define JOBFILES_FREEZE_MS 10000
+#define JOBFILES_STOP_MS   2000
+/* Adoption runs on vmmd's loop at its start, one job after another. */
+#define JOBFILES_ADOPT_MS    2000
 #define JOBFILES_SERVED_ARGV 32
 #define JOBFILES_SERVER	     VMENV_LIBEXECDIR "/vmenv-9p"
 
@@ -82,6 +84,10 @@ void jobfiles_served_forget(struct job *j);
 int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 			 size_t errlen);
 void jobfiles_served_stop(struct job *j);
+/* Asks the server to serve again (after a freeze; harmless when it
+ * serves), waiting at most timeout_ms for its answer. */
+int jobfiles_served_resume(struct job *j, int timeout_ms, char *err,
+			   size_t errlen);
 /* A restarted vmmd adopting j's running guest: finds the server by its
  * pid file, checks it is vmenv-9p serving j's socket, and asks it to
  * serve (it may have been frozen by a checkpoint the old vmmd did not

@@ -39,8 +39,10 @@ static bool argv_has(const char *a, size_t len, const char *key,
 }
 
 /* Whether pid runs the server binary (also when an upgrade replaced the
- * file since: the kernel then says "(deleted)") and serves sock. */
-static int is_our_server(pid_t pid, const char *sock)
+ * file since: the kernel then says "(deleted)") and serves sock. A user
+ * can start the same binary with the same arguments: what tells the
+ * job's server apart is ctl_is_ours(). */
+static int is_server_binary(pid_t pid, const char *sock)
 {
 	char p[64], exe[VMENV_MAX_PATH], want[VMENV_MAX_PATH];
 	_cleanup_free_ char *cmd = NULL;
@@ -48,8 +50,10 @@ static int is_our_server(pid_t pid, const char *sock)
 	ssize_t n;
 
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
-	if ((n = readlink(p, exe, sizeof(exe) - 1)) < 0)
+	if ((n = readlink(p, exe, sizeof(exe))) < 0)
 		return -errno;
+	if ((size_t)n >= sizeof(exe))
+		return -ENAMETOOLONG;
 	exe[n] = '\0';
 	if (!realpath(jobfiles_server_path, want))
 		snprintf(want, sizeof(want), "%s", jobfiles_server_path);
@@ -62,6 +66,21 @@ static int is_our_server(pid_t pid, const char *sock)
 	    !argv_has(cmd, len, "--connect", sock))
 		return -ESRCH;
 	return 0;
+}
+
+/* Whether pid's fd 3 is the job's control FIFO (f->ctl): only the server
+ * vmmd started was handed it (the job directory is root's). */
+static int ctl_is_ours(pid_t pid, const struct jobfiles_served *f)
+{
+	struct stat mine, theirs;
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/%d/fd/3", (int)pid);
+	if (stat(p, &theirs) < 0 || fstat(f->ctl, &mine) < 0)
+		return -ESRCH;
+	return theirs.st_dev == mine.st_dev && theirs.st_ino == mine.st_ino
+		   ? 0
+		   : -ESRCH;
 }
 
 static int read_pid(const char *path, pid_t *ret)
@@ -79,8 +98,24 @@ static int read_pid(const char *path, pid_t *ret)
 	return 0;
 }
 
-/* The pidfd first, then the checks: a pid that was reused before the
- * pidfd was taken fails them, and none can be reused after. */
+/* The FIFO, the job's own (root's directory; a FIFO, not a link). */
+static int ctl_reopen(struct jobfiles_served *f, char *why, size_t whylen)
+{
+	struct stat st;
+
+	f->ctl =
+	    open(f->ctl_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (f->ctl < 0)
+		return err_set(why, whylen, -errno, "%s: %m", f->ctl_path);
+	if (fstat(f->ctl, &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_uid != 0)
+		return err_set(why, whylen, -EINVAL, "%s is not vmmd's FIFO",
+			       f->ctl_path);
+	return 0;
+}
+
+/* The pidfd first, then the checks on /proc/PID, then a signal 0 through
+ * the pidfd: if the process the pidfd names had died and its pid been
+ * reused, the checks looked at another process, and the signal fails. */
 static int find_server(struct jobfiles_served *f, char *why, size_t whylen)
 {
 	pid_t pid = 0;
@@ -92,30 +127,17 @@ static int find_server(struct jobfiles_served *f, char *why, size_t whylen)
 	if ((f->pidfd = pidfd_open(pid, 0)) < 0)
 		return err_set(why, whylen, -errno, "vmenv-9p %d: %m",
 			       (int)pid);
-	if ((r = is_our_server(pid, f->sock)) < 0)
+	if ((r = is_server_binary(pid, f->sock)) < 0 ||
+	    (r = ctl_is_ours(pid, f)) < 0)
 		return err_set(why, whylen, r,
-			       "process %d is not vmenv-9p serving %s",
+			       "process %d is not the vmenv-9p vmmd started "
+			       "for %s",
 			       (int)pid, f->sock);
+	if (pidfd_send_signal(f->pidfd, 0, NULL, 0) < 0)
+		return err_set(why, whylen, -ESRCH, "vmenv-9p %d is gone",
+			       (int)pid);
 	f->pid = pid;
 	f->child = false;
-	return 0;
-}
-
-static int ctl_reopen(struct jobfiles_served *f, char *why, size_t whylen)
-{
-	struct stat st;
-	char junk[256];
-
-	f->ctl =
-	    open(f->ctl_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
-	if (f->ctl < 0)
-		return err_set(why, whylen, -errno, "%s: %m", f->ctl_path);
-	if (fstat(f->ctl, &st) < 0 || !S_ISFIFO(st.st_mode))
-		return err_set(why, whylen, -EINVAL, "%s is not a FIFO",
-			       f->ctl_path);
-	/* An answer the old vmmd never read. */
-	while (read(f->ctl, junk, sizeof(junk)) > 0)
-		;
 	return 0;
 }
 
@@ -128,9 +150,12 @@ int jobfiles_served_adopt(struct job *j, char *err, size_t errlen)
 	if ((r = jobfiles_served_prepare(j, err, errlen)) < 0)
 		return r;
 	f = j->served;
-	if ((r = find_server(f, why, sizeof(why))) == 0 &&
-	    (r = ctl_reopen(f, why, sizeof(why))) == 0 &&
-	    (r = jobfiles_served_thaw(j, NULL, why, sizeof(why))) == 0) {
+	/* Resumed: it may have been frozen by a checkpoint the old vmmd did
+	 * not finish (the guest it serves is thawed at its adoption). */
+	if ((r = ctl_reopen(f, why, sizeof(why))) == 0 &&
+	    (r = find_server(f, why, sizeof(why))) == 0 &&
+	    (r = jobfiles_served_resume(j, JOBFILES_ADOPT_MS, why,
+					sizeof(why))) == 0) {
 		log_info("job %u: adopted vmenv-9p %d", j->id, (int)f->pid);
 		return 0;
 	}
