@@ -179,8 +179,9 @@ static int spawn(struct job *j, const char *state_in, char *err, size_t errlen)
 	f->pidfd = pidfd_open(pid, 0);
 	/* Without the file a restarted vmmd cannot adopt the server: that
 	 * job's checkpoints are then refused, it is served all the same. */
-	if (write_pid(f) < 0)
-		log_warn("job %u: cannot write %s: %m", j->id, f->pid_path);
+	if ((r = write_pid(f)) < 0)
+		log_warn("job %u: cannot write %s: %s", j->id, f->pid_path,
+			 strerror(-r));
 	log_info("job %u: vmenv-9p %d serves %s%s", j->id, (int)pid,
 		 j->work_dir, state_in ? " (restored state)" : "");
 	return 0;
