@@ -219,9 +219,10 @@ static int copy_rest(int in, int out, off_t left)
 	return 0;
 }
 
-int copy_file(const char *src, const char *dst, mode_t mode)
+static int copy_open(const char *src, const char *dst, mode_t mode, int flags,
+		     uid_t owner)
 {
-	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC | flags);
 	_cleanup_close_ int out = -1;
 	struct stat st;
 	off_t left;
@@ -231,6 +232,8 @@ int copy_file(const char *src, const char *dst, mode_t mode)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
+	if (owner != (uid_t)-1 && st.st_uid != owner)
+		return -EPERM;
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (out < 0)
 		return -errno;
@@ -254,6 +257,18 @@ int copy_file(const char *src, const char *dst, mode_t mode)
 	if (r < 0)
 		unlink(dst);
 	return r;
+}
+
+int copy_file(const char *src, const char *dst, mode_t mode)
+{
+	return copy_open(src, dst, mode, 0, (uid_t)-1);
+}
+
+/* O_NONBLOCK: a FIFO put there opens at once (and is refused), instead of
+ * blocking the caller until someone writes to it. */
+int copy_user_file(const char *src, const char *dst, mode_t mode, uid_t owner)
+{
+	return copy_open(src, dst, mode, O_NOFOLLOW | O_NONBLOCK, owner);
 }
 
 static int unix_addr(const char *path, struct sockaddr_un *sa)

@@ -38,6 +38,10 @@ int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 /* Copies a regular file (reflink/copy_file_range where possible). */
 int copy_file(const char *src, const char *dst, mode_t mode);
+/* The same from a directory another user controls: src must be a regular
+ * file owned by owner, not a link (-ELOOP), not a FIFO (-EINVAL, without
+ * blocking); -EPERM for another owner. */
+int copy_user_file(const char *src, const char *dst, mode_t mode, uid_t owner);
 
 /* Unix stream sockets. connect waits at most timeout_ms. */
 int unix_connect(const char *path, int timeout_ms);

@@ -181,9 +181,18 @@ static void *save_thread(void *arg)
 		res->r = ckpt_work_move_overlay(w->job_dir, w->dir, &res->bytes,
 						res->err, sizeof(res->err));
 	}
-	if (res->r == 0)
-		res->r = jobfiles_after_save_run(&w->files, w->dir, res->err,
-						 sizeof(res->err));
+	/* Whenever QEMU is gone, even when the overlay could not be moved:
+	 * the old file server leaves then, and is waited for (reaped). */
+	if (res->guest_gone) {
+		char e[sizeof(res->err)];
+		int r =
+		    jobfiles_after_save_run(&w->files, w->dir, e, sizeof(e));
+
+		if (res->r == 0 && r < 0) {
+			res->r = r;
+			memcpy(res->err, e, sizeof(e));
+		}
+	}
 	/* Best effort: without the copy, a truncated output file stays
 	 * truncated (the job can ask for --open-mode=append). */
 	if (res->r == 0 && w->out_fd >= 0 &&

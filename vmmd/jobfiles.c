@@ -117,6 +117,15 @@ int jobfiles_thaw(struct job *j, const char *ckpt_dir, char *err, size_t errlen)
 	return o->thaw ? o->thaw(j, ckpt_dir, err, errlen) : 0;
 }
 
+void jobfiles_adopt(struct job *j)
+{
+	char err[1024];
+
+	if (j->files_kind == JOBFILES_SERVED &&
+	    jobfiles_served_adopt(j, err, sizeof(err)) < 0)
+		log_warn("%s", err);
+}
+
 void jobfiles_stop(struct job *j)
 {
 	const struct jobfiles_ops *o = ops(j);

@@ -25,6 +25,7 @@
 #ifndef VMMD_JOBFILES_H
 #define VMMD_JOBFILES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -67,6 +68,9 @@ int jobfiles_freeze(struct job *j, const char *ckpt_dir, char *err,
  * (the server it waited for is gone). */
 struct jobfiles_after_save {
 	pid_t pid;			   /* the server to wait for, or 0 */
+	int pidfd;			   /* its pidfd (the job's), or -1 */
+	bool child;			   /* a child of this vmmd */
+	uid_t uid;			   /* the job's: owns what it keeps */
 	char pending[VMENV_MAX_PATH + 16]; /* what it keeps on leaving */
 };
 void jobfiles_after_save_plan(const struct job *j,
@@ -79,6 +83,11 @@ void jobfiles_saved(struct job *j);
  * NULL): serve the files again with the state that was frozen. */
 int jobfiles_thaw(struct job *j, const char *ckpt_dir, char *err,
 		  size_t errlen);
+
+/* A restarted vmmd adopting j's running guest: takes over what serves
+ * its files (the served kind's vmenv-9p); when it cannot, says why in the
+ * log and the job runs on without checkpoints. */
+void jobfiles_adopt(struct job *j);
 
 /* Job end: stop serving, nothing left behind. */
 void jobfiles_stop(struct job *j);

@@ -16,9 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+const char *jobfiles_server_path = JOBFILES_SERVER;
+
+static void server_forget(struct jobfiles_served *f);
 
 int jobfiles_served_prepare(struct job *j, char *err, size_t errlen)
 {
@@ -27,14 +33,21 @@ int jobfiles_served_prepare(struct job *j, char *err, size_t errlen)
 	if (!f)
 		return -ENOMEM;
 	f->ctl = -1;
+	f->pidfd = -1;
 	if (str_printf(f->sock, sizeof(f->sock), "%s/q/files.sock", j->dir) <
 		0 ||
 	    str_printf(f->state, sizeof(f->state), "%s/q/files.state", j->dir) <
-		0) {
+		0 ||
+	    str_printf(f->ctl_path, sizeof(f->ctl_path), "%s/files.ctl",
+		       j->dir) < 0 ||
+	    str_printf(f->pid_path, sizeof(f->pid_path), "%s/files.pid",
+		       j->dir) < 0) {
 		free(f);
 		return err_set(err, errlen, -ENAMETOOLONG,
 			       "job %u: job directory path too long", j->id);
 	}
+	if (j->served)
+		server_forget(j->served);
 	free(j->served);
 	j->served = f;
 	return 0;
@@ -63,7 +76,7 @@ int jobfiles_served_argv(struct job *j, const char *state_in, const char **argv)
 		len += (size_t)snprintf(f->groups + len,
 					sizeof(f->groups) - len, "%s%u",
 					i ? "," : "", (unsigned)j->groups[i]);
-	argv[n++] = JOBFILES_SERVER;
+	argv[n++] = jobfiles_server_path;
 	argv[n++] = "--root", argv[n++] = j->work_dir;
 	argv[n++] = "--connect", argv[n++] = f->sock;
 	argv[n++] = "--uid", argv[n++] = f->ids[0];
@@ -92,7 +105,8 @@ static void child(const char **argv, int ctl_w)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	sigaction(SIGPIPE, &dfl, NULL);
 	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
-	    dup2(devnull, STDOUT_FILENO) < 0 || dup2(ctl_w, 3) < 0)
+	    dup2(devnull, STDOUT_FILENO) < 0 || dup2(ctl_w, 3) < 0 ||
+	    fcntl(3, F_SETFD, 0) < 0) /* dup2(3, 3) keeps O_CLOEXEC */
 		_exit(126);
 	close_range(4, ~0u, 0);
 	execve(argv[0], (char *const *)(uintptr_t)argv,
@@ -100,27 +114,74 @@ static void child(const char **argv, int ctl_w)
 	_exit(127);
 }
 
+/* The control FIFO: fresh, the server's end (read-write: its answers
+ * never meet a closed pipe, whoever reads) in *wfd, vmmd's in f->ctl. */
+static int ctl_open(struct jobfiles_served *f, int *wfd)
+{
+	unlink(f->ctl_path);
+	if (mkfifo(f->ctl_path, 0600) < 0)
+		return -errno;
+	/* Non-blocking: answers nobody reads fill the FIFO and then fail,
+	 * they never hang the server. */
+	*wfd = open(f->ctl_path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (*wfd < 0)
+		return -errno;
+	f->ctl =
+	    open(f->ctl_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (f->ctl < 0) {
+		int r = -errno;
+		close(*wfd);
+		return r;
+	}
+	return 0;
+}
+
+static int write_pid(const struct jobfiles_served *f)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)f->pid);
+
+	return write_file_atomic(f->pid_path, buf, (size_t)n, 0600);
+}
+
+static int signal_server(const struct jobfiles_served *f, int sig)
+{
+	if (f->pidfd >= 0)
+		return pidfd_send_signal(f->pidfd, sig, NULL, 0);
+	return kill(f->pid, sig);
+}
+
 static int spawn(struct job *j, const char *state_in, char *err, size_t errlen)
 {
 	struct jobfiles_served *f = j->served;
 	const char *argv[JOBFILES_SERVED_ARGV];
-	int p[2];
+	int wfd = -1, r;
 	pid_t pid;
 
 	jobfiles_served_argv(j, state_in, argv);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_set(err, errlen, -errno, "job %u: pipe: %m", j->id);
+	if ((r = ctl_open(f, &wfd)) < 0)
+		return err_set(err, errlen, r, "job %u: %s: %s", j->id,
+			       f->ctl_path, strerror(-r));
 	pid = fork();
 	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return err_set(err, errlen, -errno, "job %u: fork: %m", j->id);
+		r = -errno;
+		close(wfd);
+		close(f->ctl);
+		f->ctl = -1;
+		return err_set(err, errlen, r, "job %u: fork: %s", j->id,
+			       strerror(-r));
 	}
 	if (pid == 0)
-		child(argv, p[1]);
-	close(p[1]);
+		child(argv, wfd);
+	close(wfd);
 	f->pid = pid;
-	f->ctl = p[0];
+	f->child = true;
+	f->pidfd = pidfd_open(pid, 0);
+	/* Without the file a restarted vmmd cannot adopt the server: that
+	 * job's checkpoints are then refused, it is served all the same. */
+	if ((r = write_pid(f)) < 0)
+		log_warn("job %u: cannot write %s: %s", j->id, f->pid_path,
+			 strerror(-r));
 	log_info("job %u: vmenv-9p %d serves %s%s", j->id, (int)pid,
 		 j->work_dir, state_in ? " (restored state)" : "");
 	return 0;
@@ -134,21 +195,33 @@ int jobfiles_served_attach(struct job *j, char *err, size_t errlen)
 	return spawn(j, NULL, err, errlen);
 }
 
-/* One line from the control pipe within timeout_ms. */
-static int ctl_read(struct jobfiles_served *f, char *line, size_t len,
-		    int timeout_ms)
+/* Drops what is in the FIFO: an answer that came after its exchange gave
+ * up, or one to a signal the job's user sent their own server. Bounded:
+ * the server writes a few bytes per signal. */
+static void ctl_drain(struct jobfiles_served *f)
+{
+	char junk[256];
+
+	for (int i = 0; i < 64 && read(f->ctl, junk, sizeof(junk)) > 0; i++)
+		;
+}
+
+/* One line from the control FIFO by deadline (now_ms() clock). */
+static int ctl_line(struct jobfiles_served *f, char *line, size_t len,
+		    uint64_t deadline)
 {
 	struct pollfd p = {.fd = f->ctl, .events = POLLIN};
 	size_t got = 0;
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
 
 	while (got + 1 < len) {
-		int64_t left = (int64_t)(end - now_ms());
+		int64_t left = (int64_t)(deadline - now_ms());
 		ssize_t n;
 
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
 			return -ETIMEDOUT;
 		n = read(f->ctl, line + got, 1);
+		if (n < 0 && errno == EAGAIN)
+			continue;
 		if (n <= 0)
 			return n == 0 ? -EPIPE : -errno;
 		if (line[got] == '\n')
@@ -157,6 +230,53 @@ static int ctl_read(struct jobfiles_served *f, char *line, size_t len,
 	}
 	line[got] = '\0';
 	return 0;
+}
+
+/* Signals the server and waits within timeout_ms for want, or for
+ * "error ..." (then in line): lines before either are late answers to an
+ * earlier exchange, skipped. */
+static int ctl_exchange(struct jobfiles_served *f, int sig, const char *want,
+			char *line, size_t len, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	int r;
+
+	ctl_drain(f);
+	if (signal_server(f, sig) < 0)
+		return -errno;
+	while ((r = ctl_line(f, line, len, deadline)) == 0) {
+		if (strcmp(line, want) == 0)
+			return 0;
+		if (strncmp(line, "error", 5) == 0)
+			return -EIO;
+	}
+	snprintf(line, len, "%s", strerror(-r));
+	return r;
+}
+
+int jobfiles_served_resume(struct job *j, int timeout_ms, char *err,
+			   size_t errlen)
+{
+	struct jobfiles_served *f = j->served;
+	char line[600];
+
+	if (!f || f->pid <= 0)
+		return err_set(err, errlen, -ESRCH,
+			       "job %u: no file server to resume", j->id);
+	if (ctl_exchange(f, SIGUSR2, "thawed", line, sizeof(line), timeout_ms) <
+	    0)
+		return err_set(err, errlen, -EIO,
+			       "job %u: vmenv-9p did not resume: %s", j->id,
+			       line);
+	return 0;
+}
+
+static void resume_quietly(struct job *j)
+{
+	char ignored[64];
+
+	(void)jobfiles_served_resume(j, JOBFILES_FREEZE_MS, ignored,
+				     sizeof(ignored));
 }
 
 int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
@@ -169,51 +289,82 @@ int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
 	if (!f || f->pid <= 0)
 		return err_set(err, errlen, -ESRCH,
 			       "job %u: no file server to freeze", j->id);
-	if (kill(f->pid, SIGUSR1) < 0)
-		return err_set(err, errlen, -errno, "job %u: vmenv-9p: %m",
-			       j->id);
-	r = ctl_read(f, line, sizeof(line), JOBFILES_FREEZE_MS);
-	if (r < 0 || strcmp(line, "frozen") != 0)
-		return err_set(err, errlen, r < 0 ? r : -EIO,
-			       "job %u: vmenv-9p did not freeze: %s", j->id,
-			       r < 0 ? strerror(-r) : line);
-	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
-	r = copy_file(f->state, dst, 0600);
+	r = ctl_exchange(f, SIGUSR1, "frozen", line, sizeof(line),
+			 JOBFILES_FREEZE_MS);
 	if (r < 0) {
-		char ignored[64];
-
+		/* It may freeze late, after we gave up: a checkpoint refused
+		 * must leave the files served. */
+		resume_quietly(j);
+		return err_set(err, errlen, r,
+			       "job %u: vmenv-9p did not freeze: %s", j->id,
+			       line);
+	}
+	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
+	/* q/ is the job's user's: the state file must be theirs, a plain
+	 * file, not a link or a FIFO put in its place. */
+	r = copy_user_file(f->state, dst, 0600, j->uid);
+	if (r < 0) {
 		/* No checkpoint without the state: the server serves again
 		 * (the guest's processes are thawed by the failed save). */
-		jobfiles_served_thaw(j, NULL, ignored, sizeof(ignored));
+		resume_quietly(j);
 		return err_set(err, errlen, r, "job %u: copying %s to %s: %s",
 			       j->id, f->state, dst, strerror(-r));
 	}
 	return 0;
 }
 
-/* Waits up to ms for pid; then kills it. */
-static void reap(pid_t pid, int ms)
+/* Whether the server ended within ms: its pidfd becomes readable then
+ * (a child of this vmmd is reaped too; another's is its parent's). */
+static bool ended_within(pid_t pid, int pidfd, bool child, int ms)
 {
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	int status;
 
 	for (int waited = 0; waited < ms; waited += 20) {
-		if (waitpid(pid, &status, WNOHANG) != 0)
-			return;
+		if (child && waitpid(pid, &status, WNOHANG) != 0)
+			return true;
+		if (!child && (pidfd < 0 || poll(&p, 1, 0) > 0))
+			return true;
 		nanosleep(&(struct timespec){0, 20000000}, NULL);
 	}
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	return false;
+}
+
+/* Waits up to ms for the server; then kills it. */
+static void reap(pid_t pid, int pidfd, bool child, int ms)
+{
+	int status;
+
+	if (ended_within(pid, pidfd, child, ms))
+		return;
+	if (pidfd >= 0)
+		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+	else if (child)
+		kill(pid, SIGKILL);
+	if (child)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	else
+		(void)ended_within(pid, pidfd, false, JOBFILES_STOP_MS);
+}
+
+static void server_forget(struct jobfiles_served *f)
+{
+	if (f->ctl >= 0)
+		close(f->ctl);
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+	f->pid = 0;
+	f->pidfd = -1;
+	f->ctl = -1;
+	f->child = false;
 }
 
 static void server_gone(struct jobfiles_served *f)
 {
 	if (f->pid > 0)
-		reap(f->pid, JOBFILES_STOP_MS);
-	if (f->ctl >= 0)
-		close(f->ctl);
-	f->pid = 0;
-	f->ctl = -1;
+		reap(f->pid, f->pidfd, f->child, JOBFILES_STOP_MS);
+	server_forget(f);
 }
 
 void jobfiles_served_plan(const struct job *j, struct jobfiles_after_save *p)
@@ -221,9 +372,15 @@ void jobfiles_served_plan(const struct job *j, struct jobfiles_after_save *p)
 	const struct jobfiles_served *f = j->served;
 
 	memset(p, 0, sizeof(*p));
+	p->pidfd = -1;
 	if (!f)
 		return;
+	/* The pidfd stays the job's: jobfiles_saved closes it once the
+	 * worker is done. */
 	p->pid = f->pid;
+	p->pidfd = f->pidfd;
+	p->child = f->child;
+	p->uid = j->uid;
 	snprintf(p->pending, sizeof(p->pending), "%s.pending", f->state);
 }
 
@@ -237,12 +394,12 @@ int jobfiles_served_after_save(const struct jobfiles_after_save *p,
 		return 0;
 	/* QEMU is gone: the server reads to the end, keeps what it got and
 	 * exits. */
-	reap(p->pid, JOBFILES_STOP_MS);
+	reap(p->pid, p->pidfd, p->child, JOBFILES_STOP_MS);
 	if (str_printf(dst, sizeof(dst), "%s/" CKPT_FILES_PENDING, ckpt_dir) <
 	    0)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: too long",
 			       ckpt_dir);
-	r = copy_file(p->pending, dst, 0600);
+	r = copy_user_file(p->pending, dst, 0600, p->uid);
 	if (r < 0 && r != -ENOENT)
 		return err_set(err, errlen, r, "copying %s: %s", p->pending,
 			       strerror(-r));
@@ -255,10 +412,7 @@ void jobfiles_served_forget(struct job *j)
 
 	if (!f)
 		return;
-	if (f->ctl >= 0)
-		close(f->ctl);
-	f->pid = 0;
-	f->ctl = -1;
+	server_forget(f);
 }
 
 /* <ckpt_dir>/files (and files.pending when there) into q/files.in: the
@@ -298,7 +452,7 @@ int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 			 size_t errlen)
 {
 	struct jobfiles_served *f = j->served;
-	char line[64], state[VMENV_MAX_PATH + 16];
+	char state[VMENV_MAX_PATH + 16];
 	int r;
 
 	/* A job restored instead of booted was never prepared here. */
@@ -307,16 +461,9 @@ int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 	if (!f)
 		return err_set(err, errlen, -EINVAL,
 			       "job %u: files not prepared", j->id);
-	if (!ckpt_dir) {
-		if (f->pid <= 0 || kill(f->pid, SIGUSR2) < 0 ||
-		    (r = ctl_read(f, line, sizeof(line), JOBFILES_FREEZE_MS)) <
-			0 ||
-		    strcmp(line, "thawed") != 0)
-			return err_set(err, errlen, -EIO,
-				       "job %u: vmenv-9p did not resume",
-				       j->id);
-		return 0;
-	}
+	if (!ckpt_dir)
+		return jobfiles_served_resume(j, JOBFILES_FREEZE_MS, err,
+					      errlen);
 	/* The guest's relay waits while no server is there: the new one
 	 * can start after the restore. It reads its state from the job's
 	 * own directory: the checkpoint may be consumed (removed) while it
@@ -335,8 +482,10 @@ void jobfiles_served_stop(struct job *j)
 	if (!f)
 		return;
 	if (f->pid > 0)
-		kill(f->pid, SIGTERM);
+		signal_server(f, SIGTERM);
 	server_gone(f);
+	unlink(f->ctl_path);
+	unlink(f->pid_path);
 	free(f);
 	j->served = NULL;
 }

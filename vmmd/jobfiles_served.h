@@ -22,33 +22,51 @@
  *            (after a restore) a new vmenv-9p with --state-in
  *            <ckpt_dir>/files re-opens every fid by path
  *   stop     SIGTERM, reaped (SIGKILL after a grace period)
+ *   adopt    a restarted vmmd takes over the server a previous one started
+ *            (docs/checkpoint-files.md, "vmmd restarts")
+ *
+ * The control channel is a FIFO in the job's directory (root's, not q/,
+ * which is the user's): the server holds it open for reading and writing,
+ * so its answers never fail for want of a reader, and a vmmd started
+ * later opens it by name. The server's pid is in <job dir>/files.pid.
+ * Signals go through a pidfd: a pid that was reused is never signalled.
  *
  * The jobfiles.c dispatch calls these for j->files_kind == JOBFILES_SERVED.
  */
 #ifndef VMMD_JOBFILES_SERVED_H
 #define VMMD_JOBFILES_SERVED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "jobfiles.h"
 #include "util.h"
 
-#define JOBFILES_PORT_NAME   "org.vmenv.files.0"
-#define JOBFILES_FREEZE_MS   10000
-#define JOBFILES_STOP_MS     2000
+#define JOBFILES_PORT_NAME "org.vmenv.files.0"
+#define JOBFILES_FREEZE_MS 10000
+#define JOBFILES_STOP_MS   2000
+/* Adoption runs on vmmd's loop at its start, one job after another. */
+#define JOBFILES_ADOPT_MS    2000
 #define JOBFILES_SERVED_ARGV 32
 #define JOBFILES_SERVER	     VMENV_LIBEXECDIR "/vmenv-9p"
 
 struct job;
 struct dom_spec;
 
+/* JOBFILES_SERVER; the tests point it at the build's. */
+extern const char *jobfiles_server_path;
+
 /* Per job; owned by the job (j->served), freed by _stop. */
 struct jobfiles_served {
-	pid_t pid; /* vmenv-9p, or 0 */
-	int ctl;   /* read end of its control pipe, or -1 */
+	pid_t pid;  /* vmenv-9p, or 0 */
+	int pidfd;  /* its pidfd, or -1 */
+	bool child; /* this vmmd started it (and reaps it) */
+	int ctl;    /* read end of its control FIFO, or -1 */
 	char sock[VMENV_MAX_PATH];
 	char state[VMENV_MAX_PATH];
+	char ctl_path[VMENV_MAX_PATH];
+	char pid_path[VMENV_MAX_PATH];
 	/* argv strings */
 	char ids[3][32];
 	char groups[64 * 11];
@@ -66,6 +84,16 @@ void jobfiles_served_forget(struct job *j);
 int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 			 size_t errlen);
 void jobfiles_served_stop(struct job *j);
+/* Asks the server to serve again (after a freeze; harmless when it
+ * serves), waiting at most timeout_ms for its answer. */
+int jobfiles_served_resume(struct job *j, int timeout_ms, char *err,
+			   size_t errlen);
+/* A restarted vmmd adopting j's running guest: finds the server by its
+ * pid file, checks it is vmenv-9p serving j's socket, and asks it to
+ * serve (it may have been frozen by a checkpoint the old vmmd did not
+ * finish). 0 when adopted; otherwise the job has no server and its
+ * checkpoints are refused, with err saying why. */
+int jobfiles_served_adopt(struct job *j, char *err, size_t errlen);
 
 /* The server's command line (pure; for the tests): state_in may be NULL.
  * Fills argv (JOBFILES_SERVED_ARGV entries, NULL-terminated). */

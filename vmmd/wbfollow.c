@@ -30,17 +30,21 @@ struct wbfollow {
 static void try_open(struct wbfollow *f)
 {
 	/* O_NOFOLLOW: the path is in vmmd's own checkpoint directory; never
-	 * follow a link someone put there. */
-	f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	 * follow a link someone put there, nor block on a FIFO. */
+	f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 }
 
-/* Starts writeback of what the file grew by since the last call, when
- * that is a step or more. SYNC_FILE_RANGE_WRITE alone queues the pages
- * and returns: the follower never sleeps on the disk. */
+/* Starts writeback of what the file grew by since the last call, whole
+ * steps at a time (the size can be seen in the middle of a write), at
+ * most MAX_STEPS per call so that a stop is heard between them.
+ * SYNC_FILE_RANGE_WRITE alone queues the pages and returns: the follower
+ * waits for the disk only when its queue is full. */
+#define MAX_STEPS 4u
+
 static void kick(struct wbfollow *f)
 {
 	struct stat st;
-	uint64_t size, from;
+	uint64_t size, from, n;
 
 	if (f->fd < 0 && (try_open(f), f->fd < 0))
 		return;
@@ -48,11 +52,16 @@ static void kick(struct wbfollow *f)
 		return;
 	size = (uint64_t)st.st_size;
 	from = atomic_load(&f->kicked);
-	if (size < from + f->step)
+	if (size < from) /* truncated: follow it from its new end */
+		atomic_store(&f->kicked, from = size / f->step * f->step);
+	n = (size - from) / f->step;
+	if (n == 0)
 		return;
-	if (sync_file_range(f->fd, (off_t)from, (off_t)(size - from),
+	if (n > MAX_STEPS)
+		n = MAX_STEPS;
+	if (sync_file_range(f->fd, (off_t)from, (off_t)(n * f->step),
 			    SYNC_FILE_RANGE_WRITE) == 0)
-		atomic_store(&f->kicked, size);
+		atomic_store(&f->kicked, from + n * f->step);
 }
 
 static void *follow_main(void *arg)

@@ -26,6 +26,7 @@ int wbfollow_start(struct wbfollow **ret, const char *path, uint64_t step);
 /* Bytes handed to writeback so far. */
 uint64_t wbfollow_kicked(struct wbfollow *f);
 
-/* Stops following (at once: the thread never waits for the disk) and
- * frees f. Returns the bytes handed to writeback; NULL: 0. */
+/* Stops following (within a few ms: the thread waits for the disk only
+ * when the device's queue is full) and frees f. Returns the bytes handed
+ * to writeback; NULL: 0. */
 uint64_t wbfollow_stop(struct wbfollow *f);

@@ -3,7 +3,8 @@
  * Unit tests for vmmd/jobfiles_served.c without a guest: the paths, the
  * domain fields, vmenv-9p's command line (ids, groups, restored state),
  * freeze/thaw refusing cleanly when no server runs, which jobs get the
- * served kind, and the after-save step. test/ninep/
+ * served kind, the after-save step, and a restarted vmmd adopting a
+ * running server (the real vmenv-9p of this build). test/ninep/
  * host-test runs the real thing against a guest.
  */
 #include <setjmp.h>
@@ -14,9 +15,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ckpt_store.h"
@@ -95,8 +101,8 @@ static void test_no_server(void **state)
 	assert_contains(err, "job 42");
 	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
 	assert_int_equal(jobfiles_served_thaw(&j, NULL, err, sizeof(err)),
-			 -EIO);
-	assert_contains(err, "did not resume");
+			 -ESRCH);
+	assert_contains(err, "job 42: no file server to resume");
 	jobfiles_served_stop(&j);
 }
 
@@ -160,6 +166,7 @@ static void test_after_save(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	job_init(&j);
+	j.uid = getuid(); /* what the server keeps is the job user's */
 	j.files_kind = JOBFILES_VIRTIO_9P;
 	jobfiles_after_save_plan(&j, &p);
 	assert_int_equal(p.pid, 0);
@@ -177,6 +184,7 @@ static void test_after_save(void **state)
 	if (pid == 0)
 		_exit(0);
 	j.served->pid = pid;
+	j.served->child = true;
 	jobfiles_after_save_plan(&j, &p);
 	assert_int_equal(p.pid, pid);
 	assert_string_equal(p.pending, path);
@@ -201,12 +209,208 @@ static void test_after_save(void **state)
 	rm_rf(dir);
 }
 
+/* Until pid blocks SIGUSR1 (vmenv-9p's signalfd is set up): a freeze sent
+ * earlier would find the default action. */
+static void wait_signals_blocked(pid_t pid)
+{
+	char p[64], *text = NULL, *blk;
+	unsigned long long mask = 0;
+
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+	for (int i = 0; i < 500; i++) {
+		if (read_file_limited(p, 1 << 16, &text, NULL) == 0 &&
+		    (blk = strstr(text, "SigBlk:")) &&
+		    sscanf(blk + 7, "%llx", &mask) == 1 &&
+		    (mask & (1ull << (SIGUSR1 - 1))))
+			i = 500;
+		free(text);
+		text = NULL;
+		if (i < 500)
+			usleep(10000);
+	}
+	assert_true(mask & (1ull << (SIGUSR1 - 1)));
+}
+
+/* What a vmmd that exits leaves: the server runs on, unowned. */
+static void vmmd_exits(struct job *j)
+{
+	if (j->served->ctl >= 0)
+		close(j->served->ctl);
+	if (j->served->pidfd >= 0)
+		close(j->served->pidfd);
+	free(j->served);
+	j->served = NULL;
+}
+
+static void put_pid(const char *dir, pid_t pid)
+{
+	char p[VMENV_MAX_PATH + 16], buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+
+	snprintf(p, sizeof(p), "%s/files.pid", dir);
+	assert_int_equal(write_file_atomic(p, buf, (size_t)n, 0600), 0);
+}
+
+/* Whether the server answers a 9P Tversion on conn within ms (it reads
+ * nothing while frozen). */
+static bool answers_9p(int conn, int ms)
+{
+	static const unsigned char tversion[21] = {
+	    21, 0, 0,	0,   100, 0xff, 0xff, 0,   0x20, 0,  0,
+	    8,	0, '9', 'P', '2', '0',	'0',  '0', '.',	 'L'};
+	unsigned char rep[64];
+
+	assert_int_equal(write(conn, tversion, sizeof(tversion)),
+			 sizeof(tversion));
+	if (poll(&(struct pollfd){conn, POLLIN, 0}, 1, ms) != 1)
+		return false;
+	assert_true(read(conn, rep, sizeof(rep)) >= 7);
+	assert_int_equal(rep[4], 101); /* Rversion */
+	return true;
+}
+
+/* A vmmd restarted while a served job runs takes its vmenv-9p over: the
+ * server is found by its pid file and checked, answers through the FIFO,
+ * is resumed (a checkpoint the old vmmd began had frozen it), freezes and
+ * thaws for the new vmmd, and is stopped at the job's end. A pid file
+ * naming another process or another job's server, a process that does
+ * not hold the job's FIFO, or no pid file: refused with the job named,
+ * and the server left as it was. */
+static void test_adopt(void **state)
+{
+	char dir[] = "/tmp/vmenv-adoptXXXXXX",
+	     other[] = "/tmp/vmenv-adopt2XXXXXX";
+	char err[1024], p[VMENV_MAX_PATH + 32], keep[VMENV_MAX_PATH + 32];
+	struct job j, k;
+	int lfd, conn, status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* vmenv-9p starts as root and drops to the job's ids */
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(other));
+	jobfiles_server_path = TEST_BUILDDIR "/ninep/vmenv-9p";
+	job_init(&j);
+	j.uid = 65534; /* vmenv-9p refuses to serve as root */
+	j.gid = 65534;
+	j.ngroups = 0;
+	j.files_kind = JOBFILES_SERVED;
+	snprintf(j.dir, sizeof(j.dir), "%s", dir);
+	snprintf(j.work_dir, sizeof(j.work_dir), "%s", dir);
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(p, sizeof(p), "%s/q", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(chown(p, j.uid, j.gid), 0);
+	snprintf(p, sizeof(p), "%s/ck", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
+	/* QEMU's end of the port: the server connects to it. */
+	lfd = unix_listen(j.served->sock, 0600, 1);
+	assert_true(lfd >= 0);
+	assert_int_equal(jobfiles_served_attach(&j, err, sizeof(err)), 0);
+	pid = j.served->pid;
+	assert_int_equal(poll(&(struct pollfd){lfd, POLLIN, 0}, 1, 10000), 1);
+	conn = accept(lfd, NULL, NULL);
+	assert_true(conn >= 0);
+	wait_signals_blocked(pid);
+	assert_true(answers_9p(conn, 5000));
+	/* Frozen by the old vmmd, which then dies before the thaw; the
+	 * user freezes their own server again: a stale line waits. */
+	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
+	assert_int_equal(kill(pid, SIGUSR1), 0);
+	vmmd_exits(&j);
+
+	/* Not adopted: no pid file, another process, another job's server,
+	 * a process without the job's FIFO. */
+	memcpy(&k, &j, sizeof(k));
+	snprintf(k.dir, sizeof(k.dir), "%s", other);
+	snprintf(p, sizeof(p), "%s/files.ctl", other);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(jobfiles_served_adopt(&k, err, sizeof(err)), -ENOENT);
+	assert_contains(err, "job 42: the file server was not adopted");
+	put_pid(other, getpid());
+	assert_int_equal(jobfiles_served_adopt(&k, err, sizeof(err)), -ESRCH);
+	assert_contains(err, "is not the vmenv-9p vmmd started");
+	put_pid(other, pid);
+	assert_int_equal(jobfiles_served_adopt(&k, err, sizeof(err)), -ESRCH);
+	assert_int_equal(k.served->pid, 0);
+	jobfiles_served_stop(&k);
+	snprintf(p, sizeof(p), "%s/files.ctl", dir);
+	snprintf(keep, sizeof(keep), "%s/files.ctl.keep", dir);
+	assert_int_equal(link(p, keep), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(jobfiles_served_adopt(&j, err, sizeof(err)), -ESRCH);
+	assert_int_equal(rename(keep, p), 0);
+	assert_int_equal(kill(pid, 0), 0);
+	assert_false(answers_9p(conn, 300)); /* still frozen: untouched */
+
+	/* Adopted: resumed at once (the Tversion sent while it was frozen
+	 * is answered now), then frozen and thawed again. */
+	assert_int_equal(jobfiles_served_adopt(&j, err, sizeof(err)), 0);
+	assert_int_equal(j.served->pid, pid);
+	assert_false(j.served->child);
+	assert_int_equal(poll(&(struct pollfd){conn, POLLIN, 0}, 1, 5000), 1);
+	assert_true(read(conn, err, sizeof(err)) >= 7);
+	assert_int_equal((unsigned char)err[4], 101);
+	snprintf(p, sizeof(p), "%s/ck/files", dir); /* a new checkpoint */
+	assert_int_equal(unlink(p), 0);
+	snprintf(p, sizeof(p), "%s/ck", dir);
+	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
+	assert_int_equal(jobfiles_served_thaw(&j, NULL, err, sizeof(err)), 0);
+	assert_true(answers_9p(conn, 5000));
+	/* The job ends: the server is stopped, its files are gone. */
+	jobfiles_served_stop(&j);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) || WIFSIGNALED(status));
+	snprintf(p, sizeof(p), "%s/files.pid", dir);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/files.ctl", dir);
+	assert_int_equal(access(p, F_OK), -1);
+	close(conn);
+	close(lfd);
+	rm_rf(dir);
+	rm_rf(other);
+}
+
+/* The state the server keeps in q/ (the user's) is copied as root: a
+ * link or a FIFO put in its place, or another owner's file, is refused
+ * without blocking, and the freeze fails with the reason. */
+static void test_state_copy_refuses(void **state)
+{
+	char dir[] = "/tmp/vmenv-cpXXXXXX", src[128], dst[128];
+	uint64_t t0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/state", dir);
+	snprintf(dst, sizeof(dst), "%s/copy", dir);
+	assert_int_equal(mkfifo(src, 0600), 0);
+	t0 = now_ms();
+	assert_int_equal(copy_user_file(src, dst, 0600, getuid()), -EINVAL);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(unlink(src), 0);
+	assert_int_equal(symlink("/etc/passwd", src), 0);
+	assert_int_equal(copy_user_file(src, dst, 0600, getuid()), -ELOOP);
+	assert_int_equal(unlink(src), 0);
+	assert_int_equal(write_file_atomic(src, "x", 1, 0600), 0);
+	assert_int_equal(copy_user_file(src, dst, 0600, getuid() + 1), -EPERM);
+	assert_int_equal(access(dst, F_OK), -1);
+	assert_int_equal(copy_user_file(src, dst, 0600, getuid()), 0);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_prepare_domspec), cmocka_unit_test(test_argv),
-	    cmocka_unit_test(test_no_server),	    cmocka_unit_test(test_kind),
+	    cmocka_unit_test(test_prepare_domspec),
+	    cmocka_unit_test(test_argv),
+	    cmocka_unit_test(test_no_server),
+	    cmocka_unit_test(test_kind),
 	    cmocka_unit_test(test_after_save),
+	    cmocka_unit_test(test_adopt),
+	    cmocka_unit_test(test_state_copy_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
