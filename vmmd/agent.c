@@ -317,6 +317,12 @@ static void read_some(struct agent *a)
 		r = dispatch(a);
 		if (j->agent != a)
 			return; /* the job failed and freed us */
+		if (r < 0)
+			log_warn("job %u: agent frame type %u, session %u, "
+				 "%u bytes: %s",
+				 j->id, (unsigned)a->h.type,
+				 (unsigned)a->h.session, (unsigned)a->h.len,
+				 strerror(-r));
 		frame_done(a);
 		if (r < 0) {
 			agent_fail(a, "the guest's agent broke the protocol");

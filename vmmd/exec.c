@@ -65,6 +65,10 @@ struct exec_session {
 	 * end marker came (the exit waits for it). */
 	int bulk_port;
 	bool bulk_open;
+	/* The EXEC asked for a port: STARTED then carries its errno. Not
+	 * bulk_open: the port is another channel, and its end marker can be
+	 * read before the agent's STARTED (a command that ends at once). */
+	bool bulk_asked;
 	bool exit_seen;
 	bool exit_signaled;
 	int exit_value;
@@ -452,6 +456,7 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 	    bulk_claim(s->j, s, &e) == 0) {
 		s->bulk_port = (int)e.bulk_port;
 		s->bulk_open = true;
+		s->bulk_asked = true;
 		s->out[OUT_STDOUT].bulk = true;
 	}
 	if (r == 0)
@@ -554,11 +559,13 @@ static int on_started(struct exec_session *s, const uint8_t *p, size_t n)
 
 	aw_reader_init(&r, p, n);
 	(void)aw_get_u32(&r);
-	if (s->bulk_open)
+	if (s->bulk_asked)
 		err = aw_get_u32(&r);
 	if (aw_reader_done(&r) < 0)
 		return -EPROTO;
-	if (err) {
+	/* The agent could not use the port (then it wrote no end marker:
+	 * the port is still open here). */
+	if (err && s->bulk_open) {
 		bulk_release(s->j, (uint32_t)s->bulk_port,
 			     err < 4096 ? (int)err : EINVAL);
 		s->bulk_port = -1;
@@ -586,13 +593,9 @@ static int on_exit_frame(struct exec_session *s, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
+static int session_frame(struct exec_session *s, const struct aw_hdr *h,
+			 const uint8_t *p)
 {
-	struct exec_session *s = sess_find(j, h->session);
-
-	/* Late frames of a session whose task went away are dropped. */
-	if (!s)
-		return 0;
 	if ((s->st != S_RUNNING && s->st != S_DETACHED) || s->exit_seen)
 		return -EPROTO;
 	switch (h->type) {
@@ -611,6 +614,30 @@ int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
 	default:
 		return -EPROTO;
 	}
+}
+
+int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
+{
+	struct exec_session *s = sess_find(j, h->session);
+	int r;
+
+	/* Late frames of a session whose task went away are dropped. */
+	if (!s)
+		return 0;
+	r = session_frame(s, h, p);
+	/* Which frame, and what the session was: a broken guest and a bug
+	 * of ours look the same from the job's side. */
+	if (r == -EPROTO)
+		log_warn("job %u: session %u: agent frame type %u (%u bytes) "
+			 "refused: state %d, exit %s, in flight %u, stdin "
+			 "window %u, bulk %s",
+			 j->id, s->id, (unsigned)h->type, (unsigned)h->len,
+			 (int)s->st, s->exit_seen ? "seen" : "not seen",
+			 (unsigned)s->inflight, (unsigned)s->in_window,
+			 s->bulk_open	 ? "open"
+			 : s->bulk_asked ? "ended"
+					 : "no");
+	return r;
 }
 
 /* --- the task's connection -------------------------------------------- */

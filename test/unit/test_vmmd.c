@@ -3679,6 +3679,36 @@ static void test_bulk_output_then_exit(void **state)
 	assert_int_equal(job(f)->state, JOB_READY);
 }
 
+/* A command that ends at once: the port is another channel than the
+ * agent's, and its whole output with the end marker can be read before
+ * the agent's STARTED (which then still carries the port's errno, 0).
+ * That STARTED is no protocol error; the session ends with its status.
+ * (Seen on the cluster: 1 job in 24, "the guest's agent broke the
+ * protocol".) */
+static void test_bulk_ends_before_started(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct bulk_sess b;
+	struct proto_reply rep;
+	char out[128];
+
+	bulk_running(f, &b, &o);
+	bulk_write(f, b.bfd, b.start, AW_BULK_MARK_LEN);
+	bulk_write(f, b.bfd, "out1\n", 5);
+	bulk_write(f, b.bfd, b.end, AW_BULK_MARK_LEN);
+	pump(f, 100);
+	bulk_started(f, &b, 0);
+	bulk_agent_exit(f, &b, 7);
+	client_reply(f, b.c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(rep.exit_value, 7);
+	assert_int_equal(read_to_eof(f, b.c.out, out, sizeof(out)), 5);
+	assert_string_equal(out, "out1\n");
+	exec_close(&b.c);
+	assert_int_equal(job(f)->state, JOB_READY);
+}
+
 /* The guest writes what it likes where it likes: a session's markers on
  * another port, another session's marker inside the output. */
 static void test_bulk_foreign_bytes(void **state)
@@ -3914,6 +3944,7 @@ int main(void)
 	    T(test_ckpt_job_end),
 	    T(test_reconcile_owner),
 	    T(test_bulk_output_then_exit),
+	    T(test_bulk_ends_before_started),
 	    T(test_bulk_foreign_bytes),
 	    T(test_bulk_backpressure),
 	    T(test_bulk_busy_falls_back),
