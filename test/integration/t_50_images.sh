@@ -25,8 +25,11 @@ trap restore EXIT
 mkdir -p "$T/www"
 cp /var/lib/vmenv/images/tiny/vmlinuz /var/lib/vmenv/images/tiny/initrd.img "$T/www/"
 qemu-img create -q -f qcow2 "$T/www/disk.qcow2" 64M
-# A distinct disk per run, so the first job really downloads.
-qemu-io -f qcow2 -c "write -P 0x5a 0 64k" -c "write -P $((RANDOM % 200 + 1)) 64k 4k" \
+# A distinct disk per run, so the first job really downloads: 4 KiB of
+# random bytes (a pattern byte gave 200 variants, and a machine's cache,
+# which outlives runs, already held this run's disk once).
+head -c 4096 /dev/urandom >"$T/uniq"
+qemu-io -f qcow2 -c "write -P 0x5a 0 64k" -c "write -s $T/uniq 64k 4k" \
 	"$T/www/disk.qcow2" >/dev/null
 cp "$T/www/disk.qcow2" "$T/www/bad.qcow2"
 if ! nginx_start; then
