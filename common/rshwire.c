@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * rshwire: frames and the REQUEST codec of the guest-to-guest rsh service.
- * The server decodes what any process on the job's network sends, before
- * the token is checked: every count is bounded by the bytes left before
- * anything is allocated from it.
+ * rshwire: frames, the handshake's codecs and MACs of the guest-to-guest
+ * rsh service. The server reads a HELLO and a REQUEST's fixed start from
+ * whoever connects, and decodes a REQUEST's body only once its MAC checked;
+ * even so every count is bounded by the bytes left before anything is
+ * allocated from it (the fuzzer feeds the decoders anything).
  */
 #include "rshwire.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* --- frames ------------------------------------------------------------- */
 
@@ -82,15 +84,53 @@ bool rsh_env_name_ok(const char *entry)
 	return true;
 }
 
+/* --- HELLO and CHALLENGE ----------------------------------------------- */
+
+/* n raw bytes from the reader into out (zeros and err on overrun). */
+static void get_raw(struct aw_reader *r, uint8_t *out, size_t n)
+{
+	if (r->err || r->left < n) {
+		r->err = -EPROTO;
+		memset(out, 0, n);
+		return;
+	}
+	memcpy(out, r->p, n);
+	r->p += n;
+	r->left -= n;
+}
+
+int rsh_hello_encode(uint32_t version, const uint8_t nonce[RSH_NONCE_LEN],
+		     struct aw_buf *b)
+{
+	size_t start = b->len;
+	int r = aw_put_u32(b, version);
+
+	r = r ?: aw_put_bytes(b, nonce, RSH_NONCE_LEN);
+	if (r < 0)
+		b->len = start;
+	return r;
+}
+
+int rsh_hello_decode(const void *p, size_t n, uint32_t *version,
+		     uint8_t nonce[RSH_NONCE_LEN])
+{
+	struct aw_reader r;
+
+	aw_reader_init(&r, p, n);
+	*version = aw_get_u32(&r);
+	get_raw(&r, nonce, RSH_NONCE_LEN);
+	if (aw_reader_done(&r) < 0)
+		return -EPROTO;
+	return *version == RSH_VERSION ? 0 : -EPROTONOSUPPORT;
+}
+
 /* --- REQUEST ------------------------------------------------------------ */
 
 static int request_check(const struct rsh_request *q)
 {
 	uint32_t i;
 
-	if (q->version != RSH_VERSION || !q->token || !q->cwd)
-		return -EINVAL;
-	if (strlen(q->token) > AW_TOKEN_LEN)
+	if (q->version != RSH_VERSION || !q->cwd)
 		return -EINVAL;
 	if (q->cwd[0] && q->cwd[0] != '/')
 		return -EINVAL;
@@ -115,7 +155,7 @@ int rsh_request_encode(const struct rsh_request *q, struct aw_buf *b)
 
 	r = request_check(q);
 	r = r ?: aw_put_u32(b, q->version);
-	r = r ?: aw_put_str(b, q->token);
+	r = r ?: aw_put_bytes(b, q->mac, RSH_MAC_LEN);
 	r = r ?: aw_put_str(b, q->cwd);
 	r = r ?: aw_put_u32(b, q->argc);
 	for (i = 0; i < q->argc && !r; i++)
@@ -141,11 +181,19 @@ static void strv_free(char **v)
 
 void rsh_request_clear(struct rsh_request *q)
 {
-	free(q->token);
 	free(q->cwd);
 	strv_free(q->argv);
 	strv_free(q->envp);
 	memset(q, 0, sizeof(*q));
+}
+
+int rsh_request_version(const void *p, size_t n, uint32_t *version)
+{
+	struct aw_reader r;
+
+	aw_reader_init(&r, p, n);
+	*version = aw_get_u32(&r);
+	return r.err ? -EPROTO : 0;
 }
 
 int rsh_request_decode(const void *p, size_t n, struct rsh_request *ret)
@@ -158,8 +206,8 @@ int rsh_request_decode(const void *p, size_t n, struct rsh_request *ret)
 	aw_reader_init(&r, p, n);
 	q.version = aw_get_u32(&r);
 	if (!r.err && q.version != RSH_VERSION)
-		r.err = -EPROTO;
-	q.token = aw_get_str(&r, AW_TOKEN_LEN);
+		return -EPROTONOSUPPORT;
+	get_raw(&r, q.mac, RSH_MAC_LEN);
 	q.cwd = aw_get_str(&r, RSH_MAX_REQUEST);
 	q.argv = aw_get_strv(&r, RSH_MAX_ARGS, RSH_MAX_REQUEST, &q.argc);
 	q.envp = aw_get_strv(&r, RSH_MAX_ENV, RSH_MAX_REQUEST, &q.envc);
@@ -174,23 +222,127 @@ int rsh_request_decode(const void *p, size_t n, struct rsh_request *ret)
 	return 0;
 }
 
-bool rsh_token_equal(const char *a, const char *b)
-{
-	volatile uint8_t diff = 0;
-	size_t i;
+/* --- MACs --------------------------------------------------------------- */
 
-	/* The length is public (always AW_TOKEN_LEN); the bytes are not. */
-	if (strlen(a) != AW_TOKEN_LEN || strlen(b) != AW_TOKEN_LEN)
+static const char label_request[] = "vmenv-rsh 2 request";
+static const char label_accept[] = "vmenv-rsh 2 accept";
+
+/* HMAC(token, label NUL, server nonce, client nonce, ...) started. */
+static void mac_start(struct hmac256 *h, const char *token, const char *label,
+		      const struct rsh_nonces *nn)
+{
+	hmac256_init(h, token, strlen(token));
+	hmac256_update(h, label, strlen(label) + 1);
+	hmac256_update(h, nn->server, RSH_NONCE_LEN);
+	hmac256_update(h, nn->client, RSH_NONCE_LEN);
+}
+
+int rsh_request_mac(const char *token, const struct rsh_nonces *nn,
+		    const void *p, size_t n, uint8_t out[RSH_MAC_LEN])
+{
+	const uint8_t *b = p;
+	struct hmac256 h;
+
+	if (n < RSH_REQUEST_HEAD)
+		return -EPROTO;
+	mac_start(&h, token, label_request, nn);
+	/* The version, then the body: everything but the MAC itself. */
+	hmac256_update(&h, b, 4);
+	hmac256_update(&h, b + RSH_REQUEST_HEAD, n - RSH_REQUEST_HEAD);
+	hmac256_final(&h, out);
+	return 0;
+}
+
+int rsh_request_sign(const char *token, const struct rsh_nonces *nn,
+		     struct aw_buf *b, size_t start)
+{
+	uint8_t mac[RSH_MAC_LEN];
+	int r;
+
+	if (start > b->len)
+		return -EINVAL;
+	if (b->len - start < RSH_REQUEST_HEAD)
+		return -EPROTO;
+	r = rsh_request_mac(token, nn, b->data + start, b->len - start, mac);
+	if (r == 0)
+		memcpy(b->data + start + 4, mac, RSH_MAC_LEN);
+	return r;
+}
+
+bool rsh_request_verify(const char *token, const struct rsh_nonces *nn,
+			const void *p, size_t n)
+{
+	uint8_t want[RSH_MAC_LEN];
+	uint32_t version;
+	bool ok;
+
+	if (rsh_request_version(p, n, &version) < 0 || version != RSH_VERSION ||
+	    rsh_request_mac(token, nn, p, n, want) < 0)
 		return false;
-	for (i = 0; i < AW_TOKEN_LEN; i++)
-		diff |= (uint8_t)(a[i] ^ b[i]);
-	return diff == 0;
+	ok = hmac256_equal(want, (const uint8_t *)p + 4);
+	hmac256_wipe(want, sizeof(want));
+	return ok;
+}
+
+void rsh_accept_mac(const char *token, const struct rsh_nonces *nn,
+		    const uint8_t req_mac[RSH_MAC_LEN], uint32_t pid,
+		    uint8_t out[RSH_MAC_LEN])
+{
+	uint8_t be[4] = {(uint8_t)(pid >> 24), (uint8_t)(pid >> 16),
+			 (uint8_t)(pid >> 8), (uint8_t)pid};
+	struct hmac256 h;
+
+	mac_start(&h, token, label_accept, nn);
+	hmac256_update(&h, req_mac, RSH_MAC_LEN);
+	hmac256_update(&h, be, sizeof(be));
+	hmac256_final(&h, out);
+}
+
+int rsh_accept_encode(uint32_t pid, const uint8_t mac[RSH_MAC_LEN],
+		      struct aw_buf *b)
+{
+	size_t start = b->len;
+	int r = aw_put_u32(b, pid);
+
+	r = r ?: aw_put_bytes(b, mac, RSH_MAC_LEN);
+	if (r < 0)
+		b->len = start;
+	return r;
+}
+
+int rsh_accept_decode(const void *p, size_t n, uint32_t *pid,
+		      uint8_t mac[RSH_MAC_LEN])
+{
+	struct aw_reader r;
+
+	aw_reader_init(&r, p, n);
+	*pid = aw_get_u32(&r);
+	get_raw(&r, mac, RSH_MAC_LEN);
+	return aw_reader_done(&r) < 0 ? -EPROTO : 0;
+}
+
+int rsh_nonce(uint8_t out[RSH_NONCE_LEN], unsigned flags)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < RSH_NONCE_LEN) {
+		n = getrandom(out + got, RSH_NONCE_LEN - got, flags);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
 }
 
 static const char *const rsh_type_names[RSH_TYPE_END] = {
-    [RSH_REQUEST] = "REQUEST", [RSH_ACCEPT] = "ACCEPT", [RSH_REFUSE] = "REFUSE",
-    [RSH_STDIN] = "STDIN",     [RSH_STDOUT] = "STDOUT", [RSH_STDERR] = "STDERR",
+    [RSH_REQUEST] = "REQUEST", [RSH_ACCEPT] = "ACCEPT",
+    [RSH_REFUSE] = "REFUSE",   [RSH_STDIN] = "STDIN",
+    [RSH_STDOUT] = "STDOUT",   [RSH_STDERR] = "STDERR",
     [RSH_SIGNAL] = "SIGNAL",   [RSH_EXIT] = "EXIT",
+    [RSH_HELLO] = "HELLO",     [RSH_CHALLENGE] = "CHALLENGE",
 };
 
 const char *rsh_type_name(uint8_t type)

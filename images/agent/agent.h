@@ -149,7 +149,9 @@ struct rsh_config {
 	struct agent_job job;
 };
 
-enum rsh_state { RC_AUTH, RC_RUN, RC_CLOSING };
+/* RC_HELLO: waiting for the client's HELLO; RC_AUTH: CHALLENGE sent,
+ * waiting for the REQUEST (common/rshwire.h). */
+enum rsh_state { RC_HELLO, RC_AUTH, RC_RUN, RC_CLOSING };
 
 struct rsh_conn {
 	bool active;
@@ -157,7 +159,9 @@ struct rsh_conn {
 	enum rsh_state state;
 	int sock;
 	char peer[32];
-	int64_t deadline_ms; /* RC_AUTH and RC_CLOSING */
+	int64_t deadline_ms; /* RC_HELLO, RC_AUTH and RC_CLOSING */
+	struct rsh_nonces nonces;
+	uint8_t req_mac[RSH_MAC_LEN]; /* answered in ACCEPT */
 	/* input: the frame being assembled */
 	uint8_t hdr[RSH_HDR_LEN];
 	size_t hdr_got;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -88,7 +89,7 @@ static void conn_abort(struct rsh_conn *c, const char *why)
 	if (c->pid > 0 && !c->exited)
 		agent_log("rsh %s: %s; killing its command (pid %d)", c->peer,
 			  why, (int)c->pid);
-	else if (c->state == RC_AUTH)
+	else if (c->state == RC_HELLO || c->state == RC_AUTH)
 		agent_log("rsh %s: %s", c->peer, why);
 	conn_kill(c, SIGKILL);
 	conn_free(c);
@@ -205,14 +206,66 @@ static void conn_check_done(struct rsh_conn *c)
 	c->deadline_ms = agent_now_ms() + RSH_LINGER_MS;
 }
 
-/* --- the request ------------------------------------------------------- */
+/* --- the handshake ------------------------------------------------------ */
 
+/* A version 1 client sends its REQUEST first, with the token in clear:
+ * refused at its header, before any of it is read. */
+static void refuse_old(struct rsh_conn *c)
+{
+	conn_refuse(c, EPROTONOSUPPORT,
+		    "vmenv-rsh protocol 1 is refused (it sends the job token "
+		    "in clear); use the vmenv-rsh of this image (protocol 2)");
+}
+
+static void on_hello(struct rsh_conn *c)
+{
+	uint32_t version;
+	struct aw_buf b = {0};
+	char msg[128];
+	int r;
+
+	r = rsh_hello_decode(c->payload, c->cur.len, &version,
+			     c->nonces.client);
+	if (r == -EPROTONOSUPPORT) {
+		snprintf(msg, sizeof(msg),
+			 "vmenv-rsh protocol %u is not spoken here (this "
+			 "agent speaks %u)",
+			 version, RSH_VERSION);
+		conn_refuse(c, EPROTONOSUPPORT, msg);
+		return;
+	}
+	if (r < 0) {
+		conn_refuse(c, EPROTO, "malformed HELLO");
+		return;
+	}
+	/* Never waits: the pool is ready since rsh_start (its getrandom
+	 * waited for it once). */
+	if (rsh_nonce(c->nonces.server, GRND_NONBLOCK) < 0) {
+		conn_refuse(c, EAGAIN, "no random numbers for a challenge yet");
+		return;
+	}
+	if (rsh_hello_encode(RSH_VERSION, c->nonces.server, &b) == 0)
+		conn_send(c, RSH_CHALLENGE, b.data, b.len);
+	else
+		conn_abort(c, "out of memory queueing output");
+	aw_buf_free(&b);
+	if (c->active)
+		c->state = RC_AUTH;
+}
+
+/* The MAC first, over the bytes as received: nothing of the body is
+ * decoded for a client that does not hold the job's token. */
 static void on_request(struct rsh_server *srv, struct rsh_conn *c)
 {
 	struct rsh_request q;
 	char msg[256];
 	int r;
 
+	if (!rsh_request_verify(srv->cfg.token, &c->nonces, c->payload,
+				c->cur.len)) {
+		conn_refuse(c, EACCES, "permission denied: wrong job token");
+		return;
+	}
 	r = rsh_request_decode(c->payload, c->cur.len, &q);
 	if (r < 0) {
 		conn_refuse(c, -r,
@@ -220,23 +273,36 @@ static void on_request(struct rsh_server *srv, struct rsh_conn *c)
 					 : "malformed request");
 		return;
 	}
-	if (!rsh_token_equal(q.token, srv->cfg.token)) {
-		conn_refuse(c, EACCES, "permission denied: wrong job token");
+	memcpy(c->req_mac, q.mac, RSH_MAC_LEN);
+	r = rsh_cmd_start(&srv->cfg, &q, c);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "starting '%s': %s", q.argv[0],
+			 strerror(-r));
+		conn_refuse(c, -r, msg);
 	} else {
-		r = rsh_cmd_start(&srv->cfg, &q, c);
-		if (r < 0) {
-			snprintf(msg, sizeof(msg), "starting '%s': %s",
-				 q.argv[0], strerror(-r));
-			conn_refuse(c, -r, msg);
-		} else {
-			c->state = RC_RUN;
-		}
+		c->state = RC_RUN;
 	}
 	rsh_request_clear(&q);
 }
 
+/* ACCEPT(pid, the server's MAC): the client checks it before it sends any
+ * input. */
+static void send_accept(struct rsh_server *srv, struct rsh_conn *c)
+{
+	uint8_t mac[RSH_MAC_LEN];
+	struct aw_buf b = {0};
+
+	rsh_accept_mac(srv->cfg.token, &c->nonces, c->req_mac, (uint32_t)c->pid,
+		       mac);
+	if (rsh_accept_encode((uint32_t)c->pid, mac, &b) == 0)
+		conn_send(c, RSH_ACCEPT, b.data, b.len);
+	else
+		conn_abort(c, "out of memory queueing output");
+	aw_buf_free(&b);
+}
+
 /* The status pipe: closed on exec (ACCEPT), or why the child failed. */
-static void conn_status(struct rsh_conn *c)
+static void conn_status(struct rsh_server *srv, struct rsh_conn *c)
 {
 	char msg[600];
 	int err = spawn_status_read(c->status_fd, &c->start, msg, sizeof(msg));
@@ -249,7 +315,7 @@ static void conn_status(struct rsh_conn *c)
 		conn_refuse(c, err, msg);
 		return;
 	}
-	conn_send_u32s(c, RSH_ACCEPT, (uint32_t)c->pid, 0, 1);
+	send_accept(srv, c);
 	if (c->active)
 		conn_check_done(c);
 }
@@ -324,7 +390,9 @@ static void on_signal(struct rsh_conn *c)
 
 static void on_frame(struct rsh_server *srv, struct rsh_conn *c)
 {
-	if (c->state == RC_AUTH)
+	if (c->state == RC_HELLO)
+		on_hello(c);
+	else if (c->state == RC_AUTH)
 		on_request(srv, c);
 	else if (c->cur.type == RSH_STDIN)
 		on_stdin(c);
@@ -334,20 +402,33 @@ static void on_frame(struct rsh_server *srv, struct rsh_conn *c)
 		conn_abort(c, "unexpected frame");
 }
 
-/* What the connection accepts next: the request first, then STDIN and
- * SIGNAL frames of at most RSH_MAX_DATA. */
+/* What the connection accepts next: HELLO, then the REQUEST, then STDIN
+ * and SIGNAL frames. */
 static int hdr_ok(const struct rsh_conn *c)
 {
-	if (c->state == RC_AUTH)
+	switch (c->state) {
+	case RC_HELLO:
+		return c->cur.type == RSH_HELLO && c->cur.len == RSH_HELLO_LEN;
+	case RC_AUTH:
 		return c->cur.type == RSH_REQUEST;
+	case RC_RUN:
+	case RC_CLOSING:
+		break;
+	}
 	return c->cur.type == RSH_STDIN || c->cur.type == RSH_SIGNAL;
 }
 
+static size_t max_payload(const struct rsh_conn *c)
+{
+	return c->state == RC_AUTH ? RSH_MAX_REQUEST : RSH_MAX_DATA;
+}
+
 /* Reads one step of a frame: 1 when complete, 0 for more later, <0 when
- * the connection must go (-ECONNRESET: the client closed it). */
+ * the connection must go (-ECONNRESET: the client closed it; -EPROTONOSUPPORT:
+ * a version 1 client, to be told so). */
 static int conn_read_step(struct rsh_conn *c)
 {
-	size_t max = c->state == RC_AUTH ? RSH_MAX_REQUEST : RSH_MAX_DATA;
+	size_t max = max_payload(c);
 	ssize_t n;
 	int r;
 
@@ -362,6 +443,9 @@ static int conn_read_step(struct rsh_conn *c)
 		if (c->hdr_got < RSH_HDR_LEN)
 			return 0;
 		r = rsh_hdr_decode(c->hdr, max, &c->cur);
+		if (c->state == RC_HELLO && r != -EPROTO &&
+		    c->hdr[4] == RSH_REQUEST)
+			return -EPROTONOSUPPORT;
 		if (r < 0 || !hdr_ok(c))
 			return -EPROTO;
 		c->payload = malloc(c->cur.len ? c->cur.len : 1);
@@ -401,6 +485,10 @@ static void conn_read(struct rsh_server *srv, struct rsh_conn *c)
 		r = conn_read_step(c);
 		if (r == 0)
 			return;
+		if (r == -EPROTONOSUPPORT) {
+			refuse_old(c);
+			return;
+		}
 		if (r < 0) {
 			conn_abort(c, r == -ECONNRESET ? "client went away"
 				      : r == -EPROTO   ? "protocol error"
@@ -492,7 +580,7 @@ static void on_accept(struct rsh_server *srv)
 	c->active = true;
 	c->gen = ++srv->next_gen;
 	c->sock = fd;
-	c->state = RC_AUTH;
+	c->state = RC_HELLO;
 	c->deadline_ms = agent_now_ms() + RSH_AUTH_MS;
 	/* Launchers trade small messages: no Nagle delay. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -529,6 +617,7 @@ int rsh_start(struct rsh_server *srv, const struct rsh_config *cfg, char *msg,
 	      size_t size)
 {
 	char ip[INET_ADDRSTRLEN] = "?";
+	uint8_t seed[RSH_NONCE_LEN];
 	int fd;
 
 	if (cfg->uid == 0 || cfg->gid == 0)
@@ -538,6 +627,12 @@ int rsh_start(struct rsh_server *srv, const struct rsh_config *cfg, char *msg,
 				  cfg->uid, cfg->gid);
 	if (!aw_token_ok(cfg->token))
 		return agent_fail(msg, size, EINVAL, "rsh: bad job token");
+	/* Waits (once) until the kernel's pool is initialised, so that the
+	 * loop's non-blocking nonces never fail for want of it. */
+	fd = rsh_nonce(seed, 0);
+	if (fd < 0)
+		return agent_fail(msg, size, -fd, "rsh: getrandom");
+	hmac256_wipe(seed, sizeof(seed));
 	if (srv->listen_fd >= 0 && srv->cfg.addr_be == cfg->addr_be &&
 	    (cfg->port == 0 || srv->cfg.port == cfg->port)) {
 		uint16_t port = srv->cfg.port;
@@ -635,7 +730,7 @@ static void conn_event(struct rsh_server *srv, struct rsh_conn *c,
 			conn_read(srv, c);
 		break;
 	case PK_RSH_STATUS:
-		conn_status(c);
+		conn_status(srv, c);
 		break;
 	case PK_RSH_STDOUT:
 		stream_read(c, STREAM_OUT);
@@ -715,11 +810,11 @@ bool rsh_reaped(struct rsh_server *srv, pid_t pid, int wstatus)
 /* Returns the connection's next due time, or -1. */
 static int64_t conn_timer(struct rsh_conn *c, int64_t now)
 {
-	if (c->state == RC_AUTH || c->state == RC_CLOSING) {
+	if (c->state != RC_RUN) {
 		if (now < c->deadline_ms)
 			return c->deadline_ms;
-		conn_abort(c, c->state == RC_AUTH ? "no request in time"
-						  : "client stopped reading");
+		conn_abort(c, c->state == RC_CLOSING ? "client stopped reading"
+						     : "no request in time");
 		return -1;
 	}
 	if (!c->exited || c->starting || c->draining)

@@ -12,9 +12,11 @@
  * Exits with the remote exit code, 128 + the signal that killed it, or 255
  * when HOST cannot be reached or refused (with a message naming HOST).
  *
- * The job's token is read from /run/vmenv/job-token; HOST is a dotted quad
- * or a name in /etc/hosts (no NSS: the binary is static and the guest may
- * have no resolver libraries). For tests VMENV_RSH_PORT and
+ * The job's token is read from /run/vmenv/job-token and never sent: the
+ * client answers the server's challenge with a MAC under it, and checks the
+ * server's MAC before it sends any input (common/rshwire.h). HOST is a
+ * dotted quad or a name in /etc/hosts (no NSS: the binary is static and the
+ * guest may have no resolver libraries). For tests VMENV_RSH_PORT and
  * VMENV_RSH_TOKEN_FILE override the port and the token file.
  */
 #include "agentwire.h"
@@ -46,11 +48,20 @@
 
 extern char **environ;
 
+/* Where the handshake stands (common/rshwire.h). */
+enum phase { PH_CHALLENGE, PH_ACCEPT, PH_RUN };
+
 struct client {
 	const char *host;
 	int sock;
 	int sig_fd;
 	bool stdin_open;
+	bool no_stdin;
+	enum phase phase;
+	char token[AW_TOKEN_LEN + 1]; /* wiped once ACCEPT checked */
+	char *command;
+	struct rsh_nonces nonces;
+	uint8_t req_mac[RSH_MAC_LEN];
 	struct aw_buf out; /* to the server */
 	size_t out_off;
 	uint8_t hdr[RSH_HDR_LEN];
@@ -180,6 +191,7 @@ static void read_token(char token[AW_TOKEN_LEN + 1])
 	if (!aw_token_ok(buf))
 		die("%s does not hold a job token", path);
 	memcpy(token, buf, AW_TOKEN_LEN + 1);
+	hmac256_wipe(buf, sizeof(buf));
 }
 
 /* Looks name up in /etc/hosts: "addr name aliases...", IPv4 only. */
@@ -279,13 +291,26 @@ static char **pass_env(uint32_t *ret_n)
 	return v;
 }
 
-static void send_request(struct client *c, char *token, char *command)
+static void send_hello(struct client *c)
+{
+	struct aw_buf b = {0};
+	int r = rsh_nonce(c->nonces.client, 0);
+
+	if (r < 0)
+		die("getrandom: %s", strerror(-r));
+	if (rsh_hello_encode(RSH_VERSION, c->nonces.client, &b) < 0)
+		die("out of memory");
+	queue(c, RSH_HELLO, b.data, b.len);
+	aw_buf_free(&b);
+}
+
+/* The REQUEST, its MAC over the body as encoded. */
+static void send_request(struct client *c)
 {
 	char cwd[PATH_MAX], sh[] = "/bin/sh", dash_c[] = "-c";
-	char *argv[] = {sh, dash_c, command, NULL};
+	char *argv[] = {sh, dash_c, c->command, NULL};
 	struct rsh_request q = {
 	    .version = RSH_VERSION,
-	    .token = token,
 	    .cwd = cwd,
 	    .argc = 3,
 	    .argv = argv,
@@ -297,8 +322,10 @@ static void send_request(struct client *c, char *token, char *command)
 		cwd[0] = '\0';
 	q.envp = pass_env(&q.envc);
 	r = rsh_request_encode(&q, &b);
+	r = r ?: rsh_request_sign(c->token, &c->nonces, &b, 0);
 	if (r < 0)
 		die("encoding the request: %s", strerror(-r));
+	memcpy(c->req_mac, b.data + 4, RSH_MAC_LEN);
 	queue(c, RSH_REQUEST, b.data, b.len);
 	aw_buf_free(&b);
 	free(q.envp);
@@ -356,10 +383,67 @@ static void on_exit_frame(struct client *c)
 	c->done = true;
 }
 
-static void on_frame(struct client *c)
+static void on_challenge(struct client *c)
+{
+	uint32_t version;
+	int r = rsh_hello_decode(c->payload, c->cur.len, &version,
+				 c->nonces.server);
+
+	if (r == -EPROTONOSUPPORT)
+		die("the server speaks rsh protocol %u, this client %u",
+		    version, RSH_VERSION);
+	if (r < 0)
+		die("malformed CHALLENGE from the server");
+	send_request(c);
+	c->phase = PH_ACCEPT;
+}
+
+/* The server proves it holds the token too: only then does input go. */
+static void on_accept(struct client *c)
+{
+	uint8_t got[RSH_MAC_LEN], want[RSH_MAC_LEN];
+	uint32_t pid;
+
+	if (rsh_accept_decode(c->payload, c->cur.len, &pid, got) < 0)
+		die("malformed ACCEPT from the server");
+	rsh_accept_mac(c->token, &c->nonces, c->req_mac, pid, want);
+	if (!hmac256_equal(got, want))
+		die("the server did not prove that it holds the job's token "
+		    "(not a guest of this job?)");
+	hmac256_wipe(c->token, sizeof(c->token));
+	c->phase = PH_RUN;
+	if (c->no_stdin) {
+		queue(c, RSH_STDIN, NULL, 0);
+		c->stdin_open = false;
+	}
+}
+
+/* What the server may send in each phase; REFUSE and EXIT always. */
+static bool frame_expected(const struct client *c)
 {
 	switch (c->cur.type) {
+	case RSH_REFUSE:
+		return true;
+	case RSH_CHALLENGE:
+		return c->phase == PH_CHALLENGE;
 	case RSH_ACCEPT:
+		return c->phase == PH_ACCEPT;
+	default:
+		return c->phase == PH_RUN;
+	}
+}
+
+static void on_frame(struct client *c)
+{
+	if (!frame_expected(c))
+		die("unexpected %s from the server",
+		    rsh_type_name(c->cur.type));
+	switch (c->cur.type) {
+	case RSH_CHALLENGE:
+		on_challenge(c);
+		break;
+	case RSH_ACCEPT:
+		on_accept(c);
 		break;
 	case RSH_REFUSE:
 		on_refuse(c);
@@ -379,6 +463,17 @@ static void on_frame(struct client *c)
 	}
 }
 
+/* The server closed the connection (or reset it) early. */
+static __attribute__((noreturn)) void closed(const struct client *c)
+{
+	if (c->phase == PH_CHALLENGE)
+		die("the server closed the connection before its challenge "
+		    "(an agent older than rsh protocol %u? vmenv-agent and "
+		    "vmenv-rsh must come from the same build)",
+		    RSH_VERSION);
+	die("connection closed before the command's exit status");
+}
+
 /* 1: a frame is complete, 0: need more. Dies on EOF or error. */
 static int read_step(struct client *c)
 {
@@ -387,9 +482,8 @@ static int read_step(struct client *c)
 	if (c->hdr_got < RSH_HDR_LEN) {
 		n = recv(c->sock, c->hdr + c->hdr_got, RSH_HDR_LEN - c->hdr_got,
 			 0);
-		if (n == 0)
-			die("connection closed before the command's exit "
-			    "status");
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			closed(c);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (n < 0)
@@ -408,9 +502,8 @@ static int read_step(struct client *c)
 	if (c->payload_got < c->cur.len) {
 		n = recv(c->sock, c->payload + c->payload_got,
 			 c->cur.len - c->payload_got, 0);
-		if (n == 0)
-			die("connection closed before the command's exit "
-			    "status");
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			closed(c);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (n < 0)
@@ -471,6 +564,11 @@ static void signal_read(struct client *c)
 	struct aw_buf b = {0};
 
 	while (read(c->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		/* No command to pass it to yet. */
+		if (c->phase != PH_RUN)
+			die("interrupted by signal %u before the command "
+			    "started",
+			    si.ssi_signo);
 		b.len = 0;
 		if (aw_put_u32(&b, si.ssi_signo) < 0)
 			die("out of memory");
@@ -492,7 +590,8 @@ static int relay(struct client *c)
 				      (c->out.len > c->out_off ? POLLOUT : 0))};
 		pfd[n++] = (struct pollfd){.fd = c->sig_fd, .events = POLLIN};
 		in_idx = -1;
-		if (c->stdin_open && c->out.len - c->out_off < SEND_HIGH) {
+		if (c->phase == PH_RUN && c->stdin_open &&
+		    c->out.len - c->out_off < SEND_HIGH) {
 			in_idx = n;
 			pfd[n++] = (struct pollfd){.fd = STDIN_FILENO,
 						   .events = POLLIN};
@@ -536,28 +635,21 @@ static int signals_setup(void)
 
 int main(int argc, char **argv)
 {
-	struct client c = {.stdin_open = true};
-	char token[AW_TOKEN_LEN + 1];
-	bool no_stdin = false;
-	char *at, *command;
+	struct client c = {.stdin_open = true, .phase = PH_CHALLENGE};
+	char *at;
 	int i;
 
-	i = parse_options(argc, argv, &no_stdin);
+	i = parse_options(argc, argv, &c.no_stdin);
 	if (i + 1 >= argc)
 		usage();
 	/* [user@]host: the user is always the job's. */
 	at = strrchr(argv[i], '@');
 	c.host = at ? at + 1 : argv[i];
 	host_for_msg = c.host;
-	command = join_words(argc - i - 1, argv + i + 1);
-	read_token(token);
+	c.command = join_words(argc - i - 1, argv + i + 1);
+	read_token(c.token);
 	c.sig_fd = signals_setup();
 	c.sock = connect_to(resolve(c.host), server_port());
-	send_request(&c, token, command);
-	memset(token, 0, sizeof(token));
-	if (no_stdin) {
-		queue(&c, RSH_STDIN, NULL, 0);
-		c.stdin_open = false;
-	}
+	send_hello(&c);
 	return relay(&c);
 }

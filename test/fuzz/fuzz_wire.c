@@ -2,14 +2,18 @@
 /*
  * libFuzzer target for the decoders that read bytes from an untrusted
  * peer: agentwire's SETUP (versions 1 and 2; the agent decodes what vmmd
- * sends, vmmd's side is the reverse) and EXEC, rshwire's REQUEST (anyone
- * on the job's segment sends it before the token is checked) and both
- * headers. The first input byte picks the decoder; what decodes must
- * encode again to the very same bytes. Selector 5 feeds a bulk port's
- * stream (common/bulkscan.c) in pieces the input chooses, and compares
- * with a plain search over the whole stream.
+ * sends, vmmd's side is the reverse) and EXEC, rshwire's HELLO/CHALLENGE,
+ * REQUEST and ACCEPT (a peer on the job's segment sends them before or
+ * while it is authenticated) and both headers. The first input byte picks
+ * the decoder; what decodes must encode again to the very same bytes.
+ * Selector 5 feeds a bulk port's stream (common/bulkscan.c) in pieces the
+ * input chooses, and compares with a plain search over the whole stream.
+ * Selector 7 checks a REQUEST's MAC as the server does (on any bytes: no
+ * crash, and a payload signed here must verify, one with a bit flipped
+ * not).
  * Built and run by test/fuzz/run-wire-fuzz.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +70,64 @@ static void request(const uint8_t *p, size_t n)
 	same_bytes(&b, p, n);
 	aw_buf_free(&b);
 	rsh_request_clear(&q);
+}
+
+static void hello(const uint8_t *p, size_t n)
+{
+	uint8_t nonce[RSH_NONCE_LEN], mac[RSH_MAC_LEN];
+	struct aw_buf b = {0};
+	uint32_t v, pid;
+	int r = rsh_hello_decode(p, n, &v, nonce);
+
+	if (r == 0 || r == -EPROTONOSUPPORT) {
+		if (rsh_hello_encode(v, nonce, &b) != 0)
+			abort();
+		same_bytes(&b, p, n);
+	}
+	b.len = 0;
+	if (rsh_accept_decode(p, n, &pid, mac) == 0) {
+		if (rsh_accept_encode(pid, mac, &b) != 0)
+			abort();
+		same_bytes(&b, p, n);
+	}
+	aw_buf_free(&b);
+}
+
+/* The server's check on whatever arrives, and the MAC's coverage. */
+static void request_mac(const uint8_t *p, size_t n)
+{
+	static const char token[] = "0123456789abcdef0123456789abcdef"
+				    "0123456789abcdef0123456789abcdef";
+	struct rsh_nonces nn;
+	struct aw_buf b = {0};
+	size_t bit;
+
+	if (n < 2 * RSH_NONCE_LEN + 2)
+		return;
+	memcpy(nn.server, p, RSH_NONCE_LEN);
+	memcpy(nn.client, p + RSH_NONCE_LEN, RSH_NONCE_LEN);
+	bit = (size_t)p[2 * RSH_NONCE_LEN] << 8 | p[2 * RSH_NONCE_LEN + 1];
+	p += 2 * RSH_NONCE_LEN + 2;
+	n -= 2 * RSH_NONCE_LEN + 2;
+	(void)rsh_request_verify(token, &nn, p, n);
+	if (aw_put_bytes(&b, p, n) != 0)
+		abort();
+	if (rsh_request_sign(token, &nn, &b, 0) != 0) {
+		if (n >= RSH_REQUEST_HEAD)
+			abort();
+		aw_buf_free(&b);
+		return;
+	}
+	/* Signed here: verifies exactly when the version is ours. */
+	if (rsh_request_verify(token, &nn, b.data, b.len) !=
+	    (b.data[0] == 0 && b.data[1] == 0 && b.data[2] == 0 &&
+	     b.data[3] == RSH_VERSION))
+		abort();
+	bit %= b.len * 8;
+	b.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	if (rsh_request_verify(token, &nn, b.data, b.len))
+		abort();
+	aw_buf_free(&b);
 }
 
 /* Markers the seeds contain (run-wire-fuzz). */
@@ -137,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 6) {
+	switch (data[0] % 8) {
 	case 0:
 		setup(data + 1, size - 1, 1);
 		break;
@@ -152,6 +214,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 5:
 		bulk_stream(data + 1, size - 1);
+		break;
+	case 6:
+		hello(data + 1, size - 1);
+		break;
+	case 7:
+		request_mac(data + 1, size - 1);
 		break;
 	default:
 		if (size >= 1 + AW_HDR_LEN)

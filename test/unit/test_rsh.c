@@ -3,8 +3,10 @@
  * The rsh service of the agent (images/agent/rsh.c) and the vmenv-rsh
  * client, end to end on 127.0.0.1: a forked process runs the service in a
  * poll loop like the agent's, and each test runs the real client binary.
- * Needs root (commands run as nobody, as they run as the job's user in a
- * guest); reports SKIPPED otherwise.
+ * The attacks on the challenge-response go through raw sockets: a version 1
+ * client (token in clear), a recorded exchange replayed, a server that
+ * does not hold the token. Needs root (commands run as nobody, as they run
+ * as the job's user in a guest); reports SKIPPED otherwise.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -565,6 +567,291 @@ static void test_limits_and_garbage(void **state)
 	assert_string_equal(out, "back\n");
 }
 
+/* --- the handshake, attacked with raw sockets ------------------------- */
+
+/* Sends a whole frame. */
+static void raw_send(int fd, uint8_t type, const void *p, size_t n)
+{
+	struct aw_buf f = {0};
+
+	assert_int_equal(rsh_put_frame(&f, type, p, n), 0);
+	assert_int_equal(write(fd, f.data, f.len), (ssize_t)f.len);
+	aw_buf_free(&f);
+}
+
+static void read_all(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+	ssize_t r;
+
+	while (n > 0) {
+		r = read(fd, b, n);
+		if (r <= 0)
+			fail_msg("read: %zd (%s)", r, strerror(errno));
+		b += r;
+		n -= (size_t)r;
+	}
+}
+
+/* Reads one frame; *payload is malloc'ed. */
+static uint8_t raw_recv(int fd, uint8_t **payload, size_t *len)
+{
+	uint8_t h[RSH_HDR_LEN];
+	struct rsh_hdr d;
+	struct timeval tv = {10, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	read_all(fd, h, sizeof(h));
+	assert_int_equal(rsh_hdr_decode(h, RSH_MAX_REQUEST, &d), 0);
+	*payload = malloc(d.len + 1);
+	assert_non_null(*payload);
+	read_all(fd, *payload, d.len);
+	*len = d.len;
+	return d.type;
+}
+
+/* The REFUSE's message (static). */
+static const char *refusal(const uint8_t *p, size_t n)
+{
+	static char msg[RSH_MAX_MSG + 1];
+	struct aw_reader r;
+	char *m;
+
+	aw_reader_init(&r, p, n);
+	(void)aw_get_u32(&r);
+	m = aw_get_str(&r, RSH_MAX_MSG);
+	snprintf(msg, sizeof(msg), "%s", m ? m : "?");
+	free(m);
+	return msg;
+}
+
+/* One version 2 exchange by hand, as vmenv-rsh does it, with token. What
+ * was sent (HELLO and REQUEST frames, as bytes) is appended to wire. */
+static uint8_t raw_v2(const char *token, const char *cmd, struct aw_buf *wire,
+		      int *ret_fd)
+{
+	char sh[] = "/bin/sh", c[] = "-c", root[] = "/", *cm = strdup(cmd);
+	char *argv[] = {sh, c, cm, NULL};
+	struct rsh_request q = {
+	    .version = RSH_VERSION, .cwd = root, .argc = 3, .argv = argv};
+	struct rsh_nonces nn;
+	struct aw_buf b = {0};
+	uint8_t *p, type;
+	size_t n;
+	uint32_t v;
+	int fd = raw_connect();
+
+	assert_int_equal(rsh_nonce(nn.client, 0), 0);
+	assert_int_equal(rsh_hello_encode(RSH_VERSION, nn.client, &b), 0);
+	raw_send(fd, RSH_HELLO, b.data, b.len);
+	assert_int_equal(rsh_put_frame(wire, RSH_HELLO, b.data, b.len), 0);
+	assert_int_equal(raw_recv(fd, &p, &n), RSH_CHALLENGE);
+	assert_int_equal(rsh_hello_decode(p, n, &v, nn.server), 0);
+	free(p);
+	b.len = 0;
+	assert_int_equal(rsh_request_encode(&q, &b), 0);
+	assert_int_equal(rsh_request_sign(token, &nn, &b, 0), 0);
+	raw_send(fd, RSH_REQUEST, b.data, b.len);
+	assert_int_equal(rsh_put_frame(wire, RSH_REQUEST, b.data, b.len), 0);
+	type = raw_recv(fd, &p, &n);
+	free(p);
+	aw_buf_free(&b);
+	free(cm);
+	*ret_fd = fd;
+	return type;
+}
+
+static const char *slurp_text(const char *path)
+{
+	static char buf[256];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+static bool exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* A path in a directory the commands (nobody) may write. */
+static void nobody_path(char *out, size_t size, const char *name)
+{
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/w", fx.dir);
+	if (mkdir(dir, 0755) == 0)
+		assert_int_equal(chown(dir, NOBODY, NOBODY), 0);
+	snprintf(out, size, "%s/%s", dir, name);
+}
+
+/* A version 1 client sends its token first, in clear: refused with the
+ * reason as the first frame it reads, and its command never runs. */
+static void test_v1_client_refused(void **state)
+{
+	char mark[160], cmd[200];
+	struct aw_buf b = {0};
+	uint8_t *p;
+	size_t n;
+	int fd;
+
+	(void)state;
+	need_root();
+	nobody_path(mark, sizeof(mark), "v1-ran");
+	snprintf(cmd, sizeof(cmd), "touch %s", mark);
+	aw_put_u32(&b, 1);
+	aw_put_str(&b, TOKEN);
+	aw_put_str(&b, "/");
+	aw_put_u32(&b, 3);
+	aw_put_str(&b, "/bin/sh");
+	aw_put_str(&b, "-c");
+	aw_put_str(&b, cmd);
+	aw_put_u32(&b, 0);
+	fd = raw_connect();
+	raw_send(fd, RSH_REQUEST, b.data, b.len);
+	assert_int_equal(raw_recv(fd, &p, &n), RSH_REFUSE);
+	assert_contains(refusal(p, n), "protocol 1 is refused");
+	free(p);
+	close(fd);
+	usleep(200000);
+	assert_false(exists(mark));
+	aw_buf_free(&b);
+}
+
+/* Another protocol version in HELLO: refused, naming both. */
+static void test_other_version_refused(void **state)
+{
+	uint8_t nonce[RSH_NONCE_LEN] = {1}, *p;
+	struct aw_buf b = {0};
+	size_t n;
+	int fd = -1;
+
+	(void)state;
+	need_root();
+	fd = raw_connect();
+	assert_int_equal(rsh_hello_encode(3, nonce, &b), 0);
+	raw_send(fd, RSH_HELLO, b.data, b.len);
+	assert_int_equal(raw_recv(fd, &p, &n), RSH_REFUSE);
+	assert_contains(refusal(p, n), "protocol 3 is not spoken here");
+	free(p);
+	close(fd);
+	aw_buf_free(&b);
+}
+
+/* What a sniffer on the segment records is worth nothing: the token is not
+ * in it, and replaying it (HELLO, then the REQUEST with its MAC) meets a
+ * fresh challenge and is refused; the command runs only for the real
+ * exchange. A request under a wrong token is refused too. */
+static void test_replay_refused(void **state)
+{
+	struct aw_buf wire = {0}, replay_wire = {0};
+	struct rsh_hdr h1;
+	char mark[160], cmd[200];
+	uint8_t *p;
+	size_t n, hello_len;
+	int fd, rfd;
+
+	(void)state;
+	need_root();
+	nobody_path(mark, sizeof(mark), "replay-ran");
+	snprintf(cmd, sizeof(cmd), "echo x >> %s", mark);
+	assert_int_equal(raw_v2(TOKEN, cmd, &wire, &fd), RSH_ACCEPT);
+	raw_send(fd, RSH_STDIN, NULL, 0);
+	for (;;) { /* to EXIT */
+		uint8_t t = raw_recv(fd, &p, &n);
+
+		free(p);
+		if (t == RSH_EXIT)
+			break;
+	}
+	close(fd);
+	assert_true(exists(mark));
+	assert_null(memmem(wire.data, wire.len, TOKEN, 16));
+	/* The replay: the recorded frames, as they were. */
+	assert_int_equal(rsh_hdr_decode(wire.data, RSH_MAX_REQUEST, &h1), 0);
+	hello_len = RSH_HDR_LEN + h1.len;
+	rfd = raw_connect();
+	assert_int_equal(write(rfd, wire.data, hello_len), (ssize_t)hello_len);
+	assert_int_equal(raw_recv(rfd, &p, &n), RSH_CHALLENGE);
+	free(p);
+	assert_int_equal(
+	    write(rfd, wire.data + hello_len, wire.len - hello_len),
+	    (ssize_t)(wire.len - hello_len));
+	assert_int_equal(raw_recv(rfd, &p, &n), RSH_REFUSE);
+	assert_contains(refusal(p, n), "wrong job token");
+	free(p);
+	close(rfd);
+	/* A forged request under another token. */
+	assert_int_equal(raw_v2(BAD_TOKEN, cmd, &replay_wire, &fd), RSH_REFUSE);
+	close(fd);
+	usleep(200000);
+	assert_string_equal(slurp_text(mark), "x\n");
+	aw_buf_free(&wire);
+	aw_buf_free(&replay_wire);
+}
+
+/* A server that does not hold the token (it answers the challenge with a
+ * made-up MAC): the client stops before it sends any of its input. */
+static void test_fake_server(void **state)
+{
+	const char *words[] = {"127.0.0.1", "cat", NULL};
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	uint8_t nonce[RSH_NONCE_LEN] = {4}, mac[RSH_MAC_LEN] = {5}, *p, t;
+	char out[256], err[512];
+	struct aw_buf b = {0};
+	struct run r;
+	size_t n;
+	int lfd, fd, rc, got_stdin = 0;
+
+	(void)state;
+	need_root();
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	getsockname(lfd, (struct sockaddr *)&sin, &len);
+	client_env_port = ntohs(sin.sin_port);
+	r = client_start(words, fx.token_file);
+	client_env_port = -1;
+	assert_int_equal(write(r.in, "secret input\n", 13), 13);
+	fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(raw_recv(fd, &p, &n), RSH_HELLO);
+	free(p);
+	assert_int_equal(rsh_hello_encode(RSH_VERSION, nonce, &b), 0);
+	raw_send(fd, RSH_CHALLENGE, b.data, b.len);
+	assert_int_equal(raw_recv(fd, &p, &n), RSH_REQUEST);
+	free(p);
+	b.len = 0;
+	assert_int_equal(rsh_accept_encode(77, mac, &b), 0);
+	raw_send(fd, RSH_ACCEPT, b.data, b.len);
+	rc = client_finish(&r, out, sizeof(out), NULL, err, sizeof(err));
+	assert_int_equal(rc, 255);
+	assert_contains(err, "did not prove that it holds the job's token");
+	/* Nothing more came: no STDIN frame, no input. */
+	{
+		struct timeval tv = {1, 0};
+		uint8_t h[RSH_HDR_LEN];
+		ssize_t k;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		k = read(fd, h, sizeof(h));
+		if (k == (ssize_t)sizeof(h)) {
+			t = h[4];
+			got_stdin = t == RSH_STDIN;
+		}
+	}
+	assert_false(got_stdin);
+	close(fd);
+	close(lfd);
+	aw_buf_free(&b);
+}
+
 /* --- the job's files and environment (no root needed) ----------------- */
 
 static char *slurp(const char *path)
@@ -679,6 +966,10 @@ int main(void)
 	    cmocka_unit_test(test_unreachable),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_limits_and_garbage),
+	    cmocka_unit_test(test_v1_client_refused),
+	    cmocka_unit_test(test_other_version_refused),
+	    cmocka_unit_test(test_replay_refused),
+	    cmocka_unit_test(test_fake_server),
 	    cmocka_unit_test(test_jobfiles),
 	    cmocka_unit_test(test_job_env),
 	};
