@@ -121,8 +121,18 @@ static const struct centry table[] = {
       "first back-off between attempts; doubles each time"),
     S("guest_net", C_STR, guest_net, "10.77.0.0/16",
       "private subnet of a multi-node job's guests (node i gets .i+1)"),
-    N("net_mcast_port", net_mcast_port, 1024, 65535, "7700",
-      "UDP port of the per-job multicast segments"),
+    E("net_tunnel", net_tunnel, "none vxlan", "none",
+      "how a multi-node job's guests on different hosts reach each other: "
+      "none (every node of a job on this host, as in the one-machine test "
+      "cluster) or vxlan (docs/multinode.md: what the site must provide)"),
+    N("net_vxlan_port", net_vxlan_port, 1, 65535, "789",
+      "UDP port of the VXLAN tunnels; must be below "
+      "net.ipv4.ip_unprivileged_port_start, so no user binds it first"),
+    S("net_nodes_file", C_PATH, net_nodes_file, VMENV_SYSCONFDIR "/nodes",
+      "with net_tunnel = vxlan: every node's tunnel address, one "
+      "'NODE ADDRESS' a line (root's file, like the site key)"),
+    N("net_mtu", net_mtu, 0, 65535, "0",
+      "MTU of the guests' NIC (0: 1500, or 1450 with a VXLAN tunnel)"),
     S("job_key_file", C_PATH, job_key_file, VMENV_SYSCONFDIR "/job.key",
       "site secret (the same on every node, root only) that per-job "
       "tokens are derived from"),

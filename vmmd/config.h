@@ -56,7 +56,10 @@ struct vmmd_config {
 	uint32_t fetch_retry_delay_ms;
 	/* Multi-node jobs (docs/multinode.md). */
 	char guest_net[32]; /* the guests' private subnet, a.b.c.d/len */
-	uint32_t net_mcast_port;
+	char net_tunnel[8]; /* none, vxlan */
+	uint32_t net_vxlan_port;
+	char net_nodes_file[VMENV_MAX_PATH];
+	uint32_t net_mtu; /* 0: the tunnel's default */
 	char job_key_file[VMENV_MAX_PATH];
 	/* Checkpoints (docs/checkpoint.md). */
 	char checkpoint_dir[VMENV_MAX_PATH];

@@ -2,6 +2,7 @@
 #include "domxml.h"
 
 #include "agentwire.h"
+#include "hostnet.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -245,14 +246,16 @@ static void build_cpu(struct sbuf *b, const struct dom_spec *s)
  * life and gives them back after). */
 static void build_net(struct sbuf *b, const struct dom_spec *s)
 {
-	sb_fmt(b, "    <interface type='mcast'>\n      <mac address='");
+	sb_fmt(b, "    <interface type='bridge'>\n      <mac address='");
 	sb_esc(b, s->net_mac);
-	sb_fmt(b, "'/>\n      <source address='");
-	sb_esc(b, s->net_mcast_group);
+	sb_fmt(b, "'/>\n      <source bridge='");
+	sb_esc(b, s->net_bridge);
+	sb_fmt(b, "'/>\n      <target dev='");
+	sb_esc(b, s->net_tap);
 	sb_fmt(b,
-	       "' port='%u'/>\n      <model type='virtio'/>\n"
+	       "'/>\n      <model type='virtio'/>\n      <mtu size='%u'/>\n"
 	       "    </interface>\n",
-	       (unsigned)s->net_mcast_port);
+	       s->net_mtu);
 }
 
 static void build_hostdevs(struct sbuf *b, const struct dom_spec *s)
@@ -433,7 +436,7 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 		sb_esc(b, s->share_tag);
 		sb_fmt(b, "'/>\n    </filesystem>\n");
 	}
-	if (s->net_mcast_group)
+	if (s->net_bridge)
 		build_net(b, s);
 	if (s->files_sock)
 		build_files_port(b, s);
@@ -442,6 +445,26 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 	if (s->standin)
 		sb_fmt(b, "    " DOMXML_STANDIN_XML "\n");
 	sb_fmt(b, "    <memballoon model='none'/>\n  </devices>\n</domain>\n");
+}
+
+/* A device name vmmd made (hostnet_names): our prefix, lowercase hex, at
+ * most IFNAMSIZ - 1 characters. */
+static bool ifname_ok(const char *n)
+{
+	size_t plen = strlen(HOSTNET_PREFIX), len = n ? strlen(n) : 0;
+
+	return len > plen && len < HOSTNET_IFNAME_MAX &&
+	       strncmp(n, HOSTNET_PREFIX, plen) == 0 &&
+	       strspn(n + plen, "0123456789abcdef") == len - plen;
+}
+
+static bool net_ok(const struct dom_spec *s)
+{
+	return !s->net_bridge ||
+	       (ifname_ok(s->net_bridge) && ifname_ok(s->net_tap) &&
+		s->net_mac && strlen(s->net_mac) == 17 &&
+		strspn(s->net_mac, "0123456789abcdef:") == 17 &&
+		s->net_mtu >= 576 && s->net_mtu <= 65535);
 }
 
 static bool spec_ok(const struct dom_spec *s)
@@ -455,7 +478,8 @@ static bool spec_ok(const struct dom_spec *s)
 	       (!s->share_dir || s->share_tag) &&
 	       (!s->files_sock || s->files_port) &&
 	       s->bulk_ports <= AW_MAX_BULK_PORTS &&
-	       (!s->bulk_ports || s->bulk_sock_prefix) && placement_ok(s);
+	       (!s->bulk_ports || s->bulk_sock_prefix) && net_ok(s) &&
+	       placement_ok(s);
 }
 
 int domxml_hostdev(const struct dom_hostdev *d, char **ret)

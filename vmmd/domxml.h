@@ -89,9 +89,12 @@ struct dom_spec {
 	const char *share_dir; /* NULL: no share */
 	const char *share_tag;
 	/* A multi-node job's private segment (vmmd/jobnet.h): a virtio NIC
-	 * on QEMU's multicast socket group:port. NULL: no NIC. */
-	const char *net_mcast_group;
-	uint16_t net_mcast_port;
+	 * on a tap named net_tap that libvirt makes and puts on the job's
+	 * bridge net_bridge (both named by vmmd: hostnet_names), with the
+	 * segment's MTU. NULL: no NIC. */
+	const char *net_bridge;
+	const char *net_tap;
+	uint32_t net_mtu;
 	const char *net_mac;
 	/* The job's files served outside QEMU (vmmd/jobfiles.h): a second
 	 * virtio-serial port named files_port whose host end QEMU binds at

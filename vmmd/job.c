@@ -8,6 +8,7 @@
 #include "domxml.h"
 #include "exec.h"
 #include "jobimage.h"
+#include "jobnet_host.h"
 #include "jobplace.h"
 #include "log.h"
 #include "spec.h"
@@ -328,11 +329,9 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 	};
 	int r;
 
-	if (j->has_net) {
-		s.net_mcast_group = j->net.mcast_group;
-		s.net_mcast_port = j->net.mcast_port;
-		s.net_mac = j->net.mac;
-	}
+	if (j->has_net &&
+	    (r = jobnet_host_up(j->d, j->id, &j->net, &s, err, errlen)) < 0)
+		return r;
 	jobimg_fill_spec(j, &s);
 	s.standin = ckpt_job_standin(j);
 	bulk_domspec(j, &s);
@@ -455,23 +454,13 @@ static int pick_files(struct job *j)
 static int plan_net(struct job *j, const struct slurmjob_info *si, char *err,
 		    size_t errlen)
 {
-	unsigned char key[4096];
-	size_t keylen = 0;
-	char why[512] = "";
 	int r;
 
 	if (si->nnodes < 2)
 		return 0;
-	r = jobnet_read_key(j->d->cfg.job_key_file, key, sizeof(key), &keylen,
-			    why, sizeof(why));
-	if (r == 0)
-		r = jobnet_plan(&j->d->cfg, j->id, si, key, keylen, &j->net,
-				why, sizeof(why));
-	explicit_bzero(key, sizeof(key));
+	r = jobnet_host_plan(j->d, j->id, si, &j->net, err, errlen);
 	if (r < 0)
-		return err_set(err, errlen, r,
-			       "job %u: multi-node guests on node %s: %s",
-			       j->id, j->d->cfg.node_name, why);
+		return r;
 	j->has_net = true;
 	return 0;
 }
@@ -603,6 +592,8 @@ static bool destroy_guest(struct job *j)
 	 * drivers by now; QEMU's end of the files port is closed. */
 	job_release_devices(j);
 	jobfiles_stop(j);
+	/* libvirt removed the guest's tap: the job's bridge may go. */
+	jobnet_host_release(j->d, j->id);
 	return true;
 }
 

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "devices.h"
 #include "image.h"
+#include "jobnet_host.h"
 #include "log.h"
 #include "spec.h"
 #include "vmmd.h"
@@ -150,6 +151,8 @@ static int write_pidfile(const char *path)
 int main(int argc, char **argv)
 {
 	static struct vmmd d;
+	static char net_lock[VMENV_MAX_PATH];
+	static struct hostnet_linux net_linux = {.lock_path = net_lock};
 	struct opts o = {0};
 	struct sigctx sc = {.d = &d, .fd = -1};
 	struct loop_watch *sw = NULL;
@@ -168,6 +171,10 @@ int main(int argc, char **argv)
 	}
 	log_set_level(o.debug ? LOG_DEBUG : level_of(d.cfg.log_level));
 	d.hv = &hv_libvirt_ops;
+	if (jobnet_host_lock_path(&d.cfg, net_lock, sizeof(net_lock)) == 0) {
+		d.net = &hostnet_linux_ops;
+		d.net_ctx = &net_linux;
+	}
 	d.slurm_lookup = slurmjob_lookup;
 	d.slurm_requeue = slurmjob_requeue;
 

@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "image.h"
+#include "jobnet_host.h"
 #include "jobplace.h"
 #include "log.h"
 
@@ -200,4 +201,6 @@ void job_reconcile(struct vmmd *d, bool at_start)
 	 * job runs. */
 	job_sweep_devices(d);
 	sweep_leases(d);
+	/* After the guests: their taps are gone with them. */
+	jobnet_host_sweep(d);
 }

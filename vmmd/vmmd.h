@@ -9,6 +9,7 @@
 
 #include "catalog.h"
 #include "config.h"
+#include "hostnet.h"
 #include "hv.h"
 #include "loop.h"
 #include "policy.h"
@@ -24,6 +25,9 @@ struct vmmd {
 	struct loop *loop;
 	const struct hv_ops *hv;
 	void *hv_ctx;
+	/* The host's side of job networks (NULL: multi-node jobs refused). */
+	const struct hostnet_ops *net;
+	void *net_ctx;
 	slurmjob_lookup_f slurm_lookup;
 	slurmjob_requeue_f slurm_requeue; /* NULL: checkpoints end the job */
 	struct catalog catalog;

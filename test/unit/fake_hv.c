@@ -476,3 +476,90 @@ const struct hv_ops fake_hv_ops = {
     .cpu_ok = fake_cpu_ok,
     .owner = fake_owner,
 };
+
+/* --- the host's side of job networks (hostnet.h) ------------------------- */
+
+struct fake_net fake_net;
+
+void fake_net_reset(void)
+{
+	memset(&fake_net, 0, sizeof(fake_net));
+}
+
+struct hostnet_bridge *fake_net_bridge(const char *name)
+{
+	for (size_t i = 0; i < fake_net.nbr; i++)
+		if (strcmp(fake_net.br[i].name, name) == 0)
+			return &fake_net.br[i];
+	return NULL;
+}
+
+static int fake_net_guard(void *ctx, uint16_t port, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	fake_net.nguard++;
+	fake_net.guard_port = port;
+	return 0;
+}
+
+static int fake_net_up(void *ctx, const struct hostnet_spec *s, char *err,
+		       size_t errlen)
+{
+	struct hostnet_bridge *b;
+	uint32_t id = 0;
+
+	fake_net.nup++;
+	if (fake_net.fail_up)
+		return err_set(err, errlen, fake_net.fail_up,
+			       "fake: bridge %s refused", s->bridge);
+	fake_net_guard(ctx, s->guard_port, err, errlen);
+	fake_net.last = *s;
+	fake_net.last.fdb = NULL;
+	if (fake_net_bridge(s->bridge) || fake_net.nbr == FAKE_NET_MAX)
+		return 0;
+	b = &fake_net.br[fake_net.nbr++];
+	snprintf(b->name, sizeof(b->name), "%s", s->bridge);
+	if (hostnet_bridge_job(s->bridge, &id))
+		b->job_id = id;
+	return 0;
+}
+
+static int fake_net_release(void *ctx, const char *bridge, char *err,
+			    size_t errlen)
+{
+	struct hostnet_bridge *b = fake_net_bridge(bridge);
+
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	fake_net.nrelease++;
+	if (!b)
+		return -ENOENT;
+	if (b->guests > 0)
+		return 0;
+	*b = fake_net.br[--fake_net.nbr];
+	return 1;
+}
+
+static int fake_net_list(void *ctx, struct hostnet_bridge **ret, size_t *n,
+			 char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	*ret = calloc(FAKE_NET_MAX, sizeof(**ret));
+	if (!*ret)
+		return -ENOMEM;
+	memcpy(*ret, fake_net.br, fake_net.nbr * sizeof(**ret));
+	*n = fake_net.nbr;
+	return 0;
+}
+
+const struct hostnet_ops fake_net_ops = {
+    .guard = fake_net_guard,
+    .up = fake_net_up,
+    .release = fake_net_release,
+    .list = fake_net_list,
+};

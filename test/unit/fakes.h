@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hostnet.h"
 #include "hv.h"
 #include "slurmjob.h"
 #include "util.h"
@@ -96,6 +97,26 @@ void fake_hv_emit(const char *name, enum hv_event ev);
 /* Does an XML attribute/element value unescape: &amp; &lt; &gt; &apos;
  * &quot;. Exposed so the test can check what the fake parsed. */
 int fake_xml_unescape(const char *in, size_t n, char *out, size_t outlen);
+
+/* fake_net_ops (struct hostnet_ops): bridges in memory. A test puts
+ * guests on a bridge (guests > 0) to play another vmmd's guest of the job;
+ * fail_up makes up() fail. */
+#define FAKE_NET_MAX 8
+
+struct fake_net {
+	int fail_up;
+	unsigned nguard, nup, nrelease;
+	uint16_t guard_port;
+	struct hostnet_spec last; /* of the last up (fdb not kept) */
+	struct hostnet_bridge br[FAKE_NET_MAX];
+	size_t nbr;
+};
+
+extern struct fake_net fake_net;
+extern const struct hostnet_ops fake_net_ops;
+void fake_net_reset(void);
+/* The bridge of that name, or NULL. */
+struct hostnet_bridge *fake_net_bridge(const char *name);
 
 #define FAKE_SLURM_MAX_JOBS 16
 

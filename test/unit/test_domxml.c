@@ -294,12 +294,13 @@ static void spec_disk_numa(struct dom_spec *s)
 	spec_disk(s);
 }
 
-/* A guest of a multi-node job: a virtio NIC on the job's multicast
- * segment (vmmd/jobnet.h). */
+/* A guest of a multi-node job: a virtio NIC on a tap vmmd names, on the
+ * job's bridge (vmmd/jobnet.h, hostnet.h), node 2 of the job. */
 static void spec_net(struct dom_spec *s)
 {
-	s->net_mcast_group = "239.192.0.42";
-	s->net_mcast_port = 7700;
+	s->net_bridge = "vmj0000002a";
+	s->net_tap = "vmj0000002a0002";
+	s->net_mtu = 1450;
 	s->net_mac = "52:54:00:00:00:02";
 }
 
@@ -983,6 +984,83 @@ static void test_disk_libvirt_argv(void **state)
 
 /* --- refusals ----------------------------------------------------------- */
 
+static void net_tap_other(struct dom_spec *s)
+{
+	s->net_tap = "eth0";
+}
+
+static void net_tap_quote(struct dom_spec *s)
+{
+	s->net_tap = "vmj0'/><x a='";
+}
+
+static void net_tap_long(struct dom_spec *s)
+{
+	s->net_tap = "vmj0000002a00020";
+}
+
+static void net_tap_upper(struct dom_spec *s)
+{
+	s->net_tap = "vmj0000002A0002";
+}
+
+static void net_no_tap(struct dom_spec *s)
+{
+	s->net_tap = NULL;
+}
+
+static void net_bridge_prefix_only(struct dom_spec *s)
+{
+	s->net_bridge = "vmj";
+}
+
+static void net_bad_mac(struct dom_spec *s)
+{
+	s->net_mac = "52:54:00:00:00:0g";
+}
+
+static void net_no_mac(struct dom_spec *s)
+{
+	s->net_mac = NULL;
+}
+
+static void net_small_mtu(struct dom_spec *s)
+{
+	s->net_mtu = 575;
+}
+
+/* Device names and the MAC reach libvirt (which makes the tap under that
+ * name): only what vmmd makes passes. */
+static void test_net_refusals(void **state)
+{
+	static const struct {
+		const char *what;
+		void (*adjust)(struct dom_spec *s);
+	} cases[] = {
+	    {"a tap not of ours", net_tap_other},
+	    {"a quote in the tap's name", net_tap_quote},
+	    {"a tap name over IFNAMSIZ", net_tap_long},
+	    {"upper case", net_tap_upper},
+	    {"a bridge without a tap", net_no_tap},
+	    {"the prefix alone", net_bridge_prefix_only},
+	    {"a bad MAC", net_bad_mac},
+	    {"no MAC", net_no_mac},
+	    {"an MTU below 576", net_small_mtu},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct dom_spec s = base_spec();
+		char *xml = NULL;
+
+		print_message("case: %s\n", cases[i].what);
+		spec_net(&s);
+		cases[i].adjust(&s);
+		assert_int_equal(domxml_build(&s, &xml), -EINVAL);
+		assert_null(xml);
+	}
+}
+
 static void test_missing_fields(void **state)
 {
 	static const struct {
@@ -1047,6 +1125,7 @@ int main(void)
 	    cmocka_unit_test(test_disk),
 	    cmocka_unit_test(test_disk_refusals),
 	    cmocka_unit_test(test_disk_libvirt_argv),
+	    cmocka_unit_test(test_net_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -191,8 +191,10 @@ static struct fx *fx_new(void)
 	assert_non_null(pw);
 	snprintf(c->slurm_user, sizeof(c->slurm_user), "%s", pw->pw_name);
 	f->d.hv = &fake_hv_ops;
+	f->d.net = &fake_net_ops;
 	f->d.slurm_lookup = fake_slurm_lookup;
 	fake_hv_reset();
+	fake_net_reset();
 	fake_slurm_reset();
 	slurm_job(f, JOB, (uint32_t)getuid());
 	assert_int_equal(vmmd_init(&f->d), 0);
@@ -1435,6 +1437,21 @@ static void test_agent_multinode(void **state)
 	aw_setup_clear(&s);
 	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
 	pump_until_state(f, JOB_READY);
+	/* The guest's NIC: a tap of vmmd's name on the job's bridge, which
+	 * existed (behind the guard) before the domain. */
+	assert_int_equal(fake_net.nup, 1);
+	assert_int_equal(fake_net.nguard, 1);
+	assert_string_equal(fake_net.last.bridge, "vmj0000002a");
+	assert_string_equal(fake_net.last.tunnel, "");
+	assert_contains(fake_hv.last_xml, "<interface type='bridge'>");
+	assert_contains(fake_hv.last_xml, "<source bridge='vmj0000002a'/>");
+	assert_contains(fake_hv.last_xml, "<target dev='vmj0000002a0001'/>");
+	assert_contains(fake_hv.last_xml, "<mtu size='1500'/>");
+	assert_null(strstr(fake_hv.last_xml, "mcast"));
+	/* Its end: the guest, then the bridge. */
+	stop_ok(f, JOB);
+	assert_null(fake_net_bridge("vmj0000002a"));
+	assert_int_equal(log_count("job 42: network removed"), 1);
 
 	f = fx_renew(state);
 	multinode_job(f);
@@ -1445,6 +1462,97 @@ static void test_agent_multinode(void **state)
 	agent_hello(f, afd, 1);
 	pump_until_state(f, JOB_FAILED);
 	assert_contains(job(f)->error, "too old for a multi-node job");
+}
+
+/* Another vmmd of this host still has a guest of the job on the bridge:
+ * this one's end leaves it. A network that cannot be made fails the job
+ * before any domain exists. */
+static void test_net_shared_and_refused(void **state)
+{
+	struct fx *f = *state;
+	struct hostnet_bridge *b;
+	struct proto_reply rep;
+
+	multinode_job(f);
+	start_ok(f);
+	b = fake_net_bridge("vmj0000002a");
+	assert_non_null(b);
+	b->guests = 1;
+	stop_ok(f, JOB);
+	assert_non_null(fake_net_bridge("vmj0000002a"));
+	assert_int_equal(log_count("job 42: network kept for the job's other "
+				   "guests on this host"),
+			 1);
+
+	f = fx_renew(state);
+	multinode_job(f);
+	fake_net.fail_up = -EPERM;
+	start_job(f, JOB, "tiny", &rep);
+	assert_int_not_equal(rep.kind, PROTO_REPLY_OK);
+	assert_contains(rep.error,
+			"job 42: private network on node " NODE ": fake: "
+			"bridge vmj0000002a refused");
+	assert_int_equal(fake_hv.ncreate, 0);
+
+	/* A tunnel port any user could bind first. */
+	f = fx_renew(state);
+	multinode_job(f);
+	snprintf(f->d.cfg.net_tunnel, sizeof(f->d.cfg.net_tunnel), "vxlan");
+	f->d.cfg.net_vxlan_port = 65000;
+	start_job(f, JOB, "tiny", &rep);
+	assert_int_not_equal(rep.kind, PROTO_REPLY_OK);
+	assert_contains(rep.error, "net_vxlan_port 65000 is not below "
+				   "net.ipv4.ip_unprivileged_port_start");
+	assert_int_equal(fake_net.nup, 0);
+
+	/* Without a host network at all (d->net NULL), refused too. */
+	f = fx_renew(state);
+	multinode_job(f);
+	f->d.net = NULL;
+	start_job(f, JOB, "tiny", &rep);
+	assert_int_not_equal(rep.kind, PROTO_REPLY_OK);
+	assert_contains(rep.error, "this vmmd has no host network");
+	assert_int_equal(fake_hv.ncreate, 0);
+}
+
+/* Reconcile: a bridge without guests of a job Slurm does not know (a vmmd
+ * crashed between the guest's end and the bridge's) goes; one of a job
+ * Slurm runs (another node of this host is starting its guest) and one
+ * with a guest stay; the guard is installed again. */
+static void test_net_sweep(void **state)
+{
+	struct fx *f = *state;
+	struct hostnet_spec s = {.mtu = 1500};
+	struct slurmjob_info si;
+	char why[128];
+	unsigned guards;
+
+	for (uint32_t id = 77; id <= 79; id++) {
+		snprintf(s.bridge, sizeof(s.bridge), "vmj%08x", id);
+		assert_int_equal(fake_net_ops.up(NULL, &s, why, sizeof(why)),
+				 0);
+	}
+	fake_net_bridge("vmj0000004f")->guests = 2; /* job 79 */
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	si.job_id = 78;
+	si.active = true;
+	si.ending = false;
+	fake_slurm_set(&si);
+	guards = fake_net.nguard;
+	job_reconcile(&f->d, false);
+	assert_null(fake_net_bridge("vmj0000004d"));
+	assert_non_null(fake_net_bridge("vmj0000004e"));
+	assert_non_null(fake_net_bridge("vmj0000004f"));
+	assert_int_equal(fake_net.nguard, guards + 1);
+	assert_int_equal(log_count("reconcile: removed network vmj0000004d of "
+				   "job 77, which runs no more"),
+			 1);
+	/* Job 78 ends: its bridge goes at the next sweep. */
+	si.ending = true;
+	fake_slurm_set(&si);
+	job_reconcile(&f->d, false);
+	assert_null(fake_net_bridge("vmj0000004e"));
 }
 
 /* stdin relayed, stderr merged into stdout, a signal exit. */
@@ -3909,6 +4017,8 @@ int main(void)
 	    T(test_exec_waits_then_runs),
 	    T(test_agent_v1),
 	    T(test_agent_multinode),
+	    T(test_net_shared_and_refused),
+	    T(test_net_sweep),
 	    T(test_exec_stdin_merge_signal),
 	    T(test_exec_script),
 	    T(test_exec_signal_and_client_gone),
