@@ -80,12 +80,11 @@ size_t nl_begin(struct nl_msg *m, struct nl_sock *s, uint16_t type,
 	h->nlmsg_type = type;
 	h->nlmsg_flags = (uint16_t)(flags | NLM_F_REQUEST);
 	h->nlmsg_seq = ++s->seq;
-	if (flags & NLM_F_ACK) {
-		if (!m->nacks)
-			m->first_seq = h->nlmsg_seq;
+	if (off == 0)
+		m->first_seq = h->nlmsg_seq;
+	m->last_seq = h->nlmsg_seq;
+	if (flags & NLM_F_ACK)
 		m->nacks++;
-		m->last_seq = h->nlmsg_seq;
-	}
 	fh = grow(m, hdr_len);
 	if (fh && hdr_len)
 		memcpy(fh, hdr, hdr_len);
@@ -248,6 +247,9 @@ struct acks {
 	int err;
 };
 
+/* ACKs (and errors) of the messages in m; an error for a message that did
+ * not ask for an ACK (a batch's begin, when the kernel has no nf_tables)
+ * ends the wait: no more answers come. */
 static int on_ack(const struct nlmsghdr *h, void *data)
 {
 	struct acks *a = data;
@@ -279,7 +281,7 @@ int nl_send_wait(struct nl_sock *s, struct nl_msg *m)
 	buf = malloc(NL_RECV_MAX);
 	if (!buf)
 		return -ENOMEM;
-	while (r == 0 && a.seen < m->nacks) {
+	while (r == 0 && a.seen < m->nacks && !a.err) {
 		n = recv_some(s, buf, NL_RECV_MAX);
 		r = n < 0 ? (int)n : each_msg(buf, (size_t)n, on_ack, &a);
 	}

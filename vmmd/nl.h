@@ -24,8 +24,8 @@ struct nl_msg {
 	uint8_t buf[NL_MSG_MAX];
 	size_t len;
 	int err;
-	uint32_t nacks; /* messages that asked for an ACK */
-	uint32_t first_seq;
+	uint32_t nacks;	    /* messages that asked for an ACK */
+	uint32_t first_seq; /* of the first message, ACK or not */
 	uint32_t last_seq;
 };
 
