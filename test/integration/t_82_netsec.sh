@@ -14,7 +14,12 @@
 #
 # Run as root on the cluster: test/integration/run t_82
 . "$(dirname "$0")/lib.sh"
-ATTACK=$(cd "$(dirname "$0")" && pwd)/netattack.pl
+# A copy vmenv-u2 can read wherever the tree is.
+adir=$(mktemp -d /tmp/vmenv-netattack.XXXXXX)
+chmod 0755 "$adir"
+install -m 0644 "$(dirname "$0")/netattack.pl" "$adir/netattack.pl"
+ATTACK=$adir/netattack.pl
+trap 'rm -rf "$adir"' EXIT
 NODES=$(sinfo -h -p multi -N -o %N | sort -u | tr '\n' ' ')
 set -- $NODES
 if [ $# -lt 3 ]; then
