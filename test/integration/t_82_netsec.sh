@@ -114,8 +114,10 @@ wait_file attack.done 60
 rx=$(cat attack.rx 2>/dev/null)
 check "... and none reached the first guest's NIC in 8 s (frames: ${rx:-?})" \
 	test "${rx:-999}" -lt 20
-check_eq "the job's old multicast group ($(old_group_of "$j"):7700) carries nothing to vmenv-u2" \
-	"received 0" "$(cat mcast.out)"
+# (A host without a multicast route refuses the join itself.)
+m=$(cat mcast.out)
+check "the job's old multicast group ($(old_group_of "$j"):7700) carries nothing to vmenv-u2 ($m)" \
+	test "$m" = "received 0" -o "${m%% *}" = refused
 r=$(as_u2 tcp 10.77.0.1 7022 "$br")
 check "vmenv-u2 cannot reach a guest's rsh port through the bridge ($r)" \
 	test "${r%% *}" = refused
