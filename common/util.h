@@ -34,8 +34,6 @@ int read_file_limited(const char *path, size_t max, char **ret,
 int write_file_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode);
 int mkdir_p(const char *path, mode_t mode);
-/* Removes a directory tree without following symlinks. */
-int rm_rf(const char *path);
 /* Copies a regular file (reflink/copy_file_range where possible). */
 int copy_file(const char *src, const char *dst, mode_t mode);
 /* The same from a directory another user controls: src must be a regular

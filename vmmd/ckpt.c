@@ -9,6 +9,7 @@
 #include "ckpt_store.h"
 #include "ckpt_work.h"
 #include "cleanup.h"
+#include "rmtree.h"
 #include "domxml.h"
 #include "exec.h"
 #include "job.h"

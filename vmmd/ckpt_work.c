@@ -3,6 +3,7 @@
 
 #include "ckpt_save.h"
 #include "cleanup.h"
+#include "rmtree.h"
 #include "job.h"
 #include "log.h"
 

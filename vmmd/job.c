@@ -5,6 +5,7 @@
 #include "bulk.h"
 #include "ckpt.h"
 #include "cleanup.h"
+#include "rmtree.h"
 #include "domxml.h"
 #include "exec.h"
 #include "jobimage.h"

@@ -7,6 +7,7 @@
 #include "job.h"
 
 #include "cleanup.h"
+#include "rmtree.h"
 #include "image.h"
 #include "jobplace.h"
 #include "log.h"

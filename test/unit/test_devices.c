@@ -34,6 +34,7 @@
 #include "gres.h"
 #include "pcidev.h"
 #include "sysfs.h"
+#include "rmtree.h"
 #include "util.h"
 
 #define FIX    TEST_DATADIR "/sysfs"

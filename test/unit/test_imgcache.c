@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "rmtree.h"
 #include "digest.h"
 #include "imgcache.h"
 #include "imgpull.h"

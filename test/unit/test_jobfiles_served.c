@@ -27,6 +27,7 @@
 
 #include "ckpt_store.h"
 #include "cleanup.h"
+#include "rmtree.h"
 #include "domxml.h"
 #include "job.h"
 #include "jobfiles.h"

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "rmtree.h"
 #include "digest.h"
 #include "fakes.h"
 #include "image.h"

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "srv.h"
+#include "rmtree.h"
 #include "util.h"
 
 #define MSIZE 65536u

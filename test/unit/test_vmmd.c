@@ -44,6 +44,7 @@
 #include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
+#include "rmtree.h"
 #include "domxml.h"
 #include "exec.h"
 #include "fakes.h"
