@@ -15,27 +15,6 @@
 #include <sys/un.h>
 #include <time.h>
 
-int fd_own_nonblock(int *fd, int accmode)
-{
-	char path[64];
-	struct stat st;
-	int nfd;
-
-	if (fstat(*fd, &st) < 0)
-		return -errno;
-	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-		return 0;
-	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
-		return fd_set_nonblock(*fd, true);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", *fd);
-	nfd = open(path, accmode | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (nfd < 0)
-		return fd_set_nonblock(*fd, true);
-	close(*fd);
-	*fd = nfd;
-	return 0;
-}
-
 int fd_set_nonblock(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -109,6 +88,22 @@ int read_file_limited(const char *path, size_t max, char **ret, size_t *ret_len)
 
 	if (fd < 0)
 		return -errno;
+	return read_fd_limited(fd, max, ret, ret_len);
+}
+
+int read_plain_file_limited(const char *path, size_t max, char **ret,
+			    size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+						O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
 	return read_fd_limited(fd, max, ret, ret_len);
 }
 

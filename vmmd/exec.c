@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "job.h"
 #include "log.h"
+#include "userfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -705,12 +706,46 @@ static void widen_pipe(int fd)
 		(void)fcntl(fd, F_SETPIPE_SZ, EXEC_PIPE_SIZE);
 }
 
+static struct userfd_ids job_ids(const struct job *j)
+{
+	return (struct userfd_ids){.uid = j->uid,
+				   .gid = j->gid,
+				   .ngroups = j->ngroups,
+				   .groups = j->groups};
+}
+
+/* The task shares its stdio with vmmd: non-blocking mode is taken on
+ * private copies opened as the job's user (common/userfd.h), never as
+ * root, never set on a description the task shares when avoidable. */
+static int own_stdio(const struct exec_session *s, int *fds)
+{
+	struct userfd_ids ids = job_ids(s->j);
+	int pick[3], modes[3], r;
+	size_t idx[3], n = 0;
+
+	if (s->req.exec.want_stdin)
+		idx[n] = 0, modes[n++] = O_RDONLY;
+	idx[n] = 1, modes[n++] = O_WRONLY;
+	if (!s->req.exec.merge_stderr)
+		idx[n] = 2, modes[n++] = O_WRONLY;
+	for (size_t i = 0; i < n; i++)
+		pick[i] = fds[idx[i]];
+	if ((r = userfd_own_nonblock(&ids, pick, modes, n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		fds[idx[i]] = pick[i];
+	return 0;
+}
+
 static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 {
 	size_t want = 3 + (s->req.exec.script ? 1 : 0);
+	int r;
 
 	if (nfds != want)
 		return -EINVAL;
+	if ((r = own_stdio(s, fds)) < 0)
+		return r;
 	s->in_fd = fds[0];
 	s->out[OUT_STDOUT].fd = fds[1];
 	s->out[OUT_STDERR].fd = fds[2];
@@ -719,15 +754,9 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 		close_fd(&s->in_fd);
 	if (s->req.exec.merge_stderr)
 		close_fd(&s->out[OUT_STDERR].fd);
-	/* The task shares these descriptions with vmmd: non-blocking mode is
-	 * taken on private reopened copies, never set on the shared ones. */
 	for (int i = 0; i < 2; i++)
-		if (s->out[i].fd >= 0) {
-			fd_own_nonblock(&s->out[i].fd, O_WRONLY);
+		if (s->out[i].fd >= 0)
 			widen_pipe(s->out[i].fd);
-		}
-	if (s->in_fd >= 0)
-		fd_own_nonblock(&s->in_fd, O_RDONLY);
 	return 0;
 }
 
@@ -736,6 +765,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 {
 	struct exec_session *s = calloc(1, sizeof(*s));
 	char msg[PROTO_MAX_ERROR];
+	int r;
 
 	(void)peer_uid;
 	if (!s) {
@@ -768,13 +798,13 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		sess_end(s, msg);
 		return;
 	}
-	if (sess_setup_fds(s, fds, nfds) < 0) {
+	if ((r = sess_setup_fds(s, fds, nfds)) < 0) {
 		for (size_t i = 0; i < nfds; i++)
 			close(fds[i]);
 		snprintf(msg, sizeof(msg),
-			 "job %u: exec needs the task's "
-			 "stdin, stdout and stderr",
-			 j->id);
+			 "job %u: exec needs the task's stdin, stdout and "
+			 "stderr, open for reading and writing: %s",
+			 j->id, strerror(-r));
 		sess_end(s, msg);
 		return;
 	}
@@ -793,12 +823,14 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 
 /* The task's stdout is write-only: the copy for the checkpoint reads the
  * same file through a description of its own. */
-static int reopen_read(int fd)
+/* The batch step's output file, read for the checkpoint as the job's
+ * user: a descriptor the task sent is never opened again with root's
+ * rights (it could name a file only root may read). */
+static int reopen_read(const struct job *j, int fd)
 {
-	char p[64];
+	struct userfd_ids ids = job_ids(j);
 
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-	return open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	return userfd_reopen_read(&ids, fd);
 }
 
 bool exec_ckpt_flushed(const struct job *j)
@@ -831,7 +863,7 @@ int exec_ckpt_collect(struct job *j, struct ckpt_manifest *m, int *ret_fd)
 		 * after the restore, so the session's output flows again. */
 		c->credit = s->credit_pending + s->inflight;
 		if (s->batch && *ret_fd < 0 && s->out[OUT_STDOUT].fd >= 0)
-			*ret_fd = reopen_read(s->out[OUT_STDOUT].fd);
+			*ret_fd = reopen_read(j, s->out[OUT_STDOUT].fd);
 	}
 	return 0;
 }
