@@ -368,9 +368,14 @@ static int check_user_image(struct jobimg *ji, const char *path, char *err,
 		    "job %u: image path '%s' is not a clean absolute "
 		    "path",
 		    j->id, path);
-	_cleanup_close_ int fd =
-	    open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st) < 0)
+	/* O_PATH first: opening a device the user named could do something
+	 * (a watchdog arms when opened); only a regular file of the user's
+	 * is then opened for reading, the same inode through its fd. */
+	_cleanup_close_ int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd = -1;
+	char self[64];
+
+	if (pfd < 0 || fstat(pfd, &st) < 0)
 		return err_set(err, errlen, -errno, "job %u: image '%s': %m",
 			       j->id, path);
 	if (!S_ISREG(st.st_mode) || st.st_uid != j->uid)
@@ -379,6 +384,11 @@ static int check_user_image(struct jobimg *ji, const char *path, char *err,
 		    "job %u: image '%s' must be a regular file owned "
 		    "by the job's user (uid %u)",
 		    j->id, path, (unsigned)j->uid);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	fd = open(self, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return err_set(err, errlen, -errno, "job %u: image '%s': %m",
+			       j->id, path);
 	r = user_format(fd, ji->base_fmt, sizeof(ji->base_fmt));
 	if (r == -EPERM)
 		return err_set(err, errlen, r,
