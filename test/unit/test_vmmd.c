@@ -1386,6 +1386,36 @@ static void test_agent_v1(void **state)
 	assert_int_equal(job(f)->state, JOB_READY);
 }
 
+/* The guest's own words (HELLO's description) reach vmmd's log as one
+ * escaped line: no forged line with a priority of the guest's choosing,
+ * no terminal control. */
+static void test_agent_hello_text_escaped(void **state)
+{
+	struct fx *f = *state;
+	struct aw_buf b = {0};
+	struct frame fr;
+	int afd;
+
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	assert_int_equal(aw_put_u32(&b, AW_VERSION), 0);
+	assert_int_equal(aw_put_u32(&b, 0), 0);
+	assert_int_equal(aw_put_str(&b, "fake\n<0>forged\r\x1b[2J"), 0);
+	agent_send(f, afd, AW_HELLO, 0, b.data, b.len);
+	aw_buf_free(&b);
+	agent_expect(f, afd, AW_SETUP, &fr);
+	free(fr.p);
+	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
+	pump_until_state(f, JOB_READY);
+	assert_int_equal(
+	    log_count("job 42: agent up (fake\\n<0>forged\\r\\x1b[2J)\n"), 1);
+	assert_null(strstr(logbuf, "\n<0>"));
+	assert_null(strchr(logbuf, '\x1b'));
+	assert_null(strchr(logbuf, '\r'));
+}
+
 /* A job on 3 nodes, this one the second: its SETUP carries the network
  * jobnet planned; an agent of protocol 1 cannot take it and fails the job. */
 static void multinode_job(struct fx *f)
@@ -3909,6 +3939,7 @@ int main(void)
 	    T(test_spec_drives_placement),
 	    T(test_exec_waits_then_runs),
 	    T(test_agent_v1),
+	    T(test_agent_hello_text_escaped),
 	    T(test_agent_multinode),
 	    T(test_exec_stdin_merge_signal),
 	    T(test_exec_script),
