@@ -1897,6 +1897,222 @@ static void test_malformed_frames(void **state)
 	}
 }
 
+/* --- frames vmmd has no use for (vmmd/stray.h) ------------------------- */
+
+enum flood_when { FL_READY, FL_SESSION, FL_ENDED };
+
+static const struct {
+	const char *what;
+	enum flood_when when;
+	uint8_t type;
+	uint32_t session; /* 0 with FL_SESSION/FL_ENDED: the session's */
+	uint32_t len;	  /* STDOUT's payload */
+	size_t budget;	  /* what vmmd may take before it closes */
+} floods[] = {
+    {"STDOUT for a session never issued", FL_READY, AW_STDOUT, 999,
+     AW_MAX_AGENT_PAYLOAD, STRAY_GRACE},
+    {"EXIT for a session never issued", FL_READY, AW_EXIT, 7, 0, STRAY_GRACE},
+    {"output of an ended session past its window", FL_ENDED, AW_STDOUT, 0,
+     AW_MAX_AGENT_PAYLOAD, AW_WINDOW + STRAY_GRACE},
+    {"EOF again and again", FL_SESSION, AW_STDOUT, 0, 0, STRAY_GRACE},
+    {"STARTED again", FL_SESSION, AW_STARTED, 0, 0, STRAY_GRACE},
+    {"CREDIT of nothing", FL_SESSION, AW_CREDIT, 0, 0, STRAY_GRACE},
+    {"HELLO answers vmmd never asked for", FL_READY, AW_HELLO, 0, 0,
+     STRAY_GRACE + 4096},
+    {"SETUP_OK again", FL_READY, AW_SETUP_OK, 0, 0, STRAY_GRACE},
+    {"CKPT_OK vmmd never asked for", FL_READY, AW_CKPT_OK, 0, 0, STRAY_GRACE},
+};
+
+/* One frame of the flood, well formed for its type. */
+static void flood_frame(uint8_t type, uint32_t session, uint32_t len,
+			struct aw_buf *b)
+{
+	struct aw_buf p = {0};
+	uint8_t *data = calloc(1, len + 1);
+
+	assert_non_null(data);
+	if (type == AW_HELLO) {
+		assert_int_equal(aw_put_u32(&p, AW_VERSION), 0);
+		assert_int_equal(aw_put_u32(&p, 0), 0);
+		assert_int_equal(aw_put_str(&p, "fake agent"), 0);
+	} else if (type == AW_CKPT_OK) {
+		assert_int_equal(aw_put_u32(&p, AW_CKPT_PREPARE), 0);
+	} else if (type == AW_STARTED) {
+		assert_int_equal(aw_put_u32(&p, 1), 0);
+	} else if (type == AW_CREDIT) {
+		assert_int_equal(aw_put_u32(&p, 0), 0);
+	} else if (type == AW_EXIT) {
+		assert_int_equal(aw_put_u32(&p, AW_EXIT_CODE), 0);
+		assert_int_equal(aw_put_u32(&p, 0), 0);
+	} else {
+		assert_int_equal(aw_put_bytes(&p, data, len), 0);
+	}
+	assert_int_equal(aw_put_frame(b, type, session, p.data, p.len), 0);
+	aw_buf_free(&p);
+	free(data);
+}
+
+/* Sends the frame over and over until vmmd closes the channel (the fake
+ * hypervisor then closes this end with the guest); returns the bytes
+ * sent. With a small send buffer, what vmmd never read is at most that
+ * buffer. */
+static size_t flood(struct fx *f, int fd, const struct aw_buf *fr, size_t max)
+{
+	size_t total = 0, off = 0;
+
+	for (;;) {
+		ssize_t n = send(fd, fr->data + off, fr->len - off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			total += (size_t)n;
+			off = (off + (size_t)n) % fr->len;
+			if (total > max)
+				fail_msg("vmmd took %zu bytes and goes on",
+					 total);
+			continue;
+		}
+		if (errno == EPIPE || errno == ECONNRESET)
+			return total;
+		assert_int_equal(errno, EAGAIN);
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+		if (!job(f)->agent)
+			return total;
+	}
+}
+
+static uint32_t flood_setup(struct fx *f, enum flood_when when, int *afd,
+			    struct exec_client *c)
+{
+	struct exec_opts o = {.stdin_fd = -1};
+	struct proto_reply rep;
+	struct frame fr;
+	uint32_t sid;
+
+	if (when == FL_READY) {
+		start_ok(f);
+		*afd = agent_connect(f);
+		agent_handshake(f, *afd);
+		return 0;
+	}
+	sid = running_session(f, afd, &o, c);
+	agent_send_u32(f, *afd, AW_STARTED, sid, 1, 0, 1);
+	client_reply(f, c->fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	if (when == FL_ENDED) {
+		exec_close(c); /* the task goes: vmmd kills the command */
+		agent_expect(f, *afd, AW_SIGNAL, &fr);
+		free(fr.p);
+		assert_int_equal(exec_count(job(f)), 0);
+	}
+	return sid;
+}
+
+/* Each case: vmmd takes what its budget allows and no more, the job fails
+ * naming the frame, its task learns why, and vmmd serves on. */
+static void test_flood_cut_off(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(floods); i++) {
+		struct fx *f = i ? fx_renew(state) : *state;
+		struct exec_client c = {
+		    .fd = -1, .in = -1, .out = -1, .err = -1};
+		struct aw_buf fr = {0};
+		struct proto_reply rep;
+		char want[64];
+		int afd, sndbuf = 4096;
+		socklen_t sl = sizeof(sndbuf);
+		uint32_t sid;
+		size_t took, bound;
+
+		print_message("case: %s\n", floods[i].what);
+		sid = flood_setup(f, floods[i].when, &afd, &c);
+		assert_int_equal(setsockopt(afd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+					    sizeof(sndbuf)),
+				 0);
+		assert_int_equal(
+		    getsockopt(afd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl), 0);
+		flood_frame(floods[i].type,
+			    floods[i].session ? floods[i].session : sid,
+			    floods[i].len, &fr);
+		bound = floods[i].budget + (size_t)sndbuf + fr.len;
+		took = flood(f, afd, &fr, 64 * bound);
+		print_message("  vmmd took %zu bytes (bound %zu)\n", took,
+			      bound);
+		assert_true(took <= bound);
+		aw_buf_free(&fr);
+		pump_until_state(f, JOB_FAILED);
+		assert_contains(job(f)->error, "job 42: ");
+		assert_contains(job(f)->error, "flooded vmmd");
+		snprintf(want, sizeof(want), "the last: %s for session",
+			 aw_type_name(floods[i].type));
+		assert_contains(job(f)->error, want);
+		assert_null(job(f)->agent);
+		if (c.fd >= 0) {
+			client_reply(f, c.fd, &rep);
+			assert_int_equal(rep.kind, PROTO_EV_ERROR);
+			assert_string_equal(rep.error, job(f)->error);
+		}
+		exec_close(&c);
+		status_ok(f, 1);
+	}
+}
+
+/* The honest races cost no grace: a command that goes on writing after
+ * its task went away (its whole window, its EOFs, its EXIT), stdin
+ * credited back after that, and several answers to vmmd's repeated
+ * HELLOs. */
+static void test_stray_races_allowed(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.want_stdin = true, .stdin_fd = -1};
+	static uint8_t chunk[AW_MAX_AGENT_PAYLOAD];
+	struct exec_client c;
+	struct frame fr;
+	unsigned hellos = 0;
+	uint32_t sid;
+	int afd;
+
+	start_ok(f);
+	afd = agent_connect(f);
+	/* vmmd says HELLO again every second until it hears one back. */
+	while (hellos < 3) {
+		agent_expect(f, afd, AW_HELLO, &fr);
+		free(fr.p);
+		hellos++;
+	}
+	for (unsigned i = 0; i < hellos; i++)
+		agent_hello(f, afd, AW_VERSION);
+	agent_expect(f, afd, AW_SETUP, &fr);
+	free(fr.p);
+	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
+	pump_until_state(f, JOB_READY);
+
+	exec_start(f, JOB, &o, &c);
+	sid = agent_expect_exec(f, afd, &(struct aw_exec){0});
+	agent_send_u32(f, afd, AW_STARTED, sid, 1, 0, 1);
+	assert_int_equal(write_full(c.in, "input", 5), 0);
+	agent_expect(f, afd, AW_STDIN, &fr);
+	free(fr.p);
+	close(c.fd); /* the task goes, its stdin still open */
+	c.fd = -1;
+	agent_expect(f, afd, AW_SIGNAL, &fr);
+	free(fr.p);
+	assert_int_equal(exec_count(job(f)), 0);
+	exec_close(&c);
+
+	memset(chunk, 'x', sizeof(chunk));
+	for (uint32_t sent = 0; sent < AW_WINDOW; sent += sizeof(chunk))
+		agent_send(f, afd, AW_STDOUT, sid, chunk, sizeof(chunk));
+	agent_send_u32(f, afd, AW_CREDIT, sid, 5, 0, 1);
+	agent_send(f, afd, AW_STDOUT, sid, NULL, 0);
+	agent_send(f, afd, AW_STDERR, sid, NULL, 0);
+	agent_send_u32(f, afd, AW_EXIT, sid, AW_EXIT_SIGNAL, 9, 2);
+	pump(f, 100);
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_int_equal(job(f)->stray.grace_used, 0);
+	assert_int_equal(job(f)->stray.bytes, AW_WINDOW + 4 + 8);
+}
+
 /* ======================================================================= */
 /* clients                                                                  */
 /* ======================================================================= */
@@ -3948,6 +4164,8 @@ int main(void)
 	    T(test_boot_timeout),
 	    T(test_guest_crash),
 	    T(test_malformed_frames),
+	    T(test_flood_cut_off),
+	    T(test_stray_races_allowed),
 	    T(test_oversized_client_message),
 	    T(test_bad_client_requests),
 	    T(test_garbage_on_exec_connection),
