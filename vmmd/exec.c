@@ -30,6 +30,9 @@
 #define EXEC_BULK_QUEUE (1024u * 1024u)
 #define OUT_STDOUT	0
 #define OUT_STDERR	1
+/* After its EXEC, a task only ever sends SIGNAL (a few dozen bytes): a
+ * longer message is not buffered but ends the session. */
+#define EXEC_MAX_CLIENT_MSG 4096
 
 /* S_DETACHED: a session of a restored guest whose task has not re-attached
  * yet (its output waits in the queue, within the window). */
@@ -814,6 +817,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	s->req = *req;
 	memset(req, 0, sizeof(*req));
 	proto_rx_init(&s->rx);
+	s->rx.max = EXEC_MAX_CLIENT_MSG;
 	if (j->next_session == 0)
 		j->next_session = 1;
 	s->id = j->next_session++;
@@ -942,6 +946,7 @@ static struct exec_session *detached_new(struct job *j,
 	s->written[0] = c->out_bytes[0];
 	s->written[1] = c->out_bytes[1];
 	proto_rx_init(&s->rx);
+	s->rx.max = EXEC_MAX_CLIENT_MSG;
 	s->next = j->sessions;
 	j->sessions = s;
 	return s;

@@ -2133,7 +2133,7 @@ static void test_oversized_client_message(void **state)
 	assert_true(pump_until_readable(f, fd, WAIT_MS));
 	assert_int_equal(read(fd, &c, 1), 0);
 	close(fd);
-	assert_int_equal(f->d.nclients, 0);
+	assert_int_equal(f->d.climit.total, 0);
 	assert_contains(logbuf, "oversized message; closing");
 	status_ok(f, 0);
 }
@@ -2168,7 +2168,7 @@ static void test_bad_client_requests(void **state)
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_contains(rep.error, "'signal' outside an exec session");
 	close(devnull);
-	assert_int_equal(f->d.nclients, 0);
+	assert_int_equal(f->d.climit.total, 0);
 	status_ok(f, 0);
 }
 
@@ -2252,6 +2252,31 @@ static void test_garbage_on_exec_connection(void **state)
 			 "connection",
 			 WIFSIGNALED(status) ? "signal" : "exit code",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : code);
+}
+
+/* A task sends only SIGNAL after its EXEC: a long message is not buffered
+ * (a user would make root's vmmd hold 4 MiB per command) but ends the
+ * session, as if the task went away. */
+static void test_exec_connection_long_message(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	uint8_t hdr[4] = {0, 0x10, 0, 0}; /* 1 MiB follows */
+	struct exec_client c;
+	struct aw_reader r;
+	struct frame fr;
+	uint32_t sid;
+	int afd;
+
+	sid = running_session(f, &afd, &o, &c);
+	assert_int_equal(write(c.fd, hdr, sizeof(hdr)), 4);
+	agent_expect(f, afd, AW_SIGNAL, &fr);
+	assert_int_equal(fr.h.session, sid);
+	aw_reader_init(&r, fr.p, fr.h.len);
+	assert_int_equal(aw_get_u32(&r), SIGKILL);
+	free(fr.p);
+	assert_int_equal(exec_count(job(f)), 0);
+	exec_close(&c);
 }
 
 /* loop.h: fds that cannot be polled (regular files) are for the caller to
@@ -2462,6 +2487,210 @@ static void other_user_as_user(struct fx *f)
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_contains(rep.error, "job 77: permission denied");
 	exec_close(&c);
+}
+
+/* --- per-uid client limits (vmmd/clientlimit.h) ------------------------ */
+
+#define UID_A 65534
+#define UID_B 65533
+#define UID_C 65532
+
+static int drop_to(uid_t uid)
+{
+	if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0 ||
+	    getuid() != uid)
+		return -1;
+	return 0;
+}
+
+/* In a child as uid: n connections to vmmd, sending nothing, each passed
+ * to the parent over sock. */
+static int connect_child(const char *path, uid_t uid, int sock, size_t n)
+{
+	if (drop_to(uid) < 0)
+		return 20;
+	for (size_t i = 0; i < n; i++) {
+		int fd = unix_connect(path, 1000);
+
+		if (fd < 0 || proto_send(sock, "f", 1, &fd, 1) < 0)
+			return 21;
+		close(fd);
+	}
+	return 0;
+}
+
+/* fds[0..n): connections of uid (SO_PEERCRED), held by this process.
+ * vmmd has not accepted them yet: they wait in its listen backlog. */
+static void connect_as(struct fx *f, uid_t uid, int *fds, size_t n)
+{
+	struct proto_rx rx;
+	int sv[2], status;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_default_signals();
+		close(sv[0]);
+		_exit(connect_child(f->d.cfg.socket_path, uid, sv[1], n));
+	}
+	close(sv[1]);
+	proto_rx_init(&rx);
+	for (size_t i = 0; i < n; i++) {
+		int r;
+
+		while ((r = proto_rx_feed(&rx, sv[0])) == 0)
+			;
+		if (r < 0 || rx.nfds != 1)
+			fail_msg("connection %zu of uid %u not passed (%d)", i,
+				 (unsigned)uid, r);
+		fds[i] = rx.fds[0];
+		rx.nfds = 0;
+		proto_rx_reset(&rx);
+	}
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* In a child as uid: one status request. 0: served; 1: refused with
+ * want in the reason. */
+static int status_child(const char *path, uid_t uid, const char *want)
+{
+	struct proto_request req = {.op = PROTO_OP_STATUS};
+	struct proto_reply rep;
+	char err[PROTO_MAX_ERROR];
+	int fd;
+
+	if (drop_to(uid) < 0)
+		return 20;
+	fd = unix_connect(path, 1000);
+	if (fd < 0)
+		return 21;
+	/* A refused connection may be closed before the request is out:
+	 * the reply is read all the same. */
+	(void)proto_send_request(fd, &req, NULL, 0);
+	if (proto_recv_reply(fd, WAIT_MS, &rep, err, sizeof(err)) < 0)
+		return 22;
+	if (rep.kind == PROTO_REPLY_OK && rep.has_status)
+		return 0;
+	return want && strstr(rep.error, want) ? 1 : 23;
+}
+
+static int status_as(struct fx *f, uid_t uid, const char *want)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_default_signals();
+		_exit(status_child(f->d.cfg.socket_path, uid, want));
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) > 1)
+		fail_msg("uid %u's status request failed at step %d",
+			 (unsigned)uid, WEXITSTATUS(status));
+	return WEXITSTATUS(status);
+}
+
+/* Of the n connections, how many vmmd refused with want in the reply
+ * (each then closed); the others are open and waiting. */
+static size_t refused(struct fx *f, const int *fds, size_t n, const char *want)
+{
+	struct proto_reply rep;
+	char err[PROTO_MAX_ERROR];
+	size_t no = 0;
+
+	pump(f, 300);
+	for (size_t i = 0; i < n; i++) {
+		if (!readable(fds[i]))
+			continue;
+		if (proto_recv_reply(fds[i], 1000, &rep, err, sizeof(err)) < 0)
+			fail_msg("connection %zu: %s", i, err);
+		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		assert_contains(rep.error, want);
+		no++;
+	}
+	return no;
+}
+
+static void close_all(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* One user's idle connections stop at max_clients_per_uid; another user
+ * is still served; when users hold max_clients, a third is refused but
+ * root still gets through (the reserve); idle connections go after
+ * client_request_timeout_s; a user's request bytes are bounded. */
+static void test_client_limits(void **state)
+{
+	struct fx *f = *state;
+	int a[5], b[1], r[1], big[3];
+	uint8_t hdr[4] = {0, 0, 0x75, 0x30}; /* 30000 bytes follow */
+	uint64_t end;
+
+	if (getuid() != 0)
+		skip(); /* other uids need root; test_clientlimit covers the
+			   rules */
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	f->d.cfg.max_clients = 4;
+	f->d.cfg.max_clients_per_uid = 3;
+	f->d.cfg.max_request_kib_per_uid = 64;
+	f->d.cfg.client_request_timeout_s = 2;
+	clientlimit_configure(&f->d.climit, 4, 3, 2, 64 * 1024, f->d.slurm_uid);
+
+	connect_as(f, UID_A, a, ARRAY_SIZE(a));
+	assert_int_equal(refused(f, a, ARRAY_SIZE(a),
+				 "uid 65534 holds too many connections "
+				 "(max_clients_per_uid = 3)"),
+			 2);
+	assert_int_equal(f->d.climit.total, 3);
+	/* Another user is served, and holds the last shared slot. */
+	assert_int_equal(status_as(f, UID_B, NULL), 0);
+	connect_as(f, UID_B, b, ARRAY_SIZE(b));
+	assert_int_equal(refused(f, b, ARRAY_SIZE(b), "-"), 0);
+	assert_int_equal(f->d.climit.total, 4);
+	assert_int_equal(
+	    status_as(f, UID_C, "too many connections (max_clients = 4)"), 1);
+	/* Root is served even so, with one more connection open: both
+	 * slots of the reserve. */
+	for (size_t i = 0; i < ARRAY_SIZE(r); i++)
+		r[i] = unix_connect(f->d.cfg.socket_path, 1000);
+	status_ok(f, 0);
+	close_all(r, ARRAY_SIZE(r));
+	assert_contains(logbuf, "refused a connection of uid 65534");
+
+	/* Idle connections go: every slot comes back. */
+	end = now_ms() + WAIT_MS;
+	while (f->d.climit.total && now_ms() < end)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_int_equal(f->d.climit.total, 0);
+	assert_contains(logbuf, "client uid 65533 pid ");
+	assert_contains(logbuf, "sent no whole request in 2 s; closing");
+	close_all(a, ARRAY_SIZE(a));
+	close_all(b, ARRAY_SIZE(b));
+
+	/* Three requests of 30000 bytes announced: two fit in 64 KiB. */
+	connect_as(f, UID_A, big, ARRAY_SIZE(big));
+	for (size_t i = 0; i < ARRAY_SIZE(big); i++)
+		assert_int_equal(write(big[i], hdr, sizeof(hdr)), 4);
+	assert_int_equal(refused(f, big, ARRAY_SIZE(big),
+				 "too many request bytes of uid 65534"),
+			 1);
+	assert_int_equal(clientlimit_bytes_left(&f->d.climit, UID_A),
+			 64 * 1024 - 2 * 30001);
+	close_all(big, ARRAY_SIZE(big));
+	pump(f, 100);
+	assert_int_equal(f->d.climit.total, 0);
+	assert_int_equal(clientlimit_bytes_left(&f->d.climit, UID_A),
+			 64 * 1024);
 }
 
 /* A job runs at most AW_MAX_SESSIONS commands at once: each can hold a
@@ -4169,10 +4398,12 @@ int main(void)
 	    T(test_oversized_client_message),
 	    T(test_bad_client_requests),
 	    T(test_garbage_on_exec_connection),
+	    T(test_exec_connection_long_message),
 	    T(test_exec_stdin_from_file),
 	    T(test_stop),
 	    T(test_stop_console_logs),
 	    T(test_exec_other_user),
+	    T(test_client_limits),
 	    T(test_policy_refuses_start),
 	    T(test_policy_spec_applied),
 	    T(test_policy_matches_slurm),
