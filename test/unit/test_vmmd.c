@@ -2067,6 +2067,7 @@ static void test_stray_races_allowed(void **state)
 	struct exec_opts o = {.want_stdin = true, .stdin_fd = -1};
 	static uint8_t chunk[AW_MAX_AGENT_PAYLOAD];
 	struct exec_client c;
+	struct aw_exec e;
 	struct frame fr;
 	unsigned hellos = 0;
 	uint32_t sid;
@@ -2088,7 +2089,8 @@ static void test_stray_races_allowed(void **state)
 	pump_until_state(f, JOB_READY);
 
 	exec_start(f, JOB, &o, &c);
-	sid = agent_expect_exec(f, afd, &(struct aw_exec){0});
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
 	agent_send_u32(f, afd, AW_STARTED, sid, 1, 0, 1);
 	assert_int_equal(write_full(c.in, "input", 5), 0);
 	agent_expect(f, afd, AW_STDIN, &fr);
