@@ -273,10 +273,14 @@ static int feed(struct client *c)
 	uint64_t left = clientlimit_bytes_left(&c->d->climit, c->cred.uid);
 	int r;
 
-	/* +1: proto_rx allocates the terminating NUL too. */
-	c->rx.max = left > PROTO_MAX_MSG + 1ull ? PROTO_MAX_MSG
-		    : left			? (size_t)left - 1
-						: 1;
+	/* -1: proto_rx allocates the terminating NUL too. (rx.max 0 would
+	 * mean PROTO_MAX_MSG: a spent budget still takes 1 byte.) */
+	if (left > PROTO_MAX_MSG)
+		c->rx.max = PROTO_MAX_MSG;
+	else if (left >= 2)
+		c->rx.max = (size_t)left - 1;
+	else
+		c->rx.max = 1;
 	r = proto_rx_feed(&c->rx, c->fd);
 	if (c->rx.buf && !c->charged &&
 	    clientlimit_charge(&c->d->climit, c->cred.uid, c->rx.need + 1) == 0)
