@@ -9,13 +9,13 @@
 #include "ckpt_store.h"
 #include "ckpt_work.h"
 #include "cleanup.h"
-#include "rmtree.h"
 #include "domxml.h"
 #include "exec.h"
 #include "job.h"
 #include "jobfiles.h"
 #include "jobimage.h"
 #include "log.h"
+#include "rmtree.h"
 
 #include <errno.h>
 #include <stdio.h>

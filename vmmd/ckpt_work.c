@@ -3,9 +3,9 @@
 
 #include "ckpt_save.h"
 #include "cleanup.h"
-#include "rmtree.h"
 #include "job.h"
 #include "log.h"
+#include "rmtree.h"
 
 #include <errno.h>
 #include <fcntl.h>

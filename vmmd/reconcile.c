@@ -7,10 +7,10 @@
 #include "job.h"
 
 #include "cleanup.h"
-#include "rmtree.h"
 #include "image.h"
 #include "jobplace.h"
 #include "log.h"
+#include "rmtree.h"
 
 #include <dirent.h>
 #include <errno.h>

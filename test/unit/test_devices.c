@@ -33,8 +33,8 @@
 #include "devlease.h"
 #include "gres.h"
 #include "pcidev.h"
-#include "sysfs.h"
 #include "rmtree.h"
+#include "sysfs.h"
 #include "util.h"
 
 #define FIX    TEST_DATADIR "/sysfs"

@@ -26,10 +26,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "rmtree.h"
 #include "digest.h"
 #include "imgcache.h"
 #include "imgpull.h"
+#include "rmtree.h"
 
 #define HEX(c) c c c c c c c c c c c c c c c c
 #define H_A    HEX("aaaa")

@@ -27,11 +27,11 @@
 
 #include "ckpt_store.h"
 #include "cleanup.h"
-#include "rmtree.h"
 #include "domxml.h"
 #include "job.h"
 #include "jobfiles.h"
 #include "jobfiles_served.h"
+#include "rmtree.h"
 #include "testutil.h"
 #include "vmmd.h"
 

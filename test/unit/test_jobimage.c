@@ -32,13 +32,13 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "rmtree.h"
 #include "digest.h"
 #include "fakes.h"
 #include "image.h"
 #include "job.h"
 #include "log.h"
 #include "proto.h"
+#include "rmtree.h"
 #include "spec.h"
 #include "vmmd.h"
 

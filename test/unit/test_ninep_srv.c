@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "srv.h"
 #include "rmtree.h"
+#include "srv.h"
 #include "util.h"
 
 #define MSIZE 65536u

@@ -44,7 +44,6 @@
 #include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
-#include "rmtree.h"
 #include "domxml.h"
 #include "exec.h"
 #include "fakes.h"
@@ -52,6 +51,7 @@
 #include "jobplace.h"
 #include "log.h"
 #include "proto.h"
+#include "rmtree.h"
 #include "spec.h"
 #include "vmmd.h"
 
