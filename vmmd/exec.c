@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "job.h"
 #include "log.h"
+#include "stray.h"
 #include "userfd.h"
 
 #include <errno.h>
@@ -29,6 +30,9 @@
 #define EXEC_BULK_QUEUE (1024u * 1024u)
 #define OUT_STDOUT	0
 #define OUT_STDERR	1
+/* After its EXEC, a task only ever sends SIGNAL (a few dozen bytes): a
+ * longer message is not buffered but ends the session. */
+#define EXEC_MAX_CLIENT_MSG 4096
 
 /* S_DETACHED: a session of a restored guest whose task has not re-attached
  * yet (its output waits in the queue, within the window). */
@@ -70,8 +74,11 @@ struct exec_session {
 	 * bulk_open: the port is another channel, and its end marker can be
 	 * read before the agent's STARTED (a command that ends at once). */
 	bool bulk_asked;
-	bool exit_seen;
+	bool exit_seen; /* or EXEC_FAIL: the guest is done with it */
 	bool exit_signaled;
+	/* Frames that come once (STARTED, each stream's EOF). */
+	bool started_seen;
+	bool eof_seen[2];
 	int exit_value;
 	struct proto_request req;
 	/* Checkpoints: the batch script's session re-attaches after a
@@ -134,8 +141,22 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* The guest may still send for a session vmmd ends while its command runs
+ * (the task went away): what its windows allow, no more (stray.h). */
+static void sess_remember(const struct exec_session *s)
+{
+	uint32_t owed = s->inflight + s->credit_pending;
+
+	if ((s->st != S_RUNNING && s->st != S_DETACHED) || s->exit_seen)
+		return;
+	stray_session_ended(&s->j->stray, s->id,
+			    owed < AW_WINDOW ? AW_WINDOW - owed : 0,
+			    AW_WINDOW - s->in_window);
+}
+
 static void sess_free(struct exec_session *s)
 {
+	sess_remember(s);
 	if (s->bulk_port >= 0)
 		bulk_release(s->j, (uint32_t)s->bulk_port, 0);
 	sess_unlink(s);
@@ -291,9 +312,14 @@ static int on_output(struct exec_session *s, int which, const uint8_t *p,
 	struct out_stream *o = &s->out[which];
 	size_t done;
 
+	/* Nothing comes after a stream's EOF: a guest that sends more makes
+	 * vmmd work outside any window. */
+	if (s->eof_seen[which])
+		return stray_frame(&s->j->stray, (uint32_t)n, now_ms());
 	if (o->fd < 0 && (s->st != S_DETACHED || s->req.exec.merge_stderr))
 		o = &s->out[OUT_STDOUT]; /* merged */
 	if (n == 0) {
+		s->eof_seen[which] = true;
 		o->eof = true;
 		return 0;
 	}
@@ -403,6 +429,8 @@ static int on_credit(struct exec_session *s, const uint8_t *p, size_t n)
 	c = aw_get_u32(&r);
 	if (aw_reader_done(&r) < 0 || c > AW_WINDOW - s->in_window)
 		return -EPROTO;
+	if (c == 0)
+		return stray_frame(&s->j->stray, (uint32_t)n, now_ms());
 	s->in_window += c;
 	in_pause(s, false);
 	return 0;
@@ -544,6 +572,7 @@ static int on_exec_fail(struct exec_session *s, const uint8_t *p, size_t n)
 	aw_reader_init(&r, p, n);
 	(void)aw_get_u32(&r);
 	m = aw_get_str(&r, 1024);
+	s->exit_seen = true; /* nothing more comes for it */
 	snprintf(msg, sizeof(msg), "job %u: cannot run '%s' in the guest: %s",
 		 s->j->id, printable(s->req.exec.argv[0], arg0, sizeof(arg0)),
 		 printable(m ? m : "unknown error", safe, sizeof(safe)));
@@ -558,12 +587,15 @@ static int on_started(struct exec_session *s, const uint8_t *p, size_t n)
 	struct aw_reader r;
 	uint32_t err = 0;
 
+	if (s->started_seen)
+		return stray_frame(&s->j->stray, (uint32_t)n, now_ms());
 	aw_reader_init(&r, p, n);
 	(void)aw_get_u32(&r);
 	if (s->bulk_asked)
 		err = aw_get_u32(&r);
 	if (aw_reader_done(&r) < 0)
 		return -EPROTO;
+	s->started_seen = true;
 	/* The agent could not use the port (then it wrote no end marker:
 	 * the port is still open here). */
 	if (err && s->bulk_open) {
@@ -622,9 +654,12 @@ int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
 	struct exec_session *s = sess_find(j, h->session);
 	int r;
 
-	/* Late frames of a session whose task went away are dropped. */
+	/* Late frames of a session whose task went away are dropped, within
+	 * what its window allows; a session never issued gets only the
+	 * grace. */
 	if (!s)
-		return 0;
+		return stray_session_frame(&j->stray, h->session, h->type, p,
+					   h->len, now_ms());
 	r = session_frame(s, h, p);
 	/* Which frame, and what the session was: a broken guest and a bug
 	 * of ours look the same from the job's side. */
@@ -782,6 +817,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	s->req = *req;
 	memset(req, 0, sizeof(*req));
 	proto_rx_init(&s->rx);
+	s->rx.max = EXEC_MAX_CLIENT_MSG;
 	if (j->next_session == 0)
 		j->next_session = 1;
 	s->id = j->next_session++;
@@ -910,6 +946,7 @@ static struct exec_session *detached_new(struct job *j,
 	s->written[0] = c->out_bytes[0];
 	s->written[1] = c->out_bytes[1];
 	proto_rx_init(&s->rx);
+	s->rx.max = EXEC_MAX_CLIENT_MSG;
 	s->next = j->sessions;
 	j->sessions = s;
 	return s;
@@ -934,6 +971,12 @@ int exec_ckpt_adopt(struct job *j, const struct ckpt_manifest *m,
 			b.len = 0;
 			if (aw_put_u32(&b, SIGKILL) == 0)
 				agent_send(j, AW_SIGNAL, c->id, b.data, b.len);
+			/* Its output still in the guest may come: within
+			 * the window vmmd had not returned. */
+			stray_session_ended(
+			    &j->stray, c->id,
+			    c->credit < AW_WINDOW ? AW_WINDOW - c->credit : 0,
+			    AW_WINDOW);
 			continue;
 		}
 		if (!(s = detached_new(j, c))) {

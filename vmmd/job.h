@@ -43,6 +43,7 @@
 #include "jobnet.h"
 #include "proto.h"
 #include "slurmjob.h"
+#include "stray.h"
 #include "vmmd.h"
 #include "vmspec.h"
 
@@ -101,6 +102,8 @@ struct job {
 	struct ckpt_job *ckpt; /* ckpt.c's state; NULL until needed */
 	struct exec_session *sessions;
 	uint32_t next_session;
+	/* What the guest sends that vmmd drops, within a budget (stray.h). */
+	struct stray stray;
 	struct loop_timer *boot_timer; /* also the image's, while preparing */
 	struct jobimg *img;
 	/* A multi-node job's private network (nnodes > 1 only). */
