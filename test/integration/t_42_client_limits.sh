@@ -11,8 +11,8 @@ PER_UID=$(conf max_clients_per_uid)
 TIMEOUT=$(conf client_request_timeout_s)
 MAX=$(conf max_clients)
 if [ -z "$PER_UID" ] || [ -z "$TIMEOUT" ]; then
-	skip "vmmd has no per-uid client limits (max_clients_per_uid)"
-	exit 0
+	fail "vmmd --check-config shows no per-uid client limits (max_clients_per_uid)"
+	exit 1
 fi
 d=$(workdir "$U2" climits)
 go=$(mktemp -u /tmp/t42-go.XXXXXX)
