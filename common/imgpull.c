@@ -77,9 +77,9 @@ static int open_part(struct pull *p)
 	return 0;
 }
 
-static int sink_write(void *sink, const void *buf, size_t n)
+static ssize_t sink_fill(void *sink, int fd, size_t max)
 {
-	return blobsink_write(sink, buf, n);
+	return blobsink_fill(sink, fd, max);
 }
 
 static int sink_restart(void *sink)
@@ -124,7 +124,7 @@ static int transfer(struct pull *p)
 		    .url = q->url,
 		    .offset = p->have,
 		    .max_size = q->size,
-		    .write = sink_write,
+		    .fill = sink_fill,
 		    .restart = sink_restart,
 		    .sink = p->sink,
 		    .opts = p->o,

@@ -116,6 +116,11 @@ static const struct centry table[] = {
       "creates the per-job overlays"),
     S("fetch_proxy", C_STR, fetch_proxy, "",
       "HTTP proxy for image downloads (empty: the environment's)"),
+    S("fetch_user", C_STR, fetch_user, "vmenv-fetch",
+      "the unprivileged user image downloads run as (libcurl runs in "
+      "vmenv-fetch, never in root; not root, nor a user of the jobs)"),
+    S("fetch_helper", C_PATH, fetch_helper, VMENV_LIBEXECDIR "/vmenv-fetch",
+      "the download helper program"),
     N("catalog_refresh_s", catalog_refresh_s, 0, 86400, "300",
       "how often a catalog URL is fetched again (0: at SIGHUP only)"),
     N("image_prepare_timeout_s", image_prepare_timeout_s, 10, 86400, "3600",

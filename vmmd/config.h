@@ -53,6 +53,8 @@ struct vmmd_config {
 	char allow_user_images[4]; /* no, yes */
 	char qemu_img[VMENV_MAX_PATH];
 	char fetch_proxy[256];
+	char fetch_user[64];		   /* the download helper runs as */
+	char fetch_helper[VMENV_MAX_PATH]; /* fetch/vmenv-fetch */
 	uint32_t catalog_refresh_s;
 	uint32_t image_prepare_timeout_s;
 	uint32_t fetch_connect_timeout_s;

@@ -62,6 +62,8 @@ static const char *const all_keys[] = {
     "allow_user_images",
     "qemu_img",
     "fetch_proxy",
+    "fetch_user",
+    "fetch_helper",
     "catalog_refresh_s",
     "image_prepare_timeout_s",
     "fetch_connect_timeout_s",
