@@ -10,8 +10,9 @@
  * bytes come back through a pipe and this process writes them into the
  * partial file and hashes them itself, as they arrive (a resumed file's
  * first part is read back through the same fd and hashed first). The
- * helper never holds an fd of the cache. The size is counted here and
- * the sha256 compared here.
+ * helper never holds an fd of the cache. The size is counted here, the
+ * sha256 compared here, and the name renamed into place is checked to be
+ * the file written and hashed through that fd.
  * Blocking: vmmd calls it from a worker thread, vmenvctl directly.
  */
 #ifndef VMENV_IMGPULL_H

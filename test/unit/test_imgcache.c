@@ -402,6 +402,44 @@ static void test_pull_resume(void **state)
 	no_part(f, s.hex);
 }
 
+/* A partial file that is not one a puller made (a second name of another
+ * file, or someone else's) is never written into: refused, its name
+ * removed, the other file untouched; the next pull starts clean. */
+static void test_pull_part_not_ours(void **state)
+{
+	struct fx *f = *state;
+	struct imgpull_stats st;
+	struct src s;
+	char err[1024] = "", part[VMENV_MAX_PATH], other[VMENV_MAX_PATH];
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+
+	f->c.max_bytes = 1 << 30;
+	make_src(f, &s, 5000);
+	assert_int_equal(imgcache_part_path(&f->c, s.hex, part, sizeof(part)),
+			 0);
+	snprintf(other, sizeof(other), "%s/precious", f->dir);
+	assert_int_equal(write_file_atomic(other, "keep me", 7, 0600), 0);
+	assert_int_equal(link(other, part), 0);
+	assert_int_equal(pull(f, &s, s.hex, s.size, &st, err, sizeof(err)),
+			 -EPERM);
+	print_message("%s\n", err);
+	assert_contains(err, "is not a partial download: refused");
+	no_part(f, s.hex);
+	assert_int_equal(read_file_limited(other, 100, &data, &len), 0);
+	assert_int_equal(len, 7);
+	assert_memory_equal(data, "keep me", 7);
+	if (geteuid() == 0) {
+		assert_int_equal(write_file_atomic(part, "x", 1, 0600), 0);
+		assert_int_equal(chown(part, 65534, 65534), 0);
+		assert_int_equal(
+		    pull(f, &s, s.hex, s.size, &st, err, sizeof(err)), -EPERM);
+		no_part(f, s.hex);
+	}
+	assert_int_equal(pull(f, &s, s.hex, s.size, &st, err, sizeof(err)), 0);
+	assert_false(st.resumed);
+}
+
 static void test_pull_failures(void **state)
 {
 	struct fx *f = *state;
@@ -462,6 +500,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pull_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pull_part_not_ours, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pull_failures, setup,
 					    teardown),
 	};
