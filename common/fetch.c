@@ -7,7 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,12 +46,11 @@ struct spawn {
 	bool drop;
 	uid_t uid;
 	gid_t gid;
-	pid_t parent;
 };
 
 struct helper {
 	pid_t pid;
-	int pidfd;  /* readable once it exited; -1 without pidfd_open */
+	int pidfd;  /* readable once it exited; -1 if there is none */
 	int body;   /* read end, non-blocking */
 	int result; /* read end, non-blocking */
 };
@@ -137,8 +137,20 @@ static void make_env(struct spawn *s)
 	s->envp[n] = NULL;
 }
 
-/* In the child, between fork and exec. The sources go above 3 first, so
- * that no dup2 clobbers one still needed. */
+/* In the child: its ids, with raw system calls. After a raw clone3,
+ * glibc's setresuid would still believe vmmd's other threads are there
+ * and try to tell them. */
+static bool drop_ids(const struct spawn *s)
+{
+	return syscall(SYS_setgroups, 0, NULL) == 0 &&
+	       syscall(SYS_setresgid, s->gid, s->gid, s->gid) == 0 &&
+	       syscall(SYS_setresuid, s->uid, s->uid, s->uid) == 0 &&
+	       syscall(SYS_setresuid, 0, 0, 0) != 0;
+}
+
+/* In the child, between clone and exec: only async-signal-safe calls
+ * (vmmd has threads). The sources go above 3 first, so that no dup2
+ * clobbers one still needed. */
 static void child(const struct spawn *s) __attribute__((noreturn));
 static void child(const struct spawn *s)
 {
@@ -156,14 +168,11 @@ static void child(const struct spawn *s)
 		if (dup2(fd[i], i) < 0)
 			_exit(126);
 	close_range(4, ~0u, 0);
-	if (s->drop &&
-	    (setgroups(0, NULL) < 0 || setresgid(s->gid, s->gid, s->gid) < 0 ||
-	     setresuid(s->uid, s->uid, s->uid) < 0 || setresuid(0, 0, 0) == 0))
+	if (s->drop && !drop_ids(s))
 		_exit(126);
 	/* After the drop: a change of ids clears the parent-death signal. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
-	    getppid() != s->parent)
+	    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(126);
 	execve(s->argv[0], (char *const *)(uintptr_t)s->argv,
 	       (char *const *)(uintptr_t)s->envp);
@@ -230,16 +239,33 @@ static int out_pipe(int *rd, int *wr, int size)
 	return 0;
 }
 
+/* Root's helper is PID 1 of a PID namespace of its own: whatever it
+ * starts dies with it (nothing it leaves behind can wait for the next
+ * helper and ptrace it before it is made non-dumpable), and it sees no
+ * other process to signal. Without the right to make one (a container)
+ * or for a caller that is not root: a plain child. */
 static int fork_helper(struct spawn *s, struct helper *h)
 {
-	pid_t pid = fork();
+	struct clone_args a = {.flags = CLONE_PIDFD,
+			       .pidfd = (uint64_t)(uintptr_t)&h->pidfd,
+			       .exit_signal = SIGCHLD};
+	long pid = -1;
 
+	if (s->drop) {
+		a.flags |= CLONE_NEWPID;
+		pid = syscall(SYS_clone3, &a, sizeof(a));
+		a.flags &= ~(uint64_t)CLONE_NEWPID;
+	}
+	if (pid < 0)
+		pid = syscall(SYS_clone3, &a, sizeof(a));
+	/* No clone3 (a seccomp filter that predates it). */
+	if (pid < 0 && errno == ENOSYS && (pid = fork()) > 0)
+		h->pidfd = pidfd_open((pid_t)pid, 0);
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
 		child(s);
-	h->pid = pid;
-	h->pidfd = pidfd_open(pid, 0);
+	h->pid = (pid_t)pid;
 	return 0;
 }
 
@@ -262,8 +288,7 @@ static int spawn(const struct fetch_xfer *x, struct helper *h, char *err,
 		 size_t errlen)
 {
 	struct spawn s = {.argv = {x->opts->helper, NULL},
-			  .src = {-1, -1, -1, -1},
-			  .parent = getpid()};
+			  .src = {-1, -1, -1, -1}};
 	int r;
 
 	*h = (struct helper){.pid = -1, .pidfd = -1, .body = -1, .result = -1};

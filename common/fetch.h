@@ -2,12 +2,13 @@
 /*
  * HTTP(S)/file transfers, done by the unprivileged download helper
  * (fetch/vmenv-fetch, common/fetchwire.h): root never runs libcurl. This
- * side starts the helper as opts->user, hands it the request, reads the
- * body into a sink root owns and believes nothing it did not check: the
- * bytes are counted against max_size as they come (one more is -EFBIG and
- * the helper is killed), where they start must be the offset asked for or
- * 0, and the result must be well formed; the sha256 is the caller's
- * (imgpull.c hashes what it writes). Blocking calls, meant for a worker
+ * side starts the helper as opts->user (in a PID namespace of its own when
+ * the caller is root), hands it the request, reads the body into a sink
+ * root owns and believes nothing it did not check: the bytes are counted
+ * against max_size as they come (one more is -EFBIG and the helper is
+ * killed), where they start must be the offset asked for or 0, and the
+ * result must be well formed; the sha256 is the caller's (imgpull.c
+ * hashes what it writes). Blocking calls, meant for a worker
  * thread (vmmd) or a CLI; they can be cancelled through a flag (the helper
  * is killed). Errors are negative errno:
  *   -ENOENT 404/410 or a missing file://   -EACCES 401/403, TLS refused

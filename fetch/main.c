@@ -5,11 +5,11 @@
  * HTTP parsing and redirects face an untrusted image server or mirror; they
  * run here, never in root.
  *
- * Started by root already as fetch_user (setgroups, setresgid, setresuid,
- * checked, PR_SET_NO_NEW_PRIVS, a parent-death signal, between fork and
- * exec: not one instruction of it or of libcurl runs as root), with fds
- * 0-3 as common/fetchwire.h says, everything else closed and a clean
- * environment; it takes no arguments. It checks the ids again and refuses
+ * Started by root as PID 1 of a PID namespace of its own, already as
+ * fetch_user (setgroups, setresgid, setresuid, checked, NO_NEW_PRIVS, a
+ * parent-death signal, between clone and exec: not one instruction of it
+ * or of libcurl runs as root), with fds 0-3 as common/fetchwire.h says,
+ * everything else closed and a clean environment; it takes no arguments. It checks the ids again and refuses
  * to run as root (uid or gid 0 in any of real, effective, saved): whoever
  * starts it by hand as root gets exit code 2 and nothing fetched. Then it
  * confines itself: no new privileges, not dumpable (no ptrace by other

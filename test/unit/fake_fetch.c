@@ -16,8 +16,7 @@
  *   noresult    the bytes, no result
  *   badresult   a result with the wrong magic
  *   evilmsg     an unknown error with escapes and a newline in its words
- *   crash       killed (SIGKILL: a sanitizer would catch SIGSEGV) after
- *               some bytes
+ *   crash       a segmentation fault after some bytes
  *   hang        some bytes, then nothing, forever
  *   orphan      forks a process that keeps the pipes open and sleeps 10 s, sends
  *               the bytes of "liar" and exits
@@ -30,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -136,11 +136,28 @@ static bool lie_about_start(const char *mode)
 	return true;
 }
 
+/* A real fault: as PID 1 of its namespace (root started it), a signal
+ * it sends itself would be ignored. */
+static void crash(void)
+{
+	volatile char *p =
+	    mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	p[0] = 1;
+}
+
+/* Under ASan a fault must stay a fault (the "crash" lie). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "handle_segv=0";
+}
+
 /* The lies about the end. */
 static void end(const char *mode)
 {
 	if (strcmp(mode, "crash") == 0)
-		raise(SIGKILL);
+		crash();
 	while (strcmp(mode, "hang") == 0)
 		pause();
 	if (strcmp(mode, "noresult") == 0)

@@ -20,6 +20,7 @@
 
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -125,6 +126,12 @@ static void test_helper_identity(void **state)
 			    "\t0000000000000000");
 	assert_string_equal(status_field(st, "\nCapPrm:"),
 			    "\t0000000000000000");
+	/* PID 1 of a namespace of its own (the last NSpid field). */
+	if (geteuid() == 0) {
+		const char *ns = status_field(st, "\nNSpid:");
+
+		assert_string_equal(ns + strlen(ns) - 2, "\t1");
+	}
 	/* No supplementary group: the kernel prints none after the tab. */
 	if (geteuid() == 0)
 		assert_true(strspn(status_field(st, "\nGroups:"), "\t ") ==
@@ -285,6 +292,38 @@ static void nothing_left(struct fx *f, const char *hex)
 	assert_int_equal(imgcache_stat(&f->c, hex, NULL), -ENOENT);
 }
 
+/* Processes named fake-fetch still there (within 1 s). */
+static int fakes_alive(void)
+{
+	int n = 0;
+
+	for (int tries = 0; tries < 20; tries++) {
+		_cleanup_free_ char *out = NULL;
+		size_t len;
+
+		n = 0;
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+
+		assert_non_null(d);
+		while ((e = readdir(d))) {
+			char p[300];
+
+			snprintf(p, sizeof(p), "/proc/%s/comm", e->d_name);
+			if (read_file_limited(p, 64, &out, &len) == 0 &&
+			    strcmp(out, "fake-fetch\n") == 0)
+				n++;
+			free(out);
+			out = NULL;
+		}
+		closedir(d);
+		if (n == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	return n;
+}
+
 static void test_lies(void **state)
 {
 	static const struct {
@@ -302,8 +341,9 @@ static void test_lies(void **state)
 	    {"noresult", -EPROTO, "ended without a valid result"},
 	    {"badresult", -EPROTO, "ended without a valid result"},
 	    {"evilmsg", -EIO, "fake:evilmsg: ?[31mred?<0>forged"},
-	    {"crash", -EIO, "killed by signal 9"},
-	    /* Its orphan holds the pipes for 10 s: not waited for. */
+	    {"crash", -EIO, "killed by signal 11"},
+	    /* Its orphan holds the pipes for 10 s: not waited for (and
+	     * killed with it when root started it). */
 	    {"orphan", -EBADMSG, "sha256 mismatch"},
 	};
 	struct fx *f = *state;
@@ -332,6 +372,10 @@ static void test_lies(void **state)
 		assert_true(now_ms() - t0 < 5000);
 		nothing_left(f, hex);
 	}
+	/* Root's helper is PID 1 of its own namespace: the orphan went with
+	 * it. */
+	if (geteuid() == 0)
+		assert_int_equal(fakes_alive(), 0);
 }
 
 /* A server that ignored the range: the bytes start at 0, root empties the
