@@ -7,7 +7,8 @@
  * headers. The first input byte picks the decoder; what decodes must
  * encode again to the very same bytes. Selector 5 feeds a bulk port's
  * stream (common/bulkscan.c) in pieces the input chooses, and compares
- * with a plain search over the whole stream.
+ * with a plain search over the whole stream. Selector 6 is every frame the
+ * agent sends, as vmmd decodes it (common/agentmsg.c).
  * Built and run by test/fuzz/run-wire-fuzz.
  */
 #include <stdbool.h>
@@ -16,13 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentmsg.h"
 #include "agentwire.h"
 #include "bulkscan.h"
 #include "rshwire.h"
 
 static void same_bytes(const struct aw_buf *b, const uint8_t *p, size_t n)
 {
-	if (b->len != n || memcmp(b->data, p, n) != 0)
+	/* An empty payload (SETUP_OK) encodes to nothing: no buffer. */
+	if (b->len != n || (n && memcmp(b->data, p, n) != 0))
 		abort();
 }
 
@@ -66,6 +69,35 @@ static void request(const uint8_t *p, size_t n)
 	same_bytes(&b, p, n);
 	aw_buf_free(&b);
 	rsh_request_clear(&q);
+}
+
+/* A frame from the agent as vmmd gets it: the type, then a byte whose
+ * bit 0 makes the session a command's (1) rather than the channel's, and
+ * bit 1 says the session asked for a bulk port; the rest is the payload.
+ * What decodes must encode again to the same bytes, and a string it
+ * gives has the length the payload said. */
+static void agent_frame(const uint8_t *p, size_t n)
+{
+	struct aw_agent_msg m;
+	struct aw_buf b = {0};
+	struct aw_hdr h;
+	bool bulk;
+
+	if (n < 2)
+		return;
+	h.type = p[0];
+	h.session = p[1] & 1;
+	bulk = p[1] & 2;
+	h.len = (uint32_t)(n - 2);
+	if (aw_agent_msg_decode(&h, p + 2, bulk, &m) != 0)
+		return;
+	if (aw_agent_msg_encode(&m, bulk, &b) != 0)
+		abort();
+	same_bytes(&b, p + 2, n - 2);
+	if (m.data && (m.data < p + 2 || m.data + m.len > p + n))
+		abort();
+	aw_buf_free(&b);
+	aw_agent_msg_clear(&m);
 }
 
 /* Markers the seeds contain (run-wire-fuzz). */
@@ -137,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0:
 		setup(data + 1, size - 1, 1);
 		break;
@@ -152,6 +184,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 5:
 		bulk_stream(data + 1, size - 1);
+		break;
+	case 6:
+		agent_frame(data + 1, size - 1);
 		break;
 	default:
 		if (size >= 1 + AW_HDR_LEN)
