@@ -165,8 +165,6 @@ static int setup(struct ictx *x, const char *config, const char *node,
 			  writer) < 0)
 		return fail("cannot use the image cache %s",
 			    x->cfg.image_cache);
-	if (fetch_global_init() < 0)
-		return fail("cannot initialise libcurl");
 	x->opts = (struct fetch_opts){
 	    .connect_timeout_s = x->cfg.fetch_connect_timeout_s,
 	    .low_speed_time_s = x->cfg.fetch_low_speed_time_s,
@@ -175,6 +173,8 @@ static int setup(struct ictx *x, const char *config, const char *node,
 	    .retry_delay_ms = x->cfg.fetch_retry_delay_ms,
 	    .max_redirects = 5,
 	    .proxy = x->cfg.fetch_proxy,
+	    .helper = x->cfg.fetch_helper,
+	    .user = x->cfg.fetch_user,
 	};
 	return load_catalog(x);
 }

@@ -220,6 +220,26 @@ int blobsink_write(struct blobsink *s, const void *p, size_t n)
 	return r;
 }
 
+ssize_t blobsink_fill(struct blobsink *s, int fd, size_t max)
+{
+	unsigned i = (unsigned)(s->shipped % NBUF);
+	size_t room = BUFSZ - s->off[i] % ALIGN - s->len[i];
+	size_t k = room < max ? room : max;
+	int r = get_error(s);
+	ssize_t n;
+
+	if (r < 0)
+		return r;
+	n = read(fd, s->buf[i] + s->len[i], k);
+	if (n <= 0)
+		return n < 0 ? -errno : 0;
+	s->len[i] += (size_t)n;
+	s->offset += (uint64_t)n;
+	if ((size_t)n == room && (r = ship(s)) < 0)
+		return r;
+	return n;
+}
+
 /* Waits until both consumers have finished everything handed over. */
 static int drain(struct blobsink *s)
 {

@@ -3,18 +3,21 @@
  * Where a download's bytes go: appended to the partial file and hashed,
  * both on threads of their own, so that they overlap the network.
  *
- * The receiving thread (curl's write callback) copies the bytes into one of
- * four 1 MiB buffers; a full buffer goes through a bounded ring to two
- * consumers, a hashing thread and a writing thread, and comes back to the
- * receiver when both are done with it (the receiver waits when the ring is
- * full, so memory stays at 4 MiB per download).
+ * The receiving thread reads the bytes from the download helper's pipe
+ * (blobsink_fill) or copies them (blobsink_write) into one of four 1 MiB
+ * buffers; a full buffer goes through a bounded ring to two consumers, a
+ * hashing thread and a writing thread, and comes back to the receiver when
+ * both are done with it (the receiver waits when the ring is full, so
+ * memory stays at 4 MiB per download).
  *
  * Why a hashing thread: SHA-256 costs about as much CPU as all the rest
  * (~0.9 CPU-s per GiB with SHA-NI, against ~1.0 for the whole of
  * `curl -o`); inline it halves the rate, on a second core it costs no time.
- * Why a copy: curl hands the bytes over 16 KiB at a time and reuses its
- * buffer when the callback returns; the copy (0.1 CPU-s per GiB) makes one
- * write of 64 and lets the two consumers read the same bytes at leisure.
+ * Why buffers of our own: the pipe hands the bytes over 64 KiB or so at a
+ * time; 1 MiB buffers make one write of 16 and let the two consumers read
+ * the same bytes at leisure. Read straight into them, the bytes are copied
+ * once on this side (kernel to buffer), as curl's callback copied them
+ * before the download moved out of root.
  * Why a writing thread: aligned buffers are written with O_DIRECT, which
  * skips the copy into the page cache and the kernel's writeback work (0.25
  * CPU-s per GiB in all, the difference when other work keeps the cores busy),
@@ -31,6 +34,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct digest;
 struct blobsink;
@@ -48,6 +52,12 @@ void blobsink_free(struct blobsink *s);
  * hashing threads. Waits while the ring is full. 0, or the sticky -errno
  * of a write (-ENOSPC, -EIO...) or of the digest. */
 int blobsink_write(struct blobsink *s, const void *p, size_t n);
+/* Reads at most max bytes from fd (a pipe from the download helper)
+ * straight into the buffer being filled, as blobsink_write would have
+ * copied them: no copy of its own. Bytes read (> 0), 0 at the end of
+ * fd, -EAGAIN when fd has nothing yet (non-blocking), or the sticky
+ * -errno. */
+ssize_t blobsink_fill(struct blobsink *s, int fd, size_t max);
 /* Hands over what is buffered and waits until everything is written and
  * hashed: then the file and the digest hold blobsink_offset() bytes. 0 or
  * the sticky error. */

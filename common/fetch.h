@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * HTTP(S)/file transfers with libcurl: the one file that includes curl.h.
- * Blocking calls, meant for a worker thread (vmmd) or a CLI; they never
- * raise signals (CURLOPT_NOSIGNAL) and can be cancelled through a flag.
- * curl's error codes become negative errno here:
+ * HTTP(S)/file transfers, done by the unprivileged download helper
+ * (fetch/vmenv-fetch, common/fetchwire.h): root never runs libcurl. This
+ * side starts the helper as opts->user (in a PID namespace of its own when
+ * the caller is root), hands it the request, reads the body into a sink
+ * root owns and believes nothing it did not check: the bytes are counted
+ * against max_size as they come (one more is -EFBIG and the helper is
+ * killed), where they start must be the offset asked for or 0, and the
+ * result must be well formed; the sha256 is the caller's (imgpull.c
+ * hashes what it writes). Blocking calls, meant for a worker
+ * thread (vmmd) or a CLI; they can be cancelled through a flag (the helper
+ * is killed). Errors are negative errno:
  *   -ENOENT 404/410 or a missing file://   -EACCES 401/403, TLS refused
- *   -EPROTO other 4xx, bad protocol        -ETIMEDOUT connect/low speed
+ *   -EPROTO other 4xx, bad protocol, or a helper that broke the protocol
+ *   -ETIMEDOUT connect/low speed, or a helper silent for too long
  *   -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH, -EAGAIN (5xx, 408, 429)
  *   -EFBIG, or the sink's -errno writing   -ECANCELED
+ *   -EIO the helper died; -EPERM fetch_user is root or unusable
  */
 #ifndef VMENV_FETCH_H
 #define VMENV_FETCH_H
@@ -16,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct fetch_opts {
 	uint32_t connect_timeout_s;
@@ -27,6 +37,11 @@ struct fetch_opts {
 	uint32_t retry_delay_ms; /* first back-off; doubles, at most 30 s */
 	uint32_t max_redirects;
 	const char *proxy; /* NULL or "": libcurl's default (environment) */
+	/* The helper program, and the user it runs as when the caller is
+	 * root (a name; never one whose uid or gid is 0). A caller that is
+	 * not root runs it as itself. */
+	const char *helper;
+	const char *user;
 };
 
 typedef void (*fetch_progress_f)(void *data, uint64_t done, uint64_t total);
@@ -35,10 +50,11 @@ struct fetch_xfer {
 	const char *url;
 	uint64_t offset;   /* in: resume from; out: bytes taken by the sink */
 	uint64_t max_size; /* the expected size: more is an error */
-	/* The bytes from offset on go to write() (0, or -errno to end the
-	 * transfer); restart() empties the sink to start over at 0 (the
-	 * server ignored the range). */
-	int (*write)(void *sink, const void *p, size_t n);
+	/* fill() takes at most max bytes of the body from fd (non-blocking)
+	 * into the sink: how many (> 0), 0 at the end, -EAGAIN when none
+	 * are there yet, or -errno to end the transfer. restart() empties
+	 * the sink to start over at 0 (the server ignored the range). */
+	ssize_t (*fill)(void *sink, int fd, size_t max);
 	int (*restart)(void *sink);
 	void *sink;
 	const struct fetch_opts *opts;
@@ -49,8 +65,6 @@ struct fetch_xfer {
 	bool restarted; /* the server ignored the range: the sink was emptied */
 };
 
-/* Once per process, before any thread transfers. 0 or -EIO. */
-int fetch_global_init(void);
 /* Retryable after a back-off? */
 bool fetch_retryable(int r);
 /* One attempt. 0, or -errno as above with a message in err. */

@@ -60,9 +60,19 @@ static int open_part(struct pull *p)
 	struct stat st;
 	int r;
 
-	p->fd = open(p->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	p->fd =
+	    open(p->part,
+		 O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 	if (p->fd < 0 || fstat(p->fd, &st) < 0)
 		return pfail(p, -errno, "cannot open %s: %m", p->part);
+	/* Only ever made by a puller like us, in a directory of ours; not
+	 * one to write into, nor to leave for the next pull. */
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_nlink != 1) {
+		unlink(p->part);
+		return pfail(p, -EPERM, "%s is not a partial download: refused",
+			     p->part);
+	}
 	p->have = (uint64_t)st.st_size;
 	if (p->have > p->req->size) {
 		if (ftruncate(p->fd, 0) < 0)
@@ -77,9 +87,9 @@ static int open_part(struct pull *p)
 	return 0;
 }
 
-static int sink_write(void *sink, const void *buf, size_t n)
+static ssize_t sink_fill(void *sink, int fd, size_t max)
 {
-	return blobsink_write(sink, buf, n);
+	return blobsink_fill(sink, fd, max);
 }
 
 static int sink_restart(void *sink)
@@ -124,7 +134,7 @@ static int transfer(struct pull *p)
 		    .url = q->url,
 		    .offset = p->have,
 		    .max_size = q->size,
-		    .write = sink_write,
+		    .fill = sink_fill,
 		    .restart = sink_restart,
 		    .sink = p->sink,
 		    .opts = p->o,
@@ -196,12 +206,31 @@ static int fsync_dir_of(const char *path)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
+/* The name about to get its final name is the file this process wrote
+ * and hashed through p->fd (the directory is root's: this makes sure). */
+static int same_file(struct pull *p)
+{
+	struct stat a, b;
+
+	if (fstat(p->fd, &a) < 0 || lstat(p->part, &b) < 0)
+		return pfail(p, -errno, "cannot check %s: %m", p->part);
+	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
+	    !S_ISREG(b.st_mode) || b.st_nlink != 1)
+		return pfail(p, -EPERM,
+			     "%s is not the file downloaded: refused", p->part);
+	return 0;
+}
+
 /* The blob appears under its final name complete and durable, or not at
  * all: data synced before the rename, the directory after. */
 static int install(struct pull *p)
 {
+	int r;
+
 	if (fsync(p->fd) < 0 || fchmod(p->fd, 0644) < 0)
 		return pfail(p, -errno, "cannot sync %s: %m", p->part);
+	if ((r = same_file(p)) < 0)
+		return r;
 	if (rename(p->part, p->blob) < 0)
 		return pfail(p, -errno, "cannot install %s: %m", p->blob);
 	fsync_dir_of(p->blob);

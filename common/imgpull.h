@@ -3,9 +3,16 @@
  * Makes one file of an image present in the cache: the only way a blob gets
  * there. One download per blob across threads and processes (the blob's
  * flock; a second puller waits, then finds it there), resume with a range
- * request after an interruption, retries with back-off, the sha256 checked
- * on the bytes as they arrive and again against the size before the file
- * gets its final name, and no partial file left behind by a failure.
+ * request after an interruption, retries with back-off, and no partial
+ * file left behind by a failure.
+ *
+ * The transfer runs in the unprivileged download helper (fetch.h); the
+ * bytes come back through a pipe and this process writes them into the
+ * partial file and hashes them itself, as they arrive (a resumed file's
+ * first part is read back through the same fd and hashed first). The
+ * helper never holds an fd of the cache. The size is counted here, the
+ * sha256 compared here, and the name renamed into place is checked to be
+ * the file written and hashed through that fd.
  * Blocking: vmmd calls it from a worker thread, vmenvctl directly.
  */
 #ifndef VMENV_IMGPULL_H

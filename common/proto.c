@@ -827,11 +827,14 @@ void proto_rx_init(struct proto_rx *rx)
 
 void proto_rx_reset(struct proto_rx *rx)
 {
+	size_t max = rx->max;
+
 	for (size_t i = 0; i < rx->nfds; i++)
 		if (rx->fds[i] >= 0)
 			close(rx->fds[i]);
 	free(rx->buf);
 	proto_rx_init(rx);
+	rx->max = max;
 }
 
 static int rx_take_fds(struct proto_rx *rx, struct msghdr *mh)
@@ -898,7 +901,7 @@ int proto_rx_feed(struct proto_rx *rx, int fd)
 		rx->need = (size_t)rx->hdr[0] << 24 | (size_t)rx->hdr[1] << 16 |
 			   (size_t)rx->hdr[2] << 8 | rx->hdr[3];
 		/* The cap is checked before anything is allocated. */
-		if (rx->need > PROTO_MAX_MSG)
+		if (rx->need > PROTO_MAX_MSG || (rx->max && rx->need > rx->max))
 			return -EMSGSIZE;
 		rx->buf = malloc(rx->need + 1);
 		if (!rx->buf)

@@ -169,12 +169,15 @@ struct proto_rx {
 	size_t got;
 	int fds[PROTO_MAX_FDS];
 	size_t nfds;
+	/* Longest message taken (0: PROTO_MAX_MSG); kept by reset. */
+	size_t max;
 };
 void proto_rx_init(struct proto_rx *rx);
 /* Reads what is available. Returns 1 when a whole message is in rx->buf
  * (rx->got bytes, NUL-terminated; fds in rx->fds), 0 when more is needed,
- * -ECONNRESET at EOF, -EMSGSIZE for an oversized length, -EPROTO for too
- * many fds, other -errno. */
+ * -ECONNRESET at EOF, -EMSGSIZE for a length over rx->max (rx->need then
+ * holds it; nothing was allocated), -EPROTO for too many fds, other
+ * -errno. */
 int proto_rx_feed(struct proto_rx *rx, int fd);
 /* Releases the message (closing fds not taken) and readies the next one. */
 void proto_rx_reset(struct proto_rx *rx);

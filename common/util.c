@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -15,27 +14,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
-
-int fd_own_nonblock(int *fd, int accmode)
-{
-	char path[64];
-	struct stat st;
-	int nfd;
-
-	if (fstat(*fd, &st) < 0)
-		return -errno;
-	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-		return 0;
-	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
-		return fd_set_nonblock(*fd, true);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", *fd);
-	nfd = open(path, accmode | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (nfd < 0)
-		return fd_set_nonblock(*fd, true);
-	close(*fd);
-	*fd = nfd;
-	return 0;
-}
 
 int fd_set_nonblock(int fd, bool on)
 {
@@ -113,6 +91,22 @@ int read_file_limited(const char *path, size_t max, char **ret, size_t *ret_len)
 	return read_fd_limited(fd, max, ret, ret_len);
 }
 
+int read_plain_file_limited(const char *path, size_t max, char **ret,
+			    size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+						O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	return read_fd_limited(fd, max, ret, ret_len);
+}
+
 static int fsync_parent(const char *path)
 {
 	char dir[VMENV_MAX_PATH];
@@ -173,27 +167,6 @@ int mkdir_p(const char *path, mode_t mode)
 		*p = '/';
 	}
 	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		return rmdir(p) < 0 && errno != ENOENT ? -1 : 0;
-	return unlink(p) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-int rm_rf(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
 		return -errno;
 	return 0;
 }

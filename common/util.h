@@ -16,12 +16,6 @@
 void strv_free(char **v);
 
 int fd_set_nonblock(int fd, bool on);
-/* Makes *fd non-blocking without touching a description another process
- * shares: pipes, FIFOs and terminals are reopened through /proc/self/fd with
- * O_NONBLOCK (a new description of the same object) and the old fd closed;
- * regular files are left alone (they never block); anything else (a socket)
- * falls back to fd_set_nonblock. accmode: O_RDONLY or O_WRONLY. */
-int fd_own_nonblock(int *fd, int accmode);
 /* Loops over EINTR and short transfers on blocking fds. 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
 /* Reads at most max bytes until EOF into a new NUL-terminated buffer.
@@ -29,13 +23,16 @@ int write_full(int fd, const void *buf, size_t len);
 int read_fd_limited(int fd, size_t max, char **ret, size_t *ret_len);
 int read_file_limited(const char *path, size_t max, char **ret,
 		      size_t *ret_len);
+/* read_file_limited of a regular file only: the last component is not
+ * followed when a link, and a FIFO or device there is refused (-ELOOP,
+ * -EINVAL) without blocking. For files in directories others can write. */
+int read_plain_file_limited(const char *path, size_t max, char **ret,
+			    size_t *ret_len);
 /* Temp file in the same directory, fsync, rename, fsync the directory: a
  * reader sees the old content or the new, never a part. */
 int write_file_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode);
 int mkdir_p(const char *path, mode_t mode);
-/* Removes a directory tree without following symlinks. */
-int rm_rf(const char *path);
 /* Copies a regular file (reflink/copy_file_range where possible). */
 int copy_file(const char *src, const char *dst, mode_t mode);
 /* The same from a directory another user controls: src must be a regular

@@ -218,8 +218,8 @@ static int connect_retry(const char *path)
 	for (;;) {
 		struct stat st;
 
-		/* Connected as root, in a directory the job's user owns: only
-		 * a socket, never a symlink someone put there. */
+		/* Connected as root: vmmd gives a path in the job's q/, root's
+		 * 0700, where libvirtd made the socket. Still only a socket. */
 		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
 			return -EPERM;
 		fd = unix_connect(path, 1000);
@@ -231,8 +231,9 @@ static int connect_retry(const char *path)
 }
 
 /* What is done as the invoking user (root, from vmmd), before the drop:
- * connecting to QEMU's socket (libvirt creates it, owned by root) and
- * reading the state (in vmmd's checkpoint directory). */
+ * connecting to QEMU's socket (libvirt creates it in root's q/) and reading
+ * the state (q/files.in, written there by vmmd). Neither is followed if a
+ * link or read if not a plain file, wherever a caller may point them. */
 static int setup_as_invoker(struct srv *s, const struct opts *o,
 			    struct inbuf *in, char **ret_state)
 {
@@ -250,9 +251,9 @@ static int setup_as_invoker(struct srv *s, const struct opts *o,
 	if (!(s->out = malloc(o->msize)) || !(in->p = malloc(in->cap)))
 		return -ENOMEM;
 	if (o->state_in) {
-		r = read_file_limited(o->state_in,
-				      64 + (size_t)o->max_fids * 8300,
-				      ret_state, NULL);
+		r = read_plain_file_limited(o->state_in,
+					    64 + (size_t)o->max_fids * 8300,
+					    ret_state, NULL);
 		if (r < 0) {
 			log_err("vmenv-9p: state '%s': %s", o->state_in,
 				strerror(-r));
@@ -260,7 +261,7 @@ static int setup_as_invoker(struct srv *s, const struct opts *o,
 		}
 		if (str_printf(pending, sizeof(pending), "%s.pending",
 			       o->state_in) == 0 &&
-		    read_file_limited(pending, in->cap, &data, &n) == 0) {
+		    read_plain_file_limited(pending, in->cap, &data, &n) == 0) {
 			memcpy(in->p, data, n);
 			in->len = n;
 			log_info("vmenv-9p: %zu bytes of requests from before "

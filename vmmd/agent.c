@@ -9,9 +9,11 @@
 #include "exec.h"
 #include "job.h"
 #include "log.h"
+#include "stray.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,7 +39,13 @@ struct agent {
 	size_t out_off;
 	bool hello_seen;
 	bool setup_sent;
+	bool setup_ok_seen;
 	uint32_t version; /* what the agent's HELLO answered */
+	/* Answers the guest owes: one HELLO per HELLO, one CKPT_OK or
+	 * CKPT_REFUSED per CKPT_PREPARE or CKPT_RESUME. More are out of
+	 * phase and draw on the job's grace (stray.h). */
+	uint32_t hellos_sent, hellos_got;
+	uint32_t ckpt_asked, ckpt_answered;
 };
 
 static void agent_io(void *data, uint32_t events);
@@ -84,6 +92,10 @@ int agent_send(struct job *j, uint8_t type, uint32_t session,
 	r = aw_put_frame(&a->out, type, session, payload, len);
 	if (r < 0)
 		return r;
+	if (type == AW_HELLO)
+		a->hellos_sent++;
+	else if (type == AW_CKPT_PREPARE || type == AW_CKPT_RESUME)
+		a->ckpt_asked++;
 	return flush_out(a);
 }
 
@@ -177,6 +189,9 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 			      "version");
 		return -EPROTO;
 	}
+	/* vmmd repeats HELLO until answered, and the guest answers each. */
+	if (++a->hellos_got > a->hellos_sent)
+		return stray_frame(&a->j->stray, (uint32_t)n, now_ms());
 	if (a->hello_seen)
 		return 0;
 	a->hello_seen = true;
@@ -236,6 +251,9 @@ static int dispatch(struct agent *a)
 	case AW_SETUP_OK:
 		if (!a->setup_sent)
 			return -EPROTO;
+		if (a->setup_ok_seen)
+			return stray_frame(&j->stray, h->len, now_ms());
+		a->setup_ok_seen = true;
 		job_set_ready(j);
 		return 0;
 	case AW_SETUP_FAIL:
@@ -246,6 +264,9 @@ static int dispatch(struct agent *a)
 		return -ECANCELED;
 	case AW_CKPT_OK:
 	case AW_CKPT_REFUSED:
+		if (a->ckpt_answered >= a->ckpt_asked)
+			return stray_frame(&j->stray, h->len, now_ms());
+		a->ckpt_answered++;
 		return ckpt_on_agent_frame(j, h->type, a->payload, h->len);
 	default:
 		return -EPROTO;
@@ -296,6 +317,35 @@ static void frame_done(struct agent *a)
 	a->got = 0;
 }
 
+/* The job fails with the frame that broke the protocol, named. */
+static void fail_frame(struct agent *a, int r)
+{
+	const struct aw_hdr *h = &a->h;
+	const struct stray *st = &a->j->stray;
+	char what[300];
+
+	log_warn("job %u: agent frame %s, session %u, %u bytes: %s", a->j->id,
+		 aw_type_name(h->type), (unsigned)h->session, (unsigned)h->len,
+		 r == STRAY_OVER ? "over the budget for frames vmmd drops"
+				 : strerror(-r));
+	if (r == STRAY_OVER)
+		snprintf(what, sizeof(what),
+			 "the guest's agent flooded vmmd with frames it has "
+			 "no use for (%llu frames, %llu bytes dropped; the "
+			 "last: %s for session %u)",
+			 (unsigned long long)st->frames,
+			 (unsigned long long)st->bytes, aw_type_name(h->type),
+			 (unsigned)h->session);
+	else
+		snprintf(what, sizeof(what),
+			 "the guest's agent broke the protocol (%s for "
+			 "session %u: %s)",
+			 aw_type_name(h->type), (unsigned)h->session,
+			 strerror(-r));
+	frame_done(a);
+	agent_fail(a, what);
+}
+
 static void read_some(struct agent *a)
 {
 	struct job *j = a->j;
@@ -317,17 +367,11 @@ static void read_some(struct agent *a)
 		r = dispatch(a);
 		if (j->agent != a)
 			return; /* the job failed and freed us */
-		if (r < 0)
-			log_warn("job %u: agent frame type %u, session %u, "
-				 "%u bytes: %s",
-				 j->id, (unsigned)a->h.type,
-				 (unsigned)a->h.session, (unsigned)a->h.len,
-				 strerror(-r));
-		frame_done(a);
 		if (r < 0) {
-			agent_fail(a, "the guest's agent broke the protocol");
+			fail_frame(a, r);
 			return;
 		}
+		frame_done(a);
 	}
 }
 

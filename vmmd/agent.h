@@ -3,7 +3,9 @@
  * vmmd's end of a job's agent channel: connects to the Unix socket QEMU
  * listens on, frames per agentwire, runs the HELLO/SETUP handshake and hands
  * session frames to exec.c. Everything from the guest is untrusted: a frame
- * that is malformed, oversized, or out of place fails that job only.
+ * that is malformed, oversized, or out of place fails that job only. Frames
+ * vmmd drops (an unasked HELLO or checkpoint answer, a session it ended or
+ * never issued) are allowed within a budget (stray.h) and then fail it too.
  */
 #ifndef VMMD_AGENT_H
 #define VMMD_AGENT_H

@@ -15,6 +15,7 @@
 #include "jobfiles.h"
 #include "jobimage.h"
 #include "log.h"
+#include "rmtree.h"
 
 #include <errno.h>
 #include <stdio.h>

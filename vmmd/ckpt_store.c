@@ -3,6 +3,7 @@
 #include "ckpt_store.h"
 
 #include "cleanup.h"
+#include "rmtree.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -5,6 +5,7 @@
 #include "cleanup.h"
 #include "job.h"
 #include "log.h"
+#include "rmtree.h"
 
 #include <errno.h>
 #include <fcntl.h>

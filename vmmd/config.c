@@ -74,7 +74,18 @@ static const struct centry table[] = {
       "the user says otherwise (measured: bench/qemu-mem)"),
     N("max_vcpus", max_vcpus, 1, 1024, "255", "upper bound on vCPUs per guest"),
     N("max_clients", max_clients, 1, 65536, "1024",
-      "concurrent client connections"),
+      "client connections waiting for their request, all users together"),
+    N("max_clients_per_uid", max_clients_per_uid, 1, 65536, "64",
+      "... of one user (root and slurm_user: not bound per user)"),
+    N("reserved_clients", reserved_clients, 1, 65536, "32",
+      "more connections only root and slurm_user may hold beyond "
+      "max_clients, so that they are served whatever users hold"),
+    N("max_request_kib_per_uid", max_request_kib_per_uid, 64, 1u << 22, "16384",
+      "request bytes one user's connections may make vmmd buffer at "
+      "once (one request is at most 4096 KiB)"),
+    N("client_request_timeout_s", client_request_timeout_s, 1, 300, "5",
+      "a connection is closed when its whole request has not come by "
+      "then (the clients send it at once)"),
     N("reconcile_interval_s", reconcile_interval_s, 5, 86400, "60",
       "how often guests are checked against Slurm's running jobs"),
     S("sysfs_root", C_PATH, sysfs_root, "/sys",
@@ -105,6 +116,11 @@ static const struct centry table[] = {
       "creates the per-job overlays"),
     S("fetch_proxy", C_STR, fetch_proxy, "",
       "HTTP proxy for image downloads (empty: the environment's)"),
+    S("fetch_user", C_STR, fetch_user, "vmenv-fetch",
+      "the unprivileged user image downloads run as (libcurl runs in "
+      "vmenv-fetch, never in root; not root, nor a user of the jobs)"),
+    S("fetch_helper", C_PATH, fetch_helper, VMENV_LIBEXECDIR "/vmenv-fetch",
+      "the download helper program"),
     N("catalog_refresh_s", catalog_refresh_s, 0, 86400, "300",
       "how often a catalog URL is fetched again (0: at SIGHUP only)"),
     N("image_prepare_timeout_s", image_prepare_timeout_s, 10, 86400, "3600",

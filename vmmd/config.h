@@ -29,7 +29,13 @@ struct vmmd_config {
 	uint32_t default_mem_mib;
 	uint32_t mem_headroom_mib;
 	uint32_t max_vcpus;
+	/* Client connections before their request (server.c,
+	 * clientlimit.h). */
 	uint32_t max_clients;
+	uint32_t max_clients_per_uid;
+	uint32_t reserved_clients;
+	uint32_t max_request_kib_per_uid;
+	uint32_t client_request_timeout_s;
 	uint32_t reconcile_interval_s;
 	/* Placement and devices (devices.h checks them at start). */
 	char sysfs_root[VMENV_MAX_PATH];
@@ -47,6 +53,8 @@ struct vmmd_config {
 	char allow_user_images[4]; /* no, yes */
 	char qemu_img[VMENV_MAX_PATH];
 	char fetch_proxy[256];
+	char fetch_user[64];		   /* the download helper runs as */
+	char fetch_helper[VMENV_MAX_PATH]; /* fetch/vmenv-fetch */
 	uint32_t catalog_refresh_s;
 	uint32_t image_prepare_timeout_s;
 	uint32_t fetch_connect_timeout_s;

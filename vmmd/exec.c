@@ -7,6 +7,8 @@
 #include "cleanup.h"
 #include "job.h"
 #include "log.h"
+#include "stray.h"
+#include "userfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,9 @@
 #define EXEC_BULK_QUEUE (1024u * 1024u)
 #define OUT_STDOUT	0
 #define OUT_STDERR	1
+/* After its EXEC, a task only ever sends SIGNAL (a few dozen bytes): a
+ * longer message is not buffered but ends the session. */
+#define EXEC_MAX_CLIENT_MSG 4096
 
 /* S_DETACHED: a session of a restored guest whose task has not re-attached
  * yet (its output waits in the queue, within the window). */
@@ -69,8 +74,11 @@ struct exec_session {
 	 * bulk_open: the port is another channel, and its end marker can be
 	 * read before the agent's STARTED (a command that ends at once). */
 	bool bulk_asked;
-	bool exit_seen;
+	bool exit_seen; /* or EXEC_FAIL: the guest is done with it */
 	bool exit_signaled;
+	/* Frames that come once (STARTED, each stream's EOF). */
+	bool started_seen;
+	bool eof_seen[2];
 	int exit_value;
 	struct proto_request req;
 	/* Checkpoints: the batch script's session re-attaches after a
@@ -133,8 +141,22 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* The guest may still send for a session vmmd ends while its command runs
+ * (the task went away): what its windows allow, no more (stray.h). */
+static void sess_remember(const struct exec_session *s)
+{
+	uint32_t owed = s->inflight + s->credit_pending;
+
+	if ((s->st != S_RUNNING && s->st != S_DETACHED) || s->exit_seen)
+		return;
+	stray_session_ended(&s->j->stray, s->id,
+			    owed < AW_WINDOW ? AW_WINDOW - owed : 0,
+			    AW_WINDOW - s->in_window);
+}
+
 static void sess_free(struct exec_session *s)
 {
+	sess_remember(s);
 	if (s->bulk_port >= 0)
 		bulk_release(s->j, (uint32_t)s->bulk_port, 0);
 	sess_unlink(s);
@@ -290,9 +312,14 @@ static int on_output(struct exec_session *s, int which, const uint8_t *p,
 	struct out_stream *o = &s->out[which];
 	size_t done;
 
+	/* Nothing comes after a stream's EOF: a guest that sends more makes
+	 * vmmd work outside any window. */
+	if (s->eof_seen[which])
+		return stray_frame(&s->j->stray, (uint32_t)n, now_ms());
 	if (o->fd < 0 && (s->st != S_DETACHED || s->req.exec.merge_stderr))
 		o = &s->out[OUT_STDOUT]; /* merged */
 	if (n == 0) {
+		s->eof_seen[which] = true;
 		o->eof = true;
 		return 0;
 	}
@@ -402,6 +429,8 @@ static int on_credit(struct exec_session *s, const uint8_t *p, size_t n)
 	c = aw_get_u32(&r);
 	if (aw_reader_done(&r) < 0 || c > AW_WINDOW - s->in_window)
 		return -EPROTO;
+	if (c == 0)
+		return stray_frame(&s->j->stray, (uint32_t)n, now_ms());
 	s->in_window += c;
 	in_pause(s, false);
 	return 0;
@@ -543,6 +572,7 @@ static int on_exec_fail(struct exec_session *s, const uint8_t *p, size_t n)
 	aw_reader_init(&r, p, n);
 	(void)aw_get_u32(&r);
 	m = aw_get_str(&r, 1024);
+	s->exit_seen = true; /* nothing more comes for it */
 	snprintf(msg, sizeof(msg), "job %u: cannot run '%s' in the guest: %s",
 		 s->j->id, printable(s->req.exec.argv[0], arg0, sizeof(arg0)),
 		 printable(m ? m : "unknown error", safe, sizeof(safe)));
@@ -557,12 +587,15 @@ static int on_started(struct exec_session *s, const uint8_t *p, size_t n)
 	struct aw_reader r;
 	uint32_t err = 0;
 
+	if (s->started_seen)
+		return stray_frame(&s->j->stray, (uint32_t)n, now_ms());
 	aw_reader_init(&r, p, n);
 	(void)aw_get_u32(&r);
 	if (s->bulk_asked)
 		err = aw_get_u32(&r);
 	if (aw_reader_done(&r) < 0)
 		return -EPROTO;
+	s->started_seen = true;
 	/* The agent could not use the port (then it wrote no end marker:
 	 * the port is still open here). */
 	if (err && s->bulk_open) {
@@ -621,9 +654,12 @@ int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
 	struct exec_session *s = sess_find(j, h->session);
 	int r;
 
-	/* Late frames of a session whose task went away are dropped. */
+	/* Late frames of a session whose task went away are dropped, within
+	 * what its window allows; a session never issued gets only the
+	 * grace. */
 	if (!s)
-		return 0;
+		return stray_session_frame(&j->stray, h->session, h->type, p,
+					   h->len, now_ms());
 	r = session_frame(s, h, p);
 	/* Which frame, and what the session was: a broken guest and a bug
 	 * of ours look the same from the job's side. */
@@ -705,12 +741,46 @@ static void widen_pipe(int fd)
 		(void)fcntl(fd, F_SETPIPE_SZ, EXEC_PIPE_SIZE);
 }
 
+static struct userfd_ids job_ids(const struct job *j)
+{
+	return (struct userfd_ids){.uid = j->uid,
+				   .gid = j->gid,
+				   .ngroups = j->ngroups,
+				   .groups = j->groups};
+}
+
+/* The task shares its stdio with vmmd: non-blocking mode is taken on
+ * private copies opened as the job's user (common/userfd.h), never as
+ * root, never set on a description the task shares when avoidable. */
+static int own_stdio(const struct exec_session *s, int *fds)
+{
+	struct userfd_ids ids = job_ids(s->j);
+	int pick[3], modes[3], r;
+	size_t idx[3], n = 0;
+
+	if (s->req.exec.want_stdin)
+		idx[n] = 0, modes[n++] = O_RDONLY;
+	idx[n] = 1, modes[n++] = O_WRONLY;
+	if (!s->req.exec.merge_stderr)
+		idx[n] = 2, modes[n++] = O_WRONLY;
+	for (size_t i = 0; i < n; i++)
+		pick[i] = fds[idx[i]];
+	if ((r = userfd_own_nonblock(&ids, pick, modes, n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		fds[idx[i]] = pick[i];
+	return 0;
+}
+
 static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 {
 	size_t want = 3 + (s->req.exec.script ? 1 : 0);
+	int r;
 
 	if (nfds != want)
 		return -EINVAL;
+	if ((r = own_stdio(s, fds)) < 0)
+		return r;
 	s->in_fd = fds[0];
 	s->out[OUT_STDOUT].fd = fds[1];
 	s->out[OUT_STDERR].fd = fds[2];
@@ -719,15 +789,9 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 		close_fd(&s->in_fd);
 	if (s->req.exec.merge_stderr)
 		close_fd(&s->out[OUT_STDERR].fd);
-	/* The task shares these descriptions with vmmd: non-blocking mode is
-	 * taken on private reopened copies, never set on the shared ones. */
 	for (int i = 0; i < 2; i++)
-		if (s->out[i].fd >= 0) {
-			fd_own_nonblock(&s->out[i].fd, O_WRONLY);
+		if (s->out[i].fd >= 0)
 			widen_pipe(s->out[i].fd);
-		}
-	if (s->in_fd >= 0)
-		fd_own_nonblock(&s->in_fd, O_RDONLY);
 	return 0;
 }
 
@@ -736,6 +800,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 {
 	struct exec_session *s = calloc(1, sizeof(*s));
 	char msg[PROTO_MAX_ERROR];
+	int r;
 
 	(void)peer_uid;
 	if (!s) {
@@ -752,6 +817,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	s->req = *req;
 	memset(req, 0, sizeof(*req));
 	proto_rx_init(&s->rx);
+	s->rx.max = EXEC_MAX_CLIENT_MSG;
 	if (j->next_session == 0)
 		j->next_session = 1;
 	s->id = j->next_session++;
@@ -768,13 +834,13 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		sess_end(s, msg);
 		return;
 	}
-	if (sess_setup_fds(s, fds, nfds) < 0) {
+	if ((r = sess_setup_fds(s, fds, nfds)) < 0) {
 		for (size_t i = 0; i < nfds; i++)
 			close(fds[i]);
 		snprintf(msg, sizeof(msg),
-			 "job %u: exec needs the task's "
-			 "stdin, stdout and stderr",
-			 j->id);
+			 "job %u: exec needs the task's stdin, stdout and "
+			 "stderr, open for reading and writing: %s",
+			 j->id, strerror(-r));
 		sess_end(s, msg);
 		return;
 	}
@@ -793,12 +859,14 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 
 /* The task's stdout is write-only: the copy for the checkpoint reads the
  * same file through a description of its own. */
-static int reopen_read(int fd)
+/* The batch step's output file, read for the checkpoint as the job's
+ * user: a descriptor the task sent is never opened again with root's
+ * rights (it could name a file only root may read). */
+static int reopen_read(const struct job *j, int fd)
 {
-	char p[64];
+	struct userfd_ids ids = job_ids(j);
 
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-	return open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	return userfd_reopen_read(&ids, fd);
 }
 
 bool exec_ckpt_flushed(const struct job *j)
@@ -831,7 +899,7 @@ int exec_ckpt_collect(struct job *j, struct ckpt_manifest *m, int *ret_fd)
 		 * after the restore, so the session's output flows again. */
 		c->credit = s->credit_pending + s->inflight;
 		if (s->batch && *ret_fd < 0 && s->out[OUT_STDOUT].fd >= 0)
-			*ret_fd = reopen_read(s->out[OUT_STDOUT].fd);
+			*ret_fd = reopen_read(j, s->out[OUT_STDOUT].fd);
 	}
 	return 0;
 }
@@ -878,6 +946,7 @@ static struct exec_session *detached_new(struct job *j,
 	s->written[0] = c->out_bytes[0];
 	s->written[1] = c->out_bytes[1];
 	proto_rx_init(&s->rx);
+	s->rx.max = EXEC_MAX_CLIENT_MSG;
 	s->next = j->sessions;
 	j->sessions = s;
 	return s;
@@ -902,6 +971,12 @@ int exec_ckpt_adopt(struct job *j, const struct ckpt_manifest *m,
 			b.len = 0;
 			if (aw_put_u32(&b, SIGKILL) == 0)
 				agent_send(j, AW_SIGNAL, c->id, b.data, b.len);
+			/* Its output still in the guest may come: within
+			 * the window vmmd had not returned. */
+			stray_session_ended(
+			    &j->stray, c->id,
+			    c->credit < AW_WINDOW ? AW_WINDOW - c->credit : 0,
+			    AW_WINDOW);
 			continue;
 		}
 		if (!(s = detached_new(j, c))) {

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,7 +252,25 @@ static void fill_opts(struct fetch_opts *o, const struct vmmd_config *c)
 	    .retry_delay_ms = c->fetch_retry_delay_ms,
 	    .max_redirects = 5,
 	    .proxy = c->fetch_proxy,
+	    .helper = c->fetch_helper,
+	    .user = c->fetch_user,
 	};
+}
+
+/* Downloads check fetch_user each time (it may be created later); say at
+ * start already when they would all fail. */
+static void check_fetch_user(const struct vmmd_config *c)
+{
+	struct passwd *pw = getpwnam(c->fetch_user);
+
+	if (!pw)
+		log_warn("fetch_user '%s' does not exist: image downloads will "
+			 "fail until it does (docs/images.md)",
+			 c->fetch_user);
+	else if (pw->pw_uid == 0 || pw->pw_gid == 0)
+		log_warn("fetch_user '%s' is root: image downloads are refused "
+			 "(docs/images.md)",
+			 c->fetch_user);
 }
 
 static void catalog_tick(void *data);
@@ -270,11 +289,12 @@ int images_init(struct vmmd *d)
 	 * only boots first-format images never needs the directory. */
 	if ((r = imgcache_init(&im->cache, d->cfg.image_cache,
 			       (uint64_t)d->cfg.image_cache_max_mib << 20,
-			       false)) < 0 ||
-	    (r = fetch_global_init()) < 0) {
+			       false)) < 0) {
 		free(im);
 		return r;
 	}
+	if (geteuid() == 0)
+		check_fetch_user(&d->cfg);
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(im);
 		return -errno;

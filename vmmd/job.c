@@ -11,10 +11,12 @@
 #include "jobnet_host.h"
 #include "jobplace.h"
 #include "log.h"
+#include "rmtree.h"
 #include "spec.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -228,9 +230,35 @@ static int check_slurm(struct job *j, struct slurmjob_info *si, char *err,
 	return 0;
 }
 
+/* The user's own directory u/ (vmenv-9p's state files, written as the
+ * user): made and handed over by fd, inside the root-owned job directory,
+ * so that neither it nor its name can be something else by then. */
+static int make_user_dir(struct job *j, char *err, size_t errlen)
+{
+	_cleanup_close_ int dfd =
+	    open(j->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int ufd = -1;
+
+	if (dfd < 0 || mkdirat(dfd, "u", 0700) < 0 ||
+	    (ufd = openat(dfd, "u",
+			  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+		0 ||
+	    fchown(ufd, j->uid, j->gid) < 0)
+		return err_set(err, errlen, -errno,
+			       "job %u: cannot create %s/u: %m", j->id, j->dir);
+	return 0;
+}
+
+/* Everything below the job directory is root's except u/ (see job.h):
+ * libvirtd creates QEMU's sockets in q/ and hands QEMU their fds, so q/ can
+ * be root's 0700 and nothing there can be swapped for a link before
+ * libvirt chowns it or vmmd connects to it. */
 static int prepare_dir(struct job *j, char *err, size_t errlen)
 {
-	static const char *const subs[] = {"boot", "disk"};
+	static const struct {
+		const char *name;
+		mode_t mode;
+	} subs[] = {{"boot", 0755}, {"disk", 0755}, {"q", 0700}};
 	char p[VMENV_MAX_PATH + 32];
 	int r;
 
@@ -238,16 +266,14 @@ static int prepare_dir(struct job *j, char *err, size_t errlen)
 	if ((r = mkdir_p(j->dir, 0755)) < 0)
 		return err_set(err, errlen, r, "job %u: cannot create %s: %s",
 			       j->id, j->dir, strerror(-r));
-	snprintf(p, sizeof(p), "%s/q", j->dir);
-	if (mkdir(p, 0700) < 0 || chown(p, j->uid, j->gid) < 0)
-		return err_set(err, errlen, -errno,
-			       "job %u: cannot create %s: %m", j->id, p);
 	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
-		snprintf(p, sizeof(p), "%s/%s", j->dir, subs[i]);
-		if (mkdir(p, 0755) < 0)
+		snprintf(p, sizeof(p), "%s/%s", j->dir, subs[i].name);
+		if (mkdir(p, subs[i].mode) < 0)
 			return err_set(err, errlen, -errno, "job %u: %s: %m",
 				       j->id, p);
 	}
+	if ((r = make_user_dir(j, err, errlen)) < 0)
+		return r;
 	if ((r = mkdir_p(j->d->cfg.console_dir, 0755)) < 0)
 		return err_set(err, errlen, r, "job %u: %s: %s", j->id,
 			       j->d->cfg.console_dir, strerror(-r));
@@ -767,6 +793,24 @@ static int read_state(struct job *j)
 	return j->image[0] && j->work_dir[0] ? 0 : -EINVAL;
 }
 
+/* A guest adopted after a restart is reached through q/ by path: only
+ * when q/ and the job directory are still root's and no one else may
+ * write them (an older vmmd gave q/ to the user). */
+static int check_private_dirs(const struct job *j)
+{
+	char q[VMENV_MAX_PATH + 8];
+	struct stat st;
+
+	snprintf(q, sizeof(q), "%s/q", j->dir);
+	if (lstat(j->dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 022))
+		return -EPERM;
+	if (lstat(q, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 077))
+		return -EPERM;
+	return 0;
+}
+
 int job_restore(struct vmmd *d, uint32_t id)
 {
 	char err[512];
@@ -776,6 +820,11 @@ int job_restore(struct vmmd *d, uint32_t id)
 	if (!j)
 		return -ENOMEM;
 	r = read_state(j);
+	if (r == 0 && (r = check_private_dirs(j)) < 0)
+		log_err(
+		    "job %u: %s or its q/ is not root's alone: the guest is "
+		    "not adopted",
+		    id, j->dir);
 	if (r == 0)
 		r = resolve_user(j, err, sizeof(err));
 	/* A guest started by a vmmd without policies has no spec file. */

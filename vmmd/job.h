@@ -21,9 +21,16 @@
  *                   them to the user while the guest runs)
  *   disk/           the job's qcow2 overlay on the cached disk image
  *                   (jobimage.h)
- *   q/agent.sock    QEMU's end of the agent channel (dir owned by the user:
- *                   QEMU runs as the user and binds it)
+ *   q/              root's, 0700: libvirtd binds QEMU's sockets here and
+ *                   passes QEMU their fds; only root resolves these paths
+ *   q/agent.sock    QEMU's end of the agent channel
  *   q/bulk.<i>.sock QEMU's ends of the bulk ports (bulk.h)
+ *   q/files.sock    QEMU's end of the served files' port; q/files.in the
+ *                   state a restored vmenv-9p starts from (written by vmmd)
+ *   u/              the job's user's, 0700: what vmenv-9p writes as the
+ *                   user (files.state, files.state.pending); vmmd reads it
+ *                   only with O_NOFOLLOW|O_NONBLOCK and checks the owner
+ * No other directory below is writable by the user: docs/security.md.
  */
 #ifndef VMMD_JOB_H
 #define VMMD_JOB_H
@@ -36,6 +43,7 @@
 #include "jobnet.h"
 #include "proto.h"
 #include "slurmjob.h"
+#include "stray.h"
 #include "vmmd.h"
 #include "vmspec.h"
 
@@ -94,6 +102,8 @@ struct job {
 	struct ckpt_job *ckpt; /* ckpt.c's state; NULL until needed */
 	struct exec_session *sessions;
 	uint32_t next_session;
+	/* What the guest sends that vmmd drops, within a budget (stray.h). */
+	struct stray stray;
 	struct loop_timer *boot_timer; /* also the image's, while preparing */
 	struct jobimg *img;
 	/* A multi-node job's private network (nnodes > 1 only). */

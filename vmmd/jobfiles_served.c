@@ -36,7 +36,7 @@ int jobfiles_served_prepare(struct job *j, char *err, size_t errlen)
 	f->pidfd = -1;
 	if (str_printf(f->sock, sizeof(f->sock), "%s/q/files.sock", j->dir) <
 		0 ||
-	    str_printf(f->state, sizeof(f->state), "%s/q/files.state", j->dir) <
+	    str_printf(f->state, sizeof(f->state), "%s/u/files.state", j->dir) <
 		0 ||
 	    str_printf(f->ctl_path, sizeof(f->ctl_path), "%s/files.ctl",
 		       j->dir) < 0 ||
@@ -300,7 +300,7 @@ int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
 			       line);
 	}
 	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
-	/* q/ is the job's user's: the state file must be theirs, a plain
+	/* u/ is the job's user's: the state file must be theirs, a plain
 	 * file, not a link or a FIFO put in its place. */
 	r = copy_user_file(f->state, dst, 0600, j->uid);
 	if (r < 0) {

@@ -368,9 +368,14 @@ static int check_user_image(struct jobimg *ji, const char *path, char *err,
 		    "job %u: image path '%s' is not a clean absolute "
 		    "path",
 		    j->id, path);
-	_cleanup_close_ int fd =
-	    open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st) < 0)
+	/* O_PATH first: opening a device the user named could do something
+	 * (a watchdog arms when opened); only a regular file of the user's
+	 * is then opened for reading, the same inode through its fd. */
+	_cleanup_close_ int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd = -1;
+	char self[64];
+
+	if (pfd < 0 || fstat(pfd, &st) < 0)
 		return err_set(err, errlen, -errno, "job %u: image '%s': %m",
 			       j->id, path);
 	if (!S_ISREG(st.st_mode) || st.st_uid != j->uid)
@@ -379,6 +384,11 @@ static int check_user_image(struct jobimg *ji, const char *path, char *err,
 		    "job %u: image '%s' must be a regular file owned "
 		    "by the job's user (uid %u)",
 		    j->id, path, (unsigned)j->uid);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	fd = open(self, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return err_set(err, errlen, -errno, "job %u: image '%s': %m",
+			       j->id, path);
 	r = user_format(fd, ji->base_fmt, sizeof(ji->base_fmt));
 	if (r == -EPERM)
 		return err_set(err, errlen, r,
@@ -392,10 +402,24 @@ static int check_user_image(struct jobimg *ji, const char *path, char *err,
 	return 0;
 }
 
+/* The overlay, created empty as root (O_EXCL, no link followed) and
+ * given to the job's user by fd. */
+static int precreate_overlay(struct jobimg *ji, char *err, size_t errlen)
+{
+	struct job *j = ji->j;
+	_cleanup_close_ int fd =
+	    open(ji->overlay,
+		 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0 || fchown(fd, j->uid, j->gid) < 0)
+		return err_set(err, errlen, -errno, "job %u: %s: %m", j->id,
+			       ji->overlay);
+	return 0;
+}
+
 int jobimg_start_user(struct job *j, const char *path, char *err, size_t errlen)
 {
 	struct jobimg *ji = ji_new(j);
-	char dir[VMENV_MAX_PATH + 8];
 	int r;
 
 	if (!ji)
@@ -408,12 +432,12 @@ int jobimg_start_user(struct job *j, const char *path, char *err, size_t errlen)
 	snprintf(ji->base, sizeof(ji->base), "%s", path);
 	if ((r = check_user_image(ji, path, err, errlen)) < 0)
 		return r;
-	/* qemu-img runs as the user, so it reads only what the user can
-	 * and writes the overlay into a directory of the user's. */
-	snprintf(dir, sizeof(dir), "%s/disk", j->dir);
-	if (chown(dir, j->uid, j->gid) < 0)
-		return err_set(err, errlen, -errno, "job %u: %s: %m", j->id,
-			       dir);
+	/* qemu-img runs as the user, so it reads only what the user can.
+	 * It writes the overlay into a file of the user's that root made in
+	 * root's disk/: the directory stays root's, so the overlay's name
+	 * cannot become a link before libvirt labels it. */
+	if ((r = precreate_overlay(ji, err, errlen)) < 0)
+		return r;
 	r = start_overlay(ji, j->uid, j->gid, err, errlen);
 	return r < 0 ? r : 1;
 }

@@ -7,11 +7,13 @@
 #include "jobnet_host.h"
 #include "log.h"
 #include "spec.h"
+#include "trustpath.h"
 #include "vmmd.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -140,12 +142,38 @@ static void sig_io(void *data, uint32_t events)
 	}
 }
 
+/* /run is empty after a reboot: the pid file's directory is made here,
+ * as systemd's RuntimeDirectory would (the cold start of issue 15). */
 static int write_pidfile(const char *path)
 {
-	char buf[32];
+	char buf[32], dir[VMENV_MAX_PATH];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	int r;
 
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((r = mkdir_p(dirname(dir), 0755)) < 0)
+		return r;
 	return write_file_atomic(path, buf, (size_t)n, 0644);
+}
+
+/* Every directory vmmd resolves by path as root for its whole life:
+ * only root may change what they lead to (docs/security.md). */
+static int check_trusted_dirs(const struct vmmd_config *c)
+{
+	const char *const dirs[] = {c->run_dir, c->console_dir, c->image_cache,
+				    c->checkpoint_dir, c->socket_path};
+	char bad[VMENV_MAX_PATH];
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if ((r = trustpath_check(dirs[i], bad, sizeof(bad))) == 0)
+			continue;
+		log_err("config: '%s' leads through '%s', which someone other "
+			"than root can write or own (%s): refusing to start",
+			dirs[i], bad, strerror(-r));
+		return r;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -170,6 +198,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(o.debug ? LOG_DEBUG : level_of(d.cfg.log_level));
+	if (check_trusted_dirs(&d.cfg) < 0)
+		return 1;
 	d.hv = &hv_libvirt_ops;
 	if (jobnet_host_lock_path(&d.cfg, net_lock, sizeof(net_lock)) == 0) {
 		d.net = &hostnet_linux_ops;

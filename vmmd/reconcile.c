@@ -11,6 +11,7 @@
 #include "jobnet_host.h"
 #include "jobplace.h"
 #include "log.h"
+#include "rmtree.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -18,8 +18,9 @@
 
 #include "config.h"
 
-/* A client must send its request this soon after connecting. */
-#define CLIENT_IDLE_MS 30000
+/* At most one refusal a this often in the log: a flood of connections
+ * must not become a flood of log lines. */
+#define REFUSAL_LOG_MS 10000
 
 struct client {
 	struct client *next;
@@ -29,6 +30,7 @@ struct client {
 	struct loop_watch *w;
 	struct loop_timer *idle;
 	struct proto_rx rx;
+	uint64_t charged; /* request bytes charged to cred.uid */
 };
 
 static void client_free(struct client *c, bool close_fd)
@@ -39,7 +41,7 @@ static void client_free(struct client *c, bool close_fd)
 			break;
 		}
 	}
-	c->d->nclients--;
+	clientlimit_leave(&c->d->climit, c->cred.uid, c->charged);
 	loop_del_fd(c->w);
 	loop_cancel_timer(c->idle);
 	proto_rx_reset(&c->rx);
@@ -246,21 +248,64 @@ static void handle(struct client *c)
 	client_free(c, !handed);
 }
 
+/* A request longer than what its user may still have buffered. */
+static void over_bytes(struct client *c)
+{
+	uint32_t kib = c->d->cfg.max_request_kib_per_uid;
+
+	log_warn("client uid %u pid %d: a request of %zu bytes while this "
+		 "user's requests already hold %llu of %u KiB; closing",
+		 (unsigned)c->cred.uid, (int)c->cred.pid, c->rx.need,
+		 (unsigned long long)(kib * 1024ull -
+				      clientlimit_bytes_left(&c->d->climit,
+							     c->cred.uid)),
+		 kib);
+	reply_error(c,
+		    "vmmd: too many request bytes of uid %u being received "
+		    "at once (max_request_kib_per_uid = %u)",
+		    (unsigned)c->cred.uid, kib);
+}
+
+/* The request is read only as far as its user's byte budget goes: the
+ * length is checked against it before anything is allocated. */
+static int feed(struct client *c)
+{
+	uint64_t left = clientlimit_bytes_left(&c->d->climit, c->cred.uid);
+	int r;
+
+	/* -1: proto_rx allocates the terminating NUL too. (rx.max 0 would
+	 * mean PROTO_MAX_MSG: a spent budget still takes 1 byte.) */
+	if (left > PROTO_MAX_MSG)
+		c->rx.max = PROTO_MAX_MSG;
+	else if (left >= 2)
+		c->rx.max = (size_t)left - 1;
+	else
+		c->rx.max = 1;
+	r = proto_rx_feed(&c->rx, c->fd);
+	if (c->rx.buf && !c->charged &&
+	    clientlimit_charge(&c->d->climit, c->cred.uid, c->rx.need + 1) == 0)
+		c->charged = c->rx.need + 1;
+	return r;
+}
+
 static void client_io(void *data, uint32_t events)
 {
 	struct client *c = data;
 	int r;
 
 	(void)events;
-	r = proto_rx_feed(&c->rx, c->fd);
+	r = feed(c);
 	if (r == 0)
 		return;
+	if (r == -EMSGSIZE && c->rx.need <= PROTO_MAX_MSG) {
+		over_bytes(c);
+	} else if (r == -EMSGSIZE || r == -EPROTO) {
+		log_warn("client uid %u pid %d: %s; closing",
+			 (unsigned)c->cred.uid, (int)c->cred.pid,
+			 r == -EMSGSIZE ? "oversized message"
+					: "too many file descriptors");
+	}
 	if (r < 0) {
-		if (r == -EMSGSIZE || r == -EPROTO)
-			log_warn("client uid %u pid %d: %s; closing",
-				 (unsigned)c->cred.uid, (int)c->cred.pid,
-				 r == -EMSGSIZE ? "oversized message"
-						: "too many file descriptors");
 		client_free(c, true);
 		return;
 	}
@@ -274,38 +319,77 @@ static void client_idle(void *data)
 	struct client *c = data;
 
 	c->idle = NULL;
-	log_warn("client uid %u pid %d sent no request in %d s; closing",
+	log_warn("client uid %u pid %d sent no whole request in %u s; closing",
 		 (unsigned)c->cred.uid, (int)c->cred.pid,
-		 CLIENT_IDLE_MS / 1000);
+		 c->d->cfg.client_request_timeout_s);
 	client_free(c, true);
+}
+
+/* A connection over its uid's limit (or over the shared one) is told why
+ * and closed; the log says so at most every REFUSAL_LOG_MS. */
+static void refuse(struct vmmd *d, int fd, const struct ucred *cred, int why)
+{
+	struct clientlimit *l = &d->climit;
+	struct proto_reply rep = {.kind = PROTO_REPLY_ERROR};
+
+	if (why == -EUSERS)
+		snprintf(rep.error, sizeof(rep.error),
+			 "vmmd: uid %u holds too many connections "
+			 "(max_clients_per_uid = %u)",
+			 (unsigned)cred->uid, d->cfg.max_clients_per_uid);
+	else
+		snprintf(rep.error, sizeof(rep.error),
+			 "vmmd: too many connections (max_clients = %u)",
+			 d->cfg.max_clients);
+	/* The socket is new and empty: this never blocks. */
+	proto_send_reply(fd, &rep);
+	close(fd);
+	if (l->logged_ms && now_ms() - l->logged_ms < REFUSAL_LOG_MS)
+		return;
+	log_warn("refused a connection of uid %u pid %d: %s (%llu refused "
+		 "since the last such line)",
+		 (unsigned)cred->uid, (int)cred->pid, rep.error,
+		 (unsigned long long)(l->refused - l->logged_refused));
+	l->logged_ms = now_ms();
+	l->logged_refused = l->refused;
 }
 
 static void accept_one(struct vmmd *d, int fd)
 {
-	struct client *c = calloc(1, sizeof(*c));
-	socklen_t len = sizeof(c ? c->cred : (struct ucred){0});
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct client *c;
+	int r;
 
-	if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 ||
-	    d->nclients >= d->cfg.max_clients) {
-		if (c && d->nclients >= d->cfg.max_clients)
-			log_warn("too many clients (%u); refusing one",
-				 d->nclients);
+	/* Identity from the kernel, before anything else is spent on it. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		close(fd);
+		return;
+	}
+	r = clientlimit_admit(&d->climit, cred.uid);
+	if (r < 0) {
+		refuse(d, fd, &cred, r);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c) {
+		c->d = d;
+		c->fd = fd;
+		c->cred = cred;
+		proto_rx_init(&c->rx);
+	}
+	if (!c || loop_add_fd(d->loop, fd, EPOLLIN, client_io, c, &c->w) < 0) {
+		clientlimit_leave(&d->climit, cred.uid, 0);
 		free(c);
 		close(fd);
 		return;
 	}
-	c->d = d;
-	c->fd = fd;
-	proto_rx_init(&c->rx);
-	if (loop_add_fd(d->loop, fd, EPOLLIN, client_io, c, &c->w) < 0) {
-		free(c);
-		close(fd);
-		return;
-	}
-	c->idle = loop_add_timer(d->loop, CLIENT_IDLE_MS, client_idle, c);
+	/* Clients send their request as soon as they connect: one that does
+	 * not only holds a slot. */
+	c->idle = loop_add_timer(
+	    d->loop, d->cfg.client_request_timeout_s * 1000ull, client_idle, c);
 	c->next = d->clients;
 	d->clients = c;
-	d->nclients++;
 }
 
 static void listen_io(void *data, uint32_t events)
@@ -330,6 +414,10 @@ int server_listen(struct vmmd *d)
 	char dir[VMENV_MAX_PATH];
 	int r;
 
+	clientlimit_configure(
+	    &d->climit, d->cfg.max_clients, d->cfg.max_clients_per_uid,
+	    d->cfg.reserved_clients, d->cfg.max_request_kib_per_uid * 1024ull,
+	    d->slurm_uid);
 	snprintf(dir, sizeof(dir), "%s", d->cfg.socket_path);
 	r = mkdir_p(dirname(dir), 0755);
 	if (r < 0) {
@@ -352,6 +440,7 @@ void server_close(struct vmmd *d)
 {
 	while (d->clients)
 		client_free(d->clients, true);
+	clientlimit_free(&d->climit);
 	loop_del_fd(d->listen_w);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);

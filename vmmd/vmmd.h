@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "catalog.h"
+#include "clientlimit.h"
 #include "config.h"
 #include "hostnet.h"
 #include "hv.h"
@@ -41,7 +42,8 @@ struct vmmd {
 	uid_t slurm_uid;	 /* may start/stop besides root */
 	struct job *jobs;
 	struct client *clients;
-	uint32_t nclients;
+	/* Connections per uid, with root's and SlurmUser's reserve. */
+	struct clientlimit climit;
 	int listen_fd;
 	struct loop_watch *listen_w;
 	struct loop_watch *hv_w;

@@ -8,9 +8,10 @@
  * the decoder; what decodes must encode again to the very same bytes.
  * Selector 5 feeds a bulk port's stream (common/bulkscan.c) in pieces the
  * input chooses, and compares with a plain search over the whole stream.
- * Selector 7 checks a REQUEST's MAC as the server does (on any bytes: no
- * crash, and a payload signed here must verify, one with a bit flipped
- * not).
+ * Selector 6 is every frame the agent sends, as vmmd decodes it
+ * (common/agentmsg.c). Selector 8 checks a REQUEST's MAC as the rsh server
+ * does (on any bytes: no crash, and a payload signed here must verify, one
+ * with a bit flipped not).
  * Built and run by test/fuzz/run-wire-fuzz.
  */
 #include <errno.h>
@@ -20,13 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentmsg.h"
 #include "agentwire.h"
 #include "bulkscan.h"
 #include "rshwire.h"
 
 static void same_bytes(const struct aw_buf *b, const uint8_t *p, size_t n)
 {
-	if (b->len != n || memcmp(b->data, p, n) != 0)
+	/* An empty payload (SETUP_OK) encodes to nothing: no buffer. */
+	if (b->len != n || (n && memcmp(b->data, p, n) != 0))
 		abort();
 }
 
@@ -130,6 +133,35 @@ static void request_mac(const uint8_t *p, size_t n)
 	aw_buf_free(&b);
 }
 
+/* A frame from the agent as vmmd gets it: the type, then a byte whose
+ * bit 0 makes the session a command's (1) rather than the channel's, and
+ * bit 1 says the session asked for a bulk port; the rest is the payload.
+ * What decodes must encode again to the same bytes, and a string it
+ * gives has the length the payload said. */
+static void agent_frame(const uint8_t *p, size_t n)
+{
+	struct aw_agent_msg m;
+	struct aw_buf b = {0};
+	struct aw_hdr h;
+	bool bulk;
+
+	if (n < 2)
+		return;
+	h.type = p[0];
+	h.session = p[1] & 1;
+	bulk = p[1] & 2;
+	h.len = (uint32_t)(n - 2);
+	if (aw_agent_msg_decode(&h, p + 2, bulk, &m) != 0)
+		return;
+	if (aw_agent_msg_encode(&m, bulk, &b) != 0)
+		abort();
+	same_bytes(&b, p + 2, n - 2);
+	if (m.data && (m.data < p + 2 || m.data + m.len > p + n))
+		abort();
+	aw_buf_free(&b);
+	aw_agent_msg_clear(&m);
+}
+
 /* Markers the seeds contain (run-wire-fuzz). */
 static const uint8_t mark_s[AW_BULK_MARK_LEN + 1] = "\xffSTARTmarker....";
 static const uint8_t mark_e[AW_BULK_MARK_LEN + 1] = "\xff"
@@ -199,7 +231,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 8) {
+	switch (data[0] % 9) {
 	case 0:
 		setup(data + 1, size - 1, 1);
 		break;
@@ -216,9 +248,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bulk_stream(data + 1, size - 1);
 		break;
 	case 6:
-		hello(data + 1, size - 1);
+		agent_frame(data + 1, size - 1);
 		break;
 	case 7:
+		hello(data + 1, size - 1);
+		break;
+	case 8:
 		request_mac(data + 1, size - 1);
 		break;
 	default:

@@ -28,6 +28,7 @@
 #include "agentwire.h"
 #include "hv.h"
 #include "log.h"
+#include "rmtree.h"
 #include "util.h"
 
 static int failures;

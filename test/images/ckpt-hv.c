@@ -21,6 +21,7 @@
 #include "domxml.h"
 #include "hv.h"
 #include "log.h"
+#include "rmtree.h"
 #include "util.h"
 
 static const char *const rng_xml =

@@ -129,6 +129,10 @@ fetch_low_speed_time_s = ${LOW_SPEED_S:-3}
 fetch_low_speed_bps = 1024
 fetch_retries = ${RETRIES:-2}
 fetch_retry_delay_ms = ${RETRY_MS:-200}
+# The build's download helper; as nobody unless FETCH_USER says (the
+# machine may not have vmenv-fetch, the default).
+fetch_helper = $BUILD/fetch/vmenv-fetch
+fetch_user = ${FETCH_USER:-nobody}
 run_dir = $T/run
 console_dir = $T/console
 socket = $T/run/vmmd.sock

@@ -26,6 +26,7 @@
 #include "ckpt_lead.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
+#include "rmtree.h"
 #include "util.h"
 #include "wbfollow.h"
 

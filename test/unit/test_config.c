@@ -42,6 +42,10 @@ static const char *const all_keys[] = {
     "mem_headroom_mib",
     "max_vcpus",
     "max_clients",
+    "max_clients_per_uid",
+    "reserved_clients",
+    "max_request_kib_per_uid",
+    "client_request_timeout_s",
     "reconcile_interval_s",
     "policy_dir",
     "sysfs_root",
@@ -58,6 +62,8 @@ static const char *const all_keys[] = {
     "allow_user_images",
     "qemu_img",
     "fetch_proxy",
+    "fetch_user",
+    "fetch_helper",
     "catalog_refresh_s",
     "image_prepare_timeout_s",
     "fetch_connect_timeout_s",
@@ -134,6 +140,10 @@ static void test_defaults(void **state)
 	assert_int_equal(c.mem_headroom_mib, 128);
 	assert_int_equal(c.max_vcpus, 255);
 	assert_int_equal(c.max_clients, 1024);
+	assert_int_equal(c.max_clients_per_uid, 64);
+	assert_int_equal(c.reserved_clients, 32);
+	assert_int_equal(c.max_request_kib_per_uid, 16384);
+	assert_int_equal(c.client_request_timeout_s, 5);
 	assert_int_equal(c.reconcile_interval_s, 60);
 	assert_string_equal(c.sysfs_root, "/sys");
 	assert_string_equal(c.proc_root, "/proc");

@@ -33,6 +33,7 @@
 #include "devlease.h"
 #include "gres.h"
 #include "pcidev.h"
+#include "rmtree.h"
 #include "sysfs.h"
 #include "util.h"
 

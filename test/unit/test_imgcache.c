@@ -29,6 +29,7 @@
 #include "digest.h"
 #include "imgcache.h"
 #include "imgpull.h"
+#include "rmtree.h"
 
 #define HEX(c) c c c c c c c c c c c c c c c c
 #define H_A    HEX("aaaa")
@@ -49,6 +50,9 @@ static int setup(void **state)
 	assert_non_null(f);
 	strcpy(f->dir, "/tmp/vmenv-imgcache-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
+	/* The download helper (nobody, when root runs this) reads file://
+	 * sources in here. */
+	assert_int_equal(chmod(f->dir, 0755), 0);
 	snprintf(cache, sizeof(cache), "%s/cache", f->dir);
 	assert_int_equal(imgcache_init(&f->c, cache, 1000, true), 0);
 	*state = f;
@@ -282,6 +286,8 @@ static void test_parts(void **state)
 
 /* --- pulls over file:// ----------------------------------------------------- */
 
+#define HELPER TEST_BUILDDIR "/fetch/vmenv-fetch"
+
 static const struct fetch_opts opts = {
     .connect_timeout_s = 5,
     .low_speed_time_s = 5,
@@ -289,6 +295,8 @@ static const struct fetch_opts opts = {
     .retries = 1,
     .retry_delay_ms = 10,
     .max_redirects = 2,
+    .helper = HELPER,
+    .user = "nobody",
 };
 
 struct src {
@@ -394,6 +402,44 @@ static void test_pull_resume(void **state)
 	no_part(f, s.hex);
 }
 
+/* A partial file that is not one a puller made (a second name of another
+ * file, or someone else's) is never written into: refused, its name
+ * removed, the other file untouched; the next pull starts clean. */
+static void test_pull_part_not_ours(void **state)
+{
+	struct fx *f = *state;
+	struct imgpull_stats st;
+	struct src s;
+	char err[1024] = "", part[VMENV_MAX_PATH], other[VMENV_MAX_PATH];
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+
+	f->c.max_bytes = 1 << 30;
+	make_src(f, &s, 5000);
+	assert_int_equal(imgcache_part_path(&f->c, s.hex, part, sizeof(part)),
+			 0);
+	snprintf(other, sizeof(other), "%s/precious", f->dir);
+	assert_int_equal(write_file_atomic(other, "keep me", 7, 0600), 0);
+	assert_int_equal(link(other, part), 0);
+	assert_int_equal(pull(f, &s, s.hex, s.size, &st, err, sizeof(err)),
+			 -EPERM);
+	print_message("%s\n", err);
+	assert_contains(err, "is not a partial download: refused");
+	no_part(f, s.hex);
+	assert_int_equal(read_file_limited(other, 100, &data, &len), 0);
+	assert_int_equal(len, 7);
+	assert_memory_equal(data, "keep me", 7);
+	if (geteuid() == 0) {
+		assert_int_equal(write_file_atomic(part, "x", 1, 0600), 0);
+		assert_int_equal(chown(part, 65534, 65534), 0);
+		assert_int_equal(
+		    pull(f, &s, s.hex, s.size, &st, err, sizeof(err)), -EPERM);
+		no_part(f, s.hex);
+	}
+	assert_int_equal(pull(f, &s, s.hex, s.size, &st, err, sizeof(err)), 0);
+	assert_false(st.resumed);
+}
+
 static void test_pull_failures(void **state)
 {
 	struct fx *f = *state;
@@ -454,10 +500,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pull_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pull_part_not_ours, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pull_failures, setup,
 					    teardown),
 	};
 
-	assert_int_equal(fetch_global_init(), 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

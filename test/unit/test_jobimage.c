@@ -38,6 +38,7 @@
 #include "job.h"
 #include "log.h"
 #include "proto.h"
+#include "rmtree.h"
 #include "spec.h"
 #include "vmmd.h"
 
@@ -272,6 +273,10 @@ static int setup(void **state)
 	/* Absent until a test writes policies: no site policies. */
 	path_of(f, c->policy_dir, sizeof(c->policy_dir), "policies");
 	c->fetch_retries = 0;
+	/* The build's download helper, as nobody (root runs the tests). */
+	snprintf(c->fetch_helper, sizeof(c->fetch_helper), "%s",
+		 TEST_BUILDDIR "/fetch/vmenv-fetch");
+	snprintf(c->fetch_user, sizeof(c->fetch_user), "nobody");
 	/* Placement on a 2-CPU fixture node without devices. */
 	snprintf(c->sysfs_root, sizeof(c->sysfs_root), "%s",
 		 TEST_DATADIR "/sysfs/plain/sys");

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rmtree.h"
 #include "srv.h"
 #include "util.h"
 

@@ -30,6 +30,7 @@
 
 #include "cleanup.h"
 #include "policy.h"
+#include "rmtree.h"
 #include "util.h"
 #include "vmspec.h"
 

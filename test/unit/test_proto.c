@@ -783,6 +783,44 @@ static void test_oversized_length(void **state)
 	check_oversized(UINT32_MAX);
 }
 
+/* A receiver's own cap (vmmd: what the peer's uid may still buffer, or an
+ * exec connection's small messages) refuses a longer length before any
+ * allocation, takes one that fits, and stays through a reset. */
+static void test_rx_own_cap(void **state)
+{
+	static const struct {
+		uint32_t len;
+		int want;
+	} cases[] = {{100, 1}, {101, -EMSGSIZE}, {PROTO_MAX_MSG, -EMSGSIZE}};
+	char body[100];
+
+	memset(body, ' ', sizeof(body));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct proto_rx rx;
+		uint8_t hdr[4];
+		int sv[2];
+
+		xsocketpair(sv);
+		proto_rx_init(&rx);
+		rx.max = 100;
+		proto_rx_reset(&rx);
+		assert_int_equal(rx.max, 100);
+		put_hdr(hdr, cases[i].len);
+		assert_int_equal(write(sv[0], hdr, 4), 4);
+		if (cases[i].len <= sizeof(body))
+			assert_int_equal(write(sv[0], body, cases[i].len),
+					 (ssize_t)cases[i].len);
+		assert_int_equal(feed_all(&rx, sv[1]), cases[i].want);
+		if (cases[i].want < 0) {
+			assert_null(rx.buf);
+			assert_int_equal(rx.need, cases[i].len);
+		}
+		proto_rx_reset(&rx);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 /* The largest message allowed does get through (sent from a child, since
  * it exceeds the socket buffer). */
 static void test_max_size_accepted(void **state)
@@ -940,6 +978,7 @@ int main(void)
 	    cmocka_unit_test(test_fd_passing),
 	    cmocka_unit_test(test_one_byte_writes),
 	    cmocka_unit_test(test_oversized_length),
+	    cmocka_unit_test(test_rx_own_cap),
 	    cmocka_unit_test(test_max_size_accepted),
 	    cmocka_unit_test(test_send_refuses_limits),
 	    cmocka_unit_test(test_eof_mid_message),

@@ -51,6 +51,7 @@
 #include "jobplace.h"
 #include "log.h"
 #include "proto.h"
+#include "rmtree.h"
 #include "spec.h"
 #include "vmmd.h"
 
@@ -1387,6 +1388,36 @@ static void test_agent_v1(void **state)
 	assert_int_equal(job(f)->state, JOB_READY);
 }
 
+/* The guest's own words (HELLO's description) reach vmmd's log as one
+ * escaped line: no forged line with a priority of the guest's choosing,
+ * no terminal control. */
+static void test_agent_hello_text_escaped(void **state)
+{
+	struct fx *f = *state;
+	struct aw_buf b = {0};
+	struct frame fr;
+	int afd;
+
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	assert_int_equal(aw_put_u32(&b, AW_VERSION), 0);
+	assert_int_equal(aw_put_u32(&b, 0), 0);
+	assert_int_equal(aw_put_str(&b, "fake\n<0>forged\r\x1b[2J"), 0);
+	agent_send(f, afd, AW_HELLO, 0, b.data, b.len);
+	aw_buf_free(&b);
+	agent_expect(f, afd, AW_SETUP, &fr);
+	free(fr.p);
+	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
+	pump_until_state(f, JOB_READY);
+	assert_int_equal(
+	    log_count("job 42: agent up (fake\\n<0>forged\\r\\x1b[2J)\n"), 1);
+	assert_null(strstr(logbuf, "\n<0>"));
+	assert_null(strchr(logbuf, '\x1b'));
+	assert_null(strchr(logbuf, '\r'));
+}
+
 /* A job on 3 nodes, this one the second: its SETUP carries the network
  * jobnet planned; an agent of protocol 1 cannot take it and fails the job. */
 static void multinode_job(struct fx *f)
@@ -1974,6 +2005,224 @@ static void test_malformed_frames(void **state)
 	}
 }
 
+/* --- frames vmmd has no use for (vmmd/stray.h) ------------------------- */
+
+enum flood_when { FL_READY, FL_SESSION, FL_ENDED };
+
+static const struct {
+	const char *what;
+	enum flood_when when;
+	uint8_t type;
+	uint32_t session; /* 0 with FL_SESSION/FL_ENDED: the session's */
+	uint32_t len;	  /* STDOUT's payload */
+	size_t budget;	  /* what vmmd may take before it closes */
+} floods[] = {
+    {"STDOUT for a session never issued", FL_READY, AW_STDOUT, 999,
+     AW_MAX_AGENT_PAYLOAD, STRAY_GRACE},
+    {"EXIT for a session never issued", FL_READY, AW_EXIT, 7, 0, STRAY_GRACE},
+    {"output of an ended session past its window", FL_ENDED, AW_STDOUT, 0,
+     AW_MAX_AGENT_PAYLOAD, AW_WINDOW + STRAY_GRACE},
+    {"EOF again and again", FL_SESSION, AW_STDOUT, 0, 0, STRAY_GRACE},
+    {"STARTED again", FL_SESSION, AW_STARTED, 0, 0, STRAY_GRACE},
+    {"CREDIT of nothing", FL_SESSION, AW_CREDIT, 0, 0, STRAY_GRACE},
+    {"HELLO answers vmmd never asked for", FL_READY, AW_HELLO, 0, 0,
+     STRAY_GRACE + 4096},
+    {"SETUP_OK again", FL_READY, AW_SETUP_OK, 0, 0, STRAY_GRACE},
+    {"CKPT_OK vmmd never asked for", FL_READY, AW_CKPT_OK, 0, 0, STRAY_GRACE},
+};
+
+/* One frame of the flood, well formed for its type. */
+static void flood_frame(uint8_t type, uint32_t session, uint32_t len,
+			struct aw_buf *b)
+{
+	struct aw_buf p = {0};
+	uint8_t *data = calloc(1, len + 1);
+
+	assert_non_null(data);
+	if (type == AW_HELLO) {
+		assert_int_equal(aw_put_u32(&p, AW_VERSION), 0);
+		assert_int_equal(aw_put_u32(&p, 0), 0);
+		assert_int_equal(aw_put_str(&p, "fake agent"), 0);
+	} else if (type == AW_CKPT_OK) {
+		assert_int_equal(aw_put_u32(&p, AW_CKPT_PREPARE), 0);
+	} else if (type == AW_STARTED) {
+		assert_int_equal(aw_put_u32(&p, 1), 0);
+	} else if (type == AW_CREDIT) {
+		assert_int_equal(aw_put_u32(&p, 0), 0);
+	} else if (type == AW_EXIT) {
+		assert_int_equal(aw_put_u32(&p, AW_EXIT_CODE), 0);
+		assert_int_equal(aw_put_u32(&p, 0), 0);
+	} else {
+		assert_int_equal(aw_put_bytes(&p, data, len), 0);
+	}
+	assert_int_equal(aw_put_frame(b, type, session, p.data, p.len), 0);
+	aw_buf_free(&p);
+	free(data);
+}
+
+/* Sends the frame over and over until vmmd closes the channel (the fake
+ * hypervisor then closes this end with the guest); returns the bytes
+ * sent. With a small send buffer, what vmmd never read is at most that
+ * buffer. */
+static size_t flood(struct fx *f, int fd, const struct aw_buf *fr, size_t max)
+{
+	size_t total = 0, off = 0;
+
+	for (;;) {
+		ssize_t n = send(fd, fr->data + off, fr->len - off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			total += (size_t)n;
+			off = (off + (size_t)n) % fr->len;
+			if (total > max)
+				fail_msg("vmmd took %zu bytes and goes on",
+					 total);
+			continue;
+		}
+		if (errno == EPIPE || errno == ECONNRESET)
+			return total;
+		assert_int_equal(errno, EAGAIN);
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+		if (!job(f)->agent)
+			return total;
+	}
+}
+
+static uint32_t flood_setup(struct fx *f, enum flood_when when, int *afd,
+			    struct exec_client *c)
+{
+	struct exec_opts o = {.stdin_fd = -1};
+	struct proto_reply rep;
+	struct frame fr;
+	uint32_t sid;
+
+	if (when == FL_READY) {
+		start_ok(f);
+		*afd = agent_connect(f);
+		agent_handshake(f, *afd);
+		return 0;
+	}
+	sid = running_session(f, afd, &o, c);
+	agent_send_u32(f, *afd, AW_STARTED, sid, 1, 0, 1);
+	client_reply(f, c->fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	if (when == FL_ENDED) {
+		exec_close(c); /* the task goes: vmmd kills the command */
+		agent_expect(f, *afd, AW_SIGNAL, &fr);
+		free(fr.p);
+		assert_int_equal(exec_count(job(f)), 0);
+	}
+	return sid;
+}
+
+/* Each case: vmmd takes what its budget allows and no more, the job fails
+ * naming the frame, its task learns why, and vmmd serves on. */
+static void test_flood_cut_off(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(floods); i++) {
+		struct fx *f = i ? fx_renew(state) : *state;
+		struct exec_client c = {
+		    .fd = -1, .in = -1, .out = -1, .err = -1};
+		struct aw_buf fr = {0};
+		struct proto_reply rep;
+		char want[64];
+		int afd, sndbuf = 4096;
+		socklen_t sl = sizeof(sndbuf);
+		uint32_t sid;
+		size_t took, bound;
+
+		print_message("case: %s\n", floods[i].what);
+		sid = flood_setup(f, floods[i].when, &afd, &c);
+		assert_int_equal(setsockopt(afd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+					    sizeof(sndbuf)),
+				 0);
+		assert_int_equal(
+		    getsockopt(afd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl), 0);
+		flood_frame(floods[i].type,
+			    floods[i].session ? floods[i].session : sid,
+			    floods[i].len, &fr);
+		bound = floods[i].budget + (size_t)sndbuf + fr.len;
+		took = flood(f, afd, &fr, 64 * bound);
+		print_message("  vmmd took %zu bytes (bound %zu)\n", took,
+			      bound);
+		assert_true(took <= bound);
+		aw_buf_free(&fr);
+		pump_until_state(f, JOB_FAILED);
+		assert_contains(job(f)->error, "job 42: ");
+		assert_contains(job(f)->error, "flooded vmmd");
+		snprintf(want, sizeof(want), "the last: %s for session",
+			 aw_type_name(floods[i].type));
+		assert_contains(job(f)->error, want);
+		assert_null(job(f)->agent);
+		if (c.fd >= 0) {
+			client_reply(f, c.fd, &rep);
+			assert_int_equal(rep.kind, PROTO_EV_ERROR);
+			assert_string_equal(rep.error, job(f)->error);
+		}
+		exec_close(&c);
+		status_ok(f, 1);
+	}
+}
+
+/* The honest races cost no grace: a command that goes on writing after
+ * its task went away (its whole window, its EOFs, its EXIT), stdin
+ * credited back after that, and several answers to vmmd's repeated
+ * HELLOs. */
+static void test_stray_races_allowed(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.want_stdin = true, .stdin_fd = -1};
+	static uint8_t chunk[AW_MAX_AGENT_PAYLOAD];
+	struct exec_client c;
+	struct aw_exec e;
+	struct frame fr;
+	unsigned hellos = 0;
+	uint32_t sid;
+	int afd;
+
+	start_ok(f);
+	afd = agent_connect(f);
+	/* vmmd says HELLO again every second until it hears one back. */
+	while (hellos < 3) {
+		agent_expect(f, afd, AW_HELLO, &fr);
+		free(fr.p);
+		hellos++;
+	}
+	for (unsigned i = 0; i < hellos; i++)
+		agent_hello(f, afd, AW_VERSION);
+	agent_expect(f, afd, AW_SETUP, &fr);
+	free(fr.p);
+	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
+	pump_until_state(f, JOB_READY);
+
+	exec_start(f, JOB, &o, &c);
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
+	agent_send_u32(f, afd, AW_STARTED, sid, 1, 0, 1);
+	assert_int_equal(write_full(c.in, "input", 5), 0);
+	agent_expect(f, afd, AW_STDIN, &fr);
+	free(fr.p);
+	close(c.fd); /* the task goes, its stdin still open */
+	c.fd = -1;
+	agent_expect(f, afd, AW_SIGNAL, &fr);
+	free(fr.p);
+	assert_int_equal(exec_count(job(f)), 0);
+	exec_close(&c);
+
+	memset(chunk, 'x', sizeof(chunk));
+	for (uint32_t sent = 0; sent < AW_WINDOW; sent += sizeof(chunk))
+		agent_send(f, afd, AW_STDOUT, sid, chunk, sizeof(chunk));
+	agent_send_u32(f, afd, AW_CREDIT, sid, 5, 0, 1);
+	agent_send(f, afd, AW_STDOUT, sid, NULL, 0);
+	agent_send(f, afd, AW_STDERR, sid, NULL, 0);
+	agent_send_u32(f, afd, AW_EXIT, sid, AW_EXIT_SIGNAL, 9, 2);
+	pump(f, 100);
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_int_equal(job(f)->stray.grace_used, 0);
+	assert_int_equal(job(f)->stray.bytes, AW_WINDOW + 4 + 8);
+}
+
 /* ======================================================================= */
 /* clients                                                                  */
 /* ======================================================================= */
@@ -1994,7 +2243,7 @@ static void test_oversized_client_message(void **state)
 	assert_true(pump_until_readable(f, fd, WAIT_MS));
 	assert_int_equal(read(fd, &c, 1), 0);
 	close(fd);
-	assert_int_equal(f->d.nclients, 0);
+	assert_int_equal(f->d.climit.total, 0);
 	assert_contains(logbuf, "oversized message; closing");
 	status_ok(f, 0);
 }
@@ -2029,7 +2278,7 @@ static void test_bad_client_requests(void **state)
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_contains(rep.error, "'signal' outside an exec session");
 	close(devnull);
-	assert_int_equal(f->d.nclients, 0);
+	assert_int_equal(f->d.climit.total, 0);
 	status_ok(f, 0);
 }
 
@@ -2113,6 +2362,31 @@ static void test_garbage_on_exec_connection(void **state)
 			 "connection",
 			 WIFSIGNALED(status) ? "signal" : "exit code",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : code);
+}
+
+/* A task sends only SIGNAL after its EXEC: a long message is not buffered
+ * (a user would make root's vmmd hold 4 MiB per command) but ends the
+ * session, as if the task went away. */
+static void test_exec_connection_long_message(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	uint8_t hdr[4] = {0, 0x10, 0, 0}; /* 1 MiB follows */
+	struct exec_client c;
+	struct aw_reader r;
+	struct frame fr;
+	uint32_t sid;
+	int afd;
+
+	sid = running_session(f, &afd, &o, &c);
+	assert_int_equal(write(c.fd, hdr, sizeof(hdr)), 4);
+	agent_expect(f, afd, AW_SIGNAL, &fr);
+	assert_int_equal(fr.h.session, sid);
+	aw_reader_init(&r, fr.p, fr.h.len);
+	assert_int_equal(aw_get_u32(&r), SIGKILL);
+	free(fr.p);
+	assert_int_equal(exec_count(job(f)), 0);
+	exec_close(&c);
 }
 
 /* loop.h: fds that cannot be polled (regular files) are for the caller to
@@ -2323,6 +2597,210 @@ static void other_user_as_user(struct fx *f)
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_contains(rep.error, "job 77: permission denied");
 	exec_close(&c);
+}
+
+/* --- per-uid client limits (vmmd/clientlimit.h) ------------------------ */
+
+#define UID_A 65534
+#define UID_B 65533
+#define UID_C 65532
+
+static int drop_to(uid_t uid)
+{
+	if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0 ||
+	    getuid() != uid)
+		return -1;
+	return 0;
+}
+
+/* In a child as uid: n connections to vmmd, sending nothing, each passed
+ * to the parent over sock. */
+static int connect_child(const char *path, uid_t uid, int sock, size_t n)
+{
+	if (drop_to(uid) < 0)
+		return 20;
+	for (size_t i = 0; i < n; i++) {
+		int fd = unix_connect(path, 1000);
+
+		if (fd < 0 || proto_send(sock, "f", 1, &fd, 1) < 0)
+			return 21;
+		close(fd);
+	}
+	return 0;
+}
+
+/* fds[0..n): connections of uid (SO_PEERCRED), held by this process.
+ * vmmd has not accepted them yet: they wait in its listen backlog. */
+static void connect_as(struct fx *f, uid_t uid, int *fds, size_t n)
+{
+	struct proto_rx rx;
+	int sv[2], status;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_default_signals();
+		close(sv[0]);
+		_exit(connect_child(f->d.cfg.socket_path, uid, sv[1], n));
+	}
+	close(sv[1]);
+	proto_rx_init(&rx);
+	for (size_t i = 0; i < n; i++) {
+		int r;
+
+		while ((r = proto_rx_feed(&rx, sv[0])) == 0)
+			;
+		if (r < 0 || rx.nfds != 1)
+			fail_msg("connection %zu of uid %u not passed (%d)", i,
+				 (unsigned)uid, r);
+		fds[i] = rx.fds[0];
+		rx.nfds = 0;
+		proto_rx_reset(&rx);
+	}
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* In a child as uid: one status request. 0: served; 1: refused with
+ * want in the reason. */
+static int status_child(const char *path, uid_t uid, const char *want)
+{
+	struct proto_request req = {.op = PROTO_OP_STATUS};
+	struct proto_reply rep;
+	char err[PROTO_MAX_ERROR];
+	int fd;
+
+	if (drop_to(uid) < 0)
+		return 20;
+	fd = unix_connect(path, 1000);
+	if (fd < 0)
+		return 21;
+	/* A refused connection may be closed before the request is out:
+	 * the reply is read all the same. */
+	(void)proto_send_request(fd, &req, NULL, 0);
+	if (proto_recv_reply(fd, WAIT_MS, &rep, err, sizeof(err)) < 0)
+		return 22;
+	if (rep.kind == PROTO_REPLY_OK && rep.has_status)
+		return 0;
+	return want && strstr(rep.error, want) ? 1 : 23;
+}
+
+static int status_as(struct fx *f, uid_t uid, const char *want)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_default_signals();
+		_exit(status_child(f->d.cfg.socket_path, uid, want));
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) > 1)
+		fail_msg("uid %u's status request failed at step %d",
+			 (unsigned)uid, WEXITSTATUS(status));
+	return WEXITSTATUS(status);
+}
+
+/* Of the n connections, how many vmmd refused with want in the reply
+ * (each then closed); the others are open and waiting. */
+static size_t refused(struct fx *f, const int *fds, size_t n, const char *want)
+{
+	struct proto_reply rep;
+	char err[PROTO_MAX_ERROR];
+	size_t no = 0;
+
+	pump(f, 300);
+	for (size_t i = 0; i < n; i++) {
+		if (!readable(fds[i]))
+			continue;
+		if (proto_recv_reply(fds[i], 1000, &rep, err, sizeof(err)) < 0)
+			fail_msg("connection %zu: %s", i, err);
+		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		assert_contains(rep.error, want);
+		no++;
+	}
+	return no;
+}
+
+static void close_all(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* One user's idle connections stop at max_clients_per_uid; another user
+ * is still served; when users hold max_clients, a third is refused but
+ * root still gets through (the reserve); idle connections go after
+ * client_request_timeout_s; a user's request bytes are bounded. */
+static void test_client_limits(void **state)
+{
+	struct fx *f = *state;
+	int a[5], b[1], r[1], big[3];
+	uint8_t hdr[4] = {0, 0, 0x75, 0x30}; /* 30000 bytes follow */
+	uint64_t end;
+
+	if (getuid() != 0)
+		skip(); /* other uids need root; test_clientlimit covers the
+			   rules */
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	f->d.cfg.max_clients = 4;
+	f->d.cfg.max_clients_per_uid = 3;
+	f->d.cfg.max_request_kib_per_uid = 64;
+	f->d.cfg.client_request_timeout_s = 2;
+	clientlimit_configure(&f->d.climit, 4, 3, 2, 64 * 1024, f->d.slurm_uid);
+
+	connect_as(f, UID_A, a, ARRAY_SIZE(a));
+	assert_int_equal(refused(f, a, ARRAY_SIZE(a),
+				 "uid 65534 holds too many connections "
+				 "(max_clients_per_uid = 3)"),
+			 2);
+	assert_int_equal(f->d.climit.total, 3);
+	/* Another user is served, and holds the last shared slot. */
+	assert_int_equal(status_as(f, UID_B, NULL), 0);
+	connect_as(f, UID_B, b, ARRAY_SIZE(b));
+	assert_int_equal(refused(f, b, ARRAY_SIZE(b), "-"), 0);
+	assert_int_equal(f->d.climit.total, 4);
+	assert_int_equal(
+	    status_as(f, UID_C, "too many connections (max_clients = 4)"), 1);
+	/* Root is served even so, with one more connection open: both
+	 * slots of the reserve. */
+	for (size_t i = 0; i < ARRAY_SIZE(r); i++)
+		r[i] = unix_connect(f->d.cfg.socket_path, 1000);
+	status_ok(f, 0);
+	close_all(r, ARRAY_SIZE(r));
+	assert_contains(logbuf, "refused a connection of uid 65534");
+
+	/* Idle connections go: every slot comes back. */
+	end = now_ms() + WAIT_MS;
+	while (f->d.climit.total && now_ms() < end)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_int_equal(f->d.climit.total, 0);
+	assert_contains(logbuf, "client uid 65533 pid ");
+	assert_contains(logbuf, "sent no whole request in 2 s; closing");
+	close_all(a, ARRAY_SIZE(a));
+	close_all(b, ARRAY_SIZE(b));
+
+	/* Three requests of 30000 bytes announced: two fit in 64 KiB. */
+	connect_as(f, UID_A, big, ARRAY_SIZE(big));
+	for (size_t i = 0; i < ARRAY_SIZE(big); i++)
+		assert_int_equal(write(big[i], hdr, sizeof(hdr)), 4);
+	assert_int_equal(refused(f, big, ARRAY_SIZE(big),
+				 "too many request bytes of uid 65534"),
+			 1);
+	assert_int_equal(clientlimit_bytes_left(&f->d.climit, UID_A),
+			 64 * 1024 - 2 * 30001);
+	close_all(big, ARRAY_SIZE(big));
+	pump(f, 100);
+	assert_int_equal(f->d.climit.total, 0);
+	assert_int_equal(clientlimit_bytes_left(&f->d.climit, UID_A),
+			 64 * 1024);
 }
 
 /* A job runs at most AW_MAX_SESSIONS commands at once: each can hold a
@@ -4016,6 +4494,7 @@ int main(void)
 	    T(test_spec_drives_placement),
 	    T(test_exec_waits_then_runs),
 	    T(test_agent_v1),
+	    T(test_agent_hello_text_escaped),
 	    T(test_agent_multinode),
 	    T(test_net_shared_and_refused),
 	    T(test_net_sweep),
@@ -4026,13 +4505,17 @@ int main(void)
 	    T(test_boot_timeout),
 	    T(test_guest_crash),
 	    T(test_malformed_frames),
+	    T(test_flood_cut_off),
+	    T(test_stray_races_allowed),
 	    T(test_oversized_client_message),
 	    T(test_bad_client_requests),
 	    T(test_garbage_on_exec_connection),
+	    T(test_exec_connection_long_message),
 	    T(test_exec_stdin_from_file),
 	    T(test_stop),
 	    T(test_stop_console_logs),
 	    T(test_exec_other_user),
+	    T(test_client_limits),
 	    T(test_policy_refuses_start),
 	    T(test_policy_spec_applied),
 	    T(test_policy_matches_slurm),

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * userfd: taking a private, non-blocking copy of a descriptor a client
+ * handed to root, with the client's rights, never root's.
+ *
+ * A task's stdio reaches vmmd over SCM_RIGHTS and is shared with the task:
+ * setting O_NONBLOCK on it would change the task's own description, so a
+ * pipe, FIFO or terminal is opened again through /proc/self/fd to get a
+ * description of vmmd's own. Done by root, that open is a confused deputy:
+ * an O_PATH fd needs no permission at all, so a user could hand over
+ * /dev/kmsg or a root 0600 FIFO and have root open it. Here the open runs
+ * in a child that has become the user (groups, gid, uid; checked), and
+ * anything opened O_PATH, or without the access the caller needs, is
+ * refused before that.
+ */
+#ifndef VMENV_USERFD_H
+#define VMENV_USERFD_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define USERFD_MAX	  4
+#define USERFD_TIMEOUT_MS 2000
+
+struct userfd_ids {
+	uid_t uid;
+	gid_t gid;
+	size_t ngroups;
+	const gid_t *groups;
+};
+
+/* -EBADF when fd is O_PATH or lacks accmode (O_RDONLY or O_WRONLY). */
+int userfd_check(int fd, int accmode);
+
+/* For each fds[i] that is a FIFO or a character device (pipes and
+ * terminals are both), replaces it with a new description opened as ids
+ * with accmodes[i] | O_NONBLOCK, closing the old one; regular files are
+ * left alone; anything else (a socket) is made non-blocking in place.
+ * When the user may not open it again (a pipe root created), the fd is made
+ * non-blocking in place, as the task could do itself. For uid 0 (root's
+ * own job) the open is done in this process. 0 or -errno; on error the
+ * fds are unchanged. */
+int userfd_own_nonblock(const struct userfd_ids *ids, int *fds,
+			const int *accmodes, size_t n);
+
+/* A new read-only description of the regular file fd, opened as ids:
+ * only when the user may read that file. The new fd, or -errno. */
+int userfd_reopen_read(const struct userfd_ids *ids, int fd);
+
+#endif
