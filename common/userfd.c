@@ -3,20 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
-#include <signal.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "cleanup.h"
 #include "util.h"
 
 int userfd_check(int fd, int accmode)
@@ -32,145 +26,85 @@ int userfd_check(int fd, int accmode)
 	return 0;
 }
 
-/* In the child: the raw system calls, not glibc's wrappers, which in a
- * process forked from a threaded one would try to reach threads that are
- * not there. Checked: no way back to root afterwards. */
-static int become(const struct userfd_ids *ids)
-{
-	uid_t r, e, s;
-
-	if (syscall(SYS_setgroups, ids->ngroups, ids->groups) < 0 ||
-	    syscall(SYS_setresgid, ids->gid, ids->gid, ids->gid) < 0 ||
-	    syscall(SYS_setresuid, ids->uid, ids->uid, ids->uid) < 0)
-		return -1;
-	if (getresuid(&r, &e, &s) < 0 || r != ids->uid || e != ids->uid ||
-	    s != ids->uid || syscall(SYS_setresuid, 0, 0, 0) == 0)
-		return -1;
-	/* /proc/self/fd of a process that changed its ids is root's unless
-	 * it is made dumpable again; it is the user's own process now. */
-	return prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-}
-
-struct job_in {
-	const int *fds;
-	const int *flags;
-	size_t n;
+/* The thread's file system identity. Raw system calls: glibc's wrappers
+ * would change every thread of vmmd (its checkpoint workers too). */
+struct fs_creds {
+	uid_t fsuid;
+	gid_t fsgid;
+	int ngroups;
+	gid_t groups[NGROUPS_MAX];
 };
 
-/* The child: open each /proc/self/fd/N as the user, send the results
- * (one message: an errno per fd, the fds that opened). */
-static void child(int sock, const struct userfd_ids *ids,
-		  const struct job_in *in, char (*paths)[32])
+static int fs_save(struct fs_creds *c)
 {
-	int err[USERFD_MAX], out[USERFD_MAX];
-	size_t nout = 0;
-	char cbuf[CMSG_SPACE(sizeof(int) * USERFD_MAX)];
-	struct iovec iov = {.iov_base = err, .iov_len = sizeof(int) * in->n};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-
-	if (become(ids) < 0)
-		_exit(1);
-	for (size_t i = 0; i < in->n; i++) {
-		int fd = open(paths[i], in->flags[i]);
-
-		err[i] = fd < 0 ? errno : 0;
-		if (fd >= 0)
-			out[nout++] = fd;
-	}
-	if (nout) {
-		struct cmsghdr *c;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nout);
-		if (!(c = CMSG_FIRSTHDR(&mh)))
-			_exit(1);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nout);
-		memcpy(CMSG_DATA(c), out, sizeof(int) * nout);
-	}
-	_exit(sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? 1 : 0);
+	c->fsuid = (uid_t)syscall(SYS_setfsuid, -1);
+	c->fsgid = (gid_t)syscall(SYS_setfsgid, -1);
+	c->ngroups = (int)syscall(SYS_getgroups, NGROUPS_MAX, c->groups);
+	return c->ngroups < 0 ? -errno : 0;
 }
 
-static int recv_result(int sock, size_t n, int *err, int *got, size_t *ngot)
+/* setfsuid reports no error: success is the value read back. */
+static bool fs_set(uid_t uid, gid_t gid, int ngroups, const gid_t *groups)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * USERFD_MAX)];
-	struct iovec iov = {.iov_base = err, .iov_len = sizeof(int) * n};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
-	struct pollfd p = {.fd = sock, .events = POLLIN};
-	ssize_t len;
-
-	*ngot = 0;
-	if (poll(&p, 1, USERFD_TIMEOUT_MS) <= 0)
-		return -ETIMEDOUT;
-	len = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	if (len < 0)
-		return -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-			memcpy(got, CMSG_DATA(c), sizeof(int) * k);
-			*ngot = k;
-		}
-	if ((size_t)len != sizeof(int) * n || (mh.msg_flags & MSG_CTRUNC))
-		return -EPROTO;
-	return 0;
+	if (syscall(SYS_setgroups, (size_t)ngroups, groups) < 0)
+		return false;
+	syscall(SYS_setfsgid, gid);
+	syscall(SYS_setfsuid, uid);
+	return (uid_t)syscall(SYS_setfsuid, -1) == uid &&
+	       (gid_t)syscall(SYS_setfsgid, -1) == gid;
 }
 
-/* Opens in->fds as ids in a child; ret[i] = the new fd or -errno. */
-static int open_as(const struct userfd_ids *ids, const struct job_in *in,
-		   int *ret)
+static void fs_restore(const struct fs_creds *c)
 {
-	char paths[USERFD_MAX][32];
-	int sv[2], err[USERFD_MAX], got[USERFD_MAX], r, status;
-	size_t ngot = 0, k = 0;
-	pid_t pid;
+	/* The fsuid first: it brings back the capabilities setgroups and
+	 * the rest may need. Running on with a user's identity (or half of
+	 * it) is worse than stopping. */
+	syscall(SYS_setfsuid, c->fsuid);
+	if (!fs_set(c->fsuid, c->fsgid, c->ngroups, c->groups))
+		abort();
+}
 
-	if (in->n > USERFD_MAX)
+int userfd_as_user(const struct userfd_ids *ids, int (*fn)(void *arg),
+		   void *arg)
+{
+	struct fs_creds saved;
+	int r;
+
+	if (ids->ngroups > NGROUPS_MAX)
 		return -E2BIG;
-	for (size_t i = 0; i < in->n; i++)
-		snprintf(paths[i], sizeof(paths[i]), "/proc/self/fd/%d",
-			 in->fds[i]);
-	/* Root's own job: opening as root is acting for root. */
-	if (ids->uid == 0) {
-		for (size_t i = 0; i < in->n; i++) {
-			ret[i] = open(paths[i], in->flags[i]);
-			ret[i] = ret[i] < 0 ? -errno : ret[i];
-		}
-		return 0;
+	if ((r = fs_save(&saved)) < 0)
+		return r;
+	if (!fs_set(ids->uid, ids->gid, (int)ids->ngroups, ids->groups)) {
+		r = errno ? -errno : -EPERM;
+		fs_restore(&saved);
+		return r;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		child(sv[1], ids, in, paths);
-	}
-	close(sv[1]);
-	r = pid < 0 ? -errno : recv_result(sv[0], in->n, err, got, &ngot);
-	close(sv[0]);
-	if (pid > 0) {
-		if (r < 0)
-			kill(pid, SIGKILL);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-	}
-	for (size_t i = 0; i < in->n; i++) {
-		if (r < 0)
-			ret[i] = r;
-		else if (err[i])
-			ret[i] = -err[i];
-		else
-			ret[i] = k < ngot ? got[k++] : -EPROTO;
-	}
-	for (; k < ngot; k++)
-		close(got[k]);
+	r = fn(arg);
+	fs_restore(&saved);
 	return r;
+}
+
+struct reopen {
+	int fd;
+	int flags;
+};
+
+static int reopen_fn(void *arg)
+{
+	const struct reopen *ro = arg;
+	char path[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ro->fd);
+	fd = open(path, ro->flags);
+	return fd < 0 ? -errno : fd;
+}
+
+static int reopen_as(const struct userfd_ids *ids, int fd, int flags)
+{
+	struct reopen ro = {.fd = fd, .flags = flags};
+
+	return userfd_as_user(ids, reopen_fn, &ro);
 }
 
 static bool needs_reopen(int fd, int *r)
@@ -181,54 +115,57 @@ static bool needs_reopen(int fd, int *r)
 	return *r == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode));
 }
 
+/* Sockets, and what the user could not open again, are made
+ * non-blocking in place; regular files never block. */
+static void nonblock_in_place(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		fd_set_nonblock(fd, true);
+}
+
 int userfd_own_nonblock(const struct userfd_ids *ids, int *fds,
 			const int *accmodes, size_t n)
 {
-	int which[USERFD_MAX], flags[USERFD_MAX], olds[USERFD_MAX],
-	    news[USERFD_MAX], r;
-	struct job_in in = {.fds = olds, .flags = flags};
+	int news[USERFD_MAX], r;
 
 	if (n > USERFD_MAX)
 		return -E2BIG;
 	for (size_t i = 0; i < n; i++) {
+		news[i] = -1;
 		if ((r = userfd_check(fds[i], accmodes[i])) < 0)
 			return r;
+	}
+	for (size_t i = 0; i < n; i++) {
 		if (!needs_reopen(fds[i], &r)) {
 			if (r < 0)
-				return r;
+				goto fail;
 			continue;
 		}
-		which[in.n] = (int)i;
-		olds[in.n] = fds[i];
-		flags[in.n++] = accmodes[i] | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+		news[i] =
+		    reopen_as(ids, fds[i],
+			      accmodes[i] | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	}
-	if (in.n && (r = open_as(ids, &in, news)) < 0)
-		return r;
-	for (size_t k = 0; k < in.n; k++) {
-		int *fd = &fds[which[k]];
-
-		if (news[k] < 0)
-			continue;
-		close(*fd);
-		*fd = news[k];
-	}
-	/* Sockets, and what the user could not open again. Regular files
-	 * never block. */
 	for (size_t i = 0; i < n; i++) {
-		struct stat st;
-
-		if (fstat(fds[i], &st) == 0 && !S_ISREG(st.st_mode) &&
-		    !S_ISBLK(st.st_mode))
-			fd_set_nonblock(fds[i], true);
+		if (news[i] >= 0) {
+			close(fds[i]);
+			fds[i] = news[i];
+		}
+		nonblock_in_place(fds[i]);
 	}
 	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		if (news[i] >= 0)
+			close(news[i]);
+	return r;
 }
 
 int userfd_reopen_read(const struct userfd_ids *ids, int fd)
 {
-	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY, ret, r;
-	struct job_in in = {.fds = &fd, .flags = &flags, .n = 1};
 	struct stat st;
+	int r;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -236,6 +173,5 @@ int userfd_reopen_read(const struct userfd_ids *ids, int fd)
 		return -EINVAL;
 	if ((r = userfd_check(fd, O_WRONLY)) < 0)
 		return r;
-	r = open_as(ids, &in, &ret);
-	return r < 0 ? r : ret;
+	return reopen_as(ids, fd, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 }

@@ -91,6 +91,25 @@ int read_file_limited(const char *path, size_t max, char **ret, size_t *ret_len)
 	return read_fd_limited(fd, max, ret, ret_len);
 }
 
+int write_fd_whole(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	off_t off = 0;
+
+	if (ftruncate(fd, 0) < 0)
+		return -errno;
+	while ((size_t)off < len) {
+		ssize_t n = pwrite(fd, p + off, len - (size_t)off, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += n;
+	}
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
 int read_plain_file_limited(const char *path, size_t max, char **ret,
 			    size_t *ret_len)
 {

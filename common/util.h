@@ -32,6 +32,10 @@ int read_plain_file_limited(const char *path, size_t max, char **ret,
  * reader sees the old content or the new, never a part. */
 int write_file_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode);
+/* Replaces the whole content of the regular file open as fd (truncate,
+ * write from offset 0, fsync). For files kept open across a privilege
+ * drop: not atomic, the reader waits for the writer's word. */
+int write_fd_whole(int fd, const void *data, size_t len);
 int mkdir_p(const char *path, mode_t mode);
 /* Copies a regular file (reflink/copy_file_range where possible). */
 int copy_file(const char *src, const char *dst, mode_t mode);

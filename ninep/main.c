@@ -48,6 +48,10 @@
 struct opts {
 	const char *root, *connect, *state_in, *state_out;
 	int fd, ctl_fd;
+	/* STATE and STATE.pending, opened (created, root's) before the drop:
+	 * the directory they are in is root's, and the user never gets a
+	 * directory of their own to write (and fill) on /run. */
+	int state_fd, pending_fd;
 	bool have_ids;
 	uid_t uid;
 	gid_t gid;
@@ -154,6 +158,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){.fd = -1,
 			   .ctl_fd = -1,
+			   .state_fd = -1,
+			   .pending_fd = -1,
 			   .msize = SRV_DEFAULT_MSIZE,
 			   .max_fids = SRV_DEFAULT_MAX_FIDS};
 	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -230,12 +236,39 @@ static int connect_retry(const char *path)
 	}
 }
 
+static int open_out(const char *path)
+{
+	int fd = open(path,
+		      O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK |
+			  O_CLOEXEC,
+		      0600);
+
+	if (fd < 0)
+		log_err("vmenv-9p: cannot create '%s': %m", path);
+	return fd < 0 ? -errno : fd;
+}
+
+static int open_state_out(struct opts *o)
+{
+	char pending[VMENV_MAX_PATH];
+
+	if (!o->state_out)
+		return 0;
+	if (str_printf(pending, sizeof(pending), "%s.pending", o->state_out) <
+	    0)
+		return -ENAMETOOLONG;
+	if ((o->state_fd = open_out(o->state_out)) < 0)
+		return o->state_fd;
+	o->pending_fd = open_out(pending);
+	return o->pending_fd < 0 ? o->pending_fd : 0;
+}
+
 /* What is done as the invoking user (root, from vmmd), before the drop:
  * connecting to QEMU's socket (libvirt creates it in root's q/) and reading
  * the state (q/files.in, written there by vmmd). Neither is followed if a
  * link or read if not a plain file, wherever a caller may point them. */
-static int setup_as_invoker(struct srv *s, const struct opts *o,
-			    struct inbuf *in, char **ret_state)
+static int setup_as_invoker(struct srv *s, struct opts *o, struct inbuf *in,
+			    char **ret_state)
 {
 	char pending[VMENV_MAX_PATH];
 	char *data = NULL;
@@ -270,6 +303,8 @@ static int setup_as_invoker(struct srv *s, const struct opts *o,
 		}
 		free(data);
 	}
+	if ((r = open_state_out(o)) < 0)
+		return r;
 	if (o->connect && (s->sock = connect_retry(o->connect)) < 0) {
 		log_err("vmenv-9p: connect '%s': %s", o->connect,
 			strerror(-s->sock));
@@ -336,7 +371,6 @@ static int serve_buffered(struct srv *s, struct inbuf *in)
  * answered goes to the next server. */
 static void save_pending(const struct opts *o, struct srv *s, struct inbuf *in)
 {
-	char path[VMENV_MAX_PATH];
 	uint8_t *p = in->p;
 	size_t len = in->len, cap = in->cap;
 	ssize_t n;
@@ -357,14 +391,14 @@ static void save_pending(const struct opts *o, struct srv *s, struct inbuf *in)
 		len += (size_t)n;
 	}
 	in->p = p, in->len = len, in->cap = cap;
-	if (!len ||
-	    str_printf(path, sizeof(path), "%s.pending", o->state_out) < 0)
+	if (!len || o->pending_fd < 0)
 		return;
-	if (write_file_atomic(path, p, len, 0600) < 0)
-		log_err("vmenv-9p: cannot write '%s': %m", path);
+	if (write_fd_whole(o->pending_fd, p, len) < 0)
+		log_err("vmenv-9p: cannot write '%s.pending': %m",
+			o->state_out);
 	else
-		log_info("vmenv-9p: %zu bytes of requests kept in '%s'", len,
-			 path);
+		log_info("vmenv-9p: %zu bytes of requests kept in '%s.pending'",
+			 len, o->state_out);
 }
 
 static void ctl_say(const struct opts *o, const char *msg)
@@ -379,8 +413,8 @@ static void on_signal(const struct opts *o, struct srv *s, int sig,
 	char err[512], msg[600];
 
 	if (sig == SIGUSR1) {
-		if (!o->state_out ||
-		    state_dump(s, o->state_out, err, sizeof(err)) < 0) {
+		if (o->state_fd < 0 ||
+		    state_dump_fd(s, o->state_fd, err, sizeof(err)) < 0) {
 			snprintf(msg, sizeof(msg), "error %s\n",
 				 o->state_out ? err : "no --state-out");
 			ctl_say(o, msg);

@@ -92,6 +92,8 @@ int srv_open_fid(struct srv *s, struct fid *f, uint32_t oflags);
 
 /* state.c */
 int state_dump(struct srv *s, const char *path, char *err, size_t errlen);
+/* The same into a file kept open (write_fd_whole). */
+int state_dump_fd(struct srv *s, int fd, char *err, size_t errlen);
 /* text: the file's content (NUL-terminated; parsed in place). */
 int state_parse(struct srv *s, char *text, char *err, size_t errlen);
 

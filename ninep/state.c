@@ -75,21 +75,42 @@ static int dump_fid(struct fid *f, void *arg)
 	return d->err;
 }
 
+static int state_build(struct srv *s, struct dump *d)
+{
+	char head[64];
+
+	snprintf(head, sizeof(head), STATE_MAGIC "\nmsize %u\n", s->msize);
+	dump_add(d, head, strlen(head));
+	fid_each(s, dump_fid, d);
+	dump_add(d, "end\n", 4);
+	return d->err;
+}
+
 int state_dump(struct srv *s, const char *path, char *err, size_t errlen)
 {
 	struct dump d = {0};
-	char head[64];
-	int r;
+	int r = state_build(s, &d);
 
-	snprintf(head, sizeof(head), STATE_MAGIC "\nmsize %u\n", s->msize);
-	dump_add(&d, head, strlen(head));
-	fid_each(s, dump_fid, &d);
-	dump_add(&d, "end\n", 4);
-	r = d.err ? d.err : write_file_atomic(path, d.buf, d.len, 0600);
+	if (r == 0)
+		r = write_file_atomic(path, d.buf, d.len, 0600);
 	free(d.buf);
 	if (r < 0)
 		return err_set(err, errlen, r, "cannot write state '%s': %s",
 			       path, strerror(-r));
+	return 0;
+}
+
+int state_dump_fd(struct srv *s, int fd, char *err, size_t errlen)
+{
+	struct dump d = {0};
+	int r = state_build(s, &d);
+
+	if (r == 0)
+		r = write_fd_whole(fd, d.buf, d.len);
+	free(d.buf);
+	if (r < 0)
+		return err_set(err, errlen, r, "cannot write the state: %s",
+			       strerror(-r));
 	return 0;
 }
 

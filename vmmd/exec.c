@@ -12,12 +12,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define EXEC_MAX_SCRIPT (8u * 1024u * 1024u)
@@ -772,6 +774,24 @@ static int own_stdio(const struct exec_session *s, int *fds)
 	return 0;
 }
 
+/* The batch script is read on vmmd's loop: only a regular file of a
+ * bounded size, opened for reading, and not on FUSE (whose server, any
+ * user's process, could make the read block vmmd for every job). */
+static int check_script_fd(int fd)
+{
+	struct stat st;
+	struct statfs sf;
+	int r;
+
+	if ((r = userfd_check(fd, O_RDONLY)) < 0)
+		return r;
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sf) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || sf.f_type == FUSE_SUPER_MAGIC)
+		return -EINVAL;
+	return st.st_size > EXEC_MAX_SCRIPT ? -EFBIG : 0;
+}
+
 static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 {
 	size_t want = 3 + (s->req.exec.script ? 1 : 0);
@@ -779,7 +799,8 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 
 	if (nfds != want)
 		return -EINVAL;
-	if ((r = own_stdio(s, fds)) < 0)
+	if ((r = own_stdio(s, fds)) < 0 ||
+	    (s->req.exec.script && (r = check_script_fd(fds[3])) < 0))
 		return r;
 	s->in_fd = fds[0];
 	s->out[OUT_STDOUT].fd = fds[1];

@@ -230,26 +230,7 @@ static int check_slurm(struct job *j, struct slurmjob_info *si, char *err,
 	return 0;
 }
 
-/* The user's own directory u/ (vmenv-9p's state files, written as the
- * user): made and handed over by fd, inside the root-owned job directory,
- * so that neither it nor its name can be something else by then. */
-static int make_user_dir(struct job *j, char *err, size_t errlen)
-{
-	_cleanup_close_ int dfd =
-	    open(j->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int ufd = -1;
-
-	if (dfd < 0 || mkdirat(dfd, "u", 0700) < 0 ||
-	    (ufd = openat(dfd, "u",
-			  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
-		0 ||
-	    fchown(ufd, j->uid, j->gid) < 0)
-		return err_set(err, errlen, -errno,
-			       "job %u: cannot create %s/u: %m", j->id, j->dir);
-	return 0;
-}
-
-/* Everything below the job directory is root's except u/ (see job.h):
+/* Everything below the job directory is root's (see job.h):
  * libvirtd creates QEMU's sockets in q/ and hands QEMU their fds, so q/ can
  * be root's 0700 and nothing there can be swapped for a link before
  * libvirt chowns it or vmmd connects to it. */
@@ -272,8 +253,6 @@ static int prepare_dir(struct job *j, char *err, size_t errlen)
 			return err_set(err, errlen, -errno, "job %u: %s: %m",
 				       j->id, p);
 	}
-	if ((r = make_user_dir(j, err, errlen)) < 0)
-		return r;
 	if ((r = mkdir_p(j->d->cfg.console_dir, 0755)) < 0)
 		return err_set(err, errlen, r, "job %u: %s: %s", j->id,
 			       j->d->cfg.console_dir, strerror(-r));

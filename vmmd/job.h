@@ -27,10 +27,11 @@
  *   q/bulk.<i>.sock QEMU's ends of the bulk ports (bulk.h)
  *   q/files.sock    QEMU's end of the served files' port; q/files.in the
  *                   state a restored vmenv-9p starts from (written by vmmd)
- *   u/              the job's user's, 0700: what vmenv-9p writes as the
- *                   user (files.state, files.state.pending); vmmd reads it
- *                   only with O_NOFOLLOW|O_NONBLOCK and checks the owner
- * No other directory below is writable by the user: docs/security.md.
+ *   q/files.state   vmenv-9p's state and q/files.state.pending: created
+ *                   by vmenv-9p as root before it becomes the user, then
+ *                   written through those fds; vmmd reads them only with
+ *                   O_NOFOLLOW|O_NONBLOCK as root's plain files
+ * No directory below is writable by the user: docs/security.md.
  */
 #ifndef VMMD_JOB_H
 #define VMMD_JOB_H

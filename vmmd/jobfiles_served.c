@@ -36,7 +36,7 @@ int jobfiles_served_prepare(struct job *j, char *err, size_t errlen)
 	f->pidfd = -1;
 	if (str_printf(f->sock, sizeof(f->sock), "%s/q/files.sock", j->dir) <
 		0 ||
-	    str_printf(f->state, sizeof(f->state), "%s/u/files.state", j->dir) <
+	    str_printf(f->state, sizeof(f->state), "%s/q/files.state", j->dir) <
 		0 ||
 	    str_printf(f->ctl_path, sizeof(f->ctl_path), "%s/files.ctl",
 		       j->dir) < 0 ||
@@ -300,9 +300,11 @@ int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
 			       line);
 	}
 	snprintf(dst, sizeof(dst), "%s/files", ckpt_dir);
-	/* u/ is the job's user's: the state file must be theirs, a plain
-	 * file, not a link or a FIFO put in its place. */
-	r = copy_user_file(f->state, dst, 0600, j->uid);
+	/* vmenv-9p made the state file as root before it dropped, in root's
+	 * q/, and wrote it as the user through that fd: still a plain file
+	 * of root's, its content untrusted (parsed by the next vmenv-9p,
+	 * after its own drop). */
+	r = copy_user_file(f->state, dst, 0600, 0);
 	if (r < 0) {
 		/* No checkpoint without the state: the server serves again
 		 * (the guest's processes are thawed by the failed save). */
@@ -380,7 +382,9 @@ void jobfiles_served_plan(const struct job *j, struct jobfiles_after_save *p)
 	p->pid = f->pid;
 	p->pidfd = f->pidfd;
 	p->child = f->child;
-	p->uid = j->uid;
+	/* vmenv-9p creates its state files as root before it drops (in
+	 * root's q/) and then writes them as the user through those fds. */
+	p->uid = 0;
 	snprintf(p->pending, sizeof(p->pending), "%s.pending", f->state);
 }
 
@@ -388,6 +392,7 @@ int jobfiles_served_after_save(const struct jobfiles_after_save *p,
 			       const char *ckpt_dir, char *err, size_t errlen)
 {
 	char dst[VMENV_MAX_PATH + 32];
+	struct stat st;
 	int r;
 
 	if (p->pid <= 0)
@@ -399,6 +404,9 @@ int jobfiles_served_after_save(const struct jobfiles_after_save *p,
 	    0)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: too long",
 			       ckpt_dir);
+	/* Nothing pending is the usual case (the file is there, empty). */
+	if (lstat(p->pending, &st) == 0 && S_ISREG(st.st_mode) && !st.st_size)
+		return 0;
 	r = copy_user_file(p->pending, dst, 0600, p->uid);
 	if (r < 0 && r != -ENOENT)
 		return err_set(err, errlen, r, "copying %s: %s", p->pending,

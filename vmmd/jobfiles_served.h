@@ -10,12 +10,12 @@
  *   domspec  the port in the domain
  *   attach   starts vmenv-9p as root with the job's ids: it connects,
  *            then becomes the job's user for good
- *   freeze   SIGUSR1: vmenv-9p writes its fids to u/files.state, stops
+ *   freeze   SIGUSR1: vmenv-9p writes its fids to q/files.state, stops
  *            reading and answers on its control pipe (bounded wait); the
  *            state is copied to <ckpt_dir>/files
  *   plan/after_save/forget (jobfiles.h's after-save steps): once the save
  *            stopped QEMU the old vmenv-9p exits, having kept anything
- *            the guest sent after the freeze in u/files.state.pending;
+ *            the guest sent after the freeze in q/files.state.pending;
  *            the worker waits for it and copies that to
  *            <ckpt_dir>/files.pending, the loop then forgets the server
  *   thaw     ckpt_dir NULL (the save failed): SIGUSR2, serve again; else
@@ -25,8 +25,7 @@
  *   adopt    a restarted vmmd takes over the server a previous one started
  *            (docs/checkpoint-files.md, "vmmd restarts")
  *
- * The control channel is a FIFO in the job's directory (root's, not u/,
- * which is the user's): the server holds it open for reading and writing,
+ * The control channel is a FIFO in the job's directory (root's): the server holds it open for reading and writing,
  * so its answers never fail for want of a reader, and a vmmd started
  * later opens it by name. The server's pid is in <job dir>/files.pid.
  * Signals go through a pidfd: a pid that was reused is never signalled.

@@ -6,6 +6,7 @@
 #include "job.h"
 #include "log.h"
 #include "overlay.h"
+#include "userfd.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -355,6 +356,14 @@ static int user_format(int fd, char *fmt, size_t fmtlen)
 	return 0;
 }
 
+static int open_path_fn(void *arg)
+{
+	const char *const *path = arg;
+	int fd = open(*path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
 static int check_user_image(struct jobimg *ji, const char *path, char *err,
 			    size_t errlen)
 {
@@ -368,14 +377,23 @@ static int check_user_image(struct jobimg *ji, const char *path, char *err,
 		    "job %u: image path '%s' is not a clean absolute "
 		    "path",
 		    j->id, path);
-	/* O_PATH first: opening a device the user named could do something
-	 * (a watchdog arms when opened); only a regular file of the user's
-	 * is then opened for reading, the same inode through its fd. */
-	_cleanup_close_ int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	/* Resolved with the user's rights (no answer about directories the
+	 * user may not search), O_PATH first: opening a device the user named
+	 * could do something (a watchdog arms when opened); only a regular
+	 * file of the user's is then opened for reading, the same inode
+	 * through its fd. */
+	struct userfd_ids ids = {.uid = j->uid,
+				 .gid = j->gid,
+				 .ngroups = j->ngroups,
+				 .groups = j->groups};
+	_cleanup_close_ int pfd = userfd_as_user(&ids, open_path_fn, &path);
 	_cleanup_close_ int fd = -1;
 	char self[64];
 
-	if (pfd < 0 || fstat(pfd, &st) < 0)
+	if (pfd < 0)
+		return err_set(err, errlen, pfd, "job %u: image '%s': %s",
+			       j->id, path, strerror(-pfd));
+	if (fstat(pfd, &st) < 0)
 		return err_set(err, errlen, -errno, "job %u: image '%s': %m",
 			       j->id, path);
 	if (!S_ISREG(st.st_mode) || st.st_uid != j->uid)

@@ -63,7 +63,7 @@ static void test_prepare_domspec(void **state)
 	assert_string_equal(s.files_sock, "/run/vmenv/jobs/42/q/files.sock");
 	assert_string_equal(s.files_port, "org.vmenv.files.0");
 	assert_string_equal(j.served->state,
-			    "/run/vmenv/jobs/42/u/files.state");
+			    "/run/vmenv/jobs/42/q/files.state");
 	jobfiles_served_stop(&j);
 	assert_null(j.served);
 }
@@ -84,7 +84,7 @@ static void test_argv(void **state)
 	assert_string_equal(
 	    line, "--root /home/a/w --connect /run/vmenv/jobs/42/q/files.sock "
 		  "--uid 2005 --gid 2005 --groups 2005,27 --state-out "
-		  "/run/vmenv/jobs/42/u/files.state --ctl-fd 3 --state-in "
+		  "/run/vmenv/jobs/42/q/files.state --ctl-fd 3 --state-in "
 		  "/ckpt/42/1/files ");
 	assert_true(strstr(argv[0], "/vmenv-9p") != NULL);
 	jobfiles_served_stop(&j);
@@ -175,8 +175,6 @@ static void test_after_save(void **state)
 
 	snprintf(j.dir, sizeof(j.dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/q", dir);
-	assert_int_equal(mkdir(path, 0700), 0);
-	snprintf(path, sizeof(path), "%s/u", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	j.files_kind = JOBFILES_SERVED;
 	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
@@ -302,12 +300,9 @@ static void test_adopt(void **state)
 	snprintf(j.dir, sizeof(j.dir), "%s", dir);
 	snprintf(j.work_dir, sizeof(j.work_dir), "%s", dir);
 	assert_int_equal(chmod(dir, 0755), 0);
-	/* The job directory's layout (job.h): q/ root's, u/ the user's. */
+	/* The job directory's layout (job.h): q/ root's 0700. */
 	snprintf(p, sizeof(p), "%s/q", dir);
 	assert_int_equal(mkdir(p, 0700), 0);
-	snprintf(p, sizeof(p), "%s/u", dir);
-	assert_int_equal(mkdir(p, 0700), 0);
-	assert_int_equal(chown(p, j.uid, j.gid), 0);
 	snprintf(p, sizeof(p), "%s/ck", dir);
 	assert_int_equal(mkdir(p, 0700), 0);
 	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
@@ -380,7 +375,7 @@ static void test_adopt(void **state)
 	rm_rf(other);
 }
 
-/* The state the server keeps in u/ (the user's) is copied as root: a
+/* The state the server keeps is copied as root: a
  * link or a FIFO put in its place, or another owner's file, is refused
  * without blocking, and the freeze fails with the reason. */
 static void test_state_copy_refuses(void **state)

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -152,6 +154,69 @@ static void test_reopen_read(void **state)
 	close(fd);
 }
 
+/* After every call the thread is root again, all of it (the fs ids and
+ * the groups), and no process was made (a child that became the user held
+ * vmmd's fds and memory: the review of issue 14). */
+static void test_creds_restored_no_child(void **state)
+{
+	struct fx *f = *state;
+	int mode = O_WRONLY, fd, orig;
+	gid_t g[64];
+	int ng_before, ng_after;
+
+	need_root();
+	ng_before = getgroups(64, g);
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	fd = orig = open(f->path, O_RDWR | O_CLOEXEC);
+	assert_int_equal(userfd_own_nonblock(&nobody, &fd, &mode, 1), 0);
+	assert_int_equal(fd, orig);
+	assert_int_equal(syscall(SYS_setfsuid, -1), 0);
+	assert_int_equal(syscall(SYS_setfsgid, -1), 0);
+	ng_after = getgroups(64, g);
+	assert_int_equal(ng_before, ng_after);
+	/* No child to reap: waitpid finds none. */
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	/* Root's rights are back: root's 0600 FIFO opens again. */
+	close(fd);
+	fd = open(f->path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+struct probe {
+	const char *path;
+};
+
+static int probe_fn(void *arg)
+{
+	const struct probe *p = arg;
+	int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* userfd_as_user: a path the user may not read is not read, one they may
+ * is. */
+static void test_as_user(void **state)
+{
+	struct fx *f = *state;
+	struct probe p = {.path = f->path};
+	int fd;
+
+	need_root();
+	fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(userfd_as_user(&nobody, probe_fn, &p), -EACCES);
+	assert_int_equal(chown(f->path, NOBODY, NOBODY), 0);
+	assert_int_equal(userfd_as_user(&nobody, probe_fn, &p), 0);
+	assert_int_equal(syscall(SYS_setfsuid, -1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +229,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_user_fifo_reopened, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_creds_restored_no_child, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_as_user, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

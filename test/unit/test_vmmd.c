@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -402,14 +403,19 @@ static void fill_pipe(int wfd)
 }
 
 /* A script fd holding text (a pipe, already closed for writing). */
+/* As vmenv-exec sends it: a regular file open for reading. */
 static int script_fd(const char *text)
 {
-	int p[2];
+	char path[64];
+	int fd = memfd_create("script", MFD_CLOEXEC), rfd;
 
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	assert_int_equal(write_full(p[1], text, strlen(text)), 0);
-	close(p[1]);
-	return p[0];
+	assert_true(fd >= 0);
+	assert_int_equal(write_full(fd, text, strlen(text)), 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(rfd >= 0);
+	close(fd);
+	return rfd;
 }
 
 static void exec_start(struct fx *f, uint32_t id, const struct exec_opts *o,
@@ -1657,6 +1663,56 @@ static void test_exec_script(void **state)
 	assert_int_equal(e.script_len, strlen(script));
 	aw_exec_clear(&e);
 	exec_close(&c);
+}
+
+static void on_script_alarm(int sig)
+{
+	static const char m[] = "vmmd's loop blocked reading the script fd\n";
+
+	(void)sig;
+	if (write(2, m, sizeof(m) - 1) < 0)
+		_exit(98);
+	_exit(99);
+}
+
+/* A script fd that never reaches EOF (a pipe the client keeps open) was
+ * read on vmmd's loop and stalled every job on the node (review of issue
+ * 14): refused at once, naming the job, and the loop goes on. */
+static void test_exec_script_not_a_file(void **state)
+{
+	struct fx *f = *state;
+	struct proto_request req = {.op = PROTO_OP_EXEC, .job_id = JOB};
+	struct proto_exec *e = &req.exec;
+	struct proto_reply rep;
+	int in, out[2], err[2], sp[2], fds[4], afd, cfd;
+
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_handshake(f, afd);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(sp, O_CLOEXEC), 0);
+	in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	e->job_id = JOB;
+	e->argv = xstrv(default_argv, &e->argc);
+	e->envp = xstrv(default_env, &e->envc);
+	e->cwd = strdup(f->work);
+	e->script = true;
+	fds[0] = in, fds[1] = out[1], fds[2] = err[1], fds[3] = sp[0];
+	signal(SIGALRM, on_script_alarm);
+	alarm(5);
+	cfd = client_send(f, &req, fds, 4);
+	proto_request_clear(&req);
+	client_reply(f, cfd, &rep);
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	assert_contains(rep.error, "job 42: exec needs");
+	assert_int_equal(exec_count(job(f)), 0);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	close(sp[1]), close(out[0]), close(err[0]), close(cfd), close(afd);
+	proto_reply_clear(&rep);
 }
 
 /* The task's signal reaches the guest; its death kills the command. */
@@ -4500,6 +4556,7 @@ int main(void)
 	    T(test_net_sweep),
 	    T(test_exec_stdin_merge_signal),
 	    T(test_exec_script),
+	    T(test_exec_script_not_a_file),
 	    T(test_exec_signal_and_client_gone),
 	    T(test_exec_refusals),
 	    T(test_boot_timeout),
