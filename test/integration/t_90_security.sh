@@ -20,7 +20,10 @@ jd=$RUN_DIR/jobs/$j
 # --- 1, 4: nothing below the job directory but u/ is the user's ----------
 check_eq "the job directory is root's, 755" "root 755" "$(stat -c '%U %a' "$jd")"
 check_eq "q/ (QEMU's sockets) is root's, 700" "root 700" "$(stat -c '%U %a' "$jd/q")"
-check_eq "u/ is the user's, 700" "$U1 700" "$(stat -c '%U %a' "$jd/u")"
+check_eq "no file or directory below the job's directory is the user's" "" \
+	"$(find "$jd" -mindepth 1 -not -user root -printf '%P ' 2>/dev/null)"
+check "the user cannot create anything in the job's directory" \
+	sh -c "! runuser -u $U1 -- mkdir '$jd/u' 2>/dev/null"
 for sub in boot disk; do
 	check_eq "$sub/ is root's" root "$(stat -c '%U' "$jd/$sub")"
 done
@@ -66,14 +69,16 @@ canary=/var/lib/vmenv-sec-canary
 rm -rf "$canary"
 mkdir -p "$canary"
 for i in $(seq 300); do : >"$canary/f$i"; done
-# The attacker renames u/d away and puts a link to the canary in its place,
-# over and over, while vmmd removes the job's directory.
+# The attacker tries, over and over while vmmd removes the job's directory,
+# to put a directory of theirs or a link to the canary anywhere in it (it
+# worked in q/, which was theirs, before).
 as "$U1" bash -c '
-	u=$1/u; c=$2
-	mkdir -p "$u/d"; for i in $(seq 200); do : >"$u/d/f$i"; done
-	while [ -d "$u" ]; do
-		mv "$u/d" "$u/e" 2>/dev/null && ln -sfn "$c" "$u/d" 2>/dev/null
-		rm -f "$u/d" 2>/dev/null; mv "$u/e" "$u/d" 2>/dev/null
+	jd=$1; c=$2
+	while [ -d "$jd" ]; do
+		for sub in "$jd" "$jd"/*/; do
+			mkdir "$sub/d" 2>/dev/null && for i in 1 2 3; do : >"$sub/d/f$i"; done
+			ln -sfn "$c" "$sub/l" 2>/dev/null
+		done
 	done' _ "$jd" "$canary" &
 racer=$!
 sleep 1
