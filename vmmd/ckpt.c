@@ -569,15 +569,100 @@ static int fill_manifest(struct job *j, struct ckpt_manifest *m)
 
 static void save_done(struct job *j, struct ckpt_work *w);
 
+/* --- before a save: the store, its room, the user's kept ones --------- */
+
+/* What a save writes at most: the guest's memory (the save image holds
+ * no more than its RAM and the devices' state) and the overlay. */
+static uint64_t save_estimate(const struct job *j)
+{
+	return ((uint64_t)j->mem_mib << 20) + overlay_bytes(j);
+}
+
+/* A save that cannot fit is refused before it fills the file system
+ * (the node's store is on /) and fails anyway: the estimate, 1/16 more
+ * and 64 MiB (the image's header and device state, the manifest, the
+ * file system's own blocks). The previous checkpoint stays until the new
+ * one is complete, so it is no room. */
+#define CKPT_MARGIN_MIB 64u
+
+static int check_room(const struct job *j, const struct ckpt_store *s,
+		      char *err, size_t errlen)
+{
+	uint64_t est = save_estimate(j), avail = 0;
+	uint64_t need = est + est / 16 + ((uint64_t)CKPT_MARGIN_MIB << 20);
+	int r = ckpt_store_avail(s, &avail);
+
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "cannot read the free space of %s: %s", s->path,
+			       strerror(-r));
+	if (avail >= need)
+		return 0;
+	return err_set(err, errlen, -ENOSPC,
+		       "%s has %llu MiB free, the save needs about %llu MiB "
+		       "(guest memory %u MiB, overlay %llu MiB, and a margin)",
+		       s->path, (unsigned long long)(avail >> 20),
+		       (unsigned long long)(need >> 20), j->mem_mib,
+		       (unsigned long long)(overlay_bytes(j) >> 20));
+}
+
+/* Kept checkpoints outlive their jobs by days: at most
+ * checkpoint_keep_max of them and checkpoint_keep_max_mib per user in a
+ * store (the job's own older one is replaced by this save). */
+static int check_kept(const struct job *j, const struct ckpt_store *s,
+		      char *err, size_t errlen)
+{
+	const struct vmmd_config *cfg = &j->d->cfg;
+	uint64_t max = (uint64_t)cfg->checkpoint_keep_max_mib << 20;
+	uint64_t est = save_estimate(j);
+	struct ckpt_kept k;
+	int r;
+
+	if (!j->spec.v.checkpoint_keep)
+		return 0;
+	if ((r = ckpt_store_kept(s, (uint32_t)j->uid, j->id, &k)) < 0)
+		return err_set(err, errlen, r,
+			       "cannot count the kept checkpoints in %s: %s",
+			       s->path, strerror(-r));
+	if (k.count >= cfg->checkpoint_keep_max)
+		return err_set(
+		    err, errlen, -EDQUOT,
+		    "uid %u already keeps %u checkpoint(s) in %s (job %u's "
+		    "among them) and this node allows %u per user "
+		    "(checkpoint_keep_max); submit with "
+		    "--vm-checkpoint-keep=no, or wait until one is past the "
+		    "retention time",
+		    (unsigned)j->uid, k.count, s->path, k.newest_job,
+		    cfg->checkpoint_keep_max);
+	if (k.bytes + est > max)
+		return err_set(
+		    err, errlen, -EDQUOT,
+		    "uid %u keeps %llu MiB of checkpoints in %s and this one "
+		    "would add about %llu MiB; this node allows %u MiB per "
+		    "user (checkpoint_keep_max_mib); submit with "
+		    "--vm-checkpoint-keep=no, or wait until one is past the "
+		    "retention time",
+		    (unsigned)j->uid, (unsigned long long)(k.bytes >> 20),
+		    s->path, (unsigned long long)(est >> 20),
+		    cfg->checkpoint_keep_max_mib);
+	return 0;
+}
+
 /* Opens the job's store and starts the next checkpoint in it (c->dirfd,
- * c->dir, c->seq). */
-static int begin_save(struct job *j, char *err, size_t errlen)
+ * c->dir, c->seq). *refused: the save would not fit or is over the
+ * user's limit (not a failure of the store). */
+static int begin_save(struct job *j, bool *refused, char *err, size_t errlen)
 {
 	struct ckpt_job *c = j->ckpt;
 	int r = open_store(j, c, true, err, errlen);
 
 	if (r < 0)
 		return r;
+	if ((r = check_room(j, &c->store, err, errlen)) < 0 ||
+	    (r = check_kept(j, &c->store, err, errlen)) < 0) {
+		*refused = true;
+		return r;
+	}
 	r = ckpt_store_begin(&c->store, j->id, &c->seq, c->dir, sizeof(c->dir),
 			     err, errlen);
 	if (r < 0)
@@ -592,9 +677,10 @@ static void do_save(struct job *j)
 	struct ckpt_work_save ws = {0};
 	char err[PROTO_MAX_ERROR], why[PROTO_MAX_ERROR];
 	char io_dir[VMENV_MAX_PATH];
+	bool refused = false;
 	int out_fd = -1, r;
 
-	r = begin_save(j, err, sizeof(err));
+	r = begin_save(j, &refused, err, sizeof(err));
 	if (r == 0 && (r = ckpt_store_path(&c->store, c->dirfd, c->dir, "",
 					   io_dir, sizeof(io_dir))) < 0)
 		snprintf(err, sizeof(err), "job %u: checkpoint path too long",
@@ -618,8 +704,9 @@ static void do_save(struct job *j)
 			c->dirfd = -1;
 		}
 		str_printf(why, sizeof(why),
-			   "job %u: checkpoint failed on node %s: %s", j->id,
-			   j->d->cfg.node_name, err);
+			   "job %u: checkpoint %s on node %s: %s", j->id,
+			   refused ? "refused" : "failed", j->d->cfg.node_name,
+			   err);
 		save_failed(j, why, false);
 		return;
 	}

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -683,4 +684,58 @@ int ckpt_store_remove_job(const struct ckpt_store *s, uint32_t job_id)
 	each_numbered(jfd, drop_older, &o);
 	snprintf(name, sizeof(name), "%u", job_id);
 	return sfs_remove_tree(s->fd, name);
+}
+
+/* --- limits -------------------------------------------------------------- */
+
+struct kept_scan {
+	const struct ckpt_store *s;
+	uint32_t uid, except;
+	struct ckpt_kept *k;
+};
+
+static int kept_job(void *data, int sfd, const char *name, uint32_t job_id)
+{
+	struct kept_scan *ks = data;
+	struct ckpt_manifest m;
+	char dir[VMENV_MAX_PATH];
+	uint32_t seq;
+
+	(void)sfd;
+	(void)name;
+	if (job_id == ks->except ||
+	    ckpt_store_latest(ks->s, job_id, &seq, NULL, 0) < 0)
+		return 0;
+	_cleanup_close_ int fd =
+	    ckpt_store_open_seq(ks->s, job_id, seq, dir, sizeof(dir), NULL, 0);
+	if (fd < 0 || ckpt_store_load(fd, dir, &m, NULL, 0) < 0)
+		return 0;
+	if (m.uid == ks->uid && m.keep) {
+		ks->k->count++;
+		for (size_t i = 0; i < m.nfiles; i++)
+			ks->k->bytes += m.files[i].size;
+		ks->k->newest_job =
+		    job_id > ks->k->newest_job ? job_id : ks->k->newest_job;
+	}
+	ckpt_manifest_clear(&m);
+	return 0;
+}
+
+int ckpt_store_kept(const struct ckpt_store *s, uint32_t uid, uint32_t except,
+		    struct ckpt_kept *ret)
+{
+	struct kept_scan ks = {.s = s, .uid = uid, .except = except, .k = ret};
+
+	memset(ret, 0, sizeof(*ret));
+	return each_numbered(s->fd, kept_job, &ks);
+}
+
+int ckpt_store_avail(const struct ckpt_store *s, uint64_t *ret)
+{
+	struct statvfs v;
+
+	if (fstatvfs(s->fd, &v) < 0)
+		return -errno;
+	*ret = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+	return 0;
 }

@@ -244,4 +244,19 @@ int ckpt_store_remove_job(const struct ckpt_store *s, uint32_t job_id);
 int ckpt_store_remove(const struct ckpt_store *s, uint32_t job_id,
 		      uint32_t seq);
 
+/* What a user's kept checkpoints (complete, keep in the manifest) in the
+ * store take, but for those of job except (its next save replaces
+ * them). */
+struct ckpt_kept {
+	uint32_t count;
+	uint64_t bytes;
+	uint32_t newest_job; /* one of them, for messages (0: none) */
+};
+int ckpt_store_kept(const struct ckpt_store *s, uint32_t uid, uint32_t except,
+		    struct ckpt_kept *ret);
+
+/* The bytes an unprivileged writer may still use on the store's file
+ * system (statvfs f_bavail: root's reserve is not the checkpoints'). */
+int ckpt_store_avail(const struct ckpt_store *s, uint64_t *ret);
+
 #endif

@@ -17,10 +17,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -736,6 +738,54 @@ static void test_store_remove_links(void **state)
 	assert_true(there(s, "victim/1/" CKPT_MANIFEST));
 }
 
+/* What a user's kept checkpoints take in a store (the limits), and the
+ * room on its file system (a tiny tmpfs, in a mount namespace of this
+ * test's own: root only). */
+static void test_store_kept_room(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_kept k;
+	uint64_t avail = 0;
+
+	save(s, "RAM one", false); /* job 42, uid 1000, keep */
+	plant_dir(s, "50", 0700, 0);
+	plant_dir(s, "50/1", 0700, 0);
+	forge(s, "50/1", 50);
+	plant_dir(s, "51", 0700, 0);
+	plant_dir(s, "51/1", 0700, 0);
+	forge(s, "51/1", 51);
+	assert_int_equal(ckpt_store_kept(&s->cs, 1000, 0, &k), 0);
+	assert_int_equal(k.count, 3);
+	assert_int_equal(k.bytes, 7 + 12 + 2 * 123);
+	assert_int_equal(k.newest_job, 51);
+	assert_int_equal(ckpt_store_kept(&s->cs, 1000, 42, &k), 0);
+	assert_int_equal(k.count, 2);
+	assert_int_equal(ckpt_store_kept(&s->cs, 1001, 0, &k), 0);
+	assert_int_equal(k.count, 0);
+	assert_int_equal(ckpt_store_avail(&s->cs, &avail), 0);
+	assert_true(avail > 0);
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		print_message("no tmpfs: not root\n");
+		return;
+	}
+	{
+		struct ckpt_store tiny = CKPT_STORE_INIT;
+		char p[VMENV_MAX_PATH], err[512] = "";
+
+		plant_dir(s, "tiny", 0700, 0);
+		path_in(s, p, sizeof(p), "tiny");
+		assert_int_equal(mount("tmpfs", p, "tmpfs", 0, "size=1m"), 0);
+		assert_int_equal(ckpt_store_open(p, CKPT_STORE_NODE, &tiny, err,
+						 sizeof(err)),
+				 0);
+		assert_int_equal(ckpt_store_avail(&tiny, &avail), 0);
+		assert_true(avail <= (1u << 20));
+		ckpt_store_close(&tiny);
+		assert_int_equal(umount(p), 0);
+	}
+}
+
 /* --- the lead --------------------------------------------------------------- */
 
 static void test_lead(void **state)
@@ -944,6 +994,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_swap_after_verify,
 					    st_setup, st_teardown),
 	    cmocka_unit_test_setup_teardown(test_store_remove_links, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_kept_room, st_setup,
 					    st_teardown),
 	    cmocka_unit_test(test_lead),
 	    cmocka_unit_test(test_due),

@@ -28,11 +28,13 @@
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -4417,6 +4419,103 @@ static void test_ckpt_userstore_remove(void **state)
 	file_holds(f, "victim/1/manifest.json", "{}");
 }
 
+/* (#12) Kept checkpoints outlive their jobs: per user, at most
+ * checkpoint_keep_max of them and checkpoint_keep_max_mib in a store. A
+ * save to keep beyond either is refused with the reason; the guest goes
+ * on; a job that keeps nothing is not limited. */
+static void test_ckpt_keep_limits(void **state)
+{
+	static const struct {
+		uint32_t max, max_mib;
+		bool keep;
+		const char *want; /* NULL: saved */
+	} cases[] = {
+	    {1, 65536, true, " already keeps 1 checkpoint(s) in "},
+	    {4, 512, true,
+	     "this node allows 512 MiB per user (checkpoint_keep_max_mib)"},
+	    {1, 512, false, NULL},
+	    {2, 65536, true, NULL},
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct proto_reply rep;
+		int afd;
+
+		print_message("case %zu\n", i);
+		if (i)
+			f = fx_renew(state);
+		f->d.cfg.checkpoint_keep_max = cases[i].max;
+		f->d.cfg.checkpoint_keep_max_mib = cases[i].max_mib;
+		/* Another job's, kept, of the same user. */
+		put_ckpt(f, 50, true, (int64_t)time(NULL));
+		start_ckpt_opt(f, VMSPEC_OPT_CHECKPOINT_KEEP,
+			       cases[i].keep ? "yes" : "no");
+		afd = ckpt_agent(f);
+		on_demand(f, afd, !cases[i].want, &rep);
+		if (!cases[i].want) {
+			if (rep.kind != PROTO_REPLY_OK)
+				fail_msg("checkpoint: %s", rep.error);
+			assert_true(has_ckpt(f, JOB));
+			continue;
+		}
+		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		assert_contains(rep.error,
+				"job 42: checkpoint refused on node n1: uid ");
+		assert_contains(rep.error, cases[i].want);
+		assert_int_equal(fake_hv.nsave, 0);
+		assert_false(has_ckpt(f, JOB));
+		assert_int_equal(job(f)->state, JOB_READY);
+	}
+}
+
+/* Its own mount namespace for the test process, so that a tmpfs it
+ * mounts is nobody else's; false when not root. */
+static bool private_mounts(void)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0)
+		return false;
+	return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+}
+
+/* (#12) No room for the save on the store's file system (a 1 MiB tmpfs):
+ * refused before anything is written, naming the job and the figures;
+ * on demand the guest goes on, a scheduled one ends the job with the
+ * reason. */
+static void test_ckpt_no_space(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	struct frame fr;
+	char p[512], err[256];
+	int afd;
+
+	if (!private_mounts())
+		skip();
+	fixture_path(f, p, sizeof(p), "ckpt");
+	assert_int_equal(mount("tmpfs", p, "tmpfs", 0, "size=1m,mode=0700"), 0);
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	on_demand(f, afd, false, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: checkpoint refused on node n1: ");
+	assert_contains(rep.error, " has 1 MiB free, the save needs about ");
+	assert_contains(rep.error, "(guest memory 896 MiB, overlay 0 MiB");
+	assert_int_equal(fake_hv.nsave, 0);
+	assert_int_equal(job(f)->state, JOB_READY);
+	/* The guest was thawed. */
+	agent_expect(f, afd, AW_CKPT_RESUME, &fr);
+	free(fr.p);
+	/* Scheduled: the job's time is up. */
+	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	pump_until_state(f, JOB_FAILED);
+	assert_contains(job(f)->error, "checkpoint refused on node n1: ");
+	assert_int_equal(fake_hv.nsave, 0);
+	stop_ok(f, JOB);
+	assert_int_equal(umount(p), 0);
+}
+
 /* (#6) The node's store must be root's: one a user owns (or may write)
  * is refused, never written. */
 static void test_ckpt_node_store_not_roots(void **state)
@@ -4907,6 +5006,8 @@ int main(void)
 	    T(test_ckpt_userstore_forged),
 	    T(test_ckpt_restore_unlisted),
 	    T(test_ckpt_userstore_remove),
+	    T(test_ckpt_keep_limits),
+	    T(test_ckpt_no_space),
 	    T(test_ckpt_node_store_not_roots),
 	    T(test_reconcile_owner),
 	    T(test_bulk_output_then_exit),
