@@ -762,6 +762,34 @@ static void prepare_timeout(void *data)
 	save_failed(j, why, false);
 }
 
+/* Checkpoints are the spec's: a job whose checkpoint field is off (a
+ * policy's enforce, its allow, or the job never asked) is never saved,
+ * on demand neither. */
+static int ckpt_allowed(const struct job *j, char *err, size_t errlen)
+{
+	const struct vmspec_src *src = &j->spec.src[VMSPEC_CHECKPOINT];
+
+	if (j->spec.v.checkpoint)
+		return 0;
+	if (src->origin == VMSPEC_ENFORCED)
+		return err_set(err, errlen, -EPERM,
+			       "job %u: checkpoint refused: policy '%s' (%s) "
+			       "enforces checkpoint: no for this job",
+			       j->id, src->policy, src->file);
+	if (src->origin == VMSPEC_DEFAULT)
+		return err_set(err, errlen, -EPERM,
+			       "job %u: checkpoint refused: checkpoints are "
+			       "off for this job (the default of policy '%s' "
+			       "(%s)); submit it with --vm-checkpoint where "
+			       "the policies allow it",
+			       j->id, src->policy, src->file);
+	return err_set(err, errlen, -EPERM,
+		       "job %u: checkpoint refused: checkpoints are off for "
+		       "this job; submit it with --vm-checkpoint where the "
+		       "policies allow it",
+		       j->id);
+}
+
 int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 {
 	struct ckpt_job *c = cj(j);
@@ -770,6 +798,8 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 
 	if (!c)
 		return -ENOMEM;
+	if ((r = ckpt_allowed(j, err, errlen)) < 0)
+		return r;
 	if (j->state != JOB_READY || c->phase != PH_IDLE)
 		return err_set(err, errlen, -EBUSY,
 			       "job %u: no checkpoint now: the guest is %s%s",

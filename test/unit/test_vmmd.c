@@ -4540,6 +4540,53 @@ static void test_ckpt_node_store_not_roots(void **state)
 	assert_false(exists(p));
 }
 
+/* (#9) vmenvctl checkpoint follows the spec: a job whose checkpoints are
+ * off (a policy's enforce: false above all) is never saved on demand; the
+ * guest is not even asked to prepare. */
+static void test_ckpt_on_demand_policy(void **state)
+{
+	static const struct {
+		const char *policy; /* 10-debug.json's text, or NULL */
+		const char *want;
+	} cases[] = {
+	    {"{\"name\": \"debug\", \"checkpoint\": {\"enforce\": false}}",
+	     "job 42: checkpoint refused: policy 'debug' (10-debug.json) "
+	     "enforces checkpoint: no for this job"},
+	    {"{\"name\": \"debug\", \"checkpoint\": {\"allow\": [false]}}",
+	     "job 42: checkpoint refused: checkpoints are off for this job; "
+	     "submit it with --vm-checkpoint where the policies allow it"},
+	    {"{\"name\": \"debug\", \"checkpoint\": {\"default\": false}}",
+	     "checkpoints are off for this job (the default of policy "
+	     "'debug' (10-debug.json))"},
+	    {NULL, "job 42: checkpoint refused: checkpoints are off for this "
+		   "job"},
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct proto_reply rep;
+		struct pollfd pfd = {.events = POLLIN};
+		int cfd;
+
+		print_message("case %zu\n", i);
+		if (i)
+			f = fx_renew(state);
+		if (cases[i].policy) {
+			write_policy(f, "10-debug.json", cases[i].policy);
+			assert_int_equal(spec_policies_load(&f->d), 0);
+		}
+		start_ok(f);
+		pfd.fd = ckpt_agent(f);
+		cfd = checkpoint_request(f);
+		client_reply(f, cfd, &rep);
+		close(cfd);
+		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		assert_contains(rep.error, cases[i].want);
+		assert_int_equal(poll(&pfd, 1, 100), 0);
+		assert_int_equal(fake_hv.nsave, 0);
+	}
+}
+
 /* A guest vmmd did not start: a name, maybe vmenv metadata (id, node). */
 static void stray_guest(struct fx *f, const char *name, uint32_t id,
 			const char *node)
@@ -5009,6 +5056,7 @@ int main(void)
 	    T(test_ckpt_keep_limits),
 	    T(test_ckpt_no_space),
 	    T(test_ckpt_node_store_not_roots),
+	    T(test_ckpt_on_demand_policy),
 	    T(test_reconcile_owner),
 	    T(test_bulk_output_then_exit),
 	    T(test_bulk_ends_before_started),
