@@ -99,7 +99,7 @@ int sfs_open_dir_path(const char *abs, unsigned flags, bool *ret_trusted)
 int sfs_open_private_dir(int dirfd, const char *name, bool create, mode_t mode,
 			 struct stat *st)
 {
-	struct stat tmp;
+	struct stat tmp, parent;
 	struct stat *s = st ? st : &tmp;
 
 	if (!one_name(name))
@@ -114,10 +114,13 @@ int sfs_open_private_dir(int dirfd, const char *name, bool create, mode_t mode,
 			memset(s, 0, sizeof(*s));
 		return fd;
 	}
-	if (fstat(fd, s) < 0)
+	if (fstat(fd, s) < 0 || fstat(dirfd, &parent) < 0)
 		return -errno;
 	if (s->st_uid != geteuid() || (s->st_mode & 077))
 		return -EPERM;
+	/* A mount point (a user's FUSE mount can claim any owner). */
+	if (s->st_dev != parent.st_dev)
+		return -EXDEV;
 	return TAKE_FD(fd);
 }
 

@@ -14,6 +14,7 @@
  *   -EINVAL   not a regular file (a FIFO, a device, a socket)
  *   -EPERM    another owner, or a mode that lets others in
  *   -EMLINK   a file with more than one name (a hard link to elsewhere)
+ *   -EXDEV    a mount point where none is expected
  */
 #ifndef VMENV_SAFEFS_H
 #define VMENV_SAFEFS_H
@@ -42,8 +43,10 @@ int sfs_open_dir_path(const char *abs, unsigned flags, bool *ret_trusted);
 
 /* Opens (with create: makes first, mode) the directory name below dirfd,
  * not following a link, and checks that it is a directory owned by this
- * process's euid that no one else may enter (mode & 077 == 0). On a
- * refusal *st (may be NULL) holds what was found there. */
+ * process's euid that no one else may enter (mode & 077 == 0), on dirfd's
+ * file system (-EXDEV for a mount point: a user's FUSE mount may claim
+ * any owner). On a refusal *st (may be NULL) holds what was found
+ * there. */
 int sfs_open_private_dir(int dirfd, const char *name, bool create, mode_t mode,
 			 struct stat *st);
 

@@ -106,6 +106,11 @@ static int not_private(int r, const char *dir, const char *name,
 			       "root's that no one else may enter (remove it)",
 			       dir, name, (unsigned)st->st_uid,
 			       (unsigned)(st->st_mode & 07777));
+	if (r == -EXDEV)
+		return err_set(err, errlen, r,
+			       "checkpoint store: %s/%s is a mount point, "
+			       "refused",
+			       dir, name);
 	if (r == -ELOOP || r == -ENOTDIR)
 		return err_set(err, errlen, r,
 			       "checkpoint store: %s/%s is not a directory "

@@ -188,6 +188,15 @@ static void test_open_dir_path(void **state)
 	assert_int_equal(sfs_open_dir_path("/tmp/../etc", 0, NULL), -EINVAL);
 }
 
+/* Its own mount namespace for the test process (root only), so a tmpfs
+ * it mounts is nobody else's. */
+static bool private_mounts(void)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0)
+		return false;
+	return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+}
+
 /* --- sfs_open_private_dir ------------------------------------------------ */
 
 static void test_open_private_dir(void **state)
@@ -222,6 +231,23 @@ static void test_open_private_dir(void **state)
 	assert_int_equal(sfs_open_private_dir(dfd, "theirs", false, 0700, &st),
 			 -EPERM);
 	assert_int_equal(st.st_uid, OTHER_UID);
+	/* A mount point root's and 0700 (what a user's FUSE mount with
+	 * allow_other may claim to be). */
+	if (!private_mounts())
+		return;
+	close(dfd);
+	dfd = dir_fd(f);
+	mkdir_in(f, "mnt", 0700);
+	{
+		char p[256];
+
+		path(f, p, sizeof(p), "mnt");
+		assert_int_equal(
+		    mount("tmpfs", p, "tmpfs", 0, "size=64k,mode=0700"), 0);
+		assert_int_equal(
+		    sfs_open_private_dir(dfd, "mnt", false, 0700, &st), -EXDEV);
+		assert_int_equal(umount(p), 0);
+	}
 }
 
 /* --- sfs_open_file ------------------------------------------------------- */
@@ -333,15 +359,6 @@ static void test_copy_fd(void **state)
 }
 
 /* --- sfs_remove_tree ------------------------------------------------------ */
-
-/* Its own mount namespace for the test process (root only), so a tmpfs
- * it mounts is nobody else's. */
-static bool private_mounts(void)
-{
-	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0)
-		return false;
-	return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
-}
 
 static void test_remove_tree(void **state)
 {
