@@ -16,10 +16,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Directories entered by sfs_remove_tree below the one named: a
- * checkpoint's tree is two deep. */
-#define SFS_MAX_DEPTH 8
-
 /* One path component: no "/", not "." or "..", not empty. */
 static bool one_name(const char *name)
 {
@@ -273,62 +269,6 @@ int sfs_copy_fd(int in, uint64_t len, int dirfd, const char *name, mode_t mode)
 	if (r < 0)
 		unlinkat(dirfd, name, 0);
 	return r;
-}
-
-static int remove_below(int fd, dev_t dev, int depth);
-
-/* One entry of a directory being emptied. */
-static int remove_entry(int dirfd, const char *name, dev_t dev, int depth)
-{
-	struct stat st;
-	int r;
-
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno
-								       : 0;
-	if (st.st_dev != dev)
-		return -EXDEV;
-	if (depth >= SFS_MAX_DEPTH)
-		return -ELOOP;
-	_cleanup_close_ int fd = openat(
-	    dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	r = remove_below(fd, dev, depth + 1);
-	if (r < 0)
-		return r;
-	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT
-		   ? -errno
-		   : 0;
-}
-
-/* Empties the directory of fd (fd stays open). */
-static int remove_below(int fd, dev_t dev, int depth)
-{
-	DIR *dp = sfs_opendir(fd);
-	struct dirent *e;
-	int r = 0;
-
-	if (!dp)
-		return -errno;
-	while (r == 0 && (e = readdir(dp)))
-		if (one_name(e->d_name))
-			r = remove_entry(fd, e->d_name, dev, depth);
-	closedir(dp);
-	return r;
-}
-
-int sfs_remove_tree(int dirfd, const char *name)
-{
-	struct stat st;
-
-	if (!one_name(name))
-		return -EINVAL;
-	if (fstat(dirfd, &st) < 0)
-		return -errno;
-	return remove_entry(dirfd, name, st.st_dev, 0);
 }
 
 int sfs_fd_path(int dirfd, const char *name, char *buf, size_t len)

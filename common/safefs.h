@@ -3,7 +3,8 @@
  * File system operations for a root process in directories a user may
  * write (docs/security.md): every lookup is one name at a time from a
  * directory fd, never through a symlink, and what is found is checked
- * (type, owner, links) on the fd that is then used. Paths are only ever
+ * (type, owner, links) on the fd that is then used. Removal by fd is
+ * common/rmtree.h's. Paths are only ever
  * resolved by the kernel from an fd the caller holds, so renaming or
  * replacing a directory on the way after it was opened changes nothing.
  *
@@ -75,13 +76,6 @@ int sfs_write_atomic(int dirfd, const char *name, const void *data, size_t len,
  * an existing name, a link included, is -EEXIST). -EIO when in is
  * shorter; nothing is left of a failed copy. */
 int sfs_copy_fd(int in, uint64_t len, int dirfd, const char *name, mode_t mode);
-
-/* Removes name below dirfd and, when it is a directory, everything in it,
- * by fd: each directory is opened O_NOFOLLOW|O_DIRECTORY from its parent,
- * entries are unlinked with unlinkat (a symlink is removed, never
- * followed), mount points are not crossed (-EXDEV) and at most 8 levels
- * are entered (-ELOOP). An absent name is 0. */
-int sfs_remove_tree(int dirfd, const char *name);
 
 /* A path to name in the directory held by dirfd that resolves through
  * that very directory whatever is renamed meanwhile:

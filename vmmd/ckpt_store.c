@@ -224,7 +224,7 @@ static int gc_seq(void *data, int jfd, const char *name, uint32_t seq)
 	(void)seq;
 	if (fd < 0 || has_manifest(fd) || last_touched(fd) > g->older_than)
 		return 0;
-	if (sfs_remove_tree(jfd, name) == 0)
+	if (rmtree_at(jfd, name) == 0)
 		g->removed++;
 	return 0;
 }
@@ -410,7 +410,7 @@ static int drop_seq(int jfd, const char *name)
 		return fd == -ENOENT ? 0 : fd;
 	if (unlinkat(fd, CKPT_MANIFEST, 0) < 0 && errno != ENOENT)
 		return -errno;
-	return sfs_remove_tree(jfd, name);
+	return rmtree_at(jfd, name);
 }
 
 struct older {
@@ -474,7 +474,7 @@ int ckpt_store_discard(int dirfd, uint32_t seq)
 		return -errno;
 	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
 		return -ESTALE;
-	return sfs_remove_tree(jfd, name);
+	return rmtree_at(jfd, name);
 }
 
 int ckpt_store_commit(int dirfd, const char *dir, struct ckpt_manifest *m,
@@ -688,7 +688,7 @@ int ckpt_store_remove_job(const struct ckpt_store *s, uint32_t job_id)
 		return jfd == -ENOENT ? 0 : jfd;
 	each_numbered(jfd, drop_older, &o);
 	snprintf(name, sizeof(name), "%u", job_id);
-	return sfs_remove_tree(s->fd, name);
+	return rmtree_at(s->fd, name);
 }
 
 /* --- limits -------------------------------------------------------------- */

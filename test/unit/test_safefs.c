@@ -4,8 +4,9 @@
  * each refusal tried for real: a symlink on the way or in the last
  * place, a FIFO that would block, a file of another owner or with another
  * name, a directory renamed away and replaced by a link, a mount point
- * inside a tree being removed. Cases that need another owner (chown) or a
- * mount run as root only (skipped otherwise).
+ * where a private directory is expected. Cases that need another owner
+ * (chown) or a mount run as root only (skipped otherwise). Removal by fd
+ * is common/rmtree.c's (test_rmtree).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -358,61 +359,6 @@ static void test_copy_fd(void **state)
 	assert_string_equal(got, "new");
 }
 
-/* --- sfs_remove_tree ------------------------------------------------------ */
-
-static void test_remove_tree(void **state)
-{
-	struct fx *f = *state;
-	_cleanup_close_ int dfd = dir_fd(f);
-	_cleanup_free_ char *kept = NULL;
-	char p[256];
-
-	/* A tree with links out of it to a directory and a file. */
-	mkdir_in(f, "victim", 0700);
-	write_in(f, "victim/precious", "keep me");
-	mkdir_in(f, "t", 0700);
-	mkdir_in(f, "t/1", 0700);
-	write_in(f, "t/1/memory", "x");
-	path(f, p, sizeof(p), "victim");
-	link_in(f, "t/1/dirlink", p);
-	path(f, p, sizeof(p), "victim/precious");
-	link_in(f, "t/1/filelink", p);
-	assert_int_equal(sfs_remove_tree(dfd, "t"), 0);
-	assert_false(exists_in(f, "t"));
-	kept = read_in(f, "victim/precious");
-	assert_string_equal(kept, "keep me");
-	/* The name itself a link: only the link goes. */
-	path(f, p, sizeof(p), "victim");
-	link_in(f, "l", p);
-	assert_int_equal(sfs_remove_tree(dfd, "l"), 0);
-	assert_false(exists_in(f, "l"));
-	assert_true(exists_in(f, "victim/precious"));
-	assert_int_equal(sfs_remove_tree(dfd, "absent"), 0);
-	assert_int_equal(sfs_remove_tree(dfd, ".."), -EINVAL);
-	/* Too deep. */
-	assert_int_equal(
-	    str_printf(p, sizeof(p), "%s/d/1/2/3/4/5/6/7/8/9/10", f->dir), 0);
-	assert_int_equal(mkdir_p(p, 0700), 0);
-	assert_int_equal(sfs_remove_tree(dfd, "d"), -ELOOP);
-	/* A mount point inside is not crossed. */
-	if (!private_mounts()) {
-		print_message("not root: no mount point case\n");
-		return;
-	}
-	mkdir_in(f, "m", 0700);
-	mkdir_in(f, "m/mnt", 0700);
-	path(f, p, sizeof(p), "m/mnt");
-	assert_int_equal(mount("tmpfs", p, "tmpfs", 0, "size=64k"), 0);
-	write_in(f, "m/mnt/inside", "on another fs");
-	/* An fd opened before the unshare sees the old namespace's
-	 * mounts. */
-	close(dfd);
-	dfd = dir_fd(f);
-	assert_int_equal(sfs_remove_tree(dfd, "m"), -EXDEV);
-	assert_true(exists_in(f, "m/mnt/inside"));
-	assert_int_equal(umount(p), 0);
-}
-
 /* --- sfs_fd_path ---------------------------------------------------------- */
 
 /* A path pinned to an open directory reaches that directory after it was
@@ -452,8 +398,6 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_open_file, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_fd, fx_setup,
-					    fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_remove_tree, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_fd_path, fx_setup,
 					    fx_teardown),
