@@ -71,9 +71,16 @@ struct ckpt_job {
 	bool held_early;
 	char fail[PROTO_MAX_ERROR];
 	struct ckpt_work *work;
-	/* The checkpoint being written, or restored from. */
+	/* The checkpoint being written, or restored from: its store, its
+	 * directory (held open from the lookup to the worker, which takes
+	 * it over) and that directory's path for messages. */
 	char root[VMENV_MAX_PATH];
+	struct ckpt_store store;
+	int dirfd;
 	char dir[VMENV_MAX_PATH];
+	/* A restore's checkpoint as the worker verified it: its files,
+	 * still open, until the file server took its state (take_state). */
+	struct ckpt_verified ver;
 	uint32_t job_id, seq;
 	struct ckpt_manifest man;
 	bool restore;
@@ -87,8 +94,12 @@ static struct ckpt_job *cj(struct job *j)
 {
 	if (!j->ckpt) {
 		j->ckpt = calloc(1, sizeof(*j->ckpt));
-		if (j->ckpt)
+		if (j->ckpt) {
 			j->ckpt->cfd = -1;
+			j->ckpt->dirfd = -1;
+			j->ckpt->store.fd = -1;
+			ckpt_verified_init(&j->ckpt->ver);
+		}
 	}
 	return j->ckpt;
 }
@@ -97,6 +108,45 @@ const char *ckpt_root(const struct job *j)
 {
 	return j->spec.v.checkpoint_dir[0] ? j->spec.v.checkpoint_dir
 					   : j->d->cfg.checkpoint_dir;
+}
+
+/* The job's store (its --vm-checkpoint-dir, or the node's) into
+ * c->store. */
+static int open_store(struct job *j, struct ckpt_job *c, bool create, char *err,
+		      size_t errlen)
+{
+	unsigned flags = (create ? CKPT_STORE_CREATE : 0) |
+			 (j->spec.v.checkpoint_dir[0] ? 0 : CKPT_STORE_NODE);
+
+	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
+	return ckpt_store_open(c->root, flags, &c->store, err, errlen);
+}
+
+/* Checkpoint seq of job_id in c->store: its directory held open in
+ * c->dirfd (the worker verifies and restores from that very directory),
+ * its manifest in c->man. */
+static int open_checkpoint(struct ckpt_job *c, uint32_t job_id, uint32_t seq,
+			   char *err, size_t errlen)
+{
+	int fd;
+
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	c->dirfd = -1;
+	fd = ckpt_store_open_seq(&c->store, job_id, seq, c->dir, sizeof(c->dir),
+				 err, errlen);
+	if (fd < 0)
+		return fd;
+	c->dirfd = fd;
+	return ckpt_store_load(fd, c->dir, &c->man, err, errlen);
+}
+
+int ckpt_job_restored_file(const struct job *j, const char *name,
+			   uint64_t *ret_size)
+{
+	if (!j->ckpt)
+		return -ENOENT;
+	return ckpt_verified_fd(&j->ckpt->ver, name, ret_size);
 }
 
 bool ckpt_busy(const struct job *j)
@@ -224,11 +274,18 @@ static void phase_done(struct ckpt_job *c, enum ckpt_phase next)
 
 /* --- the bandwidth ------------------------------------------------------- */
 
+/* The figure's file in the node's store, by path: only while the store
+ * is root's all the way (then no one else can redirect the path). */
 static void bw_path(const struct vmmd *d, char *buf, size_t len)
 {
-	if (str_printf(buf, len, "%s/.bandwidth-%s", d->cfg.checkpoint_dir,
+	struct ckpt_store s = CKPT_STORE_INIT;
+
+	if (ckpt_store_open(d->cfg.checkpoint_dir, CKPT_STORE_NODE, &s, NULL,
+			    0) < 0 ||
+	    str_printf(buf, len, "%s/.bandwidth-%s", d->cfg.checkpoint_dir,
 		       d->cfg.node_name) < 0)
 		buf[0] = '\0';
+	ckpt_store_close(&s);
 }
 
 static void sweep_tick(void *data)
@@ -241,20 +298,22 @@ static void sweep_tick(void *data)
 
 void ckpt_init(struct vmmd *d)
 {
-	char path[VMENV_MAX_PATH], err[512];
+	struct ckpt_store s = CKPT_STORE_INIT;
+	char path[VMENV_MAX_PATH], err[VMENV_MAX_PATH + 256];
 	uint64_t bps = 0, probed = 0;
-	struct stat st;
 	int r;
 
-	/* The store holds guests' memory: root's only. */
-	if (mkdir_p(d->cfg.checkpoint_dir, 0700) < 0 ||
-	    stat(d->cfg.checkpoint_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_warn("checkpoints: cannot use %s; the save bandwidth is "
-			 "assumed until a save measures it",
-			 d->cfg.checkpoint_dir);
+	/* The store holds guests' memory: root's only, all the way. */
+	r = ckpt_store_open(d->cfg.checkpoint_dir,
+			    CKPT_STORE_CREATE | CKPT_STORE_NODE, &s, err,
+			    sizeof(err));
+	if (r < 0) {
+		log_err("checkpoints: %s; checkpoints into it are refused",
+			err);
 		return;
 	}
-	r = ckpt_store_gc(d->cfg.checkpoint_dir, 0, CKPT_GC_IDLE_S);
+	r = ckpt_store_gc(&s, 0, CKPT_GC_IDLE_S);
+	ckpt_store_close(&s);
 	if (r > 0)
 		log_notice("checkpoints: removed %d incomplete save(s) in %s",
 			   r, d->cfg.checkpoint_dir);
@@ -300,8 +359,10 @@ static uint64_t overlay_bytes(const struct job *j)
 	char p[VMENV_MAX_PATH];
 	struct stat st;
 
+	/* disk/ is the user's for a user image: a link there says
+	 * nothing. */
 	if (str_printf(p, sizeof(p), "%s/disk/overlay.qcow2", j->dir) < 0 ||
-	    stat(p, &st) < 0)
+	    lstat(p, &st) < 0 || !S_ISREG(st.st_mode))
 		return 0;
 	return (uint64_t)st.st_blocks * 512;
 }
@@ -399,8 +460,8 @@ void ckpt_job_ready(struct job *j)
 
 void ckpt_job_ended(struct job *j)
 {
-	ckpt_keep_job_ended(j->d, ckpt_root(j), j->id,
-			    j->ckpt && j->ckpt->requeued);
+	ckpt_keep_job_ended(j->d, ckpt_root(j), !j->spec.v.checkpoint_dir[0],
+			    j->id, j->ckpt && j->ckpt->requeued);
 }
 
 void ckpt_job_free(struct job *j)
@@ -415,6 +476,10 @@ void ckpt_job_free(struct job *j)
 	ckpt_work_cancel(c->work);
 	answer(c, "the job ended during the checkpoint");
 	ckpt_manifest_clear(&c->man);
+	ckpt_verified_clear(&c->ver);
+	ckpt_store_close(&c->store);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
 	if (c->replay[0])
 		unlink(c->replay);
 	free(c->xml);
@@ -504,17 +569,123 @@ static int fill_manifest(struct job *j, struct ckpt_manifest *m)
 
 static void save_done(struct job *j, struct ckpt_work *w);
 
+/* --- before a save: the store, its room, the user's kept ones --------- */
+
+/* What a save writes at most: the guest's memory (the save image holds
+ * no more than its RAM and the devices' state) and the overlay. */
+static uint64_t save_estimate(const struct job *j)
+{
+	return ((uint64_t)j->mem_mib << 20) + overlay_bytes(j);
+}
+
+/* A save that cannot fit is refused before it fills the file system
+ * (the node's store is on /) and fails anyway: the estimate, 1/16 more
+ * and 64 MiB (the image's header and device state, the manifest, the
+ * file system's own blocks). The previous checkpoint stays until the new
+ * one is complete, so it is no room. */
+#define CKPT_MARGIN_MIB 64u
+
+static int check_room(const struct job *j, const struct ckpt_store *s,
+		      char *err, size_t errlen)
+{
+	uint64_t est = save_estimate(j), avail = 0;
+	uint64_t need = est + est / 16 + ((uint64_t)CKPT_MARGIN_MIB << 20);
+	int r = ckpt_store_avail(s, &avail);
+
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "cannot read the free space of %s: %s", s->path,
+			       strerror(-r));
+	if (avail >= need)
+		return 0;
+	return err_set(err, errlen, -ENOSPC,
+		       "%s has %llu MiB free, the save needs about %llu MiB "
+		       "(guest memory %u MiB, overlay %llu MiB, and a margin)",
+		       s->path, (unsigned long long)(avail >> 20),
+		       (unsigned long long)(need >> 20), j->mem_mib,
+		       (unsigned long long)(overlay_bytes(j) >> 20));
+}
+
+/* Kept checkpoints outlive their jobs by days: at most
+ * checkpoint_keep_max of them and checkpoint_keep_max_mib per user in a
+ * store (the job's own older one is replaced by this save). */
+static int check_kept(const struct job *j, const struct ckpt_store *s,
+		      char *err, size_t errlen)
+{
+	const struct vmmd_config *cfg = &j->d->cfg;
+	uint64_t max = (uint64_t)cfg->checkpoint_keep_max_mib << 20;
+	uint64_t est = save_estimate(j);
+	struct ckpt_kept k;
+	int r;
+
+	if (!j->spec.v.checkpoint_keep)
+		return 0;
+	if ((r = ckpt_store_kept(s, (uint32_t)j->uid, j->id, &k)) < 0)
+		return err_set(err, errlen, r,
+			       "cannot count the kept checkpoints in %s: %s",
+			       s->path, strerror(-r));
+	if (k.count >= cfg->checkpoint_keep_max)
+		return err_set(
+		    err, errlen, -EDQUOT,
+		    "uid %u already keeps %u checkpoint(s) in %s (job %u's "
+		    "among them) and this node allows %u per user "
+		    "(checkpoint_keep_max); submit with "
+		    "--vm-checkpoint-keep=no, or wait until one is past the "
+		    "retention time",
+		    (unsigned)j->uid, k.count, s->path, k.newest_job,
+		    cfg->checkpoint_keep_max);
+	if (k.bytes + est > max)
+		return err_set(
+		    err, errlen, -EDQUOT,
+		    "uid %u keeps %llu MiB of checkpoints in %s and this one "
+		    "would add about %llu MiB; this node allows %u MiB per "
+		    "user (checkpoint_keep_max_mib); submit with "
+		    "--vm-checkpoint-keep=no, or wait until one is past the "
+		    "retention time",
+		    (unsigned)j->uid, (unsigned long long)(k.bytes >> 20),
+		    s->path, (unsigned long long)(est >> 20),
+		    cfg->checkpoint_keep_max_mib);
+	return 0;
+}
+
+/* Opens the job's store and starts the next checkpoint in it (c->dirfd,
+ * c->dir, c->seq). *refused: the save would not fit or is over the
+ * user's limit (not a failure of the store). */
+static int begin_save(struct job *j, bool *refused, char *err, size_t errlen)
+{
+	struct ckpt_job *c = j->ckpt;
+	int r = open_store(j, c, true, err, errlen);
+
+	if (r < 0)
+		return r;
+	if ((r = check_room(j, &c->store, err, errlen)) < 0 ||
+	    (r = check_kept(j, &c->store, err, errlen)) < 0) {
+		*refused = true;
+		return r;
+	}
+	r = ckpt_store_begin(&c->store, j->id, &c->seq, c->dir, sizeof(c->dir),
+			     err, errlen);
+	if (r < 0)
+		return r;
+	c->dirfd = r;
+	return 0;
+}
+
 static void do_save(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
 	struct ckpt_work_save ws = {0};
 	char err[PROTO_MAX_ERROR], why[PROTO_MAX_ERROR];
+	char io_dir[VMENV_MAX_PATH];
+	bool refused = false;
 	int out_fd = -1, r;
 
-	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
-	r = ckpt_store_begin(c->root, j->id, &c->seq, c->dir, sizeof(c->dir),
-			     err, sizeof(err));
-	if (r == 0 && (r = jobfiles_freeze(j, c->dir, err, sizeof(err))) == 0)
+	r = begin_save(j, &refused, err, sizeof(err));
+	if (r == 0 && (r = ckpt_store_path(&c->store, c->dirfd, c->dir, "",
+					   io_dir, sizeof(io_dir))) < 0)
+		snprintf(err, sizeof(err), "job %u: checkpoint path too long",
+			 j->id);
+	if (r == 0 && (r = jobfiles_freeze(j, io_dir, err, sizeof(err))) == 0)
 		c->files_frozen = true;
 	if (r == 0 && (r = fill_manifest(j, &ws.man)) < 0)
 		snprintf(err, sizeof(err), "job %u: out of memory", j->id);
@@ -527,20 +698,26 @@ static void do_save(struct job *j)
 		ckpt_work_devs_clear(&ws.devs);
 		if (out_fd >= 0)
 			close(out_fd);
-		if (c->dir[0])
-			rm_rf(c->dir);
+		if (c->dirfd >= 0) {
+			ckpt_store_discard(c->dirfd, c->seq);
+			close(c->dirfd);
+			c->dirfd = -1;
+		}
 		str_printf(why, sizeof(why),
-			   "job %u: checkpoint failed on node %s: %s", j->id,
-			   j->d->cfg.node_name, err);
+			   "job %u: checkpoint %s on node %s: %s", j->id,
+			   refused ? "refused" : "failed", j->d->cfg.node_name,
+			   err);
 		save_failed(j, why, false);
 		return;
 	}
 	/* QEMU's end of the channel closes with the save: not a failure. */
 	agent_detach(j);
 	ws.domain = j->domain;
-	ws.root = c->root;
+	ws.dirfd = TAKE_FD(c->dirfd);
 	ws.dir = c->dir;
+	ws.io_dir = io_dir;
 	ws.job_dir = j->dir;
+	ws.uid = (uint32_t)j->uid;
 	ws.out_fd = out_fd;
 	jobfiles_after_save_plan(j, &ws.files);
 	c->phase = PH_SAVING;
@@ -552,7 +729,6 @@ static void do_save(struct job *j)
 			 "job %u: checkpoint failed on node %s: cannot start "
 			 "the save: %s",
 			 j->id, j->d->cfg.node_name, strerror(-r));
-		rm_rf(c->dir);
 		save_failed(j, why, false);
 	}
 }
@@ -586,6 +762,34 @@ static void prepare_timeout(void *data)
 	save_failed(j, why, false);
 }
 
+/* Checkpoints are the spec's: a job whose checkpoint field is off (a
+ * policy's enforce, its allow, or the job never asked) is never saved,
+ * on demand neither. */
+static int ckpt_allowed(const struct job *j, char *err, size_t errlen)
+{
+	const struct vmspec_src *src = &j->spec.src[VMSPEC_CHECKPOINT];
+
+	if (j->spec.v.checkpoint)
+		return 0;
+	if (src->origin == VMSPEC_ENFORCED)
+		return err_set(err, errlen, -EPERM,
+			       "job %u: checkpoint refused: policy '%s' (%s) "
+			       "enforces checkpoint: no for this job",
+			       j->id, src->policy, src->file);
+	if (src->origin == VMSPEC_DEFAULT)
+		return err_set(err, errlen, -EPERM,
+			       "job %u: checkpoint refused: checkpoints are "
+			       "off for this job (the default of policy '%s' "
+			       "(%s)); submit it with --vm-checkpoint where "
+			       "the policies allow it",
+			       j->id, src->policy, src->file);
+	return err_set(err, errlen, -EPERM,
+		       "job %u: checkpoint refused: checkpoints are off for "
+		       "this job; submit it with --vm-checkpoint where the "
+		       "policies allow it",
+		       j->id);
+}
+
 int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 {
 	struct ckpt_job *c = cj(j);
@@ -594,6 +798,8 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 
 	if (!c)
 		return -ENOMEM;
+	if ((r = ckpt_allowed(j, err, errlen)) < 0)
+		return r;
 	if (j->state != JOB_READY || c->phase != PH_IDLE)
 		return err_set(err, errlen, -EBUSY,
 			       "job %u: no checkpoint now: the guest is %s%s",
@@ -631,7 +837,7 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 	return 0;
 }
 
-static int start_restore(struct job *j);
+static int start_restore(struct job *j, char *err, size_t errlen);
 
 static void saved_requeue(struct job *j)
 {
@@ -701,8 +907,11 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	c->keep = true;
 	c->job_id = j->id;
 	ckpt_manifest_clear(&c->man);
-	if (ckpt_store_load(c->dir, &c->man, why, sizeof(why)) < 0 ||
-	    start_restore(j) < 0) {
+	/* From the directory just written, not from whatever its name in
+	 * the store leads to now. */
+	c->dirfd = ckpt_work_take_dir(w);
+	if (ckpt_store_load(c->dirfd, c->dir, &c->man, why, sizeof(why)) < 0 ||
+	    start_restore(j, why, sizeof(why)) < 0) {
 		answer(c, why);
 		job_fail(j, "job %u: cannot go on after the checkpoint: %s",
 			 j->id, why);
@@ -783,7 +992,7 @@ static void resumed(struct job *j)
 	c->replay[0] = '\0';
 	log_notice("job %u: restored from checkpoint %u (%s) in %llu ms", j->id,
 		   c->man.seq, c->dir, (unsigned long long)(now_ms() - c->t0));
-	if (!c->keep && ckpt_store_remove(c->root, c->job_id, c->man.seq) < 0)
+	if (!c->keep && ckpt_store_remove(&c->store, c->job_id, c->man.seq) < 0)
 		log_err("job %u: cannot remove the used checkpoint %s", j->id,
 			c->dir);
 	c->restore = false;
@@ -877,17 +1086,18 @@ static void saved_name(struct job *j)
 static int own_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 			  size_t errlen)
 {
-	uint32_t seq;
-	int r;
+	uint32_t seq = 0;
+	int r = open_store(j, c, false, err, errlen);
 
-	if (ckpt_store_latest(c->root, j->id, &seq) < 0) {
+	if (r == 0)
+		r = ckpt_store_latest(&c->store, j->id, &seq, err, errlen);
+	if (r == -ENOENT) {
 		log_info("job %u: restart %u without a checkpoint of its own",
 			 j->id, j->slurm.restart_count);
 		return 0;
 	}
-	if (ckpt_store_seq_dir(c->root, j->id, seq, c->dir, sizeof(c->dir)) < 0)
-		return -ENAMETOOLONG;
-	r = ckpt_store_load(c->dir, &c->man, err, errlen);
+	if (r == 0)
+		r = open_checkpoint(c, j->id, seq, err, errlen);
 	if (r < 0)
 		return r;
 	if (c->man.job_id != j->id || c->man.uid != (uint32_t)j->uid)
@@ -923,13 +1133,17 @@ static int other_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 			    size_t errlen)
 {
 	struct ckpt_source s = {
-	    .root = c->root,
+	    .store = &c->store,
 	    .job_id = j->id,
 	    .uid = (uint32_t)j->uid,
 	    .from = j->spec.v.restore_from,
 	};
-	int r = ckpt_source_find(j->d, &s, c->dir, sizeof(c->dir), &c->man, err,
-				 errlen);
+	int r = c->store.fd >= 0 ? 0 : open_store(j, c, false, err, errlen);
+
+	/* A store that does not exist holds no checkpoint (said so). */
+	if (r == 0 || r == -ENOENT)
+		r = ckpt_source_find(j->d, &s, &c->dirfd, c->dir,
+				     sizeof(c->dir), &c->man, err, errlen);
 
 	/* Restored once already (and not kept): a later restart of this
 	 * job boots, like a requeued job without a checkpoint. */
@@ -972,7 +1186,6 @@ int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
 		return 0;
 	if (!(c = cj(j)))
 		return -ENOMEM;
-	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
 	if (own && (r = own_checkpoint(j, c, err, errlen)) != 0)
 		return r;
 	return from ? other_checkpoint(j, c, err, errlen) : 0;
@@ -1046,6 +1259,7 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	struct ckpt_job *c = j->ckpt;
 	const struct ckpt_work_result *res = ckpt_work_result(w);
 	char err[PROTO_MAX_ERROR];
+	int r;
 
 	c->work = NULL;
 	if (res->r < 0) {
@@ -1063,12 +1277,18 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	}
 	c->phase = PH_RESUMING;
 	j->domain_running = true;
+	if (!res->replayed)
+		c->replay[0] = '\0';
 	log_info("job %u: guest restored from %s in %llu ms; resuming", j->id,
 		 c->dir, (unsigned long long)res->ms);
-	/* The files are served again (from the state in the checkpoint)
-	 * before the guest's processes are thawed. */
+	/* The files are served again (from the state in the checkpoint, read
+	 * from the fds the worker verified: ckpt_job_restored_file) before
+	 * the guest's processes are thawed. */
 	c->files_frozen = false;
-	if (jobfiles_thaw(j, c->dir, err, sizeof(err)) < 0) {
+	ckpt_work_take_verified(w, &c->ver);
+	r = jobfiles_thaw(j, c->dir, err, sizeof(err));
+	ckpt_verified_clear(&c->ver);
+	if (r < 0) {
 		answer(c, err);
 		job_fail(j, "job %u: the restored guest's files: %s", j->id,
 			 err);
@@ -1089,23 +1309,31 @@ static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
 		       char *err, size_t errlen)
 {
 	struct ckpt_job *c = j->ckpt;
+	char io_dir[VMENV_MAX_PATH];
 	struct ckpt_work_restore wr = {
 	    .domain = j->domain,
 	    .dir = c->dir,
+	    .io_dir = io_dir,
 	    .job_dir = j->dir,
 	    .xml = xml,
 	    .hard_limit_kib = limit_kib,
 	    .job_id = c->job_id,
 	    .uid = (uint32_t)j->uid,
-	    .replay = c->replay,
 	};
 	int r;
 
+	if (c->dirfd < 0 || ckpt_store_path(&c->store, c->dirfd, c->dir, "",
+					    io_dir, sizeof(io_dir)) < 0)
+		return err_set(err, errlen, -EBADF,
+			       "job %u: checkpoint %s is not open", j->id,
+			       c->dir);
 	/* Another job's output (--vm-restore) is not this job's: its file
 	 * starts with what the restored guest prints from now on. */
-	if (c->job_id != j->id || str_printf(c->replay, sizeof(c->replay),
-					     "%s/ckpt-output", j->dir) < 0)
+	if (c->job_id != j->id ||
+	    str_printf(c->replay, sizeof(c->replay), "%s/%s", j->dir,
+		       CKPT_WORK_REPLAY) < 0)
 		c->replay[0] = '\0';
+	wr.replay = c->replay[0] != '\0';
 	c->phase = PH_RESTORING;
 	c->t0 = now_ms();
 	if (devs_xml(j, &wr.devs) < 0) {
@@ -1113,6 +1341,9 @@ static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
 		return err_set(err, errlen, -ENOMEM, "job %u: out of memory",
 			       j->id);
 	}
+	/* The worker takes the directory over (the io_dir path names its
+	 * fd). */
+	wr.dirfd = TAKE_FD(c->dirfd);
 	r = ckpt_work_restore(j, &wr, restore_done, &c->work);
 	if (r < 0)
 		return err_set(err, errlen, r,
@@ -1139,16 +1370,10 @@ int ckpt_job_restore(struct job *j, const char *xml, uint64_t hard_limit_kib,
 
 /* On demand, after the save: the same domain comes back from the XML it
  * was saved with. */
-static int start_restore(struct job *j)
+static int start_restore(struct job *j, char *err, size_t errlen)
 {
 	struct ckpt_job *c = j->ckpt;
-	char err[PROTO_MAX_ERROR];
-	int r;
 
 	j->state = JOB_BOOTING;
-	r = run_restore(j, c->xml ? c->xml : "", c->limit_kib, err,
-			sizeof(err));
-	if (r < 0)
-		log_err("%s", err);
-	return r;
+	return run_restore(j, c->xml ? c->xml : "", c->limit_kib, err, errlen);
 }

@@ -58,6 +58,14 @@ void ckpt_job_free(struct job *j);
  * checkpoint (vmenvctl checkpoint). cfd >= 0: a client that gets the
  * outcome (ok or the reason) and is then closed. */
 int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen);
+/* During a restore's jobfiles_thaw (the file server's state): the fd of
+ * the checkpoint's file name as the worker opened and verified it
+ * (still the checkpoint code's: do not close it) and its size; -ENOENT
+ * when the manifest does not list it. What is restored is read from the
+ * fd that was hashed, never opened again by name. */
+int ckpt_job_restored_file(const struct job *j, const char *name,
+			   uint64_t *ret_size);
+
 /* A checkpoint is in progress: signals to the guest are held back. */
 bool ckpt_busy(const struct job *j);
 

@@ -9,8 +9,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 enum ckpt_fate ckpt_fate(const struct ckpt_fate_in *in, int64_t now,
 			 uint32_t retention_s)
@@ -28,18 +28,20 @@ enum ckpt_fate ckpt_fate(const struct ckpt_fate_in *in, int64_t now,
 }
 
 /* What the store says of the job's newest complete checkpoint. */
-static void newest(const char *root, uint32_t job_id, struct ckpt_fate_in *in)
+static void newest(const struct ckpt_store *s, uint32_t job_id,
+		   struct ckpt_fate_in *in)
 {
 	struct ckpt_manifest m;
 	char dir[VMENV_MAX_PATH], why[256];
 	uint32_t seq;
 
-	if (ckpt_store_latest(root, job_id, &seq) < 0 ||
-	    ckpt_store_seq_dir(root, job_id, seq, dir, sizeof(dir)) < 0)
+	if (ckpt_store_latest(s, job_id, &seq, NULL, 0) < 0)
 		return;
+	_cleanup_close_ int fd =
+	    ckpt_store_open_seq(s, job_id, seq, dir, sizeof(dir), NULL, 0);
 	/* An unreadable manifest counts as incomplete: no one can restore
 	 * it. */
-	if (ckpt_store_load(dir, &m, why, sizeof(why)) < 0)
+	if (fd < 0 || ckpt_store_load(fd, dir, &m, why, sizeof(why)) < 0)
 		return;
 	in->complete = true;
 	in->keep = m.keep;
@@ -47,13 +49,13 @@ static void newest(const char *root, uint32_t job_id, struct ckpt_fate_in *in)
 	ckpt_manifest_clear(&m);
 }
 
-static void decide(struct vmmd *d, const char *root, uint32_t job_id,
+static void decide(struct vmmd *d, const struct ckpt_store *s, uint32_t job_id,
 		   struct ckpt_fate_in *in)
 {
 	uint32_t keep_s = d->cfg.checkpoint_retention_s;
 	enum ckpt_fate f;
 
-	newest(root, job_id, in);
+	newest(s, job_id, in);
 	f = ckpt_fate(in, (int64_t)time(NULL), keep_s);
 	if (f == CKPT_STAYS) {
 		if (in->complete && in->keep &&
@@ -71,19 +73,22 @@ static void decide(struct vmmd *d, const char *root, uint32_t job_id,
 			   job_id,
 			   in->lookup == -ENOENT ? "is unknown to Slurm"
 						 : "has ended",
-			   root);
+			   s->path);
 	else if (f == CKPT_GOES_EXPIRED)
 		log_notice("checkpoints: job %u has ended and its kept "
 			   "checkpoint is older than %u s; removing it from %s",
-			   job_id, keep_s, root);
+			   job_id, keep_s, s->path);
 	else
 		log_notice("checkpoints: job %u %s and did not ask to keep "
 			   "its checkpoints; removing them from %s",
 			   job_id,
 			   in->lookup == -ENOENT ? "is unknown to Slurm"
 						 : "has ended",
-			   root);
-	ckpt_store_remove_job(root, job_id);
+			   s->path);
+	if (ckpt_store_remove_job(s, job_id) < 0)
+		log_warn("checkpoints: job %u: %s/%u is not vmmd's (not root's "
+			 "only); left alone",
+			 job_id, s->path, job_id);
 }
 
 static void ask_slurm(struct vmmd *d, uint32_t job_id, struct ckpt_fate_in *in)
@@ -100,11 +105,18 @@ static void ask_slurm(struct vmmd *d, uint32_t job_id, struct ckpt_fate_in *in)
 
 void ckpt_sweep(struct vmmd *d)
 {
+	struct ckpt_store s = CKPT_STORE_INIT;
 	_cleanup_free_ uint32_t *ids = NULL;
+	char err[VMENV_MAX_PATH + 256];
 	size_t n = 0;
 
-	if (ckpt_store_jobs(d->cfg.checkpoint_dir, &ids, &n, 65536) < 0)
+	if (ckpt_store_open(d->cfg.checkpoint_dir, CKPT_STORE_NODE, &s, err,
+			    sizeof(err)) < 0) {
+		log_warn("checkpoints: not swept: %s", err);
 		return;
+	}
+	if (ckpt_store_jobs(&s, &ids, &n, 65536) < 0)
+		n = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct ckpt_fate_in in = {0};
 
@@ -112,22 +124,24 @@ void ckpt_sweep(struct vmmd *d)
 		if (job_find(d, ids[i]))
 			continue;
 		ask_slurm(d, ids[i], &in);
-		decide(d, d->cfg.checkpoint_dir, ids[i], &in);
+		decide(d, &s, ids[i], &in);
 	}
+	ckpt_store_close(&s);
 }
 
-void ckpt_keep_job_ended(struct vmmd *d, const char *root, uint32_t job_id,
-			 bool requeued)
+void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
+			 uint32_t job_id, bool requeued)
 {
+	struct ckpt_store s = CKPT_STORE_INIT;
 	struct ckpt_fate_in in = {0};
-	char dir[VMENV_MAX_PATH];
-	struct stat st;
 
 	/* Most jobs have none: no question to slurmctld for them. */
-	if (requeued ||
-	    ckpt_store_job_dir(root, job_id, dir, sizeof(dir)) < 0 ||
-	    stat(dir, &st) < 0)
+	if (requeued || ckpt_store_open(root, node_store ? CKPT_STORE_NODE : 0,
+					&s, NULL, 0) < 0)
 		return;
-	ask_slurm(d, job_id, &in);
-	decide(d, root, job_id, &in);
+	if (ckpt_store_has_job(&s, job_id)) {
+		ask_slurm(d, job_id, &in);
+		decide(d, &s, job_id, &in);
+	}
+	ckpt_store_close(&s);
 }

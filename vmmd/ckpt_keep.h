@@ -43,10 +43,10 @@ enum ckpt_fate ckpt_fate(const struct ckpt_fate_in *in, int64_t now,
  * holds: those whose fate is to go are removed (logged). */
 void ckpt_sweep(struct vmmd *d);
 
-/* At the job's end on this node: its checkpoints in root follow their
- * fate now. requeued: vmmd requeued the job itself after a checkpoint
- * (Slurm need not be asked). */
-void ckpt_keep_job_ended(struct vmmd *d, const char *root, uint32_t job_id,
-			 bool requeued);
+/* At the job's end on this node: its checkpoints in root (the node's
+ * store: node_store) follow their fate now. requeued: vmmd requeued the
+ * job itself after a checkpoint (Slurm need not be asked). */
+void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
+			 uint32_t job_id, bool requeued);
 
 #endif

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 /* The old job must be over: while Slurm may still run it, the checkpoint
  * is its own (its restart restores it, and consumes it). */
@@ -43,10 +43,10 @@ static int source_ended(struct vmmd *d, const struct ckpt_source *s, char *err,
 static int no_checkpoint(const struct ckpt_source *s, char *err, size_t errlen)
 {
 	char jdir[VMENV_MAX_PATH];
-	struct stat st;
 
-	if (ckpt_store_job_dir(s->root, s->from, jdir, sizeof(jdir)) == 0 &&
-	    stat(jdir, &st) == 0)
+	if (ckpt_store_job_dir(s->store->path, s->from, jdir, sizeof(jdir)) ==
+		0 &&
+	    s->store->fd >= 0 && ckpt_store_has_job(s->store, s->from))
 		return err_set(err, errlen, -ENOENT,
 			       "job %u: --vm-restore=%u: %s holds no complete "
 			       "checkpoint of job %u (an interrupted save)",
@@ -55,16 +55,16 @@ static int no_checkpoint(const struct ckpt_source *s, char *err, size_t errlen)
 		       "job %u: --vm-restore=%u: no checkpoint of job %u in %s "
 		       "(none taken, not kept with --vm-checkpoint-keep, "
 		       "already restored, or past the retention time)",
-		       s->job_id, s->from, s->from, s->root);
+		       s->job_id, s->from, s->from, s->store->path);
 }
 
-int ckpt_source_find(struct vmmd *d, const struct ckpt_source *s, char *dir,
-		     size_t dirlen, struct ckpt_manifest *man, char *err,
-		     size_t errlen)
+int ckpt_source_find(struct vmmd *d, const struct ckpt_source *s,
+		     int *ret_dirfd, char *dir, size_t dirlen,
+		     struct ckpt_manifest *man, char *err, size_t errlen)
 {
 	char why[PROTO_MAX_ERROR];
 	uint32_t seq;
-	int r;
+	int r, fd;
 
 	memset(man, 0, sizeof(*man));
 	if (s->from == s->job_id)
@@ -73,12 +73,21 @@ int ckpt_source_find(struct vmmd *d, const struct ckpt_source *s, char *dir,
 			       s->job_id, s->from);
 	if ((r = source_ended(d, s, err, errlen)) < 0)
 		return r;
-	if (ckpt_store_latest(s->root, s->from, &seq) < 0)
+	if (s->store->fd < 0)
 		return no_checkpoint(s, err, errlen);
-	if (ckpt_store_seq_dir(s->root, s->from, seq, dir, dirlen) < 0)
-		return err_set(err, errlen, -ENAMETOOLONG,
-			       "job %u: checkpoint path too long", s->job_id);
-	if ((r = ckpt_store_load(dir, man, why, sizeof(why))) < 0)
+	r = ckpt_store_latest(s->store, s->from, &seq, why, sizeof(why));
+	if (r == -ENOENT)
+		return no_checkpoint(s, err, errlen);
+	if (r == 0 &&
+	    (r = ckpt_store_open_seq(s->store, s->from, seq, dir, dirlen, why,
+				     sizeof(why))) >= 0) {
+		fd = r;
+		r = ckpt_store_load(fd, dir, man, why, sizeof(why));
+		if (*ret_dirfd >= 0)
+			close(*ret_dirfd);
+		*ret_dirfd = fd;
+	}
+	if (r < 0)
 		return err_set(err, errlen, r, "job %u: --vm-restore=%u: %s",
 			       s->job_id, s->from, why);
 	if (man->job_id != s->from || man->uid != s->uid) {

@@ -12,21 +12,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ckpt_manifest;
+#include "ckpt_store.h"
+
 struct vmmd;
 
 struct ckpt_source {
-	const char *root; /* the store (the new job's) */
-	uint32_t job_id;  /* the new job */
-	uint32_t uid;	  /* its user */
-	uint32_t from;	  /* the job whose checkpoint it restores */
+	/* The store (the new job's); not open: it does not exist. */
+	const struct ckpt_store *store;
+	uint32_t job_id; /* the new job */
+	uint32_t uid;	 /* its user */
+	uint32_t from;	 /* the job whose checkpoint it restores */
 };
 
-/* 0 with the checkpoint's directory in dir and its manifest in *man
+/* 0 with the checkpoint's directory open in *ret_dirfd (closed first
+ * when >= 0), its path in dir and its manifest in *man
  * (ckpt_manifest_clear it); -errno with the reason in err, naming both
- * jobs and the store. */
-int ckpt_source_find(struct vmmd *d, const struct ckpt_source *s, char *dir,
-		     size_t dirlen, struct ckpt_manifest *man, char *err,
-		     size_t errlen);
+ * jobs and the store. The manifest is evidence of the job and its owner:
+ * it is read from a directory only root can write (ckpt_store.h). */
+int ckpt_source_find(struct vmmd *d, const struct ckpt_source *s,
+		     int *ret_dirfd, char *dir, size_t dirlen,
+		     struct ckpt_manifest *man, char *err, size_t errlen);
 
 #endif

@@ -26,6 +26,7 @@ struct ckpt_work {
 	struct job *j; /* compared, never dereferenced by the thread */
 	ckpt_work_done_f done;
 	bool save;
+	bool started; /* the thread runs (a save's commits or discards) */
 	pthread_t t;
 	int pipe[2];
 	struct loop_watch *w;
@@ -33,16 +34,18 @@ struct ckpt_work {
 	const struct hv_ops *hv;
 	void *hv_ctx;
 	char domain[160];
-	char root[VMENV_MAX_PATH];
+	int dirfd; /* the checkpoint's directory (owned) */
 	char dir[VMENV_MAX_PATH];
+	char io_dir[VMENV_MAX_PATH];
 	char job_dir[VMENV_MAX_PATH];
-	char replay[VMENV_MAX_PATH];
+	bool replay;
 	char *xml;
 	uint64_t limit_kib;
 	uint32_t uid;
 	uint32_t src_job; /* the checkpoint's job */
 	int out_fd;
 	struct ckpt_manifest man;
+	struct ckpt_verified ver; /* the restore's */
 	struct ckpt_work_devs devs;
 	struct jobfiles_after_save files;
 	struct ckpt_work_result res;
@@ -93,65 +96,109 @@ static int attach_all(struct ckpt_work *w)
 	return 0;
 }
 
-static uint64_t file_size(const char *dir, const char *name)
+static uint64_t file_size(int dirfd, const char *name)
 {
-	char p[VMENV_MAX_PATH];
 	struct stat st;
 
-	if (str_printf(p, sizeof(p), "%s/%s", dir, name) < 0 ||
-	    stat(p, &st) < 0)
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	return (uint64_t)st.st_size;
 }
 
-int ckpt_work_move_overlay(const char *job_dir, const char *dir,
-			   uint64_t *bytes, char *err, size_t errlen)
+/* Opens the job's disk/ directory (the job's directory is root's; disk/
+ * is the user's for a user image, so nothing in it is followed). */
+static int open_disk_dir(const char *job_dir)
 {
-	char from[VMENV_MAX_PATH], to[VMENV_MAX_PATH];
+	_cleanup_close_ int jfd = sfs_open_dir_path(job_dir, 0, NULL);
+	int fd;
+
+	if (jfd < 0)
+		return jfd;
+	fd = openat(jfd, "disk",
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* The overlay as it is now, opened without following a link or
+ * blocking on a FIFO: a plain file of root's or the job's user's with one
+ * link. 0 with *ret_fd -1: none (a kernel + initrd guest). */
+static int open_overlay(int dfd, uid_t uid, int *ret_fd, struct stat *st)
+{
+	_cleanup_close_ int fd =
+	    openat(dfd, "overlay.qcow2",
+		   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	*ret_fd = -1;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, st) < 0)
+		return -errno;
+	if (!S_ISREG(st->st_mode))
+		return -EINVAL;
+	if (st->st_uid != geteuid() && st->st_uid != uid)
+		return -EPERM;
+	if (st->st_nlink != 1)
+		return -EMLINK;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* Renames the checked overlay into the checkpoint: 1 done, 0 not
+ * possible (another file system, or not root's: copy it), -errno. */
+static int rename_overlay(int dfd, int dirfd, const struct stat *st)
+{
+	struct stat moved;
+
+	if (st->st_uid != geteuid())
+		return 0;
+	if (renameat(dfd, "overlay.qcow2", dirfd, CKPT_DISK) < 0)
+		return errno == EXDEV ? 0 : -errno;
+	/* Replaced between the check and the rename: not ours to keep. */
+	if (fstatat(dirfd, CKPT_DISK, &moved, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    moved.st_dev != st->st_dev || moved.st_ino != st->st_ino) {
+		unlinkat(dirfd, CKPT_DISK, 0);
+		return -ESTALE;
+	}
+	return 1;
+}
+
+int ckpt_work_move_overlay(const char *job_dir, int dirfd, const char *dir,
+			   uid_t uid, uint64_t *bytes, char *err, size_t errlen)
+{
+	_cleanup_close_ int dfd = open_disk_dir(job_dir);
+	_cleanup_close_ int fd = -1;
 	struct stat st;
 	int r;
 
-	if (str_printf(from, sizeof(from), "%s/disk/overlay.qcow2", job_dir) <
-		0 ||
-	    str_printf(to, sizeof(to), "%s/%s", dir, CKPT_DISK) < 0)
-		return -ENAMETOOLONG;
-	if (stat(from, &st) < 0)
+	if (dfd == -ENOENT)
 		return 0; /* a guest without a disk (kernel + initrd) */
-	*bytes += (uint64_t)st.st_size;
-	if (rename(from, to) == 0)
+	r = dfd < 0 ? dfd : open_overlay(dfd, uid, &fd, &st);
+	if (r == 0 && fd < 0)
 		return 0;
-	/* Another file system (a shared store): copy, keep the original
-	 * until the checkpoint is complete. */
-	r = errno == EXDEV ? copy_file(from, to, 0600) : -errno;
+	if (r == 0)
+		r = rename_overlay(dfd, dirfd, &st);
+	/* Another file system (a shared store) or a user's file: a copy of
+	 * root's from the fd checked; the original stays until the
+	 * checkpoint is complete. */
+	if (r == 0)
+		r = sfs_copy_fd(fd, (uint64_t)st.st_size, dirfd, CKPT_DISK,
+				0600);
 	if (r < 0)
 		return err_set(err, errlen, r,
 			       "cannot put the overlay into %s: %s", dir,
 			       strerror(-r));
+	*bytes += (uint64_t)st.st_size;
 	return 0;
 }
 
-int ckpt_work_copy_output(int fd, const char *path, uint64_t max)
+int ckpt_work_copy_output(int fd, int dirfd, uint64_t max)
 {
-	char buf[64 * 1024];
 	struct stat st;
-	uint64_t off = 0;
-	int out, r = 0;
 
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size > max)
 		return -EINVAL;
-	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out < 0)
-		return -errno;
-	while (off < (uint64_t)st.st_size && r == 0) {
-		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
-		if (n <= 0)
-			break;
-		r = write_full(out, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	close(out);
-	return r;
+	return sfs_copy_fd(fd, (uint64_t)st.st_size, dirfd, CKPT_OUTPUT, 0600);
 }
 
 static void notify(struct ckpt_work *w)
@@ -162,14 +209,39 @@ static void notify(struct ckpt_work *w)
 		w->res.r = w->res.r ? w->res.r : -EIO;
 }
 
+/* After the save: the overlay and what the file server kept go in. */
+static void save_files(struct ckpt_work *w)
+{
+	struct ckpt_work_result *res = &w->res;
+	char e[sizeof(res->err)];
+	int r;
+
+	res->bytes = file_size(w->dirfd, CKPT_MEMORY);
+	res->r =
+	    ckpt_work_move_overlay(w->job_dir, w->dirfd, w->dir, w->uid,
+				   &res->bytes, res->err, sizeof(res->err));
+	/* Even when the overlay could not be moved: the old file server
+	 * leaves with QEMU, and is waited for (reaped). */
+	r = jobfiles_after_save_run(&w->files, w->io_dir, e, sizeof(e));
+	if (res->r == 0 && r < 0) {
+		res->r = r;
+		memcpy(res->err, e, sizeof(e));
+	}
+	/* Best effort: without the copy, a truncated output file stays
+	 * truncated (the job can ask for --open-mode=append). */
+	if (res->r == 0 && w->out_fd >= 0 &&
+	    ckpt_work_copy_output(w->out_fd, w->dirfd, CKPT_MAX_OUTPUT) < 0)
+		unlinkat(w->dirfd, CKPT_OUTPUT, 0);
+}
+
 static void *save_thread(void *arg)
 {
 	struct ckpt_work *w = arg;
 	struct ckpt_work_result *res = &w->res;
-	char path[VMENV_MAX_PATH];
+	char path[VMENV_MAX_PATH + 16];
 	uint64_t t0 = now_ms();
 
-	if (str_printf(path, sizeof(path), "%s/%s", w->dir, CKPT_MEMORY) < 0)
+	if (str_printf(path, sizeof(path), "%s/%s", w->io_dir, CKPT_MEMORY) < 0)
 		res->r = -ENAMETOOLONG;
 	else if ((res->r = detach_all(w)) == 0 &&
 		 (res->r = ckpt_save_domain(w->hv, w->hv_ctx, w->domain, path,
@@ -178,75 +250,81 @@ static void *save_thread(void *arg)
 		attach_all(w);
 	if (res->r == 0) {
 		res->guest_gone = true;
-		res->bytes = file_size(w->dir, CKPT_MEMORY);
-		res->r = ckpt_work_move_overlay(w->job_dir, w->dir, &res->bytes,
-						res->err, sizeof(res->err));
+		save_files(w);
 	}
-	/* Whenever QEMU is gone, even when the overlay could not be moved:
-	 * the old file server leaves then, and is waited for (reaped). */
-	if (res->guest_gone) {
-		char e[sizeof(res->err)];
-		int r =
-		    jobfiles_after_save_run(&w->files, w->dir, e, sizeof(e));
-
-		if (res->r == 0 && r < 0) {
-			res->r = r;
-			memcpy(res->err, e, sizeof(e));
-		}
-	}
-	/* Best effort: without the copy, a truncated output file stays
-	 * truncated (the job can ask for --open-mode=append). */
-	if (res->r == 0 && w->out_fd >= 0 &&
-	    str_printf(path, sizeof(path), "%s/%s", w->dir, CKPT_OUTPUT) == 0 &&
-	    ckpt_work_copy_output(w->out_fd, path, CKPT_MAX_OUTPUT) < 0)
-		unlink(path);
 	res->ms = now_ms() - t0;
 	if (res->r == 0)
-		res->r = ckpt_store_commit(w->root, w->dir, &w->man, res->err,
+		res->r = ckpt_store_commit(w->dirfd, w->dir, &w->man, res->err,
 					   sizeof(res->err));
 	else
-		rm_rf(w->dir);
+		ckpt_store_discard(w->dirfd, w->man.seq);
 	notify(w);
 	return NULL;
 }
 
-static int put_back(const char *dir, const char *name, const char *to)
+/* A listed file of the verified checkpoint, copied from the fd that was
+ * hashed into a new file name of the directory dfd. 0, or 1 when the
+ * manifest does not list it (nothing is copied then). */
+static int put_back(const struct ckpt_verified *v, const char *file, int dfd,
+		    const char *name)
 {
-	char from[VMENV_MAX_PATH];
+	uint64_t size = 0;
+	int fd = ckpt_verified_fd(v, file, &size);
 
-	if (str_printf(from, sizeof(from), "%s/%s", dir, name) < 0)
-		return -ENAMETOOLONG;
-	if (access(from, F_OK) < 0)
-		return errno == ENOENT ? 1 : -errno;
-	unlink(to);
-	return copy_file(from, to, 0600);
+	if (fd < 0)
+		return 1;
+	if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return sfs_copy_fd(fd, size, dfd, name, 0600);
+}
+
+/* The overlay back into the job's disk/ (only when the manifest lists
+ * one: a kernel + initrd guest has none). */
+static int restore_overlay(struct ckpt_work *w)
+{
+	_cleanup_close_ int dfd = -1;
+	int r;
+
+	if (ckpt_verified_fd(&w->ver, CKPT_DISK, NULL) < 0)
+		return 0;
+	dfd = open_disk_dir(w->job_dir);
+	r = dfd < 0 ? dfd : put_back(&w->ver, CKPT_DISK, dfd, "overlay.qcow2");
+	if (r < 0)
+		return err_set(w->res.err, sizeof(w->res.err), r,
+			       "cannot copy the overlay: %s", strerror(-r));
+	return 0;
+}
+
+/* The saved batch output aside for exec_ckpt_adopt, when listed. */
+static bool restore_output(struct ckpt_work *w)
+{
+	_cleanup_close_ int jfd = sfs_open_dir_path(w->job_dir, 0, NULL);
+
+	return jfd >= 0 &&
+	       put_back(&w->ver, CKPT_OUTPUT, jfd, CKPT_WORK_REPLAY) == 0;
 }
 
 static void *restore_thread(void *arg)
 {
 	struct ckpt_work *w = arg;
 	struct ckpt_work_result *res = &w->res;
-	struct ckpt_manifest m;
-	char p[VMENV_MAX_PATH];
+	char p[VMENV_MAX_PATH + 16];
 	uint64_t t0 = now_ms();
 	int r;
 
 	/* Verified here, not at the job's start: hashing gigabytes must not
-	 * hold up the loop (or slurmd's prolog). */
-	r = ckpt_store_verify(w->dir, w->src_job, w->uid, &m, res->err,
-			      sizeof(res->err));
-	ckpt_manifest_clear(&m);
-	if (r == 0 &&
-	    (r = str_printf(p, sizeof(p), "%s/disk/overlay.qcow2",
-			    w->job_dir)) == 0 &&
-	    (r = put_back(w->dir, CKPT_DISK, p)) < 0)
-		err_set(res->err, sizeof(res->err), r,
-			"cannot copy the overlay: %s", strerror(-r));
-	if (r >= 0 && w->replay[0] &&
-	    put_back(w->dir, CKPT_OUTPUT, w->replay) != 0)
-		w->replay[0] = '\0';
-	if (r >= 0) {
-		if (str_printf(p, sizeof(p), "%s/%s", w->dir, CKPT_MEMORY) < 0)
+	 * hold up the loop (or slurmd's prolog). What is restored is read
+	 * from the fds that were hashed; libvirt opens the memory by a path
+	 * into the same root-only directory. */
+	r = ckpt_store_verify(w->dirfd, w->dir, w->src_job, w->uid, &w->ver,
+			      res->err, sizeof(res->err));
+	if (r == 0)
+		r = restore_overlay(w);
+	if (r == 0 && w->replay)
+		res->replayed = restore_output(w);
+	if (r == 0) {
+		if (str_printf(p, sizeof(p), "%s/%s", w->io_dir, CKPT_MEMORY) <
+		    0)
 			r = -ENAMETOOLONG;
 		else
 			r = w->hv->restore(w->hv_ctx, p, w->xml, w->limit_kib,
@@ -270,6 +348,12 @@ static void work_free(struct ckpt_work *w)
 	close(w->pipe[1]);
 	if (w->out_fd >= 0)
 		close(w->out_fd);
+	/* A save that never ran leaves no directory behind. */
+	if (w->save && !w->started && w->dirfd >= 0)
+		ckpt_store_discard(w->dirfd, w->man.seq);
+	if (w->dirfd >= 0)
+		close(w->dirfd);
+	ckpt_verified_clear(&w->ver);
 	ckpt_manifest_clear(&w->man);
 	ckpt_work_devs_clear(&w->devs);
 	free(w->xml);
@@ -305,6 +389,8 @@ static struct ckpt_work *work_new(struct job *j, ckpt_work_done_f done)
 	w->hv = j->d->hv;
 	w->hv_ctx = j->d->hv_ctx;
 	w->out_fd = -1;
+	w->dirfd = -1;
+	ckpt_verified_init(&w->ver);
 	if (pipe2(w->pipe, O_CLOEXEC) < 0) {
 		free(w);
 		return NULL;
@@ -328,6 +414,7 @@ static int work_start(struct ckpt_work *w, void *(*fn)(void *),
 		work_free(w);
 		return -r;
 	}
+	w->started = true;
 	*ret = w;
 	return 0;
 }
@@ -338,6 +425,8 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 	struct ckpt_work *w = work_new(j, done);
 
 	if (!w) {
+		ckpt_store_discard(ws->dirfd, ws->man.seq);
+		close(ws->dirfd);
 		ckpt_manifest_clear(&ws->man);
 		ckpt_work_devs_clear(&ws->devs);
 		if (ws->out_fd >= 0)
@@ -346,9 +435,11 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 	}
 	w->save = true;
 	snprintf(w->domain, sizeof(w->domain), "%s", ws->domain);
-	snprintf(w->root, sizeof(w->root), "%s", ws->root);
+	w->dirfd = ws->dirfd;
 	snprintf(w->dir, sizeof(w->dir), "%s", ws->dir);
+	snprintf(w->io_dir, sizeof(w->io_dir), "%s", ws->io_dir);
 	snprintf(w->job_dir, sizeof(w->job_dir), "%s", ws->job_dir);
+	w->uid = ws->uid;
 	w->out_fd = ws->out_fd;
 	w->man = ws->man;
 	memset(&ws->man, 0, sizeof(ws->man));
@@ -365,14 +456,17 @@ int ckpt_work_restore(struct job *j, struct ckpt_work_restore *wr,
 
 	if (!w) {
 		ckpt_work_devs_clear(&wr->devs);
+		close(wr->dirfd);
 		return -ENOMEM;
 	}
 	snprintf(w->domain, sizeof(w->domain), "%s", wr->domain);
+	w->dirfd = wr->dirfd;
 	snprintf(w->dir, sizeof(w->dir), "%s", wr->dir);
+	snprintf(w->io_dir, sizeof(w->io_dir), "%s", wr->io_dir);
 	w->devs = wr->devs;
 	wr->devs.n = 0;
 	snprintf(w->job_dir, sizeof(w->job_dir), "%s", wr->job_dir);
-	snprintf(w->replay, sizeof(w->replay), "%s", wr->replay);
+	w->replay = wr->replay;
 	w->xml = strdup(wr->xml);
 	w->limit_kib = wr->hard_limit_kib;
 	w->job_id = j->id;
@@ -389,6 +483,18 @@ int ckpt_work_restore(struct job *j, struct ckpt_work_restore *wr,
 const struct ckpt_work_result *ckpt_work_result(const struct ckpt_work *w)
 {
 	return &w->res;
+}
+
+int ckpt_work_take_dir(struct ckpt_work *w)
+{
+	return TAKE_FD(w->dirfd);
+}
+
+void ckpt_work_take_verified(struct ckpt_work *w, struct ckpt_verified *ret)
+{
+	ckpt_verified_clear(ret);
+	*ret = w->ver;
+	ckpt_verified_init(&w->ver);
 }
 
 void ckpt_work_cancel(struct ckpt_work *w)

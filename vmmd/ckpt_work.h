@@ -31,26 +31,39 @@ struct ckpt_work_devs {
 };
 void ckpt_work_devs_clear(struct ckpt_work_devs *d);
 
+/* The checkpoint's directory reaches the worker as an fd it takes over
+ * (dirfd); dir is its path for messages, io_dir the path under which
+ * code that takes paths (libvirt's save and restore, jobfiles) reaches
+ * it: ckpt_store_path(), pinned to dirfd unless the store is root's all
+ * the way. */
 struct ckpt_work_save {
 	const char *domain;
-	const char *root;	    /* the store */
-	const char *dir;	    /* the new seq directory */
+	int dirfd;		    /* the new seq directory (taken over) */
+	const char *dir;	    /* its path */
+	const char *io_dir;	    /* ckpt_store_path(store, dirfd, dir, "") */
 	const char *job_dir;	    /* holds disk/overlay.qcow2 */
+	uint32_t uid;		    /* the job's: may own a user image's */
 	int out_fd;		    /* the batch output (taken over), or -1 */
 	struct ckpt_manifest man;   /* taken over; files filled by the worker */
 	struct ckpt_work_devs devs; /* taken over */
 	struct jobfiles_after_save files;
 };
 
+/* Where the restore puts the saved batch output: a file of the job's
+ * (root's) directory that exec_ckpt_adopt replays. */
+#define CKPT_WORK_REPLAY "ckpt-output"
+
 struct ckpt_work_restore {
 	const char *domain;
-	const char *dir; /* the checkpoint */
+	int dirfd;	    /* the checkpoint (taken over) */
+	const char *dir;    /* its path */
+	const char *io_dir; /* as in ckpt_work_save */
 	const char *job_dir;
 	const char *xml;
 	uint64_t hard_limit_kib;
 	uint32_t job_id; /* whose checkpoint it must be */
 	uint32_t uid;
-	const char *replay; /* where the saved output goes ("" : nowhere) */
+	bool replay; /* the saved output into job_dir/CKPT_WORK_REPLAY */
 	struct ckpt_work_devs devs; /* taken over */
 };
 
@@ -61,6 +74,7 @@ struct ckpt_work_result {
 	bool restored;	 /* the restore started QEMU (a later step failed) */
 	uint64_t bytes;	 /* written by the save: memory + overlay */
 	uint64_t ms;
+	bool replayed; /* the restore wrote job_dir/CKPT_WORK_REPLAY */
 };
 
 typedef void (*ckpt_work_done_f)(struct job *j, struct ckpt_work *w);
@@ -70,12 +84,26 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 int ckpt_work_restore(struct job *j, struct ckpt_work_restore *wr,
 		      ckpt_work_done_f done, struct ckpt_work **ret);
 const struct ckpt_work_result *ckpt_work_result(const struct ckpt_work *w);
+/* The checkpoint's directory fd (the caller's now); -1 when the worker
+ * had none. A save that went well: the directory just committed. */
+int ckpt_work_take_dir(struct ckpt_work *w);
+/* A restore's checkpoint as the worker verified it (its files still
+ * open): moved into *ret (ckpt_verified_clear it). */
+void ckpt_work_take_verified(struct ckpt_work *w, struct ckpt_verified *ret);
 /* Waits for the thread and frees it; done() is not called. NULL-safe. */
 void ckpt_work_cancel(struct ckpt_work *w);
 
 /* The steps the thread runs, exposed for the unit tests. */
-int ckpt_work_move_overlay(const char *job_dir, const char *dir,
-			   uint64_t *bytes, char *err, size_t errlen);
-int ckpt_work_copy_output(int fd, const char *path, uint64_t max);
+/* job_dir/disk/overlay.qcow2 into dirfd as disk.qcow2: renamed when it is
+ * a plain file of root's with one link on the same file system, else
+ * copied from the fd that was checked (a user image's overlay is the
+ * user's: uid); a link, a FIFO, another owner or more links are
+ * refused. */
+int ckpt_work_move_overlay(const char *job_dir, int dirfd, const char *dir,
+			   uid_t uid, uint64_t *bytes, char *err,
+			   size_t errlen);
+/* The batch output fd (a plain file, at most max bytes) into dirfd as
+ * output. */
+int ckpt_work_copy_output(int fd, int dirfd, uint64_t max);
 
 #endif

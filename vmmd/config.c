@@ -170,6 +170,12 @@ static const struct centry table[] = {
       "604800",
       "how long a kept checkpoint (checkpoint_keep) outlives its job, "
       "from its save"),
+    N("checkpoint_keep_max", checkpoint_keep_max, 0, 4096, "4",
+      "kept checkpoints one user may have in a store; a save to keep "
+      "beyond it is refused (0: none may be kept)"),
+    N("checkpoint_keep_max_mib", checkpoint_keep_max_mib, 0, 1u << 30, "65536",
+      "bytes (MiB) one user's kept checkpoints may take in a store; a save "
+      "to keep beyond it is refused"),
     N("bulk_ports", bulk_ports, 0, 16, "4",
       "extra virtio-serial ports per guest that commands write their "
       "stdout to directly (0: none, all output through the agent)"),

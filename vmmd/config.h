@@ -76,6 +76,9 @@ struct vmmd_config {
 	char checkpoint_files[8];	   /* served, 9p */
 	char checkpoint_standin_device[4]; /* no, yes */
 	uint32_t checkpoint_retention_s;
+	/* Per user and store: kept checkpoints (count, MiB). */
+	uint32_t checkpoint_keep_max;
+	uint32_t checkpoint_keep_max_mib;
 	/* Stdout straight to a port (docs/design.md §9); at most
 	 * AW_MAX_BULK_PORTS. */
 	uint32_t bulk_ports;

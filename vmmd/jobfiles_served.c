@@ -3,11 +3,13 @@
 
 #include "jobfiles_priv.h"
 
+#include "ckpt.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
 #include "domxml.h"
 #include "job.h"
 #include "log.h"
+#include "safefs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -423,35 +425,49 @@ void jobfiles_served_forget(struct job *j)
 	server_forget(f);
 }
 
-/* <ckpt_dir>/files (and files.pending when there) into q/files.in: the
- * state a restored server starts from. */
+/* The checkpoint's files (and files.pending when its manifest lists
+ * them) into q/files.in: the state a restored server starts from. Read
+ * from the fds the restore opened and verified (ckpt_job_restored_file),
+ * never by a name in the store: only what the manifest lists, as it was
+ * hashed. Written as new files (O_EXCL|O_NOFOLLOW) into q/, which is
+ * opened without following a link. */
 static int take_state(struct job *j, const char *ckpt_dir, char *state,
 		      size_t len, char *err, size_t errlen)
 {
 	const char *const names[] = {CKPT_FILES, CKPT_FILES_PENDING};
-	const char *const suffix[] = {"", ".pending"};
-	char src[VMENV_MAX_PATH + 32], dst[VMENV_MAX_PATH + 32];
+	const char *const dst[] = {"files.in", "files.in.pending"};
+	char qdir[VMENV_MAX_PATH + 8];
+	uint64_t size = 0;
 	int r;
 
-	if (str_printf(state, len, "%s/q/files.in", j->dir) < 0)
+	if (str_printf(state, len, "%s/q/files.in", j->dir) < 0 ||
+	    str_printf(qdir, sizeof(qdir), "%s/q", j->dir) < 0)
 		return err_set(err, errlen, -ENAMETOOLONG,
 			       "job %u: job directory path too long", j->id);
+	_cleanup_close_ int qfd = sfs_open_dir_path(qdir, 0, NULL);
+	if (qfd < 0)
+		return err_set(err, errlen, qfd, "job %u: %s: %s", j->id, qdir,
+			       strerror(-qfd));
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (str_printf(src, sizeof(src), "%s/%s", ckpt_dir, names[i]) <
-			0 ||
-		    str_printf(dst, sizeof(dst), "%s%s", state, suffix[i]) < 0)
-			return err_set(err, errlen, -ENAMETOOLONG,
-				       "job %u: %s: path too long", j->id,
-				       ckpt_dir);
-		unlink(dst);
-		r = copy_file(src, dst, 0600);
+		int fd = ckpt_job_restored_file(j, names[i], &size);
+
 		/* No pending requests is the usual case. */
-		if (r == -ENOENT && i > 0)
+		if (fd == -ENOENT && i > 0)
 			continue;
+		if (fd < 0)
+			return err_set(err, errlen, fd,
+				       "job %u: checkpoint %s holds no file "
+				       "server state '%s'",
+				       j->id, ckpt_dir, names[i]);
+		if (unlinkat(qfd, dst[i], 0) < 0 && errno != ENOENT)
+			r = -errno;
+		else
+			r = sfs_copy_fd(fd, size, qfd, dst[i], 0600);
 		if (r < 0)
 			return err_set(err, errlen, r,
-				       "job %u: the file server's state %s: %s",
-				       j->id, src, strerror(-r));
+				       "job %u: the file server's state %s/%s: "
+				       "%s",
+				       j->id, qdir, dst[i], strerror(-r));
 	}
 	return 0;
 }

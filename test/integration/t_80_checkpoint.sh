@@ -101,9 +101,13 @@ check_eq "... and goes on" RUNNING "$(job_field "$j3" JobState)"
 scancel "$j3"
 wait_job "$j3" 60 >/dev/null
 
-# --- 5. disk full during the save: previous checkpoint intact, job ends ----
-# The store is a small tmpfs: a first checkpoint on demand fits, then the
-# tmpfs is filled and the scheduled one (-t 2, lead 80 s: ~40 s in) fails.
+# --- 5. disk full: previous checkpoint intact, job ends ---------------------
+# The store is a small tmpfs: a first checkpoint on demand fits (vmmd
+# wants the guest's memory, the overlay and a margin free before a save:
+# 768 MiB holds a default 512 MiB job's), then the tmpfs is filled and the
+# scheduled one (-t 2, lead 80 s: ~40 s in) is refused for want of room
+# (before this check it failed in the middle with ENOSPC: either is
+# accepted).
 # A test policy lets users put checkpoints under /tmp (vmmd and the plugin
 # read the same directory; vmmd re-reads it on SIGHUP).
 POLDIR=$(vmmd --check-config --config /etc/vmenv/vmmd.conf 2>/dev/null | sed -n 's/^policy_dir = //p')
@@ -117,7 +121,7 @@ mkdir -p "$POLDIR"
 printf '{"name": "it-ckpt", "checkpoint_dir": {"allow": ["/tmp"]}}\n' >"$POLDIR/80-it-ckpt.json"
 policy_hup
 if [ "$(id -u)" = 0 ] && mkdir -p /tmp/ckfull-$$ &&
-	mount -t tmpfs -o size=512m tmpfs /tmp/ckfull-$$; then
+	mount -t tmpfs -o size=768m tmpfs /tmp/ckfull-$$; then
 	j4=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny -t 2 --vm-checkpoint \
 		--vm-checkpoint-lead=80 --vm-checkpoint-dir=/tmp/ckfull-$$ \
 		-o "$d/f.out" counter.sh)
@@ -126,8 +130,12 @@ if [ "$(id -u)" = 0 ] && mkdir -p /tmp/ckfull-$$ &&
 		first=$(ls /tmp/ckfull-$$/"$j4" 2>/dev/null)
 		dd if=/dev/zero of=/tmp/ckfull-$$/fill bs=1M status=none 2>/dev/null
 		st=$(wait_job "$j4" 180)
-		check_contains "disk full: the job ends with the reason" "$(cat f.out)" \
-			"No space left on device"
+		if grep -qF "No space left on device" f.out; then
+			pass "disk full: the job ends with the reason (ENOSPC)"
+		else
+			check_contains "disk full: the job ends with the reason" \
+				"$(cat f.out)" "free, the save needs about"
+		fi
 		check "... and the previous checkpoint is intact ($first)" \
 			test -n "$first" -a -e "/tmp/ckfull-$$/$j4/$first/manifest.json"
 		check_eq "... and only it" "$first" "$(ls /tmp/ckfull-$$/"$j4" 2>/dev/null)"

@@ -364,6 +364,8 @@ static int fake_save(void *ctx, const char *name, const char *path, char *err,
 
 	fake_hv.nsave++;
 	snprintf(fake_hv.saved_path, sizeof(fake_hv.saved_path), "%s", path);
+	if (fake_hv.on_save)
+		fake_hv.on_save(path);
 	if (!d || !d->running) {
 		snprintf(err, errlen, "fake: domain '%s' not running", name);
 		return -ENOENT;

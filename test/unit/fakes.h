@@ -63,7 +63,10 @@ struct fake_hv {
 	 * guest's agent may say hello before vmmd's loop hears of it). */
 	unsigned restore_delay_ms;
 	char cpu_refuse[64]; /* cpu_ok says no to this model */
-	int fail_owner;	     /* -errno for owner (libvirt not answering) */
+	/* Runs as save starts (in vmmd's worker thread), before the image
+	 * is written: what another process may do meanwhile. */
+	void (*on_save)(const char *path);
+	int fail_owner; /* -errno for owner (libvirt not answering) */
 	/* Recorded. */
 	unsigned nsave, nrestore, ndetach, nattach;
 	char saved_path[VMENV_MAX_PATH];

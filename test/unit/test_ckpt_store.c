@@ -17,9 +17,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,14 +189,20 @@ static void test_manifest_keep_optional(void **state)
 
 struct st {
 	char root[64];
+	struct ckpt_store cs; /* the store at root, opened as the node's */
 };
 
 static int st_setup(void **state)
 {
 	struct st *s = calloc(1, sizeof(*s));
+	char err[512] = "";
 
 	strcpy(s->root, "/tmp/vmenv-ckpt-XXXXXX");
 	assert_non_null(mkdtemp(s->root));
+	s->cs.fd = -1;
+	if (ckpt_store_open(s->root, CKPT_STORE_NODE, &s->cs, err,
+			    sizeof(err)) < 0)
+		fail_msg("%s", err);
 	*state = s;
 	return 0;
 }
@@ -202,6 +211,7 @@ static int st_teardown(void **state)
 {
 	struct st *s = *state;
 
+	ckpt_store_close(&s->cs);
 	rm_rf(s->root);
 	free(s);
 	return 0;
@@ -230,63 +240,79 @@ static uint32_t save(struct st *s, const char *mem, bool with_files)
 	struct ckpt_manifest m;
 	char dir[VMENV_MAX_PATH], err[512] = "";
 	uint32_t seq = 0;
+	int fd = ckpt_store_begin(&s->cs, 42, &seq, dir, sizeof(dir), err,
+				  sizeof(err));
 
-	assert_int_equal(ckpt_store_begin(s->root, 42, &seq, dir, sizeof(dir),
-					  err, sizeof(err)),
-			 0);
+	if (fd < 0)
+		fail_msg("begin: %s", err);
 	put(dir, CKPT_MEMORY, mem);
 	put(dir, CKPT_DISK, "QFI\xfb overlay");
 	if (with_files)
 		put(dir, CKPT_FILES, "fids");
 	sample(&m);
 	m.seq = seq;
-	if (ckpt_store_commit(s->root, dir, &m, err, sizeof(err)) != 0)
+	if (ckpt_store_commit(fd, dir, &m, err, sizeof(err)) != 0)
 		fail_msg("commit: %s", err);
 	assert_int_equal(m.nfiles, with_files ? 3 : 2);
 	ckpt_manifest_clear(&m);
+	close(fd);
 	return seq;
+}
+
+/* Opens job 42's checkpoint seq and verifies it for job, uid. */
+static int verify(struct st *s, uint32_t seq, uint32_t job, uint32_t uid,
+		  struct ckpt_verified *v, char *dir, char *err, size_t errlen)
+{
+	int r, fd = ckpt_store_open_seq(&s->cs, 42, seq, dir, VMENV_MAX_PATH,
+					err, errlen);
+
+	if (fd < 0) {
+		ckpt_verified_init(v);
+		return fd;
+	}
+	r = ckpt_store_verify(fd, dir, job, uid, v, err, errlen);
+	close(fd);
+	return r;
 }
 
 static void test_store_life(void **state)
 {
 	struct st *s = *state;
-	struct ckpt_manifest m;
+	struct ckpt_verified v;
 	char dir[VMENV_MAX_PATH], err[512] = "";
 	uint32_t seq = 0;
 
-	assert_int_equal(ckpt_store_latest(s->root, 42, &seq), -ENOENT);
+	assert_int_equal(ckpt_store_latest(&s->cs, 42, &seq, NULL, 0), -ENOENT);
 	assert_int_equal(save(s, "RAM one", false), 1);
-	assert_int_equal(ckpt_store_latest(s->root, 42, &seq), 0);
+	assert_int_equal(ckpt_store_latest(&s->cs, 42, &seq, NULL, 0), 0);
 	assert_int_equal(seq, 1);
 	/* The next save replaces the first only once it is complete. */
 	assert_int_equal(save(s, "RAM two", true), 2);
 	ckpt_store_seq_dir(s->root, 42, 1, dir, sizeof(dir));
 	assert_false(exists(dir, "."));
-	ckpt_store_seq_dir(s->root, 42, 2, dir, sizeof(dir));
-	assert_int_equal(ckpt_store_verify(dir, 42, 1000, &m, err, sizeof(err)),
-			 0);
-	assert_int_equal(m.seq, 2);
-	assert_int_equal(m.nfiles, 3);
-	ckpt_manifest_clear(&m);
+	assert_int_equal(verify(s, 2, 42, 1000, &v, dir, err, sizeof(err)), 0);
+	assert_int_equal(v.man.seq, 2);
+	assert_int_equal(v.man.nfiles, 3);
+	ckpt_verified_clear(&v);
 	/* Another job's or user's checkpoint is refused. */
-	assert_int_equal(ckpt_store_verify(dir, 43, 1000, &m, err, sizeof(err)),
+	assert_int_equal(verify(s, 2, 43, 1000, &v, dir, err, sizeof(err)),
 			 -EPERM);
 	assert_contains(err, "belongs to job 42 of uid 1000");
-	assert_int_equal(ckpt_store_verify(dir, 42, 0, &m, err, sizeof(err)),
+	assert_int_equal(verify(s, 2, 42, 0, &v, dir, err, sizeof(err)),
 			 -EPERM);
 	/* Listed among the store's jobs. */
 	{
 		uint32_t *ids = NULL;
 		size_t n = 0;
 
-		assert_int_equal(ckpt_store_jobs(s->root, &ids, &n, 8), 0);
+		assert_int_equal(ckpt_store_jobs(&s->cs, &ids, &n, 8), 0);
 		assert_int_equal(n, 1);
 		assert_int_equal(ids[0], 42);
 		free(ids);
 	}
 	/* Consumed: gone, job directory too. */
-	assert_int_equal(ckpt_store_remove(s->root, 42, 2), 0);
-	assert_int_equal(ckpt_store_latest(s->root, 42, &seq), -ENOENT);
+	assert_int_equal(ckpt_store_remove(&s->cs, 42, 2), 0);
+	assert_int_equal(ckpt_store_latest(&s->cs, 42, &seq, NULL, 0), -ENOENT);
 	ckpt_store_job_dir(s->root, 42, dir, sizeof(dir));
 	assert_false(exists(dir, "."));
 }
@@ -298,15 +324,16 @@ static void test_store_interrupted(void **state)
 	struct st *s = *state;
 	char dir[VMENV_MAX_PATH], dir1[VMENV_MAX_PATH], err[512] = "";
 	uint32_t seq = 0;
+	int fd;
 
 	assert_int_equal(save(s, "RAM one", false), 1);
-	assert_int_equal(ckpt_store_begin(s->root, 42, &seq, dir, sizeof(dir),
-					  err, sizeof(err)),
-			 0);
+	fd = ckpt_store_begin(&s->cs, 42, &seq, dir, sizeof(dir), err,
+			      sizeof(err));
+	assert_true(fd >= 0);
 	assert_int_equal(seq, 2);
 	put(dir, CKPT_DISK, "half");
 	/* The half save is not the latest; the first is intact. */
-	assert_int_equal(ckpt_store_latest(s->root, 42, &seq), 0);
+	assert_int_equal(ckpt_store_latest(&s->cs, 42, &seq, NULL, 0), 0);
 	assert_int_equal(seq, 1);
 	ckpt_store_seq_dir(s->root, 42, 1, dir1, sizeof(dir1));
 	assert_true(exists(dir1, CKPT_MANIFEST));
@@ -316,10 +343,10 @@ static void test_store_interrupted(void **state)
 		sample(&m);
 		m.seq = 2;
 		assert_int_equal(
-		    ckpt_store_commit(s->root, dir, &m, err, sizeof(err)),
-		    -ENOENT);
+		    ckpt_store_commit(fd, dir, &m, err, sizeof(err)), -ENOENT);
 		assert_contains(err, "/memory: No such file");
 		ckpt_manifest_clear(&m);
+		close(fd);
 	}
 	assert_false(exists(dir, "."));
 	assert_true(exists(dir1, CKPT_MANIFEST));
@@ -329,16 +356,16 @@ static void test_store_interrupted(void **state)
 	put(dir, CKPT_MEMORY, "x");
 	/* Not while something may still write there (another node's save
 	 * on a shared store). */
-	assert_int_equal(ckpt_store_gc(s->root, 0, CKPT_GC_IDLE_S), 0);
+	assert_int_equal(ckpt_store_gc(&s->cs, 0, CKPT_GC_IDLE_S), 0);
 	assert_true(exists(dir, CKPT_MEMORY));
-	assert_int_equal(ckpt_store_gc(s->root, 0, 0), 1);
+	assert_int_equal(ckpt_store_gc(&s->cs, 0, 0), 1);
 	assert_false(exists(dir, "."));
 	ckpt_store_job_dir(s->root, 7, dir, sizeof(dir));
 	assert_false(exists(dir, "."));
 	assert_true(exists(dir1, CKPT_MANIFEST));
 	/* A job that will never come back loses all of them. */
-	assert_int_equal(ckpt_store_remove_job(s->root, 42), 0);
-	assert_int_equal(ckpt_store_latest(s->root, 42, &seq), -ENOENT);
+	assert_int_equal(ckpt_store_remove_job(&s->cs, 42), 0);
+	assert_int_equal(ckpt_store_latest(&s->cs, 42, &seq, NULL, 0), -ENOENT);
 	assert_false(exists(dir1, "."));
 }
 
@@ -375,17 +402,387 @@ static void test_store_corrupt(void **state)
 	struct st *s = *state;
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct ckpt_manifest m;
+		struct ckpt_verified v;
 		char dir[VMENV_MAX_PATH], err[512] = "";
 		uint32_t seq = save(s, "RAM one", true);
 
 		ckpt_store_seq_dir(s->root, 42, seq, dir, sizeof(dir));
 		corrupt(dir, cases[i].file, cases[i].grow);
 		assert_int_equal(
-		    ckpt_store_verify(dir, 42, 1000, &m, err, sizeof(err)),
+		    verify(s, seq, 42, 1000, &v, dir, err, sizeof(err)),
 		    -EBADMSG);
 		assert_contains(err, cases[i].want);
 		assert_contains(err, dir);
+	}
+}
+
+/* --- what a user may have put there --------------------------------------- */
+
+/* Another user, as the tests play one (chown as root; no account). */
+#define OTHER_UID 12345
+
+static void path_in(const struct st *s, char *buf, size_t len, const char *sub)
+{
+	assert_int_equal(str_printf(buf, len, "%s/%s", s->root, sub), 0);
+}
+
+/* A directory of vmmd's (uid 0: whoever runs the test) or another's. */
+static void plant_dir(const struct st *s, const char *sub, mode_t mode,
+		      uid_t uid)
+{
+	char p[VMENV_MAX_PATH];
+
+	path_in(s, p, sizeof(p), sub);
+	assert_int_equal(mkdir(p, mode), 0);
+	assert_int_equal(chmod(p, mode), 0);
+	if (uid != 0)
+		assert_int_equal(chown(p, uid, (gid_t)-1), 0);
+}
+
+static void plant_link(const struct st *s, const char *sub, const char *to)
+{
+	char p[VMENV_MAX_PATH], t[VMENV_MAX_PATH];
+
+	path_in(s, p, sizeof(p), sub);
+	path_in(s, t, sizeof(t), to);
+	assert_int_equal(symlink(t, p), 0);
+}
+
+static bool there(const struct st *s, const char *sub)
+{
+	char p[VMENV_MAX_PATH];
+	struct stat st;
+
+	path_in(s, p, sizeof(p), sub);
+	return lstat(p, &st) == 0;
+}
+
+/* A manifest a user wrote, saying what root would want to see. */
+static void forge(const struct st *s, const char *sub, uint32_t job)
+{
+	struct ckpt_manifest m;
+	_cleanup_free_ char *text = NULL;
+	char p[VMENV_MAX_PATH];
+
+	sample(&m);
+	m.job_id = job;
+	m.seq = 1;
+	assert_int_equal(ckpt_manifest_encode(&m, &text), 0);
+	ckpt_manifest_clear(&m);
+	path_in(s, p, sizeof(p), sub);
+	put(p, CKPT_MANIFEST, text);
+	put(p, CKPT_MEMORY, "RAM of the user's choosing");
+}
+
+/* A <jobid> or <seq> directory that is not root's only, or a link: never
+ * read (a forged manifest there is evidence of nothing), written,
+ * collected or removed. */
+static void test_store_refused_dirs(void **state)
+{
+	static const struct {
+		const char *what;
+		void (*plant)(const struct st *s);
+		int latest, begin; /* what latest and begin say */
+		const char *why;   /* in begin's message (never writes into
+				    * what is there) */
+	} cases[] = {
+	    {"a job directory of another user with a forged manifest", NULL,
+	     -EPERM, -EPERM, "is owned by uid 12345 with mode 0700"},
+	    {"a job directory others may enter", NULL, -EPERM, -EPERM,
+	     "with mode 0755"},
+	    {"a job directory that is a link to another job's", NULL, -ELOOP,
+	     -ELOOP, "is not a directory (a symlink or a file)"},
+	    {"a seq directory that is a link", NULL, -ENOENT, -EEXIST,
+	     "File exists"},
+	    {"a seq directory of another user", NULL, -ENOENT, -EEXIST,
+	     "File exists"},
+	};
+	struct st *s = *state;
+
+	if (geteuid() != 0)
+		skip();
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char dir[VMENV_MAX_PATH], err[1024] = "";
+		uint32_t seq = 0;
+		int fd;
+
+		print_message("case %zu: %s\n", i, cases[i].what);
+		rm_rf(s->root);
+		assert_int_equal(mkdir(s->root, 0700), 0);
+		ckpt_store_close(&s->cs);
+		assert_int_equal(ckpt_store_open(s->root, CKPT_STORE_NODE,
+						 &s->cs, err, sizeof(err)),
+				 0);
+		/* Job 43's real checkpoint, where a link may lead. */
+		plant_dir(s, "43", 0700, 0);
+		plant_dir(s, "43/1", 0700, 0);
+		forge(s, "43/1", 42);
+		switch (i) {
+		case 0:
+			plant_dir(s, "42", 0700, OTHER_UID);
+			plant_dir(s, "42/1", 0700, OTHER_UID);
+			forge(s, "42/1", 42);
+			break;
+		case 1:
+			plant_dir(s, "42", 0755, 0);
+			plant_dir(s, "42/1", 0700, 0);
+			forge(s, "42/1", 42);
+			break;
+		case 2:
+			plant_link(s, "42", "43");
+			break;
+		case 3:
+			plant_dir(s, "42", 0700, 0);
+			plant_link(s, "42/1", "43/1");
+			break;
+		default:
+			plant_dir(s, "42", 0700, 0);
+			plant_dir(s, "42/1", 0700, OTHER_UID);
+			forge(s, "42/1", 42);
+		}
+		assert_int_equal(ckpt_store_latest(&s->cs, 42, &seq, NULL, 0),
+				 cases[i].latest);
+		/* Nothing to read through it. */
+		fd = ckpt_store_open_seq(&s->cs, 42, 1, dir, sizeof(dir), err,
+					 sizeof(err));
+		assert_true(fd < 0);
+		fd = ckpt_store_begin(&s->cs, 42, &seq, dir, sizeof(dir), err,
+				      sizeof(err));
+		assert_int_equal(fd, cases[i].begin);
+		assert_contains(err, cases[i].why);
+		/* Neither collected nor removed through it. */
+		ckpt_store_gc(&s->cs, 0, 0);
+		ckpt_store_remove_job(&s->cs, 42);
+		assert_true(there(s, "43/1/" CKPT_MANIFEST));
+		if (i < 2)
+			assert_true(there(s, "42/1/" CKPT_MANIFEST));
+	}
+}
+
+/* The store's own path: a symlink anywhere on it is refused (a policy's
+ * prefix cannot be escaped through one); the node's must be root's all
+ * the way; a user's may be the user's. */
+static void test_store_path(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_store cs = CKPT_STORE_INIT;
+	char p[VMENV_MAX_PATH], err[1024] = "";
+
+	plant_dir(s, "etc", 0700, 0);
+	plant_dir(s, "scratch", 0755, 0);
+	plant_dir(s, "scratch/u", 0755, 0);
+	plant_link(s, "scratch/u/ck", "etc");
+	path_in(s, p, sizeof(p), "scratch/u/ck/more");
+	assert_int_equal(
+	    ckpt_store_open(p, CKPT_STORE_CREATE, &cs, err, sizeof(err)),
+	    -ELOOP);
+	assert_contains(err, "(a symlink on the way)");
+	assert_false(there(s, "etc/more"));
+	path_in(s, p, sizeof(p), "scratch/u/ck");
+	assert_int_equal(ckpt_store_open(p, 0, &cs, err, sizeof(err)), -ELOOP);
+	/* Made, root's, when missing. */
+	path_in(s, p, sizeof(p), "scratch/u/new/ck");
+	assert_int_equal(
+	    ckpt_store_open(p, CKPT_STORE_CREATE, &cs, err, sizeof(err)), 0);
+	assert_true(cs.trusted);
+	ckpt_store_close(&cs);
+	if (geteuid() != 0)
+		return;
+	/* A user's directory on the way: fine for the user's store, never
+	 * for the node's. */
+	assert_int_equal(chown(p, OTHER_UID, (gid_t)-1), 0);
+	assert_int_equal(ckpt_store_open(p, 0, &cs, err, sizeof(err)), 0);
+	assert_false(cs.trusted);
+	ckpt_store_close(&cs);
+	assert_int_equal(
+	    ckpt_store_open(p, CKPT_STORE_NODE, &cs, err, sizeof(err)), -EPERM);
+	assert_contains(err, "must be root's all the way");
+}
+
+static void alarm_fail(int sig)
+{
+	static const char msg[] = "the store blocked on a FIFO\n";
+
+	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+/* Files of a checkpoint as a restore reads them: the listed ones are
+ * opened once without following a link or blocking on a FIFO, must be
+ * plain files of root's with one name; unlisted ones are never opened. */
+static void test_store_files_refused(void **state)
+{
+	static const struct {
+		const char *what;
+		const char *file; /* replaced in a complete checkpoint */
+		int kind;	  /* 0 link, 1 FIFO, 2 hard link, 3 chown */
+		const char *want; /* verify's message; NULL: verifies */
+	} cases[] = {
+	    {"memory a link to a file of the same bytes", CKPT_MEMORY, 0,
+	     "file 'memory': Too many levels of symbolic links"},
+	    {"memory a FIFO", CKPT_MEMORY, 1,
+	     "file 'memory': not a plain file"},
+	    {"memory with another name", CKPT_MEMORY, 2,
+	     "file 'memory': has other names"},
+	    {"memory another user's", CKPT_MEMORY, 3,
+	     "file 'memory': not root's"},
+	    {"an unlisted output: a link to a secret", CKPT_OUTPUT, 0, NULL},
+	    {"an unlisted files.pending: a FIFO", CKPT_FILES_PENDING, 1, NULL},
+	};
+	struct st *s = *state;
+
+	signal(SIGALRM, alarm_fail);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct ckpt_verified v;
+		char dir[VMENV_MAX_PATH], p[VMENV_MAX_PATH], q[VMENV_MAX_PATH];
+		char err[1024] = "";
+		uint32_t seq;
+		int r;
+
+		if (cases[i].kind >= 2 && geteuid() != 0)
+			continue;
+		print_message("case %zu: %s\n", i, cases[i].what);
+		seq = save(s, "RAM one", true);
+		ckpt_store_seq_dir(s->root, 42, seq, dir, sizeof(dir));
+		assert_int_equal(
+		    str_printf(p, sizeof(p), "%s/%s", dir, cases[i].file), 0);
+		path_in(s, q, sizeof(q), "secret");
+		unlink(q);
+		assert_int_equal(write_file_atomic(q, "RAM one", 7, 0600), 0);
+		unlink(p);
+		if (cases[i].kind == 0)
+			assert_int_equal(symlink(q, p), 0);
+		else if (cases[i].kind == 1)
+			assert_int_equal(mkfifo(p, 0600), 0);
+		else if (cases[i].kind == 2)
+			assert_int_equal(link(q, p), 0);
+		else {
+			assert_int_equal(
+			    write_file_atomic(p, "RAM one", 7, 0600), 0);
+			assert_int_equal(chown(p, OTHER_UID, (gid_t)-1), 0);
+		}
+		alarm(10);
+		r = verify(s, seq, 42, 1000, &v, dir, err, sizeof(err));
+		alarm(0);
+		if (cases[i].want) {
+			assert_int_equal(r, -EBADMSG);
+			assert_contains(err, cases[i].want);
+			continue;
+		}
+		if (r < 0)
+			fail_msg("%s", err);
+		assert_int_equal(ckpt_verified_fd(&v, cases[i].file, NULL),
+				 -ENOENT);
+		assert_true(ckpt_verified_fd(&v, CKPT_MEMORY, NULL) >= 0);
+		ckpt_verified_clear(&v);
+	}
+	signal(SIGALRM, SIG_DFL);
+}
+
+/* What a restore copies is what was hashed: a file replaced under its
+ * name after the verification does not get in. */
+static void test_store_swap_after_verify(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_verified v;
+	_cleanup_close_ int out = -1;
+	_cleanup_free_ char *got = NULL;
+	char dir[VMENV_MAX_PATH], p[VMENV_MAX_PATH], err[512] = "";
+	uint64_t size = 0;
+	uint32_t seq = save(s, "RAM one", false);
+	int fd;
+
+	assert_int_equal(verify(s, seq, 42, 1000, &v, dir, err, sizeof(err)),
+			 0);
+	assert_int_equal(str_printf(p, sizeof(p), "%s/evil", dir), 0);
+	assert_int_equal(write_file_atomic(p, "EVIL", 4, 0600), 0);
+	assert_int_equal(str_printf(p, sizeof(p), "%s/%s", dir, CKPT_DISK), 0);
+	{
+		char from[VMENV_MAX_PATH];
+		assert_int_equal(str_printf(from, sizeof(from), "%s/evil", dir),
+				 0);
+		assert_int_equal(rename(from, p), 0);
+	}
+	fd = ckpt_verified_fd(&v, CKPT_DISK, &size);
+	assert_true(fd >= 0);
+	out = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(out >= 0);
+	assert_int_equal(sfs_copy_fd(fd, size, out, "overlay.qcow2", 0600), 0);
+	assert_int_equal(str_printf(p, sizeof(p), "%s/overlay.qcow2", s->root),
+			 0);
+	assert_int_equal(read_file_limited(p, 4096, &got, NULL), 0);
+	assert_string_equal(got, "QFI\xfb overlay");
+	ckpt_verified_clear(&v);
+}
+
+/* Removing a job's checkpoints never follows a link out of the store:
+ * not a link inside a checkpoint, not a job directory that is one. */
+static void test_store_remove_links(void **state)
+{
+	struct st *s = *state;
+
+	plant_dir(s, "victim", 0700, 0);
+	plant_dir(s, "victim/1", 0700, 0);
+	put(s->root, "victim/1/precious", "keep me");
+	put(s->root, "victim/1/" CKPT_MANIFEST, "{}");
+	save(s, "RAM one", false);
+	plant_link(s, "42/1/link", "victim");
+	plant_link(s, "7", "victim");
+	assert_int_equal(ckpt_store_remove_job(&s->cs, 42), 0);
+	assert_false(there(s, "42"));
+	assert_int_equal(ckpt_store_remove_job(&s->cs, 7), -ELOOP);
+	assert_int_equal(ckpt_store_gc(&s->cs, 0, 0), 0);
+	assert_true(there(s, "victim/1/precious"));
+	assert_true(there(s, "victim/1/" CKPT_MANIFEST));
+}
+
+/* What a user's kept checkpoints take in a store (the limits), and the
+ * room on its file system (a tiny tmpfs, in a mount namespace of this
+ * test's own: root only). */
+static void test_store_kept_room(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_kept k;
+	uint64_t avail = 0;
+
+	save(s, "RAM one", false); /* job 42, uid 1000, keep */
+	plant_dir(s, "50", 0700, 0);
+	plant_dir(s, "50/1", 0700, 0);
+	forge(s, "50/1", 50);
+	plant_dir(s, "51", 0700, 0);
+	plant_dir(s, "51/1", 0700, 0);
+	forge(s, "51/1", 51);
+	assert_int_equal(ckpt_store_kept(&s->cs, 1000, 0, &k), 0);
+	assert_int_equal(k.count, 3);
+	assert_int_equal(k.bytes, 7 + 12 + 2 * 123);
+	assert_int_equal(k.newest_job, 51);
+	assert_int_equal(ckpt_store_kept(&s->cs, 1000, 42, &k), 0);
+	assert_int_equal(k.count, 2);
+	assert_int_equal(ckpt_store_kept(&s->cs, 1001, 0, &k), 0);
+	assert_int_equal(k.count, 0);
+	assert_int_equal(ckpt_store_avail(&s->cs, &avail), 0);
+	assert_true(avail > 0);
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		print_message("no tmpfs: not root\n");
+		return;
+	}
+	{
+		struct ckpt_store tiny = CKPT_STORE_INIT;
+		char p[VMENV_MAX_PATH], err[512] = "";
+
+		plant_dir(s, "tiny", 0700, 0);
+		path_in(s, p, sizeof(p), "tiny");
+		assert_int_equal(mount("tmpfs", p, "tmpfs", 0, "size=1m"), 0);
+		assert_int_equal(ckpt_store_open(p, CKPT_STORE_NODE, &tiny, err,
+						 sizeof(err)),
+				 0);
+		assert_int_equal(ckpt_store_avail(&tiny, &avail), 0);
+		assert_true(avail <= (1u << 20));
+		ckpt_store_close(&tiny);
+		assert_int_equal(umount(p), 0);
 	}
 }
 
@@ -587,6 +984,18 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_interrupted, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_store_corrupt, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_refused_dirs, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_path, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_files_refused, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_swap_after_verify,
+					    st_setup, st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_remove_links, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_kept_room, st_setup,
 					    st_teardown),
 	    cmocka_unit_test(test_lead),
 	    cmocka_unit_test(test_due),

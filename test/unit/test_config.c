@@ -83,6 +83,8 @@ static const char *const all_keys[] = {
     "checkpoint_files",
     "checkpoint_standin_device",
     "checkpoint_retention_s",
+    "checkpoint_keep_max",
+    "checkpoint_keep_max_mib",
     "bulk_ports",
 };
 

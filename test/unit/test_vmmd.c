@@ -28,12 +28,14 @@
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -45,6 +47,7 @@
 #include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
+#include "digest.h"
 #include "domxml.h"
 #include "exec.h"
 #include "fakes.h"
@@ -3222,6 +3225,47 @@ static void ckpt_path(struct fx *f, char *buf, size_t len, uint32_t seq,
 		    str_printf(buf, len, "%s/ckpt/%u", f->dir, JOB), 0);
 }
 
+/* The node's store of the fixture, opened as vmmd opens it. */
+static void node_store(struct fx *f, struct ckpt_store *cs)
+{
+	char root[512], err[1024] = "";
+
+	fixture_path(f, root, sizeof(root), "ckpt");
+	if (ckpt_store_open(root, CKPT_STORE_NODE | CKPT_STORE_CREATE, cs, err,
+			    sizeof(err)) < 0)
+		fail_msg("%s", err);
+}
+
+/* The latest complete checkpoint of job id in the node's store. */
+static int latest_ckpt(struct fx *f, uint32_t id, uint32_t *seq)
+{
+	struct ckpt_store cs = CKPT_STORE_INIT;
+	int r;
+
+	node_store(f, &cs);
+	r = ckpt_store_latest(&cs, id, seq, NULL, 0);
+	ckpt_store_close(&cs);
+	return r;
+}
+
+/* Verifies job id's checkpoint seq in the node's store for uid. */
+static int verify_ckpt(struct fx *f, uint32_t id, uint32_t seq, uint32_t uid,
+		       struct ckpt_verified *v, char *err, size_t errlen)
+{
+	struct ckpt_store cs = CKPT_STORE_INIT;
+	char dir[VMENV_MAX_PATH];
+	int r, fd;
+
+	node_store(f, &cs);
+	fd = ckpt_store_open_seq(&cs, id, seq, dir, sizeof(dir), err, errlen);
+	ckpt_store_close(&cs);
+	if (fd < 0)
+		return fd;
+	r = ckpt_store_verify(fd, dir, id, uid, v, err, errlen);
+	close(fd);
+	return r;
+}
+
 static int checkpoint_request(struct fx *f)
 {
 	struct proto_request req = {.op = PROTO_OP_CHECKPOINT, .job_id = JOB};
@@ -3380,7 +3424,7 @@ static void test_ckpt_requeue_restore(void **state)
 	struct fx *f = *state;
 	struct exec_client c;
 	struct proto_reply rep;
-	struct ckpt_manifest m;
+	struct ckpt_verified v;
 	char out[256], path[512], err[512];
 	uint32_t sid;
 	int afd;
@@ -3388,16 +3432,15 @@ static void test_ckpt_requeue_restore(void **state)
 	assert_int_equal(
 	    str_printf(out, sizeof(out), "%s/slurm-42.out", f->work), 0);
 	requeued_job(f, out, &afd, &sid);
-	ckpt_path(f, path, sizeof(path), 1, "");
-	assert_int_equal(ckpt_store_verify(path, JOB, (uint32_t)getuid(), &m,
-					   err, sizeof(err)),
-			 0);
-	assert_int_equal(m.nsessions, 1);
-	assert_int_equal(m.sessions[0].id, sid);
-	assert_true(m.sessions[0].batch);
-	assert_int_equal(m.sessions[0].out_bytes[0], 4);
-	assert_int_equal(m.vcpus, 2);
-	ckpt_manifest_clear(&m);
+	if (verify_ckpt(f, JOB, 1, (uint32_t)getuid(), &v, err, sizeof(err)) <
+	    0)
+		fail_msg("%s", err);
+	assert_int_equal(v.man.nsessions, 1);
+	assert_int_equal(v.man.sessions[0].id, sid);
+	assert_true(v.man.sessions[0].batch);
+	assert_int_equal(v.man.sessions[0].out_bytes[0], 4);
+	assert_int_equal(v.man.vcpus, 2);
+	ckpt_verified_clear(&v);
 	/* Slurm starts the job again and truncates its output file. */
 	assert_int_equal(truncate(out, 0), 0);
 	restart_slurm(f, 1, 2);
@@ -3574,10 +3617,7 @@ static void test_ckpt_disk_full(void **state)
 	assert_string_equal(job(f)->error,
 			    "job 42: checkpoint failed on node n1: fake: "
 			    "cannot save: No space left on device");
-	ckpt_path(f, path, sizeof(path), 0, "");
-	assert_int_equal(ckpt_store_latest(path, JOB, &seq), -ENOENT);
-	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt", f->dir), 0);
-	assert_int_equal(ckpt_store_latest(path, JOB, &seq), 0);
+	assert_int_equal(latest_ckpt(f, JOB, &seq), 0);
 	assert_int_equal(seq, 1);
 	ckpt_path(f, path, sizeof(path), 2, "");
 	assert_false(exists(path));
@@ -3755,11 +3795,9 @@ static uint32_t ended_with_checkpoint(struct fx *f, bool keep, const char *out)
 
 static bool has_ckpt(struct fx *f, uint32_t id)
 {
-	char root[512];
 	uint32_t seq;
 
-	fixture_path(f, root, sizeof(root), "ckpt");
-	return ckpt_store_latest(root, id, &seq) == 0;
+	return latest_ckpt(f, id, &seq) == 0;
 }
 
 /* A start with --vm-restore that fails before anything of a guest exists;
@@ -4017,14 +4055,18 @@ static void test_ckpt_fate(void **state)
 /* A complete checkpoint of job id in the node's store. */
 static void put_ckpt(struct fx *f, uint32_t id, bool keep, int64_t created)
 {
+	struct ckpt_store cs = CKPT_STORE_INIT;
 	struct ckpt_manifest m = {0};
-	char root[512], dir[512], p[600], err[512] = "";
+	char dir[512], p[600], err[512] = "";
 	uint32_t seq;
+	int fd;
 
-	fixture_path(f, root, sizeof(root), "ckpt");
-	assert_int_equal(ckpt_store_begin(root, id, &seq, dir, sizeof(dir), err,
-					  sizeof(err)),
-			 0);
+	node_store(f, &cs);
+	fd =
+	    ckpt_store_begin(&cs, id, &seq, dir, sizeof(dir), err, sizeof(err));
+	ckpt_store_close(&cs);
+	if (fd < 0)
+		fail_msg("%s", err);
 	snprintf(p, sizeof(p), "%s/%s", dir, CKPT_MEMORY);
 	write_text(p, "SAVED x\n");
 	m.job_id = id;
@@ -4034,9 +4076,10 @@ static void put_ckpt(struct fx *f, uint32_t id, bool keep, int64_t created)
 	m.created = created;
 	m.spec = strdup("");
 	m.domain_xml = strdup("");
-	if (ckpt_store_commit(root, dir, &m, err, sizeof(err)) < 0)
+	if (ckpt_store_commit(fd, dir, &m, err, sizeof(err)) < 0)
 		fail_msg("%s", err);
 	ckpt_manifest_clear(&m);
+	close(fd);
 }
 
 /* The store's sweep (vmmd start, hourly): ended jobs' checkpoints go
@@ -4125,6 +4168,586 @@ static void test_ckpt_job_end(void **state)
 		slurm_state(JOB, cases[i].finished);
 		stop_ok(f, JOB);
 		assert_int_equal(has_ckpt(f, JOB), cases[i].stays);
+	}
+}
+
+/* ======================================================================= */
+/* checkpoint stores a user can write (docs/security.md)                   */
+/* ======================================================================= */
+
+/* The user's store: <dir>/scratch (root's, what a policy allows) holds
+ * u/ (the user's) and u/ck (the user's, named with
+ * --vm-checkpoint-dir). The user plays the attacker in a child with the
+ * user's uid (attack). */
+static void user_store(struct fx *f, char *store, size_t len)
+{
+	char p[512], pol[1024];
+
+	/* The user is another uid: root only. */
+	if (geteuid() != 0)
+		skip();
+	/* The user reaches their directories below the fixture. */
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	fixture_path(f, p, sizeof(p), "scratch");
+	assert_int_equal(mkdir(p, 0755), 0);
+	fixture_path(f, p, sizeof(p), "scratch/u");
+	assert_int_equal(mkdir(p, 0755), 0);
+	assert_int_equal(chown(p, OTHER_UID, OTHER_UID), 0);
+	fixture_path(f, store, len, "scratch/u/ck");
+	assert_int_equal(mkdir(store, 0755), 0);
+	assert_int_equal(chown(store, OTHER_UID, OTHER_UID), 0);
+	fixture_path(f, p, sizeof(p), "scratch");
+	snprintf(pol, sizeof(pol),
+		 "{\"checkpoint_dir\": {\"allow\": [\"%s\"]}}", p);
+	write_policy(f, "00-scratch.json", pol);
+	assert_int_equal(spec_policies_load(&f->d), 0);
+}
+
+/* Runs fn as the user (OTHER_UID) in a child: what the user can do. */
+static void attack(struct fx *f, int (*fn)(struct fx *f))
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(OTHER_UID) < 0 ||
+		    setuid(OTHER_UID) < 0 || getuid() != OTHER_UID)
+			_exit(100);
+		_exit(fn(f));
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the attacker's step failed (%d)", status);
+}
+
+/* A root-only file the attack aims at (/etc/shadow, /etc/cron.d/x). */
+static void victim(struct fx *f, const char *sub, const char *text)
+{
+	char p[512];
+
+	fixture_path(f, p, sizeof(p), sub);
+	write_text(p, text);
+	assert_int_equal(chmod(p, 0600), 0);
+}
+
+static void file_holds(struct fx *f, const char *sub, const char *want)
+{
+	_cleanup_free_ char *text = NULL;
+	char p[512];
+
+	fixture_path(f, p, sizeof(p), sub);
+	assert_int_equal(read_file_limited(p, 1 << 20, &text, NULL), 0);
+	assert_string_equal(text, want);
+}
+
+/* Job 42 of the user with checkpoints into store, ready. */
+static int user_job(struct fx *f, const char *store, bool keep)
+{
+	const char *const opts[] = {"vm-checkpoint",
+				    "yes",
+				    "vm-checkpoint-dir",
+				    store,
+				    "vm-checkpoint-keep",
+				    keep ? "yes" : "no",
+				    NULL};
+	struct proto_reply rep;
+
+	slurm_job(f, JOB, OTHER_UID);
+	start_with(f, JOB, OTHER_UID, opts, &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start refused: %s", rep.error);
+	return ckpt_agent(f);
+}
+
+/* vmenvctl checkpoint for a guest that prepares: the answer. */
+static void on_demand(struct fx *f, int afd, bool resumes,
+		      struct proto_reply *rep)
+{
+	int cfd = checkpoint_request(f);
+
+	agent_prepare_ok(f, afd);
+	if (resumes)
+		agent_resume(f, fake_hv.nrestore + 1);
+	client_reply(f, cfd, rep);
+	close(cfd);
+}
+
+static int link_ck_to_outside(struct fx *f)
+{
+	char p[512], t[512];
+
+	fixture_path(f, p, sizeof(p), "scratch/u/ck");
+	fixture_path(f, t, sizeof(t), "outside");
+	return rmdir(p) == 0 && symlink(t, p) == 0 ? 0 : 1;
+}
+
+/* (#6) A policy allows /scratch as a string prefix: the user's
+ * scratch/u/ck is a symlink to a root-only place outside it. Nothing may
+ * be created or saved there. */
+static void test_ckpt_userstore_symlink(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char store[512], p[512];
+	int afd;
+
+	user_store(f, store, sizeof(store));
+	fixture_path(f, p, sizeof(p), "outside");
+	assert_int_equal(mkdir(p, 0700), 0);
+	attack(f, link_ck_to_outside);
+	afd = user_job(f, store, false);
+	on_demand(f, afd, false, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: checkpoint failed on node n1: ");
+	assert_contains(rep.error, "(a symlink on the way)");
+	assert_int_equal(fake_hv.nsave, 0);
+	fixture_path(f, p, sizeof(p), "outside/42");
+	assert_false(exists(p));
+}
+
+static struct fx *hook_fx;
+
+/* While libvirt saves: the user renames the job's directory in their
+ * store away and puts one of their own in its place whose output is a
+ * link to a root-only file (/etc/cron.d/...). */
+static int swap_job_dir(struct fx *f)
+{
+	char a[512], b[512], t[512];
+
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42");
+	fixture_path(f, b, sizeof(b), "scratch/u/ck/42.moved");
+	if (rename(a, b) < 0 || mkdir(a, 0755) < 0)
+		return 1;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1");
+	if (mkdir(a, 0755) < 0)
+		return 2;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1/output");
+	fixture_path(f, t, sizeof(t), "cron.d/vmenv");
+	if (symlink(t, a) < 0)
+		return 3;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1/memory");
+	fixture_path(f, t, sizeof(t), "cron.d/memory");
+	return symlink(t, a) < 0 ? 4 : 0;
+}
+
+static void swap_during_save(const char *path)
+{
+	(void)path;
+	attack(hook_fx, swap_job_dir);
+}
+
+/* (#6) Root writes the batch output (bytes the user chose) into the
+ * checkpoint: with the job's directory swapped for the user's during the
+ * save, a link there must not lead root's write (or libvirt's) anywhere. */
+static void test_ckpt_userstore_swap_during_save(void **state)
+{
+	struct fx *f = *state;
+	struct exec_client c;
+	struct proto_reply rep;
+	struct aw_exec e;
+	char store[512], out[512], p[512];
+	uint32_t sid;
+	int afd;
+
+	user_store(f, store, sizeof(store));
+	fixture_path(f, p, sizeof(p), "cron.d");
+	assert_int_equal(mkdir(p, 0755), 0);
+	victim(f, "cron.d/vmenv", "# nothing\n");
+	fixture_path(f, out, sizeof(out), "work/slurm-42.out");
+	afd = user_job(f, store, false);
+	batch_start(f, out, &c);
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
+	agent_send(f, afd, AW_STARTED, sid, "\0\0\0\1", 4);
+	agent_send(f, afd, AW_STDOUT, sid, "* * * * * root evil\n", 20);
+	file_is(f, out, "* * * * * root evil\n");
+	hook_fx = f;
+	fake_hv.on_save = swap_during_save;
+	on_demand(f, afd, true, &rep);
+	fake_hv.on_save = NULL;
+	/* Saved into the directory vmmd made, restored from it. */
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("checkpoint: %s", rep.error);
+	file_holds(f, "cron.d/vmenv", "# nothing\n");
+	fixture_path(f, p, sizeof(p), "cron.d/memory");
+	assert_false(exists(p));
+	fixture_path(f, p, sizeof(p), "scratch/u/ck/42.moved/1/output");
+	assert_true(exists(p));
+	exec_close(&c);
+}
+
+/* (#14) What the user put in their own store in the place of a job's
+ * checkpoint: a manifest saying what root wants to see (job 42, the
+ * user's uid, the memory's sha256), and files it does not list: output a
+ * link to /etc/shadow, or a FIFO that would block the restore worker. */
+struct forged {
+	char manifest[65536];
+	bool fifo;
+};
+static struct forged forged;
+
+static int plant_forged(struct fx *f)
+{
+	static const char mem[] = "SAVED vmenv-n1-42\n";
+	char a[512], t[512];
+
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42");
+	fixture_path(f, t, sizeof(t), "scratch/u/ck/42.real");
+	if (rename(a, t) < 0 || mkdir(a, 0755) < 0)
+		return 1;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1");
+	if (mkdir(a, 0755) < 0)
+		return 2;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1/memory");
+	if (write_file_atomic(a, mem, strlen(mem), 0644) < 0)
+		return 3;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1/manifest.json");
+	if (write_file_atomic(a, forged.manifest, strlen(forged.manifest),
+			      0644) < 0)
+		return 4;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1/output");
+	fixture_path(f, t, sizeof(t), "shadow");
+	if (symlink(t, a) < 0)
+		return 5;
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42/1/disk.qcow2");
+	return forged.fifo && mkfifo(a, 0644) < 0 ? 6 : 0;
+}
+
+/* The job's real manifest with only a memory of the user's listed: what
+ * the user can write knowing the job (its uid, size, image). */
+static void forge_manifest(struct fx *f)
+{
+	static const char mem[] = "SAVED vmenv-n1-42\n";
+	_cleanup_free_ char *text = NULL, *out = NULL;
+	struct ckpt_manifest m;
+	struct digest *d = NULL;
+	char p[512], err[256];
+	size_t len = 0;
+
+	fixture_path(f, p, sizeof(p), "scratch/u/ck/42/1/manifest.json");
+	assert_int_equal(read_file_limited(p, 1 << 22, &text, &len), 0);
+	assert_int_equal(ckpt_manifest_decode(text, len, &m, err, sizeof(err)),
+			 0);
+	m.nfiles = 1;
+	snprintf(m.files[0].name, sizeof(m.files[0].name), "%s", CKPT_MEMORY);
+	m.files[0].size = strlen(mem);
+	assert_int_equal(digest_new(&d), 0);
+	assert_int_equal(digest_update(d, mem, strlen(mem)), 0);
+	assert_int_equal(digest_final_hex(d, m.files[0].sha256), 0);
+	digest_free(d);
+	assert_int_equal(ckpt_manifest_encode(&m, &out), 0);
+	ckpt_manifest_clear(&m);
+	snprintf(forged.manifest, sizeof(forged.manifest), "%s", out);
+}
+
+static void alarm_blocked(int sig)
+{
+	static const char msg[] = "vmmd's restore blocked on a FIFO\n";
+
+	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+static void test_ckpt_userstore_forged(void **state)
+{
+	static const bool fifo[] = {false, true};
+	struct fx *f = *state;
+
+	signal(SIGALRM, alarm_blocked);
+	for (size_t i = 0; i < ARRAY_SIZE(fifo); i++) {
+		struct proto_reply rep;
+		char store[512], p[512], err[256];
+		int afd;
+
+		print_message("case %zu: %s\n", i,
+			      fifo[i] ? "a FIFO too" : "a link to a secret");
+		if (i)
+			f = fx_renew(state);
+		f->d.slurm_requeue = fake_slurm_requeue;
+		user_store(f, store, sizeof(store));
+		victim(f, "shadow", "root:SECRET:19000::::::\n");
+		afd = user_job(f, store, false);
+		/* A real checkpoint first (its manifest shows the job). */
+		assert_int_equal(
+		    ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+		agent_prepare_ok(f, afd);
+		pump_until_state(f, JOB_SAVED);
+		stop_ok(f, JOB);
+		forge_manifest(f);
+		forged.fifo = fifo[i];
+		attack(f, plant_forged);
+		/* The restarted job looks for its checkpoint. */
+		restart_slurm(f, 1, 2);
+		alarm(20);
+		{
+			const char *const opts[] = {"vm-checkpoint", "yes",
+						    "vm-checkpoint-dir", store,
+						    NULL};
+			start_with(f, JOB, OTHER_UID, opts, &rep);
+		}
+		if (rep.kind == PROTO_REPLY_OK)
+			pump_until_state(f, JOB_FAILED);
+		alarm(0);
+		assert_contains(rep.kind == PROTO_REPLY_OK ? job(f)->error
+							   : rep.error,
+				"/scratch/u/ck/42 is owned by uid 65534");
+		assert_int_equal(fake_hv.nrestore, 0);
+		fixture_path(f, p, sizeof(p), "run/jobs/42/ckpt-output");
+		assert_false(exists(p));
+		stop_ok(f, JOB);
+	}
+	signal(SIGALRM, SIG_DFL);
+}
+
+/* (#14) Even in a checkpoint of root's, files its manifest does not list
+ * are never read: a link to a secret where the batch output would be,
+ * or a FIFO. (Only root could put them there now; the restore must not
+ * depend on that.) */
+static void test_ckpt_restore_unlisted(void **state)
+{
+	static const bool fifo[] = {false, true};
+	struct fx *f = *state;
+
+	signal(SIGALRM, alarm_blocked);
+	for (size_t i = 0; i < ARRAY_SIZE(fifo); i++) {
+		char p[512], t[512], err[256];
+		int afd;
+
+		print_message("case %zu: %s\n", i,
+			      fifo[i] ? "a FIFO" : "a link to a secret");
+		if (i)
+			f = fx_renew(state);
+		f->d.slurm_requeue = fake_slurm_requeue;
+		victim(f, "shadow", "root:SECRET:19000::::::\n");
+		/* Saved without a batch session: no output listed. */
+		start_ckpt(f, true, NULL);
+		afd = ckpt_agent(f);
+		assert_int_equal(
+		    ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+		agent_prepare_ok(f, afd);
+		pump_until_state(f, JOB_SAVED);
+		close(afd);
+		stop_ok(f, JOB);
+		ckpt_path(f, p, sizeof(p), 1, CKPT_OUTPUT);
+		fixture_path(f, t, sizeof(t), "shadow");
+		if (fifo[i])
+			assert_int_equal(mkfifo(p, 0600), 0);
+		else
+			assert_int_equal(symlink(t, p), 0);
+		restart_slurm(f, 1, 2);
+		alarm(20);
+		start_ckpt(f, true, NULL);
+		agent_resume(f, 1);
+		alarm(0);
+		fixture_path(f, p, sizeof(p), "run/jobs/42/ckpt-output");
+		assert_false(exists(p));
+	}
+	signal(SIGALRM, SIG_DFL);
+}
+
+static int link_job_dir_to_victim(struct fx *f)
+{
+	char a[512], b[512], t[512];
+
+	fixture_path(f, a, sizeof(a), "scratch/u/ck/42");
+	fixture_path(f, b, sizeof(b), "scratch/u/ck/42.moved");
+	fixture_path(f, t, sizeof(t), "victim");
+	return rename(a, b) == 0 && symlink(t, a) == 0 ? 0 : 1;
+}
+
+/* (#6) At the job's end its checkpoints in the user's store are removed:
+ * the user makes the job's directory a link to root's files with
+ * checkpoint-like names. Nothing of them may go. */
+static void test_ckpt_userstore_remove(void **state)
+{
+	struct fx *f = *state;
+	char store[512], p[512], err[256];
+	int afd;
+
+	user_store(f, store, sizeof(store));
+	fixture_path(f, p, sizeof(p), "victim/1");
+	assert_int_equal(mkdir_p(p, 0700), 0);
+	victim(f, "victim/1/manifest.json", "{}");
+	victim(f, "victim/1/precious", "keep me\n");
+	afd = user_job(f, store, false);
+	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	pump_until_state(f, JOB_SAVED);
+	attack(f, link_job_dir_to_victim);
+	slurm_state(JOB, true);
+	stop_ok(f, JOB);
+	file_holds(f, "victim/1/precious", "keep me\n");
+	file_holds(f, "victim/1/manifest.json", "{}");
+}
+
+/* (#12) Kept checkpoints outlive their jobs: per user, at most
+ * checkpoint_keep_max of them and checkpoint_keep_max_mib in a store. A
+ * save to keep beyond either is refused with the reason; the guest goes
+ * on; a job that keeps nothing is not limited. */
+static void test_ckpt_keep_limits(void **state)
+{
+	static const struct {
+		uint32_t max, max_mib;
+		bool keep;
+		const char *want; /* NULL: saved */
+	} cases[] = {
+	    {1, 65536, true, " already keeps 1 checkpoint(s) in "},
+	    {4, 512, true,
+	     "this node allows 512 MiB per user (checkpoint_keep_max_mib)"},
+	    {1, 512, false, NULL},
+	    {2, 65536, true, NULL},
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct proto_reply rep;
+		int afd;
+
+		print_message("case %zu\n", i);
+		if (i)
+			f = fx_renew(state);
+		f->d.cfg.checkpoint_keep_max = cases[i].max;
+		f->d.cfg.checkpoint_keep_max_mib = cases[i].max_mib;
+		/* Another job's, kept, of the same user. */
+		put_ckpt(f, 50, true, (int64_t)time(NULL));
+		start_ckpt_opt(f, VMSPEC_OPT_CHECKPOINT_KEEP,
+			       cases[i].keep ? "yes" : "no");
+		afd = ckpt_agent(f);
+		on_demand(f, afd, !cases[i].want, &rep);
+		if (!cases[i].want) {
+			if (rep.kind != PROTO_REPLY_OK)
+				fail_msg("checkpoint: %s", rep.error);
+			assert_true(has_ckpt(f, JOB));
+			continue;
+		}
+		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		assert_contains(rep.error,
+				"job 42: checkpoint refused on node n1: uid ");
+		assert_contains(rep.error, cases[i].want);
+		assert_int_equal(fake_hv.nsave, 0);
+		assert_false(has_ckpt(f, JOB));
+		assert_int_equal(job(f)->state, JOB_READY);
+	}
+}
+
+/* Its own mount namespace for the test process, so that a tmpfs it
+ * mounts is nobody else's; false when not root. */
+static bool private_mounts(void)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0)
+		return false;
+	return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+}
+
+/* (#12) No room for the save on the store's file system (a 1 MiB tmpfs):
+ * refused before anything is written, naming the job and the figures;
+ * on demand the guest goes on, a scheduled one ends the job with the
+ * reason. */
+static void test_ckpt_no_space(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	struct frame fr;
+	char p[512], err[256];
+	int afd;
+
+	if (!private_mounts())
+		skip();
+	fixture_path(f, p, sizeof(p), "ckpt");
+	assert_int_equal(mount("tmpfs", p, "tmpfs", 0, "size=1m,mode=0700"), 0);
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	on_demand(f, afd, false, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: checkpoint refused on node n1: ");
+	assert_contains(rep.error, " has 1 MiB free, the save needs about ");
+	assert_contains(rep.error, "(guest memory 896 MiB, overlay 0 MiB");
+	assert_int_equal(fake_hv.nsave, 0);
+	assert_int_equal(job(f)->state, JOB_READY);
+	/* The guest was thawed. */
+	agent_expect(f, afd, AW_CKPT_RESUME, &fr);
+	free(fr.p);
+	/* Scheduled: the job's time is up. */
+	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	pump_until_state(f, JOB_FAILED);
+	assert_contains(job(f)->error, "checkpoint refused on node n1: ");
+	assert_int_equal(fake_hv.nsave, 0);
+	stop_ok(f, JOB);
+	assert_int_equal(umount(p), 0);
+}
+
+/* (#6) The node's store must be root's: one a user owns (or may write)
+ * is refused, never written. */
+static void test_ckpt_node_store_not_roots(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char p[512];
+	int afd;
+
+	if (geteuid() != 0)
+		skip();
+	fixture_path(f, p, sizeof(p), "ckpt");
+	assert_int_equal(chown(p, OTHER_UID, OTHER_UID), 0);
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	on_demand(f, afd, false, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "the node's store must be root's all the "
+				   "way");
+	assert_int_equal(fake_hv.nsave, 0);
+	fixture_path(f, p, sizeof(p), "ckpt/42");
+	assert_false(exists(p));
+}
+
+/* (#9) vmenvctl checkpoint follows the spec: a job whose checkpoints are
+ * off (a policy's enforce: false above all) is never saved on demand; the
+ * guest is not even asked to prepare. */
+static void test_ckpt_on_demand_policy(void **state)
+{
+	static const struct {
+		const char *policy; /* 10-debug.json's text, or NULL */
+		const char *want;
+	} cases[] = {
+	    {"{\"name\": \"debug\", \"checkpoint\": {\"enforce\": false}}",
+	     "job 42: checkpoint refused: policy 'debug' (10-debug.json) "
+	     "enforces checkpoint: no for this job"},
+	    {"{\"name\": \"debug\", \"checkpoint\": {\"allow\": [false]}}",
+	     "job 42: checkpoint refused: checkpoints are off for this job; "
+	     "submit it with --vm-checkpoint where the policies allow it"},
+	    {"{\"name\": \"debug\", \"checkpoint\": {\"default\": false}}",
+	     "checkpoints are off for this job (the default of policy "
+	     "'debug' (10-debug.json))"},
+	    {NULL, "job 42: checkpoint refused: checkpoints are off for this "
+		   "job"},
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct proto_reply rep;
+		struct pollfd pfd = {.events = POLLIN};
+		int cfd;
+
+		print_message("case %zu\n", i);
+		if (i)
+			f = fx_renew(state);
+		if (cases[i].policy) {
+			write_policy(f, "10-debug.json", cases[i].policy);
+			assert_int_equal(spec_policies_load(&f->d), 0);
+		}
+		start_ok(f);
+		pfd.fd = ckpt_agent(f);
+		cfd = checkpoint_request(f);
+		client_reply(f, cfd, &rep);
+		close(cfd);
+		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		assert_contains(rep.error, cases[i].want);
+		assert_int_equal(poll(&pfd, 1, 100), 0);
+		assert_int_equal(fake_hv.nsave, 0);
 	}
 }
 
@@ -4592,6 +5215,15 @@ int main(void)
 	    T(test_ckpt_fate),
 	    T(test_ckpt_retention),
 	    T(test_ckpt_job_end),
+	    T(test_ckpt_userstore_symlink),
+	    T(test_ckpt_userstore_swap_during_save),
+	    T(test_ckpt_userstore_forged),
+	    T(test_ckpt_restore_unlisted),
+	    T(test_ckpt_userstore_remove),
+	    T(test_ckpt_keep_limits),
+	    T(test_ckpt_no_space),
+	    T(test_ckpt_node_store_not_roots),
+	    T(test_ckpt_on_demand_policy),
 	    T(test_reconcile_owner),
 	    T(test_bulk_output_then_exit),
 	    T(test_bulk_ends_before_started),
