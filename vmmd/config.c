@@ -452,3 +452,36 @@ void config_dump(const struct vmmd_config *c, FILE *f)
 			fprintf(f, "%s = %s\n", table[i].key, p);
 	}
 }
+
+const char *config_key_doc(size_t i, const char **ret_def,
+			   const char **ret_help, char *values, size_t len)
+{
+	const struct centry *e;
+
+	if (i >= ARRAY_SIZE(table))
+		return NULL;
+	e = &table[i];
+	switch (e->kind) {
+	case C_U32:
+		snprintf(values, len, "an integer in %u..%u", e->min, e->max);
+		break;
+	case C_ENUM:
+		snprintf(values, len, "one of: %s", e->choices);
+		break;
+	case C_LOC:
+		snprintf(values, len, "an absolute path or an http(s) URL");
+		break;
+	case C_PATH:
+		snprintf(values, len, "an absolute path");
+		break;
+	case C_LIST:
+		snprintf(values, len, "words separated by spaces or commas");
+		break;
+	case C_STR:
+		snprintf(values, len, "text without spaces");
+		break;
+	}
+	*ret_def = e->def;
+	*ret_help = e->help;
+	return e->key;
+}

@@ -99,4 +99,11 @@ int config_parse(struct vmmd_config *c, const char *text, const char *name,
 int config_expand(struct vmmd_config *c, char *err, size_t errlen);
 void config_dump(const struct vmmd_config *c, FILE *f);
 
+/* The i-th key of the table, for vmmd.conf(5) (man/mangen.c): its
+ * default as text and its help in *ret_def and *ret_help (static), and in
+ * values what it takes, in words ("an integer in 1..3600"). The key, or
+ * NULL past the last one. */
+const char *config_key_doc(size_t i, const char **ret_def,
+			   const char **ret_help, char *values, size_t len);
+
 #endif

@@ -20,6 +20,18 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+/* Without libsystemd nobody waits for the notification. */
+static inline int sd_notify(int unset_environment, const char *state)
+{
+	(void)unset_environment;
+	(void)state;
+	return 0;
+}
+#endif
+
 struct opts {
 	const char *config;
 	const char *node;
@@ -221,8 +233,13 @@ int main(int argc, char **argv)
 		r = loop_add_fd(d.loop, sc.fd, EPOLLIN, sig_io, &sc, &sw);
 	if (r == 0 && o.pidfile && (r = write_pidfile(o.pidfile)) < 0)
 		log_err("pidfile %s: %s", o.pidfile, strerror(-r));
-	if (r == 0)
+	if (r == 0) {
+		/* vmmd_init has reconciled and listens: ready (Type=notify;
+		 * a no-op outside systemd). */
+		sd_notify(0, "READY=1");
 		r = loop_run(d.loop);
+		sd_notify(0, "STOPPING=1");
+	}
 	loop_del_fd(sw);
 	vmmd_fini(&d);
 	if (o.pidfile)
