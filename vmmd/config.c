@@ -76,7 +76,8 @@ static const struct centry table[] = {
     N("max_clients", max_clients, 1, 65536, "1024",
       "client connections waiting for their request, all users together"),
     N("max_clients_per_uid", max_clients_per_uid, 1, 65536, "64",
-      "... of one user (root and slurm_user: not bound per user)"),
+      "client connections waiting for their request, of one user (root "
+      "and slurm_user: not bound per user)"),
     N("reserved_clients", reserved_clients, 1, 65536, "32",
       "more connections only root and slurm_user may hold beyond "
       "max_clients, so that they are served whatever users hold"),
