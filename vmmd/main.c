@@ -172,9 +172,12 @@ static int write_pidfile(const char *path)
  * only root may change what they lead to (docs/security.md). */
 static int check_trusted_dirs(const struct vmmd_config *c)
 {
+	char sock_dir[VMENV_MAX_PATH], bad[VMENV_MAX_PATH];
+	/* The socket's directory, not the socket: a socket left by a vmmd
+	 * before (0666, as it must be) is replaced at start. */
 	const char *const dirs[] = {c->run_dir, c->console_dir, c->image_cache,
-				    c->checkpoint_dir, c->socket_path};
-	char bad[VMENV_MAX_PATH];
+				    c->checkpoint_dir,
+				    dirname(strcpy(sock_dir, c->socket_path))};
 	int r;
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
