@@ -90,6 +90,16 @@ static int get_name(struct pctx *p, struct json_object *v, const char *key,
 	return valid_name(dst) ? 0 : pfail(p, "invalid '%s'", key);
 }
 
+/* NAME:VERSION must fit where a reference is kept (catalog_resolve, the
+ * start request's image, a job's): a longer one could never be named. */
+static int check_ref_len(struct pctx *p, const struct catalog_image *img)
+{
+	if (strlen(img->name) + 1 + strlen(img->version) < VMENV_MAX_IMAGE_NAME)
+		return 0;
+	return pfail(p, "name and version longer than %d characters together",
+		     VMENV_MAX_IMAGE_NAME - 1);
+}
+
 static int get_u64(struct pctx *p, struct json_object *v, const char *key,
 		   uint64_t max, uint64_t *ret)
 {
@@ -396,7 +406,8 @@ static int parse_version(struct pctx *p, struct json_object *o,
 		return pfail(p, "not an object");
 	if ((r = need(p, o, "version", NULL, &v)) < 0 ||
 	    (r = get_name(p, v, "version", img->version,
-			  sizeof(img->version))) < 0)
+			  sizeof(img->version))) < 0 ||
+	    (r = check_ref_len(p, img)) < 0)
 		return r;
 	snprintf(p->where + strlen(p->where),
 		 sizeof(p->where) - strlen(p->where), " ('%s')", img->version);
@@ -593,6 +604,7 @@ static int parse_image_legacy(struct pctx *p, struct json_object *o,
 	    (r = need(p, o, "version", NULL, &v)) < 0 ||
 	    (r = get_name(p, v, "version", img->version,
 			  sizeof(img->version))) < 0 ||
+	    (r = check_ref_len(p, img)) < 0 ||
 	    (r = need(p, o, "boot", NULL, &v)) < 0 ||
 	    (r = get_text(p, v, "boot", boot, sizeof(boot))) < 0)
 		return r;

@@ -446,6 +446,12 @@ static void test_refusals(void **state)
 #define KERNEL	"\"kernel\":{\"source\":\"k\",\"sha256\":" SHA_A ",\"size\":5}"
 #define INITRD	"\"initrd\":{\"source\":\"i\",\"sha256\":" SHA_A ",\"size\":5}"
 #define V(body) "{\"version\":\"1\"," body "}"
+/* Names of 64 characters, the longest: NAME:VERSION with both is 129. */
+#define NAME64	  HEX("n") HEX("n") HEX("n") HEX("n")
+#define VERSION64 HEX("1") HEX("1") HEX("1") HEX("1")
+#define LEGACY(name, version)                                              \
+	"{\"images\":[{\"name\":\"" name "\",\"version\":\"" version "\"," \
+	"\"boot\":\"kernel\",\"kernel\":\"/k\",\"initrd\":\"/i\"}]}"
 
 static void test_refusals_inline(void **state)
 {
@@ -597,6 +603,14 @@ static void test_refusals_inline(void **state)
 	     "more than 8 labels"},
 	    {"base_url not a URL", "{\"base_url\":\"images/\",\"images\":[]}",
 	     "invalid 'base_url'"},
+	    /* Found by fuzz_catalog: accepted, but a reference that long
+	     * cannot be resolved (VMENV_MAX_IMAGE_NAME). */
+	    {"name:version too long",
+	     "{\"images\":[{\"name\":\"" NAME64 "\",\"versions\":["
+	     "{\"version\":\"" VERSION64 "\",\"boot\":\"disk\"," DISK "}]}]}",
+	     "name and version longer than 127 characters together"},
+	    {"name:version too long (first format)", LEGACY(NAME64, VERSION64),
+	     "name and version longer than 127 characters together"},
 	    {"relative source without a base",
 	     CAT(V("\"boot\":\"disk\"," DISK)), "invalid 'source' in 'disk'"},
 	};
@@ -617,6 +631,24 @@ static void test_refusals_inline(void **state)
 		assert_contains(err, cases[i].want);
 		assert_null(c.images);
 	}
+}
+
+/* The longest NAME:VERSION the catalog takes (127 characters) resolves. */
+static void test_longest_ref(void **state)
+{
+	const char *json =
+	    LEGACY(NAME64, HEX("1") HEX("1") HEX("1") "11111111111111");
+	char err[512] = "", ref[VMENV_MAX_IMAGE_NAME + 8];
+	const struct catalog_image *img = NULL;
+	struct catalog c = {0};
+
+	assert_int_equal(
+	    catalog_parse(json, strlen(json), &c, err, sizeof(err)), 0);
+	catalog_image_ref(&c.images[0], ref, sizeof(ref));
+	assert_int_equal(strlen(ref), VMENV_MAX_IMAGE_NAME - 1);
+	assert_int_equal(catalog_resolve(&c, ref, &img, err, sizeof(err)), 0);
+	assert_ptr_equal(img, &c.images[0]);
+	catalog_clear(&c);
 }
 
 static void test_too_many_images(void **state)
@@ -726,6 +758,7 @@ int main(void)
 	    cmocka_unit_test(test_base_of),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_refusals_inline),
+	    cmocka_unit_test(test_longest_ref),
 	    cmocka_unit_test(test_too_many_images),
 	    cmocka_unit_test(test_too_many_versions),
 	    cmocka_unit_test(test_load_missing_file),
