@@ -51,7 +51,7 @@ static int adopt_fd(struct fid *f, int fd, uint32_t oflags)
 	f->fd = fd;
 	f->kind = S_ISDIR(st.st_mode) ? FID_DIR : FID_FILE;
 	/* What a re-open after a restore must not do again. */
-	f->oflags = oflags & ~(NINEP_O_CREAT | NINEP_O_EXCL | NINEP_O_TRUNC);
+	f->oflags = oflags & ~SRV_OPEN_ONCE;
 	return 0;
 }
 

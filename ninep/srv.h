@@ -86,6 +86,10 @@ void res_qid(const struct srv *s, const struct stat *st, struct ninep_qid *q);
 size_t srv_handle(struct srv *s, const struct ninep_req *q);
 /* Maps 9P open flags to open(2)'s (only those that make sense here). */
 int srv_open_flags(uint32_t oflags);
+/* 9P open flags that act once, at the open: a fid records its flags
+ * without them, and a re-open after a restore must not act again (a
+ * state that holds them was not written by a server). */
+#define SRV_OPEN_ONCE (NINEP_O_CREAT | NINEP_O_EXCL | NINEP_O_TRUNC)
 /* Opens fid f (its path) with 9P flags: the common part of lopen and of
  * re-opening after a restore. */
 int srv_open_fid(struct srv *s, struct fid *f, uint32_t oflags);

@@ -167,7 +167,8 @@ static int load_fid(struct srv *s, const char *line)
 	if (strlen(line) >= STATE_LINE_MAX ||
 	    sscanf(line, "fid %u %c %u %8193s", &fid, &kind, &oflags, hex) !=
 		4 ||
-	    !strchr("nfdl", kind) || unhex(hex, path, sizeof(path)) < 0)
+	    !strchr("nfdl", kind) || (oflags & SRV_OPEN_ONCE) ||
+	    unhex(hex, path, sizeof(path)) < 0)
 		return -EINVAL;
 	if ((r = fid_add(s, fid, path, &f)) < 0)
 		return r;

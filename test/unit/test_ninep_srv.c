@@ -377,15 +377,25 @@ static void test_state_refused(void **state)
 	    "vmenv-9p-state 1\nmsize 65536\nfid 1 n 0 612f2f62\nend\n",
 	    "vmenv-9p-state 1\nmsize 65536\nfid 1 n 0 -\nfid 1 n 0 -\nend\n",
 	    "vmenv-9p-state 1\nmsize 65536\nend\nmore\n",
+	    /* Found by fuzz_ninepstate: O_TRUNC (01000) at the re-open
+	     * emptied a; a server never records it, nor O_CREAT, O_EXCL. */
+	    "vmenv-9p-state 1\nmsize 65536\nfid 2 f 514 61\nend\n",
+	    "vmenv-9p-state 1\nmsize 65536\nfid 2 d 512 61\nend\n",
+	    "vmenv-9p-state 1\nmsize 65536\nfid 2 f 66 61\nend\n",
+	    "vmenv-9p-state 1\nmsize 65536\nfid 2 f 130 61\nend\n",
 	};
 	struct t *t = *state;
 	char err[256], text[256];
+	struct stat st;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(text, sizeof(text), "%s", bad[i]);
 		assert_true(state_parse(&t->s, text, err, sizeof(err)) < 0);
 		assert_int_equal(t->s.nfids, 0);
 	}
+	snprintf(text, sizeof(text), "%s/a", t->dir);
+	assert_int_equal(stat(text, &st), 0);
+	assert_int_equal(st.st_size, 6); /* "hello\n" */
 }
 
 int main(void)
