@@ -375,7 +375,9 @@ int parse_u32(const char *s, uint32_t *ret)
 {
 	int64_t v;
 
-	if (!s || *s == '-' || *s == '+' || parse_i64(s, &v) < 0 ||
+	/* A digit first: strtoll would skip white space and take a sign
+	 * after it (" -1" read as 4294967295). */
+	if (!s || *s < '0' || *s > '9' || parse_i64(s, &v) < 0 ||
 	    v > UINT32_MAX)
 		return -EINVAL;
 	*ret = (uint32_t)v;
