@@ -99,28 +99,43 @@ static void get_raw(struct aw_reader *r, uint8_t *out, size_t n)
 	r->left -= n;
 }
 
-int rsh_hello_encode(uint32_t version, const uint8_t nonce[RSH_NONCE_LEN],
-		     struct aw_buf *b)
+/* HELLO and ACCEPT have one shape: u32, then len raw bytes. */
+static int put_u32_raw(struct aw_buf *b, uint32_t v, const uint8_t *raw,
+		       size_t len)
 {
 	size_t start = b->len;
-	int r = aw_put_u32(b, version);
+	int r = aw_put_u32(b, v);
 
-	r = r ?: aw_put_bytes(b, nonce, RSH_NONCE_LEN);
+	r = r ?: aw_put_bytes(b, raw, len);
 	if (r < 0)
 		b->len = start;
 	return r;
 }
 
-int rsh_hello_decode(const void *p, size_t n, uint32_t *version,
-		     uint8_t nonce[RSH_NONCE_LEN])
+static int get_u32_raw(const void *p, size_t n, uint32_t *v, uint8_t *raw,
+		       size_t len)
 {
 	struct aw_reader r;
 
 	aw_reader_init(&r, p, n);
-	*version = aw_get_u32(&r);
-	get_raw(&r, nonce, RSH_NONCE_LEN);
-	if (aw_reader_done(&r) < 0)
-		return -EPROTO;
+	*v = aw_get_u32(&r);
+	get_raw(&r, raw, len);
+	return aw_reader_done(&r) < 0 ? -EPROTO : 0;
+}
+
+int rsh_hello_encode(uint32_t version, const uint8_t nonce[RSH_NONCE_LEN],
+		     struct aw_buf *b)
+{
+	return put_u32_raw(b, version, nonce, RSH_NONCE_LEN);
+}
+
+int rsh_hello_decode(const void *p, size_t n, uint32_t *version,
+		     uint8_t nonce[RSH_NONCE_LEN])
+{
+	int r = get_u32_raw(p, n, version, nonce, RSH_NONCE_LEN);
+
+	if (r < 0)
+		return r;
 	return *version == RSH_VERSION ? 0 : -EPROTONOSUPPORT;
 }
 
@@ -301,24 +316,13 @@ void rsh_accept_mac(const char *token, const struct rsh_nonces *nn,
 int rsh_accept_encode(uint32_t pid, const uint8_t mac[RSH_MAC_LEN],
 		      struct aw_buf *b)
 {
-	size_t start = b->len;
-	int r = aw_put_u32(b, pid);
-
-	r = r ?: aw_put_bytes(b, mac, RSH_MAC_LEN);
-	if (r < 0)
-		b->len = start;
-	return r;
+	return put_u32_raw(b, pid, mac, RSH_MAC_LEN);
 }
 
 int rsh_accept_decode(const void *p, size_t n, uint32_t *pid,
 		      uint8_t mac[RSH_MAC_LEN])
 {
-	struct aw_reader r;
-
-	aw_reader_init(&r, p, n);
-	*pid = aw_get_u32(&r);
-	get_raw(&r, mac, RSH_MAC_LEN);
-	return aw_reader_done(&r) < 0 ? -EPROTO : 0;
+	return get_u32_raw(p, n, pid, mac, RSH_MAC_LEN);
 }
 
 int rsh_nonce(uint8_t out[RSH_NONCE_LEN], unsigned flags)
