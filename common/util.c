@@ -110,22 +110,34 @@ int write_fd_whole(int fd, const void *data, size_t len)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-int read_plain_file_limited(const char *path, size_t max, char **ret,
-			    size_t *ret_len)
+/* path opened for reading with flags, only when a regular file: the fd
+ * (and its stat in st), or -errno (-EINVAL for another kind of file). */
+static int open_regular(const char *path, int flags, struct stat *st)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-						O_NOFOLLOW | O_NONBLOCK);
-	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | flags);
+	int r;
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	return read_fd_limited(fd, max, ret, ret_len);
+	r = fstat(fd, st) < 0 ? -errno : S_ISREG(st->st_mode) ? 0 : -EINVAL;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
+int read_plain_file_limited(const char *path, size_t max, char **ret,
+			    size_t *ret_len)
+{
+	struct stat st;
+	_cleanup_close_ int fd =
+	    open_regular(path, O_NOFOLLOW | O_NONBLOCK, &st);
+
+	if (fd < 0)
+		return fd;
+	return read_fd_limited(fd, max, ret, ret_len);
+}
 static int fsync_parent(const char *path)
 {
 	char dir[VMENV_MAX_PATH];
@@ -214,16 +226,14 @@ static int copy_rest(int in, int out, off_t left)
 static int copy_open(const char *src, const char *dst, mode_t mode, int flags,
 		     uid_t owner)
 {
-	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC | flags);
-	_cleanup_close_ int out = -1;
 	struct stat st;
+	_cleanup_close_ int in = open_regular(src, flags, &st);
+	_cleanup_close_ int out = -1;
 	off_t left;
 	int r = 0;
 
-	if (in < 0 || fstat(in, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
+	if (in < 0)
+		return in;
 	if (owner != (uid_t)-1 && st.st_uid != owner)
 		return -EPERM;
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
