@@ -9,6 +9,10 @@ NODE=$(hostname -s)
 SOCK=/run/vmenv/$NODE/vmmd.sock
 RUN_DIR=/run/vmenv/$NODE
 VIRSH="virsh -q -c qemu:///system"
+# vmenv's helper programs: the packages' (test/all installs them) or a
+# developer's make install.
+VMENV_LIBEXEC=/usr/libexec/vmenv
+[ -x $VMENV_LIBEXEC/vmenv-exec ] || VMENV_LIBEXEC=/usr/local/libexec/vmenv
 
 pass() { echo "ok - $*"; }
 fail() { echo "not ok - $*"; }

@@ -43,7 +43,7 @@ j=$(as "$U1" sbatch --parsable --vm-env=tiny -o /dev/null --wrap "sleep 300")
 if wait_guest_ready "$j" 120; then
 	out=$(cd / && runuser -u "$U2" -- env VMENV_ARGV0=/bin/true VMENV_SOCKET="$SOCK" \
 		VMENV_BATCH=0 SLURM_JOB_ID="$j" SLURMD_NODENAME="$NODE" \
-		/usr/local/libexec/vmenv/vmenv-exec 2>&1)
+		"$VMENV_LIBEXEC/vmenv-exec" 2>&1)
 	rc=$?
 	check_eq "another user cannot exec in the guest (rc)" 125 "$rc"
 	check_contains "... and is told why" "$out" "job $j: permission denied"

@@ -9,7 +9,7 @@ T=$(mktemp -d /tmp/vmenv-t50-XXXXXX)
 . "$here/../images/lib.sh"
 . "$here/lib.sh"
 CATALOG=/etc/vmenv/catalog.json
-VMMD=${VMMD:-/usr/local/sbin/vmmd}
+VMMD=${VMMD:-$(command -v vmmd)}
 CACHE=$("$VMMD" --config /etc/vmenv/vmmd.conf --check-config 2>/dev/null | sed -n 's/^image_cache = //p')
 CACHE=${CACHE:-/var/cache/vmenv}
 
