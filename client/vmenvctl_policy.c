@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_DIR VMENV_SYSCONFDIR "/policies.d"
+static const char default_dir[] = VMENV_SYSCONFDIR "/policies.d";
 
 static void print_error(void *data, const char *msg)
 {
@@ -32,9 +32,18 @@ static void print_error(void *data, const char *msg)
 	fprintf(stderr, "%s\n", msg);
 }
 
+/* vmmd reads a missing site policy directory as "no site policies", and
+ * so does vmenvctl for its default one; a path the admin names must exist. */
+static int load_policies(const char *path, struct policy_set **s, char *err,
+			 size_t errlen)
+{
+	return policy_set_load(path, path == default_dir, print_error, NULL, s,
+			       err, errlen);
+}
+
 static int cmd_check(int argc, char **argv)
 {
-	const char *path = argc > 1 ? argv[1] : DEFAULT_DIR;
+	const char *path = argc > 1 ? argv[1] : default_dir;
 	struct policy_set *s = NULL;
 	char err[1024], desc[16384];
 	int r;
@@ -43,8 +52,7 @@ static int cmd_check(int argc, char **argv)
 		fprintf(stderr, "usage: vmenvctl policy check [FILE|DIR]\n");
 		return 2;
 	}
-	r = policy_set_load(path, false, print_error, NULL, &s, err,
-			    sizeof(err));
+	r = load_policies(path, &s, err, sizeof(err));
 	if (r < 0) {
 		if (r != -EINVAL && r != -ENOENT)
 			fprintf(stderr, "vmenvctl: %s: %s\n", path,
@@ -196,7 +204,7 @@ static int resolve_print(const struct policy_set *s, const struct explain *x,
 
 static int cmd_explain(int argc, char **argv)
 {
-	struct explain x = {.policies = DEFAULT_DIR};
+	struct explain x = {.policies = default_dir};
 	_cleanup_free_ struct vmspec_request *req = calloc(1, sizeof(*req));
 	struct policy_set *s = NULL;
 	char err[1024];
@@ -219,8 +227,7 @@ static int cmd_explain(int argc, char **argv)
 	if (r < 0)
 		fprintf(stderr, "vmenvctl: %s\n", err);
 	/* Every problem of the policies is printed as it is found. */
-	else if (policy_set_load(x.policies, false, print_error, NULL, &s, err,
-				 sizeof(err)) < 0)
+	else if (load_policies(x.policies, &s, err, sizeof(err)) < 0)
 		r = -EINVAL;
 	else
 		r = resolve_print(s, &x, req);

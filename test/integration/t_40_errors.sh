@@ -86,4 +86,20 @@ check_contains "... with a reason" "$(cat garbage.out)" "malformed frame"
 check "vmmd still up" vmmd_up
 check "no leftovers of $j1" no_leftovers "$j1"
 check "no leftovers of $j2" no_leftovers "$j2"
+
+# --- root's checkpointing job --------------------------------------------------
+# Served files need vmenv-9p, which never runs as root: the job fails at
+# once with that reason (it used to wait for boot_timeout_s and blame the
+# guest).
+rd=$(mktemp -d /tmp/t40-root.XXXXXX)
+t0=$SECONDS
+rj=$(cd "$rd" && timeout 150 sbatch --parsable --wait -t 5 --vm-env=tiny --vm-checkpoint \
+	--vm-checkpoint-files=served -o "$rd/out" --wrap "echo in-guest")
+check_eq "root's job with served files fails" FAILED "$(wait_job "$rj" 30)"
+check "... at once ($((SECONDS - t0)) s; the guest's boot_timeout_s is 60)" test $((SECONDS - t0)) -lt 45
+check_contains "... naming the reason" "$(cat "$rd/out")" "job $rj: root's jobs cannot checkpoint with served files"
+check "... the command never ran" sh -c "! grep -q in-guest '$rd/out'"
+check "no leftovers of $rj" no_leftovers "$rj"
+check "vmmd still up" vmmd_up
+rm -rf "$rd"
 cd / && rm -rf "$d"

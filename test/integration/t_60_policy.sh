@@ -168,4 +168,20 @@ fi
 rm -f "$POLDIR"/*.json
 check "without policies vmmd reports none" reload "policies:    0 from $POLDIR"
 check "vmmd still up" vmmd_up
+
+# --- a node without site policies --------------------------------------------
+# vmmd reads a missing /etc/vmenv/policies.d as "no site policies"; so must
+# vmenvctl (it used to fail: "No such file or directory").
+moved=
+if [ -e /etc/vmenv/policies.d ]; then mv /etc/vmenv/policies.d /etc/vmenv/policies.d.t60 && moved=1; fi
+out=$(vmenvctl policy explain --user "$U1" -- --vm-env=tiny 2>&1)
+check_eq "policy explain without /etc/vmenv/policies.d succeeds" 0 "$?"
+check_contains "... and counts no policies" "$out" "/etc/vmenv/policies.d (0)"
+check_contains "... and still explains the request" "$out" "tiny"
+out=$(vmenvctl policy check 2>&1)
+check_eq "policy check without it succeeds" 0 "$?"
+out=$(vmenvctl policy check /etc/vmenv/no-such-policies 2>&1)
+check "a directory the admin names must exist" test "$?" -ne 0
+check_contains "... and says so" "$out" "/etc/vmenv/no-such-policies: No such file or directory"
+[ -z "$moved" ] || mv /etc/vmenv/policies.d.t60 /etc/vmenv/policies.d
 cd / && rm -rf "$d"
