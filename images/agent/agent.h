@@ -64,6 +64,8 @@
 #define RSH_OUT_HIGH  (256u * 1024u)
 /* Every session's processes, for the checkpoint freezer (ckpt.c). */
 #define AGENT_CGROUP "/sys/fs/cgroup/vmenv.job"
+#define AGENT_9P_MOUNT_OPTS \
+	"trans=virtio,version=9p2000.L,msize=262144,access=user"
 
 /* The virtio-serial port and its framing state. */
 struct chan {
@@ -258,22 +260,30 @@ int64_t agent_now_ms(void);
 __attribute__((format(printf, 4, 5))) int
 agent_fail(char *msg, size_t size, int err, const char *fmt, ...);
 int agent_write_all(int fd, const void *p, size_t n);
+/* Mounts a virtio-9p share (the job's working directory, a --vm-mount). */
+int agent_mount_9p(const char *tag, const char *path);
 /* Replaces path whole: temporary file, owner and mode, fsync, rename. */
 int agent_write_file(const char *path, const void *p, size_t n, mode_t mode,
 		     uid_t uid, gid_t gid);
 
-/* main.c */
 /* Records why the host's stream is bad; returns -EPROTO. */
 __attribute__((format(printf, 2, 3))) int
 agent_proto_error(struct agent *a, const char *fmt, ...);
-/* Frame handler: called for each complete frame from the host. Returns 0,
- * or a negative errno that makes the channel reset. */
-int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
-		       const uint8_t *p);
+
+/* A handler of one complete frame from the host (main.c's dispatch).
+ * Returns 0, or a negative errno that makes the channel reset. */
+typedef int agent_frame_fn(struct agent *a, const struct aw_hdr *h,
+			   const uint8_t *p);
+
+/* send.c */
 /* Queue frames (the payload is copied); on failure the channel is marked
  * broken and the loop resets it. */
 void agent_send(struct agent *a, uint8_t type, uint32_t session, const void *p,
 		size_t len);
+/* Sends what b holds (r: the result of building it; < 0 marks the
+ * channel broken) and frees b. */
+void agent_send_buf(struct agent *a, uint8_t type, uint32_t session,
+		    struct aw_buf *b, int r);
 void agent_send_u32(struct agent *a, uint8_t type, uint32_t session,
 		    uint32_t v);
 void agent_send_u32x2(struct agent *a, uint8_t type, uint32_t session,
@@ -286,9 +296,10 @@ void agent_send_fail(struct agent *a, uint8_t type, uint32_t session, int err,
 void chan_init(struct chan *ch);
 /* Blocks until the port appears, then opens it; logs while it waits. */
 void chan_open(struct chan *ch);
-/* Reads what the host sent and dispatches complete frames. Returns 0,
- * -EPIPE when the host went away, or the handler's / parser's error. */
-int chan_read(struct agent *a);
+/* Reads what the host sent and hands each complete frame to on_frame.
+ * Returns 0, -EPIPE when the host went away, or the handler's / parser's
+ * error. */
+int chan_read(struct agent *a, agent_frame_fn *on_frame);
 /* Writes queued output until the port would block. Returns 0 or -errno. */
 int chan_flush(struct chan *ch);
 size_t chan_pending(const struct chan *ch);
@@ -355,7 +366,6 @@ pid_t bulk_write_end(int fd, const uint8_t mark[AW_BULK_MARK_LEN]);
 /* setup.c */
 int setup_handle(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 /* Mounts one 9p share (tag on path). 0 or -errno. */
-int setup_mount_one(const char *tag, const char *path);
 
 /* ckpt.c */
 int ckpt_prepare(struct agent *a, const struct aw_hdr *h, const uint8_t *p);

@@ -161,12 +161,12 @@ static int start_frame(struct agent *a)
 	return 0;
 }
 
-static int end_frame(struct agent *a)
+static int end_frame(struct agent *a, agent_frame_fn *on_frame)
 {
 	struct chan *ch = &a->ch;
 	int r;
 
-	r = agent_handle_frame(a, &ch->cur, ch->payload);
+	r = on_frame(a, &ch->cur, ch->payload);
 	ch->hdr_got = 0;
 	ch->payload_got = 0;
 	if (ch->payload_cap > PAYLOAD_KEEP) {
@@ -182,7 +182,8 @@ static size_t min_size(size_t a, size_t b)
 	return a < b ? a : b;
 }
 
-static int chan_feed(struct agent *a, const uint8_t *p, size_t n)
+static int chan_feed(struct agent *a, const uint8_t *p, size_t n,
+		     agent_frame_fn *on_frame)
 {
 	struct chan *ch = &a->ch;
 	size_t k;
@@ -206,7 +207,7 @@ static int chan_feed(struct agent *a, const uint8_t *p, size_t n)
 		p += k;
 		n -= k;
 		if (ch->payload_got == ch->cur.len) {
-			r = end_frame(a);
+			r = end_frame(a, on_frame);
 			if (r < 0)
 				return r;
 		}
@@ -214,7 +215,7 @@ static int chan_feed(struct agent *a, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int chan_read(struct agent *a)
+int chan_read(struct agent *a, agent_frame_fn *on_frame)
 {
 	static uint8_t buf[64 * 1024];
 	struct chan *ch = &a->ch;
@@ -235,7 +236,7 @@ int chan_read(struct agent *a)
 		}
 		if (ch->poisoned)
 			continue;
-		r = chan_feed(a, buf, (size_t)n);
+		r = chan_feed(a, buf, (size_t)n, on_frame);
 		if (r < 0)
 			return r;
 	}

@@ -210,7 +210,7 @@ static int release_mounts(struct agent *a, char *why, size_t whylen)
 				 "checkpoint refused: unmount %s: %s",
 				 a->mount_path[i], strerror(errno));
 		while (++i < a->nmounts)
-			setup_mount_one(a->mount_tag[i], a->mount_path[i]);
+			agent_mount_9p(a->mount_tag[i], a->mount_path[i]);
 		return -EBUSY;
 	}
 	return 0;
@@ -219,7 +219,7 @@ static int release_mounts(struct agent *a, char *why, size_t whylen)
 static int remount(struct agent *a, char *why, size_t whylen)
 {
 	for (uint32_t i = 0; i < a->nmounts; i++) {
-		int r = setup_mount_one(a->mount_tag[i], a->mount_path[i]);
+		int r = agent_mount_9p(a->mount_tag[i], a->mount_path[i]);
 		if (r < 0) {
 			snprintf(why, whylen, "mount 9p '%s' on %s: %s",
 				 a->mount_tag[i], a->mount_path[i],

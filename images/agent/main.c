@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * vmenv-agent: startup, the poll loop, the host's session-0 requests, and
- * what PID 1 owes the system (reaping every child, powering off).
+ * what PID 1 owes the system (reaping every child, powering off). The top
+ * of the agent: it calls every other file, and none calls it (the port
+ * hands each frame to agent_handle_frame through chan_read's argument).
  */
 #include "agent.h"
 
@@ -24,69 +26,6 @@
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "dev"
 #endif
-
-int agent_proto_error(struct agent *a, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(a->errmsg, sizeof(a->errmsg), fmt, ap);
-	va_end(ap);
-	return -EPROTO;
-}
-
-/* --- sending ------------------------------------------------------------ */
-
-void agent_send(struct agent *a, uint8_t type, uint32_t session, const void *p,
-		size_t len)
-{
-	uint8_t *dst = chan_reserve(&a->ch, len);
-
-	if (!dst)
-		return;
-	if (len)
-		memcpy(dst, p, len);
-	chan_commit(&a->ch, type, session, len);
-}
-
-static void send_buf(struct agent *a, uint8_t type, uint32_t session,
-		     struct aw_buf *b, int r)
-{
-	if (r < 0)
-		a->ch.broken = true;
-	else
-		agent_send(a, type, session, b->data, b->len);
-	aw_buf_free(b);
-}
-
-void agent_send_u32(struct agent *a, uint8_t type, uint32_t session, uint32_t v)
-{
-	struct aw_buf b = {0};
-
-	send_buf(a, type, session, &b, aw_put_u32(&b, v));
-}
-
-void agent_send_u32x2(struct agent *a, uint8_t type, uint32_t session,
-		      uint32_t v1, uint32_t v2)
-{
-	struct aw_buf b = {0};
-	int r;
-
-	r = aw_put_u32(&b, v1);
-	r = r ?: aw_put_u32(&b, v2);
-	send_buf(a, type, session, &b, r);
-}
-
-void agent_send_fail(struct agent *a, uint8_t type, uint32_t session, int err,
-		     const char *msg)
-{
-	struct aw_buf b = {0};
-	int r;
-
-	r = aw_put_u32(&b, (uint32_t)err);
-	r = r ?: aw_put_str(&b, msg);
-	send_buf(a, type, session, &b, r);
-}
 
 /* --- session-0 requests ------------------------------------------------- */
 
@@ -120,7 +59,7 @@ static int on_hello(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 				      AW_HELLO_CKPT | AW_HELLO_BULK |
 				      (a->ckpt_held ? AW_HELLO_CKPT_HELD : 0));
 	err = err ?: aw_put_str(&b, info);
-	send_buf(a, AW_HELLO, 0, &b, err);
+	agent_send_buf(a, AW_HELLO, 0, &b, err);
 	return 0;
 }
 
@@ -147,11 +86,9 @@ static int on_shutdown(struct agent *a, const struct aw_hdr *h,
 	return 0;
 }
 
-typedef int frame_fn(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
-
 /* What the host may send, and on which session. */
 static const struct {
-	frame_fn *fn;
+	agent_frame_fn *fn;
 	bool on_session; /* needs session != 0; else session must be 0 */
 } frame_table[AW_TYPE_END] = {
     [AW_HELLO] = {on_hello, false},
@@ -165,8 +102,8 @@ static const struct {
     [AW_CKPT_RESUME] = {ckpt_resume, false},
 };
 
-int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
-		       const uint8_t *p)
+static int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
+			      const uint8_t *p)
 {
 	/* aw_hdr_decode already refused types outside the table. */
 	if (!frame_table[h->type].fn)
@@ -257,7 +194,7 @@ static void protocol_error(struct agent *a)
 	agent_log("protocol error: %s", a->errmsg);
 	sessions_kill_all(a);
 	chan_reset(&a->ch);
-	send_buf(a, AW_ERROR, 0, &b, aw_put_str(&b, a->errmsg));
+	agent_send_buf(a, AW_ERROR, 0, &b, aw_put_str(&b, a->errmsg));
 	a->ch.poisoned = true;
 }
 
@@ -266,7 +203,7 @@ static void port_events(struct agent *a, short revents)
 	int r = 0;
 
 	if (revents & POLLIN)
-		r = chan_read(a);
+		r = chan_read(a, agent_handle_frame);
 	else if (revents & (POLLHUP | POLLERR))
 		r = -EPIPE;
 	if (r == -EPIPE)

@@ -120,23 +120,6 @@ static void session_check_done(struct agent *a, struct session *s)
 
 /* --- starting ----------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The directory of batch scripts, on a file system that lets them run:
  * images mount /run noexec (Debian's initramfs does), so the agent then
  * mounts its own small tmpfs there. */
@@ -171,7 +154,7 @@ static int script_write(const struct aw_exec *e, const char *path)
 		  0700);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, e->script, e->script_len);
+	r = agent_write_all(fd, e->script, e->script_len);
 	if (!r && fchown(fd, e->uid, e->gid) < 0)
 		r = -errno;
 	if (!r && fchmod(fd, 0700) < 0)

@@ -27,7 +27,6 @@
 #define GROUP_FILE   "/etc/group"
 #define DB_MAX	     (64u * 1024u * 1024u)
 #define NAME_MAX_LEN 256
-#define MOUNT_OPTS   "trans=virtio,version=9p2000.L,msize=262144,access=user"
 
 /* --- validation --------------------------------------------------------- */
 
@@ -155,23 +154,6 @@ static enum db_match db_find(const char *data, const char *name, uint32_t id)
 	return m;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Replaces path with old + line through a temporary file and rename(), so a
  * crash leaves either the old or the new file. */
 static int db_replace(const char *path, const char *old, size_t olen,
@@ -185,10 +167,10 @@ static int db_replace(const char *path, const char *old, size_t olen,
 		  0600);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, old, olen);
+	r = agent_write_all(fd, old, olen);
 	if (!r && olen && old[olen - 1] != '\n')
-		r = write_all(fd, "\n", 1);
-	r = r ?: write_all(fd, line, strlen(line));
+		r = agent_write_all(fd, "\n", 1);
+	r = r ?: agent_write_all(fd, line, strlen(line));
 	if (!r && fchown(fd, st->st_uid, st->st_gid) < 0)
 		r = -errno;
 	if (!r && fchmod(fd, st->st_mode & 07777) < 0)
@@ -291,11 +273,6 @@ static int mkdir_p(const char *path)
 	}
 }
 
-int setup_mount_one(const char *tag, const char *path)
-{
-	return mount(tag, path, "9p", 0, MOUNT_OPTS) < 0 ? -errno : 0;
-}
-
 /* The checkpoint releases and re-establishes these (ckpt.c). Not the
  * served ones: their state is in guest memory and in vmenv-9p's dump, and
  * they stay mounted (and busy) across a checkpoint. */
@@ -337,10 +314,9 @@ static int mount_all(const struct aw_setup *s, char *msg, size_t size)
 			}
 			agent_log("share '%s': relay %d for port '%s'", m->path,
 				  (int)pid, m->tag);
-		} else if (mount(m->tag, m->path, "9p", 0, MOUNT_OPTS) < 0) {
-			r = agent_fail(msg, size, errno,
-				       "mount 9p '%s' on '%s'", m->tag,
-				       m->path);
+		} else if ((r = agent_mount_9p(m->tag, m->path)) < 0) {
+			r = agent_fail(msg, size, -r, "mount 9p '%s' on '%s'",
+				       m->tag, m->path);
 			break;
 		}
 	}

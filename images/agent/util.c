@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Small helpers of the agent that do not depend on its state: the log,
- * the clock, the poll set, error messages and whole-file writes.
+ * Small helpers at the bottom of the agent (they call no other file of
+ * it): the log, the clock, the poll set, error messages and the protocol
+ * error's reason, 9p mounts and whole-file writes.
  */
 #include "agent.h"
 
@@ -11,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +65,11 @@ int agent_fail(char *msg, size_t size, int err, const char *fmt, ...)
 	return -err;
 }
 
+int agent_mount_9p(const char *tag, const char *path)
+{
+	return mount(tag, path, "9p", 0, AGENT_9P_MOUNT_OPTS) < 0 ? -errno : 0;
+}
+
 int agent_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
@@ -109,4 +116,16 @@ int agent_write_file(const char *path, const void *p, size_t n, mode_t mode,
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+/* The reason for a protocol error, kept for the host (protocol_error in
+ * main.c sends it); the caller returns -EPROTO up to the loop. */
+int agent_proto_error(struct agent *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->errmsg, sizeof(a->errmsg), fmt, ap);
+	va_end(ap);
+	return -EPROTO;
 }
