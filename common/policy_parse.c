@@ -20,20 +20,6 @@
 #define MAX_DEPTH	8
 #define MAX_DESCRIPTION 1024
 
-const char *const policy_key_names[POLICY_NKEYS] = {
-    [POLICY_PARTITION] = "partition",
-    [POLICY_ACCOUNT] = "account",
-    [POLICY_USER] = "user",
-    [POLICY_GROUP] = "group",
-    [POLICY_QOS] = "qos",
-};
-
-const char *const policy_rule_names[POLICY_NRULES] = {
-    [POLICY_ALLOW] = "allow",	  [POLICY_DEFAULT] = "default",
-    [POLICY_ENFORCE] = "enforce", [POLICY_MAX] = "max",
-    [POLICY_MIN] = "min",
-};
-
 /* Specificity weight of each match key: a user beats any combination of
  * the others, and so on down. */
 static const unsigned key_weight[POLICY_NKEYS] = {
@@ -103,28 +89,6 @@ static bool name_ok(const char *s)
 		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
 			return false;
 	return true;
-}
-
-static void patterns_free(struct policy_patterns *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		free(p->v[i]);
-	free(p->v);
-	p->v = NULL;
-	p->n = 0;
-}
-
-void policy_free(struct policy *p)
-{
-	if (!p)
-		return;
-	for (int k = 0; k < POLICY_NKEYS; k++)
-		patterns_free(&p->match[k]);
-	for (int f = 0; f < VMSPEC_NFIELDS; f++)
-		patterns_free(&p->allow[f]);
-	free(p->dflt);
-	free(p->enforce);
-	free(p);
 }
 
 /* check says whether one entry is acceptable (NULL: any text). */
@@ -222,7 +186,7 @@ static int parse_user_may_set(struct pctx *c, struct json_object *v)
 			c->p->user_may_set |= POLICY_BIT(f);
 	}
 	c->p->has_user_may_set = true;
-	patterns_free(&names);
+	policy_patterns_free(&names);
 	return r;
 }
 
@@ -286,7 +250,7 @@ static int allow_enum(struct pctx *c, const char *path, int f,
 		else
 			c->p->allow_mask[f] |= 1u << vmspec_get_num(&tmp, f);
 	}
-	patterns_free(&names);
+	policy_patterns_free(&names);
 	return r;
 }
 
@@ -368,7 +332,7 @@ static int value_mounts(struct pctx *c, const char *path, int f,
 		snprintf(joined, sizeof(joined), "none");
 	if (r == 0 && vmspec_parse_field(dst, f, joined, why, sizeof(why)) < 0)
 		r = perr(c, path, "%s", why);
-	patterns_free(&items);
+	policy_patterns_free(&items);
 	return r;
 }
 

@@ -54,6 +54,8 @@ struct policy {
 
 extern const char *const policy_key_names[POLICY_NKEYS];
 extern const char *const policy_rule_names[POLICY_NRULES];
+/* Frees a pattern list's entries and empties it (policy_core.c). */
+void policy_patterns_free(struct policy_patterns *p);
 
 #define POLICY_BIT(f) (1u << (f))
 
