@@ -72,9 +72,10 @@
 /* Commands running at once in one guest (the agent's table; vmmd refuses
  * more, which also bounds what it buffers per job: AW_WINDOW each). */
 #define AW_MAX_SESSIONS 64u
-#define AW_MAX_MOUNTS	8u
-#define AW_MAX_ARGS	65536u /* argv + envp entries each */
-#define AW_MAX_STR	(1u * 1024u * 1024u)
+/* The working directory and a job's --vm-mount directories (VMSPEC_MAX_MOUNTS). */
+#define AW_MAX_MOUNTS 17u
+#define AW_MAX_ARGS   65536u /* argv + envp entries each */
+#define AW_MAX_STR    (1u * 1024u * 1024u)
 /* Nodes of one job (SETUP v2 peers): 65536 peers of the longest name fit in
  * AW_MAX_HOST_PAYLOAD. */
 #define AW_MAX_PEERS 65536u

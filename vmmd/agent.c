@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "exec.h"
 #include "job.h"
+#include "jobmounts.h"
 #include "log.h"
 #include "stray.h"
 
@@ -153,6 +154,7 @@ static int send_setup(struct job *j, uint32_t version)
 	_cleanup_free_ struct aw_peer *peers = NULL;
 	struct aw_buf b = {0};
 	char port[] = JOBFILES_PORT_NAME;
+	char mount_tags[VMSPEC_MAX_MOUNTS][JOBMOUNTS_TAG_LEN];
 	int r;
 
 	/* The job's files served by vmenv-9p: the agent relays a port. */
@@ -160,6 +162,7 @@ static int send_setup(struct job *j, uint32_t version)
 		s.mounts[0] = (struct aw_mount){.tag = port,
 						.path = j->work_dir,
 						.transport = AW_MOUNT_SERVED};
+	jobmounts_setup(j, mount_tags, &s);
 	for (uint32_t i = 0; i < j->ngroups && i < AW_MAX_GROUPS; i++)
 		s.groups[i] = (uint32_t)j->groups[i];
 	r = setup_net(j, &s, &peers);

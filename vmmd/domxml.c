@@ -319,6 +319,20 @@ static bool placement_ok(const struct dom_spec *s)
 	return !p->sockets || p->sockets * p->cores * p->threads == s->vcpus;
 }
 
+/* QEMU's 9p server, as the job's user (QEMU runs as that user):
+ * passthrough keeps the host's owners and modes. */
+static void build_share(struct sbuf *b, const char *dir, const char *tag,
+			bool ro)
+{
+	sb_fmt(b, "    <filesystem type='mount' accessmode='passthrough'>"
+		  "\n      <source dir='");
+	sb_esc(b, dir);
+	sb_fmt(b, "'/>\n      <target dir='");
+	sb_esc(b, tag);
+	sb_fmt(b, "'/>\n%s    </filesystem>\n",
+	       ro ? "      <readonly/>\n" : "");
+}
+
 static void build_kernel(struct sbuf *b, const struct dom_spec *s)
 {
 	sb_elem(b, "    ", "kernel", s->kernel);
@@ -427,15 +441,11 @@ static void build_devices(struct sbuf *b, const struct dom_spec *s)
 	sb_esc(b, s->agent_sock);
 	sb_fmt(b, "'/>\n      <target type='virtio' name='org.vmenv.agent.0'/>"
 		  "\n    </channel>\n");
-	if (s->share_dir) {
-		sb_fmt(b,
-		       "    <filesystem type='mount' accessmode='passthrough'>"
-		       "\n      <source dir='");
-		sb_esc(b, s->share_dir);
-		sb_fmt(b, "'/>\n      <target dir='");
-		sb_esc(b, s->share_tag);
-		sb_fmt(b, "'/>\n    </filesystem>\n");
-	}
+	if (s->share_dir)
+		build_share(b, s->share_dir, s->share_tag, false);
+	for (uint32_t i = 0; i < s->nmounts; i++)
+		build_share(b, s->mounts[i].dir, s->mounts[i].tag,
+			    s->mounts[i].ro);
 	if (s->net_bridge)
 		build_net(b, s);
 	if (s->files_sock)
@@ -467,6 +477,14 @@ static bool net_ok(const struct dom_spec *s)
 		s->net_mtu >= 576 && s->net_mtu <= 65535);
 }
 
+static bool mounts_ok(const struct dom_spec *s)
+{
+	for (uint32_t i = 0; i < s->nmounts; i++)
+		if (!s->mounts[i].dir || !s->mounts[i].tag)
+			return false;
+	return !s->nmounts || s->mounts;
+}
+
 static bool spec_ok(const struct dom_spec *s)
 {
 	bool kernel = s->kernel && s->initrd && s->cmdline;
@@ -475,7 +493,7 @@ static bool spec_ok(const struct dom_spec *s)
 	return s->name && s->type && s->node && (kernel || no_kernel) &&
 	       (kernel || s->disk_overlay) && disk_ok(s) && s->console_log &&
 	       s->agent_sock && s->vcpus > 0 && s->mem_mib > 0 &&
-	       (!s->share_dir || s->share_tag) &&
+	       (!s->share_dir || s->share_tag) && mounts_ok(s) &&
 	       (!s->files_sock || s->files_port) &&
 	       s->bulk_ports <= AW_MAX_BULK_PORTS &&
 	       (!s->bulk_ports || s->bulk_sock_prefix) && net_ok(s) &&

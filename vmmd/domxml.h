@@ -45,6 +45,13 @@ struct dom_hostdev {
 	int cell;
 };
 
+/* A host directory shared into the guest under a 9p mount tag. */
+struct dom_mount {
+	const char *dir;
+	const char *tag;
+	bool ro;
+};
+
 /*
  * Where the guest runs and what it holds (placement.c fills it from
  * Slurm's allocation and the host's topology). Each part is optional:
@@ -88,6 +95,11 @@ struct dom_spec {
 	const char *agent_sock;
 	const char *share_dir; /* NULL: no share */
 	const char *share_tag;
+	/* More host directories shared by QEMU's 9p (the job's --vm-mount,
+	 * vmmd/jobmounts.h). ro: QEMU refuses every write, whatever the
+	 * guest mounts it as. */
+	uint32_t nmounts;
+	const struct dom_mount *mounts;
 	/* A multi-node job's private segment (vmmd/jobnet.h): a virtio NIC
 	 * on a tap named net_tap that libvirt makes and puts on the job's
 	 * bridge net_bridge (both named by vmmd: hostnet_names), with the

@@ -8,6 +8,7 @@
 #include "domxml.h"
 #include "exec.h"
 #include "jobimage.h"
+#include "jobmounts.h"
 #include "jobnet_host.h"
 #include "jobplace.h"
 #include "log.h"
@@ -332,8 +333,11 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 	    .console_log = j->console,
 	    .agent_sock = j->agent_sock,
 	};
+	struct dom_mount mounts[VMSPEC_MAX_MOUNTS];
+	char mount_tags[VMSPEC_MAX_MOUNTS][JOBMOUNTS_TAG_LEN];
 	int r;
 
+	jobmounts_domspec(j, mounts, mount_tags, &s);
 	if (j->has_net &&
 	    (r = jobnet_host_up(j->d, j->id, &j->net, &s, err, errlen)) < 0)
 		return r;
@@ -431,6 +435,7 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 
 	if ((r = job_place(j, &j->slurm, &j->spec.v, j->alloc_mib, &place, err,
 			   errlen)) < 0 ||
+	    (r = jobmounts_check(j, err, errlen)) < 0 ||
 	    (r = jobfiles_prepare(j, err, errlen)) < 0 ||
 	    (r = create_domain(j, place, err, errlen)) < 0 ||
 	    (r = jobfiles_attach(j, err, errlen)) < 0)

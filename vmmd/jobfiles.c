@@ -71,12 +71,28 @@ static int missing(const struct job *j, char *err, size_t errlen)
 		       j->id, (int)j->files_kind);
 }
 
+/* vmenv-9p never runs as root: a file server with root's rights in
+ * front of an untrusted guest is what the served kind exists to avoid
+ * (it refuses uid 0 itself). Said at once, rather than as a guest that
+ * never becomes ready. */
+static int refuse_root(const struct job *j, char *err, size_t errlen)
+{
+	return err_set(err, errlen, -EPERM,
+		       "job %u: root's jobs cannot checkpoint with served "
+		       "files (vmenv-9p, which serves them, never runs as "
+		       "root): run the job as an ordinary user, or use "
+		       "--vm-checkpoint-files=9p",
+		       j->id);
+}
+
 int jobfiles_prepare(struct job *j, char *err, size_t errlen)
 {
 	const struct jobfiles_ops *o = ops(j);
 
 	if (!o)
 		return missing(j, err, errlen);
+	if (j->files_kind == JOBFILES_SERVED && j->uid == 0)
+		return refuse_root(j, err, errlen);
 	return o->prepare ? o->prepare(j, err, errlen) : 0;
 }
 

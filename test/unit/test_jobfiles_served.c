@@ -167,6 +167,27 @@ static void test_kind(void **state)
 /* After the save: the worker waits for the server and keeps what it got
  * after the freeze under the checkpoint (absent: nothing, no error); the
  * loop then forgets the server. The 9p kind plans nothing. */
+/* vmenv-9p never runs as root: a root job whose files would be served
+ * is refused at prepare, naming the reason, and nothing is made. */
+static void test_root_refused(void **state)
+{
+	struct job j;
+	char err[512];
+
+	(void)state;
+	job_init(&j);
+	j.id = 7;
+	j.uid = 0;
+	j.files_kind = JOBFILES_SERVED;
+	assert_int_equal(jobfiles_prepare(&j, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "job 7: root's jobs cannot checkpoint "
+				    "with served files"));
+	assert_null(j.served);
+	/* The same job with virtio-9p is not the server's business. */
+	j.files_kind = JOBFILES_VIRTIO_9P;
+	assert_int_equal(jobfiles_prepare(&j, err, sizeof(err)), 0);
+}
+
 static void test_after_save(void **state)
 {
 	struct job j;
@@ -421,6 +442,7 @@ int main(void)
 	    cmocka_unit_test(test_argv),
 	    cmocka_unit_test(test_no_server),
 	    cmocka_unit_test(test_kind),
+	    cmocka_unit_test(test_root_refused),
 	    cmocka_unit_test(test_after_save),
 	    cmocka_unit_test(test_adopt),
 	    cmocka_unit_test(test_state_copy_refuses),

@@ -2945,6 +2945,72 @@ static void test_policy_refuses_start(void **state)
 	assert_int_equal(job(f)->state, JOB_FAILED);
 }
 
+/* A job with one --vm-mount whose source is SRC below the fixture's
+ * directory (which the policy allows), with share/ a directory there and
+ * link a symbolic link to /etc. */
+static void start_mount(void **state, const char *src, const char *dst,
+			struct proto_reply *rep)
+{
+	struct fx *f = fx_renew(state);
+	char path[512], policy[256], mount[512];
+
+	fixture_path(f, path, sizeof(path), "share");
+	assert_int_equal(mkdir(path, 0755), 0);
+	fixture_path(f, path, sizeof(path), "link");
+	assert_int_equal(symlink("/etc", path), 0);
+	snprintf(policy, sizeof(policy), "{\"mounts\": {\"allow\": [\"%s\"]}}",
+		 f->dir);
+	write_policy(f, "10-mounts.json", policy);
+	assert_int_equal(spec_policies_load(&f->d), 0);
+	snprintf(mount, sizeof(mount), "%s/%s:%s", f->dir, src, dst);
+	start_opt(f, JOB, VMSPEC_OPT_MOUNT, mount, rep);
+}
+
+/* --vm-mount reaches the domain (QEMU's 9p, read-only when asked), and a
+ * source that is missing, or leads elsewhere through a link, or a
+ * destination over the working directory fails the job before any guest
+ * exists, naming the job, the mount and why. */
+static void test_mounts_checked(void **state)
+{
+	struct proto_reply rep;
+	char want[512];
+
+	start_mount(state, "share", "/mnt/s:ro", &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("start refused: %s", rep.error);
+	snprintf(want, sizeof(want),
+		 "<source dir='%s/share'/>\n      <target dir='vmenv.m0'/>\n"
+		 "      <readonly/>\n",
+		 ((struct fx *)*state)->dir);
+	assert_contains(fake_hv.last_xml, want);
+	proto_reply_clear(&rep);
+
+	start_mount(state, "missing", "/mnt/m", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	snprintf(want, sizeof(want),
+		 "job 42: mount '%s/missing:/mnt/m': no "
+		 "such directory",
+		 ((struct fx *)*state)->dir);
+	assert_string_equal(rep.error, want);
+	assert_no_guest(*state);
+	assert_int_equal(job(*state)->state, JOB_FAILED);
+	proto_reply_clear(&rep);
+
+	start_mount(state, "link", "/mnt/l", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "the source leads to /etc through a "
+				   "symbolic link");
+	assert_no_guest(*state);
+	proto_reply_clear(&rep);
+
+	start_mount(state, "share", "/tmp", &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "/tmp would cover the job's working "
+				   "directory");
+	assert_no_guest(*state);
+	proto_reply_clear(&rep);
+}
+
 /* The merged spec is the job's, sizes the guest, and survives a vmmd
  * restart in the job's directory. */
 static void test_policy_spec_applied(void **state)
@@ -2956,7 +3022,7 @@ static void test_policy_spec_applied(void **state)
 
 	write_policy(f, "10-mem.json",
 		     "{\"mem_headroom_pct\": {\"enforce\": 50},"
-		     " \"mounts\": {\"enforce\": [\"/sw:/apps:ro\"]}}");
+		     " \"mounts\": {\"enforce\": [\"/usr/share:/apps:ro\"]}}");
 	assert_int_equal(spec_policies_load(&f->d), 0);
 	start_opt(f, JOB, VMSPEC_OPT_GPUS, "no", &rep);
 	if (rep.kind != PROTO_REPLY_OK)
@@ -2976,7 +3042,7 @@ static void test_policy_spec_applied(void **state)
 	assert_int_equal(spec_load(job(f)), 0);
 	assert_int_equal(vmspec_explain(&job(f)->spec, &after), 0);
 	assert_string_equal(before, after);
-	assert_contains(after, "/sw:/apps:ro             enforced by policy "
+	assert_contains(after, "/usr/share:/apps:ro      enforced by policy "
 			       "'10-mem' (10-mem.json)");
 }
 
@@ -5198,6 +5264,7 @@ int main(void)
 	    T(test_client_limits),
 	    T(test_policy_refuses_start),
 	    T(test_policy_spec_applied),
+	    T(test_mounts_checked),
 	    T(test_policy_matches_slurm),
 	    T(test_policy_bad_file),
 	    T(test_ckpt_on_demand),
