@@ -31,10 +31,14 @@ static int lookup_one(envopt_lookup_fn lookup, void *data, enum vmspec_opt o,
 		if (vmspec_option_env(o, prefixes[i], name, namelen) < 0)
 			continue;
 		r = lookup(data, name, buf, limit(o));
-		if (r == -ENOSPC)
+		if (r == -ENOSPC) {
+			char safe[48];
+
 			return err_set(err, errlen, -E2BIG,
-				       "%s is longer than %zu bytes", name,
+				       "%s='%s' is longer than %zu bytes", name,
+				       printable(buf, safe, sizeof(safe)),
 				       limit(o) - 1);
+		}
 		if (r == 0 && *buf)
 			return 1;
 	}

@@ -19,7 +19,8 @@
 #include <stddef.h>
 
 /* One variable of the job's environment into buf: 0, -ENOENT when it is
- * not set, -ENOSPC when its value does not fit in len bytes. */
+ * not set, -ENOSPC when its value does not fit in len bytes (buf then
+ * holds its first len - 1 bytes, as spank_getenv's strlcpy leaves them). */
 typedef int (*envopt_lookup_fn)(void *data, const char *name, char *buf,
 				size_t len);
 
@@ -30,8 +31,8 @@ struct envopt {
 
 /* Every option not already given (given[o] true) that the environment
  * sets to a non-empty value. 0; -ENOMEM; -E2BIG when a value is longer
- * than the request to vmmd may carry (err names the variable and the
- * limit). The image's limit is VMENV_MAX_IMAGE_NAME - 1 bytes, every
+ * than the request to vmmd may carry (err names the variable, quotes the
+ * start of the value and says the limit). The image's limit is VMENV_MAX_IMAGE_NAME - 1 bytes, every
  * other option's VMSPEC_MAX_OPTARG - 1. On failure e holds nothing. */
 int envopt_collect(envopt_lookup_fn lookup, void *data,
 		   const bool given[VMSPEC_NOPTS], struct envopt *e, char *err,

@@ -108,8 +108,8 @@ refused() { # jobid file message description
 }
 refused "$j_bad" bad.out "job $j_bad: --vm-ib: 'lots' is not a number in 0..64" "SBATCH_VM_IB=lots"
 refused "$j_img" img.out "zepto-no-such" "an image not in the catalog"
-refused "$j_long" long.out "job $j_long: image name 'aaaa" "an image name longer than vmmd takes"
-check_contains "... saying the limit" "$(cat long.out 2>/dev/null)" "is longer than 127 bytes"
+refused "$j_long" long.out "job $j_long: SBATCH_VM_ENV='aaaa" "an image name longer than vmmd takes"
+check_contains "... saying the limit" "$(cat long.out 2>/dev/null)" "...' is longer than 127 bytes"
 
 # --- the site's policy binds REST jobs too -------------------------------------
 VMMD=$(command -v vmmd || echo /usr/local/sbin/vmmd)
