@@ -324,6 +324,10 @@ int main(int argc, char **argv)
 	if (!argv0 || !sock || argc < 1)
 		die("vmenv-exec is started by the vmenv SPANK plugin, not by "
 		    "hand");
+	/* The plugin could not even ask vmmd for the guest (a value too
+	 * long to send): the job fails here with the reason. */
+	if (getenv("VMENV_REFUSED"))
+		die("job %s: %s", job_id_str, getenv("VMENV_REFUSED"));
 	/* Signals are blocked before connecting, so none is lost between
 	 * here and the relay loop. */
 	sfd = block_signals();

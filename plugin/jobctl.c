@@ -69,19 +69,34 @@ static void call(spank_t sp, const char *phase, struct proto_request *req)
 
 int jobctl_step_init(spank_t sp)
 {
-	const char *image = plugin_image(sp);
 	struct proto_request req = {.op = PROTO_OP_START};
+	const char *image;
 	uint32_t step;
 	uid_t uid;
 	gid_t gid;
 
-	if (!image)
-		return 0;
 	if (ids(sp, &req.job_id, &step, &uid, &gid) < 0) {
-		log_err("vmenv: start: cannot get the job's ids");
+		/* Without ids there is nothing to ask vmmd for; a VM job's
+		 * task then finds no guest and says so. */
+		if (plugin_image(sp))
+			log_err("vmenv: start: cannot get the job's ids");
 		return 0;
 	}
 	if (step == SLURM_EXTERN_CONT)
+		return 0;
+	/* A job from slurmrestd has its --vm-* values in its environment
+	 * only; that environment is the batch step's (an srun's step
+	 * carries the srun's, which reads them itself). */
+	if (step == SLURM_BATCH_SCRIPT)
+		plugin_options_from_env(sp, req.job_id);
+	if (plugin_refusal()) {
+		/* The task prints it in the job's output (task.c). */
+		log_err("vmenv: start: job %u: %s", req.job_id,
+			plugin_refusal());
+		return 0;
+	}
+	image = plugin_image(sp);
+	if (!image)
 		return 0;
 	req.start.job_id = req.job_id;
 	req.start.uid = (uint32_t)uid;

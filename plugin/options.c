@@ -11,6 +11,7 @@
  */
 #include "plugin.h"
 
+#include "envopt.h"
 #include "log.h"
 
 #include <errno.h>
@@ -129,6 +130,65 @@ void plugin_mirror_env(const char *prog)
 		if (v && *v && !getenv(slurm))
 			setenv(slurm, v, 1);
 	}
+}
+
+/* envopt's view of the job's environment in slurmstepd. */
+static int job_getenv(void *data, const char *name, char *buf, size_t len)
+{
+	spank_err_t r = spank_getenv(data, name, buf, (int)len);
+
+	if (r == ESPANK_NOSPACE)
+		return -ENOSPC;
+	return r == ESPANK_SUCCESS ? 0 : -ENOENT;
+}
+
+/* Keeps a value taken from the environment like the option's, and puts
+ * it where sbatch's options are in a job's environment: vmenv-exec passes
+ * them to the srun that starts the other nodes' guests, and an srun in
+ * the job reads them. It replaces whatever the submitter put there, so
+ * every guest of the job gets the value this step asked for. */
+static void adopt(spank_t sp, uint32_t job_id, enum vmspec_opt o,
+		  const struct envopt *e)
+{
+	char slurm[128], safe[96];
+
+	if (o == VMSPEC_OPT_ENV)
+		plugin_remember_image(e->value[o]);
+	else
+		plugin_remember_option(o, e->value[o]);
+	slurm_env_name(o, slurm, sizeof(slurm));
+	if (spank_setenv(sp, slurm, e->value[o], 1) != ESPANK_SUCCESS)
+		log_err("vmenv: start: job %u: cannot set %s", job_id, slurm);
+	log_info("vmenv: start: job %u: --%s='%s' from %s", job_id,
+		 vmspec_option(o)->name,
+		 printable(e->value[o], safe, sizeof(safe)), e->from[o]);
+}
+
+void plugin_options_from_env(spank_t sp, uint32_t job_id)
+{
+	bool given_now[VMSPEC_NOPTS];
+	struct envopt e;
+	char err[256];
+
+	for (int o = 0; o < VMSPEC_NOPTS; o++)
+		given_now[o] = o == VMSPEC_OPT_ENV ? plugin_image_remembered()
+						   : given[o] != NULL;
+	if (envopt_collect(job_getenv, sp, given_now, &e, err, sizeof(err)) <
+	    0) {
+		/* -ENOMEM has no message of its own. */
+		plugin_refuse("%s", *err ? err : "out of memory");
+		return;
+	}
+	/* Options without an image make no VM job, as with sbatch (which
+	 * refuses them); the step runs on the host. */
+	if (!given_now[VMSPEC_OPT_ENV] && !e.value[VMSPEC_OPT_ENV]) {
+		envopt_clear(&e);
+		return;
+	}
+	for (int o = 0; o < VMSPEC_NOPTS; o++)
+		if (e.value[o])
+			adopt(sp, job_id, o, &e);
+	envopt_clear(&e);
 }
 
 int plugin_request_from_spank(spank_t sp, struct proto_start *start)

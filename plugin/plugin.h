@@ -40,6 +40,15 @@ const char *plugin_image(spank_t sp);
 /* In slurmstepd the option reaches the plugin through its callback (the
  * value is not available to spank_option_getopt before the task hooks). */
 void plugin_remember_image(const char *image);
+/* Whether an image was remembered (given as an option or taken from the
+ * environment by this slurmstepd). */
+bool plugin_image_remembered(void);
+/* A VM job this step cannot ask vmmd for (a value too long to send): the
+ * reason, which the job's task prints in the job's output before failing
+ * (vmenv-exec, VMENV_REFUSED). The first one is kept. */
+void plugin_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The reason, or NULL. */
+const char *plugin_refusal(void);
 /* cfg.socket with %n replaced by node; 0 or -errno. */
 /* The node this slurmstepd serves (several slurmd may share a host). */
 void plugin_node_name(spank_t sp, char *buf, size_t len);
@@ -58,6 +67,11 @@ const char *plugin_option_given(enum vmspec_opt o);
  * SPANK options from, unless that is set already (prog: sbatch, salloc,
  * srun). */
 void plugin_mirror_env(const char *prog);
+/* The batch step of a job that came without --vm-* options (slurmrestd):
+ * takes them from the job's SBATCH_VM_X / SLURM_VM_X variables, as sbatch
+ * would have, and exports them to the job like sbatch's (for srun inside
+ * the job and the guests of other nodes). */
+void plugin_options_from_env(spank_t sp, uint32_t job_id);
 /* Copies the options of the step (all but --vm-env, which is image) into
  * start->opts, as the user wrote them: vmmd judges them. 0 or -ENOMEM. */
 int plugin_request_from_spank(spank_t sp, struct proto_start *start);

@@ -24,6 +24,19 @@ static int set(spank_t sp, const char *name, const char *val)
 	return 0;
 }
 
+/* Only the plugin says a job is refused: a VMENV_REFUSED the user put in
+ * the environment goes. */
+static int set_refusal(spank_t sp, const char *refused)
+{
+	if (refused)
+		return set(sp, "VMENV_REFUSED", refused);
+	if (spank_unsetenv(sp, "VMENV_REFUSED") != ESPANK_SUCCESS) {
+		log_err("vmenv: task: cannot unset VMENV_REFUSED");
+		return -1;
+	}
+	return 0;
+}
+
 int task_init(spank_t sp)
 {
 	char node[256] = "", sock[VMENV_MAX_PATH];
@@ -32,7 +45,12 @@ int task_init(spank_t sp)
 	char *shim;
 	int argc = 0;
 
-	if (!plugin_image(sp))
+	/* A VM job whose request could not even be sent still runs the
+	 * shim: it fails the job with the reason in the job's output,
+	 * rather than the task running on the host. */
+	const char *refused = plugin_refusal();
+
+	if (!refused && !plugin_image(sp))
 		return 0;
 	if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS ||
 	    argc < 1 || !argv || !argv[0]) {
@@ -50,7 +68,8 @@ int task_init(spank_t sp)
 	    set(sp, "VMENV_SOCKET", sock) < 0 ||
 	    set(sp, "VMENV_BATCH", step == SLURM_BATCH_SCRIPT ? "1" : "0") <
 		0 ||
-	    set(sp, "VMENV_SRUN", plugin_cfg.srun) < 0) {
+	    set(sp, "VMENV_SRUN", plugin_cfg.srun) < 0 ||
+	    set_refusal(sp, refused) < 0) {
 		free(shim);
 		return -1;
 	}

@@ -4,6 +4,7 @@
 
 #include "log.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,11 +105,44 @@ int plugin_expand_node(const char *p, const char *node, char *buf, size_t len)
 }
 
 static char remembered_image[VMENV_MAX_IMAGE_NAME];
+static char refusal[512];
+
+void plugin_refuse(const char *fmt, ...)
+{
+	va_list ap;
+
+	/* The first reason is the one to fix first. */
+	if (*refusal)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(refusal, sizeof(refusal), fmt, ap);
+	va_end(ap);
+}
+
+const char *plugin_refusal(void)
+{
+	return *refusal ? refusal : NULL;
+}
 
 void plugin_remember_image(const char *image)
 {
+	char safe[48];
+
+	/* Cut short, a name could become another image's: only sbatch
+	 * checks the length, and slurmrestd runs no plugin. */
+	if (image && strlen(image) >= sizeof(remembered_image)) {
+		plugin_refuse("image name '%s...' is longer than %zu bytes",
+			      printable(image, safe, sizeof(safe)),
+			      sizeof(remembered_image) - 1);
+		return;
+	}
 	snprintf(remembered_image, sizeof(remembered_image), "%s",
 		 image ? image : "");
+}
+
+bool plugin_image_remembered(void)
+{
+	return *remembered_image != '\0';
 }
 
 const char *plugin_image(spank_t sp)
