@@ -67,8 +67,10 @@ static const struct vmspec_option options[VMSPEC_NOPTS] = {
 			 "guest (default yes).",
 			 true},
     [VMSPEC_OPT_MOUNT] = {"vm-mount", "SRC:DST[:ro][,...]|none",
-			  "Show host directories in the guest; the site's "
-			  "policy says which ones may be mounted.",
+			  "Show host directories in the guest (at DST, "
+			  "read-only with :ro), with your rights on the "
+			  "host; the site's policy says which ones may be "
+			  "mounted.",
 			  false},
     [VMSPEC_OPT_KEEP_OVERLAY] = {"vm-keep-overlay", "yes|no",
 				 "Keep the guest's disk overlay after the job "
