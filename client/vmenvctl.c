@@ -184,7 +184,12 @@ static void usage(FILE *f)
 		   "  image verify [NAME]   re-hash cached files, remove "
 		   "corrupt ones (root)\n"
 		   "  checkpoint JOBID      save the job's guest now; it goes "
-		   "on (owner or root)\n");
+		   "on (owner or root)\n"
+		   "  console [-f] JOBID    the job's guest console log; -f: "
+		   "until the guest ends\n"
+		   "                        (owner or root)\n"
+		   "  metrics               the node's numbers in Prometheus' "
+		   "text format\n");
 }
 
 int main(int argc, char **argv)
@@ -240,6 +245,11 @@ int main(int argc, char **argv)
 				 node_given ? node : NULL);
 	if (optind + 2 == argc && strcmp(argv[optind], "checkpoint") == 0)
 		return cmd_checkpoint(&c, argv[optind + 1]);
+	if (optind < argc && strcmp(argv[optind], "console") == 0)
+		return ctl_console(argc - optind, argv + optind, c.sock,
+				   c.timeout_ms);
+	if (optind + 1 == argc && strcmp(argv[optind], "metrics") == 0)
+		return ctl_metrics(c.sock, c.timeout_ms);
 	if (optind + 1 != argc) {
 		usage(stderr);
 		return 2;

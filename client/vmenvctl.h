@@ -6,5 +6,9 @@
 /* "policy check|explain ...": argv[0] is "policy". Returns the exit
  * status. */
 int vmenvctl_policy(int argc, char **argv);
+/* "console [-f] JOBID": argv[0] is "console" (ctlconsole.c). */
+int ctl_console(int argc, char **argv, const char *sock, int timeout_ms);
+/* "metrics" (ctlmetrics.c). */
+int ctl_metrics(const char *sock, int timeout_ms);
 
 #endif

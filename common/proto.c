@@ -24,6 +24,7 @@ static const char *const op_names[] = {
     [PROTO_OP_EXEC] = "exec",	      [PROTO_OP_SIGNAL] = "signal",
     [PROTO_OP_STATUS] = "status",     [PROTO_OP_LIST] = "list",
     [PROTO_OP_STEP_END] = "step_end", [PROTO_OP_CHECKPOINT] = "checkpoint",
+    [PROTO_OP_CONSOLE] = "console",   [PROTO_OP_METRICS] = "metrics",
 };
 
 /* Keys each op may carry besides "op". */
@@ -37,6 +38,8 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_LIST] = {NULL},
     [PROTO_OP_STEP_END] = {"job"},
     [PROTO_OP_CHECKPOINT] = {"job"},
+    [PROTO_OP_CONSOLE] = {"job", "follow"},
+    [PROTO_OP_METRICS] = {NULL},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -163,8 +166,15 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 		json_object_object_add(o, "signal",
 				       json_object_new_int(req->signo));
 		break;
+	case PROTO_OP_CONSOLE:
+		json_object_object_add(o, "job",
+				       json_object_new_int64(req->job_id));
+		json_object_object_add(o, "follow",
+				       json_object_new_boolean(req->follow));
+		break;
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
+	case PROTO_OP_METRICS:
 		break;
 	default:
 		return -EINVAL;
@@ -441,8 +451,13 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 			return fail(err, errlen, "signal %u out of range", sig);
 		req->signo = (int)sig;
 		return 0;
+	case PROTO_OP_CONSOLE:
+		r = get_u32(o, "job", &req->job_id, err, errlen);
+		return r < 0 ? r
+			     : get_bool(o, "follow", &req->follow, err, errlen);
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
+	case PROTO_OP_METRICS:
 		return 0;
 	}
 	return -EBADMSG;
@@ -593,6 +608,9 @@ int proto_reply_encode(const struct proto_reply *rep, char **ret,
 		return r;
 	if (rep->has_status)
 		json_object_object_add(o, "status", status_json(&rep->status));
+	if (rep->text)
+		json_object_object_add(o, "text",
+				       json_object_new_string(rep->text));
 	if (rep->has_jobs) {
 		struct json_object *a = json_object_new_array();
 
@@ -732,6 +750,12 @@ int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 		opt_str(v, "policy_error", rep.status.policy_error,
 			sizeof(rep.status.policy_error));
 	}
+	if (json_object_object_get_ex(o, "text", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    !(rep.text = strdup(json_object_get_string(v)))) {
+		proto_reply_clear(&rep);
+		return -ENOMEM;
+	}
 	if (json_object_object_get_ex(o, "jobs", &v) &&
 	    json_object_is_type(v, json_type_array) &&
 	    (r = decode_jobs(v, &rep)) < 0) {
@@ -745,6 +769,7 @@ int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 void proto_reply_clear(struct proto_reply *rep)
 {
 	free(rep->jobs);
+	free(rep->text);
 	memset(rep, 0, sizeof(*rep));
 }
 

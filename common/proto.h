@@ -21,6 +21,10 @@
  *   {"op":"signal","signal":S}             on an exec connection, any time
  *   {"op":"status"}   {"op":"list"}
  *   {"op":"checkpoint","job":N}   save now, go on (the job's owner or root)
+ *   {"op":"console","job":N,"follow":bool}   the job's console log (its
+ *                               owner or root): after the ok reply, the
+ *                               log's raw bytes until vmmd closes
+ *   {"op":"metrics"}            the node's numbers (anyone)
  * Replies (vmmd -> client):
  *   {"ok":true} / {"ok":false,"error":"job 42: ..."}
  *   exec: {"event":"started"} then {"event":"exit","code":C} or
@@ -29,6 +33,7 @@
  *         node n1, requeued","code":C}: the guest was saved; the task
  *         ends (with C) and a task of the restarted job re-attaches
  *   status: {"ok":true,"status":{...}}   list: {"ok":true,"jobs":[...]}
+ *   metrics: {"ok":true,"text":"# HELP ..."} (Prometheus' text format)
  */
 #ifndef VMENV_PROTO_H
 #define VMENV_PROTO_H
@@ -54,6 +59,8 @@ enum proto_op {
 	PROTO_OP_LIST,
 	PROTO_OP_STEP_END,
 	PROTO_OP_CHECKPOINT,
+	PROTO_OP_CONSOLE,
+	PROTO_OP_METRICS,
 };
 
 struct proto_start {
@@ -86,6 +93,7 @@ struct proto_request {
 	enum proto_op op;
 	uint32_t job_id; /* start, stop, exec */
 	int signo;	 /* signal */
+	bool follow;	 /* console */
 	struct proto_start start;
 	struct proto_exec exec;
 };
@@ -137,6 +145,7 @@ struct proto_reply {
 	bool has_jobs;
 	size_t njobs;
 	struct proto_job_info *jobs;
+	char *text; /* metrics (malloc'ed; freed by proto_reply_clear) */
 };
 
 /* Encoding: *ret is a malloc'ed JSON text (caller frees). 0 or -errno. */

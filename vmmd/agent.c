@@ -57,7 +57,8 @@ static void agent_fail(struct agent *a, const char *what)
 	struct job *j = a->j;
 
 	/* job_fail() detaches (and frees) the agent. */
-	job_fail(j, "job %u: %s; console log: %s", j->id, what, j->console);
+	job_fail_for(j, METRICS_FAIL_AGENT,
+		     "job %u: %s; see vmenvctl console %u", j->id, what, j->id);
 }
 
 static int flush_out(struct agent *a)

@@ -515,7 +515,7 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	c->files_frozen = false;
 	if (!c->go_on || guest_gone) {
 		answer(c, why);
-		job_fail(j, "%s", why);
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT, "%s", why);
 		return;
 	}
 	log_warn("%s", why);
@@ -533,7 +533,7 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	c->phase = PH_RESUMING;
 	if (agent_attach(j) < 0) {
 		answer(c, why);
-		job_fail(j, "%s", why);
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT, "%s", why);
 	}
 }
 
@@ -890,6 +890,7 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	}
 	j->domain_running = false;
 	bw_refine(j->d, res->bytes, res->ms);
+	metrics_ckpt_saved(j->d, res->ms, res->bytes);
 	log_notice(
 	    "job %u: checkpoint %u saved in %s (%llu MiB in %llu ms, "
 	    "%llu MiB/s)",
@@ -913,8 +914,9 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	if (ckpt_store_load(c->dirfd, c->dir, &c->man, why, sizeof(why)) < 0 ||
 	    start_restore(j, why, sizeof(why)) < 0) {
 		answer(c, why);
-		job_fail(j, "job %u: cannot go on after the checkpoint: %s",
-			 j->id, why);
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
+			     "job %u: cannot go on after the checkpoint: %s",
+			     j->id, why);
 	}
 }
 
@@ -964,8 +966,9 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 	}
 	if (what == AW_CKPT_RESUME && c->phase == PH_RESUMING) {
 		answer(c, safe);
-		job_fail(j, "job %u: the restored guest did not resume: %s",
-			 j->id, safe);
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
+			     "job %u: the restored guest did not resume: %s",
+			     j->id, safe);
 		return 0;
 	}
 	return -EPROTO;
@@ -1269,10 +1272,10 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 			str_printf(j->domain, sizeof(j->domain), "%s%u",
 				   j->d->domain_prefix, j->id);
 		answer(c, res->err);
-		job_fail(j,
-			 "job %u: cannot restore checkpoint %s on node %s: "
-			 "%s",
-			 j->id, c->dir, j->d->cfg.node_name, res->err);
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
+			     "job %u: cannot restore checkpoint %s on node %s: "
+			     "%s",
+			     j->id, c->dir, j->d->cfg.node_name, res->err);
 		return;
 	}
 	c->phase = PH_RESUMING;
@@ -1290,8 +1293,9 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	ckpt_verified_clear(&c->ver);
 	if (r < 0) {
 		answer(c, err);
-		job_fail(j, "job %u: the restored guest's files: %s", j->id,
-			 err);
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
+			     "job %u: the restored guest's files: %s", j->id,
+			     err);
 		return;
 	}
 	if (c->held_early) {
@@ -1302,7 +1306,8 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	/* The agent channel connects (agent_attach retries) and the agent
 	 * says it holds the checkpoint: ckpt_on_agent_held. */
 	if (!j->agent && agent_attach(j) < 0)
-		job_fail(j, "job %u: agent channel after the restore", j->id);
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
+			     "job %u: agent channel after the restore", j->id);
 }
 
 static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,

@@ -62,7 +62,11 @@ static const struct centry table[] = {
     S("slurm_user", C_STR, slurm_user, "slurm",
       "may start/stop guests besides root"),
     E("keep_console_logs", keep_console_logs, "none failed all", "failed",
-      "console logs kept after a job ends"),
+      "console logs kept after a job ends (for root; one not kept is "
+      "removed when console_linger_s is up)"),
+    N("console_linger_s", console_linger_s, 0, 30 * 86400, "3600",
+      "how long after a job ends its owner can still read its console log "
+      "with vmenvctl console (0: not at all; logs not kept go at once)"),
     E("log_level", log_level, "error warning notice info debug", "info",
       "log verbosity"),
     N("boot_timeout_s", boot_timeout_s, 1, 3600, "120",

@@ -24,6 +24,7 @@ struct vmmd_config {
 	char domain_type[8]; /* auto, kvm, qemu */
 	char slurm_user[64];
 	char keep_console_logs[8]; /* none, failed, all */
+	uint32_t console_linger_s; /* an ended job's log, for its owner */
 	char log_level[16];
 	uint32_t boot_timeout_s;
 	uint32_t default_mem_mib;

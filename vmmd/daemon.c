@@ -214,6 +214,7 @@ void vmmd_fini(struct vmmd *d)
 		d->hv_ctx = NULL;
 	}
 	catalog_clear(&d->catalog);
+	console_keep_free(&d->console_ended);
 	spec_policies_free(d);
 	loop_free(d->loop);
 	d->loop = NULL;

@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "imgpull.h"
 #include "log.h"
+#include "metrics.h"
 #include "vmmd.h"
 
 #include <errno.h>
@@ -215,8 +216,10 @@ static void finish(struct images *im, struct imgfetch *f)
 		free_fetch(f);
 		return;
 	}
-	if (f->result != -ECANCELED || f->waiters)
+	if (f->result != -ECANCELED || f->waiters) {
 		log_blob(f);
+		metrics_cache_lookup(im->d, f->result == 0 && f->st.cached);
+	}
 	/* Each waiter is told once; the list is detached first so a
 	 * callback may cancel or request freely. */
 	struct imgfetch_waiter *ws = f->waiters;

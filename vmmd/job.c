@@ -257,6 +257,8 @@ static int prepare_dir(struct job *j, char *err, size_t errlen)
 	if ((r = mkdir_p(j->d->cfg.console_dir, 0755)) < 0)
 		return err_set(err, errlen, r, "job %u: %s: %s", j->id,
 			       j->d->cfg.console_dir, strerror(-r));
+	/* A new run of the job id: the old run's log and its time go. */
+	console_keep_forget(j->d, j->id);
 	unlink(j->console);
 	return 0;
 }
@@ -352,8 +354,9 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 	r = hv_create(j, &s, place, why, sizeof(why));
 	j->t_created = now_ms();
 	if (r < 0)
-		return err_set(err, errlen, r, "job %u: %s (console log: %s)",
-			       j->id, why, j->console);
+		return err_set(err, errlen, r,
+			       "job %u: %s (see vmenvctl console %u)", j->id,
+			       why, j->id);
 	j->domain_running = true;
 	return 0;
 }
@@ -363,11 +366,11 @@ static void boot_timeout(void *data)
 	struct job *j = data;
 
 	j->boot_timer = NULL;
-	job_fail(j,
-		 "job %u: guest did not become ready within %u s on node "
-		 "%s; console log: %s",
-		 j->id, j->d->cfg.boot_timeout_s, j->d->cfg.node_name,
-		 j->console);
+	job_fail_for(j, METRICS_FAIL_BOOT_TIMEOUT,
+		     "job %u: guest did not become ready within %u s on node "
+		     "%s; see vmenvctl console %u",
+		     j->id, j->d->cfg.boot_timeout_s, j->d->cfg.node_name,
+		     j->id);
 }
 
 static int lookup_image(struct job *j, const struct catalog_image **ret,
@@ -405,9 +408,10 @@ static void prepare_timeout(void *data)
 	struct job *j = data;
 
 	j->boot_timer = NULL;
-	job_fail(j, "job %u: image '%s' was not ready within %u s on node %s",
-		 j->id, j->image, j->d->cfg.image_prepare_timeout_s,
-		 j->d->cfg.node_name);
+	job_fail_for(j, METRICS_FAIL_IMAGE,
+		     "job %u: image '%s' was not ready within %u s on node %s",
+		     j->id, j->image, j->d->cfg.image_prepare_timeout_s,
+		     j->d->cfg.node_name);
 }
 
 /* 0: ready now; 1: preparing (job_image_ready follows). */
@@ -433,9 +437,12 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 	_cleanup_free_ struct dom_placement *place = NULL;
 	int r;
 
+	j->fail_reason = METRICS_FAIL_PLACEMENT;
 	if ((r = job_place(j, &j->slurm, &j->spec.v, j->alloc_mib, &place, err,
-			   errlen)) < 0 ||
-	    (r = jobmounts_check(j, err, errlen)) < 0 ||
+			   errlen)) < 0)
+		return r;
+	j->fail_reason = METRICS_FAIL_CREATE;
+	if ((r = jobmounts_check(j, err, errlen)) < 0 ||
 	    (r = jobfiles_prepare(j, err, errlen)) < 0 ||
 	    (r = create_domain(j, place, err, errlen)) < 0 ||
 	    (r = jobfiles_attach(j, err, errlen)) < 0)
@@ -448,6 +455,7 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 	if ((r = agent_attach(j)) < 0)
 		return err_set(err, errlen, r, "job %u: agent channel: %s",
 			       j->id, strerror(-r));
+	j->fail_reason = METRICS_FAIL_NONE;
 	return 0;
 }
 
@@ -484,6 +492,7 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 	int r;
 
 	/* Policy before anything of the guest exists. */
+	j->fail_reason = METRICS_FAIL_REFUSED;
 	if ((r = check_slurm(j, si, err, errlen)) < 0 ||
 	    (r = plan_net(j, si, err, errlen)) < 0 ||
 	    (r = resolve_user(j, err, errlen)) < 0 ||
@@ -492,10 +501,15 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 	    (r = lookup_image(j, &img, err, errlen)) < 0 ||
 	    (r = ckpt_job_lookup(j, err, errlen)) < 0 ||
 	    (r = size_guest(j, si, img, &j->alloc_mib, err, errlen)) < 0 ||
-	    (r = ckpt_job_check(j, err, errlen)) < 0 ||
-	    (r = prepare_dir(j, err, errlen)) < 0 ||
-	    (r = start_image(j, img, err, errlen)) < 0)
+	    (r = ckpt_job_check(j, err, errlen)) < 0)
 		return r;
+	j->fail_reason = METRICS_FAIL_CREATE;
+	if ((r = prepare_dir(j, err, errlen)) < 0)
+		return r;
+	j->fail_reason = METRICS_FAIL_IMAGE;
+	if ((r = start_image(j, img, err, errlen)) < 0)
+		return r;
+	j->fail_reason = METRICS_FAIL_NONE;
 	return r == 1 ? 0 : boot_steps(j, err, errlen);
 }
 
@@ -547,6 +561,7 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 		return -ENOMEM;
 	snprintf(j->image, sizeof(j->image), "%s", req->image);
 	j->t_request = now_ms();
+	metrics_job_started(d);
 	r = start_steps(j, req, err, errlen);
 	if (r < 0) {
 		/* Keep the record with the reason for the job's tasks; the
@@ -571,6 +586,7 @@ void job_set_ready(struct job *j)
 	j->boot_timer = NULL;
 	log_info("job %u: guest ready (%llu ms after the request)", j->id,
 		 (unsigned long long)(j->t_ready - j->t_request));
+	metrics_job_ready(j);
 	exec_job_ready(j);
 	ckpt_job_ready(j);
 }
@@ -613,6 +629,7 @@ void job_fail(struct job *j, const char *fmt, ...)
 
 	if (j->state == JOB_FAILED)
 		return;
+	metrics_job_failed(j);
 	va_start(ap, fmt);
 	vsnprintf(j->error, sizeof(j->error), fmt, ap);
 	va_end(ap);
@@ -627,6 +644,8 @@ void job_fail(struct job *j, const char *fmt, ...)
 		log_err("job %u: cannot remove %s", j->id, j->dir);
 }
 
+/* The console log stays readable by the job's owner for a while
+ * (console_keep.h); one keep_console_logs does not keep goes after that. */
 static void remove_traces(struct job *j, bool failed)
 {
 	const char *keep = j->d->cfg.keep_console_logs;
@@ -635,9 +654,9 @@ static void remove_traces(struct job *j, bool failed)
 	if (r < 0)
 		log_err("job %u: cannot remove %s: %s", j->id, j->dir,
 			strerror(-r));
-	if (strcmp(keep, "all") != 0 &&
-	    !(strcmp(keep, "failed") == 0 && failed))
-		unlink(j->console);
+	console_keep_ended(j->d, j->id, j->uid,
+			   strcmp(keep, "all") != 0 &&
+			       !(strcmp(keep, "failed") == 0 && failed));
 }
 
 int job_stop(struct vmmd *d, uint32_t id)
@@ -702,9 +721,11 @@ void job_on_domain_event(struct vmmd *d, const char *name, int ev)
 	if (ckpt_busy(j))
 		return;
 	j->domain_running = false;
-	job_fail(j, "job %u: guest %s on node %s; console log: %s", j->id,
-		 ev == HV_EV_CRASHED ? "crashed" : "stopped unexpectedly",
-		 d->cfg.node_name, j->console);
+	job_fail_for(j, METRICS_FAIL_GUEST_STOPPED,
+		     "job %u: guest %s on node %s; see vmenvctl console %u",
+		     j->id,
+		     ev == HV_EV_CRASHED ? "crashed" : "stopped unexpectedly",
+		     d->cfg.node_name, j->id);
 }
 
 static int state_field(struct job *j, const char *key, const char *val)

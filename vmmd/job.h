@@ -42,6 +42,7 @@
 
 #include "jobfiles.h"
 #include "jobnet.h"
+#include "metrics.h"
 #include "proto.h"
 #include "slurmjob.h"
 #include "stray.h"
@@ -92,6 +93,8 @@ struct job {
 	struct vmspec spec;
 	bool domain_running;
 	enum job_state state;
+	/* What a failure now counts as (metrics.h); NONE: by the state. */
+	enum metrics_fail fail_reason;
 	char error[PROTO_MAX_ERROR];
 	struct agent *agent;
 	bool agent_ckpt; /* the guest's agent knows checkpoints */
@@ -136,6 +139,12 @@ void job_set_ready(struct job *j);
 /* Marks the job failed (once), destroys its guest, tells its sessions. */
 void job_fail(struct job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* job_fail, counted under reason (enum metrics_fail) in the metrics. */
+#define job_fail_for(j, reason, ...)         \
+	do {                                 \
+		(j)->fail_reason = (reason); \
+		job_fail((j), __VA_ARGS__);  \
+	} while (0)
 void job_on_domain_event(struct vmmd *d, const char *name, int ev);
 
 /* Re-creates the record of a running guest from its state file (after a

@@ -3,6 +3,7 @@
 
 #include "ckpt.h"
 #include "cleanup.h"
+#include "console.h"
 #include "exec.h"
 #include "job.h"
 #include "log.h"
@@ -202,6 +203,35 @@ static bool do_checkpoint(struct client *c, const struct proto_request *req)
 	return true;
 }
 
+/* vmenvctl console JOB: the stream takes the connection (console.c). */
+static bool do_console(struct client *c, const struct proto_request *req)
+{
+	char err[PROTO_MAX_ERROR];
+
+	loop_del_fd(c->w);
+	c->w = NULL;
+	if (console_begin(c->d, c->fd, c->cred.uid, req->job_id, req->follow,
+			  err, sizeof(err)) < 0) {
+		reply_error(c, "%s", err);
+		return false;
+	}
+	return true;
+}
+
+/* vmenvctl metrics: aggregate numbers only, for anyone (metrics.h). */
+static void do_metrics(struct client *c)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK};
+	size_t len;
+
+	if (metrics_render(c->d, &rep.text, &len) < 0) {
+		reply_error(c, "out of memory");
+		return;
+	}
+	proto_send_reply(c->fd, &rep);
+	free(rep.text);
+}
+
 static void handle(struct client *c)
 {
 	struct proto_request req;
@@ -240,6 +270,10 @@ static void handle(struct client *c)
 		handed = do_exec(c, &req);
 	} else if (req.op == PROTO_OP_CHECKPOINT) {
 		handed = do_checkpoint(c, &req);
+	} else if (req.op == PROTO_OP_CONSOLE) {
+		handed = do_console(c, &req);
+	} else if (req.op == PROTO_OP_METRICS) {
+		do_metrics(c);
 	} else {
 		reply_error(c, "bad request: '%s' outside an exec session",
 			    proto_op_name(req.op));
@@ -440,6 +474,7 @@ void server_close(struct vmmd *d)
 {
 	while (d->clients)
 		client_free(d->clients, true);
+	console_close_all(d);
 	clientlimit_free(&d->climit);
 	loop_del_fd(d->listen_w);
 	if (d->listen_fd >= 0) {

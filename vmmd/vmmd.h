@@ -10,15 +10,18 @@
 #include "catalog.h"
 #include "clientlimit.h"
 #include "config.h"
+#include "console_keep.h"
 #include "hostnet.h"
 #include "hv.h"
 #include "loop.h"
+#include "metrics.h"
 #include "policy.h"
 #include "proto.h"
 #include "slurmjob.h"
 
 struct job;
 struct client;
+struct console_stream;
 struct images;
 
 struct vmmd {
@@ -49,8 +52,11 @@ struct vmmd {
 	struct loop_watch *hv_w;
 	struct loop_timer *reconcile_t;
 	uint64_t started_ms;
-	struct images *images; /* image.h */
-	uint64_t ckpt_bw_bps;  /* measured save bandwidth (ckpt_lead.h) */
+	struct images *images;	/* image.h */
+	uint64_t ckpt_bw_bps;	/* measured save bandwidth (ckpt_lead.h) */
+	struct metrics metrics; /* since start (metrics.h) */
+	struct console_stream *consoles;   /* vmenvctl console (console.h) */
+	struct console_keep console_ended; /* console_keep.h */
 };
 
 /* Reloads the catalog when its file changed; keeps the old one on error.

@@ -78,9 +78,9 @@ j2=$(as "$U1" sbatch --parsable --vm-env=test-garbage -o "$d/garbage.out" --wrap
 check_eq "a guest that never becomes ready fails the job" FAILED "$(wait_job "$j1" 240)"
 check_contains "... naming its console log" "$(cat noagent.out)" \
 	"did not become ready within"
-check_contains "... the path" "$(cat noagent.out)" "console log: /var/log/vmenv/$NODE/job-$j1.log"
-check "... which holds the guest's console" grep -q "no agent in this image" \
-	"/var/log/vmenv/$NODE/job-$j1.log"
+check_contains "... telling the user how to read it" "$(cat noagent.out)" "see vmenvctl console $j1"
+check_contains "... which the user can, and it holds the guest's console" \
+	"$(as "$U1" vmenvctl console "$j1" 2>&1)" "no agent in this image"
 check_eq "a guest sending garbage fails its job" FAILED "$(wait_job "$j2" 240)"
 check_contains "... with a reason" "$(cat garbage.out)" "malformed frame"
 check "vmmd still up" vmmd_up

@@ -36,6 +36,7 @@ static const char *const all_keys[] = {
     "domain_type",
     "slurm_user",
     "keep_console_logs",
+    "console_linger_s",
     "log_level",
     "boot_timeout_s",
     "default_mem_mib",

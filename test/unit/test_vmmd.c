@@ -47,6 +47,7 @@
 #include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
+#include "console.h"
 #include "digest.h"
 #include "domxml.h"
 #include "exec.h"
@@ -92,6 +93,14 @@ static int count_fds(void)
 static void write_text(const char *path, const char *text)
 {
 	assert_int_equal(write_file_atomic(path, text, strlen(text), 0644), 0);
+}
+
+/* Users are told the command that reads the console, never the root-only
+ * file's path. */
+static void assert_not_contains_path(const char *msg)
+{
+	if (strstr(msg, "/job-"))
+		fail_msg("a console log's path in '%s'", msg);
 }
 
 static bool exists(const char *path)
@@ -928,8 +937,8 @@ static void test_start_create_fails(void **state)
 	start_job(f, JOB, "tiny", &rep);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
 	assert_contains(rep.error, "job 42: fake: no emulator for arch");
-	assert_contains(rep.error, "console log: ");
-	assert_contains(rep.error, "/console/job-42.log");
+	assert_contains(rep.error, "see vmenvctl console 42");
+	assert_not_contains_path(rep.error);
 	assert_int_equal(fake_hv.ncreate, 1);
 	assert_int_equal(job(f)->state, JOB_FAILED);
 	/* job.c: "Keep the record with the reason for the job's tasks; the
@@ -1799,8 +1808,8 @@ static void test_boot_timeout(void **state)
 	assert_int_equal(rep.kind, PROTO_EV_ERROR);
 	assert_contains(rep.error, "job 42: guest did not become ready within "
 				   "1 s on node n1");
-	assert_contains(rep.error, job(f)->console);
-	assert_contains(rep.error, "/console/job-42.log");
+	assert_contains(rep.error, "see vmenvctl console 42");
+	assert_not_contains_path(rep.error);
 	assert_int_equal(job(f)->state, JOB_FAILED);
 	assert_int_equal(fake_hv.ndestroy, 1);
 	assert_string_equal(fake_hv.destroyed[0], DOMAIN);
@@ -1826,7 +1835,7 @@ static void test_guest_crash(void **state)
 	client_reply(f, c.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_ERROR);
 	assert_contains(rep.error, "job 42: guest crashed on node n1");
-	assert_contains(rep.error, "console log");
+	assert_contains(rep.error, "see vmenvctl console 42");
 	assert_int_equal(job(f)->state, JOB_FAILED);
 	exec_close(&c);
 	/* Events for other domains are ignored. */
@@ -2048,7 +2057,7 @@ static void test_malformed_frames(void **state)
 		bad_frames[i].send(f, afd, sid);
 		pump_until_state(f, JOB_FAILED);
 		assert_contains(job(f)->error, bad_frames[i].want);
-		assert_contains(job(f)->error, "console log: ");
+		assert_contains(job(f)->error, "see vmenvctl console 42");
 		assert_int_equal(fake_hv.ndestroy, 1);
 		assert_string_equal(fake_hv.destroyed[0], DOMAIN);
 		assert_null(job(f)->agent);
@@ -2542,6 +2551,8 @@ static void test_stop_console_logs(void **state)
 		snprintf(f->d.cfg.keep_console_logs,
 			 sizeof(f->d.cfg.keep_console_logs), "%s",
 			 cases[i].keep);
+		/* At the job's end, not console_linger_s later. */
+		f->d.cfg.console_linger_s = 0;
 		start_ok(f);
 		snprintf(console, sizeof(console), "%s", job(f)->console);
 		write_text(console, "guest console\n");
@@ -5218,11 +5229,261 @@ static void test_bulk_not_asked(void **state)
 	exec_close(&c);
 }
 
+/* ======================================================================= */
+/* vmenvctl console and vmenvctl metrics                                    */
+/* ======================================================================= */
+
+/* Asks for job id's console log: the reply, and with ok what follows up to
+ * vmmd's close (follow: after pumping until more says to stop). */
+static int console_open(struct fx *f, uint32_t id, bool follow,
+			struct proto_reply *rep)
+{
+	struct proto_request req = {
+	    .op = PROTO_OP_CONSOLE, .job_id = id, .follow = follow};
+	int fd = client_send(f, &req, NULL, 0);
+
+	client_reply(f, fd, rep);
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	return fd;
+}
+
+static void console_dump(struct fx *f, uint32_t id, char *buf, size_t len)
+{
+	struct proto_reply rep;
+	int fd = console_open(f, id, false, &rep);
+
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("console refused: %s", rep.error);
+	read_to_eof(f, fd, buf, len);
+	close(fd);
+}
+
+static size_t console_dump_len(struct fx *f, char *buf, size_t len)
+{
+	struct proto_reply rep;
+	int fd = console_open(f, JOB, false, &rep);
+	size_t n;
+
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	n = read_to_eof(f, fd, buf, len);
+	close(fd);
+	return n;
+}
+
+static void console_refused(struct fx *f, uint32_t id, const char *want)
+{
+	struct proto_reply rep;
+	int fd = console_open(f, id, false, &rep);
+
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, want);
+	close(fd);
+}
+
+/* The log's bytes as they are (escaping is the client's, for a tty). */
+static void test_console_dump(void **state)
+{
+	static const char text[] = "[    0.000000] Linux version\r\n"
+				   "\x1b]0;title\x07\x1b[2J guest\n";
+	struct fx *f = *state;
+	char buf[256];
+
+	start_ok(f);
+	write_text(job(f)->console, text);
+	console_dump(f, JOB, buf, sizeof(buf));
+	assert_string_equal(buf, text);
+	/* Unknown: no record, no log. */
+	console_refused(f, 77, "job 77");
+	console_refused(f, 77, "no console log on node n1");
+}
+
+/* Only the last CONSOLE_TAIL_BYTES of a long log. */
+static void test_console_tail_bounded(void **state)
+{
+	struct fx *f = *state;
+	size_t big = CONSOLE_TAIL_BYTES + 4096;
+	_cleanup_free_ char *text = malloc(big + 1);
+	_cleanup_free_ char *buf = malloc(big + 2);
+
+	assert_non_null(text);
+	assert_non_null(buf);
+	memset(text, 'a', big);
+	memcpy(text + big - 4, "END\n", 4);
+	text[big] = '\0';
+	start_ok(f);
+	write_text(job(f)->console, text);
+	assert_int_equal(console_dump_len(f, buf, big + 2), CONSOLE_TAIL_BYTES);
+	assert_contains(buf, "END\n");
+}
+
+/* --follow: what the guest writes later comes too; the stream ends once
+ * the guest is gone. */
+static void test_console_follow(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char buf[256], path[VMENV_MAX_PATH];
+	FILE *log;
+	int fd;
+
+	start_ok(f);
+	snprintf(path, sizeof(path), "%s", job(f)->console);
+	write_text(path, "first\n");
+	fd = console_open(f, JOB, true, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_true(pump_until_readable(f, fd, WAIT_MS));
+	assert_int_equal(read(fd, buf, sizeof(buf)), 6);
+	log = fopen(path, "a");
+	assert_non_null(log);
+	fputs("second\n", log);
+	fclose(log);
+	assert_true(pump_until_readable(f, fd, WAIT_MS));
+	assert_int_equal(read(fd, buf, sizeof(buf)), 7);
+	assert_memory_equal(buf, "second\n", 7);
+	/* Still open while the guest runs. */
+	pump(f, 3 * CONSOLE_POLL_MS);
+	assert_int_equal(read(fd, buf, sizeof(buf)), -1);
+	fake_hv_emit(DOMAIN, HV_EV_STOPPED);
+	assert_int_equal(read_to_eof(f, fd, buf, sizeof(buf)), 0);
+	close(fd);
+	assert_null(f->d.consoles);
+}
+
+/* After the job's end: readable for console_linger_s (also after a vmmd
+ * restart), then removed when keep_console_logs does not keep it. */
+static void test_console_after_end(void **state)
+{
+	struct fx *f = *state;
+	char buf[256], path[VMENV_MAX_PATH];
+
+	start_ok(f);
+	snprintf(path, sizeof(path), "%s", job(f)->console);
+	write_text(path, "bye\n");
+	stop_ok(f, JOB);
+	assert_true(exists(path));
+	console_dump(f, JOB, buf, sizeof(buf));
+	assert_string_equal(buf, "bye\n");
+	restart_vmmd(f);
+	console_dump(f, JOB, buf, sizeof(buf));
+	assert_string_equal(buf, "bye\n");
+	/* The time is up. */
+	assert_int_equal(f->d.console_ended.n, 1);
+	f->d.console_ended.e[0].until = 1;
+	console_keep_sweep(&f->d, false);
+	assert_false(exists(path));
+	assert_int_equal(f->d.console_ended.n, 0);
+	console_refused(f, JOB, "no console log");
+}
+
+/* In a child as OTHER_UID: another user's job's console is refused by
+ * name, running or ended. */
+static int console_other_child(struct fx *f)
+{
+	struct proto_request req = {.op = PROTO_OP_CONSOLE, .job_id = JOB};
+	struct proto_reply rep;
+	char err[PROTO_MAX_ERROR];
+	int fd;
+
+	if (setgroups(0, NULL) < 0 || setgid(OTHER_UID) < 0 ||
+	    setuid(OTHER_UID) < 0)
+		return 20;
+	fd = unix_connect(f->d.cfg.socket_path, 1000);
+	if (fd < 0 || proto_send_request(fd, &req, NULL, 0) < 0 ||
+	    proto_recv_reply(fd, WAIT_MS, &rep, err, sizeof(err)) < 0)
+		return 21;
+	close(fd);
+	if (rep.kind != PROTO_REPLY_ERROR ||
+	    !strstr(rep.error, "job 42: permission denied"))
+		return 22;
+	return 0;
+}
+
+static void console_as_other(struct fx *f)
+{
+	int status;
+	pid_t pid;
+
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_default_signals();
+		_exit(console_other_child(f));
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_console_other_user(void **state)
+{
+	struct fx *f = *state;
+
+	if (getuid() != 0) {
+		skip();
+		return;
+	}
+	start_ok(f);
+	write_text(job(f)->console, "secret\n");
+	console_as_other(f);
+	stop_ok(f, JOB);
+	console_as_other(f);
+}
+
+static void metrics_text(struct fx *f, char *buf, size_t len)
+{
+	struct proto_request req = {.op = PROTO_OP_METRICS};
+	struct proto_reply rep;
+
+	call(f, &req, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_non_null(rep.text);
+	snprintf(buf, len, "%s", rep.text);
+	proto_reply_clear(&rep);
+}
+
+/* The counters follow the jobs: a start, the guest running, a failure
+ * under its reason, and nothing running after the stop. */
+static void test_metrics_counts(void **state)
+{
+	struct fx *f = *state;
+	char text[16384];
+
+	metrics_text(f, text, sizeof(text));
+	assert_contains(text, "vmenv_job_starts_total{node=\"n1\"} 0\n");
+	start_ok(f);
+	metrics_text(f, text, sizeof(text));
+	assert_contains(text, "vmenv_job_starts_total{node=\"n1\"} 1\n");
+	assert_contains(text, "vmenv_guests_running{node=\"n1\"} 1\n");
+	fake_hv_emit(DOMAIN, HV_EV_CRASHED);
+	pump_until_state(f, JOB_FAILED);
+	metrics_text(f, text, sizeof(text));
+	assert_contains(text, "vmenv_job_failures_total{node=\"n1\",reason="
+			      "\"guest_stopped\"} 1\n");
+	assert_contains(text, "vmenv_job_failures_total{node=\"n1\",reason="
+			      "\"boot_timeout\"} 0\n");
+	assert_contains(text, "vmenv_guests_running{node=\"n1\"} 0\n");
+	stop_ok(f, JOB);
+	/* A refused start counts as started and as refused. */
+	start_job(f, 43, "no-such-image", &(struct proto_reply){0});
+	metrics_text(f, text, sizeof(text));
+	assert_contains(text, "vmenv_job_starts_total{node=\"n1\"} 2\n");
+	assert_contains(text, "vmenv_job_failures_total{node=\"n1\",reason="
+			      "\"refused\"} 1\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	    T(test_start),
+	    T(test_console_dump),
+	    T(test_console_tail_bounded),
+	    T(test_console_follow),
+	    T(test_console_after_end),
+	    T(test_console_other_user),
+	    T(test_metrics_counts),
 	    T(test_start_twice),
 	    T(test_step_end),
 	    T(test_exec_session_limit),
