@@ -2,13 +2,12 @@
 # console log through vmmd (the file is root's); another user is refused
 # by name; --follow ends by itself when the job's guest ends; the log is
 # still readable after the job (console_linger_s, default 1 h); an
-# unknown job is a clear error. The marker is the guest kernel's own
-# "Linux version <release>" line on the serial console: only the guest
-# writes it. Jobs are pinned to this node (-w): vmenvctl asks its vmmd.
+# unknown job is a clear error. The marker is the guest agent's own line
+# on the serial console when it took the job's setup: only the guest
+# writes it (the tiny image boots its kernel "quiet": no kernel banner). Jobs are pinned to this node (-w): vmenvctl asks its vmmd.
 # Takes about a minute.
 . "$(dirname "$0")/lib.sh"
-GUEST_KERNEL=$(cat /var/lib/vmenv/images/tiny/kernel-version)
-MARK="Linux version $GUEST_KERNEL"
+MARK="vmenv-agent: setup done: host '$NODE', user '$U1'"
 d=$(workdir "$U1" console)
 cd "$d" || exit 1
 
