@@ -21,8 +21,8 @@ unsigned progress_percent(uint64_t done, uint64_t total)
 	return (unsigned)(done * 100 / total);
 }
 
-bool progress_gate_due(struct progress_gate *g, uint64_t now_ms,
-		       uint64_t done, uint64_t total)
+bool progress_gate_due(struct progress_gate *g, uint64_t now_ms, uint64_t done,
+		       uint64_t total)
 {
 	unsigned tenth = progress_percent(done, total) / 10;
 
@@ -58,9 +58,8 @@ void progress_size(char *buf, size_t len, uint64_t bytes)
 		snprintf(buf, len, "%.1f GiB", m / 1024.0);
 }
 
-void progress_fetch_line(char *buf, size_t len, uint32_t job,
-			 const char *image, uint64_t done, uint64_t total,
-			 uint64_t bps)
+void progress_fetch_line(char *buf, size_t len, uint32_t job, const char *image,
+			 uint64_t done, uint64_t total, uint64_t bps)
 {
 	char t[32], d[32], rate[48] = "";
 
@@ -68,15 +67,13 @@ void progress_fetch_line(char *buf, size_t len, uint32_t job,
 	progress_size(t, sizeof(t), total);
 	progress_size(d, sizeof(d), done);
 	if (bps)
-		snprintf(rate, sizeof(rate), ", %.1f MiB/s",
-			 (double)bps / MIB);
-	snprintf(buf, len, "job %u: fetching image '%s' (%s): %u%% (%s%s)",
-		 job, image, t, progress_percent(done, total), d, rate);
+		snprintf(rate, sizeof(rate), ", %.1f MiB/s", (double)bps / MIB);
+	snprintf(buf, len, "job %u: fetching image '%s' (%s): %u%% (%s%s)", job,
+		 image, t, progress_percent(done, total), d, rate);
 }
 
-void progress_ready_line(char *buf, size_t len, uint32_t job,
-			 const char *image, uint64_t total,
-			 uint64_t elapsed_ms)
+void progress_ready_line(char *buf, size_t len, uint32_t job, const char *image,
+			 uint64_t total, uint64_t elapsed_ms)
 {
 	char t[32];
 
@@ -112,7 +109,8 @@ void progress_bar(char *buf, size_t len, const char *what, uint64_t done,
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = '\0';
 	eta(e, sizeof(e), total - done, bps);
-	snprintf(buf, len, "%-28.28s %3u%% [%s] %8.1f/%.1f MiB %7.1f MiB/s ETA %s",
-		 what, pct, bar, (double)done / MIB, (double)total / MIB,
+	snprintf(buf, len,
+		 "%-28.28s %3u%% [%s] %8.1f/%.1f MiB %7.1f MiB/s ETA %s", what,
+		 pct, bar, (double)done / MIB, (double)total / MIB,
 		 (double)bps / MIB, e);
 }

@@ -35,20 +35,18 @@ unsigned progress_percent(uint64_t done, uint64_t total);
 /* Whether a line for done/total at now_ms is due, recording it if so.
  * The first is due at once; a finished download (done >= total) never is:
  * the line saying it is ready follows. */
-bool progress_gate_due(struct progress_gate *g, uint64_t now_ms,
-		       uint64_t done, uint64_t total);
+bool progress_gate_due(struct progress_gate *g, uint64_t now_ms, uint64_t done,
+		       uint64_t total);
 
 /* "312 MiB", "1.5 GiB", "640 KiB": a size for people. */
 void progress_size(char *buf, size_t len, uint64_t bytes);
 /* "job 42: fetching image 'debian12:2025.1' (312 MiB): 35% (109 MiB,
  * 7.8 MiB/s)". bps 0: the rate is left out. */
-void progress_fetch_line(char *buf, size_t len, uint32_t job,
-			 const char *image, uint64_t done, uint64_t total,
-			 uint64_t bps);
+void progress_fetch_line(char *buf, size_t len, uint32_t job, const char *image,
+			 uint64_t done, uint64_t total, uint64_t bps);
 /* "job 42: image 'debian12:2025.1' ready (312 MiB in 14 s)". */
-void progress_ready_line(char *buf, size_t len, uint32_t job,
-			 const char *image, uint64_t total,
-			 uint64_t elapsed_ms);
+void progress_ready_line(char *buf, size_t len, uint32_t job, const char *image,
+			 uint64_t total, uint64_t elapsed_ms);
 /* vmenvctl's bar, without the \r that redraws it:
  * "image 'x' disk  35% [##########....................]  109.0/312.0 MiB
  *  7.8 MiB/s ETA 0:26" */

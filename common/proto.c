@@ -543,11 +543,11 @@ static void add_u64(struct json_object *o, const char *key, uint64_t v)
 	/* json-c's integers are signed: a larger value is sent as the
 	 * largest, which a display clamps anyway. */
 	json_object_object_add(
-	    o, key, json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v));
+	    o, key,
+	    json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v));
 }
 
-static void progress_json(struct json_object *o,
-			  const struct proto_progress *p)
+static void progress_json(struct json_object *o, const struct proto_progress *p)
 {
 	json_object_object_add(o, "event", json_object_new_string("progress"));
 	json_object_object_add(o, "image", json_object_new_string(p->image));

@@ -47,10 +47,10 @@
 #include "util.h"
 #include "vmspec.h"
 
-#define PROTO_MAX_MSG	(4u * 1024u * 1024u)
-#define PROTO_MAX_FDS	4
-#define PROTO_MAX_ERROR 512
-#define PROTO_MAX_STRS	65536
+#define PROTO_MAX_MSG	    (4u * 1024u * 1024u)
+#define PROTO_MAX_FDS	    4
+#define PROTO_MAX_ERROR	    512
+#define PROTO_MAX_STRS	    65536
 #define PROTO_MAX_IMAGE_REF 160 /* "name:version" (catalog_image_ref) */
 
 enum proto_op {
@@ -112,11 +112,11 @@ enum proto_kind {
  * receiver clamps them (done to total) and decides nothing on them. */
 struct proto_progress {
 	char image[PROTO_MAX_IMAGE_REF]; /* "debian12:2025.1" */
-	uint64_t done;			  /* bytes of the image in the cache */
-	uint64_t total;			  /* the image's size (catalog) */
-	uint64_t bps;			  /* rate seen by this job, 0: unknown */
-	uint64_t elapsed_ms;		  /* since the job asked for it */
-	bool ready;			  /* all of it is in */
+	uint64_t done;			 /* bytes of the image in the cache */
+	uint64_t total;			 /* the image's size (catalog) */
+	uint64_t bps;			 /* rate seen by this job, 0: unknown */
+	uint64_t elapsed_ms;		 /* since the job asked for it */
+	bool ready;			 /* all of it is in */
 };
 
 struct proto_job_info {

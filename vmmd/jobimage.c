@@ -55,8 +55,8 @@ struct jobimg {
 	uint64_t t_start;
 	/* What the job's waiting tasks are shown of the download. */
 	struct progress_gate gate;
-	bool shown;	  /* a progress line went out: the ready one follows */
-	bool rate_set;	  /* rate_base/rate_ms hold the first sample */
+	bool shown;    /* a progress line went out: the ready one follows */
+	bool rate_set; /* rate_base/rate_ms hold the first sample */
 	uint64_t rate_base, rate_ms;
 };
 
@@ -103,8 +103,8 @@ static void fill_progress(const struct jobimg *ji, struct proto_progress *p,
 		if (!catalog_file_present(f))
 			continue;
 		p->total += f->size;
-		p->done += ji->slot[i].done < f->size ? ji->slot[i].done
-						      : f->size;
+		p->done +=
+		    ji->slot[i].done < f->size ? ji->slot[i].done : f->size;
 	}
 	/* The rate this job saw: a download it joined, or one resumed,
 	 * had bytes before. */

@@ -34,8 +34,9 @@ static void test_percent(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_int_equal(progress_percent(cases[i].done, cases[i].total),
-				 cases[i].pct);
+		assert_int_equal(
+		    progress_percent(cases[i].done, cases[i].total),
+		    cases[i].pct);
 }
 
 /* Steps of (time, done of 100): whether a line is due. */
@@ -54,15 +55,14 @@ static void test_gate(void **state)
 	    {35000, 40, true},	 /* the next tenth, 2 s later */
 	    {36000, 90, false},	 /* within 2 s */
 	    {38000, 100, false}, /* done: the ready line says it */
-	    {40000, 95, true},
-	    {39000, 99, false}, /* the clock went back */
+	    {40000, 95, true},	 {39000, 99, false}, /* the clock went back */
 	};
 	struct progress_gate g = {0};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		bool due = progress_gate_due(&g, steps[i].ms, steps[i].done,
-					     100);
+		bool due =
+		    progress_gate_due(&g, steps[i].ms, steps[i].done, 100);
 		if (due != steps[i].due)
 			fail_msg("step %zu (%llu ms, %llu%%): due %d", i,
 				 (unsigned long long)steps[i].ms,
@@ -124,9 +124,8 @@ static void test_lines(void **state)
 	/* No rate known yet; more than the size is shown as all of it. */
 	progress_fetch_line(buf, sizeof(buf), 7, "tiny", 900 * MIB, 312 * MIB,
 			    0);
-	assert_string_equal(buf,
-			    "job 7: fetching image 'tiny' (312 MiB): 100% "
-			    "(312 MiB)");
+	assert_string_equal(buf, "job 7: fetching image 'tiny' (312 MiB): 100% "
+				 "(312 MiB)");
 	progress_ready_line(buf, sizeof(buf), 42, "debian12:2025.1", 312 * MIB,
 			    14400);
 	assert_string_equal(buf, "job 42: image 'debian12:2025.1' ready (312 "
@@ -141,8 +140,8 @@ static void test_bar(void **state)
 	char buf[200];
 
 	(void)state;
-	progress_bar(buf, sizeof(buf), "image 'big:1' disk", 20 * MIB,
-		     40 * MIB, 2 * MIB);
+	progress_bar(buf, sizeof(buf), "image 'big:1' disk", 20 * MIB, 40 * MIB,
+		     2 * MIB);
 	assert_string_equal(buf, "image 'big:1' disk            50% "
 				 "[###############...............]     "
 				 "20.0/40.0 MiB     2.0 MiB/s ETA 0:10");
@@ -159,12 +158,9 @@ static void test_bar(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_percent),
-	    cmocka_unit_test(test_gate),
-	    cmocka_unit_test(test_gate_bounded),
-	    cmocka_unit_test(test_size),
-	    cmocka_unit_test(test_lines),
-	    cmocka_unit_test(test_bar),
+	    cmocka_unit_test(test_percent),	 cmocka_unit_test(test_gate),
+	    cmocka_unit_test(test_gate_bounded), cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_lines),	 cmocka_unit_test(test_bar),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
