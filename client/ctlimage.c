@@ -17,6 +17,7 @@
 #include "fetch.h"
 #include "imgcache.h"
 #include "imgpull.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +42,8 @@ struct progress {
 	const struct ictx *x;
 	const char *what;
 	uint64_t t0, last_ms, base; /* base: bytes there before we began */
-	int last_tenth;
+	struct progress_gate gate;  /* plain lines, not on a terminal */
+	bool drawn;		    /* the bar is on the terminal's line */
 };
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -64,64 +66,47 @@ static double mib(uint64_t b)
 
 /* --- progress ------------------------------------------------------------ */
 
-static void eta(char *buf, size_t len, uint64_t left, double bps)
-{
-	uint64_t s;
-
-	if (bps < 1) {
-		snprintf(buf, len, "--:--");
-		return;
-	}
-	s = (uint64_t)((double)left / bps);
-	snprintf(buf, len, "%llu:%02llu", (unsigned long long)(s / 60),
-		 (unsigned long long)(s % 60));
-}
-
-static void draw_bar(struct progress *p, uint64_t done, uint64_t total,
-		     double bps)
-{
-	char bar[31], e[32];
-	int fill = total ? (int)((done * 30) / total) : 0;
-
-	for (int i = 0; i < 30; i++)
-		bar[i] = i < fill ? '#' : '.';
-	bar[30] = '\0';
-	eta(e, sizeof(e), total - done, bps);
-	printf("\r%-28.28s %3d%% [%s] %8.1f/%.1f MiB %7.1f MiB/s ETA %s ",
-	       p->what, total ? (int)(done * 100 / total) : 0, bar, mib(done),
-	       mib(total), bps / 1048576.0, e);
-	fflush(stdout);
-}
-
-/* A bar on a terminal (at most 10 redraws a second); otherwise a line
- * every tenth, for logs. */
+/* Progress goes to stderr, so that stdout keeps only the result. On a
+ * terminal a bar redrawn in place with \r (at most 10 times a second);
+ * otherwise (a log, a pipe) plain lines, as few as a job's output gets
+ * (common/progress.h): a small file says only "done". */
 static void on_progress(void *data, uint64_t done, uint64_t total)
 {
 	struct progress *p = data;
-	uint64_t now = now_ms();
-	double secs, bps;
-	int tenth = total ? (int)(done * 10 / total) : 0;
+	uint64_t now = now_ms(), bps = 0;
+	char line[256];
 
 	/* The rate counts what this run received, not a resumed part. */
 	if (p->base == UINT64_MAX)
 		p->base = done;
-	secs = (double)(now - p->t0) / 1000.0;
-	bps = secs > 0 ? (double)(done - p->base) / secs : 0;
+	if (now > p->t0 && done > p->base)
+		bps = (done - p->base) * 1000 / (now - p->t0);
 	if (p->x->tty) {
 		if (now - p->last_ms < 100 && done < total)
 			return;
 		p->last_ms = now;
-		draw_bar(p, done, total, bps);
+		p->drawn = true;
+		progress_bar(line, sizeof(line), p->what, done, total, bps);
+		fprintf(stderr, "\r%s ", line);
+		fflush(stderr);
 		return;
 	}
-	/* At most a line a second: a small file says only "done". */
-	if (tenth <= p->last_tenth || tenth == 10 || now - p->last_ms < 1000)
+	/* The first line only once there is something to say. */
+	if (done == p->base || now - p->t0 < 1000 ||
+	    !progress_gate_due(&p->gate, now, done, total))
 		return;
-	p->last_tenth = tenth;
-	p->last_ms = now;
-	printf("%s: %d%% (%.1f of %.1f MiB, %.1f MiB/s)\n", p->what, tenth * 10,
-	       mib(done), mib(total), bps / 1048576.0);
-	fflush(stdout);
+	progress_size(line, sizeof(line), total);
+	fprintf(stderr, "%s: %u%% (%.1f of %s, %.1f MiB/s)\n", p->what,
+		progress_percent(done, total), mib(done < total ? done : total),
+		line, (double)bps / 1048576.0);
+	fflush(stderr);
+}
+
+/* Ends the bar's line before what comes next. */
+static void end_bar(const struct progress *p)
+{
+	if (p->drawn)
+		fputc('\n', stderr);
 }
 
 /* --- setup ------------------------------------------------------------------ */
@@ -151,7 +136,7 @@ static int setup(struct ictx *x, const char *config, const char *node,
 {
 	char err[512] = "";
 
-	x->tty = isatty(STDOUT_FILENO);
+	x->tty = isatty(STDERR_FILENO);
 	config_defaults(&x->cfg, node);
 	if (config_load(&x->cfg, config, 1, err, sizeof(err)) < 0 ||
 	    config_expand(&x->cfg, err, sizeof(err)) < 0)
@@ -300,8 +285,7 @@ static int pull_file(struct ictx *x, const char *ref, const char *name,
 	snprintf(what, sizeof(what), "image '%s' %s", ref, name);
 	p.t0 = p.last_ms = now_ms();
 	r = imgpull(&x->cache, &x->opts, &req, &st, err, sizeof(err));
-	if (x->tty && !st.cached)
-		printf("\n");
+	end_bar(&p);
 	if (r < 0)
 		return fail("%s", err);
 	secs = (double)(now_ms() - p.t0) / 1000.0;
@@ -400,8 +384,7 @@ static int verify_one(struct ictx *x, const struct imgcache_entry *e)
 		r = digest_final_hex(d, hex);
 	digest_free(d);
 	close(fd);
-	if (x->tty)
-		printf("\n");
+	end_bar(&p);
 	if (r < 0)
 		return fail("%s: cannot read: %s", path, strerror(-r));
 	if (strcmp(hex, e->hex) == 0) {

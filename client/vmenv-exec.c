@@ -10,6 +10,7 @@
  * container runtimes do.
  */
 #include "cleanup.h"
+#include "progress.h"
 #include "proto.h"
 
 #include <errno.h>
@@ -167,10 +168,36 @@ static void forward_signal(int fd, int sfd)
 	}
 }
 
+/* The image download the task waits for, on the task's stderr (the job's
+ * output file for a batch job). vmmd already bounds how often it sends
+ * (common/progress.h); the numbers are only shown. The tasks of a step
+ * share its output: only its first task on this node shows it. */
+static void show_progress(const struct proto_progress *p)
+{
+	const char *local = getenv("SLURM_LOCALID");
+	char line[512], image[PROTO_MAX_IMAGE_REF];
+	uint32_t job = 0;
+
+	if (local && strcmp(local, "0") != 0)
+		return;
+	(void)parse_u32(job_id_str, &job);
+	printable(p->image, image, sizeof(image));
+	if (p->ready)
+		progress_ready_line(line, sizeof(line), job, image, p->total,
+				    p->elapsed_ms);
+	else
+		progress_fetch_line(line, sizeof(line), job, image, p->done,
+				    p->total, p->bps);
+	fprintf(stderr, "vmenv: %s\n", line);
+}
+
 static void on_reply(const struct proto_reply *rep)
 {
 	switch (rep->kind) {
 	case PROTO_EV_STARTED:
+		return;
+	case PROTO_EV_PROGRESS:
+		show_progress(&rep->progress);
 		return;
 	case PROTO_EV_EXIT:
 		end_like(rep);

@@ -553,6 +553,26 @@ static struct json_object *status_json(const struct proto_status *s)
 	return o;
 }
 
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	/* json-c's integers are signed: a larger value is sent as the
+	 * largest, which a display clamps anyway. */
+	json_object_object_add(
+	    o, key,
+	    json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v));
+}
+
+static void progress_json(struct json_object *o, const struct proto_progress *p)
+{
+	json_object_object_add(o, "event", json_object_new_string("progress"));
+	json_object_object_add(o, "image", json_object_new_string(p->image));
+	add_u64(o, "done", p->done);
+	add_u64(o, "total", p->total);
+	add_u64(o, "bps", p->bps);
+	add_u64(o, "ms", p->elapsed_ms);
+	json_object_object_add(o, "ready", json_object_new_boolean(p->ready));
+}
+
 static int reply_body(struct json_object *o, const struct proto_reply *rep)
 {
 	switch (rep->kind) {
@@ -588,6 +608,9 @@ static int reply_body(struct json_object *o, const struct proto_reply *rep)
 				       json_object_new_string(rep->error));
 		json_object_object_add(o, "code",
 				       json_object_new_int(rep->exit_value));
+		break;
+	case PROTO_EV_PROGRESS:
+		progress_json(o, &rep->progress);
 		break;
 	default:
 		return -EINVAL;
@@ -676,6 +699,24 @@ static int decode_jobs(struct json_object *a, struct proto_reply *rep)
 	return 0;
 }
 
+static int decode_progress(struct json_object *o, struct proto_progress *p,
+			   char *err, size_t errlen)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, "total", &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return fail(err, errlen, "progress event without total");
+	opt_str(o, "image", p->image, sizeof(p->image));
+	p->done = opt_u64(o, "done");
+	p->total = opt_u64(o, "total");
+	p->bps = opt_u64(o, "bps");
+	p->elapsed_ms = opt_u64(o, "ms");
+	p->ready = json_object_object_get_ex(o, "ready", &v) &&
+		   json_object_get_boolean(v);
+	return 0;
+}
+
 static int decode_event(struct json_object *o, struct proto_reply *rep,
 			char *err, size_t errlen)
 {
@@ -704,6 +745,9 @@ static int decode_event(struct json_object *o, struct proto_reply *rep,
 		} else {
 			return fail(err, errlen, "exit event without code");
 		}
+	} else if (strcmp(ev, "progress") == 0) {
+		rep->kind = PROTO_EV_PROGRESS;
+		return decode_progress(o, &rep->progress, err, errlen);
 	} else {
 		return fail(err, errlen, "unknown event");
 	}

@@ -31,7 +31,14 @@
  *         {"event":"exit","signal":S} or {"event":"error","error":".."}
  *         or {"event":"checkpointed","error":"job 42: checkpointed on
  *         node n1, requeued","code":C}: the guest was saved; the task
- *         ends (with C) and a task of the restarted job re-attaches
+ *         ends (with C) and a task of the restarted job re-attaches;
+ *         before "started", while the job's image downloads:
+ *         {"event":"progress","image":"debian12:2025.1","done":B,
+ *          "total":B,"bps":R,"ms":T,"ready":bool}   for display only
+ *         (common/progress.h); ready: the image is in, T ms after the
+ *         job asked for it. Sent only to a task that waits, so an older
+ *         vmenv-exec never meets it (vmmd and vmenv-exec ship together,
+ *         and a vmmd restart ends the connections of the old one).
  *   status: {"ok":true,"status":{...}}   list: {"ok":true,"jobs":[...]}
  *   metrics: {"ok":true,"text":"# HELP ..."} (Prometheus' text format)
  */
@@ -45,10 +52,11 @@
 #include "util.h"
 #include "vmspec.h"
 
-#define PROTO_MAX_MSG	(4u * 1024u * 1024u)
-#define PROTO_MAX_FDS	4
-#define PROTO_MAX_ERROR 512
-#define PROTO_MAX_STRS	65536
+#define PROTO_MAX_MSG	    (4u * 1024u * 1024u)
+#define PROTO_MAX_FDS	    4
+#define PROTO_MAX_ERROR	    512
+#define PROTO_MAX_STRS	    65536
+#define PROTO_MAX_IMAGE_REF 160 /* "name:version" (catalog_image_ref) */
 
 enum proto_op {
 	PROTO_OP_START = 1,
@@ -105,6 +113,18 @@ enum proto_kind {
 	PROTO_EV_EXIT,
 	PROTO_EV_ERROR,
 	PROTO_EV_CHECKPOINTED, /* error: the message; exit_value: the code */
+	PROTO_EV_PROGRESS,     /* progress */
+};
+
+/* An image download a task waits for. Numbers for display only: the
+ * receiver clamps them (done to total) and decides nothing on them. */
+struct proto_progress {
+	char image[PROTO_MAX_IMAGE_REF]; /* "debian12:2025.1" */
+	uint64_t done;			 /* bytes of the image in the cache */
+	uint64_t total;			 /* the image's size (catalog) */
+	uint64_t bps;			 /* rate seen by this job, 0: unknown */
+	uint64_t elapsed_ms;		 /* since the job asked for it */
+	bool ready;			 /* all of it is in */
 };
 
 struct proto_job_info {
@@ -140,6 +160,7 @@ struct proto_reply {
 	char error[PROTO_MAX_ERROR];
 	bool exit_signaled;
 	int exit_value; /* exit code, or signal number when exit_signaled */
+	struct proto_progress progress; /* PROTO_EV_PROGRESS */
 	bool has_status;
 	struct proto_status status;
 	bool has_jobs;

@@ -6,6 +6,7 @@
 #include "ckpt.h"
 #include "cleanup.h"
 #include "job.h"
+#include "jobimage.h"
 #include "log.h"
 #include "stray.h"
 #include "userfd.h"
@@ -557,6 +558,27 @@ void exec_job_ready(struct job *j)
 	}
 }
 
+static void send_progress(struct exec_session *s,
+			  const struct proto_progress *p)
+{
+	struct proto_reply rep = {.kind = PROTO_EV_PROGRESS, .progress = *p};
+
+	/* The task may be gone already; its end comes through client_io. */
+	if (s->cfd >= 0 && proto_send_reply(s->cfd, &rep) < 0)
+		log_debug("job %u: session %u: progress not delivered",
+			  s->j->id, s->id);
+}
+
+/* Every waiting task gets it: vmenv-exec shows it on the first task of
+ * each step on the node only (SLURM_LOCALID 0), since the tasks of a
+ * step share its output. */
+void exec_job_progress(struct job *j, const struct proto_progress *p)
+{
+	for (struct exec_session *s = j->sessions; s; s = s->next)
+		if (s->st == S_WAITING)
+			send_progress(s, p);
+}
+
 void exec_job_gone(struct job *j, const char *why)
 {
 	while (j->sessions)
@@ -820,6 +842,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds)
 {
 	struct exec_session *s = calloc(1, sizeof(*s));
+	struct proto_progress p;
 	char msg[PROTO_MAX_ERROR];
 	int r;
 
@@ -874,6 +897,8 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	}
 	if (j->state == JOB_READY)
 		launch(s);
+	else if (j->state == JOB_PREPARING && jobimg_progress(j, &p))
+		send_progress(s, &p);
 }
 
 /* --- checkpoints -------------------------------------------------------- */

@@ -27,6 +27,8 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds);
 /* The guest became ready: launch waiting sessions. */
 void exec_job_ready(struct job *j);
+/* The job's image download, for the sessions waiting for the guest. */
+void exec_job_progress(struct job *j, const struct proto_progress *p);
 /* The job failed or stops: every session ends with this error. */
 void exec_job_gone(struct job *j, const char *why);
 /* A session frame from the agent (already size-checked). */

@@ -19,6 +19,9 @@
 
 enum fetch_kind { FK_BLOB, FK_CATALOG };
 
+/* How often the loop passes a transfer's progress on to its waiters. */
+#define PROGRESS_TICK_MS 1000u
+
 struct imgfetch_waiter {
 	struct imgfetch_waiter *next;
 	struct imgfetch *f;
@@ -26,6 +29,7 @@ struct imgfetch_waiter {
 	char what[256];
 	char owner[160];
 	imgfetch_done_f done;
+	imgfetch_progress_f progress; /* may be NULL */
 	void *data;
 	bool retried; /* evicted between download and lease once already */
 	bool dead;    /* cancelled while its fetch was being delivered */
@@ -43,6 +47,9 @@ struct imgfetch {
 	pthread_t thread;
 	atomic_int cancel;
 	uint64_t t_start;
+	/* progress: written by the thread, read by the loop's tick */
+	atomic_bool moving; /* bytes are being transferred */
+	atomic_uint_fast64_t done;
 	/* result */
 	int result;
 	char err[1024];
@@ -62,9 +69,21 @@ struct images {
 	struct imgfetch *fetches;
 	bool catalog_busy;
 	struct loop_timer *catalog_timer;
+	struct loop_timer *progress_timer; /* while blobs are in flight */
 };
 
 /* --- worker threads --------------------------------------------------------- */
+
+/* fetch.c's callback (in this thread, at most every 100 ms): only stored;
+ * the loop reads it on its own tick. */
+static void pull_progress(void *data, uint64_t done, uint64_t total)
+{
+	struct imgfetch *f = data;
+
+	(void)total;
+	atomic_store(&f->done, done);
+	atomic_store(&f->moving, true);
+}
 
 static void pull_blob(struct imgfetch *f)
 {
@@ -74,6 +93,8 @@ static void pull_blob(struct imgfetch *f)
 	    .sha256 = f->file.sha256,
 	    .size = f->file.size,
 	    .what = f->what,
+	    .progress = pull_progress,
+	    .progress_data = f,
 	    .cancel = &f->cancel,
 	};
 	int r =
@@ -243,6 +264,40 @@ static void pipe_io(void *data, uint32_t events)
 		finish(im, f);
 }
 
+static void arm_progress(struct images *im);
+
+/* Every waiter of a transfer that moves hears how far it is. Re-armed
+ * while any blob is in flight. */
+static void progress_tick(void *data)
+{
+	struct images *im = data;
+	bool any = false;
+
+	im->progress_timer = NULL;
+	for (struct imgfetch *f = im->fetches; f; f = f->next) {
+		if (f->kind != FK_BLOB)
+			continue;
+		any = true;
+		if (!atomic_load(&f->moving))
+			continue;
+		uint64_t done = atomic_load(&f->done);
+		/* A callback only reports (it cancels nothing): the list
+		 * stays as it is. */
+		for (struct imgfetch_waiter *w = f->waiters; w; w = w->next)
+			if (w->progress)
+				w->progress(w->data, done, f->file.size);
+	}
+	if (any)
+		arm_progress(im);
+}
+
+static void arm_progress(struct images *im)
+{
+	if (!im->progress_timer)
+		im->progress_timer = loop_add_timer(
+		    im->d->loop, PROGRESS_TICK_MS, progress_tick, im);
+}
+
 /* --- public -------------------------------------------------------------------- */
 
 static void fill_opts(struct fetch_opts *o, const struct vmmd_config *c)
@@ -332,6 +387,7 @@ void images_fini(struct vmmd *d)
 		free_fetch(f);
 	}
 	loop_cancel_timer(im->catalog_timer);
+	loop_cancel_timer(im->progress_timer);
 	loop_del_fd(im->w);
 	if (im->pipe_rd >= 0)
 		close(im->pipe_rd);
@@ -368,12 +424,16 @@ static struct imgfetch *new_fetch(struct images *im, enum fetch_kind kind,
 	f->file = *file;
 	snprintf(f->what, sizeof(f->what), "%s", what);
 	atomic_init(&f->cancel, 0);
+	atomic_init(&f->moving, false);
+	atomic_init(&f->done, 0);
 	if (spawn(f) < 0) {
 		free(f);
 		return NULL;
 	}
 	f->next = im->fetches;
 	im->fetches = f;
+	if (kind == FK_BLOB)
+		arm_progress(im);
 	return f;
 }
 
@@ -417,6 +477,11 @@ int images_request(struct vmmd *d, const struct catalog_file *file,
 	}
 	*ret = w;
 	return 0;
+}
+
+void images_on_progress(struct imgfetch_waiter *w, imgfetch_progress_f fn)
+{
+	w->progress = fn;
 }
 
 void images_cancel(struct imgfetch_waiter *w)

@@ -28,6 +28,11 @@ struct imgfetch_waiter;
 /* Called on the loop when the file is in the cache (r == 0, leased for
  * owner) or not (r < 0, err says why, naming the image). */
 typedef void (*imgfetch_done_f)(void *data, int r, const char *err);
+/* Called on the loop about once a second while the file is being
+ * transferred (not while it is only looked up or waited for): done is
+ * root's count of the file's bytes in the partial file, total the
+ * catalog's size. For display only. */
+typedef void (*imgfetch_progress_f)(void *data, uint64_t done, uint64_t total);
 
 int images_init(struct vmmd *d);
 /* Cancels every download, joins the threads. */
@@ -41,6 +46,8 @@ const struct imgcache *images_cache(struct vmmd *d);
 int images_request(struct vmmd *d, const struct catalog_file *f,
 		   const char *what, const char *owner, imgfetch_done_f done,
 		   void *data, struct imgfetch_waiter **ret);
+/* Progress for w's request (data as given to images_request). */
+void images_on_progress(struct imgfetch_waiter *w, imgfetch_progress_f fn);
 /* done will not be called. The download goes on only while another job
  * waits for it. Accepts NULL. */
 void images_cancel(struct imgfetch_waiter *w);

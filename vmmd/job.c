@@ -522,6 +522,11 @@ static void log_started(const struct job *j)
 		 (unsigned long long)(j->t_created - j->t_prepared));
 }
 
+void job_image_progress(struct job *j, const struct proto_progress *p)
+{
+	exec_job_progress(j, p);
+}
+
 void job_image_ready(struct job *j)
 {
 	char err[PROTO_MAX_ERROR];

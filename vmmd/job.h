@@ -134,6 +134,9 @@ void job_stop_all_records(struct vmmd *d);
 
 /* Called by jobimage.c when the image is in place: boots the guest. */
 void job_image_ready(struct job *j);
+/* Called by jobimage.c while the image downloads (and once when it is in,
+ * p->ready): the job's waiting tasks show it. */
+void job_image_progress(struct job *j, const struct proto_progress *p);
 /* Called by the agent channel. */
 void job_set_ready(struct job *j);
 /* Marks the job failed (once), destroys its guest, tells its sessions. */

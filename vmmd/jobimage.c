@@ -6,6 +6,7 @@
 #include "job.h"
 #include "log.h"
 #include "overlay.h"
+#include "progress.h"
 #include "userfd.h"
 
 #include <endian.h>
@@ -31,6 +32,7 @@ struct slot {
 	struct imgfetch_waiter *w;
 	char hex[65];
 	bool leased;
+	uint64_t done; /* bytes of it in the cache (progress only) */
 };
 
 struct jobimg {
@@ -51,6 +53,11 @@ struct jobimg {
 	char kernel[VMENV_MAX_PATH];
 	char initrd[VMENV_MAX_PATH];
 	uint64_t t_start;
+	/* What the job's waiting tasks are shown of the download. */
+	struct progress_gate gate;
+	bool shown;    /* a progress line went out: the ready one follows */
+	bool rate_set; /* rate_base/rate_ms hold the first sample */
+	uint64_t rate_base, rate_ms;
 };
 
 static struct jobimg *ji_new(struct job *j)
@@ -76,6 +83,70 @@ static struct jobimg *ji_new(struct job *j)
 	}
 	j->img = ji;
 	return ji;
+}
+
+/* --- progress, for the tasks waiting ------------------------------------ */
+
+static const struct catalog_file *file_of(const struct jobimg *ji, int i);
+
+/* The whole image (all its files), each counted up to its catalog size:
+ * what the tasks are shown, nothing decides on it. */
+static void fill_progress(const struct jobimg *ji, struct proto_progress *p,
+			  bool ready, uint64_t now)
+{
+	*p = (struct proto_progress){.ready = ready,
+				     .elapsed_ms = now - ji->t_start};
+	snprintf(p->image, sizeof(p->image), "%s", ji->ref);
+	for (int i = 0; i < F_N; i++) {
+		const struct catalog_file *f = file_of(ji, i);
+
+		if (!catalog_file_present(f))
+			continue;
+		p->total += f->size;
+		p->done +=
+		    ji->slot[i].done < f->size ? ji->slot[i].done : f->size;
+	}
+	/* The rate this job saw: a download it joined, or one resumed,
+	 * had bytes before. */
+	if (ji->rate_set && now > ji->rate_ms && p->done > ji->rate_base)
+		p->bps = (p->done - ji->rate_base) * 1000 / (now - ji->rate_ms);
+}
+
+static void report(struct jobimg *ji)
+{
+	struct proto_progress p;
+	uint64_t now = now_ms();
+
+	fill_progress(ji, &p, false, now);
+	if (!ji->rate_set) {
+		ji->rate_set = true;
+		ji->rate_base = p.done;
+		ji->rate_ms = now;
+	}
+	if (!progress_gate_due(&ji->gate, now, p.done, p.total))
+		return;
+	ji->shown = true;
+	job_image_progress(ji->j, &p);
+}
+
+static void slot_progress(void *data, uint64_t done, uint64_t total)
+{
+	struct slot *s = data;
+
+	(void)total; /* the catalog's, which fill_progress takes itself */
+	s->done = done;
+	report(s->ji);
+}
+
+bool jobimg_progress(const struct job *j, struct proto_progress *ret)
+{
+	const struct jobimg *ji = j->img;
+
+	/* Once all is in, the ready line comes from ready() itself. */
+	if (!ji || !ji->shown || ji->pending == 0)
+		return false;
+	fill_progress(ji, ret, false, now_ms());
+	return true;
 }
 
 /* --- the last steps: boot files, then ready ------------------------------ */
@@ -142,6 +213,12 @@ static void ready(struct jobimg *ji)
 	}
 	log_info("job %u: image '%s' ready in %llu ms", j->id, ji->ref,
 		 (unsigned long long)(now_ms() - ji->t_start));
+	if (ji->shown) {
+		struct proto_progress p;
+
+		fill_progress(ji, &p, true, now_ms());
+		job_image_progress(j, &p);
+	}
 	job_image_ready(j);
 }
 
@@ -263,6 +340,7 @@ static void file_done(void *data, int r, const char *err)
 		return;
 	}
 	s->leased = true;
+	s->done = file_of(ji, (int)(s - ji->slot))->size;
 	if (--ji->pending == 0)
 		fetched(ji);
 }
@@ -301,6 +379,7 @@ static int request_files(struct jobimg *ji, char *err, size_t errlen)
 				       "%s",
 				       j->id, what, strerror(-r));
 		}
+		images_on_progress(s->w, slot_progress);
 	}
 	return 1;
 }

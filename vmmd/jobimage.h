@@ -8,6 +8,8 @@
  * never handed over). Then job_image_ready(); on any failure job_fail()
  * with a message naming the image.
  *
+ * The tasks waiting are told how far the download is (jobimg_progress).
+ *
  * In the job's directory: boot/vmlinuz, boot/initrd.img, disk/overlay.qcow2.
  * The disk's lease (cache/leases/<hex>/NODE.JOB) lasts until the job ends;
  * the kernel's and initrd's only until they are copied.
@@ -15,10 +17,12 @@
 #ifndef VMMD_JOBIMAGE_H
 #define VMMD_JOBIMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "catalog.h"
 #include "domxml.h"
+#include "proto.h"
 
 struct job;
 
@@ -31,6 +35,11 @@ int jobimg_start(struct job *j, const struct catalog_image *img, char *err,
  * with its own bootloader. Same returns. */
 int jobimg_start_user(struct job *j, const char *path, char *err,
 		      size_t errlen);
+/* While the image downloads, job_image_progress() tells the job how far
+ * (common/progress.h bounds how often), and once a line went out, the
+ * ready one follows. For a task that begins waiting in between: true and
+ * the state now, when a line went out and the files are not all in. */
+bool jobimg_progress(const struct job *j, struct proto_progress *ret);
 /* Stops what is in flight (downloads, qemu-img). Leases stay. NULL-safe. */
 void jobimg_abort(struct job *j);
 /* At the job's end: abort, drop the leases, free. */

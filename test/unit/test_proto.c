@@ -545,6 +545,12 @@ static void assert_reply_equal(const struct proto_reply *a,
 	assert_string_equal(a->error, b->error);
 	assert_int_equal(a->exit_signaled, b->exit_signaled);
 	assert_int_equal(a->exit_value, b->exit_value);
+	assert_string_equal(a->progress.image, b->progress.image);
+	assert_int_equal(a->progress.done, b->progress.done);
+	assert_int_equal(a->progress.total, b->progress.total);
+	assert_int_equal(a->progress.bps, b->progress.bps);
+	assert_int_equal(a->progress.elapsed_ms, b->progress.elapsed_ms);
+	assert_int_equal(a->progress.ready, b->progress.ready);
 	assert_int_equal(a->has_status, b->has_status);
 	assert_string_equal(a->status.node, b->status.node);
 	assert_string_equal(a->status.version, b->status.version);
@@ -594,6 +600,12 @@ static void test_reply_roundtrip(void **state)
 	    {.kind = PROTO_EV_EXIT, .exit_value = 255},
 	    {.kind = PROTO_EV_EXIT, .exit_signaled = true, .exit_value = 9},
 	    {.kind = PROTO_EV_ERROR, .error = "did not become ready"},
+	    {.kind = PROTO_EV_PROGRESS,
+	     .progress = {"debian12:2025.1", UINT64_C(114294784),
+			  UINT64_C(327155712), 8 << 20, 14000, false}},
+	    {.kind = PROTO_EV_PROGRESS,
+	     .progress = {"tiny", UINT64_C(1) << 40, UINT64_C(1) << 40, 0,
+			  UINT32_MAX + UINT64_C(1), true}},
 	    {.kind = PROTO_REPLY_OK,
 	     .has_status = true,
 	     .status = {"node-1", "0.1.0", "kvm", "qemu:///system", 3,
@@ -632,6 +644,10 @@ static void test_reply_refusals(void **state)
 	    {"{\"event\":\"exploded\"}", "unknown event"},
 	    {"{}", "unknown event"},
 	    {"{\"event\":\"exit\"}", "exit event without code"},
+	    {"{\"event\":\"progress\",\"done\":5}",
+	     "progress event without total"},
+	    {"{\"event\":\"progress\",\"total\":\"5\"}",
+	     "progress event without total"},
 	    {"{\"ok\":true,\"jobs\":[1]}", "malformed job list"},
 	};
 
