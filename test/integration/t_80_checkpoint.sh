@@ -1,3 +1,4 @@
+# timeout: 1200 (555 s on the 2-core CI machine; test/integration/run)
 # Checkpoint before the time limit, requeue, restore, re-attach
 # (docs/checkpoint.md). Needs: vmmd with a checkpoint store (checkpoint_dir,
 # default /var/lib/vmenv/checkpoints), policies that let users ask for
