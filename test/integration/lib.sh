@@ -108,3 +108,26 @@ no_leftovers() { # jobid
 }
 
 vmmd_up() { vmenvctl status >/dev/null 2>&1; }
+
+# Where a command ran. A job prints WHERE_CMD's line; ran_in_guest reads it.
+# Only a guest has both: a kernel of its own (its boot_id differs from the
+# host's, which every host process shares, containers included) and QEMU's
+# SMBIOS (sys_vendor "QEMU"; vmmd sets no <sysinfo>). `uname -r` proves
+# nothing: a Debian 12 host runs the same kernel package as the guest.
+HOST_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
+# shellcheck disable=SC2016 # expanded in the job, not here
+WHERE_CMD='echo "where: $(cat /proc/sys/kernel/random/boot_id) $(cat /sys/class/dmi/id/sys_vendor 2>/dev/null)"'
+ran_in_guest() { # text holding the "where: " line
+	local id vendor
+	read -r _ id vendor < <(printf '%s\n' "$1" | grep -m1 '^where: ')
+	if [ -n "${id:-}" ] && [ "$id" != "$HOST_BOOT_ID" ] && [ "${vendor:-}" = QEMU ]; then
+		return 0
+	fi
+	printf '#   where: boot_id %q (host %s), sys_vendor %q\n' "${id:-}" "$HOST_BOOT_ID" "${vendor:-}"
+	return 1
+}
+ran_on_host() { # text holding the "where: " line
+	local id
+	read -r _ id _ < <(printf '%s\n' "$1" | grep -m1 '^where: ')
+	[ "${id:-}" = "$HOST_BOOT_ID" ]
+}

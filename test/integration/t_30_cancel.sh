@@ -2,10 +2,15 @@
 . "$(dirname "$0")/lib.sh"
 d=$(workdir "$U1" cancel)
 cd "$d"
+# The command says when the SIGTERM reaches it (the trap runs at once:
+# the shell waits for a background sleep). Were the signal lost, the job
+# would sit in its sleep until SIGKILL and print nothing more.
 cat >long.sh <<'JOB'
 #!/bin/sh
+trap 'echo got-TERM; exit 143' TERM
 echo started
-sleep 600
+sleep 600 &
+wait $!
 echo not-reached
 JOB
 chown "$U1": long.sh
@@ -26,7 +31,8 @@ check "... within 10 s (took ${secs}s)" awk -v s="$secs" 'BEGIN { exit !(s < 10)
 check "... before KillWait: the guest got the SIGTERM (took ${secs}s)" \
 	awk -v s="$secs" 'BEGIN { exit !(s < 4.5) }'
 check "cancelled job left no guest or state" no_leftovers "$j"
-check "the command in the guest did not go on" sh -c "! grep -q not-reached c.out"
+check "the command in the guest got the SIGTERM (its trap ran)" grep -qx got-TERM c.out
+check "... and did not go on" sh -c "! grep -q not-reached c.out"
 
 st=$(wait_job "$jt" 200)
 check_eq "walltime expiry ends the job TIMEOUT" TIMEOUT "$st"

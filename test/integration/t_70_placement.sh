@@ -86,9 +86,15 @@ mem_peak() { # pid
 		cat "/sys/fs/cgroup/memory$p/memory.max_usage_in_bytes"
 	else
 		p=$(awk -F: '$1 == "0" {print $3}' "/proc/$1/cgroup")
-		cat "/sys/fs/cgroup$(dirname "$p")/memory.peak" 2>/dev/null || echo 0
+		cat "/sys/fs/cgroup$(dirname "$p")/memory.peak"
 	fi
 }
+
+# libvirt's own view of the pinning (not /proc, not the XML vmmd wrote):
+# `virsh -q vcpupin` prints "vcpu cpus" lines, `virsh -q emulatorpin` the
+# cpus (after "*:" in older versions): the last field either way.
+virsh_vcpupin() { $VIRSH vcpupin "vmenv-$NODE-$1" | awk 'NF >= 2 {print $NF}'; }
+virsh_emulatorpin() { $VIRSH emulatorpin "vmenv-$NODE-$1" | awk 'NF {print $NF}' | tail -1; }
 
 wait_file() { # path seconds
 	local i
@@ -135,6 +141,18 @@ check_eq "vCPU threads run on the job's CPUs (Slurm CPU_IDs=$ids)" "$want" "$got
 check "each vCPU thread is pinned to exactly one CPU" \
 	test -z "$(vcpu_cpus "$pid" | grep '[-,]')"
 check_eq "no two vCPUs share a CPU" "$(vcpu_cpus "$pid" | wc -l)" "$(vcpu_cpus "$pid" | sort -u | wc -l)"
+# Second sources: Slurm's CPU count for the job, and libvirt's own view
+# of the pinning (the kernel's, above, must agree with it).
+check_eq "as many vCPU threads as Slurm's NumCPUs" "$(job_field "$j" NumCPUs)" "$(vcpu_cpus "$pid" | wc -l)"
+check_eq "libvirt's vcpupin is the kernel's affinity of the vCPU threads" \
+	"$got" "$(virsh_vcpupin "$j" | while read -r c; do expand "$c"; done | join_sorted)"
+ep=$(virsh_emulatorpin "$j")
+emu_inside() {
+	local c
+	[ -n "$ep" ] || return 1
+	for c in $(expand "$ep"); do grep -qx "$c" <<<"$(expand "$want")" || return 1; done
+}
+check "libvirt's emulatorpin ($ep) is within the job's CPUs ($want)" emu_inside
 outside=$(threads "$pid" | while IFS=$'\t' read -r comm cpus; do
 	for c in $(expand "$cpus"); do
 		grep -qx "$c" <<<"$(expand "$want")" || echo "$comm:$c"
@@ -154,7 +172,9 @@ touch go.flag
 wait_file "$d/alive.out" 180
 check_eq "a memory hog in the guest dies in the guest; the guest lives on" alive "$(cat alive.out 2>/dev/null)"
 peak=$(mem_peak "$pid")
-under_limit() { [ -n "$peak" ] && [ "$peak" -le $((MEM * 1024 * 1024)) ]; }
+# An unreadable peak (no such file) is a failure, never 0; a peak of 0
+# would mean the counter measured nothing.
+under_limit() { [ -n "$peak" ] && [ "$peak" -gt 0 ] && [ "$peak" -le $((MEM * 1024 * 1024)) ]; }
 check "QEMU's memory never exceeded the limit (peak $((${peak:-0} >> 20)) MiB)" under_limit
 touch end.flag
 check_eq "the job completes" COMPLETED "$(wait_job "$j" 120)"

@@ -114,30 +114,48 @@ check_contains "... task 2 ran in $N3's guest" "$out" "task 2 in $N3 1"
 check "... and left nothing on any node" none_anywhere "$j"
 
 # --- isolation: two jobs' guests do not see each other -------------------
-# Job A (3 nodes) listens on its third guest (10.77.0.3), and reaches it
-# itself; job B (2 nodes: its guests are .1 and .2) must not reach .3.
+# Job A (3 nodes) listens on its third guest (10.77.0.3) until the test is
+# done probing, and reaches it itself before and after job B's probe. Job B
+# (2 nodes: its guests are .1 and .2) listens on its own .2 the same way:
+# it must reach its own .2 (the positive control over the same path: the
+# same nc, port and private network) and must not reach A's .3.
 cat >listen.sh <<'JOB'
 #!/bin/sh
 vmenv-rsh "$(sed -n 3p "$VMENV_NODEFILE")" \
-	'nc -l -p 7123 >/dev/null & nc -l -p 7124 >/dev/null & sleep 60' &
+	'while :; do nc -l -p 7123 >/dev/null; done' >/dev/null 2>&1 &
+rpid=$!
 sleep 3
-if echo x | nc -w 3 10.77.0.3 7124; then echo self-reached; fi
+if echo x | nc -w 3 10.77.0.3 7123; then echo self-reached; else echo self-not-reached; fi
 echo ready > listen.marker
-sleep 60
+i=0
+while [ ! -e probed.flag ] && [ $i -lt 240 ]; do sleep 1; i=$((i + 1)); done
+if echo x | nc -w 3 10.77.0.3 7123; then echo self-reached-after; else echo self-not-reached-after; fi
+kill $rpid
 JOB
 cat >probe.sh <<'JOB'
 #!/bin/sh
-if echo x | nc -w 3 10.77.0.3 7123; then echo reached; else echo not-reached; fi
+vmenv-rsh "$(sed -n 2p "$VMENV_NODEFILE")" \
+	'while :; do nc -l -p 7123 >/dev/null; done' >/dev/null 2>&1 &
+rpid=$!
+sleep 3
+if echo x | nc -w 3 10.77.0.2 7123; then echo own-reached; else echo own-not-reached; fi
+if echo x | nc -w 3 10.77.0.3 7123; then echo other-reached; else echo other-not-reached; fi
+kill $rpid
 JOB
 chown "$U1": listen.sh probe.sh
 ja=$(as "$U1" sbatch --parsable -p multi -N3 --vm-env=tiny -o "$d/a.out" listen.sh)
 for _ in $(seq 240); do [ -e listen.marker ] && break; sleep 0.5; done
-check_contains "a job's guests reach each other on the private network" "$(cat a.out)" self-reached
+check "a job's guests reach each other on the private network" grep -qx self-reached a.out
 jb=$(as "$U1" sbatch --parsable -p multi -N2 -w "$N1,$N2" --vm-env=tiny -o "$d/p.out" probe.sh)
 wait_job "$jb" 120 >/dev/null
-check_contains "another job's guests cannot reach them" "$(cat p.out)" not-reached
-scancel "$ja"
-wait_job "$ja" 30 >/dev/null
+check "job B's guests reach each other the same way (nc to its own .2)" grep -qx own-reached p.out
+check "... but not job A's listening guest (A's .3)" grep -qx other-not-reached p.out
+touch probed.flag
+check_eq "job A completes" COMPLETED "$(wait_job "$ja" 60)"
+check "... its listener was up all along (A reaches it after B's probe)" grep -qx self-reached-after a.out
+sed 's/^/#   A: /' a.out
+sed 's/^/#   B: /' p.out
+scancel "$ja" "$jb" 2>/dev/null
 check "... and both jobs left nothing (A)" none_anywhere "$ja"
 check "... (B)" none_anywhere "$jb"
 
