@@ -117,6 +117,7 @@ static struct job *job_new(struct vmmd *d, uint32_t id, uid_t uid, gid_t gid)
 
 static void job_free(struct job *j)
 {
+	loop_cancel_timer(j->stop_timer);
 	if (j->has_net)
 		jobnet_clear(&j->net);
 	free(j);
@@ -692,6 +693,43 @@ int job_stop(struct vmmd *d, uint32_t id)
 	job_unlink(j);
 	log_info("job %u: guest removed", id);
 	job_free(j);
+	return 0;
+}
+
+#define STOP_POLL_MS 100
+
+uint64_t job_stop_grace_ms = JOB_STOP_GRACE_S * 1000ull;
+
+static void stop_when_idle(void *data)
+{
+	struct job *j = data;
+
+	j->stop_timer = NULL;
+	if (exec_count(j) == 0 || now_ms() >= j->stop_deadline_ms) {
+		job_stop(j->d, j->id);
+		return;
+	}
+	j->stop_timer =
+	    loop_add_timer(j->d->loop, STOP_POLL_MS, stop_when_idle, j);
+}
+
+int job_stop_when_idle(struct vmmd *d, uint32_t id)
+{
+	struct job *j = job_find(d, id);
+
+	if (!j)
+		return -ENOENT;
+	if (exec_count(j) == 0)
+		return job_stop(d, id);
+	if (j->stop_timer)
+		return 0;
+	log_info("job %u: ended in Slurm; the guest goes when its %u "
+		 "running step(s) are done (at most %llu s)",
+		 j->id, exec_count(j),
+		 (unsigned long long)(job_stop_grace_ms / 1000));
+	j->stop_deadline_ms = now_ms() + job_stop_grace_ms;
+	j->stop_timer =
+	    loop_add_timer(j->d->loop, STOP_POLL_MS, stop_when_idle, j);
 	return 0;
 }
 

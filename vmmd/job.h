@@ -109,6 +109,10 @@ struct job {
 	/* What the guest sends that vmmd drops, within a budget (stray.h). */
 	struct stray stray;
 	struct loop_timer *boot_timer; /* also the image's, while preparing */
+	/* Slurm said the job ended while steps still ran in the guest
+	 * (job_stop_when_idle): the guest goes when they are done. */
+	struct loop_timer *stop_timer;
+	uint64_t stop_deadline_ms;
 	struct jobimg *img;
 	/* A multi-node job's private network (nnodes > 1 only). */
 	bool has_net;
@@ -130,6 +134,18 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 	      size_t errlen);
 /* Destroys the guest and every trace of the job. Idempotent. */
 int job_stop(struct vmmd *d, uint32_t id);
+/* The job ended in Slurm (its extern or batch step is over): job_stop
+ * once no step of it runs in the guest any more, or after
+ * JOB_STOP_GRACE_S. Slurm signals every step at the job's end and gives
+ * them KillWait to finish: their last output (a trap that saves state
+ * and says so) must reach the job's files, not die with the guest.
+ * -ENOENT when vmmd has no such job. */
+int job_stop_when_idle(struct vmmd *d, uint32_t id);
+/* Longer than Slurm's default KillWait (30 s), after which slurmstepd
+ * kills the steps' shims and their sessions end. */
+#define JOB_STOP_GRACE_S 60
+/* JOB_STOP_GRACE_S in ms; unit tests shorten it. */
+extern uint64_t job_stop_grace_ms;
 void job_stop_all_records(struct vmmd *d);
 
 /* Called by jobimage.c when the image is in place: boots the guest. */

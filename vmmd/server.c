@@ -257,7 +257,7 @@ static void handle(struct client *c)
 	} else if (req.op == PROTO_OP_START) {
 		do_start(c, &req);
 	} else if (req.op == PROTO_OP_STOP) {
-		job_stop(c->d, req.job_id);
+		job_stop_when_idle(c->d, req.job_id);
 		reply_ok(c);
 	} else if (req.op == PROTO_OP_STEP_END) {
 		job_watch_end(c->d, req.job_id);

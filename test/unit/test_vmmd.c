@@ -2497,28 +2497,57 @@ static void test_exec_stdin_from_file(void **state)
 /* stop                                                                     */
 /* ======================================================================= */
 
+static void pump_until_destroyed(struct fx *f, unsigned n)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	while (fake_hv.ndestroy < n) {
+		if (now_ms() >= end)
+			fail_msg("the guest was never destroyed");
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	}
+}
+
+/* Slurm's end of the job (STOP from its extern or batch step) while a
+ * step still runs in the guest: Slurm signalled that step too and gives
+ * it KillWait, so its last words (a TERM trap's output) reach the task
+ * before the guest goes. */
 static void test_stop(void **state)
 {
 	struct fx *f = *state;
 	struct exec_opts o = {.stdin_fd = -1};
 	struct exec_client c;
 	struct proto_reply rep;
-	char dir[512];
+	char dir[512], out[64];
+	uint32_t sid;
 	int afd;
 
-	running_session(f, &afd, &o, &c);
+	sid = running_session(f, &afd, &o, &c);
 	snprintf(dir, sizeof(dir), "%s/run/jobs/%u", f->dir, JOB);
 	assert_true(exists(dir));
 	stop_ok(f, JOB);
-	assert_int_equal(fake_hv.ndestroy, 1);
+	pump(f, 300);
+	assert_int_equal(fake_hv.ndestroy, 0);
+	assert_true(exists(dir));
+	agent_send_u32(f, afd, AW_STARTED, sid, 1234, 0, 1);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	agent_send(f, afd, AW_STDOUT, sid, "got-TERM\n", 9);
+	agent_send(f, afd, AW_STDOUT, sid, NULL, 0);
+	agent_send(f, afd, AW_STDERR, sid, NULL, 0);
+	agent_send_u32(f, afd, AW_EXIT, sid, AW_EXIT_CODE, 143, 2);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(rep.exit_value, 143);
+	assert_int_equal(read_to_eof(f, c.out, out, sizeof(out)), 9);
+	assert_string_equal(out, "got-TERM\n");
+	/* The last step is done: now the guest goes. */
+	pump_until_destroyed(f, 1);
 	assert_string_equal(fake_hv.destroyed[0], DOMAIN);
 	assert_false(exists(dir));
 	assert_null(job(f));
-	/* The running task learns that its job ended. */
-	client_reply(f, c.fd, &rep);
-	assert_int_equal(rep.kind, PROTO_EV_ERROR);
-	assert_contains(rep.error, "job ended");
 	exec_close(&c);
+	close(afd);
 	/* Stopping again (a repeated epilog) is fine and touches nothing. */
 	stop_ok(f, JOB);
 	assert_int_equal(fake_hv.ndestroy, 1);
@@ -2526,6 +2555,43 @@ static void test_stop(void **state)
 	/* And the job id can be used again. */
 	start_ok(f);
 	assert_int_equal(fake_hv.ncreate, 2);
+}
+
+/* A step that does not end within the grace (a shim Slurm failed to
+ * kill): the guest goes anyway, and the task learns its job ended. */
+static void test_stop_grace_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct exec_client c;
+	struct proto_reply rep;
+	uint64_t saved = job_stop_grace_ms, t0;
+	int afd;
+
+	job_stop_grace_ms = 300;
+	running_session(f, &afd, &o, &c);
+	t0 = now_ms();
+	stop_ok(f, JOB);
+	pump_until_destroyed(f, 1);
+	assert_true(now_ms() - t0 >= 300);
+	assert_null(job(f));
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	assert_contains(rep.error, "job ended");
+	exec_close(&c);
+	close(afd);
+	job_stop_grace_ms = saved;
+}
+
+/* Without a running step the guest goes at once. */
+static void test_stop_idle_at_once(void **state)
+{
+	struct fx *f = *state;
+
+	start_ok(f);
+	stop_ok(f, JOB);
+	assert_int_equal(fake_hv.ndestroy, 1);
+	assert_null(job(f));
 }
 
 /* keep_console_logs: none, failed (the default) or all. */
@@ -5520,6 +5586,8 @@ int main(void)
 	    T(test_exec_connection_long_message),
 	    T(test_exec_stdin_from_file),
 	    T(test_stop),
+	    T(test_stop_grace_bounded),
+	    T(test_stop_idle_at_once),
 	    T(test_stop_console_logs),
 	    T(test_exec_other_user),
 	    T(test_client_limits),
