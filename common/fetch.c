@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -137,7 +138,7 @@ static void make_env(struct spawn *s)
 	s->envp[n] = NULL;
 }
 
-/* In the child: its ids, with raw system calls. After a raw clone3,
+/* In the child: its ids, with raw system calls. After a raw clone,
  * glibc's setresuid would still believe vmmd's other threads are there
  * and try to tell them. */
 static bool drop_ids(const struct spawn *s)
@@ -239,27 +240,66 @@ static int out_pipe(int *rd, int *wr, int size)
 	return 0;
 }
 
+/* Why the last root helper had no PID namespace of its own (a positive
+ * errno), 0 while none was refused, -1 once fetch_pidns_refusal told. */
+static atomic_int pidns_refused;
+
+int fetch_pidns_refusal(void)
+{
+	int e = atomic_load(&pidns_refused);
+
+	while (e > 0 && !atomic_compare_exchange_weak(&pidns_refused, &e, -1))
+		;
+	return e > 0 ? e : 0;
+}
+
+/* clone3 with flags, or clone where clone3 is refused with ENOSYS: what
+ * a seccomp filter that cannot read clone3's flags in memory answers
+ * (systemd's RestrictNamespaces=, vmmd.service) so that callers fall
+ * back to clone, whose flags it can check. The pidfd goes to clone's
+ * parent_tid, its third argument except on s390. */
+static long clone_pidfd(uint64_t flags, int *pidfd)
+{
+	struct clone_args a = {.flags = flags | CLONE_PIDFD,
+			       .pidfd = (uint64_t)(uintptr_t)pidfd,
+			       .exit_signal = SIGCHLD};
+	long pid = syscall(SYS_clone3, &a, sizeof(a));
+
+	if (pid < 0 && errno == ENOSYS)
+#if defined(__s390__)
+		pid = syscall(SYS_clone, NULL, flags | CLONE_PIDFD | SIGCHLD,
+			      pidfd, NULL, NULL);
+#else
+		pid = syscall(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, NULL,
+			      pidfd, NULL, NULL);
+#endif
+	return pid;
+}
+
 /* Root's helper is PID 1 of a PID namespace of its own: whatever it
  * starts dies with it (nothing it leaves behind can wait for the next
  * helper and ptrace it before it is made non-dumpable), and it sees no
  * other process to signal. Without the right to make one (a container)
- * or for a caller that is not root: a plain child. */
+ * or for a caller that is not root: a plain child; for root, the reason
+ * is kept for fetch_pidns_refusal. */
 static int fork_helper(struct spawn *s, struct helper *h)
 {
-	struct clone_args a = {.flags = CLONE_PIDFD,
-			       .pidfd = (uint64_t)(uintptr_t)&h->pidfd,
-			       .exit_signal = SIGCHLD};
 	long pid = -1;
 
 	if (s->drop) {
-		a.flags |= CLONE_NEWPID;
-		pid = syscall(SYS_clone3, &a, sizeof(a));
-		a.flags &= ~(uint64_t)CLONE_NEWPID;
+		pid = clone_pidfd(CLONE_NEWPID, &h->pidfd);
+		if (pid < 0) {
+			int e = errno, none = 0;
+
+			atomic_compare_exchange_strong(&pidns_refused, &none,
+						       e);
+		}
 	}
 	if (pid < 0)
-		pid = syscall(SYS_clone3, &a, sizeof(a));
-	/* No clone3 (a seccomp filter that predates it). */
-	if (pid < 0 && errno == ENOSYS && (pid = fork()) > 0)
+		pid = clone_pidfd(0, &h->pidfd);
+	/* Neither clone3 nor CLONE_PIDFD (a kernel before 5.2). */
+	if (pid < 0 && (errno == ENOSYS || errno == EINVAL) &&
+	    (pid = fork()) > 0)
 		h->pidfd = pidfd_open((pid_t)pid, 0);
 	if (pid < 0)
 		return -errno;

@@ -75,6 +75,12 @@ int fetch_once(struct fetch_xfer *x, char *err, size_t errlen);
 int fetch_text(const char *url, const struct fetch_opts *opts, size_t max,
 	       const atomic_int *cancel, char **ret, size_t *ret_len, char *err,
 	       size_t errlen);
+/* Why a helper that root started had no PID namespace of its own (a
+ * positive errno: EPERM where the caller may not make one, a container),
+ * the first time only; 0 when none was refused or it was told already.
+ * The caller logs it: such a helper is a plain child, and what it starts
+ * may outlive it. */
+int fetch_pidns_refusal(void);
 /* Sleeps ms, waking early when *cancel is set. -ECANCELED then. */
 int fetch_sleep(uint32_t ms, const atomic_int *cancel);
 

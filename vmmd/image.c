@@ -228,10 +228,23 @@ static bool give(struct images *im, struct imgfetch *f,
 
 static void finish_catalog(struct images *im, struct imgfetch *f);
 
+/* Once per vmmd, after the first download that could not have it. */
+static void warn_pidns(void)
+{
+	int e = fetch_pidns_refusal();
+
+	if (e)
+		log_warn("download helper: no PID namespace of its own (%s): "
+			 "it runs as a plain child, and what it starts may "
+			 "outlive it (docs/images.md)",
+			 strerror(e));
+}
+
 static void finish(struct images *im, struct imgfetch *f)
 {
 	pthread_join(f->thread, NULL);
 	unlink_fetch(im, f);
+	warn_pidns();
 	if (f->kind == FK_CATALOG) {
 		finish_catalog(im, f);
 		free_fetch(f);
@@ -612,6 +625,7 @@ int images_catalog_initial(struct vmmd *d, char *err, size_t errlen)
 	o.retries = 0;
 	r = fetch_text(d->cfg.catalog, &o, CATALOG_MAX_FILE, NULL, &text, &len,
 		       err, errlen);
+	warn_pidns();
 	if (r == 0)
 		return adopt_catalog(d, text, len, true, err, errlen);
 	log_warn("catalog %s: %s; trying the saved copy", d->cfg.catalog, err);
