@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # name, secs, here, src: set by the caller
 # test/fuzz/fuzz-lib.sh: what every run-NAME-fuzz shares. Sourced after
 # the script set name (the target: corpus/$name, fuzz_$name), secs, here
 # (test/fuzz) and src (the source tree).
