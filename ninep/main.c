@@ -341,7 +341,6 @@ static int serve_buffered(struct srv *s, struct inbuf *in)
 	int r = 0;
 
 	while (in->len - off >= 4) {
-		struct ninep_req q;
 		uint32_t size;
 		size_t n;
 
@@ -353,11 +352,7 @@ static int serve_buffered(struct srv *s, struct inbuf *in)
 		}
 		if (size > in->len - off)
 			break;
-		r = ninep_decode(in->p + off, size, s->msize, &q);
-		if (r == 0)
-			n = srv_handle(s, &q);
-		else
-			n = ninep_rlerror(s->out, q.tag, (uint32_t)-r);
+		n = srv_serve_msg(s, in->p + off, size);
 		if ((r = write_full(s->sock, s->out, n)) < 0)
 			return r;
 		off += size;

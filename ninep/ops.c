@@ -272,3 +272,13 @@ size_t srv_handle(struct srv *s, const struct ninep_req *q)
 		return (size_t)r;
 	return ninep_rlerror(s->out, q->tag, (uint32_t)-r);
 }
+
+size_t srv_serve_msg(struct srv *s, const uint8_t *msg, uint32_t size)
+{
+	struct ninep_req q;
+	int r = ninep_decode(msg, size, s->msize, &q);
+
+	if (r < 0)
+		return ninep_rlerror(s->out, q.tag, (uint32_t)-r);
+	return srv_handle(s, &q);
+}

@@ -84,6 +84,12 @@ void res_qid(const struct srv *s, const struct stat *st, struct ninep_qid *q);
 /* ops.c: serves one decoded request, the reply into s->out. Returns the
  * reply's length. */
 size_t srv_handle(struct srv *s, const struct ninep_req *q);
+/* One whole message of size bytes (its size field, already checked
+ * against msize by ninep_msg_size): decoded and served, or answered
+ * Rlerror when it does not decode. The reply is in s->out; returns its
+ * length. What the stream loop (main.c) and the server's fuzzer
+ * (test/fuzz/fuzz_ninepsrv.c) call per request. */
+size_t srv_serve_msg(struct srv *s, const uint8_t *msg, uint32_t size);
 /* Maps 9P open flags to open(2)'s (only those that make sense here). */
 int srv_open_flags(uint32_t oflags);
 /* 9P open flags that act once, at the open: a fid records its flags
