@@ -514,13 +514,20 @@ static int start_steps(struct job *j, const struct proto_start *req, char *err,
 	return r == 1 ? 0 : boot_steps(j, err, errlen);
 }
 
+/* b - a, or 0 when b is earlier: a restore's steps do not come in the
+ * order of a boot's (its "prepare" read as 18446744073693510095 ms). */
+static unsigned long long ms_since(uint64_t a, uint64_t b)
+{
+	return b >= a ? (unsigned long long)(b - a) : 0;
+}
+
 static void log_started(const struct job *j)
 {
 	log_info("job %u: guest %s starting (image %s, %u vCPUs, %u MiB, "
 		 "prepare %llu ms, create %llu ms)",
 		 j->id, j->domain, j->image, j->vcpus, j->mem_mib,
-		 (unsigned long long)(j->t_prepared - j->t_request),
-		 (unsigned long long)(j->t_created - j->t_prepared));
+		 ms_since(j->t_request, j->t_prepared),
+		 ms_since(j->t_prepared, j->t_created));
 }
 
 void job_image_progress(struct job *j, const struct proto_progress *p)
