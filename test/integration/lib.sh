@@ -131,3 +131,16 @@ ran_on_host() { # text holding the "where: " line
 	read -r _ id _ < <(printf '%s\n' "$1" | grep -m1 '^where: ')
 	[ "${id:-}" = "$HOST_BOOT_ID" ]
 }
+
+# Node 1's vmmd re-reads its catalog and policies (SIGHUP); succeeds once
+# vmenvctl status says $1 (within 5 s), else shows what it says.
+reload() { # what vmenvctl status must then say
+	kill -HUP "$(cat /run/vmenv-cluster/vmmd.pid)"
+	for _ in $(seq 50); do
+		vmenvctl status 2>/dev/null | grep -qF -- "$1" && return 0
+		sleep 0.1
+	done
+	echo "# vmenvctl status never said: $1" >&2
+	vmenvctl status | sed 's/^/#   /' >&2
+	return 1
+}

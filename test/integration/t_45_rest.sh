@@ -120,14 +120,6 @@ case "$POLDIR" in
 	exit 0
 	;;
 esac
-reload() { # what vmenvctl status must then say
-	kill -HUP "$(cat /run/vmenv-cluster/vmmd.pid)"
-	for _ in $(seq 50); do
-		vmenvctl status 2>/dev/null | grep -qF -- "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 mkdir -p "$POLDIR"
 rm -f "$POLDIR"/*.json
 cat >"$POLDIR/50-rest.json" <<'JSON'

@@ -29,17 +29,6 @@ cd "$d" || exit 1
 mkdir -p "$POLDIR"
 rm -f "$POLDIR"/*.json
 
-reload() { # what vmenvctl status must then say
-	kill -HUP "$(cat "$PIDFILE")"
-	for _ in $(seq 50); do
-		vmenvctl status 2>/dev/null | grep -qF -- "$1" && return 0
-		sleep 0.1
-	done
-	echo "# vmenvctl status never said: $1" >&2
-	vmenvctl status | sed 's/^/#   /' >&2
-	return 1
-}
-
 # Only vmenv-u1 in partition debug is ruled; everyone else runs as before.
 cat >"$POLDIR/50-it.json" <<'JSON'
 {

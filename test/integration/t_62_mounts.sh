@@ -31,16 +31,6 @@ chown -h "$U1:" "$T/u1/escape"
 d=$(workdir "$U1" mounts)
 cd "$d" || exit 1
 
-reload() { # what vmenvctl status must then say
-	kill -HUP "$(cat "$PIDFILE")"
-	for _ in $(seq 50); do
-		vmenvctl status 2>/dev/null | grep -qF -- "$1" && return 0
-		sleep 0.1
-	done
-	echo "# vmenvctl status never said: $1" >&2
-	return 1
-}
-
 cat >"$POLDIR/62-mounts.json" <<JSON
 {
   "name": "t62-mounts",
