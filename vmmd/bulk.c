@@ -8,7 +8,8 @@
 #include "ckpt.h"
 #include "domxml.h"
 #include "exec.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 #include "log.h"
 
 #include <errno.h>

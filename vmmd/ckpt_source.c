@@ -2,7 +2,8 @@
 #include "ckpt_source.h"
 
 #include "ckpt_store.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,8 @@
 
 #include "ckpt_save.h"
 #include "cleanup.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 #include "log.h"
 #include "rmtree.h"
 

@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "domxml.h"
 #include "exec.h"
+#include "jobfiles.h"
 #include "jobimage.h"
 #include "jobmounts.h"
 #include "jobnet_host.h"
@@ -26,42 +27,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *const state_names[] = {[JOB_BOOTING] = "booting",
-					  [JOB_READY] = "ready",
-					  [JOB_FAILED] = "failed",
-					  [JOB_PREPARING] = "preparing",
-					  [JOB_SAVED] = "checkpointed"};
-
-const char *job_state_name(enum job_state s)
-{
-	return state_names[s];
-}
-
-struct job *job_find(struct vmmd *d, uint32_t id)
-{
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (j->id == id)
-			return j;
-	return NULL;
-}
-
-struct job *job_find_domain(struct vmmd *d, const char *name)
-{
-	struct job *saved = NULL;
-
-	/* Two records may name one domain for a moment: a job whose guest
-	 * went into a kept checkpoint (awaiting its epilog) and the job that
-	 * restored it (--vm-restore). The running guest is the latter's. */
-	for (struct job *j = d->jobs; j; j = j->next) {
-		if (strcmp(j->domain, name) != 0)
-			continue;
-		if (j->domain_running)
-			return j;
-		saved = saved ? saved : j;
-	}
-	return saved;
-}
 
 /* Whether the domain of the job's name is still this job's guest: a guest
  * restored from the job's kept checkpoint by another job (--vm-restore)

@@ -7,7 +7,8 @@
 #include "jobfiles.h"
 
 #include "cleanup.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 #include "jobfiles_priv.h"
 #include "jobfiles_served.h"
 #include "log.h"

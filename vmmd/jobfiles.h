@@ -29,12 +29,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "jobfiles_kind.h"
 #include "util.h"
 
 struct job;
 struct dom_spec;
 
-enum jobfiles_kind { JOBFILES_VIRTIO_9P = 0, JOBFILES_SERVED = 1 };
 
 /* The kind for a job whose spec is resolved: for a job that checkpoints,
  * its spec's checkpoint_files, or the node's when the spec says "node"

@@ -14,7 +14,8 @@
 #include "jobfiles_priv.h"
 
 #include "domxml.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 
 static int p9_domspec(const struct job *j, struct dom_spec *s)
 {

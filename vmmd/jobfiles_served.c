@@ -7,7 +7,8 @@
 #include "ckpt_store.h"
 #include "cleanup.h"
 #include "domxml.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 #include "log.h"
 #include "safefs.h"
 

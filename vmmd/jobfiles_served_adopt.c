@@ -7,7 +7,8 @@
 #include "jobfiles_served.h"
 
 #include "cleanup.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 #include "log.h"
 
 #include <errno.h>

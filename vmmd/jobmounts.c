@@ -4,7 +4,8 @@
  */
 #include "jobmounts.h"
 
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 #include "userfd.h"
 #include "util.h"
 

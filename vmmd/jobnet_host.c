@@ -2,7 +2,8 @@
 #include "jobnet_host.h"
 
 #include "cleanup.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 #include "log.h"
 #include "util.h"
 

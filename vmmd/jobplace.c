@@ -6,6 +6,7 @@
 #include "hostinfo.h"
 #include "log.h"
 #include "placement.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <stdarg.h>

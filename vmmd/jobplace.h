@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "domxml.h"
-#include "job.h"
+#include "jobrec.h"
 #include "slurmjob.h"
 #include "vmspec.h"
 

@@ -4,7 +4,8 @@
 
 #include "cleanup.h"
 #include "image.h"
-#include "job.h"
+#include "jobrec.h"
+#include "vmmd.h"
 
 #include <stdlib.h>
 #include <time.h>

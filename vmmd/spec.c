@@ -2,7 +2,7 @@
 #include "spec.h"
 
 #include "cleanup.h"
-#include "job.h"
+#include "jobrec.h"
 #include "log.h"
 #include "policy.h"
 #include "vmmd.h"
