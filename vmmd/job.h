@@ -74,5 +74,4 @@ void job_reconcile(struct vmmd *d, bool at_start);
  * no longer running here. */
 void job_watch_end(struct vmmd *d, uint32_t id);
 
-
 #endif
