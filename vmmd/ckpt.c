@@ -509,7 +509,7 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	if (c->files_frozen && !guest_gone) {
 		char err[PROTO_MAX_ERROR] = "";
 
-		if (jobfiles_thaw(j, NULL, err, sizeof(err)) < 0)
+		if (jobfiles_thaw(j, NULL, NULL, err, sizeof(err)) < 0)
 			log_err("%s", err);
 	}
 	c->files_frozen = false;
@@ -1289,7 +1289,7 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	 * the guest's processes are thawed. */
 	c->files_frozen = false;
 	ckpt_work_take_verified(w, &c->ver);
-	r = jobfiles_thaw(j, c->dir, err, sizeof(err));
+	r = jobfiles_thaw(j, c->dir, ckpt_job_restored_file, err, sizeof(err));
 	ckpt_verified_clear(&c->ver);
 	if (r < 0) {
 		answer(c, err);

@@ -380,12 +380,14 @@ static void prepare_timeout(void *data)
 		     j->d->cfg.node_name);
 }
 
-/* 0: ready now; 1: preparing (job_image_ready follows). */
+static const struct jobimg_sink image_sink;
+
+/* 0: ready now; 1: preparing (image_ready follows). */
 static int start_image(struct job *j, const struct catalog_image *img,
 		       char *err, size_t errlen)
 {
-	int r = img ? jobimg_start(j, img, err, errlen)
-		    : jobimg_start_user(j, j->image, err, errlen);
+	int r = img ? jobimg_start(j, img, &image_sink, err, errlen)
+		    : jobimg_start_user(j, j->image, &image_sink, err, errlen);
 
 	if (r != 1)
 		return r;
@@ -495,12 +497,12 @@ static void log_started(const struct job *j)
 		 ms_since(j->t_prepared, j->t_created));
 }
 
-void job_image_progress(struct job *j, const struct proto_progress *p)
+static void image_progress(struct job *j, const struct proto_progress *p)
 {
 	exec_job_progress(j, p);
 }
 
-void job_image_ready(struct job *j)
+static void image_ready(struct job *j)
 {
 	char err[PROTO_MAX_ERROR];
 
@@ -512,6 +514,17 @@ void job_image_ready(struct job *j)
 	else
 		log_started(j);
 }
+
+static void image_failed(struct job *j, const char *msg)
+{
+	job_fail(j, "%s", msg);
+}
+
+static const struct jobimg_sink image_sink = {
+    .ready = image_ready,
+    .progress = image_progress,
+    .failed = image_failed,
+};
 
 int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 	      size_t errlen)

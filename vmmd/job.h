@@ -4,7 +4,7 @@
  *
  * Life: job_start() (from each step's start; idempotent) prepares the job
  * directory and the image (jobimage.h; a fetch runs in the background, state
- * preparing, then job_image_ready), places the guest (jobplace.h: CPUs,
+ * preparing, then its sink reports ready), places the guest (jobplace.h: CPUs,
  * NUMA, devices), builds the domain and starts it without waiting for the
  * boot; the agent channel
  * then reports the guest ready (job_set_ready) or the boot timer fails the
@@ -42,11 +42,6 @@ int job_stop_when_idle(struct vmmd *d, uint32_t id);
 extern uint64_t job_stop_grace_ms;
 void job_stop_all_records(struct vmmd *d);
 
-/* Called by jobimage.c when the image is in place: boots the guest. */
-void job_image_ready(struct job *j);
-/* Called by jobimage.c while the image downloads (and once when it is in,
- * p->ready): the job's waiting tasks show it. */
-void job_image_progress(struct job *j, const struct proto_progress *p);
 /* Called by the agent channel. */
 void job_set_ready(struct job *j);
 /* Marks the job failed (once), destroys its guest, tells its sessions. */

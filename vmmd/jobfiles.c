@@ -7,11 +7,11 @@
 #include "jobfiles.h"
 
 #include "cleanup.h"
-#include "jobrec.h"
-#include "vmmd.h"
-#include "jobfiles_priv.h"
+#include "jobfiles_ops.h"
 #include "jobfiles_served.h"
+#include "jobrec.h"
 #include "log.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <string.h>
@@ -125,13 +125,14 @@ int jobfiles_freeze(struct job *j, const char *ckpt_dir, char *err,
 	return o->freeze ? o->freeze(j, ckpt_dir, err, errlen) : 0;
 }
 
-int jobfiles_thaw(struct job *j, const char *ckpt_dir, char *err, size_t errlen)
+int jobfiles_thaw(struct job *j, const char *ckpt_dir,
+		  jobfiles_restored_f restored, char *err, size_t errlen)
 {
 	const struct jobfiles_ops *o = ops(j);
 
 	if (!o)
 		return missing(j, err, errlen);
-	return o->thaw ? o->thaw(j, ckpt_dir, err, errlen) : 0;
+	return o->thaw ? o->thaw(j, ckpt_dir, restored, err, errlen) : 0;
 }
 
 void jobfiles_adopt(struct job *j)

@@ -27,14 +27,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "jobfiles_kind.h"
+#include "jobfiles_ops.h"
 #include "util.h"
 
 struct job;
 struct dom_spec;
-
 
 /* The kind for a job whose spec is resolved: for a job that checkpoints,
  * its spec's checkpoint_files, or the node's when the spec says "node"
@@ -65,24 +66,19 @@ int jobfiles_freeze(struct job *j, const char *ckpt_dir, char *err,
  * checkpoint. The worker thread does it from values taken on the loop
  * (it never touches the job): _plan on the loop before the save, _run in
  * the worker after it, jobfiles_saved on the loop once the worker ended
- * (the server it waited for is gone). */
-struct jobfiles_after_save {
-	pid_t pid;			   /* the server to wait for, or 0 */
-	int pidfd;			   /* its pidfd (the job's), or -1 */
-	bool child;			   /* a child of this vmmd */
-	uid_t uid;			   /* the job's: owns what it keeps */
-	char pending[VMENV_MAX_PATH + 16]; /* what it keeps on leaving */
-};
+ * (the server it waited for is gone). struct jobfiles_after_save is in
+ * jobfiles_ops.h. */
 void jobfiles_after_save_plan(const struct job *j,
 			      struct jobfiles_after_save *p);
 int jobfiles_after_save_run(const struct jobfiles_after_save *p,
 			    const char *ckpt_dir, char *err, size_t errlen);
 void jobfiles_saved(struct job *j);
 
-/* After a restore from ckpt_dir (or after a save that failed, ckpt_dir
- * NULL): serve the files again with the state that was frozen. */
-int jobfiles_thaw(struct job *j, const char *ckpt_dir, char *err,
-		  size_t errlen);
+/* After a restore from ckpt_dir, whose files restored gives (or after a
+ * save that failed: ckpt_dir and restored NULL): serve the files again
+ * with the state that was frozen. */
+int jobfiles_thaw(struct job *j, const char *ckpt_dir,
+		  jobfiles_restored_f restored, char *err, size_t errlen);
 
 /* A restarted vmmd adopting j's running guest: takes over what serves
  * its files (the served kind's vmenv-9p); when it cannot, says why in the

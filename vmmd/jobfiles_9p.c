@@ -11,7 +11,7 @@
  * Nothing of the share's state needs to go into the checkpoint, so freeze
  * and thaw have nothing to do here.
  */
-#include "jobfiles_priv.h"
+#include "jobfiles_ops.h"
 
 #include "domxml.h"
 #include "jobrec.h"

@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: MIT
 #include "jobfiles_served.h"
 
-#include "jobfiles_priv.h"
+#include "jobfiles_ops.h"
 
-#include "ckpt.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
 #include "domxml.h"
 #include "jobrec.h"
-#include "vmmd.h"
 #include "log.h"
 #include "safefs.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -428,12 +427,13 @@ void jobfiles_served_forget(struct job *j)
 
 /* The checkpoint's files (and files.pending when its manifest lists
  * them) into q/files.in: the state a restored server starts from. Read
- * from the fds the restore opened and verified (ckpt_job_restored_file),
+ * from the fds the restore opened and verified (restored()),
  * never by a name in the store: only what the manifest lists, as it was
  * hashed. Written as new files (O_EXCL|O_NOFOLLOW) into q/, which is
  * opened without following a link. */
-static int take_state(struct job *j, const char *ckpt_dir, char *state,
-		      size_t len, char *err, size_t errlen)
+static int take_state(struct job *j, const char *ckpt_dir,
+		      jobfiles_restored_f restored, char *state, size_t len,
+		      char *err, size_t errlen)
 {
 	const char *const names[] = {CKPT_FILES, CKPT_FILES_PENDING};
 	const char *const dst[] = {"files.in", "files.in.pending"};
@@ -450,7 +450,7 @@ static int take_state(struct job *j, const char *ckpt_dir, char *state,
 		return err_set(err, errlen, qfd, "job %u: %s: %s", j->id, qdir,
 			       strerror(-qfd));
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		int fd = ckpt_job_restored_file(j, names[i], &size);
+		int fd = restored ? restored(j, names[i], &size) : -ENOENT;
 
 		/* No pending requests is the usual case. */
 		if (fd == -ENOENT && i > 0)
@@ -473,8 +473,8 @@ static int take_state(struct job *j, const char *ckpt_dir, char *state,
 	return 0;
 }
 
-int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
-			 size_t errlen)
+int jobfiles_served_thaw(struct job *j, const char *ckpt_dir,
+			 jobfiles_restored_f restored, char *err, size_t errlen)
 {
 	struct jobfiles_served *f = j->served;
 	char state[VMENV_MAX_PATH + 16];
@@ -494,8 +494,8 @@ int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
 	 * own directory: the checkpoint may be consumed (removed) while it
 	 * starts. */
 	server_gone(f);
-	if ((r = take_state(j, ckpt_dir, state, sizeof(state), err, errlen)) <
-	    0)
+	if ((r = take_state(j, ckpt_dir, restored, state, sizeof(state), err,
+			    errlen)) < 0)
 		return r;
 	return spawn(j, state, err, errlen);
 }

@@ -39,7 +39,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "jobfiles.h"
+#include "jobfiles_ops.h"
 #include "util.h"
 
 #define JOBFILES_PORT_NAME "org.vmenv.files.0"
@@ -80,7 +80,8 @@ void jobfiles_served_plan(const struct job *j, struct jobfiles_after_save *p);
 int jobfiles_served_after_save(const struct jobfiles_after_save *p,
 			       const char *ckpt_dir, char *err, size_t errlen);
 void jobfiles_served_forget(struct job *j);
-int jobfiles_served_thaw(struct job *j, const char *ckpt_dir, char *err,
+int jobfiles_served_thaw(struct job *j, const char *ckpt_dir,
+			 jobfiles_restored_f restored, char *err,
 			 size_t errlen);
 void jobfiles_served_stop(struct job *j);
 /* Asks the server to serve again (after a freeze; harmless when it

@@ -8,8 +8,8 @@
 
 #include "cleanup.h"
 #include "jobrec.h"
-#include "vmmd.h"
 #include "log.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <fcntl.h>

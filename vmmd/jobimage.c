@@ -3,11 +3,12 @@
 
 #include "cleanup.h"
 #include "image.h"
-#include "job.h"
+#include "jobrec.h"
 #include "log.h"
 #include "overlay.h"
 #include "progress.h"
 #include "userfd.h"
+#include "vmmd.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -37,6 +38,7 @@ struct slot {
 
 struct jobimg {
 	struct job *j;
+	const struct jobimg_sink *sink;
 	struct catalog_image img;
 	char ref[140]; /* "debian12:2025.1" or the user's path */
 	char owner[160];
@@ -60,13 +62,14 @@ struct jobimg {
 	uint64_t rate_base, rate_ms;
 };
 
-static struct jobimg *ji_new(struct job *j)
+static struct jobimg *ji_new(struct job *j, const struct jobimg_sink *sink)
 {
 	struct jobimg *ji = calloc(1, sizeof(*ji));
 
 	if (!ji)
 		return NULL;
 	ji->j = j;
+	ji->sink = sink;
 	ji->proc.out_fd = -1;
 	for (int i = 0; i < F_N; i++)
 		ji->slot[i].ji = ji;
@@ -126,7 +129,7 @@ static void report(struct jobimg *ji)
 	if (!progress_gate_due(&ji->gate, now, p.done, p.total))
 		return;
 	ji->shown = true;
-	job_image_progress(ji->j, &p);
+	ji->sink->progress(ji->j, &p);
 }
 
 static void slot_progress(void *data, uint64_t done, uint64_t total)
@@ -202,13 +205,27 @@ static int copy_boot_files(struct jobimg *ji, char *err, size_t errlen)
 	return 0;
 }
 
+/* The job cannot have its image: the owner fails it with msg. */
+static void fail(struct jobimg *ji, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fail(struct jobimg *ji, const char *fmt, ...)
+{
+	char msg[PROTO_MAX_ERROR];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ji->sink->failed(ji->j, msg);
+}
+
 static void ready(struct jobimg *ji)
 {
 	char err[PROTO_MAX_ERROR];
 	struct job *j = ji->j;
 
 	if (copy_boot_files(ji, err, sizeof(err)) < 0) {
-		job_fail(j, "%s", err);
+		ji->sink->failed(j, err);
 		return;
 	}
 	log_info("job %u: image '%s' ready in %llu ms", j->id, ji->ref,
@@ -217,9 +234,9 @@ static void ready(struct jobimg *ji)
 		struct proto_progress p;
 
 		fill_progress(ji, &p, true, now_ms());
-		job_image_progress(j, &p);
+		ji->sink->progress(j, &p);
 	}
-	job_image_ready(j);
+	ji->sink->ready(j);
 }
 
 /* --- the overlay ------------------------------------------------------------ */
@@ -260,10 +277,8 @@ static void proc_io(void *data, uint32_t events)
 	ji->proc_w = NULL;
 	r = overlay_reap(&ji->proc, ji->out, err, sizeof(err));
 	if (r < 0) {
-		job_fail(ji->j,
-			 "job %u: image '%s': cannot create the overlay "
-			 "%s: %s",
-			 ji->j->id, ji->ref, ji->overlay, err);
+		fail(ji, "job %u: image '%s': cannot create the overlay %s: %s",
+		     ji->j->id, ji->ref, ji->overlay, err);
 		return;
 	}
 	ready(ji);
@@ -324,7 +339,7 @@ static void fetched(struct jobimg *ji)
 	if (r == 0 && geteuid() == 0)
 		guard_base(ji);
 	if (r < 0 || (r = start_overlay(ji, 0, 0, err, sizeof(err))) < 0)
-		job_fail(ji->j, "%s", r == -EINVAL ? "bad cache path" : err);
+		fail(ji, "%s", r == -EINVAL ? "bad cache path" : err);
 }
 
 /* --- fetching ---------------------------------------------------------------- */
@@ -336,7 +351,7 @@ static void file_done(void *data, int r, const char *err)
 
 	s->w = NULL;
 	if (r < 0) {
-		job_fail(ji->j, "job %u: %s", ji->j->id, err);
+		fail(ji, "job %u: %s", ji->j->id, err);
 		return;
 	}
 	s->leased = true;
@@ -384,10 +399,10 @@ static int request_files(struct jobimg *ji, char *err, size_t errlen)
 	return 1;
 }
 
-int jobimg_start(struct job *j, const struct catalog_image *img, char *err,
-		 size_t errlen)
+int jobimg_start(struct job *j, const struct catalog_image *img,
+		 const struct jobimg_sink *sink, char *err, size_t errlen)
 {
-	struct jobimg *ji = ji_new(j);
+	struct jobimg *ji = ji_new(j, sink);
 
 	if (!ji)
 		return err_set(err, errlen, -ENOMEM, "job %u: out of memory",
@@ -514,9 +529,10 @@ static int precreate_overlay(struct jobimg *ji, char *err, size_t errlen)
 	return 0;
 }
 
-int jobimg_start_user(struct job *j, const char *path, char *err, size_t errlen)
+int jobimg_start_user(struct job *j, const char *path,
+		      const struct jobimg_sink *sink, char *err, size_t errlen)
 {
-	struct jobimg *ji = ji_new(j);
+	struct jobimg *ji = ji_new(j, sink);
 	int r;
 
 	if (!ji)
@@ -608,7 +624,8 @@ int jobimg_restore(struct job *j, const char *hex)
 
 	if (!catalog_valid_sha256(hex))
 		return -EINVAL;
-	if (!j->img && !ji_new(j))
+	/* Nothing is in flight for an adopted guest: no sink. */
+	if (!j->img && !ji_new(j, NULL))
 		return -ENOMEM;
 	ji = j->img;
 	snprintf(ji->slot[F_DISK].hex, sizeof(ji->slot[F_DISK].hex), "%s", hex);

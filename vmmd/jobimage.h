@@ -5,8 +5,9 @@
  * then qemu-img makes the job's overlay on the cached disk (a child process
  * the loop watches), then the kernel and initrd are copied into the job's
  * directory (libvirt chowns those to the user, so the cache's copies are
- * never handed over). Then job_image_ready(); on any failure job_fail()
- * with a message naming the image.
+ * never handed over). Then the sink's ready(); on any failure its
+ * failed() with a message naming the image. The sink is the job's owner
+ * (job.c): this module reports, it decides nothing about the job.
  *
  * The tasks waiting are told how far the download is (jobimg_progress).
  *
@@ -26,16 +27,27 @@
 
 struct job;
 
+/* What the job's owner hears, on the loop. */
+struct jobimg_sink {
+	/* The image is in place: the guest can be built. */
+	void (*ready)(struct job *j);
+	/* How far the download is (and once more, p->ready, when it is in):
+	 * for the tasks waiting. */
+	void (*progress)(struct job *j, const struct proto_progress *p);
+	/* The job cannot have its image: msg names the job and the image. */
+	void (*failed)(struct job *j, const char *msg);
+};
+
 /* 0: the image is ready already (first-format entries: local files
- * copied); 1: preparing, job_image_ready() or job_fail() follows on the
- * loop; -errno with a message in err. */
-int jobimg_start(struct job *j, const struct catalog_image *img, char *err,
-		 size_t errlen);
+ * copied); 1: preparing, sink->ready() or sink->failed() follows on the
+ * loop; -errno with a message in err. sink must outlive the job. */
+int jobimg_start(struct job *j, const struct catalog_image *img,
+		 const struct jobimg_sink *sink, char *err, size_t errlen);
 /* --vm-env=/abs/path (allow_user_images): a disk image the job's user owns,
  * with its own bootloader. Same returns. */
-int jobimg_start_user(struct job *j, const char *path, char *err,
-		      size_t errlen);
-/* While the image downloads, job_image_progress() tells the job how far
+int jobimg_start_user(struct job *j, const char *path,
+		      const struct jobimg_sink *sink, char *err, size_t errlen);
+/* While the image downloads, sink->progress() tells the job how far
  * (common/progress.h bounds how often), and once a line went out, the
  * ready one follows. For a task that begins waiting in between: true and
  * the state now, when a line went out and the files are not all in. */

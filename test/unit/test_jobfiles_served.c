@@ -36,17 +36,6 @@
 #include "testutil.h"
 #include "vmmd.h"
 
-/* vmmd/ckpt.c's verified files of a restore: none in these tests (the
- * restore from a checkpoint is test_vmmd's and t_80_checkpoint's). */
-int ckpt_job_restored_file(const struct job *j, const char *name,
-			   uint64_t *ret_size)
-{
-	(void)j;
-	(void)name;
-	(void)ret_size;
-	return -ENOENT;
-}
-
 static void job_init(struct job *j)
 {
 	memset(j, 0, sizeof(*j));
@@ -113,7 +102,7 @@ static void test_no_server(void **state)
 			 -ESRCH);
 	assert_contains(err, "job 42");
 	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
-	assert_int_equal(jobfiles_served_thaw(&j, NULL, err, sizeof(err)),
+	assert_int_equal(jobfiles_served_thaw(&j, NULL, NULL, err, sizeof(err)),
 			 -ESRCH);
 	assert_contains(err, "job 42: no file server to resume");
 	jobfiles_served_stop(&j);
@@ -392,7 +381,7 @@ static void test_adopt(void **state)
 	assert_int_equal(unlink(p), 0);
 	snprintf(p, sizeof(p), "%s/ck", dir);
 	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
-	assert_int_equal(jobfiles_served_thaw(&j, NULL, err, sizeof(err)), 0);
+	assert_int_equal(jobfiles_served_thaw(&j, NULL, NULL, err, sizeof(err)), 0);
 	assert_true(answers_9p(conn, 5000));
 	/* The job ends: the server is stopped, its files are gone. */
 	jobfiles_served_stop(&j);
