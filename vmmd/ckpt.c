@@ -11,13 +11,15 @@
 #include "cleanup.h"
 #include "domxml.h"
 #include "exec.h"
-#include "job.h"
 #include "jobfiles.h"
 #include "jobimage.h"
+#include "jobrec.h"
 #include "log.h"
 #include "rmtree.h"
+#include "vmmd.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,12 +298,36 @@ static void sweep_tick(void *data)
 	loop_add_timer(d->loop, CKPT_SWEEP_S * 1000ull, sweep_tick, d);
 }
 
-void ckpt_init(struct vmmd *d)
+/* The job's owner (job.c): the only one that changes a job's state. */
+static const struct ckpt_sink *owner;
+
+static void post(struct job *j, enum ckpt_event ev, const char *msg)
+{
+	owner->event(j, ev, msg);
+}
+
+/* The checkpoint failed in a way that ends the job: msg says why. */
+static void fail(struct job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fail(struct job *j, const char *fmt, ...)
+{
+	char msg[PROTO_MAX_ERROR];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	post(j, CKPT_EV_FAILED, msg);
+}
+
+void ckpt_init(struct vmmd *d, const struct ckpt_sink *sink)
 {
 	struct ckpt_store s = CKPT_STORE_INIT;
 	char path[VMENV_MAX_PATH], err[VMENV_MAX_PATH + 256];
 	uint64_t bps = 0, probed = 0;
 	int r;
+
+	owner = sink;
 
 	/* The store holds guests' memory: root's only, all the way. */
 	r = ckpt_store_open(d->cfg.checkpoint_dir,
@@ -515,13 +541,14 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	c->files_frozen = false;
 	if (!c->go_on || guest_gone) {
 		answer(c, why);
-		job_fail_for(j, METRICS_FAIL_CHECKPOINT, "%s", why);
+		post(j, CKPT_EV_FAILED, why);
 		return;
 	}
 	log_warn("%s", why);
 	if (j->agent) {
 		resume_guest(j);
 		exec_ckpt_resumed(j);
+		post(j, CKPT_EV_GOES_ON, NULL);
 		answer(c, why);
 		schedule(j);
 		return;
@@ -533,7 +560,7 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	c->phase = PH_RESUMING;
 	if (agent_attach(j) < 0) {
 		answer(c, why);
-		job_fail_for(j, METRICS_FAIL_CHECKPOINT, "%s", why);
+		post(j, CKPT_EV_FAILED, why);
 	}
 }
 
@@ -831,6 +858,7 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 	c->cfd = cfd;
 	c->phase = PH_PREPARING;
 	c->t0 = now_ms();
+	post(j, CKPT_EV_SAVING, NULL);
 	c->phase_t = loop_add_timer(j->d->loop, CKPT_PREPARE_TIMEOUT_MS,
 				    prepare_timeout, j);
 	log_info("job %u: checkpoint: preparing the guest", j->id);
@@ -866,9 +894,8 @@ static void saved_requeue(struct job *j)
 			       : "removed at the job's end: not kept");
 	log_notice("%s", msg);
 	exec_ckpt_end(j, msg, requeued ? 0 : CKPT_EXIT_ENDED);
-	snprintf(j->error, sizeof(j->error), "%s", msg);
-	j->state = JOB_SAVED;
 	c->phase = PH_SAVED;
+	post(j, CKPT_EV_SAVED, msg);
 }
 
 static void save_done(struct job *j, struct ckpt_work *w)
@@ -914,9 +941,8 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	if (ckpt_store_load(c->dirfd, c->dir, &c->man, why, sizeof(why)) < 0 ||
 	    start_restore(j, why, sizeof(why)) < 0) {
 		answer(c, why);
-		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
-			     "job %u: cannot go on after the checkpoint: %s",
-			     j->id, why);
+		fail(j, "job %u: cannot go on after the checkpoint: %s", j->id,
+		     why);
 	}
 }
 
@@ -956,6 +982,7 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 		 * logged and answered. */
 		phase_done(c, PH_IDLE);
 		log_warn("%s", why);
+		post(j, CKPT_EV_GOES_ON, NULL);
 		if (c->cfd >= 0) {
 			answer(c, why);
 			schedule(j);
@@ -966,9 +993,8 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 	}
 	if (what == AW_CKPT_RESUME && c->phase == PH_RESUMING) {
 		answer(c, safe);
-		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
-			     "job %u: the restored guest did not resume: %s",
-			     j->id, safe);
+		fail(j, "job %u: the restored guest did not resume: %s", j->id,
+		     safe);
 		return 0;
 	}
 	return -EPROTO;
@@ -982,6 +1008,7 @@ static void resumed(struct job *j)
 	if (c->resume_only) {
 		c->resume_only = false;
 		exec_ckpt_resumed(j);
+		post(j, CKPT_EV_GOES_ON, NULL);
 		answer(c, c->fail);
 		schedule(j);
 		return;
@@ -1001,7 +1028,7 @@ static void resumed(struct job *j)
 	c->restore = false;
 	c->go_on = false;
 	answer(c, NULL);
-	job_set_ready(j);
+	post(j, CKPT_EV_READY, NULL);
 }
 
 int ckpt_on_agent_frame(struct job *j, uint8_t type, const uint8_t *p, size_t n)
@@ -1046,7 +1073,7 @@ void ckpt_on_agent_held(struct job *j)
 		/* Held, but no checkpoint of ours is under way (vmmd was
 		 * restarted in the middle): the guest goes on. */
 		resume_guest(j);
-		job_set_ready(j);
+		post(j, CKPT_EV_READY, NULL);
 		return;
 	}
 	/* Step the clock: the guest slept from the save until now. */
@@ -1272,10 +1299,10 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 			str_printf(j->domain, sizeof(j->domain), "%s%u",
 				   j->d->domain_prefix, j->id);
 		answer(c, res->err);
-		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
-			     "job %u: cannot restore checkpoint %s on node %s: "
-			     "%s",
-			     j->id, c->dir, j->d->cfg.node_name, res->err);
+		fail(j,
+		     "job %u: cannot restore checkpoint %s on node %s: "
+		     "%s",
+		     j->id, c->dir, j->d->cfg.node_name, res->err);
 		return;
 	}
 	c->phase = PH_RESUMING;
@@ -1293,9 +1320,7 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	ckpt_verified_clear(&c->ver);
 	if (r < 0) {
 		answer(c, err);
-		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
-			     "job %u: the restored guest's files: %s", j->id,
-			     err);
+		fail(j, "job %u: the restored guest's files: %s", j->id, err);
 		return;
 	}
 	if (c->held_early) {
@@ -1306,8 +1331,7 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 	/* The agent channel connects (agent_attach retries) and the agent
 	 * says it holds the checkpoint: ckpt_on_agent_held. */
 	if (!j->agent && agent_attach(j) < 0)
-		job_fail_for(j, METRICS_FAIL_CHECKPOINT,
-			     "job %u: agent channel after the restore", j->id);
+		fail(j, "job %u: agent channel after the restore", j->id);
 }
 
 static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
@@ -1379,6 +1403,6 @@ static int start_restore(struct job *j, char *err, size_t errlen)
 {
 	struct ckpt_job *c = j->ckpt;
 
-	j->state = JOB_BOOTING;
+	post(j, CKPT_EV_RESTORING, NULL);
 	return run_restore(j, c->xml ? c->xml : "", c->limit_kib, err, errlen);
 }

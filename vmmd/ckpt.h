@@ -23,9 +23,24 @@ struct dom_spec;
 struct job;
 struct vmmd;
 
+/* What the checkpoint procedure tells the job's owner (job.c), which
+ * alone changes the job's state: the procedure's own sub-steps (prepare,
+ * flush, save, restore, resume) stay inside ckpt.c. */
+enum ckpt_event {
+	CKPT_EV_SAVING,	   /* a save began: the guest is being frozen */
+	CKPT_EV_GOES_ON,   /* the save did not happen; the guest runs on */
+	CKPT_EV_SAVED,	   /* the guest is in the store; msg for the tasks */
+	CKPT_EV_RESTORING, /* the saved guest comes back (vmenvctl checkpoint) */
+	CKPT_EV_READY,	   /* the restored (or released) guest runs */
+	CKPT_EV_FAILED,	   /* the job cannot go on: msg says why */
+};
+struct ckpt_sink {
+	void (*event)(struct job *j, enum ckpt_event ev, const char *msg);
+};
+
 /* vmmd start: incomplete checkpoints go, the save bandwidth is loaded or
- * measured. */
-void ckpt_init(struct vmmd *d);
+ * measured. sink: where every job's checkpoint events go. */
+void ckpt_init(struct vmmd *d, const struct ckpt_sink *sink);
 
 /* The store a job's checkpoints go to (its spec's, else the node's). */
 const char *ckpt_root(const struct job *j);

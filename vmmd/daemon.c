@@ -189,7 +189,7 @@ int vmmd_init(struct vmmd *d)
 		log_warn("catalog: %s (every job will fail until it is fixed)",
 			 err);
 	spec_policies_load(d);
-	ckpt_init(d);
+	ckpt_init(d, &job_ckpt_events);
 	if ((r = open_hv(d)) < 0)
 		return r;
 	job_reconcile(d, true);

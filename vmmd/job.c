@@ -274,6 +274,8 @@ static int hv_create(struct job *j, struct dom_spec *s,
 			   j->d->mem_limit_live ? (uint64_t)limit * 1024 : 0,
 			   why, whylen);
 	place->hard_limit_mib = limit;
+	if (r == 1)
+		j->state = JOB_RESTORING;
 	if (r != 0)
 		return r < 0 ? r : 0;
 	log_debug("job %u: domain XML:\n%s", j->id, xml);
@@ -569,7 +571,7 @@ int job_start(struct vmmd *d, const struct proto_start *req, char *err,
 
 void job_set_ready(struct job *j)
 {
-	if (j->state != JOB_BOOTING)
+	if (j->state != JOB_BOOTING && j->state != JOB_RESTORING)
 		return;
 	j->state = JOB_READY;
 	j->t_ready = now_ms();
@@ -581,6 +583,36 @@ void job_set_ready(struct job *j)
 	exec_job_ready(j);
 	ckpt_job_ready(j);
 }
+
+/* The checkpoint procedure's outcomes (ckpt.h): the job's state follows. */
+static void on_ckpt_event(struct job *j, enum ckpt_event ev, const char *msg)
+{
+	switch (ev) {
+	case CKPT_EV_SAVING:
+		j->state = JOB_SAVING;
+		break;
+	case CKPT_EV_GOES_ON:
+		/* Tasks that came while it was saving start now. */
+		j->state = JOB_READY;
+		exec_job_ready(j);
+		break;
+	case CKPT_EV_SAVED:
+		snprintf(j->error, sizeof(j->error), "%s", msg);
+		j->state = JOB_SAVED;
+		break;
+	case CKPT_EV_RESTORING:
+		j->state = JOB_RESTORING;
+		break;
+	case CKPT_EV_READY:
+		job_set_ready(j);
+		break;
+	case CKPT_EV_FAILED:
+		job_fail_for(j, METRICS_FAIL_CHECKPOINT, "%s", msg);
+		break;
+	}
+}
+
+const struct ckpt_sink job_ckpt_events = {.event = on_ckpt_event};
 
 /* Returns whether the guest is gone (false: libvirt could not destroy it
  * and its files must stay for the next attempt). */

@@ -44,6 +44,8 @@ void job_stop_all_records(struct vmmd *d);
 
 /* Called by the agent channel. */
 void job_set_ready(struct job *j);
+/* Where the checkpoint procedure's events go (ckpt_init). */
+extern const struct ckpt_sink job_ckpt_events;
 /* Marks the job failed (once), destroys its guest, tells its sessions. */
 void job_fail(struct job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -5,11 +5,11 @@
 
 #include <string.h>
 
-static const char *const state_names[] = {[JOB_BOOTING] = "booting",
-					  [JOB_READY] = "ready",
-					  [JOB_FAILED] = "failed",
-					  [JOB_PREPARING] = "preparing",
-					  [JOB_SAVED] = "checkpointed"};
+static const char *const state_names[] = {
+    [JOB_BOOTING] = "booting",	  [JOB_READY] = "ready",
+    [JOB_FAILED] = "failed",	  [JOB_PREPARING] = "preparing",
+    [JOB_SAVED] = "checkpointed", [JOB_SAVING] = "saving",
+    [JOB_RESTORING] = "restoring"};
 
 const char *job_state_name(enum job_state s)
 {

@@ -51,7 +51,19 @@ struct loop_timer;
  * does not exist yet (tasks wait as they do while it boots). */
 /* SAVED: the guest went into the checkpoint store (ckpt.h); the record
  * stays, with the message, until the job's end here. */
-enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED, JOB_PREPARING, JOB_SAVED };
+/* SAVING: a checkpoint is being taken (the guest freezes, then goes into
+ * the store); new tasks wait, the running ones are held. RESTORING: the
+ * guest comes back from a checkpoint instead of booting. Both end in
+ * READY, or SAVED/FAILED. */
+enum job_state {
+	JOB_BOOTING,
+	JOB_READY,
+	JOB_FAILED,
+	JOB_PREPARING,
+	JOB_SAVED,
+	JOB_SAVING,
+	JOB_RESTORING,
+};
 
 struct agent;
 struct bulk_job;

@@ -22,6 +22,8 @@ static enum metrics_fail reason_of_state(const struct job *j)
 	case JOB_PREPARING:
 		return METRICS_FAIL_IMAGE;
 	case JOB_SAVED:
+	case JOB_SAVING:
+	case JOB_RESTORING:
 		return METRICS_FAIL_CHECKPOINT;
 	case JOB_BOOTING:
 	case JOB_READY:
