@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "domxml.h"
 #include "exec.h"
+#include "jobend.h"
 #include "jobfiles.h"
 #include "jobimage.h"
 #include "jobmounts.h"
@@ -27,20 +28,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Whether the domain of the job's name is still this job's guest: a guest
- * restored from the job's kept checkpoint by another job (--vm-restore)
- * carries the same name, but that job in its metadata. */
-static bool guest_is_ours(struct job *j)
-{
-	char node[sizeof(j->d->cfg.node_name)];
-	uint32_t id;
-
-	if (!j->d->hv->owner || j->d->hv->owner(j->d->hv_ctx, j->domain, &id,
-						node, sizeof(node)) < 0)
-		return true; /* gone, or no metadata: the name decides */
-	return id == j->id && strcmp(node, j->d->cfg.node_name) == 0;
-}
 
 static int job_paths(struct job *j)
 {
@@ -614,38 +601,6 @@ static void on_ckpt_event(struct job *j, enum ckpt_event ev, const char *msg)
 
 const struct ckpt_sink job_ckpt_events = {.event = on_ckpt_event};
 
-/* Returns whether the guest is gone (false: libvirt could not destroy it
- * and its files must stay for the next attempt). */
-static bool destroy_guest(struct job *j)
-{
-	char why[512] = "";
-	bool ours;
-	int r;
-
-	agent_detach(j);
-	loop_cancel_timer(j->boot_timer);
-	j->boot_timer = NULL;
-	ours = guest_is_ours(j);
-	if (!ours)
-		log_notice("job %u: guest %s now belongs to another job; left "
-			   "alone",
-			   j->id, j->domain);
-	r = ours ? j->d->hv->destroy(j->d->hv_ctx, j->domain, why, sizeof(why))
-		 : 0;
-	if (r < 0 && r != -ENOENT) {
-		log_err("job %u: %s", j->id, why);
-		return false;
-	}
-	j->domain_running = false;
-	/* libvirt has given the passed-through devices back to their host
-	 * drivers by now; QEMU's end of the files port is closed. */
-	job_release_devices(j);
-	jobfiles_stop(j);
-	/* libvirt removed the guest's tap: the job's bridge may go. */
-	jobnet_host_release(j->d, j->id);
-	return true;
-}
-
 void job_fail(struct job *j, const char *fmt, ...)
 {
 	va_list ap;
@@ -658,38 +613,17 @@ void job_fail(struct job *j, const char *fmt, ...)
 	va_end(ap);
 	j->state = JOB_FAILED;
 	log_err("%s", j->error);
-	jobimg_abort(j);
-	exec_job_gone(j, j->error);
-	ckpt_job_free(j);
 	/* The record stays (with the reason) for the job's tasks; the guest
 	 * and the job's files go now, not at the epilog. */
-	if (destroy_guest(j) && rm_rf(j->dir) < 0)
-		log_err("job %u: cannot remove %s", j->id, j->dir);
-}
-
-/* The console log stays readable by the job's owner for a while
- * (console_keep.h); one keep_console_logs does not keep goes after that. */
-static void remove_traces(struct job *j, bool failed)
-{
-	const char *keep = j->d->cfg.keep_console_logs;
-	int r = rm_rf(j->dir);
-
-	if (r < 0)
-		log_err("job %u: cannot remove %s: %s", j->id, j->dir,
-			strerror(-r));
-	console_keep_ended(j->d, j->id, j->uid,
-			   strcmp(keep, "all") != 0 &&
-			       !(strcmp(keep, "failed") == 0 && failed));
+	job_end(j, JOB_END_FAIL);
 }
 
 int job_stop(struct vmmd *d, uint32_t id)
 {
 	struct job *j = job_find(d, id);
-	bool failed;
 
 	if (!j)
 		return -ENOENT;
-	failed = j->state == JOB_FAILED;
 	/* A restored or adopted guest was not prepared and created here. */
 	if (j->t_first_output && j->t_request &&
 	    j->t_prepared >= j->t_request && j->t_created >= j->t_prepared &&
@@ -701,12 +635,7 @@ int job_stop(struct vmmd *d, uint32_t id)
 			 (unsigned long long)(j->t_created - j->t_prepared),
 			 (unsigned long long)(j->t_ready - j->t_created),
 			 (unsigned long long)(j->t_first_output - j->t_ready));
-	exec_job_gone(j, "job ended");
-	ckpt_job_ended(j);
-	ckpt_job_free(j);
-	destroy_guest(j);
-	jobimg_release(j);
-	remove_traces(j, failed);
+	job_end(j, JOB_END_STOP);
 	job_unlink(j);
 	log_info("job %u: guest removed", id);
 	job_free(j);
@@ -756,11 +685,8 @@ void job_stop_all_records(struct vmmd *d)
 	 * running and are adopted by the next vmmd. */
 	while (d->jobs) {
 		struct job *j = d->jobs;
-		exec_job_gone(j, "vmmd is shutting down");
-		ckpt_job_free(j);
-		agent_detach(j);
-		loop_cancel_timer(j->boot_timer);
-		jobimg_forget(j);
+
+		job_end(j, JOB_END_FORGET);
 		d->jobs = j->next;
 		job_free(j);
 	}
