@@ -76,4 +76,17 @@ const char *vmmd_pick_domain_type(const char *configured, int kvm_offered,
 bool vmmd_pick_mem_limit_live(const char *configured, bool can_raise_memlock,
 			      char *why, size_t whylen);
 
+/* Ended jobs' console logs (console_keep.h) under the names job.c calls;
+ * the work is console_keep.c's, on d's list and configuration. */
+static inline void console_keep_ended(struct vmmd *d, uint32_t job, uid_t uid,
+				      bool remove)
+{
+	console_keep_add(&d->console_ended, &d->cfg, job, uid, remove);
+}
+
+static inline void console_keep_forget(struct vmmd *d, uint32_t job)
+{
+	console_keep_del(&d->console_ended, &d->cfg, job);
+}
+
 #endif
