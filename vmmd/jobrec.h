@@ -126,4 +126,11 @@ struct job *job_find(struct vmmd *d, uint32_t id);
  * the name it was saved with: maybe another job's), or NULL. */
 struct job *job_find_domain(struct vmmd *d, const char *name);
 
+/* What a job counts in its daemon's metrics (d->metrics, metrics.h). Its
+ * failure, once, under j->fail_reason or, when that is not set, the reason
+ * its state implies; its prepare and boot times when its guest is ready
+ * (nothing for a guest restored or adopted). */
+void metrics_job_failed(const struct job *j);
+void metrics_job_ready(const struct job *j);
+
 #endif
