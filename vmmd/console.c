@@ -241,7 +241,7 @@ static int check_access(struct vmmd *d, uid_t uid, uint32_t job, char *err,
 	if (j)
 		owner = j->uid;
 	else
-		known = console_keep_owner(d, job, &owner) == 0;
+		known = console_keep_owner(&d->console_ended, job, &owner) == 0;
 	if (!known && uid != 0)
 		return err_set(err, errlen, -ENOENT,
 			       "job %u has no console log on node %s (not a "

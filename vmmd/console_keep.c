@@ -3,8 +3,8 @@
 #include "console_keep.h"
 
 #include "cleanup.h"
+#include "config.h"
 #include "log.h"
-#include "vmmd.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -96,28 +96,28 @@ int console_keep_format(const struct console_keep *k, char **ret,
 	return 0;
 }
 
-static void list_path(const struct vmmd *d, char *buf, size_t len)
+static void list_path(const struct vmmd_config *c, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/console-ended", d->cfg.run_dir);
+	snprintf(buf, len, "%s/console-ended", c->run_dir);
 }
 
-static void remove_log(const struct vmmd *d, uint32_t job)
+static void remove_log(const struct vmmd_config *c, uint32_t job)
 {
 	char path[VMENV_MAX_PATH + 32];
 
-	snprintf(path, sizeof(path), "%s/job-%u.log", d->cfg.console_dir, job);
+	snprintf(path, sizeof(path), "%s/job-%u.log", c->console_dir, job);
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("job %u: cannot remove %s: %m", job, path);
 }
 
-static void save(const struct vmmd *d)
+static void save(const struct console_keep *k, const struct vmmd_config *c)
 {
 	_cleanup_free_ char *text = NULL;
 	char path[VMENV_MAX_PATH + 32];
 	size_t len = 0;
-	int r = console_keep_format(&d->console_ended, &text, &len);
+	int r = console_keep_format(k, &text, &len);
 
-	list_path(d, path, sizeof(path));
+	list_path(c, path, sizeof(path));
 	if (r == 0)
 		r = write_file_atomic(path, text ? text : "", len, 0600);
 	if (r < 0)
@@ -143,29 +143,30 @@ static bool forget(struct console_keep *k, uint32_t job)
 	return false;
 }
 
-void console_keep_forget(struct vmmd *d, uint32_t job)
+void console_keep_del(struct console_keep *k, const struct vmmd_config *c,
+		      uint32_t job)
 {
-	if (forget(&d->console_ended, job))
-		save(d);
+	if (forget(k, job))
+		save(k, c);
 }
 
-void console_keep_ended(struct vmmd *d, uint32_t job, uid_t uid, bool remove)
+void console_keep_add(struct console_keep *k, const struct vmmd_config *c,
+		      uint32_t job, uid_t uid, bool remove)
 {
-	struct console_keep *k = &d->console_ended;
 	struct console_ended *e;
 
 	forget(k, job);
-	if (!d->cfg.console_linger_s) {
+	if (!c->console_linger_s) {
 		if (remove)
-			remove_log(d, job);
-		save(d);
+			remove_log(c, job);
+		save(k, c);
 		return;
 	}
 	/* Full: the oldest goes first (entries are in the order of their
 	 * jobs' ends). */
 	if (k->n >= CONSOLE_KEEP_MAX) {
 		if (k->e[0].remove)
-			remove_log(d, k->e[0].job);
+			remove_log(c, k->e[0].job);
 		drop(k, 0);
 	}
 	e = realloc(k->e, (k->n + 1) * sizeof(*k->e));
@@ -173,19 +174,19 @@ void console_keep_ended(struct vmmd *d, uint32_t job, uid_t uid, bool remove)
 		/* Nobody will know the owner: the log goes now if it is to
 		 * go at all. */
 		if (remove)
-			remove_log(d, job);
+			remove_log(c, job);
 		return;
 	}
 	k->e = e;
 	k->e[k->n++] = (struct console_ended){
-	    job, (uint32_t)uid, (int64_t)time(NULL) + d->cfg.console_linger_s,
+	    job, (uint32_t)uid, (int64_t)time(NULL) + c->console_linger_s,
 	    remove};
-	save(d);
+	save(k, c);
 }
 
-int console_keep_owner(const struct vmmd *d, uint32_t job, uid_t *ret_uid)
+int console_keep_owner(const struct console_keep *k, uint32_t job,
+		       uid_t *ret_uid)
 {
-	const struct console_keep *k = &d->console_ended;
 	int64_t now = (int64_t)time(NULL);
 
 	for (size_t i = 0; i < k->n; i++) {
@@ -197,44 +198,44 @@ int console_keep_owner(const struct vmmd *d, uint32_t job, uid_t *ret_uid)
 	return -ENOENT;
 }
 
-static void load(struct vmmd *d)
+static void load(struct console_keep *k, const struct vmmd_config *c)
 {
 	_cleanup_free_ char *text = NULL;
 	char path[VMENV_MAX_PATH + 32];
 	size_t len;
 	int r;
 
-	list_path(d, path, sizeof(path));
+	list_path(c, path, sizeof(path));
 	r = read_plain_file_limited(path, CONSOLE_KEEP_MAX * LINE_MAX_BYTES,
 				    &text, &len);
 	if (r == -ENOENT)
 		return;
 	if (r == 0)
-		r = console_keep_parse(text, &d->console_ended);
+		r = console_keep_parse(text, k);
 	if (r < 0)
 		log_warn("%s: %s; ended jobs' console logs are root's only "
 			 "until they are removed by hand",
 			 path, strerror(-r));
 }
 
-void console_keep_sweep(struct vmmd *d, bool at_start)
+void console_keep_sweep(struct console_keep *k, const struct vmmd_config *c,
+			bool at_start)
 {
-	struct console_keep *k = &d->console_ended;
 	int64_t now = (int64_t)time(NULL);
 	bool changed = false;
 
 	if (at_start)
-		load(d);
+		load(k, c);
 	for (size_t i = 0; i < k->n;) {
 		if (k->e[i].until > now) {
 			i++;
 			continue;
 		}
 		if (k->e[i].remove)
-			remove_log(d, k->e[i].job);
+			remove_log(c, k->e[i].job);
 		drop(k, i);
 		changed = true;
 	}
 	if (changed)
-		save(d);
+		save(k, c);
 }

@@ -33,19 +33,27 @@ struct console_keep {
 	size_t n;
 };
 
-struct vmmd;
+struct vmmd_config;
+
+/* k is the daemon's list (struct vmmd's console_ended); c its
+ * configuration: run_dir (the list's file), console_dir (the logs),
+ * console_linger_s. */
 
 /* The job ended: its owner may read its log until now + linger. With
  * console_linger_s = 0 a log that is not kept goes at once. */
-void console_keep_ended(struct vmmd *d, uint32_t job, uid_t uid, bool remove);
+void console_keep_add(struct console_keep *k, const struct vmmd_config *c,
+		      uint32_t job, uid_t uid, bool remove);
 /* The owner of an ended job's log while it is readable: 0, or -ENOENT. */
-int console_keep_owner(const struct vmmd *d, uint32_t job, uid_t *ret_uid);
+int console_keep_owner(const struct console_keep *k, uint32_t job,
+		       uid_t *ret_uid);
 /* A job of that id starts again here: its old entry goes (the new run's
  * log must not be removed when the old one's time is up). */
-void console_keep_forget(struct vmmd *d, uint32_t job);
+void console_keep_del(struct console_keep *k, const struct vmmd_config *c,
+		      uint32_t job);
 /* At start: reads the list; then and every reconcile: removes what is
  * due. */
-void console_keep_sweep(struct vmmd *d, bool at_start);
+void console_keep_sweep(struct console_keep *k, const struct vmmd_config *c,
+			bool at_start);
 void console_keep_free(struct console_keep *k);
 
 /* Pure: the file's text, one "job uid until remove" line per entry.

@@ -252,7 +252,8 @@ static void finish(struct images *im, struct imgfetch *f)
 	}
 	if (f->result != -ECANCELED || f->waiters) {
 		log_blob(f);
-		metrics_cache_lookup(im->d, f->result == 0 && f->st.cached);
+		metrics_count_cache(&im->d->metrics,
+				    f->result == 0 && f->st.cached);
 	}
 	/* Each waiter is told once; the list is detached first so a
 	 * callback may cancel or request freely. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "jobrec.h"
 
+#include "metrics.h"
 #include "vmmd.h"
 
 #include <string.h>
@@ -39,4 +40,37 @@ struct job *job_find_domain(struct vmmd *d, const char *name)
 		saved = saved ? saved : j;
 	}
 	return saved;
+}
+
+/* A failure site that did not say what it was: what the job was doing. */
+static enum metrics_fail reason_of_state(const struct job *j)
+{
+	switch (j->state) {
+	case JOB_PREPARING:
+		return METRICS_FAIL_IMAGE;
+	case JOB_SAVED:
+	case JOB_SAVING:
+	case JOB_RESTORING:
+		return METRICS_FAIL_CHECKPOINT;
+	case JOB_BOOTING:
+	case JOB_READY:
+	case JOB_FAILED:
+		break;
+	}
+	return METRICS_FAIL_OTHER;
+}
+
+void metrics_job_failed(const struct job *j)
+{
+	enum metrics_fail r = j->fail_reason;
+
+	if (r <= METRICS_FAIL_NONE || r >= METRICS_FAIL_N)
+		r = reason_of_state(j);
+	metrics_count_failure(&j->d->metrics, r);
+}
+
+void metrics_job_ready(const struct job *j)
+{
+	metrics_count_ready(&j->d->metrics, j->t_request, j->t_prepared,
+			    j->t_created, j->t_ready);
 }

@@ -3,9 +3,10 @@
  * The record of a VM job on this node: what every part of vmmd reads.
  * Only the lifecycle (job.c) changes a job's state; the parts below it
  * keep their own fields (their structs behind the pointers) and report
- * what happened through the handlers job.c gives them. This header is
- * data only, so that any module can read a job without depending on the
- * modules that run it.
+ * what happened through the handlers job.c gives them. This module is
+ * the record and what only reads it (finding a job, its state's name,
+ * counting it in the metrics), so that any module can read a job without
+ * depending on the modules that run it.
  *
  * On disk, under run_dir/jobs/<id>/ (root, 0755):
  *   state           key=value lines reconcile needs after a vmmd restart
@@ -137,5 +138,12 @@ struct job *job_find(struct vmmd *d, uint32_t id);
 /* The job whose guest is the domain called name (a restored guest keeps
  * the name it was saved with: maybe another job's), or NULL. */
 struct job *job_find_domain(struct vmmd *d, const char *name);
+
+/* What a job counts in its daemon's metrics (d->metrics, metrics.h). Its
+ * failure, once, under j->fail_reason or, when that is not set, the reason
+ * its state implies; its prepare and boot times when its guest is ready
+ * (nothing for a guest restored or adopted). */
+void metrics_job_failed(const struct job *j);
+void metrics_job_ready(const struct job *j);
 
 #endif

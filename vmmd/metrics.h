@@ -70,21 +70,19 @@ int metrics_format(const struct metrics_snapshot *s, char **ret,
 /* Whether name is a valid metric name (^[a-zA-Z_:][a-zA-Z0-9_:]*$). */
 bool metrics_valid_name(const char *name);
 
-struct vmmd;
-struct job;
-
-/* vmmd's side (metrics.c): where the numbers are counted. */
-void metrics_job_started(struct vmmd *d);
-/* Counts the failure of j once, under j->fail_reason, or, when that is
- * not set, the reason its state implies. */
-void metrics_job_failed(const struct job *j);
-/* The guest is ready: its prepare and boot times, when it was prepared
- * and created here (not restored or adopted). */
-void metrics_job_ready(const struct job *j);
-void metrics_ckpt_saved(struct vmmd *d, uint64_t ms, uint64_t bytes);
-void metrics_cache_lookup(struct vmmd *d, bool hit);
-/* The text of vmenvctl metrics. *ret malloc'ed. 0 or -errno. */
-int metrics_render(struct vmmd *d, char **ret, size_t *ret_len);
+/* The counting (metrics.c): operations on m alone, called by the modules
+ * that see the events (their struct vmmd holds m). */
+void metrics_count_start(struct metrics *m);
+/* A job failed for r; none or a value out of range counts as other. */
+void metrics_count_failure(struct metrics *m, enum metrics_fail r);
+/* A guest is ready: its prepare and boot times from its milestones (ms),
+ * when they are in order and t_request is set, that is when it was
+ * prepared and created here (not restored or adopted); else nothing. */
+void metrics_count_ready(struct metrics *m, uint64_t t_request,
+			 uint64_t t_prepared, uint64_t t_created,
+			 uint64_t t_ready);
+void metrics_count_ckpt(struct metrics *m, uint64_t ms, uint64_t bytes);
+void metrics_count_cache(struct metrics *m, bool hit);
 
 static inline void metrics_observe(struct metrics_sum *s, double v)
 {

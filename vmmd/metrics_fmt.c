@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Prometheus' text exposition format (version 0.0.4) of the node's
- * metrics. Pure: the caller gathers the numbers (metrics.c).
+ * metrics. Pure: the caller gathers the numbers (metrics_collect.c).
  * Names follow Prometheus' rules: snake_case, the unit as a suffix
  * (_seconds, _bytes), _total on counters.
  */

@@ -204,5 +204,5 @@ void job_reconcile(struct vmmd *d, bool at_start)
 	sweep_leases(d);
 	/* After the guests: their taps are gone with them. */
 	jobnet_host_sweep(d);
-	console_keep_sweep(d, at_start);
+	console_keep_sweep(&d->console_ended, &d->cfg, at_start);
 }

@@ -7,6 +7,7 @@
 #include "exec.h"
 #include "job.h"
 #include "log.h"
+#include "metrics_collect.h"
 #include "proto.h"
 
 #include <errno.h>
@@ -218,13 +219,13 @@ static bool do_console(struct client *c, const struct proto_request *req)
 	return true;
 }
 
-/* vmenvctl metrics: aggregate numbers only, for anyone (metrics.h). */
+/* vmenvctl metrics: aggregate numbers only, for anyone (metrics_collect.h). */
 static void do_metrics(struct client *c)
 {
 	struct proto_reply rep = {.kind = PROTO_REPLY_OK};
 	size_t len;
 
-	if (metrics_render(c->d, &rep.text, &len) < 0) {
+	if (metrics_collect(c->d, &rep.text, &len) < 0) {
 		reply_error(c, "out of memory");
 		return;
 	}

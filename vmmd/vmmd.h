@@ -76,4 +76,29 @@ const char *vmmd_pick_domain_type(const char *configured, int kvm_offered,
 bool vmmd_pick_mem_limit_live(const char *configured, bool can_raise_memlock,
 			      char *why, size_t whylen);
 
+/* d's counters (metrics.h) and ended jobs' console logs (console_keep.h)
+ * under the names job.c and ckpt.c call; the work is those leaves', on
+ * d's members and configuration. */
+static inline void metrics_job_started(struct vmmd *d)
+{
+	metrics_count_start(&d->metrics);
+}
+
+static inline void metrics_ckpt_saved(struct vmmd *d, uint64_t ms,
+				      uint64_t bytes)
+{
+	metrics_count_ckpt(&d->metrics, ms, bytes);
+}
+
+static inline void console_keep_ended(struct vmmd *d, uint32_t job, uid_t uid,
+				      bool remove)
+{
+	console_keep_add(&d->console_ended, &d->cfg, job, uid, remove);
+}
+
+static inline void console_keep_forget(struct vmmd *d, uint32_t job)
+{
+	console_keep_del(&d->console_ended, &d->cfg, job);
+}
+
 #endif

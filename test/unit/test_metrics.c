@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests for vmmd/metrics_fmt.c: the text exposition format as
- * Prometheus reads it. Every sample belongs to a family announced by
+ * Unit tests for vmmd/metrics_fmt.c and vmmd/metrics.c: the counting, and
+ * the text exposition format as Prometheus reads it. Every sample belongs to a family announced by
  * HELP and TYPE before it, names match Prometheus' rule, counters end in
  * _total, label values are escaped, and the numbers are the counters'.
  */
@@ -208,6 +208,45 @@ static void test_valid_name(void **state)
 				 cases[i].ok);
 }
 
+/* A ready guest counts its times only when its milestones are in order
+ * (a restored or adopted one has none of its own); a failure with no
+ * reason, or one out of range, counts as other. */
+static void test_counting(void **state)
+{
+	struct metrics m = {0};
+
+	(void)state;
+	metrics_count_ready(&m, 1000, 3000, 3500, 7500);
+	assert_int_equal(m.prepare_s.count, 1);
+	assert_true(m.prepare_s.sum == 2.0);
+	assert_int_equal(m.boot_s.count, 1);
+	assert_true(m.boot_s.sum == 4.0);
+	metrics_count_ready(&m, 0, 3000, 3500, 7500);
+	metrics_count_ready(&m, 1000, 3000, 3500, 3400);
+	metrics_count_ready(&m, 4000, 3000, 3500, 7500);
+	assert_int_equal(m.prepare_s.count, 1);
+	assert_int_equal(m.boot_s.count, 1);
+
+	metrics_count_failure(&m, METRICS_FAIL_AGENT);
+	metrics_count_failure(&m, METRICS_FAIL_NONE);
+	metrics_count_failure(&m, (enum metrics_fail)(METRICS_FAIL_N + 3));
+	assert_int_equal(m.failures[METRICS_FAIL_AGENT], 1);
+	assert_int_equal(m.failures[METRICS_FAIL_OTHER], 2);
+	assert_int_equal(m.failures[METRICS_FAIL_NONE], 0);
+
+	metrics_count_start(&m);
+	metrics_count_cache(&m, true);
+	metrics_count_cache(&m, false);
+	metrics_count_cache(&m, false);
+	metrics_count_ckpt(&m, 1500, 4096);
+	assert_int_equal(m.job_starts, 1);
+	assert_int_equal(m.cache_hits, 1);
+	assert_int_equal(m.cache_misses, 2);
+	assert_true(m.ckpt_s.sum == 1.5);
+	assert_int_equal(m.ckpt_bytes.count, 1);
+	assert_true(m.ckpt_bytes.sum == 4096.0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +254,7 @@ int main(void)
 	    cmocka_unit_test(test_every_reason),
 	    cmocka_unit_test(test_label_escaped),
 	    cmocka_unit_test(test_valid_name),
+	    cmocka_unit_test(test_counting),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

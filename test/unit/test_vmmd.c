@@ -5435,7 +5435,7 @@ static void test_console_after_end(void **state)
 	/* The time is up. */
 	assert_int_equal(f->d.console_ended.n, 1);
 	f->d.console_ended.e[0].until = 1;
-	console_keep_sweep(&f->d, false);
+	console_keep_sweep(&f->d.console_ended, &f->d.cfg, false);
 	assert_false(exists(path));
 	assert_int_equal(f->d.console_ended.n, 0);
 	console_refused(f, JOB, "no console log");
