@@ -3,14 +3,12 @@
 
 #include "agent.h"
 #include "bulk.h"
-#include "ckpt.h"
 #include "cleanup.h"
 #include "jobrec.h"
-#include "vmmd.h"
-#include "jobimage.h"
 #include "log.h"
 #include "stray.h"
 #include "userfd.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -394,7 +392,7 @@ static void in_ready(void *data, uint32_t events)
 	(void)events;
 	/* Nothing goes to a guest being checkpointed: it would be lost with
 	 * the channel; exec_ckpt_resumed() reads on. */
-	if (want == 0 || ckpt_busy(s->j)) {
+	if (want == 0 || s->j->exec_held) {
 		in_pause(s, true);
 		return;
 	}
@@ -730,7 +728,7 @@ static void on_client_msg(struct exec_session *s)
 	}
 	/* During a checkpoint the guest is frozen or gone: the SIGTERM Slurm
 	 * sends at the requeue must not reach it. */
-	if (s->st == S_RUNNING && !ckpt_busy(s->j) &&
+	if (s->st == S_RUNNING && !s->j->exec_held &&
 	    aw_put_u32(&b, (uint32_t)req.signo) == 0)
 		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
 	aw_buf_free(&b);
@@ -840,10 +838,10 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 }
 
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
-		struct proto_request *req, int *fds, size_t nfds)
+		struct proto_request *req, int *fds, size_t nfds,
+		const struct proto_progress *progress)
 {
 	struct exec_session *s = calloc(1, sizeof(*s));
-	struct proto_progress p;
 	char msg[PROTO_MAX_ERROR];
 	int r;
 
@@ -898,8 +896,13 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	}
 	if (j->state == JOB_READY)
 		launch(s);
-	else if (j->state == JOB_PREPARING && jobimg_progress(j, &p))
-		send_progress(s, &p);
+	else if (j->state == JOB_PREPARING && progress)
+		send_progress(s, progress);
+}
+
+void exec_hold(struct job *j, bool held)
+{
+	j->exec_held = held;
 }
 
 /* --- checkpoints -------------------------------------------------------- */

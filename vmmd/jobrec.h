@@ -101,6 +101,9 @@ struct job {
 	struct ckpt_job *ckpt; /* ckpt.c's state; NULL until needed */
 	struct exec_session *sessions;
 	uint32_t next_session;
+	/* exec_hold(): a checkpoint is in progress, the sessions send the
+	 * guest neither stdin nor signals. */
+	bool exec_held;
 	/* What the guest sends that vmmd drops, within a budget (stray.h). */
 	struct stray stray;
 	struct loop_timer *boot_timer; /* also the image's, while preparing */
