@@ -204,7 +204,7 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	a->j->agent_ckpt = flags & AW_HELLO_CKPT;
 	a->j->agent_bulk = flags & AW_HELLO_BULK;
 	if (a->j->agent_bulk)
-		bulk_attach(a->j);
+		bulk_attach(a->j, ckpt_job_restoring(a->j));
 	/* A restored guest (or one whose save failed) waits, frozen. */
 	if ((flags & AW_HELLO_CKPT_HELD) || ckpt_busy(a->j)) {
 		ckpt_on_agent_held(a->j);

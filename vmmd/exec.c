@@ -275,8 +275,12 @@ static void out_ready(void *data, uint32_t events)
 	maybe_finish(s);
 }
 
-bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n)
+/* Bulk ports (bulk.h): output of session s read from its port. Returns
+ * false when its queue toward the task is full: the port is then not read
+ * until bulk_resume(). */
+static bool bulk_output(void *ctx, const uint8_t *p, size_t n)
 {
+	struct exec_session *s = ctx;
 	struct out_stream *o = &s->out[OUT_STDOUT];
 
 	if (!s->j->t_first_output)
@@ -301,12 +305,20 @@ bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n)
 	return o->q.len - o->off < EXEC_BULK_QUEUE;
 }
 
-void exec_bulk_end(struct exec_session *s)
+/* The port's end marker came: all of s's output is in (may end s). */
+static void bulk_end(void *ctx)
 {
+	struct exec_session *s = ctx;
+
 	s->bulk_port = -1;
 	s->bulk_open = false;
 	maybe_finish(s);
 }
+
+static const struct bulk_sink bulk_to_session = {
+    .output = bulk_output,
+    .end = bulk_end,
+};
 
 static int on_output(struct exec_session *s, int which, const uint8_t *p,
 		     size_t n)
@@ -484,7 +496,7 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 		r = read_script(s, &e);
 	}
 	if (r == 0 && j->agent_bulk && !s->req.exec.relay &&
-	    bulk_claim(s->j, s, &e) == 0) {
+	    bulk_claim(s->j, &bulk_to_session, s, &e) == 0) {
 		s->bulk_port = (int)e.bulk_port;
 		s->bulk_open = true;
 		s->bulk_asked = true;

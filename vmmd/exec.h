@@ -38,13 +38,6 @@ void exec_job_gone(struct job *j, const char *why);
 int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p);
 uint32_t exec_count(const struct job *j);
 
-/* Bulk ports (bulk.c): output of session s read from its port. Returns
- * false when its queue toward the task is full: the port is then not read
- * until bulk_resume(). */
-bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n);
-/* The port's end marker came: all of s's output is in (may end s). */
-void exec_bulk_end(struct exec_session *s);
-
 /* Checkpoints (ckpt.c). */
 /* held: a checkpoint is in progress (the owner says so when it starts and
  * when it is over): stdin and the tasks' signals are held back from the

@@ -311,7 +311,7 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 		return r;
 	jobimg_fill_spec(j, &s);
 	s.standin = ckpt_job_standin(j);
-	bulk_domspec(j, &s);
+	bulk_domspec(j, &s, ckpt_job_restoring(j));
 	if ((r = jobfiles_domspec(j, &s)) < 0)
 		return err_set(err, errlen, r,
 			       "job %u: the job's files cannot reach the "
