@@ -54,6 +54,7 @@ struct loop_timer;
 enum job_state { JOB_BOOTING, JOB_READY, JOB_FAILED, JOB_PREPARING, JOB_SAVED };
 
 struct agent;
+struct agent_handlers;
 struct bulk_job;
 struct ckpt_job;
 struct exec_session;
@@ -92,6 +93,9 @@ struct job {
 	enum metrics_fail fail_reason;
 	char error[PROTO_MAX_ERROR];
 	struct agent *agent;
+	/* What the agent channel reports to, the owner's (agent.h): set
+	 * once, before the first agent_attach. */
+	const struct agent_handlers *agent_h;
 	bool agent_ckpt; /* the guest's agent knows checkpoints */
 	bool agent_bulk; /* ... and bulk ports (bulk.h) */
 	struct bulk_job *bulk;
