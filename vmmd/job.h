@@ -47,7 +47,8 @@ void job_image_ready(struct job *j);
 /* Called by jobimage.c while the image downloads (and once when it is in,
  * p->ready): the job's waiting tasks show it. */
 void job_image_progress(struct job *j, const struct proto_progress *p);
-/* Called by the agent channel. */
+/* The guest is ready: job.c's agent handlers (SETUP_OK, or a HELLO of a
+ * guest already set up), or ckpt.c after a restore. */
 void job_set_ready(struct job *j);
 /* Marks the job failed (once), destroys its guest, tells its sessions. */
 void job_fail(struct job *j, const char *fmt, ...)
