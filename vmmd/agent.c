@@ -1,16 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "agent.h"
-#include "jobfiles_served.h"
 
 #include "agentwire.h"
-#include "bulk.h"
-#include "ckpt.h"
 #include "cleanup.h"
-#include "exec.h"
-#include "job.h"
-#include "jobmounts.h"
+#include "jobrec.h"
 #include "log.h"
 #include "stray.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -55,10 +51,12 @@ static void agent_tick(void *data);
 static void agent_fail(struct agent *a, const char *what)
 {
 	struct job *j = a->j;
+	char msg[PROTO_MAX_ERROR];
 
-	/* job_fail() detaches (and frees) the agent. */
-	job_fail_for(j, METRICS_FAIL_AGENT,
-		     "job %u: %s; see vmenvctl console %u", j->id, what, j->id);
+	snprintf(msg, sizeof(msg), "job %u: %s; see vmenvctl console %u", j->id,
+		 what, j->id);
+	/* The owner ends the job, which detaches (and frees) the agent. */
+	j->agent_h->on_fail(j, METRICS_FAIL_AGENT, msg);
 }
 
 static int flush_out(struct agent *a)
@@ -112,63 +110,12 @@ static int send_hello(struct job *j)
 	return r;
 }
 
-/* The job's network (vmmd/jobnet.h) into SETUP v2's fields; the peers
- * array (owned by the caller) points into j->net. */
-static int setup_net(struct job *j, struct aw_setup *s,
-		     struct aw_peer **ret_peers)
-{
-	struct aw_peer *p;
-
-	if (!j->has_net)
-		return 0;
-	p = calloc(j->net.nnodes ? j->net.nnodes : 1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < j->net.nnodes; i++) {
-		p[i].name = j->net.peer_names[i];
-		p[i].addr = j->net.peer_addrs[i];
-	}
-	s->node_index = j->net.node_index;
-	s->net_addr = j->net.addr;
-	s->job_token = j->net.token;
-	s->npeers = j->net.nnodes;
-	s->peers = p;
-	*ret_peers = p;
-	return 0;
-}
-
+/* SETUP's content is the owner's; the channel only sends it. */
 static int send_setup(struct job *j, uint32_t version)
 {
-	char tag[] = JOB_SHARE_TAG;
-	struct aw_setup s = {
-	    .hostname = j->d->cfg.node_name,
-	    .user = j->user,
-	    .uid = (uint32_t)j->uid,
-	    .gid = (uint32_t)j->gid,
-	    .group = j->group,
-	    .home = j->home,
-	    .time_sec = (int64_t)time(NULL),
-	    .nmounts = 1,
-	    .mounts = {{.tag = tag, .path = j->work_dir}},
-	    .ngroups = j->ngroups,
-	};
-	_cleanup_free_ struct aw_peer *peers = NULL;
 	struct aw_buf b = {0};
-	char port[] = JOBFILES_PORT_NAME;
-	char mount_tags[VMSPEC_MAX_MOUNTS][JOBMOUNTS_TAG_LEN];
-	int r;
+	int r = j->agent_h->build_setup(j, version, &b);
 
-	/* The job's files served by vmenv-9p: the agent relays a port. */
-	if (j->served)
-		s.mounts[0] = (struct aw_mount){.tag = port,
-						.path = j->work_dir,
-						.transport = AW_MOUNT_SERVED};
-	jobmounts_setup(j, mount_tags, &s);
-	for (uint32_t i = 0; i < j->ngroups && i < AW_MAX_GROUPS; i++)
-		s.groups[i] = (uint32_t)j->groups[i];
-	r = setup_net(j, &s, &peers);
-	if (r == 0)
-		r = aw_setup_encode(&s, version, &b);
 	if (r == 0)
 		r = agent_send(j, AW_SETUP, 0, b.data, b.len);
 	aw_buf_free(&b);
@@ -203,17 +150,9 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	log_info("job %u: agent up (%s)", a->j->id, info ? info : "?");
 	a->j->agent_ckpt = flags & AW_HELLO_CKPT;
 	a->j->agent_bulk = flags & AW_HELLO_BULK;
-	if (a->j->agent_bulk)
-		bulk_attach(a->j);
-	/* A restored guest (or one whose save failed) waits, frozen. */
-	if ((flags & AW_HELLO_CKPT_HELD) || ckpt_busy(a->j)) {
-		ckpt_on_agent_held(a->j);
+	/* Held for a checkpoint, or already set up: the owner's to say. */
+	if (!a->j->agent_h->on_hello(a->j, flags))
 		return 0;
-	}
-	if (flags & AW_HELLO_SETUP_DONE) {
-		job_set_ready(a->j);
-		return 0;
-	}
 	/* A version 1 agent knows nothing of networks: the job's other
 	 * guests could never reach this one. */
 	if (a->j->has_net && version < 2) {
@@ -248,7 +187,7 @@ static int dispatch(struct agent *a)
 	struct job *j = a->j;
 
 	if (h->session != 0)
-		return exec_on_frame(j, h, a->payload);
+		return j->agent_h->on_session_frame(j, h, a->payload);
 	switch (h->type) {
 	case AW_HELLO:
 		return on_hello(a, a->payload, h->len);
@@ -258,7 +197,7 @@ static int dispatch(struct agent *a)
 		if (a->setup_ok_seen)
 			return stray_frame(&j->stray, h->len, now_ms());
 		a->setup_ok_seen = true;
-		job_set_ready(j);
+		j->agent_h->on_setup_ok(j);
 		return 0;
 	case AW_SETUP_FAIL:
 		on_setup_fail(a, a->payload, h->len);
@@ -271,7 +210,8 @@ static int dispatch(struct agent *a)
 		if (a->ckpt_answered >= a->ckpt_asked)
 			return stray_frame(&j->stray, h->len, now_ms());
 		a->ckpt_answered++;
-		return ckpt_on_agent_frame(j, h->type, a->payload, h->len);
+		return j->agent_h->on_ckpt_frame(j, h->type, a->payload,
+						 h->len);
 	default:
 		return -EPROTO;
 	}
@@ -440,9 +380,11 @@ static void agent_tick(void *data)
 
 int agent_attach(struct job *j)
 {
-	struct agent *a = calloc(1, sizeof(*a));
+	struct agent *a;
 
-	if (!a)
+	if (!j->agent_h)
+		return -EINVAL;
+	if (!(a = calloc(1, sizeof(*a))))
 		return -ENOMEM;
 	a->j = j;
 	a->fd = -1;
@@ -458,7 +400,6 @@ void agent_detach(struct job *j)
 	if (!a)
 		return;
 	j->agent = NULL;
-	bulk_detach(j);
 	loop_cancel_timer(a->timer);
 	loop_del_fd(a->w);
 	if (a->fd >= 0)

@@ -5,12 +5,10 @@
 #include "bulk.h"
 
 #include "bulkscan.h"
-#include "ckpt.h"
 #include "domxml.h"
-#include "exec.h"
 #include "jobrec.h"
-#include "vmmd.h"
 #include "log.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,7 +31,9 @@ struct bulk_port {
 	int fd; /* -1: not connected, never offered */
 	struct loop_watch *w;
 	struct bulkscan scan;
-	struct exec_session *owner;
+	/* The claimer's (bulk_claim); NULL: the port is free. */
+	const struct bulk_sink *sink;
+	void *ctx;
 	bool paused;
 	uint64_t busy_until_ms;
 };
@@ -50,15 +50,15 @@ struct bulk_job {
 
 /* Not for a guest that is or may become a checkpoint, nor one restored
  * from one: a restore needs the saved guest's very devices. */
-static bool job_may_use(const struct job *j)
+static bool job_may_use(const struct job *j, bool restoring)
 {
 	return j->d->cfg.bulk_ports > 0 && !j->spec.v.checkpoint &&
-	       !j->spec.v.restore_from && !ckpt_job_restoring(j);
+	       !j->spec.v.restore_from && !restoring;
 }
 
-void bulk_domspec(const struct job *j, struct dom_spec *s)
+void bulk_domspec(const struct job *j, struct dom_spec *s, bool restoring)
 {
-	if (!job_may_use(j))
+	if (!job_may_use(j, restoring))
 		return;
 	s->bulk_ports = j->d->cfg.bulk_ports;
 	s->bulk_sock_prefix = j->bulk_prefix;
@@ -82,25 +82,28 @@ static void port_close(struct bulk_port *p)
 	p->paused = false;
 }
 
-/* The session's bytes of one read, and its end. Returns false when the
+/* The claimer's bytes of one read, and its end. Returns false when the
  * port must not be read any more this turn. */
 static bool port_take(struct bulk_port *p, uint8_t *in, size_t n)
 {
-	struct exec_session *s = p->owner;
+	const struct bulk_sink *sink = p->sink;
+	void *ctx = p->ctx;
 	const uint8_t *out;
 	size_t len;
 	bool ended, room = true;
 
 	bulkscan_feed(&p->scan, in, n, &out, &len, &ended);
-	if (!s)
+	if (!sink)
 		return true;
 	if (len)
-		room = exec_bulk_output(s, out, len);
+		room = sink->output(ctx, out, len);
 	if (ended) {
-		p->owner = NULL;
+		p->sink = NULL;
+		p->ctx = NULL;
 		port_pause(p, false);
-		/* May end (and free) the session: s is not touched after. */
-		exec_bulk_end(s);
+		/* May end (and free) the session: ctx is not touched
+		 * after. */
+		sink->end(ctx);
 		return true;
 	}
 	if (!room)
@@ -155,12 +158,12 @@ static int port_connect(struct bulk_port *p)
 	return 0;
 }
 
-void bulk_attach(struct job *j)
+void bulk_attach(struct job *j, bool restoring)
 {
 	struct bulk_job *b;
 	uint32_t up = 0;
 
-	if (j->bulk || !job_may_use(j))
+	if (j->bulk || !job_may_use(j, restoring))
 		return;
 	b = calloc(1, sizeof(*b));
 	if (!b || !(b->buf = malloc(BULKSCAN_HEADROOM + BULK_READ))) {
@@ -208,13 +211,14 @@ static struct bulk_port *free_port(struct bulk_job *b)
 	for (uint32_t k = 0; k < b->n; k++) {
 		struct bulk_port *p = &b->port[(b->next + k) % b->n];
 
-		if (p->fd >= 0 && !p->owner && p->busy_until_ms <= now)
+		if (p->fd >= 0 && !p->sink && p->busy_until_ms <= now)
 			return p;
 	}
 	return NULL;
 }
 
-int bulk_claim(struct job *j, struct exec_session *s, struct aw_exec *e)
+int bulk_claim(struct job *j, const struct bulk_sink *sink, void *ctx,
+	       struct aw_exec *e)
 {
 	struct bulk_port *p = j->bulk ? free_port(j->bulk) : NULL;
 	int r;
@@ -225,7 +229,8 @@ int bulk_claim(struct job *j, struct exec_session *s, struct aw_exec *e)
 	if (r < 0)
 		return r;
 	bulkscan_arm(&p->scan, e->bulk_start, e->bulk_end);
-	p->owner = s;
+	p->sink = sink;
+	p->ctx = ctx;
 	port_pause(p, false);
 	j->bulk->next = (p->idx + 1) % j->bulk->n;
 	e->flags |= AW_EXEC_BULK;
@@ -244,7 +249,8 @@ void bulk_release(struct job *j, uint32_t port, int guest_err)
 
 	if (!p)
 		return;
-	p->owner = NULL;
+	p->sink = NULL;
+	p->ctx = NULL;
 	bulkscan_idle(&p->scan);
 	port_pause(p, false);
 	if (guest_err) {
@@ -261,6 +267,6 @@ void bulk_resume(struct job *j, uint32_t port)
 {
 	struct bulk_port *p = port_of(j, port);
 
-	if (p && p->owner)
+	if (p && p->sink)
 		port_pause(p, false);
 }

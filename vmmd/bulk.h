@@ -14,7 +14,11 @@
  * Checkpointing jobs, and jobs restored from a checkpoint (--vm-restore,
  * a requeue), get no ports: their output stays on the relay, which the
  * checkpoint knows how to hold and resume, and a restored guest must have
- * the saved one's devices.
+ * the saved one's devices. Whether the guest is restored is the owner's
+ * knowledge (job.c asks ckpt.c): it says so in the restoring argument.
+ *
+ * A transport: the bytes go to the sink the port's claimer gave
+ * (exec.c's session), never up by name.
  */
 #ifndef VMMD_BULK_H
 #define VMMD_BULK_H
@@ -25,25 +29,40 @@
 #include "agentwire.h"
 
 struct dom_spec;
-struct exec_session;
 struct job;
 
-/* The ports into the job's domain, unless the job may not use them. */
-void bulk_domspec(const struct job *j, struct dom_spec *s);
+/* Where a claimed port's output goes (the claimer's, e.g. an exec
+ * session; ctx is passed back). */
+struct bulk_sink {
+	/* Bytes between the markers. Returns false when the claimer's queue
+	 * is full: the port is then not read until bulk_resume(). */
+	bool (*output)(void *ctx, const uint8_t *p, size_t n);
+	/* The end marker came: all the output is in. The port is free
+	 * again before the call, which may free ctx. */
+	void (*end)(void *ctx);
+};
+
+/* The ports into the job's domain, unless the job may not use them.
+ * restoring: the guest is restored from a checkpoint (no ports). */
+void bulk_domspec(const struct job *j, struct dom_spec *s, bool restoring);
 /* The agent knows bulk ports: connects to the job's (one that cannot be
- * reached is never offered). Idempotent. */
-void bulk_attach(struct job *j);
+ * reached is never offered), unless the job may not use them (restoring
+ * as above). Idempotent. */
+void bulk_attach(struct job *j, bool restoring);
 /* Closes the ports (the job's guest is going away). */
 void bulk_detach(struct job *j);
-/* Gives session s a free port, armed with fresh markers: sets
- * AW_EXEC_BULK, bulk_port and the markers in e. -ENOENT when the job has
- * no free port (s then uses the relay). */
-int bulk_claim(struct job *j, struct exec_session *s, struct aw_exec *e);
-/* The session no longer owns the port. guest_err: the errno with which
+/* Gives a free port, armed with fresh markers, to the claimer whose
+ * output goes to sink (with ctx; both must outlive the claim, until
+ * sink->end or bulk_release): sets AW_EXEC_BULK, bulk_port and the
+ * markers in e. -ENOENT when the job has no free port (the claimer then
+ * uses the relay). */
+int bulk_claim(struct job *j, const struct bulk_sink *sink, void *ctx,
+	       struct aw_exec *e);
+/* The claimer no longer owns the port. guest_err: the errno with which
  * the guest could not open it (EBUSY: a process of an earlier session
  * holds it), and then it is not offered again for a while; 0: it can. */
 void bulk_release(struct job *j, uint32_t port, int guest_err);
-/* The owner's queue has room again: read on. */
+/* The claimer's queue has room again: read on. */
 void bulk_resume(struct job *j, uint32_t port);
 
 #endif

@@ -267,11 +267,21 @@ static void answer(struct ckpt_job *c, const char *error)
 	c->cfd = -1;
 }
 
-static void phase_done(struct ckpt_job *c, enum ckpt_phase next)
+/* Every phase change: while a checkpoint is under way (not idle), the
+ * guest gets neither stdin nor signals from the exec sessions. */
+static void set_phase(struct job *j, enum ckpt_phase next)
 {
+	j->ckpt->phase = next;
+	exec_hold(j, next != PH_IDLE);
+}
+
+static void phase_done(struct job *j, enum ckpt_phase next)
+{
+	struct ckpt_job *c = j->ckpt;
+
 	loop_cancel_timer(c->phase_t);
 	c->phase_t = NULL;
-	c->phase = next;
+	set_phase(j, next);
 }
 
 /* --- the bandwidth ------------------------------------------------------- */
@@ -511,6 +521,7 @@ void ckpt_job_free(struct job *j)
 	free(c->xml);
 	free(c);
 	j->ckpt = NULL;
+	exec_hold(j, false);
 }
 
 /* --- saving ---------------------------------------------------------------- */
@@ -531,7 +542,7 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 {
 	struct ckpt_job *c = j->ckpt;
 
-	phase_done(c, PH_IDLE);
+	phase_done(j, PH_IDLE);
 	if (c->files_frozen && !guest_gone) {
 		char err[PROTO_MAX_ERROR] = "";
 
@@ -557,7 +568,7 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	 * agent, still holding, answers the new channel's HELLO. */
 	snprintf(c->fail, sizeof(c->fail), "%s", why);
 	c->resume_only = true;
-	c->phase = PH_RESUMING;
+	set_phase(j, PH_RESUMING);
 	if (agent_attach(j) < 0) {
 		answer(c, why);
 		post(j, CKPT_EV_FAILED, why);
@@ -747,7 +758,7 @@ static void do_save(struct job *j)
 	ws.uid = (uint32_t)j->uid;
 	ws.out_fd = out_fd;
 	jobfiles_after_save_plan(j, &ws.files);
-	c->phase = PH_SAVING;
+	set_phase(j, PH_SAVING);
 	c->t0 = now_ms();
 	log_info("job %u: saving the guest to %s", j->id, c->dir);
 	r = ckpt_work_save(j, &ws, save_done, &c->work);
@@ -856,7 +867,7 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 	c->due_t = NULL;
 	c->go_on = go_on;
 	c->cfd = cfd;
-	c->phase = PH_PREPARING;
+	set_phase(j, PH_PREPARING);
 	c->t0 = now_ms();
 	post(j, CKPT_EV_SAVING, NULL);
 	c->phase_t = loop_add_timer(j->d->loop, CKPT_PREPARE_TIMEOUT_MS,
@@ -894,7 +905,7 @@ static void saved_requeue(struct job *j)
 			       : "removed at the job's end: not kept");
 	log_notice("%s", msg);
 	exec_ckpt_end(j, msg, requeued ? 0 : CKPT_EXIT_ENDED);
-	c->phase = PH_SAVED;
+	set_phase(j, PH_SAVED);
 	post(j, CKPT_EV_SAVED, msg);
 }
 
@@ -980,7 +991,7 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 		/* Refused by the guest: the job goes on (it ends at its time
 		 * limit unless the refusal goes away); the reason is
 		 * logged and answered. */
-		phase_done(c, PH_IDLE);
+		phase_done(j, PH_IDLE);
 		log_warn("%s", why);
 		post(j, CKPT_EV_GOES_ON, NULL);
 		if (c->cfd >= 0) {
@@ -1004,7 +1015,7 @@ static void resumed(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
 
-	phase_done(c, PH_IDLE);
+	phase_done(j, PH_IDLE);
 	if (c->resume_only) {
 		c->resume_only = false;
 		exec_ckpt_resumed(j);
@@ -1048,7 +1059,7 @@ int ckpt_on_agent_frame(struct job *j, uint8_t type, const uint8_t *p, size_t n)
 	if (aw_reader_done(&r) < 0)
 		return -EPROTO;
 	if (what == AW_CKPT_PREPARE && c->phase == PH_PREPARING) {
-		phase_done(c, PH_FLUSHING);
+		phase_done(j, PH_FLUSHING);
 		flush_tick(j);
 		return 0;
 	}
@@ -1305,7 +1316,7 @@ static void restore_done(struct job *j, struct ckpt_work *w)
 		     j->id, c->dir, j->d->cfg.node_name, res->err);
 		return;
 	}
-	c->phase = PH_RESUMING;
+	set_phase(j, PH_RESUMING);
 	j->domain_running = true;
 	if (!res->replayed)
 		c->replay[0] = '\0';
@@ -1363,7 +1374,7 @@ static int run_restore(struct job *j, const char *xml, uint64_t limit_kib,
 		       CKPT_WORK_REPLAY) < 0)
 		c->replay[0] = '\0';
 	wr.replay = c->replay[0] != '\0';
-	c->phase = PH_RESTORING;
+	set_phase(j, PH_RESTORING);
 	c->t0 = now_ms();
 	if (devs_xml(j, &wr.devs) < 0) {
 		ckpt_work_devs_clear(&wr.devs);

@@ -3,14 +3,12 @@
 
 #include "agent.h"
 #include "bulk.h"
-#include "ckpt.h"
 #include "cleanup.h"
 #include "jobrec.h"
-#include "vmmd.h"
-#include "jobimage.h"
 #include "log.h"
 #include "stray.h"
 #include "userfd.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -277,8 +275,12 @@ static void out_ready(void *data, uint32_t events)
 	maybe_finish(s);
 }
 
-bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n)
+/* Bulk ports (bulk.h): output of session s read from its port. Returns
+ * false when its queue toward the task is full: the port is then not read
+ * until bulk_resume(). */
+static bool bulk_output(void *ctx, const uint8_t *p, size_t n)
 {
+	struct exec_session *s = ctx;
 	struct out_stream *o = &s->out[OUT_STDOUT];
 
 	if (!s->j->t_first_output)
@@ -303,12 +305,20 @@ bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n)
 	return o->q.len - o->off < EXEC_BULK_QUEUE;
 }
 
-void exec_bulk_end(struct exec_session *s)
+/* The port's end marker came: all of s's output is in (may end s). */
+static void bulk_end(void *ctx)
 {
+	struct exec_session *s = ctx;
+
 	s->bulk_port = -1;
 	s->bulk_open = false;
 	maybe_finish(s);
 }
+
+static const struct bulk_sink bulk_to_session = {
+    .output = bulk_output,
+    .end = bulk_end,
+};
 
 static int on_output(struct exec_session *s, int which, const uint8_t *p,
 		     size_t n)
@@ -394,7 +404,7 @@ static void in_ready(void *data, uint32_t events)
 	(void)events;
 	/* Nothing goes to a guest being checkpointed: it would be lost with
 	 * the channel; exec_ckpt_resumed() reads on. */
-	if (want == 0 || ckpt_busy(s->j)) {
+	if (want == 0 || s->j->exec_held) {
 		in_pause(s, true);
 		return;
 	}
@@ -486,7 +496,7 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 		r = read_script(s, &e);
 	}
 	if (r == 0 && j->agent_bulk && !s->req.exec.relay &&
-	    bulk_claim(s->j, s, &e) == 0) {
+	    bulk_claim(s->j, &bulk_to_session, s, &e) == 0) {
 		s->bulk_port = (int)e.bulk_port;
 		s->bulk_open = true;
 		s->bulk_asked = true;
@@ -730,7 +740,7 @@ static void on_client_msg(struct exec_session *s)
 	}
 	/* During a checkpoint the guest is frozen or gone: the SIGTERM Slurm
 	 * sends at the requeue must not reach it. */
-	if (s->st == S_RUNNING && !ckpt_busy(s->j) &&
+	if (s->st == S_RUNNING && !s->j->exec_held &&
 	    aw_put_u32(&b, (uint32_t)req.signo) == 0)
 		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
 	aw_buf_free(&b);
@@ -840,10 +850,10 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 }
 
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
-		struct proto_request *req, int *fds, size_t nfds)
+		struct proto_request *req, int *fds, size_t nfds,
+		const struct proto_progress *progress)
 {
 	struct exec_session *s = calloc(1, sizeof(*s));
-	struct proto_progress p;
 	char msg[PROTO_MAX_ERROR];
 	int r;
 
@@ -898,8 +908,13 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 	}
 	if (j->state == JOB_READY)
 		launch(s);
-	else if (j->state == JOB_PREPARING && jobimg_progress(j, &p))
-		send_progress(s, &p);
+	else if (j->state == JOB_PREPARING && progress)
+		send_progress(s, progress);
+}
+
+void exec_hold(struct job *j, bool held)
+{
+	j->exec_held = held;
 }
 
 /* --- checkpoints -------------------------------------------------------- */

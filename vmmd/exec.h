@@ -22,9 +22,12 @@ struct vmmd;
 
 /* Takes over the client connection cfd and the fds (stdin, stdout, stderr
  * [, script]). On error the caller still owns nothing: everything passed
- * is closed and the client got an error event. */
+ * is closed and the client got an error event. progress: the job's image
+ * download so far (jobimage.h), for a task that waits while the job is
+ * preparing; NULL: nothing to show. */
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
-		struct proto_request *req, int *fds, size_t nfds);
+		struct proto_request *req, int *fds, size_t nfds,
+		const struct proto_progress *progress);
 /* The guest became ready: launch waiting sessions. */
 void exec_job_ready(struct job *j);
 /* The job's image download, for the sessions waiting for the guest. */
@@ -35,14 +38,13 @@ void exec_job_gone(struct job *j, const char *why);
 int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p);
 uint32_t exec_count(const struct job *j);
 
-/* Bulk ports (bulk.c): output of session s read from its port. Returns
- * false when its queue toward the task is full: the port is then not read
- * until bulk_resume(). */
-bool exec_bulk_output(struct exec_session *s, const uint8_t *p, size_t n);
-/* The port's end marker came: all of s's output is in (may end s). */
-void exec_bulk_end(struct exec_session *s);
-
 /* Checkpoints (ckpt.c). */
+/* held: a checkpoint is in progress (the owner says so when it starts and
+ * when it is over): stdin and the tasks' signals are held back from the
+ * guest, which is frozen or gone. Signals that come meanwhile are dropped
+ * (the SIGTERM of a requeue must not reach the guest); stdin is read on
+ * from exec_ckpt_resumed(). */
+void exec_hold(struct job *j, bool held);
 /* No output of any session is still queued toward its task. */
 bool exec_ckpt_flushed(const struct job *j);
 /* Records the running sessions into m; *ret_fd: a dup of the batch

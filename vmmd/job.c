@@ -9,6 +9,7 @@
 #include "exec.h"
 #include "jobend.h"
 #include "jobfiles.h"
+#include "jobfiles_served.h"
 #include "jobimage.h"
 #include "jobmounts.h"
 #include "jobnet_host.h"
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int job_paths(struct job *j)
@@ -47,6 +49,106 @@ static int job_paths(struct job *j)
 	return 0;
 }
 
+/* --- what the agent channel reports (agent.h) ---------------------------- */
+
+/* The job's network (vmmd/jobnet.h) into SETUP v2's fields; the peers
+ * array (owned by the caller) points into j->net. */
+static int setup_net(struct job *j, struct aw_setup *s,
+		     struct aw_peer **ret_peers)
+{
+	struct aw_peer *p;
+
+	if (!j->has_net)
+		return 0;
+	p = calloc(j->net.nnodes ? j->net.nnodes : 1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < j->net.nnodes; i++) {
+		p[i].name = j->net.peer_names[i];
+		p[i].addr = j->net.peer_addrs[i];
+	}
+	s->node_index = j->net.node_index;
+	s->net_addr = j->net.addr;
+	s->job_token = j->net.token;
+	s->npeers = j->net.nnodes;
+	s->peers = p;
+	*ret_peers = p;
+	return 0;
+}
+
+/* What the guest is set up with: the job's user, its files, mounts and
+ * network. */
+static int agent_build_setup(struct job *j, uint32_t version,
+			     struct aw_buf *out)
+{
+	char tag[] = JOB_SHARE_TAG;
+	struct aw_setup s = {
+	    .hostname = j->d->cfg.node_name,
+	    .user = j->user,
+	    .uid = (uint32_t)j->uid,
+	    .gid = (uint32_t)j->gid,
+	    .group = j->group,
+	    .home = j->home,
+	    .time_sec = (int64_t)time(NULL),
+	    .nmounts = 1,
+	    .mounts = {{.tag = tag, .path = j->work_dir}},
+	    .ngroups = j->ngroups,
+	};
+	_cleanup_free_ struct aw_peer *peers = NULL;
+	char port[] = JOBFILES_PORT_NAME;
+	char mount_tags[VMSPEC_MAX_MOUNTS][JOBMOUNTS_TAG_LEN];
+	int r;
+
+	/* The job's files served by vmenv-9p: the agent relays a port. */
+	if (j->served)
+		s.mounts[0] = (struct aw_mount){.tag = port,
+						.path = j->work_dir,
+						.transport = AW_MOUNT_SERVED};
+	jobmounts_setup(j, mount_tags, &s);
+	for (uint32_t i = 0; i < j->ngroups && i < AW_MAX_GROUPS; i++)
+		s.groups[i] = (uint32_t)j->groups[i];
+	r = setup_net(j, &s, &peers);
+	if (r == 0)
+		r = aw_setup_encode(&s, version, out);
+	return r;
+}
+
+/* The agent is up: its bulk ports are attached, and the guest is either
+ * held for a checkpoint, already set up, or gets its SETUP (true). */
+static bool agent_hello(struct job *j, uint32_t flags)
+{
+	if (j->agent_bulk)
+		bulk_attach(j, ckpt_job_restoring(j));
+	/* A restored guest (or one whose save failed) waits, frozen. */
+	if ((flags & AW_HELLO_CKPT_HELD) || ckpt_busy(j)) {
+		ckpt_on_agent_held(j);
+		return false;
+	}
+	if (flags & AW_HELLO_SETUP_DONE) {
+		job_set_ready(j);
+		return false;
+	}
+	return true;
+}
+
+static void agent_failed(struct job *j, enum metrics_fail reason,
+			 const char *msg)
+{
+	/* job_fail() detaches (and frees) the agent. */
+	job_fail_for(j, reason, "%s", msg);
+}
+
+static const struct agent_handlers job_agent = {
+    .build_setup = agent_build_setup,
+    .on_hello = agent_hello,
+    .on_setup_ok = job_set_ready,
+    .on_session_frame = exec_on_frame,
+    .on_ckpt_frame = ckpt_on_agent_frame,
+    .on_fail = agent_failed,
+};
+
+/* --- a job's life -------------------------------------------------------- */
+
 static struct job *job_new(struct vmmd *d, uint32_t id, uid_t uid, gid_t gid)
 {
 	struct job *j = calloc(1, sizeof(*j));
@@ -58,6 +160,7 @@ static struct job *job_new(struct vmmd *d, uint32_t id, uid_t uid, gid_t gid)
 	j->uid = uid;
 	j->gid = gid;
 	j->next_session = 1;
+	j->agent_h = &job_agent;
 	if (job_paths(j) < 0) {
 		free(j);
 		return NULL;
@@ -300,7 +403,7 @@ static int create_domain(struct job *j, struct dom_placement *place, char *err,
 		return r;
 	jobimg_fill_spec(j, &s);
 	s.standin = ckpt_job_standin(j);
-	bulk_domspec(j, &s);
+	bulk_domspec(j, &s, ckpt_job_restoring(j));
 	if ((r = jobfiles_domspec(j, &s)) < 0)
 		return err_set(err, errlen, r,
 			       "job %u: the job's files cannot reach the "

@@ -42,7 +42,8 @@ int job_stop_when_idle(struct vmmd *d, uint32_t id);
 extern uint64_t job_stop_grace_ms;
 void job_stop_all_records(struct vmmd *d);
 
-/* Called by the agent channel. */
+/* The guest is ready: job.c's agent handlers (SETUP_OK, or a HELLO of a
+ * guest already set up), or the checkpoint's READY event. */
 void job_set_ready(struct job *j);
 /* Where the checkpoint procedure's events go (ckpt_init). */
 extern const struct ckpt_sink job_ckpt_events;

@@ -2,6 +2,7 @@
 #include "jobend.h"
 
 #include "agent.h"
+#include "bulk.h"
 #include "ckpt.h"
 #include "console_keep.h"
 #include "exec.h"
@@ -50,6 +51,7 @@ static bool destroy_guest(struct job *j)
 	int r;
 
 	agent_detach(j);
+	bulk_detach(j);
 	loop_cancel_timer(j->boot_timer);
 	j->boot_timer = NULL;
 	ours = guest_is_ours(j);
@@ -142,6 +144,7 @@ static void guest_leave(struct job *j, struct end *e)
 {
 	(void)e;
 	agent_detach(j);
+	bulk_detach(j);
 	loop_cancel_timer(j->boot_timer);
 	j->boot_timer = NULL;
 }

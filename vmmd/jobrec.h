@@ -67,6 +67,7 @@ enum job_state {
 };
 
 struct agent;
+struct agent_handlers;
 struct bulk_job;
 struct ckpt_job;
 struct exec_session;
@@ -105,6 +106,9 @@ struct job {
 	enum metrics_fail fail_reason;
 	char error[PROTO_MAX_ERROR];
 	struct agent *agent;
+	/* What the agent channel reports to, the owner's (agent.h): set
+	 * once, before the first agent_attach. */
+	const struct agent_handlers *agent_h;
 	bool agent_ckpt; /* the guest's agent knows checkpoints */
 	bool agent_bulk; /* ... and bulk ports (bulk.h) */
 	struct bulk_job *bulk;
@@ -114,6 +118,9 @@ struct job {
 	struct ckpt_job *ckpt; /* ckpt.c's state; NULL until needed */
 	struct exec_session *sessions;
 	uint32_t next_session;
+	/* exec_hold(): a checkpoint is in progress, the sessions send the
+	 * guest neither stdin nor signals. */
+	bool exec_held;
 	/* What the guest sends that vmmd drops, within a budget (stray.h). */
 	struct stray stray;
 	struct loop_timer *boot_timer; /* also the image's, while preparing */

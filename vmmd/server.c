@@ -6,6 +6,7 @@
 #include "console.h"
 #include "exec.h"
 #include "job.h"
+#include "jobimage.h"
 #include "log.h"
 #include "metrics_collect.h"
 #include "proto.h"
@@ -149,6 +150,8 @@ static void do_status(struct client *c)
 static bool do_exec(struct client *c, struct proto_request *req)
 {
 	struct job *j = job_find(c->d, req->job_id);
+	struct proto_progress p;
+	bool have_p;
 
 	if (!j) {
 		reply_error(c,
@@ -172,10 +175,13 @@ static bool do_exec(struct client *c, struct proto_request *req)
 		reply_error(c, "%s", j->error);
 		return false;
 	}
+	/* A task that waits for the image is shown how far it is. */
+	have_p = j->state == JOB_PREPARING && jobimg_progress(j, &p);
 	/* The session watches this fd from now on. */
 	loop_del_fd(c->w);
 	c->w = NULL;
-	exec_begin(c->d, j, c->fd, c->cred.uid, req, c->rx.fds, c->rx.nfds);
+	exec_begin(c->d, j, c->fd, c->cred.uid, req, c->rx.fds, c->rx.nfds,
+		   have_p ? &p : NULL);
 	/* exec_begin owns the fds now. */
 	c->rx.nfds = 0;
 	return true;
