@@ -4,8 +4,8 @@
 #include "ckpt_store.h"
 #include "cleanup.h"
 #include "jobrec.h"
-#include "vmmd.h"
 #include "log.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,9 +4,9 @@
 #include "ckpt_save.h"
 #include "cleanup.h"
 #include "jobrec.h"
-#include "vmmd.h"
 #include "log.h"
 #include "rmtree.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,6 +4,7 @@
 #include "agent.h"
 #include "bulk.h"
 #include "ckpt.h"
+#include "cleanup.h"
 #include "console_keep.h"
 #include "exec.h"
 #include "jobfiles.h"
@@ -13,7 +14,6 @@
 #include "jobrec.h"
 #include "log.h"
 #include "rmtree.h"
-#include "cleanup.h"
 #include "vmmd.h"
 
 #include <errno.h>

@@ -5,9 +5,9 @@
 #include "jobmounts.h"
 
 #include "jobrec.h"
-#include "vmmd.h"
 #include "userfd.h"
 #include "util.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,9 +3,9 @@
 
 #include "cleanup.h"
 #include "jobrec.h"
-#include "vmmd.h"
 #include "log.h"
 #include "util.h"
+#include "vmmd.h"
 
 #include <errno.h>
 #include <stdio.h>
