@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ckpt-lead: the checkpoint lead vmmd computes (vmmd/ckpt_lead.h), for
+ * ckpt-lead: the checkpoint lead vmmd computes (vmmd/ckpt/ckpt_lead.h), for
  * bench/checkpoint.
  *
  *   ckpt-lead POLICY_LEAD_S MEM_BYTES DISK_BYTES BANDWIDTH_BPS

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ckpt-save: saves a running libvirt domain as vmmd's checkpoint does
- * (vmmd/ckpt_save.h: the same code), for bench/checkpoint.
+ * (vmmd/ckpt/ckpt_save.h: the same code), for bench/checkpoint.
  *
  *   ckpt-save DOMAIN PATH      prints the save's wall time in ns
  *   CKPT_SAVE_BYPASS=1         libvirt's BYPASS_CACHE save instead, the

@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../vmmd/config.h"
+#include "../vmmd/vmmdconf.h"
 
 struct ictx {
 	struct vmmd_config cfg;

@@ -171,7 +171,7 @@ struct aw_reader {
 	int err;
 };
 
-/* How a share reaches the guest (vmmd/jobfiles.h). */
+/* How a share reaches the guest (vmmd/files/jobfiles.h). */
 enum aw_mount_transport {
 	AW_MOUNT_VIRTIO_9P = 0, /* tag: QEMU's virtio-9p mount tag */
 	AW_MOUNT_SERVED = 1,	/* tag: the virtio-serial port vmenv-9p

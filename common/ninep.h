@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ninep: the 9P2000.L message codec of vmenv-9p (the job's files served
- * outside QEMU, see vmmd/jobfiles.h). Pure: no I/O, no logging, no
+ * outside QEMU, see vmmd/files/jobfiles.h). Pure: no I/O, no logging, no
  * allocation. The guest is untrusted: every field of a request is checked
  * against the message's own size, the negotiated msize and the limits
  * below before anything uses it.

@@ -39,7 +39,7 @@
  * There are no credits: TCP's own flow control bounds both ends, because
  * each side reads from the socket only while it has room for a frame.
  * What follows ACCEPT is not authenticated: the job's private segment
- * (vmmd/jobnet.h) is what keeps others from reading or forging it.
+ * (vmmd/net/jobnet.h) is what keeps others from reading or forging it.
  */
 #ifndef VMENV_RSHWIRE_H
 #define VMENV_RSHWIRE_H

@@ -93,7 +93,7 @@ enum vmspec_field {
 enum vmspec_hugepages { VMSPEC_HP_NONE, VMSPEC_HP_2M, VMSPEC_HP_1G };
 enum vmspec_emulator { VMSPEC_EMU_JOB, VMSPEC_EMU_HOUSEKEEPING };
 /* How a checkpointing job's working directory reaches its guest
- * (vmmd/jobfiles.h): the node's checkpoint_files, vmenv-9p, virtio-9p. */
+ * (vmmd/files/jobfiles.h): the node's checkpoint_files, vmenv-9p, virtio-9p. */
 enum vmspec_ckpt_files {
 	VMSPEC_CF_NODE,
 	VMSPEC_CF_SERVED,

@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../vmmd/config.h"
+#include "../vmmd/vmmdconf.h"
 
 /* Text for a roff line: a backslash printed as such, every '-' a minus
  * (options and paths stay copyable), and no control line by accident. */

@@ -2,7 +2,7 @@
 /*
  * vmenv-9p: serves one directory to a guest's 9p client (trans=fd over a
  * virtio-serial port) on one connected stream. Started by vmmd per job
- * (vmmd/jobfiles_served.c):
+ * (vmmd/files/jobfiles_served.c):
  *
  *   vmenv-9p --root DIR (--fd N | --connect SOCKET) [--uid U --gid G
  *            --groups G1,G2,...] [--state-in FILE] [--state-out FILE]

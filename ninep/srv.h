@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmenv-9p: the 9P2000.L server of a job's files (vmmd/jobfiles.h, kind
+ * vmenv-9p: the 9P2000.L server of a job's files (vmmd/files/jobfiles.h, kind
  * JOBFILES_SERVED). One process per job, run as the job's user, serving
  * one directory (the share's root) to the guest kernel's 9p client over
  * one connected stream (QEMU's end of a virtio-serial port).

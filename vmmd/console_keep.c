@@ -3,7 +3,7 @@
 #include "console_keep.h"
 
 #include "cleanup.h"
-#include "config.h"
+#include "vmmdconf.h"
 #include "log.h"
 
 #include <errno.h>

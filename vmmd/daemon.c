@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "catalogfile.h"
 #include "vmmd.h"
 
 #include "ckpt.h"
@@ -16,34 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static struct timespec catalog_mtime;
-
-int vmmd_catalog_refresh(struct vmmd *d, char *err, size_t errlen)
-{
-	struct catalog fresh;
-	struct stat st;
-	int r;
-
-	if (config_catalog_is_url(&d->cfg))
-		return 0;
-	if (stat(d->cfg.catalog, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", d->cfg.catalog,
-			 strerror(errno));
-		return -errno;
-	}
-	if (st.st_mtim.tv_sec == catalog_mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == catalog_mtime.tv_nsec && d->catalog.images)
-		return 0;
-	r = catalog_load(d->cfg.catalog, &fresh, err, errlen);
-	if (r < 0)
-		return r;
-	catalog_clear(&d->catalog);
-	d->catalog = fresh;
-	catalog_mtime = st.st_mtim;
-	log_info("catalog %s: %zu images", d->cfg.catalog, d->catalog.n);
-	return 0;
-}
 
 /* /proc/cpuinfo "flags" naming vmx or svm: hardware virtualisation is
  * really exposed. A /dev/kvm without it (some nested setups) accepts
@@ -185,7 +158,7 @@ int vmmd_init(struct vmmd *d)
 	}
 	if ((config_catalog_is_url(&d->cfg)
 		 ? images_catalog_initial(d, err, sizeof(err))
-		 : vmmd_catalog_refresh(d, err, sizeof(err))) < 0)
+		 : catalogfile_refresh(d, err, sizeof(err))) < 0)
 		log_warn("catalog: %s (every job will fail until it is fixed)",
 			 err);
 	spec_policies_load(d);

@@ -96,11 +96,11 @@ struct dom_spec {
 	const char *share_dir; /* NULL: no share */
 	const char *share_tag;
 	/* More host directories shared by QEMU's 9p (the job's --vm-mount,
-	 * vmmd/jobmounts.h). ro: QEMU refuses every write, whatever the
+	 * vmmd/files/jobmounts.h). ro: QEMU refuses every write, whatever the
 	 * guest mounts it as. */
 	uint32_t nmounts;
 	const struct dom_mount *mounts;
-	/* A multi-node job's private segment (vmmd/jobnet.h): a virtio NIC
+	/* A multi-node job's private segment (vmmd/net/jobnet.h): a virtio NIC
 	 * on a tap named net_tap that libvirt makes and puts on the job's
 	 * bridge net_bridge (both named by vmmd: hostnet_names), with the
 	 * segment's MTU. NULL: no NIC. */
@@ -108,7 +108,7 @@ struct dom_spec {
 	const char *net_tap;
 	uint32_t net_mtu;
 	const char *net_mac;
-	/* The job's files served outside QEMU (vmmd/jobfiles.h): a second
+	/* The job's files served outside QEMU (vmmd/files/jobfiles.h): a second
 	 * virtio-serial port named files_port whose host end QEMU binds at
 	 * files_sock (NULL: none). */
 	const char *files_sock;

@@ -48,7 +48,7 @@ struct hv_ops {
 			     void (*cb)(void *data, const char *name,
 					enum hv_event ev),
 			     void *data);
-	/* Checkpoints (vmmd/ckpt.c). save and restore are called from a
+	/* Checkpoints (vmmd/ckpt/ckpt.c). save and restore are called from a
 	 * worker thread (they take seconds): they touch nothing but their
 	 * arguments and the connection (libvirt's is thread-safe). */
 	/* Writes the running domain's memory and device state to path,

@@ -363,7 +363,7 @@ static int lv_save(void *ctx, const char *name, const char *path, char *err,
 		return -ENOENT;
 	/* Through the page cache, not BYPASS_CACHE: libvirt's helper then
 	 * never makes QEMU wait for the disk, and the caller starts the
-	 * writeback behind the stream (vmmd/ckpt_save.h; 0.59 -> 0.8 of dd
+	 * writeback behind the stream (vmmd/ckpt/ckpt_save.h; 0.59 -> 0.8 of dd
 	 * for a 4 GiB guest). The commit drops the pages once it has hashed
 	 * them (ckpt_store.c). */
 	if (virDomainSaveFlags(d, path, NULL, 0) < 0) {

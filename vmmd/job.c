@@ -3,6 +3,7 @@
 
 #include "agent.h"
 #include "bulk.h"
+#include "catalogfile.h"
 #include "ckpt.h"
 #include "cleanup.h"
 #include "domxml.h"
@@ -51,7 +52,7 @@ static int job_paths(struct job *j)
 
 /* --- what the agent channel reports (agent.h) ---------------------------- */
 
-/* The job's network (vmmd/jobnet.h) into SETUP v2's fields; the peers
+/* The job's network (vmmd/net/jobnet.h) into SETUP v2's fields; the peers
  * array (owned by the caller) points into j->net. */
 static int setup_net(struct job *j, struct aw_setup *s,
 		     struct aw_peer **ret_peers)
@@ -449,7 +450,7 @@ static int lookup_image(struct job *j, const struct catalog_image **ret,
 				 "%s (allow_user_images = no); use an image "
 				 "of the catalog",
 				 j->id, j->d->cfg.node_name);
-	if (vmmd_catalog_refresh(j->d, why, sizeof(why)) < 0)
+	if (catalogfile_refresh(j->d, why, sizeof(why)) < 0)
 		log_warn("catalog: %s (keeping the previous one)", why);
 	r = catalog_resolve(&j->d->catalog, j->image, ret, why, sizeof(why));
 	if (r == 0)
@@ -528,7 +529,7 @@ static int pick_files(struct job *j)
 }
 
 /* A job on several nodes: its guests' private segment and addresses,
- * worked out from Slurm's node list and the site key (vmmd/jobnet.h). */
+ * worked out from Slurm's node list and the site key (vmmd/net/jobnet.h). */
 static int plan_net(struct job *j, const struct slurmjob_info *si, char *err,
 		    size_t errlen)
 {

@@ -132,7 +132,7 @@ struct job {
 	/* A multi-node job's private network (nnodes > 1 only). */
 	bool has_net;
 	struct jobnet net;
-	/* The job's files served by vmenv-9p (vmmd/jobfiles_served.h). */
+	/* The job's files served by vmenv-9p (vmmd/files/jobfiles_served.h). */
 	struct jobfiles_served *served;
 	/* Timings, for the benchmark: monotonic ms. */
 	uint64_t t_request, t_prepared, t_created, t_ready, t_first_output;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* vmmd: the node daemon that owns every vmenv guest on its node. */
+#include "catalogfile.h"
 #include "cleanup.h"
-#include "config.h"
 #include "devices.h"
 #include "image.h"
 #include "jobnet_host.h"
@@ -9,6 +9,7 @@
 #include "spec.h"
 #include "trustpath.h"
 #include "vmmd.h"
+#include "vmmdconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -141,7 +142,7 @@ static void sig_io(void *data, uint32_t events)
 			log_notice("SIGHUP: reloading the catalog and the "
 				   "policies");
 			images_catalog_refresh(s->d);
-			if (vmmd_catalog_refresh(s->d, err, sizeof(err)) < 0)
+			if (catalogfile_refresh(s->d, err, sizeof(err)) < 0)
 				log_err(
 				    "catalog: %s (keeping the previous one)",
 				    err);

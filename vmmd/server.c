@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "vmmdconf.h"
 
 /* At most one refusal a this often in the log: a flood of connections
  * must not become a flood of log lines. */

@@ -9,7 +9,6 @@
 
 #include "catalog.h"
 #include "clientlimit.h"
-#include "config.h"
 #include "console_keep.h"
 #include "hostnet.h"
 #include "hv.h"
@@ -18,6 +17,7 @@
 #include "policy.h"
 #include "proto.h"
 #include "slurmjob.h"
+#include "vmmdconf.h"
 
 struct job;
 struct client;
@@ -58,10 +58,6 @@ struct vmmd {
 	struct console_stream *consoles;   /* vmenvctl console (console.h) */
 	struct console_keep console_ended; /* console_keep.h */
 };
-
-/* Reloads the catalog when its file changed; keeps the old one on error.
- * A catalog URL is refreshed in the background instead (image.h). */
-int vmmd_catalog_refresh(struct vmmd *d, char *err, size_t errlen);
 
 /* daemon.c: bring the daemon up around an already filled d->cfg, d->hv
  * and d->slurm_lookup; and take it down (guests keep running). */

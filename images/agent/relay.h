@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The job's files served outside QEMU (vmmd/jobfiles.h, JOBFILES_SERVED),
+ * The job's files served outside QEMU (vmmd/files/jobfiles.h, JOBFILES_SERVED),
  * guest side. The kernel's 9p client cannot use a virtio-serial port as
  * its trans=fd descriptor (virtio_console has no write_iter, and the
  * kernel writes with kernel_write()), and it would take the port's close

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer target for the checkpoint manifest (vmmd/ckpt_manifest.c):
+ * libFuzzer target for the checkpoint manifest (vmmd/ckpt/ckpt_manifest.c):
  * the input is a manifest.json as a later vmmd reads it back from a store
  * (ckpt_store_load, then ckpt_store_verify and the restore), a store that
  * may be a user's. What decodes must hold bounded, checked fields and

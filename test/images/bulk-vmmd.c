@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "../unit/fakes.h"
-#include "config.h"
+#include "vmmdconf.h"
 #include "digest.h"
 #include "job.h"
 #include "log.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * hostnet-ctl: vmmd's host network code (vmmd/hostnet.h) by hand, for
+ * hostnet-ctl: vmmd's host network code (vmmd/net/hostnet.h) by hand, for
  * images/tiny/rsh-pair --bridge and for looking at a host:
  *
  *   hostnet-ctl [--lock PATH] up JOB        the guard, then job's bridge

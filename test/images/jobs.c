@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "../unit/fakes.h"
-#include "config.h"
+#include "vmmdconf.h"
 #include "job.h"
 #include "log.h"
 #include "proto.h"

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * The checkpoint store (vmmd/ckpt_store.h): manifest JSON both ways and
+ * The checkpoint store (vmmd/ckpt/ckpt_store.h): manifest JSON both ways and
  * refused when malformed, the store's life (begin, commit, latest, gc,
  * verify, remove) on a temporary directory, including what an interrupted
  * save leaves and a corrupted file; and the lead arithmetic
- * (vmmd/ckpt_lead.h).
+ * (vmmd/ckpt/ckpt_lead.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests for vmmd/config.c: the defaults (built from the same
+ * Unit tests for vmmd/vmmdconf.c: the defaults (built from the same
  * build-time directories as vmmd), the "key = value" syntax, an error naming
  * file:line and the key for every bad line, %n expansion, node names that
  * must not reach a path, and config_dump.
@@ -23,7 +23,7 @@
 
 #include "cleanup.h"
 /* By path: "config.h" alone is autoconf's, found first on -I. */
-#include "../../vmmd/config.h"
+#include "../../vmmd/vmmdconf.h"
 
 /* Every key, as an operator would write it. */
 static const char *const all_keys[] = {

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "vmmdconf.h"
 #include "devices.h"
 #include "devlease.h"
 #include "gres.h"

@@ -295,7 +295,7 @@ static void spec_disk_numa(struct dom_spec *s)
 }
 
 /* A guest of a multi-node job: a virtio NIC on a tap vmmd names, on the
- * job's bridge (vmmd/jobnet.h, hostnet.h), node 2 of the job. */
+ * job's bridge (vmmd/net/jobnet.h, hostnet.h), node 2 of the job. */
 static void spec_net(struct dom_spec *s)
 {
 	s->net_bridge = "vmj0000002a";

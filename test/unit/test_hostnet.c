@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmmd/hostnet_linux.c against the real kernel, in network namespaces of
+ * vmmd/net/hostnet_linux.c against the real kernel, in network namespaces of
  * the test's own (nothing of the host's network is touched): a job's
  * bridge, guests on it (veth ends in namespaces of their own, named as
  * vmmd names the taps), the nf_tables guard, and across two "hosts" the

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests for vmmd/jobfiles_served.c without a guest: the paths, the
+ * Unit tests for vmmd/files/jobfiles_served.c without a guest: the paths, the
  * domain fields, vmenv-9p's command line (ids, groups, restored state),
  * freeze/thaw refusing cleanly when no server runs, which jobs get the
  * served kind, the after-save step, and a restarted vmmd adopting a

@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "vmmdconf.h"
 #include "jobnet.h"
 
 static const char key[] = "0123456789abcdef0123456789abcdef";

@@ -9,7 +9,7 @@
  * - Segment: a Linux bridge per job and host, made by vmmd as root, with
  *   each guest's virtio NIC on a tap libvirt makes under a name vmmd gives
  *   it; local processes are kept off every such device by a guard in
- *   nf_tables (vmmd/hostnet.h). A guest has no say in which bridge its tap
+ *   nf_tables (vmmd/net/hostnet.h). A guest has no say in which bridge its tap
  *   is on, so it cannot join another job's segment.
  * - Across hosts (net_tunnel = vxlan): a VXLAN device on the bridge, VNI
  *   from the job id, with a forwarding entry per remote host (broadcasts)
@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "vmmdconf.h"
 #include "hostnet.h"
 #include "slurmjob.h"
 

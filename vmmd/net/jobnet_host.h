@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "vmmdconf.h"
 #include "domxml.h"
 #include "jobnet.h"
 #include "slurmjob.h"

@@ -5,7 +5,7 @@
  * by QEMU's 9p server (QEMU runs as that user; ":ro" is enforced by QEMU,
  * not by the guest's mount flags), mounted by the agent at SETUP after the
  * working directory. They are virtio-9p shares whatever way the working
- * directory reaches the guest (vmmd/jobfiles.h): across a checkpoint the
+ * directory reaches the guest (vmmd/files/jobfiles.h): across a checkpoint the
  * agent releases and mounts them again, and a mount kept busy refuses the
  * checkpoint naming the directory.
  */

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "vmmdconf.h"
 #include "cpuset.h"
 #include "placement.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * JOBFILES_SERVED behind vmmd/jobfiles.h: the job's working directory
+ * JOBFILES_SERVED behind vmmd/files/jobfiles.h: the job's working directory
  * served by vmenv-9p (ninep/main.c), one process per job, through a
  * second virtio-serial port (JOBFILES_PORT_NAME) whose host end QEMU
  * binds at q/files.sock; in the guest the agent mounts it with the
