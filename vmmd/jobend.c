@@ -3,6 +3,7 @@
 
 #include "agent.h"
 #include "ckpt.h"
+#include "cleanup.h"
 #include "console_keep.h"
 #include "exec.h"
 #include "jobfiles.h"
@@ -13,7 +14,6 @@
 #include "log.h"
 #include "ovkeep.h"
 #include "rmtree.h"
-#include "cleanup.h"
 #include "vmmd.h"
 
 #include <errno.h>
