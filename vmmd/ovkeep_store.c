@@ -178,8 +178,9 @@ int ovkeep_store_open(const char *run_dir, bool create)
 	return sfs_open_private_dir(rfd, OVKEEP_DIR, create, 0700, NULL);
 }
 
-/* The overlay as it is now: a plain file of root's with one link. */
-static int open_overlay(int disk_dfd, struct stat *st)
+/* The overlay as it is now: a plain file of root's or the job's user's
+ * (libvirt may not have given it back) with one link. */
+static int open_overlay(int disk_dfd, uid_t uid, struct stat *st)
 {
 	_cleanup_close_ int fd =
 	    openat(disk_dfd, "overlay.qcow2",
@@ -191,7 +192,7 @@ static int open_overlay(int disk_dfd, struct stat *st)
 		return -errno;
 	if (!S_ISREG(st->st_mode))
 		return -EINVAL;
-	if (st->st_uid != geteuid())
+	if (st->st_uid != geteuid() && st->st_uid != uid)
 		return -EPERM;
 	if (st->st_nlink != 1)
 		return -EMLINK;
@@ -213,7 +214,9 @@ static int move_in(int disk_dfd, int sfd, int fd, const struct stat *st,
 		unlinkat(sfd, qname, 0);
 		return -ESTALE;
 	}
-	if (fstat(fd, &now) < 0 || now.st_nlink != 1 || fchmod(fd, 0600) < 0) {
+	/* Root's from now on, whoever's it was. */
+	if (fstat(fd, &now) < 0 || now.st_nlink != 1 ||
+	    fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, 0600) < 0) {
 		unlinkat(sfd, qname, 0);
 		return -EMLINK;
 	}
@@ -224,7 +227,7 @@ int ovkeep_store_put(int sfd, int disk_dfd, struct ovkeep_rec *rec)
 {
 	char qname[32], rname[32], text[OVKEEP_MAX_REC];
 	struct stat st;
-	_cleanup_close_ int fd = open_overlay(disk_dfd, &st);
+	_cleanup_close_ int fd = open_overlay(disk_dfd, rec->uid, &st);
 	int r;
 
 	if (fd < 0)

@@ -56,8 +56,9 @@ int ovkeep_store_open(const char *run_dir, bool create);
 
 /* Moves disk_dfd's overlay.qcow2 into the store as <job>.qcow2 (a rename:
  * the same file system) and writes the record (rec->bytes set from the
- * file). The overlay must be a plain file of root's with one link, and
- * the name moved must still be that file; it is made 0600. -ENOENT: no
+ * file). The overlay must be a plain file of root's or rec->uid's (libvirt
+ * may leave it the user's) with one link, and the name moved must still
+ * be that file; it is made root's 0600. -ENOENT: no
  * overlay; -EPERM/-EMLINK/-EINVAL/-ELOOP: refused (left where it was);
  * -EXDEV: the store is on another file system. Nothing is left in the
  * store of a failed put. */

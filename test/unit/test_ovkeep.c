@@ -248,6 +248,7 @@ static void test_put_refused(void **state)
 	struct fx *f = *state;
 	char target[128], other[128];
 	struct ovkeep_rec r;
+	struct stat st;
 
 	if (!f) {
 		skip();
@@ -272,7 +273,7 @@ static void test_put_refused(void **state)
 	assert_int_equal(ovkeep_store_put(f->sfd, f->dfd, &r), -EINVAL);
 	assert_int_equal(unlinkat(f->dfd, "overlay.qcow2", 0), 0);
 
-	/* A user's file (a user image's overlay): not root's to keep. */
+	/* Another user's file: not the job's to keep. */
 	snprintf(other, sizeof(other), "%s/overlay.qcow2", f->disk);
 	put_file(AT_FDCWD, other, QCOW, 0600);
 	assert_int_equal(chown(other, OTHER_UID, OTHER_UID), 0);
@@ -281,6 +282,14 @@ static void test_put_refused(void **state)
 
 	assert_false(there(f->sfd, "42.qcow2"));
 	assert_false(there(f->sfd, "42.rec"));
+
+	/* The job's user's (libvirt did not give it back): kept as root's. */
+	r.uid = OTHER_UID;
+	assert_int_equal(ovkeep_store_put(f->sfd, f->dfd, &r), 0);
+	assert_false(there(f->dfd, "overlay.qcow2"));
+	assert_int_equal(fstatat(f->sfd, "42.qcow2", &st, 0), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
 }
 
 /* The store itself must be root's and closed: no one else's directory,
