@@ -189,7 +189,14 @@ static void usage(FILE *f)
 		   "until the guest ends\n"
 		   "                        (owner or root)\n"
 		   "  metrics               the node's numbers in Prometheus' "
-		   "text format\n");
+		   "text format\n"
+		   "  overlay list          kept overlays (--vm-keep-overlay) "
+		   "on the node\n"
+		   "                        (yours; all for root)\n"
+		   "  overlay get JOBID > FILE.qcow2\n"
+		   "                        the job's kept overlay (owner or "
+		   "root)\n"
+		   "  overlay rm JOBID      remove it now (owner or root)\n");
 }
 
 int main(int argc, char **argv)
@@ -247,6 +254,9 @@ int main(int argc, char **argv)
 		return cmd_checkpoint(&c, argv[optind + 1]);
 	if (optind < argc && strcmp(argv[optind], "console") == 0)
 		return ctl_console(argc - optind, argv + optind, c.sock,
+				   c.timeout_ms);
+	if (optind < argc && strcmp(argv[optind], "overlay") == 0)
+		return ctl_overlay(argc - optind, argv + optind, c.sock,
 				   c.timeout_ms);
 	if (optind + 1 == argc && strcmp(argv[optind], "metrics") == 0)
 		return ctl_metrics(c.sock, c.timeout_ms);

@@ -10,5 +10,7 @@ int vmenvctl_policy(int argc, char **argv);
 int ctl_console(int argc, char **argv, const char *sock, int timeout_ms);
 /* "metrics" (ctlmetrics.c). */
 int ctl_metrics(const char *sock, int timeout_ms);
+/* vmenvctl overlay list | get JOBID | rm JOBID (argv[0] is "overlay"). */
+int ctl_overlay(int argc, char **argv, const char *sock, int timeout_ms);
 
 #endif

@@ -20,11 +20,19 @@ static void json_putp(struct json_object **o)
 #define _cleanup_json_ __attribute__((cleanup(json_putp)))
 
 static const char *const op_names[] = {
-    [PROTO_OP_START] = "start",	      [PROTO_OP_STOP] = "stop",
-    [PROTO_OP_EXEC] = "exec",	      [PROTO_OP_SIGNAL] = "signal",
-    [PROTO_OP_STATUS] = "status",     [PROTO_OP_LIST] = "list",
-    [PROTO_OP_STEP_END] = "step_end", [PROTO_OP_CHECKPOINT] = "checkpoint",
-    [PROTO_OP_CONSOLE] = "console",   [PROTO_OP_METRICS] = "metrics",
+    [PROTO_OP_START] = "start",
+    [PROTO_OP_STOP] = "stop",
+    [PROTO_OP_EXEC] = "exec",
+    [PROTO_OP_SIGNAL] = "signal",
+    [PROTO_OP_STATUS] = "status",
+    [PROTO_OP_LIST] = "list",
+    [PROTO_OP_STEP_END] = "step_end",
+    [PROTO_OP_CHECKPOINT] = "checkpoint",
+    [PROTO_OP_CONSOLE] = "console",
+    [PROTO_OP_METRICS] = "metrics",
+    [PROTO_OP_OVERLAY_LIST] = "overlay_list",
+    [PROTO_OP_OVERLAY_GET] = "overlay_get",
+    [PROTO_OP_OVERLAY_RM] = "overlay_rm",
 };
 
 /* Keys each op may carry besides "op". */
@@ -40,6 +48,9 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_CHECKPOINT] = {"job"},
     [PROTO_OP_CONSOLE] = {"job", "follow"},
     [PROTO_OP_METRICS] = {NULL},
+    [PROTO_OP_OVERLAY_LIST] = {NULL},
+    [PROTO_OP_OVERLAY_GET] = {"job"},
+    [PROTO_OP_OVERLAY_RM] = {"job"},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -139,6 +150,8 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 	case PROTO_OP_STOP:
 	case PROTO_OP_STEP_END:
 	case PROTO_OP_CHECKPOINT:
+	case PROTO_OP_OVERLAY_GET:
+	case PROTO_OP_OVERLAY_RM:
 		json_object_object_add(o, "job",
 				       json_object_new_int64(req->job_id));
 		break;
@@ -175,6 +188,7 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
 	case PROTO_OP_METRICS:
+	case PROTO_OP_OVERLAY_LIST:
 		break;
 	default:
 		return -EINVAL;
@@ -439,6 +453,8 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 	case PROTO_OP_STOP:
 	case PROTO_OP_STEP_END:
 	case PROTO_OP_CHECKPOINT:
+	case PROTO_OP_OVERLAY_GET:
+	case PROTO_OP_OVERLAY_RM:
 		return get_u32(o, "job", &req->job_id, err, errlen);
 	case PROTO_OP_EXEC:
 		r = get_u32(o, "job", &req->job_id, err, errlen);
@@ -458,6 +474,7 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
 	case PROTO_OP_METRICS:
+	case PROTO_OP_OVERLAY_LIST:
 		return 0;
 	}
 	return -EBADMSG;
@@ -573,6 +590,21 @@ static void progress_json(struct json_object *o, const struct proto_progress *p)
 	json_object_object_add(o, "ready", json_object_new_boolean(p->ready));
 }
 
+static struct json_object *overlay_json(const struct proto_overlay_info *v)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "job", json_object_new_int64(v->job_id));
+	json_object_object_add(o, "uid", json_object_new_int64(v->uid));
+	json_object_object_add(o, "node", json_object_new_string(v->node));
+	json_object_object_add(o, "image", json_object_new_string(v->image));
+	json_object_object_add(o, "base", json_object_new_string(v->base));
+	add_u64(o, "bytes", v->bytes);
+	json_object_object_add(o, "created", json_object_new_int64(v->created));
+	json_object_object_add(o, "expires", json_object_new_int64(v->expires));
+	return o;
+}
+
 static int reply_body(struct json_object *o, const struct proto_reply *rep)
 {
 	switch (rep->kind) {
@@ -641,6 +673,14 @@ int proto_reply_encode(const struct proto_reply *rep, char **ret,
 			json_object_array_add(a, job_info_json(&rep->jobs[i]));
 		json_object_object_add(o, "jobs", a);
 	}
+	if (rep->has_overlays) {
+		struct json_object *a = json_object_new_array();
+
+		for (size_t i = 0; i < rep->noverlays; i++)
+			json_object_array_add(a,
+					      overlay_json(&rep->overlays[i]));
+		json_object_object_add(o, "overlays", a);
+	}
 	return to_json_text(o, ret, ret_len);
 }
 
@@ -695,6 +735,35 @@ static int decode_jobs(struct json_object *a, struct proto_reply *rep)
 		opt_str(j, "error", ji->error, sizeof(ji->error));
 		ji->ckpt_due = (int64_t)opt_u64(j, "ckpt_due");
 		ji->ckpt_lead_s = (uint32_t)opt_u64(j, "ckpt_lead_s");
+	}
+	return 0;
+}
+
+static int decode_overlays(struct json_object *a, struct proto_reply *rep)
+{
+	size_t n = json_object_array_length(a);
+
+	if (n > PROTO_MAX_STRS)
+		return -EBADMSG;
+	rep->overlays = calloc(n ? n : 1, sizeof(*rep->overlays));
+	if (!rep->overlays)
+		return -ENOMEM;
+	rep->has_overlays = true;
+	rep->noverlays = n;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *j = json_object_array_get_idx(a, i);
+		struct proto_overlay_info *v = &rep->overlays[i];
+
+		if (!json_object_is_type(j, json_type_object))
+			return -EBADMSG;
+		v->job_id = (uint32_t)opt_u64(j, "job");
+		v->uid = (uint32_t)opt_u64(j, "uid");
+		opt_str(j, "node", v->node, sizeof(v->node));
+		opt_str(j, "image", v->image, sizeof(v->image));
+		opt_str(j, "base", v->base, sizeof(v->base));
+		v->bytes = opt_u64(j, "bytes");
+		v->created = (int64_t)opt_u64(j, "created");
+		v->expires = (int64_t)opt_u64(j, "expires");
 	}
 	return 0;
 }
@@ -806,6 +875,12 @@ int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 		proto_reply_clear(&rep);
 		return fail(err, errlen, "malformed job list");
 	}
+	if (json_object_object_get_ex(o, "overlays", &v) &&
+	    json_object_is_type(v, json_type_array) &&
+	    (r = decode_overlays(v, &rep)) < 0) {
+		proto_reply_clear(&rep);
+		return fail(err, errlen, "malformed overlay list");
+	}
 	*ret = rep;
 	return 0;
 }
@@ -814,6 +889,7 @@ void proto_reply_clear(struct proto_reply *rep)
 {
 	free(rep->jobs);
 	free(rep->text);
+	free(rep->overlays);
 	memset(rep, 0, sizeof(*rep));
 }
 
@@ -887,6 +963,15 @@ int proto_send_reply(int fd, const struct proto_reply *rep)
 	int r = proto_reply_encode(rep, &msg, &len);
 
 	return r < 0 ? r : proto_send(fd, msg, len, NULL, 0);
+}
+
+int proto_send_reply_fd(int fd, const struct proto_reply *rep, int xfd)
+{
+	_cleanup_free_ char *msg = NULL;
+	size_t len;
+	int r = proto_reply_encode(rep, &msg, &len);
+
+	return r < 0 ? r : proto_send(fd, msg, len, &xfd, 1);
 }
 
 void proto_rx_init(struct proto_rx *rx)
@@ -988,15 +1073,13 @@ int proto_rx_feed(struct proto_rx *rx, int fd)
 	return 1;
 }
 
-int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret, char *err,
-		     size_t errlen)
+/* Waits for one whole message into rx. */
+static int recv_msg(int fd, int timeout_ms, struct proto_rx *rx)
 {
-	struct proto_rx rx;
 	uint64_t deadline =
 	    now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
 	int r;
 
-	proto_rx_init(&rx);
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		int wait = -1;
@@ -1008,24 +1091,43 @@ int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret, char *err,
 		r = poll(&pfd, 1, wait);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			r = -errno;
-			break;
-		}
-		if (r == 0) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		r = proto_rx_feed(&rx, fd);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		r = proto_rx_feed(rx, fd);
 		if (r == 0 || r == -EAGAIN)
 			continue;
-		if (r > 0)
-			r = proto_reply_decode(rx.buf, rx.got, ret, err,
-					       errlen);
-		break;
+		return r;
+	}
+}
+
+int proto_recv_reply_fd(int fd, int timeout_ms, struct proto_reply *ret,
+			int *ret_fd, char *err, size_t errlen)
+{
+	struct proto_rx rx;
+	int r;
+
+	proto_rx_init(&rx);
+	if (ret_fd)
+		*ret_fd = -1;
+	r = recv_msg(fd, timeout_ms, &rx);
+	if (r > 0 && rx.nfds > (ret_fd ? 1u : 0u))
+		r = -EPROTO;
+	if (r > 0)
+		r = proto_reply_decode(rx.buf, rx.got, ret, err, errlen);
+	if (r == 0 && ret_fd && rx.nfds == 1) {
+		*ret_fd = rx.fds[0];
+		rx.nfds = 0;
 	}
 	proto_rx_reset(&rx);
 	return r;
+}
+
+int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret, char *err,
+		     size_t errlen)
+{
+	return proto_recv_reply_fd(fd, timeout_ms, ret, NULL, err, errlen);
 }
 
 int proto_call(const char *sock_path, const struct proto_request *req,

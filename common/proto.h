@@ -25,6 +25,12 @@
  *                               owner or root): after the ok reply, the
  *                               log's raw bytes until vmmd closes
  *   {"op":"metrics"}            the node's numbers (anyone)
+ *   {"op":"overlay_list"}       kept overlays (--vm-keep-overlay): the
+ *                               asker's own; root's: all
+ *   {"op":"overlay_get","job":N}  the kept overlay, to its owner or root:
+ *                               the ok reply carries it as one read-only
+ *                               fd (SCM_RIGHTS) that vmmd opened itself
+ *   {"op":"overlay_rm","job":N}   remove it (owner or root)
  * Replies (vmmd -> client):
  *   {"ok":true} / {"ok":false,"error":"job 42: ..."}
  *   exec: {"event":"started"} then {"event":"exit","code":C} or
@@ -41,6 +47,9 @@
  *         and a vmmd restart ends the connections of the old one).
  *   status: {"ok":true,"status":{...}}   list: {"ok":true,"jobs":[...]}
  *   metrics: {"ok":true,"text":"# HELP ..."} (Prometheus' text format)
+ *   overlay_list, overlay_get: {"ok":true,"overlays":[{"job":N,"uid":U,
+ *         "node":"n1","image":"tiny","base":"/var/cache/...","bytes":B,
+ *         "created":T,"expires":T}]}
  */
 #ifndef VMENV_PROTO_H
 #define VMENV_PROTO_H
@@ -69,6 +78,9 @@ enum proto_op {
 	PROTO_OP_CHECKPOINT,
 	PROTO_OP_CONSOLE,
 	PROTO_OP_METRICS,
+	PROTO_OP_OVERLAY_LIST,
+	PROTO_OP_OVERLAY_GET,
+	PROTO_OP_OVERLAY_RM,
 };
 
 struct proto_start {
@@ -142,6 +154,18 @@ struct proto_job_info {
 	uint32_t ckpt_lead_s; /* the lead it was computed with */
 };
 
+/* A kept overlay (vmmd/ovkeep.h). */
+struct proto_overlay_info {
+	uint32_t job_id;
+	uint32_t uid;
+	char node[128];
+	char image[VMENV_MAX_IMAGE_NAME];
+	char base[VMENV_MAX_PATH]; /* the cached image it is backed by */
+	uint64_t bytes;
+	int64_t created; /* wall clock s */
+	int64_t expires; /* swept after */
+};
+
 struct proto_status {
 	char node[128];
 	char version[32];
@@ -167,6 +191,9 @@ struct proto_reply {
 	size_t njobs;
 	struct proto_job_info *jobs;
 	char *text; /* metrics (malloc'ed; freed by proto_reply_clear) */
+	bool has_overlays;
+	size_t noverlays;
+	struct proto_overlay_info *overlays; /* freed by proto_reply_clear */
 };
 
 /* Encoding: *ret is a malloc'ed JSON text (caller frees). 0 or -errno. */
@@ -189,6 +216,8 @@ int proto_send(int fd, const char *msg, size_t len, const int *fds,
 int proto_send_request(int fd, const struct proto_request *req, const int *fds,
 		       size_t nfds);
 int proto_send_reply(int fd, const struct proto_reply *rep);
+/* The reply with one fd (SCM_RIGHTS): vmmd's answer to overlay_get. */
+int proto_send_reply_fd(int fd, const struct proto_reply *rep, int xfd);
 
 /* Incremental receiver for non-blocking sockets (vmmd). */
 struct proto_rx {
@@ -215,6 +244,10 @@ void proto_rx_reset(struct proto_rx *rx);
 /* Blocking receive of one reply, waiting at most timeout_ms (-1 forever). */
 int proto_recv_reply(int fd, int timeout_ms, struct proto_reply *ret, char *err,
 		     size_t errlen);
+/* The same, taking the one fd the reply may carry into *ret_fd (-1: none;
+ * more than one: -EPROTO, none kept). */
+int proto_recv_reply_fd(int fd, int timeout_ms, struct proto_reply *ret,
+			int *ret_fd, char *err, size_t errlen);
 
 /* Connect, send req, receive one reply. */
 int proto_call(const char *sock_path, const struct proto_request *req,

@@ -3,8 +3,8 @@
 #include "console_keep.h"
 
 #include "cleanup.h"
-#include "vmmdconf.h"
 #include "log.h"
+#include "vmmdconf.h"
 
 #include <errno.h>
 #include <inttypes.h>

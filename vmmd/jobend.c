@@ -13,6 +13,7 @@
 #include "jobplace.h"
 #include "jobrec.h"
 #include "log.h"
+#include "ovkeep.h"
 #include "rmtree.h"
 #include "vmmd.h"
 
@@ -157,6 +158,15 @@ static void dir_remove(struct job *j, struct end *e)
 		log_err("job %u: cannot remove %s", j->id, j->dir);
 }
 
+/* --vm-keep-overlay: the overlay leaves the job's directory for the
+ * node's store before that goes, failed job or not (ovkeep.h); never
+ * while libvirt may still hold the guest. */
+static void overlay_keep(struct job *j, struct end *e)
+{
+	if (e->guest_gone)
+		ovkeep_job_ended(j);
+}
+
 static void traces_remove(struct job *j, struct end *e)
 {
 	remove_traces(j, e->failed);
@@ -175,6 +185,8 @@ static const struct {
     {"exec sessions", {sessions_end, sessions_end, sessions_end}},
     {"checkpoint", {ckpt_free, ckpt_ended, ckpt_free}},
     {"guest", {guest_destroy, guest_destroy, guest_leave}},
+    {"kept overlay",
+     {[JOB_END_FAIL] = overlay_keep, [JOB_END_STOP] = overlay_keep}},
     {"image lease", {[JOB_END_STOP] = image_release}},
     {"job directory",
      {[JOB_END_FAIL] = dir_remove, [JOB_END_STOP] = traces_remove}},

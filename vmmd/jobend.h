@@ -6,7 +6,9 @@
  * the job; the guest runs on and the next vmmd adopts it). Each part of a
  * job has one row with what each of those does to it, in the order the
  * parts must go: sessions and the checkpoint before the guest, the guest
- * before the image's lease and the job's directory.
+ * before the kept overlay (--vm-keep-overlay moves the overlay out, after
+ * the guest is gone), that before the image's lease and the job's
+ * directory.
  */
 #ifndef VMMD_JOBEND_H
 #define VMMD_JOBEND_H

@@ -11,6 +11,7 @@
 #include "jobnet_host.h"
 #include "jobplace.h"
 #include "log.h"
+#include "ovkeep.h"
 #include "rmtree.h"
 
 #include <dirent.h>
@@ -205,4 +206,5 @@ void job_reconcile(struct vmmd *d, bool at_start)
 	/* After the guests: their taps are gone with them. */
 	jobnet_host_sweep(d);
 	console_keep_sweep(&d->console_ended, &d->cfg, at_start);
+	ovkeep_sweep(d);
 }

@@ -9,6 +9,7 @@
 #include "jobimage.h"
 #include "log.h"
 #include "metrics_collect.h"
+#include "ovkeep.h"
 #include "proto.h"
 
 #include <errno.h>
@@ -239,6 +240,76 @@ static void do_metrics(struct client *c)
 	free(rep.text);
 }
 
+/* --- kept overlays (ovkeep.h): the asker is the peer's uid ------------- */
+
+static void overlay_info(const struct vmmd *d, const struct ovkeep_rec *r,
+			 struct proto_overlay_info *v)
+{
+	*v = (struct proto_overlay_info){
+	    .job_id = r->job,
+	    .uid = r->uid,
+	    .bytes = r->bytes,
+	    .created = r->created,
+	    .expires = r->created + (int64_t)d->cfg.overlay_retention_s,
+	};
+	snprintf(v->node, sizeof(v->node), "%s", r->node);
+	snprintf(v->image, sizeof(v->image), "%s", r->image);
+	snprintf(v->base, sizeof(v->base), "%s", r->base);
+}
+
+static void do_overlay_list(struct client *c)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK, .has_overlays = true};
+	_cleanup_free_ struct ovkeep_rec *recs = NULL;
+	size_t n = 0;
+	int r = ovkeep_list_for(c->d, c->cred.uid, &recs, &n);
+
+	if (r < 0 ||
+	    !(rep.overlays = calloc(n ? n : 1, sizeof(*rep.overlays)))) {
+		reply_error(c, "kept overlays of node %s: %s",
+			    c->d->cfg.node_name, strerror(r < 0 ? -r : ENOMEM));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		overlay_info(c->d, &recs[i], &rep.overlays[rep.noverlays++]);
+	proto_send_reply(c->fd, &rep);
+	free(rep.overlays);
+}
+
+/* The file goes as an fd vmmd opened itself (root, O_NOFOLLOW from the
+ * store's fd): the client never names a path. */
+static void do_overlay_get(struct client *c, const struct proto_request *req)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK, .has_overlays = true};
+	struct proto_overlay_info v;
+	struct ovkeep_rec r;
+	char err[PROTO_MAX_ERROR];
+	_cleanup_close_ int fd = ovkeep_open_for(c->d, c->cred.uid, req->job_id,
+						 &r, err, sizeof(err));
+
+	if (fd < 0) {
+		reply_error(c, "%s", err);
+		return;
+	}
+	overlay_info(c->d, &r, &v);
+	rep.overlays = &v;
+	rep.noverlays = 1;
+	/* One small message on a socket the client has not been sent
+	 * anything on yet: it never blocks (and would fail, not wait). */
+	proto_send_reply_fd(c->fd, &rep, fd);
+}
+
+static void do_overlay_rm(struct client *c, const struct proto_request *req)
+{
+	char err[PROTO_MAX_ERROR];
+
+	if (ovkeep_remove_for(c->d, c->cred.uid, req->job_id, err,
+			      sizeof(err)) < 0)
+		reply_error(c, "%s", err);
+	else
+		reply_ok(c);
+}
+
 static void handle(struct client *c)
 {
 	struct proto_request req;
@@ -281,6 +352,12 @@ static void handle(struct client *c)
 		handed = do_console(c, &req);
 	} else if (req.op == PROTO_OP_METRICS) {
 		do_metrics(c);
+	} else if (req.op == PROTO_OP_OVERLAY_LIST) {
+		do_overlay_list(c);
+	} else if (req.op == PROTO_OP_OVERLAY_GET) {
+		do_overlay_get(c, &req);
+	} else if (req.op == PROTO_OP_OVERLAY_RM) {
+		do_overlay_rm(c, &req);
 	} else {
 		reply_error(c, "bad request: '%s' outside an exec session",
 			    proto_op_name(req.op));

@@ -181,6 +181,19 @@ static const struct centry table[] = {
     N("checkpoint_keep_max_mib", checkpoint_keep_max_mib, 0, 1u << 30, "65536",
       "bytes (MiB) one user's kept checkpoints may take in a store; a save "
       "to keep beyond it is refused"),
+    N("overlay_keep_max", overlay_keep_max, 0, 4096, "2",
+      "kept overlays (--vm-keep-overlay) one user may have on the node; "
+      "beyond it the user's oldest goes (0: none is kept)"),
+    N("overlay_keep_max_mib", overlay_keep_max_mib, 0, 1u << 30, "4096",
+      "MiB one user's kept overlays may take on the node; beyond it the "
+      "user's oldest go, and an overlay larger alone is not kept"),
+    N("overlay_keep_total_mib", overlay_keep_total_mib, 0, 1u << 30, "16384",
+      "MiB all users' kept overlays may take on the node (they stay in "
+      "run_dir's file system, usually /run: memory); an overlay that does "
+      "not fit even without its user's older ones is not kept"),
+    N("overlay_retention_s", overlay_retention_s, 0, 366u * 86400u, "604800",
+      "how long a kept overlay stays after its job's end (swept at the "
+      "next reconcile after that)"),
     N("bulk_ports", bulk_ports, 0, 16, "4",
       "extra virtio-serial ports per guest that commands write their "
       "stdout to directly (0: none, all output through the agent)"),

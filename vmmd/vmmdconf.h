@@ -80,6 +80,12 @@ struct vmmd_config {
 	/* Per user and store: kept checkpoints (count, MiB). */
 	uint32_t checkpoint_keep_max;
 	uint32_t checkpoint_keep_max_mib;
+	/* Kept overlays (--vm-keep-overlay, ovkeep.h): per user (count,
+	 * MiB), the node's MiB, how long. */
+	uint32_t overlay_keep_max;
+	uint32_t overlay_keep_max_mib;
+	uint32_t overlay_keep_total_mib;
+	uint32_t overlay_retention_s;
 	/* Stdout straight to a port (docs/design.md §9); at most
 	 * AW_MAX_BULK_PORTS. */
 	uint32_t bulk_ports;

@@ -86,6 +86,10 @@ static const char *const all_keys[] = {
     "checkpoint_retention_s",
     "checkpoint_keep_max",
     "checkpoint_keep_max_mib",
+    "overlay_keep_max",
+    "overlay_keep_max_mib",
+    "overlay_keep_total_mib",
+    "overlay_retention_s",
     "bulk_ports",
 };
 

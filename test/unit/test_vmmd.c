@@ -53,8 +53,10 @@
 #include "exec.h"
 #include "fakes.h"
 #include "job.h"
+#include "jobimage.h"
 #include "jobplace.h"
 #include "log.h"
+#include "ovkeep.h"
 #include "proto.h"
 #include "rmtree.h"
 #include "spec.h"
@@ -182,6 +184,8 @@ static struct fx *fx_new(void)
 	fixture_path(f, c->console_dir, sizeof(c->console_dir), "console");
 	/* Never the node's real store; no 128 MiB probe per test. */
 	fixture_path(f, c->checkpoint_dir, sizeof(c->checkpoint_dir), "ckpt");
+	/* Never the node's real image cache either (kept overlays lease). */
+	fixture_path(f, c->image_cache, sizeof(c->image_cache), "cache");
 	c->checkpoint_probe_mib = 0;
 	/* These tests drive the virtio-9p kind (no vmenv-9p here); the
 	 * served kind: test_jobfiles_served and t_80_checkpoint. */
@@ -5497,6 +5501,251 @@ static void test_console_other_user(void **state)
 	console_as_other(f);
 }
 
+/* --- kept overlays (--vm-keep-overlay, vmmd/ovkeep.h) ------------------ */
+
+#define SHA_K "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define OVL   "QFI\xfb the guest's disk with a marker"
+
+/* A running job whose disk is an overlay on a cached base (the fixture's
+ * images boot kernels: the overlay and the base's lease are made here as
+ * jobimage.c would). */
+static void start_with_overlay(struct fx *f, bool keep)
+{
+	char p[2 * VMENV_MAX_PATH];
+	const char *cache = f->d.cfg.image_cache;
+	struct job *j;
+
+	start_ok(f);
+	j = job(f);
+	j->spec.v.keep_overlay = keep;
+	snprintf(p, sizeof(p), "%s/disk", j->dir);
+	assert_true(mkdir(p, 0755) == 0 || errno == EEXIST);
+	snprintf(p, sizeof(p), "%s/disk/overlay.qcow2", j->dir);
+	write_text(p, OVL);
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const sub[] = {"sha256", "leases", "locks"};
+		snprintf(p, sizeof(p), "%s/%s", cache, sub[i]);
+		assert_int_equal(mkdir_p(p, 0755), 0);
+	}
+	snprintf(p, sizeof(p), "%s/sha256/%s", cache, SHA_K);
+	if (!exists(p))
+		write_text(p, "BASE\n");
+	assert_int_equal(jobimg_restore(j, SHA_K), 0);
+}
+
+static bool kept_lease(struct fx *f)
+{
+	char p[VMENV_MAX_PATH + 160];
+
+	snprintf(p, sizeof(p), "%s/leases/%s/" NODE ".42" OVKEEP_LEASE_SUFFIX,
+		 f->d.cfg.image_cache, SHA_K);
+	return exists(p);
+}
+
+static bool kept_file(struct fx *f)
+{
+	char p[VMENV_MAX_PATH + 32];
+
+	snprintf(p, sizeof(p), "%s/" OVKEEP_DIR "/42.qcow2", f->d.cfg.run_dir);
+	return exists(p);
+}
+
+static void overlay_list(struct fx *f, struct proto_reply *rep)
+{
+	struct proto_request req = {.op = PROTO_OP_OVERLAY_LIST};
+
+	call(f, &req, rep);
+	assert_int_equal(rep->kind, PROTO_REPLY_OK);
+	assert_true(rep->has_overlays);
+}
+
+/* overlay_get as this process: the reply and the fd it carries. */
+static int overlay_get(struct fx *f, uint32_t id, struct proto_reply *rep)
+{
+	struct proto_request req = {.op = PROTO_OP_OVERLAY_GET, .job_id = id};
+	int fd = client_send(f, &req, NULL, 0), xfd = -1;
+	char err[PROTO_MAX_ERROR] = "";
+
+	if (!pump_until_readable(f, fd, WAIT_MS))
+		fail_msg("no reply from vmmd");
+	if (proto_recv_reply_fd(fd, 1000, rep, &xfd, err, sizeof(err)) != 0)
+		fail_msg("bad reply: %s", err);
+	close(fd);
+	return xfd;
+}
+
+static void test_overlay_kept(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	char buf[128] = "";
+	int fd;
+
+	start_with_overlay(f, true);
+	stop_ok(f, JOB);
+	pump(f, 50);
+	assert_null(job(f));
+	assert_true(kept_file(f));
+	assert_true(kept_lease(f));
+	assert_true(log_count("job 42: overlay kept for uid") > 0);
+
+	overlay_list(f, &rep);
+	assert_int_equal(rep.noverlays, 1);
+	assert_int_equal(rep.overlays[0].job_id, JOB);
+	assert_int_equal(rep.overlays[0].uid, getuid());
+	assert_int_equal(rep.overlays[0].bytes, strlen(OVL));
+	assert_contains(rep.overlays[0].base, SHA_K);
+	assert_int_equal(rep.overlays[0].expires,
+			 rep.overlays[0].created + 7 * 86400);
+	proto_reply_clear(&rep);
+
+	fd = overlay_get(f, JOB, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf) - 1), (ssize_t)strlen(OVL));
+	assert_string_equal(buf, OVL);
+	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+	close(fd);
+	proto_reply_clear(&rep);
+
+	fd = overlay_get(f, 43, &rep);
+	assert_int_equal(fd, -1);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 43 has no kept overlay of yours");
+	proto_reply_clear(&rep);
+}
+
+/* In a child as OTHER_UID: another user's kept overlay is not listed,
+ * not handed over, not removed. */
+static int overlay_other_child(struct fx *f)
+{
+	static const enum proto_op ops[] = {
+	    PROTO_OP_OVERLAY_LIST, PROTO_OP_OVERLAY_GET, PROTO_OP_OVERLAY_RM};
+	char err[PROTO_MAX_ERROR];
+
+	if (setgroups(0, NULL) < 0 || setgid(OTHER_UID) < 0 ||
+	    setuid(OTHER_UID) < 0)
+		return 20;
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
+		struct proto_request req = {.op = ops[i], .job_id = JOB};
+		struct proto_reply rep;
+		int xfd = -1, fd = unix_connect(f->d.cfg.socket_path, 1000);
+
+		if (fd < 0 || proto_send_request(fd, &req, NULL, 0) < 0 ||
+		    proto_recv_reply_fd(fd, WAIT_MS, &rep, &xfd, err,
+					sizeof(err)) < 0)
+			return 21;
+		close(fd);
+		if (xfd >= 0)
+			return 22;
+		if (ops[i] == PROTO_OP_OVERLAY_LIST &&
+		    (rep.kind != PROTO_REPLY_OK || rep.noverlays != 0))
+			return 23;
+		if (ops[i] != PROTO_OP_OVERLAY_LIST &&
+		    (rep.kind != PROTO_REPLY_ERROR ||
+		     !strstr(rep.error, "job 42 has no kept overlay of yours")))
+			return 24;
+		proto_reply_clear(&rep);
+	}
+	return 0;
+}
+
+static void test_overlay_other_user(void **state)
+{
+	struct fx *f = *state;
+	struct proto_request rm = {.op = PROTO_OP_OVERLAY_RM, .job_id = JOB};
+	struct proto_reply rep;
+	int status;
+	pid_t pid;
+
+	if (getuid() != 0) {
+		skip();
+		return;
+	}
+	start_with_overlay(f, true);
+	stop_ok(f, JOB);
+	pump(f, 50);
+	assert_true(kept_file(f));
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_default_signals();
+		_exit(overlay_other_child(f));
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(log_count("uid 65534 refused job 42's kept overlay") > 0);
+	assert_true(kept_file(f));
+
+	/* Its owner (here root) removes it; the lease goes with it. */
+	call(f, &rm, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_OK);
+	assert_false(kept_file(f));
+	assert_false(kept_lease(f));
+}
+
+/* Debugging a failed job is the main use: kept when it fails. */
+static void test_overlay_kept_failed(void **state)
+{
+	struct fx *f = *state;
+
+	start_with_overlay(f, true);
+	job_fail(job(f), "job 42: it broke");
+	pump(f, 50);
+	assert_true(kept_file(f));
+	assert_true(kept_lease(f));
+	/* The end that follows finds nothing more to keep. */
+	stop_ok(f, JOB);
+	pump(f, 50);
+	assert_true(kept_file(f));
+}
+
+static void test_overlay_not_asked(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+
+	start_with_overlay(f, false);
+	stop_ok(f, JOB);
+	pump(f, 50);
+	assert_false(kept_file(f));
+	assert_false(kept_lease(f));
+	overlay_list(f, &rep);
+	assert_int_equal(rep.noverlays, 0);
+	proto_reply_clear(&rep);
+}
+
+/* Past overlay_retention_s the sweep removes it and its lease;
+ * overlay_keep_max 0 keeps none. */
+static void test_overlay_swept(void **state)
+{
+	struct fx *f = *state;
+
+	start_with_overlay(f, true);
+	stop_ok(f, JOB);
+	pump(f, 50);
+	assert_true(kept_file(f));
+	ovkeep_sweep(&f->d);
+	assert_true(kept_file(f));
+	f->d.cfg.overlay_retention_s = 0;
+	ovkeep_sweep(&f->d);
+	assert_false(kept_file(f));
+	assert_false(kept_lease(f));
+	assert_true(log_count("older than overlay_retention_s (0 s)") > 0);
+
+	f->d.cfg.overlay_keep_max = 0;
+	start_with_overlay(f, true);
+	stop_ok(f, JOB);
+	pump(f, 50);
+	assert_false(kept_file(f));
+	assert_false(kept_lease(f));
+	assert_true(log_count("job 42: overlay (1 MiB) not kept: this node "
+			      "keeps none (overlay_keep_max = 0)") > 0);
+}
+
 static void metrics_text(struct fx *f, char *buf, size_t len)
 {
 	struct proto_request req = {.op = PROTO_OP_METRICS};
@@ -5549,6 +5798,11 @@ int main(void)
 	    T(test_console_follow),
 	    T(test_console_after_end),
 	    T(test_console_other_user),
+	    T(test_overlay_kept),
+	    T(test_overlay_other_user),
+	    T(test_overlay_kept_failed),
+	    T(test_overlay_not_asked),
+	    T(test_overlay_swept),
 	    T(test_metrics_counts),
 	    T(test_start_twice),
 	    T(test_step_end),

@@ -80,7 +80,8 @@ struct ckpt_manifest {
 	char image[VMENV_MAX_IMAGE_NAME];
 	char base_sha256[DIGEST_HEX_LEN + 1]; /* "" for a user's image path */
 	char cpu_model[64];
-	char files_kind[8]; /* vmmd/files/jobfiles.h's kind name: the guest's ABI */
+	char files_kind
+	    [8]; /* vmmd/files/jobfiles.h's kind name: the guest's ABI */
 	/* The job's working directory, where the guest has it mounted ("" in
 	 * manifests written before it was recorded). */
 	char work_dir[VMENV_MAX_PATH];

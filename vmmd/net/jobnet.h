@@ -32,9 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmmdconf.h"
 #include "hostnet.h"
 #include "slurmjob.h"
+#include "vmmdconf.h"
 
 #define JOBNET_MAX_NODES 65534u
 

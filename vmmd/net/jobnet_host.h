@@ -11,11 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmmdconf.h"
 #include "domxml.h"
 #include "jobnet.h"
 #include "slurmjob.h"
 #include "vmmd.h"
+#include "vmmdconf.h"
 
 /* The network of job_id's guest on this node: the site key, and with a
  * tunnel net_nodes_file, read now. 0 or -errno with the reason. */

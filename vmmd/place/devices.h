@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmmdconf.h"
 #include "cpuset.h"
 #include "placement.h"
+#include "vmmdconf.h"
 
 struct dev_request {
 	uint32_t job_id;
