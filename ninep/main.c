@@ -6,11 +6,14 @@
  *
  *   vmenv-9p --root DIR (--fd N | --connect SOCKET) [--uid U --gid G
  *            --groups G1,G2,...] [--state-in FILE] [--state-out FILE]
- *            [--ctl-fd N] [--msize BYTES] [--max-fids N]
+ *            [--ctl-fd N] [--msize BYTES] [--max-fids N] [--read-only]
  *
  * As root it becomes the job's user (setgroups, setresgid, setresuid,
  * checked) before it opens anything, so the guest can never do more in
- * the directory than that user could. Signals:
+ * the directory than that user could. --read-only (a ":ro" mount) answers
+ * every request that would change something below the root, and every
+ * open for writing, EROFS: the guest's mount flags do not matter (its
+ * root may remount read-write). Signals:
  *   SIGUSR1  write the state to --state-out, stop reading requests, and
  *            answer "frozen" (or "error ...") on --ctl-fd. The guest's
  *            processes are frozen by then; whatever the guest kernel still
@@ -52,7 +55,7 @@ struct opts {
 	 * the directory they are in is root's, and the user never gets a
 	 * directory of their own to write (and fill) on /run. */
 	int state_fd, pending_fd;
-	bool have_ids;
+	bool have_ids, read_only;
 	uid_t uid;
 	gid_t gid;
 	size_t ngroups;
@@ -133,6 +136,9 @@ static int parse_opt(int c, const char *arg, struct opts *o)
 		r = parse_num(arg, &o->max_fids, 1u << 20);
 		r = r ?: o->max_fids == 0 ? -EINVAL : 0;
 		break;
+	case 'R':
+		o->read_only = true;
+		break;
 	default:
 		r = -EINVAL;
 	}
@@ -153,6 +159,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"state-out", required_argument, NULL, 'o'},
 	    {"msize", required_argument, NULL, 'm'},
 	    {"max-fids", required_argument, NULL, 'n'},
+	    {"read-only", no_argument, NULL, 'R'},
 	    {NULL, 0, NULL, 0}};
 	int c;
 
@@ -279,7 +286,8 @@ static int setup_as_invoker(struct srv *s, struct opts *o, struct inbuf *in,
 			  .sock = o->fd,
 			  .msize = o->msize,
 			  .max_msize = o->msize,
-			  .max_fids = o->max_fids};
+			  .max_fids = o->max_fids,
+			  .read_only = o->read_only};
 	in->cap = o->msize;
 	if (!(s->out = malloc(o->msize)) || !(in->p = malloc(in->cap)))
 		return -ENOMEM;

@@ -259,6 +259,31 @@ static const handler_fn handlers[256] = {
     [NINEP_TLOCK] = h_lock,	    [NINEP_TGETLOCK] = h_lock,
 };
 
+/* The requests that change something below the root: a read-only server
+ * (--read-only, a ":ro" mount) answers them EROFS, whatever the guest
+ * mounted the share as (its root may remount it read-write). Opens for
+ * writing are refused by srv_open_fid. */
+static bool changes_files(uint8_t type)
+{
+	switch (type) {
+	case NINEP_TSETATTR:
+	case NINEP_TLCREATE:
+	case NINEP_TWRITE:
+	case NINEP_TMKDIR:
+	case NINEP_TSYMLINK:
+	case NINEP_TLINK:
+	case NINEP_TUNLINKAT:
+	case NINEP_TREMOVE:
+	case NINEP_TRENAMEAT:
+	case NINEP_TRENAME:
+	case NINEP_TMKNOD:
+	case NINEP_TXATTRCREATE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 size_t srv_handle(struct srv *s, const struct ninep_req *q)
 {
 	struct ninep_out o;
@@ -266,8 +291,14 @@ size_t srv_handle(struct srv *s, const struct ninep_req *q)
 	int r = -EOPNOTSUPP;
 
 	ninep_reply_begin(&o, s->out, s->msize, (uint8_t)(q->type + 1), q->tag);
-	if (h)
+	if (s->read_only && changes_files(q->type)) {
+		/* Tremove clunks its fid whatever the answer. */
+		if (q->type == NINEP_TREMOVE)
+			fid_del(s, q->fid);
+		r = -EROFS;
+	} else if (h) {
 		r = h(s, q, &o);
+	}
 	if (r == 0 && (r = ninep_reply_end(&o)) > 0)
 		return (size_t)r;
 	return ninep_rlerror(s->out, q->tag, (uint32_t)-r);

@@ -57,7 +57,12 @@ static int adopt_fd(struct fid *f, int fd, uint32_t oflags)
 
 int srv_open_fid(struct srv *s, struct fid *f, uint32_t oflags)
 {
-	int fd = res_open(s, f->path, srv_open_flags(oflags) | O_NONBLOCK, 0);
+	int fd;
+
+	if (s->read_only && ((srv_open_flags(oflags) & O_ACCMODE) != O_RDONLY ||
+			     (oflags & NINEP_O_TRUNC)))
+		return -EROFS;
+	fd = res_open(s, f->path, srv_open_flags(oflags) | O_NONBLOCK, 0);
 
 	return fd < 0 ? fd : adopt_fd(f, fd, oflags);
 }

@@ -49,6 +49,9 @@ struct srv {
 	dev_t dev; /* the root's device, for qids */
 	uint32_t msize, max_msize;
 	uint32_t max_fids, nfids;
+	/* --read-only: nothing below the root is changed, whatever the
+	 * guest mounted it as (ops.c answers EROFS). */
+	bool read_only;
 	struct fid *bucket[SRV_FID_BUCKETS];
 	uint8_t *out; /* one reply, max_msize bytes */
 };
@@ -97,7 +100,8 @@ int srv_open_flags(uint32_t oflags);
  * state that holds them was not written by a server). */
 #define SRV_OPEN_ONCE (NINEP_O_CREAT | NINEP_O_EXCL | NINEP_O_TRUNC)
 /* Opens fid f (its path) with 9P flags: the common part of lopen and of
- * re-opening after a restore. */
+ * re-opening after a restore. A read-only server refuses any open for
+ * writing or truncating (-EROFS). */
 int srv_open_fid(struct srv *s, struct fid *f, uint32_t oflags);
 
 /* state.c */

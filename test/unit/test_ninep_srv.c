@@ -4,8 +4,9 @@
  * root, requests built as the guest would send them. Above all the
  * confinement: "..", absolute and relative symlinks, symlink loops, a
  * directory or file replaced by a symlink between walk and open, names
- * with '/'; then I/O, rename following fids, and the state round trip
- * (an unlinked open file comes back lost: ESTALE).
+ * with '/'; then I/O, rename following fids, the state round trip
+ * (an unlinked open file comes back lost: ESTALE), and a read-only server
+ * (--read-only) refusing every change.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -321,6 +322,93 @@ static void test_fid_limit(void **state)
 	assert_int_equal(walk(t, 1, 4, &nq, "a", "", ""), 0);
 }
 
+/* --- read-only ------------------------------------------------------------ */
+
+/* What a ":ro" mount's server (--read-only) answers, whatever the guest
+ * mounted it as: reads work; every open for writing or truncating and
+ * every request that would change the tree is EROFS, the tree is as it
+ * was; Tremove still clunks its fid; a restored state's fid that was open
+ * for writing comes back lost. */
+static void test_read_only(void **state)
+{
+	struct t *t = *state;
+	char p[512], list[512], err[256], *before = NULL, *after = NULL,
+					  *text = NULL;
+	uint16_t nq;
+
+	HOST("cd %s && find . -printf '%%p %%m %%s %%T@\n' | sort >../ro-%s",
+	     t->dir, strrchr(t->dir, '/') + 1);
+	snprintf(list, sizeof(list), "/tmp/ro-%s", strrchr(t->dir, '/') + 1);
+	assert_int_equal(read_file_limited(list, 1 << 20, &before, NULL), 0);
+	t->s.read_only = true;
+	attach(t, 1);
+	assert_int_equal(walk(t, 1, 2, &nq, "a", "", ""), 0);
+	assert_int_equal(lopen(t, 2, 1u /* O_WRONLY */), EROFS);
+	assert_int_equal(lopen(t, 2, 2u /* O_RDWR */), EROFS);
+	assert_int_equal(lopen(t, 2, 3u), EROFS);
+	assert_int_equal(lopen(t, 2, 01000u /* O_RDONLY|O_TRUNC */), EROFS);
+	assert_int_equal(fid_get(&t->s, 2)->kind, FID_PATH);
+	assert_int_equal(lopen(t, 2, 0u), 0);
+	assert_int_equal(rpc(t, "bwdqd", NINEP_TREAD, 5u, 2u, 0ull, 100u), 0);
+	assert_memory_equal(t->reply + 11, "hello\n", 6);
+	assert_int_equal(rpc(t, "bwdqdx", NINEP_TWRITE, 5u, 2u, 0ull, 2u, "no"),
+			 EROFS);
+	/* Every request that changes the tree, on the root's fid. */
+	assert_int_equal(
+	    rpc(t, "bwdsddd", NINEP_TLCREATE, 5u, 1u, "new", 0102u, 0644u, 0u),
+	    EROFS);
+	assert_int_equal(
+	    rpc(t, "bwdsdd", NINEP_TMKDIR, 5u, 1u, "nd", 0755u, 0u), EROFS);
+	assert_int_equal(
+	    rpc(t, "bwdssd", NINEP_TSYMLINK, 5u, 1u, "sl", "/etc", 0u), EROFS);
+	assert_int_equal(rpc(t, "bwdds", NINEP_TLINK, 5u, 1u, 2u, "hl"), EROFS);
+	assert_int_equal(rpc(t, "bwdsd", NINEP_TUNLINKAT, 5u, 1u, "g", 0u),
+			 EROFS);
+	assert_int_equal(
+	    rpc(t, "bwdsds", NINEP_TRENAMEAT, 5u, 1u, "a", 1u, "b"), EROFS);
+	assert_int_equal(walk(t, 1, 3, &nq, "g", "", ""), 0);
+	assert_int_equal(rpc(t, "bwdds", NINEP_TRENAME, 5u, 3u, 1u, "h"),
+			 EROFS);
+	assert_int_equal(rpc(t, "bwdddddqqqqq", NINEP_TSETATTR, 5u, 3u,
+			     0x8u /* size */, 0u, 0u, 0u, 0ull, 0ull, 0ull,
+			     0ull, 0ull),
+			 EROFS);
+	assert_int_equal(rpc(t, "bwdsdddd", NINEP_TMKNOD, 5u, 1u, "fifo",
+			     010644u, 0u, 0u, 0u),
+			 EROFS);
+	assert_int_equal(rpc(t, "bwd", NINEP_TREMOVE, 5u, 3u), EROFS);
+	assert_null(fid_get(&t->s, 3));
+	/* Still served: getattr, readdir, statfs. */
+	assert_int_equal(rpc(t, "bwdq", NINEP_TGETATTR, 4u, 1u, 0x7ffull), 0);
+	assert_int_equal(rpc(t, "bwd", NINEP_TSTATFS, 5u, 1u), 0);
+	HOST("cd %s && find . -printf '%%p %%m %%s %%T@\n' | sort >../ro-%s",
+	     t->dir, strrchr(t->dir, '/') + 1);
+	assert_int_equal(read_file_limited(list, 1 << 20, &after, NULL), 0);
+	assert_string_equal(before, after);
+	unlink(list);
+	free(before);
+	free(after);
+
+	/* A state written by a read-write server: the fid open for writing
+	 * is not re-opened by a read-only one. */
+	t->s.read_only = false;
+	assert_int_equal(walk(t, 1, 4, &nq, "g", "", ""), 0);
+	assert_int_equal(lopen(t, 4, 2u), 0);
+	snprintf(p, sizeof(p), "%s.state", t->dir);
+	assert_int_equal(state_dump(&t->s, p, err, sizeof(err)), 0);
+	free_srv(&t->s);
+	new_srv(t);
+	t->s.read_only = true;
+	assert_int_equal(read_file_limited(p, 1 << 20, &text, NULL), 0);
+	assert_int_equal(state_parse(&t->s, text, err, sizeof(err)), 0);
+	free(text);
+	unlink(p);
+	assert_int_equal(fid_get(&t->s, 2)->kind, FID_FILE);
+	assert_int_equal(fid_get(&t->s, 4)->kind, FID_LOST);
+	assert_int_equal(rpc(t, "bwdqdx", NINEP_TWRITE, 5u, 4u, 0ull, 2u, "no"),
+			 EROFS);
+}
+
 /* --- state -------------------------------------------------------------- */
 
 static void test_state_round_trip(void **state)
@@ -413,6 +501,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_readdir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fid_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_round_trip, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_state_refused, setup,
