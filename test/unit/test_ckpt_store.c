@@ -130,6 +130,14 @@ static void test_manifest_refused(void **state)
 	    {"\"format\":1", "\"format\":2", "'format' is not a format"},
 	    {"\"name\":\"memory\"", "\"name\":\"..\\/etc\"",
 	     "'files.name' is not a checkpoint file"},
+	    {"\"name\":\"memory\"", "\"name\":\"files.m01\"",
+	     "'files.name' is not a checkpoint file"},
+	    {"\"name\":\"memory\"", "\"name\":\"files.m16\"",
+	     "'files.name' is not a checkpoint file"},
+	    {"\"name\":\"memory\"", "\"name\":\"files.m\"",
+	     "'files.name' is not a checkpoint file"},
+	    {"\"name\":\"memory\"", "\"name\":\"files.m1.pendin\"",
+	     "'files.name' is not a checkpoint file"},
 	    {"\"sha256\":\"aaaa", "\"sha256\":\"Zaaa",
 	     "'files.sha256' is not a sha256"},
 	    {"\"node\":\"n1\",", "", "'node' is missing"},
@@ -315,6 +323,64 @@ static void test_store_life(void **state)
 	assert_int_equal(ckpt_store_latest(&s->cs, 42, &seq, NULL, 0), -ENOENT);
 	ckpt_store_job_dir(s->root, 42, dir, sizeof(dir));
 	assert_false(exists(dir, "."));
+}
+
+/* A served job's mounts: each one's state and pending requests are in
+ * the checkpoint under a name of its own (files.m<i>, files.m<i>.pending),
+ * listed in the manifest and found by the restore's lookup from the fd it
+ * verified; a name that only looks like one (files.m01, files.m16) is not
+ * listed, and the names round-trip through the manifest. */
+static void test_store_mount_files(void **state)
+{
+	static const char *const names[] = {"files.m0", "files.m0.pending",
+					    "files.m1", "files.m15"};
+	struct st *s = *state;
+	struct ckpt_manifest m;
+	struct ckpt_verified v;
+	char dir[VMENV_MAX_PATH], err[512] = "", name[32], buf[32];
+	uint32_t seq = 0;
+	uint64_t size = 0;
+	int fd = ckpt_store_begin(&s->cs, 42, &seq, dir, sizeof(dir), err,
+				  sizeof(err));
+
+	assert_true(fd >= 0);
+	assert_int_equal(ckpt_file_mount_name(3, true, name, sizeof(name)), 0);
+	assert_string_equal(name, "files.m3.pending");
+	assert_int_equal(ckpt_file_mount_name(16, false, name, sizeof(name)),
+			 -EINVAL);
+	assert_true(ckpt_file_name_ok("files.m15.pending"));
+	assert_false(ckpt_file_name_ok("files.m16"));
+	assert_false(ckpt_file_name_ok("files.m-1"));
+	put(dir, CKPT_MEMORY, "RAM");
+	put(dir, CKPT_FILES, "workdir fids");
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		put(dir, names[i], names[i]);
+	put(dir, "files.m01", "not ours");
+	put(dir, "files.m16", "not ours");
+	sample(&m);
+	m.seq = seq;
+	if (ckpt_store_commit(fd, dir, &m, err, sizeof(err)) != 0)
+		fail_msg("commit: %s", err);
+	close(fd);
+	assert_int_equal(m.nfiles, 2 + ARRAY_SIZE(names));
+	ckpt_manifest_clear(&m);
+	assert_int_equal(verify(s, seq, 42, 1000, &v, dir, err, sizeof(err)),
+			 0);
+	assert_int_equal(v.man.nfiles, 2 + ARRAY_SIZE(names));
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		fd = ckpt_verified_fd(&v, names[i], &size);
+		assert_true(fd >= 0);
+		assert_int_equal(size, strlen(names[i]));
+		assert_int_equal(pread(fd, buf, sizeof(buf), 0),
+				 (ssize_t)strlen(names[i]));
+		assert_memory_equal(buf, names[i], strlen(names[i]));
+	}
+	assert_int_equal(ckpt_verified_fd(&v, "files.m1.pending", NULL),
+			 -ENOENT);
+	assert_int_equal(ckpt_verified_fd(&v, "files.m01", NULL), -ENOENT);
+	assert_int_equal(ckpt_verified_fd(&v, "files.m16", NULL), -ENOENT);
+	ckpt_verified_clear(&v);
+	assert_int_equal(ckpt_store_remove(&s->cs, 42, seq), 0);
 }
 
 /* vmmd killed or the disk full in the middle of a save: the directory
@@ -980,6 +1046,8 @@ int main(void)
 	    cmocka_unit_test(test_manifest_refused),
 	    cmocka_unit_test(test_manifest_keep_optional),
 	    cmocka_unit_test_setup_teardown(test_store_life, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_mount_files, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_store_interrupted, st_setup,
 					    st_teardown),

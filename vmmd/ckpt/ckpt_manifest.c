@@ -20,6 +20,32 @@
 static const char *const file_names[] = {CKPT_MEMORY, CKPT_DISK, CKPT_FILES,
 					 CKPT_FILES_PENDING, CKPT_OUTPUT};
 
+int ckpt_file_mount_name(uint32_t i, bool pending, char *buf, size_t len)
+{
+	if (i >= CKPT_MAX_MOUNT_FILES)
+		return -EINVAL;
+	return str_printf(buf, len, CKPT_FILES_MOUNT_FMT "%s", i,
+			  pending ? ".pending" : "");
+}
+
+bool ckpt_file_name_ok(const char *name)
+{
+	char want[sizeof(((struct ckpt_file *)0)->name)];
+
+	for (size_t i = 0; i < ARRAY_SIZE(file_names); i++)
+		if (strcmp(name, file_names[i]) == 0)
+			return true;
+	/* Compared with what we would write: no "files.m01", no "files.m"
+	 * with a sign or blanks. */
+	for (uint32_t i = 0; i < CKPT_MAX_MOUNT_FILES; i++)
+		for (int pending = 0; pending < 2; pending++)
+			if (ckpt_file_mount_name(i, pending, want,
+						 sizeof(want)) == 0 &&
+			    strcmp(name, want) == 0)
+				return true;
+	return false;
+}
+
 void ckpt_manifest_clear(struct ckpt_manifest *m)
 {
 	if (!m)
@@ -255,7 +281,6 @@ static bool hex64(const char *s)
 static int dec_file(struct dctx *c, struct json_object *o, struct ckpt_file *f)
 {
 	unsigned seen = 0;
-	bool known = false;
 	int r = 0;
 
 	if (!json_object_is_type(o, json_type_object))
@@ -277,9 +302,7 @@ static int dec_file(struct dctx *c, struct json_object *o, struct ckpt_file *f)
 	}
 	if (seen != 7)
 		return bad(c, "files", "entry lacks name, size or sha256");
-	for (size_t i = 0; i < ARRAY_SIZE(file_names); i++)
-		known |= strcmp(f->name, file_names[i]) == 0;
-	if (!known)
+	if (!ckpt_file_name_ok(f->name))
 		return bad(c, "files.name", "is not a checkpoint file");
 	if (!hex64(f->sha256))
 		return bad(c, "files.sha256", "is not a sha256");

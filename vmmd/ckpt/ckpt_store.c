@@ -36,6 +36,9 @@ static const struct {
     {CKPT_FILES_PENDING, false},
     {CKPT_OUTPUT, false},
 };
+_Static_assert(ARRAY_SIZE(store_files) + 2 * CKPT_MAX_MOUNT_FILES ==
+		   CKPT_MAX_FILES,
+	       "a manifest can list every file a checkpoint may hold");
 
 /* --- opening ------------------------------------------------------------- */
 
@@ -380,22 +383,45 @@ static int hash_file(int dirfd, const char *name, struct ckpt_file *f)
 	return hash_fd(fd, name, f);
 }
 
+static int hash_one(int dirfd, const char *dir, const char *name, bool required,
+		    struct ckpt_manifest *m, char *err, size_t errlen)
+{
+	int r;
+
+	if (m->nfiles >= CKPT_MAX_FILES)
+		return err_set(err, errlen, -E2BIG,
+			       "job %u: checkpoint %s: too many files",
+			       m->job_id, dir);
+	r = hash_file(dirfd, name, &m->files[m->nfiles]);
+	if (r == -ENOENT && !required)
+		return 0;
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "job %u: checkpoint file %s/%s: %s", m->job_id,
+			       dir, name, strerror(-r));
+	m->nfiles++;
+	return 0;
+}
+
+/* The fixed files, then each mount's state and pending requests (a
+ * served job's: vmmd/files/jobfiles_served.h). */
 static int hash_all(int dirfd, const char *dir, struct ckpt_manifest *m,
 		    char *err, size_t errlen)
 {
+	char name[sizeof(m->files[0].name)];
+	int r = 0;
+
 	m->nfiles = 0;
-	for (size_t i = 0; i < ARRAY_SIZE(store_files); i++) {
-		int r =
-		    hash_file(dirfd, store_files[i].name, &m->files[m->nfiles]);
-		if (r == -ENOENT && !store_files[i].required)
-			continue;
-		if (r < 0)
-			return err_set(
-			    err, errlen, r, "job %u: checkpoint file %s/%s: %s",
-			    m->job_id, dir, store_files[i].name, strerror(-r));
-		m->nfiles++;
-	}
-	return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(store_files) && r == 0; i++)
+		r = hash_one(dirfd, dir, store_files[i].name,
+			     store_files[i].required, m, err, errlen);
+	for (uint32_t i = 0; i < CKPT_MAX_MOUNT_FILES && r == 0; i++)
+		for (int pending = 0; pending < 2 && r == 0; pending++)
+			if ((r = ckpt_file_mount_name(i, pending, name,
+						      sizeof(name))) == 0)
+				r = hash_one(dirfd, dir, name, false, m, err,
+					     errlen);
+	return r;
 }
 
 /* Removes the seq directory name below jfd, the manifest first: a crash

@@ -7,6 +7,10 @@
  *                        disk.qcow2     the job's overlay (on the cached base
  *                                       image named in the manifest)
  *                        files          jobfiles_freeze()'s state (optional)
+ *                        files.pending  what the guest sent after it
+ *                        files.m<i>     the state of mount i's server, and
+ *                        files.m<i>.pending   its pending requests (a
+ *                                       served job's --vm-mount; optional)
  *                        output         the batch output file as it was
  *                                       (optional; exec_ckpt_adopt)
  *                        manifest.json  written LAST, atomically
@@ -42,14 +46,18 @@
 /* What the file server got from the guest after its state was taken. */
 #define CKPT_FILES_PENDING "files.pending"
 #define CKPT_OUTPUT	   "output"
-#define CKPT_MAX_FILES	   5
-#define CKPT_MAX_SESSIONS  64
-#define CKPT_MAX_MANIFEST  (4u * 1024u * 1024u)
-#define CKPT_MAX_TEXT	   (1u * 1024u * 1024u) /* spec, domain XML */
-#define CKPT_FORMAT	   1u
+/* A served job's mounts (vmmd/files/jobmounts.h): mount i's server state
+ * is CKPT_FILES_MOUNT_FMT, its pending requests that + ".pending". */
+#define CKPT_FILES_MOUNT_FMT "files.m%u"
+#define CKPT_MAX_MOUNT_FILES 16u
+#define CKPT_MAX_FILES	     (5 + 2 * CKPT_MAX_MOUNT_FILES)
+#define CKPT_MAX_SESSIONS    64
+#define CKPT_MAX_MANIFEST    (4u * 1024u * 1024u)
+#define CKPT_MAX_TEXT	     (1u * 1024u * 1024u) /* spec, domain XML */
+#define CKPT_FORMAT	     1u
 
 struct ckpt_file {
-	char name[16]; /* one of CKPT_MEMORY, CKPT_DISK, CKPT_FILES */
+	char name[24]; /* ckpt_file_name_ok */
 	uint64_t size;
 	char sha256[DIGEST_HEX_LEN + 1];
 };
@@ -103,6 +111,14 @@ struct ckpt_manifest {
 
 /* Frees the owned strings; the struct can be reused. Accepts NULL. */
 void ckpt_manifest_clear(struct ckpt_manifest *m);
+
+/* Mount i's state file name (pending: its pending requests') in buf;
+ * -EINVAL for i >= CKPT_MAX_MOUNT_FILES. */
+int ckpt_file_mount_name(uint32_t i, bool pending, char *buf, size_t len);
+/* Whether name is one a checkpoint may hold (the manifest lists no
+ * other): CKPT_MEMORY, CKPT_DISK, CKPT_FILES(_PENDING), CKPT_OUTPUT, or
+ * a mount's, exactly as ckpt_file_mount_name spells it. */
+bool ckpt_file_name_ok(const char *name);
 
 /* JSON text of m (malloc'ed, caller frees). 0 or -ENOMEM. */
 int ckpt_manifest_encode(const struct ckpt_manifest *m, char **ret);
@@ -196,7 +212,8 @@ int ckpt_store_path(const struct ckpt_store *s, int dirfd, const char *dir,
 
 /* Completes a save in dirfd (the seq directory begin returned; dir its
  * path for messages): hashes each present file (memory must be there;
- * disk.qcow2, files, files.pending and output may not; each a plain file
+ * disk.qcow2, files, files.pending, output and the mounts' files.m<i>
+ * and files.m<i>.pending may not; each a plain file
  * of root's with one link), fills m->files, writes the manifest
  * atomically, then removes the job's older seqs. On failure the seq
  * directory is removed and the older checkpoint stays. */
