@@ -400,14 +400,22 @@ static void build_head(struct sbuf *b, const struct dom_spec *s)
 	       s->uid, s->gid);
 }
 
-static void build_files_port(struct sbuf *b, const struct dom_spec *s)
+static void build_port(struct sbuf *b, const char *sock, const char *name)
 {
 	sb_fmt(b,
 	       "    <channel type='unix'>\n      <source mode='bind' path='");
-	sb_esc(b, s->files_sock);
+	sb_esc(b, sock);
 	sb_fmt(b, "'/>\n      <target type='virtio' name='");
-	sb_esc(b, s->files_port);
+	sb_esc(b, name);
 	sb_fmt(b, "'/>\n    </channel>\n");
+}
+
+/* The working directory's port, then each served mount's. */
+static void build_files_port(struct sbuf *b, const struct dom_spec *s)
+{
+	build_port(b, s->files_sock, s->files_port);
+	for (uint32_t i = 0; i < s->nfiles_mounts; i++)
+		build_port(b, s->files_mounts[i].sock, s->files_mounts[i].name);
 }
 
 static void build_bulk_ports(struct sbuf *b, const struct dom_spec *s)
@@ -481,6 +489,12 @@ static bool mounts_ok(const struct dom_spec *s)
 {
 	for (uint32_t i = 0; i < s->nmounts; i++)
 		if (!s->mounts[i].dir || !s->mounts[i].tag)
+			return false;
+	if (s->nfiles_mounts > DOM_MAX_FILES_MOUNTS ||
+	    (s->nfiles_mounts && (!s->files_sock || !s->files_mounts)))
+		return false;
+	for (uint32_t i = 0; i < s->nfiles_mounts; i++)
+		if (!s->files_mounts[i].sock || !s->files_mounts[i].name)
 			return false;
 	return !s->nmounts || s->mounts;
 }

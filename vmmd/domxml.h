@@ -52,6 +52,15 @@ struct dom_mount {
 	bool ro;
 };
 
+/* A virtio-serial port named name whose host end QEMU binds at sock. */
+struct dom_port {
+	const char *sock;
+	const char *name;
+};
+
+/* At most as many served mounts (files_mounts) as a spec has mounts. */
+#define DOM_MAX_FILES_MOUNTS 16
+
 /*
  * Where the guest runs and what it holds (placement.c fills it from
  * Slurm's allocation and the host's topology). Each part is optional:
@@ -113,6 +122,11 @@ struct dom_spec {
 	 * files_sock (NULL: none). */
 	const char *files_sock;
 	const char *files_port;
+	/* The job's --vm-mount directories served the same way (the served
+	 * kind's, instead of mounts: vmmd/files/jobmounts.h), a port each;
+	 * at most DOM_MAX_FILES_MOUNTS, and only with files_sock. */
+	uint32_t nfiles_mounts;
+	const struct dom_port *files_mounts;
 	/* Bulk ports (docs/design.md §9): bulk_ports more virtio-serial
 	 * ports, AW_BULK_PORT_FMT 0..n-1, whose host ends QEMU binds at
 	 * <bulk_sock_prefix><i>.sock. 0: none. */

@@ -153,6 +153,20 @@ static void spec_served(struct dom_spec *s)
 	s->files_port = "org.vmenv.files.0";
 }
 
+/* A served job's mounts: a port each after the working directory's, no
+ * 9p share (vmmd/files/jobfiles_served.h). */
+static const struct dom_port served_mounts[] = {
+    {"/run/vmenv/jobs/42/q/files.m0.sock", "org.vmenv.files.m0"},
+    {"/run/vmenv/jobs/42/q/files.m1.sock", "org.vmenv.files.m1"},
+};
+
+static void spec_served_mounts(struct dom_spec *s)
+{
+	spec_served(s);
+	s->nfiles_mounts = 2;
+	s->files_mounts = served_mounts;
+}
+
 /* The emulated device that stands in for a VF in the checkpoint tests. */
 static void spec_standin(struct dom_spec *s)
 {
@@ -319,6 +333,7 @@ static const struct {
     {"kvm.xml", spec_kvm},
     {"noshare.xml", spec_noshare},
     {"served.xml", spec_served},
+    {"served_mounts.xml", spec_served_mounts},
     {"standin.xml", spec_standin},
     {"pinned.xml", spec_pinned},
     {"numa.xml", spec_numa},
@@ -1066,7 +1081,8 @@ static void test_missing_fields(void **state)
 	static const struct {
 		const char *what;
 		size_t off; /* pointer to clear, or */
-		int which;  /* 1 vcpus=0, 2 mem=0, 3-4 bulk ports */
+		int which;  /* 1 vcpus=0, 2 mem=0, 3-4 bulk ports, 5-7 served
+			       mounts */
 	} cases[] = {
 	    {"name", offsetof(struct dom_spec, name)},
 	    {"type", offsetof(struct dom_spec, type)},
@@ -1082,6 +1098,9 @@ static void test_missing_fields(void **state)
 	    {"no memory", 0, 2},
 	    {"bulk ports without a socket prefix", 0, 3},
 	    {"more bulk ports than the protocol names", 0, 4},
+	    {"served mounts without the working directory's port", 0, 5},
+	    {"more served mounts than a spec has mounts", 0, 6},
+	    {"a served mount without a socket", 0, 7},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -1098,6 +1117,25 @@ static void test_missing_fields(void **state)
 		else if (cases[i].which == 4) {
 			spec_bulk(&s);
 			s.bulk_ports = AW_MAX_BULK_PORTS + 1;
+		} else if (cases[i].which == 5) {
+			spec_served_mounts(&s);
+			s.files_sock = NULL;
+			s.files_port = NULL;
+		} else if (cases[i].which == 6) {
+			static struct dom_port many[DOM_MAX_FILES_MOUNTS + 1];
+
+			for (size_t k = 0; k < ARRAY_SIZE(many); k++)
+				many[k] = served_mounts[0];
+			spec_served(&s);
+			s.nfiles_mounts = ARRAY_SIZE(many);
+			s.files_mounts = many;
+		} else if (cases[i].which == 7) {
+			static const struct dom_port nosock[] = {
+			    {NULL, "org.vmenv.files.m0"}};
+
+			spec_served(&s);
+			s.nfiles_mounts = 1;
+			s.files_mounts = nosock;
 		} else
 			memset((char *)&s + cases[i].off, 0,
 			       sizeof(const char *));
