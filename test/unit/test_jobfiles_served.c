@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit tests for vmmd/files/jobfiles_served.c without a guest: the paths, the
- * domain fields, vmenv-9p's command line (ids, groups, restored state),
- * freeze/thaw refusing cleanly when no server runs, which jobs get the
- * served kind, the after-save step, and a restarted vmmd adopting a
- * running server (the real vmenv-9p of this build). test/ninep/
- * host-test runs the real thing against a guest.
+ * domain fields, vmenv-9p's command line (ids, groups, restored state,
+ * --read-only), a served job's mounts (a server, a port and a SETUP entry
+ * each), freeze/thaw refusing cleanly when no server runs, which jobs get
+ * the served kind, the after-save step, a restarted vmmd adopting a
+ * running server, and the real vmenv-9p of this build serving a working
+ * directory and two mounts (one read-only) through a freeze, the
+ * checkpoint's store, a restore and the job's end. test/ninep/host-test
+ * runs the real thing against a guest.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +35,8 @@
 #include "job.h"
 #include "jobfiles.h"
 #include "jobfiles_served.h"
+#include "jobmounts.h"
+#include "ninep.h"
 #include "rmtree.h"
 #include "testutil.h"
 #include "vmmd.h"
@@ -63,10 +68,117 @@ static void test_prepare_domspec(void **state)
 	assert_null(s.share_dir);
 	assert_string_equal(s.files_sock, "/run/vmenv/jobs/42/q/files.sock");
 	assert_string_equal(s.files_port, "org.vmenv.files.0");
-	assert_string_equal(j.served->state,
+	assert_int_equal(s.nfiles_mounts, 0);
+	assert_null(s.files_mounts);
+	assert_int_equal(j.served->n, 1);
+	assert_string_equal(j.served->srv[0].state,
 			    "/run/vmenv/jobs/42/q/files.state");
+	assert_string_equal(j.served->srv[0].name, "files");
+	assert_string_equal(j.served->srv[0].root, "/home/a/w");
 	jobfiles_served_stop(&j);
 	assert_null(j.served);
+}
+
+/* Two mounts, the second ":ro". */
+static void add_mounts(struct job *j)
+{
+	j->spec.v.mounts.n = 2;
+	strcpy(j->spec.v.mounts.m[0].src, "/srv/a");
+	strcpy(j->spec.v.mounts.m[0].dst, "/a");
+	strcpy(j->spec.v.mounts.m[1].src, "/srv/b");
+	strcpy(j->spec.v.mounts.m[1].dst, "/b");
+	j->spec.v.mounts.m[1].ro = true;
+}
+
+/* A served job's mounts: a server each after the working directory's,
+ * with its own socket, port, state, FIFO and pid file, named after the
+ * mount's index (its state's name in the checkpoint); the domain gets a
+ * port for each. More mounts than servers are refused, naming the job. */
+static void test_prepare_mounts(void **state)
+{
+	struct dom_spec s = {0};
+	const struct jobfiles_server *m;
+	char err[256];
+	struct job j;
+
+	(void)state;
+	job_init(&j);
+	add_mounts(&j);
+	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
+	assert_int_equal(j.served->n, 3);
+	m = &j.served->srv[2];
+	assert_string_equal(m->name, "files.m1");
+	assert_string_equal(m->root, "/srv/b");
+	assert_true(m->ro);
+	assert_false(j.served->srv[1].ro);
+	assert_string_equal(m->port, "org.vmenv.files.m1");
+	assert_string_equal(m->sock, "/run/vmenv/jobs/42/q/files.m1.sock");
+	assert_string_equal(m->state, "/run/vmenv/jobs/42/q/files.m1.state");
+	assert_string_equal(m->ctl_path, "/run/vmenv/jobs/42/files.m1.ctl");
+	assert_string_equal(m->pid_path, "/run/vmenv/jobs/42/files.m1.pid");
+	assert_int_equal(jobfiles_served_domspec(&j, &s), 0);
+	assert_int_equal(s.nfiles_mounts, 2);
+	assert_string_equal(s.files_mounts[0].sock,
+			    "/run/vmenv/jobs/42/q/files.m0.sock");
+	assert_string_equal(s.files_mounts[0].name, "org.vmenv.files.m0");
+	assert_string_equal(s.files_mounts[1].name, "org.vmenv.files.m1");
+	jobfiles_served_stop(&j);
+
+	j.spec.v.mounts.n = JOBFILES_MAX_MOUNTS + 1;
+	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), -E2BIG);
+	assert_contains(err, "job 42: 17 mounts; served files take at most 16");
+	assert_null(j.served);
+}
+
+/* What the domain and the agent's SETUP get for the mounts: virtio-9p
+ * shares (tags vmenv.m<i>, ":ro" as <readonly/>) for a virtio-9p job;
+ * for a served job no share, and SETUP names each mount's port with the
+ * served transport, after the working directory. */
+static void test_mounts_by_kind(void **state)
+{
+	char tags[VMSPEC_MAX_MOUNTS][JOBMOUNTS_TAG_LEN], wtag[] = "t";
+	struct dom_mount dm[VMSPEC_MAX_MOUNTS];
+	struct dom_spec s;
+	struct aw_setup a;
+	struct job j;
+
+	(void)state;
+	job_init(&j);
+	add_mounts(&j);
+	j.files_kind = JOBFILES_VIRTIO_9P;
+	memset(&s, 0, sizeof(s));
+	jobmounts_domspec(&j, dm, tags, &s);
+	assert_int_equal(s.nmounts, 2);
+	assert_string_equal(s.mounts[1].tag, "vmenv.m1");
+	assert_string_equal(s.mounts[1].dir, "/srv/b");
+	assert_true(s.mounts[1].ro);
+	memset(&a, 0, sizeof(a));
+	a.nmounts = 1;
+	a.mounts[0] = (struct aw_mount){.tag = wtag, .path = j.work_dir};
+	jobmounts_setup(&j, tags, &a);
+	assert_int_equal(a.nmounts, 3);
+	assert_string_equal(a.mounts[1].tag, "vmenv.m0");
+	assert_int_equal(a.mounts[1].transport, AW_MOUNT_VIRTIO_9P);
+
+	j.files_kind = JOBFILES_SERVED;
+	memset(&s, 0, sizeof(s));
+	jobmounts_domspec(&j, dm, tags, &s);
+	assert_int_equal(s.nmounts, 0);
+	assert_null(s.mounts);
+	memset(&a, 0, sizeof(a));
+	a.nmounts = 1;
+	a.mounts[0] = (struct aw_mount){.tag = wtag, .path = j.work_dir};
+	jobmounts_setup(&j, tags, &a);
+	assert_int_equal(a.nmounts, 3);
+	for (uint32_t i = 0; i < 2; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), JOBFILES_MOUNT_PORT_FMT, i);
+		assert_string_equal(a.mounts[1 + i].tag, want);
+		assert_string_equal(a.mounts[1 + i].path,
+				    j.spec.v.mounts.m[i].dst);
+		assert_int_equal(a.mounts[1 + i].transport, AW_MOUNT_SERVED);
+	}
 }
 
 static void test_argv(void **state)
@@ -77,8 +189,9 @@ static void test_argv(void **state)
 
 	(void)state;
 	job_init(&j);
+	add_mounts(&j);
 	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
-	jobfiles_served_argv(&j, "/ckpt/42/1/files", argv);
+	jobfiles_served_argv(&j, 0, "/ckpt/42/1/files", argv);
 	for (size_t i = 1; argv[i]; i++)
 		snprintf(line + strlen(line), sizeof(line) - strlen(line),
 			 "%s ", argv[i]);
@@ -88,6 +201,17 @@ static void test_argv(void **state)
 		  "/run/vmenv/jobs/42/q/files.state --ctl-fd 3 --state-in "
 		  "/ckpt/42/1/files ");
 	assert_true(strstr(argv[0], "/vmenv-9p") != NULL);
+	/* The ":ro" mount's server refuses every write itself. */
+	line[0] = '\0';
+	jobfiles_served_argv(&j, 2, NULL, argv);
+	for (size_t i = 1; argv[i]; i++)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+			 "%s ", argv[i]);
+	assert_string_equal(
+	    line,
+	    "--root /srv/b --connect /run/vmenv/jobs/42/q/files.m1.sock "
+	    "--uid 2005 --gid 2005 --groups 2005,27 --state-out "
+	    "/run/vmenv/jobs/42/q/files.m1.state --ctl-fd 3 --read-only ");
 	jobfiles_served_stop(&j);
 }
 
@@ -153,9 +277,6 @@ static void test_kind(void **state)
 	assert_int_equal(jobfiles_kind_parse("", &k), -EINVAL);
 }
 
-/* After the save: the worker waits for the server and keeps what it got
- * after the freeze under the checkpoint (absent: nothing, no error); the
- * loop then forgets the server. The 9p kind plans nothing. */
 /* vmenv-9p never runs as root: a root job whose files would be served
  * is refused at prepare, naming the reason, and nothing is made. */
 static void test_root_refused(void **state)
@@ -177,6 +298,10 @@ static void test_root_refused(void **state)
 	assert_int_equal(jobfiles_prepare(&j, err, sizeof(err)), 0);
 }
 
+/* After the save: the worker waits for every server and keeps what each
+ * got after the freeze under the checkpoint, named after it (absent:
+ * nothing, no error); the loop then forgets the servers. The 9p kind
+ * plans nothing. */
 static void test_after_save(void **state)
 {
 	struct job j;
@@ -184,7 +309,7 @@ static void test_after_save(void **state)
 	char err[256], dir[] = "/tmp/vmenv-afterXXXXXX",
 		       path[VMENV_MAX_PATH + 32];
 	char *text = NULL;
-	pid_t pid;
+	pid_t pid[2];
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -192,42 +317,58 @@ static void test_after_save(void **state)
 	j.uid = getuid(); /* what the server keeps is the job user's */
 	j.files_kind = JOBFILES_VIRTIO_9P;
 	jobfiles_after_save_plan(&j, &p);
-	assert_int_equal(p.pid, 0);
+	assert_int_equal(p.n, 0);
 	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
 
 	snprintf(j.dir, sizeof(j.dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/q", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	j.files_kind = JOBFILES_SERVED;
+	j.spec.v.mounts.n = 1;
+	strcpy(j.spec.v.mounts.m[0].src, "/srv/a");
+	strcpy(j.spec.v.mounts.m[0].dst, "/a");
 	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
-	/* A stand-in server that leaves at once, having kept some bytes. */
-	snprintf(path, sizeof(path), "%s.pending", j.served->state);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(0);
-	j.served->pid = pid;
-	j.served->child = true;
+	/* Stand-in servers that leave at once, the mount's having kept some
+	 * bytes. */
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0)
+			_exit(0);
+		j.served->srv[i].pid = pid[i];
+		j.served->srv[i].child = true;
+	}
 	jobfiles_after_save_plan(&j, &p);
-	assert_int_equal(p.pid, pid);
-	assert_string_equal(p.pending, path);
-	/* Nothing pending: fine. */
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.srv[0].pid, pid[0]);
+	assert_int_equal(p.srv[1].pid, pid[1]);
+	assert_string_equal(p.srv[1].name, "files.m0");
+	snprintf(path, sizeof(path), "%s/q", dir);
+	assert_string_equal(p.qdir, path);
+	snprintf(path, sizeof(path), "%s.pending", j.served->srv[1].state);
+	assert_int_equal(write_file_atomic(path, "Tclunk\n", 7, 0600), 0);
 	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
+	/* Nothing pending for the working directory: no file. */
 	snprintf(path, sizeof(path), "%s/" CKPT_FILES_PENDING, dir);
 	assert_int_equal(access(path, F_OK), -1);
-	/* Something pending: copied. */
-	assert_int_equal(write_file_atomic(p.pending, "Tversion\n", 9, 0600),
-			 0);
-	p.pid = 0;
+	snprintf(path, sizeof(path), "%s/files.m0.pending", dir);
+	assert_int_equal(read_file_limited(path, 64, &text, NULL), 0);
+	assert_string_equal(text, "Tclunk\n");
+	free(text);
+	assert_int_equal(unlink(path), 0); /* a new checkpoint */
+	/* Something pending for it too: copied; the servers were reaped
+	 * already (waitpid says ECHILD, no hang). */
+	snprintf(path, sizeof(path), "%s.pending", j.served->srv[0].state);
+	assert_int_equal(write_file_atomic(path, "Tversion\n", 9, 0600), 0);
 	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
-	p.pid = pid; /* reaped already: waitpid says ECHILD, no hang */
-	assert_int_equal(jobfiles_after_save_run(&p, dir, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/" CKPT_FILES_PENDING, dir);
 	assert_int_equal(read_file_limited(path, 64, &text, NULL), 0);
 	assert_string_equal(text, "Tversion\n");
 	free(text);
-	/* The loop forgets the reaped server: stop kills nothing. */
+	/* The loop forgets the reaped servers: stop kills nothing. */
 	jobfiles_saved(&j);
-	assert_int_equal(j.served->pid, 0);
+	assert_int_equal(j.served->srv[0].pid, 0);
+	assert_int_equal(j.served->srv[1].pid, 0);
 	jobfiles_served_stop(&j);
 	rm_rf(dir);
 }
@@ -257,10 +398,13 @@ static void wait_signals_blocked(pid_t pid)
 /* What a vmmd that exits leaves: the server runs on, unowned. */
 static void vmmd_exits(struct job *j)
 {
-	if (j->served->ctl >= 0)
-		close(j->served->ctl);
-	if (j->served->pidfd >= 0)
-		close(j->served->pidfd);
+	for (uint32_t i = 0; i < j->served->n; i++) {
+		if (j->served->srv[i].ctl >= 0)
+			close(j->served->srv[i].ctl);
+		if (j->served->srv[i].pidfd >= 0)
+			close(j->served->srv[i].pidfd);
+	}
+	free(j->served->srv);
 	free(j->served);
 	j->served = NULL;
 }
@@ -329,10 +473,10 @@ static void test_adopt(void **state)
 	assert_int_equal(mkdir(p, 0700), 0);
 	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
 	/* QEMU's end of the port: the server connects to it. */
-	lfd = unix_listen(j.served->sock, 0600, 1);
+	lfd = unix_listen(j.served->srv[0].sock, 0600, 1);
 	assert_true(lfd >= 0);
 	assert_int_equal(jobfiles_served_attach(&j, err, sizeof(err)), 0);
-	pid = j.served->pid;
+	pid = j.served->srv[0].pid;
 	assert_int_equal(poll(&(struct pollfd){lfd, POLLIN, 0}, 1, 10000), 1);
 	conn = accept(lfd, NULL, NULL);
 	assert_true(conn >= 0);
@@ -357,7 +501,7 @@ static void test_adopt(void **state)
 	assert_contains(err, "is not the vmenv-9p vmmd started");
 	put_pid(other, pid);
 	assert_int_equal(jobfiles_served_adopt(&k, err, sizeof(err)), -ESRCH);
-	assert_int_equal(k.served->pid, 0);
+	assert_int_equal(k.served->srv[0].pid, 0);
 	jobfiles_served_stop(&k);
 	snprintf(p, sizeof(p), "%s/files.ctl", dir);
 	snprintf(keep, sizeof(keep), "%s/files.ctl.keep", dir);
@@ -372,8 +516,8 @@ static void test_adopt(void **state)
 	/* Adopted: resumed at once (the Tversion sent while it was frozen
 	 * is answered now), then frozen and thawed again. */
 	assert_int_equal(jobfiles_served_adopt(&j, err, sizeof(err)), 0);
-	assert_int_equal(j.served->pid, pid);
-	assert_false(j.served->child);
+	assert_int_equal(j.served->srv[0].pid, pid);
+	assert_false(j.served->srv[0].child);
 	assert_int_equal(poll(&(struct pollfd){conn, POLLIN, 0}, 1, 5000), 1);
 	assert_true(read(conn, err, sizeof(err)) >= 7);
 	assert_int_equal((unsigned char)err[4], 101);
@@ -381,7 +525,8 @@ static void test_adopt(void **state)
 	assert_int_equal(unlink(p), 0);
 	snprintf(p, sizeof(p), "%s/ck", dir);
 	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
-	assert_int_equal(jobfiles_served_thaw(&j, NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(jobfiles_served_thaw(&j, NULL, NULL, err, sizeof(err)),
+			 0);
 	assert_true(answers_9p(conn, 5000));
 	/* The job ends: the server is stopped, its files are gone. */
 	jobfiles_served_stop(&j);
@@ -431,6 +576,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_prepare_domspec),
+	    cmocka_unit_test(test_prepare_mounts),
+	    cmocka_unit_test(test_mounts_by_kind),
 	    cmocka_unit_test(test_argv),
 	    cmocka_unit_test(test_no_server),
 	    cmocka_unit_test(test_kind),

@@ -16,13 +16,23 @@
 struct job;
 struct dom_spec;
 
+/* The served kind's servers: the working directory's and one per mount
+ * (vmspec.h's VMSPEC_MAX_MOUNTS; jobmounts.c checks). */
+#define JOBFILES_MAX_MOUNTS  16u
+#define JOBFILES_MAX_SERVERS (1u + JOBFILES_MAX_MOUNTS)
+
 /* What the worker does after a save (jobfiles.h, jobfiles_after_save_plan). */
 struct jobfiles_after_save {
-	pid_t pid;			   /* the server to wait for, or 0 */
-	int pidfd;			   /* its pidfd (the job's), or -1 */
-	bool child;			   /* a child of this vmmd */
-	uid_t uid;			   /* the job's: owns what it keeps */
-	char pending[VMENV_MAX_PATH + 16]; /* what it keeps on leaving */
+	uint32_t n; /* servers to wait for */
+	struct {
+		pid_t pid;  /* the server, or 0 */
+		int pidfd;  /* its pidfd (the job's), or -1 */
+		bool child; /* a child of this vmmd */
+		char name
+		    [24]; /* q/<name>.state.pending -> <ckpt>/<name>.pending */
+	} srv[JOBFILES_MAX_SERVERS];
+	uid_t uid;		   /* who owns what they keep */
+	char qdir[VMENV_MAX_PATH]; /* the job's q/ */
 };
 
 /* During a restore: the fd of the checkpoint's file name as the restore

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * A restarted vmmd taking over the vmenv-9p a previous vmmd started for a
- * job whose guest it adopts (jobfiles_served.h; docs/checkpoint-files.md,
- * "vmmd restarts").
+ * A restarted vmmd taking over the vmenv-9p servers (the working
+ * directory's and each mount's) a previous vmmd started for a job whose
+ * guest it adopts (jobfiles_served.h; docs/checkpoint-files.md, "vmmd
+ * restarts").
  */
 #include "jobfiles_served.h"
 
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,7 +73,7 @@ static int is_server_binary(pid_t pid, const char *sock)
 
 /* Whether pid's fd 3 is the job's control FIFO (f->ctl): only the server
  * vmmd started was handed it (the job directory is root's). */
-static int ctl_is_ours(pid_t pid, const struct jobfiles_served *f)
+static int ctl_is_ours(pid_t pid, const struct jobfiles_server *f)
 {
 	struct stat mine, theirs;
 	char p[64];
@@ -100,7 +102,7 @@ static int read_pid(const char *path, pid_t *ret)
 }
 
 /* The FIFO, the job's own (root's directory; a FIFO, not a link). */
-static int ctl_reopen(struct jobfiles_served *f, char *why, size_t whylen)
+static int ctl_reopen(struct jobfiles_server *f, char *why, size_t whylen)
 {
 	struct stat st;
 
@@ -117,7 +119,7 @@ static int ctl_reopen(struct jobfiles_served *f, char *why, size_t whylen)
 /* The pidfd first, then the checks on /proc/PID, then a signal 0 through
  * the pidfd: if the process the pidfd names had died and its pid been
  * reused, the checks looked at another process, and the signal fails. */
-static int find_server(struct jobfiles_served *f, char *why, size_t whylen)
+static int find_server(struct jobfiles_server *f, char *why, size_t whylen)
 {
 	pid_t pid = 0;
 	int r = read_pid(f->pid_path, &pid);
@@ -142,28 +144,62 @@ static int find_server(struct jobfiles_served *f, char *why, size_t whylen)
 	return 0;
 }
 
+/* Server i: found, checked and asked to serve; or left alone (not ours
+ * to stop: it serves the guest on, unfrozen or not) and forgotten. */
+static int adopt_one(struct job *j, uint32_t i, char *why, size_t whylen)
+{
+	struct jobfiles_server *s = &j->served->srv[i];
+	char line[600];
+	int r;
+
+	/* Resumed: it may have been frozen by a checkpoint the old vmmd did
+	 * not finish (the guest it serves is thawed at its adoption). */
+	if ((r = ctl_reopen(s, why, whylen)) < 0 ||
+	    (r = find_server(s, why, whylen)) < 0)
+		goto out;
+	r = jobfiles_server_exchange(s, SIGUSR2, "thawed", line, sizeof(line),
+				     JOBFILES_ADOPT_MS);
+	if (r < 0)
+		err_set(why, whylen, r, "vmenv-9p %d did not resume: %s",
+			(int)s->pid, line);
+out:
+	if (r == 0) {
+		log_info("job %u: adopted vmenv-9p %d (%s)", j->id, (int)s->pid,
+			 s->root);
+		return 0;
+	}
+	if (s->ctl >= 0)
+		close(s->ctl);
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	s->ctl = s->pidfd = -1;
+	s->pid = 0;
+	s->child = false;
+	return r;
+}
+
 int jobfiles_served_adopt(struct job *j, char *err, size_t errlen)
 {
-	struct jobfiles_served *f;
-	char why[512];
-	int r;
+	char why[512], first[VMENV_MAX_PATH + 600] = "";
+	int r, bad = 0;
 
 	if ((r = jobfiles_served_prepare(j, err, errlen)) < 0)
 		return r;
-	f = j->served;
-	/* Resumed: it may have been frozen by a checkpoint the old vmmd did
-	 * not finish (the guest it serves is thawed at its adoption). */
-	if ((r = ctl_reopen(f, why, sizeof(why))) == 0 &&
-	    (r = find_server(f, why, sizeof(why))) == 0 &&
-	    (r = jobfiles_served_resume(j, JOBFILES_ADOPT_MS, why,
-					sizeof(why))) == 0) {
-		log_info("job %u: adopted vmenv-9p %d", j->id, (int)f->pid);
-		return 0;
+	/* Each on its own: those adopted are stopped at the job's end; one
+	 * that is not has no pid here, and the job's freeze refuses. */
+	for (uint32_t i = 0; i < j->served->n; i++) {
+		if ((r = adopt_one(j, i, why, sizeof(why))) == 0)
+			continue;
+		if (!bad) {
+			bad = r;
+			snprintf(first, sizeof(first), "%s: %s",
+				 j->served->srv[i].root, why);
+		}
 	}
-	/* Not ours to stop: it serves the guest on, unfrozen or not. */
-	jobfiles_served_forget(j);
-	return err_set(err, errlen, r,
+	if (!bad)
+		return 0;
+	return err_set(err, errlen, bad,
 		       "job %u: the file server was not adopted (%s): the "
 		       "job's checkpoints will be refused",
-		       j->id, why);
+		       j->id, first);
 }

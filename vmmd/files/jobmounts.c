@@ -4,6 +4,7 @@
  */
 #include "jobmounts.h"
 
+#include "jobfiles_served.h"
 #include "jobrec.h"
 #include "userfd.h"
 #include "util.h"
@@ -113,10 +114,17 @@ int jobmounts_check(const struct job *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* Served like the working directory: vmmd/files/jobfiles.h. */
+static bool served(const struct job *j)
+{
+	return j->files_kind == JOBFILES_SERVED;
+}
+
 static void make_tags(const struct job *j, char (*tags)[JOBMOUNTS_TAG_LEN])
 {
 	for (uint32_t i = 0; i < j->spec.v.mounts.n; i++)
-		snprintf(tags[i], JOBMOUNTS_TAG_LEN, "vmenv.m%u", i);
+		snprintf(tags[i], JOBMOUNTS_TAG_LEN,
+			 served(j) ? JOBFILES_MOUNT_PORT_FMT : "vmenv.m%u", i);
 }
 
 void jobmounts_domspec(const struct job *j, struct dom_mount *m,
@@ -125,6 +133,11 @@ void jobmounts_domspec(const struct job *j, struct dom_mount *m,
 	const struct vmspec_mounts *ms = &j->spec.v.mounts;
 
 	make_tags(j, tags);
+	if (served(j)) {
+		s->mounts = NULL;
+		s->nmounts = 0;
+		return;
+	}
 	for (uint32_t i = 0; i < ms->n; i++)
 		m[i] = (struct dom_mount){
 		    .dir = ms->m[i].src, .tag = tags[i], .ro = ms->m[i].ro};
@@ -139,8 +152,9 @@ void jobmounts_setup(struct job *j, char (*tags)[JOBMOUNTS_TAG_LEN],
 
 	make_tags(j, tags);
 	for (uint32_t i = 0; i < ms->n && s->nmounts < AW_MAX_MOUNTS; i++)
-		s->mounts[s->nmounts++] =
-		    (struct aw_mount){.tag = tags[i],
-				      .path = ms->m[i].dst,
-				      .transport = AW_MOUNT_VIRTIO_9P};
+		s->mounts[s->nmounts++] = (struct aw_mount){
+		    .tag = tags[i],
+		    .path = ms->m[i].dst,
+		    .transport =
+			served(j) ? AW_MOUNT_SERVED : AW_MOUNT_VIRTIO_9P};
 }
