@@ -545,6 +545,404 @@ static void test_adopt(void **state)
 	rm_rf(other);
 }
 
+/* --- the real servers of a job with mounts ------------------------------ */
+
+/* A 9P request (fmt as test_ninep_srv's: b w d q s, x for raw bytes) on
+ * conn, not waiting for the answer. */
+static void np_send(int conn, const char *fmt, ...)
+{
+	uint8_t m[8192];
+	struct ninep_out o = {m, sizeof(m), 4, false};
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	for (const char *f = fmt; *f; f++) {
+		if (*f == 'b')
+			ninep_put_u8(&o, (uint8_t)va_arg(ap, unsigned));
+		else if (*f == 'w')
+			ninep_put_u16(&o, (uint16_t)va_arg(ap, unsigned));
+		else if (*f == 'd')
+			ninep_put_u32(&o, va_arg(ap, uint32_t));
+		else if (*f == 'q')
+			ninep_put_u64(&o, va_arg(ap, uint64_t));
+		else if (*f == 'x') {
+			const char *s = va_arg(ap, const char *);
+			memcpy(o.buf + o.len, s, strlen(s));
+			o.len += strlen(s);
+		} else {
+			const char *s = va_arg(ap, const char *);
+			ninep_put_str(&o, s, strlen(s));
+		}
+	}
+	va_end(ap);
+	n = ninep_reply_end(&o);
+	assert_true(n > 0);
+	assert_int_equal(write(conn, m, (size_t)n), n);
+}
+
+/* The next reply on conn within ms into rep: 0, the errno of an
+ * Rlerror, or -1 when none came. */
+static int np_recv(int conn, uint8_t *rep, size_t len, int ms)
+{
+	size_t got = 0, want = 4;
+
+	while (got < want) {
+		ssize_t n;
+
+		if (poll(&(struct pollfd){conn, POLLIN, 0}, 1, ms) != 1)
+			return -1;
+		n = read(conn, rep + got, want - got);
+		assert_true(n > 0);
+		got += (size_t)n;
+		if (got == 4) {
+			want = rep[0] | rep[1] << 8 | rep[2] << 16 |
+			       (size_t)rep[3] << 24;
+			assert_true(want >= 7 && want <= len);
+		}
+	}
+	if (rep[4] == NINEP_RLERROR)
+		return (int)(rep[7] | rep[8] << 8);
+	return 0;
+}
+
+#define NP(conn, rep, ...) \
+	(np_send(conn, __VA_ARGS__), np_recv(conn, rep, sizeof(rep), 5000))
+
+/* Rread's data (count at 7, bytes from 11) is text. */
+static void assert_read(const uint8_t *rep, const char *text)
+{
+	uint32_t n =
+	    rep[7] | rep[8] << 8 | rep[9] << 16 | (uint32_t)rep[10] << 24;
+
+	assert_int_equal(rep[4], NINEP_TREAD + 1);
+	assert_int_equal(n, strlen(text));
+	assert_memory_equal(rep + 11, text, n);
+}
+
+static bool cmdline_has(pid_t pid, const char *arg)
+{
+	char p[64], *cmd = NULL;
+	size_t len = 0;
+	bool found = false;
+
+	snprintf(p, sizeof(p), "/proc/%d/cmdline", (int)pid);
+	if (read_file_limited(p, 1 << 16, &cmd, &len) < 0)
+		return false;
+	for (size_t i = 0; i < len; i += strlen(cmd + i) + 1)
+		found |= strcmp(cmd + i, arg) == 0;
+	free(cmd);
+	return found;
+}
+
+static bool has_text(const char *dir, const char *name, const char *text)
+{
+	char p[VMENV_MAX_PATH + 64], *t = NULL;
+	bool r;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	if (read_file_limited(p, 1 << 20, &t, NULL) < 0)
+		return false;
+	r = strstr(t, text) != NULL;
+	free(t);
+	return r;
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+	char p[VMENV_MAX_PATH + 64];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return access(p, F_OK) == 0;
+}
+
+/* The restore's lookup (ckpt_job_restored_file): the verified fds. */
+static struct ckpt_verified *restored_ver;
+
+static int restored_from_ver(const struct job *j, const char *name,
+			     uint64_t *size)
+{
+	(void)j;
+	return ckpt_verified_fd(restored_ver, name, size);
+}
+
+/* The QEMU ends of the servers' ports: each server connects to its own. */
+static void accept_all(struct job *j, const int *lfd, int *conn)
+{
+	for (uint32_t i = 0; i < j->served->n; i++) {
+		assert_int_equal(
+		    poll(&(struct pollfd){lfd[i], POLLIN, 0}, 1, 10000), 1);
+		conn[i] = accept(lfd[i], NULL, NULL);
+		assert_true(conn[i] >= 0);
+		wait_signals_blocked(j->served->srv[i].pid);
+	}
+}
+
+/* A served job with two mounts, the second ":ro", on the real vmenv-9p:
+ * a server each, started as the job's user with the mount's source as its
+ * root; the ":ro" one refuses every write (EROFS) and leaves its tree as
+ * it was; one freeze writes every server's state into the checkpoint
+ * under its own name (files, files.m0, files.m1), a request the guest
+ * sends after the freeze is kept as files.m0.pending, the manifest lists
+ * them and the restore finds each by the verified fd; the restored
+ * servers answer that request first, on the file held open since before
+ * the save, and the ":ro" one is read-only again. A restarted vmmd
+ * adopts them (one it cannot adopt refuses the checkpoint, naming its
+ * mount). A freeze whose save failed thaws every server; the job's end
+ * stops them all and leaves no FIFO or pid file. */
+static void test_mount_servers(void **state)
+{
+	char dir[] = "/tmp/vmenv-mntXXXXXX", frz[] = "/tmp/vmenv-frzXXXXXX";
+	char p[VMENV_MAX_PATH + 64], err[1024], ck[VMENV_MAX_PATH];
+	static const char *const sub[] = {"w", "rw", "ro", "store"};
+	struct ckpt_store cs = CKPT_STORE_INIT;
+	struct jobfiles_after_save as;
+	struct ckpt_manifest m;
+	struct ckpt_verified v;
+	int lfd[3], conn[3], fd;
+	pid_t old[3], pids[3];
+	uint8_t rep[8192];
+	uint32_t seq = 0;
+	struct stat st;
+	struct job j;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* vmenv-9p starts as root and drops to the job's ids */
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(p, sizeof(p), "%s/q", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, sub[i]);
+		assert_int_equal(mkdir(p, i == 3 ? 0700 : 0755), 0);
+		if (i < 3)
+			assert_int_equal(chown(p, 65534, 65534), 0);
+	}
+	snprintf(p, sizeof(p), "%s/ro/data", dir);
+	assert_int_equal(write_file_atomic(p, "ro-data", 7, 0644), 0);
+	snprintf(p, sizeof(p), "%s/store", dir);
+	assert_int_equal(ckpt_store_open(p, 0, &cs, err, sizeof(err)), 0);
+
+	jobfiles_server_path = TEST_BUILDDIR "/ninep/vmenv-9p";
+	job_init(&j);
+	j.uid = 65534; /* vmenv-9p refuses to serve as root */
+	j.gid = 65534;
+	j.ngroups = 0;
+	j.files_kind = JOBFILES_SERVED;
+	snprintf(j.dir, sizeof(j.dir), "%s", dir);
+	snprintf(j.work_dir, sizeof(j.work_dir), "%s/w", dir);
+	j.spec.v.mounts.n = 2;
+	snprintf(j.spec.v.mounts.m[0].src, VMSPEC_MAX_MOUNT_PATH, "%s/rw", dir);
+	strcpy(j.spec.v.mounts.m[0].dst, "/data");
+	snprintf(j.spec.v.mounts.m[1].src, VMSPEC_MAX_MOUNT_PATH, "%s/ro", dir);
+	strcpy(j.spec.v.mounts.m[1].dst, "/apps");
+	j.spec.v.mounts.m[1].ro = true;
+
+	assert_int_equal(jobfiles_prepare(&j, err, sizeof(err)), 0);
+	assert_int_equal(j.served->n, 3);
+	for (int i = 0; i < 3; i++) {
+		lfd[i] = unix_listen(j.served->srv[i].sock, 0600, 1);
+		assert_true(lfd[i] >= 0);
+	}
+	if (jobfiles_attach(&j, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	accept_all(&j, lfd, conn);
+	for (int i = 0; i < 3; i++) {
+		old[i] = j.served->srv[i].pid;
+		assert_true(old[i] > 0);
+		assert_int_equal(cmdline_has(old[i], "--read-only"), i == 2);
+		assert_int_equal(NP(conn[i], rep, "bwds", NINEP_TVERSION,
+				    0xffffu, 65536u, "9P2000.L"),
+				 0);
+		assert_int_equal(NP(conn[i], rep, "bwddssd", NINEP_TATTACH, 1u,
+				    1u, NINEP_NOFID, "u", "", 65534u),
+				 0);
+	}
+
+	/* The writable mount: a file made, written, and held open. */
+	assert_int_equal(NP(conn[1], rep, "bwddw", NINEP_TWALK, 2u, 1u, 2u, 0u),
+			 0);
+	assert_int_equal(NP(conn[1], rep, "bwdsddd", NINEP_TLCREATE, 3u, 2u,
+			    "held", 0102u, 0644u, 65534u),
+			 0);
+	assert_int_equal(NP(conn[1], rep, "bwdqdx", NINEP_TWRITE, 4u, 2u, 0ull,
+			    6u, "before"),
+			 0);
+	snprintf(p, sizeof(p), "%s/rw", dir);
+	assert_true(has_text(p, "held", "before"));
+	snprintf(p, sizeof(p), "%s/rw/held", dir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_uid, 65534); /* the job's user's */
+
+	/* The read-only mount: read, never written, whatever is asked. */
+	assert_int_equal(
+	    NP(conn[2], rep, "bwddws", NINEP_TWALK, 2u, 1u, 2u, 1u, "data"), 0);
+	assert_int_equal(NP(conn[2], rep, "bwdd", NINEP_TLOPEN, 3u, 2u, 2u),
+			 EROFS);
+	assert_int_equal(NP(conn[2], rep, "bwdd", NINEP_TLOPEN, 3u, 2u, 0u), 0);
+	assert_int_equal(
+	    NP(conn[2], rep, "bwdqd", NINEP_TREAD, 4u, 2u, 0ull, 100u), 0);
+	assert_read(rep, "ro-data");
+	assert_int_equal(NP(conn[2], rep, "bwddw", NINEP_TWALK, 2u, 1u, 3u, 0u),
+			 0);
+	assert_int_equal(NP(conn[2], rep, "bwdsddd", NINEP_TLCREATE, 3u, 3u,
+			    "new", 0102u, 0644u, 65534u),
+			 EROFS);
+	assert_int_equal(NP(conn[2], rep, "bwdsdd", NINEP_TMKDIR, 3u, 1u, "d",
+			    0755u, 65534u),
+			 EROFS);
+	assert_int_equal(
+	    NP(conn[2], rep, "bwdsd", NINEP_TUNLINKAT, 3u, 1u, "data", 0u),
+	    EROFS);
+	snprintf(p, sizeof(p), "%s/ro/new", dir);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/ro/d", dir);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/ro", dir);
+	assert_true(has_text(p, "data", "ro-data"));
+
+	/* A checkpoint: every server frozen, its state under its name. */
+	fd = ckpt_store_begin(&cs, 42, &seq, ck, sizeof(ck), err, sizeof(err));
+	assert_true(fd >= 0);
+	if (jobfiles_freeze(&j, ck, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_true(has_text(ck, "files.m0", "68656c64")); /* "held" */
+	assert_true(has_text(ck, "files.m1", "64617461")); /* "data" */
+	assert_false(has_text(ck, CKPT_FILES, "68656c64"));
+	assert_false(has_text(ck, "files.m1", "68656c64"));
+	/* What the guest sends now waits: the server reads nothing. */
+	np_send(conn[1], "bwdqd", NINEP_TREAD, 5u, 2u, 0ull, 100u);
+	assert_int_equal(np_recv(conn[1], rep, sizeof(rep), 300), -1);
+	/* The save ends QEMU: the servers leave, the rw one keeping the
+	 * request. */
+	jobfiles_after_save_plan(&j, &as);
+	assert_int_equal(as.n, 3);
+	for (int i = 0; i < 3; i++)
+		close(conn[i]);
+	if (jobfiles_after_save_run(&as, ck, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	jobfiles_saved(&j);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(j.served->srv[i].pid, 0);
+	assert_true(exists_in(ck, "files.m0.pending"));
+	assert_false(exists_in(ck, CKPT_FILES_PENDING));
+	assert_false(exists_in(ck, "files.m1.pending"));
+	snprintf(p, sizeof(p), "%s/" CKPT_MEMORY, ck);
+	assert_int_equal(write_file_atomic(p, "RAM", 3, 0600), 0);
+	memset(&m, 0, sizeof(m));
+	m.job_id = 42;
+	m.uid = 65534;
+	m.seq = seq;
+	snprintf(m.node, sizeof(m.node), "n1");
+	snprintf(m.files_kind, sizeof(m.files_kind), "served");
+	if (ckpt_store_commit(fd, ck, &m, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	close(fd);
+	assert_int_equal(m.nfiles, 5);
+	ckpt_manifest_clear(&m);
+
+	/* The restore: the checkpoint verified, the servers' states read
+	 * from the fds that were hashed. */
+	fd =
+	    ckpt_store_open_seq(&cs, 42, seq, ck, sizeof(ck), err, sizeof(err));
+	assert_true(fd >= 0);
+	if (ckpt_store_verify(fd, ck, 42, 65534, &v, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	close(fd);
+	restored_ver = &v;
+	if (jobfiles_thaw(&j, ck, restored_from_ver, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	ckpt_verified_clear(&v);
+	accept_all(&j, lfd, conn);
+	for (int i = 0; i < 3; i++) {
+		pids[i] = j.served->srv[i].pid;
+		assert_true(pids[i] > 0 && pids[i] != old[i]);
+		assert_int_equal(cmdline_has(pids[i], "--read-only"), i == 2);
+	}
+	/* The request from before the save, answered first: the file held
+	 * open across the checkpoint is open still. */
+	assert_int_equal(np_recv(conn[1], rep, sizeof(rep), 5000), 0);
+	assert_read(rep, "before");
+	assert_int_equal(NP(conn[1], rep, "bwdqdx", NINEP_TWRITE, 4u, 2u, 6ull,
+			    6u, "+after"),
+			 0);
+	snprintf(p, sizeof(p), "%s/rw", dir);
+	assert_true(has_text(p, "held", "before+after"));
+	/* The read-only mount's open file too, and still read-only. */
+	assert_int_equal(
+	    NP(conn[2], rep, "bwdqd", NINEP_TREAD, 4u, 2u, 0ull, 100u), 0);
+	assert_read(rep, "ro-data");
+	assert_int_equal(NP(conn[2], rep, "bwdsddd", NINEP_TLCREATE, 3u, 3u,
+			    "new", 0102u, 0644u, 65534u),
+			 EROFS);
+
+	assert_non_null(mkdtemp(frz));
+	/* vmmd restarts: one server whose pid file is gone is not adopted
+	 * (left to serve), the others are; the job's checkpoint is refused
+	 * naming that mount, and the others serve on. */
+	vmmd_exits(&j);
+	snprintf(p, sizeof(p), "%s/files.m1.pid", dir);
+	snprintf(ck, sizeof(ck), "%s/files.m1.pid.keep", dir);
+	assert_int_equal(rename(p, ck), 0);
+	assert_int_equal(jobfiles_served_adopt(&j, err, sizeof(err)), -ENOENT);
+	assert_contains(err, "job 42: the file server was not adopted");
+	assert_contains(err, "/ro: ");
+	assert_int_equal(j.served->srv[0].pid, pids[0]);
+	assert_int_equal(j.served->srv[1].pid, pids[1]);
+	assert_int_equal(j.served->srv[2].pid, 0);
+	assert_int_equal(jobfiles_freeze(&j, frz, err, sizeof(err)), -ESRCH);
+	assert_contains(err, "/ro did not freeze: no server");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(
+		    NP(conn[i], rep, "bwdq", NINEP_TGETATTR, 6u, 1u, 0x7ffull),
+		    0);
+	vmmd_exits(&j);
+	assert_int_equal(rename(ck, p), 0);
+	if (jobfiles_served_adopt(&j, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(j.served->srv[i].pid, pids[i]);
+		assert_false(j.served->srv[i].child);
+	}
+
+	/* A save that fails after the freeze: every server serves again. */
+	if (jobfiles_freeze(&j, frz, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	for (int i = 0; i < 3; i++) {
+		np_send(conn[i], "bwdq", NINEP_TGETATTR, 6u, 1u, 0x7ffull);
+		assert_int_equal(np_recv(conn[i], rep, sizeof(rep), 200), -1);
+	}
+	if (jobfiles_thaw(&j, NULL, NULL, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(np_recv(conn[i], rep, sizeof(rep), 5000), 0);
+
+	/* The job's end: all of them stopped (by the SIGTERM: exit 0; the
+	 * adopted ones are still this test's children to reap), nothing of
+	 * theirs left. */
+	jobfiles_stop(&j);
+	assert_null(j.served);
+	for (int i = 0; i < 3; i++) {
+		static const char *const left[] = {
+		    "files.ctl",    "files.pid",    "files.m0.ctl",
+		    "files.m0.pid", "files.m1.ctl", "files.m1.pid"};
+		int status;
+
+		assert_int_equal(waitpid(pids[i], &status, WNOHANG), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+		for (size_t k = 0; k < ARRAY_SIZE(left); k++)
+			assert_false(exists_in(dir, left[k]));
+		close(conn[i]);
+		close(lfd[i]);
+	}
+	assert_int_equal(ckpt_store_remove(&cs, 42, seq), 0);
+	ckpt_store_close(&cs);
+	rm_rf(frz);
+	rm_rf(dir);
+}
+
 /* The state the server keeps is copied as root: a
  * link or a FIFO put in its place, or another owner's file, is refused
  * without blocking, and the freeze fails with the reason. */
@@ -584,6 +982,7 @@ int main(void)
 	    cmocka_unit_test(test_root_refused),
 	    cmocka_unit_test(test_after_save),
 	    cmocka_unit_test(test_adopt),
+	    cmocka_unit_test(test_mount_servers),
 	    cmocka_unit_test(test_state_copy_refuses),
 	};
 

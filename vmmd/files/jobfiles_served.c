@@ -430,6 +430,14 @@ int jobfiles_served_freeze(struct job *j, const char *ckpt_dir, char *err,
 	if (!f || !f->n || f->srv[0].pid <= 0)
 		return err_set(err, errlen, -ESRCH,
 			       "job %u: no file server to freeze", j->id);
+	/* One a restarted vmmd could not adopt: none is frozen. */
+	for (uint32_t i = 1; i < f->n; i++)
+		if (f->srv[i].pid <= 0)
+			return err_set(
+			    err, errlen, -ESRCH,
+			    "job %u: vmenv-9p of %s did not freeze: no server",
+			    j->id,
+			    server_what(&f->srv[i], i, what, sizeof(what)));
 	r = ctl_exchange_all(f, SIGUSR1, "frozen", line, sizeof(line),
 			     JOBFILES_FREEZE_MS, &bad);
 	if (r < 0) {
