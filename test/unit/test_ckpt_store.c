@@ -363,6 +363,9 @@ static void test_store_mount_files(void **state)
 		fail_msg("commit: %s", err);
 	close(fd);
 	assert_int_equal(m.nfiles, 2 + ARRAY_SIZE(names));
+	/* files.m0 and files.m1: two mounts (files.m15 alone is not a
+	 * third). */
+	assert_int_equal(ckpt_manifest_mounts(&m), 2);
 	ckpt_manifest_clear(&m);
 	assert_int_equal(verify(s, seq, 42, 1000, &v, dir, err, sizeof(err)),
 			 0);

@@ -1286,6 +1286,15 @@ int ckpt_job_check(struct job *j, char *err, size_t errlen)
 		return err_set(err, errlen, -EINVAL,
 			       "job %u: %s: unknown files kind '%s'", j->id,
 			       what, m->files_kind);
+	/* A served job's mounts are a port and a server's state each: the
+	 * guest has as many mounted, with open files on them. */
+	if (j->files_kind == JOBFILES_SERVED &&
+	    ckpt_manifest_mounts(m) != j->spec.v.mounts.n)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: %s was taken with %u served mount(s); "
+			       "this job has %u (give it the same --vm-mount)",
+			       j->id, what, ckpt_manifest_mounts(m),
+			       j->spec.v.mounts.n);
 	r = j->d->hv->cpu_ok(j->d->hv_ctx, j->d->domain_type, m->cpu_model, why,
 			     sizeof(why));
 	if (r <= 0)

@@ -46,6 +46,22 @@ bool ckpt_file_name_ok(const char *name)
 	return false;
 }
 
+uint32_t ckpt_manifest_mounts(const struct ckpt_manifest *m)
+{
+	char want[sizeof(m->files[0].name)];
+	uint32_t n = 0;
+
+	for (; ckpt_file_mount_name(n, false, want, sizeof(want)) == 0; n++) {
+		bool found = false;
+
+		for (size_t k = 0; k < m->nfiles && !found; k++)
+			found = strcmp(m->files[k].name, want) == 0;
+		if (!found)
+			break;
+	}
+	return n;
+}
+
 void ckpt_manifest_clear(struct ckpt_manifest *m)
 {
 	if (!m)

@@ -119,6 +119,9 @@ int ckpt_file_mount_name(uint32_t i, bool pending, char *buf, size_t len);
  * other): CKPT_MEMORY, CKPT_DISK, CKPT_FILES(_PENDING), CKPT_OUTPUT, or
  * a mount's, exactly as ckpt_file_mount_name spells it. */
 bool ckpt_file_name_ok(const char *name);
+/* How many served mounts' states m lists (files.m0 ... files.m<n-1>, the
+ * first missing index ends them). */
+uint32_t ckpt_manifest_mounts(const struct ckpt_manifest *m);
 
 /* JSON text of m (malloc'ed, caller frees). 0 or -ENOMEM. */
 int ckpt_manifest_encode(const struct ckpt_manifest *m, char **ret);
