@@ -26,6 +26,8 @@
  *                   by vmenv-9p as root before it becomes the user, then
  *                   written through those fds; vmmd reads them only with
  *                   O_NOFOLLOW|O_NONBLOCK as root's plain files
+ *   q/files.m<i>.*  the same for a served job's mount i (its own server;
+ *                   files.m<i>.ctl and .pid beside files.ctl, files.pid)
  * No directory below is writable by the user: docs/security.md.
  */
 #ifndef VMMD_JOBREC_H
