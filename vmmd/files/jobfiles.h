@@ -19,6 +19,9 @@
  *                       is written into the checkpoint, so open files and
  *                       the cwd survive save and restore.
  *
+ * The job's --vm-mount directories go the same way (jobmounts.h): shares
+ * of QEMU's virtio-9p, or a vmenv-9p each (jobfiles_served.h).
+ *
  * Calls, in the order job.c and the checkpoint code make them. Each
  * returns 0 or a negative errno with the reason in err (naming the job).
  */

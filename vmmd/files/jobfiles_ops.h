@@ -17,7 +17,7 @@ struct job;
 struct dom_spec;
 
 /* The served kind's servers: the working directory's and one per mount
- * (vmspec.h's VMSPEC_MAX_MOUNTS; jobmounts.c checks). */
+ * (as many as vmspec.h's VMSPEC_MAX_MOUNTS: jobfiles_served.c checks). */
 #define JOBFILES_MAX_MOUNTS  16u
 #define JOBFILES_MAX_SERVERS (1u + JOBFILES_MAX_MOUNTS)
 
