@@ -167,6 +167,28 @@ static void spec_served_mounts(struct dom_spec *s)
 	s->files_mounts = served_mounts;
 }
 
+/* The most virtio-serial ports a guest gets: the agent's, the working
+ * directory's, 16 served mounts' and 16 bulk ports, more than one
+ * controller's 31 (libvirt adds a second controller). */
+static void spec_ports_max(struct dom_spec *s)
+{
+	static char socks[DOM_MAX_FILES_MOUNTS][64],
+	    names[DOM_MAX_FILES_MOUNTS][32];
+	static struct dom_port ports[DOM_MAX_FILES_MOUNTS];
+
+	spec_served(s);
+	for (unsigned i = 0; i < DOM_MAX_FILES_MOUNTS; i++) {
+		snprintf(socks[i], sizeof(socks[i]),
+			 "/run/vmenv/jobs/42/q/files.m%u.sock", i);
+		snprintf(names[i], sizeof(names[i]), "org.vmenv.files.m%u", i);
+		ports[i] = (struct dom_port){socks[i], names[i]};
+	}
+	s->nfiles_mounts = DOM_MAX_FILES_MOUNTS;
+	s->files_mounts = ports;
+	s->bulk_ports = AW_MAX_BULK_PORTS;
+	s->bulk_sock_prefix = "/run/vmenv/n1/jobs/42/q/bulk.";
+}
+
 /* The emulated device that stands in for a VF in the checkpoint tests. */
 static void spec_standin(struct dom_spec *s)
 {
@@ -334,6 +356,7 @@ static const struct {
     {"noshare.xml", spec_noshare},
     {"served.xml", spec_served},
     {"served_mounts.xml", spec_served_mounts},
+    {"ports_max.xml", spec_ports_max},
     {"standin.xml", spec_standin},
     {"pinned.xml", spec_pinned},
     {"numa.xml", spec_numa},
@@ -733,6 +756,10 @@ static const struct {
 	const char *file;
 	const char *want[12];
 } conversions[] = {
+    /* 34 virtio-serial ports: a second controller, every port named. */
+    {"ports_max.xml",
+     {"\"driver\":\"virtio-serial-pci\",\"id\":\"virtio-serial1\"",
+      "\"name\":\"org.vmenv.files.m15\"", "\"name\":\"org.vmenv.bulk.15\""}},
     {"pinned.xml",
      {"-accel tcg", "-smp 2,sockets=1,dies=1,cores=2,threads=1",
       "{\"qom-type\":\"memory-backend-ram\",\"id\":\"ram-node0\","
