@@ -31,12 +31,12 @@
 #include <unistd.h>
 
 #include "../unit/fakes.h"
-#include "vmmdconf.h"
 #include "digest.h"
 #include "job.h"
 #include "log.h"
 #include "proto.h"
 #include "vmmd.h"
+#include "vmmdconf.h"
 
 #define JOB_ID	 1u
 #define TEXT_MAX (256u * 1024u)

@@ -29,11 +29,11 @@
 #include <unistd.h>
 
 #include "../unit/fakes.h"
-#include "vmmdconf.h"
 #include "job.h"
 #include "log.h"
 #include "proto.h"
 #include "vmmd.h"
+#include "vmmdconf.h"
 
 #define MAX_JOBS 8
 

@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "vmmdconf.h"
 #include "devices.h"
 #include "devlease.h"
 #include "gres.h"
@@ -36,6 +35,7 @@
 #include "rmtree.h"
 #include "sysfs.h"
 #include "util.h"
+#include "vmmdconf.h"
 
 #define FIX    TEST_DATADIR "/sysfs"
 #define NODE2S FIX "/node2s/sys"

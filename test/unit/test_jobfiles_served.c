@@ -381,7 +381,8 @@ static void test_adopt(void **state)
 	assert_int_equal(unlink(p), 0);
 	snprintf(p, sizeof(p), "%s/ck", dir);
 	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
-	assert_int_equal(jobfiles_served_thaw(&j, NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(jobfiles_served_thaw(&j, NULL, NULL, err, sizeof(err)),
+			 0);
 	assert_true(answers_9p(conn, 5000));
 	/* The job ends: the server is stopped, its files are gone. */
 	jobfiles_served_stop(&j);

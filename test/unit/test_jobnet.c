@@ -24,8 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmmdconf.h"
 #include "jobnet.h"
+#include "vmmdconf.h"
 
 static const char key[] = "0123456789abcdef0123456789abcdef";
 
