@@ -115,7 +115,7 @@ check "its QEMU runs (pid ${qpid:-none})" test -n "$qpid"
 kill -KILL $qpid
 st=$(wait_job "$j" 60)
 check "QEMU killed: the job fails at once (state $st)" test "$st" = FAILED
-check_contains "... and its output says the guest stopped" "$(cat "$d/q.out")" "job $j"
+check_contains "... and its output says the guest went away" "$(cat "$d/q.out")" "job $j: the guest's agent channel closed"
 check "... and leaves nothing on any node" node_clean "$j"
 
 # --- libvirtd restarted while the job runs: the job goes on -----------------
