@@ -117,9 +117,12 @@ static int lv_connect(struct hv_lv *h, char *err, size_t errlen)
 		set_err(err, errlen, "cannot connect to libvirt");
 		return -ECONNREFUSED;
 	}
-	/* libvirtd restarts are noticed by keepalive; the next call
-	 * reconnects. */
-	virConnectSetKeepAlive(h->conn, 5, 3);
+	/* A libvirtd that exits closes the socket, which libvirt's event
+	 * thread sees at once (virConnectIsAlive turns false; the next call
+	 * reconnects); keepalive only finds one that hangs. Every ping wakes
+	 * both of vmmd's threads, and HPC nodes count such jitter
+	 * (bench/idle): 30 s x 3 instead of libvirt's 5 s x 5. */
+	virConnectSetKeepAlive(h->conn, 30, 3);
 	h->cb_id = virConnectDomainEventRegisterAny(
 	    h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 	    VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), h, NULL);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,4 +143,23 @@ int overlay_create(const char *qemu_img, const char *base, const char *fmt,
 	}
 	out[len] = '\0';
 	return overlay_reap(&p, out, err, errlen);
+}
+
+int overlay_open_checked(int disk_dfd, uid_t uid, struct stat *st)
+{
+	_cleanup_close_ int fd =
+	    openat(disk_dfd, OVERLAY_NAME,
+		   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) < 0)
+		return -errno;
+	if (!S_ISREG(st->st_mode))
+		return -EINVAL;
+	if (st->st_uid != geteuid() && st->st_uid != uid)
+		return -EPERM;
+	if (st->st_nlink != 1)
+		return -EMLINK;
+	return TAKE_FD(fd);
 }

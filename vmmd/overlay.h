@@ -37,4 +37,12 @@ int overlay_reap(struct overlay_proc *p, const char *out, char *err,
 int overlay_create(const char *qemu_img, const char *base, const char *fmt,
 		   const char *overlay, char *err, size_t errlen);
 
+/* The job's overlay in its disk directory, as it is now: opened without
+ * following a link or blocking on a FIFO, and only when it is a plain file
+ * of root's or the job's user's (libvirt may not have given it back) with
+ * one link. The fd (read-only), or -errno (-ENOENT: none). */
+#define OVERLAY_NAME "overlay.qcow2"
+struct stat;
+int overlay_open_checked(int disk_dfd, uid_t uid, struct stat *st);
+
 #endif

@@ -2,6 +2,8 @@
 /* Kept overlays: the store, the records, the limits (ovkeep_store.h). */
 #include "ovkeep_store.h"
 
+#include "overlay.h"
+
 #include "catalog.h"
 #include "cleanup.h"
 #include "rmtree.h"
@@ -178,27 +180,6 @@ int ovkeep_store_open(const char *run_dir, bool create)
 	return sfs_open_private_dir(rfd, OVKEEP_DIR, create, 0700, NULL);
 }
 
-/* The overlay as it is now: a plain file of root's or the job's user's
- * (libvirt may not have given it back) with one link. */
-static int open_overlay(int disk_dfd, uid_t uid, struct stat *st)
-{
-	_cleanup_close_ int fd =
-	    openat(disk_dfd, "overlay.qcow2",
-		   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, st) < 0)
-		return -errno;
-	if (!S_ISREG(st->st_mode))
-		return -EINVAL;
-	if (st->st_uid != geteuid() && st->st_uid != uid)
-		return -EPERM;
-	if (st->st_nlink != 1)
-		return -EMLINK;
-	return TAKE_FD(fd);
-}
-
 /* Renames the checked overlay to qname: the name moved must still be
  * the file checked, with no other name. */
 static int move_in(int disk_dfd, int sfd, int fd, const struct stat *st,
@@ -206,7 +187,7 @@ static int move_in(int disk_dfd, int sfd, int fd, const struct stat *st,
 {
 	struct stat moved, now;
 
-	if (renameat(disk_dfd, "overlay.qcow2", sfd, qname) < 0)
+	if (renameat(disk_dfd, OVERLAY_NAME, sfd, qname) < 0)
 		return -errno;
 	if (fstatat(sfd, qname, &moved, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    moved.st_dev != st->st_dev || moved.st_ino != st->st_ino) {
@@ -227,7 +208,7 @@ int ovkeep_store_put(int sfd, int disk_dfd, struct ovkeep_rec *rec)
 {
 	char qname[32], rname[32], text[OVKEEP_MAX_REC];
 	struct stat st;
-	_cleanup_close_ int fd = open_overlay(disk_dfd, rec->uid, &st);
+	_cleanup_close_ int fd = overlay_open_checked(disk_dfd, rec->uid, &st);
 	int r;
 
 	if (fd < 0)

@@ -109,6 +109,42 @@ no_leftovers() { # jobid
 
 vmmd_up() { vmenvctl status >/dev/null 2>&1; }
 
+# Everything a job could leave on any node of the cluster, one line each
+# (nothing: clean). The list: libvirt domain, QEMU process, per-job
+# directory, image lease, vmenv-9p process, checkpoint fragment, kept
+# overlay; and each node's vmmd still answering.
+leftovers_of() { # jobid
+	local j=$1 n d
+	$VIRSH list --all --name | grep -E "^vmenv-.*-$j\$" | sed 's/^/domain /'
+	pgrep -af "qemu-system.*guest=vmenv-[^,]*-$j," | sed 's/^/qemu process /'
+	for d in /run/vmenv/*/; do
+		[ -e "$d/jobs/$j" ] && echo "job directory $d/jobs/$j"
+		[ -e "$d/overlays/$j.qcow2" ] && echo "kept overlay $d/overlays/$j.qcow2"
+	done
+	find /var/cache/vmenv/leases -name "*.$j" 2>/dev/null | sed 's/^/image lease /'
+	pgrep -af "vmenv-9p .*--state-out /run/vmenv/[^/]*/jobs/$j/" | sed 's/^/vmenv-9p /'
+	# A checkpoint directory without its manifest is a fragment (a store
+	# writes the manifest last).
+	for d in /var/lib/vmenv/checkpoints/"$j"/*/; do
+		[ -d "$d" ] && [ ! -e "$d/manifest.json" ] && echo "checkpoint fragment $d"
+	done
+	for n in $(sinfo -h -N -o %N | sort -u); do
+		vmenvctl --node "$n" status >/dev/null 2>&1 || echo "vmmd of $n not answering"
+	done
+}
+
+# Waits up to 30 s for leftovers_of to be empty; else prints them.
+node_clean() { # jobid
+	local left i
+	for ((i = 0; i < 60; i++)); do
+		left=$(leftovers_of "$1")
+		[ -z "$left" ] && return 0
+		sleep 0.5
+	done
+	printf '%s\n' "$left" | sed "s/^/#   leftover of job $1: /" >&2
+	return 1
+}
+
 # Where a command ran. A job prints WHERE_CMD's line; ran_in_guest reads it.
 # Only a guest has both: a kernel of its own (its boot_id differs from the
 # host's, which every host process shares, containers included) and QEMU's

@@ -5,6 +5,8 @@
 #include "cleanup.h"
 #include "jobrec.h"
 #include "log.h"
+#include "loop.h"
+#include "util.h"
 #include "vmmd.h"
 
 #include <errno.h>
@@ -130,19 +132,86 @@ void ckpt_sweep(struct vmmd *d)
 	ckpt_store_close(&s);
 }
 
-void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
-			 uint32_t job_id, bool requeued)
+/* Slurm still says "running" when a job's last step ends on a node (its
+ * epilog has not run): asked again shortly after, its checkpoints go
+ * minutes after the job instead of at the next hourly sweep. */
+static const uint32_t reask_delays_s[] = {5, 15, 30, 60, 120, 300};
+
+struct reask {
+	struct vmmd *d;
+	char root[VMENV_MAX_PATH];
+	bool node_store;
+	uint32_t job_id;
+	size_t n;
+};
+
+static void reask_tick(void *data);
+
+static bool reask_arm(struct reask *r)
+{
+	uint32_t prev = r->n ? reask_delays_s[r->n - 1] : 0;
+
+	if (r->n >= ARRAY_SIZE(reask_delays_s))
+		return false;
+	return loop_add_timer(r->d->loop,
+			      (reask_delays_s[r->n] - prev) * 1000ull,
+			      reask_tick, r) != NULL;
+}
+
+/* Decides the job's fate in root; true if Slurm still runs it. */
+static bool settle(struct vmmd *d, const char *root, bool node_store,
+		   uint32_t job_id)
 {
 	struct ckpt_store s = CKPT_STORE_INIT;
 	struct ckpt_fate_in in = {0};
+	bool running = false;
 
-	/* Most jobs have none: no question to slurmctld for them. */
-	if (requeued || ckpt_store_open(root, node_store ? CKPT_STORE_NODE : 0,
-					&s, NULL, 0) < 0)
-		return;
+	if (ckpt_store_open(root, node_store ? CKPT_STORE_NODE : 0, &s, NULL,
+			    0) < 0)
+		return false;
 	if (ckpt_store_has_job(&s, job_id)) {
 		ask_slurm(d, job_id, &in);
 		decide(d, &s, job_id, &in);
+		running = in.lookup == 0 && !in.finished &&
+			  ckpt_store_has_job(&s, job_id);
 	}
 	ckpt_store_close(&s);
+	return running;
+}
+
+static void reask_tick(void *data)
+{
+	struct reask *r = data;
+
+	/* Back on this node (restored): its own end decides. */
+	if (!job_find(r->d, r->job_id) &&
+	    settle(r->d, r->root, r->node_store, r->job_id)) {
+		r->n++;
+		if (reask_arm(r))
+			return;
+		log_debug("checkpoints: job %u still runs in Slurm; the "
+			  "hourly sweep decides its checkpoints",
+			  r->job_id);
+	}
+	free(r);
+}
+
+void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
+			 uint32_t job_id, bool requeued)
+{
+	struct reask *r;
+
+	/* Most jobs have none: no question to slurmctld for them. */
+	if (requeued || !settle(d, root, node_store, job_id))
+		return;
+	r = calloc(1, sizeof(*r));
+	if (!r || str_printf(r->root, sizeof(r->root), "%s", root) < 0) {
+		free(r);
+		return;
+	}
+	r->d = d;
+	r->node_store = node_store;
+	r->job_id = job_id;
+	if (!reask_arm(r))
+		free(r);
 }

@@ -7,7 +7,8 @@
  * Slurm no longer knows it), a checkpoint goes unless the job asked to
  * keep it (checkpoint_keep, recorded in the manifest); a kept one goes
  * checkpoint_retention_s after it was written. Decided at the job's end
- * (vmmd's job_stop) and by a sweep of the node's store at vmmd start and
+ * (vmmd's job_stop; Slurm asked again 5 s to 5 min after while it still
+ * says the job runs, as it does until the epilog) and by a sweep of the node's store at vmmd start and
  * every hour after; slurmctld unreachable decides nothing.
  */
 #ifndef VMMD_CKPT_KEEP_H

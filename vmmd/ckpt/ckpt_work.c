@@ -5,6 +5,7 @@
 #include "cleanup.h"
 #include "jobrec.h"
 #include "log.h"
+#include "overlay.h"
 #include "rmtree.h"
 #include "vmmd.h"
 
@@ -125,23 +126,12 @@ static int open_disk_dir(const char *job_dir)
  * link. 0 with *ret_fd -1: none (a kernel + initrd guest). */
 static int open_overlay(int dfd, uid_t uid, int *ret_fd, struct stat *st)
 {
-	_cleanup_close_ int fd =
-	    openat(dfd, "overlay.qcow2",
-		   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int fd = overlay_open_checked(dfd, uid, st);
 
-	*ret_fd = -1;
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (fstat(fd, st) < 0)
-		return -errno;
-	if (!S_ISREG(st->st_mode))
-		return -EINVAL;
-	if (st->st_uid != geteuid() && st->st_uid != uid)
-		return -EPERM;
-	if (st->st_nlink != 1)
-		return -EMLINK;
-	*ret_fd = TAKE_FD(fd);
-	return 0;
+	*ret_fd = fd < 0 ? -1 : fd;
+	if (fd == -ENOENT)
+		return 0;
+	return fd < 0 ? fd : 0;
 }
 
 /* Renames the checked overlay into the checkpoint: 1 done, 0 not
@@ -152,7 +142,7 @@ static int rename_overlay(int dfd, int dirfd, const struct stat *st)
 
 	if (st->st_uid != geteuid())
 		return 0;
-	if (renameat(dfd, "overlay.qcow2", dirfd, CKPT_DISK) < 0)
+	if (renameat(dfd, OVERLAY_NAME, dirfd, CKPT_DISK) < 0)
 		return errno == EXDEV ? 0 : -errno;
 	/* Replaced between the check and the rename: not ours to keep. */
 	if (fstatat(dirfd, CKPT_DISK, &moved, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -289,7 +279,7 @@ static int restore_overlay(struct ckpt_work *w)
 	if (ckpt_verified_fd(&w->ver, CKPT_DISK, NULL) < 0)
 		return 0;
 	dfd = open_disk_dir(w->job_dir);
-	r = dfd < 0 ? dfd : put_back(&w->ver, CKPT_DISK, dfd, "overlay.qcow2");
+	r = dfd < 0 ? dfd : put_back(&w->ver, CKPT_DISK, dfd, OVERLAY_NAME);
 	if (r < 0)
 		return err_set(w->res.err, sizeof(w->res.err), r,
 			       "cannot copy the overlay: %s", strerror(-r));
