@@ -219,7 +219,7 @@ rm -f "$T/u1/go" "$T/u1/in.txt" "$T/u1/out.txt"
 # (--read-only) still refuses the write. Root's jobs cannot have served
 # files (vmenv-9p never runs as root), so the guest's root is
 # test-rootmount's helper, which remounts on the job's request.
-j=$(as "$U1" sbatch --parsable -w "$NODE" -t 5 --vm-env=test-rootmount --vm-checkpoint \
+j=$(as "$U1" sbatch --parsable -w "$NODE" -t 10 --vm-env=test-rootmount --vm-checkpoint \
 	-o "$d/rootmount.out" --wrap 'grep " /apps " /proc/mounts
 	echo /apps >/tmp/vmenv-remount
 	i=0
