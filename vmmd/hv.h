@@ -13,13 +13,16 @@
 
 #include "util.h"
 
-/* SAVED: stopped because it was saved (a checkpoint), not a failure. */
+/* SAVED: stopped because it was saved (a checkpoint), not a failure.
+ * IOERROR: paused by QEMU on a disk write error (its default for ENOSPC:
+ * the overlay's file system is full); the domain is still there. */
 enum hv_event {
 	HV_EV_STARTED = 1,
 	HV_EV_STOPPED,
 	HV_EV_CRASHED,
 	HV_EV_OTHER,
-	HV_EV_SAVED
+	HV_EV_SAVED,
+	HV_EV_IOERROR
 };
 
 struct hv_ops {

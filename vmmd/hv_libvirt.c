@@ -78,7 +78,6 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event,
 	struct hv_event_rec rec = {0};
 
 	(void)conn;
-	(void)detail;
 	snprintf(rec.name, sizeof(rec.name), "%s", virDomainGetName(dom));
 	switch (event) {
 	case VIR_DOMAIN_EVENT_STARTED:
@@ -92,6 +91,12 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event,
 		break;
 	case VIR_DOMAIN_EVENT_CRASHED:
 		rec.event = HV_EV_CRASHED;
+		break;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		/* Other pauses are vmmd's own (create_limited, a save). */
+		if (detail != VIR_DOMAIN_EVENT_SUSPENDED_IOERROR)
+			return 0;
+		rec.event = HV_EV_IOERROR;
 		break;
 	default:
 		return 0;

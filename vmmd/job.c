@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -796,6 +797,32 @@ void job_stop_all_records(struct vmmd *d)
 	}
 }
 
+/* Why a paused guest's disk failed: QEMU pauses it on ENOSPC, and the
+ * overlay is the only file it writes (in the job's directory). */
+static void disk_hint(const struct job *j, char *buf, size_t len)
+{
+	struct statvfs sv;
+
+	buf[0] = '\0';
+	if (statvfs(j->dir, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20))
+		snprintf(buf, len,
+			 ": no space left for its disk overlay in %s's file "
+			 "system",
+			 j->dir);
+}
+
+static void domain_io_error(struct job *j)
+{
+	char hint[VMENV_MAX_PATH + 64];
+
+	disk_hint(j, hint, sizeof(hint));
+	job_fail_for(j, METRICS_FAIL_GUEST_STOPPED,
+		     "job %u: the guest's disk hit a write error on node "
+		     "%s%s; the guest was stopped",
+		     j->id, j->d->cfg.node_name, hint);
+}
+
 void job_on_domain_event(struct vmmd *d, const char *name, int ev)
 {
 	/* By name, not by the name's job id: a restored guest keeps the
@@ -804,12 +831,18 @@ void job_on_domain_event(struct vmmd *d, const char *name, int ev)
 
 	if (!j)
 		return;
-	if (ev != HV_EV_STOPPED && ev != HV_EV_CRASHED)
+	if (ev != HV_EV_STOPPED && ev != HV_EV_CRASHED && ev != HV_EV_IOERROR)
 		return;
 	/* A checkpoint stops the guest on purpose (libvirt says SAVED, but
 	 * a save that fails half way may say less): ckpt.c decides. */
 	if (ckpt_busy(j))
 		return;
+	/* Paused, not gone: the job's end destroys it. A paused guest would
+	 * otherwise hold its CPUs and memory until the time limit. */
+	if (ev == HV_EV_IOERROR) {
+		domain_io_error(j);
+		return;
+	}
 	j->domain_running = false;
 	job_fail_for(j, METRICS_FAIL_GUEST_STOPPED,
 		     "job %u: guest %s on node %s; see vmenvctl console %u",

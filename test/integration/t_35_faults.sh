@@ -11,7 +11,8 @@
 #   - scancel while a checkpoint is being saved
 # Time limits, a guest that never boots, a full checkpoint store and
 # scancel while running are t_30_cancel's, t_40_errors's and
-# t_80_checkpoint's.
+# t_80_checkpoint's; a kernel panic, a full overlay and scancel during a
+# restore t_36_guest_faults's.
 here=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d /tmp/vmenv-t35-XXXXXX)
 . "$here/../images/lib.sh"

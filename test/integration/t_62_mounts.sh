@@ -233,6 +233,30 @@ check_contains "... but its write is refused by vmenv-9p" "$out" "write-refused"
 check "... nothing appeared on the host" test ! -e "$T/apps/root-new"
 check "job $j left nothing" no_leftovers "$j"
 
+# --- every guest of a multi-node job ----------------------------------------------
+# The same policy for partition "multi": every node's vmmd reloads it (each
+# checks the spec again on its node), and each of the three guests has the
+# enforced /apps and the user's mount, writing its own file there.
+if [ "$(sinfo -h -p multi -N -o %N 2>/dev/null | sort -u | wc -l)" -ge 3 ]; then
+	sed 's/"partition": "debug"/"partition": "multi"/; s/"t62-mounts"/"t62-mounts-multi"/' \
+		"$POLDIR/62-mounts.json" >"$POLDIR/62-mounts-multi.json"
+	chmod 0644 "$POLDIR/62-mounts-multi.json"
+	for p in /run/vmenv-cluster/vmmd*.pid; do kill -HUP "$(cat "$p")"; done
+	check "node 1's vmmd loads both policies" reload "policies:    2 from $POLDIR"
+	sleep 1
+	rm -f "$T"/u1/node.*
+	out=$(as "$U1" srun -p multi -N3 -t 5 --vm-env=tiny --vm-mount="$T/u1:/data" sh -c \
+		'cat /apps/VERSION; hostname >/data/node.$SLURM_NODEID' 2>&1)
+	check_eq "a -N3 job: each guest reads the enforced /apps" 3 "$(grep -c '^apps-v1$' <<<"$out")"
+	check_eq "... and each wrote its file to the user's mount" "node.0 node.1 node.2" \
+		"$(cd "$T/u1" && echo node.*)"
+	check_eq "... owned by the user" "$U1 $U1 $U1" "$(stat -c %U "$T"/u1/node.* 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
+	rm -f "$POLDIR/62-mounts-multi.json"
+	for p in /run/vmenv-cluster/vmmd-*.pid; do kill -HUP "$(cat "$p")"; done
+else
+	skip "mounts of a multi-node job: partition multi has fewer than 3 nodes"
+fi
+
 rm -f "$POLDIR/62-mounts.json"
 check "without the policy vmmd reports none" reload "policies:    0 from $POLDIR"
 cd / && rm -rf "$d" "$T"

@@ -317,7 +317,9 @@ static void fake_drain_events(void *ctx,
 	for (size_t i = 0; i < count; i++) {
 		struct fake_domain *d = fake_hv_domain(fake_hv.events[i].name);
 
-		if (d && fake_hv.events[i].ev != HV_EV_STARTED)
+		/* An I/O error pauses the domain; it stays until destroyed. */
+		if (d && fake_hv.events[i].ev != HV_EV_STARTED &&
+		    fake_hv.events[i].ev != HV_EV_IOERROR)
 			domain_down(d);
 		cb(data, fake_hv.events[i].name, fake_hv.events[i].ev);
 	}

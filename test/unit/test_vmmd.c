@@ -1849,6 +1849,30 @@ static void test_guest_crash(void **state)
 	status_ok(f, 1);
 }
 
+/* QEMU paused the guest on a disk write error (the overlay's file system
+ * full): the job fails naming it, and the paused domain is destroyed (it
+ * would hold its CPUs and memory until the time limit). */
+static void test_guest_io_error(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct exec_client c;
+	struct proto_reply rep;
+	int afd;
+
+	running_session(f, &afd, &o, &c);
+	fake_hv_emit(DOMAIN, HV_EV_IOERROR);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	assert_contains(rep.error,
+			"job 42: the guest's disk hit a write error on node n1");
+	assert_int_equal(job(f)->state, JOB_FAILED);
+	assert_int_equal(fake_hv.ndestroy, 1);
+	assert_string_equal(fake_hv.destroyed[0], DOMAIN);
+	exec_close(&c);
+	status_ok(f, 1);
+}
+
 /* --- malformed frames from the guest ------------------------------------ */
 
 enum bad_when { BEFORE_HELLO, AFTER_SETUP, IN_SESSION };
@@ -5831,6 +5855,7 @@ int main(void)
 	    T(test_exec_refusals),
 	    T(test_boot_timeout),
 	    T(test_guest_crash),
+	    T(test_guest_io_error),
 	    T(test_malformed_frames),
 	    T(test_flood_cut_off),
 	    T(test_stray_races_allowed),
