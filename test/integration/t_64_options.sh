@@ -529,6 +529,16 @@ else
 fi
 rm -f "$own"
 
+# --- SALLOC_VM_* -------------------------------------------------------------------
+# salloc reads its options from SALLOC_VM_* (plugin/options.c); the step
+# srun starts in the allocation runs in the allocation's guest. Control:
+# the same salloc without the variable runs on the host.
+out=$(cd "$d" && as "$U1" env SALLOC_VM_ENV=tiny timeout 150 salloc -Q -w "$NODE" -t 5 \
+	srun sh -c "$WHERE_CMD" 2>&1)
+check "SALLOC_VM_ENV=tiny: the step of salloc's allocation runs in a guest" ran_in_guest "$out"
+out=$(cd "$d" && as "$U1" timeout 150 salloc -Q -w "$NODE" -t 5 srun sh -c "$WHERE_CMD" 2>&1)
+check_contains "... without it, on the host (its boot id)" "$out" "where: $HOST_BOOT_ID"
+
 policies || fail "no test policies at the end"
 check "vmmd still up" vmmd_up
 cd / && rm -rf "$d" "$d2" "$T"

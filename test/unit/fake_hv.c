@@ -437,8 +437,10 @@ static int fake_attach(void *ctx, const char *name, const char *dev_xml,
 static int fake_cpu_ok(void *ctx, const char *type, const char *cpu_model,
 		       char *why, size_t whylen)
 {
-	if (cpu_model && fake_hv.cpu_refuse[0] &&
-	    strcmp(cpu_model, fake_hv.cpu_refuse) == 0) {
+	/* "*": whatever the model (the default one is ""). */
+	if (fake_hv.cpu_refuse[0] &&
+	    (strcmp(fake_hv.cpu_refuse, "*") == 0 ||
+	     (cpu_model && strcmp(cpu_model, fake_hv.cpu_refuse) == 0))) {
 		snprintf(why, whylen,
 			 "this node cannot give the guest CPU model '%s'",
 			 cpu_model);

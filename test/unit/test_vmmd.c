@@ -3693,6 +3693,30 @@ static void test_ckpt_restore_refused(void **state)
 	assert_contains(rep.error, "holds a guest of 2 vCPUs");
 	assert_contains(rep.error, "this allocation gives 1 vCPUs");
 	stop_ok(f, JOB);
+	/* This node cannot give the guest's CPU: the refusal names the node
+	 * it was saved on, this one and why. */
+	restart_slurm(f, 1, 2);
+	{
+		struct proto_request req = {
+		    .op = PROTO_OP_START,
+		    .job_id = JOB,
+		    .start = {.job_id = JOB,
+			      .uid = (uint32_t)getuid(),
+			      .gid = (uint32_t)getgid(),
+			      .image = "tiny"},
+		};
+
+		snprintf(fake_hv.cpu_refuse, sizeof(fake_hv.cpu_refuse), "*");
+		req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
+		call(f, &req, &rep);
+		proto_request_clear(&req);
+		fake_hv.cpu_refuse[0] = '\0';
+	}
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "(saved on node n1) on node n1");
+	assert_contains(rep.error, "this node cannot give the guest CPU model");
+	assert_int_equal(fake_hv.nrestore, 0);
+	stop_ok(f, JOB);
 	/* A corrupted memory image is refused by its checksum. */
 	restart_slurm(f, 1, 2);
 	ckpt_path(f, path, sizeof(path), 1, CKPT_MEMORY);

@@ -1299,8 +1299,9 @@ int ckpt_job_check(struct job *j, char *err, size_t errlen)
 			     sizeof(why));
 	if (r <= 0)
 		return err_set(err, errlen, r < 0 ? r : -EINVAL,
-			       "job %u: cannot restore %s on node %s: %s",
-			       j->id, what, j->d->cfg.node_name, why);
+			       "job %u: cannot restore %s (saved on node %s) "
+			       "on node %s: %s",
+			       j->id, what, m->node, j->d->cfg.node_name, why);
 	return 0;
 }
 
