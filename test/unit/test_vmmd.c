@@ -1864,8 +1864,8 @@ static void test_guest_io_error(void **state)
 	fake_hv_emit(DOMAIN, HV_EV_IOERROR);
 	client_reply(f, c.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_ERROR);
-	assert_contains(rep.error,
-			"job 42: the guest's disk hit a write error on node n1");
+	assert_contains(
+	    rep.error, "job 42: the guest's disk hit a write error on node n1");
 	assert_int_equal(job(f)->state, JOB_FAILED);
 	assert_int_equal(fake_hv.ndestroy, 1);
 	assert_string_equal(fake_hv.destroyed[0], DOMAIN);
