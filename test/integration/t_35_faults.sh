@@ -162,7 +162,7 @@ j=$(as "$U1" sbatch --parsable -w "$NODE" --vm-env=tiny --no-requeue -o "$d/r.ou
 check "job $j: its guest is ready" wait_state "$j" 90 ready
 cluster="$here/../../contrib/cluster/vmenv-cluster"
 "$cluster" reboot >/dev/null 2>&1
-check "after the reboot, no guest of the cluster runs" sh -c '! pgrep -f "qemu-system.*guest=vmenv-"'
+check "after the reboot, no guest of the cluster runs" sh -c '! pgrep -f "[q]emu-system.*guest=vmenv-"'
 "$cluster" up >/dev/null 2>&1
 check "the cluster is back" vmmd_up
 st=$(wait_job "$j" 240)
