@@ -180,6 +180,7 @@ void vmmd_fini(struct vmmd *d)
 	if (d->loop)
 		server_close(d);
 	job_stop_all_records(d);
+	ckpt_fini(d);
 	images_fini(d);
 	if (d->hv_ctx) {
 		loop_del_fd(d->hv_w);

@@ -330,6 +330,11 @@ static void fail(struct job *j, const char *fmt, ...)
 	post(j, CKPT_EV_FAILED, msg);
 }
 
+void ckpt_fini(struct vmmd *d)
+{
+	ckpt_keep_fini(d);
+}
+
 void ckpt_init(struct vmmd *d, const struct ckpt_sink *sink)
 {
 	struct ckpt_store s = CKPT_STORE_INIT;

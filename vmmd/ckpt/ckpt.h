@@ -41,6 +41,8 @@ struct ckpt_sink {
 /* vmmd start: incomplete checkpoints go, the save bandwidth is loaded or
  * measured. sink: where every job's checkpoint events go. */
 void ckpt_init(struct vmmd *d, const struct ckpt_sink *sink);
+/* vmmd's end, after the jobs' records: timers of ended jobs' checkpoints. */
+void ckpt_fini(struct vmmd *d);
 
 /* The store a job's checkpoints go to (its spec's, else the node's). */
 const char *ckpt_root(const struct job *j);

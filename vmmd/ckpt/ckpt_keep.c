@@ -143,7 +143,22 @@ struct reask {
 	bool node_store;
 	uint32_t job_id;
 	size_t n;
+	struct loop_timer *t;
+	struct reask *next;
 };
+
+/* Those waiting: vmmd's end cancels them (ckpt_keep_fini). */
+static struct reask *pending;
+
+static void reask_free(struct reask *r)
+{
+	for (struct reask **p = &pending; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	free(r);
+}
 
 static void reask_tick(void *data);
 
@@ -153,9 +168,23 @@ static bool reask_arm(struct reask *r)
 
 	if (r->n >= ARRAY_SIZE(reask_delays_s))
 		return false;
-	return loop_add_timer(r->d->loop,
+	r->t = loop_add_timer(r->d->loop,
 			      (reask_delays_s[r->n] - prev) * 1000ull,
-			      reask_tick, r) != NULL;
+			      reask_tick, r);
+	return r->t != NULL;
+}
+
+void ckpt_keep_fini(struct vmmd *d)
+{
+	struct reask *r = pending, *next;
+
+	for (; r; r = next) {
+		next = r->next;
+		if (r->d != d)
+			continue;
+		loop_cancel_timer(r->t);
+		reask_free(r);
+	}
 }
 
 /* Decides the job's fate in root; true if Slurm still runs it. */
@@ -193,7 +222,7 @@ static void reask_tick(void *data)
 			  "hourly sweep decides its checkpoints",
 			  r->job_id);
 	}
-	free(r);
+	reask_free(r);
 }
 
 void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
@@ -212,6 +241,8 @@ void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
 	r->d = d;
 	r->node_store = node_store;
 	r->job_id = job_id;
+	r->next = pending;
+	pending = r;
 	if (!reask_arm(r))
-		free(r);
+		reask_free(r);
 }

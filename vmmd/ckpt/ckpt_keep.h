@@ -49,5 +49,8 @@ void ckpt_sweep(struct vmmd *d);
  * job itself after a checkpoint (Slurm need not be asked). */
 void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
 			 uint32_t job_id, bool requeued);
+/* vmmd's end: the questions still to ask go unasked (the next vmmd's
+ * sweep at its start decides). */
+void ckpt_keep_fini(struct vmmd *d);
 
 #endif
