@@ -168,9 +168,8 @@ static bool reask_arm(struct reask *r)
 
 	if (r->n >= ARRAY_SIZE(reask_delays_s))
 		return false;
-	r->t = loop_add_timer(r->d->loop,
-			      (reask_delays_s[r->n] - prev) * 1000ull,
-			      reask_tick, r);
+	r->t = loop_add_timer(
+	    r->d->loop, (reask_delays_s[r->n] - prev) * 1000ull, reask_tick, r);
 	return r->t != NULL;
 }
 
