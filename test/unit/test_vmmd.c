@@ -1826,18 +1826,27 @@ static void test_boot_timeout(void **state)
 	exec_close(&c2);
 }
 
+/* A running session's guest has event ev: its task gets the error in
+ * *rep. */
+static void session_hv_event(struct fx *f, enum hv_event ev,
+			     struct exec_client *c, struct proto_reply *rep)
+{
+	struct exec_opts o = {.stdin_fd = -1};
+	int afd;
+
+	running_session(f, &afd, &o, c);
+	fake_hv_emit(DOMAIN, ev);
+	client_reply(f, c->fd, rep);
+	assert_int_equal(rep->kind, PROTO_EV_ERROR);
+}
+
 static void test_guest_crash(void **state)
 {
 	struct fx *f = *state;
-	struct exec_opts o = {.stdin_fd = -1};
 	struct exec_client c;
 	struct proto_reply rep;
-	int afd;
 
-	running_session(f, &afd, &o, &c);
-	fake_hv_emit(DOMAIN, HV_EV_CRASHED);
-	client_reply(f, c.fd, &rep);
-	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	session_hv_event(f, HV_EV_CRASHED, &c, &rep);
 	assert_contains(rep.error, "job 42: guest crashed on node n1");
 	assert_contains(rep.error, "see vmenvctl console 42");
 	assert_int_equal(job(f)->state, JOB_FAILED);
@@ -1855,15 +1864,10 @@ static void test_guest_crash(void **state)
 static void test_guest_io_error(void **state)
 {
 	struct fx *f = *state;
-	struct exec_opts o = {.stdin_fd = -1};
 	struct exec_client c;
 	struct proto_reply rep;
-	int afd;
 
-	running_session(f, &afd, &o, &c);
-	fake_hv_emit(DOMAIN, HV_EV_IOERROR);
-	client_reply(f, c.fd, &rep);
-	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	session_hv_event(f, HV_EV_IOERROR, &c, &rep);
 	assert_contains(
 	    rep.error, "job 42: the guest's disk hit a write error on node n1");
 	assert_int_equal(job(f)->state, JOB_FAILED);
