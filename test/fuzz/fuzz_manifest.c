@@ -46,6 +46,24 @@ static void owner(const char *xml)
 		abort();
 }
 
+/* A served mount's state, "files.m<i>" or "files.m<i>.pending": i in
+ * decimal without leading zeros, below CKPT_MAX_MOUNT_FILES. Checked here
+ * on its own terms, not with the manifest's ckpt_file_name_ok. */
+static bool mount_file(const char *name)
+{
+	const char *p = name + strlen("files.m");
+	size_t digits;
+
+	if (strncmp(name, "files.m", strlen("files.m")) != 0)
+		return false;
+	digits = strspn(p, "0123456789");
+	if (digits == 0 || digits > 3 || (digits > 1 && p[0] == '0') ||
+	    strtoul(p, NULL, 10) >= CKPT_MAX_MOUNT_FILES)
+		return false;
+	return strcmp(p + digits, "") == 0 ||
+	       strcmp(p + digits, ".pending") == 0;
+}
+
 static void check_files(const struct ckpt_manifest *m)
 {
 	static const char *const known[] = {CKPT_MEMORY, CKPT_DISK, CKPT_FILES,
@@ -55,7 +73,7 @@ static void check_files(const struct ckpt_manifest *m)
 		abort();
 	for (size_t i = 0; i < m->nfiles; i++) {
 		const struct ckpt_file *f = &m->files[i];
-		bool ok = false;
+		bool ok = fits(f->name, sizeof(f->name)) && mount_file(f->name);
 
 		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
 			ok |= fits(f->name, sizeof(f->name)) &&

@@ -116,6 +116,17 @@ int main(int argc, char **argv)
 	}
 	manifest("batch", &m);
 	without("format1", &m, later, 2);
+	/* A served job with two mounts: files.m0, files.m0.pending, files.m1. */
+	for (uint32_t i = 0; i < 3; i++) {
+		struct ckpt_file *f = &m.files[m.nfiles + i];
+
+		ckpt_file_mount_name(i / 2, i % 2, f->name, sizeof(f->name));
+		f->size = 512u << i;
+		snprintf(f->sha256, sizeof(f->sha256), "%s", SHA_A);
+	}
+	m.nfiles += 3;
+	manifest("served-mounts", &m);
+	m.nfiles -= 3;
 	m.base_sha256[0] = '\0';
 	snprintf(m.image, sizeof(m.image), "/home/alice/img.qcow2");
 	snprintf(m.files_kind, sizeof(m.files_kind), "9p");
