@@ -196,7 +196,11 @@ static void usage(FILE *f)
 		   "  overlay get JOBID > FILE.qcow2\n"
 		   "                        the job's kept overlay (owner or "
 		   "root)\n"
-		   "  overlay rm JOBID      remove it now (owner or root)\n");
+		   "  overlay rm JOBID      remove it now (owner or root)\n"
+		   "  evacuate [NODE] [--reason TEXT] [--wait[=SECONDS]]\n"
+		   "                        drain the node in Slurm, save and "
+		   "requeue its VM\n"
+		   "                        jobs to go on elsewhere (root)\n");
 }
 
 int main(int argc, char **argv)
@@ -258,6 +262,9 @@ int main(int argc, char **argv)
 	if (optind < argc && strcmp(argv[optind], "overlay") == 0)
 		return ctl_overlay(argc - optind, argv + optind, c.sock,
 				   c.timeout_ms);
+	if (optind < argc && strcmp(argv[optind], "evacuate") == 0)
+		return ctl_evacuate(argc - optind, argv + optind, c.sock,
+				    sock != NULL, c.timeout_ms);
 	if (optind + 1 == argc && strcmp(argv[optind], "metrics") == 0)
 		return ctl_metrics(c.sock, c.timeout_ms);
 	if (optind + 1 != argc) {

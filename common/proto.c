@@ -33,6 +33,7 @@ static const char *const op_names[] = {
     [PROTO_OP_OVERLAY_LIST] = "overlay_list",
     [PROTO_OP_OVERLAY_GET] = "overlay_get",
     [PROTO_OP_OVERLAY_RM] = "overlay_rm",
+    [PROTO_OP_EVACUATE] = "evacuate",
 };
 
 /* Keys each op may carry besides "op". */
@@ -51,6 +52,7 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_OVERLAY_LIST] = {NULL},
     [PROTO_OP_OVERLAY_GET] = {"job"},
     [PROTO_OP_OVERLAY_RM] = {"job"},
+    [PROTO_OP_EVACUATE] = {"reason"},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -184,6 +186,10 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 				       json_object_new_int64(req->job_id));
 		json_object_object_add(o, "follow",
 				       json_object_new_boolean(req->follow));
+		break;
+	case PROTO_OP_EVACUATE:
+		json_object_object_add(o, "reason",
+				       json_object_new_string(req->reason));
 		break;
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
@@ -434,6 +440,34 @@ static int decode_options(struct json_object *o, struct proto_start *s,
 	return 0;
 }
 
+/* It goes to Slurm (a node's drain reason) and to logs and messages:
+ * printable ASCII only, not empty. */
+int proto_reason_check(const char *reason, char *err, size_t errlen)
+{
+	size_t n = strlen(reason);
+
+	if (n == 0)
+		return fail(err, errlen, "the reason is empty");
+	if (n >= PROTO_MAX_REASON)
+		return fail(err, errlen, "the reason is longer than %u bytes",
+			    PROTO_MAX_REASON - 1);
+	for (size_t i = 0; i < n; i++)
+		if (reason[i] < 0x20 || reason[i] > 0x7e)
+			return fail(err, errlen,
+				    "the reason has a byte 0x%02x: printable "
+				    "ASCII only",
+				    (unsigned char)reason[i]);
+	return 0;
+}
+
+static int get_reason(struct json_object *o, char *buf, char *err,
+		      size_t errlen)
+{
+	int r = get_str(o, "reason", buf, PROTO_MAX_REASON, err, errlen);
+
+	return r < 0 ? r : proto_reason_check(buf, err, errlen);
+}
+
 static int decode_body(struct json_object *o, struct proto_request *req,
 		       char *err, size_t errlen)
 {
@@ -471,6 +505,8 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 		r = get_u32(o, "job", &req->job_id, err, errlen);
 		return r < 0 ? r
 			     : get_bool(o, "follow", &req->follow, err, errlen);
+	case PROTO_OP_EVACUATE:
+		return get_reason(o, req->reason, err, errlen);
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
 	case PROTO_OP_METRICS:

@@ -66,6 +66,9 @@
 #define PROTO_MAX_ERROR	    512
 #define PROTO_MAX_STRS	    65536
 #define PROTO_MAX_IMAGE_REF 160 /* "name:version" (catalog_image_ref) */
+/* An evacuation's reason: printable ASCII, it goes to Slurm's drain
+ * reason and to the jobs' messages (with the NUL). */
+#define PROTO_MAX_REASON 161
 
 enum proto_op {
 	PROTO_OP_START = 1,
@@ -81,6 +84,7 @@ enum proto_op {
 	PROTO_OP_OVERLAY_LIST,
 	PROTO_OP_OVERLAY_GET,
 	PROTO_OP_OVERLAY_RM,
+	PROTO_OP_EVACUATE,
 };
 
 struct proto_start {
@@ -111,9 +115,10 @@ struct proto_exec {
 
 struct proto_request {
 	enum proto_op op;
-	uint32_t job_id; /* start, stop, exec */
-	int signo;	 /* signal */
-	bool follow;	 /* console */
+	uint32_t job_id;	       /* start, stop, exec */
+	int signo;		       /* signal */
+	bool follow;		       /* console */
+	char reason[PROTO_MAX_REASON]; /* evacuate */
 	struct proto_start start;
 	struct proto_exec exec;
 };
@@ -255,5 +260,8 @@ int proto_call(const char *sock_path, const struct proto_request *req,
 	       size_t errlen);
 
 const char *proto_op_name(enum proto_op op);
+/* An evacuation's reason as vmmd takes it: 1 to PROTO_MAX_REASON - 1
+ * bytes of printable ASCII. 0 or -EBADMSG with why in err. */
+int proto_reason_check(const char *reason, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
 #include "ckpt.h"
 #include "cleanup.h"
 #include "devices.h"
+#include "evacuate.h"
 #include "image.h"
 #include "job.h"
 #include "log.h"
@@ -96,6 +97,7 @@ static void reconcile_tick(void *data)
 	struct vmmd *d = data;
 
 	job_reconcile(d, false);
+	evacuate_watch_drain(d);
 	d->reconcile_t = loop_add_timer(
 	    d->loop, d->cfg.reconcile_interval_s * 1000ull, reconcile_tick, d);
 }

@@ -223,6 +223,7 @@ int main(int argc, char **argv)
 	}
 	d.slurm_lookup = slurmjob_lookup;
 	d.slurm_requeue = slurmjob_requeue;
+	d.slurm_node = &slurmnode_libslurm;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

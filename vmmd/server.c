@@ -4,6 +4,7 @@
 #include "ckpt.h"
 #include "cleanup.h"
 #include "console.h"
+#include "evacuate.h"
 #include "exec.h"
 #include "job.h"
 #include "jobimage.h"
@@ -101,6 +102,10 @@ static void fill_job_info(const struct job *j, struct proto_job_info *ji)
 	snprintf(ji->domain, sizeof(ji->domain), "%s", j->domain);
 	snprintf(ji->console, sizeof(ji->console), "%s", j->console);
 	snprintf(ji->error, sizeof(ji->error), "%s", j->error);
+	/* Why it is still here on a node being evacuated. */
+	if (!ji->error[0] && ckpt_job_evacuate_failure(j)[0])
+		snprintf(ji->error, sizeof(ji->error), "not evacuated: %s",
+			 ckpt_job_evacuate_failure(j));
 	ckpt_job_due(j, &ji->ckpt_due, &ji->ckpt_lead_s);
 }
 
@@ -209,6 +214,31 @@ static bool do_checkpoint(struct client *c, const struct proto_request *req)
 	log_notice("job %u: checkpoint asked by uid %u", j->id,
 		   (unsigned)c->cred.uid);
 	return true;
+}
+
+/* vmenvctl evacuate: root only (it drains the node in Slurm and moves
+ * every user's jobs). */
+static void do_evacuate(struct client *c, const struct proto_request *req)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK};
+	char err[PROTO_MAX_ERROR];
+
+	if (c->cred.uid != 0) {
+		reply_error(c,
+			    "permission denied: only root may evacuate node %s",
+			    c->d->cfg.node_name);
+		return;
+	}
+	log_notice("evacuate: asked by pid %d: %s", (int)c->cred.pid,
+		   req->reason);
+	if (evacuate_node(c->d, req->reason, false, &rep.text, err,
+			  sizeof(err)) < 0) {
+		reply_error(c, "node %s not evacuated: %s", c->d->cfg.node_name,
+			    err);
+		return;
+	}
+	proto_send_reply(c->fd, &rep);
+	free(rep.text);
 }
 
 /* vmenvctl console JOB: the stream takes the connection (console.c). */
@@ -358,6 +388,8 @@ static void handle(struct client *c)
 		do_overlay_get(c, &req);
 	} else if (req.op == PROTO_OP_OVERLAY_RM) {
 		do_overlay_rm(c, &req);
+	} else if (req.op == PROTO_OP_EVACUATE) {
+		do_evacuate(c, &req);
 	} else {
 		reply_error(c, "bad request: '%s' outside an exec session",
 			    proto_op_name(req.op));

@@ -190,3 +190,50 @@ int slurmjob_requeue(uint32_t job_id, char *err, size_t errlen)
 		 slurm_strerror(slurm_get_errno()));
 	return -EPERM;
 }
+
+static int node_state(const char *node, struct slurmnode_info *ret, char *err,
+		      size_t errlen)
+{
+	node_info_msg_t *msg = NULL;
+
+	memset(ret, 0, sizeof(*ret));
+	if (slurm_load_node_single(&msg, (char *)(uintptr_t)node, SHOW_ALL) !=
+	    SLURM_SUCCESS) {
+		snprintf(err, errlen, "Slurm does not tell node %s's state: %s",
+			 node, slurm_strerror(slurm_get_errno()));
+		return -EIO;
+	}
+	if (msg->record_count < 1) {
+		slurm_free_node_info_msg(msg);
+		snprintf(err, errlen, "Slurm does not know node %s", node);
+		return -ENOENT;
+	}
+	ret->drain = (msg->node_array[0].node_state & NODE_STATE_DRAIN) != 0;
+	if (msg->node_array[0].reason)
+		snprintf(ret->reason, sizeof(ret->reason), "%s",
+			 msg->node_array[0].reason);
+	slurm_free_node_info_msg(msg);
+	return 0;
+}
+
+static int node_drain(const char *node, const char *reason, char *err,
+		      size_t errlen)
+{
+	update_node_msg_t m;
+
+	slurm_init_update_node_msg(&m);
+	m.node_names = (char *)(uintptr_t)node;
+	m.node_state = NODE_STATE_DRAIN;
+	m.reason = (char *)(uintptr_t)reason;
+	m.reason_uid = 0;
+	if (slurm_update_node(&m) == SLURM_SUCCESS)
+		return 0;
+	snprintf(err, errlen, "Slurm refused to drain node %s: %s", node,
+		 slurm_strerror(slurm_get_errno()));
+	return -EPERM;
+}
+
+const struct slurmnode_ops slurmnode_libslurm = {
+    .state = node_state,
+    .drain = node_drain,
+};

@@ -73,4 +73,21 @@ typedef int (*slurmjob_requeue_f)(uint32_t job_id, char *err, size_t errlen);
 
 int slurmjob_requeue(uint32_t job_id, char *err, size_t errlen);
 
+/* The node as Slurm sees it (vmmd evacuates a node drained with the
+ * site's reason, docs/checkpoint.md "Evacuating a node"). */
+struct slurmnode_info {
+	bool drain; /* drain asked (draining or drained) */
+	char reason[256];
+};
+struct slurmnode_ops {
+	/* 0, or -errno with Slurm's reason in err. */
+	int (*state)(const char *node, struct slurmnode_info *ret, char *err,
+		     size_t errlen);
+	/* Drains the node with reason: running jobs go on, no new ones
+	 * come. 0, or -errno with Slurm's reason in err. */
+	int (*drain)(const char *node, const char *reason, char *err,
+		     size_t errlen);
+};
+extern const struct slurmnode_ops slurmnode_libslurm;
+
 #endif

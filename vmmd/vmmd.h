@@ -34,6 +34,12 @@ struct vmmd {
 	void *net_ctx;
 	slurmjob_lookup_f slurm_lookup;
 	slurmjob_requeue_f slurm_requeue; /* NULL: checkpoints end the job */
+	const struct slurmnode_ops
+	    *slurm_node; /* NULL: no evacuation by drain */
+	/* The node is being evacuated (evacuate.h): every job that can be
+	 * is saved and requeued, also one whose guest comes up later. */
+	bool evacuating;
+	char evacuate_reason[PROTO_MAX_REASON];
 	struct catalog catalog;
 	/* The policy set in force (NULL: none ever loaded; every VM job is
 	 * refused) and why the last load failed ("" when it did not). */

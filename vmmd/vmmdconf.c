@@ -175,6 +175,10 @@ static const struct centry table[] = {
       "604800",
       "how long a kept checkpoint (checkpoint_keep) outlives its job, "
       "from its save"),
+    S("evacuate_drain_reason", C_STR, evacuate_drain_reason, "",
+      "a node drained in Slurm with a reason that begins with this word is "
+      "evacuated (its jobs saved and requeued: docs/checkpoint.md); empty: "
+      "only vmenvctl evacuate does"),
     N("checkpoint_keep_max", checkpoint_keep_max, 0, 4096, "4",
       "kept checkpoints one user may have in a store; a save to keep "
       "beyond it is refused (0: none may be kept)"),

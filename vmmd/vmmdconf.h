@@ -77,6 +77,9 @@ struct vmmd_config {
 	char checkpoint_files[8];	   /* served, 9p */
 	char checkpoint_standin_device[4]; /* no, yes */
 	uint32_t checkpoint_retention_s;
+	/* Evacuate the node when Slurm drains it with a reason that begins
+	 * with this word ("": never by a drain). */
+	char evacuate_drain_reason[64];
 	/* Per user and store: kept checkpoints (count, MiB). */
 	uint32_t checkpoint_keep_max;
 	uint32_t checkpoint_keep_max_mib;

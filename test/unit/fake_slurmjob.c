@@ -11,6 +11,9 @@ int fake_slurm_fail;
 unsigned fake_slurm_calls;
 unsigned fake_slurm_requeues;
 int fake_slurm_requeue_fail;
+struct slurmnode_info fake_node;
+unsigned fake_node_drains;
+int fake_node_drain_fail;
 
 static struct slurmjob_info jobs[FAKE_SLURM_MAX_JOBS];
 static size_t njobs;
@@ -23,6 +26,9 @@ void fake_slurm_reset(void)
 	fake_slurm_calls = 0;
 	fake_slurm_requeues = 0;
 	fake_slurm_requeue_fail = 0;
+	memset(&fake_node, 0, sizeof(fake_node));
+	fake_node_drains = 0;
+	fake_node_drain_fail = 0;
 }
 
 void fake_slurm_set(const struct slurmjob_info *info)
@@ -93,3 +99,32 @@ int fake_slurm_requeue(uint32_t job_id, char *err, size_t errlen)
 	fake_slurm_requeues++;
 	return 0;
 }
+
+static int node_state(const char *node, struct slurmnode_info *ret, char *err,
+		      size_t errlen)
+{
+	(void)node;
+	(void)err;
+	(void)errlen;
+	*ret = fake_node;
+	return 0;
+}
+
+static int node_drain(const char *node, const char *reason, char *err,
+		      size_t errlen)
+{
+	if (fake_node_drain_fail) {
+		snprintf(err, errlen, "Slurm refused to drain node %s: fake",
+			 node);
+		return fake_node_drain_fail;
+	}
+	fake_node_drains++;
+	fake_node.drain = true;
+	snprintf(fake_node.reason, sizeof(fake_node.reason), "%s", reason);
+	return 0;
+}
+
+const struct slurmnode_ops fake_slurm_node = {
+    .state = node_state,
+    .drain = node_drain,
+};

@@ -137,5 +137,11 @@ int fake_slurm_lookup(uint32_t job_id, const char *node,
 extern unsigned fake_slurm_requeues;
 extern int fake_slurm_requeue_fail;
 int fake_slurm_requeue(uint32_t job_id, char *err, size_t errlen);
+/* The node's state in Slurm: drain and its reason, as the test sets them
+ * or fake_slurm_node.drain does (counted; fake_node_drain_fail: -errno). */
+extern struct slurmnode_info fake_node;
+extern unsigned fake_node_drains;
+extern int fake_node_drain_fail;
+extern const struct slurmnode_ops fake_slurm_node;
 
 #endif

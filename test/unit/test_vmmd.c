@@ -50,6 +50,7 @@
 #include "console.h"
 #include "digest.h"
 #include "domxml.h"
+#include "evacuate.h"
 #include "exec.h"
 #include "fakes.h"
 #include "job.h"
@@ -4950,6 +4951,242 @@ static void test_ckpt_on_demand_policy(void **state)
 	}
 }
 
+/* --- evacuating the node (evacuate.h) ------------------------------------ */
+
+/* vmenvctl evacuate's request as uid; 0: answered ok, 1: refused with
+ * want, > 1: the step that went wrong. */
+static int evacuate_child(const char *path, uid_t uid, const char *reason,
+			  const char *want)
+{
+	struct proto_request req = {.op = PROTO_OP_EVACUATE};
+	struct proto_reply rep;
+	char err[PROTO_MAX_ERROR];
+	int fd;
+
+	snprintf(req.reason, sizeof(req.reason), "%s", reason);
+	if (uid != getuid() && drop_to(uid) < 0)
+		return 20;
+	fd = unix_connect(path, 1000);
+	if (fd < 0)
+		return 21;
+	if (proto_send_request(fd, &req, NULL, 0) < 0 ||
+	    proto_recv_reply(fd, WAIT_MS, &rep, err, sizeof(err)) < 0)
+		return 22;
+	if (rep.kind == PROTO_REPLY_OK)
+		return want ? 24 : 0;
+	return want && strstr(rep.error, want) ? 1 : 23;
+}
+
+static int evacuate_as(struct fx *f, uid_t uid, const char *reason,
+		       const char *want)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		child_default_signals();
+		_exit(evacuate_child(f->d.cfg.socket_path, uid, reason, want));
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0)
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* A running batch job that asked --vm-requeue=no: the evacuation drains
+ * the node, saves the guest and requeues the job all the same (it goes on
+ * elsewhere); the batch step hears why. */
+static void test_evacuate(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *report = NULL;
+	struct exec_client c;
+	struct proto_reply rep;
+	struct aw_exec e;
+	char out[256], err[256];
+	uint32_t sid;
+	int afd;
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	f->d.slurm_node = &fake_slurm_node;
+	assert_int_equal(
+	    str_printf(out, sizeof(out), "%s/slurm-42.out", f->work), 0);
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	batch_start(f, out, &c);
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
+	agent_send(f, afd, AW_STARTED, sid, "\0\0\0\1", 4);
+	/* A bad reason (it goes to Slurm) changes nothing. */
+	assert_int_equal(
+	    evacuate_node(&f->d, "fan\n3", false, &report, err, sizeof(err)),
+	    -EBADMSG);
+	assert_contains(err, "printable ASCII only");
+	assert_false(f->d.evacuating);
+	assert_int_equal(fake_node_drains, 0);
+	/* Slurm refuses the drain: nothing is saved (a requeued job could
+	 * come back). */
+	fake_node_drain_fail = -EPERM;
+	assert_int_equal(evacuate_node(&f->d, "fan 3 failing", false, &report,
+				       err, sizeof(err)),
+			 -EPERM);
+	assert_string_equal(err, "Slurm refused to drain node n1: fake");
+	assert_false(f->d.evacuating);
+	assert_int_equal(job(f)->state, JOB_READY);
+	fake_node_drain_fail = 0;
+	/* Root's request (the Slurm user may not: test_evacuate_root). */
+	assert_int_equal(
+	    evacuate_as(f, getuid(), "fan 3 failing",
+			getuid() ? "only root may evacuate" : NULL),
+	    getuid() ? 1 : 0);
+	if (getuid())
+		assert_int_equal(evacuate_node(&f->d, "fan 3 failing", false,
+					       &report, err, sizeof(err)),
+				 0);
+	assert_int_equal(fake_node_drains, 1);
+	assert_true(fake_node.drain);
+	assert_string_equal(fake_node.reason, "fan 3 failing");
+	assert_true(f->d.evacuating);
+	agent_prepare_ok(f, afd);
+	client_reply(f, c.fd, &rep); /* started */
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
+	assert_string_equal(rep.error, "job 42: node n1 is evacuated (fan 3 "
+				       "failing): checkpointed, requeued");
+	assert_int_equal(rep.exit_value, 0);
+	assert_int_equal(fake_slurm_requeues, 1);
+	assert_int_equal(job(f)->state, JOB_SAVED);
+	exec_close(&c);
+	close(afd);
+	stop_ok(f, JOB);
+	/* Slurm resumes the node: the evacuation is over. */
+	fake_node.drain = false;
+	evacuate_watch_drain(&f->d);
+	assert_false(f->d.evacuating);
+}
+
+/* Only root evacuates: not a user, not even the Slurm user (it moves
+ * every user's jobs and drains the node). */
+static void test_evacuate_root(void **state)
+{
+	struct fx *f = *state;
+
+	if (getuid() != 0)
+		skip(); /* other uids need root */
+	f->d.slurm_node = &fake_slurm_node;
+	f->d.slurm_uid = UID_B;
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(evacuate_as(f, UID_A, "x",
+				     "permission denied: only root may "
+				     "evacuate node n1"),
+			 1);
+	assert_int_equal(evacuate_as(f, UID_B, "x", "only root may evacuate"),
+			 1);
+	assert_int_equal(fake_node_drains, 0);
+	assert_false(f->d.evacuating);
+}
+
+/* The report of a node with the jobs it cannot move: one without
+ * checkpoints stays (and says why); one whose guest refuses the save goes
+ * on here, and vmenvctl list says why. */
+static void test_evacuate_stays(void **state)
+{
+	struct fx *f = *state;
+	struct proto_request req = {.op = PROTO_OP_LIST};
+	_cleanup_free_ char *report = NULL;
+	struct proto_reply rep;
+	struct aw_buf b = {0};
+	struct frame fr;
+	char err[256];
+	int afd;
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	f->d.slurm_node = &fake_slurm_node;
+	start_ok(f);
+	afd = ckpt_agent(f);
+	assert_int_equal(
+	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
+	assert_contains(report, "node n1: evacuating (psu): 0 job(s) saving, "
+				"0 saved once up, 1 cannot be saved\n");
+	assert_contains(report, "job 42: stays: job 42: checkpoint refused: "
+				"checkpoints are off for this job");
+	assert_false(readable(afd));
+	assert_int_equal(job(f)->state, JOB_READY);
+	close(afd);
+
+	f = fx_renew(state);
+	f->d.slurm_requeue = fake_slurm_requeue;
+	f->d.slurm_node = &fake_slurm_node;
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	free(report);
+	report = NULL;
+	assert_int_equal(
+	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
+	assert_contains(report, "job 42: saving: ");
+	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
+	free(fr.p);
+	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
+	assert_int_equal(aw_put_u32(&b, ECANCELED), 0);
+	assert_int_equal(aw_put_str(&b, "checkpoint refused: mpi busy"), 0);
+	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
+	aw_buf_free(&b);
+	pump(f, 200);
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_int_equal(fake_slurm_requeues, 0);
+	call(f, &req, &rep);
+	assert_int_equal(rep.njobs, 1);
+	assert_string_equal(rep.jobs[0].error,
+			    "not evacuated: job 42: checkpoint refused: mpi "
+			    "busy");
+	proto_reply_clear(&rep);
+	close(afd);
+}
+
+/* An admin drains the node with the site's reason: vmmd evacuates it at
+ * its next reconcile (without draining it again); a guest still booting
+ * is saved once it is up; another reason is not the site's. */
+static void test_evacuate_drain(void **state)
+{
+	struct fx *f = *state;
+	struct frame fr;
+	int afd;
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	f->d.slurm_node = &fake_slurm_node;
+	snprintf(f->d.cfg.evacuate_drain_reason,
+		 sizeof(f->d.cfg.evacuate_drain_reason), "evacuate");
+	fake_node.drain = true;
+	snprintf(fake_node.reason, sizeof(fake_node.reason), "evacuated soon");
+	evacuate_watch_drain(&f->d);
+	assert_false(f->d.evacuating);
+	snprintf(fake_node.reason, sizeof(fake_node.reason),
+		 "EVACUATE: ECC count");
+	start_ckpt(f, false, NULL); /* booting */
+	evacuate_watch_drain(&f->d);
+	assert_true(f->d.evacuating);
+	assert_string_equal(f->d.evacuate_reason, "EVACUATE: ECC count");
+	assert_int_equal(fake_node_drains, 0);
+	/* ckpt_agent's handshake, but ready is at once saving. */
+	afd = agent_connect(f);
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello_flags(f, afd, AW_HELLO_CKPT);
+	agent_expect(f, afd, AW_SETUP, &fr);
+	free(fr.p);
+	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
+	pump_until_state(f, JOB_SAVING);
+	agent_prepare_ok(f, afd);
+	pump_until_state(f, JOB_SAVED);
+	assert_int_equal(fake_slurm_requeues, 1);
+	close(afd);
+	stop_ok(f, JOB);
+	fake_node.drain = false;
+	evacuate_watch_drain(&f->d);
+	assert_false(f->d.evacuating);
+}
+
 /* A guest vmmd did not start: a name, maybe vmenv metadata (id, node). */
 static void stray_guest(struct fx *f, const char *name, uint32_t id,
 			const char *node)
@@ -5927,6 +6164,10 @@ int main(void)
 	    T(test_ckpt_no_space),
 	    T(test_ckpt_node_store_not_roots),
 	    T(test_ckpt_on_demand_policy),
+	    T(test_evacuate),
+	    T(test_evacuate_root),
+	    T(test_evacuate_stays),
+	    T(test_evacuate_drain),
 	    T(test_reconcile_owner),
 	    T(test_bulk_output_then_exit),
 	    T(test_bulk_ends_before_started),

@@ -51,6 +51,11 @@ struct ckpt_job {
 	enum ckpt_phase phase;
 	/* On demand: restore right after the save, keep the checkpoint. */
 	bool go_on;
+	/* The node is evacuated (ckpt_job_evacuate): requeued whatever
+	 * --vm-requeue says; a failed save lets the job go on. evac_why: the
+	 * last evacuation's failure, for vmenvctl list. */
+	bool evacuate;
+	char evac_why[PROTO_MAX_ERROR];
 	int cfd;
 	struct loop_timer *due_t, *requery_t, *phase_t;
 	time_t due;
@@ -481,7 +486,20 @@ static void due_fire(void *data)
 void ckpt_job_ready(struct job *j)
 {
 	struct ckpt_job *c;
+	char why[PROTO_MAX_ERROR];
 
+	/* Came up on a node being evacuated (it booted or restored
+	 * meanwhile): saved and requeued at once. */
+	if (j->d->evacuating) {
+		if (ckpt_job_evacuate(j, why, sizeof(why)) == 0) {
+			log_notice("job %u: node %s is evacuated: saving it",
+				   j->id, j->d->cfg.node_name);
+			return;
+		}
+		log_warn("job %u: node %s is evacuated, the job goes on "
+			 "here: %s",
+			 j->id, j->d->cfg.node_name, why);
+	}
 	if (!j->spec.v.checkpoint || !(c = cj(j)) || c->phase != PH_IDLE)
 		return;
 	/* Each node would save and requeue on its own, with no common
@@ -541,8 +559,20 @@ static void resume_guest(struct job *j)
 	aw_buf_free(&b);
 }
 
+/* An evacuation's save did not happen: the job goes on here (its own
+ * checkpoint stays scheduled) and vmenvctl list says why. */
+static void evacuation_failed(struct job *j, const char *why)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	c->evacuate = false;
+	snprintf(c->evac_why, sizeof(c->evac_why), "%s", why);
+	log_warn("job %u: not evacuated from node %s, it goes on here: %s",
+		 j->id, j->d->cfg.node_name, why);
+}
+
 /* The checkpoint did not happen; the guest (thawed) goes on. A scheduled
- * one that failed ends the job: its time is up. */
+ * one that failed ends the job: its time is up; an evacuation's goes on. */
 static void save_failed(struct job *j, const char *why, bool guest_gone)
 {
 	struct ckpt_job *c = j->ckpt;
@@ -555,8 +585,14 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 			log_err("%s", err);
 	}
 	c->files_frozen = false;
-	if (!c->go_on || guest_gone) {
+	if (c->evacuate)
+		evacuation_failed(j, why);
+	else if (!c->go_on || guest_gone) {
 		answer(c, why);
+		post(j, CKPT_EV_FAILED, why);
+		return;
+	}
+	if (guest_gone) {
 		post(j, CKPT_EV_FAILED, why);
 		return;
 	}
@@ -833,7 +869,50 @@ static int ckpt_allowed(const struct job *j, char *err, size_t errlen)
 		       j->id);
 }
 
+static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
+		      char *err, size_t errlen);
+
 int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
+{
+	return start_save(j, go_on, false, cfd, err, errlen);
+}
+
+int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
+{
+	struct ckpt_job *c = cj(j);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	if ((r = ckpt_allowed(j, err, errlen)) < 0)
+		return r;
+	/* A scheduled save under way: it requeues, whatever --vm-requeue
+	 * says. An on-demand one restores here: asked again once ready. */
+	if ((c->phase == PH_PREPARING || c->phase == PH_FLUSHING ||
+	     c->phase == PH_SAVING) &&
+	    !c->go_on) {
+		c->evacuate = true;
+		return 0;
+	}
+	if (j->state != JOB_READY || c->phase != PH_IDLE)
+		return err_set(err, errlen, -EAGAIN,
+			       "job %u: its guest is %s: saved once it is up",
+			       j->id,
+			       c->phase != PH_IDLE ? "checkpointing"
+						   : job_state_name(j->state));
+	r = start_save(j, false, true, -1, err, errlen);
+	if (r == 0)
+		c->evac_why[0] = '\0';
+	return r;
+}
+
+const char *ckpt_job_evacuate_failure(const struct job *j)
+{
+	return j->ckpt ? j->ckpt->evac_why : "";
+}
+
+static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
+		      char *err, size_t errlen)
 {
 	struct ckpt_job *c = cj(j);
 	struct aw_buf b = {0};
@@ -871,6 +950,7 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 	loop_cancel_timer(c->due_t);
 	c->due_t = NULL;
 	c->go_on = go_on;
+	c->evacuate = evacuate;
 	c->cfd = cfd;
 	set_phase(j, PH_PREPARING);
 	c->t0 = now_ms();
@@ -889,13 +969,19 @@ static void saved_requeue(struct job *j)
 	char msg[PROTO_MAX_ERROR], why[256] = "";
 	bool requeued = false;
 
-	if (j->spec.v.requeue && j->d->slurm_requeue) {
+	/* An evacuated job goes on elsewhere: the node is going away. */
+	if ((j->spec.v.requeue || c->evacuate) && j->d->slurm_requeue) {
 		requeued = j->d->slurm_requeue(j->id, why, sizeof(why)) == 0;
 		if (!requeued)
 			log_err("job %u: %s", j->id, why);
 	}
 	c->requeued = requeued;
-	if (requeued)
+	if (requeued && c->evacuate)
+		str_printf(msg, sizeof(msg),
+			   "job %u: node %s is evacuated (%s): checkpointed, "
+			   "requeued",
+			   j->id, j->d->cfg.node_name, j->d->evacuate_reason);
+	else if (requeued)
 		snprintf(msg, sizeof(msg),
 			 "job %u: checkpointed on node %s, requeued", j->id,
 			 j->d->cfg.node_name);
@@ -999,7 +1085,10 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 		phase_done(j, PH_IDLE);
 		log_warn("%s", why);
 		post(j, CKPT_EV_GOES_ON, NULL);
-		if (c->cfd >= 0) {
+		if (c->evacuate) {
+			evacuation_failed(j, why);
+			schedule(j);
+		} else if (c->cfd >= 0) {
 			answer(c, why);
 			schedule(j);
 		} else {

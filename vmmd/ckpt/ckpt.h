@@ -75,6 +75,15 @@ void ckpt_job_free(struct job *j);
  * checkpoint (vmenvctl checkpoint). cfd >= 0: a client that gets the
  * outcome (ok or the reason) and is then closed. */
 int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen);
+/* The node is evacuated (evacuate.h): saves the guest now and requeues
+ * the job (whatever --vm-requeue says) so that it goes on elsewhere. 0:
+ * the save is under way (or one already was); -EAGAIN: the guest is not
+ * up yet (ckpt_job_ready saves it once it is); other -errno: it cannot
+ * be saved, err says why. A save that fails later lets the job go on
+ * here, and ckpt_job_evacuate_failure says why ("" when none did). */
+int ckpt_job_evacuate(struct job *j, char *err, size_t errlen);
+const char *ckpt_job_evacuate_failure(const struct job *j);
+
 /* During a restore's jobfiles_thaw (the file server's state): the fd of
  * the checkpoint's file name as the worker opened and verified it
  * (still the checkpoint code's: do not close it) and its size; -ENOENT
