@@ -84,6 +84,10 @@ static void do_start(struct client *c, const struct proto_request *req)
 {
 	char err[PROTO_MAX_ERROR];
 
+	/* Slurm placed a job here: the node may have been resumed since
+	 * the last reconcile, and a new job must not be evacuated then. */
+	if (c->d->evacuating)
+		evacuate_watch_drain(c->d);
 	if (job_start(c->d, &req->start, err, sizeof(err)) < 0)
 		reply_error(c, "%s", err);
 	else

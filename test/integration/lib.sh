@@ -81,11 +81,12 @@ wait_running() { # jobid [timeout_s]
 	return 1
 }
 
-# Waits until the guest of the job is ready (vmenvctl list).
-wait_guest_ready() { # jobid [timeout_s]
-	local t=${2:-90}
+# Waits until the guest of the job is ready (vmenvctl list of the node,
+# this host's by default).
+wait_guest_ready() { # jobid [timeout_s] [node]
+	local t=${2:-90} node=${3:-$NODE}
 	for ((i = 0; i < t * 2; i++)); do
-		vmenvctl list 2>/dev/null | awk -v j="$1" '$1 == j && $4 == "ready" {f=1} END {exit !f}' && return 0
+		vmenvctl --node "$node" list 2>/dev/null | awk -v j="$1" '$1 == j && $4 == "ready" {f=1} END {exit !f}' && return 0
 		sleep 0.5
 	done
 	return 1
@@ -108,6 +109,25 @@ no_leftovers() { # jobid
 }
 
 vmmd_up() { vmenvctl status >/dev/null 2>&1; }
+
+# A batch script that counts to N-1, one a second, on stdout ("count i")
+# and into a file it holds open in the working directory ("line i",
+# counter-JOBID.log), then exits 3: across a checkpoint, a restore and a
+# move, every count must come once and in order.
+counter_script() { # file N
+	cat >"$1" <<JOB
+#!/bin/sh
+exec 3>>"counter-\$SLURM_JOB_ID.log"
+i=0
+while [ \$i -lt $2 ]; do
+	echo "count \$i"
+	echo "line \$i" >&3
+	i=\$((i + 1))
+	sleep 1
+done
+exit 3
+JOB
+}
 
 # Everything a job could leave on any node of the cluster, one line each
 # (nothing: clean). The issue's list: libvirt domain, QEMU process, per-job
