@@ -84,6 +84,7 @@ static const char *const all_keys[] = {
     "checkpoint_files",
     "checkpoint_standin_device",
     "checkpoint_retention_s",
+    "evacuate_drain_reason",
     "checkpoint_keep_max",
     "checkpoint_keep_max_mib",
     "overlay_keep_max",

@@ -164,6 +164,7 @@ struct req_case {
 	const char *const *argv, *const *env;
 	const char *cwd;
 	bool want_stdin, merge_stderr, script, relay;
+	const char *reason;
 };
 
 static const struct req_case req_cases[] = {
@@ -185,6 +186,7 @@ static const struct req_case req_cases[] = {
      .cwd = "/tmp", .script = true},
     {"exec relay", PROTO_OP_EXEC, 9, .argv = one_argv, .env = no_env,
      .cwd = "/", .relay = true},
+    {"evacuate", PROTO_OP_EVACUATE, .reason = "evacuate: fan 3 (rack 12)"},
 };
 
 static void build_request(const struct req_case *c, struct proto_request *r)
@@ -193,6 +195,8 @@ static void build_request(const struct req_case *c, struct proto_request *r)
 	r->op = c->op;
 	r->job_id = c->job;
 	r->signo = c->signo;
+	if (c->reason)
+		snprintf(r->reason, sizeof(r->reason), "%s", c->reason);
 	if (c->op == PROTO_OP_START) {
 		r->start.job_id = c->job;
 		r->start.uid = c->uid;
@@ -222,6 +226,7 @@ static void assert_request_equal(const struct proto_request *a,
 	assert_int_equal(a->start.uid, b->start.uid);
 	assert_int_equal(a->start.gid, b->start.gid);
 	assert_string_equal(a->start.image, b->start.image);
+	assert_string_equal(a->reason, b->reason);
 	if (a->op != PROTO_OP_EXEC)
 		return;
 	assert_int_equal(a->exec.job_id, b->exec.job_id);
@@ -437,6 +442,21 @@ static const struct {
      "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
      ",\"script\":null}",
      "field 'script' must be a boolean"},
+    {"evacuate without a reason", "{\"op\":\"evacuate\"}",
+     "missing field 'reason'"},
+    {"evacuate with an empty reason", "{\"op\":\"evacuate\",\"reason\":\"\"}",
+     "the reason is empty"},
+    {"evacuate with a newline in the reason",
+     "{\"op\":\"evacuate\",\"reason\":\"a\\nb\"}",
+     "the reason has a byte 0x0a: printable ASCII only"},
+    {"evacuate with a reason beyond 160 bytes",
+     "{\"op\":\"evacuate\",\"reason\":\""
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "0123456789012345678901234567890123456789012345678901234567890123456789"
+     "012345678901234567890\"}",
+     "field 'reason' too long"},
+    {"evacuate with a job", "{\"op\":\"evacuate\",\"reason\":\"x\",\"job\":1}",
+     "job"},
     {"exec relay a number",
      "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
      ",\"relay\":1}",
