@@ -21,18 +21,7 @@ STORE=${CKPT_STORE:-/var/lib/vmenv/checkpoints}
 d=$(workdir "$U1" ckpt)
 cd "$d"
 
-cat >counter.sh <<'JOB'
-#!/bin/sh
-exec 3>>"counter-$SLURM_JOB_ID.log"
-i=0
-while [ $i -lt 100 ]; do
-	echo "count $i"
-	echo "line $i" >&3
-	i=$((i + 1))
-	sleep 1
-done
-exit 3
-JOB
+counter_script counter.sh 100
 cat >busy.sh <<'JOB'
 #!/bin/sh
 echo started

@@ -20,18 +20,7 @@ N3=${NODES[2]}
 d=$(workdir "$U1" elsewhere)
 cd "$d" || exit 1
 
-cat >counter.sh <<'JOB'
-#!/bin/sh
-exec 3>>"counter-$SLURM_JOB_ID.log"
-i=0
-while [ $i -lt 100 ]; do
-	echo "count $i"
-	echo "line $i" >&3
-	i=$((i + 1))
-	sleep 1
-done
-exit 3
-JOB
+counter_script counter.sh 100
 chown "$U1": counter.sh
 
 j=$(as "$U1" sbatch --parsable -p multi -w "$N2" --vm-env=tiny -t 2 --vm-checkpoint \
