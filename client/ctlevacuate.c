@@ -24,7 +24,11 @@ struct evac_job {
 	uint32_t id;
 	bool moving; /* saving, or waiting for its guest */
 	bool gone;
+	bool moved; /* vmmd saved and requeued it (list's "moved") */
 	char stays[PROTO_MAX_ERROR];
+	/* As last listed, for a job gone without a requeue. */
+	char state[32];
+	char error[PROTO_MAX_ERROR];
 };
 
 struct evac {
@@ -76,6 +80,8 @@ static int poll_once(const char *sock, int timeout_ms, struct evac *e)
 		struct evac_job *j = &e->jobs[i];
 		const struct proto_job_info *in = NULL;
 
+		for (size_t k = 0; k < rep.nmoved; k++)
+			j->moved |= rep.moved[k] == j->id;
 		if (!j->moving)
 			continue;
 		for (size_t k = 0; k < rep.njobs && !in; k++)
@@ -89,6 +95,8 @@ static int poll_once(const char *sock, int timeout_ms, struct evac *e)
 			snprintf(j->stays, sizeof(j->stays), "%s",
 				 in->error + 15);
 		} else {
+			snprintf(j->state, sizeof(j->state), "%s", in->state);
+			snprintf(j->error, sizeof(j->error), "%s", in->error);
 			moving++;
 		}
 	}
@@ -110,8 +118,18 @@ static int wait_jobs(const char *sock, int timeout_ms, unsigned wait_s,
 	for (size_t i = 0; i < e->n; i++) {
 		const struct evac_job *j = &e->jobs[i];
 
+		if (j->gone && j->moved) {
+			printf("job %u: saved, requeued and gone from the "
+			       "node\n",
+			       j->id);
+			continue;
+		}
 		if (j->gone) {
-			printf("job %u: saved and gone from the node\n", j->id);
+			bad = 1;
+			printf("job %u: gone from the node without a requeue "
+			       "(last seen %s%s%s; see vmmd's log)\n",
+			       j->id, j->state[0] ? j->state : "?",
+			       j->error[0] ? ": " : "", j->error);
 			continue;
 		}
 		bad = 1;
@@ -174,7 +192,7 @@ int ctl_evacuate(int argc, char **argv, const char *sock, bool sock_given,
 				return 2;
 			}
 			if (optarg)
-				wait_s = s;
+				wait_s = s > 86400 ? 86400 : s;
 			break;
 		case 'h':
 			usage(stdout);

@@ -36,6 +36,7 @@ static const int forwarded[] = {SIGHUP,	 SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2,
 				SIGALRM, SIGTERM, SIGCONT, SIGWINCH};
 
 static const char *job_id_str = "?";
+static const char *node_str = "?"; /* SLURMD_NODENAME, for messages */
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
@@ -238,9 +239,13 @@ static void __attribute__((noreturn)) relay(int fd, int sfd)
 		r = proto_rx_feed(&rx, fd);
 		if (r == 0)
 			continue;
+		/* vmmd stopped or restarted: it cannot re-attach a step yet
+		 * (docs/operations.md), so the step ends here, saying so. */
 		if (r < 0)
-			die("job %s: lost the connection to vmmd: %s",
-			    job_id_str, strerror(-r));
+			die("job %s: lost the connection to vmmd on node %s "
+			    "(vmmd stopped or restarted; this step cannot go "
+			    "on): %s",
+			    job_id_str, node_str, strerror(-r));
 		if (proto_reply_decode(rx.buf, rx.got, &rep, err, sizeof(err)) <
 		    0)
 			die("job %s: bad reply from vmmd: %s", job_id_str, err);
@@ -348,6 +353,7 @@ int main(int argc, char **argv)
 	int fd, sfd;
 
 	job_id_str = getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "?";
+	node_str = node ? node : "?";
 	if (!argv0 || !sock || argc < 1)
 		die("vmenv-exec is started by the vmenv SPANK plugin, not by "
 		    "hand");

@@ -709,6 +709,14 @@ int proto_reply_encode(const struct proto_reply *rep, char **ret,
 			json_object_array_add(a, job_info_json(&rep->jobs[i]));
 		json_object_object_add(o, "jobs", a);
 	}
+	if (rep->nmoved) {
+		struct json_object *a = json_object_new_array();
+
+		for (size_t i = 0; i < rep->nmoved; i++)
+			json_object_array_add(
+			    a, json_object_new_int64(rep->moved[i]));
+		json_object_object_add(o, "moved", a);
+	}
 	if (rep->has_overlays) {
 		struct json_object *a = json_object_new_array();
 
@@ -738,6 +746,29 @@ static uint64_t opt_u64(struct json_object *o, const char *key)
 	    json_object_is_type(v, json_type_int)) {
 		int64_t n = json_object_get_int64(v);
 		return n < 0 ? 0 : (uint64_t)n;
+	}
+	return 0;
+}
+
+static int decode_moved(struct json_object *a, struct proto_reply *rep)
+{
+	size_t n = json_object_array_length(a);
+
+	if (n > PROTO_MAX_MOVED)
+		return -EBADMSG;
+	rep->moved = calloc(n ? n : 1, sizeof(*rep->moved));
+	if (!rep->moved)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(a, i);
+		int64_t id;
+
+		if (!json_object_is_type(v, json_type_int))
+			return -EBADMSG;
+		id = json_object_get_int64(v);
+		if (id <= 0 || id > UINT32_MAX)
+			return -EBADMSG;
+		rep->moved[rep->nmoved++] = (uint32_t)id;
 	}
 	return 0;
 }
@@ -911,6 +942,12 @@ int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 		proto_reply_clear(&rep);
 		return fail(err, errlen, "malformed job list");
 	}
+	if (json_object_object_get_ex(o, "moved", &v) &&
+	    (!json_object_is_type(v, json_type_array) ||
+	     (r = decode_moved(v, &rep)) < 0)) {
+		proto_reply_clear(&rep);
+		return fail(err, errlen, "malformed list of moved jobs");
+	}
 	if (json_object_object_get_ex(o, "overlays", &v) &&
 	    json_object_is_type(v, json_type_array) &&
 	    (r = decode_overlays(v, &rep)) < 0) {
@@ -924,6 +961,7 @@ int proto_reply_decode(const char *buf, size_t len, struct proto_reply *ret,
 void proto_reply_clear(struct proto_reply *rep)
 {
 	free(rep->jobs);
+	free(rep->moved);
 	free(rep->text);
 	free(rep->overlays);
 	memset(rep, 0, sizeof(*rep));

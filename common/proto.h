@@ -66,6 +66,8 @@
 #define PROTO_MAX_ERROR	    512
 #define PROTO_MAX_STRS	    65536
 #define PROTO_MAX_IMAGE_REF 160 /* "name:version" (catalog_image_ref) */
+/* Jobs an evacuation moved that a list names (vmenvctl evacuate --wait). */
+#define PROTO_MAX_MOVED 1024
 /* An evacuation's reason: printable ASCII, it goes to Slurm's drain
  * reason and to the jobs' messages (with the NUL). */
 #define PROTO_MAX_REASON 161
@@ -195,6 +197,10 @@ struct proto_reply {
 	bool has_jobs;
 	size_t njobs;
 	struct proto_job_info *jobs;
+	/* With jobs, for root: the node's evacuation saved and requeued
+	 * these (freed by proto_reply_clear). */
+	size_t nmoved;
+	uint32_t *moved;
 	char *text; /* metrics (malloc'ed; freed by proto_reply_clear) */
 	bool has_overlays;
 	size_t noverlays;

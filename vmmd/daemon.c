@@ -97,7 +97,7 @@ static void reconcile_tick(void *data)
 	struct vmmd *d = data;
 
 	job_reconcile(d, false);
-	evacuate_watch_drain(d);
+	evacuate_watch_drain(d, false);
 	d->reconcile_t = loop_add_timer(
 	    d->loop, d->cfg.reconcile_interval_s * 1000ull, reconcile_tick, d);
 }
@@ -168,6 +168,7 @@ int vmmd_init(struct vmmd *d)
 	if ((r = open_hv(d)) < 0)
 		return r;
 	job_reconcile(d, true);
+	evacuate_watch_drain(d, true);
 	if ((r = server_listen(d)) < 0)
 		return r;
 	d->reconcile_t = loop_add_timer(

@@ -39,11 +39,18 @@ static void evacuate_job(struct job *j, FILE *out, unsigned *saving,
 	}
 }
 
+/* Slurm's drain reason of a vmenvctl evacuate: the tag lets a restarted
+ * vmmd (and an admin's sinfo -R) tell it from other drains. */
+#define EVACUATE_TAG "vmenv evacuate: "
+
 static int drain(struct vmmd *d, const char *reason, char *err, size_t errlen)
 {
+	char tagged[sizeof(EVACUATE_TAG) + PROTO_MAX_REASON];
+
 	if (!d->slurm_node)
 		return 0;
-	return d->slurm_node->drain(d->cfg.node_name, reason, err, errlen);
+	snprintf(tagged, sizeof(tagged), EVACUATE_TAG "%s", reason);
+	return d->slurm_node->drain(d->cfg.node_name, tagged, err, errlen);
 }
 
 int evacuate_node(struct vmmd *d, const char *reason, bool by_drain,
@@ -59,14 +66,19 @@ int evacuate_node(struct vmmd *d, const char *reason, bool by_drain,
 		*report = NULL;
 	if ((r = proto_reason_check(reason, err, errlen)) < 0)
 		return r;
-	/* First: a job requeued from here must not come back. */
-	if (!by_drain && (r = drain(d, reason, err, errlen)) < 0)
-		return r;
-	d->evacuating = true;
-	snprintf(d->evacuate_reason, sizeof(d->evacuate_reason), "%s", reason);
 	out = open_memstream(&jobs, &len);
 	if (!out)
 		return err_set(err, errlen, -ENOMEM, "out of memory");
+	/* First: a job requeued from here must not come back. */
+	if (!by_drain && (r = drain(d, reason, err, errlen)) < 0) {
+		fclose(out);
+		free(jobs);
+		return r;
+	}
+	if (!d->evacuating)
+		d->evacuate_nmoved = 0; /* a new evacuation */
+	d->evacuating = true;
+	snprintf(d->evacuate_reason, sizeof(d->evacuate_reason), "%s", reason);
 	for (struct job *j = d->jobs, *next; j; j = next) {
 		next = j->next;
 		evacuate_job(j, out, &saving, &later, &stay);
@@ -97,28 +109,47 @@ static bool marked(const char *reason, const char *word)
 		reason[n] == ',' || reason[n] == ';');
 }
 
-/* Slurm's reason as a proto reason: printable ASCII, bounded. */
+/* Slurm's reason as a proto reason: printable ASCII, bounded; without
+ * our tag. */
 static void reason_of(const char *slurm, char *buf, size_t len)
 {
 	size_t i = 0;
 
+	if (strncmp(slurm, EVACUATE_TAG, strlen(EVACUATE_TAG)) == 0 &&
+	    slurm[strlen(EVACUATE_TAG)])
+		slurm += strlen(EVACUATE_TAG);
 	for (; slurm[i] && i + 1 < len && i + 1 < PROTO_MAX_REASON; i++)
 		buf[i] = slurm[i] >= 0x20 && slurm[i] <= 0x7e ? slurm[i] : '?';
 	buf[i] = '\0';
 }
 
-void evacuate_watch_drain(struct vmmd *d)
+/* Whether Slurm's drain is an evacuation: the site's word, or (a vmmd
+ * restarted during one) vmenvctl evacuate's tag. */
+static bool is_evacuation(const struct vmmd *d, const char *reason)
 {
+	return marked(reason, d->cfg.evacuate_drain_reason) ||
+	       strncmp(reason, EVACUATE_TAG, strlen(EVACUATE_TAG)) == 0;
+}
+
+void evacuate_watch_drain(struct vmmd *d, bool at_start)
+{
+	static bool warned;
 	struct slurmnode_info ni;
 	char err[PROTO_MAX_ERROR], reason[PROTO_MAX_REASON];
 
+	/* Every reconcile only where a drain may mean an evacuation; at
+	 * start also for vmenvctl's own (an evacuation outlives vmmd). */
 	if (!d->slurm_node ||
-	    (!d->evacuating && !d->cfg.evacuate_drain_reason[0]))
+	    (!at_start && !d->evacuating && !d->cfg.evacuate_drain_reason[0]))
 		return;
 	if (d->slurm_node->state(d->cfg.node_name, &ni, err, sizeof(err)) < 0) {
-		log_debug("evacuate: %s", err);
+		if (!warned)
+			log_warn("evacuate: %s (said once until it answers)",
+				 err);
+		warned = true;
 		return;
 	}
+	warned = false;
 	if (d->evacuating && !ni.drain) {
 		log_notice("evacuate: node %s is no longer drained in Slurm: "
 			   "the evacuation (%s) is over",
@@ -127,8 +158,7 @@ void evacuate_watch_drain(struct vmmd *d)
 		d->evacuate_reason[0] = '\0';
 		return;
 	}
-	if (d->evacuating || !ni.drain ||
-	    !marked(ni.reason, d->cfg.evacuate_drain_reason))
+	if (d->evacuating || !ni.drain || !is_evacuation(d, ni.reason))
 		return;
 	reason_of(ni.reason, reason, sizeof(reason));
 	if (evacuate_node(d, reason, true, NULL, err, sizeof(err)) < 0)

@@ -6,8 +6,9 @@
  * root with vmenvctl evacuate, or by Slurm: a node an admin drains with
  * a reason that begins with vmmd.conf's evacuate_drain_reason. The node
  * is drained in Slurm first, so that no job (nor a requeued one) comes
- * back to it; a job whose guest comes up later is saved then (ckpt.c).
- * The evacuation lasts until Slurm no longer drains the node.
+ * back to it, with the reason as "vmenv evacuate: REASON"; a job whose
+ * guest comes up later is saved then (ckpt.c). The evacuation lasts until
+ * Slurm no longer drains the node, across a vmmd restart.
  */
 #ifndef VMMD_EVACUATE_H
 #define VMMD_EVACUATE_H
@@ -24,8 +25,9 @@ struct vmmd;
 int evacuate_node(struct vmmd *d, const char *reason, bool by_drain,
 		  char **report, char *err, size_t errlen);
 
-/* From the reconcile tick: evacuates a node Slurm drains with the site's
- * reason, and ends the evacuation once Slurm resumed the node. */
-void evacuate_watch_drain(struct vmmd *d);
+/* From the reconcile tick (and vmmd's start, at_start): evacuates a node
+ * Slurm drains with the site's reason (or, at start, with vmenvctl
+ * evacuate's), and ends the evacuation once Slurm resumed the node. */
+void evacuate_watch_drain(struct vmmd *d, bool at_start);
 
 #endif

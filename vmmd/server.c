@@ -87,7 +87,7 @@ static void do_start(struct client *c, const struct proto_request *req)
 	/* Slurm placed a job here: the node may have been resumed since
 	 * the last reconcile, and a new job must not be evacuated then. */
 	if (c->d->evacuating)
-		evacuate_watch_drain(c->d);
+		evacuate_watch_drain(c->d, false);
 	if (job_start(c->d, &req->start, err, sizeof(err)) < 0)
 		reply_error(c, "%s", err);
 	else
@@ -107,7 +107,8 @@ static void fill_job_info(const struct job *j, struct proto_job_info *ji)
 	snprintf(ji->console, sizeof(ji->console), "%s", j->console);
 	snprintf(ji->error, sizeof(ji->error), "%s", j->error);
 	/* Why it is still here on a node being evacuated. */
-	if (!ji->error[0] && ckpt_job_evacuate_failure(j)[0])
+	if (!ji->error[0] && j->d->evacuating &&
+	    ckpt_job_evacuate_failure(j)[0])
 		snprintf(ji->error, sizeof(ji->error), "not evacuated: %s",
 			 ckpt_job_evacuate_failure(j));
 	ckpt_job_due(j, &ji->ckpt_due, &ji->ckpt_lead_s);
@@ -129,6 +130,11 @@ static void do_list(struct client *c)
 	for (struct job *j = c->d->jobs; j; j = j->next)
 		if (is_admin(c) || j->uid == c->cred.uid)
 			fill_job_info(j, &rep.jobs[rep.njobs++]);
+	/* Other users' job ids: for root, who evacuated the node. */
+	if (c->cred.uid == 0) {
+		rep.moved = c->d->evacuate_moved;
+		rep.nmoved = c->d->evacuate_nmoved;
+	}
 	proto_send_reply(c->fd, &rep);
 	free(rep.jobs);
 }

@@ -40,6 +40,10 @@ struct vmmd {
 	 * is saved and requeued, also one whose guest comes up later. */
 	bool evacuating;
 	char evacuate_reason[PROTO_MAX_REASON];
+	/* The jobs the last evacuation saved and requeued (vmenvctl list,
+	 * for root: --wait tells moved from gone). */
+	uint32_t evacuate_moved[PROTO_MAX_MOVED];
+	uint32_t evacuate_nmoved;
 	struct catalog catalog;
 	/* The policy set in force (NULL: none ever loaded; every VM job is
 	 * refused) and why the last load failed ("" when it did not). */

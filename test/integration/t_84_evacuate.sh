@@ -88,10 +88,10 @@ echo "$out" | sed 's/^/# /'
 check_contains "the report names the node and the reason" "$out" "node $N2: evacuating (t_84 fan failing): 1 job(s) saving"
 check_contains "job $a is saved" "$out" "job $a: saving"
 check_contains "job $b stays, with the reason" "$out" "job $b: stays: job $b: checkpoint refused: checkpoints are off for this job"
-check_contains "--wait: job $a left the node" "$out" "job $a: saved and gone from the node"
+check_contains "--wait: job $a left the node" "$out" "job $a: saved, requeued and gone from the node"
 check_contains "--wait: job $b is named as staying" "$out" "job $b: stays on the node"
 check_eq "vmenvctl evacuate exits 1 while a job stays" 1 "$rc"
-check_contains "Slurm drains $N2 with the reason" "$(scontrol show node "$N2")" "Reason=t_84 fan failing"
+check_contains "Slurm drains $N2 with the reason, tagged" "$(scontrol show node "$N2")" "Reason=vmenv evacuate: t_84 fan failing"
 check "job $b still runs" test "$(job_field "$b" JobState)" = RUNNING
 scancel "$b"
 check_eq "job $b ends cancelled" CANCELLED "$(wait_job "$b" 60)"

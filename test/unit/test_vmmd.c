@@ -5046,7 +5046,7 @@ static void test_evacuate(void **state)
 				 0);
 	assert_int_equal(fake_node_drains, 1);
 	assert_true(fake_node.drain);
-	assert_string_equal(fake_node.reason, "fan 3 failing");
+	assert_string_equal(fake_node.reason, "vmenv evacuate: fan 3 failing");
 	assert_true(f->d.evacuating);
 	agent_prepare_ok(f, afd);
 	client_reply(f, c.fd, &rep); /* started */
@@ -5060,6 +5060,15 @@ static void test_evacuate(void **state)
 	exec_close(&c);
 	close(afd);
 	stop_ok(f, JOB);
+	/* Root's list names it as moved (vmenvctl evacuate --wait). */
+	if (getuid() == 0) {
+		struct proto_request lr = {.op = PROTO_OP_LIST};
+
+		call(f, &lr, &rep);
+		assert_int_equal(rep.nmoved, 1);
+		assert_int_equal(rep.moved[0], JOB);
+		proto_reply_clear(&rep);
+	}
 	/* Slurm resumed the node and places a job on it before the next
 	 * reconcile: the evacuation is over, the job is not evacuated. */
 	fake_node.drain = false;
@@ -5145,6 +5154,85 @@ static void test_evacuate_stays(void **state)
 	close(afd);
 }
 
+/* An evacuation meets a vmenvctl checkpoint under way (the guest then
+ * refuses it): the job is "waiting", and is saved and requeued once the
+ * on-demand save ended, its client answered first. */
+static void test_evacuate_after_on_demand(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *report = NULL;
+	struct proto_reply rep;
+	struct aw_buf b = {0};
+	struct frame fr;
+	char err[256];
+	int afd, cfd;
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	f->d.slurm_node = &fake_slurm_node;
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	cfd = checkpoint_request(f);
+	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
+	free(fr.p);
+	assert_int_equal(
+	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
+	assert_contains(report, "job 42: waiting: job 42: its guest is "
+				"checkpointing: saved once it is up");
+	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
+	assert_int_equal(aw_put_u32(&b, EBUSY), 0);
+	assert_int_equal(aw_put_str(&b, "checkpoint refused: busy"), 0);
+	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
+	aw_buf_free(&b);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "checkpoint refused: busy");
+	/* The evacuation's own save follows. */
+	agent_prepare_ok(f, afd);
+	pump_until_state(f, JOB_SAVED);
+	assert_int_equal(fake_slurm_requeues, 1);
+	close(afd);
+}
+
+/* Slurm will not requeue the saved job (--no-requeue, slurmctld down):
+ * the evacuation does not end it, it goes on here from the checkpoint
+ * just written, and vmenvctl list says why while the node is evacuated. */
+static void test_evacuate_not_requeued(void **state)
+{
+	struct fx *f = *state;
+	struct proto_request req = {.op = PROTO_OP_LIST};
+	_cleanup_free_ char *report = NULL;
+	struct proto_reply rep;
+	char err[256];
+	int afd;
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	f->d.slurm_node = &fake_slurm_node;
+	fake_slurm_requeue_fail = -EPERM;
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	assert_int_equal(
+	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	afd = agent_resume(f, 1);
+	pump_until_state(f, JOB_READY);
+	assert_int_equal(fake_hv.nrestore, 1);
+	call(f, &req, &rep);
+	assert_int_equal(rep.njobs, 1);
+	assert_contains(rep.jobs[0].error,
+			"not evacuated: job 42: saved, but not requeued (");
+	assert_contains(rep.jobs[0].error,
+			"it goes on here from the checkpoint");
+	proto_reply_clear(&rep);
+	/* The node resumed: the reason is not shown any more. */
+	fake_node.drain = false;
+	evacuate_watch_drain(&f->d, false);
+	call(f, &req, &rep);
+	assert_string_equal(rep.jobs[0].error, "");
+	proto_reply_clear(&rep);
+	close(afd);
+}
+
 /* An admin drains the node with the site's reason: vmmd evacuates it at
  * its next reconcile (without draining it again); a guest still booting
  * is saved once it is up; another reason is not the site's. */
@@ -5160,12 +5248,12 @@ static void test_evacuate_drain(void **state)
 		 sizeof(f->d.cfg.evacuate_drain_reason), "evacuate");
 	fake_node.drain = true;
 	snprintf(fake_node.reason, sizeof(fake_node.reason), "evacuated soon");
-	evacuate_watch_drain(&f->d);
+	evacuate_watch_drain(&f->d, false);
 	assert_false(f->d.evacuating);
 	snprintf(fake_node.reason, sizeof(fake_node.reason),
 		 "EVACUATE: ECC count");
 	start_ckpt(f, false, NULL); /* booting */
-	evacuate_watch_drain(&f->d);
+	evacuate_watch_drain(&f->d, false);
 	assert_true(f->d.evacuating);
 	assert_string_equal(f->d.evacuate_reason, "EVACUATE: ECC count");
 	assert_int_equal(fake_node_drains, 0);
@@ -5184,8 +5272,20 @@ static void test_evacuate_drain(void **state)
 	close(afd);
 	stop_ok(f, JOB);
 	fake_node.drain = false;
-	evacuate_watch_drain(&f->d);
+	evacuate_watch_drain(&f->d, false);
 	assert_false(f->d.evacuating);
+	/* A vmmd started while vmenvctl evacuate's drain holds (it was
+	 * restarted during the evacuation) evacuates again, whatever the
+	 * site's word; a reconcile alone does not ask Slurm without one. */
+	f->d.cfg.evacuate_drain_reason[0] = '\0';
+	fake_node.drain = true;
+	snprintf(fake_node.reason, sizeof(fake_node.reason),
+		 "vmenv evacuate: fan 3");
+	evacuate_watch_drain(&f->d, false);
+	assert_false(f->d.evacuating);
+	evacuate_watch_drain(&f->d, true);
+	assert_true(f->d.evacuating);
+	assert_string_equal(f->d.evacuate_reason, "fan 3");
 }
 
 /* A guest vmmd did not start: a name, maybe vmenv metadata (id, node). */
@@ -6169,6 +6269,8 @@ int main(void)
 	    T(test_evacuate_root),
 	    T(test_evacuate_stays),
 	    T(test_evacuate_drain),
+	    T(test_evacuate_after_on_demand),
+	    T(test_evacuate_not_requeued),
 	    T(test_reconcile_owner),
 	    T(test_bulk_output_then_exit),
 	    T(test_bulk_ends_before_started),

@@ -56,6 +56,9 @@ struct ckpt_job {
 	 * last evacuation's failure, for vmenvctl list. */
 	bool evacuate;
 	char evac_why[PROTO_MAX_ERROR];
+	/* The node is evacuated and the job went on (an on-demand save
+	 * ended, a refusal of another save): asked again from the loop. */
+	struct loop_timer *evac_t;
 	int cfd;
 	struct loop_timer *due_t, *requery_t, *phase_t;
 	time_t due;
@@ -316,9 +319,13 @@ static void sweep_tick(void *data)
 /* The job's owner (job.c): the only one that changes a job's state. */
 static const struct ckpt_sink *owner;
 
+static void evacuate_later(struct job *j);
+
 static void post(struct job *j, enum ckpt_event ev, const char *msg)
 {
 	owner->event(j, ev, msg);
+	if (ev == CKPT_EV_GOES_ON)
+		evacuate_later(j);
 }
 
 /* The checkpoint failed in a way that ends the job: msg says why. */
@@ -489,13 +496,18 @@ void ckpt_job_ready(struct job *j)
 	char why[PROTO_MAX_ERROR];
 
 	/* Came up on a node being evacuated (it booted or restored
-	 * meanwhile): saved and requeued at once. */
-	if (j->d->evacuating) {
-		if (ckpt_job_evacuate(j, why, sizeof(why)) == 0) {
+	 * meanwhile): saved and requeued at once; not one that this
+	 * evacuation failed to move already (it came back from its save). */
+	if (j->d->evacuating && !(j->ckpt && j->ckpt->evac_why[0])) {
+		int r = ckpt_job_evacuate(j, why, sizeof(why));
+
+		if (r == 0) {
 			log_notice("job %u: node %s is evacuated: saving it",
 				   j->id, j->d->cfg.node_name);
 			return;
 		}
+		if (r != -EAGAIN && (c = cj(j)))
+			snprintf(c->evac_why, sizeof(c->evac_why), "%s", why);
 		log_warn("job %u: node %s is evacuated, the job goes on "
 			 "here: %s",
 			 j->id, j->d->cfg.node_name, why);
@@ -532,6 +544,7 @@ void ckpt_job_free(struct job *j)
 	loop_cancel_timer(c->due_t);
 	loop_cancel_timer(c->requery_t);
 	loop_cancel_timer(c->phase_t);
+	loop_cancel_timer(c->evac_t);
 	ckpt_work_cancel(c->work);
 	answer(c, "the job ended during the checkpoint");
 	ckpt_manifest_clear(&c->man);
@@ -569,6 +582,40 @@ static void evacuation_failed(struct job *j, const char *why)
 	snprintf(c->evac_why, sizeof(c->evac_why), "%s", why);
 	log_warn("job %u: not evacuated from node %s, it goes on here: %s",
 		 j->id, j->d->cfg.node_name, why);
+	/* Its own checkpoint stays scheduled, and follows its end time. */
+	if (!c->requery_t)
+		c->requery_t = loop_add_timer(
+		    j->d->loop, j->d->cfg.checkpoint_requery_s * 1000ull,
+		    requery_fire, j);
+}
+
+static void evacuate_fire(void *data)
+{
+	struct job *j = data;
+	char why[PROTO_MAX_ERROR];
+	int r;
+
+	j->ckpt->evac_t = NULL;
+	if (!j->d->evacuating)
+		return;
+	r = ckpt_job_evacuate(j, why, sizeof(why));
+	if (r < 0 && r != -EAGAIN)
+		evacuation_failed(j, why);
+	else if (r == 0)
+		log_notice("job %u: node %s is evacuated: saving it", j->id,
+			   j->d->cfg.node_name);
+}
+
+/* After the job went on from a checkpoint that was not the evacuation's
+ * (or one whose failure is not known yet): once the current path is done,
+ * from the loop, never inside it (it may still answer a client). */
+static void evacuate_later(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	if (!j->d->evacuating || !c || c->evac_why[0] || c->evac_t)
+		return;
+	c->evac_t = loop_add_timer(j->d->loop, 0, evacuate_fire, j);
 }
 
 /* The checkpoint did not happen; the guest (thawed) goes on. A scheduled
@@ -884,8 +931,15 @@ int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
 
 	if (!c)
 		return -ENOMEM;
+	c->evac_why[0] = '\0';
 	if ((r = ckpt_allowed(j, err, errlen)) < 0)
 		return r;
+	if (j->slurm.nnodes > 1)
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "job %u: checkpoint refused: the job has %u "
+			       "nodes; checkpoints of multi-node jobs are not "
+			       "supported yet",
+			       j->id, j->slurm.nnodes);
 	/* A scheduled save under way: it requeues, whatever --vm-requeue
 	 * says. An on-demand one restores here: asked again once ready. */
 	if ((c->phase == PH_PREPARING || c->phase == PH_FLUSHING ||
@@ -900,10 +954,7 @@ int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
 			       j->id,
 			       c->phase != PH_IDLE ? "checkpointing"
 						   : job_state_name(j->state));
-	r = start_save(j, false, true, -1, err, errlen);
-	if (r == 0)
-		c->evac_why[0] = '\0';
-	return r;
+	return start_save(j, false, true, -1, err, errlen);
 }
 
 const char *ckpt_job_evacuate_failure(const struct job *j)
@@ -963,7 +1014,12 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 
 static int start_restore(struct job *j, char *err, size_t errlen);
 
-static void saved_requeue(struct job *j)
+/* The job ends here (true), checkpointed, requeued or not; false: an
+ * evacuation Slurm would not requeue (--no-requeue, slurmctld down),
+ * where the job goes on here from the checkpoint just written instead:
+ * a drained node still runs its jobs, and an evacuation must not end
+ * one that the drain alone would have let run. */
+static bool saved_requeue(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
 	char msg[PROTO_MAX_ERROR], why[256] = "";
@@ -975,7 +1031,18 @@ static void saved_requeue(struct job *j)
 		if (!requeued)
 			log_err("job %u: %s", j->id, why);
 	}
+	if (c->evacuate && !requeued) {
+		str_printf(msg, sizeof(msg),
+			   "job %u: saved, but not requeued (%s): it goes on "
+			   "here from the checkpoint",
+			   j->id, why[0] ? why : "no Slurm to requeue it");
+		evacuation_failed(j, msg);
+		return false;
+	}
 	c->requeued = requeued;
+	if (requeued && c->evacuate &&
+	    j->d->evacuate_nmoved < ARRAY_SIZE(j->d->evacuate_moved))
+		j->d->evacuate_moved[j->d->evacuate_nmoved++] = j->id;
 	if (requeued && c->evacuate)
 		str_printf(msg, sizeof(msg),
 			   "job %u: node %s is evacuated (%s): checkpointed, "
@@ -998,6 +1065,7 @@ static void saved_requeue(struct job *j)
 	exec_ckpt_end(j, msg, requeued ? 0 : CKPT_EXIT_ENDED);
 	set_phase(j, PH_SAVED);
 	post(j, CKPT_EV_SAVED, msg);
+	return true;
 }
 
 static void save_done(struct job *j, struct ckpt_work *w)
@@ -1027,12 +1095,11 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	    (unsigned long long)res->ms,
 	    (unsigned long long)(res->bytes / (res->ms ? res->ms : 1) * 1000 >>
 				 20));
-	if (!c->go_on) {
-		saved_requeue(j);
+	if (!c->go_on && saved_requeue(j))
 		return;
-	}
-	/* On demand: the job goes on from the checkpoint just written,
-	 * which stays. */
+	/* On demand (or an evacuation Slurm would not requeue): the job
+	 * goes on from the checkpoint just written, which stays. */
+	c->go_on = true;
 	c->restore = true;
 	c->keep = true;
 	c->job_id = j->id;
@@ -1084,9 +1151,10 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 		 * logged and answered. */
 		phase_done(j, PH_IDLE);
 		log_warn("%s", why);
-		post(j, CKPT_EV_GOES_ON, NULL);
-		if (c->evacuate) {
+		if (c->evacuate)
 			evacuation_failed(j, why);
+		post(j, CKPT_EV_GOES_ON, NULL);
+		if (c->evac_why[0]) {
 			schedule(j);
 		} else if (c->cfd >= 0) {
 			answer(c, why);
