@@ -3312,8 +3312,9 @@ static void agent_hello_flags(struct fx *f, int fd, uint32_t flags)
 	aw_buf_free(&b);
 }
 
-/* The handshake of an agent that knows checkpoints. */
-static int ckpt_agent(struct fx *f)
+/* The handshake of an agent that knows checkpoints, until the job is in
+ * state st (ready; saving on a node being evacuated). */
+static int ckpt_agent_until(struct fx *f, enum job_state st)
 {
 	struct frame fr;
 	int fd = agent_connect(f);
@@ -3324,7 +3325,14 @@ static int ckpt_agent(struct fx *f)
 	agent_expect(f, fd, AW_SETUP, &fr);
 	free(fr.p);
 	agent_send(f, fd, AW_SETUP_OK, 0, NULL, 0);
-	pump_until_state(f, JOB_READY);
+	pump_until_state(f, st);
+	return fd;
+}
+
+static int ckpt_agent(struct fx *f)
+{
+	int fd = ckpt_agent_until(f, JOB_READY);
+
 	assert_true(job(f)->agent_ckpt);
 	return fd;
 }
@@ -5239,7 +5247,6 @@ static void test_evacuate_not_requeued(void **state)
 static void test_evacuate_drain(void **state)
 {
 	struct fx *f = *state;
-	struct frame fr;
 	int afd;
 
 	f->d.slurm_requeue = fake_slurm_requeue;
@@ -5257,15 +5264,8 @@ static void test_evacuate_drain(void **state)
 	assert_true(f->d.evacuating);
 	assert_string_equal(f->d.evacuate_reason, "EVACUATE: ECC count");
 	assert_int_equal(fake_node_drains, 0);
-	/* ckpt_agent's handshake, but ready is at once saving. */
-	afd = agent_connect(f);
-	agent_expect(f, afd, AW_HELLO, &fr);
-	free(fr.p);
-	agent_hello_flags(f, afd, AW_HELLO_CKPT);
-	agent_expect(f, afd, AW_SETUP, &fr);
-	free(fr.p);
-	agent_send(f, afd, AW_SETUP_OK, 0, NULL, 0);
-	pump_until_state(f, JOB_SAVING);
+	/* Ready is at once saving. */
+	afd = ckpt_agent_until(f, JOB_SAVING);
 	agent_prepare_ok(f, afd);
 	pump_until_state(f, JOB_SAVED);
 	assert_int_equal(fake_slurm_requeues, 1);

@@ -924,6 +924,18 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 	return start_save(j, go_on, false, cfd, err, errlen);
 }
 
+/* Each node would save and requeue on its own (docs/checkpoint.md, "Not
+ * done"). */
+static int multinode_refused(const struct job *j, char *err, size_t errlen)
+{
+	if (j->slurm.nnodes <= 1)
+		return 0;
+	return err_set(err, errlen, -EOPNOTSUPP,
+		       "job %u: checkpoint refused: the job has %u nodes; "
+		       "checkpoints of multi-node jobs are not supported yet",
+		       j->id, j->slurm.nnodes);
+}
+
 int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
 {
 	struct ckpt_job *c = cj(j);
@@ -934,12 +946,8 @@ int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
 	c->evac_why[0] = '\0';
 	if ((r = ckpt_allowed(j, err, errlen)) < 0)
 		return r;
-	if (j->slurm.nnodes > 1)
-		return err_set(err, errlen, -EOPNOTSUPP,
-			       "job %u: checkpoint refused: the job has %u "
-			       "nodes; checkpoints of multi-node jobs are not "
-			       "supported yet",
-			       j->id, j->slurm.nnodes);
+	if ((r = multinode_refused(j, err, errlen)) < 0)
+		return r;
 	/* A scheduled save under way: it requeues, whatever --vm-requeue
 	 * says. An on-demand one restores here: asked again once ready. */
 	if ((c->phase == PH_PREPARING || c->phase == PH_FLUSHING ||
@@ -978,12 +986,8 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 			       "job %u: no checkpoint now: the guest is %s%s",
 			       j->id, job_state_name(j->state),
 			       c->phase != PH_IDLE ? " (checkpointing)" : "");
-	if (j->slurm.nnodes > 1)
-		return err_set(err, errlen, -EOPNOTSUPP,
-			       "job %u: checkpoint refused: the job has %u "
-			       "nodes; checkpoints of multi-node jobs are not "
-			       "supported yet",
-			       j->id, j->slurm.nnodes);
+	if ((r = multinode_refused(j, err, errlen)) < 0)
+		return r;
 	if (!j->agent_ckpt)
 		return err_set(err, errlen, -EOPNOTSUPP,
 			       "job %u: checkpoint refused: the guest's agent "
