@@ -360,6 +360,9 @@ static int hv_create(struct job *j, struct dom_spec *s,
 			 strerror(-r));
 		return r;
 	}
+	/* Prepared: a restore's too (its "create" read as the host's
+	 * uptime when this came after the restore's start). */
+	j->t_prepared = now_ms();
 	/* The checkpoint's own XML (without passed-through devices), and a
 	 * restore instead of a create (1). */
 	r = ckpt_job_built(j, s, place,
@@ -371,7 +374,6 @@ static int hv_create(struct job *j, struct dom_spec *s,
 	if (r != 0)
 		return r < 0 ? r : 0;
 	log_debug("job %u: domain XML:\n%s", j->id, xml);
-	j->t_prepared = now_ms();
 	if (j->d->mem_limit_live && limit)
 		return j->d->hv->create_limited(
 		    j->d->hv_ctx, xml, (uint64_t)limit * 1024, why, whylen);
