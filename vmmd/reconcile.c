@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "image.h"
+#include "jobfiles.h"
 #include "jobnet_host.h"
 #include "jobplace.h"
 #include "log.h"
@@ -92,6 +93,7 @@ static void sweep_dirs(struct vmmd *d)
 		if (str_printf(sub, sizeof(sub), "%s/%s", path, e->d_name) < 0)
 			continue;
 		log_warn("reconcile: removing leftover %s", sub);
+		jobfiles_reap_dir(sub);
 		rm_rf(sub);
 	}
 	closedir(dir);

@@ -436,6 +436,42 @@ static bool answers_9p(int conn, int ms)
 	return true;
 }
 
+/* A served job in dir (made) with its server running and connected to
+ * "QEMU" (*lfd, *conn): the server's pid. */
+static pid_t served_job(char *dir, struct job *j, int *lfd, int *conn)
+{
+	char err[1024], p[VMENV_MAX_PATH + 32];
+	pid_t pid;
+
+	assert_non_null(mkdtemp(dir));
+	jobfiles_server_path = TEST_BUILDDIR "/ninep/vmenv-9p";
+	job_init(j);
+	j->uid = 65534; /* vmenv-9p refuses to serve as root */
+	j->gid = 65534;
+	j->ngroups = 0;
+	j->files_kind = JOBFILES_SERVED;
+	snprintf(j->dir, sizeof(j->dir), "%s", dir);
+	snprintf(j->work_dir, sizeof(j->work_dir), "%s", dir);
+	assert_int_equal(chmod(dir, 0755), 0);
+	/* The job directory's layout (job.h): q/ root's 0700. */
+	snprintf(p, sizeof(p), "%s/q", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/ck", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(jobfiles_served_prepare(j, err, sizeof(err)), 0);
+	/* QEMU's end of the port: the server connects to it. */
+	*lfd = unix_listen(j->served->srv[0].sock, 0600, 1);
+	assert_true(*lfd >= 0);
+	assert_int_equal(jobfiles_served_attach(j, err, sizeof(err)), 0);
+	pid = j->served->srv[0].pid;
+	assert_int_equal(poll(&(struct pollfd){*lfd, POLLIN, 0}, 1, 10000), 1);
+	*conn = accept(*lfd, NULL, NULL);
+	assert_true(*conn >= 0);
+	wait_signals_blocked(pid);
+	assert_true(answers_9p(*conn, 5000));
+	return pid;
+}
+
 /* A vmmd restarted while a served job runs takes its vmenv-9p over: the
  * server is found by its pid file and checked, answers through the FIFO,
  * is resumed (a checkpoint the old vmmd began had frozen it), freezes and
@@ -455,33 +491,9 @@ static void test_adopt(void **state)
 	(void)state;
 	if (geteuid() != 0)
 		skip(); /* vmenv-9p starts as root and drops to the job's ids */
-	assert_non_null(mkdtemp(dir));
 	assert_non_null(mkdtemp(other));
-	jobfiles_server_path = TEST_BUILDDIR "/ninep/vmenv-9p";
-	job_init(&j);
-	j.uid = 65534; /* vmenv-9p refuses to serve as root */
-	j.gid = 65534;
-	j.ngroups = 0;
-	j.files_kind = JOBFILES_SERVED;
-	snprintf(j.dir, sizeof(j.dir), "%s", dir);
-	snprintf(j.work_dir, sizeof(j.work_dir), "%s", dir);
-	assert_int_equal(chmod(dir, 0755), 0);
-	/* The job directory's layout (job.h): q/ root's 0700. */
-	snprintf(p, sizeof(p), "%s/q", dir);
-	assert_int_equal(mkdir(p, 0700), 0);
+	pid = served_job(dir, &j, &lfd, &conn);
 	snprintf(p, sizeof(p), "%s/ck", dir);
-	assert_int_equal(mkdir(p, 0700), 0);
-	assert_int_equal(jobfiles_served_prepare(&j, err, sizeof(err)), 0);
-	/* QEMU's end of the port: the server connects to it. */
-	lfd = unix_listen(j.served->srv[0].sock, 0600, 1);
-	assert_true(lfd >= 0);
-	assert_int_equal(jobfiles_served_attach(&j, err, sizeof(err)), 0);
-	pid = j.served->srv[0].pid;
-	assert_int_equal(poll(&(struct pollfd){lfd, POLLIN, 0}, 1, 10000), 1);
-	conn = accept(lfd, NULL, NULL);
-	assert_true(conn >= 0);
-	wait_signals_blocked(pid);
-	assert_true(answers_9p(conn, 5000));
 	/* Frozen by the old vmmd, which then dies before the thaw; the
 	 * user freezes their own server again: a stale line waits. */
 	assert_int_equal(jobfiles_served_freeze(&j, p, err, sizeof(err)), 0);
@@ -539,6 +551,42 @@ static void test_adopt(void **state)
 	assert_int_equal(access(p, F_OK), -1);
 	snprintf(p, sizeof(p), "%s/files.ctl", dir);
 	assert_int_equal(access(p, F_OK), -1);
+	close(conn);
+	close(lfd);
+	rm_rf(dir);
+	rm_rf(other);
+}
+
+/* A vmmd killed while it restored a served job: the new one finds no
+ * guest and removes the job's directory, and first ends the vmenv-9p the
+ * old one had started for it (found and checked as an adoption does: not
+ * a process another directory's pid file names). */
+static void test_reap_dir(void **state)
+{
+	char dir[] = "/tmp/vmenv-reapXXXXXX",
+	     other[] = "/tmp/vmenv-reap2XXXXXX";
+	char p[VMENV_MAX_PATH + 32];
+	struct job j;
+	int lfd, conn, status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* vmenv-9p starts as root and drops to the job's ids */
+	assert_non_null(mkdtemp(other));
+	pid = served_job(dir, &j, &lfd, &conn);
+	vmmd_exits(&j);
+	/* Another directory whose pid file names it: not its server. */
+	snprintf(p, sizeof(p), "%s/files.ctl", other);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	put_pid(other, pid);
+	assert_int_equal(jobfiles_served_reap_dir(other), 0);
+	assert_int_equal(kill(pid, 0), 0);
+	assert_int_equal(jobfiles_served_reap_dir("/nonexistent"), 0);
+	assert_int_equal(jobfiles_served_reap_dir(dir), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
 	close(conn);
 	close(lfd);
 	rm_rf(dir);
@@ -982,6 +1030,7 @@ int main(void)
 	    cmocka_unit_test(test_root_refused),
 	    cmocka_unit_test(test_after_save),
 	    cmocka_unit_test(test_adopt),
+	    cmocka_unit_test(test_reap_dir),
 	    cmocka_unit_test(test_mount_servers),
 	    cmocka_unit_test(test_state_copy_refuses),
 	};

@@ -144,6 +144,15 @@ void jobfiles_adopt(struct job *j)
 		log_warn("%s", err);
 }
 
+void jobfiles_reap_dir(const char *dir)
+{
+	int n = jobfiles_served_reap_dir(dir);
+
+	if (n > 0)
+		log_warn("reconcile: ended %d vmenv-9p of %s (its job is gone)",
+			 n, dir);
+}
+
 void jobfiles_stop(struct job *j)
 {
 	const struct jobfiles_ops *o = ops(j);

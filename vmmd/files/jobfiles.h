@@ -90,5 +90,8 @@ void jobfiles_adopt(struct job *j);
 
 /* Job end: stop serving, nothing left behind. */
 void jobfiles_stop(struct job *j);
+/* Before reconcile removes the directory of a job that is gone (a vmmd
+ * killed while it restored it): its file servers, if they still run. */
+void jobfiles_reap_dir(const char *dir);
 
 #endif

@@ -136,6 +136,10 @@ int jobfiles_server_exchange(struct jobfiles_server *f, int sig,
  * left alone (they serve until QEMU closes their port), the job's
  * checkpoints are refused, and err says why. */
 int jobfiles_served_adopt(struct job *j, char *err, size_t errlen);
+/* A job directory no job owns any more (reconcile): ends the servers
+ * still running for it, found and checked as an adoption does. How many
+ * were ended. */
+int jobfiles_served_reap_dir(const char *dir);
 
 /* Server i's command line (pure; for the tests): state_in may be NULL.
  * Fills argv (JOBFILES_SERVED_ARGV entries, NULL-terminated). */

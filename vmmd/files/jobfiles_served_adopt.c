@@ -12,6 +12,7 @@
 #include "log.h"
 #include "vmmd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -202,4 +203,52 @@ int jobfiles_served_adopt(struct job *j, char *err, size_t errlen)
 		       "job %u: the file server was not adopted (%s): the "
 		       "job's checkpoints will be refused",
 		       j->id, first);
+}
+
+/* Server NAME (its NAME.pid in dir) if it still runs: the process vmmd
+ * started for this directory (its binary, its socket, its control FIFO),
+ * killed through its pidfd. 1 when one was. */
+static int reap_one(const char *dir, const char *name)
+{
+	struct jobfiles_server s = {.ctl = -1, .pidfd = -1};
+	char why[256];
+	int r = 0;
+
+	if (str_printf(s.pid_path, sizeof(s.pid_path), "%s/%s.pid", dir, name) <
+		0 ||
+	    str_printf(s.ctl_path, sizeof(s.ctl_path), "%s/%s.ctl", dir, name) <
+		0 ||
+	    str_printf(s.sock, sizeof(s.sock), "%s/q/%s.sock", dir, name) < 0)
+		return 0;
+	if (ctl_reopen(&s, why, sizeof(why)) == 0 &&
+	    find_server(&s, why, sizeof(why)) == 0 &&
+	    pidfd_send_signal(s.pidfd, SIGKILL, NULL, 0) == 0)
+		r = 1;
+	if (s.ctl >= 0)
+		close(s.ctl);
+	if (s.pidfd >= 0)
+		close(s.pidfd);
+	return r;
+}
+
+int jobfiles_served_reap_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		char name[sizeof(((struct jobfiles_server *)0)->name)];
+
+		if (len <= 4 || len - 4 >= sizeof(name) ||
+		    strcmp(e->d_name + len - 4, ".pid") != 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 4), e->d_name);
+		n += reap_one(dir, name);
+	}
+	closedir(d);
+	return n;
 }
