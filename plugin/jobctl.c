@@ -25,11 +25,13 @@
 #include "log.h"
 #include "proto.h"
 
+#include <errno.h>
 #include <slurm/slurm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int ids(spank_t sp, uint32_t *job, uint32_t *step, uid_t *uid,
 	       gid_t *gid)
@@ -40,6 +42,30 @@ static int ids(spank_t sp, uint32_t *job, uint32_t *step, uid_t *uid,
 	    spank_get_item(sp, S_JOB_GID, gid) != ESPANK_SUCCESS)
 		return -1;
 	return 0;
+}
+
+/* A job's end while vmmd restarts (systemd's RestartSec=2, a package
+ * upgrade): the STOP is asked again for a few seconds, so that the guest
+ * goes now, not at vmmd's next reconcile, holding CPUs Slurm has given to
+ * the next job meanwhile. A start is not: its task waits, and says so. */
+#define STOP_RETRY_MS 10000
+#define STOP_RETRY_STEP_MS 250
+
+static int call_retrying(const char *sock, const struct proto_request *req,
+			 struct proto_reply *rep, char *err, size_t errlen)
+{
+	bool again = req->op == PROTO_OP_STOP || req->op == PROTO_OP_STEP_END;
+	int waited = 0, r;
+
+	for (;;) {
+		r = proto_call(sock, req, plugin_cfg.timeout_ms, rep, err,
+			       errlen);
+		if (!again || (r != -ECONNREFUSED && r != -ENOENT) ||
+		    waited >= STOP_RETRY_MS)
+			return r;
+		usleep(STOP_RETRY_STEP_MS * 1000);
+		waited += STOP_RETRY_STEP_MS;
+	}
 }
 
 static void call(spank_t sp, const char *phase, struct proto_request *req)
@@ -54,8 +80,7 @@ static void call(spank_t sp, const char *phase, struct proto_request *req)
 			phase, req->job_id);
 		return;
 	}
-	r = proto_call(sock, req, plugin_cfg.timeout_ms, &rep, err,
-		       sizeof(err));
+	r = call_retrying(sock, req, &rep, err, sizeof(err));
 	if (r < 0) {
 		log_err("vmenv: %s: job %u: vmmd on node %s at %s: %s%s%s",
 			phase, req->job_id, *node ? node : "?", sock,

@@ -37,6 +37,10 @@ ends_with_reason() { # jobid out-file what
 		"job $1: lost the connection to vmmd on node $NODE (vmmd stopped or restarted"
 	check "... and it left nothing on any node" node_clean "$1"
 	check "... and vmmd serves" vmmd_up
+	# The job's end reached the restarted vmmd (the plugin asks again
+	# for a few seconds), not its next reconcile.
+	check "... its end reached the restarted vmmd (no stop error)" \
+		sh -c "! grep -q 'vmenv: stop: job $1' '$2'"
 }
 
 # --- while the guest boots ------------------------------------------------
