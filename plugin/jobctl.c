@@ -48,7 +48,7 @@ static int ids(spank_t sp, uint32_t *job, uint32_t *step, uid_t *uid,
  * upgrade): the STOP is asked again for a few seconds, so that the guest
  * goes now, not at vmmd's next reconcile, holding CPUs Slurm has given to
  * the next job meanwhile. A start is not: its task waits, and says so. */
-#define STOP_RETRY_MS 10000
+#define STOP_RETRY_MS	   10000
 #define STOP_RETRY_STEP_MS 250
 
 static int call_retrying(const char *sock, const struct proto_request *req,
