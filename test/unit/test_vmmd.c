@@ -5111,6 +5111,7 @@ static void test_evacuate_root(void **state)
 static void test_evacuate_stays(void **state)
 {
 	struct fx *f = *state;
+	int cfd;
 	struct proto_request req = {.op = PROTO_OP_LIST};
 	_cleanup_free_ char *report = NULL;
 	struct proto_reply rep;
@@ -5159,6 +5160,22 @@ static void test_evacuate_stays(void **state)
 			    "not evacuated: job 42: checkpoint refused: mpi "
 			    "busy");
 	proto_reply_clear(&rep);
+	/* The node resumed: a vmenvctl checkpoint the guest refuses is
+	 * answered (the old evacuation's reason is not this save's). */
+	fake_node.drain = false;
+	evacuate_watch_drain(&f->d, false);
+	cfd = checkpoint_request(f);
+	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
+	free(fr.p);
+	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
+	assert_int_equal(aw_put_u32(&b, EBUSY), 0);
+	assert_int_equal(aw_put_str(&b, "checkpoint refused: still busy"), 0);
+	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
+	aw_buf_free(&b);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "checkpoint refused: still busy");
 	close(afd);
 }
 

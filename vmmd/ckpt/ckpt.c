@@ -1149,16 +1149,18 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 		return -EPROTO;
 	printable(reason, safe, sizeof(safe));
 	if (what == AW_CKPT_PREPARE && c->phase == PH_PREPARING) {
+		bool evacuating = c->evacuate;
+
 		snprintf(why, sizeof(why), "job %u: %s", j->id, safe);
 		/* Refused by the guest: the job goes on (it ends at its time
 		 * limit unless the refusal goes away); the reason is
 		 * logged and answered. */
 		phase_done(j, PH_IDLE);
 		log_warn("%s", why);
-		if (c->evacuate)
+		if (evacuating)
 			evacuation_failed(j, why);
 		post(j, CKPT_EV_GOES_ON, NULL);
-		if (c->evac_why[0]) {
+		if (evacuating) {
 			schedule(j);
 		} else if (c->cfd >= 0) {
 			answer(c, why);
