@@ -3961,11 +3961,9 @@ static void start_with(struct fx *f, uint32_t id, uint32_t uid,
 /* Job 42's batch script wrote "1\n2\n", the guest was saved at its time
  * limit and the job ends (not requeued); Slurm then says it is over. The
  * record stays until the caller stops it. Returns the script's session. */
-static uint32_t ended_with_checkpoint(struct fx *f, bool keep, const char *out)
+static uint32_t ended_after_save(struct fx *f, const char *const *opts,
+				 const char *out, const char *fate)
 {
-	const char *const opts[] = {"vm-checkpoint", "yes",
-				    "vm-checkpoint-keep", keep ? "yes" : "no",
-				    NULL};
 	struct exec_client c;
 	struct proto_reply rep;
 	struct aw_exec e;
@@ -3989,16 +3987,26 @@ static uint32_t ended_with_checkpoint(struct fx *f, bool keep, const char *out)
 	client_reply(f, c.fd, &rep); /* started */
 	client_reply(f, c.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
-	assert_contains(rep.error,
-			"job 42: checkpointed on node n1 (checkpoint ");
+	assert_contains(rep.error, "job 42: checkpointed on node n1");
+	assert_contains(rep.error, " (checkpoint ");
 	/* A checkpointing guest has no bulk ports (bulk.h). */
 	assert_int_equal(count(fake_hv.last_xml, "org.vmenv.bulk."), 0);
-	assert_contains(rep.error, keep ? "kept for --vm-restore"
-					: "removed at the job's end: not kept");
+	assert_contains(rep.error, fate);
 	assert_int_equal(rep.exit_value, 125);
 	exec_close(&c);
 	slurm_state(JOB, true);
 	return sid;
+}
+
+static uint32_t ended_with_checkpoint(struct fx *f, bool keep, const char *out)
+{
+	const char *const opts[] = {"vm-checkpoint", "yes",
+				    "vm-checkpoint-keep", keep ? "yes" : "no",
+				    NULL};
+
+	return ended_after_save(f, opts, out,
+				keep ? "kept for --vm-restore"
+				     : "removed at the job's end: not kept");
 }
 
 static bool has_ckpt(struct fx *f, uint32_t id)
@@ -4006,6 +4014,41 @@ static bool has_ckpt(struct fx *f, uint32_t id)
 	uint32_t seq;
 
 	return latest_ckpt(f, id, &seq) == 0;
+}
+
+/* --vm-requeue, and Slurm does not requeue the job (slurmctld down,
+ * sbatch --no-requeue): it ends, and the checkpoint it was saved to go on
+ * from is kept for --vm-restore instead of going with it; over the
+ * user's kept limit it goes, the message saying why. */
+static void test_ckpt_requeue_refused_keeps(void **state)
+{
+	const char *const opts[] = {"vm-checkpoint", "yes", "vm-requeue", "yes",
+				    NULL};
+	struct fx *f = *state;
+	char out[256];
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	fake_slurm_requeue_fail = -EPERM;
+	assert_int_equal(
+	    str_printf(out, sizeof(out), "%s/slurm-42.out", f->work), 0);
+	ended_after_save(f, opts, out,
+			 "fake: Slurm refused to requeue job 42 (checkpoint ");
+	assert_int_equal(log_count("kept for --vm-restore, as Slurm did not "
+				   "requeue the job"),
+			 1);
+	stop_ok(f, JOB);
+	assert_true(has_ckpt(f, JOB));
+
+	f = fx_renew(state);
+	f->d.slurm_requeue = fake_slurm_requeue;
+	fake_slurm_requeue_fail = -EPERM;
+	f->d.cfg.checkpoint_keep_max = 0;
+	assert_int_equal(
+	    str_printf(out, sizeof(out), "%s/slurm-42.out", f->work), 0);
+	ended_after_save(f, opts, out,
+			 "removed at the job's end: not kept (uid ");
+	stop_ok(f, JOB);
+	assert_false(has_ckpt(f, JOB));
 }
 
 /* A start with --vm-restore that fails before anything of a guest exists;
@@ -6282,6 +6325,7 @@ int main(void)
 	    T(test_ckpt_no_space),
 	    T(test_ckpt_node_store_not_roots),
 	    T(test_ckpt_on_demand_policy),
+	    T(test_ckpt_requeue_refused_keeps),
 	    T(test_evacuate),
 	    T(test_evacuate_root),
 	    T(test_evacuate_stays),

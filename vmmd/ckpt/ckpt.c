@@ -734,18 +734,16 @@ static int check_room(const struct job *j, const struct ckpt_store *s,
 
 /* Kept checkpoints outlive their jobs by days: at most
  * checkpoint_keep_max of them and checkpoint_keep_max_mib per user in a
- * store (the job's own older one is replaced by this save). */
-static int check_kept(const struct job *j, const struct ckpt_store *s,
-		      char *err, size_t errlen)
+ * store (the job's own older one is replaced by this save); est: this
+ * one's bytes. */
+static int kept_within(const struct job *j, const struct ckpt_store *s,
+		       uint64_t est, char *err, size_t errlen)
 {
 	const struct vmmd_config *cfg = &j->d->cfg;
 	uint64_t max = (uint64_t)cfg->checkpoint_keep_max_mib << 20;
-	uint64_t est = save_estimate(j);
 	struct ckpt_kept k;
 	int r;
 
-	if (!j->spec.v.checkpoint_keep)
-		return 0;
 	if ((r = ckpt_store_kept(s, (uint32_t)j->uid, j->id, &k)) < 0)
 		return err_set(err, errlen, r,
 			       "cannot count the kept checkpoints in %s: %s",
@@ -772,6 +770,14 @@ static int check_kept(const struct job *j, const struct ckpt_store *s,
 		    s->path, (unsigned long long)(est >> 20),
 		    cfg->checkpoint_keep_max_mib);
 	return 0;
+}
+
+static int check_kept(const struct job *j, const struct ckpt_store *s,
+		      char *err, size_t errlen)
+{
+	if (!j->spec.v.checkpoint_keep)
+		return 0;
+	return kept_within(j, s, save_estimate(j), err, errlen);
 }
 
 /* Opens the job's store and starts the next checkpoint in it (c->dirfd,
@@ -1018,15 +1024,39 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 
 static int start_restore(struct job *j, char *err, size_t errlen);
 
+/* The job asked to go on (--vm-requeue) and Slurm did not requeue it
+ * (slurmctld down, sbatch --no-requeue): the checkpoint it was saved to go
+ * on from is kept for --vm-restore, within the user's kept limits, rather
+ * than removed with the job. What became of it, for the job's message. */
+static void keep_unrequeued(struct job *j, struct ckpt_work *w, uint64_t bytes,
+			    char *fate, size_t len)
+{
+	struct ckpt_job *c = j->ckpt;
+	char why[PROTO_MAX_ERROR] = "";
+	_cleanup_close_ int fd = ckpt_work_take_dir(w);
+
+	if (fd < 0)
+		snprintf(why, sizeof(why), "its directory is gone");
+	else if (kept_within(j, &c->store, bytes, why, sizeof(why)) == 0 &&
+		 ckpt_store_keep(fd, c->dir, why, sizeof(why)) == 0) {
+		snprintf(fate, len,
+			 "kept for --vm-restore, as Slurm did not requeue "
+			 "the job");
+		return;
+	}
+	str_printf(fate, len, "removed at the job's end: not kept (%s)", why);
+}
+
 /* The job ends here (true), checkpointed, requeued or not; false: an
  * evacuation Slurm would not requeue (--no-requeue, slurmctld down),
  * where the job goes on here from the checkpoint just written instead:
  * a drained node still runs its jobs, and an evacuation must not end
  * one that the drain alone would have let run. */
-static bool saved_requeue(struct job *j)
+static bool saved_requeue(struct job *j, struct ckpt_work *w)
 {
 	struct ckpt_job *c = j->ckpt;
-	char msg[PROTO_MAX_ERROR], why[256] = "";
+	const struct ckpt_work_result *res = ckpt_work_result(w);
+	char msg[PROTO_MAX_ERROR], why[256] = "", fate[PROTO_MAX_ERROR];
 	bool requeued = false;
 
 	/* An evacuated job goes on elsewhere: the node is going away. */
@@ -1056,15 +1086,20 @@ static bool saved_requeue(struct job *j)
 		snprintf(msg, sizeof(msg),
 			 "job %u: checkpointed on node %s, requeued", j->id,
 			 j->d->cfg.node_name);
-	else
+	if (!requeued) {
+		if (j->spec.v.checkpoint_keep)
+			snprintf(fate, sizeof(fate), "kept for --vm-restore");
+		else if (j->spec.v.requeue)
+			keep_unrequeued(j, w, res->bytes, fate, sizeof(fate));
+		else
+			snprintf(fate, sizeof(fate),
+				 "removed at the job's end: not kept");
 		str_printf(msg, sizeof(msg),
 			   "job %u: checkpointed on node %s%s%s (checkpoint "
 			   "%s, %s)",
 			   j->id, j->d->cfg.node_name, why[0] ? "; " : "", why,
-			   c->dir,
-			   j->spec.v.checkpoint_keep
-			       ? "kept for --vm-restore"
-			       : "removed at the job's end: not kept");
+			   c->dir, fate);
+	}
 	log_notice("%s", msg);
 	exec_ckpt_end(j, msg, requeued ? 0 : CKPT_EXIT_ENDED);
 	set_phase(j, PH_SAVED);
@@ -1099,7 +1134,7 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	    (unsigned long long)res->ms,
 	    (unsigned long long)(res->bytes / (res->ms ? res->ms : 1) * 1000 >>
 				 20));
-	if (!c->go_on && saved_requeue(j))
+	if (!c->go_on && saved_requeue(j, w))
 		return;
 	/* On demand (or an evacuation Slurm would not requeue): the job
 	 * goes on from the checkpoint just written, which stays. */

@@ -548,6 +548,19 @@ int ckpt_store_load(int dirfd, const char *dir, struct ckpt_manifest *ret,
 	return 0;
 }
 
+int ckpt_store_keep(int dirfd, const char *dir, char *err, size_t errlen)
+{
+	struct ckpt_manifest m;
+	int r = ckpt_store_load(dirfd, dir, &m, err, errlen);
+
+	if (r < 0)
+		return r;
+	m.keep = true;
+	r = write_manifest(dirfd, dir, &m, err, errlen);
+	ckpt_manifest_clear(&m);
+	return r;
+}
+
 void ckpt_verified_init(struct ckpt_verified *v)
 {
 	memset(v, 0, sizeof(*v));

@@ -223,6 +223,11 @@ int ckpt_store_path(const struct ckpt_store *s, int dirfd, const char *dir,
 int ckpt_store_commit(int dirfd, const char *dir, struct ckpt_manifest *m,
 		      char *err, size_t errlen);
 
+/* Marks the complete checkpoint in dirfd kept (its manifest's keep, for
+ * --vm-restore and the retention time): a job whose requeue failed keeps
+ * the checkpoint it was saved to go on from. dir names it in err. */
+int ckpt_store_keep(int dirfd, const char *dir, char *err, size_t errlen);
+
 /* Removes the seq directory dirfd (numbered seq; a save that failed) from
  * the job directory that holds it, by fd. */
 int ckpt_store_discard(int dirfd, uint32_t seq);
