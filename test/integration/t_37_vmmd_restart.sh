@@ -6,6 +6,7 @@
 # (vmenv-exec does not re-attach: docs/operations.md), so each case must
 # end the job with a reason the user can read and leave nothing on any
 # node (lib.sh leftovers_of), with the new vmmd serving the next job.
+# A multi-node job whose non-batch node's vmmd restarts goes on untouched.
 # A vmmd killed during a save is t_80_checkpoint's case 6.
 . "$(dirname "$0")/lib.sh"
 CLUSTER=$(dirname "$0")/../../contrib/cluster/vmenv-cluster
@@ -83,6 +84,43 @@ else
 fi
 check "job $j left nothing on any node" node_clean "$j"
 check "... and vmmd serves" vmmd_up
+
+# --- node 2's vmmd, under a 3-node job ------------------------------------------
+# The batch script runs in node 1's guest and reaches node 2's over the
+# job's network (vmenv-rsh): node 2's vmmd is not on that path, so its
+# restart must not be seen by the job at all; the restarted vmmd adopts
+# node 2's guest and removes it at the job's end.
+mapfile -t NODES < <(sinfo -h -p multi -N -o %N 2>/dev/null | sort -u)
+if [ "${#NODES[@]}" -ge 3 ]; then
+	N2=${NODES[1]}
+	cat >ticks.sh <<'JOB'
+#!/bin/sh
+n2=$(sed -n 2p "$VMENV_NODEFILE")
+i=0
+while [ $i -lt 30 ]; do
+	vmenv-rsh "$n2" "echo tick $i from \$(hostname)" 2>&1
+	i=$((i + 1))
+	sleep 1
+done
+exit 3
+JOB
+	chown "$U1": ticks.sh
+	j=$(as "$U1" sbatch --parsable -p multi -N3 --vm-env=tiny -o "$d/ticks.out" ticks.sh)
+	check "a 3-node job ticks through node 2's guest" sh -c \
+		"for i in \$(seq 240); do grep -q 'tick 4 from' '$d/ticks.out' 2>/dev/null && exit 0; sleep 0.5; done; exit 1"
+	kill -KILL "$(cat "/run/vmenv-cluster/vmmd-$N2.pid")"
+	sleep 1
+	"$CLUSTER" up >/dev/null 2>&1
+	check "node $N2's vmmd is back and adopted the guest" sh -c \
+		"vmenvctl --node '$N2' list | grep -q '^$j '"
+	st=$(wait_job "$j" 240)
+	check_eq "the job did not notice: its script's own exit code" "FAILED 3:0" "$st $(job_field "$j" ExitCode)"
+	check_eq "every tick reached node $N2's guest once" \
+		"$(seq 0 29 | sed "s/.*/tick & from $N2/")" "$(grep '^tick' ticks.out)"
+	check "job $j left nothing on any node" node_clean "$j"
+else
+	skip "vmmd restart under a 3-node job: partition multi has ${#NODES[@]} nodes"
+fi
 
 # --- the next job runs ----------------------------------------------------------
 j=$(as "$U1" sbatch --parsable --vm-env=tiny -o "$d/next.out" --wrap "echo next")
