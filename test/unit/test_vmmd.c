@@ -3742,11 +3742,22 @@ static void test_ckpt_restore_refused(void **state)
 
 /* The guest refuses (a busy share, a failing prepare hook): no save, the
  * job goes on, the asker learns why. */
+/* The agent refuses the prepare vmmd sent: errno e, the hook's reason. */
+static void agent_refuse(struct fx *f, int fd, uint32_t e, const char *why)
+{
+	struct aw_buf b = {0};
+
+	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
+	assert_int_equal(aw_put_u32(&b, e), 0);
+	assert_int_equal(aw_put_str(&b, why), 0);
+	agent_send(f, fd, AW_CKPT_REFUSED, 0, b.data, b.len);
+	aw_buf_free(&b);
+}
+
 static void test_ckpt_guest_refuses(void **state)
 {
 	struct fx *f = *state;
 	struct proto_reply rep;
-	struct aw_buf b = {0};
 	struct frame fr;
 	int afd, cfd;
 
@@ -3755,12 +3766,8 @@ static void test_ckpt_guest_refuses(void **state)
 	cfd = checkpoint_request(f);
 	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
 	free(fr.p);
-	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
-	assert_int_equal(aw_put_u32(&b, EBUSY), 0);
-	assert_int_equal(
-	    aw_put_str(&b, "checkpoint refused: files open in /home/u"), 0);
-	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
-	aw_buf_free(&b);
+	agent_refuse(f, afd, EBUSY,
+		     "checkpoint refused: files open in /home/u");
 	client_reply(f, cfd, &rep);
 	close(cfd);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
@@ -3780,12 +3787,7 @@ static void test_ckpt_guest_refuses(void **state)
 		    ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
 		agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
 		free(fr.p);
-		assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
-		assert_int_equal(aw_put_u32(&b, ECANCELED), 0);
-		assert_int_equal(aw_put_str(&b, "checkpoint refused: mpi busy"),
-				 0);
-		agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
-		aw_buf_free(&b);
+		agent_refuse(f, afd, ECANCELED, "checkpoint refused: mpi busy");
 		pump(f, 200);
 		assert_int_equal(job(f)->state, JOB_READY);
 		ckpt_job_due(job(f), &due, &lead);
@@ -5158,7 +5160,6 @@ static void test_evacuate_stays(void **state)
 	struct proto_request req = {.op = PROTO_OP_LIST};
 	_cleanup_free_ char *report = NULL;
 	struct proto_reply rep;
-	struct aw_buf b = {0};
 	struct frame fr;
 	char err[256];
 	int afd;
@@ -5189,11 +5190,7 @@ static void test_evacuate_stays(void **state)
 	assert_contains(report, "job 42: saving: ");
 	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
 	free(fr.p);
-	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
-	assert_int_equal(aw_put_u32(&b, ECANCELED), 0);
-	assert_int_equal(aw_put_str(&b, "checkpoint refused: mpi busy"), 0);
-	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
-	aw_buf_free(&b);
+	agent_refuse(f, afd, ECANCELED, "checkpoint refused: mpi busy");
 	pump(f, 200);
 	assert_int_equal(job(f)->state, JOB_READY);
 	assert_int_equal(fake_slurm_requeues, 0);
@@ -5210,11 +5207,7 @@ static void test_evacuate_stays(void **state)
 	cfd = checkpoint_request(f);
 	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
 	free(fr.p);
-	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
-	assert_int_equal(aw_put_u32(&b, EBUSY), 0);
-	assert_int_equal(aw_put_str(&b, "checkpoint refused: still busy"), 0);
-	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
-	aw_buf_free(&b);
+	agent_refuse(f, afd, EBUSY, "checkpoint refused: still busy");
 	client_reply(f, cfd, &rep);
 	close(cfd);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
@@ -5230,7 +5223,6 @@ static void test_evacuate_after_on_demand(void **state)
 	struct fx *f = *state;
 	_cleanup_free_ char *report = NULL;
 	struct proto_reply rep;
-	struct aw_buf b = {0};
 	struct frame fr;
 	char err[256];
 	int afd, cfd;
@@ -5246,11 +5238,7 @@ static void test_evacuate_after_on_demand(void **state)
 	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
 	assert_contains(report, "job 42: waiting: job 42: its guest is "
 				"checkpointing: saved once it is up");
-	assert_int_equal(aw_put_u32(&b, AW_CKPT_PREPARE), 0);
-	assert_int_equal(aw_put_u32(&b, EBUSY), 0);
-	assert_int_equal(aw_put_str(&b, "checkpoint refused: busy"), 0);
-	agent_send(f, afd, AW_CKPT_REFUSED, 0, b.data, b.len);
-	aw_buf_free(&b);
+	agent_refuse(f, afd, EBUSY, "checkpoint refused: busy");
 	client_reply(f, cfd, &rep);
 	close(cfd);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
