@@ -490,28 +490,18 @@ static void due_fire(void *data)
 		log_err("%s", err);
 }
 
+static bool evacuate_now(struct job *j);
+
 void ckpt_job_ready(struct job *j)
 {
 	struct ckpt_job *c;
-	char why[PROTO_MAX_ERROR];
 
 	/* Came up on a node being evacuated (it booted or restored
 	 * meanwhile): saved and requeued at once; not one that this
 	 * evacuation failed to move already (it came back from its save). */
-	if (j->d->evacuating && !(j->ckpt && j->ckpt->evac_why[0])) {
-		int r = ckpt_job_evacuate(j, why, sizeof(why));
-
-		if (r == 0) {
-			log_notice("job %u: node %s is evacuated: saving it",
-				   j->id, j->d->cfg.node_name);
-			return;
-		}
-		if (r != -EAGAIN && (c = cj(j)))
-			snprintf(c->evac_why, sizeof(c->evac_why), "%s", why);
-		log_warn("job %u: node %s is evacuated, the job goes on "
-			 "here: %s",
-			 j->id, j->d->cfg.node_name, why);
-	}
+	if (j->d->evacuating && !(j->ckpt && j->ckpt->evac_why[0]) &&
+	    evacuate_now(j))
+		return;
 	if (!j->spec.v.checkpoint || !(c = cj(j)) || c->phase != PH_IDLE)
 		return;
 	/* Each node would save and requeue on its own, with no common
@@ -583,27 +573,35 @@ static void evacuation_failed(struct job *j, const char *why)
 	log_warn("job %u: not evacuated from node %s, it goes on here: %s",
 		 j->id, j->d->cfg.node_name, why);
 	/* Its own checkpoint stays scheduled, and follows its end time. */
-	if (!c->requery_t)
+	if (!c->requery_t && j->spec.v.checkpoint)
 		c->requery_t = loop_add_timer(
 		    j->d->loop, j->d->cfg.checkpoint_requery_s * 1000ull,
 		    requery_fire, j);
 }
 
+/* The node is evacuated: the save starts (true), or the job goes on here
+ * with the reason kept for vmenvctl list (not up yet: asked again once it
+ * is). */
+static bool evacuate_now(struct job *j)
+{
+	char why[PROTO_MAX_ERROR];
+	int r = ckpt_job_evacuate(j, why, sizeof(why));
+
+	if (r == 0)
+		log_notice("job %u: node %s is evacuated: saving it", j->id,
+			   j->d->cfg.node_name);
+	else if (r != -EAGAIN && j->ckpt)
+		evacuation_failed(j, why);
+	return r == 0;
+}
+
 static void evacuate_fire(void *data)
 {
 	struct job *j = data;
-	char why[PROTO_MAX_ERROR];
-	int r;
 
 	j->ckpt->evac_t = NULL;
-	if (!j->d->evacuating)
-		return;
-	r = ckpt_job_evacuate(j, why, sizeof(why));
-	if (r < 0 && r != -EAGAIN)
-		evacuation_failed(j, why);
-	else if (r == 0)
-		log_notice("job %u: node %s is evacuated: saving it", j->id,
-			   j->d->cfg.node_name);
+	if (j->d->evacuating)
+		evacuate_now(j);
 }
 
 /* After the job went on from a checkpoint that was not the evacuation's
