@@ -120,6 +120,8 @@ static int cmd_list(const struct ctl *c)
 		       j->sessions, j->domain);
 		if (j->error[0])
 			printf("           error: %s\n", j->error);
+		if (j->started[0])
+			printf("           started: %s\n", j->started);
 		print_ckpt(j);
 	}
 	proto_reply_clear(&rep);

@@ -203,6 +203,16 @@ uint32_t aw_get_u32(struct aw_reader *r)
 	return p ? be32_get(p) : 0;
 }
 
+void aw_get_bytes(struct aw_reader *r, void *out, size_t n)
+{
+	const uint8_t *p = reader_take(r, n);
+
+	if (p)
+		memcpy(out, p, n);
+	else
+		memset(out, 0, n);
+}
+
 int64_t aw_get_i64(struct aw_reader *r)
 {
 	const uint8_t *p = reader_take(r, 8);

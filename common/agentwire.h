@@ -117,7 +117,8 @@ enum aw_type {
 			    reading the sessions' output and answers CKPT_OK
 			    (all output before it was sent) or CKPT_REFUSED
 			    (everything as before) */
-	AW_CKPT_RESUME,	 /* host: i64 wall clock (s), u32 flags. Steps the
+	AW_CKPT_RESUME,	 /* host: i64 wall clock (s), u32 flags [, with
+			    AW_CKPT_SEED: AW_SEED_LEN bytes]. Steps the
 			    clock, remounts, thaws, runs the resume hook, reads
 			    output again; answers CKPT_OK or CKPT_REFUSED */
 	AW_CKPT_OK,	 /* agent: u32 the request's type */
@@ -134,9 +135,19 @@ enum aw_type {
 #define AW_HELLO_CKPT_HELD 0x4u
 /* The agent knows AW_EXEC_BULK. */
 #define AW_HELLO_BULK 0x8u
+/* The guest may be a warm-start template (docs/warmstart.md): the agent
+ * is the guest's init, so nothing ran before it that could have read
+ * state a job must not share (boot_id), and it knows AW_CKPT_SEED. Only
+ * while no SETUP has come. */
+#define AW_HELLO_WARM 0x10u
 
 /* CKPT_PREPARE / CKPT_RESUME flags */
 #define AW_CKPT_MOUNTS 0x1u /* unmount the SETUP mounts / mount them again */
+/* CKPT_RESUME only: fresh entropy follows; the agent credits it to the
+ * kernel's pool and reseeds the CRNG (a warm-started guest's random state
+ * is its template's until then). */
+#define AW_CKPT_SEED 0x2u
+#define AW_SEED_LEN  32u
 
 enum aw_exit_kind { AW_EXIT_CODE = 0, AW_EXIT_SIGNAL = 1 };
 
@@ -264,6 +275,8 @@ int aw_put_frame(struct aw_buf *b, uint8_t type, uint32_t session,
 void aw_reader_init(struct aw_reader *r, const void *p, size_t n);
 uint32_t aw_get_u32(struct aw_reader *r);
 int64_t aw_get_i64(struct aw_reader *r);
+/* n raw bytes into out (zeroed and err set on overrun). */
+void aw_get_bytes(struct aw_reader *r, void *out, size_t n);
 /* Returns a newly allocated NUL-terminated copy (caller frees), or NULL and
  * sets err on overrun, embedded NUL, length > max, or no memory. */
 char *aw_get_str(struct aw_reader *r, size_t max);

@@ -578,6 +578,8 @@ static struct json_object *job_info_json(const struct proto_job_info *j)
 			       json_object_new_int64(j->ckpt_due));
 	json_object_object_add(o, "ckpt_lead_s",
 			       json_object_new_int64(j->ckpt_lead_s));
+	json_object_object_add(o, "started",
+			       json_object_new_string(j->started));
 	return o;
 }
 
@@ -802,6 +804,7 @@ static int decode_jobs(struct json_object *a, struct proto_reply *rep)
 		opt_str(j, "error", ji->error, sizeof(ji->error));
 		ji->ckpt_due = (int64_t)opt_u64(j, "ckpt_due");
 		ji->ckpt_lead_s = (uint32_t)opt_u64(j, "ckpt_lead_s");
+		opt_str(j, "started", ji->started, sizeof(ji->started));
 	}
 	return 0;
 }

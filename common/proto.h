@@ -159,6 +159,9 @@ struct proto_job_info {
 	char error[PROTO_MAX_ERROR];
 	int64_t ckpt_due;     /* next checkpoint (wall clock s), 0: none */
 	uint32_t ckpt_lead_s; /* the lead it was computed with */
+	/* How its guest started: "booted", "warm", or "booted: why not
+	 * warm" for a job that asked (vmmd/warm/warm.h). */
+	char started[200];
 };
 
 /* A kept overlay (vmmd/ovkeep.h). */

@@ -65,6 +65,8 @@ static const struct vmspec_field_info fields[VMSPEC_NFIELDS] = {
     [VMSPEC_CHECKPOINT_FILES] = {"checkpoint_files", VMSPEC_K_ENUM,
 				 MEMBER(checkpoint_files), 0, ckpt_files_names,
 				 "vm-checkpoint-files", false},
+    [VMSPEC_WARM_START] = {"warm_start", VMSPEC_K_BOOL, MEMBER(warm_start), 0,
+			   NULL, "vm-warm-start", false},
 };
 
 const struct vmspec_field_info *vmspec_field(enum vmspec_field f)

@@ -45,6 +45,9 @@
  *                                           a QEMU model ("" = node default)
  *   emulator_threads  --vm-emulator-threads QEMU's own threads on the job's
  *                                           cores or the housekeeping cores
+ *   warm_start        --vm-warm-start       start the guest from a template
+ *                                           of its image and shape instead
+ *                                           of booting it (docs/warmstart.md)
  *
  * Every string in a struct vmspec_values has been validated by this module:
  * image is a clean image reference or a clean absolute path, paths are
@@ -87,6 +90,7 @@ enum vmspec_field {
 	VMSPEC_CPU_MODEL,
 	VMSPEC_EMULATOR_THREADS,
 	VMSPEC_CHECKPOINT_FILES,
+	VMSPEC_WARM_START,
 	VMSPEC_NFIELDS
 };
 
@@ -130,6 +134,7 @@ struct vmspec_values {
 	char cpu_model[VMSPEC_MAX_CPU_MODEL];
 	uint32_t emulator_threads; /* enum vmspec_emulator */
 	uint32_t checkpoint_files; /* enum vmspec_ckpt_files */
+	bool warm_start;
 };
 
 enum vmspec_origin {
@@ -245,6 +250,7 @@ enum vmspec_opt {
 	VMSPEC_OPT_CPU_MODEL,
 	VMSPEC_OPT_EMULATOR_THREADS,
 	VMSPEC_OPT_CHECKPOINT_FILES,
+	VMSPEC_OPT_WARM_START,
 	VMSPEC_NOPTS
 };
 

@@ -92,6 +92,11 @@ static const struct vmspec_option options[VMSPEC_NOPTS] = {
 				     "(faster; the job must hold no file "
 				     "there when it is saved).",
 				     false},
+    [VMSPEC_OPT_WARM_START] = {"vm-warm-start", "yes|no",
+			       "Start the guest from a pre-booted template of "
+			       "its image and shape where the node has one "
+			       "(made on first use) instead of booting it.",
+			       true},
 };
 
 /* The field each option sets (headroom sets two: see parse_headroom). */
@@ -112,6 +117,7 @@ static const enum vmspec_field option_field[VMSPEC_NOPTS] = {
     [VMSPEC_OPT_CPU_MODEL] = VMSPEC_CPU_MODEL,
     [VMSPEC_OPT_EMULATOR_THREADS] = VMSPEC_EMULATOR_THREADS,
     [VMSPEC_OPT_CHECKPOINT_FILES] = VMSPEC_CHECKPOINT_FILES,
+    [VMSPEC_OPT_WARM_START] = VMSPEC_WARM_START,
 };
 
 const struct vmspec_option *vmspec_option(enum vmspec_opt o)

@@ -81,6 +81,7 @@ static const char *const noarg_long[] = {
     "vm-requeue",
     "vm-gpus",
     "vm-keep-overlay",
+    "vm-warm-start",
 };
 
 static bool long_takes_arg(const char *name, size_t n, bool is_sbatch)

@@ -122,6 +122,19 @@ static int send_setup(struct job *j, uint32_t version)
 	return r;
 }
 
+static int setup_now(struct agent *a)
+{
+	/* A version 1 agent knows nothing of networks: the job's other
+	 * guests could never reach this one. */
+	if (a->j->has_net && a->version < 2) {
+		agent_fail(a, "the image's agent is too old for a multi-node "
+			      "job (agent protocol 1, needs 2)");
+		return -ECANCELED;
+	}
+	a->setup_sent = true;
+	return send_setup(a->j, a->version);
+}
+
 static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 {
 	struct aw_reader r;
@@ -153,15 +166,16 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	/* Held for a checkpoint, or already set up: the owner's to say. */
 	if (!a->j->agent_h->on_hello(a->j, flags))
 		return 0;
-	/* A version 1 agent knows nothing of networks: the job's other
-	 * guests could never reach this one. */
-	if (a->j->has_net && version < 2) {
-		agent_fail(a, "the image's agent is too old for a multi-node "
-			      "job (agent protocol 1, needs 2)");
-		return -ECANCELED;
-	}
-	a->setup_sent = true;
-	return send_setup(a->j, version);
+	return setup_now(a);
+}
+
+int agent_setup(struct job *j)
+{
+	struct agent *a = j->agent;
+
+	if (!a || !a->hello_seen || a->setup_sent)
+		return -EALREADY;
+	return setup_now(a);
 }
 
 static int on_setup_fail(struct agent *a, const uint8_t *p, size_t n)

@@ -57,6 +57,10 @@ struct agent_handlers {
  * comes is reported to j->agent_h, which must be set. */
 int agent_attach(struct job *j);
 void agent_detach(struct job *j);
+/* Sends SETUP now to a guest whose HELLO the owner took (on_hello false):
+ * a warm-started guest, once its template's hold is resumed. -EALREADY
+ * when there was no HELLO yet or SETUP went already. */
+int agent_setup(struct job *j);
 /* Queues a frame. -ENOTCONN when the channel is down, -ENOBUFS when the
  * queue is over its bound. */
 int agent_send(struct job *j, uint8_t type, uint32_t session,

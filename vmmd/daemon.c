@@ -11,6 +11,7 @@
 #include "log.h"
 #include "server.h"
 #include "spec.h"
+#include "warm.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -165,6 +166,8 @@ int vmmd_init(struct vmmd *d)
 			 err);
 	spec_policies_load(d);
 	ckpt_init(d, &job_ckpt_events);
+	if ((r = warm_init(d, &job_warm_events)) < 0)
+		return r;
 	if ((r = open_hv(d)) < 0)
 		return r;
 	job_reconcile(d, true);
@@ -184,6 +187,8 @@ void vmmd_fini(struct vmmd *d)
 		server_close(d);
 	job_stop_all_records(d);
 	ckpt_fini(d);
+	if (d->hv_ctx)
+		warm_fini(d);
 	images_fini(d);
 	if (d->hv_ctx) {
 		loop_del_fd(d->hv_w);

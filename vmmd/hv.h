@@ -64,6 +64,12 @@ struct hv_ops {
 	 * limit (KiB, 0: none) set before its vCPUs run, as create_limited. */
 	int (*restore)(void *ctx, const char *path, const char *xml,
 		       uint64_t hard_limit_kib, char *err, size_t errlen);
+	/* The same through the page cache (restore bypasses it: a checkpoint
+	 * is read once, from disk): a warm start's image was just written
+	 * from its template's, which is in memory. NULL: restore is used. */
+	int (*restore_cached)(void *ctx, const char *path, const char *xml,
+			      uint64_t hard_limit_kib, char *err,
+			      size_t errlen);
 	/* Hot-unplugs a device (its XML) and waits at most timeout_ms until
 	 * the guest released it (gone: a text of the device's XML that is
 	 * absent from the domain's XML once it is removed). */

@@ -416,11 +416,11 @@ static char *with_saved_uuid(struct hv_lv *h, const char *path, const char *xml)
 	return out;
 }
 
-static int lv_restore(void *ctx, const char *path, const char *xml,
-		      uint64_t hard_limit_kib, char *err, size_t errlen)
+static int restore_flags(void *ctx, const char *path, const char *xml,
+			 uint64_t hard_limit_kib, unsigned flags, char *err,
+			 size_t errlen)
 {
 	struct hv_lv *h = ctx;
-	unsigned flags = VIR_DOMAIN_SAVE_BYPASS_CACHE;
 	_cleanup_free_ char *dxml = NULL;
 	virDomainPtr d;
 	int r = lv_conn(h, err, errlen);
@@ -451,6 +451,19 @@ static int lv_restore(void *ctx, const char *path, const char *xml,
 	}
 	virDomainFree(d);
 	return r;
+}
+
+static int lv_restore(void *ctx, const char *path, const char *xml,
+		      uint64_t hard_limit_kib, char *err, size_t errlen)
+{
+	return restore_flags(ctx, path, xml, hard_limit_kib,
+			     VIR_DOMAIN_SAVE_BYPASS_CACHE, err, errlen);
+}
+
+static int lv_restore_cached(void *ctx, const char *path, const char *xml,
+			     uint64_t hard_limit_kib, char *err, size_t errlen)
+{
+	return restore_flags(ctx, path, xml, hard_limit_kib, 0, err, errlen);
 }
 
 /* Device removal is asynchronous (the guest must let go): poll the live
@@ -576,6 +589,7 @@ const struct hv_ops hv_libvirt_ops = {
     .drain_events = lv_drain,
     .save = lv_save,
     .restore = lv_restore,
+    .restore_cached = lv_restore_cached,
     .detach = lv_detach,
     .attach = lv_attach,
     .cpu_ok = lv_cpu_ok,

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "rmtree.h"
 #include "spec.h"
+#include "warm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -121,6 +122,9 @@ static bool agent_hello(struct job *j, uint32_t flags)
 {
 	if (j->agent_bulk)
 		bulk_attach(j, ckpt_job_restoring(j));
+	/* A guest from a template: resumed, then set up (warm.h). */
+	if (warm_job_hello(j, flags))
+		return false;
 	/* A restored guest (or one whose save failed) waits, frozen. */
 	if ((flags & AW_HELLO_CKPT_HELD) || ckpt_busy(j)) {
 		ckpt_on_agent_held(j);
@@ -140,12 +144,22 @@ static void agent_failed(struct job *j, enum metrics_fail reason,
 	job_fail_for(j, reason, "%s", msg);
 }
 
+/* A warm start's resume answer is warm.c's; the others are the
+ * checkpoint's. */
+static int agent_ckpt_frame(struct job *j, uint8_t type, const uint8_t *p,
+			    size_t n)
+{
+	int r = warm_job_ckpt_frame(j, type, p, n);
+
+	return r == 0 ? ckpt_on_agent_frame(j, type, p, n) : (r < 0 ? r : 0);
+}
+
 static const struct agent_handlers job_agent = {
     .build_setup = agent_build_setup,
     .on_hello = agent_hello,
     .on_setup_ok = job_set_ready,
     .on_session_frame = exec_on_frame,
-    .on_ckpt_frame = ckpt_on_agent_frame,
+    .on_ckpt_frame = agent_ckpt_frame,
     .on_fail = agent_failed,
 };
 
@@ -374,6 +388,10 @@ static int hv_create(struct job *j, struct dom_spec *s,
 	if (r != 0)
 		return r < 0 ? r : 0;
 	log_debug("job %u: domain XML:\n%s", j->id, xml);
+	if (warm_job_start(j, s, xml,
+			   j->d->mem_limit_live ? (uint64_t)limit * 1024 : 0) ==
+	    1)
+		return 0;
 	if (j->d->mem_limit_live && limit)
 		return j->d->hv->create_limited(
 		    j->d->hv_ctx, xml, (uint64_t)limit * 1024, why, whylen);
@@ -676,6 +694,7 @@ void job_set_ready(struct job *j)
 	metrics_job_ready(j);
 	exec_job_ready(j);
 	ckpt_job_ready(j);
+	warm_job_ready(j);
 }
 
 /* The checkpoint procedure's outcomes (ckpt.h): the job's state follows. */
@@ -707,6 +726,13 @@ static void on_ckpt_event(struct job *j, enum ckpt_event ev, const char *msg)
 }
 
 const struct ckpt_sink job_ckpt_events = {.event = on_ckpt_event};
+
+static void on_warm_failed(struct job *j, const char *msg)
+{
+	job_fail(j, "%s", msg);
+}
+
+const struct warm_sink job_warm_events = {.failed = on_warm_failed};
 
 void job_fail(struct job *j, const char *fmt, ...)
 {

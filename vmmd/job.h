@@ -22,6 +22,7 @@
 #include "jobrec.h"
 #include "proto.h"
 #include "vmmd.h"
+#include "warm.h"
 
 /* 0, or -errno with a message for the requester in err ("job 42: ..."). */
 int job_start(struct vmmd *d, const struct proto_start *req, char *err,
@@ -47,6 +48,7 @@ void job_stop_all_records(struct vmmd *d);
 void job_set_ready(struct job *j);
 /* Where the checkpoint procedure's events go (ckpt_init). */
 extern const struct ckpt_sink job_ckpt_events;
+extern const struct warm_sink job_warm_events;
 /* Marks the job failed (once), destroys its guest, tells its sessions. */
 void job_fail(struct job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -16,6 +16,7 @@
 #include "ovkeep.h"
 #include "rmtree.h"
 #include "vmmd.h"
+#include "warm.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -135,6 +136,14 @@ static void ckpt_free(struct job *j, struct end *e)
 	ckpt_job_free(j);
 }
 
+/* Before the guest: a restore in flight ends first, so the guest it may
+ * start is there for the guest's step to destroy. */
+static void warm_free(struct job *j, struct end *e)
+{
+	(void)e;
+	warm_job_free(j);
+}
+
 static void guest_destroy(struct job *j, struct end *e)
 {
 	e->guest_gone = destroy_guest(j);
@@ -184,6 +193,7 @@ static const struct {
      {[JOB_END_FAIL] = image_abort, [JOB_END_FORGET] = image_forget}},
     {"exec sessions", {sessions_end, sessions_end, sessions_end}},
     {"checkpoint", {ckpt_free, ckpt_ended, ckpt_free}},
+    {"warm start", {warm_free, warm_free, warm_free}},
     {"guest", {guest_destroy, guest_destroy, guest_leave}},
     {"kept overlay",
      {[JOB_END_FAIL] = overlay_keep, [JOB_END_STOP] = overlay_keep}},

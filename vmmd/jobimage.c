@@ -618,6 +618,17 @@ const char *jobimg_base(const struct job *j)
 	return ji && ji->slot[F_DISK].leased ? ji->slot[F_DISK].hex : NULL;
 }
 
+int jobimg_boot_digest(const struct job *j, char *buf, size_t len)
+{
+	const struct jobimg *ji = j->img;
+
+	if (!ji || !ji->has_kernel || ji->user_image || ji->img.legacy ||
+	    !ji->img.kernel.sha256[0] || !ji->img.initrd.sha256[0])
+		return -ENOENT;
+	return str_printf(buf, len, "kernel %s initrd %s",
+			  ji->img.kernel.sha256, ji->img.initrd.sha256);
+}
+
 int jobimg_restore(struct job *j, const char *hex)
 {
 	struct jobimg *ji;

@@ -75,6 +75,7 @@ struct ckpt_job;
 struct exec_session;
 struct jobfiles_served;
 struct jobimg;
+struct warm_job;
 
 struct job {
 	struct job *next;
@@ -131,6 +132,8 @@ struct job {
 	struct loop_timer *stop_timer;
 	uint64_t stop_deadline_ms;
 	struct jobimg *img;
+	/* Warm start (warm.h): NULL unless the job asked for it. */
+	struct warm_job *warm;
 	/* A multi-node job's private network (nnodes > 1 only). */
 	bool has_net;
 	struct jobnet net;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ovkeep.h"
 #include "rmtree.h"
+#include "warm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,8 +65,8 @@ static void sweep_domains(struct vmmd *d, bool adopt)
 		return;
 	}
 	for (char **n = names; *n; n++) {
-		if (job_find_domain(d, *n) || domain_job_id(d, *n, &id) < 0 ||
-		    job_find(d, id))
+		if (warm_owns_domain(d, *n) || job_find_domain(d, *n) ||
+		    domain_job_id(d, *n, &id) < 0 || job_find(d, id))
 			continue;
 		if (adopt && job_restore(d, id) == 0)
 			continue;
@@ -209,4 +210,5 @@ void job_reconcile(struct vmmd *d, bool at_start)
 	jobnet_host_sweep(d);
 	console_keep_sweep(&d->console_ended, &d->cfg, at_start);
 	ovkeep_sweep(d);
+	warm_sweep(d);
 }

@@ -12,6 +12,7 @@
 #include "metrics_collect.h"
 #include "ovkeep.h"
 #include "proto.h"
+#include "warm.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -112,6 +113,7 @@ static void fill_job_info(const struct job *j, struct proto_job_info *ji)
 		snprintf(ji->error, sizeof(ji->error), "not evacuated: %s",
 			 ckpt_job_evacuate_failure(j));
 	ckpt_job_due(j, &ji->ckpt_due, &ji->ckpt_lead_s);
+	snprintf(ji->started, sizeof(ji->started), "%s", warm_job_how(j));
 }
 
 static void do_list(struct client *c)

@@ -24,6 +24,8 @@ struct client;
 struct console_stream;
 struct images;
 
+struct warm;
+
 struct vmmd {
 	struct vmmd_config cfg;
 	struct loop *loop;
@@ -63,6 +65,7 @@ struct vmmd {
 	struct loop_timer *reconcile_t;
 	uint64_t started_ms;
 	struct images *images;	/* image.h */
+	struct warm *warm;	/* warm start's templates (warm.h) */
 	uint64_t ckpt_bw_bps;	/* measured save bandwidth (ckpt_lead.h) */
 	struct metrics metrics; /* since start (metrics.h) */
 	struct console_stream *consoles;   /* vmenvctl console (console.h) */

@@ -195,6 +195,13 @@ static const struct centry table[] = {
       "MiB all users' kept overlays may take on the node (they stay in "
       "run_dir's file system, usually /run: memory); an overlay that does "
       "not fit even without its user's older ones is not kept"),
+    E("warm_start", warm_start, "no yes", "yes",
+      "a job that asks for it (--vm-warm-start, or a policy) starts its guest "
+      "from a template of its image and shape, made on first use "
+      "(docs/warmstart.md); no: every guest boots"),
+    N("warm_templates_max", warm_templates_max, 0, 4096, "8",
+      "templates kept in the image cache; the least recently used goes "
+      "first (0: none is made)"),
     N("overlay_retention_s", overlay_retention_s, 0, 366u * 86400u, "604800",
       "how long a kept overlay stays after its job's end (swept at the "
       "next reconcile after that)"),

@@ -89,6 +89,10 @@ struct vmmd_config {
 	uint32_t overlay_keep_max_mib;
 	uint32_t overlay_keep_total_mib;
 	uint32_t overlay_retention_s;
+	/* Warm start (docs/warmstart.md): whether jobs that ask for it may
+	 * restore a template here, and how many templates the node keeps. */
+	char warm_start[4]; /* no, yes */
+	uint32_t warm_templates_max;
 	/* Stdout straight to a port (docs/design.md §9); at most
 	 * AW_MAX_BULK_PORTS. */
 	uint32_t bulk_ports;

@@ -21,10 +21,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/random.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -248,10 +250,17 @@ static void refuse(struct agent *a, uint32_t what, int err, const char *why)
 	aw_buf_free(&b);
 }
 
+/* The image's hooks are the job's application's: a warm-start template
+ * (no SETUP yet) has no job to quiesce or wake. */
+static int job_hook(struct agent *a, const char *name, char *why, size_t whylen)
+{
+	return a->setup_done ? run_hook(name, why, whylen) : 0;
+}
+
 static int prepare(struct agent *a, uint32_t flags, char *why, size_t whylen)
 {
 	char hook[200] = "";
-	int r = run_hook("prepare", hook, sizeof(hook));
+	int r = job_hook(a, "prepare", hook, sizeof(hook));
 
 	if (r < 0) {
 		snprintf(why, whylen, "checkpoint refused: %s",
@@ -262,13 +271,13 @@ static int prepare(struct agent *a, uint32_t flags, char *why, size_t whylen)
 		snprintf(why, whylen,
 			 "checkpoint refused: processes did not "
 			 "freeze");
-		run_hook("resume", hook, sizeof(hook));
+		job_hook(a, "resume", hook, sizeof(hook));
 		return r;
 	}
 	if ((flags & AW_CKPT_MOUNTS) &&
 	    (r = release_mounts(a, why, whylen)) < 0) {
 		freeze(a, false);
-		run_hook("resume", hook, sizeof(hook));
+		job_hook(a, "resume", hook, sizeof(hook));
 		return r;
 	}
 	a->ckpt_mounts_released = flags & AW_CKPT_MOUNTS;
@@ -299,6 +308,36 @@ int ckpt_prepare(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	return 0;
 }
 
+/* Credits the host's bytes to the input pool and reseeds the CRNG now:
+ * RNDADDENTROPY alone only mixes them in, and the per-CPU generators of
+ * a restored template would go on from the template's key until the next
+ * scheduled reseed (up to a minute). */
+static void reseed(const uint8_t seed[AW_SEED_LEN])
+{
+	struct {
+		struct rand_pool_info info;
+		uint8_t buf[AW_SEED_LEN];
+	} in = {.info = {.entropy_count = AW_SEED_LEN * 8,
+			 .buf_size = AW_SEED_LEN}};
+	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		agent_log("reseed: /dev/urandom: %s", strerror(errno));
+		return;
+	}
+	memcpy(in.buf, seed, AW_SEED_LEN);
+	if (ioctl(fd, RNDADDENTROPY, &in.info) < 0)
+		agent_log("reseed: RNDADDENTROPY: %s", strerror(errno));
+	if (ioctl(fd, RNDRESEEDCRNG) < 0)
+		agent_log("reseed: RNDRESEEDCRNG: %s", strerror(errno));
+	else
+		agent_log("random generator reseeded with %u bytes from the "
+			  "host",
+			  AW_SEED_LEN);
+	close(fd);
+	explicit_bzero(&in, sizeof(in));
+}
+
 static int resume(struct agent *a, int64_t now, char *why, size_t whylen)
 {
 	struct timespec ts = {.tv_sec = (time_t)now};
@@ -312,7 +351,7 @@ static int resume(struct agent *a, int64_t now, char *why, size_t whylen)
 	a->ckpt_mounts_released = false;
 	freeze(a, false);
 	a->ckpt_held = false;
-	if ((r = run_hook("resume", hook, sizeof(hook))) < 0) {
+	if ((r = job_hook(a, "resume", hook, sizeof(hook))) < 0) {
 		snprintf(why, whylen, "resume hook failed: %s",
 			 hook[0] ? hook : strerror(-r));
 		return r;
@@ -323,15 +362,24 @@ static int resume(struct agent *a, int64_t now, char *why, size_t whylen)
 int ckpt_resume(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 {
 	struct aw_reader r;
+	uint8_t seed[AW_SEED_LEN];
 	char why[300];
+	uint32_t flags;
 	int64_t now;
 	int err;
 
 	aw_reader_init(&r, p, h->len);
 	now = aw_get_i64(&r);
-	(void)aw_get_u32(&r); /* flags: the mounts follow what PREPARE did */
+	/* The mounts follow what PREPARE did; only the seed is RESUME's. */
+	flags = aw_get_u32(&r);
+	if (flags & AW_CKPT_SEED)
+		aw_get_bytes(&r, seed, sizeof(seed));
 	if (aw_reader_done(&r) < 0)
 		return agent_proto_error(a, "malformed CKPT_RESUME");
+	if (flags & AW_CKPT_SEED) {
+		reseed(seed);
+		explicit_bzero(seed, sizeof(seed));
+	}
 	if (a->ckpt_held) {
 		err = resume(a, now, why, sizeof(why));
 		if (err < 0) {

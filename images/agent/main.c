@@ -53,11 +53,13 @@ static int on_hello(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	snprintf(info, sizeof(info), "vmenv-agent %s %s", PACKAGE_VERSION,
 		 u.release);
 	err = aw_put_u32(&b, a->version);
-	err =
-	    err
-		?: aw_put_u32(&b, (a->setup_done ? AW_HELLO_SETUP_DONE : 0) |
-				      AW_HELLO_CKPT | AW_HELLO_BULK |
-				      (a->ckpt_held ? AW_HELLO_CKPT_HELD : 0));
+	err = err
+		  ?: aw_put_u32(
+			 &b, (a->setup_done ? AW_HELLO_SETUP_DONE : 0) |
+				 AW_HELLO_CKPT | AW_HELLO_BULK |
+				 (a->ckpt_held ? AW_HELLO_CKPT_HELD : 0) |
+				 (a->is_init && !a->setup_done ? AW_HELLO_WARM
+							       : 0));
 	err = err ?: aw_put_str(&b, info);
 	agent_send_buf(a, AW_HELLO, 0, &b, err);
 	return 0;

@@ -1,0 +1,629 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Warm start: templates on the node, and a job's guest from one (warm.h).
+ */
+#include "warm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "agentwire.h"
+#include "cleanup.h"
+#include "domxml.h"
+#include "jobimage.h"
+#include "jobrec.h"
+#include "log.h"
+#include "rmtree.h"
+#include "saveimg.h"
+#include "util.h"
+#include "vmmd.h"
+#include "warmkey.h"
+#include "warmmake.h"
+#include "worker.h"
+
+#define SAVE "/save"
+/* Keys whose image's agent cannot be a template's: not tried again until
+ * vmmd restarts (each try is a boot). */
+#define MAX_REFUSED 16
+
+struct warm {
+	const struct warm_sink *sink;
+	char dir[VMENV_MAX_PATH + 16]; /* <image_cache>/templates */
+	/* This vmmd's own files there (the cache may be shared by every vmmd
+	 * of a machine): .make-<node>, .job-<node>-<id>.save. */
+	char mk[VMENV_MAX_PATH + 160];
+	/* (the paths are at most VMENV_MAX_PATH: image_cache is checked) */
+	char job_prefix[160];
+	/* The template being made, at most one. */
+	struct worker *maker;
+	struct warm_make make;
+	char making[WARM_KEY_LEN + 1];
+	char refused[MAX_REFUSED][WARM_KEY_LEN + 1];
+	unsigned nrefused;
+};
+
+struct warm_restore {
+	const struct hv_ops *hv;
+	void *hv_ctx;
+	char tmpl[VMENV_MAX_PATH + 128];
+	char img[VMENV_MAX_PATH + 256];
+	char *xml;
+	uint64_t limit_kib;
+	int r;
+	char why[512];
+	uint64_t copy_ms, restore_ms;
+};
+
+struct warm_job {
+	char key[WARM_KEY_LEN + 1];
+	char how[200];
+	bool want_make; /* no template: make one when this guest is ready */
+	char *make_xml; /* ... its domain */
+	char kernel[VMENV_MAX_PATH], initrd[VMENV_MAX_PATH];
+	bool warm;	/* restored from a template */
+	bool resumed;	/* its RESUME went */
+	char *cold_xml; /* the domain to boot if the restore fails */
+	uint64_t limit_kib;
+	struct worker *restorer;
+	struct warm_restore rs;
+};
+
+static void fail(struct job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void fail(struct job *j, const char *fmt, ...)
+{
+	char msg[PROTO_MAX_ERROR];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	j->d->warm->sink->failed(j, msg);
+}
+
+/* --- the node's templates ----------------------------------------------- */
+
+static void tmpl_path(const struct warm *w, const char *key, const char *tail,
+		      char *buf, size_t len)
+{
+	str_printf(buf, len, "%s/%s%s", w->dir, key, tail);
+}
+
+static bool refused(const struct warm *w, const char *key)
+{
+	for (unsigned i = 0; i < w->nrefused && i < MAX_REFUSED; i++)
+		if (strcmp(w->refused[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* Leftovers of a vmmd that stopped while making or restoring. */
+static void clean_dir(struct warm *w)
+{
+	DIR *dir = opendir(w->dir);
+	struct dirent *e;
+	size_t n = strlen(w->job_prefix);
+
+	rm_rf(w->mk);
+	while (dir && (e = readdir(dir)))
+		if (strncmp(e->d_name, w->job_prefix, n) == 0)
+			unlinkat(dirfd(dir), e->d_name, 0);
+	if (dir)
+		closedir(dir);
+}
+
+int warm_init(struct vmmd *d, const struct warm_sink *sink)
+{
+	struct warm *w = calloc(1, sizeof(*w));
+	struct stat st;
+
+	if (!w)
+		return -ENOMEM;
+	w->sink = sink;
+	snprintf(w->dir, sizeof(w->dir), "%s/templates", d->cfg.image_cache);
+	/* 0755: the template's QEMU (nobody) reaches its files in .make. */
+	if (mkdir(w->dir, 0755) < 0 && errno != EEXIST) {
+		log_warn("warm start: cannot make %s: %s", w->dir,
+			 strerror(errno));
+	} else if (lstat(w->dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		   st.st_uid != 0 || (st.st_mode & 022)) {
+		log_warn("warm start: %s is not a directory of root's only; "
+			 "no templates",
+			 w->dir);
+		w->dir[0] = '\0';
+	}
+	snprintf(w->mk, sizeof(w->mk), "%s/.make-%s", w->dir, d->cfg.node_name);
+	snprintf(w->job_prefix, sizeof(w->job_prefix), ".job-%s-",
+		 d->cfg.node_name);
+	if (w->dir[0])
+		clean_dir(w);
+	d->warm = w;
+	return 0;
+}
+
+void warm_fini(struct vmmd *d)
+{
+	struct warm *w = d->warm;
+	char why[256];
+
+	if (!w)
+		return;
+	if (w->maker) {
+		worker_cancel(w->maker);
+		d->hv->destroy(d->hv_ctx, w->make.domain, why, sizeof(why));
+		free(w->make.xml);
+	}
+	free(w);
+	d->warm = NULL;
+}
+
+static void template_domain(const struct vmmd *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "vmenv-tmpl-%s", d->cfg.node_name);
+}
+
+bool warm_owns_domain(struct vmmd *d, const char *name)
+{
+	char mine[200];
+
+	template_domain(d, mine, sizeof(mine));
+	return strcmp(name, mine) == 0;
+}
+
+/* Templates by age of last use (the save's mtime: each restore touches
+ * it); the oldest go beyond the bound. */
+struct tmpl_age {
+	char key[WARM_KEY_LEN + 1];
+	time_t used;
+};
+
+static int by_use(const void *a, const void *b)
+{
+	const struct tmpl_age *x = a, *y = b;
+
+	return (x->used > y->used) - (x->used < y->used);
+}
+
+static void evict(struct vmmd *d, uint32_t keep)
+{
+	struct warm *w = d->warm;
+	DIR *dir = opendir(w->dir);
+	struct tmpl_age ages[256];
+	size_t n = 0;
+	struct dirent *e;
+
+	while (dir && (e = readdir(dir)) && n < ARRAY_SIZE(ages)) {
+		char p[VMENV_MAX_PATH + 80];
+		struct stat st;
+
+		if (strlen(e->d_name) != WARM_KEY_LEN)
+			continue;
+		tmpl_path(w, e->d_name, SAVE, p, sizeof(p));
+		snprintf(ages[n].key, sizeof(ages[n].key), "%s", e->d_name);
+		ages[n].used = stat(p, &st) == 0 ? st.st_mtime : 0;
+		n++;
+	}
+	if (dir)
+		closedir(dir);
+	qsort(ages, n, sizeof(ages[0]), by_use);
+	for (size_t i = 0; i + keep < n; i++) {
+		char p[VMENV_MAX_PATH + 80];
+
+		tmpl_path(w, ages[i].key, "", p, sizeof(p));
+		log_info("warm start: template %.12s removed (least recently "
+			 "used beyond warm_templates_max %u)",
+			 ages[i].key, keep);
+		rm_rf(p);
+	}
+}
+
+void warm_sweep(struct vmmd *d)
+{
+	struct warm *w = d->warm;
+	char name[200], why[256];
+
+	if (!w || !w->dir[0])
+		return;
+	evict(d, d->cfg.warm_templates_max);
+	if (w->maker)
+		return;
+	/* A template guest with no maker: an earlier vmmd's. */
+	template_domain(d, name, sizeof(name));
+	if (d->hv->destroy(d->hv_ctx, name, why, sizeof(why)) == 0)
+		log_warn("warm start: removed template guest %s left by an "
+			 "earlier vmmd",
+			 name);
+}
+
+/* --- making one --------------------------------------------------------- */
+
+static void made(void *data)
+{
+	struct vmmd *d = data;
+	struct warm *w = d->warm;
+	struct warm_make *m = &w->make;
+	const char *mk = w->mk;
+	char from[VMENV_MAX_PATH + 200], to[VMENV_MAX_PATH + 80];
+	struct stat st;
+
+	w->maker = NULL;
+	snprintf(from, sizeof(from), "%s" SAVE, mk);
+	tmpl_path(w, w->making, "", to, sizeof(to));
+	if (m->r == 0 && (mkdir(to, 0700) < 0 && errno != EEXIST))
+		m->r = -errno;
+	tmpl_path(w, w->making, SAVE, to, sizeof(to));
+	if (m->r == 0 && rename(from, to) < 0)
+		m->r = -errno;
+	if (m->r == 0 && stat(to, &st) == 0) {
+		log_info("warm start: template %.12s made: boot %llu ms, save "
+			 "%llu ms, %llu MiB",
+			 w->making, (unsigned long long)m->boot_ms,
+			 (unsigned long long)m->save_ms,
+			 (unsigned long long)st.st_size >> 20);
+		evict(d, d->cfg.warm_templates_max);
+	} else {
+		log_warn("warm start: template %.12s not made: %s", w->making,
+			 m->why[0] ? m->why : strerror(-m->r));
+		if (m->not_warm && w->nrefused < MAX_REFUSED)
+			snprintf(w->refused[w->nrefused++], WARM_KEY_LEN + 1,
+				 "%s", w->making);
+	}
+	rm_rf(mk);
+	free(m->xml);
+	m->xml = NULL;
+	w->making[0] = '\0';
+}
+
+static uint32_t nobody(uint32_t *gid)
+{
+	struct passwd *pw = getpwnam("nobody");
+
+	*gid = pw ? (uint32_t)pw->pw_gid : 65534;
+	return pw ? (uint32_t)pw->pw_uid : 65534;
+}
+
+/* The template's files: the boot files copied from the job's, an empty
+ * share (no SETUP mounts it). */
+static int make_files(const char *mk, const struct warm_job *wj)
+{
+	char p[VMENV_MAX_PATH + 200];
+	int r;
+
+	rm_rf(mk);
+	if (mkdir(mk, 0755) < 0)
+		return -errno;
+	snprintf(p, sizeof(p), "%s/share", mk);
+	if (mkdir(p, 0755) < 0)
+		return -errno;
+	snprintf(p, sizeof(p), "%s/kernel", mk);
+	if ((r = copy_file(wj->kernel, p, 0644)) < 0)
+		return r;
+	snprintf(p, sizeof(p), "%s/initrd", mk);
+	return copy_file(wj->initrd, p, 0644);
+}
+
+static void make_start(struct job *j)
+{
+	struct vmmd *d = j->d;
+	struct warm *w = d->warm;
+	struct warm_job *wj = j->warm;
+	struct warm_make *m = &w->make;
+	const char *mk = w->mk;
+	int r;
+
+	if ((r = make_files(mk, wj)) < 0) {
+		log_warn("warm start: cannot prepare a template in %s: %s", mk,
+			 strerror(-r));
+		rm_rf(mk);
+		return;
+	}
+	memset(m, 0, sizeof(*m));
+	m->hv = d->hv;
+	m->hv_ctx = d->hv_ctx;
+	template_domain(d, m->domain, sizeof(m->domain));
+	m->xml = TAKE_PTR(wj->make_xml);
+	snprintf(m->agent, sizeof(m->agent), "%s/agent.sock", mk);
+	snprintf(m->save, sizeof(m->save), "%s" SAVE, mk);
+	m->timeout_ms = d->cfg.boot_timeout_s * 1000;
+	snprintf(w->making, sizeof(w->making), "%s", wj->key);
+	if ((r = worker_start(d->loop, warm_make_main, m, made, d, &w->maker)) <
+	    0) {
+		log_warn("warm start: cannot start making a template: %s",
+			 strerror(-r));
+		free(m->xml);
+		m->xml = NULL;
+		w->making[0] = '\0';
+		rm_rf(mk);
+		return;
+	}
+	log_info("job %u: warm start: making template %.12s of image %s", j->id,
+		 wj->key, j->image);
+}
+
+void warm_job_ready(struct job *j)
+{
+	struct warm_job *wj = j->warm;
+	struct warm *w = j->d->warm;
+
+	if (!wj || !wj->want_make || !w || w->maker ||
+	    j->d->cfg.warm_templates_max == 0)
+		return;
+	wj->want_make = false;
+	make_start(j);
+}
+
+/* The template guest's domain for a job of spec s (while its files exist:
+ * make_start copies them). */
+static int make_xml(struct job *j, const struct dom_spec *s)
+{
+	struct warm *w = j->d->warm;
+	struct warm_job *wj = j->warm;
+	_cleanup_free_ struct warm_paths *p = calloc(1, sizeof(*p));
+	_cleanup_free_ struct warm_norm *n = calloc(1, sizeof(*n));
+	char name[200];
+	uint32_t gid, uid = nobody(&gid);
+
+	if (!p || !n)
+		return -ENOMEM;
+	warm_paths_in(p, w->mk);
+	template_domain(j->d, name, sizeof(name));
+	warm_normalize(s, name, uid, gid, p, n);
+	n->s.node = j->d->cfg.node_name;
+	if (str_printf(wj->kernel, sizeof(wj->kernel), "%s", s->kernel) < 0 ||
+	    str_printf(wj->initrd, sizeof(wj->initrd), "%s", s->initrd) < 0)
+		return -ENAMETOOLONG;
+	return domxml_build(&n->s, &wj->make_xml);
+}
+
+/* --- a job from one ----------------------------------------------------- */
+
+static void *restore_main(void *arg)
+{
+	struct warm_restore *rs = arg;
+	_cleanup_close_ int in = -1, out = -1;
+	struct saveimg si;
+	uint64_t t0 = now_ms();
+
+	rs->r = -errno;
+	in = open(rs->tmpl, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0) {
+		rs->r = -errno;
+		snprintf(rs->why, sizeof(rs->why), "template: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	if ((rs->r = saveimg_read(in, &si, rs->why, sizeof(rs->why))) < 0)
+		return NULL;
+	out = open(rs->img,
+		   O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0)
+		rs->r = -errno;
+	else
+		rs->r = saveimg_write(in, &si, rs->xml, out, rs->why,
+				      sizeof(rs->why));
+	saveimg_clear(&si);
+	if (out >= 0)
+		close(TAKE_FD(out));
+	/* Used now: the least recently used template goes first. */
+	futimens(in, NULL);
+	rs->copy_ms = now_ms() - t0;
+	t0 = now_ms();
+	if (rs->r == 0)
+		rs->r = (rs->hv->restore_cached ? rs->hv->restore_cached
+						: rs->hv->restore)(
+		    rs->hv_ctx, rs->img, rs->xml, rs->limit_kib, rs->why,
+		    sizeof(rs->why));
+	rs->restore_ms = now_ms() - t0;
+	unlink(rs->img);
+	return NULL;
+}
+
+static void restored(void *data)
+{
+	struct job *j = data;
+	struct warm_job *wj = j->warm;
+	char why[512] = "";
+	int r;
+
+	wj->restorer = NULL;
+	free(wj->rs.xml);
+	wj->rs.xml = NULL;
+	if (wj->rs.r == 0) {
+		log_info("job %u: warm start from template %.12s: image %llu "
+			 "ms, restore %llu ms",
+			 j->id, wj->key, (unsigned long long)wj->rs.copy_ms,
+			 (unsigned long long)wj->rs.restore_ms);
+		return;
+	}
+	/* The guest boots after all: the job loses only the time. */
+	log_warn("job %u: warm start from template %.12s failed (%s); "
+		 "booting",
+		 j->id, wj->key, wj->rs.why);
+	wj->warm = false;
+	snprintf(wj->how, sizeof(wj->how),
+		 "booted: the template's restore "
+		 "failed");
+	r = wj->limit_kib
+		? j->d->hv->create_limited(j->d->hv_ctx, wj->cold_xml,
+					   wj->limit_kib, why, sizeof(why))
+		: j->d->hv->create(j->d->hv_ctx, wj->cold_xml, why,
+				   sizeof(why));
+	if (r < 0)
+		fail(j, "job %u: %s (see vmenvctl console %u)", j->id, why,
+		     j->id);
+}
+
+static int restore_start(struct job *j, const char *xml, uint64_t limit_kib)
+{
+	struct warm_job *wj = j->warm;
+	struct warm *w = j->d->warm;
+	struct warm_restore *rs = &wj->rs;
+	char uuid[37];
+	int r;
+
+	if ((r = saveimg_new_uuid(uuid)) < 0 ||
+	    (r = saveimg_xml_with_uuid(xml, uuid, &rs->xml)) < 0)
+		return r;
+	if (!(wj->cold_xml = strdup(xml)))
+		return -ENOMEM;
+	rs->hv = j->d->hv;
+	rs->hv_ctx = j->d->hv_ctx;
+	rs->limit_kib = wj->limit_kib = limit_kib;
+	tmpl_path(w, wj->key, SAVE, rs->tmpl, sizeof(rs->tmpl));
+	snprintf(rs->img, sizeof(rs->img), "%s/%s%u.save", w->dir,
+		 w->job_prefix, j->id);
+	return worker_start(j->d->loop, restore_main, rs, restored, j,
+			    &wj->restorer);
+}
+
+/* Why a job that asked cannot start warm here, or NULL. */
+static const char *why_cold(struct job *j, const struct dom_spec *s, char *boot,
+			    size_t bootlen, char *buf, size_t len)
+{
+	struct warm *w = j->d->warm;
+
+	if (strcmp(j->d->cfg.warm_start, "yes") != 0)
+		return "warm_start = no on this node";
+	if (!w || !w->dir[0])
+		return "this node has no template store";
+	if (!warm_eligible(s, buf, len))
+		return buf;
+	if (jobimg_boot_digest(j, boot, bootlen) < 0)
+		return "the image has no boot files with digests";
+	if (warm_key(s, boot, j->warm->key) < 0)
+		return "no template key";
+	if (refused(w, j->warm->key))
+		return "the image's agent cannot be a template's";
+	return NULL;
+}
+
+int warm_job_start(struct job *j, const struct dom_spec *s, const char *xml,
+		   uint64_t hard_limit_kib)
+{
+	char boot[300], buf[160], p[VMENV_MAX_PATH + 80];
+	const char *no;
+	struct warm_job *wj;
+	int r;
+
+	if (!j->spec.v.warm_start || j->warm)
+		return 0;
+	if (!(wj = j->warm = calloc(1, sizeof(*wj))))
+		return 0;
+	if ((no = why_cold(j, s, boot, sizeof(boot), buf, sizeof(buf)))) {
+		snprintf(wj->how, sizeof(wj->how), "booted: %s", no);
+		return 0;
+	}
+	tmpl_path(j->d->warm, wj->key, SAVE, p, sizeof(p));
+	if (access(p, F_OK) < 0) {
+		snprintf(wj->how, sizeof(wj->how),
+			 "booted: no template yet (one is made from this "
+			 "image)");
+		wj->want_make = strcmp(j->d->warm->making, wj->key) != 0 &&
+				make_xml(j, s) == 0;
+		return 0;
+	}
+	if ((r = restore_start(j, xml, hard_limit_kib)) < 0) {
+		snprintf(wj->how, sizeof(wj->how), "booted: %s", strerror(-r));
+		return 0;
+	}
+	wj->warm = true;
+	snprintf(wj->how, sizeof(wj->how), "warm");
+	return 1;
+}
+
+/* --- the guest becomes the job's ------------------------------------------ */
+
+bool warm_job_hello(struct job *j, uint32_t flags)
+{
+	struct warm_job *wj = j->warm;
+	struct aw_buf b = {0};
+	uint8_t seed[AW_SEED_LEN];
+	int r;
+
+	if (!wj || !wj->warm || wj->resumed)
+		return false;
+	/* A guest that is not the template's held one is not ours to set up:
+	 * the job fails rather than trust it. */
+	if (!(flags & AW_HELLO_CKPT_HELD) || (flags & AW_HELLO_SETUP_DONE)) {
+		fail(j,
+		     "job %u: the guest restored from template %.12s "
+		     "was not held",
+		     j->id, wj->key);
+		return true;
+	}
+	wj->resumed = true;
+	r = getrandom(seed, sizeof(seed), 0) == (ssize_t)sizeof(seed) ? 0
+								      : -EIO;
+	r = r ?: aw_put_i64(&b, (int64_t)time(NULL));
+	r = r ?: aw_put_u32(&b, AW_CKPT_SEED);
+	r = r ?: aw_put_bytes(&b, seed, sizeof(seed));
+	r = r ?: agent_send(j, AW_CKPT_RESUME, 0, b.data, b.len);
+	explicit_bzero(seed, sizeof(seed));
+	if (b.data)
+		explicit_bzero(b.data, b.len);
+	aw_buf_free(&b);
+	if (r < 0)
+		fail(j, "job %u: cannot resume its warm-started guest: %s",
+		     j->id, strerror(-r));
+	return true;
+}
+
+int warm_job_ckpt_frame(struct job *j, uint8_t type, const uint8_t *p, size_t n)
+{
+	struct warm_job *wj = j->warm;
+	struct aw_reader r;
+	uint32_t what;
+	int err;
+
+	if (!wj || !wj->warm || !wj->resumed || j->state != JOB_BOOTING)
+		return 0;
+	aw_reader_init(&r, p, n);
+	what = aw_get_u32(&r);
+	if (r.err || what != AW_CKPT_RESUME)
+		return -EPROTO;
+	if (type != AW_CKPT_OK) {
+		fail(j, "job %u: the warm-started guest refused to resume",
+		     j->id);
+		return 1;
+	}
+	if ((err = agent_setup(j)) < 0 && err != -ECANCELED)
+		fail(j, "job %u: cannot set up the warm-started guest: %s",
+		     j->id, strerror(-err));
+	return 1;
+}
+
+void warm_job_free(struct job *j)
+{
+	struct warm_job *wj = j->warm;
+
+	if (!wj)
+		return;
+	if (wj->restorer) {
+		worker_cancel(wj->restorer);
+		/* The restore may have started the guest after the job's
+		 * teardown looked: the guest step after this one destroys
+		 * it by name. */
+	}
+	free(wj->rs.xml);
+	free(wj->make_xml);
+	free(wj->cold_xml);
+	free(wj);
+	j->warm = NULL;
+}
+
+const char *warm_job_how(const struct job *j)
+{
+	return j->warm ? j->warm->how : "booted";
+}
