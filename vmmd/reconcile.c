@@ -65,8 +65,13 @@ static void sweep_domains(struct vmmd *d, bool adopt)
 		return;
 	}
 	for (char **n = names; *n; n++) {
-		if (warm_owns_domain(d, *n) || job_find_domain(d, *n) ||
-		    domain_job_id(d, *n, &id) < 0 || job_find(d, id))
+		/* A template guest is being made, or an earlier vmmd's. */
+		if (warm_template_domain(d, *n)) {
+			if (!warm_owns_domain(d, *n))
+				destroy_stray(d, *n);
+			continue;
+		}
+		if (job_find_domain(d, *n) || domain_job_id(d, *n, &id) < 0 || job_find(d, id))
 			continue;
 		if (adopt && job_restore(d, id) == 0)
 			continue;

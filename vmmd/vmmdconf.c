@@ -199,6 +199,10 @@ static const struct centry table[] = {
       "a job that asks for it (--vm-warm-start, or a policy) starts its guest "
       "from a template of its image and shape, made on first use "
       "(docs/warmstart.md); no: every guest boots"),
+    S("warm_user", C_STR, warm_user, "vmenv-template",
+      "the system user a template's guest boots as: every warm-started guest "
+      "starts from its memory, so no job's user and no other service may "
+      "run as it (no such user: no templates are made)"),
     N("warm_templates_max", warm_templates_max, 0, 4096, "8",
       "templates kept in the image cache; the least recently used goes "
       "first (0: none is made)"),

@@ -92,6 +92,7 @@ struct vmmd_config {
 	/* Warm start (docs/warmstart.md): whether jobs that ask for it may
 	 * restore a template here, and how many templates the node keeps. */
 	char warm_start[4]; /* no, yes */
+	char warm_user[64]; /* the templates' QEMU runs as */
 	uint32_t warm_templates_max;
 	/* Stdout straight to a port (docs/design.md §9); at most
 	 * AW_MAX_BULK_PORTS. */

@@ -91,6 +91,9 @@ static const char *const all_keys[] = {
     "overlay_keep_max_mib",
     "overlay_keep_total_mib",
     "overlay_retention_s",
+    "warm_start",
+    "warm_user",
+    "warm_templates_max",
     "bulk_ports",
 };
 

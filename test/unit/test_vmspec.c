@@ -167,8 +167,8 @@ static void test_round_trip(void **state)
 	     k[] = "--vm-keep-overlay=yes", l[] = "--vm-cpu-model=host-model",
 	     m[] = "--vm-emulator-threads=housekeeping",
 	     n[] = "--vm-checkpoint-files=9p", o[] = "--vm-checkpoint-keep",
-	     q[] = "--vm-restore=4711";
-	char *argv[] = {a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, q};
+	     q[] = "--vm-restore=4711", w[] = "--vm-warm-start";
+	char *argv[] = {a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, q, w};
 	char err[256], text[2048];
 
 	assert_int_equal(vmspec_request_from_argv(r, ARRAY_SIZE(argv), argv,

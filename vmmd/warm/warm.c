@@ -133,7 +133,7 @@ int warm_init(struct vmmd *d, const struct warm_sink *sink)
 		return -ENOMEM;
 	w->sink = sink;
 	snprintf(w->dir, sizeof(w->dir), "%s/templates", d->cfg.image_cache);
-	/* 0755: the template's QEMU (nobody) reaches its files in .make. */
+	/* 0755: the template's QEMU (warm_user) reaches its files in .make. */
 	if (mkdir(w->dir, 0755) < 0 && errno != EEXIST) {
 		log_warn("warm start: cannot make %s: %s", w->dir,
 			 strerror(errno));
@@ -174,12 +174,17 @@ static void template_domain(const struct vmmd *d, char *buf, size_t len)
 	snprintf(buf, len, "vmenv-tmpl-%s", d->cfg.node_name);
 }
 
-bool warm_owns_domain(struct vmmd *d, const char *name)
+bool warm_template_domain(struct vmmd *d, const char *name)
 {
 	char mine[200];
 
 	template_domain(d, mine, sizeof(mine));
 	return strcmp(name, mine) == 0;
+}
+
+bool warm_owns_domain(struct vmmd *d, const char *name)
+{
+	return d->warm && d->warm->maker && warm_template_domain(d, name);
 }
 
 /* Templates by age of last use (the save's mtime: each restore touches
@@ -232,19 +237,9 @@ static void evict(struct vmmd *d, uint32_t keep)
 void warm_sweep(struct vmmd *d)
 {
 	struct warm *w = d->warm;
-	char name[200], why[256];
 
-	if (!w || !w->dir[0])
-		return;
-	evict(d, d->cfg.warm_templates_max);
-	if (w->maker)
-		return;
-	/* A template guest with no maker: an earlier vmmd's. */
-	template_domain(d, name, sizeof(name));
-	if (d->hv->destroy(d->hv_ctx, name, why, sizeof(why)) == 0)
-		log_warn("warm start: removed template guest %s left by an "
-			 "earlier vmmd",
-			 name);
+	if (w && w->dir[0])
+		evict(d, d->cfg.warm_templates_max);
 }
 
 /* --- making one --------------------------------------------------------- */
@@ -286,12 +281,17 @@ static void made(void *data)
 	w->making[0] = '\0';
 }
 
-static uint32_t nobody(uint32_t *gid)
+/* warm_user: never root, never a uid that could be a job's (a job's
+ * QEMU runs as its user: that user could then reach the template's). */
+static int template_user(const struct vmmd *d, uint32_t *uid, uint32_t *gid)
 {
-	struct passwd *pw = getpwnam("nobody");
+	struct passwd *pw = getpwnam(d->cfg.warm_user);
 
-	*gid = pw ? (uint32_t)pw->pw_gid : 65534;
-	return pw ? (uint32_t)pw->pw_uid : 65534;
+	if (!pw || pw->pw_uid == 0)
+		return -ESRCH;
+	*uid = (uint32_t)pw->pw_uid;
+	*gid = (uint32_t)pw->pw_gid;
+	return 0;
 }
 
 /* The template's files: the boot files copied from the job's, an empty
@@ -373,10 +373,12 @@ static int make_xml(struct job *j, const struct dom_spec *s)
 	_cleanup_free_ struct warm_paths *p = calloc(1, sizeof(*p));
 	_cleanup_free_ struct warm_norm *n = calloc(1, sizeof(*n));
 	char name[200];
-	uint32_t gid, uid = nobody(&gid);
+	uint32_t uid, gid;
 
 	if (!p || !n)
 		return -ENOMEM;
+	if (template_user(j->d, &uid, &gid) < 0)
+		return -ESRCH;
 	warm_paths_in(p, w->mk);
 	template_domain(j->d, name, sizeof(name));
 	warm_normalize(s, name, uid, gid, p, n);
@@ -430,6 +432,14 @@ static void *restore_main(void *arg)
 	return NULL;
 }
 
+static void drop_template(struct warm *w, const char *key)
+{
+	char p[VMENV_MAX_PATH + 80];
+
+	if (str_printf(p, sizeof(p), "%s/%s", w->dir, key) == 0)
+		rm_rf(p);
+}
+
 static void restored(void *data)
 {
 	struct job *j = data;
@@ -447,11 +457,15 @@ static void restored(void *data)
 			 (unsigned long long)wj->rs.restore_ms);
 		return;
 	}
-	/* The guest boots after all: the job loses only the time. */
+	/* The guest boots after all: the job loses only the time. The
+	 * template goes (damaged, or made by another QEMU or libvirt); this
+	 * guest's shape gets a new one once it is up. */
 	log_warn("job %u: warm start from template %.12s failed (%s); "
-		 "booting",
+		 "booting, and the template is made again",
 		 j->id, wj->key, wj->rs.why);
+	drop_template(j->d->warm, wj->key);
 	wj->warm = false;
+	wj->want_make = true;
 	snprintf(wj->how, sizeof(wj->how),
 		 "booted: the template's restore "
 		 "failed");
@@ -525,13 +539,20 @@ int warm_job_start(struct job *j, const struct dom_spec *s, const char *xml,
 		snprintf(wj->how, sizeof(wj->how), "booted: %s", no);
 		return 0;
 	}
+	/* Also for a template that exists: if its restore fails, the next
+	 * one is made from this job's guest (warm_job_ready). */
+	if ((r = make_xml(j, s)) < 0) {
+		snprintf(wj->how, sizeof(wj->how), "booted: %s",
+			 r == -ESRCH ? "no warm_user on this node"
+				     : "no template XML");
+		return 0;
+	}
 	tmpl_path(j->d->warm, wj->key, SAVE, p, sizeof(p));
 	if (access(p, F_OK) < 0) {
 		snprintf(wj->how, sizeof(wj->how),
 			 "booted: no template yet (one is made from this "
 			 "image)");
-		wj->want_make = strcmp(j->d->warm->making, wj->key) != 0 &&
-				make_xml(j, s) == 0;
+		wj->want_make = strcmp(j->d->warm->making, wj->key) != 0;
 		return 0;
 	}
 	if ((r = restore_start(j, xml, hard_limit_kib)) < 0) {

@@ -58,11 +58,11 @@ void warm_job_free(struct job *j);
  * "booted: why not warm" (the job asked). */
 const char *warm_job_how(const struct job *j);
 
-/* A domain of this module's (a template being made) that the reconcile
- * leaves alone; a leftover template guest of an earlier vmmd is removed
- * by warm_sweep. */
+/* The name of this node's template guests; one being made now (the
+ * reconcile leaves it alone, and removes any other: an earlier vmmd's). */
+bool warm_template_domain(struct vmmd *d, const char *name);
 bool warm_owns_domain(struct vmmd *d, const char *name);
-/* The reconcile's: templates beyond warm_templates_max, leftovers. */
+/* The reconcile's: templates beyond warm_templates_max. */
 void warm_sweep(struct vmmd *d);
 
 #endif

@@ -1,0 +1,142 @@
+# Warm start through the real cluster (issue 19, docs/warmstart.md): a job
+# that asks (--vm-warm-start) and finds no template boots, and once its
+# guest is up the node makes the template of its image and shape, holding
+# nothing of that job; the next jobs of that shape restore it and become
+# themselves (user, working directory, hostname), each with its own random
+# state (boot_id, /dev/urandom, the kernel's UUIDs: the agent reseeds the
+# kernel's generator with the host's bytes); vmenvctl list says how each
+# guest started; a damaged template makes the job boot and is made again;
+# nothing is left behind.
+. "$(dirname "$0")/lib.sh"
+VMMD_CONF=${VMMD_CONF:-/etc/vmenv/vmmd.conf}
+VMMD=$(command -v vmmd || echo /usr/local/sbin/vmmd)
+conf() { "$VMMD" --config "$VMMD_CONF" --check-config 2>/dev/null | awk -v k="$1" '$1 == k {print $3}'; }
+CACHE=$(conf image_cache)
+TDIR=$CACHE/templates
+if [ "$(conf warm_start)" != yes ]; then
+	skip "warm_start is not yes in $VMMD_CONF"
+	exit 0
+fi
+
+d=$(workdir "$U1" warm)
+cd "$d" || exit 1
+# What the job shows of itself: where it runs, who, and its random state.
+cat >show.sh <<JOB
+#!/bin/sh
+$WHERE_CMD
+echo "boot_id: \$(cat /proc/sys/kernel/random/boot_id)"
+echo "urandom: \$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "uuid: \$(cat /proc/sys/kernel/random/uuid)"
+echo "user: \$(id -un) in \$(pwd) on \$(hostname)"
+echo "\$SLURM_JOB_ID" >"mark-\$SLURM_JOB_ID"
+sleep \${1:-0}
+JOB
+chmod 755 show.sh
+chown "$U1:" show.sh
+
+templates() { find "$TDIR" -mindepth 2 -maxdepth 2 -name save 2>/dev/null; }
+started_of() { # jobid: the "started:" of its vmenvctl list entry
+	vmenvctl list | awk -v j="$1" '$1 == j {f=1; next} f && /started:/ {sub(/^ *started: /, ""); print; exit} f && /^[0-9]/ {exit}'
+}
+field() { printf '%s\n' "$1" | awk -v k="$2:" '$1 == k {print $2; exit}'; }
+# Runs show.sh in a batch job on node 1 (sleeping $2 s), waits for its
+# end; prints its id.
+batch() { # extra-options sleep
+	local id
+	# shellcheck disable=SC2086 # the options are words
+	id=$(as "$U1" sbatch --parsable -w "$NODE" -t 5 --vm-env=tiny $1 -o "out-%j" ./show.sh "$2") || return 1
+	echo "$id"
+}
+
+# The template store starts empty, so the first job finds none.
+rm -rf "${TDIR:?}"/[0-9a-f]*
+
+# 1. The first job: no template, it boots; the template is made after.
+tok=WARMSECRET$(date +%s%N)
+cat >secret.sh <<JOB
+#!/bin/sh
+# A secret in the guest's memory (tmpfs) while the template is made.
+echo "$tok" >/dev/shm/secret
+$WHERE_CMD
+sleep 20
+JOB
+chmod 755 secret.sh
+chown "$U1:" secret.sh
+j1=$(as "$U1" sbatch --parsable -w "$NODE" -t 5 --vm-env=tiny --vm-warm-start -o "out-%j" ./secret.sh)
+wait_guest_ready "$j1" 120
+s1=$(started_of "$j1")
+check_contains "a job that finds no template boots: vmenvctl list says so" "$s1" "booted: no template yet"
+for _ in $(seq 120); do [ -n "$(templates)" ] && break; sleep 1; done
+t=$(templates | head -1)
+check "the node made a template of tiny's shape once the guest was up" test -n "$t"
+check_eq "... a file of root's only (0600)" "0 600" "$(stat -c '%u %a' "$t" 2>/dev/null)"
+check_eq "... in a directory of root's only (0700)" "0 700" "$(stat -c '%u %a' "$(dirname "$t")" 2>/dev/null)"
+check "... holding nothing of the job that was running (its secret is not in it)" \
+	sh -c "! grep -aq '$tok' '$t'"
+check "... and its guest is gone (no template domain runs)" \
+	sh -c "! $VIRSH list --name | grep -q '^vmenv-tmpl-'"
+wait_job "$j1" 120 >/dev/null
+o1=$(cat "out-$j1" 2>/dev/null)
+check "the first job ran in a guest" ran_in_guest "$o1"
+
+# 2. Two jobs from the template, at once.
+ja=$(batch --vm-warm-start 8)
+jb=$(batch --vm-warm-start 8)
+wait_guest_ready "$ja" 120
+sa=$(started_of "$ja")
+wait_guest_ready "$jb" 120
+sb=$(started_of "$jb")
+wait_job "$ja" 120 >/dev/null
+wait_job "$jb" 120 >/dev/null
+oa=$(cat "out-$ja" 2>/dev/null)
+ob=$(cat "out-$jb" 2>/dev/null)
+check_eq "job $ja started from the template (vmenvctl list)" "warm" "$sa"
+check_eq "job $jb started from the template (vmenvctl list)" "warm" "$sb"
+check "job $ja ran in a guest" ran_in_guest "$oa"
+check "job $jb ran in a guest" ran_in_guest "$ob"
+check_contains "job $ja is its user's, in its working directory, on its node" "$oa" "user: $U1 in $d on $NODE"
+check_eq "its file on the host is the user's" "$U1 $ja" "$(stat -c %U "mark-$ja" 2>/dev/null) $(cat "mark-$ja" 2>/dev/null)"
+for k in boot_id urandom uuid; do
+	va=$(field "$oa" "$k")
+	vb=$(field "$ob" "$k")
+	check "two guests from one template differ in $k ($va, $vb)" \
+		sh -c "[ -n '$va' ] && [ -n '$vb' ] && [ '$va' != '$vb' ]"
+done
+check "... and neither guest's boot_id is the host's or the first job's" \
+	sh -c "[ '$(field "$oa" boot_id)' != '$HOST_BOOT_ID' ] && [ '$(field "$oa" boot_id)' != '$(field "$o1" boot_id)' ]"
+ca=$(as "$U1" vmenvctl console "$ja" 2>&1)
+check_contains "the guest's agent reseeded its kernel's generator with the host's bytes" "$ca" "random generator reseeded with 32 bytes"
+
+# 3. A job that does not ask boots, and says so.
+jc=$(batch "" 5)
+wait_guest_ready "$jc" 120
+sc=$(started_of "$jc")
+wait_job "$jc" 120 >/dev/null
+check_eq "a job without --vm-warm-start boots (vmenvctl list)" "booted" "$sc"
+
+# 4. A damaged template: the job boots all the same, the template is made
+# again from its guest.
+t=$(templates | head -1)
+printf 'LibvirtQemudPart' | dd of="$t" conv=notrunc status=none
+jd=$(batch --vm-warm-start 5)
+wait_guest_ready "$jd" 120
+sd=$(started_of "$jd")
+wait_job "$jd" 120 >/dev/null
+od=$(cat "out-$jd" 2>/dev/null)
+check_eq "a damaged template: the job boots (vmenvctl list)" "booted: the template's restore failed" "$sd"
+check "... and runs in its guest" ran_in_guest "$od"
+check_eq "... and ends COMPLETED" COMPLETED "$(job_field "$jd" JobState)"
+for _ in $(seq 120); do
+	t=$(templates | head -1)
+	[ -n "$t" ] && head -c 16 "$t" | grep -q LibvirtQemudSave && break
+	sleep 1
+done
+check "... the template was made again" sh -c "head -c 16 '$t' | grep -q LibvirtQemudSave"
+
+# Nothing left: guests, job directories, the per-job save images.
+for j in "$j1" "$ja" "$jb" "$jc" "$jd"; do
+	check "nothing of job $j is left on any node" node_clean "$j"
+done
+check "no per-job save image is left in $TDIR" sh -c "! ls -a '$TDIR' | grep -q '^\.job-'"
+check "no template guest is left" sh -c "! $VIRSH list --name | grep -q '^vmenv-tmpl-'"
+check "vmmd still answers" vmmd_up

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests for warm start's pure parts (vmmd/warm/): libvirt's save
+ * image read and written again under another XML (the stream untouched,
+ * the cookie kept, foreign files refused), the template key (one for
+ * guests that differ only in what is the job's, another for any guest
+ * difference; ineligible guests refused), and the template maker's
+ * handshake against a scripted agent on a socketpair (held, not an
+ * init agent, refused, silent).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agentwire.h"
+#include "cleanup.h"
+#include "domxml.h"
+#include "saveimg.h"
+#include "util.h"
+#include "warmkey.h"
+#include "warmmake.h"
+
+/* --- save images ------------------------------------------------------- */
+
+#define XML0   "<domain><name>vmenv-tmpl-vm</name><uuid>x</uuid></domain>"
+#define COOKIE "<cookie><cpu mode='custom'/></cookie>"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+/* A save image as libvirt writes one: header, XML and cookie padded, then
+ * a stream of n bytes (i & 0xff). */
+static int fake_image(uint32_t format, uint32_t data_len, size_t n)
+{
+	char path[] = "/tmp/test_warm.XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t h[SAVEIMG_HDR_LEN] = {0};
+	_cleanup_free_ char *data = calloc(1, data_len);
+	_cleanup_free_ uint8_t *stream = malloc(n);
+
+	assert_true(fd >= 0 && data && stream);
+	unlink(path);
+	memcpy(h, "LibvirtQemudSave", 16);
+	put32(h + 16, 2);
+	put32(h + 20, data_len);
+	put32(h + 24, 1);
+	put32(h + 28, format);
+	put32(h + 32, (uint32_t)sizeof(XML0));
+	memcpy(data, XML0, sizeof(XML0));
+	memcpy(data + sizeof(XML0), COOKIE, sizeof(COOKIE));
+	for (size_t i = 0; i < n; i++)
+		stream[i] = (uint8_t)i;
+	assert_int_equal(write_full(fd, h, sizeof(h)), 0);
+	assert_int_equal(write_full(fd, data, data_len), 0);
+	assert_int_equal(write_full(fd, stream, n), 0);
+	return fd;
+}
+
+static int tmp_fd(void)
+{
+	char path[] = "/tmp/test_warm.XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	return fd;
+}
+
+static void test_saveimg_roundtrip(void **state)
+{
+	const size_t n = 3 * 4096 + 77;
+	_cleanup_close_ int in = fake_image(0, 8192, n);
+	_cleanup_close_ int out = tmp_fd();
+	struct saveimg a, b;
+	char why[256];
+	_cleanup_free_ uint8_t *s1 = malloc(n), *s2 = malloc(n);
+	const char *xml = "<domain><name>vmenv-vm-42</name><uuid>"
+			  "01234567-89ab-4def-8123-456789abcdef</uuid>"
+			  "</domain>";
+	_cleanup_free_ char *got = NULL;
+
+	(void)state;
+	assert_int_equal(saveimg_read(in, &a, why, sizeof(why)), 0);
+	assert_int_equal(a.data_len, 8192);
+	assert_int_equal(a.stream_off, SAVEIMG_HDR_LEN + 8192);
+	assert_int_equal(a.stream_len, n);
+	assert_string_equal(a.cookie, COOKIE);
+	assert_int_equal(a.was_running, 1);
+	assert_int_equal(saveimg_write(in, &a, xml, out, why, sizeof(why)), 0);
+	assert_int_equal(saveimg_read(out, &b, why, sizeof(why)), 0);
+	/* The stream starts on a 4 KiB boundary and is the template's. */
+	assert_int_equal(b.stream_off % 4096, 0);
+	assert_int_equal(b.stream_len, n);
+	assert_string_equal(b.cookie, COOKIE);
+	assert_int_equal(pread(in, s1, n, (off_t)a.stream_off), (ssize_t)n);
+	assert_int_equal(pread(out, s2, n, (off_t)b.stream_off), (ssize_t)n);
+	assert_memory_equal(s1, s2, n);
+	/* The XML is the job's. */
+	got = calloc(1, strlen(xml) + 1);
+	assert_int_equal(pread(out, got, strlen(xml), SAVEIMG_HDR_LEN),
+			 (ssize_t)strlen(xml));
+	assert_string_equal(got, xml);
+	saveimg_clear(&a);
+	saveimg_clear(&b);
+}
+
+static void test_saveimg_refused(void **state)
+{
+	struct saveimg a;
+	char why[256];
+	int fd;
+
+	(void)state;
+	fd = fake_image(1, 8192, 100); /* gzip */
+	assert_int_equal(saveimg_read(fd, &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "compressed"));
+	close(fd);
+	/* data_len past the end of the file. */
+	fd = fake_image(0, 8192, 0);
+	assert_int_equal(ftruncate(fd, SAVEIMG_HDR_LEN + 100), 0);
+	assert_int_equal(saveimg_read(fd, &a, why, sizeof(why)), -EINVAL);
+	close(fd);
+	/* An unfinished save (libvirt's partial magic). */
+	fd = fake_image(0, 8192, 10);
+	assert_int_equal(pwrite(fd, "LibvirtQemudPart", 16, 0), 16);
+	assert_int_equal(saveimg_read(fd, &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "magic"));
+	close(fd);
+	/* Not a plain file. */
+	fd = open("/dev/null", O_RDONLY);
+	assert_int_equal(saveimg_read(fd, &a, why, sizeof(why)), -EINVAL);
+	close(fd);
+}
+
+static void test_saveimg_uuid(void **state)
+{
+	char u1[37], u2[37];
+	_cleanup_free_ char *x = NULL;
+	char *y = NULL;
+
+	(void)state;
+	assert_int_equal(saveimg_new_uuid(u1), 0);
+	assert_int_equal(saveimg_new_uuid(u2), 0);
+	assert_int_equal(strlen(u1), 36);
+	assert_string_not_equal(u1, u2);
+	assert_int_equal(u1[14], '4'); /* version 4 */
+	assert_int_equal(saveimg_xml_with_uuid("<domain><name>n</name></domain>",
+					       u1, &x),
+			 0);
+	assert_non_null(strstr(x, "<name>n</name><uuid>"));
+	assert_non_null(strstr(x, u1));
+	/* One that has a UUID, or no name, is refused. */
+	assert_int_equal(saveimg_xml_with_uuid(x, u2, &y), -EINVAL);
+	assert_int_equal(saveimg_xml_with_uuid("<domain/>", u2, &y), -EINVAL);
+	assert_null(y);
+}
+
+/* --- the key ----------------------------------------------------------- */
+
+static struct dom_placement place1, place2;
+
+static void spec_job(struct dom_spec *s, struct dom_placement *p,
+		     uint32_t job, uint16_t cpu)
+{
+	static char name[2][64], agent[2][64];
+	int k = job & 1;
+
+	memset(p, 0, sizeof(*p));
+	p->nvcpus = 1;
+	p->pin[0] = cpu;
+	p->sockets = p->cores = p->threads = 1;
+	p->ncells = 1;
+	p->cell[0].host_node = cpu;
+	cpuset_set(&p->cell[0].vcpus, 0);
+	p->cell[0].mem_mib = 384;
+	p->hard_limit_mib = 500 + job;
+	snprintf(name[k], sizeof(name[k]), "vmenv-vm-%u", job);
+	snprintf(agent[k], sizeof(agent[k]), "/run/vmenv/vm/jobs/%u/agent.sock",
+		 job);
+	*s = (struct dom_spec){
+	    .name = name[k],
+	    .type = "qemu",
+	    .job_id = job,
+	    .node = "vm",
+	    .uid = 1000 + job,
+	    .gid = 1000 + job,
+	    .vcpus = 1,
+	    .mem_mib = 384,
+	    .place = p,
+	    .kernel = job & 1 ? "/run/a/kernel" : "/run/b/kernel",
+	    .initrd = job & 1 ? "/run/a/initrd" : "/run/b/initrd",
+	    .cmdline = "console=ttyS0 quiet",
+	    .console_log = job & 1 ? "/var/log/a.log" : "/var/log/b.log",
+	    .agent_sock = agent[k],
+	    .share_dir = job & 1 ? "/home/u1/w" : "/home/u2/x",
+	    .share_tag = "vmenv.workdir",
+	};
+}
+
+static void test_key_same_guest(void **state)
+{
+	struct dom_spec a, b;
+	char ka[WARM_KEY_LEN + 1], kb[WARM_KEY_LEN + 1];
+
+	(void)state;
+	spec_job(&a, &place1, 41, 0);
+	spec_job(&b, &place2, 42, 1);
+	assert_int_equal(warm_key(&a, "kernel k initrd i", ka), 0);
+	assert_int_equal(warm_key(&b, "kernel k initrd i", kb), 0);
+	/* Name, owner, paths, pinning, host node and limit are the job's. */
+	assert_string_equal(ka, kb);
+	assert_int_equal(strlen(ka), WARM_KEY_LEN);
+}
+
+static void test_key_other_guest(void **state)
+{
+	struct dom_spec a, b;
+	char ka[WARM_KEY_LEN + 1], kb[WARM_KEY_LEN + 1];
+
+	(void)state;
+	spec_job(&a, &place1, 41, 0);
+	assert_int_equal(warm_key(&a, "kernel k initrd i", ka), 0);
+	/* Another image version. */
+	assert_int_equal(warm_key(&a, "kernel k2 initrd i", kb), 0);
+	assert_string_not_equal(ka, kb);
+	/* More memory. */
+	spec_job(&b, &place2, 42, 0);
+	b.mem_mib = place2.cell[0].mem_mib = 512;
+	assert_int_equal(warm_key(&b, "kernel k initrd i", kb), 0);
+	assert_string_not_equal(ka, kb);
+	/* Another kernel command line. */
+	spec_job(&b, &place2, 42, 0);
+	b.cmdline = "console=ttyS0";
+	assert_int_equal(warm_key(&b, "kernel k initrd i", kb), 0);
+	assert_string_not_equal(ka, kb);
+	/* A bulk port more: another device set. */
+	spec_job(&b, &place2, 42, 0);
+	b.bulk_ports = 1;
+	b.bulk_sock_prefix = "/run/q/bulk.";
+	assert_int_equal(warm_key(&b, "kernel k initrd i", kb), 0);
+	assert_string_not_equal(ka, kb);
+}
+
+static void test_key_not_eligible(void **state)
+{
+	struct dom_spec s;
+	char k[WARM_KEY_LEN + 1], why[128];
+
+	(void)state;
+	spec_job(&s, &place1, 41, 0);
+	s.net_bridge = "vmenvbr1";
+	s.net_tap = "vmenvt1";
+	assert_false(warm_eligible(&s, why, sizeof(why)));
+	assert_non_null(strstr(why, "multi-node"));
+	assert_int_equal(warm_key(&s, "b", k), -EINVAL);
+	spec_job(&s, &place1, 41, 0);
+	place1.ndevs = 1;
+	assert_false(warm_eligible(&s, why, sizeof(why)));
+	assert_int_equal(warm_key(&s, "b", k), -EINVAL);
+	spec_job(&s, &place1, 41, 0);
+	s.disk_overlay = "/o.qcow2";
+	s.disk_base = "/b";
+	s.disk_base_format = "qcow2";
+	assert_false(warm_eligible(&s, why, sizeof(why)));
+	spec_job(&s, &place1, 41, 0);
+	s.standin = true;
+	assert_false(warm_eligible(&s, why, sizeof(why)));
+}
+
+/* --- the maker's handshake --------------------------------------------- */
+
+enum script { HELD, NOT_INIT, REFUSES, SILENT };
+
+struct fake_agent {
+	int fd;
+	enum script script;
+	uint32_t hellos;
+};
+
+static int send_frame(int fd, uint8_t type, const struct aw_buf *b)
+{
+	uint8_t h[AW_HDR_LEN];
+
+	aw_hdr_encode(h, (uint32_t)b->len, type, 0);
+	if (write_full(fd, h, sizeof(h)) < 0)
+		return -1;
+	return b->len ? write_full(fd, b->data, b->len) : 0;
+}
+
+static void *agent_main(void *arg)
+{
+	struct fake_agent *a = arg;
+	uint8_t hb[AW_HDR_LEN], p[4096];
+	struct aw_hdr h;
+
+	while (read(a->fd, hb, sizeof(hb)) == (ssize_t)sizeof(hb)) {
+		struct aw_buf b = {0};
+
+		if (aw_hdr_decode(hb, sizeof(p), &h) < 0 ||
+		    (h.len && read(a->fd, p, h.len) != (ssize_t)h.len))
+			break;
+		if (a->script == SILENT)
+			continue;
+		/* The first HELLO is lost (the agent was not up yet). */
+		if (h.type == AW_HELLO && a->hellos++ == 0)
+			continue;
+		if (h.type == AW_HELLO) {
+			aw_put_u32(&b, AW_VERSION);
+			aw_put_u32(&b, AW_HELLO_CKPT | AW_HELLO_BULK |
+					   (a->script == NOT_INIT
+						? 0
+						: AW_HELLO_WARM));
+			aw_put_str(&b, "fake");
+			send_frame(a->fd, AW_HELLO, &b);
+		} else if (h.type == AW_CKPT_PREPARE) {
+			aw_put_u32(&b, AW_CKPT_PREPARE);
+			if (a->script == REFUSES) {
+				aw_put_u32(&b, EBUSY);
+				aw_put_str(&b, "no");
+			}
+			send_frame(a->fd,
+				   a->script == REFUSES ? AW_CKPT_REFUSED
+							: AW_CKPT_OK,
+				   &b);
+		}
+		aw_buf_free(&b);
+	}
+	return NULL;
+}
+
+static int run_script(enum script sc, uint32_t timeout_ms, bool *not_warm,
+		      char *why, size_t whylen)
+{
+	int sv[2];
+	pthread_t t;
+	struct fake_agent a = {.script = sc};
+	int r;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	a.fd = sv[1];
+	fd_set_nonblock(sv[0], true);
+	assert_int_equal(pthread_create(&t, NULL, agent_main, &a), 0);
+	r = warm_make_handshake(sv[0], timeout_ms, not_warm, why, whylen);
+	close(sv[0]);
+	pthread_join(t, NULL);
+	close(sv[1]);
+	return r;
+}
+
+static void test_make_handshake(void **state)
+{
+	bool not_warm;
+	char why[512];
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(run_script(HELD, 5000, &not_warm, why, sizeof(why)),
+			 0);
+	assert_false(not_warm);
+	/* An agent that is not the guest's init: no template. */
+	assert_int_equal(
+	    run_script(NOT_INIT, 5000, &not_warm, why, sizeof(why)),
+	    -EOPNOTSUPP);
+	assert_true(not_warm);
+	assert_non_null(strstr(why, "init"));
+	assert_int_equal(run_script(REFUSES, 5000, &not_warm, why, sizeof(why)),
+			 -ECANCELED);
+	assert_false(not_warm);
+	/* A silent guest: bounded. */
+	t0 = now_ms();
+	assert_int_equal(run_script(SILENT, 1200, &not_warm, why, sizeof(why)),
+			 -ETIMEDOUT);
+	assert_true(now_ms() - t0 < 3000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_saveimg_roundtrip),
+	    cmocka_unit_test(test_saveimg_refused),
+	    cmocka_unit_test(test_saveimg_uuid),
+	    cmocka_unit_test(test_key_same_guest),
+	    cmocka_unit_test(test_key_other_guest),
+	    cmocka_unit_test(test_key_not_eligible),
+	    cmocka_unit_test(test_make_handshake),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
