@@ -34,7 +34,8 @@ JOB
 chmod 755 show.sh
 chown "$U1:" show.sh
 
-templates() { find "$TDIR" -mindepth 2 -maxdepth 2 -name save 2>/dev/null; }
+# The templates made (not one being made: .make-NODE/save).
+templates() { find "$TDIR" -mindepth 2 -maxdepth 2 -path "$TDIR/[0-9a-f]*/save" 2>/dev/null; }
 started_of() { # jobid: the "started:" of its vmenvctl list entry
 	vmenvctl list | awk -v j="$1" '$1 == j {f=1; next} f && /started:/ {sub(/^ *started: /, ""); print; exit} f && /^[0-9]/ {exit}'
 }
