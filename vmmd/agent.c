@@ -392,6 +392,16 @@ static void agent_tick(void *data)
 				  agent_tick, a);
 }
 
+void agent_hello_now(struct job *j)
+{
+	struct agent *a = j->agent;
+
+	if (!a || a->hello_seen)
+		return;
+	loop_cancel_timer(a->timer);
+	agent_tick(a);
+}
+
 int agent_attach(struct job *j)
 {
 	struct agent *a;

@@ -57,6 +57,9 @@ struct agent_handlers {
  * comes is reported to j->agent_h, which must be set. */
 int agent_attach(struct job *j);
 void agent_detach(struct job *j);
+/* The guest runs now (a restore returned): connect and say HELLO at once
+ * rather than at the next retry (up to AGENT_HELLO_MS later). */
+void agent_hello_now(struct job *j);
 /* Sends SETUP now to a guest whose HELLO the owner took (on_hello false):
  * a warm-started guest, once its template's hold is resumed. -EALREADY
  * when there was no HELLO yet or SETUP went already. */

@@ -455,6 +455,7 @@ static void restored(void *data)
 			 "ms, restore %llu ms",
 			 j->id, wj->key, (unsigned long long)wj->rs.copy_ms,
 			 (unsigned long long)wj->rs.restore_ms);
+		agent_hello_now(j);
 		return;
 	}
 	/* The guest boots after all: the job loses only the time. The
