@@ -134,8 +134,31 @@ for _ in $(seq 120); do
 done
 check "... the template was made again" sh -c "head -c 16 '$t' | grep -q LibvirtQemudSave"
 
+# 5. A checkpointing job started warm is saved on demand, requeued and
+# restored like any other: its count goes on, every line once.
+ntmpl=$(templates | wc -l)
+jk0=$(as "$U1" sbatch --parsable -w "$NODE" -t 10 --vm-env=tiny --vm-checkpoint --vm-warm-start -o "out-%j" ./show.sh 1)
+wait_job "$jk0" 120 >/dev/null
+for _ in $(seq 120); do [ "$(templates | wc -l)" -gt "$ntmpl" ] && break; sleep 1; done
+check "a checkpointing job's shape (its files port) gets a template of its own" \
+	test "$(templates | wc -l)" -gt "$ntmpl"
+counter_script ck.sh 40
+chmod 755 ck.sh
+chown "$U1:" ck.sh
+jk=$(as "$U1" sbatch --parsable -w "$NODE" -t 10 --vm-env=tiny --vm-checkpoint --vm-warm-start -o "out-%j" ./ck.sh)
+wait_guest_ready "$jk" 120
+check_eq "the checkpointing job started from its template" "warm" "$(started_of "$jk")"
+sleep 5
+out=$(vmenvctl checkpoint "$jk" 2>&1)
+check_contains "vmenvctl checkpoint saves the warm-started guest and the job goes on" "$out" "checkpointed; the job goes on"
+scontrol requeue "$jk"
+st=$(wait_job "$jk" 400)
+ok=$(cat "out-$jk" 2>/dev/null)
+check_eq "requeued, restored from its checkpoint, it counts to the end (exit 3)" "FAILED 3:0" "$st $(job_field "$jk" ExitCode)"
+check_eq "... every count once, in order" "$(seq 0 39 | sed 's/^/count /')" "$(printf '%s\n' "$ok" | grep '^count ')"
+
 # Nothing left: guests, job directories, the per-job save images.
-for j in "$j1" "$ja" "$jb" "$jc" "$jd"; do
+for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk"; do
 	check "nothing of job $j is left on any node" node_clean "$j"
 done
 check "no per-job save image is left in $TDIR" sh -c "! ls -a '$TDIR' | grep -q '^\.job-'"

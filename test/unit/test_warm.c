@@ -160,9 +160,9 @@ static void test_saveimg_uuid(void **state)
 	assert_int_equal(strlen(u1), 36);
 	assert_string_not_equal(u1, u2);
 	assert_int_equal(u1[14], '4'); /* version 4 */
-	assert_int_equal(saveimg_xml_with_uuid("<domain><name>n</name></domain>",
-					       u1, &x),
-			 0);
+	assert_int_equal(
+	    saveimg_xml_with_uuid("<domain><name>n</name></domain>", u1, &x),
+	    0);
 	assert_non_null(strstr(x, "<name>n</name><uuid>"));
 	assert_non_null(strstr(x, u1));
 	/* One that has a UUID, or no name, is refused. */
@@ -175,8 +175,8 @@ static void test_saveimg_uuid(void **state)
 
 static struct dom_placement place1, place2;
 
-static void spec_job(struct dom_spec *s, struct dom_placement *p,
-		     uint32_t job, uint16_t cpu)
+static void spec_job(struct dom_spec *s, struct dom_placement *p, uint32_t job,
+		     uint16_t cpu)
 {
 	static char name[2][64], agent[2][64];
 	int k = job & 1;
@@ -270,17 +270,29 @@ static void test_key_not_eligible(void **state)
 	assert_non_null(strstr(why, "multi-node"));
 	assert_int_equal(warm_key(&s, "b", k), -EINVAL);
 	spec_job(&s, &place1, 41, 0);
-	place1.ndevs = 1;
-	assert_false(warm_eligible(&s, why, sizeof(why)));
-	assert_int_equal(warm_key(&s, "b", k), -EINVAL);
-	spec_job(&s, &place1, 41, 0);
 	s.disk_overlay = "/o.qcow2";
 	s.disk_base = "/b";
 	s.disk_base_format = "qcow2";
 	assert_false(warm_eligible(&s, why, sizeof(why)));
-	spec_job(&s, &place1, 41, 0);
-	s.standin = true;
-	assert_false(warm_eligible(&s, why, sizeof(why)));
+	assert_non_null(strstr(why, "disk"));
+}
+
+/* Devices a save cannot hold are plugged after the restore: the template
+ * has none, and a guest with them has the same key. */
+static void test_key_devices_plugged_after(void **state)
+{
+	struct dom_spec a, b;
+	char ka[WARM_KEY_LEN + 1], kb[WARM_KEY_LEN + 1];
+
+	(void)state;
+	spec_job(&a, &place1, 41, 0);
+	spec_job(&b, &place2, 42, 0);
+	b.standin = true;
+	place2.ndevs = 1;
+	place2.dev[0].cell = -1;
+	assert_int_equal(warm_key(&a, "boot", ka), 0);
+	assert_int_equal(warm_key(&b, "boot", kb), 0);
+	assert_string_equal(ka, kb);
 }
 
 /* --- the maker's handshake --------------------------------------------- */
@@ -322,10 +334,10 @@ static void *agent_main(void *arg)
 			continue;
 		if (h.type == AW_HELLO) {
 			aw_put_u32(&b, AW_VERSION);
-			aw_put_u32(&b, AW_HELLO_CKPT | AW_HELLO_BULK |
-					   (a->script == NOT_INIT
-						? 0
-						: AW_HELLO_WARM));
+			aw_put_u32(
+			    &b,
+			    AW_HELLO_CKPT | AW_HELLO_BULK |
+				(a->script == NOT_INIT ? 0 : AW_HELLO_WARM));
 			aw_put_str(&b, "fake");
 			send_frame(a->fd, AW_HELLO, &b);
 		} else if (h.type == AW_CKPT_PREPARE) {
@@ -398,6 +410,7 @@ int main(void)
 	    cmocka_unit_test(test_key_same_guest),
 	    cmocka_unit_test(test_key_other_guest),
 	    cmocka_unit_test(test_key_not_eligible),
+	    cmocka_unit_test(test_key_devices_plugged_after),
 	    cmocka_unit_test(test_make_handshake),
 	};
 

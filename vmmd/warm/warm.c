@@ -59,7 +59,11 @@ struct warm_restore {
 	char tmpl[VMENV_MAX_PATH + 128];
 	char img[VMENV_MAX_PATH + 256];
 	char *xml;
+	char domain[160];
 	uint64_t limit_kib;
+	/* Devices a save cannot hold, plugged after the restore. */
+	uint32_t ndevs;
+	char *devs[DOM_MAX_HOSTDEVS + 1];
 	int r;
 	char why[512];
 	uint64_t copy_ms, restore_ms;
@@ -391,6 +395,28 @@ static int make_xml(struct job *j, const struct dom_spec *s)
 
 /* --- a job from one ----------------------------------------------------- */
 
+/* The guest's devices that no template holds, as a checkpoint's restore
+ * plugs them; one that fails takes the guest down (it boots instead). */
+static void plug(struct warm_restore *rs)
+{
+	char why[256];
+
+	for (uint32_t i = 0; i < rs->ndevs && rs->r == 0; i++) {
+		rs->r = rs->hv->attach(rs->hv_ctx, rs->domain, rs->devs[i],
+				       rs->why, sizeof(rs->why));
+		if (rs->r < 0)
+			rs->hv->destroy(rs->hv_ctx, rs->domain, why,
+					sizeof(why));
+	}
+}
+
+static void devs_free(struct warm_restore *rs)
+{
+	for (uint32_t i = 0; i < rs->ndevs; i++)
+		free(rs->devs[i]);
+	rs->ndevs = 0;
+}
+
 static void *restore_main(void *arg)
 {
 	struct warm_restore *rs = arg;
@@ -429,6 +455,8 @@ static void *restore_main(void *arg)
 		    sizeof(rs->why));
 	rs->restore_ms = now_ms() - t0;
 	unlink(rs->img);
+	if (rs->r == 0)
+		plug(rs);
 	return NULL;
 }
 
@@ -450,6 +478,7 @@ static void restored(void *data)
 	wj->restorer = NULL;
 	free(wj->rs.xml);
 	wj->rs.xml = NULL;
+	devs_free(&wj->rs);
 	if (wj->rs.r == 0) {
 		log_info("job %u: warm start from template %.12s: image %llu "
 			 "ms, restore %llu ms",
@@ -480,17 +509,50 @@ static void restored(void *data)
 		     j->id);
 }
 
-static int restore_start(struct job *j, const char *xml, uint64_t limit_kib)
+/* The job's domain without the devices a template cannot hold, and
+ * those devices on their own. */
+static int restore_xml(struct warm_restore *rs, const struct dom_spec *s,
+		       char **ret)
+{
+	struct dom_spec sw = *s;
+	struct dom_placement pw;
+	int r;
+
+	*ret = NULL;
+	sw.standin = false;
+	if (s->place) {
+		pw = *s->place;
+		pw.ndevs = 0;
+		sw.place = &pw;
+	}
+	if ((r = domxml_build(&sw, ret)) < 0)
+		return r;
+	for (uint32_t i = 0; s->place && i < s->place->ndevs; i++)
+		if ((r = domxml_hostdev(&s->place->dev[i],
+					&rs->devs[rs->ndevs++])) < 0)
+			return r;
+	if (s->standin && !(rs->devs[rs->ndevs++] = strdup(DOMXML_STANDIN_XML)))
+		return -ENOMEM;
+	return 0;
+}
+
+static int restore_start(struct job *j, const struct dom_spec *s,
+			 const char *xml, uint64_t limit_kib)
 {
 	struct warm_job *wj = j->warm;
 	struct warm *w = j->d->warm;
 	struct warm_restore *rs = &wj->rs;
+	_cleanup_free_ char *bare = NULL;
 	char uuid[37];
 	int r;
 
-	if ((r = saveimg_new_uuid(uuid)) < 0 ||
-	    (r = saveimg_xml_with_uuid(xml, uuid, &rs->xml)) < 0)
+	if ((r = restore_xml(rs, s, &bare)) < 0 ||
+	    (r = saveimg_new_uuid(uuid)) < 0 ||
+	    (r = saveimg_xml_with_uuid(bare, uuid, &rs->xml)) < 0) {
+		devs_free(rs);
 		return r;
+	}
+	snprintf(rs->domain, sizeof(rs->domain), "%s", s->name);
 	if (!(wj->cold_xml = strdup(xml)))
 		return -ENOMEM;
 	rs->hv = j->d->hv;
@@ -556,7 +618,7 @@ int warm_job_start(struct job *j, const struct dom_spec *s, const char *xml,
 		wj->want_make = strcmp(j->d->warm->making, wj->key) != 0;
 		return 0;
 	}
-	if ((r = restore_start(j, xml, hard_limit_kib)) < 0) {
+	if ((r = restore_start(j, s, xml, hard_limit_kib)) < 0) {
 		snprintf(wj->how, sizeof(wj->how), "booted: %s", strerror(-r));
 		return 0;
 	}
@@ -639,6 +701,7 @@ void warm_job_free(struct job *j)
 		 * it by name. */
 	}
 	free(wj->rs.xml);
+	devs_free(&wj->rs);
 	free(wj->make_xml);
 	free(wj->cold_xml);
 	free(wj);

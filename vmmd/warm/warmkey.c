@@ -37,10 +37,6 @@ bool warm_eligible(const struct dom_spec *s, char *why, size_t whylen)
 		no = "the image has a disk";
 	else if (s->net_bridge)
 		no = "a multi-node job's guest has a NIC";
-	else if (s->place && s->place->ndevs)
-		no = "passed-through devices";
-	else if (s->standin)
-		no = "the stand-in device";
 	else if (s->nmounts > 16)
 		no = "too many mounts";
 	if (no)
@@ -100,6 +96,8 @@ void warm_normalize(const struct dom_spec *s, const char *name, uint32_t uid,
 	for (uint32_t i = 0; i < out->place.ncells; i++)
 		out->place.cell[i].host_node = 0;
 	out->s.place = &out->place;
+	/* Plugged after the restore, as after a checkpoint's (warm.c). */
+	out->s.standin = false;
 }
 
 int warm_key(const struct dom_spec *s, const char *boot,

@@ -43,7 +43,9 @@ struct warm_norm {
 bool warm_eligible(const struct dom_spec *s, char *why, size_t whylen);
 
 /* s as the template's guest: name, the owner (uid, gid), paths p,
- * unpinned, no memory limit, the same guest topology and cells. s must be
+ * unpinned, no memory limit, the same guest topology and cells, and none
+ * of the devices a save cannot hold (passed-through devices, the stand-in):
+ * a warm guest gets those plugged after its restore. s must be
  * eligible. */
 void warm_normalize(const struct dom_spec *s, const char *name, uint32_t uid,
 		    uint32_t gid, const struct warm_paths *p,
