@@ -512,6 +512,21 @@ static int start_image(struct job *j, const struct catalog_image *img,
 	return 1;
 }
 
+/* The guest's QEMU exists: the servers of its files connect to their
+ * ports, and vmmd to its agent. */
+static int boot_after_domain(struct job *j, char *err, size_t errlen)
+{
+	int r;
+
+	if ((r = jobfiles_attach(j, err, errlen)) < 0)
+		return r;
+	if ((r = agent_attach(j)) < 0)
+		return err_set(err, errlen, r, "job %u: agent channel: %s",
+			       j->id, strerror(-r));
+	j->fail_reason = METRICS_FAIL_NONE;
+	return 0;
+}
+
 /* Placement right before the domain: devices and hugepages are taken
  * when QEMU needs them, not while the image is fetched. */
 static int boot_steps(struct job *j, char *err, size_t errlen)
@@ -526,19 +541,18 @@ static int boot_steps(struct job *j, char *err, size_t errlen)
 	j->fail_reason = METRICS_FAIL_CREATE;
 	if ((r = jobmounts_check(j, err, errlen)) < 0 ||
 	    (r = jobfiles_prepare(j, err, errlen)) < 0 ||
-	    (r = create_domain(j, place, err, errlen)) < 0 ||
-	    (r = jobfiles_attach(j, err, errlen)) < 0)
+	    (r = create_domain(j, place, err, errlen)) < 0)
 		return r;
 	if ((r = write_state(j)) < 0 || (r = spec_save(j)) < 0)
 		return err_set(err, errlen, r, "job %u: cannot write state: %s",
 			       j->id, strerror(-r));
 	j->boot_timer = loop_add_timer(
 	    j->d->loop, j->d->cfg.boot_timeout_s * 1000ull, boot_timeout, j);
-	if ((r = agent_attach(j)) < 0)
-		return err_set(err, errlen, r, "job %u: agent channel: %s",
-			       j->id, strerror(-r));
-	j->fail_reason = METRICS_FAIL_NONE;
-	return 0;
+	/* A guest restored from a template: the rest once it is there
+	 * (on_warm_domain_up), or booted if the restore fails. */
+	if (warm_job_restoring(j))
+		return 0;
+	return boot_after_domain(j, err, errlen);
 }
 
 /* How the working directory reaches the guest follows from the spec; a
@@ -732,7 +746,16 @@ static void on_warm_failed(struct job *j, const char *msg)
 	job_fail(j, "%s", msg);
 }
 
-const struct warm_sink job_warm_events = {.failed = on_warm_failed};
+static void on_warm_domain_up(struct job *j)
+{
+	char err[PROTO_MAX_ERROR];
+
+	if (boot_after_domain(j, err, sizeof(err)) < 0)
+		job_fail(j, "%s", err);
+}
+
+const struct warm_sink job_warm_events = {.failed = on_warm_failed,
+					  .domain_up = on_warm_domain_up};
 
 void job_fail(struct job *j, const char *fmt, ...)
 {

@@ -484,6 +484,7 @@ static void restored(void *data)
 			 "ms, restore %llu ms",
 			 j->id, wj->key, (unsigned long long)wj->rs.copy_ms,
 			 (unsigned long long)wj->rs.restore_ms);
+		j->d->warm->sink->domain_up(j);
 		agent_hello_now(j);
 		return;
 	}
@@ -507,6 +508,8 @@ static void restored(void *data)
 	if (r < 0)
 		fail(j, "job %u: %s (see vmenvctl console %u)", j->id, why,
 		     j->id);
+	else
+		j->d->warm->sink->domain_up(j);
 }
 
 /* The job's domain without the devices a template cannot hold, and
@@ -523,6 +526,9 @@ static int restore_xml(struct warm_restore *rs, const struct dom_spec *s,
 	if (s->place) {
 		pw = *s->place;
 		pw.ndevs = 0;
+		/* A limit set on the paused guest is not in its XML. */
+		if (rs->limit_kib)
+			pw.hard_limit_mib = 0;
 		sw.place = &pw;
 	}
 	if ((r = domxml_build(&sw, ret)) < 0)
@@ -546,6 +552,7 @@ static int restore_start(struct job *j, const struct dom_spec *s,
 	char uuid[37];
 	int r;
 
+	rs->limit_kib = wj->limit_kib = limit_kib;
 	if ((r = restore_xml(rs, s, &bare)) < 0 ||
 	    (r = saveimg_new_uuid(uuid)) < 0 ||
 	    (r = saveimg_xml_with_uuid(bare, uuid, &rs->xml)) < 0) {
@@ -557,7 +564,6 @@ static int restore_start(struct job *j, const struct dom_spec *s,
 		return -ENOMEM;
 	rs->hv = j->d->hv;
 	rs->hv_ctx = j->d->hv_ctx;
-	rs->limit_kib = wj->limit_kib = limit_kib;
 	tmpl_path(w, wj->key, SAVE, rs->tmpl, sizeof(rs->tmpl));
 	snprintf(rs->img, sizeof(rs->img), "%s/%s%u.save", w->dir,
 		 w->job_prefix, j->id);
@@ -706,6 +712,11 @@ void warm_job_free(struct job *j)
 	free(wj->cold_xml);
 	free(wj);
 	j->warm = NULL;
+}
+
+bool warm_job_restoring(const struct job *j)
+{
+	return j->warm && j->warm->restorer;
 }
 
 const char *warm_job_how(const struct job *j)

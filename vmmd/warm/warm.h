@@ -32,6 +32,9 @@ struct dom_spec;
  * (msg names it and why). */
 struct warm_sink {
 	void (*failed)(struct job *j, const char *msg);
+	/* The job's QEMU runs (restored, or booted after a failed restore):
+	 * what follows a domain's creation goes on. */
+	void (*domain_up)(struct job *j);
 };
 
 int warm_init(struct vmmd *d, const struct warm_sink *sink);
@@ -43,6 +46,9 @@ void warm_fini(struct vmmd *d);
  * is up), 0 when it boots (create it as usual). */
 int warm_job_start(struct job *j, const struct dom_spec *s, const char *xml,
 		   uint64_t hard_limit_kib);
+/* Whether the job's guest is being restored from a template now (the
+ * sink's domain_up follows). */
+bool warm_job_restoring(const struct job *j);
 /* The guest is ready: a job that found no template has one made. */
 void warm_job_ready(struct job *j);
 /* The agent's HELLO: true when it was a warm-started guest's, which this
