@@ -368,7 +368,7 @@ static int run_script(enum script sc, uint32_t timeout_ms, bool *not_warm,
 	a.fd = sv[1];
 	fd_set_nonblock(sv[0], true);
 	assert_int_equal(pthread_create(&t, NULL, agent_main, &a), 0);
-	r = warm_make_handshake(sv[0], timeout_ms, not_warm, why, whylen);
+	r = warm_make_handshake(sv[0], timeout_ms, NULL, not_warm, why, whylen);
 	close(sv[0]);
 	pthread_join(t, NULL);
 	close(sv[1]);

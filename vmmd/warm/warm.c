@@ -165,6 +165,9 @@ void warm_fini(struct vmmd *d)
 	if (!w)
 		return;
 	if (w->maker) {
+		/* Its guest goes first: the thread's waits then end. */
+		__atomic_store_n(&w->make.stop, true, __ATOMIC_RELAXED);
+		d->hv->destroy(d->hv_ctx, w->make.domain, why, sizeof(why));
 		worker_cancel(w->maker);
 		d->hv->destroy(d->hv_ctx, w->make.domain, why, sizeof(why));
 		free(w->make.xml);

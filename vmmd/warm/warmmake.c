@@ -88,12 +88,19 @@ static int read_frame(int fd, uint64_t deadline, struct aw_hdr *h,
 
 /* HELLO, repeated until the agent (which may not listen yet) answers:
  * its flags. */
-static int hello(int fd, uint32_t timeout_ms, uint32_t *flags)
+static bool stopped(const bool *stop)
+{
+	return stop && __atomic_load_n(stop, __ATOMIC_RELAXED);
+}
+
+static int hello(int fd, uint32_t timeout_ms, const bool *stop, uint32_t *flags)
 {
 	uint64_t end = now_ms() + timeout_ms;
 	uint8_t payload[MAX_PAYLOAD];
 
 	while (now_ms() < end) {
+		if (stopped(stop))
+			return -ECANCELED;
 		uint64_t next = now_ms() + HELLO_EVERY_MS;
 		struct aw_hdr h;
 		int r = send_u32(fd, AW_HELLO, AW_VERSION);
@@ -145,11 +152,11 @@ static int prepared(int fd, uint32_t timeout_ms, char *why, size_t whylen)
 	return r;
 }
 
-int warm_make_handshake(int fd, uint32_t timeout_ms, bool *not_warm, char *why,
-			size_t whylen)
+int warm_make_handshake(int fd, uint32_t timeout_ms, const bool *stop,
+			bool *not_warm, char *why, size_t whylen)
 {
 	uint32_t flags = 0;
-	int r = hello(fd, timeout_ms, &flags);
+	int r = hello(fd, timeout_ms, stop, &flags);
 
 	*not_warm = false;
 	if (r < 0)
@@ -172,14 +179,15 @@ int warm_make_handshake(int fd, uint32_t timeout_ms, bool *not_warm, char *why,
 }
 
 /* Connects to the agent socket QEMU made, retried until the deadline. */
-static int connect_agent(const char *path, uint32_t timeout_ms)
+static int connect_agent(const char *path, uint32_t timeout_ms,
+			 const bool *stop)
 {
 	uint64_t end = now_ms() + timeout_ms;
 	struct timespec tick = {0, 100 * 1000 * 1000};
 
 	for (;;) {
 		int fd = unix_connect(path, 1000);
-		if (fd >= 0 || now_ms() >= end)
+		if (fd >= 0 || now_ms() >= end || stopped(stop))
 			return fd;
 		nanosleep(&tick, NULL);
 	}
@@ -197,14 +205,17 @@ void *warm_make_main(void *arg)
 		snprintf(m->why, sizeof(m->why), "cannot start it: %s", why);
 		return NULL;
 	}
-	fd = connect_agent(m->agent, m->timeout_ms);
-	m->r = fd < 0 ? fd
-		      : warm_make_handshake(fd, m->timeout_ms, &m->not_warm,
-					    m->why, sizeof(m->why));
+	fd = connect_agent(m->agent, m->timeout_ms, &m->stop);
+	m->r = fd < 0
+		   ? fd
+		   : warm_make_handshake(fd, m->timeout_ms, &m->stop,
+					 &m->not_warm, m->why, sizeof(m->why));
 	if (fd < 0)
 		snprintf(m->why, sizeof(m->why),
 			 "cannot reach the guest's agent: %s", strerror(-fd));
 	m->boot_ms = now_ms() - t0;
+	if (m->r == 0 && stopped(&m->stop))
+		m->r = -ECANCELED;
 	if (m->r == 0) {
 		t0 = now_ms();
 		m->r = m->hv->save(m->hv_ctx, m->domain, m->save, why,

@@ -25,6 +25,9 @@ struct warm_make {
 	char agent[4400];    /* its agent socket */
 	char save[4400];     /* where libvirt writes the image */
 	uint32_t timeout_ms; /* boot until HELLO, and each answer */
+	/* Set by the loop (vmmd stops): the thread gives up within a
+	 * HELLO interval. */
+	bool stop;
 	/* Out: */
 	int r;
 	char why[512];
@@ -37,7 +40,7 @@ void *warm_make_main(void *arg);
 
 /* The handshake alone, on a connected agent socket fd: HELLO until
  * answered, then CKPT_PREPARE. For the unit tests. */
-int warm_make_handshake(int fd, uint32_t timeout_ms, bool *not_warm, char *why,
-			size_t whylen);
+int warm_make_handshake(int fd, uint32_t timeout_ms, const bool *stop,
+			bool *not_warm, char *why, size_t whylen);
 
 #endif
