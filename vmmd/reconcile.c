@@ -71,7 +71,8 @@ static void sweep_domains(struct vmmd *d, bool adopt)
 				destroy_stray(d, *n);
 			continue;
 		}
-		if (job_find_domain(d, *n) || domain_job_id(d, *n, &id) < 0 || job_find(d, id))
+		if (job_find_domain(d, *n) || domain_job_id(d, *n, &id) < 0 ||
+		    job_find(d, id))
 			continue;
 		if (adopt && job_restore(d, id) == 0)
 			continue;
