@@ -157,8 +157,57 @@ ok=$(cat "out-$jk" 2>/dev/null)
 check_eq "requeued, restored from its checkpoint, it counts to the end (exit 3)" "FAILED 3:0" "$st $(job_field "$jk" ExitCode)"
 check_eq "... every count once, in order" "$(seq 0 39 | sed 's/^/count /')" "$(printf '%s\n' "$ok" | grep '^count ')"
 
+# 6. Mounts in a warm-started guest (issue 20): the policy's enforced
+# read-only tree and the user's writable mount, as in a booted guest.
+VMMD_BIN=$(command -v vmmd)
+POLDIR=$("$VMMD_BIN" --check-config --config /etc/vmenv/vmmd.conf 2>/dev/null | sed -n 's/^policy_dir = //p')
+T=/srv/vmenv-t65
+rm -rf "$T"
+mkdir -p "$T/apps" "$T/u1"
+echo "apps-warm" >"$T/apps/VERSION"
+chmod -R a+rX "$T"
+chown "$U1:" "$T/u1"
+cat >"$POLDIR/65-warm-mounts.json" <<JSON
+{
+  "name": "t65-warm-mounts",
+  "description": "integration test t_65_warm",
+  "match": {"partition": "debug"},
+  "mounts": {"allow": ["$T/u1", "$T/apps:ro"], "enforce": ["$T/apps:/apps:ro"]}
+}
+JSON
+chmod 0644 "$POLDIR/65-warm-mounts.json"
+npol=$(find "$POLDIR" -maxdepth 1 -name '*.json' | wc -l)
+check "vmmd loads the mount policy" reload "policies:    $npol from $POLDIR"
+cat >mnt.sh <<'JOB'
+#!/bin/sh
+cat /apps/VERSION
+echo "from-warm" >"/u1/w-$SLURM_JOB_ID"
+if echo x >/apps/new 2>/dev/null; then echo WROTE; else echo write-refused; fi
+sleep 3
+JOB
+chmod 755 mnt.sh
+chown "$U1:" mnt.sh
+ntmpl=$(templates | wc -l)
+jm0=$(as "$U1" sbatch --parsable -w "$NODE" -t 5 --vm-env=tiny --vm-warm-start --vm-mount="$T/u1:/u1" -o "out-%j" ./mnt.sh)
+wait_job "$jm0" 120 >/dev/null
+for _ in $(seq 120); do [ "$(templates | wc -l)" -gt "$ntmpl" ] && break; sleep 1; done
+jm=$(as "$U1" sbatch --parsable -w "$NODE" -t 5 --vm-env=tiny --vm-warm-start --vm-mount="$T/u1:/u1" -o "out-%j" ./mnt.sh)
+wait_guest_ready "$jm" 120
+sm=$(started_of "$jm")
+wait_job "$jm" 120 >/dev/null
+om=$(cat "out-$jm" 2>/dev/null)
+check_eq "a job with mounts started from its shape's template" "warm" "$sm"
+check_contains "... the enforced /apps is in its guest" "$om" "apps-warm"
+check_contains "... and not writable" "$om" "write-refused"
+check "... nothing appeared in the host's tree" test ! -e "$T/apps/new"
+check_eq "... its own mount is writable, the file the user's on the host" "$U1 from-warm" \
+	"$(stat -c %U "$T/u1/w-$jm" 2>/dev/null) $(cat "$T/u1/w-$jm" 2>/dev/null)"
+rm -f "$POLDIR/65-warm-mounts.json"
+check "vmmd drops the mount policy" reload "policies:    $((npol - 1)) from $POLDIR"
+rm -rf "$T"
+
 # Nothing left: guests, job directories, the per-job save images.
-for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk"; do
+for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm"; do
 	check "nothing of job $j is left on any node" node_clean "$j"
 done
 check "no per-job save image is left in $TDIR" sh -c "! ls -a '$TDIR' | grep -q '^\.job-'"
