@@ -629,6 +629,22 @@ int jobimg_boot_digest(const struct job *j, char *buf, size_t len)
 			  ji->img.kernel.sha256, ji->img.initrd.sha256);
 }
 
+int jobimg_boot_blobs(const struct job *j, char *kernel, char *initrd,
+		      size_t len)
+{
+	const struct jobimg *ji = j->img;
+	char digest[300];
+	int r = jobimg_boot_digest(j, digest, sizeof(digest));
+
+	if (r < 0)
+		return r;
+	r = imgcache_blob_path(images_cache(j->d), ji->img.kernel.sha256,
+			       kernel, len);
+	return r < 0 ? r
+		     : imgcache_blob_path(images_cache(j->d),
+					  ji->img.initrd.sha256, initrd, len);
+}
+
 int jobimg_restore(struct job *j, const char *hex)
 {
 	struct jobimg *ji;

@@ -68,6 +68,11 @@ const char *jobimg_base(const struct job *j);
  * without them or a first-format catalog entry (no digest), a user's own
  * image (its files are the user's to change). */
 int jobimg_boot_digest(const struct job *j, char *buf, size_t len);
+/* Where the node's cache holds the job's verified boot files (root's: never
+ * the job's copies, which libvirt hands to the job's user while its guest
+ * runs). -ENOENT as jobimg_boot_digest. */
+int jobimg_boot_blobs(const struct job *j, char *kernel, char *initrd,
+		      size_t len);
 /* After a vmmd restart: the job holds a lease on hex. */
 int jobimg_restore(struct job *j, const char *hex);
 

@@ -301,7 +301,7 @@ static int template_user(const struct vmmd *d, uint32_t *uid, uint32_t *gid)
 	return 0;
 }
 
-/* The template's files: the boot files copied from the job's, an empty
+/* The template's files: the boot files copied from the cache, an empty
  * share (no SETUP mounts it). */
 static int make_files(const char *mk, const struct warm_job *wj)
 {
@@ -390,9 +390,11 @@ static int make_xml(struct job *j, const struct dom_spec *s)
 	template_domain(j->d, name, sizeof(name));
 	warm_normalize(s, name, uid, gid, p, n);
 	n->s.node = j->d->cfg.node_name;
-	if (str_printf(wj->kernel, sizeof(wj->kernel), "%s", s->kernel) < 0 ||
-	    str_printf(wj->initrd, sizeof(wj->initrd), "%s", s->initrd) < 0)
-		return -ENAMETOOLONG;
+	/* The cache's blobs, not the job's copies: those are the job's
+	 * user's while its guest runs, and the template is every job's. */
+	if (jobimg_boot_blobs(j, wj->kernel, wj->initrd, sizeof(wj->kernel)) <
+	    0)
+		return -ENOENT;
 	return domxml_build(&n->s, &wj->make_xml);
 }
 
