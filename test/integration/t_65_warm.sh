@@ -65,11 +65,18 @@ chmod 755 secret.sh
 chown "$U1:" secret.sh
 j1=$(as "$U1" sbatch --parsable -w "$NODE" -t 5 --vm-env=tiny --vm-warm-start -o "out-%j" ./secret.sh)
 wait_guest_ready "$j1" 120
+# An attack: the job's own copies of its boot files are its user's while
+# the guest runs (libvirt's relabelling). The user empties them before the
+# template is made: a template booted from them would be the user's code in
+# every other user's warm guest, or (as here) would never boot.
+as "$U1" sh -c ": >'$RUN_DIR/jobs/$j1/boot/initrd.img'" 2>/dev/null
+check "the user could empty the job's own boot copy (the attack is real)" \
+	test ! -s "$RUN_DIR/jobs/$j1/boot/initrd.img"
 s1=$(started_of "$j1")
 check_contains "a job that finds no template boots: vmenvctl list says so" "$s1" "booted: no template yet"
 for _ in $(seq 120); do [ -n "$(templates)" ] && break; sleep 1; done
 t=$(templates | head -1)
-check "the node made a template of tiny's shape once the guest was up" test -n "$t"
+check "the node made a template of tiny's shape once the guest was up (from the cache's boot files, not the user's emptied copy)" test -n "$t"
 check_eq "... a file of root's only (0600)" "0 600" "$(stat -c '%u %a' "$t" 2>/dev/null)"
 check_eq "... in a directory of root's only (0700)" "0 700" "$(stat -c '%u %a' "$(dirname "$t")" 2>/dev/null)"
 check "... holding nothing of the job that was running (its secret is not in it)" \
