@@ -850,6 +850,9 @@ static const char *const aw_type_names[AW_TYPE_END] = {
     [AW_CKPT_RESUME] = "CKPT_RESUME",
     [AW_CKPT_OK] = "CKPT_OK",
     [AW_CKPT_REFUSED] = "CKPT_REFUSED",
+    [AW_RESUME] = "RESUME",
+    [AW_RESUMED] = "RESUMED",
+    [AW_RELEASE] = "RELEASE",
 };
 
 const char *aw_type_name(uint8_t type)

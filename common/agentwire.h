@@ -34,6 +34,16 @@
  * the end of SETUP (struct aw_setup); a version 1 SETUP ends after the
  * mounts, and the v2 fields then read as empty.
  *
+ * Version 3 (docs/restart.md): sessions outlive the host's connection. A
+ * v3 agent whose host goes away (vmmd restarted) does not kill its
+ * sessions: each waits, its output paused, for a new host's RESUME or
+ * RELEASE. Until the host returns window with CREDIT, the agent keeps a
+ * copy of the output it sent (at most AW_WINDOW per session); RESUME
+ * names how much of each stream the step's task holds, and the agent
+ * sends the rest again. EXIT no longer ends the session: the host
+ * sends RELEASE once the task has it, so an EXIT lost with a host is sent
+ * again to the next one.
+ *
  * Bulk ports (docs/design.md §9): an agent that sets AW_HELLO_BULK knows
  * EXEC's AW_EXEC_BULK. The guest then has up to AW_MAX_BULK_PORTS more
  * virtio-serial ports named AW_BULK_PORT_FMT; such an EXEC names one, and
@@ -59,7 +69,7 @@
 #include <stdint.h>
 
 #define AW_PORT_NAME   "org.vmenv.agent.0"
-#define AW_VERSION     2u
+#define AW_VERSION     3u
 #define AW_VERSION_MIN 1u
 #define AW_HDR_LEN     12u
 /* Largest frame the host accepts from the guest. */
@@ -124,6 +134,18 @@ enum aw_type {
 	AW_CKPT_OK,	 /* agent: u32 the request's type */
 	AW_CKPT_REFUSED, /* agent: u32 the request's type, u32 errno, str
 			    reason */
+	/* Version 3, on a session: */
+	AW_RESUME,  /* host: i64 stdout bytes, i64 stderr bytes the task holds.
+		       The agent answers RESUMED, then sends the session's
+		       output after those offsets again, each stream's EOF
+		       and the EXIT if they were sent before */
+	AW_RESUMED, /* agent: u32 errno (0; ENOENT: no such session; ERANGE:
+		       an offset outside what it kept), i64 STDIN bytes it
+		       took, u32 1 when it took STDIN's EOF, u32 the STDIN
+		       window it has free (CREDIT it sent may have been lost
+		       with the old host) */
+	AW_RELEASE, /* host: the task has the EXIT (or is gone): the agent
+		       kills what is left of the session and forgets it */
 	AW_TYPE_END
 };
 

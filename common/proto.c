@@ -34,6 +34,7 @@ static const char *const op_names[] = {
     [PROTO_OP_OVERLAY_GET] = "overlay_get",
     [PROTO_OP_OVERLAY_RM] = "overlay_rm",
     [PROTO_OP_EVACUATE] = "evacuate",
+    [PROTO_OP_REATTACH] = "reattach",
 };
 
 /* Keys each op may carry besides "op". */
@@ -53,6 +54,8 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_OVERLAY_GET] = {"job"},
     [PROTO_OP_OVERLAY_RM] = {"job"},
     [PROTO_OP_EVACUATE] = {"reason"},
+    [PROTO_OP_REATTACH] = {"job", "session", "token", "out", "err", "stdin",
+			   "merge_stderr"},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -181,6 +184,23 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 		json_object_object_add(o, "signal",
 				       json_object_new_int(req->signo));
 		break;
+	case PROTO_OP_REATTACH:
+		json_object_object_add(o, "job",
+				       json_object_new_int64(req->job_id));
+		json_object_object_add(o, "session",
+				       json_object_new_int64(req->re.session));
+		json_object_object_add(o, "token",
+				       json_object_new_string(req->re.token));
+		json_object_object_add(
+		    o, "out", json_object_new_int64((int64_t)req->re.out_bytes));
+		json_object_object_add(
+		    o, "err", json_object_new_int64((int64_t)req->re.err_bytes));
+		json_object_object_add(o, "stdin",
+				       json_object_new_boolean(e->want_stdin));
+		json_object_object_add(
+		    o, "merge_stderr",
+		    json_object_new_boolean(e->merge_stderr));
+		break;
 	case PROTO_OP_CONSOLE:
 		json_object_object_add(o, "job",
 				       json_object_new_int64(req->job_id));
@@ -259,6 +279,23 @@ static int get_u32(struct json_object *o, const char *key, uint32_t *ret,
 	if (errno || n < 0 || n > UINT32_MAX)
 		return fail(err, errlen, "field '%s' out of range", key);
 	*ret = (uint32_t)n;
+	return 0;
+}
+
+static int get_u63(struct json_object *o, const char *key, uint64_t *ret,
+		   char *err, size_t errlen)
+{
+	struct json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return fail(err, errlen, "field '%s' must be an integer", key);
+	errno = 0;
+	n = json_object_get_int64(v);
+	if (errno || n < 0)
+		return fail(err, errlen, "field '%s' out of range", key);
+	*ret = (uint64_t)n;
 	return 0;
 }
 
@@ -402,6 +439,41 @@ static int decode_exec(struct json_object *o, struct proto_request *req,
 	return 0;
 }
 
+static bool is_token(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n != PROTO_TOKEN_HEX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static int decode_reattach(struct json_object *o, struct proto_request *req,
+			   char *err, size_t errlen)
+{
+	struct proto_reattach *re = &req->re;
+	int r;
+
+	if ((r = get_u32(o, "job", &req->job_id, err, errlen)) < 0 ||
+	    (r = get_u32(o, "session", &re->session, err, errlen)) < 0 ||
+	    (r = get_str(o, "token", re->token, sizeof(re->token), err,
+			 errlen)) < 0 ||
+	    (r = get_u63(o, "out", &re->out_bytes, err, errlen)) < 0 ||
+	    (r = get_u63(o, "err", &re->err_bytes, err, errlen)) < 0 ||
+	    (r = get_bool(o, "stdin", &req->exec.want_stdin, err, errlen)) <
+		0 ||
+	    (r = get_bool(o, "merge_stderr", &req->exec.merge_stderr, err,
+			  errlen)) < 0)
+		return r;
+	if (!is_token(re->token))
+		return fail(err, errlen, "token must be %u lowercase hex digits",
+			    PROTO_TOKEN_HEX);
+	return 0;
+}
+
 /* Names must be options (not vm-env: that is "image"), values bounded
  * strings; what they say is for vmmd to judge. */
 static int decode_options(struct json_object *o, struct proto_start *s,
@@ -507,6 +579,8 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 			     : get_bool(o, "follow", &req->follow, err, errlen);
 	case PROTO_OP_EVACUATE:
 		return get_reason(o, req->reason, err, errlen);
+	case PROTO_OP_REATTACH:
+		return decode_reattach(o, req, err, errlen);
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
 	case PROTO_OP_METRICS:
@@ -657,6 +731,21 @@ static int reply_body(struct json_object *o, const struct proto_reply *rep)
 	case PROTO_EV_STARTED:
 		json_object_object_add(o, "event",
 				       json_object_new_string("started"));
+		if (!rep->reattached)
+			break;
+		json_object_object_add(
+		    o, "stdin_offset",
+		    json_object_new_int64((int64_t)rep->stdin_offset));
+		json_object_object_add(o, "stdin_eof",
+				       json_object_new_boolean(rep->stdin_eof));
+		break;
+	case PROTO_EV_SESSION:
+		json_object_object_add(o, "event",
+				       json_object_new_string("session"));
+		json_object_object_add(o, "session",
+				       json_object_new_int64(rep->session));
+		json_object_object_add(o, "token",
+				       json_object_new_string(rep->token));
 		break;
 	case PROTO_EV_EXIT:
 		json_object_object_add(o, "event",
@@ -865,6 +954,16 @@ static int decode_event(struct json_object *o, struct proto_reply *rep,
 	opt_str(o, "event", ev, sizeof(ev));
 	if (strcmp(ev, "started") == 0) {
 		rep->kind = PROTO_EV_STARTED;
+		rep->reattached = json_object_object_get_ex(o, "stdin_offset", &v);
+		rep->stdin_offset = opt_u64(o, "stdin_offset");
+		rep->stdin_eof = json_object_object_get_ex(o, "stdin_eof", &v) &&
+				 json_object_get_boolean(v);
+	} else if (strcmp(ev, "session") == 0) {
+		rep->kind = PROTO_EV_SESSION;
+		rep->session = (uint32_t)opt_u64(o, "session");
+		opt_str(o, "token", rep->token, sizeof(rep->token));
+		if (!is_token(rep->token))
+			return fail(err, errlen, "session event without token");
 	} else if (strcmp(ev, "error") == 0) {
 		rep->kind = PROTO_EV_ERROR;
 		opt_str(o, "error", rep->error, sizeof(rep->error));

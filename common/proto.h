@@ -19,6 +19,13 @@
  *   {"op":"exec","job":N,"argv":[..],"env":[..],"cwd":"/x",
  *    "stdin":bool,"merge_stderr":bool,"script":bool}   fds: 0,1,2[,script]
  *   {"op":"signal","signal":S}             on an exec connection, any time
+ *   {"op":"reattach","job":N,"session":S,"token":"<64 hex>","out":B,
+ *    "err":B,"stdin":bool,"merge_stderr":bool}   fds: 0,1,2 (new pipes)
+ *                               a step's task after a vmmd restart
+ *                               (docs/restart.md): out/err are the bytes
+ *                               of each stream it holds; the task must be
+ *                               the session's owner (SO_PEERCRED) and
+ *                               know its token
  *   {"op":"status"}   {"op":"list"}
  *   {"op":"checkpoint","job":N}   save now, go on (the job's owner or root)
  *   {"op":"console","job":N,"follow":bool}   the job's console log (its
@@ -33,7 +40,9 @@
  *   {"op":"overlay_rm","job":N}   remove it (owner or root)
  * Replies (vmmd -> client):
  *   {"ok":true} / {"ok":false,"error":"job 42: ..."}
- *   exec: {"event":"started"} then {"event":"exit","code":C} or
+ *   exec: {"event":"session","session":S,"token":"<64 hex>"} (what a
+ *         reattach needs), {"event":"started"} then {"event":"exit",
+ *         "code":C} or
  *         {"event":"exit","signal":S} or {"event":"error","error":".."}
  *         or {"event":"checkpointed","error":"job 42: checkpointed on
  *         node n1, requeued","code":C}: the guest was saved; the task
@@ -45,6 +54,9 @@
  *         job asked for it. Sent only to a task that waits, so an older
  *         vmenv-exec never meets it (vmmd and vmenv-exec ship together,
  *         and a vmmd restart ends the connections of the old one).
+ *   reattach: {"event":"started","stdin_offset":B,"stdin_eof":bool}
+ *         (the guest holds B bytes of stdin: the task sends the rest
+ *         again), then as exec; or {"event":"error",...}
  *   status: {"ok":true,"status":{...}}   list: {"ok":true,"jobs":[...]}
  *   metrics: {"ok":true,"text":"# HELP ..."} (Prometheus' text format)
  *   overlay_list, overlay_get: {"ok":true,"overlays":[{"job":N,"uid":U,
@@ -62,7 +74,7 @@
 #include "vmspec.h"
 
 #define PROTO_MAX_MSG	    (4u * 1024u * 1024u)
-#define PROTO_MAX_FDS	    4
+#define PROTO_MAX_FDS	    5
 #define PROTO_MAX_ERROR	    512
 #define PROTO_MAX_STRS	    65536
 #define PROTO_MAX_IMAGE_REF 160 /* "name:version" (catalog_image_ref) */
@@ -87,7 +99,11 @@ enum proto_op {
 	PROTO_OP_OVERLAY_GET,
 	PROTO_OP_OVERLAY_RM,
 	PROTO_OP_EVACUATE,
+	PROTO_OP_REATTACH,
 };
+
+/* A session's re-attach token: 32 random bytes, in hex. */
+#define PROTO_TOKEN_HEX 64
 
 struct proto_start {
 	uint32_t job_id;
@@ -115,6 +131,13 @@ struct proto_exec {
 	char **envp; /* envc + NULL */
 };
 
+struct proto_reattach {
+	uint32_t session;
+	char token[PROTO_TOKEN_HEX + 1];
+	uint64_t out_bytes; /* of the session's stdout the task holds */
+	uint64_t err_bytes;
+};
+
 struct proto_request {
 	enum proto_op op;
 	uint32_t job_id;	       /* start, stop, exec */
@@ -122,7 +145,8 @@ struct proto_request {
 	bool follow;		       /* console */
 	char reason[PROTO_MAX_REASON]; /* evacuate */
 	struct proto_start start;
-	struct proto_exec exec;
+	struct proto_exec exec; /* reattach: want_stdin, merge_stderr */
+	struct proto_reattach re;
 };
 
 enum proto_kind {
@@ -133,6 +157,7 @@ enum proto_kind {
 	PROTO_EV_ERROR,
 	PROTO_EV_CHECKPOINTED, /* error: the message; exit_value: the code */
 	PROTO_EV_PROGRESS,     /* progress */
+	PROTO_EV_SESSION,      /* session, token */
 };
 
 /* An image download a task waits for. Numbers for display only: the
@@ -195,6 +220,13 @@ struct proto_reply {
 	bool exit_signaled;
 	int exit_value; /* exit code, or signal number when exit_signaled */
 	struct proto_progress progress; /* PROTO_EV_PROGRESS */
+	/* PROTO_EV_SESSION; and PROTO_EV_STARTED after a reattach
+	 * (reattached: the stdin the guest holds). */
+	uint32_t session;
+	char token[PROTO_TOKEN_HEX + 1];
+	bool reattached;
+	uint64_t stdin_offset;
+	bool stdin_eof;
 	bool has_status;
 	struct proto_status status;
 	bool has_jobs;

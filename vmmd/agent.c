@@ -163,6 +163,7 @@ static int on_hello(struct agent *a, const uint8_t *p, size_t n)
 	log_info("job %u: agent up (%s)", a->j->id, info ? info : "?");
 	a->j->agent_ckpt = flags & AW_HELLO_CKPT;
 	a->j->agent_bulk = flags & AW_HELLO_BULK;
+	a->j->agent_resume = version >= 3;
 	/* Held for a checkpoint, or already set up: the owner's to say. */
 	if (!a->j->agent_h->on_hello(a->j, flags))
 		return 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "exec.h"
+#include "exec_priv.h"
 
 #include "agent.h"
 #include "bulk.h"
@@ -30,70 +31,10 @@
 /* Output from a bulk port queued toward a slow task before vmmd stops
  * reading the port (and QEMU the guest's writer). */
 #define EXEC_BULK_QUEUE (1024u * 1024u)
-#define OUT_STDOUT	0
-#define OUT_STDERR	1
 /* After its EXEC, a task only ever sends SIGNAL (a few dozen bytes): a
  * longer message is not buffered but ends the session. */
 #define EXEC_MAX_CLIENT_MSG 4096
 
-/* S_DETACHED: a session of a restored guest whose task has not re-attached
- * yet (its output waits in the queue, within the window). */
-enum sess_state { S_WAITING, S_RUNNING, S_DETACHED };
-
-struct out_stream {
-	int fd;
-	struct loop_watch *w; /* only while output is queued */
-	struct aw_buf q;
-	size_t off;
-	bool broken; /* reader gone: discard, keep crediting */
-	bool eof;
-	bool bulk; /* fed from a bulk port: nothing to credit */
-};
-
-struct exec_session {
-	struct exec_session *next;
-	struct job *j;
-	uint32_t id;
-	enum sess_state st;
-	int cfd;
-	struct loop_watch *cw;
-	struct proto_rx rx;
-	int in_fd;
-	struct loop_watch *in_w;
-	struct loop_timer *in_tick; /* stdin is a regular file: no epoll */
-	bool in_file;
-	bool in_paused;
-	uint32_t in_window;
-	int script_fd;
-	struct out_stream out[2];
-	uint32_t inflight;
-	uint32_t credit_pending;
-	/* The session's bulk port (bulk.h), -1: none; bulk_open until its
-	 * end marker came (the exit waits for it). */
-	int bulk_port;
-	bool bulk_open;
-	/* The EXEC asked for a port: STARTED then carries its errno. Not
-	 * bulk_open: the port is another channel, and its end marker can be
-	 * read before the agent's STARTED (a command that ends at once). */
-	bool bulk_asked;
-	bool exit_seen; /* or EXEC_FAIL: the guest is done with it */
-	bool exit_signaled;
-	/* Frames that come once (STARTED, each stream's EOF). */
-	bool started_seen;
-	bool eof_seen[2];
-	int exit_value;
-	struct proto_request req;
-	/* Checkpoints: the batch script's session re-attaches after a
-	 * restore; written[] counts what reached the task's stdout/stderr. */
-	bool batch;
-	uint64_t written[2];
-	/* The batch output as it was at the save, for a restarted batch step
-	 * whose output file Slurm truncated (exec_ckpt_adopt). */
-	char *replay_path;
-	uint64_t replay_size;
-};
-
-static void sess_free(struct exec_session *s);
 
 uint32_t exec_count(const struct job *j)
 {
@@ -104,7 +45,7 @@ uint32_t exec_count(const struct job *j)
 	return n;
 }
 
-static void reply_event(struct exec_session *s, enum proto_kind kind,
+void exec_reply_event(struct exec_session *s, enum proto_kind kind,
 			const char *error)
 {
 	struct proto_reply rep = {.kind = kind};
@@ -120,10 +61,10 @@ static void reply_event(struct exec_session *s, enum proto_kind kind,
 			  s->j->id, s->id);
 }
 
-static void sess_end(struct exec_session *s, const char *error)
+void exec_sess_end(struct exec_session *s, const char *error)
 {
-	reply_event(s, error ? PROTO_EV_ERROR : PROTO_EV_EXIT, error);
-	sess_free(s);
+	exec_reply_event(s, error ? PROTO_EV_ERROR : PROTO_EV_EXIT, error);
+	exec_sess_free(s);
 }
 
 static void sess_unlink(struct exec_session *s)
@@ -156,8 +97,14 @@ static void sess_remember(const struct exec_session *s)
 			    AW_WINDOW - s->in_window);
 }
 
-static void sess_free(struct exec_session *s)
+void exec_sess_free(struct exec_session *s)
 {
+	/* Its task has the end (or is gone): the agent forgets it. */
+	if (s->release)
+		agent_send(s->j, AW_RELEASE, s->id, NULL, 0);
+	exec_record_remove(s);
+	loop_cancel_timer(s->reattach_timer);
+	close_fd(&s->file_fd);
 	sess_remember(s);
 	if (s->bulk_port >= 0)
 		bulk_release(s->j, (uint32_t)s->bulk_port, 0);
@@ -181,7 +128,7 @@ static void sess_free(struct exec_session *s)
 	free(s);
 }
 
-static struct exec_session *sess_find(struct job *j, uint32_t id)
+struct exec_session *exec_sess_find(struct job *j, uint32_t id)
 {
 	for (struct exec_session *s = j->sessions; s; s = s->next)
 		if (s->id == id)
@@ -211,7 +158,7 @@ static void maybe_finish(struct exec_session *s)
 	if (!s->exit_seen || s->out[0].q.len || s->out[1].q.len ||
 	    s->st == S_DETACHED || s->bulk_open)
 		return;
-	sess_end(s, NULL);
+	exec_sess_end(s, NULL);
 }
 
 static void out_ready(void *data, uint32_t events);
@@ -495,7 +442,11 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 		e.flags |= AW_EXEC_SCRIPT;
 		r = read_script(s, &e);
 	}
+	/* A bulk port's stream cannot be taken over by a restarted vmmd:
+	 * where steps must survive one, output goes through the agent. */
 	if (r == 0 && j->agent_bulk && !s->req.exec.relay &&
+	    !(j->agent_resume &&
+	      strcmp(j->d->cfg.session_restarts, "yes") == 0) &&
 	    bulk_claim(s->j, &bulk_to_session, s, &e) == 0) {
 		s->bulk_port = (int)e.bulk_port;
 		s->bulk_open = true;
@@ -508,25 +459,11 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 	return r;
 }
 
-static void launch(struct exec_session *s)
+/* Reading the task's stdin toward the agent, within the window. */
+void exec_stdin_start(struct exec_session *s)
 {
-	struct aw_buf b = {0};
-	char msg[PROTO_MAX_ERROR];
-	int r = encode_exec(s, &b);
+	int r;
 
-	if (r == 0)
-		r = agent_send(s->j, AW_EXEC, s->id, b.data, b.len);
-	aw_buf_free(&b);
-	if (r < 0) {
-		snprintf(msg, sizeof(msg),
-			 "job %u: cannot send the command to "
-			 "the guest: %s",
-			 s->j->id,
-			 r == -EFBIG ? "batch script too large" : strerror(-r));
-		sess_end(s, msg);
-		return;
-	}
-	s->st = S_RUNNING;
 	if (s->in_fd < 0)
 		return;
 	r = loop_add_fd(s->j->d->loop, s->in_fd, EPOLLIN, in_ready, s,
@@ -537,6 +474,32 @@ static void launch(struct exec_session *s)
 	} else if (r < 0) {
 		in_eof(s);
 	}
+}
+
+static void launch(struct exec_session *s)
+{
+	struct aw_buf b = {0};
+	char msg[PROTO_MAX_ERROR];
+	int r = encode_exec(s, &b);
+
+	/* A guest whose sessions outlive vmmd: the task learns how to come
+	 * back before the command can start. */
+	if (r == 0 && s->j->agent_resume && !s->bulk_open)
+		r = exec_record_new(s);
+	if (r == 0)
+		r = agent_send(s->j, AW_EXEC, s->id, b.data, b.len);
+	aw_buf_free(&b);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg),
+			 "job %u: cannot send the command to "
+			 "the guest: %s",
+			 s->j->id,
+			 r == -EFBIG ? "batch script too large" : strerror(-r));
+		exec_sess_end(s, msg);
+		return;
+	}
+	s->st = S_RUNNING;
+	exec_stdin_start(s);
 }
 
 static bool attach_batch(struct job *j, struct exec_session *n);
@@ -557,6 +520,8 @@ void exec_job_ready(struct job *j)
 {
 	struct exec_session *s = j->sessions, *next;
 
+	exec_restart_ready(j);
+	s = j->sessions;
 	for (; s; s = next) {
 		next = s->next;
 		if (s->st != S_WAITING)
@@ -593,7 +558,7 @@ void exec_job_progress(struct job *j, const struct proto_progress *p)
 void exec_job_gone(struct job *j, const char *why)
 {
 	while (j->sessions)
-		sess_end(j->sessions, why);
+		exec_sess_end(j->sessions, why);
 }
 
 /* --- frames from the agent -------------------------------------------- */
@@ -611,7 +576,7 @@ static int on_exec_fail(struct exec_session *s, const uint8_t *p, size_t n)
 	snprintf(msg, sizeof(msg), "job %u: cannot run '%s' in the guest: %s",
 		 s->j->id, printable(s->req.exec.argv[0], arg0, sizeof(arg0)),
 		 printable(m ? m : "unknown error", safe, sizeof(safe)));
-	sess_end(s, msg);
+	exec_sess_end(s, msg);
 	return 0;
 }
 
@@ -640,7 +605,7 @@ static int on_started(struct exec_session *s, const uint8_t *p, size_t n)
 		s->bulk_open = false;
 		s->out[OUT_STDOUT].bulk = false;
 	}
-	reply_event(s, PROTO_EV_STARTED, NULL);
+	exec_reply_event(s, PROTO_EV_STARTED, NULL);
 	return 0;
 }
 
@@ -655,6 +620,7 @@ static int on_exit_frame(struct exec_session *s, const uint8_t *p, size_t n)
 	if (aw_reader_done(&r) < 0 || kind > AW_EXIT_SIGNAL || value > 255)
 		return -EPROTO;
 	s->exit_seen = true;
+	s->release = s->j->agent_resume;
 	s->exit_signaled = kind == AW_EXIT_SIGNAL;
 	s->exit_value = (int)value;
 	maybe_finish(s);
@@ -664,6 +630,13 @@ static int on_exit_frame(struct exec_session *s, const uint8_t *p, size_t n)
 static int session_frame(struct exec_session *s, const struct aw_hdr *h,
 			 const uint8_t *p)
 {
+	if (h->type == AW_RESUMED)
+		return s->restarted && s->resume_sent
+			   ? exec_on_resumed(s, p, h->len)
+			   : -EPROTO;
+	/* Found after a restart: nothing comes before RESUMED. */
+	if (s->restarted)
+		return -EPROTO;
 	if ((s->st != S_RUNNING && s->st != S_DETACHED) || s->exit_seen)
 		return -EPROTO;
 	switch (h->type) {
@@ -686,7 +659,7 @@ static int session_frame(struct exec_session *s, const struct aw_hdr *h,
 
 int exec_on_frame(struct job *j, const struct aw_hdr *h, const uint8_t *p)
 {
-	struct exec_session *s = sess_find(j, h->session);
+	struct exec_session *s = exec_sess_find(j, h->session);
 	int r;
 
 	/* Late frames of a session whose task went away are dropped, within
@@ -721,8 +694,9 @@ static void client_gone(struct exec_session *s)
 	if (s->st == S_RUNNING && aw_put_u32(&b, SIGKILL) == 0)
 		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
 	aw_buf_free(&b);
+	s->release = s->j->agent_resume && s->st == S_RUNNING;
 	close_fd(&s->cfd);
-	sess_free(s);
+	exec_sess_free(s);
 }
 
 static void on_client_msg(struct exec_session *s)
@@ -787,7 +761,7 @@ static struct userfd_ids job_ids(const struct job *j)
 /* The task shares its stdio with vmmd: non-blocking mode is taken on
  * private copies opened as the job's user (common/userfd.h), never as
  * root, never set on a description the task shares when avoidable. */
-static int own_stdio(const struct exec_session *s, int *fds)
+int exec_own_stdio(const struct exec_session *s, int *fds)
 {
 	struct userfd_ids ids = job_ids(s->j);
 	int pick[3], modes[3], r;
@@ -825,20 +799,24 @@ static int check_script_fd(int fd)
 	return st.st_size > EXEC_MAX_SCRIPT ? -EFBIG : 0;
 }
 
+/* stdin, stdout, stderr are the task's pipes (docs/restart.md); a batch
+ * step adds its script and its own stdout, the output file a checkpoint
+ * copies. */
 static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 {
-	size_t want = 3 + (s->req.exec.script ? 1 : 0);
+	size_t want = 3 + (s->req.exec.script ? 2 : 0);
 	int r;
 
 	if (nfds != want)
 		return -EINVAL;
-	if ((r = own_stdio(s, fds)) < 0 ||
+	if ((r = exec_own_stdio(s, fds)) < 0 ||
 	    (s->req.exec.script && (r = check_script_fd(fds[3])) < 0))
 		return r;
 	s->in_fd = fds[0];
 	s->out[OUT_STDOUT].fd = fds[1];
 	s->out[OUT_STDERR].fd = fds[2];
 	s->script_fd = s->req.exec.script ? fds[3] : -1;
+	s->file_fd = s->req.exec.script ? fds[4] : -1;
 	if (!s->req.exec.want_stdin)
 		close_fd(&s->in_fd);
 	if (s->req.exec.merge_stderr)
@@ -849,35 +827,51 @@ static int sess_setup_fds(struct exec_session *s, int *fds, size_t nfds)
 	return 0;
 }
 
+struct exec_session *exec_sess_new(struct job *j, uint32_t id)
+{
+	struct exec_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->j = j;
+	s->id = id;
+	s->cfd = s->in_fd = s->script_fd = s->file_fd = -1;
+	s->out[0].fd = s->out[1].fd = -1;
+	s->bulk_port = -1;
+	s->in_window = AW_WINDOW;
+	proto_rx_init(&s->rx);
+	s->rx.max = EXEC_MAX_CLIENT_MSG;
+	s->next = j->sessions;
+	j->sessions = s;
+	return s;
+}
+
+int exec_client_watch(struct exec_session *s)
+{
+	return loop_add_fd(s->j->d->loop, s->cfd, EPOLLIN, client_io, s,
+			   &s->cw);
+}
+
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds,
 		const struct proto_progress *progress)
 {
-	struct exec_session *s = calloc(1, sizeof(*s));
+	struct exec_session *s;
 	char msg[PROTO_MAX_ERROR];
 	int r;
 
-	(void)peer_uid;
-	if (!s) {
+	if (j->next_session == 0)
+		j->next_session = 1;
+	if (!(s = exec_sess_new(j, j->next_session++))) {
 		for (size_t i = 0; i < nfds; i++)
 			close(fds[i]);
 		close(cfd);
 		return;
 	}
-	s->j = j;
 	s->cfd = cfd;
-	s->in_fd = s->script_fd = s->out[0].fd = s->out[1].fd = -1;
-	s->bulk_port = -1;
-	s->in_window = AW_WINDOW;
+	s->owner = peer_uid;
 	s->req = *req;
 	memset(req, 0, sizeof(*req));
-	proto_rx_init(&s->rx);
-	s->rx.max = EXEC_MAX_CLIENT_MSG;
-	if (j->next_session == 0)
-		j->next_session = 1;
-	s->id = j->next_session++;
-	s->next = j->sessions;
-	j->sessions = s;
 	/* This one is already counted. */
 	if (exec_count(j) > AW_MAX_SESSIONS) {
 		for (size_t i = 0; i < nfds; i++)
@@ -886,7 +880,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 			 "job %u: too many commands running in the guest "
 			 "(limit %u)",
 			 j->id, AW_MAX_SESSIONS);
-		sess_end(s, msg);
+		exec_sess_end(s, msg);
 		return;
 	}
 	if ((r = sess_setup_fds(s, fds, nfds)) < 0) {
@@ -896,14 +890,14 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 			 "job %u: exec needs the task's stdin, stdout and "
 			 "stderr, open for reading and writing: %s",
 			 j->id, strerror(-r));
-		sess_end(s, msg);
+		exec_sess_end(s, msg);
 		return;
 	}
 	s->batch = s->req.exec.script;
 	if (attach_batch(j, s))
 		return;
-	if (loop_add_fd(d->loop, cfd, EPOLLIN, client_io, s, &s->cw) < 0) {
-		sess_free(s);
+	if (exec_client_watch(s) < 0) {
+		exec_sess_free(s);
 		return;
 	}
 	if (j->state == JOB_READY)
@@ -960,8 +954,8 @@ int exec_ckpt_collect(struct job *j, struct ckpt_manifest *m, int *ret_fd)
 		/* The window the agent still counts as in flight: returned
 		 * after the restore, so the session's output flows again. */
 		c->credit = s->credit_pending + s->inflight;
-		if (s->batch && *ret_fd < 0 && s->out[OUT_STDOUT].fd >= 0)
-			*ret_fd = reopen_read(j, s->out[OUT_STDOUT].fd);
+		if (s->batch && *ret_fd < 0 && s->file_fd >= 0)
+			*ret_fd = reopen_read(j, s->file_fd);
 	}
 	return 0;
 }
@@ -986,31 +980,22 @@ void exec_ckpt_end(struct job *j, const char *msg, int code)
 		snprintf(rep.error, sizeof(rep.error), "%s", msg);
 		if (s->cfd >= 0)
 			proto_send_reply(s->cfd, &rep);
-		sess_free(s);
+		exec_sess_free(s);
 	}
 }
 
 static struct exec_session *detached_new(struct job *j,
 					 const struct ckpt_session *c)
 {
-	struct exec_session *s = calloc(1, sizeof(*s));
+	struct exec_session *s = exec_sess_new(j, c->id);
 
 	if (!s)
 		return NULL;
-	s->j = j;
-	s->id = c->id;
 	s->st = S_DETACHED;
 	s->batch = c->batch;
 	s->req.exec.merge_stderr = c->merge_stderr;
-	s->cfd = s->in_fd = s->script_fd = s->out[0].fd = s->out[1].fd = -1;
-	s->bulk_port = -1;
-	s->in_window = AW_WINDOW;
 	s->written[0] = c->out_bytes[0];
 	s->written[1] = c->out_bytes[1];
-	proto_rx_init(&s->rx);
-	s->rx.max = EXEC_MAX_CLIENT_MSG;
-	s->next = j->sessions;
-	j->sessions = s;
 	return s;
 }
 
@@ -1114,22 +1099,25 @@ static bool attach_batch(struct job *j, struct exec_session *n)
 		s->out[i].fd = n->out[i].fd;
 		n->out[i].fd = -1;
 	}
-	if (s->out[OUT_STDOUT].fd >= 0)
-		replay_output(s, s->out[OUT_STDOUT].fd);
+	s->file_fd = n->file_fd;
+	n->file_fd = -1;
+	if (s->file_fd >= 0)
+		replay_output(s, s->file_fd);
 	s->cfd = n->cfd;
+	s->owner = n->owner;
 	n->cfd = -1;
 	loop_del_fd(n->cw);
 	n->cw = NULL;
-	sess_free(n);
+	exec_sess_free(n);
 	s->st = S_RUNNING;
-	if (loop_add_fd(j->d->loop, s->cfd, EPOLLIN, client_io, s, &s->cw) <
-	    0) {
+	if (exec_client_watch(s) < 0 ||
+	    (j->agent_resume && exec_record_new(s) < 0)) {
 		client_gone(s);
 		return true;
 	}
 	log_info("job %u: the batch step re-attached to session %u", j->id,
 		 s->id);
-	reply_event(s, PROTO_EV_STARTED, NULL);
+	exec_reply_event(s, PROTO_EV_STARTED, NULL);
 	out_ready(s, EPOLLOUT);
 	return true;
 }

@@ -28,6 +28,13 @@ struct vmmd;
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds,
 		const struct proto_progress *progress);
+/* vmmd restarts (exec_restart.c, docs/restart.md): the sessions recorded
+ * for an adopted guest wait for their tasks; a task comes back with
+ * PROTO_OP_REATTACH (the caller checked nothing; this checks the peer and
+ * the token, and owns cfd and fds from here). */
+void exec_restart_adopt(struct job *j);
+void exec_reattach(struct job *j, int cfd, uid_t peer_uid,
+		   const struct proto_request *req, int *fds, size_t nfds);
 /* The guest became ready: launch waiting sessions. */
 void exec_job_ready(struct job *j);
 /* The job's image download, for the sessions waiting for the guest. */

@@ -1019,6 +1019,7 @@ int job_restore(struct vmmd *d, uint32_t id)
 	}
 	j->domain_running = true;
 	jobfiles_adopt(j);
+	exec_restart_adopt(j);
 	j->t_request = now_ms();
 	j->boot_timer = loop_add_timer(d->loop, d->cfg.boot_timeout_s * 1000ull,
 				       boot_timeout, j);

@@ -205,6 +205,26 @@ static bool do_exec(struct client *c, struct proto_request *req)
 	return true;
 }
 
+/* A step's task after a vmmd restart (docs/restart.md): exec.c checks
+ * that the peer is the session's owner and knows its token. */
+static bool do_reattach(struct client *c, struct proto_request *req)
+{
+	struct job *j = job_find(c->d, req->job_id);
+
+	if (!j) {
+		reply_error(c,
+			    "job %u: its guest is gone from node %s: the step "
+			    "cannot go on after the vmmd restart",
+			    req->job_id, c->d->cfg.node_name);
+		return false;
+	}
+	loop_del_fd(c->w);
+	c->w = NULL;
+	exec_reattach(j, c->fd, c->cred.uid, req, c->rx.fds, c->rx.nfds);
+	c->rx.nfds = 0;
+	return true;
+}
+
 /* vmenvctl checkpoint JOB: the job's owner or root; the connection waits
  * for the outcome (ckpt.c answers and closes it). */
 static bool do_checkpoint(struct client *c, const struct proto_request *req)
@@ -372,7 +392,8 @@ static void handle(struct client *c)
 		reply_error(c,
 			    "permission denied: only root and the Slurm user "
 			    "may start or stop guests");
-	} else if (req.op != PROTO_OP_EXEC && c->rx.nfds) {
+	} else if (req.op != PROTO_OP_EXEC && req.op != PROTO_OP_REATTACH &&
+		   c->rx.nfds) {
 		reply_error(c, "bad request: unexpected file descriptors");
 	} else if (req.op == PROTO_OP_START) {
 		do_start(c, &req);
@@ -388,6 +409,8 @@ static void handle(struct client *c)
 		do_list(c);
 	} else if (req.op == PROTO_OP_EXEC) {
 		handed = do_exec(c, &req);
+	} else if (req.op == PROTO_OP_REATTACH) {
+		handed = do_reattach(c, &req);
 	} else if (req.op == PROTO_OP_CHECKPOINT) {
 		handed = do_checkpoint(c, &req);
 	} else if (req.op == PROTO_OP_CONSOLE) {

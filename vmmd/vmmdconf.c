@@ -212,6 +212,12 @@ static const struct centry table[] = {
     N("bulk_ports", bulk_ports, 0, 16, "4",
       "extra virtio-serial ports per guest that commands write their "
       "stdout to directly (0: none, all output through the agent)"),
+    E("session_restarts", session_restarts, "no yes", "yes",
+      "a job's running steps go on across a vmmd restart (an upgrade, a "
+      "crash): their output then goes through the agent, which keeps what "
+      "a restart could lose, not through a bulk port (about a third of its "
+      "throughput; docs/restart.md); no: bulk ports, and a restart ends "
+      "the steps"),
 };
 
 static int cerr(char *err, size_t errlen, const char *fmt, ...)

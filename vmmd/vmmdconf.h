@@ -97,6 +97,9 @@ struct vmmd_config {
 	/* Stdout straight to a port (docs/design.md §9); at most
 	 * AW_MAX_BULK_PORTS. */
 	uint32_t bulk_ports;
+	/* Steps outlive a vmmd restart (docs/restart.md): their stdout goes
+	 * through the agent then, not a bulk port. */
+	char session_restarts[4]; /* no, yes */
 };
 
 /* Is the catalog setting a URL (else a local path)? */

@@ -129,6 +129,20 @@ struct session {
 	int bulk_fd;
 	uint8_t bulk_end[AW_BULK_MARK_LEN];
 	pid_t mark_pid;
+	/* agentwire v3 (resume.c): the output sent and not yet credited, as
+	 * records (u8 stream, u32 length, bytes) from held_off on, replayed
+	 * to a host that resumes the session; what each stream sent in all;
+	 * what went out once and must go again to a new host. */
+	struct aw_buf held;
+	size_t held_off;
+	uint32_t held_n[STREAM_N];
+	bool held_lost; /* out of memory: the session cannot be resumed */
+	uint64_t sent[STREAM_N];
+	bool eof_sent[STREAM_N];
+	bool exit_sent;
+	bool detached;	     /* the host went away: wait for RESUME/RELEASE */
+	uint64_t in_got;     /* STDIN bytes taken from the host */
+	bool in_eof_got;     /* and its EOF */
 };
 
 /* The job's nodes, from SETUP v2 (nnodes 0: not a multi-node job). */
@@ -320,6 +334,21 @@ int session_credit(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 int session_signal(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 void session_reaped(struct agent *a, pid_t pid, int wstatus);
 void sessions_kill_all(struct agent *a);
+/* The session's EXIT, once its process and output are done (v3: again to
+ * a host that resumes it). */
+void session_send_exit(struct agent *a, struct session *s);
+void session_check_done(struct agent *a, struct session *s);
+void session_free(struct session *s);
+void session_kill(const struct session *s, int sig);
+struct session *session_find(struct agent *a, uint32_t id);
+
+/* resume.c: agentwire v3, sessions that outlive the host's connection. */
+bool agent_resumable(const struct agent *a);
+void held_add(struct session *s, enum stream k, const uint8_t *p, size_t n);
+void held_credit(struct session *s, uint32_t n);
+void sessions_detach(struct agent *a);
+int session_resume(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
+int session_release(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 /* Poll set plumbing: adds this loop's fds of every session, then handles
  * their events. */
 void sessions_poll_add(struct agent *a, struct pollset *ps);

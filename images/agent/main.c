@@ -102,6 +102,8 @@ static const struct {
     [AW_SIGNAL] = {session_signal, true},
     [AW_CKPT_PREPARE] = {ckpt_prepare, false},
     [AW_CKPT_RESUME] = {ckpt_resume, false},
+    [AW_RESUME] = {session_resume, true},
+    [AW_RELEASE] = {session_release, true},
 };
 
 static int agent_handle_frame(struct agent *a, const struct aw_hdr *h,
@@ -172,6 +174,14 @@ static void drop_host(struct agent *a, const char *why, int err)
 	 * of the restored guest. */
 	if (a->ckpt_held) {
 		agent_log("%s; sessions held for the checkpoint", why);
+		chan_reset(&a->ch);
+		a->ch.connected = false;
+		return;
+	}
+	/* v3: a vmmd restart; the sessions wait for the next one. */
+	if (agent_resumable(a)) {
+		agent_log("%s; sessions wait for the host to come back", why);
+		sessions_detach(a);
 		chan_reset(&a->ch);
 		a->ch.connected = false;
 		return;

@@ -22,7 +22,7 @@
 
 /* --- lookup and teardown ------------------------------------------------ */
 
-static struct session *session_find(struct agent *a, uint32_t id)
+struct session *session_find(struct agent *a, uint32_t id)
 {
 	int i;
 
@@ -57,10 +57,11 @@ static void start_info_free(struct start_info *si)
 	si->exe = NULL;
 }
 
-static void session_free(struct session *s)
+void session_free(struct session *s)
 {
 	int k;
 
+	aw_buf_free(&s->held);
 	close_fd(&s->status_fd);
 	for (k = 0; k < STREAM_N; k++)
 		close_fd(&s->out_fd[k]);
@@ -78,7 +79,7 @@ static void session_free(struct session *s)
 
 /* Signals the process group; before the child's setsid() there is no group
  * yet, so fall back to the process itself. */
-static void session_kill(const struct session *s, int sig)
+void session_kill(const struct session *s, int sig)
 {
 	if (s->pid <= 0)
 		return;
@@ -100,22 +101,34 @@ void sessions_kill_all(struct agent *a)
 
 /* Sends EXIT and ends the session once the process has exited and both
  * output streams have reached EOF. */
-static void session_check_done(struct agent *a, struct session *s)
+void session_send_exit(struct agent *a, struct session *s)
 {
-	if (!s->active || s->starting || !s->exited)
-		return;
-	if (s->out_fd[STREAM_OUT] >= 0 || s->out_fd[STREAM_ERR] >= 0)
-		return;
-	/* All output first: the end marker must be in the port. */
-	if (s->bulk_fd >= 0 || s->mark_pid > 0)
-		return;
 	if (WIFSIGNALED(s->wstatus))
 		agent_send_u32x2(a, AW_EXIT, s->id, AW_EXIT_SIGNAL,
 				 (uint32_t)WTERMSIG(s->wstatus));
 	else
 		agent_send_u32x2(a, AW_EXIT, s->id, AW_EXIT_CODE,
 				 (uint32_t)WEXITSTATUS(s->wstatus));
-	session_free(s);
+}
+
+/* A v3 session stays until the host's RELEASE: its EXIT may be lost with
+ * the host and must then go to the next one. A detached session's EXIT
+ * waits for the host that resumes it. */
+void session_check_done(struct agent *a, struct session *s)
+{
+	if (!s->active || s->starting || !s->exited || s->exit_sent ||
+	    s->detached)
+		return;
+	if (s->out_fd[STREAM_OUT] >= 0 || s->out_fd[STREAM_ERR] >= 0)
+		return;
+	/* All output first: the end marker must be in the port. */
+	if (s->bulk_fd >= 0 || s->mark_pid > 0)
+		return;
+	session_send_exit(a, s);
+	if (agent_resumable(a))
+		s->exit_sent = true;
+	else
+		session_free(s);
 }
 
 /* --- starting ----------------------------------------------------------- */
@@ -338,6 +351,7 @@ static void status_ready(struct agent *a, struct session *s)
 static void stream_eof(struct agent *a, struct session *s, enum stream k)
 {
 	close_fd(&s->out_fd[k]);
+	s->eof_sent[k] = true;
 	agent_send(a, k == STREAM_OUT ? AW_STDOUT : AW_STDERR, s->id, NULL, 0);
 	session_check_done(a, s);
 }
@@ -350,7 +364,8 @@ static bool stream_read_frame(struct agent *a, struct session *s, enum stream k)
 	uint8_t *p;
 	ssize_t n;
 
-	if (max == 0 || s->out_fd[k] < 0)
+	/* Detached: nothing goes out until a host resumes the session. */
+	if (max == 0 || s->out_fd[k] < 0 || s->detached)
 		return false;
 	p = chan_reserve(&a->ch, max);
 	if (!p)
@@ -360,6 +375,9 @@ static bool stream_read_frame(struct agent *a, struct session *s, enum stream k)
 		chan_commit(&a->ch, k == STREAM_OUT ? AW_STDOUT : AW_STDERR,
 			    s->id, (size_t)n);
 		s->window -= (uint32_t)n;
+		s->sent[k] += (uint64_t)n;
+		if (agent_resumable(a))
+			held_add(s, k, p, (size_t)n);
 		return (size_t)n == max;
 	}
 	if (n < 0 && errno == EINTR)
@@ -406,6 +424,7 @@ int session_credit(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 		return 0;
 	/* More credit than was outstanding cannot widen the window. */
 	s->window = n >= AW_WINDOW - s->window ? AW_WINDOW : s->window + n;
+	held_credit(s, n);
 	if (s->draining)
 		session_pump(a, s);
 	return 0;
@@ -445,7 +464,9 @@ static void stdin_drain(struct agent *a, struct session *s)
 	if (done) {
 		memmove(s->in_buf, s->in_buf + done, s->in_len - done);
 		s->in_len -= done;
-		agent_send_u32(a, AW_CREDIT, s->id, (uint32_t)done);
+		/* Detached: RESUMED tells the next host the window. */
+		if (!s->detached)
+			agent_send_u32(a, AW_CREDIT, s->id, (uint32_t)done);
 	}
 	if (gone || (s->in_eof && s->in_len == 0))
 		stdin_close(s);
@@ -457,7 +478,9 @@ int session_stdin(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 
 	if (!s)
 		return 0;
+	s->in_got += h->len;
 	if (h->len == 0) {
+		s->in_eof_got = true;
 		s->in_eof = true;
 		if (s->in_len == 0)
 			stdin_close(s);
@@ -611,6 +634,11 @@ void sessions_poll_add(struct agent *a, struct pollset *ps)
 		/* Held for a checkpoint: nothing moves until it resumes. */
 		if (!s->active || a->ckpt_held)
 			continue;
+		if (s->in_fd >= 0 && s->in_len)
+			pollset_add(ps, s->in_fd, POLLOUT, PK_STDIN, i, s->id);
+		/* Detached: STARTED and output wait for the next host. */
+		if (s->detached)
+			continue;
 		if (s->starting)
 			pollset_add(ps, s->status_fd, POLLIN, PK_STATUS, i,
 				    s->id);
@@ -620,8 +648,6 @@ void sessions_poll_add(struct agent *a, struct pollset *ps)
 					    k == STREAM_OUT ? PK_STDOUT
 							    : PK_STDERR,
 					    i, s->id);
-		if (s->in_fd >= 0 && s->in_len)
-			pollset_add(ps, s->in_fd, POLLOUT, PK_STDIN, i, s->id);
 	}
 }
 

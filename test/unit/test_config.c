@@ -95,6 +95,7 @@ static const char *const all_keys[] = {
     "warm_user",
     "warm_templates_max",
     "bulk_ports",
+    "session_restarts",
 };
 
 static void defaults(struct vmmd_config *c)

@@ -316,14 +316,21 @@ static int client_send(struct fx *f, const struct proto_request *req,
 	return fd;
 }
 
+/* The last "session" event: what a task would re-attach with. */
+static struct proto_reply last_session;
+
 static void client_reply(struct fx *f, int fd, struct proto_reply *rep)
 {
 	char err[PROTO_MAX_ERROR] = "";
 
-	if (!pump_until_readable(f, fd, WAIT_MS))
-		fail_msg("no reply from vmmd");
-	if (proto_recv_reply(fd, 1000, rep, err, sizeof(err)) != 0)
-		fail_msg("bad reply: %s", err);
+	do {
+		if (!pump_until_readable(f, fd, WAIT_MS))
+			fail_msg("no reply from vmmd");
+		if (proto_recv_reply(fd, 1000, rep, err, sizeof(err)) != 0)
+			fail_msg("bad reply: %s", err);
+		if (rep->kind == PROTO_EV_SESSION)
+			last_session = *rep;
+	} while (rep->kind == PROTO_EV_SESSION);
 }
 
 static void call(struct fx *f, const struct proto_request *req,
@@ -440,7 +447,7 @@ static void exec_start(struct fx *f, uint32_t id, const struct exec_opts *o,
 {
 	struct proto_request req = {.op = PROTO_OP_EXEC, .job_id = id};
 	struct proto_exec *e = &req.exec;
-	int in[2] = {-1, -1}, out[2], err[2], fds[4];
+	int in[2] = {-1, -1}, out[2], err[2], fds[5];
 	size_t nfds = 3;
 
 	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
@@ -465,8 +472,10 @@ static void exec_start(struct fx *f, uint32_t id, const struct exec_opts *o,
 	fds[0] = in[0];
 	fds[1] = out[1];
 	fds[2] = err[1];
-	if (o->script)
+	if (o->script) {
 		fds[nfds++] = script_fd(o->script);
+		fds[nfds++] = dup(out[1]); /* the task's own stdout */
+	}
 	c->fd = client_send(f, &req, fds, o->nfds ? o->nfds : nfds);
 	proto_request_clear(&req);
 	/* vmmd holds its own copies now. */
@@ -614,16 +623,18 @@ static void agent_recv(struct fx *f, int fd, struct frame *fr)
 		fail_msg("vmmd closed the agent channel mid-frame");
 }
 
-/* The next frame of that type; repeated HELLOs and CREDITs in between are
- * skipped (vmmd repeats HELLO until answered, and returns window at its
- * own pace), anything else is a failure. */
+/* The next frame of that type; repeated HELLOs, CREDITs and RELEASEs in
+ * between are skipped (vmmd repeats HELLO until answered, returns window
+ * at its own pace, and lets the agent forget an ended session), anything
+ * else is a failure. */
 static void agent_expect(struct fx *f, int fd, uint8_t type, struct frame *fr)
 {
 	for (;;) {
 		agent_recv(f, fd, fr);
 		if (fr->h.type == type)
 			return;
-		if (fr->h.type != AW_HELLO && fr->h.type != AW_CREDIT)
+		if (fr->h.type != AW_HELLO && fr->h.type != AW_CREDIT &&
+		    fr->h.type != AW_RELEASE)
 			fail_msg("expected %s from vmmd, got %s",
 				 aw_type_name(type), aw_type_name(fr->h.type));
 		free(fr->p);
@@ -1372,6 +1383,17 @@ static void test_exec_waits_then_runs(void **state)
 	assert_int_equal(e.gid, getgid());
 	assert_int_equal(e.flags, 0); /* no stdin, stderr separate */
 	aw_exec_clear(&e);
+	/* The token to re-attach with comes before anything else. */
+	assert_true(readable(c.fd));
+	{
+		char err2[PROTO_MAX_ERROR];
+
+		assert_int_equal(
+		    proto_recv_reply(c.fd, 1000, &rep, err2, sizeof(err2)), 0);
+		assert_int_equal(rep.kind, PROTO_EV_SESSION);
+		assert_int_equal(rep.session, sid);
+		assert_int_equal(strlen(rep.token), PROTO_TOKEN_HEX);
+	}
 	assert_false(readable(c.fd));
 
 	agent_send_u32(f, afd, AW_STARTED, sid, 1234, 0, 1);
@@ -1701,7 +1723,7 @@ static void test_exec_script_not_a_file(void **state)
 	struct proto_request req = {.op = PROTO_OP_EXEC, .job_id = JOB};
 	struct proto_exec *e = &req.exec;
 	struct proto_reply rep;
-	int in, out[2], err[2], sp[2], fds[4], afd, cfd;
+	int in, out[2], err[2], sp[2], fds[5], afd, cfd;
 
 	start_ok(f);
 	afd = agent_connect(f);
@@ -1716,9 +1738,10 @@ static void test_exec_script_not_a_file(void **state)
 	e->cwd = strdup(f->work);
 	e->script = true;
 	fds[0] = in, fds[1] = out[1], fds[2] = err[1], fds[3] = sp[0];
+	fds[4] = out[1];
 	signal(SIGALRM, on_script_alarm);
 	alarm(5);
-	cfd = client_send(f, &req, fds, 4);
+	cfd = client_send(f, &req, fds, 5);
 	proto_request_clear(&req);
 	client_reply(f, cfd, &rep);
 	alarm(0);
@@ -3514,12 +3537,13 @@ static void batch_start_as(struct fx *f, uint32_t id, const char *out,
 	static const char *const argv[] = {"/tmp/job.sh", NULL};
 	struct proto_request req = {.op = PROTO_OP_EXEC, .job_id = id};
 	struct proto_exec *e = &req.exec;
-	int fds[4];
+	int fds[5];
 
 	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	fds[1] = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	fds[2] = dup(fds[1]);
 	fds[3] = script_fd("#!/bin/sh\ncount\n");
+	fds[4] = dup(fds[1]);
 	assert_true(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
 	e->job_id = id;
 	e->argv = xstrv(argv, &e->argc);
@@ -3527,9 +3551,9 @@ static void batch_start_as(struct fx *f, uint32_t id, const char *out,
 	e->cwd = strdup(f->work);
 	e->merge_stderr = true;
 	e->script = true;
-	c->fd = client_send(f, &req, fds, 4);
+	c->fd = client_send(f, &req, fds, 5);
 	proto_request_clear(&req);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		close(fds[i]);
 	c->in = c->out = c->err = -1;
 }
@@ -5445,6 +5469,9 @@ static void bulk_running(struct fx *f, struct bulk_sess *b,
 			 const struct exec_opts *o)
 {
 	agent_flags = AW_HELLO_BULK;
+	/* Bulk ports are for steps that need not survive a vmmd restart. */
+	snprintf(f->d.cfg.session_restarts, sizeof(f->d.cfg.session_restarts),
+		 "no");
 	start_ok(f);
 	b->afd = agent_connect(f);
 	agent_handshake(f, b->afd);
