@@ -129,12 +129,17 @@ struct step {
 	uint64_t in_base;
 	bool in_eof;	  /* the task's stdin ended */
 	bool in_flowing;  /* vmmd takes stdin (after started) */
+	bool started;	  /* the command started in the guest */
 	/* What a re-attach needs (vmmd's "session" event). */
 	uint32_t session;
 	char token[PROTO_TOKEN_HEX + 1];
 	int queued[MAX_QUEUED_SIGNALS];
 	size_t nqueued;
 	struct proto_rx rx;
+	/* The command, sent again to a restarted vmmd when the first one
+	 * went before starting it (no token yet: nothing ran). */
+	int argc;
+	char **argv;
 };
 
 static int open_pipe(int p[2], int flags)
@@ -362,6 +367,7 @@ static void stdin_from(struct step *st, const struct proto_reply *rep)
 
 static void on_started(struct step *st, const struct proto_reply *rep)
 {
+	st->started = true;
 	stdin_from(st, rep);
 	st->in_flowing = true;
 	for (size_t i = 0; i < st->nqueued; i++)
@@ -493,9 +499,11 @@ static void reconnect(struct step *st, int err)
 {
 	uint64_t deadline = now_ms() + (uint64_t)reattach_s() * 1000;
 
-	if (!st->token[0])
-		die("job %s: lost the connection to vmmd on node %s before "
-		    "the step started (vmmd stopped or restarted): %s",
+	/* Started without a token: a guest whose agent cannot keep steps
+	 * (an image older than agent protocol 3); it killed the command. */
+	if (st->started && !st->token[0])
+		die("job %s: lost the connection to vmmd on node %s (vmmd "
+		    "stopped or restarted; this step cannot go on): %s",
 		    job_id_str, node_str, strerror(-err));
 	close(st->fd);
 	st->fd = -1;
@@ -508,6 +516,11 @@ static void reconnect(struct step *st, int err)
 	for (;;) {
 		int fd = unix_connect(st->sock, 1000);
 
+		if (fd >= 0 && !st->token[0]) {
+			st->fd = fd;
+			send_exec(st, st->argc, st->argv);
+			return;
+		}
 		if (fd >= 0) {
 			st->fd = fd;
 			send_reattach(st);
@@ -713,6 +726,8 @@ int main(int argc, char **argv)
 	st.fd = fd;
 	st.sfd = sfd;
 	st.sock = sock;
+	st.argc = argc;
+	st.argv = argv;
 	send_exec(&st, argc, argv);
 	relay(&st);
 }

@@ -555,6 +555,17 @@ void exec_job_progress(struct job *j, const struct proto_progress *p)
 			send_progress(s, p);
 }
 
+void exec_job_forget(struct job *j)
+{
+	while (j->sessions) {
+		struct exec_session *s = j->sessions;
+
+		s->recorded = false; /* the next vmmd reads it */
+		s->release = false;
+		exec_sess_free(s);
+	}
+}
+
 void exec_job_gone(struct job *j, const char *why)
 {
 	while (j->sessions)

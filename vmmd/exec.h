@@ -39,6 +39,10 @@ void exec_reattach(struct job *j, int cfd, uid_t peer_uid,
 void exec_job_ready(struct job *j);
 /* The job's image download, for the sessions waiting for the guest. */
 void exec_job_progress(struct job *j, const struct proto_progress *p);
+/* vmmd stops and leaves the guest to the next one: every session's
+ * connection closes without a word (its task comes back), and the
+ * records stay. */
+void exec_job_forget(struct job *j);
 /* The job failed or stops: every session ends with this error. */
 void exec_job_gone(struct job *j, const char *why);
 /* A session frame from the agent (already size-checked). */

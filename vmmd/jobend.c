@@ -101,6 +101,12 @@ static void sessions_end(struct job *j, struct end *e)
 	    [JOB_END_FORGET] = "vmmd is shutting down",
 	};
 
+	/* The guest keeps running for the next vmmd, and so do the steps:
+	 * their tasks come back to it (docs/restart.md). */
+	if (e->how == JOB_END_FORGET) {
+		exec_job_forget(j);
+		return;
+	}
 	exec_job_gone(j, e->how == JOB_END_FAIL ? j->error : why[e->how]);
 }
 

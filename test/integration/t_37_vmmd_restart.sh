@@ -2,10 +2,10 @@
 # vmmd killed (kill -9, as a crash or the OOM killer would) at each point
 # of a job's life, then started again (issue 16's fault matrix): while the
 # guest boots, while the job runs, while a requeued job's checkpoint is
-# being restored. Today a running step does not survive a vmmd restart
-# (vmenv-exec does not re-attach: docs/operations.md), so each case must
-# end the job with a reason the user can read and leave nothing on any
-# node (lib.sh leftovers_of), with the new vmmd serving the next job.
+# being restored. A running step goes on (vmenv-exec re-attaches:
+# docs/restart.md); a case that cannot must end the job with a reason the
+# user can read and leave nothing on any node (lib.sh leftovers_of), with
+# the new vmmd serving the next job.
 # A multi-node job whose non-batch node's vmmd restarts goes on untouched.
 # A vmmd killed during a save is t_80_checkpoint's case 6.
 . "$(dirname "$0")/lib.sh"
@@ -57,11 +57,15 @@ esac
 check "job $j left nothing on any node" node_clean "$j"
 
 # --- while the job runs -----------------------------------------------------
-j=$(as "$U1" sbatch --parsable --vm-env=tiny -o "$d/run.out" --wrap "echo started; sleep 120; echo never")
+# The step goes on (docs/restart.md; t_85_restart has the byte counts).
+j=$(as "$U1" sbatch --parsable --vm-env=tiny -o "$d/run.out" --wrap "echo started; sleep 8; echo went on; exit 4")
 check "the job runs in its guest" sh -c "for i in \$(seq 120); do grep -q started '$d/run.out' 2>/dev/null && exit 0; sleep 1; done; exit 1"
 restart_vmmd
-ends_with_reason "$j" run.out "while the job runs"
-check "the job's command did not go on" sh -c "! grep -q never '$d/run.out'"
+st=$(wait_job "$j" 120)
+check_eq "while the job runs: job $j goes on to its own end" "FAILED 4:0" "$st $(job_field "$j" ExitCode)"
+check_contains "... its command went on after the restart" "$(cat run.out)" "went on"
+check "... nothing of vmmd's restart in its output" sh -c "! grep -q vmenv '$d/run.out'"
+check "job $j left nothing on any node" node_clean "$j"
 
 # --- while a requeued job's checkpoint is restored ----------------------------
 counter_script counter.sh 40
