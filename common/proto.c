@@ -42,7 +42,7 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_START] = {"job", "uid", "gid", "image", "request"},
     [PROTO_OP_STOP] = {"job"},
     [PROTO_OP_EXEC] = {"job", "argv", "env", "cwd", "stdin", "merge_stderr",
-		       "script", "relay"},
+		       "script", "relay", "bulk"},
     [PROTO_OP_SIGNAL] = {"signal"},
     [PROTO_OP_STATUS] = {NULL},
     [PROTO_OP_LIST] = {NULL},
@@ -178,6 +178,9 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 		/* Only when set: a vmmd before bulk ports refuses the key. */
 		if (e->relay)
 			json_object_object_add(o, "relay",
+					       json_object_new_boolean(true));
+		if (e->bulk)
+			json_object_object_add(o, "bulk",
 					       json_object_new_boolean(true));
 		break;
 	case PROTO_OP_SIGNAL:
@@ -431,7 +434,8 @@ static int decode_exec(struct json_object *o, struct proto_request *req,
 	    (r = get_bool(o, "merge_stderr", &e->merge_stderr, err, errlen)) <
 		0 ||
 	    (r = get_bool(o, "script", &e->script, err, errlen)) < 0 ||
-	    (r = get_bool(o, "relay", &e->relay, err, errlen)) < 0)
+	    (r = get_bool(o, "relay", &e->relay, err, errlen)) < 0 ||
+	    (r = get_bool(o, "bulk", &e->bulk, err, errlen)) < 0)
 		return r;
 	if (!valid_abs_path(e->cwd))
 		return fail(err, errlen,

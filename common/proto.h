@@ -17,7 +17,8 @@
  *   {"op":"step_end","job":N}   a step of N ended here; vmmd stops the guest
  *                               once Slurm says the job is over  root/SlurmUser
  *   {"op":"exec","job":N,"argv":[..],"env":[..],"cwd":"/x",
- *    "stdin":bool,"merge_stderr":bool,"script":bool}   fds: 0,1,2[,script]
+ *    "stdin":bool,"merge_stderr":bool,"script":bool[,"relay":true]
+ *    [,"bulk":true]}   fds: 0,1,2 (the task's pipes) [,script, stdout]
  *   {"op":"signal","signal":S}             on an exec connection, any time
  *   {"op":"reattach","job":N,"session":S,"token":"<64 hex>","out":B,
  *    "err":B,"stdin":bool,"merge_stderr":bool}   fds: 0,1,2 (new pipes)
@@ -124,6 +125,9 @@ struct proto_exec {
 	bool merge_stderr;
 	bool script;
 	bool relay; /* output through the agent, not a bulk port (benchmarks) */
+	/* a bulk port even where steps must survive a vmmd restart
+	 * (session_restarts; the step then does not) */
+	bool bulk;
 	char *cwd;
 	size_t argc;
 	char **argv; /* argc + NULL */

@@ -443,10 +443,11 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 		r = read_script(s, &e);
 	}
 	/* A bulk port's stream cannot be taken over by a restarted vmmd:
-	 * where steps must survive one, output goes through the agent. */
+	 * where steps must survive one, output goes through the agent unless
+	 * the task asked for a port (VMENV_EXEC_BULK=1). */
 	if (r == 0 && j->agent_bulk && !s->req.exec.relay &&
-	    !(j->agent_resume &&
-	      strcmp(j->d->cfg.session_restarts, "yes") == 0) &&
+	    (s->req.exec.bulk || !j->agent_resume ||
+	     strcmp(j->d->cfg.session_restarts, "yes") != 0) &&
 	    bulk_claim(s->j, &bulk_to_session, s, &e) == 0) {
 		s->bulk_port = (int)e.bulk_port;
 		s->bulk_open = true;

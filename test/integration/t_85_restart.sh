@@ -55,11 +55,14 @@ check "job $j goes on after five restarts ('out 250')" wait_line o.out "^out 250
 as "$U1" scancel --batch -s USR1 "$j"
 st=$(wait_job "$j" 120)
 check_eq "the signal sent after the restarts ended it with its code" "FAILED 9:0" "$st $(job_field "$j" ExitCode)"
+# The trap runs between two rounds: $last rounds were done.
 last=$(sed -n 's/^got USR1 at \([0-9]*\)$/\1/p' o.out)
 check "... the command says it got USR1" test -n "$last"
-check_eq "stdout: every line once, in order" "$(seq 0 "$last" | sed 's/^/out /')" "$(grep '^out ' o.out)"
-check_eq "stderr: every line once, in order" "$(seq 0 "$last" | sed 's/^/err /')" "$(cat e.out)"
-check_eq "stdin: every line read once, in order" "$(seq 1 $((last + 1)) | sed 's/^/in line /')" "$(grep '^in ' o.out)"
+last=${last:-1}
+check_eq "stdout: every line once, in order" "$(seq 0 $((last - 1)) | sed 's/^/out /')" "$(grep '^out ' o.out)"
+# (The guest's shell may also say that USR1 killed its sleep.)
+check_eq "stderr: every line once, in order" "$(seq 0 $((last - 1)) | sed 's/^/err /')" "$(grep -v '^User defined signal' e.out)"
+check_eq "stdin: every line read once, in order" "$(seq 1 "$last" | sed 's/^/in line /')" "$(grep '^in ' o.out)"
 check "nothing of vmmd's restarts in the job's output" sh -c "! grep -q vmenv '$d/o.out' '$d/e.out'"
 check "the vmmd log shows the step re-attached" \
 	grep -q "job $j: session [0-9]* re-attached after the vmmd restart" /var/log/vmenv-cluster/vmmd.log
@@ -86,11 +89,11 @@ chown "$U1": hold.sh
 j=$(as "$U1" sbatch --parsable --vm-env=tiny -o "$d/h.out" hold.sh)
 check "job $j ticks" wait_line h.out "^tick 3\$"
 forge() { # user token
-	as "$1" python3 - "$j" "$2" <<'PY' 2>&1
+	as "$1" python3 - "$j" "$2" "$SOCK" <<'PY' 2>&1
 import json, os, socket, struct, sys
 job, token = int(sys.argv[1]), sys.argv[2]
 s = socket.socket(socket.AF_UNIX)
-s.connect(os.environ.get("VMENV_SOCKET", "/run/vmenv/vmmd.sock"))
+s.connect(sys.argv[3])
 msg = json.dumps({"op": "reattach", "job": job, "session": 1, "token": token,
                   "out": 0, "err": 0, "stdin": False, "merge_stderr": True}).encode()
 r, w = os.pipe()
