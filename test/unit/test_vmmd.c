@@ -5511,6 +5511,156 @@ static size_t read_some(int fd, char *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/* --- steps across a vmmd restart (exec_restart.c) ----------------------- */
+
+static void reattach_send(struct fx *f, uint32_t sid, const char *token,
+			  uint64_t out_bytes, struct exec_client *c)
+{
+	struct proto_request req = {.op = PROTO_OP_REATTACH, .job_id = JOB};
+	int out[2], err[2], fds[3];
+
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+	fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fds[1] = out[1];
+	fds[2] = err[1];
+	req.re.session = sid;
+	snprintf(req.re.token, sizeof(req.re.token), "%s", token);
+	req.re.out_bytes = out_bytes;
+	c->fd = client_send(f, &req, fds, 3);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	c->in = -1;
+	c->out = out[0];
+	c->err = err[0];
+}
+
+/* The adopted guest's agent: HELLO with its setup done, no SETUP. */
+static int agent_back(struct fx *f)
+{
+	int afd = agent_connect(f);
+	struct frame fr;
+
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_flags = AW_HELLO_SETUP_DONE;
+	agent_hello(f, afd, AW_VERSION);
+	pump_until_state(f, JOB_READY);
+	return afd;
+}
+
+/* A step's task comes back after vmmd dies: only with the session's
+ * token (its owner's uid is checked the same way: t_85 tries another
+ * user), and the agent is told exactly what the task already holds; the
+ * record is root's and has no token in it. */
+static void test_exec_reattach_after_restart(void **state)
+{
+	struct fx *f = *state;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct exec_client c, c2, c3;
+	struct proto_reply rep;
+	char token[PROTO_TOKEN_HEX + 1], path[PATH_MAX + 32], *rec = NULL;
+	char buf[64];
+	struct aw_reader r;
+	struct frame fr;
+	struct aw_exec e;
+	struct stat st;
+	size_t len;
+	uint32_t sid;
+	int afd;
+
+	start_ok(f);
+	afd = agent_connect(f);
+	agent_handshake(f, afd);
+	exec_start(f, JOB, &o, &c);
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
+	agent_send_u32(f, afd, AW_STARTED, sid, 1234, 0, 1);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	assert_int_equal(last_session.session, sid);
+	snprintf(token, sizeof(token), "%s", last_session.token);
+	agent_send(f, afd, AW_STDOUT, sid, "hello\n", 6);
+	assert_true(pump_until_readable(f, c.out, WAIT_MS));
+	assert_int_equal(read_some(c.out, buf, sizeof(buf)), 6);
+
+	snprintf(path, sizeof(path), "%s/sessions/%u", job(f)->dir, sid);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(read_file_limited(path, 4096, &rec, &len), 0);
+	assert_null(strstr(rec, token));
+	free(rec);
+
+	/* vmmd goes (as at SIGTERM: the guest and the record stay); its
+	 * task sees the connection close, with no error. */
+	restart_vmmd(f);
+	close(afd);
+	fake_hv_domain(DOMAIN)->agent_fd = -1; /* the old vmmd's channel */
+	assert_int_equal(read(c.fd, buf, sizeof(buf)), 0);
+	assert_non_null(job(f));
+	afd = agent_back(f);
+
+	/* A wrong token: refused, and the session still waits. */
+	reattach_send(f, sid, "00000000000000000000000000000000"
+			      "00000000000000000000000000000000",
+		      6, &c2);
+	client_reply(f, c2.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	assert_contains(rep.error, "permission denied");
+	close(c2.fd), close(c2.out), close(c2.err);
+	/* The right one: the agent hears where the task's output stands. */
+	reattach_send(f, sid, token, 6, &c3);
+	agent_expect(f, afd, AW_RESUME, &fr);
+	assert_int_equal(fr.h.session, sid);
+	aw_reader_init(&r, fr.p, fr.h.len);
+	assert_int_equal(aw_get_i64(&r), 6);
+	assert_int_equal(aw_get_i64(&r), 0);
+	assert_int_equal(aw_reader_done(&r), 0);
+	free(fr.p);
+	/* Only once. */
+	reattach_send(f, sid, token, 6, &c2);
+	client_reply(f, c2.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_ERROR);
+	assert_contains(rep.error, "re-attached already");
+	{
+		struct aw_buf b = {0};
+
+		assert_int_equal(aw_put_u32(&b, 0), 0);
+		assert_int_equal(aw_put_i64(&b, 0), 0);
+		assert_int_equal(aw_put_u32(&b, 1), 0);
+		assert_int_equal(aw_put_u32(&b, AW_WINDOW), 0);
+		agent_send(f, afd, AW_RESUMED, sid, b.data, b.len);
+		aw_buf_free(&b);
+	}
+	client_reply(f, c3.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	assert_true(rep.reattached);
+	agent_send(f, afd, AW_STDOUT, sid, "world\n", 6);
+	assert_true(pump_until_readable(f, c3.out, WAIT_MS));
+	assert_int_equal(read_some(c3.out, buf, sizeof(buf)), 6);
+	assert_string_equal(buf, "world\n");
+	agent_send(f, afd, AW_STDOUT, sid, NULL, 0);
+	agent_send(f, afd, AW_STDERR, sid, NULL, 0);
+	agent_send_u32(f, afd, AW_EXIT, sid, AW_EXIT_CODE, 5, 2);
+	client_reply(f, c3.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_EXIT);
+	assert_int_equal(rep.exit_value, 5);
+	/* The agent forgets it; the record goes with it. */
+	agent_recv(f, afd, &fr);
+	while (fr.h.type == AW_CREDIT) {
+		free(fr.p);
+		agent_recv(f, afd, &fr);
+	}
+	assert_int_equal(fr.h.type, AW_RELEASE);
+	assert_int_equal(fr.h.session, sid);
+	free(fr.p);
+	assert_int_equal(stat(path, &st), -1);
+	close(c.fd), close(c.out), close(c.err);
+	close(c2.fd), close(c2.out), close(c2.err);
+	close(c3.fd), close(c3.out), close(c3.err);
+	close(afd);
+}
+
 /* Bytes before the start marker are dropped, the output shows as it
  * comes (nothing held back that cannot be a marker), and the exit waits
  * for the end marker even when the agent's EXIT came first. */
@@ -6284,6 +6434,7 @@ int main(void)
 	    T(test_devices_follow_the_guest),
 	    T(test_spec_drives_placement),
 	    T(test_exec_waits_then_runs),
+	    T(test_exec_reattach_after_restart),
 	    T(test_agent_v1),
 	    T(test_agent_hello_text_escaped),
 	    T(test_agent_multinode),
