@@ -73,8 +73,10 @@ void held_credit(struct session *s, uint32_t n)
 			s->held_off += REC_HDR + len;
 			continue;
 		}
-		/* Part of a record: what is left moves up behind its header. */
-		memmove(r + REC_HDR, r + REC_HDR + take, len - take);
+		/* Part of a record: what is left of it, and the records
+		 * after it, move up behind its header. */
+		memmove(r + REC_HDR, r + REC_HDR + take,
+			s->held.len - s->held_off - REC_HDR - take);
 		rec_set_len(r, len - take);
 		s->held.len -= take;
 	}
