@@ -105,15 +105,15 @@ static int block_signals(void)
 /* Stdin kept after it went into the pipe: what vmmd and the guest may
  * still lose with a vmmd restart is at most the agent's window, the
  * pipe and one read (docs/restart.md). */
-#define STDIN_KEEP  (4u * 1024u * 1024u)
-#define STDIN_AHEAD (64u * 1024u)
+#define STDIN_KEEP	   (4u * 1024u * 1024u)
+#define STDIN_AHEAD	   (64u * 1024u)
 #define MAX_QUEUED_SIGNALS 64
 #define REATTACH_RETRY_MS  200
 #define REATTACH_DEFAULT_S 300
 
 struct step {
-	int fd;		/* vmmd; -1 while it is away */
-	int sfd;	/* signalfd */
+	int fd;	 /* vmmd; -1 while it is away */
+	int sfd; /* signalfd */
 	const char *sock;
 	bool merge, want_stdin, script;
 	/* vmmd writes the guest's output into these pipes; what came out of
@@ -127,9 +127,9 @@ struct step {
 	uint8_t *in_buf;
 	size_t in_len, in_wr;
 	uint64_t in_base;
-	bool in_eof;	  /* the task's stdin ended */
-	bool in_flowing;  /* vmmd takes stdin (after started) */
-	bool started;	  /* the command started in the guest */
+	bool in_eof;	 /* the task's stdin ended */
+	bool in_flowing; /* vmmd takes stdin (after started) */
+	bool started;	 /* the command started in the guest */
 	/* What a re-attach needs (vmmd's "session" event). */
 	uint32_t session;
 	char token[PROTO_TOKEN_HEX + 1];
@@ -331,8 +331,8 @@ static void drain_out(struct step *st)
 	}
 }
 
-static void __attribute__((noreturn)) finish(struct step *st,
-					    const struct proto_reply *rep)
+static void __attribute__((noreturn))
+finish(struct step *st, const struct proto_reply *rep)
 {
 	drain_out(st);
 	if (rep->kind == PROTO_EV_EXIT)
@@ -358,8 +358,7 @@ static void stdin_from(struct step *st, const struct proto_reply *rep)
 		die("job %s: after the vmmd restart on node %s the guest holds "
 		    "%llu bytes of stdin, and this task kept bytes %llu to "
 		    "%llu: the step cannot go on",
-		    job_id_str, node_str,
-		    (unsigned long long)rep->stdin_offset,
+		    job_id_str, node_str, (unsigned long long)rep->stdin_offset,
 		    (unsigned long long)st->in_base,
 		    (unsigned long long)(st->in_base + st->in_len));
 	st->in_wr = (size_t)(rep->stdin_offset - st->in_base);
@@ -469,7 +468,7 @@ static void stdin_write(struct step *st)
 static void send_reattach(struct step *st)
 {
 	struct proto_request req = {.op = PROTO_OP_REATTACH};
-	int fds[3], r;
+	int fds[4], r;
 
 	(void)parse_u32(job_id_str, &req.job_id);
 	req.re.session = st->session;
@@ -479,7 +478,8 @@ static void send_reattach(struct step *st)
 	req.exec.want_stdin = st->want_stdin;
 	req.exec.merge_stderr = st->merge;
 	new_pipes(st, fds);
-	r = proto_send_request(st->fd, &req, fds, 3);
+	fds[3] = 1; /* a batch step's own stdout, for a checkpoint's copy */
+	r = proto_send_request(st->fd, &req, fds, st->script ? 4 : 3);
 	close_sent(fds);
 	if (r < 0) {
 		close(st->fd);
@@ -493,7 +493,7 @@ static int reattach_s(void)
 	uint32_t s;
 
 	return v && parse_u32(v, &s) == 0 && s <= 86400 ? (int)s
-						       : REATTACH_DEFAULT_S;
+							: REATTACH_DEFAULT_S;
 }
 
 /* vmmd went away (a restart, a crash): take in everything it had put in
@@ -552,8 +552,8 @@ static void on_socket(struct step *st)
 		reconnect(st, r);
 		return;
 	}
-	if (proto_reply_decode(st->rx.buf, st->rx.got, &rep, err,
-			       sizeof(err)) < 0)
+	if (proto_reply_decode(st->rx.buf, st->rx.got, &rep, err, sizeof(err)) <
+	    0)
 		die("job %s: bad reply from vmmd: %s", job_id_str, err);
 	proto_rx_reset(&st->rx);
 	on_reply(st, &rep);

@@ -195,9 +195,11 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 		json_object_object_add(o, "token",
 				       json_object_new_string(req->re.token));
 		json_object_object_add(
-		    o, "out", json_object_new_int64((int64_t)req->re.out_bytes));
+		    o, "out",
+		    json_object_new_int64((int64_t)req->re.out_bytes));
 		json_object_object_add(
-		    o, "err", json_object_new_int64((int64_t)req->re.err_bytes));
+		    o, "err",
+		    json_object_new_int64((int64_t)req->re.err_bytes));
 		json_object_object_add(o, "stdin",
 				       json_object_new_boolean(e->want_stdin));
 		json_object_object_add(
@@ -450,7 +452,8 @@ static bool is_token(const char *t)
 	if (n != PROTO_TOKEN_HEX)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+		if (!((t[i] >= '0' && t[i] <= '9') ||
+		      (t[i] >= 'a' && t[i] <= 'f')))
 			return false;
 	return true;
 }
@@ -473,7 +476,8 @@ static int decode_reattach(struct json_object *o, struct proto_request *req,
 			  errlen)) < 0)
 		return r;
 	if (!is_token(re->token))
-		return fail(err, errlen, "token must be %u lowercase hex digits",
+		return fail(err, errlen,
+			    "token must be %u lowercase hex digits",
 			    PROTO_TOKEN_HEX);
 	return 0;
 }
@@ -958,10 +962,12 @@ static int decode_event(struct json_object *o, struct proto_reply *rep,
 	opt_str(o, "event", ev, sizeof(ev));
 	if (strcmp(ev, "started") == 0) {
 		rep->kind = PROTO_EV_STARTED;
-		rep->reattached = json_object_object_get_ex(o, "stdin_offset", &v);
+		rep->reattached =
+		    json_object_object_get_ex(o, "stdin_offset", &v);
 		rep->stdin_offset = opt_u64(o, "stdin_offset");
-		rep->stdin_eof = json_object_object_get_ex(o, "stdin_eof", &v) &&
-				 json_object_get_boolean(v);
+		rep->stdin_eof =
+		    json_object_object_get_ex(o, "stdin_eof", &v) &&
+		    json_object_get_boolean(v);
 	} else if (strcmp(ev, "session") == 0) {
 		rep->kind = PROTO_EV_SESSION;
 		rep->session = (uint32_t)opt_u64(o, "session");

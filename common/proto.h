@@ -22,6 +22,7 @@
  *   {"op":"signal","signal":S}             on an exec connection, any time
  *   {"op":"reattach","job":N,"session":S,"token":"<64 hex>","out":B,
  *    "err":B,"stdin":bool,"merge_stderr":bool}   fds: 0,1,2 (new pipes)
+ *                               [, a batch step's own stdout]
  *                               a step's task after a vmmd restart
  *                               (docs/restart.md): out/err are the bytes
  *                               of each stream it holds; the task must be

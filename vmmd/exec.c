@@ -35,7 +35,6 @@
  * longer message is not buffered but ends the session. */
 #define EXEC_MAX_CLIENT_MSG 4096
 
-
 uint32_t exec_count(const struct job *j)
 {
 	uint32_t n = 0;
@@ -46,7 +45,7 @@ uint32_t exec_count(const struct job *j)
 }
 
 void exec_reply_event(struct exec_session *s, enum proto_kind kind,
-			const char *error)
+		      const char *error)
 {
 	struct proto_reply rep = {.kind = kind};
 

@@ -85,10 +85,10 @@ struct exec_session {
 	uid_t owner;
 	char token_hash[65];
 	uint64_t base[2];
-	bool restarted; /* found after a vmmd restart, not yet resumed */
+	bool restarted;	       /* found after a vmmd restart, not yet resumed */
 	uint64_t resume_at[2]; /* what its task holds of each stream */
 	bool resume_sent;
-	bool release;	/* the agent forgets it when it is freed */
+	bool release; /* the agent forgets it when it is freed */
 	struct loop_timer *reattach_timer;
 };
 

@@ -236,8 +236,8 @@ static void adopt_one(struct job *j, const char *dir, const char *name)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (read_plain_file_limited(path, RECORD_MAX, &text, &len) < 0 ||
 	    record_parse(text, &rec) < 0) {
-		log_warn("job %u: session record %s unreadable: removed",
-			 j->id, path);
+		log_warn("job %u: session record %s unreadable: removed", j->id,
+			 path);
 		unlink(path);
 		return;
 	}
@@ -331,8 +331,9 @@ static const char *reattach_refusal(const struct exec_session *s, uid_t peer,
 	if (s->bulk_asked)
 		return "its output went through a bulk port, which a "
 		       "restarted vmmd cannot take over";
-	if (nfds != 3)
-		return "re-attach needs the task's stdin, stdout and stderr";
+	if (nfds != 3 + (s->batch ? 1u : 0u))
+		return "re-attach needs the task's stdin, stdout and stderr "
+		       "(and a batch step's own stdout)";
 	return NULL;
 }
 
@@ -345,6 +346,8 @@ static int take_fds(struct exec_session *s, int *fds)
 	s->in_fd = fds[0];
 	s->out[OUT_STDOUT].fd = fds[1];
 	s->out[OUT_STDERR].fd = fds[2];
+	/* The batch output file, for a later checkpoint's copy. */
+	s->file_fd = s->batch ? fds[3] : -1;
 	if (!s->req.exec.want_stdin && s->in_fd >= 0)
 		close(s->in_fd), s->in_fd = -1;
 	if (s->req.exec.merge_stderr && s->out[OUT_STDERR].fd >= 0)
@@ -379,7 +382,7 @@ void exec_reattach(struct job *j, int cfd, uid_t peer_uid,
 	if (take_fds(s, fds) < 0 || exec_client_watch(s) < 0) {
 		for (size_t i = 0; i < nfds; i++)
 			if (fds[i] != s->in_fd && fds[i] != s->out[0].fd &&
-			    fds[i] != s->out[1].fd)
+			    fds[i] != s->out[1].fd && fds[i] != s->file_fd)
 				close(fds[i]);
 		s->release = true;
 		exec_sess_end(s, "cannot take the task's stdio");
@@ -419,6 +422,10 @@ int exec_on_resumed(struct exec_session *s, const uint8_t *p, size_t n)
 	}
 	s->restarted = false;
 	s->st = S_RUNNING;
+	/* What reached the task in all: a checkpoint's copy of the output
+	 * is this long. */
+	s->written[0] = s->base[0] + s->resume_at[0];
+	s->written[1] = s->base[1] + s->resume_at[1];
 	s->started_seen = true;
 	s->in_window = window;
 	loop_cancel_timer(s->reattach_timer);

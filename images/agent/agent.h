@@ -140,9 +140,9 @@ struct session {
 	uint64_t sent[STREAM_N];
 	bool eof_sent[STREAM_N];
 	bool exit_sent;
-	bool detached;	     /* the host went away: wait for RESUME/RELEASE */
-	uint64_t in_got;     /* STDIN bytes taken from the host */
-	bool in_eof_got;     /* and its EOF */
+	bool detached;	 /* the host went away: wait for RESUME/RELEASE */
+	uint64_t in_got; /* STDIN bytes taken from the host */
+	bool in_eof_got; /* and its EOF */
 };
 
 /* The job's nodes, from SETUP v2 (nnodes 0: not a multi-node job). */

@@ -34,8 +34,7 @@ static void rec_set_len(uint8_t *r, uint32_t n)
 	r[4] = (uint8_t)n;
 }
 
-static int rec_put(struct aw_buf *b, enum stream k, const uint8_t *p,
-		   size_t n)
+static int rec_put(struct aw_buf *b, enum stream k, const uint8_t *p, size_t n)
 {
 	uint8_t h[REC_HDR] = {(uint8_t)k};
 
@@ -98,8 +97,8 @@ void sessions_detach(struct agent *a)
 			a->sessions[i].detached = true;
 }
 
-static void send_resumed(struct agent *a, const struct session *s,
-			 uint32_t id, int err)
+static void send_resumed(struct agent *a, const struct session *s, uint32_t id,
+			 int err)
 {
 	struct aw_buf b = {0};
 	int r = aw_put_u32(&b, (uint32_t)err);
@@ -154,9 +153,11 @@ static void replay(struct agent *a, struct session *s)
 		uint32_t len = rec_len(r);
 
 		for (uint32_t d = 0; d < len; d += AGENT_OUT_FRAME) {
-			uint32_t n = len - d < AGENT_OUT_FRAME ? len - d
-							      : AGENT_OUT_FRAME;
-			agent_send(a, r[0] == STREAM_OUT ? AW_STDOUT : AW_STDERR,
+			uint32_t n = len - d < AGENT_OUT_FRAME
+					 ? len - d
+					 : AGENT_OUT_FRAME;
+			agent_send(a,
+				   r[0] == STREAM_OUT ? AW_STDOUT : AW_STDERR,
 				   s->id, r + REC_HDR + d, n);
 		}
 		total += len;

@@ -1,4 +1,4 @@
-# timeout: 600
+# timeout: 900
 # Steps outlive vmmd restarts (issue 16 item 1, docs/restart.md): a batch
 # job writes a numbered line every 100 ms to stdout and to stderr and
 # echoes what it reads from stdin, while node 1's vmmd is killed with -9
@@ -6,7 +6,8 @@
 # upgrade), each time started again as its service would. The same step
 # must go on: every line once, in order, every stdin line echoed once, a
 # signal sent after the restarts reaches the command, and the job ends
-# with the command's own exit code. Then a vmmd restart before a step's
+# with the command's own exit code. A checkpoint scheduled before a restart
+# still happens at its time. Then a vmmd restart before a step's
 # command started (the task sends it again), and a forged re-attach (another
 # user, a wrong token) is refused.
 . "$(dirname "$0")/lib.sh"
@@ -75,6 +76,24 @@ restart_vmmd KILL
 st=$(wait_job "$j" 180)
 check_eq "a restart while the guest boots: job $j completes" COMPLETED "$st"
 check_eq "... its command ran once" "ran once" "$(cat b.out)"
+check "job $j left nothing on any node" node_clean "$j"
+
+# --- a checkpoint after a restart ------------------------------------------------
+# The job's save is scheduled by its time limit; vmmd restarts before it:
+# the adopted job is still saved at its time, requeued and restored, and
+# its output file has every count once (the re-attached task gave the new
+# vmmd its output file for the checkpoint's copy).
+counter_script counter.sh 40
+chown "$U1": counter.sh
+j=$(as "$U1" sbatch --parsable --vm-env=tiny -t 2 --vm-checkpoint --vm-requeue \
+	--vm-checkpoint-lead=100 -o "$d/c.out" counter.sh)
+check "the counter job counts" wait_line c.out "^count 3\$"
+restart_vmmd KILL
+check "... after the restart it is still saved and requeued at its time" sh -c "for i in \$(seq 240); do
+	[ \"\$(scontrol show job $j | sed -n 's/.*Restarts=\\([0-9]*\\).*/\\1/p')\" -ge 1 ] 2>/dev/null && exit 0; sleep 1; done; exit 1"
+st=$(wait_job "$j" 300)
+check_eq "... restored, it ends with its own code" "FAILED 3:0" "$st $(job_field "$j" ExitCode)"
+check_eq "... every count once, in order" "$(seq 0 39)" "$(grep '^count ' c.out | awk '{print $2}')"
 check "job $j left nothing on any node" node_clean "$j"
 
 # --- forged re-attach ----------------------------------------------------------

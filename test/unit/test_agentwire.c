@@ -672,7 +672,8 @@ static void test_setup_versions(void **state)
 	aw_setup_clear(&out);
 	/* Versions nobody speaks. */
 	assert_int_equal(aw_setup_decode(v2.data, v2.len, 0, &out), -EINVAL);
-	assert_int_equal(aw_setup_decode(v2.data, v2.len, AW_VERSION + 1, &out), -EINVAL);
+	assert_int_equal(aw_setup_decode(v2.data, v2.len, AW_VERSION + 1, &out),
+			 -EINVAL);
 	assert_int_equal(aw_setup_encode(&in, 0, &v1), -EINVAL);
 	assert_int_equal(aw_setup_encode(&in, AW_VERSION + 1, &v1), -EINVAL);
 	aw_setup_clear(&in);

@@ -5601,8 +5601,9 @@ static void test_exec_reattach_after_restart(void **state)
 	afd = agent_back(f);
 
 	/* A wrong token: refused, and the session still waits. */
-	reattach_send(f, sid, "00000000000000000000000000000000"
-			      "00000000000000000000000000000000",
+	reattach_send(f, sid,
+		      "00000000000000000000000000000000"
+		      "00000000000000000000000000000000",
 		      6, &c2);
 	client_reply(f, c2.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_ERROR);
