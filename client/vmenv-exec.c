@@ -130,6 +130,7 @@ struct step {
 	bool in_eof;	 /* the task's stdin ended */
 	bool in_flowing; /* vmmd takes stdin (after started) */
 	bool started;	 /* the command started in the guest */
+	bool resent;	 /* the command went again to a restarted vmmd */
 	/* What a re-attach needs (vmmd's "session" event). */
 	uint32_t session;
 	char token[PROTO_TOKEN_HEX + 1];
@@ -344,6 +345,11 @@ finish(struct step *st, const struct proto_reply *rep)
 		fprintf(stderr, "vmenv: %s\n", rep->error);
 		exit(rep->exit_value);
 	}
+	if (st->resent && !st->started)
+		die("job %s: lost the connection to vmmd on node %s (vmmd "
+		    "stopped or restarted before the step started), and the "
+		    "new vmmd says: %s",
+		    job_id_str, node_str, rep->error);
 	die("%s", rep->error);
 }
 
@@ -522,6 +528,7 @@ static void reconnect(struct step *st, int err)
 
 		if (fd >= 0 && !st->token[0]) {
 			st->fd = fd;
+			st->resent = true;
 			send_exec(st, st->argc, st->argv);
 			return;
 		}
