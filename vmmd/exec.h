@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Exec sessions: one task (vmenv-exec) running one command in its job's
- * guest. vmmd owns the task's stdio fds (received over SCM_RIGHTS) and
- * relays between them and the agent channel, with per-session windows so a
- * slow reader never stalls the other sessions of the guest.
+ * guest. The task sends vmmd its pipes' ends (SCM_RIGHTS): vmmd relays
+ * between them and the agent channel, with per-session windows so a slow
+ * reader never stalls the other sessions of the guest. The task copies
+ * the pipes to its own stdio and counts, so what a vmmd restart could
+ * lose is known exactly (exec_restart.c, docs/restart.md).
  */
 #ifndef VMMD_EXEC_H
 #define VMMD_EXEC_H

@@ -366,8 +366,9 @@ void exec_reattach(struct job *j, int cfd, uid_t peer_uid,
 		log_warn("job %u: uid %u refused re-attach to session %u: %s",
 			 j->id, (unsigned)peer_uid, req->re.session, why);
 		snprintf(msg, sizeof(msg),
-			 "job %u: cannot re-attach to its step on node %s "
-			 "after the vmmd restart: %s",
+			 "job %u: lost the connection to vmmd on node %s "
+			 "(vmmd stopped or restarted) and cannot re-attach: "
+			 "%s",
 			 j->id, j->d->cfg.node_name, why);
 		refuse(cfd, fds, nfds, msg);
 		if (s && s->restarted && s->bulk_asked && s->cfd < 0) {

@@ -213,8 +213,9 @@ static bool do_reattach(struct client *c, struct proto_request *req)
 
 	if (!j) {
 		reply_error(c,
-			    "job %u: its guest is gone from node %s: the step "
-			    "cannot go on after the vmmd restart",
+			    "job %u: lost the connection to vmmd on node %s "
+			    "(vmmd stopped or restarted) and cannot re-attach: "
+			    "the job's guest is gone from the node",
 			    req->job_id, c->d->cfg.node_name);
 		return false;
 	}
