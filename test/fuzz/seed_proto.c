@@ -87,6 +87,13 @@ static void requests(void)
 		&(struct proto_request){.op = PROTO_OP_SIGNAL, .signo = 15});
 	request("status", &(struct proto_request){.op = PROTO_OP_STATUS});
 	request("list", &(struct proto_request){.op = PROTO_OP_LIST});
+	q = (struct proto_request){.op = PROTO_OP_REATTACH, .job_id = 42};
+	q.re.session = 3;
+	snprintf(q.re.token, sizeof(q.re.token), "%064d", 7);
+	q.re.out_bytes = 123456;
+	q.re.err_bytes = 78;
+	q.exec.want_stdin = true;
+	request("reattach", &q);
 }
 
 static void replies(void)
@@ -122,6 +129,15 @@ static void replies(void)
 	reply("killed", &(struct proto_reply){.kind = PROTO_EV_EXIT,
 					      .exit_signaled = true,
 					      .exit_value = 9});
+	reply("session", &(struct proto_reply){
+			     .kind = PROTO_EV_SESSION,
+			     .session = 3,
+			     .token = "0123456789abcdef0123456789abcdef"
+				      "0123456789abcdef0123456789abcdef"});
+	reply("restarted", &(struct proto_reply){.kind = PROTO_EV_STARTED,
+						 .reattached = true,
+						 .stdin_offset = 4096,
+						 .stdin_eof = true});
 	reply("ev-error", &(struct proto_reply){.kind = PROTO_EV_ERROR,
 						.error = "agent gone"});
 	reply("checkpointed",
