@@ -1029,6 +1029,10 @@ int exec_ckpt_adopt(struct job *j, const struct ckpt_manifest *m,
 			b.len = 0;
 			if (aw_put_u32(&b, SIGKILL) == 0)
 				agent_send(j, AW_SIGNAL, c->id, b.data, b.len);
+			/* A v3 agent would keep its EXIT for a RELEASE that
+			 * nobody else sends. */
+			if (j->agent_resume)
+				agent_send(j, AW_RELEASE, c->id, NULL, 0);
 			/* Its output still in the guest may come: within
 			 * the window vmmd had not returned. */
 			stray_session_ended(

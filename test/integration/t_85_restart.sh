@@ -31,7 +31,7 @@ wait_line() { # file pattern
 
 cat >w.sh <<'JOB'
 #!/bin/sh
-trap 'echo "got USR1 at $i"; exit 9' USR1
+trap 'echo "got USR1 at $i"; echo "written after the restarts at $i" >after.txt; exit 9' USR1
 i=0
 while [ $i -lt 400 ]; do
 	echo "out $i"
@@ -65,6 +65,9 @@ check_eq "stdout: every line once, in order" "$(seq 0 $((last - 1)) | sed 's/^/o
 check_eq "stderr: every line once, in order" "$(seq 0 $((last - 1)) | sed 's/^/err /')" "$(grep -v '^User defined signal' e.out)"
 check_eq "stdin: every line read once, in order" "$(seq 1 "$last" | sed 's/^/in line /')" "$(grep '^in ' o.out)"
 check "nothing of vmmd's restarts in the job's output" sh -c "! grep -q vmenv '$d/o.out' '$d/e.out'"
+check_eq "the job's files still work: its file written after the restarts" \
+	"written after the restarts at $last" "$(cat after.txt 2>/dev/null)"
+check_eq "... belongs to the job's user on the host" "$U1" "$(stat -c %U after.txt 2>/dev/null)"
 check "the vmmd log shows the step re-attached" \
 	grep -q "job $j: session [0-9]* re-attached after the vmmd restart" /var/log/vmenv-cluster/vmmd.log
 check "job $j left nothing on any node" node_clean "$j"

@@ -2509,6 +2509,11 @@ static void test_exec_connection_long_message(void **state)
 	aw_reader_init(&r, fr.p, fr.h.len);
 	assert_int_equal(aw_get_u32(&r), SIGKILL);
 	free(fr.p);
+	/* The agent forgets it (it would keep its EXIT for a RELEASE). */
+	agent_recv(f, afd, &fr);
+	assert_int_equal(fr.h.type, AW_RELEASE);
+	assert_int_equal(fr.h.session, sid);
+	free(fr.p);
 	assert_int_equal(exec_count(job(f)), 0);
 	exec_close(&c);
 }
