@@ -131,6 +131,7 @@ struct step {
 	bool in_flowing; /* vmmd takes stdin (after started) */
 	bool started;	 /* the command started in the guest */
 	bool resent;	 /* the command went again to a restarted vmmd */
+	bool launched;	 /* vmmd sent it to the guest: never again */
 	/* What a re-attach needs (vmmd's "session" event). */
 	uint32_t session;
 	char token[PROTO_TOKEN_HEX + 1];
@@ -345,7 +346,7 @@ finish(struct step *st, const struct proto_reply *rep)
 		fprintf(stderr, "vmenv: %s\n", rep->error);
 		exit(rep->exit_value);
 	}
-	if (st->resent && !st->started)
+	if (st->resent && !st->launched)
 		die("job %s: lost the connection to vmmd on node %s (vmmd "
 		    "stopped or restarted before the step started), and the "
 		    "new vmmd says: %s",
@@ -388,6 +389,7 @@ static void on_reply(struct step *st, const struct proto_reply *rep)
 {
 	switch (rep->kind) {
 	case PROTO_EV_SESSION:
+		st->launched = true;
 		st->session = rep->session;
 		memcpy(st->token, rep->token, sizeof(st->token));
 		return;
@@ -490,6 +492,12 @@ static void send_reattach(struct step *st)
 	if (r < 0) {
 		close(st->fd);
 		st->fd = -1;
+		/* Made for that connection: the next try makes its own. */
+		for (int k = 0; k < 2; k++)
+			if (st->out_r[k] >= 0)
+				close(st->out_r[k]), st->out_r[k] = -1;
+		if (st->in_w >= 0)
+			close(st->in_w), st->in_w = -1;
 	}
 }
 
@@ -509,9 +517,10 @@ static void reconnect(struct step *st, int err)
 {
 	uint64_t deadline = now_ms() + (uint64_t)reattach_s() * 1000;
 
-	/* Started without a token: a guest whose agent cannot keep steps
-	 * (an image older than agent protocol 3); it killed the command. */
-	if (st->started && !st->token[0])
+	/* Sent to the guest without a token: a guest whose agent cannot
+	 * keep steps (an image older than agent protocol 3) killed it; it
+	 * must not run twice. */
+	if (st->launched && !st->token[0])
 		die("job %s: lost the connection to vmmd on node %s (vmmd "
 		    "stopped or restarted; this step cannot go on): %s",
 		    job_id_str, node_str, strerror(-err));
@@ -526,7 +535,7 @@ static void reconnect(struct step *st, int err)
 	for (;;) {
 		int fd = unix_connect(st->sock, 1000);
 
-		if (fd >= 0 && !st->token[0]) {
+		if (fd >= 0 && !st->launched) {
 			st->fd = fd;
 			st->resent = true;
 			send_exec(st, st->argc, st->argv);

@@ -752,8 +752,11 @@ static int reply_body(struct json_object *o, const struct proto_reply *rep)
 				       json_object_new_string("session"));
 		json_object_object_add(o, "session",
 				       json_object_new_int64(rep->session));
-		json_object_object_add(o, "token",
-				       json_object_new_string(rep->token));
+		/* None: the command is on its way, and cannot outlive a
+		 * vmmd restart. */
+		if (rep->token[0])
+			json_object_object_add(
+			    o, "token", json_object_new_string(rep->token));
 		break;
 	case PROTO_EV_EXIT:
 		json_object_object_add(o, "event",
@@ -972,8 +975,9 @@ static int decode_event(struct json_object *o, struct proto_reply *rep,
 		rep->kind = PROTO_EV_SESSION;
 		rep->session = (uint32_t)opt_u64(o, "session");
 		opt_str(o, "token", rep->token, sizeof(rep->token));
-		if (!is_token(rep->token))
-			return fail(err, errlen, "session event without token");
+		if (rep->token[0] && !is_token(rep->token))
+			return fail(err, errlen,
+				    "session event with a bad token");
 	} else if (strcmp(ev, "error") == 0) {
 		rep->kind = PROTO_EV_ERROR;
 		opt_str(o, "error", rep->error, sizeof(rep->error));

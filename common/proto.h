@@ -42,8 +42,9 @@
  *   {"op":"overlay_rm","job":N}   remove it (owner or root)
  * Replies (vmmd -> client):
  *   {"ok":true} / {"ok":false,"error":"job 42: ..."}
- *   exec: {"event":"session","session":S,"token":"<64 hex>"} (what a
- *         reattach needs), {"event":"started"} then {"event":"exit",
+ *   exec: {"event":"session","session":S[,"token":"<64 hex>"]} (the
+ *         command goes to the guest now: never send it again; the token:
+ *         what a reattach needs), {"event":"started"} then {"event":"exit",
  *         "code":C} or
  *         {"event":"exit","signal":S} or {"event":"error","error":".."}
  *         or {"event":"checkpointed","error":"job 42: checkpointed on

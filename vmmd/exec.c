@@ -482,10 +482,13 @@ static void launch(struct exec_session *s)
 	char msg[PROTO_MAX_ERROR];
 	int r = encode_exec(s, &b);
 
-	/* A guest whose sessions outlive vmmd: the task learns how to come
-	 * back before the command can start. */
-	if (r == 0 && s->j->agent_resume && !s->bulk_open)
+	/* The task learns the command is on its way before it can start
+	 * (it must never send it again), and, where sessions outlive vmmd,
+	 * how to come back. */
+	if (r == 0 && s->j->agent_resume)
 		r = exec_record_new(s);
+	else if (r == 0)
+		exec_session_event(s, NULL);
 	if (r == 0)
 		r = agent_send(s->j, AW_EXEC, s->id, b.data, b.len);
 	aw_buf_free(&b);
@@ -701,11 +704,14 @@ static void client_gone(struct exec_session *s)
 {
 	struct aw_buf b = {0};
 
-	/* The task is gone (killed, or srun went away): so is its command. */
-	if (s->st == S_RUNNING && aw_put_u32(&b, SIGKILL) == 0)
+	/* The task is gone (killed, or srun went away): so is its command,
+	 * also one found after a restart whose task had come back. */
+	bool live = s->st == S_RUNNING || s->restarted;
+
+	if (live && aw_put_u32(&b, SIGKILL) == 0)
 		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
 	aw_buf_free(&b);
-	s->release = s->j->agent_resume && s->st == S_RUNNING;
+	s->release = s->j->agent_resume && live;
 	close_fd(&s->cfd);
 	exec_sess_free(s);
 }
@@ -1059,7 +1065,9 @@ int exec_ckpt_adopt(struct job *j, const struct ckpt_manifest *m,
 static struct exec_session *detached_batch(struct job *j)
 {
 	for (struct exec_session *s = j->sessions; s; s = s->next)
-		if (s->st == S_DETACHED && s->batch)
+		/* Not one found after a restart: only its own task, with
+		 * the token, takes that over (exec_restart.c). */
+		if (s->st == S_DETACHED && s->batch && !s->restarted)
 			return s;
 	return NULL;
 }

@@ -108,6 +108,9 @@ int exec_own_stdio(const struct exec_session *s, int *fds);
  * token goes to the task in the "session" event. */
 int exec_record_new(struct exec_session *s);
 void exec_record_remove(struct exec_session *s);
+/* The "session" event: the command goes to the guest; token (NULL: none)
+ * is what a re-attach needs. */
+void exec_session_event(struct exec_session *s, const char *token);
 /* AW_RESUMED for a session found after a restart. */
 int exec_on_resumed(struct exec_session *s, const uint8_t *p, size_t n);
 /* The guest is ready: resume the sessions whose task came back. */

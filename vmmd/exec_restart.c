@@ -114,25 +114,50 @@ static int record_write(const struct exec_session *s)
 	return write_file_atomic(path, text, (size_t)n, 0600);
 }
 
-int exec_record_new(struct exec_session *s)
+void exec_session_event(struct exec_session *s, const char *token)
 {
 	struct proto_reply rep = {.kind = PROTO_EV_SESSION, .session = s->id};
+
+	if (token)
+		snprintf(rep.token, sizeof(rep.token), "%s", token);
+	if (s->cfd >= 0 && proto_send_reply(s->cfd, &rep) < 0)
+		log_debug("job %u: session %u: task gone before its token",
+			  s->j->id, s->id);
+	explicit_bzero(rep.token, sizeof(rep.token));
+}
+
+/* The next id a restarted vmmd may give: the guest's agent may still
+ * hold any session below it, recorded or not (a RELEASE lost with the
+ * old vmmd), and an id it holds must never be given again. */
+static int next_write(const struct job *j)
+{
+	char dir[VMENV_MAX_PATH], path[VMENV_MAX_PATH + 16], text[16];
+	int r = record_dir(j, dir, sizeof(dir)), n;
+
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/next", dir);
+	n = snprintf(text, sizeof(text), "%u\n", j->next_session);
+	return write_file_atomic(path, text, (size_t)n, 0600);
+}
+
+int exec_record_new(struct exec_session *s)
+{
+	char token[PROTO_TOKEN_HEX + 1];
 	int r;
 
 	s->base[0] = s->written[0];
 	s->base[1] = s->written[1];
-	if ((r = new_token(rep.token, s->token_hash)) < 0 ||
-	    (r = record_write(s)) < 0) {
+	if ((r = new_token(token, s->token_hash)) < 0 ||
+	    (r = record_write(s)) < 0 || (r = next_write(s->j)) < 0) {
 		log_err("job %u: session %u: cannot record it for a vmmd "
 			"restart: %s",
 			s->j->id, s->id, strerror(-r));
 		return r;
 	}
 	s->recorded = true;
-	if (s->cfd >= 0 && proto_send_reply(s->cfd, &rep) < 0)
-		log_debug("job %u: session %u: task gone before its token",
-			  s->j->id, s->id);
-	explicit_bzero(rep.token, sizeof(rep.token));
+	exec_session_event(s, token);
+	explicit_bzero(token, sizeof(token));
 	return 0;
 }
 
@@ -185,6 +210,7 @@ static int record_parse(char *text, struct record *rec)
 static void reattach_expired(void *data)
 {
 	struct exec_session *s = data;
+	char msg[PROTO_MAX_ERROR];
 	struct aw_buf b = {0};
 
 	s->reattach_timer = NULL;
@@ -195,7 +221,11 @@ static void reattach_expired(void *data)
 		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
 	aw_buf_free(&b);
 	s->release = true;
-	exec_sess_end(s, NULL);
+	snprintf(msg, sizeof(msg),
+		 "job %u: the step ended: it was not taken over within %u s "
+		 "of the vmmd restart on node %s",
+		 s->j->id, REATTACH_MS / 1000, s->j->d->cfg.node_name);
+	exec_sess_end(s, msg);
 }
 
 static void adopt_record(struct job *j, uint32_t id, const struct record *rec)
@@ -215,10 +245,15 @@ static void adopt_record(struct job *j, uint32_t id, const struct record *rec)
 	s->req.exec.want_stdin = rec->stdin_;
 	s->base[0] = s->written[0] = rec->base[0];
 	s->base[1] = s->written[1] = rec->base[1];
-	s->reattach_timer =
-	    loop_add_timer(j->d->loop, REATTACH_MS, reattach_expired, s);
 	if (id >= j->next_session)
 		j->next_session = id + 1;
+	s->reattach_timer =
+	    loop_add_timer(j->d->loop, REATTACH_MS, reattach_expired, s);
+	if (!s->reattach_timer) {
+		s->release = true;
+		exec_sess_free(s);
+		return;
+	}
 	log_info("job %u: session %u waits for its task to re-attach", j->id,
 		 id);
 }
@@ -244,6 +279,19 @@ static void adopt_one(struct job *j, const char *dir, const char *name)
 	adopt_record(j, (uint32_t)id, &rec);
 }
 
+static void next_read(struct job *j, const char *dir)
+{
+	char path[VMENV_MAX_PATH + 16];
+	_cleanup_free_ char *text = NULL;
+	unsigned next;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/next", dir);
+	if (read_plain_file_limited(path, 16, &text, &len) == 0 &&
+	    sscanf(text, "%u", &next) == 1 && next > j->next_session)
+		j->next_session = next;
+}
+
 void exec_restart_adopt(struct job *j)
 {
 	char dir[VMENV_MAX_PATH];
@@ -252,6 +300,7 @@ void exec_restart_adopt(struct job *j)
 
 	if (record_dir(j, dir, sizeof(dir)) < 0 || record_dir_ok(dir) < 0)
 		return;
+	next_read(j, dir);
 	if (!(d = opendir(dir)))
 		return;
 	while ((e = readdir(d)))
@@ -268,6 +317,10 @@ static void send_resume(struct exec_session *s)
 	    agent_send(s->j, AW_RESUME, s->id, b.data, b.len) == 0)
 		s->resume_sent = true;
 	aw_buf_free(&b);
+	/* Not sent: the reattach timer ends it, saying so. */
+	if (!s->resume_sent)
+		log_err("job %u: session %u: cannot ask the guest to resume it",
+			s->j->id, s->id);
 }
 
 void exec_restart_ready(struct job *j)
@@ -316,21 +369,26 @@ static bool token_ok(const struct exec_session *s, const char *token)
 	return diff == 0;
 }
 
+static const char REFUSED_AUTH[] =
+    "permission denied (no such session of yours waits for its task)";
+static const char REFUSED_BULK[] =
+    "its output went through a bulk port, which a restarted vmmd cannot "
+    "take over";
+
 /* Why the task may not take session s over, or NULL. */
 static const char *reattach_refusal(const struct exec_session *s, uid_t peer,
 				    const struct proto_request *req,
 				    size_t nfds)
 {
-	if (!s || !s->restarted)
-		return "no such session waits for its task (it ended, or "
-		       "vmmd was not restarted)";
-	if (peer != s->owner || !token_ok(s, req->re.token))
-		return "permission denied";
+	/* One answer for "not yours" and "not there": another user learns
+	 * nothing of the job's sessions. */
+	if (!s || !s->restarted || peer != s->owner ||
+	    !token_ok(s, req->re.token))
+		return REFUSED_AUTH;
 	if (s->cfd >= 0)
 		return "its task re-attached already";
 	if (s->bulk_asked)
-		return "its output went through a bulk port, which a "
-		       "restarted vmmd cannot take over";
+		return REFUSED_BULK;
 	if (nfds != 3 + (s->batch ? 1u : 0u))
 		return "re-attach needs the task's stdin, stdout and stderr "
 		       "(and a batch step's own stdout)";
@@ -371,9 +429,10 @@ void exec_reattach(struct job *j, int cfd, uid_t peer_uid,
 			 "%s",
 			 j->id, j->d->cfg.node_name, why);
 		refuse(cfd, fds, nfds, msg);
-		if (s && s->restarted && s->bulk_asked && s->cfd < 0) {
+		/* Its own task, told why: the command goes. */
+		if (why == REFUSED_BULK) {
 			s->release = true;
-			exec_sess_end(s, NULL);
+			exec_sess_free(s);
 		}
 		return;
 	}

@@ -287,9 +287,13 @@ int session_exec(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 	char msg[512];
 	int r;
 
-	if (session_find(a, h->session))
-		return agent_proto_error(
-		    a, "EXEC on session %u, already in use", h->session);
+	/* A host that lost track of a session it had (a restarted vmmd):
+	 * this EXEC fails, the others go on. */
+	if (session_find(a, h->session)) {
+		agent_send_fail(a, AW_EXEC_FAIL, h->session, EBUSY,
+				"session id in use");
+		return 0;
+	}
 	r = aw_exec_decode(p, h->len, &e);
 	if (r == -EPROTO)
 		return agent_proto_error(a, "malformed EXEC on session %u",

@@ -5,11 +5,12 @@
  * sends again to a new host that says how much the task holds. The rest
  * of the agent is stubbed at its seams: frames sent are recorded here.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <errno.h>
 #include <stdio.h>
