@@ -378,6 +378,7 @@ static void stdin_from(struct step *st, const struct proto_reply *rep)
 static void on_started(struct step *st, const struct proto_reply *rep)
 {
 	st->started = true;
+	st->launched = true; /* an older vmmd sends no session event */
 	stdin_from(st, rep);
 	st->in_flowing = true;
 	for (size_t i = 0; i < st->nqueued; i++)

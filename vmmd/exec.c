@@ -618,6 +618,8 @@ static int on_started(struct exec_session *s, const uint8_t *p, size_t n)
 		s->bulk_port = -1;
 		s->bulk_open = false;
 		s->out[OUT_STDOUT].bulk = false;
+		/* Through the agent after all: a restart can take it over. */
+		exec_record_update(s);
 	}
 	exec_reply_event(s, PROTO_EV_STARTED, NULL);
 	return 0;
@@ -711,7 +713,7 @@ static void client_gone(struct exec_session *s)
 	if (live && aw_put_u32(&b, SIGKILL) == 0)
 		agent_send(s->j, AW_SIGNAL, s->id, b.data, b.len);
 	aw_buf_free(&b);
-	s->release = s->j->agent_resume && live;
+	s->release = live && (s->j->agent_resume || s->restarted);
 	close_fd(&s->cfd);
 	exec_sess_free(s);
 }
@@ -1133,8 +1135,18 @@ static bool attach_batch(struct job *j, struct exec_session *n)
 	n->cw = NULL;
 	exec_sess_free(n);
 	s->st = S_RUNNING;
-	if (exec_client_watch(s) < 0 ||
-	    (j->agent_resume && exec_record_new(s) < 0)) {
+	if (exec_client_watch(s) < 0) {
+		client_gone(s);
+		return true;
+	}
+	/* The task must know its command is in the guest already (never
+	 * to be sent again), and, where it can, how to come back. */
+	if (!j->agent_resume) {
+		exec_session_event(s, NULL);
+	} else if (exec_record_new(s) < 0) {
+		exec_reply_event(s, PROTO_EV_ERROR,
+				 "cannot record the batch step for a vmmd "
+				 "restart");
 		client_gone(s);
 		return true;
 	}

@@ -108,6 +108,9 @@ int exec_own_stdio(const struct exec_session *s, int *fds);
  * token goes to the task in the "session" event. */
 int exec_record_new(struct exec_session *s);
 void exec_record_remove(struct exec_session *s);
+/* The session's record says again what it is (its output left the bulk
+ * port it asked for). */
+void exec_record_update(struct exec_session *s);
 /* The "session" event: the command goes to the guest; token (NULL: none)
  * is what a re-attach needs. */
 void exec_session_event(struct exec_session *s, const char *token);

@@ -99,8 +99,6 @@ static int record_write(const struct exec_session *s)
 
 	if (r < 0)
 		return r;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
 	if ((r = record_dir_ok(dir)) < 0 ||
 	    (r = record_path(s, path, sizeof(path))) < 0)
 		return r;
@@ -136,6 +134,11 @@ static int next_write(const struct job *j)
 
 	if (r < 0)
 		return r;
+	/* The first session's: the directory comes with it. */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if ((r = record_dir_ok(dir)) < 0)
+		return r;
 	snprintf(path, sizeof(path), "%s/next", dir);
 	n = snprintf(text, sizeof(text), "%u\n", j->next_session);
 	return write_file_atomic(path, text, (size_t)n, 0600);
@@ -148,8 +151,10 @@ int exec_record_new(struct exec_session *s)
 
 	s->base[0] = s->written[0];
 	s->base[1] = s->written[1];
+	/* next first: a record must never name an id the file would give
+	 * again. */
 	if ((r = new_token(token, s->token_hash)) < 0 ||
-	    (r = record_write(s)) < 0 || (r = next_write(s->j)) < 0) {
+	    (r = next_write(s->j)) < 0 || (r = record_write(s)) < 0) {
 		log_err("job %u: session %u: cannot record it for a vmmd "
 			"restart: %s",
 			s->j->id, s->id, strerror(-r));
@@ -159,6 +164,15 @@ int exec_record_new(struct exec_session *s)
 	exec_session_event(s, token);
 	explicit_bzero(token, sizeof(token));
 	return 0;
+}
+
+void exec_record_update(struct exec_session *s)
+{
+	int r;
+
+	if (s->recorded && (r = record_write(s)) < 0)
+		log_warn("job %u: session %u: cannot update its record: %s",
+			 s->j->id, s->id, strerror(-r));
 }
 
 void exec_record_remove(struct exec_session *s)
@@ -222,9 +236,12 @@ static void reattach_expired(void *data)
 	aw_buf_free(&b);
 	s->release = true;
 	snprintf(msg, sizeof(msg),
-		 "job %u: the step ended: it was not taken over within %u s "
-		 "of the vmmd restart on node %s",
-		 s->j->id, REATTACH_MS / 1000, s->j->d->cfg.node_name);
+		 "job %u: the step ended: %s within %u s of the vmmd restart "
+		 "on node %s",
+		 s->j->id,
+		 s->cfd >= 0 ? "the guest did not answer its re-attach"
+			     : "its task did not come back",
+		 REATTACH_MS / 1000, s->j->d->cfg.node_name);
 	exec_sess_end(s, msg);
 }
 
@@ -250,7 +267,7 @@ static void adopt_record(struct job *j, uint32_t id, const struct record *rec)
 	s->reattach_timer =
 	    loop_add_timer(j->d->loop, REATTACH_MS, reattach_expired, s);
 	if (!s->reattach_timer) {
-		s->release = true;
+		s->recorded = false; /* the next vmmd's to handle */
 		exec_sess_free(s);
 		return;
 	}
@@ -473,9 +490,10 @@ int exec_on_resumed(struct exec_session *s, const uint8_t *p, size_t n)
 			 "job %u: the step cannot go on after the vmmd "
 			 "restart on node %s: the guest %s",
 			 s->j->id, s->j->d->cfg.node_name,
-			 err == ENOENT ? "no longer has its command"
-				       : "no longer holds the output the task "
-					 "missed");
+			 err == ENOENT
+			     ? "does not have its command (it never arrived, "
+			       "or it ended and was let go)"
+			     : "no longer holds the output the task missed");
 		s->release = true;
 		exec_sess_end(s, msg);
 		return 0;

@@ -480,7 +480,9 @@ int session_stdin(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 {
 	struct session *s = session_find(a, h->session);
 
-	if (!s)
+	/* Detached: no host sends it stdin before RESUME; one that does
+	 * lost track of it (another session of the same id): not its. */
+	if (!s || s->detached)
 		return 0;
 	s->in_got += h->len;
 	if (h->len == 0) {
