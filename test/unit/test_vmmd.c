@@ -5568,18 +5568,12 @@ static void test_exec_reattach_after_restart(void **state)
 	char buf[64];
 	struct aw_reader r;
 	struct frame fr;
-	struct aw_exec e;
 	struct stat st;
 	size_t len;
 	uint32_t sid;
 	int afd;
 
-	start_ok(f);
-	afd = agent_connect(f);
-	agent_handshake(f, afd);
-	exec_start(f, JOB, &o, &c);
-	sid = agent_expect_exec(f, afd, &e);
-	aw_exec_clear(&e);
+	sid = running_session(f, &afd, &o, &c);
 	agent_send_u32(f, afd, AW_STARTED, sid, 1234, 0, 1);
 	client_reply(f, c.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_STARTED);
