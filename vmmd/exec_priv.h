@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * An exec session's record, shared by exec.c (the relay) and
- * exec_restart.c (sessions that outlive a vmmd restart). Nothing outside
+ * its restart part (sessions that outlive a vmmd restart). Nothing outside
  * those two includes it.
  */
 #ifndef VMMD_EXEC_PRIV_H
@@ -76,7 +76,7 @@ struct exec_session {
 	/* The task's own stdout (a batch step's output file), for the copy a
 	 * checkpoint keeps: out[].fd are the task's pipes (docs/restart.md). */
 	int file_fd;
-	/* vmmd restarts (exec_restart.c): the session's record, the hash of
+	/* vmmd restarts (exec.c's restart part): the session's record, the hash of
 	 * the token its task re-attaches with, what of each stream went out
 	 * before this task attached (a checkpoint's restored batch session),
 	 * and, for a session a restarted vmmd found, how long its task has to
@@ -92,7 +92,7 @@ struct exec_session {
 	struct loop_timer *reattach_timer;
 };
 
-/* exec.c, for exec_restart.c */
+/* exec.c's relay, for its restart part */
 void exec_reply_event(struct exec_session *s, enum proto_kind kind,
 		      const char *error);
 void exec_sess_end(struct exec_session *s, const char *error);
@@ -103,7 +103,7 @@ void exec_stdin_start(struct exec_session *s);
 int exec_client_watch(struct exec_session *s);
 int exec_own_stdio(const struct exec_session *s, int *fds);
 
-/* exec_restart.c, for exec.c */
+/* exec.c's restart part, for its relay */
 /* A new session's token and record, before its EXEC goes to the guest; the
  * token goes to the task in the "session" event. */
 int exec_record_new(struct exec_session *s);

@@ -342,10 +342,15 @@ void session_free(struct session *s);
 void session_kill(const struct session *s, int sig);
 struct session *session_find(struct agent *a, uint32_t id);
 
-/* resume.c: agentwire v3, sessions that outlive the host's connection. */
+/* held.c: a session's output kept until credited (agentwire v3). */
+#define HELD_REC_HDR 5u /* u8 stream, u32 length */
 bool agent_resumable(const struct agent *a);
+uint32_t held_rec_len(const uint8_t *r);
 void held_add(struct session *s, enum stream k, const uint8_t *p, size_t n);
 void held_credit(struct session *s, uint32_t n);
+/* Keeps only what follows off[] in each stream, in the order sent. */
+int held_trim(struct session *s, const uint64_t off[STREAM_N]);
+/* resume.c: agentwire v3, sessions that outlive the host's connection. */
 void sessions_detach(struct agent *a);
 int session_resume(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 int session_release(struct agent *a, const struct aw_hdr *h, const uint8_t *p);

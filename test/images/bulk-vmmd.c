@@ -256,6 +256,8 @@ static int setup(const char *conf)
 		fprintf(stderr, "bulk-vmmd: %s\n", err);
 		return -EINVAL;
 	}
+	/* Every step gets a port here, as with session_restarts = no. */
+	snprintf(d.cfg.session_restarts, sizeof(d.cfg.session_restarts), "no");
 	if (str_printf(work, sizeof(work), "%s/work", d.cfg.run_dir) < 0)
 		return -ENAMETOOLONG;
 	mkdir_p(work, 0755);
