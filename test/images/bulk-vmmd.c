@@ -167,7 +167,8 @@ static void sess_reply(struct sess *s)
 		snprintf(s->error, sizeof(s->error), "bad reply: %.400s", err);
 		return;
 	}
-	if (rep.kind == PROTO_EV_STARTED)
+	/* "session": the command is on its way (the re-attach token). */
+	if (rep.kind == PROTO_EV_STARTED || rep.kind == PROTO_EV_SESSION)
 		return;
 	s->ended = true;
 	s->exit_before_eof = !s->eof[0] || !s->eof[1];
