@@ -3,6 +3,7 @@
 
 #include "agent.h"
 #include "agentwire.h"
+#include "ckpt_coord.h"
 #include "ckpt_keep.h"
 #include "ckpt_lead.h"
 #include "ckpt_source.h"
@@ -36,6 +37,15 @@
 #define CKPT_FLUSH_TICK_MS 50u
 /* vmenv-exec's exit code when the job ends checkpointed (not requeued). */
 #define CKPT_EXIT_ENDED 125
+/* A multi-node job's nodes (docs/checkpoint.md, "Multi-node jobs"): how
+ * often a node looks at the coordination files, and how long it waits
+ * for every node to hold (the prepare's bound and more), to be saved, and
+ * to be restored. */
+#define COORD_WATCH_MS	   1000u
+#define COORD_TICK_MS	   200u
+#define COORD_FROZEN_MS	   (CKPT_PREPARE_TIMEOUT_MS + 30000u)
+#define COORD_SAVED_MS	   900000u
+#define COORD_BACK_MS	   600000u
 
 enum ckpt_phase {
 	PH_IDLE,
@@ -98,6 +108,21 @@ struct ckpt_job {
 	bool requeued; /* by vmmd, after the save */
 	char name[sizeof(((struct job *)0)->domain)]; /* saved_name() */
 	char replay[VMENV_MAX_PATH];
+	/* A job of several nodes: the checkpoint group being saved or
+	 * restored from, what this node waits for in the coordination files
+	 * (since wait_t0), the last plan a node other than the first saw.
+	 * group_failed: the group was abandoned after this node's save; the
+	 * guest is restored and the job goes on. back: the restore holds the
+	 * guest until every node's is back. */
+	struct ckpt_coord coord;
+	struct loop_timer *watch_t, *coord_t;
+	enum { CW_NONE, CW_FROZEN, CW_SAVED, CW_BACK } wait;
+	uint64_t wait_t0;
+	uint32_t group, seen_plan;
+	bool group_failed, back;
+	/* The save was the job's own, before its time limit. */
+	bool scheduled;
+	uint64_t saved_bytes;
 };
 
 static struct ckpt_job *cj(struct job *j)
@@ -108,6 +133,7 @@ static struct ckpt_job *cj(struct job *j)
 			j->ckpt->cfd = -1;
 			j->ckpt->dirfd = -1;
 			j->ckpt->store.fd = -1;
+			j->ckpt->coord.fd = -1;
 			ckpt_verified_init(&j->ckpt->ver);
 		}
 	}
@@ -120,6 +146,21 @@ const char *ckpt_root(const struct job *j)
 					   : j->d->cfg.checkpoint_dir;
 }
 
+static bool multi(const struct job *j)
+{
+	return j->slurm.nnodes > 1;
+}
+
+/* Node i of a multi-node job keeps its guest's checkpoints in its own
+ * part of the store (ckpt_coord.h); the first node, as a one-node job,
+ * in the store itself. */
+int ckpt_job_store_root(const struct job *j, char *buf, size_t len)
+{
+	return ckpt_coord_node_root(ckpt_root(j),
+				    multi(j) ? j->slurm.node_index : 0, buf,
+				    len);
+}
+
 /* The job's store (its --vm-checkpoint-dir, or the node's) into
  * c->store. */
 static int open_store(struct job *j, struct ckpt_job *c, bool create, char *err,
@@ -128,7 +169,9 @@ static int open_store(struct job *j, struct ckpt_job *c, bool create, char *err,
 	unsigned flags = (create ? CKPT_STORE_CREATE : 0) |
 			 (j->spec.v.checkpoint_dir[0] ? 0 : CKPT_STORE_NODE);
 
-	snprintf(c->root, sizeof(c->root), "%s", ckpt_root(j));
+	if (ckpt_job_store_root(j, c->root, sizeof(c->root)) < 0)
+		return err_set(err, errlen, -ENAMETOOLONG,
+			       "job %u: checkpoint path too long", j->id);
 	return ckpt_store_open(c->root, flags, &c->store, err, errlen);
 }
 
@@ -406,6 +449,9 @@ static void bw_refine(struct vmmd *d, uint64_t bytes, uint64_t ms)
 
 static void due_fire(void *data);
 static void requery_fire(void *data);
+static int group_ready(struct job *j);
+static void group_abort(struct job *j, const char *why);
+static void retry_later(struct job *j);
 
 static uint64_t overlay_bytes(const struct job *j)
 {
@@ -420,6 +466,12 @@ static uint64_t overlay_bytes(const struct job *j)
 	return (uint64_t)st.st_blocks * 512;
 }
 
+/* Only a job's first node decides when: the others follow its plans. */
+static bool follower(const struct job *j)
+{
+	return multi(j) && j->slurm.node_index > 0;
+}
+
 static void schedule(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
@@ -427,6 +479,8 @@ static void schedule(struct job *j)
 
 	loop_cancel_timer(c->due_t);
 	c->due_t = NULL;
+	if (follower(j))
+		return;
 	c->lead_s =
 	    ckpt_lead_s(j->spec.v.checkpoint_lead_s, (uint64_t)j->mem_mib << 20,
 			overlay_bytes(j), j->d->ckpt_bw_bps);
@@ -504,14 +558,8 @@ void ckpt_job_ready(struct job *j)
 		return;
 	if (!j->spec.v.checkpoint || !(c = cj(j)) || c->phase != PH_IDLE)
 		return;
-	/* Each node would save and requeue on its own, with no common
-	 * point in time across the job's guests (and their network). */
-	if (j->slurm.nnodes > 1) {
-		log_warn("job %u: no checkpoints for a job of %u nodes (not "
-			 "supported yet)",
-			 j->id, j->slurm.nnodes);
+	if (multi(j) && group_ready(j) < 0)
 		return;
-	}
 	schedule(j);
 	if (!c->requery_t)
 		c->requery_t = loop_add_timer(
@@ -521,8 +569,18 @@ void ckpt_job_ready(struct job *j)
 
 void ckpt_job_ended(struct job *j)
 {
-	ckpt_keep_job_ended(j->d, ckpt_root(j), !j->spec.v.checkpoint_dir[0],
-			    j->id, j->ckpt && j->ckpt->requeued);
+	char root[VMENV_MAX_PATH];
+	bool requeued = j->ckpt && j->ckpt->requeued;
+
+	if (ckpt_job_store_root(j, root, sizeof(root)) < 0)
+		return;
+	ckpt_keep_job_ended(j->d, root, !j->spec.v.checkpoint_dir[0], j->id,
+			    requeued);
+	/* The first node's end decides for the coordination files: without
+	 * them a later start of the job boots on every node alike. */
+	if (multi(j) && j->slurm.node_index == 0 && !requeued &&
+	    !j->spec.v.checkpoint_dir[0])
+		ckpt_coord_remove(ckpt_root(j), j->id);
 }
 
 void ckpt_job_free(struct job *j)
@@ -535,6 +593,9 @@ void ckpt_job_free(struct job *j)
 	loop_cancel_timer(c->requery_t);
 	loop_cancel_timer(c->phase_t);
 	loop_cancel_timer(c->evac_t);
+	loop_cancel_timer(c->watch_t);
+	loop_cancel_timer(c->coord_t);
+	ckpt_coord_close(&c->coord);
 	ckpt_work_cancel(c->work);
 	answer(c, "the job ended during the checkpoint");
 	ckpt_manifest_clear(&c->man);
@@ -621,8 +682,16 @@ static void evacuate_later(struct job *j)
 static void save_failed(struct job *j, const char *why, bool guest_gone)
 {
 	struct ckpt_job *c = j->ckpt;
+	/* A multi-node job's scheduled save is tried again (every node of
+	 * the group goes on): one node's refusal must not end the job. */
+	bool again = multi(j) && c->scheduled;
 
 	phase_done(j, PH_IDLE);
+	loop_cancel_timer(c->coord_t);
+	c->coord_t = NULL;
+	c->wait = CW_NONE;
+	if (multi(j))
+		group_abort(j, why);
 	if (c->files_frozen && !guest_gone) {
 		char err[PROTO_MAX_ERROR] = "";
 
@@ -632,7 +701,7 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 	c->files_frozen = false;
 	if (c->evacuate)
 		evacuation_failed(j, why);
-	else if (!c->go_on || guest_gone) {
+	else if ((!c->go_on && !multi(j)) || guest_gone) {
 		answer(c, why);
 		post(j, CKPT_EV_FAILED, why);
 		return;
@@ -647,7 +716,10 @@ static void save_failed(struct job *j, const char *why, bool guest_gone)
 		exec_ckpt_resumed(j);
 		post(j, CKPT_EV_GOES_ON, NULL);
 		answer(c, why);
-		schedule(j);
+		if (again)
+			retry_later(j);
+		else
+			schedule(j);
 		return;
 	}
 	/* libvirt gave the guest its vCPUs back after the failed save; its
@@ -692,6 +764,14 @@ static int fill_manifest(struct job *j, struct ckpt_manifest *m)
 }
 
 static void save_done(struct job *j, struct ckpt_work *w);
+static void go_on_restore(struct job *j);
+static void group_saved(struct job *j);
+static void group_frozen(struct job *j);
+static int group_save(struct job *j, bool go_on, int cfd, char *err,
+		      size_t errlen);
+static int group_checkpoint(struct job *j, struct ckpt_job *c, char *err,
+			    size_t errlen);
+static void group_back(struct job *j);
 
 /* --- before a save: the store, its room, the user's kept ones --------- */
 
@@ -876,7 +956,7 @@ static void flush_tick(void *data)
 	}
 	/* A task that reads nothing for 10 s loses what is queued for it:
 	 * its restarted self would not read it either. */
-	do_save(j);
+	group_frozen(j);
 }
 
 static void prepare_timeout(void *data)
@@ -925,18 +1005,22 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 
 int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 {
+	if (multi(j))
+		return group_save(j, go_on, cfd, err, errlen);
 	return start_save(j, go_on, false, cfd, err, errlen);
 }
 
-/* Each node would save and requeue on its own (docs/checkpoint.md, "Not
- * done"). */
+/* An evacuation would move one node's guest of the job (docs/checkpoint.md,
+ * "Not done"). */
 static int multinode_refused(const struct job *j, char *err, size_t errlen)
 {
 	if (j->slurm.nnodes <= 1)
 		return 0;
 	return err_set(err, errlen, -EOPNOTSUPP,
-		       "job %u: checkpoint refused: the job has %u nodes; "
-		       "checkpoints of multi-node jobs are not supported yet",
+		       "job %u: not evacuated: the job has %u nodes, and "
+		       "evacuating a multi-node job is not supported yet (it "
+		       "is checkpointed before its time limit, and on demand "
+		       "on its first node)",
 		       j->id, j->slurm.nnodes);
 }
 
@@ -990,8 +1074,6 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 			       "job %u: no checkpoint now: the guest is %s%s",
 			       j->id, job_state_name(j->state),
 			       c->phase != PH_IDLE ? " (checkpointing)" : "");
-	if ((r = multinode_refused(j, err, errlen)) < 0)
-		return r;
 	if (!j->agent_ckpt)
 		return err_set(err, errlen, -EOPNOTSUPP,
 			       "job %u: checkpoint refused: the guest's agent "
@@ -1010,6 +1092,7 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 	c->due_t = NULL;
 	c->go_on = go_on;
 	c->evacuate = evacuate;
+	c->scheduled = !go_on && !evacuate && cfd < 0;
 	c->cfd = cfd;
 	set_phase(j, PH_PREPARING);
 	c->t0 = now_ms();
@@ -1026,12 +1109,12 @@ static int start_restore(struct job *j, char *err, size_t errlen);
  * (slurmctld down, sbatch --no-requeue): the checkpoint it was saved to go
  * on from is kept for --vm-restore, within the user's kept limits, rather
  * than removed with the job. What became of it, for the job's message. */
-static void keep_unrequeued(struct job *j, struct ckpt_work *w, uint64_t bytes,
-			    char *fate, size_t len)
+static void keep_unrequeued(struct job *j, uint64_t bytes, char *fate,
+			    size_t len)
 {
 	struct ckpt_job *c = j->ckpt;
 	char why[PROTO_MAX_ERROR] = "";
-	_cleanup_close_ int fd = ckpt_work_take_dir(w);
+	_cleanup_close_ int fd = TAKE_FD(c->dirfd);
 
 	if (fd < 0)
 		snprintf(why, sizeof(why), "its directory is gone");
@@ -1050,10 +1133,9 @@ static void keep_unrequeued(struct job *j, struct ckpt_work *w, uint64_t bytes,
  * where the job goes on here from the checkpoint just written instead:
  * a drained node still runs its jobs, and an evacuation must not end
  * one that the drain alone would have let run. */
-static bool saved_requeue(struct job *j, struct ckpt_work *w)
+static bool saved_requeue(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
-	const struct ckpt_work_result *res = ckpt_work_result(w);
 	char msg[PROTO_MAX_ERROR], why[256] = "", fate[PROTO_MAX_ERROR];
 	bool requeued = false;
 
@@ -1088,7 +1170,7 @@ static bool saved_requeue(struct job *j, struct ckpt_work *w)
 		if (j->spec.v.checkpoint_keep)
 			snprintf(fate, sizeof(fate), "kept for --vm-restore");
 		else if (j->spec.v.requeue)
-			keep_unrequeued(j, w, res->bytes, fate, sizeof(fate));
+			keep_unrequeued(j, c->saved_bytes, fate, sizeof(fate));
 		else
 			snprintf(fate, sizeof(fate),
 				 "removed at the job's end: not kept");
@@ -1132,18 +1214,32 @@ static void save_done(struct job *j, struct ckpt_work *w)
 	    (unsigned long long)res->ms,
 	    (unsigned long long)(res->bytes / (res->ms ? res->ms : 1) * 1000 >>
 				 20));
-	if (!c->go_on && saved_requeue(j, w))
+	c->saved_bytes = res->bytes;
+	/* From the directory just written, not from whatever its name in
+	 * the store leads to now. */
+	c->dirfd = ckpt_work_take_dir(w);
+	if (multi(j)) {
+		group_saved(j);
 		return;
-	/* On demand (or an evacuation Slurm would not requeue): the job
-	 * goes on from the checkpoint just written, which stays. */
+	}
+	if (!c->go_on && saved_requeue(j))
+		return;
+	go_on_restore(j);
+}
+
+/* On demand (or an evacuation Slurm would not requeue, or a multi-node
+ * job's abandoned group): the job goes on from the checkpoint just
+ * written (c->dirfd), which stays. */
+static void go_on_restore(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char why[PROTO_MAX_ERROR];
+
 	c->go_on = true;
 	c->restore = true;
 	c->keep = true;
 	c->job_id = j->id;
 	ckpt_manifest_clear(&c->man);
-	/* From the directory just written, not from whatever its name in
-	 * the store leads to now. */
-	c->dirfd = ckpt_work_take_dir(w);
 	if (ckpt_store_load(c->dirfd, c->dir, &c->man, why, sizeof(why)) < 0 ||
 	    start_restore(j, why, sizeof(why)) < 0) {
 		answer(c, why);
@@ -1161,6 +1257,9 @@ static void retry_later(struct job *j)
 	struct ckpt_job *c = j->ckpt;
 
 	loop_cancel_timer(c->due_t);
+	c->due_t = NULL;
+	if (follower(j))
+		return;
 	c->due = time(NULL) + CKPT_RETRY_S;
 	c->due_t =
 	    loop_add_timer(j->d->loop, CKPT_RETRY_S * 1000ull, due_fire, j);
@@ -1187,8 +1286,11 @@ static int on_refused(struct job *j, const uint8_t *p, size_t n)
 		snprintf(why, sizeof(why), "job %u: %s", j->id, safe);
 		/* Refused by the guest: the job goes on (it ends at its time
 		 * limit unless the refusal goes away); the reason is
-		 * logged and answered. */
+		 * logged and answered, and a multi-node job's other nodes
+		 * go on too. */
 		phase_done(j, PH_IDLE);
+		if (multi(j))
+			group_abort(j, why);
 		log_warn("%s", why);
 		if (evacuating)
 			evacuation_failed(j, why);
@@ -1217,6 +1319,19 @@ static void resumed(struct job *j)
 	struct ckpt_job *c = j->ckpt;
 
 	phase_done(j, PH_IDLE);
+	if (c->group_failed) {
+		c->group_failed = false;
+		c->restore = false;
+		c->go_on = false;
+		exec_ckpt_resumed(j);
+		post(j, CKPT_EV_GOES_ON, NULL);
+		answer(c, c->fail);
+		if (c->scheduled)
+			retry_later(j);
+		else
+			schedule(j);
+		return;
+	}
 	if (c->resume_only) {
 		c->resume_only = false;
 		exec_ckpt_resumed(j);
@@ -1272,10 +1387,11 @@ int ckpt_on_agent_frame(struct job *j, uint8_t type, const uint8_t *p, size_t n)
 	return 0;
 }
 
+static void send_resume(struct job *j);
+
 void ckpt_on_agent_held(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
-	struct aw_buf b = {0};
 
 	if (c && c->phase == PH_RESTORING) {
 		c->held_early = true;
@@ -1288,6 +1404,19 @@ void ckpt_on_agent_held(struct job *j)
 		post(j, CKPT_EV_READY, NULL);
 		return;
 	}
+	/* A multi-node job's guests go on together. */
+	if (c->back) {
+		group_back(j);
+		return;
+	}
+	send_resume(j);
+}
+
+/* Thaws the restored guest's processes. */
+static void send_resume(struct job *j)
+{
+	struct aw_buf b = {0};
+
 	/* Step the clock: the guest slept from the save until now. */
 	if (aw_put_i64(&b, (int64_t)time(NULL)) == 0 &&
 	    aw_put_u32(&b, j->files_kind == JOBFILES_VIRTIO_9P ? AW_CKPT_MOUNTS
@@ -1417,13 +1546,19 @@ int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
 	struct ckpt_job *c;
 	int r;
 
-	if (j->slurm.nnodes > 1)
-		return from ? err_set(err, errlen, -EOPNOTSUPP,
-				      "job %u: --vm-restore=%u: a job of %u "
-				      "nodes cannot restore a checkpoint "
-				      "(not supported yet)",
-				      j->id, from, j->slurm.nnodes)
-			    : 0;
+	if (j->slurm.nnodes > 1 && from)
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "job %u: --vm-restore=%u: a job of %u nodes "
+			       "cannot restore another job's checkpoint (not "
+			       "supported yet)",
+			       j->id, from, j->slurm.nnodes);
+	if (j->slurm.nnodes > 1) {
+		if (!own)
+			return 0;
+		if (!(c = cj(j)))
+			return -ENOMEM;
+		return group_checkpoint(j, c, err, errlen);
+	}
 	if (!own && !from)
 		return 0;
 	if (!(c = cj(j)))
@@ -1627,4 +1762,491 @@ static int start_restore(struct job *j, char *err, size_t errlen)
 
 	post(j, CKPT_EV_RESTORING, NULL);
 	return run_restore(j, c->xml ? c->xml : "", c->limit_kib, err, errlen);
+}
+
+/* --- multi-node jobs ------------------------------------------------------
+ *
+ * Every node's guest of the job is saved at one point: the first node
+ * writes a plan, each node's guest holds (the agent stops the job's
+ * processes), and only when every node's holds does any node save; the
+ * group is complete when every node's is saved, or abandoned (every node
+ * goes on) when one cannot. A restore holds each restored guest until
+ * every node's is back. docs/checkpoint.md, "Multi-node jobs". */
+
+static void coord_tick(void *data);
+
+static int coord_open(struct job *j, char *err, size_t errlen)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	if (c->coord.fd >= 0)
+		return 0;
+	/* The nodes agree through the node's store, which only root can
+	 * write on every node; a user's directory is not that. */
+	if (j->spec.v.checkpoint_dir[0])
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "job %u: checkpoint refused: a job of %u nodes "
+			       "is checkpointed into the nodes' store (%s), "
+			       "not into --vm-checkpoint-dir=%s",
+			       j->id, j->slurm.nnodes, j->d->cfg.checkpoint_dir,
+			       j->spec.v.checkpoint_dir);
+	return ckpt_coord_open(ckpt_root(j), j->id, true, &c->coord, err,
+			       errlen);
+}
+
+/* Abandons the group (unless its outcome is decided already): every
+ * node sees it and goes on. */
+static void group_abort(struct job *j, const char *why)
+{
+	struct ckpt_job *c = j->ckpt;
+	char text[PROTO_MAX_ERROR + 160];
+	int r;
+
+	if (!c->group || c->coord.fd < 0)
+		return;
+	str_printf(text, sizeof(text), "abort %s %s\n", j->d->cfg.node_name,
+		   why);
+	r = ckpt_coord_decide(&c->coord, c->group, text);
+	if (r < 0)
+		log_err("job %u: cannot end checkpoint group %u: %s", j->id,
+			c->group, strerror(-r));
+	else if (r == 1)
+		log_warn("job %u: checkpoint group %u abandoned by node %s",
+			 j->id, c->group, j->d->cfg.node_name);
+}
+
+static void wait_for(struct job *j, int what)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	c->wait = what;
+	c->wait_t0 = now_ms();
+	loop_cancel_timer(c->coord_t);
+	c->coord_t = NULL;
+	coord_tick(j);
+}
+
+/* A node other than the first: a new plan of the first node's starts
+ * this node's part. */
+static void watch_fire(void *data)
+{
+	struct job *j = data;
+	struct ckpt_job *c = j->ckpt;
+	char err[PROTO_MAX_ERROR], out[64];
+	uint32_t n, g = c->seen_plan + 1;
+	bool go_on;
+	int r;
+
+	c->watch_t = loop_add_timer(j->d->loop, COORD_WATCH_MS, watch_fire, j);
+	r = ckpt_coord_read_plan(&c->coord, g, &n, &go_on);
+	if (r == -ENOENT)
+		return;
+	c->seen_plan = g;
+	if (r < 0) {
+		log_err("job %u: checkpoint group %u: unreadable plan: %s",
+			j->id, g, strerror(-r));
+		return;
+	}
+	/* Abandoned before this node saw it. */
+	if (ckpt_coord_outcome(&c->coord, g, out, sizeof(out)) != -ENOENT)
+		return;
+	c->group = g;
+	if (n != j->slurm.nnodes) {
+		str_printf(err, sizeof(err),
+			   "job %u: checkpoint group %u is planned for %u "
+			   "nodes, node %s counts %u",
+			   j->id, g, n, j->d->cfg.node_name, j->slurm.nnodes);
+		group_abort(j, err);
+		return;
+	}
+	log_info("job %u: checkpoint group %u: the first node asks", j->id,
+		 g);
+	if (start_save(j, go_on, false, -1, err, sizeof(err)) < 0) {
+		log_warn("%s", err);
+		group_abort(j, err);
+	}
+}
+
+/* The guest is up: the coordination directory is there, and a node other
+ * than the first watches it for the first node's plans. */
+static int group_ready(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char err[PROTO_MAX_ERROR], out[64];
+	uint32_t last;
+
+	if (coord_open(j, err, sizeof(err)) < 0) {
+		log_err("job %u: no checkpoints of its %u nodes: %s", j->id,
+			j->slurm.nnodes, err);
+		return -1;
+	}
+	if (!follower(j) || c->watch_t)
+		return 0;
+	/* Plans decided before this start are an earlier run's; one not
+	 * decided may be for this run (the first node came up first). */
+	last = ckpt_coord_last_plan(&c->coord);
+	c->seen_plan = last;
+	if (last && ckpt_coord_outcome(&c->coord, last, out, sizeof(out)) ==
+			-ENOENT)
+		c->seen_plan = last - 1;
+	c->watch_t = loop_add_timer(j->d->loop, 0, watch_fire, j);
+	return 0;
+}
+
+/* The first node: a checkpoint of every node's guest (its time, or
+ * vmenvctl checkpoint). */
+static int group_save(struct job *j, bool go_on, int cfd, char *err,
+		      size_t errlen)
+{
+	struct ckpt_job *c = cj(j);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	if (follower(j))
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: checkpoint refused: node %s is node "
+			       "%u of the job's %u; its first node's vmmd "
+			       "checkpoints the job",
+			       j->id, j->d->cfg.node_name, j->slurm.node_index,
+			       j->slurm.nnodes);
+	if ((r = ckpt_allowed(j, err, errlen)) < 0)
+		return r;
+	if (j->state != JOB_READY || c->phase != PH_IDLE)
+		return err_set(err, errlen, -EBUSY,
+			       "job %u: no checkpoint now: the guest is %s%s",
+			       j->id, job_state_name(j->state),
+			       c->phase != PH_IDLE ? " (checkpointing)" : "");
+	if ((r = coord_open(j, err, errlen)) < 0)
+		return r;
+	r = ckpt_coord_plan(&c->coord, j->slurm.nnodes, go_on, &c->group);
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "job %u: checkpoint failed: cannot write its "
+			       "plan into the store %s: %s",
+			       j->id, ckpt_root(j), strerror(-r));
+	log_info("job %u: checkpoint group %u of its %u nodes", j->id,
+		 c->group, j->slurm.nnodes);
+	r = start_save(j, go_on, false, cfd, err, errlen);
+	if (r < 0)
+		group_abort(j, err);
+	return r;
+}
+
+/* This node's guest holds (flushed): wait for every node's before any
+ * is saved. */
+static void group_frozen(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char why[PROTO_MAX_ERROR];
+	int r;
+
+	if (!multi(j)) {
+		do_save(j);
+		return;
+	}
+	r = ckpt_coord_mark(&c->coord, c->group, "frozen", j->slurm.node_index,
+			    j->d->cfg.node_name);
+	if (r < 0) {
+		str_printf(why, sizeof(why),
+			   "job %u: checkpoint failed on node %s: cannot "
+			   "write to the store %s: %s",
+			   j->id, j->d->cfg.node_name, ckpt_root(j),
+			   strerror(-r));
+		save_failed(j, why, false);
+		return;
+	}
+	wait_for(j, CW_FROZEN);
+}
+
+static void group_saved(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char seq[16], why[PROTO_MAX_ERROR];
+	int r;
+
+	snprintf(seq, sizeof(seq), "%u\n", c->seq);
+	r = ckpt_coord_mark(&c->coord, c->group, "saved", j->slurm.node_index,
+			    seq);
+	if (r < 0) {
+		str_printf(why, sizeof(why),
+			   "node %s cannot write to the store %s: %s",
+			   j->d->cfg.node_name, ckpt_root(j), strerror(-r));
+		group_abort(j, why);
+	}
+	wait_for(j, CW_SAVED);
+}
+
+/* The outcome's reason, for messages: "abort NODE WHY\n" -> "NODE: WHY". */
+static void abort_reason(const char *out, char *buf, size_t len)
+{
+	char safe[PROTO_MAX_ERROR];
+	const char *p = strncmp(out, "abort ", 6) == 0 ? out + 6 : out;
+	const char *sp = strchr(p, ' ');
+
+	printable(p, safe, sizeof(safe));
+	if (sp && (size_t)(sp - p) < sizeof(safe))
+		safe[sp - p] = ':';
+	str_printf(buf, len, "node %s", safe);
+}
+
+static bool frozen_tick(struct job *j, const char *out)
+{
+	struct ckpt_job *c = j->ckpt;
+	uint32_t n = j->slurm.nnodes, k;
+	char why[PROTO_MAX_ERROR], r[PROTO_MAX_ERROR];
+
+	if (out) {
+		abort_reason(out, r, sizeof(r));
+		str_printf(why, sizeof(why),
+			   "job %u: checkpoint group %u abandoned: %s", j->id,
+			   c->group, r);
+		save_failed(j, why, false);
+		return true;
+	}
+	k = ckpt_coord_count(&c->coord, c->group, "frozen", n);
+	if (k == n) {
+		c->wait = CW_NONE;
+		log_info("job %u: checkpoint group %u: every node's guest "
+			 "holds (%llu ms after this node's); saving",
+			 j->id, c->group,
+			 (unsigned long long)(now_ms() - c->wait_t0));
+		do_save(j);
+		return true;
+	}
+	if (now_ms() - c->wait_t0 >= COORD_FROZEN_MS) {
+		str_printf(why, sizeof(why),
+			   "the guests of %u of the job's %u nodes held "
+			   "within %u s",
+			   k, n, COORD_FROZEN_MS / 1000);
+		group_abort(j, why);
+	}
+	return false;
+}
+
+/* Every node's guest is saved: the outcome, with each node's seq. */
+static void decide_complete(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char text[CKPT_COORD_MAX_TEXT], seq[32];
+	size_t len;
+	uint32_t v;
+
+	len = (size_t)snprintf(text, sizeof(text), "complete %u",
+			       j->slurm.nnodes);
+	for (uint32_t i = 0; i < j->slurm.nnodes; i++) {
+		if (ckpt_coord_read_mark(&c->coord, c->group, "saved", i, seq,
+					 sizeof(seq)) < 0 ||
+		    (seq[strcspn(seq, "\n")] = '\0', parse_u32(seq, &v)) < 0 ||
+		    len + 12 >= sizeof(text)) {
+			group_abort(j, "a node's saved mark is unreadable");
+			return;
+		}
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " %u",
+					v);
+	}
+	snprintf(text + len, sizeof(text) - len, "\n");
+	if (ckpt_coord_decide(&c->coord, c->group, text) == 1)
+		log_notice("job %u: checkpoint group %u complete: %s", j->id,
+			   c->group, text);
+}
+
+/* Every node's guest is saved: go on (on demand), or end here; the first
+ * node requeues the job. */
+static void group_complete(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char msg[PROTO_MAX_ERROR];
+
+	if (c->go_on) {
+		c->back = true;
+		go_on_restore(j);
+		return;
+	}
+	if (!follower(j)) {
+		if (!saved_requeue(j))
+			go_on_restore(j);
+		return;
+	}
+	str_printf(msg, sizeof(msg),
+		   "job %u: checkpointed on node %s (node %u of %u, "
+		   "checkpoint group %u); the job's first node requeues it",
+		   j->id, j->d->cfg.node_name, j->slurm.node_index,
+		   j->slurm.nnodes, c->group);
+	log_notice("%s", msg);
+	exec_ckpt_end(j, msg, 0);
+	set_phase(j, PH_SAVED);
+	post(j, CKPT_EV_SAVED, msg);
+}
+
+static bool saved_tick(struct job *j, const char *out)
+{
+	struct ckpt_job *c = j->ckpt;
+	uint32_t n = j->slurm.nnodes, k;
+	char why[PROTO_MAX_ERROR];
+
+	if (out && strncmp(out, "complete ", 9) == 0) {
+		c->wait = CW_NONE;
+		group_complete(j);
+		return true;
+	}
+	if (out) {
+		/* This node's guest is saved and gone: back from it, and the
+		 * job goes on with the reason. */
+		c->wait = CW_NONE;
+		abort_reason(out, why, sizeof(why));
+		str_printf(c->fail, sizeof(c->fail),
+			   "job %u: checkpoint group %u abandoned: %s", j->id,
+			   c->group, why);
+		log_warn("%s", c->fail);
+		c->group_failed = true;
+		go_on_restore(j);
+		return true;
+	}
+	k = ckpt_coord_count(&c->coord, c->group, "saved", n);
+	if (k == n)
+		decide_complete(j);
+	else if (now_ms() - c->wait_t0 >= COORD_SAVED_MS) {
+		str_printf(why, sizeof(why),
+			   "the guests of %u of the job's %u nodes were saved "
+			   "within %u s",
+			   k, n, COORD_SAVED_MS / 1000);
+		group_abort(j, why);
+	}
+	return false;
+}
+
+static void back_name(const struct job *j, char *buf, size_t len)
+{
+	snprintf(buf, len, "back%u", j->slurm.restart_count);
+}
+
+/* The restored guest holds: it goes on once every node's does. */
+static void group_back(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char what[24];
+	int r;
+
+	back_name(j, what, sizeof(what));
+	if (c->coord.fd < 0 || (r = ckpt_coord_mark(&c->coord, c->group, what,
+						    j->slurm.node_index,
+						    j->d->cfg.node_name)) < 0) {
+		fail(j,
+		     "job %u: restored on node %s, but it cannot tell the "
+		     "job's other nodes (store %s)",
+		     j->id, j->d->cfg.node_name, ckpt_root(j));
+		return;
+	}
+	wait_for(j, CW_BACK);
+}
+
+static bool back_tick(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	uint32_t n = j->slurm.nnodes, k;
+	char what[24];
+
+	back_name(j, what, sizeof(what));
+	k = ckpt_coord_count(&c->coord, c->group, what, n);
+	if (k == n) {
+		c->wait = CW_NONE;
+		c->back = false;
+		log_info("job %u: checkpoint group %u: every node's guest is "
+			 "back (%llu ms after this node's); resuming",
+			 j->id, c->group,
+			 (unsigned long long)(now_ms() - c->wait_t0));
+		send_resume(j);
+		return true;
+	}
+	if (now_ms() - c->wait_t0 >= COORD_BACK_MS) {
+		c->wait = CW_NONE;
+		fail(j,
+		     "job %u: restored on node %s from checkpoint group %u, "
+		     "but the guests of only %u of the job's %u nodes came "
+		     "back within %u s",
+		     j->id, j->d->cfg.node_name, c->group, k, n,
+		     COORD_BACK_MS / 1000);
+		return true;
+	}
+	return false;
+}
+
+static void coord_tick(void *data)
+{
+	struct job *j = data;
+	struct ckpt_job *c = j->ckpt;
+	char out[CKPT_COORD_MAX_TEXT];
+	const char *o = NULL;
+	bool done = true;
+
+	c->coord_t = NULL;
+	if (c->wait != CW_BACK &&
+	    ckpt_coord_outcome(&c->coord, c->group, out, sizeof(out)) == 0)
+		o = out;
+	if (c->wait == CW_FROZEN)
+		done = frozen_tick(j, o);
+	else if (c->wait == CW_SAVED)
+		done = saved_tick(j, o);
+	else if (c->wait == CW_BACK)
+		done = back_tick(j);
+	if (!done && j->ckpt == c)
+		c->coord_t =
+		    loop_add_timer(j->d->loop, COORD_TICK_MS, coord_tick, j);
+}
+
+/* A requeued multi-node job: node i's guest of the newest complete group
+ * (1), or a boot on every node alike when there is none (0). */
+static int group_checkpoint(struct job *j, struct ckpt_job *c, char *err,
+			    size_t errlen)
+{
+	char out[CKPT_COORD_MAX_TEXT];
+	uint32_t g = 0, n, seq, i = j->slurm.node_index;
+	int r;
+
+	if (j->spec.v.checkpoint_dir[0])
+		return 0;
+	r = ckpt_coord_open(ckpt_root(j), j->id, false, &c->coord, NULL, 0);
+	if (r == 0)
+		r = ckpt_coord_latest_complete(&c->coord, &g);
+	if (r < 0) {
+		log_info("job %u: restart %u without a checkpoint of its %u "
+			 "nodes",
+			 j->id, j->slurm.restart_count, j->slurm.nnodes);
+		return 0;
+	}
+	if (ckpt_coord_outcome(&c->coord, g, out, sizeof(out)) < 0 ||
+	    ckpt_coord_parse_complete(out, i, &n, &seq) < 0)
+		return err_set(err, errlen, -EBADMSG,
+			       "job %u: checkpoint group %u: its outcome does "
+			       "not name node %u's checkpoint",
+			       j->id, g, i);
+	if (n != j->slurm.nnodes)
+		return err_set(err, errlen, -EINVAL,
+			       "job %u: checkpoint group %u holds the guests "
+			       "of %u nodes, this run of the job has %u",
+			       j->id, g, n, j->slurm.nnodes);
+	r = open_store(j, c, false, err, errlen);
+	if (r == 0)
+		r = open_checkpoint(c, j->id, seq, err, errlen);
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "job %u: checkpoint group %u: node %u's "
+			       "checkpoint %u on node %s: %s",
+			       j->id, g, i, seq, j->d->cfg.node_name,
+			       strerror(-r));
+	if (c->man.job_id != j->id || c->man.uid != (uint32_t)j->uid)
+		return err_set(err, errlen, -EPERM,
+			       "job %u: checkpoint %s is not this job's", j->id,
+			       c->dir);
+	c->job_id = j->id;
+	c->restore = true;
+	c->keep = c->man.keep;
+	c->group = g;
+	c->back = true;
+	saved_name(j);
+	log_info("job %u: restart %u restores node %u's guest of checkpoint "
+		 "group %u from %s",
+		 j->id, j->slurm.restart_count, i, g, c->dir);
+	return 1;
 }

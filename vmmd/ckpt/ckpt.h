@@ -46,6 +46,9 @@ void ckpt_fini(struct vmmd *d);
 
 /* The store a job's checkpoints go to (its spec's, else the node's). */
 const char *ckpt_root(const struct job *j);
+/* Where this node's checkpoints of the job are: ckpt_root, or its node's
+ * part of it for node i > 0 of a multi-node job. 0 or -ENAMETOOLONG. */
+int ckpt_job_store_root(const struct job *j, char *buf, size_t len);
 
 /* Job start, after Slurm and the spec are known: a requeued job with a
  * checkpoint in the store (or --vm-restore) restores instead of booting.

@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The coordination directory of a multi-node job's checkpoints
+ * (vmmd/ckpt/ckpt_coord.h) on a temporary store: what open makes and
+ * refuses, the node sub-stores, plans, marks and their counts, the one
+ * outcome per group and its parsing, the newest complete group, and the
+ * directory's removal.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt_coord.h"
+#include "cleanup.h"
+#include "rmtree.h"
+#include "util.h"
+
+#define JOB 42u
+
+struct st {
+	char root[64];
+	char dir[VMENV_MAX_PATH]; /* <root>/coord/<JOB> */
+	struct ckpt_coord c;	  /* opened (made) there */
+};
+
+static int st_setup(void **state)
+{
+	struct st *s = calloc(1, sizeof(*s));
+	char err[512] = "";
+
+	assert_non_null(s);
+	strcpy(s->root, "/tmp/vmenv-coord-XXXXXX");
+	assert_non_null(mkdtemp(s->root));
+	assert_int_equal(
+	    str_printf(s->dir, sizeof(s->dir), "%s/coord/%u", s->root, JOB), 0);
+	s->c.fd = -1;
+	if (ckpt_coord_open(s->root, JOB, true, &s->c, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	*state = s;
+	return 0;
+}
+
+static int st_teardown(void **state)
+{
+	struct st *s = *state;
+
+	ckpt_coord_close(&s->c);
+	rm_rf(s->root);
+	free(s);
+	return 0;
+}
+
+/* Writes dir/name by hand (root's, 0600, one link: as the module does). */
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[VMENV_MAX_PATH];
+
+	assert_int_equal(str_printf(p, sizeof(p), "%s/%s", dir, name), 0);
+	assert_int_equal(write_file_atomic(p, text, strlen(text), 0600), 0);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	char p[VMENV_MAX_PATH];
+	struct stat st;
+
+	assert_int_equal(str_printf(p, sizeof(p), "%s/%s", dir, name), 0);
+	return lstat(p, &st) == 0;
+}
+
+/* How many entries of dir hold sub in their name. */
+static int count_names(const char *dir, const char *sub)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(dp);
+	while ((e = readdir(dp)))
+		if (strstr(e->d_name, sub))
+			n++;
+	closedir(dp);
+	return n;
+}
+
+/* --- open --------------------------------------------------------------- */
+
+static void test_open_makes(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_coord c = CKPT_COORD_INIT;
+	struct stat st;
+	char err[512] = "";
+
+	/* Made by the setup: root's, 0700, coord/ too. */
+	assert_true(s->c.fd >= 0);
+	assert_int_equal(s->c.job_id, JOB);
+	assert_int_equal(lstat(s->dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	{
+		char p[VMENV_MAX_PATH];
+
+		assert_int_equal(str_printf(p, sizeof(p), "%s/coord", s->root),
+				 0);
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 0);
+		assert_int_equal(st.st_mode & 07777, 0700);
+	}
+	/* Opened again without create: the same directory. */
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)), 0);
+	assert_true(c.fd >= 0);
+	{
+		struct stat a, b;
+
+		assert_int_equal(fstat(c.fd, &a), 0);
+		assert_int_equal(fstat(s->c.fd, &b), 0);
+		assert_int_equal(a.st_ino, b.st_ino);
+		assert_int_equal(a.st_dev, b.st_dev);
+	}
+	ckpt_coord_close(&c);
+	assert_int_equal(c.fd, -1);
+	ckpt_coord_close(&c); /* twice: nothing */
+}
+
+static void test_open_missing(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_coord c = CKPT_COORD_INIT;
+	char err[512] = "", other[64];
+
+	/* Another job's directory is not there. */
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB + 1, false, &c, err, sizeof(err)),
+	    -ENOENT);
+	assert_int_equal(c.fd, -1);
+	assert_contains(err, "43");
+	assert_false(exists(s->root, "coord/43"));
+	/* A store with no coord/ at all. */
+	strcpy(other, "/tmp/vmenv-coord-XXXXXX");
+	assert_non_null(mkdtemp(other));
+	err[0] = '\0';
+	assert_int_equal(
+	    ckpt_coord_open(other, JOB, false, &c, err, sizeof(err)), -ENOENT);
+	assert_int_equal(c.fd, -1);
+	assert_false(exists(other, "coord"));
+	assert_true(err[0] != '\0');
+	rm_rf(other);
+}
+
+static void test_open_refused(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_coord c = CKPT_COORD_INIT;
+	char err[512] = "", coord[VMENV_MAX_PATH];
+
+	/* The job's directory open to others. */
+	assert_int_equal(chmod(s->dir, 0755), 0);
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)), -EPERM);
+	assert_int_equal(c.fd, -1);
+	/* Not with create either. */
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, true, &c, err, sizeof(err)), -EPERM);
+	assert_int_equal(c.fd, -1);
+	assert_int_equal(chmod(s->dir, 0700), 0);
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)), 0);
+	ckpt_coord_close(&c);
+	/* Another owner's. */
+	assert_int_equal(chown(s->dir, 65534, 65534), 0);
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)), -EPERM);
+	assert_int_equal(c.fd, -1);
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, true, &c, err, sizeof(err)), -EPERM);
+	assert_int_equal(chown(s->dir, 0, 0), 0);
+	/* coord/ itself open to others, or another's. */
+	assert_int_equal(str_printf(coord, sizeof(coord), "%s/coord", s->root),
+			 0);
+	assert_int_equal(chmod(coord, 0755), 0);
+	err[0] = '\0';
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)), -EPERM);
+	assert_contains(err, "coord/");
+	assert_int_equal(chmod(coord, 0700), 0);
+	assert_int_equal(chown(coord, 65534, 65534), 0);
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, true, &c, err, sizeof(err)), -EPERM);
+	assert_int_equal(c.fd, -1);
+	assert_int_equal(chown(coord, 0, 0), 0);
+	/* A store others may write is not the node's. */
+	assert_int_equal(chmod(s->root, 0777), 0);
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)), -EPERM);
+	assert_int_equal(c.fd, -1);
+	assert_int_equal(chmod(s->root, 0700), 0);
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)), 0);
+	ckpt_coord_close(&c);
+}
+
+static void test_node_root(void **state)
+{
+	char buf[128], tiny[8];
+
+	(void)state;
+	assert_int_equal(ckpt_coord_node_root("/var/ckpt", 0, buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "/var/ckpt");
+	assert_int_equal(ckpt_coord_node_root("/var/ckpt", 2, buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "/var/ckpt/n2");
+	assert_int_equal(
+	    ckpt_coord_node_root("/var/ckpt", 1023, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/var/ckpt/n1023");
+	/* Too long for the buffer: an error, not a cut path. */
+	assert_true(ckpt_coord_node_root("/var/ckpt", 2, tiny, sizeof(tiny)) <
+		    0);
+}
+
+/* --- plans ---------------------------------------------------------------- */
+
+static void test_plan(void **state)
+{
+	struct st *s = *state;
+	uint32_t g = 0, n = 0;
+	bool go = false;
+
+	assert_int_equal(ckpt_coord_last_plan(&s->c), 0);
+	assert_int_equal(ckpt_coord_read_plan(&s->c, 1, &n, &go), -ENOENT);
+	assert_int_equal(ckpt_coord_plan(&s->c, 3, true, &g), 0);
+	assert_int_equal(g, 1);
+	assert_int_equal(ckpt_coord_last_plan(&s->c), 1);
+	assert_true(exists(s->dir, "g1.plan"));
+	assert_int_equal(ckpt_coord_plan(&s->c, 2, false, &g), 0);
+	assert_int_equal(g, 2);
+	assert_int_equal(ckpt_coord_last_plan(&s->c), 2);
+	assert_int_equal(ckpt_coord_read_plan(&s->c, 1, &n, &go), 0);
+	assert_int_equal(n, 3);
+	assert_true(go);
+	assert_int_equal(ckpt_coord_read_plan(&s->c, 2, &n, &go), 0);
+	assert_int_equal(n, 2);
+	assert_false(go);
+	/* Files of other kinds or names do not count as plans. */
+	put(s->dir, "g9.saved.0", "1");
+	put(s->dir, "g7.planx", "2 1\n");
+	put(s->dir, "gx.plan", "2 1\n");
+	put(s->dir, "h8.plan", "2 1\n");
+	assert_int_equal(ckpt_coord_last_plan(&s->c), 2);
+	/* The next group follows the highest even with a gap. */
+	put(s->dir, "g5.plan", "2 1\n");
+	assert_int_equal(ckpt_coord_last_plan(&s->c), 5);
+	assert_int_equal(ckpt_coord_plan(&s->c, 4, true, &g), 0);
+	assert_int_equal(g, 6);
+	assert_int_equal(ckpt_coord_read_plan(&s->c, 6, &n, &go), 0);
+	assert_int_equal(n, 4);
+	assert_true(go);
+}
+
+static void test_plan_refused(void **state)
+{
+	struct st *s = *state;
+	static const char *const bad[] = {
+	    "garbage\n", "",	  "2 1",   "2 2\n",    "2\n",
+	    "x 1\n",	 "1 1\n", "0 0\n", "1025 1\n", "2 1 \n",
+	};
+	uint32_t n = 77, g = 0;
+	bool go = true;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		put(s->dir, "g1.plan", bad[i]);
+		if (ckpt_coord_read_plan(&s->c, 1, &n, &go) != -EBADMSG)
+			fail_msg("plan '%s' accepted", bad[i]);
+		assert_int_equal(n, 77);
+		assert_true(go);
+	}
+	/* The largest job is fine. */
+	put(s->dir, "g1.plan", "1024 0\n");
+	assert_int_equal(ckpt_coord_read_plan(&s->c, 1, &n, &go), 0);
+	assert_int_equal(n, 1024);
+	assert_false(go);
+	/* A plan of one node, as written by plan(), is refused on reading. */
+	assert_int_equal(ckpt_coord_plan(&s->c, 1, true, &g), 0);
+	assert_int_equal(g, 2);
+	n = 77;
+	assert_int_equal(ckpt_coord_read_plan(&s->c, 2, &n, &go), -EBADMSG);
+	assert_int_equal(n, 77);
+	/* A plan that is a symlink is not followed. */
+	{
+		char p[VMENV_MAX_PATH];
+
+		assert_int_equal(str_printf(p, sizeof(p), "%s/g3.plan", s->dir),
+				 0);
+		assert_int_equal(symlink("g1.plan", p), 0);
+		assert_int_equal(ckpt_coord_read_plan(&s->c, 3, &n, &go),
+				 -ELOOP);
+	}
+}
+
+/* --- marks ---------------------------------------------------------------- */
+
+static void test_marks(void **state)
+{
+	struct st *s = *state;
+	char buf[64];
+
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 3), 0);
+	assert_int_equal(ckpt_coord_mark(&s->c, 1, "frozen", 0, ""), 0);
+	assert_int_equal(ckpt_coord_mark(&s->c, 1, "frozen", 2, ""), 0);
+	assert_true(exists(s->dir, "g1.frozen.0"));
+	assert_true(exists(s->dir, "g1.frozen.2"));
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 3), 2);
+	/* Only nodes below nnodes. */
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 2), 1);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 0), 0);
+	assert_int_equal(ckpt_coord_mark(&s->c, 1, "frozen", 5, ""), 0);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 3), 2);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 6), 3);
+	/* Only that group's. */
+	assert_int_equal(ckpt_coord_mark(&s->c, 2, "frozen", 1, ""), 0);
+	assert_int_equal(ckpt_coord_mark(&s->c, 12, "frozen", 1, ""), 0);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 3), 2);
+	assert_int_equal(ckpt_coord_count(&s->c, 2, "frozen", 3), 1);
+	assert_int_equal(ckpt_coord_count(&s->c, 3, "frozen", 3), 0);
+	/* Only that what's. */
+	assert_int_equal(ckpt_coord_mark(&s->c, 1, "saved", 1, "17"), 0);
+	assert_int_equal(ckpt_coord_mark(&s->c, 1, "back1", 1, ""), 0);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "frozen", 3), 2);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "saved", 3), 1);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "back1", 3), 1);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "back2", 3), 0);
+	assert_int_equal(ckpt_coord_count(&s->c, 1, "back", 3), 0);
+	/* Something else under a mark's name does not count. */
+	{
+		char p[VMENV_MAX_PATH];
+
+		assert_int_equal(
+		    str_printf(p, sizeof(p), "%s/g1.saved.0", s->dir), 0);
+		assert_int_equal(mkdir(p, 0700), 0);
+		assert_int_equal(ckpt_coord_count(&s->c, 1, "saved", 3), 1);
+	}
+	/* The text back. */
+	assert_int_equal(
+	    ckpt_coord_read_mark(&s->c, 1, "saved", 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "17");
+	assert_int_equal(
+	    ckpt_coord_read_mark(&s->c, 1, "frozen", 0, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(
+	    ckpt_coord_read_mark(&s->c, 1, "saved", 2, buf, sizeof(buf)),
+	    -ENOENT);
+	/* Marked again: the new text. */
+	assert_int_equal(ckpt_coord_mark(&s->c, 1, "saved", 1, "18 more"), 0);
+	assert_int_equal(
+	    ckpt_coord_read_mark(&s->c, 1, "saved", 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "18 more");
+	/* Too long for the buffer: refused, not cut. */
+	assert_int_equal(ckpt_coord_read_mark(&s->c, 1, "saved", 1, buf, 7),
+			 -EFBIG);
+	assert_int_equal(ckpt_coord_read_mark(&s->c, 1, "saved", 1, buf, 8), 0);
+	assert_string_equal(buf, "18 more");
+	/* No temporary files left by the writes. */
+	assert_int_equal(count_names(s->dir, "tmp"), 0);
+}
+
+static void test_marks_bad_what(void **state)
+{
+	struct st *s = *state;
+	static const char *const bad[] = {"fro.zen", "a/b", "..",
+					  "/",	     ".",   "saved/../../x"};
+	char buf[64];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		if (ckpt_coord_mark(&s->c, 1, bad[i], 0, "x") != -EINVAL)
+			fail_msg("what '%s' marked", bad[i]);
+		assert_int_equal(
+		    ckpt_coord_read_mark(&s->c, 1, bad[i], 0, buf, sizeof(buf)),
+		    -EINVAL);
+		assert_int_equal(ckpt_coord_count(&s->c, 1, bad[i], 3), 0);
+	}
+	/* Nothing was written anywhere. */
+	assert_int_equal(count_names(s->dir, "g1"), 0);
+	assert_false(exists(s->root, "coord/x"));
+	assert_false(exists(s->root, "x"));
+}
+
+/* --- outcomes ------------------------------------------------------------- */
+
+static void test_decide(void **state)
+{
+	struct st *s = *state;
+	char buf[128];
+
+	assert_int_equal(ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf)),
+			 -ENOENT);
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "complete 2 4 9\n"), 1);
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "abort 1 disk full\n"), 0);
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "complete 2 5 5\n"), 0);
+	assert_int_equal(ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "complete 2 4 9\n");
+	/* Each group has its own. */
+	assert_int_equal(ckpt_coord_outcome(&s->c, 2, buf, sizeof(buf)),
+			 -ENOENT);
+	assert_int_equal(ckpt_coord_decide(&s->c, 2, "abort 1 disk full\n"), 1);
+	assert_int_equal(ckpt_coord_outcome(&s->c, 2, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "abort 1 disk full\n");
+	assert_int_equal(ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "complete 2 4 9\n");
+	/* No temporary name is left, and the outcome has one name only. */
+	assert_int_equal(count_names(s->dir, "decide-"), 0);
+	assert_int_equal(count_names(s->dir, "tmp"), 0);
+	{
+		char p[VMENV_MAX_PATH];
+		struct stat st;
+
+		assert_int_equal(
+		    str_printf(p, sizeof(p), "%s/g1.outcome", s->dir), 0);
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_nlink, 1);
+		assert_int_equal(st.st_uid, 0);
+		assert_int_equal(st.st_mode & 07777, 0600);
+	}
+}
+
+/* The outcome while it still has its temporary name too (just linked, the
+ * decider not yet past its unlink): not read as decided yet. */
+static void test_outcome_two_names(void **state)
+{
+	struct st *s = *state;
+	char a[VMENV_MAX_PATH], b[VMENV_MAX_PATH], buf[64];
+
+	put(s->dir, "g1.decide-0123456789abcdef", "complete 2 1 1\n");
+	assert_int_equal(
+	    str_printf(a, sizeof(a), "%s/g1.decide-0123456789abcdef", s->dir),
+	    0);
+	assert_int_equal(str_printf(b, sizeof(b), "%s/g1.outcome", s->dir), 0);
+	assert_int_equal(link(a, b), 0);
+	assert_int_equal(ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf)),
+			 -ENOENT);
+	/* Decided all the same: no one else wins. */
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "abort 0 x\n"), 0);
+	assert_int_equal(unlink(a), 0);
+	assert_int_equal(ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "complete 2 1 1\n");
+}
+
+static void test_parse_complete(void **state)
+{
+	uint32_t n = 0, seq = 0;
+
+	(void)state;
+	assert_int_equal(
+	    ckpt_coord_parse_complete("complete 3 5 6 7\n", 0, &n, &seq), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(seq, 5);
+	assert_int_equal(
+	    ckpt_coord_parse_complete("complete 3 5 6 7\n", 1, &n, &seq), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(seq, 6);
+	assert_int_equal(
+	    ckpt_coord_parse_complete("complete 3 5 6 7\n", 2, &n, &seq), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(seq, 7);
+	assert_int_equal(
+	    ckpt_coord_parse_complete("complete 2 4294967295 1", 0, &n, &seq),
+	    0);
+	assert_int_equal(seq, UINT32_MAX);
+
+	n = seq = 99;
+	assert_int_equal(
+	    ckpt_coord_parse_complete("complete 3 5 6 7\n", 3, &n, &seq),
+	    -ERANGE);
+	assert_int_equal(ckpt_coord_parse_complete("complete 3 5 6 7\n",
+						   UINT32_MAX, &n, &seq),
+			 -ERANGE);
+	{
+		static const struct {
+			const char *text;
+			uint32_t node;
+		} bad[] = {
+		    {"abort 1 why", 0},
+		    {"abort 1 why", 1},
+		    {"complete 3 5 x 7", 2},
+		    {"complete 3 5 x 7", 1},
+		    {"complete 1 5", 0},
+		    {"complete 0", 0},
+		    {"complete 1025 1", 0},
+		    {"complete x 1 2", 0},
+		    {"complete", 0},
+		    {"complete ", 0},
+		    {"", 0},
+		    {"completed 2 1 2", 0},
+		    {"Complete 2 1 2", 0},
+		    {" complete 2 1 2", 0},
+		    {"complete 2 1", 1}, /* a seq short */
+		    {"complete 2 1\n", 1},
+		    {"complete 2 0 1", 0}, /* seq 0 is none */
+		    {"complete 2 1 0", 1},
+		    {"complete 2 1 4294967296", 1},
+		    {"complete 2 1 -1", 1},
+		    {"complete 99999999999999999999 1 2", 0},
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+			if (ckpt_coord_parse_complete(bad[i].text, bad[i].node,
+						      &n, &seq) != -EBADMSG)
+				fail_msg("'%s' node %u accepted", bad[i].text,
+					 bad[i].node);
+			assert_int_equal(n, 99);
+			assert_int_equal(seq, 99);
+		}
+	}
+}
+
+static void test_latest_complete(void **state)
+{
+	struct st *s = *state;
+	uint32_t g = 77, pg = 0;
+
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &g), -ENOENT);
+	assert_int_equal(g, 77);
+	/* An abort alone is no complete group. */
+	assert_int_equal(ckpt_coord_plan(&s->c, 2, true, &pg), 0);
+	assert_int_equal(ckpt_coord_decide(&s->c, pg, "abort 1 no space\n"), 1);
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &g), -ENOENT);
+	assert_int_equal(g, 77);
+
+	rmtree_at(s->c.fd, "g1.outcome");
+	rmtree_at(s->c.fd, "g1.plan");
+	/* g1 complete, g2 abort, g3 planned but undecided. */
+	assert_int_equal(ckpt_coord_plan(&s->c, 2, true, &pg), 0);
+	assert_int_equal(pg, 1);
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "complete 2 3 4\n"), 1);
+	assert_int_equal(ckpt_coord_plan(&s->c, 2, true, &pg), 0);
+	assert_int_equal(ckpt_coord_decide(&s->c, 2, "abort 0 guest died\n"),
+			 1);
+	assert_int_equal(ckpt_coord_plan(&s->c, 2, true, &pg), 0);
+	assert_int_equal(pg, 3);
+	assert_int_equal(ckpt_coord_mark(&s->c, 3, "saved", 0, "5"), 0);
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &g), 0);
+	assert_int_equal(g, 1);
+	/* An outcome with garbage is not complete either. */
+	put(s->dir, "g4.outcome", "complete garbage\n");
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &g), 0);
+	assert_int_equal(g, 1);
+	/* g3 completes: the newest. */
+	assert_int_equal(ckpt_coord_decide(&s->c, 3, "complete 2 5 6\n"), 1);
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &g), 0);
+	assert_int_equal(g, 3);
+	/* The highest number wins, not the order of the listing or of the
+	 * decisions: g10 over g9. */
+	assert_int_equal(ckpt_coord_decide(&s->c, 10, "complete 2 8 8\n"), 1);
+	assert_int_equal(ckpt_coord_decide(&s->c, 9, "complete 2 7 7\n"), 1);
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &g), 0);
+	assert_int_equal(g, 10);
+}
+
+/* --- removal -------------------------------------------------------------- */
+
+static void test_remove(void **state)
+{
+	struct st *s = *state;
+	struct ckpt_coord c = CKPT_COORD_INIT;
+	char err[512] = "";
+	uint32_t g = 0;
+
+	assert_int_equal(ckpt_coord_plan(&s->c, 2, true, &g), 0);
+	assert_int_equal(ckpt_coord_mark(&s->c, 1, "frozen", 1, ""), 0);
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "complete 2 1 1\n"), 1);
+	/* Another job's directory stays. */
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB + 1, true, &c, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_coord_mark(&c, 1, "frozen", 0, ""), 0);
+	ckpt_coord_close(&c);
+
+	assert_true(exists(s->dir, "."));
+	assert_int_equal(ckpt_coord_remove(s->root, JOB), 0);
+	assert_false(exists(s->dir, "."));
+	assert_true(exists(s->root, "coord/43/g1.frozen.0"));
+	assert_true(exists(s->root, "coord"));
+	/* Gone: not opened without create; removing again is fine. */
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, false, &c, err, sizeof(err)),
+	    -ENOENT);
+	assert_int_equal(ckpt_coord_remove(s->root, JOB), 0);
+	/* Made anew, empty. */
+	assert_int_equal(
+	    ckpt_coord_open(s->root, JOB, true, &c, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_coord_last_plan(&c), 0);
+	ckpt_coord_close(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_open_makes, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_missing, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_refused, st_setup,
+					    st_teardown),
+	    cmocka_unit_test(test_node_root),
+	    cmocka_unit_test_setup_teardown(test_plan, st_setup, st_teardown),
+	    cmocka_unit_test_setup_teardown(test_plan_refused, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_marks, st_setup, st_teardown),
+	    cmocka_unit_test_setup_teardown(test_marks_bad_what, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_decide, st_setup, st_teardown),
+	    cmocka_unit_test_setup_teardown(test_outcome_two_names, st_setup,
+					    st_teardown),
+	    cmocka_unit_test(test_parse_complete),
+	    cmocka_unit_test_setup_teardown(test_latest_complete, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_remove, st_setup, st_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
