@@ -280,7 +280,7 @@ static void test_plan_refused(void **state)
 	    "garbage\n", "",	  "2 1",   "2 2\n",    "2\n",
 	    "x 1\n",	 "1 1\n", "0 0\n", "1025 1\n", "2 1 \n",
 	};
-	uint32_t n = 77, g = 0;
+	uint32_t n = 77;
 	bool go = true;
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -290,17 +290,12 @@ static void test_plan_refused(void **state)
 		assert_int_equal(n, 77);
 		assert_true(go);
 	}
-	/* The largest job is fine. */
+	/* "1 1\n" above: a plan of one node is refused on reading. The
+	 * largest job is fine. */
 	put(s->dir, "g1.plan", "1024 0\n");
 	assert_int_equal(ckpt_coord_read_plan(&s->c, 1, &n, &go), 0);
 	assert_int_equal(n, 1024);
 	assert_false(go);
-	/* A plan of one node, as written by plan(), is refused on reading. */
-	assert_int_equal(ckpt_coord_plan(&s->c, 1, true, &g), 0);
-	assert_int_equal(g, 2);
-	n = 77;
-	assert_int_equal(ckpt_coord_read_plan(&s->c, 2, &n, &go), -EBADMSG);
-	assert_int_equal(n, 77);
 	/* A plan that is a symlink is not followed. */
 	{
 		char p[VMENV_MAX_PATH];
@@ -311,6 +306,45 @@ static void test_plan_refused(void **state)
 		assert_int_equal(ckpt_coord_read_plan(&s->c, 3, &n, &go),
 				 -ELOOP);
 	}
+}
+
+/* A plan no reader accepts is not written (its group number would be
+ * taken and every other node fail on it); a plan is read whole. */
+static void test_plan_strict(void **state)
+{
+	struct st *s = *state;
+	static const char *const lax[] = {"2 1\nextra", " 2 1\n", "+2 1\n",
+					  "2\n1\n"};
+	uint32_t g = 0, n = 0;
+	unsigned bad = 0;
+	bool go = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(lax); i++) {
+		int r;
+
+		put(s->dir, "g1.plan", lax[i]);
+		r = ckpt_coord_read_plan(&s->c, 1, &n, &go);
+		if (r != 0 && r != -EBADMSG)
+			fail_msg("'%s': %d", lax[i], r);
+		if (r == 0) {
+			print_message("read_plan accepts '%s'\n", lax[i]);
+			bad++;
+		}
+	}
+	if (ckpt_coord_plan(&s->c, 1, true, &g) != -EINVAL) {
+		print_message("plan writes a plan of 1 node\n");
+		bad++;
+	}
+	if (ckpt_coord_plan(&s->c, CKPT_COORD_MAX_NODES + 1, true, &g) !=
+	    -EINVAL) {
+		print_message("plan writes a plan of %u nodes\n",
+			      CKPT_COORD_MAX_NODES + 1);
+		bad++;
+	}
+	KNOWN_BUG(bad == 0, "%u plans read or written that should not be\n",
+		  bad);
+	/* Nothing written: group 1 is still the last. */
+	assert_int_equal(ckpt_coord_last_plan(&s->c), 1);
 }
 
 /* --- marks ---------------------------------------------------------------- */
@@ -439,11 +473,13 @@ static void test_decide(void **state)
 }
 
 /* The outcome while it still has its temporary name too (just linked, the
- * decider not yet past its unlink): not read as decided yet. */
+ * decider not yet past its unlink, or dead there): decided all the same,
+ * no one else wins, never read as -EMLINK. */
 static void test_outcome_two_names(void **state)
 {
 	struct st *s = *state;
 	char a[VMENV_MAX_PATH], b[VMENV_MAX_PATH], buf[64];
+	int r;
 
 	put(s->dir, "g1.decide-0123456789abcdef", "complete 2 1 1\n");
 	assert_int_equal(
@@ -451,13 +487,45 @@ static void test_outcome_two_names(void **state)
 	    0);
 	assert_int_equal(str_printf(b, sizeof(b), "%s/g1.outcome", s->dir), 0);
 	assert_int_equal(link(a, b), 0);
-	assert_int_equal(ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf)),
-			 -ENOENT);
-	/* Decided all the same: no one else wins. */
+	r = ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf));
+	if (r != 0 && r != -ENOENT)
+		fail_msg("outcome with two names: %d", r);
+	if (r == 0)
+		assert_string_equal(buf, "complete 2 1 1\n");
 	assert_int_equal(ckpt_coord_decide(&s->c, 1, "abort 0 x\n"), 0);
-	assert_int_equal(unlink(a), 0);
+	unlink(a);
 	assert_int_equal(ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "complete 2 1 1\n");
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &(uint32_t){0}), 0);
+}
+
+/* A decider that died between its link and its unlink leaves the
+ * outcome with two names for good: it must not read as undecided
+ * forever (every node waits for an outcome it cannot read while decide
+ * says one is there). */
+static void test_outcome_stale_link(void **state)
+{
+	struct st *s = *state;
+	char a[VMENV_MAX_PATH], b[VMENV_MAX_PATH], buf[64];
+	uint32_t g = 0;
+	int r;
+
+	put(s->dir, "g1.decide-00000000deadbeef", "complete 2 1 1\n");
+	assert_int_equal(
+	    str_printf(a, sizeof(a), "%s/g1.decide-00000000deadbeef", s->dir),
+	    0);
+	assert_int_equal(str_printf(b, sizeof(b), "%s/g1.outcome", s->dir), 0);
+	assert_int_equal(link(a, b), 0);
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "abort 0 x\n"), 0);
+	r = ckpt_coord_outcome(&s->c, 1, buf, sizeof(buf));
+	if (r != 0 && r != -ENOENT)
+		fail_msg("outcome with two names: %d", r);
+	KNOWN_BUG(r == 0, "an outcome whose decider died before unlinking "
+			  "its temporary name reads as undecided forever\n");
+	assert_string_equal(buf, "complete 2 1 1\n");
+	assert_false(exists(s->dir, "g1.decide-00000000deadbeef"));
+	assert_int_equal(ckpt_coord_latest_complete(&s->c, &g), 0);
+	assert_int_equal(g, 1);
 }
 
 static void test_parse_complete(void **state)
@@ -512,6 +580,8 @@ static void test_parse_complete(void **state)
 		    {"complete 2 1\n", 1},
 		    {"complete 2 0 1", 0}, /* seq 0 is none */
 		    {"complete 2 1 0", 1},
+		    {"complete 2 1x2", 1}, /* not a space between */
+		    {"complete 2 1\n2", 1},
 		    {"complete 2 1 4294967296", 1},
 		    {"complete 2 1 -1", 1},
 		    {"complete 99999999999999999999 1 2", 0},
@@ -526,6 +596,55 @@ static void test_parse_complete(void **state)
 			assert_int_equal(seq, 99);
 		}
 	}
+}
+
+/* What parse_complete must refuse as well: the whole line is the outcome,
+ * not the part up to the node's seq. */
+static void test_parse_complete_whole_line(void **state)
+{
+	struct st *s = *state;
+	static const struct {
+		const char *text;
+		uint32_t node;
+	} bad[] = {
+	    {"complete 3 5\n", 0},	      /* seqs short of 3 */
+	    {"complete 2 5 6 7\n", 0},	      /* one seq too many */
+	    {"complete 2 5 6 junk\n", 1},     /* junk after them */
+	    {"complete 2 5 6\nabort 1 x", 0}, /* a second line */
+	    {"complete 2 1,2", 0},
+	    {"complete  2 5 6", 0}, /* white space or signs strtoul takes */
+	    {"complete +2 5 6", 0},
+	    {"complete 2 +5 6", 0},
+	    {"complete 2 1  2", 1},
+	};
+	uint32_t n = 99, seq = 99, g = 77;
+	unsigned lax = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int r = ckpt_coord_parse_complete(bad[i].text, bad[i].node, &n,
+						  &seq);
+
+		if (r != 0 && r != -EBADMSG)
+			fail_msg("'%s': %d", bad[i].text, r);
+		if (r == 0) {
+			print_message("parse_complete accepts '%s' for node "
+				      "%u\n",
+				      bad[i].text, bad[i].node);
+			lax++;
+		}
+	}
+	/* Such an outcome is not a complete group the newest of which every
+	 * node restores from. */
+	assert_int_equal(ckpt_coord_decide(&s->c, 1, "complete 3 5\n"), 1);
+	if (ckpt_coord_latest_complete(&s->c, &g) == 0) {
+		print_message("latest_complete counts 'complete 3 5' (g%u)\n",
+			      g);
+		lax++;
+	}
+	KNOWN_BUG(lax == 0,
+		  "%u incomplete or malformed outcomes read as "
+		  "complete\n",
+		  lax);
 }
 
 static void test_latest_complete(void **state)
@@ -619,13 +738,19 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_plan, st_setup, st_teardown),
 	    cmocka_unit_test_setup_teardown(test_plan_refused, st_setup,
 					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_plan_strict, st_setup,
+					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_marks, st_setup, st_teardown),
 	    cmocka_unit_test_setup_teardown(test_marks_bad_what, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_decide, st_setup, st_teardown),
 	    cmocka_unit_test_setup_teardown(test_outcome_two_names, st_setup,
 					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_outcome_stale_link, st_setup,
+					    st_teardown),
 	    cmocka_unit_test(test_parse_complete),
+	    cmocka_unit_test_setup_teardown(test_parse_complete_whole_line,
+					    st_setup, st_teardown),
 	    cmocka_unit_test_setup_teardown(test_latest_complete, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, st_setup, st_teardown),

@@ -41,11 +41,11 @@
  * often a node looks at the coordination files, and how long it waits
  * for every node to hold (the prepare's bound and more), to be saved, and
  * to be restored. */
-#define COORD_WATCH_MS	   1000u
-#define COORD_TICK_MS	   200u
-#define COORD_FROZEN_MS	   (CKPT_PREPARE_TIMEOUT_MS + 30000u)
-#define COORD_SAVED_MS	   900000u
-#define COORD_BACK_MS	   600000u
+#define COORD_WATCH_MS	1000u
+#define COORD_TICK_MS	200u
+#define COORD_FROZEN_MS (CKPT_PREPARE_TIMEOUT_MS + 30000u)
+#define COORD_SAVED_MS	900000u
+#define COORD_BACK_MS	600000u
 
 enum ckpt_phase {
 	PH_IDLE,
@@ -156,9 +156,8 @@ static bool multi(const struct job *j)
  * in the store itself. */
 int ckpt_job_store_root(const struct job *j, char *buf, size_t len)
 {
-	return ckpt_coord_node_root(ckpt_root(j),
-				    multi(j) ? j->slurm.node_index : 0, buf,
-				    len);
+	return ckpt_coord_node_root(
+	    ckpt_root(j), multi(j) ? j->slurm.node_index : 0, buf, len);
 }
 
 /* The job's store (its --vm-checkpoint-dir, or the node's) into
@@ -1859,8 +1858,7 @@ static void watch_fire(void *data)
 		group_abort(j, err);
 		return;
 	}
-	log_info("job %u: checkpoint group %u: the first node asks", j->id,
-		 g);
+	log_info("job %u: checkpoint group %u: the first node asks", j->id, g);
 	if (start_save(j, go_on, false, -1, err, sizeof(err)) < 0) {
 		log_warn("%s", err);
 		group_abort(j, err);
@@ -1886,8 +1884,8 @@ static int group_ready(struct job *j)
 	 * decided may be for this run (the first node came up first). */
 	last = ckpt_coord_last_plan(&c->coord);
 	c->seen_plan = last;
-	if (last && ckpt_coord_outcome(&c->coord, last, out, sizeof(out)) ==
-			-ENOENT)
+	if (last &&
+	    ckpt_coord_outcome(&c->coord, last, out, sizeof(out)) == -ENOENT)
 		c->seen_plan = last - 1;
 	c->watch_t = loop_add_timer(j->d->loop, 0, watch_fire, j);
 	return 0;
@@ -1925,8 +1923,8 @@ static int group_save(struct job *j, bool go_on, int cfd, char *err,
 			       "job %u: checkpoint failed: cannot write its "
 			       "plan into the store %s: %s",
 			       j->id, ckpt_root(j), strerror(-r));
-	log_info("job %u: checkpoint group %u of its %u nodes", j->id,
-		 c->group, j->slurm.nnodes);
+	log_info("job %u: checkpoint group %u of its %u nodes", j->id, c->group,
+		 j->slurm.nnodes);
 	r = start_save(j, go_on, false, cfd, err, errlen);
 	if (r < 0)
 		group_abort(j, err);
@@ -2042,8 +2040,8 @@ static void decide_complete(struct job *j)
 			group_abort(j, "a node's saved mark is unreadable");
 			return;
 		}
-		len += (size_t)snprintf(text + len, sizeof(text) - len, " %u",
-					v);
+		len +=
+		    (size_t)snprintf(text + len, sizeof(text) - len, " %u", v);
 	}
 	snprintf(text + len, sizeof(text) - len, "\n");
 	if (ckpt_coord_decide(&c->coord, c->group, text) == 1)
@@ -2129,9 +2127,9 @@ static void group_back(struct job *j)
 	int r;
 
 	back_name(j, what, sizeof(what));
-	if (c->coord.fd < 0 || (r = ckpt_coord_mark(&c->coord, c->group, what,
-						    j->slurm.node_index,
-						    j->d->cfg.node_name)) < 0) {
+	if (c->coord.fd < 0 ||
+	    (r = ckpt_coord_mark(&c->coord, c->group, what, j->slurm.node_index,
+				 j->d->cfg.node_name)) < 0) {
 		fail(j,
 		     "job %u: restored on node %s, but it cannot tell the "
 		     "job's other nodes (store %s)",

@@ -47,16 +47,16 @@ int ckpt_coord_open(const char *root, uint32_t job_id, bool create,
 
 	ret->fd = -1;
 	ret->job_id = job_id;
-	_cleanup_close_ int pfd = open_coord_parent(root, create, &s, err,
-						    errlen);
+	_cleanup_close_ int pfd =
+	    open_coord_parent(root, create, &s, err, errlen);
 	if (pfd < 0)
 		return pfd;
 	snprintf(name, sizeof(name), "%u", job_id);
 	r = sfs_open_private_dir(pfd, name, create, 0700, NULL);
 	if (r < 0)
 		return err_set(err, errlen, r,
-			       "job %u: checkpoint store %s: %s/%s: %s",
-			       job_id, root, COORD_DIR, name, strerror(-r));
+			       "job %u: checkpoint store %s: %s/%s: %s", job_id,
+			       root, COORD_DIR, name, strerror(-r));
 	ret->fd = r;
 	return 0;
 }
@@ -80,12 +80,27 @@ int ckpt_coord_remove(const char *root, uint32_t job_id)
 	return rmtree_at(pfd, name);
 }
 
-int ckpt_coord_node_root(const char *root, uint32_t node, char *buf,
-			 size_t len)
+int ckpt_coord_node_root(const char *root, uint32_t node, char *buf, size_t len)
 {
 	if (node == 0)
 		return str_printf(buf, len, "%s", root);
 	return str_printf(buf, len, "%s/n%u", root, node);
+}
+
+/* A number as written by "%u": digits only (no white space, sign or
+ * leading zero), at most UINT32_MAX. Where it ends, or NULL. */
+static const char *parse_num(const char *p, uint32_t *ret)
+{
+	const char *s = p;
+	uint64_t v = 0;
+
+	for (; *p >= '0' && *p <= '9'; p++)
+		if ((v = v * 10 + (uint64_t)(*p - '0')) > UINT32_MAX)
+			return NULL;
+	if (p == s || (*s == '0' && p - s > 1))
+		return NULL;
+	*ret = (uint32_t)v;
+	return p;
 }
 
 /* "g<G>.<rest>": G, and where rest starts; 0 when name is not one. */
@@ -163,9 +178,12 @@ int ckpt_coord_plan(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
 		    uint32_t *ret_group)
 {
 	char name[32], text[32];
-	uint32_t g = ckpt_coord_last_plan(c);
+	uint32_t g;
 	int r;
 
+	if (nnodes < 2 || nnodes > CKPT_COORD_MAX_NODES)
+		return -EINVAL;
+	g = ckpt_coord_last_plan(c);
 	if (g == UINT32_MAX)
 		return -EOVERFLOW;
 	g++;
@@ -180,15 +198,17 @@ int ckpt_coord_plan(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
 int ckpt_coord_read_plan(const struct ckpt_coord *c, uint32_t g,
 			 uint32_t *ret_nnodes, bool *ret_go_on)
 {
-	char name[32], text[64], tail;
-	unsigned n, go;
+	char name[32], text[64];
+	const char *p;
+	uint32_t n, go;
 	int r;
 
 	snprintf(name, sizeof(name), "g%u.plan", g);
 	if ((r = get(c, name, text, sizeof(text))) < 0)
 		return r;
-	if (sscanf(text, "%u %u%c", &n, &go, &tail) != 3 || tail != '\n' ||
-	    n < 2 || n > CKPT_COORD_MAX_NODES || go > 1)
+	if (!(p = parse_num(text, &n)) || *p != ' ' ||
+	    !(p = parse_num(p + 1, &go)) || strcmp(p, "\n") != 0 || n < 2 ||
+	    n > CKPT_COORD_MAX_NODES || go > 1)
 		return -EBADMSG;
 	*ret_nnodes = n;
 	*ret_go_on = go == 1;
@@ -257,6 +277,30 @@ int ckpt_coord_decide(const struct ckpt_coord *c, uint32_t g, const char *text)
 	return r;
 }
 
+/* Unlinks the g<G>.decide-* names of name's inode: the temporary name
+ * of a decider just past its link (its own unlink then finds nothing) or
+ * dead before its unlink (nothing else ever would). */
+static void drop_decide_names(const struct ckpt_coord *c, uint32_t g,
+			      const char *name)
+{
+	char prefix[32];
+	struct stat o, st;
+	struct dirent *e;
+	size_t plen;
+	DIR *dp;
+
+	if (fstatat(c->fd, name, &o, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !(dp = sfs_opendir(c->fd)))
+		return;
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "g%u.decide-", g);
+	while ((e = readdir(dp)))
+		if (strncmp(e->d_name, prefix, plen) == 0 &&
+		    fstatat(c->fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == o.st_dev && st.st_ino == o.st_ino)
+			unlinkat(c->fd, e->d_name, 0);
+	closedir(dp);
+}
+
 int ckpt_coord_outcome(const struct ckpt_coord *c, uint32_t g, char *buf,
 		       size_t len)
 {
@@ -265,7 +309,11 @@ int ckpt_coord_outcome(const struct ckpt_coord *c, uint32_t g, char *buf,
 
 	snprintf(name, sizeof(name), "g%u.outcome", g);
 	r = get(c, name, buf, len);
-	/* Just linked, its temporary name not yet gone: read it next time. */
+	if (r == -EMLINK) {
+		drop_decide_names(c, g, name);
+		r = get(c, name, buf, len);
+	}
+	/* Still another name (not a decide- one): not read. */
 	return r == -EMLINK ? -ENOENT : r;
 }
 
@@ -273,31 +321,25 @@ int ckpt_coord_parse_complete(const char *text, uint32_t node,
 			      uint32_t *ret_nnodes, uint32_t *ret_seq)
 {
 	const char *p;
-	char *end;
-	unsigned long v;
-	uint32_t n;
+	uint32_t n, v, seq = 0;
 
-	if (strncmp(text, "complete ", 9) != 0)
+	if (strncmp(text, "complete ", 9) != 0 ||
+	    !(p = parse_num(text + 9, &n)) || n < 2 || n > CKPT_COORD_MAX_NODES)
 		return -EBADMSG;
-	p = text + 9;
-	errno = 0;
-	v = strtoul(p, &end, 10);
-	if (errno || end == p || v < 2 || v > CKPT_COORD_MAX_NODES)
+	for (uint32_t i = 0; i < n; i++) {
+		if (*p != ' ' || !(p = parse_num(p + 1, &v)) || v == 0)
+			return -EBADMSG;
+		if (i == node)
+			seq = v;
+	}
+	if (*p == '\n')
+		p++;
+	if (*p)
 		return -EBADMSG;
-	n = (uint32_t)v;
 	if (node >= n)
 		return -ERANGE;
-	for (uint32_t i = 0; i <= node; i++) {
-		p = end;
-		if (*p != ' ')
-			return -EBADMSG;
-		p++;
-		v = strtoul(p, &end, 10);
-		if (errno || end == p || v == 0 || v > UINT32_MAX)
-			return -EBADMSG;
-	}
 	*ret_nnodes = n;
-	*ret_seq = (uint32_t)v;
+	*ret_seq = seq;
 	return 0;
 }
 

@@ -44,9 +44,9 @@ struct ckpt_coord {
 	int fd; /* <root>/coord/<jobid>, or -1 */
 	uint32_t job_id;
 };
-#define CKPT_COORD_INIT    \
-	{                  \
-		.fd = -1   \
+#define CKPT_COORD_INIT  \
+	{                \
+		.fd = -1 \
 	}
 
 /* Opens (create: makes) the job's coordination directory in the store at
@@ -85,8 +85,7 @@ int ckpt_coord_read_mark(const struct ckpt_coord *c, uint32_t g,
 
 /* Decides group g's outcome if no one did: 1 this text won, 0 another
  * was there first (read it with ckpt_coord_outcome), -errno. */
-int ckpt_coord_decide(const struct ckpt_coord *c, uint32_t g,
-		      const char *text);
+int ckpt_coord_decide(const struct ckpt_coord *c, uint32_t g, const char *text);
 /* Group g's outcome text: 0, -ENOENT (undecided), -errno. */
 int ckpt_coord_outcome(const struct ckpt_coord *c, uint32_t g, char *buf,
 		       size_t len);
@@ -97,7 +96,6 @@ int ckpt_coord_parse_complete(const char *text, uint32_t node,
 			      uint32_t *ret_nnodes, uint32_t *ret_seq);
 /* The newest group whose outcome is complete: 0 and *ret_group, or
  * -ENOENT. */
-int ckpt_coord_latest_complete(const struct ckpt_coord *c,
-			       uint32_t *ret_group);
+int ckpt_coord_latest_complete(const struct ckpt_coord *c, uint32_t *ret_group);
 
 #endif

@@ -1,0 +1,127 @@
+# timeout: 1500
+# Checkpoints of multi-node jobs (docs/checkpoint.md, "Multi-node jobs") on
+# the 3-node cluster, whose vmmds share one checkpoint store: an MPI
+# program in three debian12 guests is checkpointed on demand (it goes on),
+# then before its time limit (requeued, restored on every node), and
+# prints every iteration once, in order; a guest that refuses abandons
+# the group and every node's guest goes on.
+. "$(dirname "$0")/lib.sh"
+NODES=$(sinfo -h -p multi -N -o %N | sort -u | tr '\n' ' ')
+set -- $NODES
+if [ $# -lt 3 ]; then
+	skip "multi-node checkpoints: partition multi has $# nodes, needs 3"
+	exit 0
+fi
+N1=$1 N2=$2 N3=$3
+STORE=${CKPT_STORE:-/var/lib/vmenv/checkpoints}
+LOGS=/var/log/vmenv-cluster
+
+ctl() { # node args...
+	local n=$1
+	shift
+	vmenvctl --socket "/run/vmenv/$n/vmmd.sock" "$@"
+}
+log_of() { # node
+	if [ "$1" = "$N1" ]; then echo "$LOGS/vmmd.log"; else echo "$LOGS/vmmd-$1.log"; fi
+}
+
+# Nothing of the job on any node, nor in the store (its guests' checkpoints
+# and the coordination files).
+nothing_left() { # jobid
+	local n i left
+	for ((i = 0; i < 60; i++)); do
+		left=""
+		for n in $NODES; do
+			$VIRSH list --all --name | grep -q -- "-$1\$" && left+=" domain:$n"
+			[ -e "/run/vmenv/$n/jobs/$1" ] && left+=" dir:$n"
+		done
+		for p in "$STORE/$1" "$STORE/n1/$1" "$STORE/n2/$1" "$STORE/coord/$1"; do
+			[ -e "$p" ] && left+=" $p"
+		done
+		[ -z "$left" ] && return 0
+		sleep 0.5
+	done
+	echo "# leftovers of job $1:$left" >&2
+	return 1
+}
+
+d=$(workdir "$U1" mckpt)
+cd "$d"
+
+# --- 1. an MPI job: on demand (goes on), then before its limit ----------
+cat >mpi.sh <<'JOB'
+#!/bin/sh
+echo "batch start in $(hostname)"
+mpirun --oversubscribe --hostfile "$VMENV_NODEFILE" --map-by node -np 3 \
+	python3 -u -c '
+import sys, time, socket
+from mpi4py import MPI
+c = MPI.COMM_WORLD
+hosts = c.allgather(socket.gethostname())
+if c.rank == 0:
+    print("ranks on " + " ".join(hosts), flush=True)
+for i in range(int(sys.argv[1])):
+    s = c.allreduce(i * (c.rank + 1))
+    if c.rank == 0:
+        print("iter %d sum %d" % (i, s), flush=True)
+    time.sleep(0.5)
+' 260
+echo "batch end $?"
+JOB
+chown "$U1": mpi.sh
+t0=$(date +%s)
+j=$(as "$U1" sbatch --parsable -p multi -N3 --vm-env=debian12 -t 3 \
+	--vm-checkpoint --vm-requeue --vm-checkpoint-lead=50 -o "$d/mpi.out" mpi.sh)
+for _ in $(seq 300); do
+	grep -q "^iter 20 " mpi.out 2>/dev/null && break
+	sleep 1
+done
+check "the MPI job runs its iterations (iter 20 after $(($(date +%s) - t0)) s)" \
+	grep -q "^iter 20 " mpi.out
+
+out=$(ctl "$N2" checkpoint "$j" 2>&1)
+check_contains "vmenvctl checkpoint on a node other than the first is refused, naming why" \
+	"$out" "its first node's vmmd checkpoints the job"
+
+before=$(grep -c "^iter " mpi.out)
+ts=$(date +%s%N)
+out=$(ctl "$N1" checkpoint "$j" 2>&1)
+te=$(date +%s%N)
+check_contains "on demand: every node's guest is saved and the job goes on" "$out" \
+	"checkpointed; the job goes on"
+echo "# on-demand checkpoint of 3 debian12 guests, request to answer: $(((te - ts) / 1000000)) ms"
+check "the group's outcome is complete, with a checkpoint of each node's guest" \
+	grep -q "^complete 3 [0-9]* [0-9]* [0-9]*$" "$STORE/coord/$j/g1.outcome"
+for n in $NODES; do
+	lines=$(grep -E "job $j: (checkpoint group 1: every node's guest holds|saving the guest to)" "$(log_of "$n")" |
+		sed -E 's/.*(holds|saving).*/\1/' | tr '\n' ' ')
+	check_eq "on $n, the guest was saved only once every node's held" "holds saving " "$lines"
+done
+for _ in $(seq 60); do
+	[ "$(grep -c "^iter " mpi.out)" -gt $((before + 5)) ] && break
+	sleep 1
+done
+check "... and the iterations go on after it" test "$(grep -c "^iter " mpi.out)" -gt $((before + 5))
+
+# Before the time limit: saved on every node, requeued, restored.
+for _ in $(seq 300); do
+	[ "$(job_field "$j" Restarts)" -ge 1 ] 2>/dev/null && break
+	sleep 1
+done
+check "before its time limit the job was checkpointed and requeued (Restarts >= 1)" \
+	test "$(job_field "$j" Restarts)" -ge 1
+st=$(wait_job "$j" 900)
+t1=$(date +%s)
+check_eq "the MPI job completes (after $((t1 - t0)) s)" "COMPLETED 0:0" "$st $(job_field "$j" ExitCode)"
+check_eq "every iteration 0..259 once, in order, with the right allreduce" \
+	"$(seq 0 259 | awk '{print "iter " $1 " sum " $1 * 6}')" "$(grep '^iter ' mpi.out)"
+check_eq "the batch script started once and ended once (it went on, it did not start again)" \
+	"1 1" "$(grep -c '^batch start' mpi.out) $(grep -c '^batch end 0' mpi.out)"
+check_contains "its ranks ran on the three nodes' guests" "$(cat mpi.out)" "ranks on $N1 $N2 $N3"
+for n in $NODES; do
+	check "$n's guest was restored (not booted) and went on once every node's was back" \
+		grep -q "job $j: checkpoint group [0-9]*: every node's guest is back" "$(log_of "$n")"
+done
+grep -E "job $j: (checkpoint [0-9]+ saved|guest restored|restored from)" "$LOGS"/vmmd*.log |
+	sed 's/^/# /'
+check "nothing of the job is left on any node or in the store" nothing_left "$j"
