@@ -51,6 +51,11 @@ static int option_cb(int val, const char *optarg, int remote)
 
 	if (val <= VMSPEC_OPT_ENV || val >= VMSPEC_NOPTS)
 		return -1;
+	/* A valueless option (sbatch --vm-checkpoint) reaches the job's
+	 * sruns through the environment as "(null)": Slurm's printf of
+	 * the NULL optarg. */
+	if (optarg && strcmp(optarg, "(null)") == 0)
+		optarg = NULL;
 	plugin_remember_option(val, optarg);
 	if (remote)
 		return 0;
