@@ -83,7 +83,7 @@ static int detach_all(struct ckpt_work *w)
 	return 0;
 }
 
-static int attach_all(struct ckpt_work *w)
+static int attach_all(struct ckpt_work *w, char *err, size_t errlen)
 {
 	char why[400];
 
@@ -91,11 +91,26 @@ static int attach_all(struct ckpt_work *w)
 		int r = w->hv->attach(w->hv_ctx, w->domain, w->devs.xml[i], why,
 				      sizeof(why));
 		if (r < 0)
-			return err_set(w->res.err, sizeof(w->res.err), r,
+			return err_set(err, errlen, r,
 				       "cannot plug device %s: %s",
 				       w->devs.gone[i], why);
 	}
 	return 0;
+}
+
+/* Whether the domain still runs after a failed save: QEMU itself may
+ * have died in it (its memory cgroup's OOM killer, a crash). */
+static bool domain_alive(struct ckpt_work *w)
+{
+	char **names = NULL;
+	bool alive = false;
+
+	if (w->hv->list(w->hv_ctx, w->domain, &names) < 0)
+		return true; /* unknown: the guest's own end will tell */
+	for (char **n = names; *n && !alive; n++)
+		alive = strcmp(*n, w->domain) == 0;
+	hv_names_free(names);
+	return alive;
 }
 
 static uint64_t file_size(int dirfd, const char *name)
@@ -236,9 +251,16 @@ static void *save_thread(void *arg)
 		res->r = -ENAMETOOLONG;
 	else if ((res->r = detach_all(w)) == 0 &&
 		 (res->r = ckpt_save_domain(w->hv, w->hv_ctx, w->domain, path,
-					    res->err, sizeof(res->err))) < 0)
-		/* The guest goes on (libvirt resumed it): with its devices. */
-		attach_all(w);
+					    res->err, sizeof(res->err))) < 0) {
+		char e[sizeof(res->err)];
+
+		/* The guest goes on (libvirt resumed it): with its devices;
+		 * or it died in the save, and the job with it. */
+		if (!domain_alive(w))
+			res->guest_gone = true;
+		else
+			(void)attach_all(w, e, sizeof(e));
+	}
 	if (res->r == 0) {
 		res->guest_gone = true;
 		save_files(w);
@@ -325,7 +347,7 @@ static void *restore_thread(void *arg)
 	 * brings them up in the guest. */
 	res->restored = r >= 0;
 	if (r >= 0)
-		r = attach_all(w);
+		r = attach_all(w, res->err, sizeof(res->err));
 	res->r = r < 0 ? r : 0;
 	res->ms = now_ms() - t0;
 	notify(w);
