@@ -2043,7 +2043,6 @@ static void decide_complete(struct job *j)
 		len +=
 		    (size_t)snprintf(text + len, sizeof(text) - len, " %u", v);
 	}
-	snprintf(text + len, sizeof(text) - len, "\n");
 	if (ckpt_coord_decide(&c->coord, c->group, text) == 1)
 		log_notice("job %u: checkpoint group %u complete: %s", j->id,
 			   c->group, text);
