@@ -158,7 +158,8 @@ static const struct centry table[] = {
       "site secret (the same on every node, root only) that per-job "
       "tokens are derived from"),
     S("checkpoint_dir", C_PATH, checkpoint_dir, VMENV_STATEDIR "/checkpoints",
-      "checkpoint store (may be shared by the nodes: docs/checkpoint.md)"),
+      "checkpoint store; multi-node jobs need one every node shares, "
+      "root's on each (docs/checkpoint.md)"),
     N("checkpoint_probe_mib", checkpoint_probe_mib, 0, 65536, "128",
       "O_DIRECT write measured at start for the checkpoint lead (0: none)"),
     N("checkpoint_requery_s", checkpoint_requery_s, 1, 3600, "30",

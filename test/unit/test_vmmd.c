@@ -44,6 +44,7 @@
 
 #include "agentwire.h"
 #include "ckpt.h"
+#include "ckpt_coord.h"
 #include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
@@ -3382,14 +3383,12 @@ static void agent_prepare_ok(struct fx *f, int fd)
 }
 
 /* A restored guest: QEMU listens again, vmmd connects, the agent says it
- * holds the checkpoint, vmmd resumes it with the clock and the mounts. */
-static int agent_resume_as(struct fx *f, unsigned nrestore, uint32_t id)
+ * holds the checkpoint (its processes frozen). */
+static int agent_held(struct fx *f, unsigned nrestore)
 {
 	uint64_t end = now_ms() + WAIT_MS;
 	struct fake_domain *dom;
 	struct frame fr;
-	struct aw_reader r;
-	int64_t t;
 	int fd;
 
 	/* The restore runs in vmmd's worker thread. */
@@ -3408,6 +3407,16 @@ static int agent_resume_as(struct fx *f, unsigned nrestore, uint32_t id)
 	free(fr.p);
 	agent_hello_flags(
 	    f, fd, AW_HELLO_SETUP_DONE | AW_HELLO_CKPT | AW_HELLO_CKPT_HELD);
+	return fd;
+}
+
+/* vmmd resumes the held guest with the clock and the mounts. */
+static void agent_resumed(struct fx *f, int fd, uint32_t id)
+{
+	struct frame fr;
+	struct aw_reader r;
+	int64_t t;
+
 	agent_expect(f, fd, AW_CKPT_RESUME, &fr);
 	aw_reader_init(&r, fr.p, fr.h.len);
 	t = aw_get_i64(&r);
@@ -3417,6 +3426,13 @@ static int agent_resume_as(struct fx *f, unsigned nrestore, uint32_t id)
 	free(fr.p);
 	agent_send_u32(f, fd, AW_CKPT_OK, 0, AW_CKPT_RESUME, 0, 1);
 	pump_until_job_state(f, id, JOB_READY);
+}
+
+static int agent_resume_as(struct fx *f, unsigned nrestore, uint32_t id)
+{
+	int fd = agent_held(f, nrestore);
+
+	agent_resumed(f, fd, id);
 	return fd;
 }
 
@@ -4451,6 +4467,463 @@ static void test_ckpt_job_end(void **state)
 		stop_ok(f, JOB);
 		assert_int_equal(has_ckpt(f, JOB), cases[i].stays);
 	}
+}
+
+/* ======================================================================= */
+/* multi-node checkpoints (ckpt.c, ckpt_coord.c)                           */
+/* ======================================================================= */
+
+/* This vmmd runs node index (0 or 1) of a 3-node job; the test plays the
+ * other two nodes' vmmds, through the coordination files they share in the
+ * store (docs/checkpoint.md, "Multi-node jobs"). */
+static void mn_job(struct fx *f, uint32_t index)
+{
+	struct slurmjob_info si;
+	char why[256];
+
+	multinode_job(f);
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	snprintf(si.nodes, sizeof(si.nodes), "%s",
+		 index == 0 ? NODE ",n2,n3" : "n0," NODE ",n2");
+	si.node_index = index;
+	fake_slurm_set(&si);
+}
+
+/* The job's coordination directory, as another node's vmmd opens it. */
+static void mn_coord(struct fx *f, struct ckpt_coord *co)
+{
+	char root[512], err[1024] = "";
+
+	fixture_path(f, root, sizeof(root), "ckpt");
+	if (ckpt_coord_open(root, JOB, true, co, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+}
+
+static void mn_path(struct fx *f, char *buf, size_t len, const char *name)
+{
+	assert_int_equal(str_printf(buf, len, "%s/ckpt/coord/%u/%s", f->dir,
+				    JOB, name),
+			 0);
+}
+
+/* The coordination file name holds want (waiting for it while vmmd's
+ * loop runs). */
+static void mn_file_is(struct fx *f, const char *name, const char *want)
+{
+	char path[512];
+
+	mn_path(f, path, sizeof(path), name);
+	file_is(f, path, want);
+}
+
+static bool mn_exists(struct fx *f, const char *name)
+{
+	char path[512];
+
+	mn_path(f, path, sizeof(path), name);
+	return exists(path);
+}
+
+/* Another node's mark. */
+static void mn_mark(struct ckpt_coord *co, uint32_t g, const char *what,
+		    uint32_t node, const char *text)
+{
+	assert_int_equal(ckpt_coord_mark(co, g, what, node, text), 0);
+}
+
+/* vmmd's loop runs for ms; then true when it sent the agent nothing but
+ * HELLOs, CREDITs and RELEASEs (read and dropped). */
+static bool agent_quiet(struct fx *f, int fd, int ms)
+{
+	struct frame fr;
+	bool quiet = true;
+
+	pump(f, ms);
+	while (readable(fd)) {
+		agent_recv(f, fd, &fr);
+		if (fr.h.type != AW_HELLO && fr.h.type != AW_CREDIT &&
+		    fr.h.type != AW_RELEASE) {
+			print_message("vmmd sent the agent %s\n",
+				      aw_type_name(fr.h.type));
+			quiet = false;
+		}
+		free(fr.p);
+	}
+	return quiet;
+}
+
+/* A file or directory of node 1's part of the store. */
+static void mn_node1_path(struct fx *f, char *buf, size_t len, const char *sub)
+{
+	assert_int_equal(
+	    str_printf(buf, len, "%s/ckpt/n1/%u%s", f->dir, JOB, sub), 0);
+}
+
+/* A checkpoint of the job in a part of the store (sub: "" for node 0's,
+ * "n1/" for node 1's) that is none: its manifest is not one. Found by
+ * whatever looks for the store's newest checkpoint. */
+static void mn_decoy(struct fx *f, const char *sub, uint32_t seq)
+{
+	char path[512];
+
+	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt/%s", f->dir,
+				    sub),
+			 0);
+	if (!exists(path))
+		assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt/%s%u", f->dir,
+				    sub, JOB),
+			 0);
+	if (!exists(path))
+		assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt/%s%u/%u",
+				    f->dir, sub, JOB, seq),
+			 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(str_printf(path, sizeof(path),
+				    "%s/ckpt/%s%u/%u/" CKPT_MANIFEST, f->dir,
+				    sub, JOB, seq),
+			 0);
+	assert_int_equal(write_file_atomic(path, "{}\n", 3, 0600), 0);
+}
+
+/* Node 0 of a 3-node job, vmenvctl checkpoint: it plans group 1 (the job
+ * goes on after it); its guest holds, and is saved only once the other
+ * nodes' guests hold too; the outcome is decided only once every node's
+ * is saved; the restored guest goes on only once every node's is back;
+ * then the client hears that it is done. */
+static void test_ckpt_multinode_first(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct proto_reply rep;
+	char path[512];
+	int afd, cfd;
+
+	mn_job(f, 0);
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	/* The first node schedules the job's checkpoints. */
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_last_plan(&co), 0);
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.plan", "3 1\n");
+	/* Its guest holds: marked, and not saved while the others' run. */
+	mn_file_is(f, "g1.frozen.0", NODE);
+	assert_true(agent_quiet(f, afd, 500));
+	assert_int_equal(fake_hv.nsave, 0);
+	mn_mark(&co, 1, "frozen", 1, "n2");
+	assert_true(agent_quiet(f, afd, 500));
+	assert_int_equal(fake_hv.nsave, 0);
+	assert_int_equal(job(f)->state, JOB_SAVING);
+	assert_false(readable(cfd));
+	/* Every node's holds: saved, into the store itself (node 0). */
+	mn_mark(&co, 1, "frozen", 2, "n3");
+	mn_file_is(f, "g1.saved.0", "1\n");
+	assert_int_equal(fake_hv.nsave, 1);
+	assert_int_equal(log_count("every node's guest holds"), 1);
+	ckpt_path(f, path, sizeof(path), 1, CKPT_MANIFEST);
+	assert_true(exists(path));
+	/* No outcome, no restore, while the others' saves run. */
+	pump(f, 500);
+	assert_false(mn_exists(f, "g1.outcome"));
+	assert_int_equal(fake_hv.nrestore, 0);
+	mn_mark(&co, 1, "saved", 1, "4\n");
+	pump(f, 300);
+	assert_false(mn_exists(f, "g1.outcome"));
+	mn_mark(&co, 1, "saved", 2, "9\n");
+	mn_file_is(f, "g1.outcome", "complete 3 1 4 9");
+	/* Restored from what it saved; the guest holds until every node's
+	 * is back. */
+	afd = agent_held(f, 1);
+	mn_file_is(f, "g1.back0.0", NODE);
+	assert_true(agent_quiet(f, afd, 500));
+	mn_mark(&co, 1, "back0", 1, "n2");
+	assert_true(agent_quiet(f, afd, 500));
+	assert_false(readable(cfd));
+	assert_int_equal(job(f)->state, JOB_RESTORING);
+	mn_mark(&co, 1, "back0", 2, "n3");
+	agent_resumed(f, afd, JOB);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("checkpoint: %s", rep.error);
+	assert_int_equal(fake_hv.nsave, 1);
+	assert_int_equal(fake_hv.nrestore, 1);
+	assert_false(ckpt_busy(job(f)));
+	/* On demand: the checkpoint stays. */
+	assert_true(exists(path));
+	ckpt_coord_close(&co);
+	/* The first node's end (not requeued) removes the coordination
+	 * files: a later start of the job boots on every node. */
+	stop_ok(f, JOB);
+	mn_path(f, path, sizeof(path), "");
+	assert_false(exists(path));
+}
+
+/* Another node abandons the group while this node's guest holds: nothing
+ * is saved, the guest is thawed, the job goes on, and the client hears
+ * why and from which node. A guest that refuses abandons the next group
+ * for every node. */
+static void test_ckpt_multinode_abandoned(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct proto_reply rep;
+	struct frame fr;
+	int afd, cfd;
+
+	mn_job(f, 0);
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.frozen.0", NODE);
+	mn_coord(f, &co);
+	mn_mark(&co, 1, "frozen", 1, "n2");
+	/* Node 3's guest cannot hold: its vmmd decides. */
+	assert_int_equal(ckpt_coord_decide(&co, 1,
+					   "abort nodeX its prepare hook "
+					   "failed\n"),
+			 1);
+	agent_expect(f, afd, AW_CKPT_RESUME, &fr);
+	free(fr.p);
+	agent_send_u32(f, afd, AW_CKPT_OK, 0, AW_CKPT_RESUME, 0, 1);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: checkpoint group 1 abandoned");
+	assert_contains(rep.error, "nodeX");
+	assert_contains(rep.error, "its prepare hook failed");
+	/* Too late: nothing is saved. */
+	mn_mark(&co, 1, "frozen", 2, "n3");
+	assert_true(agent_quiet(f, afd, 500));
+	assert_int_equal(fake_hv.nsave, 0);
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_false(ckpt_busy(job(f)));
+	/* The first decision stands. */
+	mn_file_is(f, "g1.outcome", "abort nodeX its prepare hook failed\n");
+	/* The next checkpoint is group 2; this guest refuses it, and this
+	 * node abandons it for every node. */
+	cfd = checkpoint_request(f);
+	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
+	free(fr.p);
+	mn_file_is(f, "g2.plan", "3 1\n");
+	agent_refuse(f, afd, EBUSY,
+		     "checkpoint refused: files open in /home/u");
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_string_equal(rep.error, "job 42: checkpoint refused: files "
+				       "open in /home/u");
+	mn_file_is(f, "g2.outcome",
+		   "abort " NODE " job 42: checkpoint refused: files open in "
+		   "/home/u\n");
+	assert_int_equal(fake_hv.nsave, 0);
+	assert_int_equal(job(f)->state, JOB_READY);
+	ckpt_coord_close(&co);
+}
+
+/* The first node (the test) plans group want_g, after which the job ends;
+ * this node (1) sees the plan within its second, its guest prepares and
+ * holds, and is saved (checkpoint seq of its part of the store) only once
+ * the other two nodes' guests hold. */
+static void mn_follower_saves(struct fx *f, struct ckpt_coord *co, int afd,
+			      uint32_t want_g, uint32_t seq)
+{
+	unsigned nsave = fake_hv.nsave;
+	char name[32], text[16];
+	uint64_t t0;
+	uint32_t g;
+
+	assert_int_equal(ckpt_coord_plan(co, 3, false, &g), 0);
+	assert_int_equal(g, want_g);
+	t0 = now_ms();
+	agent_prepare_ok(f, afd);
+	/* It looks once a second. */
+	assert_true(now_ms() - t0 < 1800);
+	snprintf(name, sizeof(name), "g%u.frozen.1", g);
+	mn_file_is(f, name, NODE);
+	assert_true(agent_quiet(f, afd, 500));
+	assert_int_equal(fake_hv.nsave, nsave);
+	mn_mark(co, g, "frozen", 0, "n0");
+	assert_true(agent_quiet(f, afd, 300));
+	assert_int_equal(fake_hv.nsave, nsave);
+	mn_mark(co, g, "frozen", 2, "n2");
+	snprintf(name, sizeof(name), "g%u.saved.1", g);
+	snprintf(text, sizeof(text), "%u\n", seq);
+	mn_file_is(f, name, text);
+	assert_int_equal(fake_hv.nsave, nsave + 1);
+}
+
+/* Node 1 of a 3-node job: no checkpoint of its own, vmenvctl checkpoint
+ * refused; it follows the first node's plan, into its own part of the
+ * store, and once the group is complete its sessions end (the first node
+ * requeues the job, not this one). */
+static void test_ckpt_multinode_follower(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct exec_opts o = {.stdin_fd = -1};
+	struct exec_client c;
+	struct proto_reply rep;
+	struct aw_exec e;
+	char path[512];
+	int64_t due;
+	uint32_t lead, sid;
+	int afd, cfd;
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	mn_job(f, 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	exec_start(f, JOB, &o, &c);
+	sid = agent_expect_exec(f, afd, &e);
+	aw_exec_clear(&e);
+	agent_send(f, afd, AW_STARTED, sid, "\0\0\0\1", 4);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	ckpt_job_due(job(f), &due, &lead);
+	assert_int_equal(due, 0);
+	cfd = checkpoint_request(f);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: checkpoint refused: node " NODE
+				   " is node 1 of the job's 3; its first "
+				   "node's vmmd checkpoints the job");
+	/* Nothing happens without a plan. */
+	assert_true(agent_quiet(f, afd, 1200));
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_last_plan(&co), 0);
+	mn_follower_saves(f, &co, afd, 1, 1);
+	/* Into node 1's part of the store, not node 0's. */
+	mn_node1_path(f, path, sizeof(path), "/1/" CKPT_MANIFEST);
+	assert_true(exists(path));
+	ckpt_path(f, path, sizeof(path), 0, "");
+	assert_false(exists(path));
+	/* Saved: waits for the group's outcome. */
+	assert_false(readable(c.fd));
+	assert_false(mn_exists(f, "g1.outcome"));
+	mn_mark(&co, 1, "saved", 0, "3\n");
+	mn_mark(&co, 1, "saved", 2, "5\n");
+	assert_int_equal(ckpt_coord_decide(&co, 1, "complete 3 3 1 5\n"), 1);
+	client_reply(f, c.fd, &rep);
+	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
+	assert_string_equal(rep.error,
+			    "job 42: checkpointed on node " NODE
+			    " (node 1 of 3, checkpoint group 1); the job's "
+			    "first node requeues it");
+	assert_int_equal(rep.exit_value, 0);
+	exec_close(&c);
+	assert_int_equal(job(f)->state, JOB_SAVED);
+	assert_int_equal(fake_slurm_requeues, 0);
+	assert_int_equal(fake_hv.nrestore, 0);
+	ckpt_coord_close(&co);
+	/* This node's end leaves the coordination files (the first node's
+	 * decides) and its checkpoint (Slurm still runs the job). */
+	stop_ok(f, JOB);
+	assert_true(mn_exists(f, "g1.outcome"));
+	mn_node1_path(f, path, sizeof(path), "/1/" CKPT_MANIFEST);
+	assert_true(exists(path));
+}
+
+/* The requeued job (restart 1): node 1 restores its guest of the newest
+ * complete group, from the checkpoint that group's outcome names for it
+ * (not an older group's, not an abandoned newer one's, not the newest in
+ * its store); the guest goes on once every node's is back, and the used
+ * checkpoint goes. Without a complete group every node boots. */
+static void test_ckpt_multinode_restart(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	char path[512];
+	uint32_t g;
+	int afd;
+
+	mn_job(f, 1);
+	/* A group of an earlier run: decided, its checkpoint gone. */
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
+	assert_int_equal(ckpt_coord_decide(&co, g, "complete 3 5 7 6\n"), 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	mn_follower_saves(f, &co, afd, 2, 1);
+	mn_mark(&co, 2, "saved", 0, "6\n");
+	mn_mark(&co, 2, "saved", 2, "8\n");
+	assert_int_equal(ckpt_coord_decide(&co, 2, "complete 3 6 1 8\n"), 1);
+	pump_until_state(f, JOB_SAVED);
+	stop_ok(f, JOB);
+	/* A later group, abandoned; and a newer checkpoint in node 1's part
+	 * of the store that no complete group names. */
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
+	assert_int_equal(g, 3);
+	assert_int_equal(ckpt_coord_decide(&co, g, "abort n0 no room\n"), 1);
+	mn_decoy(f, "n1/", 2);
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = agent_held(f, 1);
+	assert_int_equal(fake_hv.ncreate, 1); /* the first run's boot */
+	mn_node1_path(f, path, sizeof(path), "/1");
+	{
+		char line[640];
+
+		assert_int_equal(str_printf(line, sizeof(line),
+					    "job 42: restart 1 restores node "
+					    "1's guest of checkpoint group 2 "
+					    "from %s\n",
+					    path),
+				 0);
+		assert_int_equal(log_count(line), 1);
+	}
+	/* Back, and held until every node's is. */
+	mn_file_is(f, "g2.back1.1", NODE);
+	assert_true(agent_quiet(f, afd, 500));
+	mn_mark(&co, 2, "back1", 0, "n0");
+	assert_true(agent_quiet(f, afd, 500));
+	assert_int_equal(job(f)->state, JOB_RESTORING);
+	mn_mark(&co, 2, "back1", 2, "n2");
+	agent_resumed(f, afd, JOB);
+	assert_int_equal(fake_hv.nrestore, 1);
+	/* Used once: gone; the other stays. */
+	assert_false(exists(path));
+	mn_node1_path(f, path, sizeof(path), "/2");
+	assert_true(exists(path));
+	ckpt_coord_close(&co);
+
+	/* No complete group: a boot, whatever node 1's store holds. */
+	f = fx_renew(state);
+	mn_job(f, 1);
+	restart_slurm(f, 1, 2);
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
+	assert_int_equal(ckpt_coord_decide(&co, g, "abort n0 no room\n"), 1);
+	ckpt_coord_close(&co);
+	mn_decoy(f, "n1/", 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	assert_int_equal(fake_hv.ncreate, 1);
+	assert_int_equal(fake_hv.nrestore, 0);
+	assert_int_equal(log_count("job 42: restart 1 without a checkpoint "
+				   "of its 3 nodes"),
+			 1);
+
+	/* No coordination files at all (the first node's end removed them):
+	 * node 0 boots too, whatever its store holds. */
+	f = fx_renew(state);
+	mn_job(f, 0);
+	restart_slurm(f, 1, 2);
+	mn_decoy(f, "", 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	(void)afd;
+	assert_int_equal(fake_hv.ncreate, 1);
+	assert_int_equal(fake_hv.nrestore, 0);
+	assert_int_equal(log_count("job 42: restart 1 without a checkpoint "
+				   "of its 3 nodes"),
+			 1);
 }
 
 /* ======================================================================= */
@@ -6492,6 +6965,10 @@ int main(void)
 	    T(test_ckpt_node_store_not_roots),
 	    T(test_ckpt_on_demand_policy),
 	    T(test_ckpt_requeue_refused_keeps),
+	    T(test_ckpt_multinode_first),
+	    T(test_ckpt_multinode_abandoned),
+	    T(test_ckpt_multinode_follower),
+	    T(test_ckpt_multinode_restart),
 	    T(test_evacuate),
 	    T(test_evacuate_root),
 	    T(test_evacuate_stays),

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "ckpt_keep.h"
 
+#include "ckpt_coord.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
 #include "jobrec.h"
@@ -9,6 +10,7 @@
 #include "util.h"
 #include "vmmd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,15 +108,14 @@ static void ask_slurm(struct vmmd *d, uint32_t job_id, struct ckpt_fate_in *in)
 		log_debug("checkpoints: job %u: %s", job_id, why);
 }
 
-void ckpt_sweep(struct vmmd *d)
+static void sweep_store(struct vmmd *d, const char *path)
 {
 	struct ckpt_store s = CKPT_STORE_INIT;
 	_cleanup_free_ uint32_t *ids = NULL;
 	char err[VMENV_MAX_PATH + 256];
 	size_t n = 0;
 
-	if (ckpt_store_open(d->cfg.checkpoint_dir, CKPT_STORE_NODE, &s, err,
-			    sizeof(err)) < 0) {
+	if (ckpt_store_open(path, CKPT_STORE_NODE, &s, err, sizeof(err)) < 0) {
 		log_warn("checkpoints: not swept: %s", err);
 		return;
 	}
@@ -244,4 +245,59 @@ void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
 	pending = r;
 	if (!reask_arm(r))
 		reask_free(r);
+}
+
+/* A multi-node job's coordination files (ckpt_coord.h: coord/<job> has
+ * the store's layout) go once Slurm no longer has the job; a requeued one
+ * still needs them for its restore. */
+static void sweep_coord(struct vmmd *d, const char *path)
+{
+	struct ckpt_store s = CKPT_STORE_INIT;
+	_cleanup_free_ uint32_t *ids = NULL;
+	size_t n = 0;
+
+	if (ckpt_store_open(path, CKPT_STORE_NODE, &s, NULL, 0) < 0)
+		return;
+	if (ckpt_store_jobs(&s, &ids, &n, 65536) < 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ckpt_fate_in in = {0};
+
+		if (job_find(d, ids[i]))
+			continue;
+		ask_slurm(d, ids[i], &in);
+		if (in.lookup == -ENOENT || in.finished)
+			ckpt_store_remove_job(&s, ids[i]);
+	}
+	ckpt_store_close(&s);
+}
+
+/* "n<i>": node i's part of the store (ckpt_coord_node_root). */
+static bool node_part(const char *name)
+{
+	uint32_t i;
+
+	return name[0] == 'n' && parse_u32(name + 1, &i) == 0 && i > 0 &&
+	       i < CKPT_COORD_MAX_NODES;
+}
+
+void ckpt_sweep(struct vmmd *d)
+{
+	const char *root = d->cfg.checkpoint_dir;
+	char path[VMENV_MAX_PATH];
+	struct dirent *e;
+	DIR *dp;
+
+	sweep_store(d, root);
+	/* The node's store is root's all the way: its paths are safe. */
+	if ((dp = opendir(root))) {
+		while ((e = readdir(dp)))
+			if (node_part(e->d_name) &&
+			    str_printf(path, sizeof(path), "%s/%s", root,
+				       e->d_name) == 0)
+				sweep_store(d, path);
+		closedir(dp);
+	}
+	if (str_printf(path, sizeof(path), "%s/coord", root) == 0)
+		sweep_coord(d, path);
 }
