@@ -4,7 +4,8 @@
 # program in three debian12 guests is checkpointed on demand (it goes on),
 # then before its time limit (requeued, restored on every node), and
 # prints every iteration once, in order; a guest that refuses abandons
-# the group and every node's guest goes on.
+# the group and every node's guest goes on; evacuating one node of a job
+# moves the whole job to other nodes.
 . "$(dirname "$0")/lib.sh"
 NODES=$(sinfo -h -p multi -N -o %N | sort -u | tr '\n' ' ')
 set -- $NODES
@@ -49,9 +50,25 @@ d=$(workdir "$U1" mckpt)
 cd "$d"
 
 # --- 1. an MPI job: on demand (goes on), then before its limit ----------
+# The stand-in device (checkpoint_standin_device = yes, test/all): an
+# emulated PCI device each guest has, unplugged before its save and
+# plugged after its restore, as a passed-through VF would be.
+cat >rng.sh <<'JOB'
+#!/bin/sh
+n=0
+for p in /sys/bus/pci/devices/*; do
+	case "$(cat "$p/vendor") $(cat "$p/device")" in
+	"0x1af4 0x1005" | "0x1af4 0x1044") n=$((n + 1)) ;;
+	esac
+done
+echo "$1 in $(hostname) rng $n"
+JOB
 cat >mpi.sh <<'JOB'
 #!/bin/sh
 echo "batch start in $(hostname)"
+for p in $(cat "$VMENV_NODEFILE"); do
+	vmenv-rsh "$p" "sh $PWD/rng.sh before"
+done
 mpirun --oversubscribe --hostfile "$VMENV_NODEFILE" --map-by node -np 3 \
 	python3 -u -c '
 import sys, time, socket
@@ -67,12 +84,13 @@ for i in range(int(sys.argv[1])):
     time.sleep(0.5)
 ' 260
 echo "batch end $?"
-# After the restore: the guests still hold one job token between them.
+# After the restore: the guests still hold one job token between them,
+# and each has its device again.
 for p in $(cat "$VMENV_NODEFILE"); do
-	vmenv-rsh "$p" 'echo "after in $(hostname)"'
+	vmenv-rsh "$p" "sh $PWD/rng.sh after"
 done
 JOB
-chown "$U1": mpi.sh
+chown "$U1": mpi.sh rng.sh
 t0=$(date +%s)
 # A save takes more of QEMU's memory than running does: with the default
 # headroom (128 MiB) the cgroup OOM-killed QEMU while it saved a debian12
@@ -107,6 +125,20 @@ saved_after_held() { # node
 for n in $NODES; do
 	check_eq "on $n, the guest was saved only once every node's held" "holds saving " "$(saved_after_held "$n")"
 done
+i=0
+for n in $NODES; do
+	part=$STORE
+	[ $i -gt 0 ] && part=$STORE/n$i
+	saved=$(virsh -q -c qemu:///system save-image-dumpxml "$part/$j/1/memory" 2>&1)
+	rc=$?
+	read_ok() { [ "$rc" -eq 0 ] && grep -q '<domain ' <<<"$saved"; }
+	no_rng() { [ "$rc" -eq 0 ] && ! grep -q '<rng ' <<<"$saved"; }
+	check "libvirt reads $n's saved image (rc $rc)" read_ok
+	check "$n's saved guest has no stand-in device (unplugged before the save)" no_rng
+	check "$n's restored guest has it again (plugged after the restore)" \
+		sh -c "virsh -q -c qemu:///system dumpxml 'vmenv-$n-$j' | grep -q ua-vmenv-standin"
+	i=$((i + 1))
+done
 for _ in $(seq 60); do
 	[ "$(grep -c "^iter " mpi.out)" -gt $((before + 5)) ] && break
 	sleep 1
@@ -131,7 +163,9 @@ check_contains "its ranks ran on the three nodes' guests" "$(cat mpi.out)" "rank
 for n in $NODES; do
 	check_eq "on $n, each of the two checkpoints saved only once every node's guest held" \
 		"holds saving holds saving " "$(saved_after_held "$n")"
-	check_contains "after the restore, vmenv-rsh reaches $n's guest" "$(cat mpi.out)" "after in $n"
+	check_contains "$n's guest had the stand-in device before" "$(cat mpi.out)" "before in $n rng 1"
+	check_contains "after the restores, vmenv-rsh reaches $n's guest, which has its device" \
+		"$(cat mpi.out)" "after in $n rng 1"
 done
 for n in $NODES; do
 	check "$n's guest was restored (not booted) and went on once every node's was back" \
@@ -178,3 +212,46 @@ for n in $NODES; do
 done
 [ "$st" = COMPLETED ] || sed 's/^/#   /' refuse.out | tail -20
 check "nothing of the refusing job is left" nothing_left "$j"
+
+# --- 3. evacuating one node of a multi-node job moves the whole job -------
+# A 2-node job on nodes 2 and 3, checkpointing but not --vm-requeue: node
+# 3 (the job's second node) is evacuated; it asks the job's first node
+# (through the store), which saves both guests and requeues the job; Slurm
+# runs it on the two nodes left, each restoring the guest of its index.
+counter_script counter.sh 60
+chown "$U1": counter.sh
+j=$(as "$U1" sbatch --parsable -p multi -N2 -w "$N2,$N3" --vm-env=tiny -t 10 \
+	--vm-checkpoint -o "$d/ev.out" counter.sh)
+for _ in $(seq 240); do grep -q "^count 5" ev.out 2>/dev/null && break; sleep 0.5; done
+check "the 2-node job counts on $N2 and $N3" grep -q "^count 5" ev.out
+out=$(vmenvctl --node "$N3" evacuate --reason "t_86 ECC errors" --wait=300 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+check_contains "$N3's report: the job is saved" "$out" "job $j: saving"
+check_contains "--wait: the job left $N3" "$out" "job $j: saved, requeued and gone from the node"
+check_eq "vmenvctl evacuate exits 0: every job left" 0 "$rc"
+check "the first node saved and requeued the job (Restarts >= 1)" test "$(job_field "$j" Restarts)" -ge 1
+check "... logging the other node's evacuation" grep -q "job $j: node 1 of the job: .*t_86 ECC errors.* is evacuated: saving its 2 nodes" \
+	"$(log_of "$N2")"
+for _ in $(seq 300); do
+	[ "$(job_field "$j" JobState)" = RUNNING ] && [ "$(job_field "$j" Restarts)" -ge 1 ] && break
+	sleep 1
+done
+nodes=$(scontrol show hostnames "$(job_field "$j" NodeList)" | tr '\n' ' ')
+check "the requeued job runs without $N3 ($nodes)" sh -c "! echo '$nodes' | grep -qw '$N3'"
+st=$(wait_job "$j" 300)
+check_eq "the job ends with its own exit code (FAILED 3:0)" "FAILED 3:0" "$st $(job_field "$j" ExitCode)"
+check_eq "every count 0..59 once, in order, across the move" \
+	"$(seq 0 59)" "$(grep '^count ' ev.out | awk '{print $2}')"
+check_eq "the file it held open has every line once" \
+	"$(seq 0 59 | sed 's/^/line /')" "$(cat "counter-$j.log" 2>&1)"
+for n in $nodes; do
+	check "$n restored its guest of the job (not booted)" grep -q "job $j: restart 1 restores node [01]'s guest" "$(log_of "$n")"
+done
+check "nothing of the evacuated job is left" nothing_left "$j"
+seen=$(wc -l <"$(log_of "$N3")")
+resumed() { tail -n +$((seen + 1)) "$(log_of "$N3")" | grep -qs "is no longer drained in Slurm"; }
+scontrol update NodeName="$N3" State=RESUME
+for _ in $(seq 60); do resumed && break; sleep 1; done
+check "vmmd of $N3 sees the node resumed: the evacuation is over" resumed
+cd / && rm -rf "$d"

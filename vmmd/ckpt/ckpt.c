@@ -122,6 +122,10 @@ struct ckpt_job {
 	bool group_failed, back;
 	/* The save was the job's own, before its time limit. */
 	bool scheduled;
+	/* A node other than the first is evacuated: it asked the first
+	 * node to save the job, and its part of that save is an
+	 * evacuation. */
+	bool evac_asked;
 	uint64_t saved_bytes;
 };
 
@@ -768,6 +772,7 @@ static void group_saved(struct job *j);
 static void group_frozen(struct job *j);
 static int group_save(struct job *j, bool go_on, int cfd, char *err,
 		      size_t errlen);
+static int group_evacuate(struct job *j, char *err, size_t errlen);
 static int group_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 			    size_t errlen);
 static void group_back(struct job *j);
@@ -1009,20 +1014,6 @@ int ckpt_job_save(struct job *j, bool go_on, int cfd, char *err, size_t errlen)
 	return start_save(j, go_on, false, cfd, err, errlen);
 }
 
-/* An evacuation would move one node's guest of the job (docs/checkpoint.md,
- * "Not done"). */
-static int multinode_refused(const struct job *j, char *err, size_t errlen)
-{
-	if (j->slurm.nnodes <= 1)
-		return 0;
-	return err_set(err, errlen, -EOPNOTSUPP,
-		       "job %u: not evacuated: the job has %u nodes, and "
-		       "evacuating a multi-node job is not supported yet (it "
-		       "is checkpointed before its time limit, and on demand "
-		       "on its first node)",
-		       j->id, j->slurm.nnodes);
-}
-
 int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
 {
 	struct ckpt_job *c = cj(j);
@@ -1032,8 +1023,6 @@ int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
 		return -ENOMEM;
 	c->evac_why[0] = '\0';
 	if ((r = ckpt_allowed(j, err, errlen)) < 0)
-		return r;
-	if ((r = multinode_refused(j, err, errlen)) < 0)
 		return r;
 	/* A scheduled save under way: it requeues, whatever --vm-requeue
 	 * says. An on-demand one restores here: asked again once ready. */
@@ -1049,6 +1038,8 @@ int ckpt_job_evacuate(struct job *j, char *err, size_t errlen)
 			       j->id,
 			       c->phase != PH_IDLE ? "checkpointing"
 						   : job_state_name(j->state));
+	if (multi(j))
+		return group_evacuate(j, err, errlen);
 	return start_save(j, false, true, -1, err, errlen);
 }
 
@@ -1825,8 +1816,11 @@ static void wait_for(struct job *j, int what)
 	coord_tick(j);
 }
 
-/* A node other than the first: a new plan of the first node's starts
- * this node's part. */
+static void lead_watch(struct job *j);
+
+/* Once a second: a node other than the first looks for a new plan of
+ * the first node's, which starts its part; the first node for the other
+ * nodes' evacuations. */
 static void watch_fire(void *data)
 {
 	struct job *j = data;
@@ -1837,6 +1831,10 @@ static void watch_fire(void *data)
 	int r;
 
 	c->watch_t = loop_add_timer(j->d->loop, COORD_WATCH_MS, watch_fire, j);
+	if (!follower(j)) {
+		lead_watch(j);
+		return;
+	}
 	r = ckpt_coord_read_plan(&c->coord, g, &n, &go_on);
 	if (r == -ENOENT)
 		return;
@@ -1859,9 +1857,12 @@ static void watch_fire(void *data)
 		return;
 	}
 	log_info("job %u: checkpoint group %u: the first node asks", j->id, g);
-	if (start_save(j, go_on, false, -1, err, sizeof(err)) < 0) {
+	if (start_save(j, go_on && !c->evac_asked, c->evac_asked, -1, err,
+		       sizeof(err)) < 0) {
 		log_warn("%s", err);
 		group_abort(j, err);
+		if (c->evac_asked)
+			evacuation_failed(j, err);
 	}
 }
 
@@ -1878,8 +1879,14 @@ static int group_ready(struct job *j)
 			j->slurm.nnodes, err);
 		return -1;
 	}
-	if (!follower(j) || c->watch_t)
+	if (c->watch_t)
 		return 0;
+	/* The first node watches for its other nodes' evacuations. */
+	if (!follower(j)) {
+		c->watch_t =
+		    loop_add_timer(j->d->loop, COORD_WATCH_MS, watch_fire, j);
+		return 0;
+	}
 	/* Plans decided before this start are an earlier run's; one not
 	 * decided may be for this run (the first node came up first). */
 	last = ckpt_coord_last_plan(&c->coord);
@@ -1891,12 +1898,81 @@ static int group_ready(struct job *j)
 	return 0;
 }
 
+/* The first node: the other nodes' evacuation requests, taken (removed):
+ * true if there was one, its reason in why. */
+static bool take_evacuations(struct job *j, char *why, size_t len)
+{
+	struct ckpt_job *c = j->ckpt;
+	char text[PROTO_MAX_ERROR];
+	bool any = false;
+
+	for (uint32_t i = 1; i < j->slurm.nnodes; i++) {
+		if (ckpt_coord_read_mark(&c->coord, 0, "evacuate", i, text,
+					 sizeof(text)) < 0)
+			continue;
+		ckpt_coord_unmark(&c->coord, 0, "evacuate", i);
+		if (!any)
+			str_printf(why, len, "node %u of the job: %s", i, text);
+		any = true;
+	}
+	return any;
+}
+
+static int group_start(struct job *j, bool go_on, bool evacuate, int cfd,
+		       char *err, size_t errlen);
+
+/* The first node, once a second: another node of the job is evacuated. */
+static void lead_watch(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char err[PROTO_MAX_ERROR];
+
+	if (j->state != JOB_READY || c->phase != PH_IDLE ||
+	    ckpt_coord_count(&c->coord, 0, "evacuate", j->slurm.nnodes) == 0)
+		return;
+	if (group_start(j, false, true, -1, err, sizeof(err)) < 0)
+		log_err("job %u: another node's evacuation: %s", j->id, err);
+}
+
+/* A node of the job is evacuated: the first node saves every node's
+ * guest and requeues the job; another node asks it to, through the
+ * store. */
+static int group_evacuate(struct job *j, char *err, size_t errlen)
+{
+	struct ckpt_job *c = j->ckpt;
+	int r;
+
+	if ((r = coord_open(j, err, errlen)) < 0)
+		return r;
+	if (!follower(j))
+		return group_start(j, false, true, -1, err, errlen);
+	r = ckpt_coord_mark(&c->coord, 0, "evacuate", j->slurm.node_index,
+			    j->d->evacuate_reason);
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "job %u: cannot ask its first node to save it "
+			       "(store %s): %s",
+			       j->id, ckpt_root(j), strerror(-r));
+	c->evac_asked = true;
+	log_notice("job %u: node %s is evacuated: asked the job's first node "
+		   "to save its %u nodes",
+		   j->id, j->d->cfg.node_name, j->slurm.nnodes);
+	return 0;
+}
+
 /* The first node: a checkpoint of every node's guest (its time, or
  * vmenvctl checkpoint). */
 static int group_save(struct job *j, bool go_on, int cfd, char *err,
 		      size_t errlen)
 {
+	return group_start(j, go_on, false, cfd, err, errlen);
+}
+
+static int group_start(struct job *j, bool go_on, bool evacuate, int cfd,
+		       char *err, size_t errlen)
+{
 	struct ckpt_job *c = cj(j);
+	char why[PROTO_MAX_ERROR];
 	int r;
 
 	if (!c)
@@ -1917,6 +1993,14 @@ static int group_save(struct job *j, bool go_on, int cfd, char *err,
 			       c->phase != PH_IDLE ? " (checkpointing)" : "");
 	if ((r = coord_open(j, err, errlen)) < 0)
 		return r;
+	/* Another node's evacuation makes any save of the job one: it is
+	 * requeued, to go on elsewhere. */
+	if (take_evacuations(j, why, sizeof(why))) {
+		log_notice("job %u: %s is evacuated: saving its %u nodes",
+			   j->id, why, j->slurm.nnodes);
+		evacuate = true;
+		go_on = false;
+	}
 	r = ckpt_coord_plan(&c->coord, j->slurm.nnodes, go_on, &c->group);
 	if (r < 0)
 		return err_set(err, errlen, r,
@@ -1925,7 +2009,7 @@ static int group_save(struct job *j, bool go_on, int cfd, char *err,
 			       j->id, ckpt_root(j), strerror(-r));
 	log_info("job %u: checkpoint group %u of its %u nodes", j->id, c->group,
 		 j->slurm.nnodes);
-	r = start_save(j, go_on, false, cfd, err, errlen);
+	r = start_save(j, go_on, evacuate, cfd, err, errlen);
 	if (r < 0)
 		group_abort(j, err);
 	return r;
@@ -2065,11 +2149,16 @@ static void group_complete(struct job *j)
 			go_on_restore(j);
 		return;
 	}
+	c->evac_asked = false;
+	if (c->evacuate &&
+	    j->d->evacuate_nmoved < ARRAY_SIZE(j->d->evacuate_moved))
+		j->d->evacuate_moved[j->d->evacuate_nmoved++] = j->id;
 	str_printf(msg, sizeof(msg),
 		   "job %u: checkpointed on node %s (node %u of %u, "
-		   "checkpoint group %u); the job's first node requeues it",
+		   "checkpoint group %u%s); the job's first node requeues it",
 		   j->id, j->d->cfg.node_name, j->slurm.node_index,
-		   j->slurm.nnodes, c->group);
+		   j->slurm.nnodes, c->group,
+		   c->evacuate ? ", the node is evacuated" : "");
 	log_notice("%s", msg);
 	exec_ckpt_end(j, msg, 0);
 	set_phase(j, PH_SAVED);

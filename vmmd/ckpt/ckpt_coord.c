@@ -232,6 +232,17 @@ int ckpt_coord_mark(const struct ckpt_coord *c, uint32_t g, const char *what,
 	return r < 0 ? r : put(c, name, text);
 }
 
+int ckpt_coord_unmark(const struct ckpt_coord *c, uint32_t g, const char *what,
+		      uint32_t node)
+{
+	char name[64];
+	int r = mark_name(g, what, node, name, sizeof(name));
+
+	if (r < 0)
+		return r;
+	return unlinkat(c->fd, name, 0) < 0 ? -errno : 0;
+}
+
 uint32_t ckpt_coord_count(const struct ckpt_coord *c, uint32_t g,
 			  const char *what, uint32_t nnodes)
 {

@@ -19,6 +19,8 @@
  *                                    "abort <node> <reason>"
  *       g<G>.back<R>.<i>             node i's guest is restored from G at
  *                                    the job's restart R and holds
+ *       g0.evacuate.<i>              node i is evacuated: it asks the first
+ *                                    node to save the job (the reason)
  *
  * Node i > 0 keeps its checkpoints in the sub-store <root>/n<i> (node 0 in
  * <root> itself, as a one-node job), so each node's seq directories are
@@ -75,6 +77,9 @@ int ckpt_coord_read_plan(const struct ckpt_coord *c, uint32_t g,
  * "back<R>". */
 int ckpt_coord_mark(const struct ckpt_coord *c, uint32_t g, const char *what,
 		    uint32_t node, const char *text);
+/* Removes node's mark (-ENOENT: none). */
+int ckpt_coord_unmark(const struct ckpt_coord *c, uint32_t g, const char *what,
+		      uint32_t node);
 /* How many of nodes 0 .. nnodes-1 have marked what in group g. */
 uint32_t ckpt_coord_count(const struct ckpt_coord *c, uint32_t g,
 			  const char *what, uint32_t nnodes);

@@ -108,7 +108,13 @@ static void ask_slurm(struct vmmd *d, uint32_t job_id, struct ckpt_fate_in *in)
 		log_debug("checkpoints: job %u: %s", job_id, why);
 }
 
-static void sweep_store(struct vmmd *d, const char *path)
+typedef void (*sweep_f)(struct vmmd *d, const struct ckpt_store *s,
+			uint32_t job_id, struct ckpt_fate_in *in);
+
+/* fn for every job of the store at path that vmmd does not hold (a job
+ * vmmd holds is not over: its end decides), with what Slurm says of it.
+ * A store that cannot be opened is not swept (said so unless quiet). */
+static void sweep_jobs(struct vmmd *d, const char *path, bool quiet, sweep_f fn)
 {
 	struct ckpt_store s = CKPT_STORE_INIT;
 	_cleanup_free_ uint32_t *ids = NULL;
@@ -116,7 +122,8 @@ static void sweep_store(struct vmmd *d, const char *path)
 	size_t n = 0;
 
 	if (ckpt_store_open(path, CKPT_STORE_NODE, &s, err, sizeof(err)) < 0) {
-		log_warn("checkpoints: not swept: %s", err);
+		if (!quiet)
+			log_warn("checkpoints: not swept: %s", err);
 		return;
 	}
 	if (ckpt_store_jobs(&s, &ids, &n, 65536) < 0)
@@ -124,11 +131,10 @@ static void sweep_store(struct vmmd *d, const char *path)
 	for (size_t i = 0; i < n; i++) {
 		struct ckpt_fate_in in = {0};
 
-		/* A job vmmd holds is not over (its end decides). */
 		if (job_find(d, ids[i]))
 			continue;
 		ask_slurm(d, ids[i], &in);
-		decide(d, &s, ids[i], &in);
+		fn(d, &s, ids[i], &in);
 	}
 	ckpt_store_close(&s);
 }
@@ -250,26 +256,12 @@ void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
 /* A multi-node job's coordination files (ckpt_coord.h: coord/<job> has
  * the store's layout) go once Slurm no longer has the job; a requeued one
  * still needs them for its restore. */
-static void sweep_coord(struct vmmd *d, const char *path)
+static void drop_coord(struct vmmd *d, const struct ckpt_store *s,
+		       uint32_t job_id, struct ckpt_fate_in *in)
 {
-	struct ckpt_store s = CKPT_STORE_INIT;
-	_cleanup_free_ uint32_t *ids = NULL;
-	size_t n = 0;
-
-	if (ckpt_store_open(path, CKPT_STORE_NODE, &s, NULL, 0) < 0)
-		return;
-	if (ckpt_store_jobs(&s, &ids, &n, 65536) < 0)
-		n = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct ckpt_fate_in in = {0};
-
-		if (job_find(d, ids[i]))
-			continue;
-		ask_slurm(d, ids[i], &in);
-		if (in.lookup == -ENOENT || in.finished)
-			ckpt_store_remove_job(&s, ids[i]);
-	}
-	ckpt_store_close(&s);
+	(void)d;
+	if (in->lookup == -ENOENT || in->finished)
+		ckpt_store_remove_job(s, job_id);
 }
 
 /* "n<i>": node i's part of the store (ckpt_coord_node_root). */
@@ -288,16 +280,16 @@ void ckpt_sweep(struct vmmd *d)
 	struct dirent *e;
 	DIR *dp;
 
-	sweep_store(d, root);
+	sweep_jobs(d, root, false, decide);
 	/* The node's store is root's all the way: its paths are safe. */
 	if ((dp = opendir(root))) {
 		while ((e = readdir(dp)))
 			if (node_part(e->d_name) &&
 			    str_printf(path, sizeof(path), "%s/%s", root,
 				       e->d_name) == 0)
-				sweep_store(d, path);
+				sweep_jobs(d, path, false, decide);
 		closedir(dp);
 	}
 	if (str_printf(path, sizeof(path), "%s/coord", root) == 0)
-		sweep_coord(d, path);
+		sweep_jobs(d, path, true, drop_coord);
 }
