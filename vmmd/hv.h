@@ -59,6 +59,10 @@ struct hv_ops {
 	 * syncs it); the domain is gone afterwards. */
 	int (*save)(void *ctx, const char *name, const char *path, char *err,
 		    size_t errlen);
+	/* Sets a running domain's memory hard limit (KiB). NULL: not
+	 * offered (the save keeps the job's limit). */
+	int (*set_limit)(void *ctx, const char *name, uint64_t kib, char *err,
+			 size_t errlen);
 	/* Starts a domain from a save image with xml (this allocation's
 	 * pinning and paths) instead of the saved XML; with a memory hard
 	 * limit (KiB, 0: none) set before its vCPUs run, as create_limited. */

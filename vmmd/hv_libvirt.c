@@ -383,6 +383,23 @@ static int lv_save(void *ctx, const char *name, const char *path, char *err,
 	return r;
 }
 
+static int lv_set_limit(void *ctx, const char *name, uint64_t kib, char *err,
+			size_t errlen)
+{
+	virDomainPtr d = lv_lookup(ctx, name, err, errlen);
+	int r = 0;
+
+	if (!d)
+		return -ENOENT;
+	if (set_hard_limit(d, kib) < 0) {
+		set_err(err, errlen,
+			"libvirt could not set the guest's memory limit");
+		r = -EIO;
+	}
+	virDomainFree(d);
+	return r;
+}
+
 /* The domain named in xml (our own XML: <name> holds no escapes). */
 static virDomainPtr lookup_xml_name(struct hv_lv *h, const char *xml)
 {
@@ -588,6 +605,7 @@ const struct hv_ops hv_libvirt_ops = {
     .event_fd = lv_event_fd,
     .drain_events = lv_drain,
     .save = lv_save,
+    .set_limit = lv_set_limit,
     .restore = lv_restore,
     .restore_cached = lv_restore_cached,
     .detach = lv_detach,

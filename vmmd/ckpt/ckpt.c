@@ -583,7 +583,7 @@ void ckpt_job_ended(struct job *j)
 	 * them a later start of the job boots on every node alike. */
 	if (multi(j) && j->slurm.node_index == 0 && !requeued &&
 	    !j->spec.v.checkpoint_dir[0])
-		ckpt_coord_remove(ckpt_root(j), j->id);
+		ckpt_keep_coord_ended(j->d, ckpt_root(j), j->id);
 }
 
 void ckpt_job_free(struct job *j)
@@ -933,6 +933,8 @@ static void do_save(struct job *j)
 	ws.job_dir = j->dir;
 	ws.uid = (uint32_t)j->uid;
 	ws.out_fd = out_fd;
+	ws.limit_kib = c->limit_kib;
+	ws.guest_kib = (uint64_t)j->mem_mib << 10;
 	jobfiles_after_save_plan(j, &ws.files);
 	set_phase(j, PH_SAVING);
 	c->t0 = now_ms();

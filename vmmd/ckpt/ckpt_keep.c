@@ -111,6 +111,17 @@ static void ask_slurm(struct vmmd *d, uint32_t job_id, struct ckpt_fate_in *in)
 typedef void (*sweep_f)(struct vmmd *d, const struct ckpt_store *s,
 			uint32_t job_id, struct ckpt_fate_in *in);
 
+/* A multi-node job's coordination files (ckpt_coord.h: coord/<job> has
+ * the store's layout) go once Slurm no longer has the job; a requeued one
+ * still needs them for its restore. */
+static void drop_coord(struct vmmd *d, const struct ckpt_store *s,
+		       uint32_t job_id, struct ckpt_fate_in *in)
+{
+	(void)d;
+	if (in->lookup == -ENOENT || in->finished)
+		ckpt_store_remove_job(s, job_id);
+}
+
 /* fn for every job of the store at path that vmmd does not hold (a job
  * vmmd holds is not over: its end decides), with what Slurm says of it.
  * A store that cannot be opened is not swept (said so unless quiet). */
@@ -148,6 +159,7 @@ struct reask {
 	struct vmmd *d;
 	char root[VMENV_MAX_PATH];
 	bool node_store;
+	sweep_f fn; /* decide, or drop_coord */
 	uint32_t job_id;
 	size_t n;
 	struct loop_timer *t;
@@ -193,9 +205,9 @@ void ckpt_keep_fini(struct vmmd *d)
 	}
 }
 
-/* Decides the job's fate in root; true if Slurm still runs it. */
+/* Decides the job's fate in root (fn); true if Slurm still runs it. */
 static bool settle(struct vmmd *d, const char *root, bool node_store,
-		   uint32_t job_id)
+		   uint32_t job_id, sweep_f fn)
 {
 	struct ckpt_store s = CKPT_STORE_INIT;
 	struct ckpt_fate_in in = {0};
@@ -206,7 +218,7 @@ static bool settle(struct vmmd *d, const char *root, bool node_store,
 		return false;
 	if (ckpt_store_has_job(&s, job_id)) {
 		ask_slurm(d, job_id, &in);
-		decide(d, &s, job_id, &in);
+		fn(d, &s, job_id, &in);
 		running = in.lookup == 0 && !in.finished &&
 			  ckpt_store_has_job(&s, job_id);
 	}
@@ -220,7 +232,7 @@ static void reask_tick(void *data)
 
 	/* Back on this node (restored): its own end decides. */
 	if (!job_find(r->d, r->job_id) &&
-	    settle(r->d, r->root, r->node_store, r->job_id)) {
+	    settle(r->d, r->root, r->node_store, r->job_id, r->fn)) {
 		r->n++;
 		if (reask_arm(r))
 			return;
@@ -231,13 +243,13 @@ static void reask_tick(void *data)
 	reask_free(r);
 }
 
-void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
-			 uint32_t job_id, bool requeued)
+static void ended(struct vmmd *d, const char *root, bool node_store,
+		  uint32_t job_id, sweep_f fn)
 {
 	struct reask *r;
 
 	/* Most jobs have none: no question to slurmctld for them. */
-	if (requeued || !settle(d, root, node_store, job_id))
+	if (!settle(d, root, node_store, job_id, fn))
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r || str_printf(r->root, sizeof(r->root), "%s", root) < 0) {
@@ -246,6 +258,7 @@ void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
 	}
 	r->d = d;
 	r->node_store = node_store;
+	r->fn = fn;
 	r->job_id = job_id;
 	r->next = pending;
 	pending = r;
@@ -253,15 +266,19 @@ void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
 		reask_free(r);
 }
 
-/* A multi-node job's coordination files (ckpt_coord.h: coord/<job> has
- * the store's layout) go once Slurm no longer has the job; a requeued one
- * still needs them for its restore. */
-static void drop_coord(struct vmmd *d, const struct ckpt_store *s,
-		       uint32_t job_id, struct ckpt_fate_in *in)
+void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
+			 uint32_t job_id, bool requeued)
 {
-	(void)d;
-	if (in->lookup == -ENOENT || in->finished)
-		ckpt_store_remove_job(s, job_id);
+	if (!requeued)
+		ended(d, root, node_store, job_id, decide);
+}
+
+void ckpt_keep_coord_ended(struct vmmd *d, const char *root, uint32_t job_id)
+{
+	char path[VMENV_MAX_PATH];
+
+	if (str_printf(path, sizeof(path), "%s/coord", root) == 0)
+		ended(d, path, true, job_id, drop_coord);
 }
 
 /* "n<i>": node i's part of the store (ckpt_coord_node_root). */

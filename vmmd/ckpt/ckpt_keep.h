@@ -49,6 +49,11 @@ void ckpt_sweep(struct vmmd *d);
  * job itself after a checkpoint (Slurm need not be asked). */
 void ckpt_keep_job_ended(struct vmmd *d, const char *root, bool node_store,
 			 uint32_t job_id, bool requeued);
+/* At a multi-node job's end on its first node: its coordination files in
+ * the store at root go once Slurm no longer has the job (asked now and
+ * again shortly after, as above); a requeued job keeps them for its
+ * restore. */
+void ckpt_keep_coord_ended(struct vmmd *d, const char *root, uint32_t job_id);
 /* vmmd's end: the questions still to ask go unasked (the next vmmd's
  * sweep at its start decides). */
 void ckpt_keep_fini(struct vmmd *d);

@@ -42,7 +42,7 @@ struct ckpt_work {
 	char job_dir[VMENV_MAX_PATH];
 	bool replay;
 	char *xml;
-	uint64_t limit_kib;
+	uint64_t limit_kib, guest_kib;
 	uint32_t uid;
 	uint32_t src_job; /* the checkpoint's job */
 	int out_fd;
@@ -240,6 +240,37 @@ static void save_files(struct ckpt_work *w)
 		unlinkat(w->dirfd, CKPT_OUTPUT, 0);
 }
 
+/* The save's stream goes through the page cache, charged to the domain's
+ * memory cgroup: under the job's limit, the QEMU of a guest that used its
+ * RAM was OOM-killed in its save (t_86_multinode_ckpt). The limit grows by
+ * what the stream can hold for the save (its pages are written back
+ * behind it and can be reclaimed; QEMU ends with the save) and comes back
+ * if the guest goes on. */
+static void save_limit(struct ckpt_work *w, bool raise)
+{
+	char why[256];
+
+	if (!w->limit_kib || !w->hv->set_limit)
+		return;
+	(void)w->hv->set_limit(w->hv_ctx, w->domain,
+			       w->limit_kib + (raise ? w->guest_kib : 0), why,
+			       sizeof(why));
+}
+
+/* The save failed: the guest goes on (libvirt resumed it) with its limit
+ * and its devices; or it died in the save, and the job with it. */
+static void save_failed_guest(struct ckpt_work *w)
+{
+	char e[sizeof(w->res.err)];
+
+	if (!domain_alive(w)) {
+		w->res.guest_gone = true;
+		return;
+	}
+	save_limit(w, false);
+	(void)attach_all(w, e, sizeof(e));
+}
+
 static void *save_thread(void *arg)
 {
 	struct ckpt_work *w = arg;
@@ -249,17 +280,14 @@ static void *save_thread(void *arg)
 
 	if (str_printf(path, sizeof(path), "%s/%s", w->io_dir, CKPT_MEMORY) < 0)
 		res->r = -ENAMETOOLONG;
-	else if ((res->r = detach_all(w)) == 0 &&
-		 (res->r = ckpt_save_domain(w->hv, w->hv_ctx, w->domain, path,
-					    res->err, sizeof(res->err))) < 0) {
-		char e[sizeof(res->err)];
-
-		/* The guest goes on (libvirt resumed it): with its devices;
-		 * or it died in the save, and the job with it. */
-		if (!domain_alive(w))
-			res->guest_gone = true;
-		else
-			(void)attach_all(w, e, sizeof(e));
+	else
+		res->r = detach_all(w);
+	if (res->r == 0) {
+		save_limit(w, true);
+		res->r = ckpt_save_domain(w->hv, w->hv_ctx, w->domain, path,
+					  res->err, sizeof(res->err));
+		if (res->r < 0)
+			save_failed_guest(w);
 	}
 	if (res->r == 0) {
 		res->guest_gone = true;
@@ -454,6 +482,8 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 	snprintf(w->job_dir, sizeof(w->job_dir), "%s", ws->job_dir);
 	w->uid = ws->uid;
 	w->out_fd = ws->out_fd;
+	w->limit_kib = ws->limit_kib;
+	w->guest_kib = ws->guest_kib;
 	w->man = ws->man;
 	memset(&ws->man, 0, sizeof(ws->man));
 	w->devs = ws->devs;

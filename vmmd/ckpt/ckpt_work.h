@@ -44,6 +44,9 @@ struct ckpt_work_save {
 	const char *job_dir;	    /* holds disk/overlay.qcow2 */
 	uint32_t uid;		    /* the job's: may own a user image's */
 	int out_fd;		    /* the batch output (taken over), or -1 */
+	/* The domain's memory hard limit and its guest's RAM (KiB): the
+	 * limit is raised by the RAM during the save (save_thread). */
+	uint64_t limit_kib, guest_kib;
 	struct ckpt_manifest man;   /* taken over; files filled by the worker */
 	struct ckpt_work_devs devs; /* taken over */
 	struct jobfiles_after_save files;
