@@ -4487,6 +4487,8 @@ static void mn_job(struct fx *f, uint32_t index)
 	snprintf(si.nodes, sizeof(si.nodes), "%s",
 		 index == 0 ? NODE ",n2,n3" : "n0," NODE ",n2");
 	si.node_index = index;
+	/* Its checkpoint is due in about 2 h: never during a test. */
+	si.end_time = time(NULL) + 7200;
 	fake_slurm_set(&si);
 }
 
@@ -4502,9 +4504,8 @@ static void mn_coord(struct fx *f, struct ckpt_coord *co)
 
 static void mn_path(struct fx *f, char *buf, size_t len, const char *name)
 {
-	assert_int_equal(str_printf(buf, len, "%s/ckpt/coord/%u/%s", f->dir,
-				    JOB, name),
-			 0);
+	assert_int_equal(
+	    str_printf(buf, len, "%s/ckpt/coord/%u/%s", f->dir, JOB, name), 0);
 }
 
 /* The coordination file name holds want (waiting for it while vmmd's
@@ -4567,14 +4568,13 @@ static void mn_decoy(struct fx *f, const char *sub, uint32_t seq)
 {
 	char path[512];
 
-	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt/%s", f->dir,
-				    sub),
-			 0);
+	assert_int_equal(
+	    str_printf(path, sizeof(path), "%s/ckpt/%s", f->dir, sub), 0);
 	if (!exists(path))
 		assert_int_equal(mkdir(path, 0700), 0);
-	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt/%s%u", f->dir,
-				    sub, JOB),
-			 0);
+	assert_int_equal(
+	    str_printf(path, sizeof(path), "%s/ckpt/%s%u", f->dir, sub, JOB),
+	    0);
 	if (!exists(path))
 		assert_int_equal(mkdir(path, 0700), 0);
 	assert_int_equal(str_printf(path, sizeof(path), "%s/ckpt/%s%u/%u",
@@ -4599,12 +4599,16 @@ static void test_ckpt_multinode_first(void **state)
 	struct ckpt_coord co = CKPT_COORD_INIT;
 	struct proto_reply rep;
 	char path[512];
+	int64_t due;
+	uint32_t lead;
 	int afd, cfd;
 
 	mn_job(f, 0);
 	start_ckpt(f, false, NULL);
 	afd = ckpt_agent(f);
 	/* The first node schedules the job's checkpoints. */
+	ckpt_job_due(job(f), &due, &lead);
+	assert_true(due > (int64_t)time(NULL));
 	mn_coord(f, &co);
 	assert_int_equal(ckpt_coord_last_plan(&co), 0);
 	cfd = checkpoint_request(f);
@@ -4656,10 +4660,16 @@ static void test_ckpt_multinode_first(void **state)
 	/* On demand: the checkpoint stays. */
 	assert_true(exists(path));
 	ckpt_coord_close(&co);
-	/* The first node's end (not requeued) removes the coordination
-	 * files: a later start of the job boots on every node. */
+	/* The first node's end keeps the coordination files while Slurm
+	 * still has the job (an admin's requeue: its restart restores from
+	 * them), and removes them once Slurm is done with it (then a later
+	 * start of the job boots on every node). */
+	slurm_state(JOB, false);
 	stop_ok(f, JOB);
 	mn_path(f, path, sizeof(path), "");
+	assert_true(exists(path));
+	slurm_state(JOB, true);
+	ckpt_sweep(&f->d);
 	assert_false(exists(path));
 }
 
@@ -4726,6 +4736,71 @@ static void test_ckpt_multinode_abandoned(void **state)
 	ckpt_coord_close(&co);
 }
 
+/* This node's own save fails (its store is full): it abandons the group
+ * for every node, naming itself; the guest (libvirt let it run on) is
+ * thawed and the job goes on, on demand as before its time limit (where
+ * a one-node job's save failure ends it: here the other nodes' guests go
+ * on too). */
+static void test_ckpt_multinode_save_fails(void **state)
+{
+	static const char why[] = "job 42: checkpoint failed on node " NODE
+				  ": fake: cannot save: No space left on "
+				  "device";
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct fake_domain *dom;
+	struct proto_reply rep;
+	char err[256], want[512];
+	uint32_t seq;
+	int afd, cfd;
+
+	mn_job(f, 0);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	mn_coord(f, &co);
+	fake_hv.fail_save = -ENOSPC;
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.frozen.0", NODE);
+	mn_mark(&co, 1, "frozen", 1, "n2");
+	mn_mark(&co, 1, "frozen", 2, "n3");
+	assert_int_equal(
+	    str_printf(want, sizeof(want), "abort %s %s\n", NODE, why), 0);
+	mn_file_is(f, "g1.outcome", want);
+	assert_false(mn_exists(f, "g1.saved.0"));
+	/* The guest's agent answers again, holding: thawed. */
+	dom = fake_hv_domain(DOMAIN);
+	assert_non_null(dom);
+	close(dom->agent_fd);
+	dom->agent_fd = -1;
+	afd = agent_held(f, 0);
+	agent_resumed(f, afd, JOB);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_string_equal(rep.error, why);
+	assert_int_equal(fake_hv.nsave, 1);
+	assert_int_equal(fake_hv.nrestore, 0);
+	assert_int_equal(latest_ckpt(f, JOB, &seq), -ENOENT);
+
+	/* Its own, before the time limit: the same, then again in 60 s. */
+	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g2.plan", "3 0\n");
+	mn_mark(&co, 2, "frozen", 1, "n2");
+	mn_mark(&co, 2, "frozen", 2, "n3");
+	mn_file_is(f, "g2.outcome", want);
+	dom = fake_hv_domain(DOMAIN);
+	close(dom->agent_fd);
+	dom->agent_fd = -1;
+	afd = agent_held(f, 0);
+	agent_resumed(f, afd, JOB);
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_false(ckpt_busy(job(f)));
+	assert_int_equal(fake_slurm_requeues, 0);
+	ckpt_coord_close(&co);
+}
+
 /* The first node (the test) plans group want_g, after which the job ends;
  * this node (1) sees the plan within its second, its guest prepares and
  * holds, and is saved (checkpoint seq of its part of the store) only once
@@ -4756,6 +4831,225 @@ static void mn_follower_saves(struct fx *f, struct ckpt_coord *co, int afd,
 	snprintf(text, sizeof(text), "%u\n", seq);
 	mn_file_is(f, name, text);
 	assert_int_equal(fake_hv.nsave, nsave + 1);
+}
+
+/* The restart's start request, its reply in rep (not asserted). */
+static void mn_start_reply(struct fx *f, struct proto_reply *rep)
+{
+	struct proto_request req = {
+	    .op = PROTO_OP_START,
+	    .job_id = JOB,
+	    .start = {.job_id = JOB,
+		      .uid = (uint32_t)getuid(),
+		      .gid = (uint32_t)getgid(),
+		      .image = "tiny"},
+	};
+
+	req.start.opts[VMSPEC_OPT_CHECKPOINT] = strdup("yes");
+	req.start.opts[VMSPEC_OPT_REQUEUE] = strdup("yes");
+	call(f, &req, rep);
+	proto_request_clear(&req);
+}
+
+/* Node 1 in an on-demand group (go_on): saved, restored, held, and its
+ * back mark written; returns the restored guest's agent. */
+static int mn_follower_on_demand(struct fx *f, struct ckpt_coord *co, int afd,
+				 uint32_t want_g, uint32_t seq,
+				 unsigned nrestore)
+{
+	char name[32], text[16];
+	uint32_t g;
+
+	assert_int_equal(ckpt_coord_plan(co, 3, true, &g), 0);
+	assert_int_equal(g, want_g);
+	agent_prepare_ok(f, afd);
+	snprintf(name, sizeof(name), "g%u.frozen.1", g);
+	mn_file_is(f, name, NODE);
+	mn_mark(co, g, "frozen", 0, "n0");
+	mn_mark(co, g, "frozen", 2, "n2");
+	snprintf(name, sizeof(name), "g%u.saved.1", g);
+	snprintf(text, sizeof(text), "%u\n", seq);
+	mn_file_is(f, name, text);
+	mn_mark(co, g, "saved", 0, "3\n");
+	mn_mark(co, g, "saved", 2, "5\n");
+	afd = agent_held(f, nrestore);
+	snprintf(name, sizeof(name), "g%u.back%u.1", g,
+		 job(f)->slurm.restart_count);
+	mn_file_is(f, name, NODE);
+	return afd;
+}
+
+/* Fix A: the first node went on and planned the next group before this
+ * node saw its peers back: this node goes on, then takes the next plan. */
+static void test_ckpt_multinode_next_plan(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct frame fr;
+	uint32_t g;
+	int afd;
+
+	mn_job(f, 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	mn_coord(f, &co);
+	afd = mn_follower_on_demand(f, &co, afd, 1, 1, 1);
+	assert_int_equal(ckpt_coord_plan(&co, 3, true, &g), 0);
+	pump(f, 1100); /* this node's watch sees group 2's plan */
+	mn_mark(&co, 1, "back0", 0, "n0");
+	mn_mark(&co, 1, "back0", 2, "n2");
+	agent_resumed(f, afd, JOB);
+	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
+	free(fr.p);
+	assert_false(mn_exists(f, "g2.outcome"));
+	ckpt_coord_close(&co);
+}
+
+/* Fix B: restored once (the checkpoints used), then requeued by Slurm
+ * again before another complete group: every node boots, as a one-node
+ * job does. */
+static void test_ckpt_multinode_used_boots(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct proto_reply rep;
+	int afd;
+
+	mn_job(f, 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	mn_coord(f, &co);
+	mn_follower_saves(f, &co, afd, 1, 1);
+	mn_mark(&co, 1, "saved", 0, "3\n");
+	mn_mark(&co, 1, "saved", 2, "5\n");
+	pump_until_state(f, JOB_SAVED);
+	stop_ok(f, JOB);
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = agent_held(f, 1);
+	mn_mark(&co, 1, "back1", 0, "n0");
+	mn_mark(&co, 1, "back1", 2, "n2");
+	agent_resumed(f, afd, JOB);
+	stop_ok(f, JOB);
+	restart_slurm(f, 2, 2);
+	mn_start_reply(f, &rep);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("restart 2: %s", rep.error);
+	afd = ckpt_agent(f);
+	assert_int_equal(fake_hv.ncreate, 2);
+	assert_int_equal(fake_hv.nrestore, 1);
+	ckpt_coord_close(&co);
+}
+
+/* Fix C: a group abandoned after this node's save leaves the checkpoint
+ * the last complete group names; the abandoned save goes; a requeue
+ * restores the complete group. */
+static void test_ckpt_multinode_abandoned_keeps(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	char path[512];
+	int afd;
+
+	mn_job(f, 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	mn_coord(f, &co);
+	afd = mn_follower_on_demand(f, &co, afd, 1, 1, 1);
+	mn_mark(&co, 1, "back0", 0, "n0");
+	mn_mark(&co, 1, "back0", 2, "n2");
+	agent_resumed(f, afd, JOB);
+	/* Group 2: this node saves, node 2 cannot. */
+	mn_follower_saves(f, &co, afd, 2, 2);
+	assert_int_equal(ckpt_coord_decide(&co, 2, "abort n2 disk full\n"), 1);
+	afd = agent_held(f, 2);
+	agent_resumed(f, afd, JOB);
+	mn_node1_path(f, path, sizeof(path), "/1/" CKPT_MANIFEST);
+	assert_true(exists(path));
+	mn_node1_path(f, path, sizeof(path), "/2");
+	assert_false(exists(path));
+	stop_ok(f, JOB);
+	/* Slurm requeues the job (a node failed). */
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = agent_held(f, 3);
+	assert_int_equal(log_count("restores node 1's guest of checkpoint "
+				   "group 1"),
+			 1);
+	mn_mark(&co, 1, "back1", 0, "n0");
+	mn_mark(&co, 1, "back1", 2, "n2");
+	agent_resumed(f, afd, JOB);
+	ckpt_coord_close(&co);
+}
+
+/* Fix D: another node's reason, as the client reads it. */
+static void test_ckpt_multinode_abort_text(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct proto_reply rep;
+	struct frame fr;
+	int afd, cfd;
+
+	mn_job(f, 0);
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.frozen.0", NODE);
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_decide(&co, 1,
+					   "abort nodeX its prepare hook "
+					   "failed\n"),
+			 1);
+	agent_expect(f, afd, AW_CKPT_RESUME, &fr);
+	free(fr.p);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_string_equal(rep.error, "job 42: checkpoint group 1 abandoned: "
+				       "node nodeX: its prepare hook failed");
+	ckpt_coord_close(&co);
+}
+
+/* Fix E: the first node's own save, at its time (due at once), fails:
+ * the guest goes on and the save is tried again in a minute, not at
+ * once. */
+static void test_ckpt_multinode_retry(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct fake_domain *dom;
+	struct slurmjob_info si;
+	char why[256];
+	int64_t due;
+	uint32_t lead;
+	int afd;
+
+	mn_job(f, 0);
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	si.end_time = time(NULL) + 3; /* within the lead: due at once */
+	fake_slurm_set(&si);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent_until(f, JOB_SAVING);
+	mn_coord(f, &co);
+	fake_hv.fail_save = -ENOSPC;
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.plan", "3 0\n");
+	mn_mark(&co, 1, "frozen", 1, "n2");
+	mn_mark(&co, 1, "frozen", 2, "n3");
+	pump_until_readable(f, fake_hv_domain(DOMAIN)->listen_fd, WAIT_MS);
+	assert_true(mn_exists(f, "g1.outcome"));
+	dom = fake_hv_domain(DOMAIN);
+	close(dom->agent_fd);
+	dom->agent_fd = -1;
+	afd = agent_held(f, 0);
+	agent_resumed(f, afd, JOB);
+	assert_true(agent_quiet(f, afd, 1500));
+	assert_false(mn_exists(f, "g2.plan"));
+	ckpt_job_due(job(f), &due, &lead);
+	assert_true(due >= (int64_t)time(NULL) + 55);
+	ckpt_coord_close(&co);
 }
 
 /* Node 1 of a 3-node job: no checkpoint of its own, vmenvctl checkpoint
@@ -4828,6 +5122,23 @@ static void test_ckpt_multinode_follower(void **state)
 	assert_true(mn_exists(f, "g1.outcome"));
 	mn_node1_path(f, path, sizeof(path), "/1/" CKPT_MANIFEST);
 	assert_true(exists(path));
+
+	/* The first node planned before this node's guest was up: a plan
+	 * not decided yet is this run's (an earlier run's are decided). */
+	f = fx_renew(state);
+	mn_job(f, 1);
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &lead), 0);
+	assert_int_equal(ckpt_coord_decide(&co, 1, "abort n0 no room\n"), 1);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &lead), 0);
+	assert_int_equal(lead, 2);
+	start_ckpt(f, true, NULL);
+	/* Asked as soon as its guest is up. */
+	afd = ckpt_agent_until(f, JOB_SAVING);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g2.frozen.1", NODE);
+	assert_false(mn_exists(f, "g1.frozen.1"));
+	ckpt_coord_close(&co);
 }
 
 /* The requeued job (restart 1): node 1 restores its guest of the newest
@@ -6967,8 +7278,14 @@ int main(void)
 	    T(test_ckpt_requeue_refused_keeps),
 	    T(test_ckpt_multinode_first),
 	    T(test_ckpt_multinode_abandoned),
+	    T(test_ckpt_multinode_save_fails),
 	    T(test_ckpt_multinode_follower),
 	    T(test_ckpt_multinode_restart),
+	    T(test_ckpt_multinode_next_plan),
+	    T(test_ckpt_multinode_used_boots),
+	    T(test_ckpt_multinode_abandoned_keeps),
+	    T(test_ckpt_multinode_abort_text),
+	    T(test_ckpt_multinode_retry),
 	    T(test_evacuate),
 	    T(test_evacuate_root),
 	    T(test_evacuate_stays),

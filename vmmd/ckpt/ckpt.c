@@ -933,6 +933,9 @@ static void do_save(struct job *j)
 	ws.job_dir = j->dir;
 	ws.uid = (uint32_t)j->uid;
 	ws.out_fd = out_fd;
+	/* A multi-node job's older checkpoint stays until this one's group
+	 * is complete: it is what the last complete group names. */
+	ws.keep_older = multi(j);
 	ws.limit_kib = c->limit_kib;
 	ws.guest_kib = (uint64_t)j->mem_mib << 10;
 	jobfiles_after_save_plan(j, &ws.files);
@@ -1312,6 +1315,11 @@ static void resumed(struct job *j)
 
 	phase_done(j, PH_IDLE);
 	if (c->group_failed) {
+		/* No complete group names it. */
+		if (ckpt_store_remove(&c->store, c->job_id, c->man.seq) < 0)
+			log_err("job %u: cannot remove the abandoned "
+				"checkpoint %s",
+				j->id, c->dir);
 		c->group_failed = false;
 		c->restore = false;
 		c->go_on = false;
@@ -1329,7 +1337,12 @@ static void resumed(struct job *j)
 		exec_ckpt_resumed(j);
 		post(j, CKPT_EV_GOES_ON, NULL);
 		answer(c, c->fail);
-		schedule(j);
+		/* A multi-node job's failed save of its own: again in a
+		 * minute (its time may be past: not at once, over and over). */
+		if (multi(j) && c->scheduled)
+			retry_later(j);
+		else
+			schedule(j);
 		return;
 	}
 	if (c->go_on)
@@ -1837,6 +1850,10 @@ static void watch_fire(void *data)
 		lead_watch(j);
 		return;
 	}
+	/* Still in the last group (its guest coming back): the next plan is
+	 * this node's once it is done with it. */
+	if (c->phase != PH_IDLE)
+		return;
 	r = ckpt_coord_read_plan(&c->coord, g, &n, &go_on);
 	if (r == -ENOENT)
 		return;
@@ -2064,14 +2081,15 @@ static void group_saved(struct job *j)
 /* The outcome's reason, for messages: "abort NODE WHY\n" -> "NODE: WHY". */
 static void abort_reason(const char *out, char *buf, size_t len)
 {
-	char safe[PROTO_MAX_ERROR];
+	char text[PROTO_MAX_ERROR], safe[PROTO_MAX_ERROR], *sp;
 	const char *p = strncmp(out, "abort ", 6) == 0 ? out + 6 : out;
-	const char *sp = strchr(p, ' ');
 
-	printable(p, safe, sizeof(safe));
-	if (sp && (size_t)(sp - p) < sizeof(safe))
-		safe[sp - p] = ':';
-	str_printf(buf, len, "node %s", safe);
+	snprintf(text, sizeof(text), "%s", p);
+	text[strcspn(text, "\n")] = '\0';
+	printable(text, safe, sizeof(safe));
+	if ((sp = strchr(safe, ' ')))
+		*sp++ = '\0';
+	str_printf(buf, len, "node %s%s%s", safe, sp ? ": " : "", sp ? sp : "");
 }
 
 static bool frozen_tick(struct job *j, const char *out)
@@ -2141,6 +2159,10 @@ static void group_complete(struct job *j)
 	struct ckpt_job *c = j->ckpt;
 	char msg[PROTO_MAX_ERROR];
 
+	/* This group is the newest complete one: what older ones named
+	 * goes, as a one-node job's does when its save is complete. */
+	if (c->dirfd >= 0)
+		ckpt_store_drop_older(c->dirfd, c->seq);
 	if (c->go_on) {
 		c->back = true;
 		go_on_restore(j);
@@ -2283,6 +2305,29 @@ static void coord_tick(void *data)
 		    loop_add_timer(j->d->loop, COORD_TICK_MS, coord_tick, j);
 }
 
+/* Group g, complete, was restored from at an earlier restart with every
+ * node's guest back (g<G>.back<R>.*), and its checkpoints are not kept:
+ * each node removed its own once its guest went on. An on-demand group's
+ * first such set is its own going on, which keeps them. */
+static bool group_used(const struct job *j, const struct ckpt_coord *co,
+		       uint32_t g, uint32_t n)
+{
+	uint32_t sets = 0, pn;
+	bool go_on = false;
+	char what[24];
+
+	if (j->spec.v.checkpoint_keep)
+		return false;
+	if (ckpt_coord_read_plan(co, g, &pn, &go_on) < 0)
+		go_on = false;
+	for (uint32_t r = 0; r < j->slurm.restart_count; r++) {
+		snprintf(what, sizeof(what), "back%u", r);
+		if (ckpt_coord_count(co, g, what, n) == n)
+			sets++;
+	}
+	return sets > (go_on ? 1u : 0u);
+}
+
 /* A requeued multi-node job: node i's guest of the newest complete group
  * (1), or a boot on every node alike when there is none (0). */
 static int group_checkpoint(struct job *j, struct ckpt_job *c, char *err,
@@ -2309,6 +2354,13 @@ static int group_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 			       "job %u: checkpoint group %u: its outcome does "
 			       "not name node %u's checkpoint",
 			       j->id, g, i);
+	if (n == j->slurm.nnodes && group_used(j, &c->coord, g, n)) {
+		log_info("job %u: restart %u: checkpoint group %u was "
+			 "restored from already and is not kept; every node "
+			 "boots",
+			 j->id, j->slurm.restart_count, g);
+		return 0;
+	}
 	if (n != j->slurm.nnodes)
 		return err_set(err, errlen, -EINVAL,
 			       "job %u: checkpoint group %u holds the guests "

@@ -503,6 +503,30 @@ int ckpt_store_discard(int dirfd, uint32_t seq)
 	return rmtree_at(jfd, name);
 }
 
+int ckpt_store_drop_older(int dirfd, uint32_t seq)
+{
+	struct older o = {.keep = seq};
+	_cleanup_close_ int jfd = parent_job(dirfd);
+
+	if (jfd < 0)
+		return jfd;
+	return each_numbered(jfd, drop_older, &o);
+}
+
+int ckpt_store_commit_only(int dirfd, const char *dir, struct ckpt_manifest *m,
+			   char *err, size_t errlen)
+{
+	int r;
+
+	m->format = CKPT_FORMAT;
+	r = hash_all(dirfd, dir, m, err, errlen);
+	if (r == 0)
+		r = write_manifest(dirfd, dir, m, err, errlen);
+	if (r < 0)
+		ckpt_store_discard(dirfd, m->seq);
+	return r;
+}
+
 int ckpt_store_commit(int dirfd, const char *dir, struct ckpt_manifest *m,
 		      char *err, size_t errlen)
 {

@@ -222,6 +222,12 @@ int ckpt_store_path(const struct ckpt_store *s, int dirfd, const char *dir,
  * directory is removed and the older checkpoint stays. */
 int ckpt_store_commit(int dirfd, const char *dir, struct ckpt_manifest *m,
 		      char *err, size_t errlen);
+/* The same, but the job's older seqs stay (a multi-node job's group may
+ * still be abandoned); ckpt_store_drop_older removes them once it is
+ * complete. */
+int ckpt_store_commit_only(int dirfd, const char *dir, struct ckpt_manifest *m,
+			   char *err, size_t errlen);
+int ckpt_store_drop_older(int dirfd, uint32_t seq);
 
 /* Marks the complete checkpoint in dirfd kept (its manifest's keep, for
  * --vm-restore and the retention time): a job whose requeue failed keeps

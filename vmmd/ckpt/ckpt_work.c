@@ -50,6 +50,7 @@ struct ckpt_work {
 	struct ckpt_verified ver; /* the restore's */
 	struct ckpt_work_devs devs;
 	struct jobfiles_after_save files;
+	bool keep_older;
 	struct ckpt_work_result res;
 };
 
@@ -294,7 +295,10 @@ static void *save_thread(void *arg)
 		save_files(w);
 	}
 	res->ms = now_ms() - t0;
-	if (res->r == 0)
+	if (res->r == 0 && w->keep_older)
+		res->r = ckpt_store_commit_only(w->dirfd, w->dir, &w->man,
+						res->err, sizeof(res->err));
+	else if (res->r == 0)
 		res->r = ckpt_store_commit(w->dirfd, w->dir, &w->man, res->err,
 					   sizeof(res->err));
 	else
@@ -489,6 +493,7 @@ int ckpt_work_save(struct job *j, struct ckpt_work_save *ws,
 	w->devs = ws->devs;
 	ws->devs.n = 0;
 	w->files = ws->files;
+	w->keep_older = ws->keep_older;
 	return work_start(w, save_thread, ret);
 }
 

@@ -38,18 +38,19 @@ void ckpt_work_devs_clear(struct ckpt_work_devs *d);
  * the way. */
 struct ckpt_work_save {
 	const char *domain;
-	int dirfd;		    /* the new seq directory (taken over) */
-	const char *dir;	    /* its path */
-	const char *io_dir;	    /* ckpt_store_path(store, dirfd, dir, "") */
-	const char *job_dir;	    /* holds disk/overlay.qcow2 */
-	uint32_t uid;		    /* the job's: may own a user image's */
-	int out_fd;		    /* the batch output (taken over), or -1 */
+	int dirfd;	     /* the new seq directory (taken over) */
+	const char *dir;     /* its path */
+	const char *io_dir;  /* ckpt_store_path(store, dirfd, dir, "") */
+	const char *job_dir; /* holds disk/overlay.qcow2 */
+	uint32_t uid;	     /* the job's: may own a user image's */
+	int out_fd;	     /* the batch output (taken over), or -1 */
 	/* The domain's memory hard limit and its guest's RAM (KiB): the
 	 * limit is raised by the RAM during the save (save_thread). */
 	uint64_t limit_kib, guest_kib;
 	struct ckpt_manifest man;   /* taken over; files filled by the worker */
 	struct ckpt_work_devs devs; /* taken over */
 	struct jobfiles_after_save files;
+	bool keep_older; /* the job's older seqs stay (multi-node) */
 };
 
 /* Where the restore puts the saved batch output: a file of the job's
