@@ -343,10 +343,13 @@ static int write_state(struct job *j)
 	int n = snprintf(
 	    buf, sizeof(buf),
 	    "job=%u\nuid=%u\ngid=%u\nimage=%s\nvcpus=%u\n"
-	    "mem_mib=%u\nwork_dir=%s\nfiles=%s\ndomain=%s\n%s%s%s",
+	    "mem_mib=%u\nwork_dir=%s\nfiles=%s\ndomain=%s\nnnodes=%u\n"
+	    "node_index=%u\nrestart=%u\n%s%s%s",
 	    j->id, (unsigned)j->uid, (unsigned)j->gid, j->image, j->vcpus,
 	    j->mem_mib, j->work_dir, jobfiles_kind_name(j->files_kind),
-	    j->domain, base ? "base=" : "", base ? base : "", base ? "\n" : "");
+	    j->domain, j->slurm.nnodes, j->slurm.node_index,
+	    j->slurm.restart_count, base ? "base=" : "", base ? base : "",
+	    base ? "\n" : "");
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -ENAMETOOLONG;
@@ -944,6 +947,14 @@ static int state_field(struct job *j, const char *key, const char *val)
 		j->vcpus = n;
 	else if (strcmp(key, "mem_mib") == 0)
 		j->mem_mib = n;
+	/* Slurm's view that the job's checkpoints follow (a multi-node
+	 * job's node and run): absent in older state files. */
+	else if (strcmp(key, "nnodes") == 0)
+		j->slurm.nnodes = n;
+	else if (strcmp(key, "node_index") == 0)
+		j->slurm.node_index = n;
+	else if (strcmp(key, "restart") == 0)
+		j->slurm.restart_count = n;
 	else
 		return -EINVAL;
 	return 0;
@@ -969,6 +980,8 @@ static int read_state(struct job *j)
 		if ((r = state_field(j, line, eq + 1)) < 0)
 			return r;
 	}
+	if (j->slurm.nnodes > 1 && j->slurm.node_index >= j->slurm.nnodes)
+		return -EINVAL;
 	return j->image[0] && j->work_dir[0] ? 0 : -EINVAL;
 }
 

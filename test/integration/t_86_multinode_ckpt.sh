@@ -220,8 +220,18 @@ check "nothing of the refusing job is left" nothing_left "$j"
 # runs it on the two nodes left, each restoring the guest of its index.
 counter_script counter.sh 60
 chown "$U1": counter.sh
-j=$(as "$U1" sbatch --parsable -p multi -N2 -w "$N2,$N3" --vm-env=tiny -t 10 \
+resume_all() {
+	scontrol update NodeName="$N1,$N2,$N3" State=RESUME >/dev/null 2>&1
+	true
+}
+trap resume_all EXIT
+# Placed on nodes 2 and 3 while node 1 is drained (-w would pin the
+# requeued job there too).
+scontrol update NodeName="$N1" State=DRAIN Reason="t_86: placing a job on $N2,$N3"
+j=$(as "$U1" sbatch --parsable -p multi -N2 --vm-env=tiny -t 10 \
 	--vm-checkpoint -o "$d/ev.out" counter.sh)
+wait_running "$j" 120 >/dev/null
+scontrol update NodeName="$N1" State=RESUME
 for _ in $(seq 240); do grep -q "^count 5" ev.out 2>/dev/null && break; sleep 0.5; done
 check "the 2-node job counts on $N2 and $N3" grep -q "^count 5" ev.out
 out=$(vmenvctl --node "$N3" evacuate --reason "t_86 ECC errors" --wait=300 2>&1)
@@ -231,8 +241,10 @@ check_contains "$N3's report: the job is saved" "$out" "job $j: saving"
 check_contains "--wait: the job left $N3" "$out" "job $j: saved, requeued and gone from the node"
 check_eq "vmenvctl evacuate exits 0: every job left" 0 "$rc"
 check "the first node saved and requeued the job (Restarts >= 1)" test "$(job_field "$j" Restarts)" -ge 1
-check "... logging the other node's evacuation" grep -q "job $j: node 1 of the job: .*t_86 ECC errors.* is evacuated: saving its 2 nodes" \
+check "... logging the other node's evacuation" grep -qF "job $j: node $N3 (node 1 of the job, t_86 ECC errors) is evacuated: saving its 2 nodes" \
 	"$(log_of "$N2")"
+check_contains "the job's output says which node was evacuated and why" "$(cat ev.out)" \
+	"job $j: node $N3 is evacuated (t_86 ECC errors): checkpointed, requeued"
 for _ in $(seq 300); do
 	[ "$(job_field "$j" JobState)" = RUNNING ] && [ "$(job_field "$j" Restarts)" -ge 1 ] && break
 	sleep 1

@@ -46,6 +46,7 @@
 #define COORD_FROZEN_MS (CKPT_PREPARE_TIMEOUT_MS + 30000u)
 #define COORD_SAVED_MS	900000u
 #define COORD_BACK_MS	600000u
+#define COORD_GRACE_MS	60000u
 
 enum ckpt_phase {
 	PH_IDLE,
@@ -126,6 +127,10 @@ struct ckpt_job {
 	 * node to save the job, and its part of that save is an
 	 * evacuation. */
 	bool evac_asked;
+	/* The first node saves the job for another node's evacuation: that
+	 * node and its reason, for the job's message. */
+	char evac_node[128];
+	char evac_reason[PROTO_MAX_REASON];
 	uint64_t saved_bytes;
 };
 
@@ -1153,10 +1158,12 @@ static bool saved_requeue(struct job *j)
 	    j->d->evacuate_nmoved < ARRAY_SIZE(j->d->evacuate_moved))
 		j->d->evacuate_moved[j->d->evacuate_nmoved++] = j->id;
 	if (requeued && c->evacuate)
-		str_printf(msg, sizeof(msg),
-			   "job %u: node %s is evacuated (%s): checkpointed, "
-			   "requeued",
-			   j->id, j->d->cfg.node_name, j->d->evacuate_reason);
+		str_printf(
+		    msg, sizeof(msg),
+		    "job %u: node %s is evacuated (%s): checkpointed, "
+		    "requeued",
+		    j->id, c->evac_node[0] ? c->evac_node : j->d->cfg.node_name,
+		    c->evac_node[0] ? c->evac_reason : j->d->evacuate_reason);
 	else if (requeued)
 		snprintf(msg, sizeof(msg),
 			 "job %u: checkpointed on node %s, requeued", j->id,
@@ -1164,7 +1171,9 @@ static bool saved_requeue(struct job *j)
 	if (!requeued) {
 		if (j->spec.v.checkpoint_keep)
 			snprintf(fate, sizeof(fate), "kept for --vm-restore");
-		else if (j->spec.v.requeue)
+		/* A multi-node job's first part alone restores nothing
+		 * (--vm-restore takes one-node checkpoints). */
+		else if (j->spec.v.requeue && !multi(j))
 			keep_unrequeued(j, c->saved_bytes, fate, sizeof(fate));
 		else
 			snprintf(fate, sizeof(fate),
@@ -1323,6 +1332,9 @@ static void resumed(struct job *j)
 		c->group_failed = false;
 		c->restore = false;
 		c->go_on = false;
+		if (c->evacuate)
+			evacuation_failed(j, c->fail);
+		c->evac_asked = false;
 		exec_ckpt_resumed(j);
 		post(j, CKPT_EV_GOES_ON, NULL);
 		answer(c, c->fail);
@@ -1841,8 +1853,8 @@ static void watch_fire(void *data)
 	struct job *j = data;
 	struct ckpt_job *c = j->ckpt;
 	char err[PROTO_MAX_ERROR], out[64];
-	uint32_t n, g = c->seen_plan + 1;
-	bool go_on;
+	uint32_t n, run, g = c->seen_plan + 1;
+	bool go_on, evacuate;
 	int r;
 
 	c->watch_t = loop_add_timer(j->d->loop, COORD_WATCH_MS, watch_fire, j);
@@ -1854,17 +1866,20 @@ static void watch_fire(void *data)
 	 * this node's once it is done with it. */
 	if (c->phase != PH_IDLE)
 		return;
-	r = ckpt_coord_read_plan(&c->coord, g, &n, &go_on);
-	if (r == -ENOENT)
+	r = ckpt_coord_read_plan_run(&c->coord, g, &n, &go_on, &run);
+	/* Not there yet, or not readable now (read again next time). */
+	if (r < 0 && r != -EBADMSG)
 		return;
 	c->seen_plan = g;
 	if (r < 0) {
-		log_err("job %u: checkpoint group %u: unreadable plan: %s",
-			j->id, g, strerror(-r));
+		log_err("job %u: checkpoint group %u: unreadable plan", j->id,
+			g);
 		return;
 	}
-	/* Abandoned before this node saw it. */
-	if (ckpt_coord_outcome(&c->coord, g, out, sizeof(out)) != -ENOENT)
+	/* Abandoned before this node saw it, or an earlier run's (the
+	 * first node abandons it). */
+	if (run != j->slurm.restart_count ||
+	    ckpt_coord_outcome(&c->coord, g, out, sizeof(out)) != -ENOENT)
 		return;
 	c->group = g;
 	if (n != j->slurm.nnodes) {
@@ -1876,11 +1891,15 @@ static void watch_fire(void *data)
 		return;
 	}
 	log_info("job %u: checkpoint group %u: the first node asks", j->id, g);
-	if (start_save(j, go_on && !c->evac_asked, c->evac_asked, -1, err,
-		       sizeof(err)) < 0) {
+	/* This node's evacuation is the group's only when the group
+	 * requeues the job; an on-demand one (asked for before the first
+	 * node saw the request) goes on everywhere, and the request waits
+	 * for the next. */
+	evacuate = c->evac_asked && !go_on;
+	if (start_save(j, go_on, evacuate, -1, err, sizeof(err)) < 0) {
 		log_warn("%s", err);
 		group_abort(j, err);
-		if (c->evac_asked)
+		if (evacuate)
 			evacuation_failed(j, err);
 	}
 }
@@ -1891,6 +1910,7 @@ static int group_ready(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
 	char err[PROTO_MAX_ERROR], out[64];
+	bool undecided;
 	uint32_t last;
 
 	if (coord_open(j, err, sizeof(err)) < 0) {
@@ -1900,19 +1920,28 @@ static int group_ready(struct job *j)
 	}
 	if (c->watch_t)
 		return 0;
-	/* The first node watches for its other nodes' evacuations. */
+	last = ckpt_coord_last_plan(&c->coord);
+	undecided = last && ckpt_coord_outcome(&c->coord, last, out,
+					       sizeof(out)) == -ENOENT;
+	/* The first node watches for its other nodes' evacuations. A plan
+	 * still undecided when its guest comes up is an earlier run's (or a
+	 * vmmd's that restarted in it): abandoned, so that no node waits
+	 * for it. */
 	if (!follower(j)) {
+		if (undecided) {
+			c->group = last;
+			group_abort(j, "an earlier run's checkpoint, never "
+				       "completed");
+			c->group = 0;
+		}
 		c->watch_t =
 		    loop_add_timer(j->d->loop, COORD_WATCH_MS, watch_fire, j);
 		return 0;
 	}
 	/* Plans decided before this start are an earlier run's; one not
-	 * decided may be for this run (the first node came up first). */
-	last = ckpt_coord_last_plan(&c->coord);
-	c->seen_plan = last;
-	if (last &&
-	    ckpt_coord_outcome(&c->coord, last, out, sizeof(out)) == -ENOENT)
-		c->seen_plan = last - 1;
+	 * decided may be this run's (the first node came up first):
+	 * watch_fire compares its run. */
+	c->seen_plan = undecided ? last - 1 : last;
 	c->watch_t = loop_add_timer(j->d->loop, 0, watch_fire, j);
 	return 0;
 }
@@ -1922,7 +1951,7 @@ static int group_ready(struct job *j)
 static bool take_evacuations(struct job *j, char *why, size_t len)
 {
 	struct ckpt_job *c = j->ckpt;
-	char text[PROTO_MAX_ERROR];
+	char text[PROTO_MAX_ERROR], safe[PROTO_MAX_ERROR], *sp;
 	bool any = false;
 
 	for (uint32_t i = 1; i < j->slurm.nnodes; i++) {
@@ -1930,8 +1959,18 @@ static bool take_evacuations(struct job *j, char *why, size_t len)
 					 sizeof(text)) < 0)
 			continue;
 		ckpt_coord_unmark(&c->coord, 0, "evacuate", i);
-		if (!any)
-			str_printf(why, len, "node %u of the job: %s", i, text);
+		if (any)
+			continue;
+		/* "NODE REASON", as group_evacuate wrote it. */
+		text[strcspn(text, "\n")] = '\0';
+		printable(text, safe, sizeof(safe));
+		if ((sp = strchr(safe, ' ')))
+			*sp++ = '\0';
+		str_printf(c->evac_node, sizeof(c->evac_node), "%s", safe);
+		str_printf(c->evac_reason, sizeof(c->evac_reason), "%s",
+			 sp ? sp : "");
+		str_printf(why, len, "node %s (node %u of the job, %s)",
+			   c->evac_node, i, c->evac_reason);
 		any = true;
 	}
 	return any;
@@ -1959,14 +1998,17 @@ static void lead_watch(struct job *j)
 static int group_evacuate(struct job *j, char *err, size_t errlen)
 {
 	struct ckpt_job *c = j->ckpt;
+	char text[PROTO_MAX_ERROR];
 	int r;
 
 	if ((r = coord_open(j, err, errlen)) < 0)
 		return r;
 	if (!follower(j))
 		return group_start(j, false, true, -1, err, errlen);
+	str_printf(text, sizeof(text), "%s %s", j->d->cfg.node_name,
+		   j->d->evacuate_reason);
 	r = ckpt_coord_mark(&c->coord, 0, "evacuate", j->slurm.node_index,
-			    j->d->evacuate_reason);
+			    text);
 	if (r < 0)
 		return err_set(err, errlen, r,
 			       "job %u: cannot ask its first node to save it "
@@ -2020,7 +2062,8 @@ static int group_start(struct job *j, bool go_on, bool evacuate, int cfd,
 		evacuate = true;
 		go_on = false;
 	}
-	r = ckpt_coord_plan(&c->coord, j->slurm.nnodes, go_on, &c->group);
+	r = ckpt_coord_plan_run(&c->coord, j->slurm.nnodes, go_on,
+				j->slurm.restart_count, &c->group);
 	if (r < 0)
 		return err_set(err, errlen, r,
 			       "job %u: checkpoint failed: cannot write its "
@@ -2117,11 +2160,14 @@ static bool frozen_tick(struct job *j, const char *out)
 		return true;
 	}
 	if (now_ms() - c->wait_t0 >= COORD_FROZEN_MS) {
+		/* This node goes on even if the store will not take the
+		 * abort: no outcome is complete without its saved mark. */
 		str_printf(why, sizeof(why),
-			   "the guests of %u of the job's %u nodes held "
-			   "within %u s",
-			   k, n, COORD_FROZEN_MS / 1000);
-		group_abort(j, why);
+			   "job %u: checkpoint group %u abandoned: the guests "
+			   "of %u of the job's %u nodes held within %u s",
+			   j->id, c->group, k, n, COORD_FROZEN_MS / 1000);
+		save_failed(j, why, false);
+		return true;
 	}
 	return false;
 }
@@ -2222,6 +2268,17 @@ static bool saved_tick(struct job *j, const char *out)
 			   "within %u s",
 			   k, n, COORD_SAVED_MS / 1000);
 		group_abort(j, why);
+	}
+	/* No outcome can be read or written (the store is gone): this
+	 * node's guest is saved and the others' fate unknown. */
+	if (now_ms() - c->wait_t0 >= COORD_SAVED_MS + COORD_GRACE_MS) {
+		c->wait = CW_NONE;
+		fail(j,
+		     "job %u: checkpoint group %u: no outcome in the store %s "
+		     "within %u s of this node's save",
+		     j->id, c->group, ckpt_root(j),
+		     (COORD_SAVED_MS + COORD_GRACE_MS) / 1000);
+		return true;
 	}
 	return false;
 }

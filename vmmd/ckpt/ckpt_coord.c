@@ -174,10 +174,10 @@ static int get(const struct ckpt_coord *c, const char *name, char *buf,
 	return 0;
 }
 
-int ckpt_coord_plan(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
-		    uint32_t *ret_group)
+int ckpt_coord_plan_run(const struct ckpt_coord *c, uint32_t nnodes,
+			bool go_on, uint32_t run, uint32_t *ret_group)
 {
-	char name[32], text[32];
+	char name[32], text[48];
 	uint32_t g;
 	int r;
 
@@ -188,31 +188,57 @@ int ckpt_coord_plan(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
 		return -EOVERFLOW;
 	g++;
 	snprintf(name, sizeof(name), "g%u.plan", g);
-	snprintf(text, sizeof(text), "%u %u\n", nnodes, go_on ? 1u : 0u);
+	if (run)
+		snprintf(text, sizeof(text), "%u %u %u\n", nnodes,
+			 go_on ? 1u : 0u, run);
+	else
+		snprintf(text, sizeof(text), "%u %u\n", nnodes,
+			 go_on ? 1u : 0u);
 	if ((r = put(c, name, text)) < 0)
 		return r;
 	*ret_group = g;
 	return 0;
 }
 
-int ckpt_coord_read_plan(const struct ckpt_coord *c, uint32_t g,
-			 uint32_t *ret_nnodes, bool *ret_go_on)
+int ckpt_coord_plan(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
+		    uint32_t *ret_group)
+{
+	return ckpt_coord_plan_run(c, nnodes, go_on, 0, ret_group);
+}
+
+int ckpt_coord_read_plan_run(const struct ckpt_coord *c, uint32_t g,
+			     uint32_t *ret_nnodes, bool *ret_go_on,
+			     uint32_t *ret_run)
 {
 	char name[32], text[64];
 	const char *p;
-	uint32_t n, go;
+	uint32_t n, go, run = 0;
 	int r;
 
 	snprintf(name, sizeof(name), "g%u.plan", g);
 	if ((r = get(c, name, text, sizeof(text))) < 0)
 		return r;
 	if (!(p = parse_num(text, &n)) || *p != ' ' ||
-	    !(p = parse_num(p + 1, &go)) || strcmp(p, "\n") != 0 || n < 2 ||
-	    n > CKPT_COORD_MAX_NODES || go > 1)
+	    !(p = parse_num(p + 1, &go)))
+		return -EBADMSG;
+	/* The run is written when it is not the first (0). */
+	if (*p == ' ' && (!(p = parse_num(p + 1, &run)) || run == 0))
+		return -EBADMSG;
+	if (strcmp(p, "\n") != 0 || n < 2 || n > CKPT_COORD_MAX_NODES ||
+	    go > 1)
 		return -EBADMSG;
 	*ret_nnodes = n;
 	*ret_go_on = go == 1;
+	*ret_run = run;
 	return 0;
+}
+
+int ckpt_coord_read_plan(const struct ckpt_coord *c, uint32_t g,
+			 uint32_t *ret_nnodes, bool *ret_go_on)
+{
+	uint32_t run;
+
+	return ckpt_coord_read_plan_run(c, g, ret_nnodes, ret_go_on, &run);
 }
 
 static int mark_name(uint32_t g, const char *what, uint32_t node, char *buf,

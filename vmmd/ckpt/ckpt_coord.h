@@ -6,8 +6,8 @@
  * write small files into the job's coordination directory there:
  *
  *   <root>/coord/<jobid>/            root's, 0700 (as every store directory)
- *       g<G>.plan                    node 0: "nnodes go_on" of checkpoint
- *                                    group G (1, 2, ... per job)
+ *       g<G>.plan                    node 0: "nnodes go_on [run]" of
+ *                                    checkpoint group G (1, 2, ... per job)
  *       g<G>.frozen.<i>              node i's guest holds: its processes are
  *                                    stopped (the agent's freeze)
  *       g<G>.saved.<i>               node i's guest is saved: its seq in
@@ -72,6 +72,15 @@ int ckpt_coord_plan(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
 /* Group g's plan: 0, -ENOENT (none yet), -EBADMSG. */
 int ckpt_coord_read_plan(const struct ckpt_coord *c, uint32_t g,
 			 uint32_t *ret_nnodes, bool *ret_go_on);
+/* The same with the run of the job (Slurm's restart count) the plan is
+ * for: "nnodes go_on run" (run > 0; run 0 is not written), so that a
+ * plan left undecided by an earlier run of a requeued job is never taken
+ * by a node of the next. */
+int ckpt_coord_plan_run(const struct ckpt_coord *c, uint32_t nnodes,
+			bool go_on, uint32_t run, uint32_t *ret_group);
+int ckpt_coord_read_plan_run(const struct ckpt_coord *c, uint32_t g,
+			     uint32_t *ret_nnodes, bool *ret_go_on,
+			     uint32_t *ret_run);
 
 /* g<G>.<what>.<node> with text (may be ""); what: "frozen", "saved",
  * "back<R>". */

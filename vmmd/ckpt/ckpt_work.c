@@ -268,7 +268,6 @@ static void save_failed_guest(struct ckpt_work *w)
 		w->res.guest_gone = true;
 		return;
 	}
-	save_limit(w, false);
 	(void)attach_all(w, e, sizeof(e));
 }
 
@@ -303,6 +302,10 @@ static void *save_thread(void *arg)
 					   sizeof(res->err));
 	else
 		ckpt_store_discard(w->dirfd, w->man.seq);
+	/* Once the partial stream's page cache is gone with its file: a
+	 * lower limit under it could OOM-kill the guest that goes on. */
+	if (res->r < 0 && !res->guest_gone)
+		save_limit(w, false);
 	notify(w);
 	return NULL;
 }
