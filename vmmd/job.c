@@ -739,6 +739,10 @@ static void on_ckpt_event(struct job *j, enum ckpt_event ev, const char *msg)
 	case CKPT_EV_FAILED:
 		job_fail_for(j, METRICS_FAIL_CHECKPOINT, "%s", msg);
 		break;
+	case CKPT_EV_WAITING:
+		loop_cancel_timer(j->boot_timer);
+		j->boot_timer = NULL;
+		break;
 	}
 }
 

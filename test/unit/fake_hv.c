@@ -387,6 +387,30 @@ static int fake_save(void *ctx, const char *name, const char *path, char *err,
 	return 0;
 }
 
+/* libvirt's virDomainSetMemoryParameters of a running domain's hard
+ * limit; runs in vmmd's save worker thread. */
+static int fake_set_limit(void *ctx, const char *name, uint64_t kib, char *err,
+			  size_t errlen)
+{
+	struct fake_domain *d = fake_hv_domain(name);
+	unsigned i = fake_hv.nset_limit++;
+
+	if (i < FAKE_HV_MAX_CALLS) {
+		snprintf(fake_hv.set_limit[i].name,
+			 sizeof(fake_hv.set_limit[i].name), "%s", name);
+		fake_hv.set_limit[i].kib = kib;
+		fake_hv.set_limit[i].nsave = fake_hv.nsave;
+		fake_hv.set_limit[i].save_file =
+		    fake_hv.saved_path[0] &&
+		    access(fake_hv.saved_path, F_OK) == 0;
+	}
+	if (!d || !d->running) {
+		snprintf(err, errlen, "fake: domain '%s' not running", name);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 static int fake_restore(void *ctx, const char *path, const char *xml,
 			uint64_t hard_limit_kib, char *err, size_t errlen)
 {
@@ -476,6 +500,7 @@ const struct hv_ops fake_hv_ops = {
     .event_fd = fake_event_fd,
     .drain_events = fake_drain_events,
     .save = fake_save,
+    .set_limit = fake_set_limit,
     .restore = fake_restore,
     .detach = fake_detach,
     .attach = fake_attach,

@@ -72,6 +72,15 @@ struct fake_hv {
 	char saved_path[VMENV_MAX_PATH];
 	char *restore_xml; /* of the last restore (owned) */
 	uint64_t restore_limit_kib;
+	/* set_limit: each call's limit (KiB), fake_hv.nsave then, and
+	 * whether the last save's file (saved_path) was still there. */
+	unsigned nset_limit;
+	struct {
+		char name[160];
+		uint64_t kib;
+		unsigned nsave;
+		bool save_file;
+	} set_limit[FAKE_HV_MAX_CALLS];
 	char detached[FAKE_HV_MAX_CALLS][256]; /* the devices' XML */
 	char attached[FAKE_HV_MAX_CALLS][256];
 	int event_fd;

@@ -72,6 +72,19 @@ static void put(const char *dir, const char *name, const char *text)
 	assert_int_equal(write_file_atomic(p, text, strlen(text), 0600), 0);
 }
 
+/* dir/name holds exactly want. */
+static void file_holds(const struct st *s, const char *name, const char *want)
+{
+	char p[VMENV_MAX_PATH];
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+
+	assert_int_equal(str_printf(p, sizeof(p), "%s/%s", s->dir, name), 0);
+	assert_int_equal(read_file_limited(p, 4096, &text, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_string_equal(text, want);
+}
+
 static bool exists(const char *dir, const char *name)
 {
 	char p[VMENV_MAX_PATH];
@@ -344,6 +357,76 @@ static void test_plan_strict(void **state)
 	assert_int_equal(bad, 0);
 	/* Nothing written: group 1 is still the last. */
 	assert_int_equal(ckpt_coord_last_plan(&s->c), 1);
+}
+
+/* A plan carries the run (Slurm's restart count) it is for: not written
+ * for the first (0), so that a plan reads as before; "nnodes go_on run"
+ * otherwise, run > 0 and written as plainly as the other numbers. */
+static void test_plan_run(void **state)
+{
+	struct st *s = *state;
+	static const char *const bad[] = {
+	    "3 1 0\n",		"3 1 x\n",   "3 1 2 \n", "3 1 02\n", "3 1 \n",
+	    "3 1 2 3\n",	"3 1 -2\n",  "3 1 +2\n", "3 1  2\n", "3 1 2",
+	    "3 1 4294967296\n", "3 1 2\n\n", "3 2 2\n",	 "1 1 2\n",  "3 1 2x\n",
+	};
+	uint32_t g = 0, n = 77, run = 77;
+	bool go = false;
+
+	/* Run 0: what ckpt_coord_plan writes. */
+	assert_int_equal(ckpt_coord_plan_run(&s->c, 3, true, 0, &g), 0);
+	assert_int_equal(g, 1);
+	file_holds(s, "g1.plan", "3 1\n");
+	assert_int_equal(ckpt_coord_read_plan_run(&s->c, 1, &n, &go, &run), 0);
+	assert_int_equal(n, 3);
+	assert_true(go);
+	assert_int_equal(run, 0);
+	/* Run 2: written, and read back. */
+	assert_int_equal(ckpt_coord_plan_run(&s->c, 3, true, 2, &g), 0);
+	assert_int_equal(g, 2);
+	file_holds(s, "g2.plan", "3 1 2\n");
+	n = run = 77;
+	go = false;
+	assert_int_equal(ckpt_coord_read_plan_run(&s->c, 2, &n, &go, &run), 0);
+	assert_int_equal(n, 3);
+	assert_true(go);
+	assert_int_equal(run, 2);
+	/* ckpt_coord_read_plan reads it too (the run left out). */
+	n = 77;
+	go = false;
+	assert_int_equal(ckpt_coord_read_plan(&s->c, 2, &n, &go), 0);
+	assert_int_equal(n, 3);
+	assert_true(go);
+	/* The largest run; a job that does not go on. */
+	assert_int_equal(ckpt_coord_plan_run(&s->c, 2, false, UINT32_MAX, &g),
+			 0);
+	assert_int_equal(g, 3);
+	file_holds(s, "g3.plan", "2 0 4294967295\n");
+	assert_int_equal(ckpt_coord_read_plan_run(&s->c, 3, &n, &go, &run), 0);
+	assert_int_equal(n, 2);
+	assert_false(go);
+	assert_int_equal(run, UINT32_MAX);
+	/* A run written as "0" (0 is never written), or not plainly. */
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		n = run = 77;
+		go = true;
+		put(s->dir, "g1.plan", bad[i]);
+		if (ckpt_coord_read_plan_run(&s->c, 1, &n, &go, &run) !=
+		    -EBADMSG)
+			fail_msg("plan '%s' accepted", bad[i]);
+		assert_int_equal(n, 77);
+		assert_true(go);
+		assert_int_equal(run, 77);
+		if (ckpt_coord_read_plan(&s->c, 1, &n, &go) != -EBADMSG)
+			fail_msg("plan '%s' accepted by read_plan", bad[i]);
+		assert_int_equal(n, 77);
+	}
+	/* A plan of no group is none. */
+	assert_int_equal(ckpt_coord_read_plan_run(&s->c, 9, &n, &go, &run),
+			 -ENOENT);
+	/* A node count no reader takes is not written, whatever the run. */
+	assert_int_equal(ckpt_coord_plan_run(&s->c, 1, true, 2, &g), -EINVAL);
+	assert_int_equal(ckpt_coord_last_plan(&s->c), 3);
 }
 
 /* --- marks ---------------------------------------------------------------- */
@@ -736,6 +819,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_plan_refused, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_plan_strict, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_plan_run, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_marks, st_setup, st_teardown),
 	    cmocka_unit_test_setup_teardown(test_marks_bad_what, st_setup,

@@ -5237,6 +5237,276 @@ static void test_ckpt_multinode_restart(void **state)
 			 1);
 }
 
+/* A plan that an earlier run of the job left undecided (its first node's
+ * vmmd or host died in it) is never taken by a node of the next run:
+ * node 1 of the requeued job (restart 1) does not prepare for group 1
+ * (run 0), nor decide it (the first node does), and takes group 2, its
+ * run's plan. */
+static void test_ckpt_multinode_earlier_plan(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	uint32_t g;
+	int afd;
+
+	mn_job(f, 1);
+	restart_slurm(f, 1, 2);
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
+	assert_int_equal(g, 1);
+	mn_file_is(f, "g1.plan", "3 0\n");
+	mn_mark(&co, 1, "frozen", 0, "n0");
+	start_ckpt(f, true, NULL);
+	/* No complete group: it boots; its guest comes up and stays so. */
+	afd = ckpt_agent(f);
+	assert_int_equal(fake_hv.ncreate, 1);
+	assert_int_equal(fake_hv.nrestore, 0);
+	assert_true(agent_quiet(f, afd, 1500));
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_false(ckpt_busy(job(f)));
+	assert_false(mn_exists(f, "g1.frozen.1"));
+	assert_false(mn_exists(f, "g1.outcome"));
+	/* This run's plan, written after the earlier one was seen. */
+	assert_int_equal(ckpt_coord_plan_run(&co, 3, true, 1, &g), 0);
+	assert_int_equal(g, 2);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g2.frozen.1", NODE);
+	assert_false(mn_exists(f, "g1.frozen.1"));
+	assert_false(mn_exists(f, "g2.outcome"));
+	ckpt_coord_close(&co);
+}
+
+/* The first node, whose guest comes up while the last plan in the
+ * coordination directory is undecided (an earlier run's, or its own
+ * vmmd's that restarted in it): it abandons that group for every node,
+ * not an older one decided already; its next plan carries its run. */
+static void test_ckpt_multinode_earlier_plan_first(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	char err[256];
+	uint32_t g;
+	int afd;
+
+	mn_job(f, 0);
+	restart_slurm(f, 1, 2);
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
+	assert_int_equal(ckpt_coord_decide(&co, g, "abort n2 no room\n"), 1);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
+	assert_int_equal(g, 2);
+	mn_mark(&co, 2, "frozen", 0, NODE);
+	mn_mark(&co, 2, "frozen", 1, "n2");
+	start_ckpt(f, true, NULL);
+	assert_false(mn_exists(f, "g2.outcome"));
+	afd = ckpt_agent(f);
+	assert_int_equal(fake_hv.ncreate, 1);
+	assert_int_equal(fake_hv.nrestore, 0);
+	mn_file_is(f, "g2.outcome",
+		   "abort " NODE " an earlier run's checkpoint, never "
+		   "completed\n");
+	mn_file_is(f, "g1.outcome", "abort n2 no room\n");
+	assert_int_equal(log_count("job 42: checkpoint group 2 abandoned by "
+				   "node " NODE),
+			 1);
+	/* Nothing else of it: the guest goes on. */
+	assert_true(agent_quiet(f, afd, 300));
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_false(ckpt_busy(job(f)));
+	/* The next group is 3, for run 1. */
+	assert_int_equal(ckpt_job_save(job(f), true, -1, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g3.plan", "3 1 1\n");
+	mn_file_is(f, "g3.frozen.0", NODE);
+	assert_false(mn_exists(f, "g3.outcome"));
+	ckpt_coord_close(&co);
+}
+
+/* vmmd restarts (its guests run on) with the fixture's fakes, the job
+ * network's among them. */
+static void restart_vmmd_net(struct fx *f)
+{
+	struct vmmd_config c = f->d.cfg;
+
+	vmmd_fini(&f->d);
+	memset(&f->d, 0, sizeof(f->d));
+	f->d.cfg = c;
+	f->d.hv = &fake_hv_ops;
+	f->d.net = &fake_net_ops;
+	f->d.slurm_lookup = fake_slurm_lookup;
+	assert_int_equal(vmmd_init(&f->d), 0);
+}
+
+/* The job's state file holds text. */
+static void state_holds(struct fx *f, const char *text)
+{
+	char path[512];
+	_cleanup_free_ char *st = NULL;
+
+	assert_int_equal(
+	    str_printf(path, sizeof(path), "%s/run/jobs/%u/state", f->dir, JOB),
+	    0);
+	assert_int_equal(read_file_limited(path, 64 * 1024, &st, NULL), 0);
+	if (!strstr(st, text))
+		fail_msg("'%s' not in the state file:\n%s", text, st);
+}
+
+/* A multi-node job's guest adopted after a vmmd restart keeps Slurm's
+ * view its checkpoints follow (its state file: node count, node index,
+ * run): an adopted follower schedules no checkpoint of its own (Slurm's
+ * end time, re-read, is near), refuses vmenvctl checkpoint, and takes
+ * its run's plan. A state file whose node is not one of the job's is not
+ * adopted. */
+static void test_ckpt_multinode_adopted(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct slurmjob_info si;
+	struct proto_reply rep;
+	struct frame fr;
+	char why[256], path[512];
+	int64_t due;
+	uint32_t lead, g;
+	int afd, cfd;
+
+	mn_job(f, 1);
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	state_holds(f, "\nnnodes=3\nnode_index=1\nrestart=1\n");
+	/* Slurm's end time comes within the checkpoint's lead: were this
+	 * node the first, its checkpoint would be due at once. */
+	f->d.cfg.checkpoint_requery_s = 1;
+	assert_int_equal(fake_slurm_lookup(JOB, NODE, &si, why, sizeof(why)),
+			 0);
+	si.end_time = time(NULL) + 5;
+	fake_slurm_set(&si);
+	restart_vmmd_net(f);
+	close(afd);
+	fake_hv_domain(DOMAIN)->agent_fd = -1; /* the old vmmd's channel */
+	assert_non_null(job(f));
+	assert_int_equal(job(f)->slurm.nnodes, 3);
+	assert_int_equal(job(f)->slurm.node_index, 1);
+	assert_int_equal(job(f)->slurm.restart_count, 1);
+	afd = agent_connect(f);
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello_flags(f, afd, AW_HELLO_SETUP_DONE | AW_HELLO_CKPT);
+	pump_until_state(f, JOB_READY);
+	assert_true(job(f)->agent_ckpt);
+	assert_int_equal(log_count("job 42: adopted running guest"), 1);
+	/* No checkpoint of its own, after the end time was re-read. */
+	assert_true(agent_quiet(f, afd, 1500));
+	ckpt_job_due(job(f), &due, &lead);
+	assert_int_equal(due, 0);
+	assert_int_equal(job(f)->state, JOB_READY);
+	cfd = checkpoint_request(f);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: checkpoint refused: node " NODE
+				   " is node 1 of the job's 3");
+	/* The first node's plan of this run: this node's part follows. */
+	mn_coord(f, &co);
+	assert_int_equal(ckpt_coord_plan_run(&co, 3, false, 1, &g), 0);
+	assert_int_equal(g, 1);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.frozen.1", NODE);
+	ckpt_coord_close(&co);
+	close(afd);
+
+	/* A state file naming a node beyond the job's: not adopted. */
+	f = fx_renew(state);
+	mn_job(f, 1);
+	start_ckpt(f, true, NULL);
+	afd = ckpt_agent(f);
+	(void)afd;
+	state_holds(f, "\nnnodes=3\nnode_index=1\nrestart=0\n");
+	assert_int_equal(
+	    str_printf(path, sizeof(path), "%s/run/jobs/%u/state", f->dir, JOB),
+	    0);
+	{
+		_cleanup_free_ char *st = NULL;
+		char *p;
+
+		assert_int_equal(read_file_limited(path, 64 * 1024, &st, NULL),
+				 0);
+		p = strstr(st, "node_index=1\n");
+		assert_non_null(p);
+		p[strlen("node_index=")] = '3';
+		assert_int_equal(write_file_atomic(path, st, strlen(st), 0600),
+				 0);
+	}
+	restart_vmmd_net(f);
+	assert_null(job(f));
+}
+
+/* The save's stream goes through the page cache, charged to the
+ * domain's memory cgroup: the domain's hard limit grows by the guest's
+ * RAM before the save, and a failed save sets it back (once its partial
+ * file is gone) for the guest that goes on. The limit is the domain's
+ * own with mem_limit = live (in the XML otherwise: see the report). */
+static void test_ckpt_save_limit(void **state)
+{
+	const uint64_t limit = 1024 * 1024, ram = 896 * 1024;
+	struct fx *f = *state;
+	struct fake_domain *dom;
+	struct proto_reply rep;
+	int afd, cfd;
+
+	f->d.mem_limit_live = true;
+	start_ckpt(f, false, NULL);
+	assert_int_equal(fake_hv.last_limit_kib, limit);
+	afd = ckpt_agent(f);
+	assert_int_equal(job(f)->mem_mib, 896);
+	assert_int_equal(fake_hv.nset_limit, 0);
+	/* Saved: raised before the save; QEMU ends with it, and the
+	 * restored guest has the job's limit. */
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	afd = agent_resume(f, 1);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	if (rep.kind != PROTO_REPLY_OK)
+		fail_msg("checkpoint: %s", rep.error);
+	assert_int_equal(fake_hv.nsave, 1);
+	assert_int_equal(fake_hv.nset_limit, 1);
+	assert_string_equal(fake_hv.set_limit[0].name, DOMAIN);
+	assert_int_equal(fake_hv.set_limit[0].kib, limit + ram);
+	assert_int_equal(fake_hv.set_limit[0].nsave, 0);
+	assert_int_equal(fake_hv.restore_limit_kib, limit);
+	/* The save fails (the store is full): raised before it, the job's
+	 * limit again after it, once the partial file is gone. */
+	fake_hv.fail_save = -ENOSPC;
+	cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	dom = fake_hv_domain(DOMAIN);
+	assert_non_null(dom);
+	/* vmmd reconnects to the guest that goes on. */
+	assert_true(pump_until_readable(f, dom->listen_fd, WAIT_MS));
+	close(dom->agent_fd);
+	dom->agent_fd = -1;
+	afd = agent_held(f, 1);
+	agent_resumed(f, afd, JOB);
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_string_equal(rep.error, "job 42: checkpoint failed on node " NODE
+				       ": fake: cannot save: No space left on "
+				       "device");
+	assert_int_equal(fake_hv.nsave, 2);
+	assert_int_equal(fake_hv.nset_limit, 3);
+	assert_int_equal(fake_hv.set_limit[1].kib, limit + ram);
+	assert_int_equal(fake_hv.set_limit[1].nsave, 1);
+	assert_string_equal(fake_hv.set_limit[2].name, DOMAIN);
+	assert_int_equal(fake_hv.set_limit[2].kib, limit);
+	assert_int_equal(fake_hv.set_limit[2].nsave, 2);
+	assert_false(fake_hv.set_limit[2].save_file);
+	assert_false(exists(fake_hv.saved_path));
+	assert_int_equal(fake_hv.nrestore, 1);
+	assert_int_equal(job(f)->state, JOB_READY);
+}
+
 /* ======================================================================= */
 /* checkpoint stores a user can write (docs/security.md)                   */
 /* ======================================================================= */
@@ -7281,6 +7551,10 @@ int main(void)
 	    T(test_ckpt_multinode_save_fails),
 	    T(test_ckpt_multinode_follower),
 	    T(test_ckpt_multinode_restart),
+	    T(test_ckpt_multinode_earlier_plan),
+	    T(test_ckpt_multinode_earlier_plan_first),
+	    T(test_ckpt_multinode_adopted),
+	    T(test_ckpt_save_limit),
 	    T(test_ckpt_multinode_next_plan),
 	    T(test_ckpt_multinode_used_boots),
 	    T(test_ckpt_multinode_abandoned_keeps),

@@ -1968,7 +1968,7 @@ static bool take_evacuations(struct job *j, char *why, size_t len)
 			*sp++ = '\0';
 		str_printf(c->evac_node, sizeof(c->evac_node), "%s", safe);
 		str_printf(c->evac_reason, sizeof(c->evac_reason), "%s",
-			 sp ? sp : "");
+			   sp ? sp : "");
 		str_printf(why, len, "node %s (node %u of the job, %s)",
 			   c->evac_node, i, c->evac_reason);
 		any = true;
@@ -2305,6 +2305,7 @@ static void group_back(struct job *j)
 		     j->id, j->d->cfg.node_name, ckpt_root(j));
 		return;
 	}
+	post(j, CKPT_EV_WAITING, NULL);
 	wait_for(j, CW_BACK);
 }
 

@@ -33,6 +33,9 @@ enum ckpt_event {
 	CKPT_EV_RESTORING, /* the saved guest comes back (vmenvctl checkpoint) */
 	CKPT_EV_READY,	   /* the restored (or released) guest runs */
 	CKPT_EV_FAILED,	   /* the job cannot go on: msg says why */
+	/* The restored guest of a multi-node job waits for the other
+	 * nodes' (bounded by the checkpoint, not by the boot timeout). */
+	CKPT_EV_WAITING,
 };
 struct ckpt_sink {
 	void (*event)(struct job *j, enum ckpt_event ev, const char *msg);
