@@ -5444,9 +5444,9 @@ static void test_ckpt_multinode_adopted(void **state)
 /* The save's stream goes through the page cache, charged to the
  * domain's memory cgroup: the domain's hard limit grows by the guest's
  * RAM before the save, and a failed save sets it back (once its partial
- * file is gone) for the guest that goes on. The limit is the domain's
- * own with mem_limit = live (in the XML otherwise: see the report). */
-static void test_ckpt_save_limit(void **state)
+ * file is gone) for the guest that goes on; whether the limit is set on
+ * the running domain (live) or in its XML (domain, a real node's). */
+static void check_save_limit(void **state, bool live)
 {
 	const uint64_t limit = 1024 * 1024, ram = 896 * 1024;
 	struct fx *f = *state;
@@ -5454,9 +5454,9 @@ static void test_ckpt_save_limit(void **state)
 	struct proto_reply rep;
 	int afd, cfd;
 
-	f->d.mem_limit_live = true;
+	f->d.mem_limit_live = live;
 	start_ckpt(f, false, NULL);
-	assert_int_equal(fake_hv.last_limit_kib, limit);
+	assert_int_equal(fake_hv.last_limit_kib, live ? limit : 0);
 	afd = ckpt_agent(f);
 	assert_int_equal(job(f)->mem_mib, 896);
 	assert_int_equal(fake_hv.nset_limit, 0);
@@ -5474,7 +5474,7 @@ static void test_ckpt_save_limit(void **state)
 	assert_string_equal(fake_hv.set_limit[0].name, DOMAIN);
 	assert_int_equal(fake_hv.set_limit[0].kib, limit + ram);
 	assert_int_equal(fake_hv.set_limit[0].nsave, 0);
-	assert_int_equal(fake_hv.restore_limit_kib, limit);
+	assert_int_equal(fake_hv.restore_limit_kib, live ? limit : 0);
 	/* The save fails (the store is full): raised before it, the job's
 	 * limit again after it, once the partial file is gone. */
 	fake_hv.fail_save = -ENOSPC;
@@ -5505,6 +5505,16 @@ static void test_ckpt_save_limit(void **state)
 	assert_false(exists(fake_hv.saved_path));
 	assert_int_equal(fake_hv.nrestore, 1);
 	assert_int_equal(job(f)->state, JOB_READY);
+}
+
+static void test_ckpt_save_limit(void **state)
+{
+	check_save_limit(state, true);
+}
+
+static void test_ckpt_save_limit_domain(void **state)
+{
+	check_save_limit(state, false);
 }
 
 /* ======================================================================= */
@@ -7555,6 +7565,7 @@ int main(void)
 	    T(test_ckpt_multinode_earlier_plan_first),
 	    T(test_ckpt_multinode_adopted),
 	    T(test_ckpt_save_limit),
+	    T(test_ckpt_save_limit_domain),
 	    T(test_ckpt_multinode_next_plan),
 	    T(test_ckpt_multinode_used_boots),
 	    T(test_ckpt_multinode_abandoned_keeps),

@@ -77,6 +77,9 @@ struct ckpt_job {
 	uint64_t t0;
 	char *xml; /* the domain as last built, without hostdevs */
 	uint64_t limit_kib;
+	/* The domain's hard limit wherever it is set (in its XML or live):
+	 * what the save raises. */
+	uint64_t save_limit_kib;
 	/* Passed-through devices: unplugged before the save, plugged
 	 * (this allocation's) after the restore. */
 	uint32_t ndevs;
@@ -281,6 +284,9 @@ int ckpt_job_built(struct job *j, struct dom_spec *s,
 	free(c->xml);
 	c->xml = xml;
 	c->limit_kib = hard_limit_kib;
+	c->save_limit_kib = hard_limit_kib
+				? hard_limit_kib
+				: (uint64_t)place->hard_limit_mib << 10;
 	if (!ckpt_job_restoring(j))
 		return 0;
 	r = ckpt_job_restore(j, xml, hard_limit_kib, why, whylen);
@@ -941,7 +947,7 @@ static void do_save(struct job *j)
 	/* A multi-node job's older checkpoint stays until this one's group
 	 * is complete: it is what the last complete group names. */
 	ws.keep_older = multi(j);
-	ws.limit_kib = c->limit_kib;
+	ws.limit_kib = c->save_limit_kib;
 	ws.guest_kib = (uint64_t)j->mem_mib << 10;
 	jobfiles_after_save_plan(j, &ws.files);
 	set_phase(j, PH_SAVING);
