@@ -5441,6 +5441,45 @@ static void test_ckpt_multinode_adopted(void **state)
 	assert_null(job(f));
 }
 
+/* vmenvctl checkpoint of a one-node guest adopted by a restarted vmmd:
+ * refused with why (the domain as built is not known, and going on would
+ * restore from it), nothing saved, the guest still ready. */
+static void test_ckpt_on_demand_adopted(void **state)
+{
+	struct fx *f = *state;
+	struct proto_reply rep;
+	struct frame fr;
+	unsigned nsave;
+	int afd, cfd;
+
+	start_ckpt(f, false, NULL);
+	afd = ckpt_agent(f);
+	restart_vmmd_net(f);
+	close(afd);
+	fake_hv_domain(DOMAIN)->agent_fd = -1; /* the old vmmd's channel */
+	assert_non_null(job(f));
+	afd = agent_connect(f);
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello_flags(f, afd, AW_HELLO_SETUP_DONE | AW_HELLO_CKPT);
+	pump_until_state(f, JOB_READY);
+	assert_true(job(f)->agent_ckpt);
+	assert_int_equal(log_count("job 42: adopted running guest"), 1);
+	nsave = fake_hv.nsave;
+	cfd = checkpoint_request(f);
+	/* The guest is not asked to prepare. */
+	assert_true(agent_quiet(f, afd, 500));
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: checkpoint refused: its guest was "
+				   "adopted by a restarted vmmd on node " NODE);
+	assert_int_equal(fake_hv.nsave, nsave);
+	assert_int_equal(job(f)->state, JOB_READY);
+	assert_true(agent_quiet(f, afd, 200));
+	close(afd);
+}
+
 /* The save's stream goes through the page cache, charged to the
  * domain's memory cgroup: the domain's hard limit grows by the guest's
  * RAM before the save, and a failed save sets it back (once its partial
@@ -7564,6 +7603,7 @@ int main(void)
 	    T(test_ckpt_multinode_earlier_plan),
 	    T(test_ckpt_multinode_earlier_plan_first),
 	    T(test_ckpt_multinode_adopted),
+	    T(test_ckpt_on_demand_adopted),
 	    T(test_ckpt_save_limit),
 	    T(test_ckpt_save_limit_domain),
 	    T(test_ckpt_multinode_next_plan),

@@ -1085,6 +1085,17 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 			       "job %u: checkpoint refused: the guest's agent "
 			       "does not know checkpoints (image too old)",
 			       j->id);
+	/* A guest adopted by a restarted vmmd: its domain as built is not
+	 * known here, and going on restores from it; a save that requeues
+	 * restores in the next run, from that run's. */
+	if (go_on && !c->xml)
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "job %u: checkpoint refused: its guest was "
+			       "adopted by a restarted vmmd on node %s, which "
+			       "saves it only to requeue the job (its "
+			       "checkpoint before the time limit, an "
+			       "evacuation)",
+			       j->id, j->d->cfg.node_name);
 	r = aw_put_u32(&b, j->files_kind == JOBFILES_VIRTIO_9P ? AW_CKPT_MOUNTS
 							       : 0);
 	if (r == 0)
