@@ -174,8 +174,8 @@ static int get(const struct ckpt_coord *c, const char *name, char *buf,
 	return 0;
 }
 
-int ckpt_coord_plan_run(const struct ckpt_coord *c, uint32_t nnodes,
-			bool go_on, uint32_t run, uint32_t *ret_group)
+int ckpt_coord_plan_run(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
+			uint32_t run, uint32_t *ret_group)
 {
 	char name[32], text[48];
 	uint32_t g;
@@ -224,8 +224,7 @@ int ckpt_coord_read_plan_run(const struct ckpt_coord *c, uint32_t g,
 	/* The run is written when it is not the first (0). */
 	if (*p == ' ' && (!(p = parse_num(p + 1, &run)) || run == 0))
 		return -EBADMSG;
-	if (strcmp(p, "\n") != 0 || n < 2 || n > CKPT_COORD_MAX_NODES ||
-	    go > 1)
+	if (strcmp(p, "\n") != 0 || n < 2 || n > CKPT_COORD_MAX_NODES || go > 1)
 		return -EBADMSG;
 	*ret_nnodes = n;
 	*ret_go_on = go == 1;

@@ -76,8 +76,8 @@ int ckpt_coord_read_plan(const struct ckpt_coord *c, uint32_t g,
  * for: "nnodes go_on run" (run > 0; run 0 is not written), so that a
  * plan left undecided by an earlier run of a requeued job is never taken
  * by a node of the next. */
-int ckpt_coord_plan_run(const struct ckpt_coord *c, uint32_t nnodes,
-			bool go_on, uint32_t run, uint32_t *ret_group);
+int ckpt_coord_plan_run(const struct ckpt_coord *c, uint32_t nnodes, bool go_on,
+			uint32_t run, uint32_t *ret_group);
 int ckpt_coord_read_plan_run(const struct ckpt_coord *c, uint32_t g,
 			     uint32_t *ret_nnodes, bool *ret_go_on,
 			     uint32_t *ret_run);
