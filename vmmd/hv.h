@@ -7,9 +7,11 @@
 #ifndef VMMD_HV_H
 #define VMMD_HV_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -100,6 +102,22 @@ extern const struct hv_ops hv_libvirt_ops;
 static inline void hv_names_free(char **names)
 {
 	strv_free(names);
+}
+
+/* Whether a domain of exactly this name runs: 1, 0, or -errno when
+ * libvirt did not answer (the caller decides what unknown means). */
+static inline int hv_domain_runs(const struct hv_ops *hv, void *ctx,
+				 const char *name)
+{
+	char **names = NULL;
+	int runs = 0;
+
+	if (hv->list(ctx, name, &names) < 0)
+		return -EIO;
+	for (char **n = names; *n && !runs; n++)
+		runs = strcmp(*n, name) == 0;
+	hv_names_free(names);
+	return runs;
 }
 
 #endif

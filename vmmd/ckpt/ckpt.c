@@ -1522,15 +1522,7 @@ static int own_checkpoint(struct job *j, struct ckpt_job *c, char *err,
  * checkpoint by another job (or the old job's guest) may run already. */
 static bool domain_taken(struct job *j)
 {
-	char **names = NULL;
-	bool taken = false;
-
-	if (j->d->hv->list(j->d->hv_ctx, j->ckpt->name, &names) < 0)
-		return false;
-	for (char **n = names; *n && !taken; n++)
-		taken = strcmp(*n, j->ckpt->name) == 0;
-	hv_names_free(names);
-	return taken;
+	return hv_domain_runs(j->d->hv, j->d->hv_ctx, j->ckpt->name) == 1;
 }
 
 /* --vm-restore: another (ended) job's kept checkpoint. 1 found, 0 boot. */
@@ -2152,6 +2144,18 @@ static void abort_reason(const char *out, char *buf, size_t len)
 	str_printf(buf, len, "node %s%s%s", safe, sp ? ": " : "", sp ? sp : "");
 }
 
+/* Every node's guest reached the barrier this node waited at. */
+static void barrier_passed(struct job *j, const char *state, const char *next)
+{
+	struct ckpt_job *c = j->ckpt;
+
+	c->wait = CW_NONE;
+	log_info("job %u: checkpoint group %u: every node's guest %s (%llu ms "
+		 "after this node's); %s",
+		 j->id, c->group, state,
+		 (unsigned long long)(now_ms() - c->wait_t0), next);
+}
+
 static bool frozen_tick(struct job *j, const char *out)
 {
 	struct ckpt_job *c = j->ckpt;
@@ -2168,11 +2172,7 @@ static bool frozen_tick(struct job *j, const char *out)
 	}
 	k = ckpt_coord_count(&c->coord, c->group, "frozen", n);
 	if (k == n) {
-		c->wait = CW_NONE;
-		log_info("job %u: checkpoint group %u: every node's guest "
-			 "holds (%llu ms after this node's); saving",
-			 j->id, c->group,
-			 (unsigned long long)(now_ms() - c->wait_t0));
+		barrier_passed(j, "holds", "saving");
 		do_save(j);
 		return true;
 	}
@@ -2335,12 +2335,8 @@ static bool back_tick(struct job *j)
 	back_name(j, what, sizeof(what));
 	k = ckpt_coord_count(&c->coord, c->group, what, n);
 	if (k == n) {
-		c->wait = CW_NONE;
+		barrier_passed(j, "is back", "resuming");
 		c->back = false;
-		log_info("job %u: checkpoint group %u: every node's guest is "
-			 "back (%llu ms after this node's); resuming",
-			 j->id, c->group,
-			 (unsigned long long)(now_ms() - c->wait_t0));
 		send_resume(j);
 		return true;
 	}

@@ -103,15 +103,8 @@ static int attach_all(struct ckpt_work *w, char *err, size_t errlen)
  * have died in it (its memory cgroup's OOM killer, a crash). */
 static bool domain_alive(struct ckpt_work *w)
 {
-	char **names = NULL;
-	bool alive = false;
-
-	if (w->hv->list(w->hv_ctx, w->domain, &names) < 0)
-		return true; /* unknown: the guest's own end will tell */
-	for (char **n = names; *n && !alive; n++)
-		alive = strcmp(*n, w->domain) == 0;
-	hv_names_free(names);
-	return alive;
+	/* Unknown: the guest's own end will tell. */
+	return hv_domain_runs(w->hv, w->hv_ctx, w->domain) != 0;
 }
 
 static uint64_t file_size(int dirfd, const char *name)
