@@ -636,14 +636,8 @@ static size_t vm_options(char **out, size_t max)
 
 		if (strncmp(*e, SPANK_OPT_ENV, plen) != 0 || !eq)
 			continue;
-		/* An option given without its optional value (sbatch
-		 * --vm-checkpoint): Slurm's environment says "(null)". */
-		if (strcmp(eq + 1, "(null)") == 0
-			? asprintf(&opt, "--%.*s", (int)(eq - *e - (long)plen),
-				   *e + plen) < 0
-			: asprintf(&opt, "--%.*s=%s",
-				   (int)(eq - *e - (long)plen), *e + plen,
-				   eq + 1) < 0)
+		if (asprintf(&opt, "--%.*s=%s", (int)(eq - *e - (long)plen),
+			     *e + plen, eq + 1) < 0)
 			die("job %s: out of memory", job_id_str);
 		for (char *c = opt + 2; *c && *c != '='; c++)
 			if (*c == '_')
