@@ -5626,6 +5626,30 @@ static void file_holds(struct fx *f, const char *sub, const char *want)
 	assert_string_equal(text, want);
 }
 
+/* A multi-node job that names its own store is refused at its start,
+ * with the reason, before anything of its guest exists (its nodes agree
+ * only through the node's store). */
+static void test_ckpt_multinode_userdir(void **state)
+{
+	struct fx *f = *state;
+	char store[512];
+	const char *const opts[] = {"vm-checkpoint", "yes", "vm-checkpoint-dir",
+				    store, NULL};
+	struct proto_reply rep;
+
+	user_store(f, store, sizeof(store));
+	mn_job(f, 0);
+	start_with(f, JOB, (uint32_t)getuid(), opts, &rep);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_contains(rep.error, "job 42: --vm-checkpoint-dir=");
+	assert_contains(rep.error, store);
+	assert_contains(rep.error, "a job of 3 nodes is checkpointed into "
+				   "the nodes' shared store");
+	assert_int_equal(fake_hv.ncreate, 0);
+	assert_int_equal(job(f)->state, JOB_FAILED);
+	stop_ok(f, JOB);
+}
+
 /* Job 42 of the user with checkpoints into store, ready. */
 static int user_job(struct fx *f, const char *store, bool keep)
 {
@@ -7606,6 +7630,7 @@ int main(void)
 	    T(test_ckpt_on_demand_adopted),
 	    T(test_ckpt_save_limit),
 	    T(test_ckpt_save_limit_domain),
+	    T(test_ckpt_multinode_userdir),
 	    T(test_ckpt_multinode_next_plan),
 	    T(test_ckpt_multinode_used_boots),
 	    T(test_ckpt_multinode_abandoned_keeps),

@@ -1572,6 +1572,15 @@ int ckpt_job_lookup(struct job *j, char *err, size_t errlen)
 	struct ckpt_job *c;
 	int r;
 
+	/* Said at the start, not found out at the first checkpoint. */
+	if (j->slurm.nnodes > 1 && j->spec.v.checkpoint &&
+	    j->spec.v.checkpoint_dir[0])
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "job %u: --vm-checkpoint-dir=%s: a job of %u "
+			       "nodes is checkpointed into the nodes' shared "
+			       "store (%s) only; submit it without that option",
+			       j->id, j->spec.v.checkpoint_dir, j->slurm.nnodes,
+			       j->d->cfg.checkpoint_dir);
 	if (j->slurm.nnodes > 1 && from)
 		return err_set(err, errlen, -EOPNOTSUPP,
 			       "job %u: --vm-restore=%u: a job of %u nodes "
