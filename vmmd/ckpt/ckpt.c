@@ -1064,6 +1064,22 @@ const char *ckpt_job_evacuate_failure(const struct job *j)
 	return j->ckpt ? j->ckpt->evac_why : "";
 }
 
+/* The job's checkpoints are on and its guest is up and idle. */
+static int save_possible(struct job *j, char *err, size_t errlen)
+{
+	const struct ckpt_job *c = j->ckpt;
+	int r;
+
+	if ((r = ckpt_allowed(j, err, errlen)) < 0)
+		return r;
+	if (j->state != JOB_READY || c->phase != PH_IDLE)
+		return err_set(err, errlen, -EBUSY,
+			       "job %u: no checkpoint now: the guest is %s%s",
+			       j->id, job_state_name(j->state),
+			       c->phase != PH_IDLE ? " (checkpointing)" : "");
+	return 0;
+}
+
 static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 		      char *err, size_t errlen)
 {
@@ -1073,13 +1089,8 @@ static int start_save(struct job *j, bool go_on, bool evacuate, int cfd,
 
 	if (!c)
 		return -ENOMEM;
-	if ((r = ckpt_allowed(j, err, errlen)) < 0)
+	if ((r = save_possible(j, err, errlen)) < 0)
 		return r;
-	if (j->state != JOB_READY || c->phase != PH_IDLE)
-		return err_set(err, errlen, -EBUSY,
-			       "job %u: no checkpoint now: the guest is %s%s",
-			       j->id, job_state_name(j->state),
-			       c->phase != PH_IDLE ? " (checkpointing)" : "");
 	if (!j->agent_ckpt)
 		return err_set(err, errlen, -EOPNOTSUPP,
 			       "job %u: checkpoint refused: the guest's agent "
@@ -2063,13 +2074,8 @@ static int group_start(struct job *j, bool go_on, bool evacuate, int cfd,
 			       "checkpoints the job",
 			       j->id, j->d->cfg.node_name, j->slurm.node_index,
 			       j->slurm.nnodes);
-	if ((r = ckpt_allowed(j, err, errlen)) < 0)
+	if ((r = save_possible(j, err, errlen)) < 0)
 		return r;
-	if (j->state != JOB_READY || c->phase != PH_IDLE)
-		return err_set(err, errlen, -EBUSY,
-			       "job %u: no checkpoint now: the guest is %s%s",
-			       j->id, job_state_name(j->state),
-			       c->phase != PH_IDLE ? " (checkpointing)" : "");
 	if ((r = coord_open(j, err, errlen)) < 0)
 		return r;
 	/* Another node's evacuation makes any save of the job one: it is
