@@ -44,5 +44,8 @@ for my $c (@cmds) {
 	read_until(qr/^ENDMARK\r?$/m, $timeout) or die "'$c' did not finish\n";
 	$buf =~ s/\r//g;
 	$buf =~ /^BEGINMARK\n(.*?)^ENDMARK$/ms or die "'$c': no output markers\n";
-	print $1;
+	my $out = $1;
+	# A kernel message that still reaches the console is not the answer.
+	$out =~ s/^\[\s*\d+\.\d+\] .*\n//mg;
+	print $out;
 }

@@ -6,6 +6,9 @@
 # raise RLIMIT_MEMLOCK). The tiny image's busybox shell runs as init on the
 # serial console; a memory hog in the guest must die in the guest, QEMU's
 # cgroup must stay under the limit, and no QEMU thread may leave the CPU.
+# loglevel=1: the kernel's own console lines (a late "tsc: Refined
+# clocksource", the OOM killer's report) once came between the shell's
+# answers and were read as them.
 . "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 TINY=${TINY:-/var/lib/vmenv/images/tiny}
@@ -43,7 +46,7 @@ cat >"$tmp/dom.xml" <<XML
   <numatune><memory mode='strict' nodeset='0'/><memnode cellid='0' mode='strict' nodeset='0'/></numatune>
   <os><type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$tmp/vmlinuz</kernel><initrd>$tmp/initrd.img</initrd>
-    <cmdline>console=ttyS0 rdinit=/bin/sh</cmdline></os>
+    <cmdline>console=ttyS0 loglevel=1 rdinit=/bin/sh</cmdline></os>
   <features><acpi/></features>
   <cpu><topology sockets='1' dies='1' cores='1' threads='1'/>
     <numa><cell id='0' cpus='0' memory='$GUEST_MIB' unit='MiB'/></numa></cpu>
