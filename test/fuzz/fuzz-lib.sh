@@ -48,7 +48,7 @@ fuzz_run() {
 	local rc
 	echo "run-$name-fuzz: fuzzing for $secs s in $out"
 	set +e
-	"$out/fuzz_$name" -max_total_time="$secs" -timeout=10 \
+	"$out/fuzz_$name" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" \
 		-rss_limit_mb=2048 -artifact_prefix="$out/" \
 		-print_final_stats=1 "$@" "$out/corpus" >"$out/fuzz.log" 2>&1
 	rc=$?
