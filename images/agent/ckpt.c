@@ -284,6 +284,23 @@ static int prepare(struct agent *a, uint32_t flags, char *why, size_t whylen)
 	return 0;
 }
 
+/* A template (held before any SETUP) is saved once and loaded by every
+ * job that starts from it: its free memory is made zero first, which the
+ * save skips (zerofree.c). */
+static void template_zero(struct agent *a)
+{
+	long mib;
+
+	if (!a->is_init)
+		return;
+	mib = agent_zero_free_memory();
+	if (mib < 0)
+		agent_log("template: free memory not zeroed: %s",
+			  strerror(errno));
+	else
+		agent_log("template: %ld MiB of free memory zeroed", mib);
+}
+
 int ckpt_prepare(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 {
 	struct aw_reader r;
@@ -303,6 +320,8 @@ int ckpt_prepare(struct agent *a, const struct aw_hdr *h, const uint8_t *p)
 		}
 		a->ckpt_held = true;
 		agent_log("checkpoint prepared: processes frozen");
+		if (!a->setup_done)
+			template_zero(a);
 	}
 	agent_send_u32(a, AW_CKPT_OK, 0, AW_CKPT_PREPARE);
 	return 0;
