@@ -51,8 +51,8 @@ long agent_zero_free_memory(void)
 	/* MAP_POPULATE faults every page in now: each is a zeroed page taken
 	 * from the free lists, and munmap puts it back as it is. */
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE,
-		 -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1,
+		 0);
 	if (p == MAP_FAILED)
 		return -1;
 	munmap(p, len);

@@ -83,6 +83,12 @@ check "... holding nothing of the job that was running (its secret is not in it)
 	sh -c "! grep -aq '$tok' '$t'"
 check "... and its guest is gone (no template domain runs)" \
 	sh -c "! $VIRSH list --name | grep -q '^vmenv-tmpl-'"
+# Its agent made the free memory zero before the save (the stream skips
+# zero pages: a smaller template, a faster restore for every job).
+zeroed=$(grep -ao 'template: [0-9]* MiB of free memory zeroed' "$(dirname "$t")/console.log" 2>/dev/null)
+zeroed_mib=$(grep -o '[0-9]\+' <<<"$zeroed")
+check "... its free memory was zeroed before the save (${zeroed:-no such line in its console log})" \
+	test "${zeroed_mib:-0}" -gt 0
 wait_job "$j1" 120 >/dev/null
 o1=$(cat "out-$j1" 2>/dev/null)
 check "the first job ran in a guest" ran_in_guest "$o1"

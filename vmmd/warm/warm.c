@@ -33,6 +33,8 @@
 #include "worker.h"
 
 #define SAVE "/save"
+/* The console of the last template guest that was not made. */
+#define FAILED_CONSOLE ".failed-console.log"
 /* Keys whose image's agent cannot be a template's: not tried again until
  * vmmd restarts (each try is a boot). */
 #define MAX_REFUSED 16
@@ -251,6 +253,24 @@ void warm_sweep(struct vmmd *d)
 
 /* --- making one --------------------------------------------------------- */
 
+/* The template guest's console (its kernel's and agent's lines: how it
+ * booted, the free memory zeroed) stays beside its save for the admin;
+ * it goes with the template. The last one that failed is kept too (one
+ * file, replaced): why it did not answer is in it. */
+static void keep_console(const struct warm *w, const char *mk, bool ok)
+{
+	char from[VMENV_MAX_PATH + 200], to[VMENV_MAX_PATH + 80];
+
+	snprintf(from, sizeof(from), "%s/console.log", mk);
+	if (ok)
+		tmpl_path(w, w->making, "/console.log", to, sizeof(to));
+	else
+		str_printf(to, sizeof(to), "%s/" FAILED_CONSOLE, w->dir);
+	if (rename(from, to) < 0 && errno != ENOENT)
+		log_warn("warm start: template %.12s: its console log: %s",
+			 w->making, strerror(errno));
+}
+
 static void made(void *data)
 {
 	struct vmmd *d = data;
@@ -274,8 +294,10 @@ static void made(void *data)
 			 w->making, (unsigned long long)m->boot_ms,
 			 (unsigned long long)m->save_ms,
 			 (unsigned long long)st.st_size >> 20);
+		keep_console(w, mk, true);
 		evict(d, d->cfg.warm_templates_max);
 	} else {
+		keep_console(w, mk, false);
 		log_warn("warm start: template %.12s not made: %s", w->making,
 			 m->why[0] ? m->why : strerror(-m->r));
 		if (m->not_warm && w->nrefused < MAX_REFUSED)

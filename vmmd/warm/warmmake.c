@@ -159,10 +159,15 @@ int warm_make_handshake(int fd, uint32_t timeout_ms, const bool *stop,
 	int r = hello(fd, timeout_ms, stop, &flags);
 
 	*not_warm = false;
-	if (r < 0)
+	if (r == -ETIMEDOUT)
 		return err_set(why, whylen, r,
 			       "the guest's agent did not answer within %u s",
 			       timeout_ms / 1000);
+	if (r < 0)
+		return err_set(why, whylen, r,
+			       "the guest's agent channel failed before its "
+			       "answer: %s",
+			       strerror(-r));
 	if (!(flags & AW_HELLO_WARM) || !(flags & AW_HELLO_CKPT) ||
 	    (flags & AW_HELLO_SETUP_DONE)) {
 		*not_warm = true;
