@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agentwire.h"
@@ -297,7 +298,7 @@ static void test_key_devices_plugged_after(void **state)
 
 /* --- the maker's handshake --------------------------------------------- */
 
-enum script { HELD, NOT_INIT, REFUSES, SILENT };
+enum script { HELD, NOT_INIT, REFUSES, SILENT, SPLIT };
 
 struct fake_agent {
 	int fd;
@@ -305,13 +306,18 @@ struct fake_agent {
 	uint32_t hellos;
 };
 
-static int send_frame(int fd, uint8_t type, const struct aw_buf *b)
+/* split: the header, then the payload 700 ms later (longer than the
+ * maker's HELLO interval), as a guest busy under TCG once wrote them. */
+static int send_frame(int fd, uint8_t type, const struct aw_buf *b, bool split)
 {
 	uint8_t h[AW_HDR_LEN];
+	struct timespec gap = {0, 700 * 1000 * 1000};
 
 	aw_hdr_encode(h, (uint32_t)b->len, type, 0);
 	if (write_full(fd, h, sizeof(h)) < 0)
 		return -1;
+	if (split)
+		nanosleep(&gap, NULL);
 	return b->len ? write_full(fd, b->data, b->len) : 0;
 }
 
@@ -339,7 +345,7 @@ static void *agent_main(void *arg)
 			    AW_HELLO_CKPT | AW_HELLO_BULK |
 				(a->script == NOT_INIT ? 0 : AW_HELLO_WARM));
 			aw_put_str(&b, "fake");
-			send_frame(a->fd, AW_HELLO, &b);
+			send_frame(a->fd, AW_HELLO, &b, a->script == SPLIT);
 		} else if (h.type == AW_CKPT_PREPARE) {
 			aw_put_u32(&b, AW_CKPT_PREPARE);
 			if (a->script == REFUSES) {
@@ -349,7 +355,7 @@ static void *agent_main(void *arg)
 			send_frame(a->fd,
 				   a->script == REFUSES ? AW_CKPT_REFUSED
 							: AW_CKPT_OK,
-				   &b);
+				   &b, false);
 		}
 		aw_buf_free(&b);
 	}
@@ -393,6 +399,10 @@ static void test_make_handshake(void **state)
 	assert_non_null(strstr(why, "init"));
 	assert_int_equal(run_script(REFUSES, 5000, &not_warm, why, sizeof(why)),
 			 -ECANCELED);
+	assert_false(not_warm);
+	/* An answer split across a HELLO interval is read whole. */
+	assert_int_equal(run_script(SPLIT, 5000, &not_warm, why, sizeof(why)),
+			 0);
 	assert_false(not_warm);
 	/* A silent guest: bounded. */
 	t0 = now_ms();

@@ -48,20 +48,26 @@ static int send_u32(int fd, uint8_t type, uint32_t v)
 	return r;
 }
 
-/* Reads exactly n bytes before the deadline (fd is non-blocking). */
-static int read_until(int fd, uint8_t *buf, size_t n, uint64_t deadline)
+/* Reads exactly n bytes (fd is non-blocking): nothing by 'first' is a
+ * timeout, but bytes begun are read on until 'last'. A frame split across
+ * a HELLO interval (a busy guest writes its header and payload apart) must
+ * not be cut there: the next read would start in its middle, and the
+ * stream would be lost (a template once failed so, in 7 s). */
+static int read_until(int fd, uint8_t *buf, size_t n, uint64_t first,
+		      uint64_t last)
 {
 	size_t got = 0;
 
 	while (got < n) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t deadline = got ? last : first;
 		uint64_t now = now_ms();
 		ssize_t k;
 
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		if (poll(&p, 1, (int)(deadline - now)) == 0)
-			return -ETIMEDOUT;
+			continue;
 		k = read(fd, buf + got, n - got);
 		if (k < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
@@ -72,18 +78,19 @@ static int read_until(int fd, uint8_t *buf, size_t n, uint64_t deadline)
 	return 0;
 }
 
-/* One frame of session 0: its type and payload (at most MAX_PAYLOAD). */
-static int read_frame(int fd, uint64_t deadline, struct aw_hdr *h,
+/* One frame of session 0: its type and payload (at most MAX_PAYLOAD); none
+ * begun by 'first' is a timeout, one begun is read to its end by 'last'. */
+static int read_frame(int fd, uint64_t first, uint64_t last, struct aw_hdr *h,
 		      uint8_t *payload)
 {
 	uint8_t hb[AW_HDR_LEN];
-	int r = read_until(fd, hb, sizeof(hb), deadline);
+	int r = read_until(fd, hb, sizeof(hb), first, last);
 
 	if (r < 0)
 		return r;
 	if (aw_hdr_decode(hb, MAX_PAYLOAD, h) < 0)
 		return -EPROTO;
-	return read_until(fd, payload, h->len, deadline);
+	return read_until(fd, payload, h->len, last, last);
 }
 
 /* HELLO, repeated until the agent (which may not listen yet) answers:
@@ -107,7 +114,7 @@ static int hello(int fd, uint32_t timeout_ms, const bool *stop, uint32_t *flags)
 
 		if (r < 0)
 			return r;
-		while ((r = read_frame(fd, next < end ? next : end, &h,
+		while ((r = read_frame(fd, next < end ? next : end, end, &h,
 				       payload)) == 0) {
 			struct aw_reader rd;
 
@@ -133,7 +140,7 @@ static int prepared(int fd, uint32_t timeout_ms, char *why, size_t whylen)
 
 	if ((r = send_u32(fd, AW_CKPT_PREPARE, 0)) < 0)
 		return r;
-	while ((r = read_frame(fd, end, &h, payload)) == 0) {
+	while ((r = read_frame(fd, end, end, &h, payload)) == 0) {
 		struct aw_reader rd;
 		uint32_t what;
 
