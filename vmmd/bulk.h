@@ -18,7 +18,7 @@
  * knowledge (job.c asks ckpt.c): it says so in the restoring argument.
  *
  * A transport: the bytes go to the sink the port's claimer gave
- * (exec.c's session), never up by name.
+ * (exec_output.c's session), never up by name.
  */
 #ifndef VMMD_BULK_H
 #define VMMD_BULK_H

@@ -5,7 +5,7 @@
  * between them and the agent channel, with per-session windows so a slow
  * reader never stalls the other sessions of the guest. The task copies
  * the pipes to its own stdio and counts, so what a vmmd restart could
- * lose is known exactly (exec.c's restart part, docs/restart.md).
+ * lose is known exactly (exec_reattach.c, docs/restart.md).
  */
 #ifndef VMMD_EXEC_H
 #define VMMD_EXEC_H
@@ -30,7 +30,7 @@ struct vmmd;
 void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		struct proto_request *req, int *fds, size_t nfds,
 		const struct proto_progress *progress);
-/* vmmd restarts (exec.c's restart part, docs/restart.md): the sessions recorded
+/* vmmd restarts (exec_reattach.c, docs/restart.md): the sessions recorded
  * for an adopted guest wait for their tasks; a task comes back with
  * PROTO_OP_REATTACH (the caller checked nothing; this checks the peer and
  * the token, and owns cfd and fds from here). */

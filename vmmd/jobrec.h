@@ -114,7 +114,7 @@ struct job {
 	const struct agent_handlers *agent_h;
 	bool agent_ckpt; /* the guest's agent knows checkpoints */
 	bool agent_bulk; /* ... and bulk ports (bulk.h) */
-	/* ... and agentwire v3: its sessions outlive vmmd (the restart part of exec.c) */
+	/* ... and agentwire v3: its sessions outlive vmmd (exec_reattach.c) */
 	bool agent_resume;
 	struct bulk_job *bulk;
 	char bulk_prefix[VMENV_MAX_PATH]; /* q/bulk. : QEMU binds <i>.sock */

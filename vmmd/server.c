@@ -205,8 +205,8 @@ static bool do_exec(struct client *c, struct proto_request *req)
 	return true;
 }
 
-/* A step's task after a vmmd restart (docs/restart.md): exec.c checks
- * that the peer is the session's owner and knows its token. */
+/* A step's task after a vmmd restart (docs/restart.md): exec_reattach.c
+ * checks that the peer is the session's owner and knows its token. */
 static bool do_reattach(struct client *c, struct proto_request *req)
 {
 	struct job *j = job_find(c->d, req->job_id);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmmd's exec relay (vmmd/exec.c) over its transports (bulk.c, agent.c),
+ * vmmd's exec relay (vmmd/exec*.c) over its transports (bulk.c, agent.c),
  * linked without job.c and ckpt.c: the test is the owner (it fills the
  * agent's handlers as job.c would, routing session frames to
  * exec_on_frame), the guest (fake_guest.h, and QEMU's end of a bulk port)

@@ -6643,7 +6643,7 @@ static size_t read_some(int fd, char *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* --- steps across a vmmd restart (exec_restart.c) ----------------------- */
+/* --- steps across a vmmd restart (exec_reattach.c) ---------------------- */
 
 static void reattach_send(struct fx *f, uint32_t sid, const char *token,
 			  uint64_t out_bytes, struct exec_client *c)
