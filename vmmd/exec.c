@@ -92,7 +92,7 @@ static int encode_exec(struct exec_session *s, struct aw_buf *b)
 	if (r == 0 && j->agent_bulk && !s->req.exec.relay &&
 	    (s->req.exec.bulk || !j->agent_resume ||
 	     strcmp(j->d->cfg.session_restarts, "yes") != 0) &&
-	    bulk_claim(s->j, &bulk_to_session, s, &e) == 0) {
+	    bulk_claim(s->j, &exec_bulk_to_session, s, &e) == 0) {
 		s->bulk_port = (int)e.bulk_port;
 		s->bulk_open = true;
 		s->bulk_asked = true;
@@ -155,7 +155,7 @@ void exec_job_ready(struct job *j)
 		next = s->next;
 		if (s->st != S_WAITING)
 			continue;
-		if (s->batch && attach_batch(j, s))
+		if (s->batch && exec_attach_batch(j, s))
 			continue;
 		if (id_taken(j, s))
 			s->id = j->next_session++;
@@ -265,7 +265,7 @@ static int on_exit_frame(struct exec_session *s, const uint8_t *p, size_t n)
 	s->release = s->j->agent_resume;
 	s->exit_signaled = kind == AW_EXIT_SIGNAL;
 	s->exit_value = (int)value;
-	maybe_finish(s);
+	exec_maybe_finish(s);
 	return 0;
 }
 
@@ -287,11 +287,11 @@ static int session_frame(struct exec_session *s, const struct aw_hdr *h,
 	case AW_EXEC_FAIL:
 		return on_exec_fail(s, p, h->len);
 	case AW_STDOUT:
-		return on_output(s, OUT_STDOUT, p, h->len);
+		return exec_on_output(s, OUT_STDOUT, p, h->len);
 	case AW_STDERR:
-		return on_output(s, OUT_STDERR, p, h->len);
+		return exec_on_output(s, OUT_STDERR, p, h->len);
 	case AW_CREDIT:
-		return on_credit(s, p, h->len);
+		return exec_on_credit(s, p, h->len);
 	case AW_EXIT:
 		return on_exit_frame(s, p, h->len);
 	default:
@@ -428,7 +428,7 @@ void exec_begin(struct vmmd *d, struct job *j, int cfd, uid_t peer_uid,
 		return;
 	}
 	s->batch = s->req.exec.script;
-	if (attach_batch(j, s))
+	if (exec_attach_batch(j, s))
 		return;
 	if (exec_client_watch(s) < 0) {
 		exec_sess_free(s);

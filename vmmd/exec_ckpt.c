@@ -29,7 +29,7 @@
  * rights (it could name a file only root may read). */
 static int reopen_read(const struct job *j, int fd)
 {
-	struct userfd_ids ids = job_ids(j);
+	struct userfd_ids ids = exec_job_ids(j);
 
 	return userfd_reopen_read(&ids, fd);
 }
@@ -74,8 +74,8 @@ void exec_ckpt_resumed(struct job *j)
 	for (struct exec_session *s = j->sessions; s; s = s->next) {
 		if (s->st != S_RUNNING)
 			continue;
-		give_credit(s, 0, true);
-		in_pause(s, false);
+		exec_give_credit(s, 0, true);
+		exec_in_pause(s, false);
 	}
 }
 
@@ -148,7 +148,7 @@ int exec_ckpt_adopt(struct job *j, const struct ckpt_manifest *m,
 		s->replay_size = c->out_bytes[0];
 		replay_path = NULL;
 		if (c->credit)
-			give_credit(s, c->credit, true);
+			exec_give_credit(s, c->credit, true);
 	}
 	aw_buf_free(&b);
 	return r;
@@ -204,7 +204,7 @@ static void replay_output(struct exec_session *s, int fd)
 /* A restarted batch step's task takes over the session that ran the batch
  * script before the checkpoint: same process in the guest, output goes on
  * where it stopped. */
-bool attach_batch(struct job *j, struct exec_session *n)
+bool exec_attach_batch(struct job *j, struct exec_session *n)
 {
 	struct exec_session *s = detached_batch(j);
 
@@ -226,7 +226,7 @@ bool attach_batch(struct job *j, struct exec_session *n)
 	exec_sess_free(n);
 	s->st = S_RUNNING;
 	if (exec_client_watch(s) < 0) {
-		client_gone(s);
+		exec_client_gone(s);
 		return true;
 	}
 	/* The task must know its command is in the guest already (never
@@ -237,12 +237,12 @@ bool attach_batch(struct job *j, struct exec_session *n)
 		exec_reply_event(s, PROTO_EV_ERROR,
 				 "cannot record the batch step for a vmmd "
 				 "restart");
-		client_gone(s);
+		exec_client_gone(s);
 		return true;
 	}
 	log_info("job %u: the batch step re-attached to session %u", j->id,
 		 s->id);
 	exec_reply_event(s, PROTO_EV_STARTED, NULL);
-	out_ready(s, EPOLLOUT);
+	exec_out_ready(s, EPOLLOUT);
 	return true;
 }

@@ -29,7 +29,7 @@
 
 /* --- output: agent -> task ------------------------------------------- */
 
-void give_credit(struct exec_session *s, uint32_t n, bool force)
+void exec_give_credit(struct exec_session *s, uint32_t n, bool force)
 {
 	struct aw_buf b = {0};
 
@@ -43,7 +43,7 @@ void give_credit(struct exec_session *s, uint32_t n, bool force)
 	aw_buf_free(&b);
 }
 
-void maybe_finish(struct exec_session *s)
+void exec_maybe_finish(struct exec_session *s)
 {
 	/* A detached session keeps its exit for the task that re-attaches. */
 	if (!s->exit_seen || s->out[0].q.len || s->out[1].q.len ||
@@ -86,13 +86,13 @@ static size_t out_flush(struct exec_session *s, struct out_stream *o)
 		loop_del_fd(o->w);
 		o->w = NULL;
 	} else if (!o->w && loop_add_fd(s->j->d->loop, o->fd, EPOLLOUT,
-					out_ready, s, &o->w) < 0) {
+					exec_out_ready, s, &o->w) < 0) {
 		o->broken = true;
 	}
 	return done;
 }
 
-void out_ready(void *data, uint32_t events)
+void exec_out_ready(void *data, uint32_t events)
 {
 	struct exec_session *s = data;
 	size_t n = 0;
@@ -104,11 +104,11 @@ void out_ready(void *data, uint32_t events)
 		n += s->out[i].bulk ? 0 : done;
 	}
 	s->inflight -= (uint32_t)n;
-	give_credit(s, (uint32_t)n, s->inflight == 0);
+	exec_give_credit(s, (uint32_t)n, s->inflight == 0);
 	if (s->bulk_port >= 0 &&
 	    s->out[OUT_STDOUT].q.len - s->out[OUT_STDOUT].off < EXEC_BULK_QUEUE)
 		bulk_resume(s->j, (uint32_t)s->bulk_port);
-	maybe_finish(s);
+	exec_maybe_finish(s);
 }
 
 /* Bulk ports (bulk.h): output of session s read from its port. Returns
@@ -148,15 +148,16 @@ static void bulk_end(void *ctx)
 
 	s->bulk_port = -1;
 	s->bulk_open = false;
-	maybe_finish(s);
+	exec_maybe_finish(s);
 }
 
-const struct bulk_sink bulk_to_session = {
+const struct bulk_sink exec_bulk_to_session = {
     .output = bulk_output,
     .end = bulk_end,
 };
 
-int on_output(struct exec_session *s, int which, const uint8_t *p, size_t n)
+int exec_on_output(struct exec_session *s, int which, const uint8_t *p,
+		   size_t n)
 {
 	struct out_stream *o = &s->out[which];
 	size_t done;
@@ -182,7 +183,7 @@ int on_output(struct exec_session *s, int which, const uint8_t *p, size_t n)
 		return -ENOMEM;
 	done = out_flush(s, o);
 	s->inflight -= (uint32_t)done;
-	give_credit(s, (uint32_t)done, s->inflight == 0);
+	exec_give_credit(s, (uint32_t)done, s->inflight == 0);
 	return 0;
 }
 
@@ -205,7 +206,7 @@ static void in_file_schedule(struct exec_session *s)
 		in_eof(s);
 }
 
-void in_pause(struct exec_session *s, bool pause)
+void exec_in_pause(struct exec_session *s, bool pause)
 {
 	if (s->in_file) {
 		if (!pause)
@@ -240,7 +241,7 @@ static void in_ready(void *data, uint32_t events)
 	/* Nothing goes to a guest being checkpointed: it would be lost with
 	 * the channel; exec_ckpt_resumed() reads on. */
 	if (want == 0 || s->j->exec_held) {
-		in_pause(s, true);
+		exec_in_pause(s, true);
 		return;
 	}
 	n = read(s->in_fd, buf, want);
@@ -256,7 +257,7 @@ static void in_ready(void *data, uint32_t events)
 	}
 	s->in_window -= (uint32_t)n;
 	if (s->in_window == 0)
-		in_pause(s, true);
+		exec_in_pause(s, true);
 	else if (s->in_file)
 		in_file_schedule(s);
 }
@@ -269,7 +270,7 @@ static void in_file_tick(void *data)
 	in_ready(s, EPOLLIN);
 }
 
-int on_credit(struct exec_session *s, const uint8_t *p, size_t n)
+int exec_on_credit(struct exec_session *s, const uint8_t *p, size_t n)
 {
 	struct aw_reader r;
 	uint32_t c;
@@ -281,7 +282,7 @@ int on_credit(struct exec_session *s, const uint8_t *p, size_t n)
 	if (c == 0)
 		return stray_frame(&s->j->stray, (uint32_t)n, now_ms());
 	s->in_window += c;
-	in_pause(s, false);
+	exec_in_pause(s, false);
 	return 0;
 }
 

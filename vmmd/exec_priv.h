@@ -107,11 +107,11 @@ struct exec_session {
 /* A record's size at most (it is read back by exec_reattach.c). */
 #define RECORD_MAX 1024u
 /* The job's records: run_dir/jobs/<id>/sessions. */
-int record_dir(const struct job *j, char *buf, size_t n);
+int exec_record_dir(const struct job *j, char *buf, size_t n);
 /* 0: dir is root's alone, so a record there can be trusted. */
-int record_dir_ok(const char *dir);
+int exec_record_dir_ok(const char *dir);
 /* A token's SHA-256 (hex): what its record keeps, not the token. */
-int hash_token(const char *hex, char out[65]);
+int exec_hash_token(const char *hex, char out[65]);
 /* A new session's token and record, before its EXEC goes to the guest; the
  * token goes to the task in the "session" event. */
 int exec_record_new(struct exec_session *s);
@@ -149,33 +149,34 @@ int exec_client_watch(struct exec_session *s);
 /* The task's stdio as the job's user's non-blocking copies (userfd.h). */
 int exec_own_stdio(const struct exec_session *s, int *fds);
 /* The task went away: so does its command (if running) and s. */
-void client_gone(struct exec_session *s);
+void exec_client_gone(struct exec_session *s);
 /* The job's user, for opening what its task sent (userfd.h). */
-struct userfd_ids job_ids(const struct job *j);
+struct userfd_ids exec_job_ids(const struct job *j);
 
 /* exec_output.c */
 /* n more bytes went to the task: the agent gets them back as window,
  * in batches (now if force). */
-void give_credit(struct exec_session *s, uint32_t n, bool force);
+void exec_give_credit(struct exec_session *s, uint32_t n, bool force);
 /* The exit came and all output went out: the session ends. */
-void maybe_finish(struct exec_session *s);
+void exec_maybe_finish(struct exec_session *s);
 /* The task's pipes can take more (an EPOLLOUT, or a newly attached task). */
-void out_ready(void *data, uint32_t events);
+void exec_out_ready(void *data, uint32_t events);
 /* Where a session's bulk port delivers (bulk_claim()). */
-extern const struct bulk_sink bulk_to_session;
+extern const struct bulk_sink exec_bulk_to_session;
 /* STDOUT/STDERR frames; length 0: the stream's EOF. */
-int on_output(struct exec_session *s, int which, const uint8_t *p, size_t n);
+int exec_on_output(struct exec_session *s, int which, const uint8_t *p,
+		   size_t n);
 /* Stop or go on reading the task's stdin. */
-void in_pause(struct exec_session *s, bool pause);
+void exec_in_pause(struct exec_session *s, bool pause);
 /* CREDIT: the agent has room for more stdin. */
-int on_credit(struct exec_session *s, const uint8_t *p, size_t n);
+int exec_on_credit(struct exec_session *s, const uint8_t *p, size_t n);
 /* Reading the task's stdin toward the agent, within the window. */
 void exec_stdin_start(struct exec_session *s);
 
 /* exec_ckpt.c */
 /* A restarted batch step's task takes over the batch script's session
  * of a restored guest; false: n is not that task (nothing done). */
-bool attach_batch(struct job *j, struct exec_session *n);
+bool exec_attach_batch(struct job *j, struct exec_session *n);
 
 /* exec_reattach.c */
 /* AW_RESUMED for a session found after a restart. */

@@ -150,7 +150,8 @@ void exec_restart_adopt(struct job *j)
 	struct dirent *e;
 	DIR *d;
 
-	if (record_dir(j, dir, sizeof(dir)) < 0 || record_dir_ok(dir) < 0)
+	if (exec_record_dir(j, dir, sizeof(dir)) < 0 ||
+	    exec_record_dir_ok(dir) < 0)
 		return;
 	next_read(j, dir);
 	if (!(d = opendir(dir)))
@@ -214,7 +215,7 @@ static bool token_ok(const struct exec_session *s, const char *token)
 	char hash[65];
 	unsigned char diff = 0;
 
-	if (hash_token(token, hash) < 0)
+	if (exec_hash_token(token, hash) < 0)
 		return false;
 	for (size_t i = 0; i < 64; i++)
 		diff |= (unsigned char)(hash[i] ^ s->token_hash[i]);

@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int record_dir(const struct job *j, char *buf, size_t n)
+int exec_record_dir(const struct job *j, char *buf, size_t n)
 {
 	int r = snprintf(buf, n, "%s/sessions", j->dir);
 
@@ -39,7 +39,7 @@ int record_dir(const struct job *j, char *buf, size_t n)
 }
 
 /* The directory must be root's alone: a record there is trusted. */
-int record_dir_ok(const char *dir)
+int exec_record_dir_ok(const char *dir)
 {
 	struct stat st;
 
@@ -53,7 +53,7 @@ int record_dir_ok(const char *dir)
 static int record_path(const struct exec_session *s, char *buf, size_t n)
 {
 	char dir[VMENV_MAX_PATH];
-	int r = record_dir(s->j, dir, sizeof(dir));
+	int r = exec_record_dir(s->j, dir, sizeof(dir));
 
 	if (r < 0)
 		return r;
@@ -61,7 +61,7 @@ static int record_path(const struct exec_session *s, char *buf, size_t n)
 	return r < 0 || (size_t)r >= n ? -ENAMETOOLONG : 0;
 }
 
-int hash_token(const char *hex, char out[65])
+int exec_hash_token(const char *hex, char out[65])
 {
 	struct digest *d = NULL;
 	int r = digest_new(&d);
@@ -83,17 +83,17 @@ static int new_token(char hex[PROTO_TOKEN_HEX + 1], char hash[65])
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
 	explicit_bzero(raw, sizeof(raw));
-	return hash_token(hex, hash);
+	return exec_hash_token(hex, hash);
 }
 
 static int record_write(const struct exec_session *s)
 {
 	char dir[VMENV_MAX_PATH], path[VMENV_MAX_PATH + 16], text[RECORD_MAX];
-	int r = record_dir(s->j, dir, sizeof(dir)), n;
+	int r = exec_record_dir(s->j, dir, sizeof(dir)), n;
 
 	if (r < 0)
 		return r;
-	if ((r = record_dir_ok(dir)) < 0 ||
+	if ((r = exec_record_dir_ok(dir)) < 0 ||
 	    (r = record_path(s, path, sizeof(path))) < 0)
 		return r;
 	n = snprintf(text, sizeof(text),
@@ -124,14 +124,14 @@ void exec_session_event(struct exec_session *s, const char *token)
 static int next_write(const struct job *j)
 {
 	char dir[VMENV_MAX_PATH], path[VMENV_MAX_PATH + 16], text[16];
-	int r = record_dir(j, dir, sizeof(dir)), n;
+	int r = exec_record_dir(j, dir, sizeof(dir)), n;
 
 	if (r < 0)
 		return r;
 	/* The first session's: the directory comes with it. */
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	if ((r = record_dir_ok(dir)) < 0)
+	if ((r = exec_record_dir_ok(dir)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/next", dir);
 	n = snprintf(text, sizeof(text), "%u\n", j->next_session);

@@ -114,7 +114,7 @@ struct exec_session *exec_sess_find(struct job *j, uint32_t id)
 
 /* --- the task's connection -------------------------------------------- */
 
-void client_gone(struct exec_session *s)
+void exec_client_gone(struct exec_session *s)
 {
 	struct aw_buf b = {0};
 
@@ -140,7 +140,7 @@ static void on_client_msg(struct exec_session *s)
 		0 ||
 	    req.op != PROTO_OP_SIGNAL) {
 		proto_request_clear(&req);
-		client_gone(s);
+		exec_client_gone(s);
 		return;
 	}
 	/* During a checkpoint the guest is frozen or gone: the SIGTERM Slurm
@@ -163,13 +163,13 @@ static void client_io(void *data, uint32_t events)
 	if (r == 0)
 		return;
 	if (r < 0 || s->rx.nfds) {
-		client_gone(s);
+		exec_client_gone(s);
 		return;
 	}
 	on_client_msg(s);
 }
 
-struct userfd_ids job_ids(const struct job *j)
+struct userfd_ids exec_job_ids(const struct job *j)
 {
 	return (struct userfd_ids){.uid = j->uid,
 				   .gid = j->gid,
@@ -182,7 +182,7 @@ struct userfd_ids job_ids(const struct job *j)
  * root, never set on a description the task shares when avoidable. */
 int exec_own_stdio(const struct exec_session *s, int *fds)
 {
-	struct userfd_ids ids = job_ids(s->j);
+	struct userfd_ids ids = exec_job_ids(s->j);
 	int pick[3], modes[3], r;
 	size_t idx[3], n = 0;
 
