@@ -7,7 +7,7 @@
  * a reason that begins with vmmd.conf's evacuate_drain_reason. The node
  * is drained in Slurm first, so that no job (nor a requeued one) comes
  * back to it, with the reason as "vmenv evacuate: REASON"; a job whose
- * guest comes up later is saved then (ckpt.c). The evacuation lasts until
+ * guest comes up later is saved then (ckpt_sched.c). The evacuation lasts until
  * Slurm no longer drains the node, across a vmmd restart.
  */
 #ifndef VMMD_EVACUATE_H

@@ -120,7 +120,7 @@ struct job {
 	char bulk_prefix[VMENV_MAX_PATH]; /* q/bulk. : QEMU binds <i>.sock */
 	/* How the working directory reaches the guest (jobfiles.h). */
 	enum jobfiles_kind files_kind;
-	struct ckpt_job *ckpt; /* ckpt.c's state; NULL until needed */
+	struct ckpt_job *ckpt; /* ckpt_priv.h; NULL until needed */
 	struct exec_session *sessions;
 	uint32_t next_session;
 	/* exec_hold(): a checkpoint is in progress, the sessions send the

@@ -227,7 +227,7 @@ static bool do_reattach(struct client *c, struct proto_request *req)
 }
 
 /* vmenvctl checkpoint JOB: the job's owner or root; the connection waits
- * for the outcome (ckpt.c answers and closes it). */
+ * for the outcome (ckpt_answer, ckpt_job.c, answers and closes it). */
 static bool do_checkpoint(struct client *c, const struct proto_request *req)
 {
 	struct job *j = job_find(c->d, req->job_id);

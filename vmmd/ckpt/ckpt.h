@@ -25,7 +25,8 @@ struct vmmd;
 
 /* What the checkpoint procedure tells the job's owner (job.c), which
  * alone changes the job's state: the procedure's own sub-steps (prepare,
- * flush, save, restore, resume) stay inside ckpt.c. */
+ * flush, save, restore, resume) stay inside ckpt.c and its files
+ * (ckpt_priv.h). */
 enum ckpt_event {
 	CKPT_EV_SAVING,	   /* a save began: the guest is being frozen */
 	CKPT_EV_GOES_ON,   /* the save did not happen; the guest runs on */
