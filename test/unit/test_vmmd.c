@@ -3441,6 +3441,17 @@ static int agent_resume(struct fx *f, unsigned nrestore)
 	return agent_resume_as(f, nrestore, JOB);
 }
 
+/* The save failed with the guest held (libvirt let it run on): its agent
+ * answers again, holding, and vmmd thaws it; returns the agent. */
+static int agent_rejoins(struct fx *f, unsigned nrestore)
+{
+	struct fake_domain *dom = fake_hv_domain(DOMAIN);
+
+	close(dom->agent_fd);
+	dom->agent_fd = -1;
+	return agent_resume(f, nrestore);
+}
+
 static void ckpt_path(struct fx *f, char *buf, size_t len, uint32_t seq,
 		      const char *file)
 {
@@ -3499,6 +3510,16 @@ static int checkpoint_request(struct fx *f)
 	struct proto_request req = {.op = PROTO_OP_CHECKPOINT, .job_id = JOB};
 
 	return client_send(f, &req, NULL, 0);
+}
+
+/* vmenvctl checkpoint, refused at once: its reply in rep. */
+static void checkpoint_refused(struct fx *f, struct proto_reply *rep)
+{
+	int cfd = checkpoint_request(f);
+
+	client_reply(f, cfd, rep);
+	close(cfd);
+	assert_int_equal(rep->kind, PROTO_REPLY_ERROR);
 }
 
 /* vmenvctl checkpoint: save, restore at once, the session goes on, the
@@ -3799,6 +3820,21 @@ static void agent_refuse(struct fx *f, int fd, uint32_t e, const char *why)
 	aw_buf_free(&b);
 }
 
+/* The guest refuses to prepare (files open in a share): the client that
+ * asked on cfd hears why. */
+static void agent_refuses_busy(struct fx *f, int afd, int cfd)
+{
+	struct proto_reply rep;
+
+	agent_refuse(f, afd, EBUSY,
+		     "checkpoint refused: files open in /home/u");
+	client_reply(f, cfd, &rep);
+	close(cfd);
+	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	assert_string_equal(rep.error, "job 42: checkpoint refused: files "
+				       "open in /home/u");
+}
+
 static void test_ckpt_guest_refuses(void **state)
 {
 	struct fx *f = *state;
@@ -3811,13 +3847,7 @@ static void test_ckpt_guest_refuses(void **state)
 	cfd = checkpoint_request(f);
 	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
 	free(fr.p);
-	agent_refuse(f, afd, EBUSY,
-		     "checkpoint refused: files open in /home/u");
-	client_reply(f, cfd, &rep);
-	close(cfd);
-	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
-	assert_string_equal(rep.error, "job 42: checkpoint refused: files "
-				       "open in /home/u");
+	agent_refuses_busy(f, afd, cfd);
 	assert_int_equal(fake_hv.nsave, 0);
 	assert_int_equal(job(f)->state, JOB_READY);
 	assert_false(ckpt_busy(job(f)));
@@ -4588,6 +4618,80 @@ static void mn_decoy(struct fx *f, const char *sub, uint32_t seq)
 	assert_int_equal(write_file_atomic(path, "{}\n", 3, 0600), 0);
 }
 
+/* This vmmd runs node index of the 3-node job, its guest up; returns its
+ * agent (co, unless NULL: the coordination directory, opened). */
+static int mn_started(struct fx *f, uint32_t index, bool requeue,
+		      struct ckpt_coord *co)
+{
+	int afd;
+
+	mn_job(f, index);
+	start_ckpt(f, requeue, NULL);
+	afd = ckpt_agent(f);
+	if (co)
+		mn_coord(f, co);
+	return afd;
+}
+
+/* Node 0, vmenvctl checkpoint (its connection in *cfd): its guest holds
+ * for group 1; returns the agent. */
+static int mn_first_holds(struct fx *f, struct ckpt_coord *co, int *cfd)
+{
+	int afd = mn_started(f, 0, false, NULL);
+
+	*cfd = checkpoint_request(f);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.frozen.0", NODE);
+	mn_coord(f, co);
+	return afd;
+}
+
+/* Node X's guest cannot hold: its vmmd abandons group 1, and vmmd asks
+ * this node's guest to go on. */
+static void mn_nodex_abandons(struct fx *f, struct ckpt_coord *co, int afd)
+{
+	struct frame fr;
+
+	assert_int_equal(ckpt_coord_decide(co, 1,
+					   "abort nodeX its prepare hook "
+					   "failed\n"),
+			 1);
+	agent_expect(f, afd, AW_CKPT_RESUME, &fr);
+	free(fr.p);
+}
+
+/* The other two nodes' marks what of group g, each with its node's name
+ * (this node is self, of mn_job's node list). */
+static void mn_peers(struct ckpt_coord *co, uint32_t g, const char *what,
+		     uint32_t self)
+{
+	static const char *const names[2][3] = {{NODE, "n2", "n3"},
+						{"n0", NODE, "n2"}};
+
+	for (uint32_t i = 0; i < 3; i++)
+		if (i != self)
+			mn_mark(co, g, what, i, names[self][i]);
+}
+
+/* Nodes 0 and 2 saved their guests of group g (checkpoints 3 and 5), as
+ * node 1 sees it. */
+static void mn_peers_saved(struct ckpt_coord *co, uint32_t g)
+{
+	mn_mark(co, g, "saved", 0, "3\n");
+	mn_mark(co, g, "saved", 2, "5\n");
+}
+
+/* A group the first node planned and decided (its outcome text): an
+ * earlier run's; returns it. */
+static uint32_t mn_decided(struct ckpt_coord *co, const char *text)
+{
+	uint32_t g;
+
+	assert_int_equal(ckpt_coord_plan(co, 3, false, &g), 0);
+	assert_int_equal(ckpt_coord_decide(co, g, text), 1);
+	return g;
+}
+
 /* Node 0 of a 3-node job, vmenvctl checkpoint: it plans group 1 (the job
  * goes on after it); its guest holds, and is saved only once the other
  * nodes' guests hold too; the outcome is decided only once every node's
@@ -4603,9 +4707,7 @@ static void test_ckpt_multinode_first(void **state)
 	uint32_t lead;
 	int afd, cfd;
 
-	mn_job(f, 0);
-	start_ckpt(f, false, NULL);
-	afd = ckpt_agent(f);
+	afd = mn_started(f, 0, false, NULL);
 	/* The first node schedules the job's checkpoints. */
 	ckpt_job_due(job(f), &due, &lead);
 	assert_true(due > (int64_t)time(NULL));
@@ -4685,21 +4787,10 @@ static void test_ckpt_multinode_abandoned(void **state)
 	struct frame fr;
 	int afd, cfd;
 
-	mn_job(f, 0);
-	start_ckpt(f, false, NULL);
-	afd = ckpt_agent(f);
-	cfd = checkpoint_request(f);
-	agent_prepare_ok(f, afd);
-	mn_file_is(f, "g1.frozen.0", NODE);
-	mn_coord(f, &co);
+	afd = mn_first_holds(f, &co, &cfd);
 	mn_mark(&co, 1, "frozen", 1, "n2");
 	/* Node 3's guest cannot hold: its vmmd decides. */
-	assert_int_equal(ckpt_coord_decide(&co, 1,
-					   "abort nodeX its prepare hook "
-					   "failed\n"),
-			 1);
-	agent_expect(f, afd, AW_CKPT_RESUME, &fr);
-	free(fr.p);
+	mn_nodex_abandons(f, &co, afd);
 	agent_send_u32(f, afd, AW_CKPT_OK, 0, AW_CKPT_RESUME, 0, 1);
 	client_reply(f, cfd, &rep);
 	close(cfd);
@@ -4721,13 +4812,7 @@ static void test_ckpt_multinode_abandoned(void **state)
 	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
 	free(fr.p);
 	mn_file_is(f, "g2.plan", "3 1\n");
-	agent_refuse(f, afd, EBUSY,
-		     "checkpoint refused: files open in /home/u");
-	client_reply(f, cfd, &rep);
-	close(cfd);
-	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
-	assert_string_equal(rep.error, "job 42: checkpoint refused: files "
-				       "open in /home/u");
+	agent_refuses_busy(f, afd, cfd);
 	mn_file_is(f, "g2.outcome",
 		   "abort " NODE " job 42: checkpoint refused: files open in "
 		   "/home/u\n");
@@ -4748,33 +4833,24 @@ static void test_ckpt_multinode_save_fails(void **state)
 				  "device";
 	struct fx *f = *state;
 	struct ckpt_coord co = CKPT_COORD_INIT;
-	struct fake_domain *dom;
 	struct proto_reply rep;
 	char err[256], want[512];
 	uint32_t seq;
 	int afd, cfd;
 
-	mn_job(f, 0);
-	start_ckpt(f, true, NULL);
-	afd = ckpt_agent(f);
-	mn_coord(f, &co);
+	afd = mn_started(f, 0, true, &co);
 	fake_hv.fail_save = -ENOSPC;
 	cfd = checkpoint_request(f);
 	agent_prepare_ok(f, afd);
 	mn_file_is(f, "g1.frozen.0", NODE);
-	mn_mark(&co, 1, "frozen", 1, "n2");
-	mn_mark(&co, 1, "frozen", 2, "n3");
+	mn_peers(&co, 1, "frozen", 0);
 	assert_int_equal(
 	    str_printf(want, sizeof(want), "abort %s %s\n", NODE, why), 0);
 	mn_file_is(f, "g1.outcome", want);
 	assert_false(mn_exists(f, "g1.saved.0"));
 	/* The guest's agent answers again, holding: thawed. */
-	dom = fake_hv_domain(DOMAIN);
-	assert_non_null(dom);
-	close(dom->agent_fd);
-	dom->agent_fd = -1;
-	afd = agent_held(f, 0);
-	agent_resumed(f, afd, JOB);
+	assert_non_null(fake_hv_domain(DOMAIN));
+	afd = agent_rejoins(f, 0);
 	client_reply(f, cfd, &rep);
 	close(cfd);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
@@ -4787,14 +4863,9 @@ static void test_ckpt_multinode_save_fails(void **state)
 	assert_int_equal(ckpt_job_save(job(f), false, -1, err, sizeof(err)), 0);
 	agent_prepare_ok(f, afd);
 	mn_file_is(f, "g2.plan", "3 0\n");
-	mn_mark(&co, 2, "frozen", 1, "n2");
-	mn_mark(&co, 2, "frozen", 2, "n3");
+	mn_peers(&co, 2, "frozen", 0);
 	mn_file_is(f, "g2.outcome", want);
-	dom = fake_hv_domain(DOMAIN);
-	close(dom->agent_fd);
-	dom->agent_fd = -1;
-	afd = agent_held(f, 0);
-	agent_resumed(f, afd, JOB);
+	afd = agent_rejoins(f, 0);
 	assert_int_equal(job(f)->state, JOB_READY);
 	assert_false(ckpt_busy(job(f)));
 	assert_int_equal(fake_slurm_requeues, 0);
@@ -4865,13 +4936,11 @@ static int mn_follower_on_demand(struct fx *f, struct ckpt_coord *co, int afd,
 	agent_prepare_ok(f, afd);
 	snprintf(name, sizeof(name), "g%u.frozen.1", g);
 	mn_file_is(f, name, NODE);
-	mn_mark(co, g, "frozen", 0, "n0");
-	mn_mark(co, g, "frozen", 2, "n2");
+	mn_peers(co, g, "frozen", 1);
 	snprintf(name, sizeof(name), "g%u.saved.1", g);
 	snprintf(text, sizeof(text), "%u\n", seq);
 	mn_file_is(f, name, text);
-	mn_mark(co, g, "saved", 0, "3\n");
-	mn_mark(co, g, "saved", 2, "5\n");
+	mn_peers_saved(co, g);
 	afd = agent_held(f, nrestore);
 	snprintf(name, sizeof(name), "g%u.back%u.1", g,
 		 job(f)->slurm.restart_count);
@@ -4889,15 +4958,11 @@ static void test_ckpt_multinode_next_plan(void **state)
 	uint32_t g;
 	int afd;
 
-	mn_job(f, 1);
-	start_ckpt(f, true, NULL);
-	afd = ckpt_agent(f);
-	mn_coord(f, &co);
+	afd = mn_started(f, 1, true, &co);
 	afd = mn_follower_on_demand(f, &co, afd, 1, 1, 1);
 	assert_int_equal(ckpt_coord_plan(&co, 3, true, &g), 0);
 	pump(f, 1100); /* this node's watch sees group 2's plan */
-	mn_mark(&co, 1, "back0", 0, "n0");
-	mn_mark(&co, 1, "back0", 2, "n2");
+	mn_peers(&co, 1, "back0", 1);
 	agent_resumed(f, afd, JOB);
 	agent_expect(f, afd, AW_CKPT_PREPARE, &fr);
 	free(fr.p);
@@ -4915,20 +4980,15 @@ static void test_ckpt_multinode_used_boots(void **state)
 	struct proto_reply rep;
 	int afd;
 
-	mn_job(f, 1);
-	start_ckpt(f, true, NULL);
-	afd = ckpt_agent(f);
-	mn_coord(f, &co);
+	afd = mn_started(f, 1, true, &co);
 	mn_follower_saves(f, &co, afd, 1, 1);
-	mn_mark(&co, 1, "saved", 0, "3\n");
-	mn_mark(&co, 1, "saved", 2, "5\n");
+	mn_peers_saved(&co, 1);
 	pump_until_state(f, JOB_SAVED);
 	stop_ok(f, JOB);
 	restart_slurm(f, 1, 2);
 	start_ckpt(f, true, NULL);
 	afd = agent_held(f, 1);
-	mn_mark(&co, 1, "back1", 0, "n0");
-	mn_mark(&co, 1, "back1", 2, "n2");
+	mn_peers(&co, 1, "back1", 1);
 	agent_resumed(f, afd, JOB);
 	stop_ok(f, JOB);
 	restart_slurm(f, 2, 2);
@@ -4951,19 +5011,14 @@ static void test_ckpt_multinode_abandoned_keeps(void **state)
 	char path[512];
 	int afd;
 
-	mn_job(f, 1);
-	start_ckpt(f, true, NULL);
-	afd = ckpt_agent(f);
-	mn_coord(f, &co);
+	afd = mn_started(f, 1, true, &co);
 	afd = mn_follower_on_demand(f, &co, afd, 1, 1, 1);
-	mn_mark(&co, 1, "back0", 0, "n0");
-	mn_mark(&co, 1, "back0", 2, "n2");
+	mn_peers(&co, 1, "back0", 1);
 	agent_resumed(f, afd, JOB);
 	/* Group 2: this node saves, node 2 cannot. */
 	mn_follower_saves(f, &co, afd, 2, 2);
 	assert_int_equal(ckpt_coord_decide(&co, 2, "abort n2 disk full\n"), 1);
-	afd = agent_held(f, 2);
-	agent_resumed(f, afd, JOB);
+	afd = agent_resume(f, 2);
 	mn_node1_path(f, path, sizeof(path), "/1/" CKPT_MANIFEST);
 	assert_true(exists(path));
 	mn_node1_path(f, path, sizeof(path), "/2");
@@ -4976,8 +5031,7 @@ static void test_ckpt_multinode_abandoned_keeps(void **state)
 	assert_int_equal(log_count("restores node 1's guest of checkpoint "
 				   "group 1"),
 			 1);
-	mn_mark(&co, 1, "back1", 0, "n0");
-	mn_mark(&co, 1, "back1", 2, "n2");
+	mn_peers(&co, 1, "back1", 1);
 	agent_resumed(f, afd, JOB);
 	ckpt_coord_close(&co);
 }
@@ -4988,22 +5042,10 @@ static void test_ckpt_multinode_abort_text(void **state)
 	struct fx *f = *state;
 	struct ckpt_coord co = CKPT_COORD_INIT;
 	struct proto_reply rep;
-	struct frame fr;
 	int afd, cfd;
 
-	mn_job(f, 0);
-	start_ckpt(f, false, NULL);
-	afd = ckpt_agent(f);
-	cfd = checkpoint_request(f);
-	agent_prepare_ok(f, afd);
-	mn_file_is(f, "g1.frozen.0", NODE);
-	mn_coord(f, &co);
-	assert_int_equal(ckpt_coord_decide(&co, 1,
-					   "abort nodeX its prepare hook "
-					   "failed\n"),
-			 1);
-	agent_expect(f, afd, AW_CKPT_RESUME, &fr);
-	free(fr.p);
+	afd = mn_first_holds(f, &co, &cfd);
+	mn_nodex_abandons(f, &co, afd);
 	client_reply(f, cfd, &rep);
 	close(cfd);
 	assert_string_equal(rep.error, "job 42: checkpoint group 1 abandoned: "
@@ -5018,7 +5060,6 @@ static void test_ckpt_multinode_retry(void **state)
 {
 	struct fx *f = *state;
 	struct ckpt_coord co = CKPT_COORD_INIT;
-	struct fake_domain *dom;
 	struct slurmjob_info si;
 	char why[256];
 	int64_t due;
@@ -5036,15 +5077,10 @@ static void test_ckpt_multinode_retry(void **state)
 	fake_hv.fail_save = -ENOSPC;
 	agent_prepare_ok(f, afd);
 	mn_file_is(f, "g1.plan", "3 0\n");
-	mn_mark(&co, 1, "frozen", 1, "n2");
-	mn_mark(&co, 1, "frozen", 2, "n3");
+	mn_peers(&co, 1, "frozen", 0);
 	pump_until_readable(f, fake_hv_domain(DOMAIN)->listen_fd, WAIT_MS);
 	assert_true(mn_exists(f, "g1.outcome"));
-	dom = fake_hv_domain(DOMAIN);
-	close(dom->agent_fd);
-	dom->agent_fd = -1;
-	afd = agent_held(f, 0);
-	agent_resumed(f, afd, JOB);
+	afd = agent_rejoins(f, 0);
 	assert_true(agent_quiet(f, afd, 1500));
 	assert_false(mn_exists(f, "g2.plan"));
 	ckpt_job_due(job(f), &due, &lead);
@@ -5067,12 +5103,10 @@ static void test_ckpt_multinode_follower(void **state)
 	char path[512];
 	int64_t due;
 	uint32_t lead, sid;
-	int afd, cfd;
+	int afd;
 
 	f->d.slurm_requeue = fake_slurm_requeue;
-	mn_job(f, 1);
-	start_ckpt(f, true, NULL);
-	afd = ckpt_agent(f);
+	afd = mn_started(f, 1, true, NULL);
 	exec_start(f, JOB, &o, &c);
 	sid = agent_expect_exec(f, afd, &e);
 	aw_exec_clear(&e);
@@ -5081,10 +5115,7 @@ static void test_ckpt_multinode_follower(void **state)
 	assert_int_equal(rep.kind, PROTO_EV_STARTED);
 	ckpt_job_due(job(f), &due, &lead);
 	assert_int_equal(due, 0);
-	cfd = checkpoint_request(f);
-	client_reply(f, cfd, &rep);
-	close(cfd);
-	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	checkpoint_refused(f, &rep);
 	assert_contains(rep.error, "job 42: checkpoint refused: node " NODE
 				   " is node 1 of the job's 3; its first "
 				   "node's vmmd checkpoints the job");
@@ -5101,8 +5132,7 @@ static void test_ckpt_multinode_follower(void **state)
 	/* Saved: waits for the group's outcome. */
 	assert_false(readable(c.fd));
 	assert_false(mn_exists(f, "g1.outcome"));
-	mn_mark(&co, 1, "saved", 0, "3\n");
-	mn_mark(&co, 1, "saved", 2, "5\n");
+	mn_peers_saved(&co, 1);
 	assert_int_equal(ckpt_coord_decide(&co, 1, "complete 3 3 1 5\n"), 1);
 	client_reply(f, c.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
@@ -5151,14 +5181,12 @@ static void test_ckpt_multinode_restart(void **state)
 	struct fx *f = *state;
 	struct ckpt_coord co = CKPT_COORD_INIT;
 	char path[512];
-	uint32_t g;
 	int afd;
 
 	mn_job(f, 1);
 	/* A group of an earlier run: decided, its checkpoint gone. */
 	mn_coord(f, &co);
-	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
-	assert_int_equal(ckpt_coord_decide(&co, g, "complete 3 5 7 6\n"), 1);
+	mn_decided(&co, "complete 3 5 7 6\n");
 	start_ckpt(f, true, NULL);
 	afd = ckpt_agent(f);
 	mn_follower_saves(f, &co, afd, 2, 1);
@@ -5169,9 +5197,7 @@ static void test_ckpt_multinode_restart(void **state)
 	stop_ok(f, JOB);
 	/* A later group, abandoned; and a newer checkpoint in node 1's part
 	 * of the store that no complete group names. */
-	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
-	assert_int_equal(g, 3);
-	assert_int_equal(ckpt_coord_decide(&co, g, "abort n0 no room\n"), 1);
+	assert_int_equal(mn_decided(&co, "abort n0 no room\n"), 3);
 	mn_decoy(f, "n1/", 2);
 	restart_slurm(f, 1, 2);
 	start_ckpt(f, true, NULL);
@@ -5209,8 +5235,7 @@ static void test_ckpt_multinode_restart(void **state)
 	mn_job(f, 1);
 	restart_slurm(f, 1, 2);
 	mn_coord(f, &co);
-	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
-	assert_int_equal(ckpt_coord_decide(&co, g, "abort n0 no room\n"), 1);
+	mn_decided(&co, "abort n0 no room\n");
 	ckpt_coord_close(&co);
 	mn_decoy(f, "n1/", 1);
 	start_ckpt(f, true, NULL);
@@ -5291,8 +5316,7 @@ static void test_ckpt_multinode_earlier_plan_first(void **state)
 	mn_job(f, 0);
 	restart_slurm(f, 1, 2);
 	mn_coord(f, &co);
-	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
-	assert_int_equal(ckpt_coord_decide(&co, g, "abort n2 no room\n"), 1);
+	mn_decided(&co, "abort n2 no room\n");
 	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
 	assert_int_equal(g, 2);
 	mn_mark(&co, 2, "frozen", 0, NODE);
@@ -5337,6 +5361,32 @@ static void restart_vmmd_net(struct fx *f)
 	assert_int_equal(vmmd_init(&f->d), 0);
 }
 
+/* vmmd restarts while the job's guest runs on (the old vmmd's channel to
+ * its agent, afd, gone): the job is back. */
+static void restart_vmmd_guest_runs(struct fx *f, int afd)
+{
+	restart_vmmd_net(f);
+	close(afd);
+	fake_hv_domain(DOMAIN)->agent_fd = -1; /* the old vmmd's channel */
+	assert_non_null(job(f));
+}
+
+/* The running guest's agent connects to the restarted vmmd: its guest
+ * adopted, ready, and able to checkpoint; returns the agent. */
+static int agent_adopted(struct fx *f)
+{
+	struct frame fr;
+	int afd = agent_connect(f);
+
+	agent_expect(f, afd, AW_HELLO, &fr);
+	free(fr.p);
+	agent_hello_flags(f, afd, AW_HELLO_SETUP_DONE | AW_HELLO_CKPT);
+	pump_until_state(f, JOB_READY);
+	assert_true(job(f)->agent_ckpt);
+	assert_int_equal(log_count("job 42: adopted running guest"), 1);
+	return afd;
+}
+
 /* The job's state file holds text. */
 static void state_holds(struct fx *f, const char *text)
 {
@@ -5363,11 +5413,10 @@ static void test_ckpt_multinode_adopted(void **state)
 	struct ckpt_coord co = CKPT_COORD_INIT;
 	struct slurmjob_info si;
 	struct proto_reply rep;
-	struct frame fr;
 	char why[256], path[512];
 	int64_t due;
 	uint32_t lead, g;
-	int afd, cfd;
+	int afd;
 
 	mn_job(f, 1);
 	restart_slurm(f, 1, 2);
@@ -5381,29 +5430,17 @@ static void test_ckpt_multinode_adopted(void **state)
 			 0);
 	si.end_time = time(NULL) + 5;
 	fake_slurm_set(&si);
-	restart_vmmd_net(f);
-	close(afd);
-	fake_hv_domain(DOMAIN)->agent_fd = -1; /* the old vmmd's channel */
-	assert_non_null(job(f));
+	restart_vmmd_guest_runs(f, afd);
 	assert_int_equal(job(f)->slurm.nnodes, 3);
 	assert_int_equal(job(f)->slurm.node_index, 1);
 	assert_int_equal(job(f)->slurm.restart_count, 1);
-	afd = agent_connect(f);
-	agent_expect(f, afd, AW_HELLO, &fr);
-	free(fr.p);
-	agent_hello_flags(f, afd, AW_HELLO_SETUP_DONE | AW_HELLO_CKPT);
-	pump_until_state(f, JOB_READY);
-	assert_true(job(f)->agent_ckpt);
-	assert_int_equal(log_count("job 42: adopted running guest"), 1);
+	afd = agent_adopted(f);
 	/* No checkpoint of its own, after the end time was re-read. */
 	assert_true(agent_quiet(f, afd, 1500));
 	ckpt_job_due(job(f), &due, &lead);
 	assert_int_equal(due, 0);
 	assert_int_equal(job(f)->state, JOB_READY);
-	cfd = checkpoint_request(f);
-	client_reply(f, cfd, &rep);
-	close(cfd);
-	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+	checkpoint_refused(f, &rep);
 	assert_contains(rep.error, "job 42: checkpoint refused: node " NODE
 				   " is node 1 of the job's 3");
 	/* The first node's plan of this run: this node's part follows. */
@@ -5417,9 +5454,7 @@ static void test_ckpt_multinode_adopted(void **state)
 
 	/* A state file naming a node beyond the job's: not adopted. */
 	f = fx_renew(state);
-	mn_job(f, 1);
-	start_ckpt(f, true, NULL);
-	afd = ckpt_agent(f);
+	afd = mn_started(f, 1, true, NULL);
 	(void)afd;
 	state_holds(f, "\nnnodes=3\nnode_index=1\nrestart=0\n");
 	assert_int_equal(
@@ -5448,23 +5483,13 @@ static void test_ckpt_on_demand_adopted(void **state)
 {
 	struct fx *f = *state;
 	struct proto_reply rep;
-	struct frame fr;
 	unsigned nsave;
 	int afd, cfd;
 
 	start_ckpt(f, false, NULL);
 	afd = ckpt_agent(f);
-	restart_vmmd_net(f);
-	close(afd);
-	fake_hv_domain(DOMAIN)->agent_fd = -1; /* the old vmmd's channel */
-	assert_non_null(job(f));
-	afd = agent_connect(f);
-	agent_expect(f, afd, AW_HELLO, &fr);
-	free(fr.p);
-	agent_hello_flags(f, afd, AW_HELLO_SETUP_DONE | AW_HELLO_CKPT);
-	pump_until_state(f, JOB_READY);
-	assert_true(job(f)->agent_ckpt);
-	assert_int_equal(log_count("job 42: adopted running guest"), 1);
+	restart_vmmd_guest_runs(f, afd);
+	afd = agent_adopted(f);
 	nsave = fake_hv.nsave;
 	cfd = checkpoint_request(f);
 	/* The guest is not asked to prepare. */
@@ -5523,10 +5548,7 @@ static void check_save_limit(void **state, bool live)
 	assert_non_null(dom);
 	/* vmmd reconnects to the guest that goes on. */
 	assert_true(pump_until_readable(f, dom->listen_fd, WAIT_MS));
-	close(dom->agent_fd);
-	dom->agent_fd = -1;
-	afd = agent_held(f, 1);
-	agent_resumed(f, afd, JOB);
+	afd = agent_rejoins(f, 1);
 	client_reply(f, cfd, &rep);
 	close(cfd);
 	assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
@@ -6139,7 +6161,6 @@ static void test_ckpt_on_demand_policy(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct proto_reply rep;
 		struct pollfd pfd = {.events = POLLIN};
-		int cfd;
 
 		print_message("case %zu\n", i);
 		if (i)
@@ -6150,10 +6171,7 @@ static void test_ckpt_on_demand_policy(void **state)
 		}
 		start_ok(f);
 		pfd.fd = ckpt_agent(f);
-		cfd = checkpoint_request(f);
-		client_reply(f, cfd, &rep);
-		close(cfd);
-		assert_int_equal(rep.kind, PROTO_REPLY_ERROR);
+		checkpoint_refused(f, &rep);
 		assert_contains(rep.error, cases[i].want);
 		assert_int_equal(poll(&pfd, 1, 100), 0);
 		assert_int_equal(fake_hv.nsave, 0);
