@@ -14,6 +14,7 @@
 #include "agentwire.h"
 #include "ckpt.h"
 #include "ckpt_coord.h"
+#include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "ckpt_work.h"
 #include "cleanup.h"
@@ -271,6 +272,14 @@ static void keep_unrequeued(struct job *j, uint64_t bytes, char *fate,
 	str_printf(fate, len, "removed at the job's end: not kept (%s)", why);
 }
 
+/* The node's evacuation moved this job (vmenvctl evacuate --wait lists
+ * it as saved and requeued). */
+static void evacuation_moved(struct job *j)
+{
+	if (j->d->evacuate_nmoved < ARRAY_SIZE(j->d->evacuate_moved))
+		j->d->evacuate_moved[j->d->evacuate_nmoved++] = j->id;
+}
+
 /* The job ends here (true), checkpointed, requeued or not; false: an
  * evacuation Slurm would not requeue (--no-requeue, slurmctld down),
  * where the job goes on here from the checkpoint just written instead:
@@ -297,9 +306,8 @@ static bool saved_requeue(struct job *j)
 		return false;
 	}
 	c->requeued = requeued;
-	if (requeued && c->evacuate &&
-	    j->d->evacuate_nmoved < ARRAY_SIZE(j->d->evacuate_moved))
-		j->d->evacuate_moved[j->d->evacuate_nmoved++] = j->id;
+	if (requeued && c->evacuate)
+		evacuation_moved(j);
 	if (requeued && c->evacuate)
 		str_printf(
 		    msg, sizeof(msg),
@@ -823,9 +831,8 @@ static void group_complete(struct job *j)
 		return;
 	}
 	c->evac_asked = false;
-	if (c->evacuate &&
-	    j->d->evacuate_nmoved < ARRAY_SIZE(j->d->evacuate_moved))
-		j->d->evacuate_moved[j->d->evacuate_nmoved++] = j->id;
+	if (c->evacuate)
+		evacuation_moved(j);
 	str_printf(msg, sizeof(msg),
 		   "job %u: checkpointed on node %s (node %u of %u, "
 		   "checkpoint group %u%s); the job's first node requeues it",
@@ -863,9 +870,14 @@ static bool saved_tick(struct job *j, const char *out)
 		return true;
 	}
 	k = ckpt_coord_count(&c->coord, c->group, "saved", n);
-	if (k == n)
-		ckpt_decide_complete(j);
-	else if (now_ms() - c->wait_t0 >= COORD_SAVED_MS) {
+	/* Decided here: act on it now, not a tick later (the first node
+	 * requeues at once, and Slurm then ends the job on this node). */
+	if (k == n && ckpt_decide_complete(j)) {
+		c->wait = CW_NONE;
+		group_complete(j);
+		return true;
+	}
+	if (k < n && now_ms() - c->wait_t0 >= COORD_SAVED_MS) {
 		str_printf(why, sizeof(why),
 			   "the guests of %u of the job's %u nodes were saved "
 			   "within %u s",
@@ -957,4 +969,43 @@ static void coord_tick(void *data)
 	if (!done && j->ckpt == c)
 		c->coord_t =
 		    loop_add_timer(j->d->loop, COORD_TICK_MS, coord_tick, j);
+}
+
+/* The job ends on this node while its saved guest waited for the group's
+ * outcome: another node read it first and the first node requeued the job
+ * at once (Slurm then ends it here before this node's next look). A
+ * complete group moved it all the same: an evacuation says so. */
+static void follower_saved_at_end(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char out[CKPT_COORD_MAX_TEXT];
+
+	if (!c || c->wait != CW_SAVED || !ckpt_follower(j) ||
+	    ckpt_coord_outcome(&c->coord, c->group, out, sizeof(out)) < 0 ||
+	    strncmp(out, "complete ", 9) != 0)
+		return;
+	log_notice("job %u: checkpoint group %u complete; the job ended on "
+		   "node %s before this node read it",
+		   j->id, c->group, j->d->cfg.node_name);
+	if (c->evacuate)
+		evacuation_moved(j);
+}
+
+/* Its checkpoints stay while Slurm may run the job again (ckpt_keep.h). */
+void ckpt_job_ended(struct job *j)
+{
+	char root[VMENV_MAX_PATH];
+	bool requeued = j->ckpt && j->ckpt->requeued;
+
+	follower_saved_at_end(j);
+
+	if (ckpt_job_store_root(j, root, sizeof(root)) < 0)
+		return;
+	ckpt_keep_job_ended(j->d, root, !j->spec.v.checkpoint_dir[0], j->id,
+			    requeued);
+	/* The first node's end decides for the coordination files: without
+	 * them a later start of the job boots on every node alike. */
+	if (ckpt_multi(j) && j->slurm.node_index == 0 && !requeued &&
+	    !j->spec.v.checkpoint_dir[0])
+		ckpt_keep_coord_ended(j->d, ckpt_root(j), j->id);
 }

@@ -115,7 +115,7 @@ void ckpt_barrier_passed(struct job *j, const char *state, const char *next)
 }
 
 /* Every node's guest is saved: the outcome, with each node's seq. */
-void ckpt_decide_complete(struct job *j)
+bool ckpt_decide_complete(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
 	char text[CKPT_COORD_MAX_TEXT], seq[32];
@@ -131,14 +131,16 @@ void ckpt_decide_complete(struct job *j)
 		    len + 12 >= sizeof(text)) {
 			ckpt_group_abort(j,
 					 "a node's saved mark is unreadable");
-			return;
+			return false;
 		}
 		len +=
 		    (size_t)snprintf(text + len, sizeof(text) - len, " %u", v);
 	}
-	if (ckpt_coord_decide(&c->coord, c->group, text) == 1)
-		log_notice("job %u: checkpoint group %u complete: %s", j->id,
-			   c->group, text);
+	if (ckpt_coord_decide(&c->coord, c->group, text) != 1)
+		return false;
+	log_notice("job %u: checkpoint group %u complete: %s", j->id, c->group,
+		   text);
+	return true;
 }
 
 void ckpt_back_name(const struct job *j, char *buf, size_t len)

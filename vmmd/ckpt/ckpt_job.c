@@ -10,7 +10,6 @@
 
 #include "ckpt.h"
 #include "ckpt_coord.h"
-#include "ckpt_keep.h"
 #include "ckpt_store.h"
 #include "ckpt_work.h"
 #include "exec.h"
@@ -150,22 +149,6 @@ void ckpt_phase_done(struct job *j, enum ckpt_phase next)
 bool ckpt_follower(const struct job *j)
 {
 	return ckpt_multi(j) && j->slurm.node_index > 0;
-}
-
-void ckpt_job_ended(struct job *j)
-{
-	char root[VMENV_MAX_PATH];
-	bool requeued = j->ckpt && j->ckpt->requeued;
-
-	if (ckpt_job_store_root(j, root, sizeof(root)) < 0)
-		return;
-	ckpt_keep_job_ended(j->d, root, !j->spec.v.checkpoint_dir[0], j->id,
-			    requeued);
-	/* The first node's end decides for the coordination files: without
-	 * them a later start of the job boots on every node alike. */
-	if (ckpt_multi(j) && j->slurm.node_index == 0 && !requeued &&
-	    !j->spec.v.checkpoint_dir[0])
-		ckpt_keep_coord_ended(j->d, ckpt_root(j), j->id);
 }
 
 void ckpt_job_free(struct job *j)

@@ -182,7 +182,7 @@ void ckpt_abort_reason(const char *out, char *buf, size_t len);
 /* Every node's guest reached the barrier this node waited at (logged). */
 void ckpt_barrier_passed(struct job *j, const char *state, const char *next);
 /* Every node's guest is saved: writes the outcome, with each node's seq. */
-void ckpt_decide_complete(struct job *j);
+bool ckpt_decide_complete(struct job *j);
 /* The name of this run's "back" marks (the restored guests hold). */
 void ckpt_back_name(const struct job *j, char *buf, size_t len);
 /* Group g was restored from already and is not kept. */
