@@ -5171,6 +5171,77 @@ static void test_ckpt_multinode_follower(void **state)
 	ckpt_coord_close(&co);
 }
 
+/* Node 1 of a 3-node job, its node evacuated: its guest is saved for the
+ * group the first node plans, and while it waits for the outcome another
+ * node decides the group complete and the first node requeues the job at
+ * once: Slurm ends the job here before this node's next look. The
+ * evacuation moved it all the same (vmenvctl evacuate --wait lists it). */
+static void test_ckpt_multinode_follower_ends_before_outcome(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	_cleanup_free_ char *report = NULL;
+	char err[256];
+	int afd;
+
+	afd = mn_started(f, 1, true, &co);
+	assert_int_equal(
+	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
+	assert_contains(report, "job 42: saving");
+	/* It asks the first node to save the job's nodes. */
+	mn_file_is(f, "g0.evacuate.1", NODE " psu");
+	assert_int_equal(f->d.evacuate_nmoved, 0);
+	mn_follower_saves(f, &co, afd, 1, 1);
+	assert_int_not_equal(job(f)->state, JOB_SAVED);
+	/* The others save, node 2 decides, node 0 requeues the job: Slurm
+	 * ends it here, with no turn of this node's loop in between. */
+	mn_peers_saved(&co, 1);
+	assert_int_equal(ckpt_coord_decide(&co, 1, "complete 3 3 1 5\n"), 1);
+	ckpt_coord_close(&co);
+	assert_int_equal(job_stop(&f->d, JOB), 0);
+	assert_int_equal(f->d.evacuate_nmoved, 1);
+	assert_int_equal(f->d.evacuate_moved[0], JOB);
+	assert_int_equal(log_count("job 42: checkpoint group 1 complete; the "
+				   "job ended on node " NODE
+				   " before this node read it"),
+			 1);
+}
+
+/* Node 1's guest is saved last: this node decides the group complete and
+ * acts on it in the same turn (the first node requeues at once, and Slurm
+ * then ends the job here), not at its next look. */
+static void test_ckpt_multinode_follower_decides(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	uint64_t end;
+	uint32_t g;
+	int afd;
+
+	afd = mn_started(f, 1, true, &co);
+	assert_int_equal(ckpt_coord_plan(&co, 3, false, &g), 0);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.frozen.1", NODE);
+	/* The others' guests hold and are saved before this node's is. */
+	mn_mark(&co, 1, "frozen", 0, "n0");
+	mn_mark(&co, 1, "frozen", 2, "n2");
+	mn_peers_saved(&co, 1);
+	end = now_ms() + WAIT_MS;
+	while (!mn_exists(f, "g1.outcome")) {
+		if (now_ms() >= end)
+			fail_msg("node 1 never decided the group");
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	}
+	ckpt_coord_close(&co);
+	/* Saved and ended here in the turn that decided. */
+	assert_int_equal(job(f)->state, JOB_SAVED);
+	assert_int_equal(log_count("job 42: checkpointed on node " NODE
+				   " (node 1 of 3, checkpoint group 1)"),
+			 1);
+	mn_file_is(f, "g1.outcome", "complete 3 3 1 5");
+	mn_file_is(f, "g1.saved.1", "1\n");
+}
+
 /* The requeued job (restart 1): node 1 restores its guest of the newest
  * complete group, from the checkpoint that group's outcome names for it
  * (not an older group's, not an abandoned newer one's, not the newest in
@@ -7641,6 +7712,8 @@ int main(void)
 	    T(test_ckpt_multinode_abandoned),
 	    T(test_ckpt_multinode_save_fails),
 	    T(test_ckpt_multinode_follower),
+	    T(test_ckpt_multinode_follower_ends_before_outcome),
+	    T(test_ckpt_multinode_follower_decides),
 	    T(test_ckpt_multinode_restart),
 	    T(test_ckpt_multinode_earlier_plan),
 	    T(test_ckpt_multinode_earlier_plan_first),
