@@ -49,6 +49,21 @@ static void saved_name(struct job *j)
 	c->name[n] = '\0';
 }
 
+/* The checkpoint opened is the job's own (its manifest's job and user):
+ * the job restores it. */
+static int restore_own(struct job *j, struct ckpt_job *c, char *err,
+		       size_t errlen)
+{
+	if (c->man.job_id != j->id || c->man.uid != (uint32_t)j->uid)
+		return err_set(err, errlen, -EPERM,
+			       "job %u: checkpoint %s is not this job's", j->id,
+			       c->dir);
+	c->job_id = j->id;
+	c->restore = true;
+	c->keep = c->man.keep;
+	return 0;
+}
+
 /* A restarted job's own checkpoint: 1 found, 0 none. */
 static int own_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 			  size_t errlen)
@@ -67,13 +82,8 @@ static int own_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 		r = ckpt_open_checkpoint(c, j->id, seq, err, errlen);
 	if (r < 0)
 		return r;
-	if (c->man.job_id != j->id || c->man.uid != (uint32_t)j->uid)
-		return err_set(err, errlen, -EPERM,
-			       "job %u: checkpoint %s is not this job's", j->id,
-			       c->dir);
-	c->job_id = j->id;
-	c->restore = true;
-	c->keep = c->man.keep;
+	if ((r = restore_own(j, c, err, errlen)) < 0)
+		return r;
 	saved_name(j);
 	log_info("job %u: restart %u restores checkpoint %u from %s", j->id,
 		 j->slurm.restart_count, seq, c->dir);
@@ -286,13 +296,8 @@ static int group_checkpoint(struct job *j, struct ckpt_job *c, char *err,
 			       "checkpoint %u on node %s: %s",
 			       j->id, g, i, seq, j->d->cfg.node_name,
 			       strerror(-r));
-	if (c->man.job_id != j->id || c->man.uid != (uint32_t)j->uid)
-		return err_set(err, errlen, -EPERM,
-			       "job %u: checkpoint %s is not this job's", j->id,
-			       c->dir);
-	c->job_id = j->id;
-	c->restore = true;
-	c->keep = c->man.keep;
+	if ((r = restore_own(j, c, err, errlen)) < 0)
+		return r;
 	c->group = g;
 	c->back = true;
 	saved_name(j);
