@@ -18,6 +18,7 @@
 #include "imgcache.h"
 #include "imgpull.h"
 #include "progress.h"
+#include "vmenvctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -434,21 +435,49 @@ static int cmd_verify(struct ictx *x, const char *refarg)
 	return bad;
 }
 
-int ctl_image(int argc, char **argv, const char *config, const char *node)
+/* warm: the image's files first, as a job's start would fetch them, so
+ * that the node's vmmd finds them in the cache. */
+static int cmd_warm(struct ictx *x, int argc, char **argv, const char *sock)
+{
+	const char *ref = NULL;
+
+	/* The name is the one word that is not an option or its value. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cpus") == 0 ||
+		    strcmp(argv[i], "--mem") == 0)
+			i++;
+		else if (argv[i][0] != '-')
+			ref = argv[i];
+	}
+	if (ref && cmd_pull(x, ref))
+		return 1;
+	return ctl_warm(argc, argv, sock);
+}
+
+static bool bad_args(const char *sub, int argc)
+{
+	if (strcmp(sub, "list") == 0)
+		return argc != 1;
+	if (strcmp(sub, "pull") == 0 || strcmp(sub, "rm") == 0)
+		return argc != 2;
+	if (strcmp(sub, "verify") == 0)
+		return argc > 2;
+	return strcmp(sub, "warm") != 0 || argc < 2;
+}
+
+int ctl_image(int argc, char **argv, const char *config, const char *node,
+	      const char *sock)
 {
 	struct ictx x = {0};
 	const char *sub = argc > 0 ? argv[0] : "";
 	bool writer = strcmp(sub, "list") != 0;
 	int r;
 
-	if ((strcmp(sub, "list") == 0 && argc != 1) ||
-	    ((strcmp(sub, "pull") == 0 || strcmp(sub, "rm") == 0) &&
-	     argc != 2) ||
-	    (strcmp(sub, "verify") == 0 && argc > 2) ||
-	    (strcmp(sub, "list") != 0 && strcmp(sub, "pull") != 0 &&
-	     strcmp(sub, "rm") != 0 && strcmp(sub, "verify") != 0)) {
+	if (bad_args(sub, argc)) {
 		fprintf(stderr, "usage: vmenvctl image list | pull NAME | rm "
-				"NAME|SHA256 | verify [NAME]\n");
+				"NAME|SHA256 | verify [NAME]\n"
+				"       vmenvctl image warm NAME [--cpus N] "
+				"[--mem MIB] [--checkpoint] [--no-wait]\n");
 		return 2;
 	}
 	if (setup(&x, config, node, writer)) {
@@ -461,6 +490,8 @@ int ctl_image(int argc, char **argv, const char *config, const char *node)
 		r = cmd_pull(&x, argv[1]);
 	else if (strcmp(sub, "rm") == 0)
 		r = cmd_rm(&x, argv[1]);
+	else if (strcmp(sub, "warm") == 0)
+		r = cmd_warm(&x, argc, argv, sock);
 	else
 		r = cmd_verify(&x, argc > 1 ? argv[1] : NULL);
 	catalog_clear(&x.cat);

@@ -185,6 +185,12 @@ static void usage(FILE *f)
 		   "  image rm NAME|SHA256  remove from the cache (root)\n"
 		   "  image verify [NAME]   re-hash cached files, remove "
 		   "corrupt ones (root)\n"
+		   "  image warm NAME [--cpus N] [--mem MIB] [--checkpoint] "
+		   "[--no-wait]\n"
+		   "                        make the image's warm-start "
+		   "template for that guest\n"
+		   "                        shape now, ahead of the jobs "
+		   "(root)\n"
 		   "  checkpoint JOBID      save the job's guest now; it goes "
 		   "on (owner or root)\n"
 		   "  console [-f] JOBID    the job's guest console log; -f: "
@@ -255,7 +261,7 @@ int main(int argc, char **argv)
 	 * flock: vmenvctl works on it directly (docs/images.md). */
 	if (optind < argc && strcmp(argv[optind], "image") == 0)
 		return ctl_image(argc - optind - 1, argv + optind + 1, config,
-				 node_given ? node : NULL);
+				 node_given ? node : NULL, c.sock);
 	if (optind + 2 == argc && strcmp(argv[optind], "checkpoint") == 0)
 		return cmd_checkpoint(&c, argv[optind + 1]);
 	if (optind < argc && strcmp(argv[optind], "console") == 0)

@@ -3,6 +3,7 @@
 #include "proto.h"
 
 #include "cleanup.h"
+#include "util.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -35,6 +36,7 @@ static const char *const op_names[] = {
     [PROTO_OP_OVERLAY_RM] = "overlay_rm",
     [PROTO_OP_EVACUATE] = "evacuate",
     [PROTO_OP_REATTACH] = "reattach",
+    [PROTO_OP_WARM] = "warm",
 };
 
 /* Keys each op may carry besides "op". */
@@ -56,6 +58,7 @@ static const char *const op_keys[][9] = {
     [PROTO_OP_EVACUATE] = {"reason"},
     [PROTO_OP_REATTACH] = {"job", "session", "token", "out", "err", "stdin",
 			   "merge_stderr"},
+    [PROTO_OP_WARM] = {"image", "vcpus", "mem", "checkpoint", "query"},
 };
 
 const char *proto_op_name(enum proto_op op)
@@ -127,6 +130,16 @@ static int add_options(struct json_object *o, const struct proto_start *s)
 	if (r)
 		json_object_object_add(o, "request", r);
 	return 0;
+}
+
+static void encode_warm(struct json_object *o, const struct proto_warm *w)
+{
+	json_object_object_add(o, "image", json_object_new_string(w->image));
+	json_object_object_add(o, "vcpus", json_object_new_int64(w->vcpus));
+	json_object_object_add(o, "mem", json_object_new_int64(w->mem_mib));
+	json_object_object_add(o, "checkpoint",
+			       json_object_new_boolean(w->checkpoint));
+	json_object_object_add(o, "query", json_object_new_boolean(w->query));
 }
 
 int proto_request_encode(const struct proto_request *req, char **ret,
@@ -215,6 +228,9 @@ int proto_request_encode(const struct proto_request *req, char **ret,
 	case PROTO_OP_EVACUATE:
 		json_object_object_add(o, "reason",
 				       json_object_new_string(req->reason));
+		break;
+	case PROTO_OP_WARM:
+		encode_warm(o, &req->warm);
 		break;
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
@@ -458,6 +474,27 @@ static bool is_token(const char *t)
 	return true;
 }
 
+/* The image goes into messages and the catalog's lookup: a name as jobs
+ * give it. The shape's bounds are the node's (vmmd checks them). */
+static int decode_warm(struct json_object *o, struct proto_warm *w, char *err,
+		       size_t errlen)
+{
+	int r;
+
+	if ((r = get_str(o, "image", w->image, sizeof(w->image), err, errlen)) <
+		0 ||
+	    (r = get_u32(o, "vcpus", &w->vcpus, err, errlen)) < 0 ||
+	    (r = get_u32(o, "mem", &w->mem_mib, err, errlen)) < 0 ||
+	    (r = get_bool(o, "checkpoint", &w->checkpoint, err, errlen)) < 0 ||
+	    (r = get_bool(o, "query", &w->query, err, errlen)) < 0)
+		return r;
+	if (!valid_image_ref(w->image))
+		return fail(err, errlen,
+			    "image: not an image name of the "
+			    "catalog");
+	return 0;
+}
+
 static int decode_reattach(struct json_object *o, struct proto_request *req,
 			   char *err, size_t errlen)
 {
@@ -589,6 +626,8 @@ static int decode_body(struct json_object *o, struct proto_request *req,
 		return get_reason(o, req->reason, err, errlen);
 	case PROTO_OP_REATTACH:
 		return decode_reattach(o, req, err, errlen);
+	case PROTO_OP_WARM:
+		return decode_warm(o, &req->warm, err, errlen);
 	case PROTO_OP_STATUS:
 	case PROTO_OP_LIST:
 	case PROTO_OP_METRICS:

@@ -103,6 +103,7 @@ enum proto_op {
 	PROTO_OP_OVERLAY_RM,
 	PROTO_OP_EVACUATE,
 	PROTO_OP_REATTACH,
+	PROTO_OP_WARM,
 };
 
 /* A session's re-attach token: 32 random bytes, in hex. */
@@ -144,6 +145,16 @@ struct proto_reattach {
 	uint64_t err_bytes;
 };
 
+/* vmenvctl image warm (root): a template of an image for a guest shape
+ * made ahead of the jobs (vmmd/warm/warm.h). */
+struct proto_warm {
+	char image[VMENV_MAX_IMAGE_NAME];
+	uint32_t vcpus;	  /* 0: 1 */
+	uint32_t mem_mib; /* 0: the node's default_mem_mib */
+	bool checkpoint;  /* the shape of a --vm-checkpoint job */
+	bool query;	  /* only say where the template stands */
+};
+
 struct proto_request {
 	enum proto_op op;
 	uint32_t job_id;	       /* start, stop, exec */
@@ -153,6 +164,7 @@ struct proto_request {
 	struct proto_start start;
 	struct proto_exec exec; /* reattach: want_stdin, merge_stderr */
 	struct proto_reattach re;
+	struct proto_warm warm;
 };
 
 enum proto_kind {

@@ -13,6 +13,7 @@
 #include "ovkeep.h"
 #include "proto.h"
 #include "warm.h"
+#include "warmshape.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -274,6 +275,39 @@ static void do_evacuate(struct client *c, const struct proto_request *req)
 	free(rep.text);
 }
 
+/* vmenvctl image warm: root only (a template is a guest booted as
+ * warm_user, in the node's cache, for every user's jobs). */
+static void do_warm(struct client *c, const struct proto_request *req)
+{
+	struct proto_reply rep = {.kind = PROTO_REPLY_OK};
+	const struct proto_warm *w = &req->warm;
+	struct warm_shape sh = {.image = w->image,
+				.vcpus = w->vcpus,
+				.mem_mib = w->mem_mib,
+				.checkpoint = w->checkpoint};
+	char err[PROTO_MAX_ERROR];
+
+	if (c->cred.uid != 0) {
+		reply_error(c,
+			    "permission denied: only root may make templates "
+			    "on node %s",
+			    c->d->cfg.node_name);
+		return;
+	}
+	if (!w->query)
+		log_notice(
+		    "warm: asked by pid %d: image %s, %u vCPUs, %u MiB%s",
+		    (int)c->cred.pid, w->image, w->vcpus, w->mem_mib,
+		    w->checkpoint ? ", checkpointing" : "");
+	if (warm_ahead(c->d, &sh, w->query, &rep.text, err, sizeof(err)) < 0) {
+		reply_error(c, "image %s: no template on node %s: %s", w->image,
+			    c->d->cfg.node_name, err);
+		return;
+	}
+	proto_send_reply(c->fd, &rep);
+	free(rep.text);
+}
+
 /* vmenvctl console JOB: the stream takes the connection (console.c). */
 static bool do_console(struct client *c, const struct proto_request *req)
 {
@@ -426,6 +460,8 @@ static void handle(struct client *c)
 		do_overlay_rm(c, &req);
 	} else if (req.op == PROTO_OP_EVACUATE) {
 		do_evacuate(c, &req);
+	} else if (req.op == PROTO_OP_WARM) {
+		do_warm(c, &req);
 	} else {
 		reply_error(c, "bad request: '%s' outside an exec session",
 			    proto_op_name(req.op));

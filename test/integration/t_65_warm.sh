@@ -98,6 +98,10 @@ ja=$(batch --vm-warm-start 8)
 jb=$(batch --vm-warm-start 8)
 wait_guest_ready "$ja" 120
 sa=$(started_of "$ja")
+# Its shape (vmenvctl list's VCPUS and MEM), for the template made ahead
+# in case 7.
+cpua=$(vmenvctl list | awk -v j="$ja" '$1 == j {print $5; exit}')
+mema=$(vmenvctl list | awk -v j="$ja" '$1 == j {print $6; exit}')
 wait_guest_ready "$jb" 120
 sb=$(started_of "$jb")
 wait_job "$ja" 120 >/dev/null
@@ -219,8 +223,38 @@ rm -f "$POLDIR/65-warm-mounts.json"
 check "vmmd drops the mount policy" reload "policies:    $((npol - 1)) from $POLDIR"
 rm -rf "$T"
 
+# 7. A template made ahead of the jobs (vmenvctl image warm, root): the
+# first job of that shape starts warm; no job boots to make it.
+rm -rf "${TDIR:?}"/[0-9a-f]*
+out=$(as "$U1" perl "$(dirname "$0")/poke.pl" "$SOCK" 'json:{"op":"warm","image":"tiny","vcpus":1,"mem":0}')
+check_contains "the attack: a user asks vmmd itself for a template; it refuses (only root)" "$out" "only root may make templates"
+check "... and nothing was made" test -z "$(templates)"
+out=$(vmenvctl image warm tiny --cpus "$cpua" --mem "$mema" 2>&1)
+v=vCPU
+[ "$cpua" = 1 ] || v=vCPUs
+check_contains "vmenvctl image warm makes tiny's template for job $ja's shape ($cpua $v, $mema MiB)" \
+	"$out" "($cpua $v, $mema MiB, virtio-9p files): made, "
+check_eq "... one template, a file of root's only" "1 0 600" "$(templates | wc -l) $(stat -c '%u %a' "$(templates | head -1)" 2>/dev/null)"
+out=$(vmenvctl image warm tiny --cpus "$cpua" --mem "$mema" 2>&1)
+check_contains "... asked again, it is already made" "$out" "): already made, "
+jw=$(batch --vm-warm-start 1)
+wait_guest_ready "$jw" 120
+sw=$(started_of "$jw")
+wait_job "$jw" 120 >/dev/null
+ow=$(cat "out-$jw" 2>/dev/null)
+check_eq "the first job of that shape starts from it (vmenvctl list)" "warm" "$sw"
+check "... and runs in its guest" ran_in_guest "$ow"
+check_eq "... no other template was made" 1 "$(templates | wc -l)"
+out=$(vmenvctl image warm tiny --mem 99999999 2>&1)
+check_contains "a shape beyond the node's memory is refused with the value" "$out" "99999999 MiB exceed node $NODE's memory"
+out=$(vmenvctl image warm debian12 --mem 1024 2>&1)
+check_contains "an image that boots from a disk is refused with the reason" "$out" "has a disk: it cannot be warm-started"
+out=$(vmenvctl image warm no-such-image 2>&1)
+check_contains "an unknown image is refused, naming it" "$out" "'no-such-image' is not in the catalog"
+check_eq "... nothing was made for them" 1 "$(templates | wc -l)"
+
 # Nothing left: guests, job directories, the per-job save images.
-for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm"; do
+for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm" "$jw"; do
 	check "nothing of job $j is left on any node" node_clean "$j"
 done
 check "no per-job save image is left in $TDIR" sh -c "! ls -a '$TDIR' | grep -q '^\.job-'"

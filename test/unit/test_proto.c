@@ -461,7 +461,52 @@ static const struct {
      "{\"op\":\"exec\",\"job\":1,\"argv\":[\"x\"]," EXEC_OK_TAIL
      ",\"relay\":1}",
      "field 'relay' must be a boolean"},
+    {"warm with a path for an image",
+     "{\"op\":\"warm\",\"image\":\"/etc/shadow\",\"vcpus\":1,"
+     "\"mem\":0}",
+     "not an image name"},
+    {"warm with .. for an image",
+     "{\"op\":\"warm\",\"image\":\"..\",\"vcpus\":1,\"mem\":0}",
+     "not an image name"},
+    {"warm with a space in the image",
+     "{\"op\":\"warm\",\"image\":\"ti ny\",\"vcpus\":1,\"mem\":0}",
+     "not an image name"},
+    {"warm without vcpus", "{\"op\":\"warm\",\"image\":\"tiny\",\"mem\":0}",
+     "missing field 'vcpus'"},
+    {"warm with negative memory",
+     "{\"op\":\"warm\",\"image\":\"tiny\",\"vcpus\":1,\"mem\":-1}",
+     "field 'mem' out of range"},
+    {"warm with a job",
+     "{\"op\":\"warm\",\"image\":\"tiny\",\"vcpus\":1,\"mem\":0,"
+     "\"job\":1}",
+     "unknown field 'job'"},
 };
+
+/* vmenvctl image warm's request: every field through the wire. */
+static void test_warm_roundtrip(void **state)
+{
+	struct proto_request in = {.op = PROTO_OP_WARM}, out;
+	_cleanup_free_ char *json = NULL;
+	char err[PROTO_MAX_ERROR] = "";
+	size_t len;
+
+	(void)state;
+	snprintf(in.warm.image, sizeof(in.warm.image), "debian12:2024.1");
+	in.warm.vcpus = 4;
+	in.warm.mem_mib = UINT32_MAX;
+	in.warm.checkpoint = true;
+	in.warm.query = true;
+	assert_int_equal(proto_request_encode(&in, &json, &len), 0);
+	assert_int_equal(
+	    proto_request_decode(json, len, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.op, PROTO_OP_WARM);
+	assert_string_equal(out.warm.image, "debian12:2024.1");
+	assert_int_equal(out.warm.vcpus, 4);
+	assert_int_equal(out.warm.mem_mib, UINT32_MAX);
+	assert_true(out.warm.checkpoint);
+	assert_true(out.warm.query);
+	proto_request_clear(&out);
+}
 
 static void test_request_refusals(void **state)
 {
@@ -1005,6 +1050,7 @@ int main(void)
 	    cmocka_unit_test(test_request_decode_uses_length),
 	    cmocka_unit_test(test_request_encode_bad_op),
 	    cmocka_unit_test(test_request_refusals),
+	    cmocka_unit_test(test_warm_roundtrip),
 	    cmocka_unit_test(test_request_error_bounded),
 	    cmocka_unit_test(test_start_options),
 	    cmocka_unit_test(test_request_oversized_text),

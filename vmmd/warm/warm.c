@@ -30,6 +30,7 @@
 #include "vmmd.h"
 #include "warmkey.h"
 #include "warmmake.h"
+#include "warmshape.h"
 #include "worker.h"
 
 #define SAVE "/save"
@@ -53,6 +54,10 @@ struct warm {
 	char making[WARM_KEY_LEN + 1];
 	char refused[MAX_REFUSED][WARM_KEY_LEN + 1];
 	unsigned nrefused;
+	/* The last template not made, and why: what vmenvctl image warm
+	 * reports. */
+	char failed[WARM_KEY_LEN + 1];
+	char failed_why[512];
 };
 
 struct warm_restore {
@@ -289,6 +294,8 @@ static void made(void *data)
 	if (m->r == 0 && rename(from, to) < 0)
 		m->r = -errno;
 	if (m->r == 0 && stat(to, &st) == 0) {
+		if (strcmp(w->failed, w->making) == 0)
+			w->failed[0] = '\0';
 		log_info("warm start: template %.12s made: boot %llu ms, save "
 			 "%llu ms, %llu MiB",
 			 w->making, (unsigned long long)m->boot_ms,
@@ -299,6 +306,9 @@ static void made(void *data)
 	} else {
 		keep_console(w, mk, false);
 		log_warn("warm start: template %.12s not made: %s", w->making,
+			 m->why[0] ? m->why : strerror(-m->r));
+		snprintf(w->failed, sizeof(w->failed), "%s", w->making);
+		snprintf(w->failed_why, sizeof(w->failed_why), "%s",
 			 m->why[0] ? m->why : strerror(-m->r));
 		if (m->not_warm && w->nrefused < MAX_REFUSED)
 			snprintf(w->refused[w->nrefused++], WARM_KEY_LEN + 1,
@@ -325,7 +335,7 @@ static int template_user(const struct vmmd *d, uint32_t *uid, uint32_t *gid)
 
 /* The template's files: the boot files copied from the cache, an empty
  * share (no SETUP mounts it). */
-static int make_files(const char *mk, const struct warm_job *wj)
+static int make_files(const char *mk, const char *kernel, const char *initrd)
 {
 	char p[VMENV_MAX_PATH + 200];
 	int r;
@@ -337,36 +347,38 @@ static int make_files(const char *mk, const struct warm_job *wj)
 	if (mkdir(p, 0755) < 0)
 		return -errno;
 	snprintf(p, sizeof(p), "%s/kernel", mk);
-	if ((r = copy_file(wj->kernel, p, 0644)) < 0)
+	if ((r = copy_file(kernel, p, 0644)) < 0)
 		return r;
 	snprintf(p, sizeof(p), "%s/initrd", mk);
-	return copy_file(wj->initrd, p, 0644);
+	return copy_file(initrd, p, 0644);
 }
 
-static void make_start(struct job *j)
+/* Starts making template key from its guest's domain xml (taken) and the
+ * cache's boot files; for says for whom, in the log. */
+static int make_begin(struct vmmd *d, const char *key, const char *kernel,
+		      const char *initrd, char *xml, const char *what)
 {
-	struct vmmd *d = j->d;
 	struct warm *w = d->warm;
-	struct warm_job *wj = j->warm;
 	struct warm_make *m = &w->make;
 	const char *mk = w->mk;
 	int r;
 
-	if ((r = make_files(mk, wj)) < 0) {
+	if ((r = make_files(mk, kernel, initrd)) < 0) {
 		log_warn("warm start: cannot prepare a template in %s: %s", mk,
 			 strerror(-r));
 		rm_rf(mk);
-		return;
+		free(xml);
+		return r;
 	}
 	memset(m, 0, sizeof(*m));
 	m->hv = d->hv;
 	m->hv_ctx = d->hv_ctx;
 	template_domain(d, m->domain, sizeof(m->domain));
-	m->xml = TAKE_PTR(wj->make_xml);
+	m->xml = xml;
 	snprintf(m->agent, sizeof(m->agent), "%s/agent.sock", mk);
 	snprintf(m->save, sizeof(m->save), "%s" SAVE, mk);
 	m->timeout_ms = d->cfg.boot_timeout_s * 1000;
-	snprintf(w->making, sizeof(w->making), "%s", wj->key);
+	snprintf(w->making, sizeof(w->making), "%s", key);
 	if ((r = worker_start(d->loop, warm_make_main, m, made, d, &w->maker)) <
 	    0) {
 		log_warn("warm start: cannot start making a template: %s",
@@ -375,10 +387,20 @@ static void make_start(struct job *j)
 		m->xml = NULL;
 		w->making[0] = '\0';
 		rm_rf(mk);
-		return;
+		return r;
 	}
-	log_info("job %u: warm start: making template %.12s of image %s", j->id,
-		 wj->key, j->image);
+	log_info("%s: warm start: making template %.12s", what, key);
+	return 0;
+}
+
+static void make_start(struct job *j)
+{
+	struct warm_job *wj = j->warm;
+	char what[VMENV_MAX_IMAGE_NAME + 64];
+
+	snprintf(what, sizeof(what), "job %u (image %s)", j->id, j->image);
+	make_begin(j->d, wj->key, wj->kernel, wj->initrd,
+		   TAKE_PTR(wj->make_xml), what);
 }
 
 void warm_job_ready(struct job *j)
@@ -393,12 +415,10 @@ void warm_job_ready(struct job *j)
 	make_start(j);
 }
 
-/* The template guest's domain for a job of spec s (while its files exist:
- * make_start copies them). */
-static int make_xml(struct job *j, const struct dom_spec *s)
+/* The template guest's domain for a guest of spec s, in the maker's
+ * directory, run by warm_user. */
+static int template_xml(struct vmmd *d, const struct dom_spec *s, char **ret)
 {
-	struct warm *w = j->d->warm;
-	struct warm_job *wj = j->warm;
 	_cleanup_free_ struct warm_paths *p = calloc(1, sizeof(*p));
 	_cleanup_free_ struct warm_norm *n = calloc(1, sizeof(*n));
 	char name[200];
@@ -406,18 +426,127 @@ static int make_xml(struct job *j, const struct dom_spec *s)
 
 	if (!p || !n)
 		return -ENOMEM;
-	if (template_user(j->d, &uid, &gid) < 0)
+	if (template_user(d, &uid, &gid) < 0)
 		return -ESRCH;
-	warm_paths_in(p, w->mk);
-	template_domain(j->d, name, sizeof(name));
+	warm_paths_in(p, d->warm->mk);
+	template_domain(d, name, sizeof(name));
 	warm_normalize(s, name, uid, gid, p, n);
-	n->s.node = j->d->cfg.node_name;
+	n->s.node = d->cfg.node_name;
+	return domxml_build(&n->s, ret);
+}
+
+/* The template guest's domain for a job of spec s (while its files exist:
+ * make_start copies them). */
+static int make_xml(struct job *j, const struct dom_spec *s)
+{
+	struct warm_job *wj = j->warm;
+
 	/* The cache's blobs, not the job's copies: those are the job's
 	 * user's while its guest runs, and the template is every job's. */
 	if (jobimg_boot_blobs(j, wj->kernel, wj->initrd, sizeof(wj->kernel)) <
 	    0)
 		return -ENOENT;
-	return domxml_build(&n->s, &wj->make_xml);
+	return template_xml(j->d, s, &wj->make_xml);
+}
+
+/* --- one made ahead (vmenvctl image warm) ------------------------------- */
+
+/* Where template key stands: "made", "making", "failed" (why), "none". */
+static const char *tmpl_state(const struct warm *w, const char *key,
+			      uint64_t *bytes, const char **why)
+{
+	char p[VMENV_MAX_PATH + 80];
+	struct stat st;
+
+	*bytes = 0;
+	*why = "";
+	tmpl_path(w, key, SAVE, p, sizeof(p));
+	if (stat(p, &st) == 0) {
+		*bytes = (uint64_t)st.st_size;
+		return "made";
+	}
+	if (strcmp(w->making, key) == 0)
+		return "making";
+	if (refused(w, key)) {
+		*why = "the image's agent cannot be a template's";
+		return "failed";
+	}
+	if (strcmp(w->failed, key) == 0) {
+		*why = w->failed_why;
+		return "failed";
+	}
+	return "none";
+}
+
+static int ahead_check(struct vmmd *d, char *err, size_t errlen)
+{
+	if (strcmp(d->cfg.warm_start, "yes") != 0)
+		return err_set(err, errlen, -EPERM,
+			       "warm_start = no on node %s", d->cfg.node_name);
+	if (!d->warm || !d->warm->dir[0])
+		return err_set(err, errlen, -ENOENT,
+			       "node %s has no template store",
+			       d->cfg.node_name);
+	if (d->cfg.warm_templates_max == 0)
+		return err_set(err, errlen, -EPERM,
+			       "warm_templates_max = 0 on node %s",
+			       d->cfg.node_name);
+	return 0;
+}
+
+/* The reply: "STATE KEY MIB REF VCPUS MEM FILES[: WHY]". */
+static int ahead_text(const struct warm_shape_spec *sp, const char *key,
+		      const char *state, uint64_t bytes, const char *why,
+		      char **text)
+{
+	return asprintf(text, "%s %s %llu %s %u %u %s%s%s\n", state, key,
+			(unsigned long long)(bytes >> 20), sp->ref, sp->s.vcpus,
+			sp->s.mem_mib, sp->files, why[0] ? ": " : "", why) < 0
+		   ? -ENOMEM
+		   : 0;
+}
+
+int warm_ahead(struct vmmd *d, const struct warm_shape *sh, bool query,
+	       char **text, char *err, size_t errlen)
+{
+	_cleanup_free_ struct warm_shape_spec *sp = calloc(1, sizeof(*sp));
+	struct warm *w = d->warm;
+	char key[WARM_KEY_LEN + 1], what[VMENV_MAX_IMAGE_NAME + 64];
+	const char *state, *why;
+	char *xml = NULL;
+	uint64_t bytes;
+	int r;
+
+	*text = NULL;
+	if (!sp)
+		return -ENOMEM;
+	if ((r = ahead_check(d, err, errlen)) < 0 ||
+	    (r = warm_shape_spec(d, sh, sp, err, errlen)) < 0)
+		return r;
+	if (!warm_eligible(&sp->s, err, errlen))
+		return -EINVAL;
+	if ((r = warm_key(&sp->s, sp->boot, key)) < 0)
+		return err_set(err, errlen, r, "no template key: %s",
+			       strerror(-r));
+	state = tmpl_state(w, key, &bytes, &why);
+	if (query || strcmp(state, "made") == 0 || strcmp(state, "making") == 0)
+		return ahead_text(sp, key, state, bytes, why, text);
+	if (w->maker)
+		return err_set(err, errlen, -EBUSY,
+			       "node %s is making template %.12s; ask again "
+			       "when it is made",
+			       d->cfg.node_name, w->making);
+	if ((r = template_xml(d, &sp->s, &xml)) < 0)
+		return err_set(err, errlen, r, "%s",
+			       r == -ESRCH ? "no warm_user on this node"
+					   : "no template XML");
+	/* A new try: what failed before is not this one's answer. */
+	w->failed[0] = '\0';
+	snprintf(what, sizeof(what), "vmenvctl image warm %s", sp->ref);
+	if ((r = make_begin(d, key, sp->kernel, sp->initrd, xml, what)) < 0)
+		return err_set(err, errlen, r, "cannot make the template: %s",
+			       strerror(-r));
+	return ahead_text(sp, key, "making", 0, "", text);
 }
 
 /* --- a job from one ----------------------------------------------------- */

@@ -68,6 +68,16 @@ const char *warm_job_how(const struct job *j);
  * reconcile leaves it alone, and removes any other: an earlier vmmd's). */
 bool warm_template_domain(struct vmmd *d, const char *name);
 bool warm_owns_domain(struct vmmd *d, const char *name);
+/* vmenvctl image warm (root): the template of a shape (warmshape.h),
+ * made now in the background unless query or it exists or is being made.
+ * *text (malloc'ed): "STATE KEY MIB NAME:VERSION VCPUS MEM FILES[: WHY]"
+ * with STATE made, making, failed (the last try, and why) or none. -errno
+ * with the reason in err: the shape or image cannot be warm-started here,
+ * or another template is being made (-EBUSY). */
+struct warm_shape;
+int warm_ahead(struct vmmd *d, const struct warm_shape *sh, bool query,
+	       char **text, char *err, size_t errlen);
+
 /* The reconcile's: templates beyond warm_templates_max. */
 void warm_sweep(struct vmmd *d);
 
