@@ -13,12 +13,12 @@
 
 #include "catalog.h"
 #include "cleanup.h"
+#include "ctlwarm.h"
 #include "digest.h"
 #include "fetch.h"
 #include "imgcache.h"
 #include "imgpull.h"
 #include "progress.h"
-#include "vmenvctl.h"
 
 #include <errno.h>
 #include <fcntl.h>

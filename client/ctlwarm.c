@@ -6,7 +6,7 @@
  * this waits until it is made or failed. The image's files are pulled
  * into the cache first (ctlimage.c), as a job's would be.
  */
-#include "vmenvctl.h"
+#include "ctlwarm.h"
 
 #include "proto.h"
 #include "util.h"

@@ -21,8 +21,4 @@ int ctl_overlay(int argc, char **argv, const char *sock, int timeout_ms);
 int ctl_evacuate(int argc, char **argv, const char *sock, bool sock_given,
 		 int timeout_ms);
 
-/* vmenvctl image warm NAME [options] (argv[0] is "warm"; ctlwarm.c), once
- * the image is in the cache. */
-int ctl_warm(int argc, char **argv, const char *sock);
-
 #endif
