@@ -34,6 +34,15 @@ JOB
 chmod 755 show.sh
 chown "$U1:" show.sh
 
+# Runs show.sh as batch() does and waits for its end: sets J (its id), S
+# (how its guest started) and O (its output).
+batch_done() { # extra-options sleep
+	J=$(batch "$1" "$2")
+	wait_guest_ready "$J" 120
+	S=$(started_of "$J")
+	wait_job "$J" 120 >/dev/null
+	O=$(cat "out-$J" 2>/dev/null)
+}
 # The templates made (not one being made: .make-NODE/save).
 templates() { find "$TDIR" -mindepth 2 -maxdepth 2 -path "$TDIR/[0-9a-f]*/save" 2>/dev/null; }
 started_of() { # jobid: the "started:" of its vmenvctl list entry
@@ -126,21 +135,16 @@ ca=$(as "$U1" vmenvctl console "$ja" 2>&1)
 check_contains "the guest's agent reseeded its kernel's generator with the host's bytes" "$ca" "random generator reseeded with 32 bytes"
 
 # 3. A job that does not ask boots, and says so.
-jc=$(batch "" 5)
-wait_guest_ready "$jc" 120
-sc=$(started_of "$jc")
-wait_job "$jc" 120 >/dev/null
+batch_done "" 5
+jc=$J sc=$S
 check_eq "a job without --vm-warm-start boots (vmenvctl list)" "booted" "$sc"
 
 # 4. A damaged template: the job boots all the same, the template is made
 # again from its guest.
 t=$(templates | head -1)
 printf 'LibvirtQemudPart' | dd of="$t" conv=notrunc status=none
-jd=$(batch --vm-warm-start 5)
-wait_guest_ready "$jd" 120
-sd=$(started_of "$jd")
-wait_job "$jd" 120 >/dev/null
-od=$(cat "out-$jd" 2>/dev/null)
+batch_done --vm-warm-start 5
+jd=$J sd=$S od=$O
 check_eq "a damaged template: the job boots (vmenvctl list)" "booted: the template's restore failed" "$sd"
 check "... and runs in its guest" ran_in_guest "$od"
 check_eq "... and ends COMPLETED" COMPLETED "$(job_field "$jd" JobState)"
@@ -237,11 +241,8 @@ check_contains "vmenvctl image warm makes tiny's template for job $ja's shape ($
 check_eq "... one template, a file of root's only" "1 0 600" "$(templates | wc -l) $(stat -c '%u %a' "$(templates | head -1)" 2>/dev/null)"
 out=$(vmenvctl image warm tiny --cpus "$cpua" --mem "$mema" 2>&1)
 check_contains "... asked again, it is already made" "$out" "): already made, "
-jw=$(batch --vm-warm-start 1)
-wait_guest_ready "$jw" 120
-sw=$(started_of "$jw")
-wait_job "$jw" 120 >/dev/null
-ow=$(cat "out-$jw" 2>/dev/null)
+batch_done --vm-warm-start 1
+jw=$J sw=$S ow=$O
 check_eq "the first job of that shape starts from it (vmenvctl list)" "warm" "$sw"
 check "... and runs in its guest" ran_in_guest "$ow"
 check_eq "... no other template was made" 1 "$(templates | wc -l)"
