@@ -3,8 +3,8 @@
  * The coordination directory of a multi-node job's checkpoints
  * (vmmd/ckpt/ckpt_coord.h) on a temporary store: what open makes and
  * refuses, the node sub-stores, plans, marks and their counts, the one
- * outcome per group and its parsing, the newest complete group, and the
- * directory's removal.
+ * outcome per group and its parsing, the newest complete group, the first
+ * node's verdict and its parsing, and the directory's removal.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -770,6 +770,124 @@ static void test_latest_complete(void **state)
 	assert_int_equal(g, 10);
 }
 
+/* --- the first node's verdict ------------------------------------------- */
+
+/* Written as one line per word, read back with goon's reason; none is
+ * -ENOENT; the writer takes a reason with goon only, and only one of
+ * printable text. */
+static void test_verdict(void **state)
+{
+	struct st *s = *state;
+	enum ckpt_verdict v = CKPT_VERDICT_ENDED;
+	char why[64] = "x";
+
+	assert_int_equal(
+	    ckpt_coord_read_verdict(&s->c, 1, &v, why, sizeof(why)), -ENOENT);
+	assert_int_equal(
+	    ckpt_coord_verdict(&s->c, 1, CKPT_VERDICT_REQUEUED, NULL), 0);
+	file_holds(s, "g1.verdict", "requeued\n");
+	assert_int_equal(
+	    ckpt_coord_read_verdict(&s->c, 1, &v, why, sizeof(why)), 0);
+	assert_int_equal(v, CKPT_VERDICT_REQUEUED);
+	assert_string_equal(why, "");
+	assert_int_equal(ckpt_coord_verdict(&s->c, 2, CKPT_VERDICT_ENDED, NULL),
+			 0);
+	file_holds(s, "g2.verdict", "ended\n");
+	assert_int_equal(
+	    ckpt_coord_read_verdict(&s->c, 2, &v, why, sizeof(why)), 0);
+	assert_int_equal(v, CKPT_VERDICT_ENDED);
+	assert_int_equal(ckpt_coord_verdict(&s->c, 3, CKPT_VERDICT_GOON,
+					    "Slurm refused: Job is not "
+					    "requeueable"),
+			 0);
+	file_holds(s, "g3.verdict",
+		   "goon Slurm refused: Job is not requeueable\n");
+	assert_int_equal(
+	    ckpt_coord_read_verdict(&s->c, 3, &v, why, sizeof(why)), 0);
+	assert_int_equal(v, CKPT_VERDICT_GOON);
+	assert_string_equal(why, "Slurm refused: Job is not requeueable");
+	/* A reason longer than the caller's buffer is cut, not refused. */
+	assert_int_equal(ckpt_coord_read_verdict(&s->c, 3, &v, why, 6), 0);
+	assert_string_equal(why, "Slurm");
+	assert_int_equal(ckpt_coord_read_verdict(&s->c, 3, &v, NULL, 0), 0);
+
+	/* The writer: a reason with goon only, one printable line. */
+	assert_int_equal(ckpt_coord_verdict(&s->c, 4, CKPT_VERDICT_GOON, NULL),
+			 -EINVAL);
+	assert_int_equal(ckpt_coord_verdict(&s->c, 4, CKPT_VERDICT_GOON, ""),
+			 -EINVAL);
+	assert_int_equal(
+	    ckpt_coord_verdict(&s->c, 4, CKPT_VERDICT_GOON, "two\nlines"),
+	    -EINVAL);
+	assert_int_equal(
+	    ckpt_coord_verdict(&s->c, 4, CKPT_VERDICT_GOON, " padded"),
+	    -EINVAL);
+	assert_int_equal(
+	    ckpt_coord_verdict(&s->c, 4, CKPT_VERDICT_REQUEUED, "why"),
+	    -EINVAL);
+	assert_int_equal(
+	    ckpt_coord_verdict(&s->c, 4, (enum ckpt_verdict)3, NULL), -EINVAL);
+	assert_false(exists(s->dir, "g4.verdict"));
+}
+
+/* Anything but the three lines is refused: truncated (no newline, a word
+ * cut), padded, another word or case, a second line, goon without a
+ * reason or with one of control characters. */
+static void test_verdict_strict(void **state)
+{
+	struct st *s = *state;
+	static const char *const bad[] = {
+	    "requeued",
+	    "requeue\n",
+	    "ended",
+	    "",
+	    "\n",
+	    " requeued\n",
+	    "requeued \n",
+	    "requeued\n\n",
+	    "requeued\nended\n",
+	    "Requeued\n",
+	    "REQUEUED\n",
+	    "requeuedx\n",
+	    "ended\r\n",
+	    "end\n",
+	    "goon\n",
+	    "goon \n",
+	    "goon  why\n",
+	    "goon why \n",
+	    "goon why",
+	    "goonwhy\n",
+	    "goon\twhy\n",
+	    "goon why\x01\n",
+	    "goon why\nmore\n",
+	    "go on why\n",
+	    "abort n0 why\n",
+	    "complete 2 1 2\n",
+	};
+	enum ckpt_verdict v = CKPT_VERDICT_ENDED;
+	char why[64] = "kept";
+	unsigned lax = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		if (ckpt_coord_parse_verdict(bad[i], &v, why, sizeof(why)) !=
+		    -EBADMSG) {
+			print_message("parse_verdict accepts '%s'\n", bad[i]);
+			lax++;
+		}
+	}
+	assert_int_equal(lax, 0);
+	assert_int_equal(v, CKPT_VERDICT_ENDED);
+	assert_string_equal(why, "kept");
+	/* Read from the file alike. */
+	put(s->dir, "g1.verdict", "requeued");
+	assert_int_equal(
+	    ckpt_coord_read_verdict(&s->c, 1, &v, why, sizeof(why)), -EBADMSG);
+	put(s->dir, "g1.verdict", "goon \n");
+	assert_int_equal(
+	    ckpt_coord_read_verdict(&s->c, 1, &v, why, sizeof(why)), -EBADMSG);
+	assert_int_equal(v, CKPT_VERDICT_ENDED);
+}
+
 /* --- removal -------------------------------------------------------------- */
 
 static void test_remove(void **state)
@@ -834,6 +952,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_parse_complete_whole_line,
 					    st_setup, st_teardown),
 	    cmocka_unit_test_setup_teardown(test_latest_complete, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_verdict, st_setup,
+					    st_teardown),
+	    cmocka_unit_test_setup_teardown(test_verdict_strict, st_setup,
 					    st_teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, st_setup, st_teardown),
 	};

@@ -397,3 +397,79 @@ int ckpt_coord_latest_complete(const struct ckpt_coord *c, uint32_t *ret_group)
 	*ret_group = g;
 	return 0;
 }
+
+static const char *const verdict_words[] = {
+    [CKPT_VERDICT_REQUEUED] = "requeued",
+    [CKPT_VERDICT_ENDED] = "ended",
+    [CKPT_VERDICT_GOON] = "goon",
+};
+
+/* goon's reason: one line of printable text, not empty, not padded. */
+static bool reason_ok(const char *p, size_t n)
+{
+	if (n == 0 || p[0] == ' ' || p[n - 1] == ' ')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+	return true;
+}
+
+int ckpt_coord_verdict(const struct ckpt_coord *c, uint32_t g,
+		       enum ckpt_verdict v, const char *why)
+{
+	char name[32], text[CKPT_COORD_MAX_TEXT];
+	bool goon = v == CKPT_VERDICT_GOON;
+	int r;
+
+	if ((unsigned)v >= ARRAY_SIZE(verdict_words) || goon != (why != NULL) ||
+	    (goon && !reason_ok(why, strlen(why))))
+		return -EINVAL;
+	r = str_printf(text, sizeof(text), "%s%s%s\n", verdict_words[v],
+		       goon ? " " : "", goon ? why : "");
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "g%u.verdict", g);
+	return put(c, name, text);
+}
+
+int ckpt_coord_parse_verdict(const char *text, enum ckpt_verdict *ret,
+			     char *why, size_t len)
+{
+	size_t n = strlen(text), w;
+
+	/* One line, whole: a file cut short has no newline. */
+	if (n == 0 || text[n - 1] != '\n')
+		return -EBADMSG;
+	n--;
+	for (size_t v = 0; v < ARRAY_SIZE(verdict_words); v++) {
+		w = strlen(verdict_words[v]);
+		if (n < w || memcmp(text, verdict_words[v], w) != 0)
+			continue;
+		if (v != CKPT_VERDICT_GOON && n != w)
+			return -EBADMSG;
+		if (v == CKPT_VERDICT_GOON &&
+		    (n <= w + 1 || text[w] != ' ' ||
+		     !reason_ok(text + w + 1, n - w - 1)))
+			return -EBADMSG;
+		if (why && len)
+			snprintf(why, len, "%.*s",
+				 v == CKPT_VERDICT_GOON ? (int)(n - w - 1) : 0,
+				 text + w + 1);
+		*ret = (enum ckpt_verdict)v;
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+int ckpt_coord_read_verdict(const struct ckpt_coord *c, uint32_t g,
+			    enum ckpt_verdict *ret, char *why, size_t len)
+{
+	char name[32], text[CKPT_COORD_MAX_TEXT];
+	int r;
+
+	snprintf(name, sizeof(name), "g%u.verdict", g);
+	if ((r = get(c, name, text, sizeof(text))) < 0)
+		return r;
+	return ckpt_coord_parse_verdict(text, ret, why, len);
+}

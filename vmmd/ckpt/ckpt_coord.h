@@ -17,6 +17,15 @@
  *                                    local file systems and NFS):
  *                                    "complete N seq0 .. seq<N-1>" or
  *                                    "abort <node> <reason>"
+ *       g<G>.verdict                 node 0, after a complete outcome the
+ *                                    job does not go on from, once it
+ *                                    asked Slurm to requeue the job:
+ *                                    "requeued", "ended" (checkpointed,
+ *                                    not requeued) or "goon <reason>"
+ *                                    (an evacuation Slurm would not
+ *                                    requeue: every node goes on from G);
+ *                                    the other nodes wait for it before
+ *                                    their parts end
  *       g<G>.back<R>.<i>             node i's guest is restored from G at
  *                                    the job's restart R and holds
  *       g0.evacuate.<i>              node i is evacuated: it asks the first
@@ -111,5 +120,29 @@ int ckpt_coord_parse_complete(const char *text, uint32_t node,
 /* The newest group whose outcome is complete: 0 and *ret_group, or
  * -ENOENT. */
 int ckpt_coord_latest_complete(const struct ckpt_coord *c, uint32_t *ret_group);
+
+/* Node 0's word on a complete group after which the job does not go on,
+ * once it asked Slurm to requeue the job (g<G>.verdict): the other nodes
+ * end their parts only when Slurm took the job over, and go on with node
+ * 0 when it would not requeue an evacuated one. */
+enum ckpt_verdict {
+	CKPT_VERDICT_REQUEUED, /* "requeued": Slurm requeued the job */
+	CKPT_VERDICT_ENDED,    /* "ended": it ends, checkpointed, not
+				* requeued */
+	CKPT_VERDICT_GOON,     /* "goon REASON": an evacuation Slurm would
+				* not requeue; every node goes on from the
+				* group */
+};
+/* Writes group g's verdict (why: goon's reason, one line of printable
+ * text; NULL otherwise). */
+int ckpt_coord_verdict(const struct ckpt_coord *c, uint32_t g,
+		       enum ckpt_verdict v, const char *why);
+/* Parses a verdict's text: 0 (goon's reason in why, cut to len), or
+ * -EBADMSG for anything else than one of the three lines. */
+int ckpt_coord_parse_verdict(const char *text, enum ckpt_verdict *ret,
+			     char *why, size_t len);
+/* Group g's verdict: 0, -ENOENT (none yet), -EBADMSG, -errno. */
+int ckpt_coord_read_verdict(const struct ckpt_coord *c, uint32_t g,
+			    enum ckpt_verdict *ret, char *why, size_t len);
 
 #endif
