@@ -46,6 +46,9 @@
 #include "ckpt.h"
 #include "ckpt_coord.h"
 #include "ckpt_keep.h"
+/* A job's checkpoint state: a multi-node wait's bound (a minute) is moved
+ * back rather than waited for. */
+#include "ckpt_priv.h"
 #include "ckpt_store.h"
 #include "cleanup.h"
 #include "console.h"
@@ -4681,6 +4684,30 @@ static void mn_peers_saved(struct ckpt_coord *co, uint32_t g)
 	mn_mark(co, g, "saved", 2, "5\n");
 }
 
+/* The first node's verdict on group g after its requeue (why: goon's
+ * reason). */
+static void mn_verdict(struct ckpt_coord *co, uint32_t g, enum ckpt_verdict v,
+		       const char *why)
+{
+	assert_int_equal(ckpt_coord_verdict(co, g, v, why), 0);
+}
+
+/* This node decided group g complete: the first node then requeues the
+ * job and says so. */
+static void mn_first_requeued(struct fx *f, struct ckpt_coord *co, uint32_t g)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+	char name[32];
+
+	snprintf(name, sizeof(name), "g%u.outcome", g);
+	while (!mn_exists(f, name)) {
+		if (now_ms() >= end)
+			fail_msg("no outcome of group %u", g);
+		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
+	}
+	mn_verdict(co, g, CKPT_VERDICT_REQUEUED, NULL);
+}
+
 /* A group the first node planned and decided (its outcome text): an
  * earlier run's; returns it. */
 static uint32_t mn_decided(struct ckpt_coord *co, const char *text)
@@ -4983,6 +5010,7 @@ static void test_ckpt_multinode_used_boots(void **state)
 	afd = mn_started(f, 1, true, &co);
 	mn_follower_saves(f, &co, afd, 1, 1);
 	mn_peers_saved(&co, 1);
+	mn_first_requeued(f, &co, 1);
 	pump_until_state(f, JOB_SAVED);
 	stop_ok(f, JOB);
 	restart_slurm(f, 1, 2);
@@ -5134,12 +5162,18 @@ static void test_ckpt_multinode_follower(void **state)
 	assert_false(mn_exists(f, "g1.outcome"));
 	mn_peers_saved(&co, 1);
 	assert_int_equal(ckpt_coord_decide(&co, 1, "complete 3 3 1 5\n"), 1);
+	/* Complete: its part ends only once the first node said what
+	 * Slurm did with the job. */
+	pump(f, 1200);
+	assert_false(readable(c.fd));
+	assert_int_not_equal(job(f)->state, JOB_SAVED);
+	mn_verdict(&co, 1, CKPT_VERDICT_REQUEUED, NULL);
 	client_reply(f, c.fd, &rep);
 	assert_int_equal(rep.kind, PROTO_EV_CHECKPOINTED);
 	assert_string_equal(rep.error,
 			    "job 42: checkpointed on node " NODE
 			    " (node 1 of 3, checkpoint group 1); the job's "
-			    "first node requeues it");
+			    "first node requeued it");
 	assert_int_equal(rep.exit_value, 0);
 	exec_close(&c);
 	assert_int_equal(job(f)->state, JOB_SAVED);
@@ -5209,7 +5243,8 @@ static void test_ckpt_multinode_follower_ends_before_outcome(void **state)
 
 /* Node 1's guest is saved last: this node decides the group complete and
  * acts on it in the same turn (the first node requeues at once, and Slurm
- * then ends the job here), not at its next look. */
+ * then ends the job here), not at its next look: it waits for the first
+ * node's verdict, and ends with it. */
 static void test_ckpt_multinode_follower_decides(void **state)
 {
 	struct fx *f = *state;
@@ -5232,14 +5267,210 @@ static void test_ckpt_multinode_follower_decides(void **state)
 			fail_msg("node 1 never decided the group");
 		assert_int_equal(loop_run_once(f->d.loop, 10), 0);
 	}
+	/* In the turn that decided: waiting for the verdict. */
+	assert_int_equal(job(f)->ckpt->wait, CW_VERDICT);
+	assert_int_not_equal(job(f)->state, JOB_SAVED);
+	mn_verdict(&co, 1, CKPT_VERDICT_REQUEUED, NULL);
+	pump_until_state(f, JOB_SAVED);
 	ckpt_coord_close(&co);
-	/* Saved and ended here in the turn that decided. */
-	assert_int_equal(job(f)->state, JOB_SAVED);
 	assert_int_equal(log_count("job 42: checkpointed on node " NODE
 				   " (node 1 of 3, checkpoint group 1)"),
 			 1);
 	mn_file_is(f, "g1.outcome", "complete 3 3 1 5");
 	mn_file_is(f, "g1.saved.1", "1\n");
+}
+
+/* Node 0 of a 3-node job, its node evacuated, and Slurm will not requeue
+ * the job (sbatch --no-requeue): every node's guest is saved, the group is
+ * complete, and the job goes on here as a one-node job's would. Node 0
+ * tells the other nodes so (the group's verdict), so that they go on too,
+ * and its guest goes on only once every node's is back. */
+static void test_ckpt_multinode_first_not_requeued(void **state)
+{
+	struct fx *f = *state;
+	struct proto_request req = {.op = PROTO_OP_LIST};
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	_cleanup_free_ char *report = NULL;
+	struct proto_reply rep;
+	char err[256];
+	int afd;
+
+	f->d.slurm_requeue = fake_slurm_requeue;
+	fake_slurm_requeue_fail = -EPERM;
+	afd = mn_started(f, 0, true, &co);
+	assert_int_equal(
+	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
+	agent_prepare_ok(f, afd);
+	mn_file_is(f, "g1.plan", "3 0\n");
+	mn_file_is(f, "g1.frozen.0", NODE);
+	mn_peers(&co, 1, "frozen", 0);
+	mn_file_is(f, "g1.saved.0", "1\n");
+	mn_mark(&co, 1, "saved", 1, "4\n");
+	mn_mark(&co, 1, "saved", 2, "9\n");
+	mn_file_is(f, "g1.outcome", "complete 3 1 4 9");
+	mn_file_is(f, "g1.verdict",
+		   "goon fake: Slurm refused to requeue job 42\n");
+	assert_int_equal(fake_slurm_requeues, 0);
+	/* Back from what it wrote, and held until every node's guest is. */
+	afd = agent_held(f, 1);
+	mn_file_is(f, "g1.back0.0", NODE);
+	assert_true(agent_quiet(f, afd, 500));
+	mn_peers(&co, 1, "back0", 0);
+	agent_resumed(f, afd, JOB);
+	pump_until_state(f, JOB_READY);
+	assert_int_equal(fake_hv.nrestore, 1);
+	assert_int_equal(f->d.evacuate_nmoved, 0);
+	call(f, &req, &rep);
+	assert_int_equal(rep.njobs, 1);
+	assert_string_equal(rep.jobs[0].error,
+			    "not evacuated: job 42: saved, but not requeued "
+			    "(fake: Slurm refused to requeue job 42): it goes "
+			    "on here from the checkpoint");
+	proto_reply_clear(&rep);
+	ckpt_coord_close(&co);
+}
+
+/* Node 1 of a 3-node job, its node evacuated, its guest saved for the
+ * first node's group (c, unless NULL: a task's session started before):
+ * the group is complete, and this node waits for the first node's verdict
+ * before its part ends. */
+static void mn_follower_complete(struct fx *f, struct ckpt_coord *co,
+				 struct exec_client *c)
+{
+	struct exec_opts o = {.stdin_fd = -1};
+	_cleanup_free_ char *report = NULL;
+	struct proto_reply rep;
+	struct aw_exec e;
+	char err[256];
+	uint32_t sid;
+	int afd;
+
+	afd = mn_started(f, 1, true, co);
+	if (c) {
+		exec_start(f, JOB, &o, c);
+		sid = agent_expect_exec(f, afd, &e);
+		aw_exec_clear(&e);
+		agent_send(f, afd, AW_STARTED, sid, "\0\0\0\1", 4);
+		client_reply(f, c->fd, &rep);
+		assert_int_equal(rep.kind, PROTO_EV_STARTED);
+	}
+	assert_int_equal(
+	    evacuate_node(&f->d, "psu", false, &report, err, sizeof(err)), 0);
+	mn_file_is(f, "g0.evacuate.1", NODE " psu");
+	mn_follower_saves(f, co, afd, 1, 1);
+	mn_peers_saved(co, 1);
+	assert_int_equal(ckpt_coord_decide(co, 1, "complete 3 3 1 5\n"), 1);
+	pump(f, 1200);
+	assert_int_equal(job(f)->ckpt->wait, CW_VERDICT);
+	assert_int_not_equal(job(f)->state, JOB_SAVED);
+	assert_int_equal(fake_hv.nrestore, 0);
+	assert_int_equal(f->d.evacuate_nmoved, 0);
+	assert_true(!c || !readable(c->fd));
+}
+
+/* Node 1, its node evacuated: the group is complete, but Slurm would not
+ * requeue the job (the first node's verdict): its session goes on, its
+ * guest comes back from what it just wrote and goes on once every node's
+ * is back, and its evacuation's failure names why; a later requeue
+ * restores the group, as an on-demand one's. Requeued instead: its
+ * part ends, moved by its evacuation; so it is when Slurm ends the job
+ * here before this node read the verdict. */
+static void test_ckpt_multinode_follower_verdict(void **state)
+{
+	static const char why[] = "Slurm refused to requeue job 42: Job is "
+				  "not requeueable";
+	struct fx *f = *state;
+	struct proto_request req = {.op = PROTO_OP_LIST};
+	struct ckpt_coord co = CKPT_COORD_INIT;
+	struct exec_client c;
+	struct proto_reply rep;
+	int afd;
+
+	mn_follower_complete(f, &co, &c);
+	mn_verdict(&co, 1, CKPT_VERDICT_GOON, why);
+	afd = agent_held(f, 1);
+	mn_file_is(f, "g1.back0.1", NODE);
+	assert_true(agent_quiet(f, afd, 500));
+	mn_peers(&co, 1, "back0", 1);
+	agent_resumed(f, afd, JOB);
+	pump_until_state(f, JOB_READY);
+	assert_int_equal(f->d.evacuate_nmoved, 0);
+	/* Its task's session goes on. */
+	assert_false(readable(c.fd));
+	exec_close(&c);
+	assert_int_equal(log_count("checkpointed on node " NODE), 0);
+	call(f, &req, &rep);
+	assert_int_equal(rep.njobs, 1);
+	assert_string_equal(rep.jobs[0].error,
+			    "not evacuated: job 42: saved, but not requeued "
+			    "(Slurm refused to requeue job 42: Job is not "
+			    "requeueable): it goes on here from the "
+			    "checkpoint");
+	proto_reply_clear(&rep);
+	/* The job went on from the group, as from an on-demand one: Slurm
+	 * requeues it later (a node failed), and it restores the group. */
+	stop_ok(f, JOB);
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = agent_held(f, 2);
+	assert_int_equal(log_count("restores node 1's guest of checkpoint "
+				   "group 1"),
+			 1);
+	mn_peers(&co, 1, "back1", 1);
+	agent_resumed(f, afd, JOB);
+	ckpt_coord_close(&co);
+
+	f = fx_renew(state);
+	mn_follower_complete(f, &co, NULL);
+	mn_verdict(&co, 1, CKPT_VERDICT_REQUEUED, NULL);
+	pump_until_state(f, JOB_SAVED);
+	assert_int_equal(f->d.evacuate_nmoved, 1);
+	assert_int_equal(f->d.evacuate_moved[0], JOB);
+	assert_int_equal(log_count("job 42: checkpointed on node " NODE
+				   " (node 1 of 3, checkpoint group 1, the "
+				   "node is evacuated); the job's first node "
+				   "requeued it"),
+			 1);
+	ckpt_coord_close(&co);
+
+	/* Slurm ends the job here right after the first node's requeue. */
+	f = fx_renew(state);
+	mn_follower_complete(f, &co, NULL);
+	mn_verdict(&co, 1, CKPT_VERDICT_REQUEUED, NULL);
+	ckpt_coord_close(&co);
+	assert_int_equal(job_stop(&f->d, JOB), 0);
+	assert_int_equal(f->d.evacuate_nmoved, 1);
+	assert_int_equal(log_count("job 42: checkpoint group 1 complete; the "
+				   "job ended on node " NODE
+				   " before this node read the first node's "
+				   "verdict"),
+			 1);
+}
+
+/* Node 1's group is complete and the first node never says what Slurm
+ * did (its vmmd died, or is older): its part ends at the bound, as before
+ * verdicts, and the log says why. */
+static void test_ckpt_multinode_follower_no_verdict(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_coord co = CKPT_COORD_INIT;
+
+	mn_follower_complete(f, &co, NULL);
+	ckpt_coord_close(&co);
+	/* A minute is long for a test: the wait's start moves back. */
+	job(f)->ckpt->wait_t0 -= COORD_VERDICT_MS;
+	pump_until_state(f, JOB_SAVED);
+	assert_int_equal(log_count("job 42: checkpoint group 1: no verdict "
+				   "from the job's first node on its requeue "
+				   "within 60 s; this node's part ends"),
+			 1);
+	assert_int_equal(log_count("job 42: checkpointed on node " NODE
+				   " (node 1 of 3, checkpoint group 1, the "
+				   "node is evacuated); the job's first node "
+				   "did not say whether Slurm requeued it"),
+			 1);
+	/* Counted as moved, as before verdicts. */
+	assert_int_equal(f->d.evacuate_nmoved, 1);
 }
 
 /* The requeued job (restart 1): node 1 restores its guest of the newest
@@ -5264,6 +5495,7 @@ static void test_ckpt_multinode_restart(void **state)
 	mn_mark(&co, 2, "saved", 0, "6\n");
 	mn_mark(&co, 2, "saved", 2, "8\n");
 	assert_int_equal(ckpt_coord_decide(&co, 2, "complete 3 6 1 8\n"), 1);
+	mn_verdict(&co, 2, CKPT_VERDICT_REQUEUED, NULL);
 	pump_until_state(f, JOB_SAVED);
 	stop_ok(f, JOB);
 	/* A later group, abandoned; and a newer checkpoint in node 1's part
@@ -7714,6 +7946,9 @@ int main(void)
 	    T(test_ckpt_multinode_follower),
 	    T(test_ckpt_multinode_follower_ends_before_outcome),
 	    T(test_ckpt_multinode_follower_decides),
+	    T(test_ckpt_multinode_first_not_requeued),
+	    T(test_ckpt_multinode_follower_verdict),
+	    T(test_ckpt_multinode_follower_no_verdict),
 	    T(test_ckpt_multinode_restart),
 	    T(test_ckpt_multinode_earlier_plan),
 	    T(test_ckpt_multinode_earlier_plan_first),

@@ -284,7 +284,8 @@ static void evacuation_moved(struct job *j)
  * evacuation Slurm would not requeue (--no-requeue, slurmctld down),
  * where the job goes on here from the checkpoint just written instead:
  * a drained node still runs its jobs, and an evacuation must not end
- * one that the drain alone would have let run. */
+ * one that the drain alone would have let run. A multi-node job's first
+ * node tells its other nodes which (they wait for it). */
 static bool saved_requeue(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
@@ -302,10 +303,18 @@ static bool saved_requeue(struct job *j)
 			   "job %u: saved, but not requeued (%s): it goes on "
 			   "here from the checkpoint",
 			   j->id, why[0] ? why : "no Slurm to requeue it");
+		if (ckpt_multi(j))
+			ckpt_group_verdict(j, CKPT_VERDICT_GOON,
+					   why[0] ? why
+						  : "no Slurm to requeue it");
 		ckpt_evacuation_failed(j, msg);
 		return false;
 	}
 	c->requeued = requeued;
+	if (ckpt_multi(j))
+		ckpt_group_verdict(
+		    j, requeued ? CKPT_VERDICT_REQUEUED : CKPT_VERDICT_ENDED,
+		    NULL);
 	if (requeued && c->evacuate)
 		evacuation_moved(j);
 	if (requeued && c->evacuate)
@@ -810,11 +819,10 @@ static bool frozen_tick(struct job *j, const char *out)
 }
 
 /* Every node's guest is saved: go on (on demand), or end here; the first
- * node requeues the job. */
+ * node requeues the job, and the others wait for its verdict. */
 static void group_complete(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
-	char msg[PROTO_MAX_ERROR];
 
 	/* This group is the newest complete one: what older ones named
 	 * goes, as a one-node job's does when its save is complete. */
@@ -826,23 +834,106 @@ static void group_complete(struct job *j)
 		return;
 	}
 	if (!ckpt_follower(j)) {
-		if (!saved_requeue(j))
+		/* An evacuation Slurm would not requeue: every node goes on
+		 * from the group (its verdict), together, as after an
+		 * on-demand one (a store that took no verdict takes no back
+		 * mark either: the job fails then, rather than going on here
+		 * alone). */
+		if (!saved_requeue(j)) {
+			c->back = true;
 			go_on_restore(j);
+		}
 		return;
 	}
+	/* Not before the first node said what Slurm did: a job it could
+	 * not requeue goes on, on every node. */
+	wait_for(j, CW_VERDICT);
+}
+
+/* A node other than the first ends its part of the job with the group:
+ * how (the first node's verdict, or none within its bound). */
+static void follower_ends(struct job *j, const char *how)
+{
+	struct ckpt_job *c = j->ckpt;
+	char msg[PROTO_MAX_ERROR];
+
 	c->evac_asked = false;
-	if (c->evacuate)
-		evacuation_moved(j);
 	str_printf(msg, sizeof(msg),
 		   "job %u: checkpointed on node %s (node %u of %u, "
-		   "checkpoint group %u%s); the job's first node requeues it",
+		   "checkpoint group %u%s); %s",
 		   j->id, j->d->cfg.node_name, j->slurm.node_index,
 		   j->slurm.nnodes, c->group,
-		   c->evacuate ? ", the node is evacuated" : "");
+		   c->evacuate ? ", the node is evacuated" : "", how);
 	log_notice("%s", msg);
 	exec_ckpt_end(j, msg, 0);
 	ckpt_set_phase(j, PH_SAVED);
 	ckpt_post(j, CKPT_EV_SAVED, msg);
+}
+
+/* The first node could not requeue the evacuated job: this node's guest
+ * comes back from what it just wrote, and goes on with every other
+ * node's (the restore barrier). */
+static void follower_goes_on(struct job *j, const char *why)
+{
+	struct ckpt_job *c = j->ckpt;
+	char msg[PROTO_MAX_ERROR], safe[PROTO_MAX_ERROR];
+
+	str_printf(msg, sizeof(msg),
+		   "job %u: saved, but not requeued (%s): it goes on here "
+		   "from the checkpoint",
+		   j->id, printable(why, safe, sizeof(safe)));
+	c->evac_asked = false;
+	if (c->evacuate)
+		ckpt_evacuation_failed(j, msg);
+	else
+		log_notice("%s", msg);
+	c->back = true;
+	go_on_restore(j);
+}
+
+static bool verdict_tick(struct job *j)
+{
+	struct ckpt_job *c = j->ckpt;
+	char why[PROTO_MAX_ERROR];
+	enum ckpt_verdict v;
+	int r;
+
+	r = ckpt_coord_read_verdict(&c->coord, c->group, &v, why, sizeof(why));
+	if (r < 0 && r != -EBADMSG && now_ms() - c->wait_t0 < COORD_VERDICT_MS)
+		return false;
+	c->wait = CW_NONE;
+	if (r < 0) {
+		/* Its part ends as it did before verdicts: most likely the
+		 * job was requeued (a first node that died or is older
+		 * writes none). */
+		if (r == -EBADMSG)
+			log_err("job %u: checkpoint group %u: the job's first "
+				"node's verdict on its requeue is unreadable; "
+				"this node's part ends",
+				j->id, c->group);
+		else
+			log_warn("job %u: checkpoint group %u: no verdict from "
+				 "the job's first node on its requeue within "
+				 "%u s%s%s; this node's part ends",
+				 j->id, c->group, COORD_VERDICT_MS / 1000,
+				 r == -ENOENT ? "" : ": ",
+				 r == -ENOENT ? "" : strerror(-r));
+		if (c->evacuate)
+			evacuation_moved(j);
+		follower_ends(j, "the job's first node did not say whether "
+				 "Slurm requeued it");
+		return true;
+	}
+	if (v == CKPT_VERDICT_GOON) {
+		follower_goes_on(j, why);
+		return true;
+	}
+	if (v == CKPT_VERDICT_REQUEUED && c->evacuate)
+		evacuation_moved(j);
+	follower_ends(j, v == CKPT_VERDICT_REQUEUED
+			     ? "the job's first node requeued it"
+			     : "the job ends, checkpointed, not requeued");
+	return true;
 }
 
 static bool saved_tick(struct job *j, const char *out)
@@ -957,13 +1048,15 @@ static void coord_tick(void *data)
 	bool done = true;
 
 	c->coord_t = NULL;
-	if (c->wait != CW_BACK &&
+	if ((c->wait == CW_FROZEN || c->wait == CW_SAVED) &&
 	    ckpt_coord_outcome(&c->coord, c->group, out, sizeof(out)) == 0)
 		o = out;
 	if (c->wait == CW_FROZEN)
 		done = frozen_tick(j, o);
 	else if (c->wait == CW_SAVED)
 		done = saved_tick(j, o);
+	else if (c->wait == CW_VERDICT)
+		done = verdict_tick(j);
 	else if (c->wait == CW_BACK)
 		done = back_tick(j);
 	if (!done && j->ckpt == c)
@@ -972,21 +1065,29 @@ static void coord_tick(void *data)
 }
 
 /* The job ends on this node while its saved guest waited for the group's
- * outcome: another node read it first and the first node requeued the job
- * at once (Slurm then ends it here before this node's next look). A
- * complete group moved it all the same: an evacuation says so. */
+ * outcome, or for the first node's verdict: another node read the outcome
+ * first and the first node requeued the job at once (Slurm then ends it
+ * here before this node's next look). A complete group moved it all the
+ * same: an evacuation says so, unless the first node said the job goes
+ * on (it ended here for another reason then). */
 static void follower_saved_at_end(struct job *j)
 {
 	struct ckpt_job *c = j->ckpt;
 	char out[CKPT_COORD_MAX_TEXT];
+	enum ckpt_verdict v;
 
-	if (!c || c->wait != CW_SAVED || !ckpt_follower(j) ||
+	if (!c || (c->wait != CW_SAVED && c->wait != CW_VERDICT) ||
+	    !ckpt_follower(j) ||
 	    ckpt_coord_outcome(&c->coord, c->group, out, sizeof(out)) < 0 ||
 	    strncmp(out, "complete ", 9) != 0)
 		return;
+	if (ckpt_coord_read_verdict(&c->coord, c->group, &v, NULL, 0) == 0 &&
+	    v == CKPT_VERDICT_GOON)
+		return;
 	log_notice("job %u: checkpoint group %u complete; the job ended on "
-		   "node %s before this node read it",
-		   j->id, c->group, j->d->cfg.node_name);
+		   "node %s before this node read %s",
+		   j->id, c->group, j->d->cfg.node_name,
+		   c->wait == CW_SAVED ? "it" : "the first node's verdict");
 	if (c->evacuate)
 		evacuation_moved(j);
 }

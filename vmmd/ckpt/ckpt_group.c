@@ -3,10 +3,11 @@
  * A multi-node job's coordination files (ckpt_coord.h) as this node
  * reads and writes them: opened, a group abandoned, other nodes'
  * evacuation requests, an outcome's reason, the barriers' marks, the
- * complete outcome written, a group restored from already. The group's
- * steps (the plan, the watch, the barriers that call the save and the
- * restore back) are ckpt_sched.c's and ckpt.c's: these helpers call
- * neither. docs/checkpoint.md, "Multi-node jobs".
+ * complete outcome written, the first node's verdict after it, a group
+ * restored from already. The group's steps (the plan, the watch, the
+ * barriers that call the save and the restore back) are ckpt_sched.c's
+ * and ckpt.c's: these helpers call neither. docs/checkpoint.md,
+ * "Multi-node jobs".
  */
 #include "ckpt_priv.h"
 
@@ -143,6 +144,33 @@ bool ckpt_decide_complete(struct job *j)
 	return true;
 }
 
+/* The first node, once it asked Slurm to requeue the job after a complete
+ * group: what the other nodes do (end their parts, or go on). */
+void ckpt_group_verdict(struct job *j, enum ckpt_verdict v, const char *why)
+{
+	struct ckpt_job *c = j->ckpt;
+	char safe[PROTO_MAX_ERROR];
+	int r;
+
+	if (why)
+		printable(why, safe, sizeof(safe));
+	r = c->coord.fd < 0
+		? -EBADF
+		: ckpt_coord_verdict(&c->coord, c->group, v, why ? safe : NULL);
+	/* The other nodes then end their parts at their bound's end. */
+	if (r < 0)
+		log_err("job %u: checkpoint group %u: cannot tell the job's "
+			"other nodes what Slurm did (store %s): %s",
+			j->id, c->group, ckpt_root(j), strerror(-r));
+	else
+		log_info("job %u: checkpoint group %u: told the job's other "
+			 "nodes: %s",
+			 j->id, c->group,
+			 v == CKPT_VERDICT_REQUEUED ? "requeued"
+			 : v == CKPT_VERDICT_ENDED  ? "it ends, not requeued"
+						    : "it goes on");
+}
+
 void ckpt_back_name(const struct job *j, char *buf, size_t len)
 {
 	snprintf(buf, len, "back%u", j->slurm.restart_count);
@@ -151,10 +179,12 @@ void ckpt_back_name(const struct job *j, char *buf, size_t len)
 /* Group g, complete, was restored from at an earlier restart with every
  * node's guest back (g<G>.back<R>.*), and its checkpoints are not kept:
  * each node removed its own once its guest went on. An on-demand group's
- * first such set is its own going on, which keeps them. */
+ * first such set is its own going on, which keeps them; so is that of an
+ * evacuation's group Slurm would not requeue (its verdict "goon"). */
 bool ckpt_group_used(const struct job *j, const struct ckpt_coord *co,
 		     uint32_t g, uint32_t n)
 {
+	enum ckpt_verdict v;
 	uint32_t sets = 0, pn;
 	bool go_on = false;
 	char what[24];
@@ -163,6 +193,9 @@ bool ckpt_group_used(const struct job *j, const struct ckpt_coord *co,
 		return false;
 	if (ckpt_coord_read_plan(co, g, &pn, &go_on) < 0)
 		go_on = false;
+	if (ckpt_coord_read_verdict(co, g, &v, NULL, 0) == 0 &&
+	    v == CKPT_VERDICT_GOON)
+		go_on = true;
 	for (uint32_t r = 0; r < j->slurm.restart_count; r++) {
 		snprintf(what, sizeof(what), "back%u", r);
 		if (ckpt_coord_count(co, g, what, n) == n)

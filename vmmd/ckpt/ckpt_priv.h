@@ -2,7 +2,8 @@
 /*
  * A job's checkpoint state (struct ckpt_job) and the calls between the
  * files of the checkpoint procedure that ckpt.h declares; nothing else
- * includes it. Each file calls only those below it:
+ * includes it (but test_vmmd, which moves a wait's start back). Each
+ * file calls only those below it:
  *   ckpt.c         the save and the restore once under way (the guest
  *                  saved, requeued, ended or going on, restored and
  *                  resumed), the agent's answers, and a multi-node job's
@@ -55,6 +56,11 @@ struct ckpt_work;
 #define COORD_SAVED_MS	900000u
 #define COORD_BACK_MS	600000u
 #define COORD_GRACE_MS	60000u
+/* After a complete group that does not go on, how long a node other than
+ * the first waits for the first node's verdict (what Slurm did with its
+ * requeue: libslurm's call blocks while slurmctld does not answer, its
+ * MessageTimeout is 10 s by default) before its part ends all the same. */
+#define COORD_VERDICT_MS 60000u
 
 enum ckpt_phase {
 	PH_IDLE,
@@ -125,10 +131,12 @@ struct ckpt_job {
 	 * (since wait_t0), the last plan a node other than the first saw.
 	 * group_failed: the group was abandoned after this node's save; the
 	 * guest is restored and the job goes on. back: the restore holds the
-	 * guest until every node's is back. */
+	 * guest until every node's is back. CW_VERDICT: a node other than
+	 * the first, its group complete, waits for the first node's word on
+	 * the requeue (g<G>.verdict). */
 	struct ckpt_coord coord;
 	struct loop_timer *watch_t, *coord_t;
-	enum { CW_NONE, CW_FROZEN, CW_SAVED, CW_BACK } wait;
+	enum { CW_NONE, CW_FROZEN, CW_SAVED, CW_VERDICT, CW_BACK } wait;
 	uint64_t wait_t0;
 	uint32_t group, seen_plan;
 	bool group_failed, back;
@@ -183,6 +191,9 @@ void ckpt_abort_reason(const char *out, char *buf, size_t len);
 void ckpt_barrier_passed(struct job *j, const char *state, const char *next);
 /* Every node's guest is saved: writes the outcome, with each node's seq. */
 bool ckpt_decide_complete(struct job *j);
+/* The first node: the group's verdict after its requeue (logged if it
+ * cannot be written). */
+void ckpt_group_verdict(struct job *j, enum ckpt_verdict v, const char *why);
 /* The name of this run's "back" marks (the restored guests hold). */
 void ckpt_back_name(const struct job *j, char *buf, size_t len);
 /* Group g was restored from already and is not kept. */
