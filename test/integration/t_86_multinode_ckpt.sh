@@ -5,7 +5,8 @@
 # then before its time limit (requeued, restored on every node), and
 # prints every iteration once, in order; a guest that refuses abandons
 # the group and every node's guest goes on; evacuating one node of a job
-# moves the whole job to other nodes.
+# moves the whole job to other nodes, and one that Slurm will not requeue
+# goes on on all of its nodes.
 . "$(dirname "$0")/lib.sh"
 NODES=$(sinfo -h -p multi -N -o %N | sort -u | tr '\n' ' ')
 set -- $NODES
@@ -268,4 +269,44 @@ resumed() { tail -n +$((seen + 1)) "$(log_of "$N3")" | grep -qs "is no longer dr
 scontrol update NodeName="$N3" State=RESUME
 for _ in $(seq 60); do resumed && break; sleep 1; done
 check "vmmd of $N3 sees the node resumed: the evacuation is over" resumed
+
+# --- 4. an evacuation Slurm will not requeue: the job goes on everywhere --
+# The same 2-node job submitted with --no-requeue: node 3 is evacuated,
+# both guests are saved, Slurm refuses the first node's requeue, and the
+# first node says so in the store (g<G>.verdict): every node's guest comes
+# back from what it just wrote and the job goes on on both nodes together
+# (not on its first node alone, its other ranks ended), to its end.
+counter_script counter4.sh 40
+chown "$U1": counter4.sh
+scontrol update NodeName="$N1" State=DRAIN Reason="t_86: placing a job on $N2,$N3"
+j=$(as "$U1" sbatch --parsable -p multi -N2 --vm-env=tiny -t 10 --no-requeue \
+	--vm-checkpoint -o "$d/nr.out" counter4.sh)
+wait_running "$j" 120 >/dev/null
+scontrol update NodeName="$N1" State=RESUME
+for _ in $(seq 240); do grep -q "^count 5" nr.out 2>/dev/null && break; sleep 0.5; done
+check "the 2-node --no-requeue job counts on $N2 and $N3" grep -q "^count 5" nr.out
+seen2=$(wc -l <"$(log_of "$N2")")
+seen3=$(wc -l <"$(log_of "$N3")")
+out=$(vmenvctl --node "$N3" evacuate --reason "t_86 no requeue" --wait=300 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+check_contains "--wait: the job stays on $N3, saved but not requeued" "$out" \
+	"job $j: stays on the node: job $j: saved, but not requeued"
+check "vmenvctl evacuate exits non-zero: a job stayed" test "$rc" -ne 0
+new_log() { tail -n +$(($2 + 1)) "$(log_of "$1")"; }
+check "the first node logged Slurm's refusal: the job goes on there from the checkpoint" \
+	grep -q "job $j: saved, but not requeued (.*): it goes on here from the checkpoint" <(new_log "$N2" "$seen2")
+for n in "$N2:$seen2" "$N3:$seen3"; do
+	check "${n%%:*} restored its guest of the job from what it just wrote" \
+		grep -q "job $j: guest restored from " <(new_log "${n%%:*}" "${n#*:}")
+done
+st=$(wait_job "$j" 300)
+check_eq "the job ends with its own exit code, never requeued (FAILED 3:0, 0 restarts)" \
+	"FAILED 3:0 0" "$st $(job_field "$j" ExitCode) $(job_field "$j" Restarts)"
+check_eq "every count 0..39 once, in order, across the save" \
+	"$(seq 0 39)" "$(grep '^count ' nr.out | awk '{print $2}')"
+check_eq "the file it held open has every line once" \
+	"$(seq 0 39 | sed 's/^/line /')" "$(cat "counter-$j.log" 2>&1)"
+check "nothing of the job is left" nothing_left "$j"
+scontrol update NodeName="$N3" State=RESUME
 cd / && rm -rf "$d"
