@@ -244,6 +244,13 @@ static void build_cpu(struct sbuf *b, const struct dom_spec *s)
  * index cell+1; libvirt numbers the buses), then the devices: VFIO,
  * managed (libvirt detaches them from their host driver for the guest's
  * life and gives them back after). */
+/* The NIC sits in a fixed slot of the root bus, the same whether it is in
+ * the domain from its start or plugged into a guest restored from a
+ * template (warm.c): a later checkpoint's restore then finds it where the
+ * saved guest had it (libvirt would give a cold NIC a low slot, ahead of
+ * the devices that a plugged one comes after). */
+#define NET_SLOT 0x1f
+
 static void build_net(struct sbuf *b, const struct dom_spec *s)
 {
 	sb_fmt(b, "    <interface type='bridge'>\n      <mac address='");
@@ -254,8 +261,10 @@ static void build_net(struct sbuf *b, const struct dom_spec *s)
 	sb_esc(b, s->net_tap);
 	sb_fmt(b,
 	       "'/>\n      <model type='virtio'/>\n      <mtu size='%u'/>\n"
+	       "      <address type='pci' domain='0x0000' bus='0x00' "
+	       "slot='0x%02x' function='0x0'/>\n"
 	       "    </interface>\n",
-	       s->net_mtu);
+	       s->net_mtu, NET_SLOT);
 }
 
 static void build_hostdevs(struct sbuf *b, const struct dom_spec *s)
@@ -512,6 +521,21 @@ static bool spec_ok(const struct dom_spec *s)
 	       s->bulk_ports <= AW_MAX_BULK_PORTS &&
 	       (!s->bulk_ports || s->bulk_sock_prefix) && net_ok(s) &&
 	       placement_ok(s);
+}
+
+int domxml_net(const struct dom_spec *s, char **ret)
+{
+	struct sbuf b = {0};
+
+	if (!s->net_bridge || !net_ok(s))
+		return -EINVAL;
+	build_net(&b, s);
+	if (b.oom) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	*ret = b.p;
+	return 0;
 }
 
 int domxml_hostdev(const struct dom_hostdev *d, char **ret)

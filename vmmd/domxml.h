@@ -150,6 +150,9 @@ int domxml_build(const struct dom_spec *s, char **ret);
  * checkpoint (ckpt.c): *ret is malloc'ed. And the text of its source that
  * the domain's XML holds exactly while the device is attached. */
 int domxml_hostdev(const struct dom_hostdev *d, char **ret);
+/* The spec's NIC on its own, for hot-plug into a guest restored from a
+ * template (warm.c); -EINVAL without one. */
+int domxml_net(const struct dom_spec *s, char **ret);
 int domxml_hostdev_gone(const struct dom_hostdev *d, char *buf, size_t len);
 
 #define DOMXML_NS "https://vmenv.invalid/xmlns/domain/1"

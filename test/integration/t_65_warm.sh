@@ -45,8 +45,8 @@ batch_done() { # extra-options sleep
 }
 # The templates made (not one being made: .make-NODE/save).
 templates() { find "$TDIR" -mindepth 2 -maxdepth 2 -path "$TDIR/[0-9a-f]*/save" 2>/dev/null; }
-started_of() { # jobid: the "started:" of its vmenvctl list entry
-	vmenvctl list | awk -v j="$1" '$1 == j {f=1; next} f && /started:/ {sub(/^ *started: /, ""); print; exit} f && /^[0-9]/ {exit}'
+started_of() { # jobid [node]: the "started:" of its vmenvctl list entry
+	vmenvctl --node "${2:-$NODE}" list | awk -v j="$1" '$1 == j {f=1; next} f && /started:/ {sub(/^ *started: /, ""); print; exit} f && /^[0-9]/ {exit}'
 }
 field() { printf '%s\n' "$1" | awk -v k="$2:" '$1 == k {print $2; exit}'; }
 # Runs show.sh in a batch job on node 1 (sleeping $2 s), waits for its
@@ -254,8 +254,56 @@ out=$(vmenvctl image warm no-such-image 2>&1)
 check_contains "an unknown image is refused, naming it" "$out" "'no-such-image' is not in the catalog"
 check_eq "... nothing was made for them" 1 "$(templates | wc -l)"
 
+# 8. A multi-node job starts warm: each node restores the template of its
+# guest's shape (a one-node guest's: the NIC is not in it) and plugs the
+# job's own NIC; the guests reach each other on the job's network; a
+# checkpoint on demand saves and restores both guests (the NIC where the
+# restore expects it) and the job goes on, its network too.
+set -- $(sinfo -h -p multi -N -o %N | sort -u)
+MN="$1,$2"
+cat >mn.sh <<'JOB'
+#!/bin/sh
+for p in $(cat "$VMENV_NODEFILE"); do
+	vmenv-rsh "$p" 'echo "rsh to $(hostname) as $(id -un)"' 2>&1
+done
+i=0
+while [ $i -lt ${1:-0} ]; do echo "count $i"; i=$((i + 1)); sleep 1; done
+for p in $(cat "$VMENV_NODEFILE"); do
+	vmenv-rsh "$p" 'echo "after: rsh to $(hostname)"' 2>&1
+done
+exit 3
+JOB
+chmod 755 mn.sh
+chown "$U1:" mn.sh
+mnbatch() { # args of mn.sh
+	as "$U1" sbatch --parsable -p multi -N2 -w "$MN" -t 5 --vm-env=tiny --vm-warm-start \
+		--vm-checkpoint -o "out-%j" ./mn.sh "$@"
+}
+# The first makes its shape's templates if none is there yet.
+jn0=$(mnbatch 0)
+wait_job "$jn0" 120 >/dev/null
+for _ in $(seq 120); do ! ls -d "$TDIR"/.make-* >/dev/null 2>&1 && break; sleep 1; done
+jn=$(mnbatch 20)
+wait_guest_ready "$jn" 120 "$1"
+wait_guest_ready "$jn" 120 "$2"
+check_eq "a 2-node job's guests both start from the template (vmenvctl list on $1 and $2)" \
+	"warm warm" "$(started_of "$jn" "$1") $(started_of "$jn" "$2")"
+for _ in $(seq 60); do grep -q "^count 5" "out-$jn" 2>/dev/null && break; sleep 0.5; done
+out=$(vmenvctl --node "$1" checkpoint "$jn" 2>&1)
+check_contains "vmenvctl checkpoint saves both warm-started guests and the job goes on" "$out" "checkpointed; the job goes on"
+st=$(wait_job "$jn" 180)
+on=$(cat "out-$jn" 2>/dev/null)
+check_eq "it ends with its script's exit code" "FAILED 3:0" "$st $(job_field "$jn" ExitCode)"
+for n in "$1" "$2"; do
+	check_contains "the job's network reached $n's guest from the first (the plugged NIC)" "$on" "rsh to $n as $U1"
+	check_contains "... and again after the checkpoint's restore" "$on" "after: rsh to $n"
+done
+check_eq "... every count once, in order, across the checkpoint" \
+	"$(seq 0 19 | sed 's/^/count /')" "$(printf '%s\n' "$on" | grep '^count ')"
+set --
+
 # Nothing left: guests, job directories, the per-job save images.
-for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm" "$jw"; do
+for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm" "$jw" "$jn0" "$jn"; do
 	check "nothing of job $j is left on any node" node_clean "$j"
 done
 check "no per-job save image is left in $TDIR" sh -c "! ls -a '$TDIR' | grep -q '^\.job-'"

@@ -261,21 +261,53 @@ static void test_key_other_guest(void **state)
 static void test_key_not_eligible(void **state)
 {
 	struct dom_spec s;
-	char k[WARM_KEY_LEN + 1], why[128];
+	char why[128];
 
 	(void)state;
-	spec_job(&s, &place1, 41, 0);
-	s.net_bridge = "vmenvbr1";
-	s.net_tap = "vmenvt1";
-	assert_false(warm_eligible(&s, why, sizeof(why)));
-	assert_non_null(strstr(why, "multi-node"));
-	assert_int_equal(warm_key(&s, "b", k), -EINVAL);
 	spec_job(&s, &place1, 41, 0);
 	s.disk_overlay = "/o.qcow2";
 	s.disk_base = "/b";
 	s.disk_base_format = "qcow2";
 	assert_false(warm_eligible(&s, why, sizeof(why)));
 	assert_non_null(strstr(why, "disk"));
+}
+
+/* A multi-node job's NIC is plugged after the restore (its MAC and tap are
+ * the job's): its guest has the key of a one-node guest of its shape, and
+ * two nodes' guests (other MACs, taps, bridges) one key. */
+static void test_key_nic_plugged_after(void **state)
+{
+	struct dom_spec a, b, c;
+	char ka[WARM_KEY_LEN + 1], kb[WARM_KEY_LEN + 1], kc[WARM_KEY_LEN + 1];
+	char why[128];
+	_cleanup_free_ char *nic = NULL, *cold = NULL, *none = NULL;
+
+	(void)state;
+	spec_job(&a, &place1, 41, 0);
+	spec_job(&b, &place1, 42, 0);
+	b.net_bridge = "vmj2a";
+	b.net_tap = "vmj2a00";
+	b.net_mac = "52:54:00:00:2a:00";
+	b.net_mtu = 1500;
+	spec_job(&c, &place1, 43, 0);
+	c.net_bridge = "vmj2b";
+	c.net_tap = "vmj2b01";
+	c.net_mac = "52:54:00:00:2b:01";
+	c.net_mtu = 9000;
+	assert_true(warm_eligible(&b, why, sizeof(why)));
+	assert_int_equal(warm_key(&a, "kernel k initrd i", ka), 0);
+	assert_int_equal(warm_key(&b, "kernel k initrd i", kb), 0);
+	assert_int_equal(warm_key(&c, "kernel k initrd i", kc), 0);
+	assert_string_equal(ka, kb);
+	assert_string_equal(kb, kc);
+	/* What is plugged: the job's own NIC, in the slot a cold guest has
+	 * it in (a later checkpoint's restore finds it there). */
+	assert_int_equal(domxml_net(&b, &nic), 0);
+	assert_non_null(strstr(nic, "<mac address='52:54:00:00:2a:00'/>"));
+	assert_non_null(strstr(nic, "<target dev='vmj2a00'/>"));
+	assert_int_equal(domxml_build(&b, &cold), 0);
+	assert_non_null(strstr(cold, strstr(nic, "<address ")));
+	assert_int_equal(domxml_net(&a, &none), -EINVAL);
 }
 
 /* Devices a save cannot hold are plugged after the restore: the template
@@ -420,6 +452,7 @@ int main(void)
 	    cmocka_unit_test(test_key_same_guest),
 	    cmocka_unit_test(test_key_other_guest),
 	    cmocka_unit_test(test_key_not_eligible),
+	    cmocka_unit_test(test_key_nic_plugged_after),
 	    cmocka_unit_test(test_key_devices_plugged_after),
 	    cmocka_unit_test(test_make_handshake),
 	};

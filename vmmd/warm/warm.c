@@ -70,7 +70,7 @@ struct warm_restore {
 	uint64_t limit_kib;
 	/* Devices a save cannot hold, plugged after the restore. */
 	uint32_t ndevs;
-	char *devs[DOM_MAX_HOSTDEVS + 1];
+	char *devs[DOM_MAX_HOSTDEVS + 2]; /* the NIC, hostdevs, stand-in */
 	int r;
 	char why[512];
 	uint64_t copy_ms, restore_ms;
@@ -679,6 +679,7 @@ static int restore_xml(struct warm_restore *rs, const struct dom_spec *s,
 
 	*ret = NULL;
 	sw.standin = false;
+	sw.net_bridge = NULL;
 	if (s->place) {
 		pw = *s->place;
 		pw.ndevs = 0;
@@ -688,6 +689,10 @@ static int restore_xml(struct warm_restore *rs, const struct dom_spec *s,
 		sw.place = &pw;
 	}
 	if ((r = domxml_build(&sw, ret)) < 0)
+		return r;
+	/* The NIC first: the agent's SETUP configures it (and waits for
+	 * it), and a passed-through device must not take its name. */
+	if (s->net_bridge && (r = domxml_net(s, &rs->devs[rs->ndevs++])) < 0)
 		return r;
 	for (uint32_t i = 0; s->place && i < s->place->ndevs; i++)
 		if ((r = domxml_hostdev(&s->place->dev[i],

@@ -35,8 +35,6 @@ bool warm_eligible(const struct dom_spec *s, char *why, size_t whylen)
 		no = "the image boots from its disk";
 	else if (s->disk_overlay)
 		no = "the image has a disk";
-	else if (s->net_bridge)
-		no = "a multi-node job's guest has a NIC";
 	else if (s->nmounts > 16)
 		no = "too many mounts";
 	if (no)
@@ -98,6 +96,12 @@ void warm_normalize(const struct dom_spec *s, const char *name, uint32_t uid,
 	out->s.place = &out->place;
 	/* Plugged after the restore, as after a checkpoint's (warm.c). */
 	out->s.standin = false;
+	/* A multi-node job's NIC is plugged after the restore too: its MAC
+	 * and tap are the job's, and virtio-net's saved state would carry the
+	 * template's MAC into every guest. Its guest shares the template of
+	 * a one-node job of its shape. */
+	out->s.net_bridge = out->s.net_tap = out->s.net_mac = NULL;
+	out->s.net_mtu = 0;
 }
 
 int warm_key(const struct dom_spec *s, const char *boot,
