@@ -276,7 +276,7 @@ JOB
 chmod 755 mn.sh
 chown "$U1:" mn.sh
 mnbatch() { # args of mn.sh
-	as "$U1" sbatch --parsable -p multi -N2 -w "$MN" -t 5 --vm-env=tiny --vm-warm-start \
+	as "$U1" sbatch --parsable -p multi -N2 -w "$MN" -t 10 --vm-env=tiny --vm-warm-start \
 		--vm-checkpoint -o "out-%j" ./mn.sh "$@"
 }
 # The first makes its shape's templates if none is there yet.
