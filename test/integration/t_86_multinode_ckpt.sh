@@ -296,13 +296,14 @@ check "vmenvctl evacuate exits non-zero: a job stayed" test "$rc" -ne 0
 new_log() { tail -n +$(($2 + 1)) "$(log_of "$1")"; }
 check "the first node logged Slurm's refusal: the job goes on there from the checkpoint" \
 	grep -q "job $j: saved, but not requeued (.*): it goes on here from the checkpoint" <(new_log "$N2" "$seen2")
+st=$(wait_job "$j" 300)
+check_eq "the job ends with its own exit code, never requeued (FAILED 3:0, 0 restarts)" \
+	"FAILED 3:0 0" "$st $(job_field "$j" ExitCode) $(job_field "$j" Restarts)"
+# (--wait returns when the job stays, before the restores: looked at now.)
 for n in "$N2:$seen2" "$N3:$seen3"; do
 	check "${n%%:*} restored its guest of the job from what it just wrote" \
 		grep -q "job $j: guest restored from " <(new_log "${n%%:*}" "${n#*:}")
 done
-st=$(wait_job "$j" 300)
-check_eq "the job ends with its own exit code, never requeued (FAILED 3:0, 0 restarts)" \
-	"FAILED 3:0 0" "$st $(job_field "$j" ExitCode) $(job_field "$j" Restarts)"
 check_eq "every count 0..39 once, in order, across the save" \
 	"$(seq 0 39)" "$(grep '^count ' nr.out | awk '{print $2}')"
 check_eq "the file it held open has every line once" \
