@@ -4692,6 +4692,25 @@ static void mn_verdict(struct ckpt_coord *co, uint32_t g, enum ckpt_verdict v,
 	assert_int_equal(ckpt_coord_verdict(co, g, v, why), 0);
 }
 
+/* Node 1's job ends and Slurm requeues it (a node failed): its guest is
+ * restored from group 1 (the nrestore-th restore of the test) and resumes
+ * once the other nodes' are back. */
+static void mn_requeued_restores(struct fx *f, struct ckpt_coord *co,
+				 unsigned nrestore)
+{
+	int afd;
+
+	stop_ok(f, JOB);
+	restart_slurm(f, 1, 2);
+	start_ckpt(f, true, NULL);
+	afd = agent_held(f, nrestore);
+	assert_int_equal(log_count("restores node 1's guest of checkpoint "
+				   "group 1"),
+			 1);
+	mn_peers(co, 1, "back1", 1);
+	agent_resumed(f, afd, JOB);
+}
+
 /* This node decided group g complete: the first node then requeues the
  * job and says so. */
 static void mn_first_requeued(struct fx *f, struct ckpt_coord *co, uint32_t g)
@@ -5051,16 +5070,8 @@ static void test_ckpt_multinode_abandoned_keeps(void **state)
 	assert_true(exists(path));
 	mn_node1_path(f, path, sizeof(path), "/2");
 	assert_false(exists(path));
-	stop_ok(f, JOB);
 	/* Slurm requeues the job (a node failed). */
-	restart_slurm(f, 1, 2);
-	start_ckpt(f, true, NULL);
-	afd = agent_held(f, 3);
-	assert_int_equal(log_count("restores node 1's guest of checkpoint "
-				   "group 1"),
-			 1);
-	mn_peers(&co, 1, "back1", 1);
-	agent_resumed(f, afd, JOB);
+	mn_requeued_restores(f, &co, 3);
 	ckpt_coord_close(&co);
 }
 
@@ -5409,15 +5420,7 @@ static void test_ckpt_multinode_follower_verdict(void **state)
 	proto_reply_clear(&rep);
 	/* The job went on from the group, as from an on-demand one: Slurm
 	 * requeues it later (a node failed), and it restores the group. */
-	stop_ok(f, JOB);
-	restart_slurm(f, 1, 2);
-	start_ckpt(f, true, NULL);
-	afd = agent_held(f, 2);
-	assert_int_equal(log_count("restores node 1's guest of checkpoint "
-				   "group 1"),
-			 1);
-	mn_peers(&co, 1, "back1", 1);
-	agent_resumed(f, afd, JOB);
+	mn_requeued_restores(f, &co, 2);
 	ckpt_coord_close(&co);
 
 	f = fx_renew(state);
