@@ -104,7 +104,7 @@ t0=$SECONDS
 rj=$(cd "$rd" && timeout 150 sbatch --parsable --wait -t 5 --vm-env=tiny --vm-checkpoint \
 	--vm-checkpoint-files=served -o "$rd/out" --wrap "echo in-guest")
 check_eq "root's job with served files fails" FAILED "$(wait_job "$rj" 30)"
-check "... at once ($((SECONDS - t0)) s; the guest's boot_timeout_s is 60)" test $((SECONDS - t0)) -lt 45
+check "... at once ($((SECONDS - t0)) s; the guest's boot_timeout_s is 120)" test $((SECONDS - t0)) -lt 45
 check_contains "... naming the reason" "$(cat "$rd/out")" "job $rj: root's jobs cannot checkpoint with served files"
 check "... the command never ran" sh -c "! grep -q in-guest '$rd/out'"
 check "no leftovers of $rj" no_leftovers "$rj"
