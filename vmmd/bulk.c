@@ -50,10 +50,16 @@ struct bulk_job {
 
 /* Not for a guest that is or may become a checkpoint, nor one restored
  * from one: a restore needs the saved guest's very devices. */
+uint32_t bulk_ports_of(const struct vmmd_config *c, bool saved)
+{
+	return saved ? 0 : c->bulk_ports;
+}
+
 static bool job_may_use(const struct job *j, bool restoring)
 {
-	return j->d->cfg.bulk_ports > 0 && !j->spec.v.checkpoint &&
-	       !j->spec.v.restore_from && !restoring;
+	return bulk_ports_of(&j->d->cfg, j->spec.v.checkpoint ||
+					     j->spec.v.restore_from ||
+					     restoring) > 0;
 }
 
 void bulk_domspec(const struct job *j, struct dom_spec *s, bool restoring)

@@ -45,6 +45,11 @@ struct bulk_sink {
 /* The ports into the job's domain, unless the job may not use them.
  * restoring: the guest is restored from a checkpoint (no ports). */
 void bulk_domspec(const struct job *j, struct dom_spec *s, bool restoring);
+/* How many ports a guest gets: none for one that may be saved or was
+ * restored (a port's bytes in flight are kept nowhere), else the node's
+ * bulk_ports. */
+struct vmmd_config;
+uint32_t bulk_ports_of(const struct vmmd_config *c, bool saved);
 /* The agent knows bulk ports: connects to the job's (one that cannot be
  * reached is never offered), unless the job may not use them (restoring
  * as above). Idempotent. */

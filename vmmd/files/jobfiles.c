@@ -26,20 +26,27 @@ static const char *const kind_names[] = {
     [JOBFILES_SERVED] = "served",
 };
 
-enum jobfiles_kind jobfiles_kind_for(const struct job *j)
+enum jobfiles_kind jobfiles_kind_pick(const struct vmmd_config *c,
+				      bool checkpoint, uint32_t files)
 {
-	if (!j->spec.v.checkpoint)
+	if (!checkpoint)
 		return JOBFILES_VIRTIO_9P;
-	switch (j->spec.v.checkpoint_files) {
+	switch (files) {
 	case VMSPEC_CF_SERVED:
 		return JOBFILES_SERVED;
 	case VMSPEC_CF_9P:
 		return JOBFILES_VIRTIO_9P;
 	default:
-		return strcmp(j->d->cfg.checkpoint_files, "served") == 0
+		return strcmp(c->checkpoint_files, "served") == 0
 			   ? JOBFILES_SERVED
 			   : JOBFILES_VIRTIO_9P;
 	}
+}
+
+enum jobfiles_kind jobfiles_kind_for(const struct job *j)
+{
+	return jobfiles_kind_pick(&j->d->cfg, j->spec.v.checkpoint,
+				  j->spec.v.checkpoint_files);
 }
 
 const char *jobfiles_kind_name(enum jobfiles_kind k)

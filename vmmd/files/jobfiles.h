@@ -44,6 +44,12 @@ struct dom_spec;
  * its spec's checkpoint_files, or the node's when the spec says "node"
  * (served unless the node's config says 9p); virtio-9p otherwise. */
 enum jobfiles_kind jobfiles_kind_for(const struct job *j);
+/* The same from its parts (a template's shape, warmshape.c): whether the
+ * job checkpoints, and its spec's checkpoint_files (enum
+ * vmspec_ckpt_files). */
+struct vmmd_config;
+enum jobfiles_kind jobfiles_kind_pick(const struct vmmd_config *c,
+				      bool checkpoint, uint32_t files);
 /* "9p" or "served"; and back (-EINVAL for anything else). */
 const char *jobfiles_kind_name(enum jobfiles_kind k);
 int jobfiles_kind_parse(const char *s, enum jobfiles_kind *k);

@@ -354,7 +354,7 @@ static int make_files(const char *mk, const char *kernel, const char *initrd)
 }
 
 /* Starts making template key from its guest's domain xml (taken) and the
- * cache's boot files; for says for whom, in the log. */
+ * cache's boot files; what says for whom, in the log. */
 static int make_begin(struct vmmd *d, const char *key, const char *kernel,
 		      const char *initrd, char *xml, const char *what)
 {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "catalog.h"
 #include "catalogfile.h"
 #include "cleanup.h"
@@ -18,6 +19,7 @@
 #include "hostinfo.h"
 #include "image.h"
 #include "imgcache.h"
+#include "jobfiles.h"
 #include "jobfiles_served.h"
 #include "jobrec.h"
 #include "placement.h"
@@ -125,15 +127,16 @@ static int place(struct vmmd *d, struct warm_shape_spec *o, uint32_t vcpus,
 	return 0;
 }
 
-/* The job's files, as jobfiles_kind_for and the kinds' domspec give
- * them: a checkpointing job's are served (the node's checkpoint_files)
- * on a port, any other job's are a virtio-9p share. */
+/* The job's files, as the kinds' domspec give them: a served job's on a
+ * port, any other's a virtio-9p share (the spec's checkpoint_files is
+ * the node's). */
 static void files(const struct vmmd *d, bool checkpoint,
 		  struct warm_shape_spec *o)
 {
 	struct dom_spec *s = &o->s;
 
-	if (checkpoint && strcmp(d->cfg.checkpoint_files, "served") == 0) {
+	if (jobfiles_kind_pick(&d->cfg, checkpoint, VMSPEC_CF_NODE) ==
+	    JOBFILES_SERVED) {
 		s->files_sock = STANDIN;
 		s->files_port = JOBFILES_PORT_NAME;
 		o->files = "served";
@@ -202,10 +205,7 @@ int warm_shape_spec(struct vmmd *d, const struct warm_shape *sh,
 	    .place = &o->place,
 	};
 	files(d, sh->checkpoint, o);
-	/* bulk_domspec: every job that does not checkpoint has the ports. */
-	if (d->cfg.bulk_ports > 0 && !sh->checkpoint) {
-		o->s.bulk_ports = d->cfg.bulk_ports;
+	if ((o->s.bulk_ports = bulk_ports_of(&d->cfg, sh->checkpoint)))
 		o->s.bulk_sock_prefix = STANDIN;
-	}
 	return 0;
 }
