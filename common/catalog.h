@@ -137,6 +137,10 @@ void catalog_names(const struct catalog *c, char *buf, size_t len);
 
 /* "NAME:VERSION" of an entry. */
 void catalog_image_ref(const struct catalog_image *img, char *buf, size_t len);
+/* What a guest of img boots from, by digest ("kernel H initrd H[ disk H]"):
+ * a warm-start template's key (docs/warmstart.md). -ENOENT for an image
+ * without a kernel and initrd with digests (a first-format one too). */
+int catalog_boot_digest(const struct catalog_image *img, char *buf, size_t len);
 bool catalog_file_present(const struct catalog_file *f);
 /* A first-format file: used in place, no checksum. */
 bool catalog_file_local(const struct catalog_file *f);

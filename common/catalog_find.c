@@ -164,6 +164,21 @@ void catalog_image_ref(const struct catalog_image *img, char *buf, size_t len)
 	snprintf(buf, len, "%s:%s", img->name, img->version);
 }
 
+int catalog_boot_digest(const struct catalog_image *img, char *buf, size_t len)
+{
+	bool disk = catalog_file_present(&img->disk);
+	int n;
+
+	if (img->legacy || !catalog_file_present(&img->kernel) ||
+	    !catalog_file_present(&img->initrd) || !img->kernel.sha256[0] ||
+	    !img->initrd.sha256[0] || (disk && !img->disk.sha256[0]))
+		return -ENOENT;
+	n = snprintf(buf, len, "kernel %s initrd %s%s%s", img->kernel.sha256,
+		     img->initrd.sha256, disk ? " disk " : "",
+		     disk ? img->disk.sha256 : "");
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 bool catalog_file_present(const struct catalog_file *f)
 {
 	return f->source[0] != '\0';

@@ -229,8 +229,7 @@ static int copy_open(const char *src, const char *dst, mode_t mode, int flags,
 	struct stat st;
 	_cleanup_close_ int in = open_regular(src, flags, &st);
 	_cleanup_close_ int out = -1;
-	off_t left;
-	int r = 0;
+	int r;
 
 	if (in < 0)
 		return in;
@@ -239,7 +238,17 @@ static int copy_open(const char *src, const char *dst, mode_t mode, int flags,
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (out < 0)
 		return -errno;
-	for (left = st.st_size; left > 0;) {
+	if ((r = copy_fd(in, out, st.st_size)) < 0)
+		unlink(dst);
+	return r;
+}
+
+int copy_fd(int in, int out, off_t len)
+{
+	off_t left;
+	int r = 0;
+
+	for (left = len; left > 0;) {
 		ssize_t n =
 		    copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
 
@@ -256,8 +265,6 @@ static int copy_open(const char *src, const char *dst, mode_t mode, int flags,
 		}
 		left -= n;
 	}
-	if (r < 0)
-		unlink(dst);
 	return r;
 }
 

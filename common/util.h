@@ -37,6 +37,9 @@ int write_file_atomic(const char *path, const void *data, size_t len,
  * drop: not atomic, the reader waits for the writer's word. */
 int write_fd_whole(int fd, const void *data, size_t len);
 int mkdir_p(const char *path, mode_t mode);
+/* Copies len bytes from in's file offset to out's (copy_file_range where
+ * the file systems take it, read/write where not). */
+int copy_fd(int in, int out, off_t len);
 /* Copies a regular file (reflink/copy_file_range where possible). */
 int copy_file(const char *src, const char *dst, mode_t mode);
 /* The same from a directory another user controls: src must be a regular

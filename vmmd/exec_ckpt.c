@@ -169,7 +169,7 @@ static struct exec_session *detached_batch(struct job *j)
  * before the checkpoint is then gone from the file. vmmd kept a copy in
  * the checkpoint; it goes back first, so the file ends up as if the job
  * had never stopped. An appended file (already that long) is left alone. */
-static int copy_fd(int in, int out)
+static int copy_output(int in, int out)
 {
 	char buf[64 * 1024];
 	ssize_t n;
@@ -194,7 +194,7 @@ static void replay_output(struct exec_session *s, int fd)
 	in = open(s->replay_path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return;
-	if (st.st_size == 0 && copy_fd(in, fd) < 0)
+	if (st.st_size == 0 && copy_output(in, fd) < 0)
 		log_err("job %u: cannot put the output before the checkpoint "
 			"back: %m",
 			s->j->id);

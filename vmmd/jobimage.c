@@ -622,11 +622,9 @@ int jobimg_boot_digest(const struct job *j, char *buf, size_t len)
 {
 	const struct jobimg *ji = j->img;
 
-	if (!ji || !ji->has_kernel || ji->user_image || ji->img.legacy ||
-	    !ji->img.kernel.sha256[0] || !ji->img.initrd.sha256[0])
+	if (!ji || !ji->has_kernel || ji->user_image)
 		return -ENOENT;
-	return str_printf(buf, len, "kernel %s initrd %s",
-			  ji->img.kernel.sha256, ji->img.initrd.sha256);
+	return catalog_boot_digest(&ji->img, buf, len);
 }
 
 int jobimg_boot_blobs(const struct job *j, char *kernel, char *initrd,

@@ -63,8 +63,9 @@ void jobimg_forget(struct job *j);
 void jobimg_fill_spec(const struct job *j, struct dom_spec *s);
 /* The leased base (for the state file), or NULL. */
 const char *jobimg_base(const struct job *j);
-/* The digests of the job's boot files (kernel and initrd) into buf, what a
- * warm-start template is keyed on besides the domain: -ENOENT for a guest
+/* The digests of the job's boot files (kernel, initrd and the disk's base)
+ * into buf, what a warm-start template is keyed on besides the domain
+ * (catalog_boot_digest): -ENOENT for a guest
  * without them or a first-format catalog entry (no digest), a user's own
  * image (its files are the user's to change). */
 int jobimg_boot_digest(const struct job *j, char *buf, size_t len);

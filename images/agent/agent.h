@@ -406,6 +406,9 @@ int ckpt_prepare(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 int ckpt_resume(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 /* Creates AGENT_CGROUP (mounting cgroup2 first when needed). */
 void ckpt_cgroup_init(void);
+/* coldplug.c: loads the drivers of the devices that have none (plugged
+ * after the guest's init, as a warm-started guest's are). */
+void coldplug(void);
 /* zerofree.c: makes the guest's free memory zero pages (a template's
  * save then skips it); MiB zeroed, or -1. */
 long agent_zero_free_memory(void);

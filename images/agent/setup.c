@@ -396,6 +396,8 @@ static int setup_apply(struct agent *a, const struct aw_setup *s, char *msg,
 	r = add_user_group(s, msg, size);
 	if (r < 0)
 		return r;
+	/* Before the network: a plugged NIC may need its driver. */
+	coldplug();
 	r = setup_net(a, s, msg, size);
 	if (r < 0)
 		return r;

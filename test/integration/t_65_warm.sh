@@ -248,8 +248,6 @@ check "... and runs in its guest" ran_in_guest "$ow"
 check_eq "... no other template was made" 1 "$(templates | wc -l)"
 out=$(vmenvctl image warm tiny --mem 99999999 2>&1)
 check_contains "a shape beyond the node's memory is refused with the value" "$out" "99999999 MiB exceed node $NODE's memory"
-out=$(vmenvctl image warm debian12 --mem 1024 2>&1)
-check_contains "an image that boots from a disk is refused with the reason" "$out" "has a disk: it cannot be warm-started"
 out=$(vmenvctl image warm no-such-image 2>&1)
 check_contains "an unknown image is refused, naming it" "$out" "'no-such-image' is not in the catalog"
 check_eq "... nothing was made for them" 1 "$(templates | wc -l)"
@@ -302,8 +300,92 @@ check_eq "... every count once, in order, across the checkpoint" \
 	"$(seq 0 19 | sed 's/^/count /')" "$(printf '%s\n' "$on" | grep '^count ')"
 set --
 
+# 9. An image with a disk (debian12: its kernel, initramfs and root disk)
+# starts warm: the template keeps the overlay its guest booted on, and a
+# job's guest is restored over a copy of it, its own. The guest is then
+# the job's as a booted one is: its user and directory, its own random
+# state, its own root disk (what one job wrote there is not in the next
+# one's), and an on-demand checkpoint saves and restores it with its disk.
+debjobs=()
+if grep -q '"name": *"debian12"' /etc/vmenv/catalog.json 2>/dev/null; then
+	cat >deb.sh <<'JOB'
+#!/bin/bash
+echo "os: $(. /etc/os-release && echo "$ID-$VERSION_ID")"
+echo "boot_id: $(cat /proc/sys/kernel/random/boot_id)"
+echo "urandom: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "uuid: $(cat /proc/sys/kernel/random/uuid)"
+echo "user: $(id -un) in $(pwd) on $(hostname)"
+echo "before: $(cat /var/tmp/vmenv-mark 2>/dev/null || echo none)"
+echo "$SLURM_JOB_ID" >/var/tmp/vmenv-mark
+python3 -c 'print("py: %d" % (6 * 7))'
+i=0
+while [ $i -lt "${1:-0}" ]; do echo "count $i"; i=$((i + 1)); sleep 1; done
+echo "after: $(cat /var/tmp/vmenv-mark)"
+JOB
+	chmod 755 deb.sh
+	chown "$U1:" deb.sh
+	debjob() { # count [options]
+		# shellcheck disable=SC2086 # the options are words
+		as "$U1" sbatch --parsable -w "$NODE" -t 10 --vm-env=debian12 --vm-warm-start $2 \
+			-o "out-%j" ./deb.sh "$1"
+	}
+	disks() { find "$TDIR" -mindepth 2 -maxdepth 2 -path "$TDIR/[0-9a-f]*/disk.qcow2" 2>/dev/null; }
+	jd0=$(debjob 0)
+	wait_guest_ready "$jd0" 200
+	check_contains "the first debian12 job finds no template and boots" "$(started_of "$jd0")" "booted: no template yet"
+	wait_job "$jd0" 200 >/dev/null
+	for _ in $(seq 200); do [ -n "$(disks)" ] && [ ! -d "$TDIR/.make-$NODE" ] && break; sleep 1; done
+	td=$(disks | head -1)
+	check "... then the node made debian12's template, with the overlay its guest booted on" test -n "$td"
+	check_eq "... root's only (0600)" "0 600" "$(stat -c '%u %a' "$td" 2>/dev/null)"
+	base=$(qemu-img info --output=json "$td" 2>/dev/null | sed -n 's/.*"full-backing-filename": "\(.*\)".*/\1/p')
+	check "... over the cached base ($base), root's and read-only for the rest" \
+		sh -c "[ \"\$(stat -c '%u %a' '$base' 2>/dev/null)\" = '0 644' ] && case '$base' in '$CACHE'/*) true ;; *) false ;; esac"
+	jd1=$(debjob 3)
+	jd2=$(debjob 3)
+	wait_guest_ready "$jd1" 200
+	cpud=$(vmenvctl list | awk -v j="$jd1" '$1 == j {print $5; exit}')
+	memd=$(vmenvctl list | awk -v j="$jd1" '$1 == j {print $6; exit}')
+	wait_guest_ready "$jd2" 200
+	s1=$(started_of "$jd1") s2=$(started_of "$jd2")
+	wait_job "$jd1" 200 >/dev/null
+	wait_job "$jd2" 200 >/dev/null
+	o1=$(cat "out-$jd1" 2>/dev/null) o2=$(cat "out-$jd2" 2>/dev/null)
+	check_eq "two debian12 jobs start from the template (vmenvctl list)" "warm warm" "$s1 $s2"
+	check_contains "job $jd1 ran in Debian 12 with python3" "$o1" "os: debian-12"
+	check_contains "... python3 answered" "$o1" "py: 42"
+	check_contains "... as its user, in its directory, on its node" "$o1" "user: $U1 in $d on $NODE"
+	check_contains "job $jd2 ran too" "$o2" "user: $U1 in $d on $NODE"
+	for k in boot_id urandom uuid; do
+		va=$(field "$o1" "$k")
+		vb=$(field "$o2" "$k")
+		check "two debian12 guests from one template differ in $k ($va, $vb)" \
+			sh -c "[ -n '$va' ] && [ -n '$vb' ] && [ '$va' != '$vb' ]"
+	done
+	check_eq "each starts from the template's disk, not another job's (what each wrote to its root disk)" \
+		"none none" "$(field "$o1" before) $(field "$o2" before)"
+	# A checkpointing job's files are served (another port): its
+	# template, made ahead for job $jd1's shape.
+	out=$(vmenvctl image warm debian12 --cpus "$cpud" --mem "$memd" --checkpoint 2>&1)
+	check_contains "vmenvctl image warm makes debian12's template for a checkpointing job of job $jd1's shape" \
+		"$out" "MiB, served files): made, "
+	jd3=$(debjob 20 --vm-checkpoint)
+	wait_guest_ready "$jd3" 200
+	s3=$(started_of "$jd3")
+	for _ in $(seq 120); do grep -q "^count 5" "out-$jd3" 2>/dev/null && break; sleep 0.5; done
+	out=$(vmenvctl checkpoint "$jd3" 2>&1)
+	wait_job "$jd3" 200 >/dev/null
+	o3=$(cat "out-$jd3" 2>/dev/null)
+	check_eq "a checkpointing debian12 job starts warm too" "warm" "$s3"
+	check_contains "vmenvctl checkpoint saves it and the job goes on" "$out" "checkpointed; the job goes on"
+	check_eq "... every count once, in order, across the checkpoint" \
+		"$(seq 0 19 | sed 's/^/count /')" "$(printf '%s\n' "$o3" | grep '^count ')"
+	check_eq "... and its root disk came back with it (what it wrote before)" "$jd3" "$(field "$o3" after)"
+	debjobs=("$jd0" "$jd1" "$jd2" "$jd3")
+fi
+
 # Nothing left: guests, job directories, the per-job save images.
-for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm" "$jw" "$jn0" "$jn"; do
+for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm" "$jw" "$jn0" "$jn" "${debjobs[@]}"; do
 	check "nothing of job $j is left on any node" node_clean "$j"
 done
 check "no per-job save image is left in $TDIR" sh -c "! ls -a '$TDIR' | grep -q '^\.job-'"

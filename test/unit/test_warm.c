@@ -30,8 +30,10 @@
 #include "agentwire.h"
 #include "cleanup.h"
 #include "domxml.h"
+#include "overlay.h"
 #include "saveimg.h"
 #include "util.h"
+#include "warmdisk.h"
 #include "warmkey.h"
 #include "warmmake.h"
 
@@ -265,11 +267,175 @@ static void test_key_not_eligible(void **state)
 
 	(void)state;
 	spec_job(&s, &place1, 41, 0);
+	s.kernel = s.initrd = NULL;
 	s.disk_overlay = "/o.qcow2";
 	s.disk_base = "/b";
 	s.disk_base_format = "qcow2";
 	assert_false(warm_eligible(&s, why, sizeof(why)));
-	assert_non_null(strstr(why, "disk"));
+	assert_string_equal(why, "the image boots from its disk");
+}
+
+/* An image with a disk (debian12): each job's overlay is its own, the
+ * base is the cache's; the template keeps its own overlay over that base,
+ * whose path the overlay names, so the base's path is in the key. */
+static void test_key_disk(void **state)
+{
+	struct dom_spec a, b;
+	char ka[WARM_KEY_LEN + 1], kb[WARM_KEY_LEN + 1], kc[WARM_KEY_LEN + 1];
+	static const char boot[] = "kernel k initrd i disk d";
+
+	(void)state;
+	spec_job(&a, &place1, 41, 0);
+	assert_int_equal(warm_key(&a, "kernel k initrd i", kc), 0);
+	a.disk_overlay = "/run/vmenv/vm/jobs/41/disk/overlay.qcow2";
+	a.disk_base = "/var/cache/vmenv/blobs/d";
+	a.disk_base_format = "qcow2";
+	spec_job(&b, &place2, 42, 1);
+	b.disk_overlay = "/run/vmenv/vm/jobs/42/disk/overlay.qcow2";
+	b.disk_base = a.disk_base;
+	b.disk_base_format = "qcow2";
+	assert_int_equal(warm_key(&a, boot, ka), 0);
+	assert_int_equal(warm_key(&b, boot, kb), 0);
+	assert_string_equal(ka, kb);
+	/* Without the disk: another guest. */
+	assert_string_not_equal(ka, kc);
+	/* Another cache (the template's overlay would name a base that is
+	 * not there). */
+	b.disk_base = "/srv/cache/blobs/d";
+	assert_int_equal(warm_key(&b, boot, kb), 0);
+	assert_string_not_equal(ka, kb);
+}
+
+/* --- the template's disk ----------------------------------------------- */
+
+#define QEMU_IMG "/usr/bin/qemu-img"
+
+struct disk_dir {
+	char dir[64], base[128], ov[128], job[128];
+};
+
+static void disk_dir_make(struct disk_dir *t)
+{
+	char why[256];
+	int fd;
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/test_warm_disk.XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->base, sizeof(t->base), "%s/base.raw", t->dir);
+	snprintf(t->ov, sizeof(t->ov), "%s/tmpl.qcow2", t->dir);
+	snprintf(t->job, sizeof(t->job), "%s/job.qcow2", t->dir);
+	fd = open(t->base, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	assert_int_equal(
+	    overlay_create(QEMU_IMG, t->base, "raw", t->ov, why, sizeof(why)),
+	    0);
+}
+
+static void disk_dir_rm(struct disk_dir *t)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The check of a header with one change at off: why, or "" if taken. */
+static const char *patched(const struct disk_dir *t, size_t off,
+			   const void *bytes, size_t n, const char *base,
+			   const char *fmt)
+{
+	static char why[256];
+	uint8_t h[65536];
+	int in = open(t->ov, O_RDONLY), out = tmp_fd();
+	ssize_t len = pread(in, h, sizeof(h), 0);
+
+	assert_true(len > 0);
+	memcpy(h + off, bytes, n);
+	assert_int_equal(write_full(out, h, (size_t)len), 0);
+	why[0] = '\0';
+	warm_disk_check(out, base, fmt, why, sizeof(why));
+	close(in);
+	close(out);
+	return why;
+}
+
+static void test_disk_check(void **state)
+{
+	struct disk_dir t;
+	char why[256] = "";
+	uint8_t one[8] = {0, 0, 0, 0, 0, 0, 0, 4}, big[4] = {0, 0x10, 0, 0};
+	int fd;
+
+	(void)state;
+	disk_dir_make(&t);
+	fd = open(t.ov, O_RDONLY);
+	/* What qemu-img makes is taken. */
+	assert_int_equal(warm_disk_check(fd, t.base, "raw", why, sizeof(why)),
+			 0);
+	/* Another base, another format, the base itself: refused. */
+	assert_int_equal(warm_disk_check(fd, "/other", "raw", why, sizeof(why)),
+			 -EPERM);
+	assert_non_null(strstr(why, "backing file is not /other"));
+	assert_int_equal(warm_disk_check(fd, t.base, "qcow2", why, sizeof(why)),
+			 -EPERM);
+	assert_non_null(strstr(why, "backing format is not qcow2"));
+	close(fd);
+	fd = open(t.base, O_RDONLY);
+	assert_int_equal(warm_disk_check(fd, t.base, "raw", why, sizeof(why)),
+			 -EPERM);
+	assert_string_equal(why, "not a qcow2 image");
+	close(fd);
+	/* What a QEMU turned against root could write into the header: an
+	 * external data file (incompatible bit 2), internal snapshots, a
+	 * backing name beyond the header. */
+	assert_non_null(strstr(patched(&t, 72, one, 8, t.base, "raw"),
+			       "incompatible features 0x4"));
+	assert_non_null(strstr(patched(&t, 60, one + 4, 4, t.base, "raw"),
+			       "internal snapshots"));
+	assert_non_null(strstr(patched(&t, 16, big, 4, t.base, "raw"),
+			       "out of the header"));
+	assert_string_equal(patched(&t, 200, "", 0, t.base, "raw"), "");
+	disk_dir_rm(&t);
+}
+
+static void test_disk_copy(void **state)
+{
+	struct disk_dir t;
+	char why[256] = "", lnk[160];
+	struct stat a, b;
+	int fd;
+
+	(void)state;
+	disk_dir_make(&t);
+	/* The job's overlay as qemu-img made it, replaced by the
+	 * template's. */
+	assert_int_equal(
+	    overlay_create(QEMU_IMG, t.base, "raw", t.job, why, sizeof(why)),
+	    0);
+	fd = open(t.ov, O_WRONLY | O_APPEND);
+	assert_int_equal(write_full(fd, "template", 8), 0);
+	close(fd);
+	assert_int_equal(
+	    warm_disk_copy(t.ov, t.job, t.base, "raw", why, sizeof(why)), 0);
+	assert_int_equal(stat(t.ov, &a), 0);
+	assert_int_equal(stat(t.job, &b), 0);
+	assert_int_equal(a.st_size, b.st_size);
+	assert_int_equal(b.st_mode & 07777, 0600);
+	/* A template that is a link is not followed; one of another base is
+	 * refused and the job's overlay is left. */
+	snprintf(lnk, sizeof(lnk), "%s/link", t.dir);
+	assert_int_equal(symlink(t.ov, lnk), 0);
+	assert_int_equal(
+	    warm_disk_copy(lnk, t.job, t.base, "raw", why, sizeof(why)),
+	    -ELOOP);
+	assert_int_equal(
+	    warm_disk_copy(t.ov, t.job, "/other", "raw", why, sizeof(why)),
+	    -EPERM);
+	assert_non_null(strstr(why, "backing file is not /other"));
+	assert_int_equal(stat(t.job, &b), 0);
+	disk_dir_rm(&t);
 }
 
 /* A multi-node job's NIC is plugged after the restore (its MAC and tap are
@@ -452,6 +618,9 @@ int main(void)
 	    cmocka_unit_test(test_key_same_guest),
 	    cmocka_unit_test(test_key_other_guest),
 	    cmocka_unit_test(test_key_not_eligible),
+	    cmocka_unit_test(test_key_disk),
+	    cmocka_unit_test(test_disk_check),
+	    cmocka_unit_test(test_disk_copy),
 	    cmocka_unit_test(test_key_nic_plugged_after),
 	    cmocka_unit_test(test_key_devices_plugged_after),
 	    cmocka_unit_test(test_make_handshake),

@@ -24,10 +24,12 @@
 #include "jobimage.h"
 #include "jobrec.h"
 #include "log.h"
+#include "overlay.h"
 #include "rmtree.h"
 #include "saveimg.h"
 #include "util.h"
 #include "vmmd.h"
+#include "warmdisk.h"
 #include "warmkey.h"
 #include "warmmake.h"
 #include "warmshape.h"
@@ -65,6 +67,10 @@ struct warm_restore {
 	void *hv_ctx;
 	char tmpl[VMENV_MAX_PATH + 128];
 	char img[VMENV_MAX_PATH + 256];
+	/* An image with a disk: the template's overlay becomes the job's. */
+	char tmpl_disk[VMENV_MAX_PATH + 128];
+	char overlay[VMENV_MAX_PATH], base[VMENV_MAX_PATH], base_fmt[8];
+	char qemu_img[VMENV_MAX_PATH];
 	char *xml;
 	char domain[160];
 	uint64_t limit_kib;
@@ -81,10 +87,10 @@ struct warm_job {
 	char how[200];
 	bool want_make; /* no template: make one when this guest is ready */
 	char *make_xml; /* ... its domain */
-	char kernel[VMENV_MAX_PATH], initrd[VMENV_MAX_PATH];
-	bool warm;	/* restored from a template */
-	bool resumed;	/* its RESUME went */
-	char *cold_xml; /* the domain to boot if the restore fails */
+	struct warm_src src; /* what its template boots from */
+	bool warm;	     /* restored from a template */
+	bool resumed;	     /* its RESUME went */
+	char *cold_xml;	     /* the domain to boot if the restore fails */
 	uint64_t limit_kib;
 	struct worker *restorer;
 	struct warm_restore rs;
@@ -290,6 +296,12 @@ static void made(void *data)
 	tmpl_path(w, w->making, "", to, sizeof(to));
 	if (m->r == 0 && (mkdir(to, 0700) < 0 && errno != EEXIST))
 		m->r = -errno;
+	if (m->r == 0 && m->disk[0]) {
+		tmpl_path(w, w->making, "/" WARM_DISK_NAME, to, sizeof(to));
+		m->r = warm_disk_keep(m->disk, to, m->base, m->base_fmt, m->why,
+				      sizeof(m->why));
+	}
+	/* The save last: a template is there once its save is. */
 	tmpl_path(w, w->making, SAVE, to, sizeof(to));
 	if (m->r == 0 && rename(from, to) < 0)
 		m->r = -errno;
@@ -335,7 +347,7 @@ static int template_user(const struct vmmd *d, uint32_t *uid, uint32_t *gid)
 
 /* The template's files: the boot files copied from the cache, an empty
  * share (no SETUP mounts it). */
-static int make_files(const char *mk, const char *kernel, const char *initrd)
+static int make_files(const char *mk, const struct warm_src *src)
 {
 	char p[VMENV_MAX_PATH + 200];
 	int r;
@@ -347,23 +359,23 @@ static int make_files(const char *mk, const char *kernel, const char *initrd)
 	if (mkdir(p, 0755) < 0)
 		return -errno;
 	snprintf(p, sizeof(p), "%s/kernel", mk);
-	if ((r = copy_file(kernel, p, 0644)) < 0)
+	if ((r = copy_file(src->kernel, p, 0644)) < 0)
 		return r;
 	snprintf(p, sizeof(p), "%s/initrd", mk);
-	return copy_file(initrd, p, 0644);
+	return copy_file(src->initrd, p, 0644);
 }
 
 /* Starts making template key from its guest's domain xml (taken) and the
  * cache's boot files; what says for whom, in the log. */
-static int make_begin(struct vmmd *d, const char *key, const char *kernel,
-		      const char *initrd, char *xml, const char *what)
+static int make_begin(struct vmmd *d, const char *key,
+		      const struct warm_src *src, char *xml, const char *what)
 {
 	struct warm *w = d->warm;
 	struct warm_make *m = &w->make;
 	const char *mk = w->mk;
 	int r;
 
-	if ((r = make_files(mk, kernel, initrd)) < 0) {
+	if ((r = make_files(mk, src)) < 0) {
 		log_warn("warm start: cannot prepare a template in %s: %s", mk,
 			 strerror(-r));
 		rm_rf(mk);
@@ -378,6 +390,13 @@ static int make_begin(struct vmmd *d, const char *key, const char *kernel,
 	snprintf(m->agent, sizeof(m->agent), "%s/agent.sock", mk);
 	snprintf(m->save, sizeof(m->save), "%s" SAVE, mk);
 	m->timeout_ms = d->cfg.boot_timeout_s * 1000;
+	if (src->base[0]) {
+		snprintf(m->disk, sizeof(m->disk), "%s/" WARM_DISK_NAME, mk);
+		snprintf(m->base, sizeof(m->base), "%s", src->base);
+		snprintf(m->base_fmt, sizeof(m->base_fmt), "%s", src->base_fmt);
+		snprintf(m->qemu_img, sizeof(m->qemu_img), "%s",
+			 d->cfg.qemu_img);
+	}
 	snprintf(w->making, sizeof(w->making), "%s", key);
 	if ((r = worker_start(d->loop, warm_make_main, m, made, d, &w->maker)) <
 	    0) {
@@ -399,8 +418,7 @@ static void make_start(struct job *j)
 	char what[VMENV_MAX_IMAGE_NAME + 64];
 
 	snprintf(what, sizeof(what), "job %u (image %s)", j->id, j->image);
-	make_begin(j->d, wj->key, wj->kernel, wj->initrd,
-		   TAKE_PTR(wj->make_xml), what);
+	make_begin(j->d, wj->key, &wj->src, TAKE_PTR(wj->make_xml), what);
 }
 
 void warm_job_ready(struct job *j)
@@ -443,9 +461,15 @@ static int make_xml(struct job *j, const struct dom_spec *s)
 
 	/* The cache's blobs, not the job's copies: those are the job's
 	 * user's while its guest runs, and the template is every job's. */
-	if (jobimg_boot_blobs(j, wj->kernel, wj->initrd, sizeof(wj->kernel)) <
-	    0)
+	if (jobimg_boot_blobs(j, wj->src.kernel, wj->src.initrd,
+			      sizeof(wj->src.kernel)) < 0)
 		return -ENOENT;
+	if (s->disk_overlay &&
+	    (str_printf(wj->src.base, sizeof(wj->src.base), "%s",
+			s->disk_base) < 0 ||
+	     str_printf(wj->src.base_fmt, sizeof(wj->src.base_fmt), "%s",
+			s->disk_base_format) < 0))
+		return -ENAMETOOLONG;
 	return template_xml(j->d, s, &wj->make_xml);
 }
 
@@ -543,7 +567,7 @@ int warm_ahead(struct vmmd *d, const struct warm_shape *sh, bool query,
 	/* A new try: what failed before is not this one's answer. */
 	w->failed[0] = '\0';
 	snprintf(what, sizeof(what), "vmenvctl image warm %s", sp->ref);
-	if ((r = make_begin(d, key, sp->kernel, sp->initrd, xml, what)) < 0)
+	if ((r = make_begin(d, key, &sp->src, xml, what)) < 0)
 		return err_set(err, errlen, r, "cannot make the template: %s",
 			       strerror(-r));
 	return ahead_text(sp, key, "making", 0, "", text);
@@ -573,6 +597,23 @@ static void devs_free(struct warm_restore *rs)
 	rs->ndevs = 0;
 }
 
+/* The guest boots after a failed restore (restored): from an empty
+ * overlay, as any booted guest, not from the template's disk. */
+static void fresh_overlay(struct warm_restore *rs)
+{
+	char why[256];
+
+	if (!rs->overlay[0])
+		return;
+	if (unlink(rs->overlay) < 0 && errno != ENOENT)
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+	else if (overlay_create(rs->qemu_img, rs->base, rs->base_fmt,
+				rs->overlay, why, sizeof(why)) == 0)
+		return;
+	/* The boot then fails on it, naming the file. */
+	log_warn("%s: cannot make it again: %s", rs->overlay, why);
+}
+
 static void *restore_main(void *arg)
 {
 	struct warm_restore *rs = arg;
@@ -590,6 +631,14 @@ static void *restore_main(void *arg)
 	}
 	if ((rs->r = saveimg_read(in, &si, rs->why, sizeof(rs->why))) < 0)
 		return NULL;
+	if (rs->overlay[0] &&
+	    (rs->r = warm_disk_copy(rs->tmpl_disk, rs->overlay, rs->base,
+				    rs->base_fmt, rs->why, sizeof(rs->why))) <
+		0) {
+		saveimg_clear(&si);
+		fresh_overlay(rs);
+		return NULL;
+	}
 	out = open(rs->img,
 		   O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out < 0)
@@ -613,6 +662,8 @@ static void *restore_main(void *arg)
 	unlink(rs->img);
 	if (rs->r == 0)
 		plug(rs);
+	if (rs->r < 0)
+		fresh_overlay(rs);
 	return NULL;
 }
 
@@ -726,6 +777,17 @@ static int restore_start(struct job *j, const struct dom_spec *s,
 	rs->hv = j->d->hv;
 	rs->hv_ctx = j->d->hv_ctx;
 	tmpl_path(w, wj->key, SAVE, rs->tmpl, sizeof(rs->tmpl));
+	if (s->disk_overlay) {
+		tmpl_path(w, wj->key, "/" WARM_DISK_NAME, rs->tmpl_disk,
+			  sizeof(rs->tmpl_disk));
+		snprintf(rs->overlay, sizeof(rs->overlay), "%s",
+			 s->disk_overlay);
+		snprintf(rs->base, sizeof(rs->base), "%s", wj->src.base);
+		snprintf(rs->base_fmt, sizeof(rs->base_fmt), "%s",
+			 wj->src.base_fmt);
+		snprintf(rs->qemu_img, sizeof(rs->qemu_img), "%s",
+			 j->d->cfg.qemu_img);
+	}
 	snprintf(rs->img, sizeof(rs->img), "%s/%s%u.save", w->dir,
 		 w->job_prefix, j->id);
 	return worker_start(j->d->loop, restore_main, rs, restored, j,

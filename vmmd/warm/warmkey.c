@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "digest.h"
 #include "util.h"
+#include "warmdisk.h"
 
 void warm_paths_in(struct warm_paths *p, const char *dir)
 {
@@ -22,6 +23,7 @@ void warm_paths_in(struct warm_paths *p, const char *dir)
 	snprintf(p->share, sizeof(p->share), "%s/share", dir);
 	snprintf(p->files, sizeof(p->files), "%s/files.sock", dir);
 	snprintf(p->bulk, sizeof(p->bulk), "%s/bulk.", dir);
+	snprintf(p->disk, sizeof(p->disk), "%s/" WARM_DISK_NAME, dir);
 	for (int i = 0; i < DOM_MAX_FILES_MOUNTS; i++)
 		snprintf(p->fmount[i], sizeof(p->fmount[i]), "%s/fm%d.sock",
 			 dir, i);
@@ -33,8 +35,6 @@ bool warm_eligible(const struct dom_spec *s, char *why, size_t whylen)
 
 	if (!s->kernel)
 		no = "the image boots from its disk";
-	else if (s->disk_overlay)
-		no = "the image has a disk";
 	else if (s->nmounts > 16)
 		no = "too many mounts";
 	if (no)
@@ -71,6 +71,10 @@ void warm_normalize(const struct dom_spec *s, const char *name, uint32_t uid,
 	out->s.initrd = p->initrd;
 	out->s.console_log = p->console;
 	out->s.agent_sock = p->agent;
+	/* The template's own overlay, over the same cached base: the base's
+	 * path stays in the key (the overlay names it). */
+	if (s->disk_overlay)
+		out->s.disk_overlay = p->disk;
 	if (s->share_dir)
 		out->s.share_dir = p->share;
 	for (uint32_t i = 0; i < s->nmounts && i < 16; i++) {

@@ -25,7 +25,7 @@
  * placeholders of the key. */
 struct warm_paths {
 	char kernel[4200], initrd[4200], console[4200], agent[4200];
-	char share[4200], files[4200], bulk[4200];
+	char share[4200], files[4200], bulk[4200], disk[4200];
 	char fmount[DOM_MAX_FILES_MOUNTS][4200];
 };
 void warm_paths_in(struct warm_paths *p, const char *dir);

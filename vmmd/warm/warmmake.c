@@ -17,6 +17,7 @@
 #include "agentwire.h"
 #include "cleanup.h"
 #include "log.h"
+#include "overlay.h"
 #include "util.h"
 
 #define HELLO_EVERY_MS 500
@@ -212,6 +213,12 @@ void *warm_make_main(void *arg)
 	_cleanup_close_ int fd = -1;
 	char why[512] = "";
 
+	if (m->disk[0] &&
+	    (m->r = overlay_create(m->qemu_img, m->base, m->base_fmt, m->disk,
+				   why, sizeof(why))) < 0) {
+		snprintf(m->why, sizeof(m->why), "its overlay: %s", why);
+		return NULL;
+	}
 	m->r = m->hv->create(m->hv_ctx, m->xml, why, sizeof(why));
 	if (m->r < 0) {
 		snprintf(m->why, sizeof(m->why), "cannot start it: %s", why);

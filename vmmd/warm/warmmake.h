@@ -14,7 +14,14 @@
 #include <stdint.h>
 
 #include "hv.h"
+#include "util.h"
 #include "warmkey.h"
+
+/* What a template's guest boots from: the node cache's verified files. */
+struct warm_src {
+	char kernel[VMENV_MAX_PATH], initrd[VMENV_MAX_PATH];
+	char base[VMENV_MAX_PATH], base_fmt[8]; /* base "": no disk */
+};
 
 struct warm_make {
 	/* In: */
@@ -25,6 +32,10 @@ struct warm_make {
 	char agent[4400];    /* its agent socket */
 	char save[4400];     /* where libvirt writes the image */
 	uint32_t timeout_ms; /* boot until HELLO, and each answer */
+	/* An image with a disk: the template's overlay (disk, made here
+	 * first) over the cached base, by qemu_img. disk "" for none. */
+	char qemu_img[4096];
+	char disk[4400], base[4096], base_fmt[8];
 	/* Set by the loop (vmmd stops): the thread gives up within a
 	 * HELLO interval. */
 	bool stop;

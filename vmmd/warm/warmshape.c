@@ -46,19 +46,12 @@ static int find_image(struct vmmd *d, const struct warm_shape *sh,
 			       why, names);
 	}
 	catalog_image_ref(img, o->ref, sizeof(o->ref));
-	/* As jobimg_boot_digest: a template is keyed on verified boot
-	 * files; a disk is the job's own overlay (warm_eligible). */
-	if (img->legacy || !catalog_file_present(&img->kernel) ||
-	    !catalog_file_present(&img->initrd) || !img->kernel.sha256[0] ||
-	    !img->initrd.sha256[0])
+	/* As a job's (jobimg_boot_digest): a template is keyed on verified
+	 * boot files. */
+	if (catalog_boot_digest(img, o->boot, sizeof(o->boot)) < 0)
 		return err_set(err, errlen, -EINVAL,
 			       "image %s has no kernel and initrd with "
 			       "digests: it cannot be warm-started",
-			       o->ref);
-	if (catalog_file_present(&img->disk))
-		return err_set(err, errlen, -EINVAL,
-			       "image %s has a disk: it cannot be "
-			       "warm-started (docs/warmstart.md)",
 			       o->ref);
 	*ret = img;
 	return 0;
@@ -78,6 +71,18 @@ static int cached(struct vmmd *d, const struct warm_shape_spec *o,
 			       "(vmenvctl image pull %s)",
 			       what, o->ref, d->cfg.node_name, o->ref);
 	return 0;
+}
+
+/* The cache's base of an image with a disk, as a job's overlay has it. */
+static int disk(struct vmmd *d, const struct catalog_image *img,
+		struct warm_shape_spec *o, char *err, size_t errlen)
+{
+	if (!catalog_file_present(&img->disk))
+		return 0;
+	snprintf(o->src.base_fmt, sizeof(o->src.base_fmt), "%s",
+		 catalog_format_name(img->disk_format));
+	return cached(d, o, img->disk.sha256, "disk", o->src.base,
+		      sizeof(o->src.base), err, errlen);
 }
 
 /* The first n CPUs that are not housekeeping CPUs. */
@@ -182,14 +187,13 @@ int warm_shape_spec(struct vmmd *d, const struct warm_shape *sh,
 		return err_set(err, errlen, -EINVAL,
 			       "image %s needs %u MiB, the shape has %u",
 			       o->ref, img->min_mem_mib, mem);
-	if ((r = cached(d, o, img->kernel.sha256, "kernel", o->kernel,
-			sizeof(o->kernel), err, errlen)) < 0 ||
-	    (r = cached(d, o, img->initrd.sha256, "initrd", o->initrd,
-			sizeof(o->initrd), err, errlen)) < 0 ||
+	if ((r = cached(d, o, img->kernel.sha256, "kernel", o->src.kernel,
+			sizeof(o->src.kernel), err, errlen)) < 0 ||
+	    (r = cached(d, o, img->initrd.sha256, "initrd", o->src.initrd,
+			sizeof(o->src.initrd), err, errlen)) < 0 ||
+	    (r = disk(d, img, o, err, errlen)) < 0 ||
 	    (r = place(d, o, vcpus, mem, err, errlen)) < 0)
 		return r;
-	snprintf(o->boot, sizeof(o->boot), "kernel %s initrd %s",
-		 img->kernel.sha256, img->initrd.sha256);
 	snprintf(o->cmdline, sizeof(o->cmdline), "%s", img->cmdline);
 	o->s = (struct dom_spec){
 	    .name = STANDIN,
@@ -197,13 +201,19 @@ int warm_shape_spec(struct vmmd *d, const struct warm_shape *sh,
 	    .node = d->cfg.node_name,
 	    .vcpus = o->place.nvcpus,
 	    .mem_mib = placement_mem_mib(&o->place),
-	    .kernel = o->kernel,
-	    .initrd = o->initrd,
+	    .kernel = o->src.kernel,
+	    .initrd = o->src.initrd,
 	    .cmdline = o->cmdline,
 	    .console_log = STANDIN,
 	    .agent_sock = STANDIN,
 	    .place = &o->place,
 	};
+	/* A job's overlay is over the cache's base (jobimage.c). */
+	if (o->src.base[0]) {
+		o->s.disk_overlay = STANDIN;
+		o->s.disk_base = o->src.base;
+		o->s.disk_base_format = o->src.base_fmt;
+	}
 	files(d, sh->checkpoint, o);
 	if ((o->s.bulk_ports = bulk_ports_of(&d->cfg, sh->checkpoint)))
 		o->s.bulk_sock_prefix = STANDIN;

@@ -24,6 +24,7 @@
 
 #include "domxml.h"
 #include "util.h"
+#include "warmmake.h"
 
 struct vmmd;
 
@@ -37,15 +38,15 @@ struct warm_shape {
 struct warm_shape_spec {
 	struct dom_spec s;
 	struct dom_placement place;
-	char ref[160];	/* NAME:VERSION */
-	char boot[300]; /* the boot files' digests, for warm_key */
-	char kernel[VMENV_MAX_PATH], initrd[VMENV_MAX_PATH]; /* the cache's */
+	char ref[160];	     /* NAME:VERSION */
+	char boot[300];	     /* the boot files' digests, for warm_key */
+	struct warm_src src; /* the cache's files */
 	char cmdline[1024];
 	const char *files; /* "virtio-9p" or "served" */
 };
 
 /* 0, or -errno with the reason in err (the image is unknown, not in the
- * cache or boots from a disk; the shape is beyond the node's bounds). */
+ * cache or cannot be a template's; the shape is beyond the node's bounds). */
 int warm_shape_spec(struct vmmd *d, const struct warm_shape *sh,
 		    struct warm_shape_spec *out, char *err, size_t errlen);
 

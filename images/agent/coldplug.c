@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Drivers for the devices that came after the guest's init loaded its
+ * drivers. A warm-started guest's passed-through devices (and the NIC of a
+ * multi-node job) are plugged after its restore, and an image without udev
+ * (debian12: its init loads the drivers of the devices present at boot)
+ * would leave them without a driver: the job would not see its GPU. At
+ * SETUP, every virtio device and every PCI network, InfiniBand, display
+ * and accelerator device without a driver has its modalias given to
+ * modprobe, the classes debian12's init loads. A guest whose devices all
+ * have their driver (every booted one) runs nothing.
+ */
+#include "agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ALIASES	    32
+#define ALIAS_LEN	    256
+#define MODPROBE_TIMEOUT_MS 20000
+
+struct aliases {
+	unsigned n;
+	char a[MAX_ALIASES][ALIAS_LEN];
+};
+
+/* The classes a driver is loaded for (as debian12's vmenv-init). */
+static bool wanted(const char *a)
+{
+	return strncmp(a, "virtio:", 7) == 0 ||
+	       (strncmp(a, "pci:", 4) == 0 &&
+		(strstr(a, "bc02") || strstr(a, "bc03") || strstr(a, "bc12") ||
+		 strstr(a, "bc0Csc06")));
+}
+
+static void read_alias(int dfd, const char *dev, struct aliases *out)
+{
+	char p[300], buf[ALIAS_LEN];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/driver", dev);
+	if (fstatat(dfd, p, &st, 0) == 0 || out->n >= MAX_ALIASES)
+		return;
+	snprintf(p, sizeof(p), "%s/modalias", dev);
+	if ((fd = openat(dfd, p, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (wanted(buf))
+		snprintf(out->a[out->n++], ALIAS_LEN, "%s", buf);
+}
+
+static void scan(const char *bus, struct aliases *out)
+{
+	DIR *d = opendir(bus);
+	struct dirent *e;
+
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			read_alias(dirfd(d), e->d_name, out);
+	if (d)
+		closedir(d);
+}
+
+static const char *modprobe_path(void)
+{
+	static const char *const where[] = {"/sbin/modprobe",
+					    "/usr/sbin/modprobe"};
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++)
+		if (access(where[i], X_OK) == 0)
+			return where[i];
+	return NULL;
+}
+
+static void run(const char *modprobe, struct aliases *al)
+{
+	static char env_path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	static char opt_a[] = "-a", opt_q[] = "-q", opt_b[] = "-b";
+	char path[64], *argv[MAX_ALIASES + 5], *envp[] = {env_path, NULL};
+	struct timespec tick = {0, 10 * 1000 * 1000};
+	int64_t until = agent_now_ms() + MODPROBE_TIMEOUT_MS;
+	unsigned n = 0;
+	sigset_t none;
+	pid_t pid;
+	int ws;
+
+	snprintf(path, sizeof(path), "%s", modprobe);
+	argv[n++] = path;
+	argv[n++] = opt_a;
+	argv[n++] = opt_q;
+	argv[n++] = opt_b;
+	for (unsigned i = 0; i < al->n; i++)
+		argv[n++] = al->a[i];
+	argv[n] = NULL;
+	if ((pid = fork()) == 0) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(path, argv, envp);
+		_exit(127);
+	}
+	if (pid < 0)
+		return;
+	/* PID 1 reaps every orphan elsewhere: this child is waited for
+	 * here, bounded. */
+	while (waitpid(pid, &ws, WNOHANG) == 0) {
+		if (agent_now_ms() > until) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &ws, 0);
+			agent_log("coldplug: modprobe timed out");
+			return;
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
+void coldplug(void)
+{
+	struct aliases al = {0};
+	const char *modprobe;
+
+	scan("/sys/bus/virtio/devices", &al);
+	scan("/sys/bus/pci/devices", &al);
+	if (al.n == 0 || !(modprobe = modprobe_path()))
+		return;
+	agent_log("coldplug: %u device(s) without a driver, modprobe %s%s",
+		  al.n, al.a[0], al.n > 1 ? " ..." : "");
+	run(modprobe, &al);
+}
