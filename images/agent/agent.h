@@ -216,6 +216,7 @@ struct rsh_server {
 struct agent {
 	struct chan ch;
 	int sig_fd;
+	int uevent_fd; /* the kernel's uevents (init only), or -1 */
 	bool is_init;
 	bool setup_done;
 	uint32_t version; /* agreed with the host's HELLO */
@@ -238,6 +239,7 @@ struct agent {
 enum poll_kind {
 	PK_PORT,
 	PK_SIGNAL,
+	PK_UEVENT,
 	PK_STATUS,
 	PK_STDOUT,
 	PK_STDERR,
@@ -251,7 +253,7 @@ enum poll_kind {
 	PK_RSH_STDIN
 };
 
-#define POLLSET_MAX (3 + AGENT_MAX_SESSIONS * 4 + RSH_MAX_CONNS * 5)
+#define POLLSET_MAX (4 + AGENT_MAX_SESSIONS * 4 + RSH_MAX_CONNS * 5)
 
 struct poll_owner {
 	enum poll_kind kind;
@@ -407,8 +409,12 @@ int ckpt_resume(struct agent *a, const struct aw_hdr *h, const uint8_t *p);
 /* Creates AGENT_CGROUP (mounting cgroup2 first when needed). */
 void ckpt_cgroup_init(void);
 /* coldplug.c: loads the drivers of the devices that have none (plugged
- * after the guest's init, as a warm-started guest's are). */
+ * after the guest's init, as a warm-started guest's are): those present
+ * now, and those the kernel's uevents (coldplug_open's socket, read by
+ * coldplug_event) announce. */
 void coldplug(void);
+int coldplug_open(void);
+void coldplug_event(int fd);
 /* zerofree.c: makes the guest's free memory zero pages (a template's
  * save then skips it); MiB zeroed, or -1. */
 long agent_zero_free_memory(void);

@@ -1,23 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
- * Drivers for the devices that came after the guest's init loaded its
- * drivers. A warm-started guest's passed-through devices (and the NIC of a
- * multi-node job) are plugged after its restore, and an image without udev
- * (debian12: its init loads the drivers of the devices present at boot)
- * would leave them without a driver: the job would not see its GPU. At
- * SETUP, every virtio device and every PCI network, InfiniBand, display
- * and accelerator device without a driver has its modalias given to
- * modprobe, the classes debian12's init loads. A guest whose devices all
- * have their driver (every booted one) runs nothing.
+ * Drivers for the devices that come after the guest's init loaded its
+ * drivers. A warm-started guest's passed-through devices (and the stand-in,
+ * and a multi-node job's NIC) are plugged after its restore, as a restored
+ * checkpoint's are, and an image without udev (debian12: its init loads
+ * the drivers of the devices present at boot; the agent is init, so no
+ * udev runs) would leave them without a driver: the job would not see its
+ * GPU. The agent does what udev would for the classes debian12's init
+ * loads (virtio, and PCI network, InfiniBand, display and accelerator
+ * devices): it hears the kernel's uevents, and gives modprobe the modalias
+ * of each such device added without a driver; at SETUP it also looks for
+ * any it did not hear of. A guest whose devices all have their driver
+ * (every booted one) runs nothing.
  */
 #include "agent.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -139,5 +144,80 @@ void coldplug(void)
 		return;
 	agent_log("coldplug: %u device(s) without a driver, modprobe %s%s",
 		  al.n, al.a[0], al.n > 1 ? " ..." : "");
+	run(modprobe, &al);
+}
+
+int coldplug_open(void)
+{
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = 1};
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			NETLINK_KOBJECT_UEVENT);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* One "add" uevent's MODALIAS when its device is wanted and still has no
+ * driver (the kernel probes before the event is read: a device with a
+ * loaded driver has it by then). */
+static void uevent_one(const char *msg, size_t len, struct aliases *out)
+{
+	const char *action = NULL, *devpath = NULL, *alias = NULL;
+	char p[512];
+	struct stat st;
+
+	for (size_t i = 0; i < len; i += strlen(msg + i) + 1) {
+		const char *kv = msg + i;
+
+		if (strncmp(kv, "ACTION=", 7) == 0)
+			action = kv + 7;
+		else if (strncmp(kv, "DEVPATH=", 8) == 0)
+			devpath = kv + 8;
+		else if (strncmp(kv, "MODALIAS=", 9) == 0)
+			alias = kv + 9;
+	}
+	if (!action || strcmp(action, "add") != 0 || !devpath || !alias ||
+	    strncmp(devpath, "/devices/", 9) != 0 || strstr(devpath, "/..") ||
+	    strlen(alias) >= ALIAS_LEN || !wanted(alias) ||
+	    out->n >= MAX_ALIASES)
+		return;
+	snprintf(p, sizeof(p), "/sys%s/driver", devpath);
+	if (stat(p, &st) == 0)
+		return;
+	snprintf(out->a[out->n++], ALIAS_LEN, "%s", alias);
+}
+
+void coldplug_event(int fd)
+{
+	struct aliases al = {0};
+	const char *modprobe;
+	char buf[8192];
+
+	for (;;) {
+		struct sockaddr_nl from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf) - 1, 0,
+				     (struct sockaddr *)&from, &fl);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		/* The kernel's own, not another process's. */
+		if (fl != sizeof(from) || from.nl_pid != 0)
+			continue;
+		buf[n] = '\0';
+		uevent_one(buf, (size_t)n, &al);
+	}
+	if (al.n == 0 || !(modprobe = modprobe_path()))
+		return;
+	agent_log("plugged: %u device(s) without a driver, modprobe %s%s", al.n,
+		  al.a[0], al.n > 1 ? " ..." : "");
 	run(modprobe, &al);
 }

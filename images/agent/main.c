@@ -262,6 +262,8 @@ static void loop_once(struct agent *a, struct pollset *ps)
 			ev |= POLLOUT;
 		pollset_add(ps, a->ch.fd, ev, PK_PORT, -1, 0);
 	}
+	if (a->uevent_fd >= 0)
+		pollset_add(ps, a->uevent_fd, POLLIN, PK_UEVENT, -1, 0);
 	sessions_poll_add(a, ps);
 	rsh_poll_add(&a->rsh, ps);
 	if (poll(ps->fds, ps->n, loop_timeout(a)) < 0) {
@@ -273,9 +275,12 @@ static void loop_once(struct agent *a, struct pollset *ps)
 		reap_children(a);
 	sessions_poll_handle(a, ps);
 	rsh_poll_handle(&a->rsh, ps);
-	for (i = 0; i < ps->n; i++)
+	for (i = 0; i < ps->n; i++) {
 		if (ps->own[i].kind == PK_PORT && ps->fds[i].revents)
 			port_events(a, ps->fds[i].revents);
+		if (ps->own[i].kind == PK_UEVENT && ps->fds[i].revents)
+			coldplug_event(a->uevent_fd);
+	}
 	sessions_timers(a);
 	rsh_timers(&a->rsh);
 	r = a->ch.connected ? chan_flush(&a->ch) : 0;
@@ -305,6 +310,8 @@ int main(void)
 		goto fatal;
 	}
 	agent_log("starting%s", a->is_init ? " as init" : "");
+	/* As init, nothing else loads a plugged device's driver. */
+	a->uevent_fd = a->is_init ? coldplug_open() : -1;
 	chan_open(&a->ch);
 	agent_log("opened %s", a->ch.dev);
 	check_host_back(a);

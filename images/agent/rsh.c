@@ -747,6 +747,7 @@ static void conn_event(struct rsh_server *srv, struct rsh_conn *c,
 	case PK_RSH_LISTEN:
 	case PK_PORT:
 	case PK_SIGNAL:
+	case PK_UEVENT:
 	case PK_STATUS:
 	case PK_STDOUT:
 	case PK_STDERR:

@@ -679,6 +679,7 @@ static void session_event(struct agent *a, struct session *s,
 		break;
 	case PK_PORT:
 	case PK_SIGNAL:
+	case PK_UEVENT:
 	case PK_RSH_LISTEN:
 	case PK_RSH_SOCK:
 	case PK_RSH_STATUS:
