@@ -415,6 +415,10 @@ void ckpt_cgroup_init(void);
 void coldplug(void);
 int coldplug_open(void);
 void coldplug_event(int fd);
+/* One uevent (the kernel's "KEY=VALUE\0..." message): true with its
+ * MODALIAS in alias when it adds a device of a class whose driver is
+ * loaded and the device has none. */
+bool coldplug_uevent(const char *msg, size_t len, char *alias, size_t alen);
 /* zerofree.c: makes the guest's free memory zero pages (a template's
  * save then skips it); MiB zeroed, or -1. */
 long agent_zero_free_memory(void);

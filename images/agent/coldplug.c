@@ -163,16 +163,13 @@ int coldplug_open(void)
 	return fd;
 }
 
-/* One "add" uevent's MODALIAS when its device is wanted and still has no
- * driver (the kernel probes before the event is read: a device with a
- * loaded driver has it by then). */
-static void uevent_one(const char *msg, size_t len, struct aliases *out)
+bool coldplug_uevent(const char *msg, size_t len, char *alias, size_t alen)
 {
-	const char *action = NULL, *devpath = NULL, *alias = NULL;
+	const char *action = NULL, *devpath = NULL, *ma = NULL;
 	char p[512];
 	struct stat st;
 
-	for (size_t i = 0; i < len; i += strlen(msg + i) + 1) {
+	for (size_t i = 0; i < len; i += strnlen(msg + i, len - i) + 1) {
 		const char *kv = msg + i;
 
 		if (strncmp(kv, "ACTION=", 7) == 0)
@@ -180,17 +177,19 @@ static void uevent_one(const char *msg, size_t len, struct aliases *out)
 		else if (strncmp(kv, "DEVPATH=", 8) == 0)
 			devpath = kv + 8;
 		else if (strncmp(kv, "MODALIAS=", 9) == 0)
-			alias = kv + 9;
+			ma = kv + 9;
 	}
-	if (!action || strcmp(action, "add") != 0 || !devpath || !alias ||
+	if (!action || strcmp(action, "add") != 0 || !devpath || !ma ||
 	    strncmp(devpath, "/devices/", 9) != 0 || strstr(devpath, "/..") ||
-	    strlen(alias) >= ALIAS_LEN || !wanted(alias) ||
-	    out->n >= MAX_ALIASES)
-		return;
+	    strlen(ma) >= alen || strlen(ma) >= ALIAS_LEN || !wanted(ma))
+		return false;
+	/* The kernel probes before the event is read: a device whose driver
+	 * is loaded has it by then. */
 	snprintf(p, sizeof(p), "/sys%s/driver", devpath);
 	if (stat(p, &st) == 0)
-		return;
-	snprintf(out->a[out->n++], ALIAS_LEN, "%s", alias);
+		return false;
+	snprintf(alias, alen, "%s", ma);
+	return true;
 }
 
 void coldplug_event(int fd)
@@ -213,7 +212,9 @@ void coldplug_event(int fd)
 		if (fl != sizeof(from) || from.nl_pid != 0)
 			continue;
 		buf[n] = '\0';
-		uevent_one(buf, (size_t)n, &al);
+		if (al.n < MAX_ALIASES &&
+		    coldplug_uevent(buf, (size_t)n, al.a[al.n], ALIAS_LEN))
+			al.n++;
 	}
 	if (al.n == 0 || !(modprobe = modprobe_path()))
 		return;
