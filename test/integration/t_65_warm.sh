@@ -392,6 +392,26 @@ JOB
 	debjobs=("$jd0" "$jd1" "$jd2" "$jd3")
 fi
 
+# 10. A template whose image is no longer the catalog's (a new version
+# replaced it, or it left) is removed at the next reconcile, not kept
+# until it ages out; the templates of the catalog's images stay. A copy of
+# a made template, saying it booted from files no catalog lists, stands in
+# for the old version's.
+t=$(templates | head -1)
+if [ -n "$t" ]; then
+	old=$TDIR/$(printf '%064d' 0)
+	rm -rf "$old"
+	cp -a "$(dirname "$t")" "$old"
+	printf 'kernel %064d initrd %064d' 1 2 >"$old/boot"
+	for _ in $(seq 60); do [ -d "$old" ] || break; sleep 1; done
+	check "a template whose image left the catalog is removed at the next reconcile" test ! -d "$old"
+	check_contains "... and vmmd's log says why" "$(cat /var/log/vmenv-cluster/vmmd*.log | grep -a "template 000000000000 removed")" \
+		"its image is no longer in the catalog"
+	check "... the catalog's images' templates stay" test -f "$t"
+	check_eq "... each says what it booted from (the catalog's digests)" "kernel" \
+		"$(cut -d' ' -f1 "$(dirname "$t")/boot" 2>/dev/null)"
+fi
+
 # Nothing left: guests, job directories, the per-job save images.
 for j in "$j1" "$ja" "$jb" "$jc" "$jd" "$jk0" "$jk" "$jm0" "$jm" "$jw" "$jn0" "$jn" "${debjobs[@]}"; do
 	check "nothing of job $j is left on any node" node_clean "$j"

@@ -306,6 +306,67 @@ static void test_key_disk(void **state)
 	assert_string_not_equal(ka, kb);
 }
 
+/* What a template booted from, against the catalog: a new version of its
+ * image (other digests), or the image gone, and it is not listed. */
+static char *hex64(char c, char *buf)
+{
+	memset(buf, c, 64);
+	buf[64] = '\0';
+	return buf;
+}
+
+/* Image x (kernel and initrd: kernel digest k) and image d (with a
+ * disk). */
+static void catalog_of(char k, struct catalog *c)
+{
+	char json[2048], err[256], h[5][65];
+	static const char file[] =
+	    "\"%s\":{\"source\":\"f\",\"sha256\":\"%s\",\"size\":5}";
+	char kx[160], ix[160], kd[160], id[160];
+
+	snprintf(kx, sizeof(kx), file, "kernel", hex64(k, h[0]));
+	snprintf(ix, sizeof(ix), file, "initrd", hex64('b', h[1]));
+	snprintf(kd, sizeof(kd), file, "kernel", hex64('c', h[2]));
+	snprintf(id, sizeof(id), file, "initrd", hex64('d', h[3]));
+	snprintf(json, sizeof(json),
+		 "{\"images\":[{\"name\":\"x\",\"versions\":[{\"version\":"
+		 "\"1\",\"boot\":\"kernel\",%s,%s}]},{\"name\":\"d\","
+		 "\"versions\":[{\"version\":\"1\",\"boot\":\"disk-kernel\","
+		 "%s,%s,\"disk\":{\"source\":\"q\",\"sha256\":\"%s\",\"size\":"
+		 "5,\"format\":\"qcow2\"}}]}]}",
+		 kx, ix, kd, id, hex64('e', h[4]));
+	assert_int_equal(catalog_parse_base(json, strlen(json), "http://h/", c,
+					    err, sizeof(err)),
+			 0);
+}
+
+static void test_boot_listed(void **state)
+{
+	struct catalog c = {0};
+	char boot_x[300], boot_d[300], want[300], h[3][65];
+
+	(void)state;
+	catalog_of('a', &c);
+	assert_int_equal(
+	    catalog_boot_digest(&c.images[0], boot_x, sizeof(boot_x)), 0);
+	snprintf(want, sizeof(want), "kernel %s initrd %s", hex64('a', h[0]),
+		 hex64('b', h[1]));
+	assert_string_equal(boot_x, want);
+	assert_int_equal(
+	    catalog_boot_digest(&c.images[1], boot_d, sizeof(boot_d)), 0);
+	snprintf(want, sizeof(want), "kernel %s initrd %s disk %s",
+		 hex64('c', h[0]), hex64('d', h[1]), hex64('e', h[2]));
+	assert_string_equal(boot_d, want);
+	assert_true(warm_boot_listed(&c, boot_x));
+	assert_true(warm_boot_listed(&c, boot_d));
+	catalog_clear(&c);
+	/* x's new version: its old template is not listed; d's still is. */
+	catalog_of('f', &c);
+	assert_false(warm_boot_listed(&c, boot_x));
+	assert_true(warm_boot_listed(&c, boot_d));
+	catalog_clear(&c);
+}
+
 /* --- the template's disk ----------------------------------------------- */
 
 #define QEMU_IMG "/usr/bin/qemu-img"
@@ -619,6 +680,7 @@ int main(void)
 	    cmocka_unit_test(test_key_other_guest),
 	    cmocka_unit_test(test_key_not_eligible),
 	    cmocka_unit_test(test_key_disk),
+	    cmocka_unit_test(test_boot_listed),
 	    cmocka_unit_test(test_disk_check),
 	    cmocka_unit_test(test_disk_copy),
 	    cmocka_unit_test(test_key_nic_plugged_after),

@@ -19,8 +19,11 @@
 
 #include "agent.h"
 #include "agentwire.h"
+#include "catalogfile.h"
 #include "cleanup.h"
 #include "domxml.h"
+#include "image.h"
+#include "imgcache.h"
 #include "jobimage.h"
 #include "jobrec.h"
 #include "log.h"
@@ -36,6 +39,9 @@
 #include "worker.h"
 
 #define SAVE "/save"
+/* What the template's guest booted from (catalog_boot_digest): a template
+ * whose image changed or left the cache is dropped. */
+#define BOOT "boot"
 /* The console of the last template guest that was not made. */
 #define FAILED_CONSOLE ".failed-console.log"
 /* Keys whose image's agent cannot be a template's: not tried again until
@@ -54,6 +60,7 @@ struct warm {
 	struct worker *maker;
 	struct warm_make make;
 	char making[WARM_KEY_LEN + 1];
+	char making_boot[300]; /* what it boots from: its "boot" file */
 	char refused[MAX_REFUSED][WARM_KEY_LEN + 1];
 	unsigned nrefused;
 	/* The last template not made, and why: what vmenvctl image warm
@@ -254,12 +261,83 @@ static void evict(struct vmmd *d, uint32_t keep)
 	}
 }
 
+/* Whether every file of boot ("kernel H initrd H[ disk H]") is in the
+ * node's image cache: the cache's eviction takes the image's templates
+ * with it. */
+static bool boot_cached(struct vmmd *d, const char *boot)
+{
+	char tok[8][80], p[VMENV_MAX_PATH];
+	struct stat st;
+	int n = sscanf(boot, "%79s %79s %79s %79s %79s %79s %79s", tok[0],
+		       tok[1], tok[2], tok[3], tok[4], tok[5], tok[6]);
+
+	if (n < 4 || n % 2)
+		return false;
+	for (int i = 1; i < n; i += 2)
+		if (imgcache_blob_path(images_cache(d), tok[i], p, sizeof(p)) <
+			0 ||
+		    lstat(p, &st) < 0)
+			return false;
+	return true;
+}
+
+/* Why template key is not to be kept, or NULL. */
+static const char *stale(struct vmmd *d, const char *key)
+{
+	_cleanup_free_ char *boot = NULL;
+	char p[VMENV_MAX_PATH + 80];
+
+	struct stat st;
+
+	/* One being made (here or by another node's vmmd on a shared cache)
+	 * has no save yet. */
+	tmpl_path(d->warm, key, SAVE, p, sizeof(p));
+	if (lstat(p, &st) < 0)
+		return NULL;
+	tmpl_path(d->warm, key, "/" BOOT, p, sizeof(p));
+	if (read_plain_file_limited(p, 299, &boot, NULL) < 0)
+		return "it does not say what it boots from";
+	/* An empty catalog is one that could not be read: keep them. */
+	if (d->catalog.n && !warm_boot_listed(&d->catalog, boot))
+		return "its image is no longer in the catalog";
+	if (!boot_cached(d, boot))
+		return "its image's files left the cache";
+	return NULL;
+}
+
+static void drop_stale(struct vmmd *d)
+{
+	struct warm *w = d->warm;
+	DIR *dir = opendir(w->dir);
+	struct dirent *e;
+	char err[256];
+
+	(void)catalogfile_refresh(d, err, sizeof(err));
+	while (dir && (e = readdir(dir))) {
+		char p[VMENV_MAX_PATH + 80];
+		const char *why;
+
+		if (strlen(e->d_name) != WARM_KEY_LEN ||
+		    strcmp(e->d_name, w->making) == 0 ||
+		    !(why = stale(d, e->d_name)))
+			continue;
+		log_info("warm start: template %.12s removed: %s", e->d_name,
+			 why);
+		tmpl_path(w, e->d_name, "", p, sizeof(p));
+		rm_rf(p);
+	}
+	if (dir)
+		closedir(dir);
+}
+
 void warm_sweep(struct vmmd *d)
 {
 	struct warm *w = d->warm;
 
-	if (w && w->dir[0])
-		evict(d, d->cfg.warm_templates_max);
+	if (!w || !w->dir[0])
+		return;
+	drop_stale(d);
+	evict(d, d->cfg.warm_templates_max);
 }
 
 /* --- making one --------------------------------------------------------- */
@@ -282,6 +360,20 @@ static void keep_console(const struct warm *w, const char *mk, bool ok)
 			 w->making, strerror(errno));
 }
 
+/* A template directory begun but not made (no save in it: another
+ * node's vmmd may have made it meanwhile) goes. */
+static void drop_unmade(struct warm *w)
+{
+	char p[VMENV_MAX_PATH + 80];
+	struct stat st;
+
+	tmpl_path(w, w->making, SAVE, p, sizeof(p));
+	if (lstat(p, &st) == 0)
+		return;
+	tmpl_path(w, w->making, "", p, sizeof(p));
+	rm_rf(p);
+}
+
 static void made(void *data)
 {
 	struct vmmd *d = data;
@@ -301,6 +393,10 @@ static void made(void *data)
 		m->r = warm_disk_keep(m->disk, to, m->base, m->base_fmt, m->why,
 				      sizeof(m->why));
 	}
+	tmpl_path(w, w->making, "/" BOOT, to, sizeof(to));
+	if (m->r == 0)
+		m->r = write_file_atomic(to, w->making_boot,
+					 strlen(w->making_boot), 0600);
 	/* The save last: a template is there once its save is. */
 	tmpl_path(w, w->making, SAVE, to, sizeof(to));
 	if (m->r == 0 && rename(from, to) < 0)
@@ -316,6 +412,7 @@ static void made(void *data)
 		keep_console(w, mk, true);
 		evict(d, d->cfg.warm_templates_max);
 	} else {
+		drop_unmade(w);
 		keep_console(w, mk, false);
 		log_warn("warm start: template %.12s not made: %s", w->making,
 			 m->why[0] ? m->why : strerror(-m->r));
@@ -398,6 +495,7 @@ static int make_begin(struct vmmd *d, const char *key,
 			 d->cfg.qemu_img);
 	}
 	snprintf(w->making, sizeof(w->making), "%s", key);
+	snprintf(w->making_boot, sizeof(w->making_boot), "%s", src->boot);
 	if ((r = worker_start(d->loop, warm_make_main, m, made, d, &w->maker)) <
 	    0) {
 		log_warn("warm start: cannot start making a template: %s",
@@ -549,7 +647,7 @@ int warm_ahead(struct vmmd *d, const struct warm_shape *sh, bool query,
 		return r;
 	if (!warm_eligible(&sp->s, err, errlen))
 		return -EINVAL;
-	if ((r = warm_key(&sp->s, sp->boot, key)) < 0)
+	if ((r = warm_key(&sp->s, sp->src.boot, key)) < 0)
 		return err_set(err, errlen, r, "no template key: %s",
 			       strerror(-r));
 	state = tmpl_state(w, key, &bytes, &why);
@@ -831,6 +929,7 @@ int warm_job_start(struct job *j, const struct dom_spec *s, const char *xml,
 		snprintf(wj->how, sizeof(wj->how), "booted: %s", no);
 		return 0;
 	}
+	snprintf(wj->src.boot, sizeof(wj->src.boot), "%s", boot);
 	/* Also for a template that exists: if its restore fails, the next
 	 * one is made from this job's guest (warm_job_ready). */
 	if ((r = make_xml(j, s)) < 0) {

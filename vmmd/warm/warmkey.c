@@ -134,3 +134,14 @@ int warm_key(const struct dom_spec *s, const char *boot,
 	digest_free(dg);
 	return r;
 }
+
+bool warm_boot_listed(const struct catalog *c, const char *boot)
+{
+	char b[300];
+
+	for (size_t i = 0; i < c->n; i++)
+		if (catalog_boot_digest(&c->images[i], b, sizeof(b)) == 0 &&
+		    strcmp(b, boot) == 0)
+			return true;
+	return false;
+}

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "catalog.h"
 #include "domxml.h"
 
 #define WARM_KEY_LEN 64 /* sha256, hex */
@@ -50,6 +51,11 @@ bool warm_eligible(const struct dom_spec *s, char *why, size_t whylen);
 void warm_normalize(const struct dom_spec *s, const char *name, uint32_t uid,
 		    uint32_t gid, const struct warm_paths *p,
 		    struct warm_norm *out);
+
+/* Whether boot (what a template's guest booted from, catalog_boot_digest)
+ * is still what a version of an image of catalog c boots from: a template
+ * whose image changed (or left the catalog) is never used again. */
+bool warm_boot_listed(const struct catalog *c, const char *boot);
 
 /* The key of s's template: the digest of its normalised XML and of
  * boot (the boot files' digests: the paths in the XML are per job).

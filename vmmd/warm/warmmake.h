@@ -21,6 +21,7 @@
 struct warm_src {
 	char kernel[VMENV_MAX_PATH], initrd[VMENV_MAX_PATH];
 	char base[VMENV_MAX_PATH], base_fmt[8]; /* base "": no disk */
+	char boot[300]; /* their digests (catalog_boot_digest) */
 };
 
 struct warm_make {

@@ -48,7 +48,7 @@ static int find_image(struct vmmd *d, const struct warm_shape *sh,
 	catalog_image_ref(img, o->ref, sizeof(o->ref));
 	/* As a job's (jobimg_boot_digest): a template is keyed on verified
 	 * boot files. */
-	if (catalog_boot_digest(img, o->boot, sizeof(o->boot)) < 0)
+	if (catalog_boot_digest(img, o->src.boot, sizeof(o->src.boot)) < 0)
 		return err_set(err, errlen, -EINVAL,
 			       "image %s has no kernel and initrd with "
 			       "digests: it cannot be warm-started",

@@ -40,7 +40,7 @@ struct warm_shape_spec {
 	struct dom_placement place;
 	char ref[160];	     /* NAME:VERSION */
 	char boot[300];	     /* the boot files' digests, for warm_key */
-	struct warm_src src; /* the cache's files */
+	struct warm_src src; /* the cache's files and their digests */
 	char cmdline[1024];
 	const char *files; /* "virtio-9p" or "served" */
 };
