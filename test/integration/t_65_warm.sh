@@ -49,6 +49,16 @@ started_of() { # jobid [node]: the "started:" of its vmenvctl list entry
 	vmenvctl --node "${2:-$NODE}" list | awk -v j="$1" '$1 == j {f=1; next} f && /started:/ {sub(/^ *started: /, ""); print; exit} f && /^[0-9]/ {exit}'
 }
 field() { printf '%s\n' "$1" | awk -v k="$2:" '$1 == k {print $2; exit}'; }
+# Two jobs' outputs of show.sh: their random state differs.
+check_differ() { # what output-a output-b
+	local k va vb
+	for k in boot_id urandom uuid; do
+		va=$(field "$2" "$k")
+		vb=$(field "$3" "$k")
+		check "$1 differ in $k ($va, $vb)" \
+			sh -c "[ -n '$va' ] && [ -n '$vb' ] && [ '$va' != '$vb' ]"
+	done
+}
 # Runs show.sh in a batch job on node 1 (sleeping $2 s), waits for its
 # end; prints its id.
 batch() { # extra-options sleep
@@ -123,12 +133,7 @@ check "job $ja ran in a guest" ran_in_guest "$oa"
 check "job $jb ran in a guest" ran_in_guest "$ob"
 check_contains "job $ja is its user's, in its working directory, on its node" "$oa" "user: $U1 in $d on $NODE"
 check_eq "its file on the host is the user's" "$U1 $ja" "$(stat -c %U "mark-$ja" 2>/dev/null) $(cat "mark-$ja" 2>/dev/null)"
-for k in boot_id urandom uuid; do
-	va=$(field "$oa" "$k")
-	vb=$(field "$ob" "$k")
-	check "two guests from one template differ in $k ($va, $vb)" \
-		sh -c "[ -n '$va' ] && [ -n '$vb' ] && [ '$va' != '$vb' ]"
-done
+check_differ "two guests from one template" "$oa" "$ob"
 check "... and neither guest's boot_id is the host's or the first job's" \
 	sh -c "[ '$(field "$oa" boot_id)' != '$HOST_BOOT_ID' ] && [ '$(field "$oa" boot_id)' != '$(field "$o1" boot_id)' ]"
 ca=$(as "$U1" vmenvctl console "$ja" 2>&1)
@@ -360,12 +365,7 @@ JOB
 	check_contains "... python3 answered" "$o1" "py: 42"
 	check_contains "... as its user, in its directory, on its node" "$o1" "user: $U1 in $d on $NODE"
 	check_contains "job $jd2 ran too" "$o2" "user: $U1 in $d on $NODE"
-	for k in boot_id urandom uuid; do
-		va=$(field "$o1" "$k")
-		vb=$(field "$o2" "$k")
-		check "two debian12 guests from one template differ in $k ($va, $vb)" \
-			sh -c "[ -n '$va' ] && [ -n '$vb' ] && [ '$va' != '$vb' ]"
-	done
+	check_differ "two debian12 guests from one template" "$o1" "$o2"
 	check_eq "each starts from the template's disk, not another job's (what each wrote to its root disk)" \
 		"none none" "$(field "$o1" before) $(field "$o2" before)"
 	# A checkpointing job's files are served (another port): its
