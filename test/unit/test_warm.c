@@ -33,6 +33,7 @@
 #include "overlay.h"
 #include "saveimg.h"
 #include "util.h"
+#include "warmclaim.h"
 #include "warmdisk.h"
 #include "warmkey.h"
 #include "warmmake.h"
@@ -367,6 +368,45 @@ static void test_boot_listed(void **state)
 	catalog_clear(&c);
 }
 
+/* One node makes a template of a shared store; a dead maker's claim is
+ * taken over; a node's own claims go when its vmmd starts again. */
+static void test_claim(void **state)
+{
+	char dir[] = "/tmp/test_warm_claim.XXXXXX", who[128], p[128];
+	static const char key[] = "k1";
+	struct timespec old[2] = {{0, 0}, {0, 0}};
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(warm_claim(dir, key, "vm", 60, who, sizeof(who)), 0);
+	assert_int_equal(warm_claim(dir, key, "vm-2", 60, who, sizeof(who)),
+			 -EBUSY);
+	assert_string_equal(who, "vm");
+	assert_int_equal(warm_claim_holder(dir, key, who, sizeof(who)), 0);
+	assert_string_equal(who, "vm");
+	assert_int_equal(warm_claim(dir, "k2", "vm-2", 60, who, sizeof(who)),
+			 0);
+	warm_unclaim(dir, key);
+	assert_int_equal(warm_claim_holder(dir, key, who, sizeof(who)),
+			 -ENOENT);
+	assert_int_equal(warm_claim(dir, key, "vm-3", 60, who, sizeof(who)), 0);
+	/* vm-3 died making it long ago: vm takes it over. */
+	snprintf(p, sizeof(p), "%s/.claim-%s", dir, key);
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - 3600;
+	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	assert_int_equal(warm_claim(dir, key, "vm", 60, who, sizeof(who)), 0);
+	assert_int_equal(warm_claim_holder(dir, key, who, sizeof(who)), 0);
+	assert_string_equal(who, "vm");
+	/* vm's vmmd starts again: its claims go, vm-2's stay. */
+	warm_claims_clean(dir, "vm");
+	assert_int_equal(lstat(p, &st), -1);
+	assert_int_equal(warm_claim_holder(dir, "k2", who, sizeof(who)), 0);
+	assert_string_equal(who, "vm-2");
+	warm_unclaim(dir, "k2");
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* --- the template's disk ----------------------------------------------- */
 
 #define QEMU_IMG "/usr/bin/qemu-img"
@@ -681,6 +721,7 @@ int main(void)
 	    cmocka_unit_test(test_key_not_eligible),
 	    cmocka_unit_test(test_key_disk),
 	    cmocka_unit_test(test_boot_listed),
+	    cmocka_unit_test(test_claim),
 	    cmocka_unit_test(test_disk_check),
 	    cmocka_unit_test(test_disk_copy),
 	    cmocka_unit_test(test_key_nic_plugged_after),

@@ -32,6 +32,7 @@
 #include "saveimg.h"
 #include "util.h"
 #include "vmmd.h"
+#include "warmclaim.h"
 #include "warmdisk.h"
 #include "warmkey.h"
 #include "warmmake.h"
@@ -171,8 +172,10 @@ int warm_init(struct vmmd *d, const struct warm_sink *sink)
 	snprintf(w->mk, sizeof(w->mk), "%s/.make-%s", w->dir, d->cfg.node_name);
 	snprintf(w->job_prefix, sizeof(w->job_prefix), ".job-%s-",
 		 d->cfg.node_name);
-	if (w->dir[0])
+	if (w->dir[0]) {
 		clean_dir(w);
+		warm_claims_clean(w->dir, d->cfg.node_name);
+	}
 	d->warm = w;
 	return 0;
 }
@@ -191,6 +194,7 @@ void warm_fini(struct vmmd *d)
 		worker_cancel(w->maker);
 		d->hv->destroy(d->hv_ctx, w->make.domain, why, sizeof(why));
 		free(w->make.xml);
+		warm_unclaim(w->dir, w->making);
 	}
 	free(w);
 	d->warm = NULL;
@@ -426,6 +430,7 @@ static void made(void *data)
 	rm_rf(mk);
 	free(m->xml);
 	m->xml = NULL;
+	warm_unclaim(w->dir, w->making);
 	w->making[0] = '\0';
 }
 
@@ -462,6 +467,13 @@ static int make_files(const char *mk, const struct warm_src *src)
 	return copy_file(src->initrd, p, 0644);
 }
 
+/* A claim older than this is its dead maker's: the boot's bound, the
+ * save, and a margin. */
+static unsigned claim_stale_s(const struct vmmd *d)
+{
+	return 2 * d->cfg.boot_timeout_s + 600;
+}
+
 /* Starts making template key from its guest's domain xml (taken) and the
  * cache's boot files; what says for whom, in the log. */
 static int make_begin(struct vmmd *d, const char *key,
@@ -470,13 +482,36 @@ static int make_begin(struct vmmd *d, const char *key,
 	struct warm *w = d->warm;
 	struct warm_make *m = &w->make;
 	const char *mk = w->mk;
+	char holder[128], p[VMENV_MAX_PATH + 80];
 	int r;
 
+	/* Another node's vmmd on a shared store may be making it. */
+	r = warm_claim(w->dir, key, d->cfg.node_name, claim_stale_s(d), holder,
+		       sizeof(holder));
+	if (r < 0) {
+		if (r == -EBUSY)
+			log_info("%s: warm start: template %.12s is being made "
+				 "by node %s",
+				 what, key, holder);
+		else
+			log_warn("warm start: cannot claim template %.12s: %s",
+				 key, strerror(-r));
+		free(xml);
+		return r;
+	}
+	/* Made meanwhile (by another node, while this job booted). */
+	tmpl_path(w, key, SAVE, p, sizeof(p));
+	if (access(p, F_OK) == 0) {
+		warm_unclaim(w->dir, key);
+		free(xml);
+		return -EEXIST;
+	}
 	if ((r = make_files(mk, src)) < 0) {
 		log_warn("warm start: cannot prepare a template in %s: %s", mk,
 			 strerror(-r));
 		rm_rf(mk);
 		free(xml);
+		warm_unclaim(w->dir, key);
 		return r;
 	}
 	memset(m, 0, sizeof(*m));
@@ -504,6 +539,7 @@ static int make_begin(struct vmmd *d, const char *key,
 		m->xml = NULL;
 		w->making[0] = '\0';
 		rm_rf(mk);
+		warm_unclaim(w->dir, key);
 		return r;
 	}
 	log_info("%s: warm start: making template %.12s", what, key);
@@ -577,7 +613,7 @@ static int make_xml(struct job *j, const struct dom_spec *s)
 static const char *tmpl_state(const struct warm *w, const char *key,
 			      uint64_t *bytes, const char **why)
 {
-	char p[VMENV_MAX_PATH + 80];
+	char p[VMENV_MAX_PATH + 80], holder[128];
 	struct stat st;
 
 	*bytes = 0;
@@ -587,7 +623,8 @@ static const char *tmpl_state(const struct warm *w, const char *key,
 		*bytes = (uint64_t)st.st_size;
 		return "made";
 	}
-	if (strcmp(w->making, key) == 0)
+	if (strcmp(w->making, key) == 0 ||
+	    warm_claim_holder(w->dir, key, holder, sizeof(holder)) == 0)
 		return "making";
 	if (refused(w, key)) {
 		*why = "the image's agent cannot be a template's";
@@ -665,7 +702,13 @@ int warm_ahead(struct vmmd *d, const struct warm_shape *sh, bool query,
 	/* A new try: what failed before is not this one's answer. */
 	w->failed[0] = '\0';
 	snprintf(what, sizeof(what), "vmenvctl image warm %s", sp->ref);
-	if ((r = make_begin(d, key, &sp->src, xml, what)) < 0)
+	/* Another node makes it, or has made it since. */
+	if ((r = make_begin(d, key, &sp->src, xml, what)) == -EBUSY ||
+	    r == -EEXIST) {
+		state = tmpl_state(w, key, &bytes, &why);
+		return ahead_text(sp, key, state, bytes, why, text);
+	}
+	if (r < 0)
 		return err_set(err, errlen, r, "cannot make the template: %s",
 			       strerror(-r));
 	return ahead_text(sp, key, "making", 0, "", text);
