@@ -539,6 +539,68 @@ static void test_disk_copy(void **state)
 	disk_dir_rm(&t);
 }
 
+/* The template guest's overlay, kept: a file of root's that no one else
+ * holds. While its guest ran it was warm_user's, so another process of
+ * that user (another node's template QEMU on this machine) could have
+ * opened it read-write; what it writes through that descriptor after the
+ * check must not reach the kept file. */
+static void test_disk_keep(void **state)
+{
+	static const uint8_t data_file[8] = {0, 0, 0, 0, 0, 0, 0, 4};
+	struct disk_dir t;
+	char why[256] = "", to[160];
+	struct stat st;
+	int held, fd;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* the kept file is chowned to root */
+	disk_dir_make(&t);
+	snprintf(to, sizeof(to), "%s/kept.qcow2", t.dir);
+	held = open(t.ov, O_RDWR);
+	assert_true(held >= 0);
+	assert_int_equal(
+	    warm_disk_keep(t.ov, to, t.base, "raw", why, sizeof(why)), 0);
+	assert_int_equal(lstat(to, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	/* An external data file set through the held descriptor, after the
+	 * check. */
+	assert_int_equal(pwrite(held, data_file, 8, 72), 8);
+	close(held);
+	fd = open(to, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(warm_disk_check(fd, t.base, "raw", why, sizeof(why)),
+			 0);
+	close(fd);
+	disk_dir_rm(&t);
+}
+
+/* An overlay far bigger than a boot writes (a sparse file of a QEMU turned
+ * against root: each warm start would copy it) is not kept. */
+static void test_disk_keep_big(void **state)
+{
+	struct disk_dir t;
+	char why[256] = "", to[160];
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	disk_dir_make(&t);
+	snprintf(to, sizeof(to), "%s/kept.qcow2", t.dir);
+	fd = open(t.ov, O_RDWR);
+	assert_int_equal(ftruncate(fd, (off_t)WARM_DISK_MAX_MIB * 1048576 + 1),
+			 0);
+	close(fd);
+	assert_int_equal(
+	    warm_disk_keep(t.ov, to, t.base, "raw", why, sizeof(why)), -EFBIG);
+	assert_non_null(strstr(why, "MiB"));
+	assert_int_equal(access(to, F_OK), -1);
+	disk_dir_rm(&t);
+}
+
 /* A multi-node job's NIC is plugged after the restore (its MAC and tap are
  * the job's): its guest has the key of a one-node guest of its shape, and
  * two nodes' guests (other MACs, taps, bridges) one key. */
@@ -724,6 +786,8 @@ int main(void)
 	    cmocka_unit_test(test_claim),
 	    cmocka_unit_test(test_disk_check),
 	    cmocka_unit_test(test_disk_copy),
+	    cmocka_unit_test(test_disk_keep),
+	    cmocka_unit_test(test_disk_keep_big),
 	    cmocka_unit_test(test_key_nic_plugged_after),
 	    cmocka_unit_test(test_key_devices_plugged_after),
 	    cmocka_unit_test(test_make_handshake),

@@ -194,23 +194,43 @@ int warm_disk_copy(const char *tmpl_disk, const char *overlay, const char *base,
 int warm_disk_keep(const char *from, const char *to, const char *base,
 		   const char *fmt, char *why, size_t whylen)
 {
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int in =
+	    open(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_close_ int out = -1;
 	struct stat st;
 	char what[256];
 	int r;
 
-	if (rename(from, to) < 0)
+	if (in < 0 || fstat(in, &st) < 0)
 		return err_set(why, whylen, -errno, "its overlay: %m");
-	fd = open(to, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	/* libvirt gives a disk back to its owner when the guest stops; the
-	 * template's is root's alone either way. */
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    fchown(fd, 0, 0) < 0 || fchmod(fd, 0600) < 0)
-		return err_set(why, whylen, fd < 0 ? -errno : -EPERM,
-			       "its overlay %s: not a file, or %m", to);
-	if ((r = warm_disk_check(fd, base, fmt, why, whylen)) < 0) {
+	if (!S_ISREG(st.st_mode))
+		return err_set(why, whylen, -EPERM,
+			       "its overlay is not a file");
+	if ((uint64_t)st.st_size > (uint64_t)WARM_DISK_MAX_MIB << 20)
+		return err_set(
+		    why, whylen, -EFBIG, "its overlay is %llu MiB, over %u",
+		    (unsigned long long)st.st_size >> 20, WARM_DISK_MAX_MIB);
+	/* A copy, not the file: libvirt gave the overlay to warm_user while
+	 * its guest ran, and a process of that user (another node's template
+	 * QEMU on this machine) may still hold it open for writing. The copy
+	 * is a new file of root's (0600) that no one else has opened, and
+	 * the header checked is the copy's. */
+	if (unlink(to) < 0 && errno != ENOENT)
+		return err_set(why, whylen, -errno, "%s: %m", to);
+	out =
+	    open(to, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return err_set(why, whylen, -errno, "%s: %m", to);
+	if ((r = copy_fd(in, out, st.st_size)) < 0) {
+		unlink(to);
+		return err_set(why, whylen, r, "copying its overlay: %s",
+			       strerror(-r));
+	}
+	if ((r = warm_disk_check(out, base, fmt, why, whylen)) < 0) {
+		unlink(to);
 		snprintf(what, sizeof(what), "%s", why);
 		return err_set(why, whylen, r, "its overlay: %s", what);
 	}
+	unlink(from);
 	return 0;
 }

@@ -19,6 +19,9 @@
 #include <stddef.h>
 
 #define WARM_DISK_NAME "disk.qcow2"
+/* The most a template's overlay may hold (what its guest's boot wrote:
+ * 384 KiB for debian12); each warm start copies it. */
+#define WARM_DISK_MAX_MIB 1024
 
 /* 0 if fd (at offset 0 on) is a qcow2 overlay of base (format fmt: "qcow2"
  * or "raw") alone; -EPERM with why if not. */
@@ -26,7 +29,9 @@ int warm_disk_check(int fd, const char *base, const char *fmt, char *why,
 		    size_t whylen);
 
 /* Moves the template guest's overlay from (after its save: its QEMU is
- * gone) to to, root's and 0600, checked: 0, or -errno with why. */
+ * gone) to to as a copy (a new file of root's, 0600, that no descriptor
+ * taken while the overlay was warm_user's reaches), checked, and at most
+ * WARM_DISK_MAX_MIB: 0, or -errno with why. */
 int warm_disk_keep(const char *from, const char *to, const char *base,
 		   const char *fmt, char *why, size_t whylen);
 
