@@ -415,7 +415,8 @@ void ckpt_cgroup_init(void);
 void coldplug(void);
 int coldplug_open(void);
 void coldplug_event(int fd);
-/* One uevent (the kernel's "KEY=VALUE\0..." message): true with its
+/* One uevent (the kernel's "KEY=VALUE\0..." message, len bytes, with a
+ * NUL at msg[len] as coldplug_event reads it): true with its
  * MODALIAS in alias when it adds a device of a class whose driver is
  * loaded and the device has none. */
 bool coldplug_uevent(const char *msg, size_t len, char *alias, size_t alen);

@@ -246,9 +246,13 @@ static void evict(struct vmmd *d, uint32_t keep)
 
 		if (strlen(e->d_name) != WARM_KEY_LEN)
 			continue;
+		/* One without its save is being made (by another node's
+		 * vmmd, on a shared store): not this one's to count. */
 		tmpl_path(w, e->d_name, SAVE, p, sizeof(p));
+		if (stat(p, &st) < 0)
+			continue;
 		snprintf(ages[n].key, sizeof(ages[n].key), "%s", e->d_name);
-		ages[n].used = stat(p, &st) == 0 ? st.st_mtime : 0;
+		ages[n].used = st.st_mtime;
 		n++;
 	}
 	if (dir)
